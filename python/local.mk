@@ -1,0 +1,3 @@
+# The bundled pytest plugin, installed where the core finds it ($(pkgdatadir)/python).
+pythonsupportdir = $(pkgdatadir)/python
+dist_pythonsupport_DATA = python/selftest_pytest_plugin.py

@@ -1,0 +1,458 @@
+"""selftest-core's bundled pytest plugin (spec.md section 5.2 and 8.1).
+
+Loading
+    PYTHONPATH=<pkgdatadir>[:...] python3 -m pytest -p selftest_pytest_plugin ...
+
+The plugin does nothing unless SELF_TEST_RESULTS_FILE names a file.  It appends
+one JSON object per line to that file (line-buffered, flushed after every line),
+and only in the controller process: under pytest-xdist the workers load the
+plugin too (their config has ``workerinput``) but never write; every report
+reaches the controller's hooks, so each event is written exactly once.
+
+Events (keys are exactly these; strings are ASCII JSON with \\u escapes):
+
+    {"event":"start","pid":INT,"argv":[STR...],"workers":INT,
+     "python":"3.11.2","pytest":"7.2.1"}
+        argv = config.invocation_params.args; workers = the resolved -n value
+        when xdist distributes the run (capped by --maxprocesses), else 0.
+
+    {"event":"test","nodeid":STR,"file":STR,"outcome":STR,
+     "phase":"setup"|"call"|"teardown"|"collect","duration":FLOAT,
+     "excerpt":STR|null}
+        One per report that pytest's terminal summary counts, categorised by
+        pytest's own pytest_report_teststatus hook.  outcome is one of
+        passed failed error skipped xfailed xpassed.  file = the test file's
+        path relative to pytest's rootdir (the path part of the nodeid), POSIX;
+        the core passes --rootdir=<project root> so it is repo-relative.
+        excerpt = longrepr text for failed/error, at most 4000 characters,
+        keeping the end ("...\\n" + tail when cut); null otherwise.
+        xdist's report for a test whose worker crashed gets phase "call".
+        phase "collect" (outcome "skipped") is a collector that was skipped
+        (pytest.skip(allow_module_level=True), importorskip at module level):
+        pytest counts those as skipped, so they are emitted to keep counts equal.
+
+    {"event":"collect_error","nodeid":STR,"file":STR,"excerpt":STR}
+        One per failed collection report (pytest counts them as errors).
+
+    {"event":"end","exitstatus":INT,"counts":{"passed":N,"failed":N,
+     "error":N,"skipped":N,"xfailed":N,"xpassed":N},"duration":FLOAT}
+        At pytest_sessionfinish.  counts = what this plugin emitted ("error"
+        includes the collect_error events); they equal the numbers on pytest's
+        final summary line.  duration = seconds since the start event.
+
+    There is no end event when the process dies (os._exit, a signal): the
+    caller must check the process exit status (0, 1 and 5 are the only normal
+    ones).  Under xdist a crashing worker is reported by xdist as a failed test
+    and the run ends normally.
+
+Orphan checks (spec.md 8.1)
+    When SELF_TEST_ORPHAN_MODULES is set to a JSON list of
+    {"path": "pkg/mod.py", "module": "pkg.mod" | null}, the plugin appends one
+    item per entry (deduplicated by path) at the end of collection, nodeid
+    "orphan::<path>".  Its test puts the project root first on sys.path and
+    imports the module with importlib.import_module(module), or, when module is
+    null, runs the file with runpy.run_path(run_name="__selftest_orphan__");
+    sys.argv is [<file>] meanwhile.  It passes when that finishes without an
+    exception.  Its reports are ordinary "test" events with "file" = path.
+    The project root is $SELF_TEST_ORPHAN_ROOT if set, else pytest's rootdir;
+    relative paths are resolved against it.  Invocation used by the core (the
+    working directory a fresh empty temp dir, so nothing else is collected):
+
+        cd "$(mktemp -d)" &&
+        SELF_TEST_RESULTS_FILE=<outdir>/results.jsonl \\
+        SELF_TEST_ORPHAN_MODULES='[{"path":"pkg/mod.py","module":"pkg.mod"}]' \\
+        PYTHONPATH=<pkgdatadir> PYTHONDONTWRITEBYTECODE=1 \\
+        python3 -m pytest -p selftest_pytest_plugin -p no:cacheprovider \\
+            -q --rootdir=<project root> .
+
+    No support file is needed (nothing else is collected from the empty
+    directory; with an empty list pytest exits 5).  The orphan items are added
+    after -k/-m deselection (trylast), so they are never deselected.  A module
+    that kills the interpreter (os._exit, a signal) loses its event and those
+    of the orphans after it: the core treats an orphan without a "test" event
+    as failed (or runs one orphan per process).  A malformed
+    SELF_TEST_ORPHAN_MODULES is a usage error (pytest exits 4).
+
+Otherwise the plugin never lets its own errors reach pytest: every hook body
+is guarded (an unwritable results file gives one line on stderr, no events).
+"""
+
+import importlib
+import json
+import os
+import platform
+import runpy
+import sys
+import time
+
+import pytest
+
+RESULTS_ENV = "SELF_TEST_RESULTS_FILE"
+ORPHAN_ENV = "SELF_TEST_ORPHAN_MODULES"
+ORPHAN_ROOT_ENV = "SELF_TEST_ORPHAN_ROOT"
+EXCERPT_MAX = 4000
+OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
+_FILE_PROP = "selftest_file"
+
+
+def _clean(s):
+    """A str that encodes as UTF-8 (no lone surrogates), for yajl."""
+    if s is None:
+        return None
+    if not isinstance(s, str):
+        s = str(s)
+    try:
+        s.encode("utf-8")
+        return s
+    except UnicodeEncodeError:
+        return s.encode("utf-8", "replace").decode("utf-8")
+
+
+def _excerpt(text):
+    text = _clean(text) or ""
+    if len(text) > EXCERPT_MAX:
+        text = "...\n" + text[-(EXCERPT_MAX - 4):]
+    return text
+
+
+def _posix(path):
+    path = str(path or "")
+    if os.sep != "/":
+        path = path.replace(os.sep, "/")
+    return path
+
+
+class _Recorder:
+    """Per-session writer; exists only in the controller when the env is set."""
+
+    def __init__(self, config, path):
+        self.config = config
+        self.path = path
+        self.fh = None
+        self.broken = False
+        self.t0 = time.monotonic()
+        self.counts = dict.fromkeys(OUTCOMES, 0)
+
+    def write(self, obj):
+        if self.broken:
+            return
+        try:
+            line = json.dumps(obj, ensure_ascii=True, allow_nan=False,
+                              separators=(",", ":"))
+            if self.fh is None:
+                self.fh = open(self.path, "a", buffering=1, encoding="utf-8")
+            self.fh.write(line + "\n")
+            self.fh.flush()
+        except Exception as exc:  # never crash pytest
+            self.broken = True
+            try:
+                sys.stderr.write("selftest_pytest_plugin: cannot write %s: %s\n"
+                                 % (self.path, exc))
+            except Exception:
+                pass
+
+    def close(self):
+        try:
+            if self.fh is not None:
+                self.fh.close()
+        except Exception:
+            pass
+        self.fh = None
+
+
+_recorder = None
+
+
+def _report_file(report):
+    try:
+        for prop in getattr(report, "user_properties", None) or ():
+            if isinstance(prop, (tuple, list)) and len(prop) == 2 \
+                    and prop[0] == _FILE_PROP:
+                return _posix(prop[1])
+    except Exception:
+        pass
+    nodeid = getattr(report, "nodeid", "") or ""
+    head = nodeid.split("::")[0]
+    if head:
+        return _posix(head)
+    loc = getattr(report, "location", None)
+    if loc:
+        return _posix(loc[0])
+    return ""
+
+
+def _workers(config):
+    try:
+        n = getattr(config.option, "numprocesses", None)
+        if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
+            return 0
+        if getattr(config.option, "dist", "no") == "no":
+            return 0
+        maxp = getattr(config.option, "maxprocesses", None)
+        if isinstance(maxp, int) and maxp > 0:
+            n = min(n, maxp)
+        return n
+    except Exception:
+        return 0
+
+
+# --------------------------------------------------------------------------
+# result recording hooks
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config):
+    global _recorder
+    try:
+        path = os.environ.get(RESULTS_ENV)
+        if not path or hasattr(config, "workerinput"):
+            return
+        _recorder = _Recorder(config, path)
+    except Exception:
+        _recorder = None
+
+
+def pytest_unconfigure(config):
+    global _recorder
+    try:
+        if _recorder is not None and _recorder.config is config:
+            _recorder.close()
+            _recorder = None
+    except Exception:
+        pass
+
+
+def pytest_sessionstart(session):
+    rec = _recorder
+    if rec is None:
+        return
+    try:
+        rec.t0 = time.monotonic()
+        try:
+            argv = [str(a) for a in rec.config.invocation_params.args]
+        except Exception:
+            argv = []
+        rec.write({
+            "event": "start",
+            "pid": os.getpid(),
+            "argv": [_clean(a) for a in argv],
+            "workers": _workers(rec.config),
+            "python": platform.python_version(),
+            "pytest": pytest.__version__,
+        })
+    except Exception:
+        pass
+
+
+def pytest_runtest_logreport(report):
+    rec = _recorder
+    if rec is None:
+        return
+    try:
+        res = rec.config.hook.pytest_report_teststatus(report=report,
+                                                       config=rec.config)
+        category = res[0] if res else ""
+        if category not in OUTCOMES:
+            return  # "" = passed setup/teardown, not counted by pytest
+        excerpt = None
+        if category in ("failed", "error"):
+            try:
+                excerpt = _excerpt(report.longreprtext)
+            except Exception:
+                excerpt = _excerpt(str(getattr(report, "longrepr", "")))
+        try:
+            duration = float(getattr(report, "duration", 0.0) or 0.0)
+        except Exception:
+            duration = 0.0
+        phase = getattr(report, "when", None)
+        if phase not in ("setup", "call", "teardown"):
+            phase = "call"  # xdist's crashed-worker report has when="???"
+        rec.counts[category] += 1
+        rec.write({
+            "event": "test",
+            "nodeid": _clean(report.nodeid),
+            "file": _clean(_report_file(report)),
+            "outcome": category,
+            "phase": phase,
+            "duration": duration,
+            "excerpt": excerpt,
+        })
+    except Exception:
+        pass
+
+
+def pytest_collectreport(report):
+    rec = _recorder
+    if rec is None:
+        return
+    try:
+        if report.failed:
+            try:
+                text = report.longreprtext
+            except Exception:
+                text = str(getattr(report, "longrepr", ""))
+            rec.counts["error"] += 1
+            rec.write({
+                "event": "collect_error",
+                "nodeid": _clean(report.nodeid),
+                "file": _clean(_report_file(report)),
+                "excerpt": _excerpt(text),
+            })
+        elif report.skipped:
+            rec.counts["skipped"] += 1
+            rec.write({
+                "event": "test",
+                "nodeid": _clean(report.nodeid),
+                "file": _clean(_report_file(report)),
+                "outcome": "skipped",
+                "phase": "collect",
+                "duration": 0.0,
+                "excerpt": None,
+            })
+    except Exception:
+        pass
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session, exitstatus):
+    rec = _recorder
+    if rec is None:
+        return
+    try:
+        try:
+            status = int(getattr(session, "exitstatus", exitstatus))
+        except Exception:
+            status = int(exitstatus)
+        rec.write({
+            "event": "end",
+            "exitstatus": status,
+            "counts": dict(rec.counts),
+            "duration": max(0.0, time.monotonic() - rec.t0),
+        })
+        rec.close()
+    except Exception:
+        pass
+
+
+# --------------------------------------------------------------------------
+# orphan checks
+
+
+class OrphanCheckFailed(Exception):
+    pass
+
+
+class OrphanItem(pytest.Item):
+    """Imports one orphan module; passes when its top-level code completes."""
+
+    def __init__(self, *, orphan_path, module, root, **kwargs):
+        super().__init__(**kwargs)
+        self.orphan_path = orphan_path
+        self.module_name = module
+        self.project_root = root
+        self.user_properties.append((_FILE_PROP, orphan_path))
+
+    def _abspath(self):
+        if os.path.isabs(self.orphan_path):
+            return self.orphan_path
+        return os.path.join(self.project_root, self.orphan_path)
+
+    def runtest(self):
+        root = self.project_root
+        if root and root not in sys.path:
+            sys.path.insert(0, root)
+        path = self._abspath()
+        saved_argv = sys.argv
+        sys.argv = [path]
+        try:
+            if self.module_name:
+                importlib.import_module(self.module_name)
+            else:
+                if not os.path.isfile(path):
+                    raise OrphanCheckFailed("no such file: %s" % path)
+                runpy.run_path(path, run_name="__selftest_orphan__")
+        finally:
+            sys.argv = saved_argv
+
+    @staticmethod
+    def _user_frames(excinfo):
+        """The traceback from runtest() on, minus this file and the import
+        machinery (importlib, runpy, frozen modules)."""
+        here = os.path.splitext(os.path.abspath(__file__))[0]
+
+        def keep(entry):
+            p = str(entry.path)
+            if p.startswith("<frozen") or os.path.splitext(p)[0] == here:
+                return False
+            return not (os.path.basename(p) == "runpy.py" or
+                        (os.sep + "importlib" + os.sep) in p)
+
+        tb = excinfo.traceback
+        try:  # start at runtest(): drop pytest's and pluggy's frames
+            tb = tb.cut(path=os.path.abspath(__file__))
+        except Exception:
+            pass
+        return tb.filter(keep)
+
+    def _prunetraceback(self, excinfo):
+        try:
+            ntb = self._user_frames(excinfo)
+            if ntb:
+                excinfo.traceback = ntb
+        except Exception:
+            pass
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, OrphanCheckFailed):
+            return str(excinfo.value)
+        try:
+            if not self._user_frames(excinfo):  # e.g. ModuleNotFoundError
+                return "%s: %s" % (type(excinfo.value).__name__, excinfo.value)
+        except Exception:
+            pass
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self):
+        target = self.module_name or "run_path"
+        return self._abspath(), None, "orphan %s (%s)" % (self.orphan_path, target)
+
+
+def _orphan_entries():
+    raw = os.environ.get(ORPHAN_ENV)
+    if not raw:
+        return []
+    data = json.loads(raw)
+    if not isinstance(data, list):
+        raise ValueError("%s must be a JSON list" % ORPHAN_ENV)
+    out, seen = [], set()
+    for ent in data:
+        if isinstance(ent, str):
+            ent = {"path": ent, "module": None}
+        if not isinstance(ent, dict):
+            continue
+        path = ent.get("path")
+        if not isinstance(path, str) or not path or path in seen:
+            continue
+        module = ent.get("module")
+        if not isinstance(module, str) or not module:
+            module = None
+        seen.add(path)
+        out.append((_posix(path), module))
+    return out
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session, config, items):
+    if not os.environ.get(ORPHAN_ENV):
+        return
+    try:
+        entries = _orphan_entries()
+    except Exception as exc:
+        raise pytest.UsageError("selftest_pytest_plugin: bad %s: %s"
+                                % (ORPHAN_ENV, exc))
+    root = os.environ.get(ORPHAN_ROOT_ENV) or str(config.rootpath)
+    root = os.path.abspath(root)
+    for path, module in entries:
+        items.append(OrphanItem.from_parent(
+            session, name="orphan::" + path, nodeid="orphan::" + path,
+            orphan_path=path, module=module, root=root))

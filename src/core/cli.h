@@ -1,0 +1,12 @@
+/* The command line: global options, commands and their options (spec §1). */
+#ifndef ST_CLI_H
+#define ST_CLI_H
+
+/* Parses argv, loads settings (file < env < options), runs the command and returns the exit
+ * status of spec §1. */
+int st_cli_main(int argc, char **argv);
+
+/* Set by the signal handlers in main.c; polled by the pipeline. */
+int st_cli_stop_requested(void);
+
+#endif

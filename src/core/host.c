@@ -1,0 +1,285 @@
+/* The host services plugins call (st_host in plugin.h) and the lifecycle driver. */
+#include "config.h"
+
+#include "host.h"
+
+#include "log.h"
+#include "util.h"
+
+#include <selftest/version.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *st_kind_name(st_plugin_kind kind)
+{
+    switch (kind) {
+    case ST_KIND_RUNTIME:
+        return "runtime";
+    case ST_KIND_DISCOVERY:
+        return "discovery";
+    case ST_KIND_INTEGRATOR:
+        return "integrator";
+    case ST_KIND_EXPORTER:
+        return "exporter";
+    }
+    return "unknown";
+}
+
+static void host_log(st_instance *self, st_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    if (level > ST_LOG_DEBUG)
+        level = ST_LOG_DEBUG;
+    va_start(ap, fmt);
+    st_logv(level, self ? self->name : NULL, fmt, ap);
+    va_end(ap);
+}
+
+static const char *host_where(st_instance *self, const st_config_node *node, const char *name)
+{
+    const config_setting_t *cs = (const config_setting_t *)node;
+    if (cs && name) {
+        const config_setting_t *m = config_setting_get_member((config_setting_t *)cs, name);
+        if (m)
+            cs = m;
+    }
+    pthread_mutex_lock(&self->lists_lock);
+    char *buf = self->where_buf[self->where_next++ % 4];
+    if (cs) {
+        const char *file = config_setting_source_file(cs);
+        snprintf(buf, sizeof(self->where_buf[0]), "%s:%u%s%s", file ? file : "?",
+                 config_setting_source_line(cs), name ? ": " : "", name ? name : "");
+    } else {
+        snprintf(buf, sizeof(self->where_buf[0]), "%s settings%s%s", self->name, name ? ": " : "",
+                 name ? name : "");
+    }
+    pthread_mutex_unlock(&self->lists_lock);
+    return buf;
+}
+
+static const config_setting_t *member(const st_config_node *node, const char *name)
+{
+    if (!node)
+        return NULL;
+    return config_setting_get_member((config_setting_t *)node, name);
+}
+
+static int wrong_type(st_instance *self, const st_config_node *node, const char *name,
+                      const char *want)
+{
+    host_log(self, ST_LOG_ERROR, "%s: '%s' must be %s", host_where(self, node, NULL), name, want);
+    return ST_ERR_INVALID;
+}
+
+static int cfg_string(st_instance *self, const st_config_node *node, const char *name,
+                      const char **out)
+{
+    const config_setting_t *m = member(node, name);
+    if (!m)
+        return ST_CFG_ABSENT;
+    if (config_setting_type(m) != CONFIG_TYPE_STRING)
+        return wrong_type(self, node, name, "a string");
+    *out = config_setting_get_string(m);
+    return ST_CFG_FOUND;
+}
+
+static int cfg_int(st_instance *self, const st_config_node *node, const char *name, long long *out)
+{
+    const config_setting_t *m = member(node, name);
+    if (!m)
+        return ST_CFG_ABSENT;
+    if (config_setting_type(m) != CONFIG_TYPE_INT && config_setting_type(m) != CONFIG_TYPE_INT64)
+        return wrong_type(self, node, name, "an integer");
+    *out = config_setting_get_int64(m);
+    return ST_CFG_FOUND;
+}
+
+static int cfg_double(st_instance *self, const st_config_node *node, const char *name, double *out)
+{
+    const config_setting_t *m = member(node, name);
+    if (!m)
+        return ST_CFG_ABSENT;
+    switch (config_setting_type(m)) {
+    case CONFIG_TYPE_FLOAT:
+        *out = config_setting_get_float(m);
+        return ST_CFG_FOUND;
+    case CONFIG_TYPE_INT:
+    case CONFIG_TYPE_INT64:
+        *out = (double)config_setting_get_int64(m);
+        return ST_CFG_FOUND;
+    default:
+        return wrong_type(self, node, name, "a number");
+    }
+}
+
+static int cfg_bool(st_instance *self, const st_config_node *node, const char *name, int *out)
+{
+    const config_setting_t *m = member(node, name);
+    if (!m)
+        return ST_CFG_ABSENT;
+    if (config_setting_type(m) != CONFIG_TYPE_BOOL)
+        return wrong_type(self, node, name, "true or false");
+    *out = config_setting_get_bool(m);
+    return ST_CFG_FOUND;
+}
+
+/* Keeps v alive until the instance is destroyed and returns its vector. */
+static const char *const *keep_list(st_instance *self, st_strv *v)
+{
+    pthread_mutex_lock(&self->lists_lock);
+    st_strv *grown = realloc(self->lists, (self->n_lists + 1) * sizeof(*grown));
+    if (!grown) {
+        pthread_mutex_unlock(&self->lists_lock);
+        st_strv_free(v);
+        return NULL;
+    }
+    self->lists = grown;
+    self->lists[self->n_lists] = *v;
+    const char *const *out = st_strv_get(&self->lists[self->n_lists]);
+    self->n_lists++;
+    pthread_mutex_unlock(&self->lists_lock);
+    return out;
+}
+
+static int cfg_string_list(st_instance *self, const st_config_node *node, const char *name,
+                           const char *const **out)
+{
+    const config_setting_t *m = member(node, name);
+    if (!m)
+        return ST_CFG_ABSENT;
+    st_strv v = {0};
+    if (config_setting_type(m) == CONFIG_TYPE_STRING) {
+        st_strv_push(&v, config_setting_get_string(m));
+    } else if (config_setting_type(m) == CONFIG_TYPE_LIST ||
+               config_setting_type(m) == CONFIG_TYPE_ARRAY) {
+        for (int i = 0; i < config_setting_length(m); i++) {
+            const config_setting_t *e = config_setting_get_elem(m, (unsigned)i);
+            if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+                st_strv_free(&v);
+                return wrong_type(self, node, name, "a list of strings");
+            }
+            st_strv_push(&v, config_setting_get_string(e));
+        }
+    } else {
+        return wrong_type(self, node, name, "a list of strings");
+    }
+    if (v.oom) {
+        st_strv_free(&v);
+        return ST_ERR_NOMEM;
+    }
+    *out = keep_list(self, &v);
+    return *out ? ST_CFG_FOUND : ST_ERR_NOMEM;
+}
+
+static const char *const *cfg_names(st_instance *self, const st_config_node *node)
+{
+    st_strv v = {0};
+    const config_setting_t *cs = (const config_setting_t *)node;
+    for (int i = 0; cs && i < config_setting_length(cs); i++)
+        st_strv_push(&v, config_setting_name(config_setting_get_elem(cs, (unsigned)i)));
+    if (v.oom) {
+        st_strv_free(&v);
+        return NULL;
+    }
+    return keep_list(self, &v);
+}
+
+static const st_project_info *host_project(st_instance *self)
+{
+    return self->project;
+}
+
+static const char *host_instance_name(st_instance *self)
+{
+    return self->name;
+}
+
+const st_host st_host_services = {
+    .struct_size = sizeof(st_host),
+    .abi_major = ST_ABI_MAJOR,
+    .abi_minor = ST_ABI_MINOR,
+    .core_version = ST_VERSION_STRING,
+    .log = host_log,
+    .cfg_string = cfg_string,
+    .cfg_int = cfg_int,
+    .cfg_double = cfg_double,
+    .cfg_bool = cfg_bool,
+    .cfg_string_list = cfg_string_list,
+    .cfg_where = host_where,
+    .cfg_names = cfg_names,
+    .monotonic = st_monotonic,
+    .project = host_project,
+    .instance_name = host_instance_name,
+};
+
+/* ---- lifecycle ---------------------------------------------------------------------------- */
+
+int st_inst_create(st_instance *inst)
+{
+    void *ctx = NULL;
+    int rc = inst->life->create(&st_host_services, inst, (const st_config_node *)inst->config, &ctx);
+    if (rc != ST_OK) {
+        st_error("%s: create failed (status %d)%s", inst->name, rc,
+                 inst->config ? "; check its settings" : "");
+        inst->failed = 1;
+        return rc < 0 ? rc : ST_ERR_INTERNAL;
+    }
+    inst->ctx = ctx;
+    inst->created = 1;
+    return ST_OK;
+}
+
+int st_inst_start(st_instance *inst)
+{
+    if (!inst->created || inst->started)
+        return inst->created ? ST_OK : ST_ERR_INTERNAL;
+    if (inst->life->start) {
+        int rc = inst->life->start(inst->ctx);
+        if (rc != ST_OK) {
+            st_error("%s: start failed (status %d)", inst->name, rc);
+            inst->failed = 1;
+            return rc < 0 ? rc : ST_ERR_INTERNAL;
+        }
+    }
+    inst->started = 1;
+    return ST_OK;
+}
+
+int st_inst_stop(st_instance *inst)
+{
+    if (!inst->started)
+        return ST_OK;
+    inst->started = 0;
+    if (inst->life->stop) {
+        int rc = inst->life->stop(inst->ctx);
+        if (rc != ST_OK) {
+            st_warn("%s: stop failed (status %d)", inst->name, rc);
+            return rc;
+        }
+    }
+    return ST_OK;
+}
+
+void st_inst_destroy(st_instance *inst)
+{
+    st_inst_stop(inst);
+    if (inst->created) {
+        inst->created = 0;
+        inst->life->destroy(inst->ctx);
+        inst->ctx = NULL;
+    }
+}
+
+void st_inst_lock(st_instance *inst)
+{
+    if (!(inst->desc->flags & ST_PLUGIN_THREAD_SAFE))
+        pthread_mutex_lock(&inst->serial);
+}
+
+void st_inst_unlock(st_instance *inst)
+{
+    if (!(inst->desc->flags & ST_PLUGIN_THREAD_SAFE))
+        pthread_mutex_unlock(&inst->serial);
+}

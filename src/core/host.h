@@ -1,0 +1,47 @@
+/* Plugin instances and the host services table the core gives them (plugin.h: st_host). An
+ * instance is created by the loader and driven by the pipeline through the st_inst_* calls,
+ * which enforce the lifecycle order and serialise ops of plugins that are not thread-safe. */
+#ifndef ST_HOST_H
+#define ST_HOST_H
+
+#include <selftest/plugin.h>
+
+#include <libconfig.h>
+#include <pthread.h>
+
+#include "util.h"
+
+struct st_instance {
+    char *name;                     /* instance name, e.g. "exporter-prometheus" */
+    char *file;                     /* the file that was opened */
+    void *handle;                   /* lt_dlhandle, owned by the loader */
+    const st_plugin_descriptor *desc;
+    const st_lifecycle_ops *life;   /* &ops->life */
+    const void *ops;
+    void *ctx;                      /* the plugin's, from create() */
+    int created, started, failed;
+    const config_setting_t *config; /* the plugin's settings group, may be NULL */
+    const st_project_info *project;
+    pthread_mutex_t serial;         /* held around ops of plugins without THREAD_SAFE */
+    pthread_mutex_t lists_lock;
+    st_strv *lists;                 /* vectors handed out by cfg_string_list / cfg_names */
+    size_t n_lists;
+    char where_buf[4][512];         /* ring of cfg_where results */
+    unsigned where_next;
+};
+
+extern const st_host st_host_services;
+
+const char *st_kind_name(st_plugin_kind kind);
+
+/* Lifecycle, in this order; each logs its failure naming the instance. */
+int st_inst_create(st_instance *inst);
+int st_inst_start(st_instance *inst);
+int st_inst_stop(st_instance *inst);   /* idempotent */
+void st_inst_destroy(st_instance *inst); /* idempotent */
+
+/* Serialisation around kind ops (no-op for thread-safe plugins). */
+void st_inst_lock(st_instance *inst);
+void st_inst_unlock(st_instance *inst);
+
+#endif

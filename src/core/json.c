@@ -1,0 +1,182 @@
+/* JSON helpers over yajl (see json.h). */
+#include "config.h"
+
+#include "json.h"
+#include "util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yajl/yajl_parse.h>
+
+yajl_gen st_jg_new(int pretty)
+{
+    yajl_gen g = yajl_gen_alloc(NULL);
+    if (!g)
+        return NULL;
+    if (pretty) {
+        yajl_gen_config(g, yajl_gen_beautify, 1);
+        yajl_gen_config(g, yajl_gen_indent_string, "  ");
+    }
+    yajl_gen_config(g, yajl_gen_validate_utf8, 0);
+    return g;
+}
+
+void st_jg_key(yajl_gen g, const char *key)
+{
+    yajl_gen_string(g, (const unsigned char *)key, strlen(key));
+}
+
+void st_jg_str(yajl_gen g, const char *s)
+{
+    if (!s)
+        yajl_gen_null(g);
+    else
+        yajl_gen_string(g, (const unsigned char *)s, strlen(s));
+}
+
+void st_jg_int(yajl_gen g, long long v)
+{
+    yajl_gen_integer(g, v);
+}
+
+void st_jg_double(yajl_gen g, double v)
+{
+    if (!isfinite(v)) {
+        yajl_gen_null(g);
+        return;
+    }
+    /* yajl prints %.20g, which shows binary noise (0.1 -> 0.10000000000000000555); print the
+     * shortest form that round-trips instead. */
+    char buf[64];
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, sizeof(buf), "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    if (!strpbrk(buf, ".eEn"))
+        strcat(buf, ".0");
+    yajl_gen_number(g, buf, strlen(buf));
+}
+
+void st_jg_bool(yajl_gen g, int v)
+{
+    yajl_gen_bool(g, v != 0);
+}
+
+void st_jg_null(yajl_gen g)
+{
+    yajl_gen_null(g);
+}
+
+void st_jg_kstr(yajl_gen g, const char *key, const char *s)
+{
+    st_jg_key(g, key);
+    st_jg_str(g, s);
+}
+
+void st_jg_kint(yajl_gen g, const char *key, long long v)
+{
+    st_jg_key(g, key);
+    st_jg_int(g, v);
+}
+
+void st_jg_kdouble(yajl_gen g, const char *key, double v)
+{
+    st_jg_key(g, key);
+    st_jg_double(g, v);
+}
+
+void st_jg_kbool(yajl_gen g, const char *key, int v)
+{
+    st_jg_key(g, key);
+    st_jg_bool(g, v);
+}
+
+char *st_jg_finish(yajl_gen g, int nl)
+{
+    const unsigned char *buf;
+    size_t len;
+    char *out = NULL;
+    if (yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok) {
+        /* yajl's beautifier already ends with a newline. */
+        int has_nl = len > 0 && buf[len - 1] == '\n';
+        out = st_asprintf("%.*s%s", (int)len, (const char *)buf, nl && !has_nl ? "\n" : "");
+    }
+    yajl_gen_free(g);
+    return out;
+}
+
+yajl_val st_jv_get(yajl_val obj, const char *key)
+{
+    if (!obj || !YAJL_IS_OBJECT(obj))
+        return NULL;
+    for (size_t i = 0; i < obj->u.object.len; i++)
+        if (strcmp(obj->u.object.keys[i], key) == 0)
+            return obj->u.object.values[i];
+    return NULL;
+}
+
+const char *st_jv_str(yajl_val obj, const char *key)
+{
+    yajl_val v = st_jv_get(obj, key);
+    return v && YAJL_IS_STRING(v) ? v->u.string : NULL;
+}
+
+int st_jv_int(yajl_val obj, const char *key, long long *out)
+{
+    yajl_val v = st_jv_get(obj, key);
+    if (!v || !YAJL_IS_INTEGER(v))
+        return -1;
+    *out = YAJL_GET_INTEGER(v);
+    return 0;
+}
+
+int st_jv_double(yajl_val obj, const char *key, double *out)
+{
+    yajl_val v = st_jv_get(obj, key);
+    if (!v || !YAJL_IS_NUMBER(v))
+        return -1;
+    *out = YAJL_GET_DOUBLE(v);
+    return 0;
+}
+
+/* yajl reports errors by byte offset inside its message ("... (right here) ------^"); turn the
+ * offset into line and column ourselves by re-parsing with a stream parser. */
+yajl_val st_json_parse(const char *text, char *err, size_t err_size)
+{
+    char msg[256] = "";
+    yajl_val v = yajl_tree_parse(text, msg, sizeof(msg));
+    if (v)
+        return v;
+    yajl_handle h = yajl_alloc(NULL, NULL, NULL);
+    size_t len = strlen(text), off = len;
+    if (h) {
+        yajl_status s = yajl_parse(h, (const unsigned char *)text, len);
+        if (s == yajl_status_ok)
+            s = yajl_complete_parse(h);
+        if (s != yajl_status_ok)
+            off = yajl_get_bytes_consumed(h);
+        yajl_free(h);
+    }
+    if (off > len)
+        off = len;
+    unsigned line = 1, col = 1;
+    for (size_t i = 0; i < off; i++) {
+        if (text[i] == '\n') {
+            line++;
+            col = 1;
+        } else {
+            col++;
+        }
+    }
+    /* Keep only yajl's first line (the rest is an ASCII-art pointer). */
+    char *nl = strchr(msg, '\n');
+    if (nl)
+        *nl = '\0';
+    if (!msg[0])
+        snprintf(msg, sizeof(msg), "invalid JSON");
+    snprintf(err, err_size, "line %u, column %u: %s", line, col, msg);
+    return NULL;
+}

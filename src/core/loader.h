@@ -1,0 +1,27 @@
+/* The plugin loader: the only file that uses libltdl. It finds a plugin by name on the search
+ * path, opens it, asks its entry point for the descriptor and checks it before anything else is
+ * called (ABI major equal, minor not newer, struct sizes, name, kind, mandatory ops). */
+#ifndef ST_LOADER_H
+#define ST_LOADER_H
+
+#include "host.h"
+#include "util.h"
+
+typedef struct st_loader st_loader;
+
+/* search_path: directories tried in order; when empty, the compiled-in plugin dir. The path
+ * replaces the compiled-in dir (it is not added to it), so tests never load an installed copy.
+ * Returns 0 or -1 (logged). */
+int st_loader_new(const st_strv *search_path, st_loader **out);
+/* Loads plugin `name` expecting `kind`; where names the config entry for messages ("FILE:LINE" or
+ * "runtime setting"). On success *out is an instance owned by the loader (not yet created).
+ * Returns 0, or -1 after logging one clear line that names the file and, for version refusals,
+ * both versions. */
+int st_loader_load(st_loader *ld, const char *name, st_plugin_kind kind, const char *where,
+                   st_instance **out);
+/* The dirs searched, for messages: "dir1:dir2". */
+const char *st_loader_path(const st_loader *ld);
+/* Destroys every instance (stop, destroy) in reverse load order and unloads the files. */
+void st_loader_free(st_loader *ld);
+
+#endif

@@ -1,0 +1,19 @@
+# libselftest (a convenience library linked into the CLI and the unit tests) and the CLI.
+noinst_LTLIBRARIES += src/core/libselftest.la
+src_core_libselftest_la_SOURCES = \
+	src/core/util.c src/core/util.h \
+	src/core/log.c src/core/log.h \
+	src/core/json.c src/core/json.h \
+	src/core/settings.c src/core/settings.h \
+	src/core/loader.c src/core/loader.h \
+	src/core/host.c src/core/host.h \
+	src/core/results.c src/core/results.h \
+	src/core/pipeline.c src/core/pipeline.h \
+	src/core/runner.c src/core/runner.h
+src_core_libselftest_la_CFLAGS = $(AM_CFLAGS) $(LIBCONFIG_CFLAGS) $(YAJL_CFLAGS) $(SQLITE3_CFLAGS) $(LTDLINCL)
+src_core_libselftest_la_LIBADD = $(LIBLTDL) $(LIBCONFIG_LIBS) $(YAJL_LIBS) $(SQLITE3_LIBS) $(PTHREAD_LIBS) -lm
+
+bin_PROGRAMS += selftest-core
+selftest_core_SOURCES = src/core/main.c src/core/cli.c src/core/cli.h
+selftest_core_CFLAGS = $(AM_CFLAGS) $(LIBCONFIG_CFLAGS) $(YAJL_CFLAGS)
+selftest_core_LDADD = src/core/libselftest.la

@@ -1,0 +1,23 @@
+/* Logging to stderr: one line per message, "selftest-core: LEVEL: text", thread-safe. The
+ * verbosity is set once by main (-v / -q). */
+#ifndef ST_LOG_H
+#define ST_LOG_H
+
+#include <selftest/plugin.h>
+#include <stdarg.h>
+
+void st_log_set_level(st_log_level max_level);
+st_log_level st_log_get_level(void);
+/* prefix may be NULL; it names a plugin instance. */
+void st_logv(st_log_level level, const char *prefix, const char *fmt, va_list ap);
+void st_log(st_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define st_error(...) st_log(ST_LOG_ERROR, __VA_ARGS__)
+#define st_warn(...) st_log(ST_LOG_WARNING, __VA_ARGS__)
+#define st_info(...) st_log(ST_LOG_INFO, __VA_ARGS__)
+#define st_debug(...) st_log(ST_LOG_DEBUG, __VA_ARGS__)
+
+/* Hook so the progress line can be cleared before a message is printed (set by the CLI). */
+void st_log_set_hook(void (*before)(void *), void (*after)(void *), void *opaque);
+
+#endif

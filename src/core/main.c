@@ -1,0 +1,31 @@
+/* selftest-core: entry point. Installs signal handling, then hands over to the CLI. */
+#include "config.h"
+
+#include "cli.h"
+
+#include <signal.h>
+#include <string.h>
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig)
+{
+    stop_signal = sig;
+}
+
+int st_cli_stop_requested(void)
+{
+    return stop_signal != 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    return st_cli_main(argc, argv);
+}

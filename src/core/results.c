@@ -1,0 +1,598 @@
+/* The results model (see results.h). */
+#include "config.h"
+
+#include "results.h"
+
+#include "json.h"
+#include "log.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RESULTS_MAX_BYTES (512u << 20)  /* a results file larger than this is refused */
+#define COVERAGE_MAX_BYTES (512u << 20)
+#define EXCERPT_MAX 4000
+
+static const char *const outcome_names[ST_OUT_COUNT] = {"passed", "failed", "error",
+                                                        "skipped", "xfailed", "xpassed"};
+
+const char *st_outcome_name(st_outcome o)
+{
+    return o < ST_OUT_COUNT ? outcome_names[o] : "unknown";
+}
+
+static int outcome_from_name(const char *s, st_outcome *o)
+{
+    for (int i = 0; i < ST_OUT_COUNT; i++)
+        if (strcmp(s, outcome_names[i]) == 0) {
+            *o = (st_outcome)i;
+            return 0;
+        }
+    return -1;
+}
+
+unsigned st_counts_passed(const st_counts *c)
+{
+    return c->n[ST_OUT_PASSED] + c->n[ST_OUT_XPASSED];
+}
+
+unsigned st_counts_failed(const st_counts *c)
+{
+    return c->n[ST_OUT_FAILED] + c->n[ST_OUT_ERROR];
+}
+
+void st_counts_add(st_counts *dst, const st_counts *src)
+{
+    for (int i = 0; i < ST_OUT_COUNT; i++)
+        dst->n[i] += src->n[i];
+}
+
+static char *bounded_excerpt(const char *s)
+{
+    if (!s)
+        return NULL;
+    size_t n = strlen(s);
+    if (n <= EXCERPT_MAX)
+        return st_strdup(s);
+    return st_asprintf("...\n%s", s + (n - EXCERPT_MAX));
+}
+
+static int add_test(st_batch *b, yajl_val ev, const char *kind, st_outcome outcome)
+{
+    if (b->n_tests == b->cap_tests) {
+        size_t cap = b->cap_tests ? b->cap_tests * 2 : 64;
+        st_test_result *t = realloc(b->tests, cap * sizeof(*t));
+        if (!t)
+            return -1;
+        b->tests = t;
+        b->cap_tests = cap;
+    }
+    st_test_result *t = &b->tests[b->n_tests++];
+    memset(t, 0, sizeof(*t));
+    t->nodeid = st_strdup(st_jv_str(ev, "nodeid") ? st_jv_str(ev, "nodeid") : "?");
+    t->file = st_strdup(st_jv_str(ev, "file") ? st_jv_str(ev, "file") : "");
+    t->phase = st_strdup(st_jv_str(ev, "phase") ? st_jv_str(ev, "phase") : kind);
+    t->outcome = outcome;
+    st_jv_double(ev, "duration", &t->duration_s);
+    t->excerpt = bounded_excerpt(st_jv_str(ev, "excerpt"));
+    b->counts.n[outcome]++;
+    return t->nodeid && t->file && t->phase ? 0 : -1;
+}
+
+static int handle_event(st_batch *b, yajl_val ev, char *why, size_t why_size)
+{
+    const char *event = st_jv_str(ev, "event");
+    if (!event) {
+        snprintf(why, why_size, "no \"event\" key");
+        return -1;
+    }
+    if (strcmp(event, "start") == 0) {
+        b->saw_start = 1;
+        yajl_val argv = st_jv_get(ev, "argv");
+        st_strv_free(&b->argv_seen);
+        if (argv && YAJL_IS_ARRAY(argv))
+            for (size_t i = 0; i < argv->u.array.len; i++)
+                if (YAJL_IS_STRING(argv->u.array.values[i]))
+                    st_strv_push(&b->argv_seen, argv->u.array.values[i]->u.string);
+        long long w = 0;
+        st_jv_int(ev, "workers", &w);
+        b->workers_seen = (long)w;
+        return 0;
+    }
+    if (strcmp(event, "test") == 0) {
+        const char *o = st_jv_str(ev, "outcome");
+        st_outcome outcome;
+        if (!o || outcome_from_name(o, &outcome) < 0) {
+            snprintf(why, why_size, "test event with unknown outcome '%s'", o ? o : "(none)");
+            return -1;
+        }
+        return add_test(b, ev, "call", outcome);
+    }
+    if (strcmp(event, "collect_error") == 0)
+        return add_test(b, ev, "collect", ST_OUT_ERROR);
+    if (strcmp(event, "end") == 0) {
+        b->saw_end = 1;
+        return 0;
+    }
+    snprintf(why, why_size, "unknown event '%s'", event);
+    return -1;
+}
+
+int st_results_read(st_batch *b, const char *file, char *err, size_t err_size)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int rc = st_read_file(file, RESULTS_MAX_BYTES, &text, &len);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc < 0) {
+        snprintf(err, err_size, "%s: cannot read: %s", file, strerror(-rc));
+        return -1;
+    }
+    unsigned lineno = 0;
+    char *p = text;
+    rc = 0;
+    while (p < text + len) {
+        lineno++;
+        char *nl = memchr(p, '\n', (size_t)(text + len - p));
+        if (!nl) {
+            free(b->truncated);
+            b->truncated = st_asprintf("%s:%u: truncated line (no newline at the end of the file)",
+                                       file, lineno);
+            break;
+        }
+        *nl = '\0';
+        if (nl > p) {
+            char perr[200];
+            yajl_val ev = st_json_parse(p, perr, sizeof(perr));
+            if (!ev || !YAJL_IS_OBJECT(ev)) {
+                snprintf(err, err_size, "%s:%u: not a JSON object: %s", file, lineno,
+                         ev ? "another JSON type" : perr);
+                yajl_tree_free(ev);
+                rc = -1;
+                break;
+            }
+            char why[160];
+            if (handle_event(b, ev, why, sizeof(why)) < 0) {
+                snprintf(err, err_size, "%s:%u: %s", file, lineno, why);
+                yajl_tree_free(ev);
+                rc = -1;
+                break;
+            }
+            yajl_tree_free(ev);
+        }
+        p = nl + 1;
+    }
+    free(text);
+    return rc;
+}
+
+/* ---- coverage ------------------------------------------------------------------------------ */
+
+static int add_cov_line(st_batch *b, const char *file, long line, int executed, size_t *cap)
+{
+    if (b->n_cov == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 256;
+        st_cov_line *grown = realloc(b->cov, ncap * sizeof(*grown));
+        if (!grown)
+            return -1;
+        b->cov = grown;
+        *cap = ncap;
+    }
+    b->cov[b->n_cov++] = (st_cov_line){file, line, executed};
+    return 0;
+}
+
+/* pytest-cov's LCOV report: "SF:<file>", then "DA:<line>,<hits>[,<checksum>]" per statement,
+ * then "end_of_record". (Debian 12's pytest-cov 4.0 has no JSON report; LCOV carries the same
+ * per-line facts and is trivial to read.) */
+int st_coverage_read(st_batch *b, const char *file, char *err, size_t err_size)
+{
+    char *text = NULL;
+    int rc = st_read_file(file, COVERAGE_MAX_BYTES, &text, NULL);
+    if (rc == -ENOENT)
+        return 1;
+    if (rc < 0) {
+        snprintf(err, err_size, "%s: cannot read: %s", file, strerror(-rc));
+        return -1;
+    }
+    const char *current = NULL;
+    size_t executed = 0, statements = 0, cap = b->n_cov;
+    unsigned lineno = 0;
+    rc = 0;
+    for (char *save = NULL, *line = strtok_r(text, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        lineno++;
+        if (strncmp(line, "SF:", 3) == 0) {
+            st_strv_push(&b->cov_files, line + 3);
+            if (b->cov_files.oom) {
+                rc = -1;
+                break;
+            }
+            current = b->cov_files.v[b->cov_files.n - 1];
+        } else if (strncmp(line, "DA:", 3) == 0) {
+            char *end;
+            long ln = strtol(line + 3, &end, 10);
+            long hits = *end == ',' ? strtol(end + 1, &end, 10) : -1;
+            if (!current || ln <= 0 || hits < 0 || (*end && *end != ',')) {
+                snprintf(err, err_size, "%s:%u: malformed LCOV line", file, lineno);
+                rc = -1;
+                break;
+            }
+            if (add_cov_line(b, current, ln, hits > 0, &cap) < 0) {
+                rc = -1;
+                break;
+            }
+            statements++;
+            executed += hits > 0;
+        } else if (strcmp(line, "end_of_record") == 0) {
+            current = NULL;
+        }
+    }
+    free(text);
+    if (rc == 0)
+        b->coverage = statements ? 100.0 * (double)executed / (double)statements : 100.0;
+    return rc;
+}
+
+static int cov_cmp(const void *a, const void *b)
+{
+    const st_cov_line *x = a, *y = b;
+    int c = strcmp(x->file, y->file);
+    if (c)
+        return c;
+    return (x->line > y->line) - (x->line < y->line);
+}
+
+/* Lines covered in any batch / statements in any batch. */
+static double coverage_union(const st_run *r)
+{
+    size_t n = 0;
+    int any = 0;
+    for (size_t i = 0; i < r->n_batches; i++) {
+        n += r->batches[i].n_cov;
+        any |= r->batches[i].coverage >= 0;
+    }
+    if (!any)
+        return -1;
+    st_cov_line *all = malloc((n + 1) * sizeof(*all));
+    if (!all)
+        return -1;
+    size_t k = 0;
+    for (size_t i = 0; i < r->n_batches; i++) {
+        memcpy(all + k, r->batches[i].cov, r->batches[i].n_cov * sizeof(*all));
+        k += r->batches[i].n_cov;
+    }
+    qsort(all, n, sizeof(*all), cov_cmp);
+    size_t statements = 0, covered = 0;
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        int ran = 0;
+        while (j < n && cov_cmp(&all[i], &all[j]) == 0)
+            ran |= all[j++].executed;
+        statements++;
+        covered += ran != 0;
+        i = j;
+    }
+    free(all);
+    return statements ? 100.0 * (double)covered / (double)statements : 100.0;
+}
+
+/* ---- verdicts ------------------------------------------------------------------------------ */
+
+static void set_reason(st_batch *b, char *reason)
+{
+    free(b->reason);
+    b->reason = reason;
+}
+
+void st_batch_verdict(st_batch *b, const st_exec_result *er, double timeout_s)
+{
+    b->exit_status = er->exited ? er->exit_status : -1;
+    b->term_signal = er->term_signal;
+    b->timed_out = er->timed_out;
+    b->runtime_s = er->wall_s;
+    b->ok = 0;
+    if (er->infra_error) {
+        b->infra_error = 1;
+        set_reason(b, st_strdup(er->error[0] ? er->error : "the runtime could not run the batch"));
+    } else if (er->timed_out) {
+        set_reason(b, st_asprintf("timeout: stopped after %g s", timeout_s));
+    } else if (er->cancelled) {
+        set_reason(b, st_strdup("cancelled: the run was stopped"));
+    } else if (!er->exited) {
+        set_reason(b, st_asprintf("pytest was killed by signal %d (%s)", er->term_signal,
+                                  strsignal(er->term_signal)));
+    } else if (b->read_error) {
+        b->infra_error = 1;
+        set_reason(b, st_asprintf("cannot use the results: %s", b->read_error));
+    } else if (er->exit_status == 5) {
+        b->no_tests = 1;
+        set_reason(b, st_strdup("no tests collected (pytest exit status 5)"));
+    } else if (er->exit_status != 0 && er->exit_status != 1) {
+        set_reason(b, st_asprintf("pytest exited with status %d%s", er->exit_status,
+                                  er->exit_status == 2   ? " (interrupted)"
+                                  : er->exit_status == 3 ? " (internal error)"
+                                  : er->exit_status == 4 ? " (usage error)"
+                                                         : ""));
+    } else if (!b->saw_start || !b->saw_end || b->truncated) {
+        b->infra_error = 1;
+        set_reason(b, b->truncated ? st_asprintf("cannot use the results: %s", b->truncated)
+                                   : st_strdup("pytest exited without writing complete results "
+                                               "(the selftest pytest plugin did not run)"));
+    } else if (er->exit_status == 0) {
+        b->ok = st_counts_failed(&b->counts) == 0;
+        if (!b->ok)
+            set_reason(b, st_strdup("pytest exited 0 but reported failures"));
+    } else if (st_counts_failed(&b->counts) == 0) {
+        set_reason(b, st_strdup("pytest exited with status 1 without a failing test"));
+    }
+}
+
+void st_batch_free(st_batch *b)
+{
+    free(b->id);
+    free(b->path);
+    free(b->output_dir);
+    free(b->reason);
+    free(b->truncated);
+    free(b->read_error);
+    for (size_t i = 0; i < b->n_tests; i++) {
+        free(b->tests[i].nodeid);
+        free(b->tests[i].file);
+        free(b->tests[i].phase);
+        free(b->tests[i].excerpt);
+    }
+    free(b->tests);
+    st_strv_free(&b->argv_seen);
+    free(b->cov);
+    st_strv_free(&b->cov_files);
+    for (size_t i = 0; i < b->n_retries; i++) {
+        free(b->retries[i].error);
+        free(b->retries[i].container);
+    }
+    free(b->retries);
+    st_buf_free(&b->output_tail);
+    memset(b, 0, sizeof(*b));
+}
+
+/* ---- the run ------------------------------------------------------------------------------- */
+
+void st_run_finalize(st_run *r)
+{
+    memset(&r->totals, 0, sizeof(r->totals));
+    double sum = 0;
+    size_t ran = 0;
+    int infra = 0, failed = 0;
+    for (size_t i = 0; i < r->n_batches; i++) {
+        const st_batch *b = &r->batches[i];
+        st_counts_add(&r->totals, &b->counts);
+        if (b->done) {
+            sum += b->runtime_s;
+            ran++;
+        }
+        infra |= b->infra_error;
+        failed |= !b->ok;
+    }
+    r->mean_batch_runtime_s = ran ? sum / (double)ran : 0;
+    r->coverage = r->coverage_requested ? coverage_union(r) : -1;
+    r->exit_status = infra ? 3 : failed ? 1 : 0;
+}
+
+static void gen_counts(yajl_gen g, const st_counts *c)
+{
+    st_jg_kint(g, "passed", st_counts_passed(c));
+    st_jg_kint(g, "failed", st_counts_failed(c));
+    st_jg_kint(g, "skipped", c->n[ST_OUT_SKIPPED]);
+    st_jg_kint(g, "xfailed", c->n[ST_OUT_XFAILED]);
+    st_jg_kint(g, "errors", c->n[ST_OUT_ERROR]);
+}
+
+static void gen_batch(yajl_gen g, const st_batch *b)
+{
+    yajl_gen_map_open(g);
+    gen_counts(g, &b->counts);
+    st_jg_kdouble(g, "coverage", b->coverage);
+    st_jg_kdouble(g, "runtime", b->runtime_s);
+    st_jg_kbool(g, "ok", b->ok);
+    st_jg_kstr(g, "reason", b->reason);
+    st_jg_kint(g, "workers", b->workers);
+    if (b->exit_status >= 0)
+        st_jg_kint(g, "exit_status", b->exit_status);
+    else
+        st_jg_kstr(g, "exit_status", NULL);
+    if (b->term_signal)
+        st_jg_kint(g, "signal", b->term_signal);
+    st_jg_kbool(g, "timed_out", b->timed_out);
+    yajl_gen_map_close(g);
+}
+
+char *st_batch_line_json(const st_batch *b, const st_counts *cumulative)
+{
+    yajl_gen g = st_jg_new(0);
+    if (!g)
+        return NULL;
+    yajl_gen_map_open(g);
+    st_jg_kstr(g, "event", "batch");
+    st_jg_kstr(g, "path", b->path);
+    st_jg_key(g, "batch");
+    gen_batch(g, b);
+    gen_counts(g, cumulative);
+    yajl_gen_map_close(g);
+    return st_jg_finish(g, 1);
+}
+
+char *st_run_to_json(const st_run *r, int pretty)
+{
+    yajl_gen g = st_jg_new(pretty);
+    if (!g)
+        return NULL;
+    yajl_gen_map_open(g);
+    if (!pretty)
+        st_jg_kstr(g, "event", "results");
+    gen_counts(g, &r->totals);
+    st_jg_kint(g, "xpassed", r->totals.n[ST_OUT_XPASSED]);
+    st_jg_kdouble(g, "coverage", r->coverage);
+    st_jg_kdouble(g, "runtime", r->mean_batch_runtime_s);
+    st_jg_kdouble(g, "total_runtime", r->total_runtime_s);
+    st_jg_key(g, "suite_metrics");
+    yajl_gen_map_open(g);
+    for (size_t i = 0; i < r->n_batches; i++) {
+        st_jg_key(g, r->batches[i].path);
+        gen_batch(g, &r->batches[i]);
+    }
+    yajl_gen_map_close(g);
+    st_jg_key(g, "workflow_tests");
+    yajl_gen_array_open(g);
+    for (size_t i = 0; i < r->n_batches; i++)
+        st_jg_str(g, r->batches[i].path);
+    yajl_gen_array_close(g);
+    st_jg_key(g, "tests");
+    yajl_gen_array_open(g);
+    for (size_t i = 0; i < r->n_batches; i++) {
+        const st_batch *b = &r->batches[i];
+        for (size_t t = 0; t < b->n_tests; t++) {
+            const st_test_result *tr = &b->tests[t];
+            yajl_gen_map_open(g);
+            st_jg_kstr(g, "nodeid", tr->nodeid);
+            st_jg_kstr(g, "file", tr->file);
+            st_jg_kstr(g, "batch", b->path);
+            st_jg_kstr(g, "outcome", st_outcome_name(tr->outcome));
+            st_jg_kstr(g, "phase", tr->phase);
+            st_jg_kdouble(g, "duration", tr->duration_s);
+            if (tr->excerpt)
+                st_jg_kstr(g, "excerpt", tr->excerpt);
+            yajl_gen_map_close(g);
+        }
+    }
+    yajl_gen_array_close(g);
+    st_jg_key(g, "regressions");
+    yajl_gen_array_open(g);
+    yajl_gen_array_close(g);
+    st_jg_key(g, "fixed");
+    yajl_gen_array_open(g);
+    yajl_gen_array_close(g);
+    st_jg_key(g, "retry_errors");
+    yajl_gen_map_open(g);
+    for (size_t i = 0; i < r->n_batches; i++) {
+        const st_batch *b = &r->batches[i];
+        if (!b->n_retries)
+            continue;
+        st_jg_key(g, b->path);
+        yajl_gen_array_open(g);
+        for (size_t k = 0; k < b->n_retries; k++) {
+            yajl_gen_map_open(g);
+            st_jg_kint(g, "attempt", b->retries[k].attempt);
+            st_jg_kstr(g, "error", b->retries[k].error);
+            st_jg_kstr(g, "container", b->retries[k].container);
+            yajl_gen_map_close(g);
+        }
+        yajl_gen_array_close(g);
+    }
+    yajl_gen_map_close(g);
+    st_jg_kint(g, "orphan_total", 0);
+    st_jg_kint(g, "orphan_failed", 0);
+    const char *empty_lists[] = {"orphan_passed", "orphan_passed_modules", "orphan_failed_modules",
+                                 "orphan_redundant_modules"};
+    for (size_t i = 0; i < 4; i++) {
+        st_jg_key(g, empty_lists[i]);
+        yajl_gen_array_open(g);
+        yajl_gen_array_close(g);
+    }
+    st_jg_key(g, "integration");
+    yajl_gen_map_open(g);
+    st_jg_key(g, "integrated");
+    yajl_gen_array_open(g);
+    yajl_gen_array_close(g);
+    st_jg_key(g, "redundant");
+    yajl_gen_array_open(g);
+    yajl_gen_array_close(g);
+    yajl_gen_map_close(g);
+    st_jg_kstr(g, "runtime_used", r->runtime_used);
+    st_jg_kstr(g, "run_id", r->run_id);
+    st_jg_kbool(g, "aborted", r->aborted);
+    st_jg_kint(g, "exit_status", r->exit_status);
+    yajl_gen_map_close(g);
+    return st_jg_finish(g, 1);
+}
+
+static void print_excerpt(FILE *out, const char *excerpt, unsigned max_lines)
+{
+    /* The last max_lines lines: the error is at the end of a pytest traceback. */
+    const char *end = excerpt + strlen(excerpt);
+    while (end > excerpt && end[-1] == '\n')
+        end--;
+    const char *start = end;
+    unsigned lines = 0;
+    while (start > excerpt && lines < max_lines) {
+        start--;
+        if (*start == '\n')
+            lines++;
+    }
+    if (start > excerpt || *start == '\n')
+        start++;
+    const char *p = start;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        fprintf(out, "      %.*s\n", (int)(len > 200 ? 200 : len), p);
+        p += len + 1;
+    }
+}
+
+void st_run_print_summary(const st_run *r, FILE *out, int color)
+{
+    const char *red = color ? "\033[31m" : "", *green = color ? "\033[32m" : "",
+               *bold = color ? "\033[1m" : "", *off = color ? "\033[0m" : "";
+    unsigned shown = 0;
+    for (size_t i = 0; i < r->n_batches; i++) {
+        const st_batch *b = &r->batches[i];
+        for (size_t t = 0; t < b->n_tests; t++) {
+            const st_test_result *tr = &b->tests[t];
+            if (tr->outcome != ST_OUT_FAILED && tr->outcome != ST_OUT_ERROR)
+                continue;
+            if (shown++ == 0)
+                fprintf(out, "%sFailures%s\n", bold, off);
+            if (shown > 50)
+                continue;
+            fprintf(out, "  %s%s%s %s%s\n", red, tr->outcome == ST_OUT_ERROR ? "ERROR" : "FAILED",
+                    off, tr->nodeid,
+                    strcmp(tr->phase, "call") ? (strcmp(tr->phase, "setup") == 0 ? " (setup)"
+                                                 : strcmp(tr->phase, "teardown") == 0 ? " (teardown)"
+                                                 : " (collection)")
+                                              : "");
+            if (tr->excerpt)
+                print_excerpt(out, tr->excerpt, 6);
+        }
+    }
+    if (shown > 50)
+        fprintf(out, "  ... and %u more (see the report file or --json)\n", shown - 50);
+    for (size_t i = 0; i < r->n_batches; i++) {
+        const st_batch *b = &r->batches[i];
+        if (!b->reason)
+            continue;
+        fprintf(out, "%s%s%s: %s\n", b->ok ? "" : red, b->path, off, b->reason);
+        if (!b->ok && b->output_tail.len && (b->term_signal || b->exit_status > 1 || b->infra_error))
+            print_excerpt(out, b->output_tail.data, 8);
+    }
+    char cov[32] = "n/a";
+    if (r->coverage >= 0)
+        snprintf(cov, sizeof(cov), "%.1f%%", r->coverage);
+    fprintf(out, "%s%s%u passed, %u failed, %u skipped, %u xfailed (%u errors, %u xpassed)%s in "
+                 "%zu batch%s, %.2fs; coverage %s; runtime %s\n",
+            bold, r->exit_status == 0 ? green : red, st_counts_passed(&r->totals),
+            st_counts_failed(&r->totals), r->totals.n[ST_OUT_SKIPPED], r->totals.n[ST_OUT_XFAILED],
+            r->totals.n[ST_OUT_ERROR], r->totals.n[ST_OUT_XPASSED], off, r->n_batches,
+            r->n_batches == 1 ? "" : "es", r->total_runtime_s, cov, r->runtime_used);
+}
+
+void st_run_free(st_run *r)
+{
+    for (size_t i = 0; i < r->n_batches; i++)
+        st_batch_free(&r->batches[i]);
+    free(r->batches);
+    free(r->run_id);
+    memset(r, 0, sizeof(*r));
+}

@@ -1,0 +1,126 @@
+/* The results model: per-batch outcomes read from the bundled pytest plugin's JSON lines, the
+ * batch verdict (spec §5.2), coverage as the union of executed lines (§5.3), and the results
+ * object, summary and report of §5.4. */
+#ifndef ST_RESULTS_H
+#define ST_RESULTS_H
+
+#include <selftest/plugin.h>
+#include <stdio.h>
+
+#include "util.h"
+
+typedef enum st_outcome {
+    ST_OUT_PASSED,
+    ST_OUT_FAILED,
+    ST_OUT_ERROR,
+    ST_OUT_SKIPPED,
+    ST_OUT_XFAILED,
+    ST_OUT_XPASSED,
+    ST_OUT_COUNT
+} st_outcome;
+
+const char *st_outcome_name(st_outcome o);
+
+/* Raw counts in pytest's own categories. */
+typedef struct st_counts {
+    unsigned n[ST_OUT_COUNT];
+} st_counts;
+
+/* The spec's composite counts: passed = passed + xpassed, failed = failed + errors. */
+unsigned st_counts_passed(const st_counts *c);
+unsigned st_counts_failed(const st_counts *c);
+void st_counts_add(st_counts *dst, const st_counts *src);
+
+typedef struct st_test_result {
+    char *nodeid;
+    char *file;
+    char *phase;
+    st_outcome outcome;
+    double duration_s;
+    char *excerpt; /* failed/error only, bounded */
+} st_test_result;
+
+/* Coverage of one file in one batch: statement lines and which of them ran. */
+typedef struct st_cov_line {
+    const char *file; /* points into st_batch.cov_files */
+    long line;
+    int executed;
+} st_cov_line;
+
+typedef struct st_retry_error {
+    unsigned attempt;
+    char *error;
+    char *container;
+} st_retry_error;
+
+typedef struct st_batch {
+    char *id;           /* "batch-0" */
+    char *path;         /* repo-relative test path; "." for the root */
+    unsigned workers;
+    char *output_dir;   /* absolute */
+
+    /* filled after the run */
+    int done;
+    int ok;             /* every collected test passed */
+    int infra_error;    /* it could not be run or its results could not be read */
+    int no_tests;       /* pytest exit 5 */
+    char *reason;       /* why it failed, for humans; NULL when ok or when tests speak */
+    int exit_status;    /* pytest's, -1 when it did not exit normally */
+    int term_signal;
+    int timed_out;
+    int saw_start, saw_end;
+    char *truncated;    /* message when the last line had no newline, else NULL */
+    char *read_error;   /* message when the results file could not be read, else NULL */
+    st_counts counts;
+    st_test_result *tests;
+    size_t n_tests, cap_tests;
+    st_strv argv_seen;  /* the argv pytest reported receiving (start event) */
+    long workers_seen;  /* the -n pytest reported, 0 without xdist */
+    double runtime_s;
+    double coverage;    /* percent, -1 unavailable */
+    st_cov_line *cov;
+    size_t n_cov;
+    st_strv cov_files;
+    st_retry_error *retries;
+    size_t n_retries;
+    st_buf output_tail; /* last bytes of stdout+stderr, for crash excerpts */
+} st_batch;
+
+/* Reads OUTPUT_DIR/results.jsonl into b. Returns 0, or -1 with a message "FILE:LINE: ..." in
+ * err (a line that is not JSON, an unknown event, a truncated file: any line not ending in a
+ * newline that the process had time to finish). A missing file is not an error here (0 with
+ * saw_start == 0); the verdict decides what it means. */
+int st_results_read(st_batch *b, const char *file, char *err, size_t err_size);
+/* Reads coverage.lcov (pytest-cov's LCOV report) into b->cov / b->coverage. Returns 0, 1 when
+ * the file is absent, -1 with err on malformed input. */
+int st_coverage_read(st_batch *b, const char *file, char *err, size_t err_size);
+/* Decides b->ok / reason / infra_error from the execution result and what was read. */
+void st_batch_verdict(st_batch *b, const st_exec_result *er, double timeout_s);
+void st_batch_free(st_batch *b);
+
+typedef struct st_run {
+    char *run_id;
+    double started_at, finished_at;
+    st_batch *batches;
+    size_t n_batches;
+    st_counts totals;
+    double coverage;            /* union percent, -1 when unavailable */
+    double total_runtime_s;     /* wall time of the whole run stage */
+    double mean_batch_runtime_s;
+    const char *runtime_used;
+    int coverage_requested;
+    int exit_status;
+    int aborted;
+} st_run;
+
+/* Totals, union coverage, mean runtime and exit status from the batches. */
+void st_run_finalize(st_run *r);
+/* The results object (spec §5.4). Caller frees. */
+char *st_run_to_json(const st_run *r, int pretty);
+/* One --json line for a finished batch, with the cumulative counts so far. */
+char *st_batch_line_json(const st_batch *b, const st_counts *cumulative);
+/* The human summary. */
+void st_run_print_summary(const st_run *r, FILE *out, int color);
+void st_run_free(st_run *r);
+
+#endif

@@ -1,0 +1,397 @@
+/* The run stage (see runner.h). */
+#include "config.h"
+
+#include "runner.h"
+
+#include "json.h"
+#include "log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define OUTPUT_TAIL_MAX (16u * 1024)
+
+void st_split_workers(unsigned W, size_t P, unsigned *out, unsigned *concurrency)
+{
+    if (W == 0)
+        W = 1;
+    if (P <= W) {
+        for (size_t i = 0; i < P; i++)
+            out[i] = W / (unsigned)P + (i < W % P ? 1 : 0);
+        *concurrency = (unsigned)P;
+    } else {
+        for (size_t i = 0; i < P; i++)
+            out[i] = 1;
+        *concurrency = W;
+    }
+}
+
+/* ---- executing one request ------------------------------------------------------------------ */
+
+typedef struct capture {
+    st_buf *tail;
+    st_buf *all; /* optional full stdout (preflight) */
+} capture;
+
+static void capture_output(void *opaque, st_stream stream, const char *data, size_t len)
+{
+    capture *c = opaque;
+    (void)stream;
+    if (c->all && stream == ST_STREAM_STDOUT && c->all->len < (1u << 20))
+        st_buf_append(c->all, data, len);
+    if (c->tail) {
+        st_buf_append(c->tail, data, len);
+        if (c->tail->len > 2 * OUTPUT_TAIL_MAX)
+            st_buf_keep_tail(c->tail, OUTPUT_TAIL_MAX);
+    }
+}
+
+static int execute(st_instance *runtime, const st_exec_request *req, capture *cap,
+                   st_exec_result *res)
+{
+    const st_runtime_ops *ops = runtime->ops;
+    st_exec_sink sink = {sizeof(sink), cap, capture_output};
+    memset(res, 0, sizeof(*res));
+    res->struct_size = sizeof(*res);
+    st_inst_lock(runtime);
+    int rc = ops->execute(runtime->ctx, req, &sink, res);
+    st_inst_unlock(runtime);
+    if (rc != ST_OK && !res->infra_error) {
+        res->infra_error = 1;
+        if (!res->error[0])
+            snprintf(res->error, sizeof(res->error), "%s: execute failed (status %d)",
+                     runtime->name, rc);
+    }
+    return rc;
+}
+
+static const char preflight_code[] =
+    "import importlib.util as u, json, sys\n"
+    "def has(m):\n"
+    "    try:\n"
+    "        return u.find_spec(m) is not None\n"
+    "    except Exception:\n"
+    "        return False\n"
+    "print(json.dumps({'python': sys.version.split()[0], 'pytest': has('pytest'),"
+    " 'xdist': has('xdist'), 'cov': has('pytest_cov')}))\n";
+
+int st_preflight_run(const st_settings *s, st_instance *runtime, const char *work_dir,
+                     st_preflight *out)
+{
+    const char *argv[] = {s->python, "-c", preflight_code, NULL};
+    const char *env[] = {NULL};
+    st_exec_request req = {
+        .struct_size = sizeof(req),
+        .id = "preflight",
+        .kind = ST_EXEC_TESTS,
+        .label = "preflight",
+        .argv = argv,
+        .env = env,
+        .workdir = s->project_root,
+        .project_root = s->project_root,
+        .output_dir = work_dir,
+        .support_dir = s->support_dir,
+        .workers = 1,
+        .timeout_s = 60,
+        .kill_grace_s = 1,
+    };
+    st_buf all = {0}, tail = {0};
+    capture cap = {&tail, &all};
+    st_exec_result res;
+    int rc = -1;
+    execute(runtime, &req, &cap, &res);
+    memset(out, 0, sizeof(*out));
+    if (res.infra_error) {
+        st_error("cannot run the Python interpreter '%s': %s (set 'python' in the config or "
+                 "SELF_TEST_PYTHON)",
+                 s->python, res.error);
+        goto done;
+    }
+    if (!res.exited || res.exit_status != 0) {
+        st_error("the Python interpreter '%s' failed to start (%s %d)%s%s", s->python,
+                 res.exited ? "exit status" : "signal",
+                 res.exited ? res.exit_status : res.term_signal, tail.len ? ": " : "",
+                 tail.len ? tail.data : "");
+        goto done;
+    }
+    char err[200];
+    yajl_val v = all.data ? st_json_parse(all.data, err, sizeof(err)) : NULL;
+    if (!v) {
+        st_error("the Python interpreter '%s' is not a Python 3 interpreter (unexpected output)",
+                 s->python);
+        goto done;
+    }
+    yajl_val pv = st_jv_get(v, "pytest"), xv = st_jv_get(v, "xdist"), cv = st_jv_get(v, "cov");
+    out->pytest = pv && YAJL_IS_TRUE(pv);
+    out->xdist = xv && YAJL_IS_TRUE(xv);
+    out->cov = cv && YAJL_IS_TRUE(cv);
+    const char *ver = st_jv_str(v, "python");
+    snprintf(out->python_version, sizeof(out->python_version), "%s", ver ? ver : "?");
+    yajl_tree_free(v);
+    if (!out->pytest) {
+        st_error("the Python interpreter '%s' (Python %s) cannot import pytest: install it "
+                 "(Debian: apt-get install python3-pytest) or set 'python' / SELF_TEST_PYTHON",
+                 s->python, out->python_version);
+        goto done;
+    }
+    rc = 0;
+done:
+    st_buf_free(&all);
+    st_buf_free(&tail);
+    return rc;
+}
+
+/* ---- batches -------------------------------------------------------------------------------- */
+
+int st_batch_argv(const st_settings *s, const st_preflight *pf, const st_batch *b, st_strv *argv)
+{
+    st_strv_push(argv, s->python);
+    st_strv_push(argv, "-m");
+    st_strv_push(argv, "pytest");
+    st_strv_push(argv, "-p");
+    st_strv_push(argv, "selftest_pytest_plugin");
+    st_strv_pushf(argv, "--rootdir=%s", s->project_root);
+    if (b->workers > 1 && pf->xdist) {
+        st_strv_push(argv, "-n");
+        st_strv_pushf(argv, "%u", b->workers);
+    }
+    if (s->coverage && pf->cov) {
+        st_strv_pushf(argv, "--cov=%s", s->project_root);
+        st_strv_pushf(argv, "--cov-report=lcov:%s/coverage.lcov", b->output_dir);
+    }
+    for (size_t i = 0; i < s->pytest_args.n; i++)
+        st_strv_push(argv, s->pytest_args.v[i]);
+    st_strv_push(argv, b->path);
+    return argv->oom ? -1 : 0;
+}
+
+typedef struct runner {
+    const st_settings *s;
+    st_instance *runtime;
+    const st_preflight *pf;
+    st_run *run;
+    const st_runner_hooks *hooks;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    size_t next, done, running;
+    int stopping;
+    char **running_ids; /* per batch: id while it runs, for cancel */
+} runner;
+
+static void record_retry(st_batch *b, unsigned attempt, const st_exec_result *res,
+                         const char *reason)
+{
+    st_retry_error *r = realloc(b->retries, (b->n_retries + 1) * sizeof(*r));
+    if (!r)
+        return;
+    b->retries = r;
+    r[b->n_retries].attempt = attempt;
+    r[b->n_retries].error = st_strdup(reason ? reason : res->error);
+    r[b->n_retries].container = res->container[0] ? st_strdup(res->container) : NULL;
+    b->n_retries++;
+}
+
+/* Clears what an attempt read, before the next one. */
+static void reset_attempt(st_batch *b)
+{
+    for (size_t i = 0; i < b->n_tests; i++) {
+        free(b->tests[i].nodeid);
+        free(b->tests[i].file);
+        free(b->tests[i].phase);
+        free(b->tests[i].excerpt);
+    }
+    b->n_tests = 0;
+    memset(&b->counts, 0, sizeof(b->counts));
+    b->saw_start = b->saw_end = 0;
+    b->infra_error = b->timed_out = b->no_tests = 0;
+    free(b->truncated);
+    b->truncated = NULL;
+    free(b->read_error);
+    b->read_error = NULL;
+    free(b->reason);
+    b->reason = NULL;
+    free(b->cov);
+    b->cov = NULL;
+    b->n_cov = 0;
+    st_strv_free(&b->cov_files);
+    st_buf_reset(&b->output_tail);
+}
+
+static void run_one(runner *rn, st_batch *b)
+{
+    const st_settings *s = rn->s;
+    st_strv argv = {0}, env = {0};
+    char *results = st_path_join(b->output_dir, "results.jsonl");
+    char *coverage = st_path_join(b->output_dir, "coverage.lcov");
+    const char *old_pp = getenv("PYTHONPATH");
+    st_batch_argv(s, rn->pf, b, &argv);
+    if (old_pp && *old_pp)
+        st_strv_pushf(&env, "PYTHONPATH=%s:%s", s->support_dir, old_pp);
+    else
+        st_strv_pushf(&env, "PYTHONPATH=%s", s->support_dir);
+    st_strv_pushf(&env, "SELF_TEST_RESULTS_FILE=%s", results ? results : "");
+    st_strv_pushf(&env, "COVERAGE_FILE=%s/.coverage", b->output_dir);
+    if (argv.oom || env.oom || !results || !coverage) {
+        b->infra_error = 1;
+        b->reason = st_strdup("out of memory");
+        goto out;
+    }
+    unsigned attempts = s->retries + 1;
+    double delay = 0.1;
+    for (unsigned attempt = 1; attempt <= attempts; attempt++) {
+        reset_attempt(b);
+        unlink(results);
+        unlink(coverage);
+        st_exec_request req = {
+            .struct_size = sizeof(req),
+            .id = b->id,
+            .kind = ST_EXEC_TESTS,
+            .label = b->path,
+            .argv = st_strv_get(&argv),
+            .env = st_strv_get(&env),
+            .workdir = s->project_root,
+            .project_root = s->project_root,
+            .output_dir = b->output_dir,
+            .support_dir = s->support_dir,
+            .workers = b->workers,
+            .timeout_s = s->timeout_s,
+            .kill_grace_s = s->kill_grace_s,
+        };
+        capture cap = {&b->output_tail, NULL};
+        st_exec_result res;
+        execute(rn->runtime, &req, &cap, &res);
+        char err[600];
+        if (st_results_read(b, results, err, sizeof(err)) < 0)
+            b->read_error = st_strdup(err);
+        if (s->coverage && rn->pf->cov && res.exited &&
+            st_coverage_read(b, coverage, err, sizeof(err)) < 0)
+            st_warn("%s: coverage unavailable: %s", b->path, err);
+        st_batch_verdict(b, &res, s->timeout_s);
+        int stopping;
+        pthread_mutex_lock(&rn->lock);
+        stopping = rn->stopping;
+        pthread_mutex_unlock(&rn->lock);
+        int retryable = (b->infra_error && !b->read_error) || b->timed_out;
+        if (!retryable || attempt == attempts || stopping || res.cancelled)
+            break;
+        record_retry(b, attempt, &res, b->reason);
+        st_warn("%s: attempt %u of %u failed (%s); retrying in %.1fs", b->path, attempt, attempts,
+                b->reason, delay);
+        struct timespec ts = {(time_t)delay, (long)((delay - (double)(time_t)delay) * 1e9)};
+        nanosleep(&ts, NULL);
+        delay *= 2;
+    }
+out:
+    if (b->output_tail.len > OUTPUT_TAIL_MAX)
+        st_buf_keep_tail(&b->output_tail, OUTPUT_TAIL_MAX);
+    b->done = 1;
+    st_strv_free(&argv);
+    st_strv_free(&env);
+    free(results);
+    free(coverage);
+}
+
+static void *worker(void *arg)
+{
+    runner *rn = arg;
+    for (;;) {
+        pthread_mutex_lock(&rn->lock);
+        if (rn->stopping || rn->next >= rn->run->n_batches) {
+            pthread_mutex_unlock(&rn->lock);
+            return NULL;
+        }
+        size_t i = rn->next++;
+        rn->running++;
+        rn->running_ids[i] = rn->run->batches[i].id;
+        pthread_mutex_unlock(&rn->lock);
+
+        run_one(rn, &rn->run->batches[i]);
+
+        pthread_mutex_lock(&rn->lock);
+        rn->running_ids[i] = NULL;
+        rn->running--;
+        rn->done++;
+        if (rn->hooks && rn->hooks->batch_done)
+            rn->hooks->batch_done(rn->hooks->opaque, rn->run, &rn->run->batches[i]);
+        pthread_cond_broadcast(&rn->cond);
+        pthread_mutex_unlock(&rn->lock);
+    }
+}
+
+int st_runner_run(const st_settings *s, st_instance *runtime, const st_preflight *pf, st_run *run,
+                  const st_runner_hooks *hooks)
+{
+    runner rn = {.s = s, .runtime = runtime, .pf = pf, .run = run, .hooks = hooks};
+    unsigned *split = calloc(run->n_batches + 1, sizeof(*split));
+    rn.running_ids = calloc(run->n_batches + 1, sizeof(*rn.running_ids));
+    if (!split || !rn.running_ids) {
+        free(split);
+        free(rn.running_ids);
+        return -1;
+    }
+    unsigned concurrency;
+    st_split_workers(s->workers, run->n_batches, split, &concurrency);
+    for (size_t i = 0; i < run->n_batches; i++)
+        run->batches[i].workers = split[i];
+    free(split);
+    if (pf->xdist == 0 && s->workers > 1 && run->n_batches < s->workers)
+        st_warn("pytest-xdist is not installed for %s: batches run with one worker each "
+                "(Debian: apt-get install python3-pytest-xdist)",
+                s->python);
+    pthread_mutex_init(&rn.lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&rn.cond, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_t *threads = calloc(concurrency + 1, sizeof(*threads));
+    unsigned started = 0;
+    for (unsigned t = 0; threads && t < concurrency; t++) {
+        if (pthread_create(&threads[t], NULL, worker, &rn) != 0)
+            break;
+        started++;
+    }
+    if (started == 0) {
+        st_error("cannot start worker threads: %s", strerror(errno));
+        free(threads);
+        free(rn.running_ids);
+        pthread_mutex_destroy(&rn.lock);
+        pthread_cond_destroy(&rn.cond);
+        return -1;
+    }
+    /* Wait, ticking the progress line and watching for a stop request. */
+    pthread_mutex_lock(&rn.lock);
+    while (rn.done < run->n_batches && !(rn.stopping && rn.running == 0)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += 250 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&rn.cond, &rn.lock, &ts);
+        if (!rn.stopping && hooks && hooks->should_stop && hooks->should_stop(hooks->opaque)) {
+            rn.stopping = 1;
+            run->aborted = 1;
+            for (size_t i = 0; i < run->n_batches; i++)
+                if (rn.running_ids[i]) {
+                    const st_runtime_ops *ops = runtime->ops;
+                    ops->cancel(runtime->ctx, rn.running_ids[i]);
+                }
+        }
+        if (hooks && hooks->tick)
+            hooks->tick(hooks->opaque, run, rn.done, rn.running);
+    }
+    pthread_mutex_unlock(&rn.lock);
+    for (unsigned t = 0; t < started; t++)
+        pthread_join(threads[t], NULL);
+    free(threads);
+    free(rn.running_ids);
+    pthread_mutex_destroy(&rn.lock);
+    pthread_cond_destroy(&rn.cond);
+    return 0;
+}

@@ -1,0 +1,44 @@
+/* The run stage: executes the batches of a run through the runtime plugin, concurrently under the
+ * worker budget of spec §5.1, with infrastructure retries (§5.5), and reads each batch's results.
+ * Also the pytest preflight (is pytest importable, are xdist and pytest-cov there). */
+#ifndef ST_RUNNER_H
+#define ST_RUNNER_H
+
+#include "host.h"
+#include "results.h"
+#include "settings.h"
+
+/* Per-batch worker counts for W workers and P batches (spec §5.1): batch i gets W div P, plus
+ * one if i < W mod P, when P <= W; otherwise 1 each. *concurrency gets how many run at once. */
+void st_split_workers(unsigned W, size_t P, unsigned *out, unsigned *concurrency);
+
+typedef struct st_preflight {
+    int pytest, xdist, cov;
+    char python_version[32];
+} st_preflight;
+
+/* Runs the interpreter through the runtime to learn what is installed. Returns 0, or -1 after
+ * logging (interpreter missing, pytest not importable). */
+int st_preflight_run(const st_settings *s, st_instance *runtime, const char *work_dir,
+                     st_preflight *out);
+
+typedef struct st_runner_hooks {
+    void *opaque;
+    /* Called (serialised) as each batch finishes, in completion order. */
+    void (*batch_done)(void *opaque, st_run *run, st_batch *b);
+    /* Called about once a second while batches run, from the calling thread. */
+    void (*tick)(void *opaque, st_run *run, size_t done, size_t running);
+    /* Polled; non-zero asks the runner to cancel what runs and stop. */
+    int (*should_stop)(void *opaque);
+} st_runner_hooks;
+
+/* Executes every batch of run (whose id, path, workers and output_dir are set). Returns 0 when
+ * every batch was attempted (whatever the outcome), -1 on an internal error. */
+int st_runner_run(const st_settings *s, st_instance *runtime, const st_preflight *pf, st_run *run,
+                  const st_runner_hooks *hooks);
+
+/* The argv for one batch (exposed for tests): python -m pytest -p selftest_pytest_plugin
+ * [-n W] [--cov...] ARGS... PATH. */
+int st_batch_argv(const st_settings *s, const st_preflight *pf, const st_batch *b, st_strv *argv);
+
+#endif

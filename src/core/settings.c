@@ -1,0 +1,628 @@
+/* Settings: defaults < config file < environment < command line (spec §2). */
+#include "config.h"
+
+#include "settings.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *const default_skip_dirs[] = {
+    ".git", ".venv", "venv", "__pycache__", "node_modules", "build", "dist", "sandbox_data", NULL};
+
+int st_set_string(char **dst, const char *value)
+{
+    char *v = st_strdup(value);
+    if (value && !v)
+        return -1;
+    free(*dst);
+    *dst = v;
+    return 0;
+}
+
+int st_set_bool(int *dst, const char *value, const char *where)
+{
+    int b = st_parse_bool(value);
+    if (b < 0) {
+        st_error("%s: '%s' is not a boolean (use 1/0, true/false, yes/no, on/off)", where, value);
+        return -1;
+    }
+    *dst = b;
+    return 0;
+}
+
+int st_set_uint(unsigned *dst, const char *value, unsigned min, const char *where)
+{
+    long long v;
+    if (st_parse_long(value, &v) < 0 || v < (long long)min || v > 100000) {
+        st_error("%s: '%s' is not a whole number from %u to 100000", where, value, min);
+        return -1;
+    }
+    *dst = (unsigned)v;
+    return 0;
+}
+
+int st_set_seconds(double *dst, const char *value, const char *where)
+{
+    double v;
+    if (st_parse_double(value, &v) < 0 || !(v > 0) || v > 31536000) {
+        st_error("%s: '%s' is not a positive number of seconds", where, value);
+        return -1;
+    }
+    *dst = v;
+    return 0;
+}
+
+int st_set_pytest_args(st_settings *s, const char *value, const char *where)
+{
+    st_strv words = {0};
+    const char *err;
+    if (st_shell_split(value, &words, &err) < 0) {
+        st_error("%s: cannot split '%s': %s", where, value, err ? err : "out of memory");
+        st_strv_free(&words);
+        return -1;
+    }
+    st_strv_free(&s->pytest_args);
+    s->pytest_args = words;
+    return 0;
+}
+
+int st_settings_init(st_settings *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->workers = st_cpu_count();
+    s->timeout_s = 300;
+    s->retries = 1;
+    s->python = st_strdup(ST_DEFAULT_PYTHON);
+    s->runtime = st_strdup("host");
+    s->container_fallback = st_strdup("host");
+    s->support_dir = st_strdup(ST_PKGDATADIR "/python");
+    s->kill_grace_s = 5;
+    s->metrics_port = -1;
+    s->interval_s = 86400;
+    s->include_orphans = 1;
+    s->discover_orphans = 1;
+    s->recursive_orphans = 1;
+    s->recursive_isolated = 1;
+    for (size_t i = 0; default_skip_dirs[i]; i++)
+        st_strv_push(&s->skip_dirs, default_skip_dirs[i]);
+    if (!s->python || !s->runtime || !s->container_fallback || !s->support_dir ||
+        s->skip_dirs.oom)
+        return -1;
+    return 0;
+}
+
+/* ---- the config file ---------------------------------------------------------------------- */
+
+typedef enum { K_STRING, K_PATH, K_STRLIST, K_PATHLIST, K_UINT, K_UINT0, K_SECONDS, K_BOOL, K_PORT,
+               K_GROUP, K_PLUGINS } key_type;
+
+typedef struct file_key {
+    const char *name;
+    key_type type;
+    size_t offset;
+} file_key;
+
+#define OFF(f) offsetof(st_settings, f)
+static const file_key file_keys[] = {
+    {"project_root", K_PATH, OFF(project_root)},
+    {"data_dir", K_STRING, OFF(data_dir)},
+    {"report_dir", K_STRING, OFF(report_dir)},
+    {"lock_file", K_STRING, OFF(lock_file)},
+    {"paths", K_STRLIST, OFF(paths)},
+    {"workers", K_UINT, OFF(workers)},
+    {"timeout", K_SECONDS, OFF(timeout_s)},
+    {"retries", K_UINT0, OFF(retries)},
+    {"pytest_args", K_STRING, 0},
+    {"python", K_STRING, OFF(python)},
+    {"coverage", K_BOOL, OFF(coverage)},
+    {"runtime", K_STRING, OFF(runtime)},
+    {"container_fallback", K_STRING, OFF(container_fallback)},
+    {"fail_on_orphans", K_BOOL, OFF(fail_on_orphans)},
+    {"plugin_path", K_PATHLIST, OFF(plugin_path)},
+    {"support_dir", K_PATH, OFF(support_dir)},
+    {"kill_grace", K_SECONDS, OFF(kill_grace_s)},
+    {"skip_dirs", K_STRLIST, OFF(skip_dirs)},
+    {"history", K_STRING, OFF(history_file)},
+    {"metrics_port", K_PORT, OFF(metrics_port)},
+    {"interval", K_SECONDS, OFF(interval_s)},
+    {"disable_orphans", K_BOOL, OFF(disable_orphans)},
+    {"include_orphans", K_BOOL, OFF(include_orphans)},
+    {"discover_orphans", K_BOOL, OFF(discover_orphans)},
+    {"recursive_orphans", K_BOOL, OFF(recursive_orphans)},
+    {"auto_include_isolated", K_BOOL, OFF(auto_include_isolated)},
+    {"recursive_isolated", K_BOOL, OFF(recursive_isolated)},
+    {"clean_orphans", K_BOOL, OFF(clean_orphans)},
+    {"include_redundant", K_BOOL, OFF(include_redundant)},
+    {"disable_integration", K_BOOL, OFF(disable_integration)},
+    {"host", K_GROUP, 0},
+    {"container", K_GROUP, 0},
+    {"plugins", K_PLUGINS, 0},
+};
+
+static const char *kind_names[] = {"runtime", "discovery", "integrator", "exporter", NULL};
+
+static char *where_of(const config_setting_t *cs)
+{
+    const char *file = config_setting_source_file(cs);
+    return st_asprintf("%s:%u", file ? file : "?", config_setting_source_line(cs));
+}
+
+static int file_string(const config_setting_t *cs, const char *what, const char **out)
+{
+    if (config_setting_type(cs) != CONFIG_TYPE_STRING) {
+        char *w = where_of(cs);
+        st_error("%s: '%s' must be a string", w, what);
+        free(w);
+        return -1;
+    }
+    *out = config_setting_get_string(cs);
+    return 0;
+}
+
+static int file_strlist(st_settings *s, const config_setting_t *cs, st_strv *dst, int is_path)
+{
+    char *w = where_of(cs);
+    st_strv v = {0};
+    int rc = -1;
+    if (config_setting_type(cs) == CONFIG_TYPE_STRING) {
+        st_strv_push(&v, config_setting_get_string(cs));
+    } else if (config_setting_is_aggregate(cs) && config_setting_type(cs) != CONFIG_TYPE_GROUP) {
+        for (int i = 0; i < config_setting_length(cs); i++) {
+            const config_setting_t *e = config_setting_get_elem(cs, (unsigned)i);
+            if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+                st_error("%s: '%s' must be a list of strings", w, config_setting_name(cs));
+                goto out;
+            }
+            st_strv_push(&v, config_setting_get_string(e));
+        }
+    } else {
+        st_error("%s: '%s' must be a string or a list of strings", w, config_setting_name(cs));
+        goto out;
+    }
+    if (is_path) {
+        for (size_t i = 0; i < v.n; i++) {
+            char *abs = st_path_absolute(s->config_dir, v.v[i]);
+            free(v.v[i]);
+            v.v[i] = abs;
+            if (!abs)
+                v.oom = 1;
+        }
+    }
+    if (v.oom)
+        goto out;
+    st_strv_free(dst);
+    *dst = v;
+    memset(&v, 0, sizeof(v));
+    rc = 0;
+out:
+    st_strv_free(&v);
+    free(w);
+    return rc;
+}
+
+static int file_plugins(st_settings *s, const config_setting_t *cs)
+{
+    char *w = where_of(cs);
+    int rc = -1;
+    if (config_setting_type(cs) != CONFIG_TYPE_LIST && config_setting_type(cs) != CONFIG_TYPE_ARRAY) {
+        st_error("%s: 'plugins' must be a list: plugins = ( { kind = \"...\"; name = \"...\"; } );", w);
+        goto out;
+    }
+    int n = config_setting_length(cs);
+    s->plugins = calloc((size_t)n + 1, sizeof(*s->plugins));
+    if (!s->plugins)
+        goto out;
+    for (int i = 0; i < n; i++) {
+        config_setting_t *e = config_setting_get_elem(cs, (unsigned)i);
+        char *ew = where_of(e);
+        const char *kind = NULL, *name = NULL;
+        int ok = config_setting_type(e) == CONFIG_TYPE_GROUP &&
+                 config_setting_lookup_string(e, "kind", &kind) &&
+                 config_setting_lookup_string(e, "name", &name);
+        if (!ok) {
+            st_error("%s: a plugins entry needs string settings 'kind' and 'name'", ew);
+            free(ew);
+            goto out;
+        }
+        int known = 0;
+        for (size_t k = 0; kind_names[k]; k++)
+            known |= strcmp(kind, kind_names[k]) == 0;
+        if (!known) {
+            st_error("%s: unknown plugin kind '%s' (runtime, discovery, integrator, exporter)", ew,
+                     kind);
+            free(ew);
+            goto out;
+        }
+        if (!st_is_identifier(name) && !strchr(name, '-')) {
+            /* names look like "exporter-prometheus" */
+        }
+        if (strchr(name, '/') || name[0] == '.' || !name[0]) {
+            st_error("%s: plugin name '%s' must be a plain file name", ew, name);
+            free(ew);
+            goto out;
+        }
+        for (int k = 0; k < config_setting_length(e); k++) {
+            const char *key = config_setting_name(config_setting_get_elem(e, (unsigned)k));
+            if (strcmp(key, "kind") && strcmp(key, "name") && strcmp(key, "settings")) {
+                st_error("%s: unknown setting '%s' in a plugins entry (kind, name, settings)", ew,
+                         key);
+                free(ew);
+                goto out;
+            }
+        }
+        st_plugin_conf *pc = &s->plugins[s->n_plugins++];
+        pc->kind = st_strdup(kind);
+        pc->name = st_strdup(name);
+        pc->where = ew;
+        pc->settings = config_setting_get_member(e, "settings");
+        if (pc->settings && config_setting_type(pc->settings) != CONFIG_TYPE_GROUP) {
+            st_error("%s: 'settings' must be a group { ... }", ew);
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    free(w);
+    return rc;
+}
+
+static int apply_file_key(st_settings *s, const file_key *k, config_setting_t *cs)
+{
+    char *w = where_of(cs);
+    const char *str = NULL;
+    char buf[64];
+    int rc = -1;
+    void *dst = (char *)s + k->offset;
+    switch (k->type) {
+    case K_STRING:
+        if (file_string(cs, k->name, &str) < 0)
+            goto out;
+        if (strcmp(k->name, "pytest_args") == 0)
+            rc = st_set_pytest_args(s, str, w);
+        else
+            rc = st_set_string(dst, str);
+        break;
+    case K_PATH: {
+        if (file_string(cs, k->name, &str) < 0)
+            goto out;
+        char *abs = st_path_absolute(s->config_dir, str);
+        if (!abs)
+            goto out;
+        free(*(char **)dst);
+        *(char **)dst = abs;
+        rc = 0;
+        break;
+    }
+    case K_STRLIST:
+    case K_PATHLIST:
+        rc = file_strlist(s, cs, dst, k->type == K_PATHLIST);
+        break;
+    case K_UINT:
+    case K_UINT0:
+    case K_PORT:
+        if (config_setting_type(cs) != CONFIG_TYPE_INT && config_setting_type(cs) != CONFIG_TYPE_INT64) {
+            st_error("%s: '%s' must be an integer", w, k->name);
+            goto out;
+        }
+        snprintf(buf, sizeof(buf), "%lld", config_setting_get_int64(cs));
+        if (k->type == K_PORT) {
+            long long v = config_setting_get_int64(cs);
+            if (v < 0 || v > 65535) {
+                st_error("%s: 'metrics_port' must be from 0 to 65535", w);
+                goto out;
+            }
+            *(long *)dst = (long)v;
+            rc = 0;
+        } else {
+            rc = st_set_uint(dst, buf, k->type == K_UINT ? 1 : 0, w);
+        }
+        break;
+    case K_SECONDS:
+        if (config_setting_type(cs) != CONFIG_TYPE_INT && config_setting_type(cs) != CONFIG_TYPE_INT64 &&
+            config_setting_type(cs) != CONFIG_TYPE_FLOAT) {
+            st_error("%s: '%s' must be a number of seconds", w, k->name);
+            goto out;
+        }
+        snprintf(buf, sizeof(buf), "%.17g",
+                 config_setting_type(cs) == CONFIG_TYPE_FLOAT ? config_setting_get_float(cs)
+                                                              : (double)config_setting_get_int64(cs));
+        rc = st_set_seconds(dst, buf, w);
+        break;
+    case K_BOOL:
+        if (config_setting_type(cs) != CONFIG_TYPE_BOOL) {
+            st_error("%s: '%s' must be true or false", w, k->name);
+            goto out;
+        }
+        *(int *)dst = config_setting_get_bool(cs);
+        rc = 0;
+        break;
+    case K_GROUP:
+        if (config_setting_type(cs) != CONFIG_TYPE_GROUP) {
+            st_error("%s: '%s' must be a group { ... }", w, k->name);
+            goto out;
+        }
+        rc = 0;
+        break;
+    case K_PLUGINS:
+        rc = file_plugins(s, cs);
+        break;
+    }
+out:
+    free(w);
+    return rc;
+}
+
+int st_settings_load_file(st_settings *s, const char *path)
+{
+    char *candidates[3] = {0};
+    int named = path != NULL;
+    int rc = -1;
+    if (named) {
+        candidates[0] = st_strdup(path);
+    } else {
+        candidates[0] = st_strdup(ST_SYSCONFDIR "/selftest/selftest.conf");
+        candidates[1] = st_strdup("selftest.conf");
+    }
+    const char *chosen = NULL;
+    for (size_t i = 0; i < 2 && candidates[i]; i++) {
+        if (access(candidates[i], F_OK) == 0) {
+            chosen = candidates[i];
+            break;
+        }
+    }
+    if (!chosen) {
+        if (named) {
+            st_error("%s: cannot read the config file: %s", path, strerror(ENOENT));
+            goto out;
+        }
+        rc = 0; /* no file: defaults, environment and options only */
+        goto out;
+    }
+    s->config_path = st_path_absolute(NULL, chosen);
+    s->config_dir = s->config_path ? st_path_dirname(s->config_path) : NULL;
+    if (!s->config_dir)
+        goto out;
+    config_init(&s->cfg);
+    s->cfg_loaded = 1;
+    struct stat st;
+    if (stat(chosen, &st) == 0 && S_ISDIR(st.st_mode)) {
+        st_error("%s: is a directory, not a config file", chosen);
+        goto out;
+    }
+    if (!config_read_file(&s->cfg, chosen)) {
+        if (config_error_type(&s->cfg) == CONFIG_ERR_FILE_IO)
+            st_error("%s: cannot read the config file: %s", chosen, strerror(errno));
+        else
+            st_error("%s:%d: %s", config_error_file(&s->cfg) ? config_error_file(&s->cfg) : chosen,
+                     config_error_line(&s->cfg), config_error_text(&s->cfg));
+        goto out;
+    }
+    config_setting_t *root = config_root_setting(&s->cfg);
+    for (int i = 0; i < config_setting_length(root); i++) {
+        config_setting_t *cs = config_setting_get_elem(root, (unsigned)i);
+        const char *name = config_setting_name(cs);
+        const file_key *k = NULL;
+        for (size_t j = 0; j < sizeof(file_keys) / sizeof(file_keys[0]); j++)
+            if (strcmp(file_keys[j].name, name) == 0)
+                k = &file_keys[j];
+        if (!k) {
+            char *w = where_of(cs);
+            st_error("%s: unknown setting '%s' (see selftest.conf(5) or conf/*.conf)", w, name);
+            free(w);
+            goto out;
+        }
+        if (apply_file_key(s, k, cs) < 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    for (size_t i = 0; i < 3; i++)
+        free(candidates[i]);
+    return rc;
+}
+
+/* ---- the environment ------------------------------------------------------------------------ */
+
+/* The first variable of the list that is set, with its name. */
+static const char *env_first(const char *const *names, const char **which)
+{
+    for (size_t i = 0; names[i]; i++) {
+        const char *v = getenv(names[i]);
+        if (v && *v) {
+            *which = names[i];
+            return v;
+        }
+    }
+    return NULL;
+}
+
+typedef struct env_bool {
+    const char *names[3];
+    size_t offset;
+} env_bool;
+
+static const env_bool env_bools[] = {
+    {{"SELF_TEST_DISABLE_ORPHANS", "SANDBOX_DISABLE_ORPHANS", NULL}, OFF(disable_orphans)},
+    {{"SELF_TEST_INCLUDE_ORPHANS", "SANDBOX_INCLUDE_ORPHANS", NULL}, OFF(include_orphans)},
+    {{"SELF_TEST_DISCOVER_ORPHANS", NULL, NULL}, OFF(discover_orphans)},
+    {{"SELF_TEST_RECURSIVE_ORPHANS", "SANDBOX_RECURSIVE_ORPHANS", NULL}, OFF(recursive_orphans)},
+    {{"SELF_TEST_AUTO_INCLUDE_ISOLATED", "SANDBOX_AUTO_INCLUDE_ISOLATED", NULL},
+     OFF(auto_include_isolated)},
+    {{"SELF_TEST_RECURSIVE_ISOLATED", "SANDBOX_RECURSIVE_ISOLATED", NULL}, OFF(recursive_isolated)},
+    {{"SANDBOX_CLEAN_ORPHANS", NULL, NULL}, OFF(clean_orphans)},
+    {{"SELF_TEST_INCLUDE_REDUNDANT", "SANDBOX_TEST_REDUNDANT", NULL}, OFF(include_redundant)},
+    {{"SELF_TEST_DISABLE_AUTO_INTEGRATION", NULL, NULL}, OFF(disable_integration)},
+    {{"SELF_TEST_COVERAGE", NULL, NULL}, OFF(coverage)},
+};
+
+int st_settings_load_env(st_settings *s)
+{
+    const char *which, *v;
+    char where[96];
+#define ENV1(name) ((which = (name)), (v = getenv(name)) && *v)
+#define WHERE() (snprintf(where, sizeof(where), "environment variable %s", which), where)
+    if (ENV1("SELF_TEST_ARGS") && st_set_pytest_args(s, v, WHERE()) < 0)
+        return -1;
+    if (ENV1("SELF_TEST_WORKERS") && st_set_uint(&s->workers, v, 1, WHERE()) < 0)
+        return -1;
+    if (ENV1("SELF_TEST_TIMEOUT") && st_set_seconds(&s->timeout_s, v, WHERE()) < 0)
+        return -1;
+    if (ENV1("SELF_TEST_RETRIES") && st_set_uint(&s->retries, v, 0, WHERE()) < 0)
+        return -1;
+    if (ENV1("SELF_TEST_METRICS_PORT")) {
+        long long port;
+        if (st_parse_long(v, &port) < 0 || port < 0 || port > 65535) {
+            st_error("%s: '%s' is not a port number (0-65535)", WHERE(), v);
+            return -1;
+        }
+        s->metrics_port = (long)port;
+    }
+    if (ENV1("SELF_TEST_LOCK_FILE") && st_set_string(&s->lock_file, v) < 0)
+        return -1;
+    if (ENV1("SELF_TEST_REPORT_DIR") && st_set_string(&s->report_dir, v) < 0)
+        return -1;
+    if (ENV1("SANDBOX_DATA_DIR") && st_set_string(&s->data_dir, v) < 0)
+        return -1;
+    if (ENV1("SANDBOX_REPO_PATH")) {
+        char *abs = st_path_absolute(NULL, v);
+        if (!abs)
+            return -1;
+        free(s->project_root);
+        s->project_root = abs;
+    }
+    if (ENV1("SELF_TEST_PYTHON") && st_set_string(&s->python, v) < 0)
+        return -1;
+    if (ENV1("SELF_TEST_SUPPORT_DIR") && st_set_string(&s->support_dir, v) < 0)
+        return -1;
+    if (ENV1("SELF_TEST_PLUGIN_PATH")) {
+        st_strv dirs = {0};
+        char *copy = st_strdup(v), *save = NULL;
+        for (char *tok = copy ? strtok_r(copy, ":", &save) : NULL; tok; tok = strtok_r(NULL, ":", &save))
+            st_strv_push_owned(&dirs, st_path_absolute(NULL, tok));
+        free(copy);
+        st_strv_free(&s->plugin_path);
+        s->plugin_path = dirs;
+    }
+    if (ENV1("SANDBOX_SKIP_DIRS")) {
+        st_strv dirs = {0};
+        char *copy = st_strdup(v), *save = NULL;
+        for (char *tok = copy ? strtok_r(copy, ":", &save) : NULL; tok; tok = strtok_r(NULL, ":", &save))
+            st_strv_push(&dirs, tok);
+        free(copy);
+        st_strv_free(&s->skip_dirs);
+        s->skip_dirs = dirs;
+    }
+    for (size_t i = 0; i < sizeof(env_bools) / sizeof(env_bools[0]); i++) {
+        v = env_first(env_bools[i].names, &which);
+        if (v && st_set_bool((int *)((char *)s + env_bools[i].offset), v, WHERE()) < 0)
+            return -1;
+    }
+#undef ENV1
+#undef WHERE
+    return 0;
+}
+
+/* ---- derived settings ----------------------------------------------------------------------- */
+
+/* The git top level of the cwd (a directory holding .git, dir or file), else the cwd. */
+static char *default_root(void)
+{
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof(cwd)))
+        return NULL;
+    char *dir = st_strdup(cwd);
+    while (dir) {
+        char *git = st_path_join(dir, ".git");
+        int found = git && access(git, F_OK) == 0;
+        free(git);
+        if (found)
+            return dir;
+        if (strcmp(dir, "/") == 0)
+            break;
+        char *up = st_path_dirname(dir);
+        free(dir);
+        dir = up;
+    }
+    free(dir);
+    return st_strdup(cwd);
+}
+
+static int make_absolute(char **p, const char *base)
+{
+    char *abs = st_path_absolute(base, *p);
+    if (!abs)
+        return -1;
+    free(*p);
+    *p = abs;
+    return 0;
+}
+
+int st_settings_finish(st_settings *s)
+{
+    if (!s->project_root)
+        s->project_root = default_root();
+    if (!s->project_root || make_absolute(&s->project_root, NULL) < 0)
+        return -1;
+    struct stat st;
+    if (stat(s->project_root, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        st_error("project root %s is not a directory", s->project_root);
+        return -1;
+    }
+    if (!s->data_dir)
+        s->data_dir = st_path_join(s->project_root, "sandbox_data");
+    if (!s->data_dir || make_absolute(&s->data_dir, s->project_root) < 0)
+        return -1;
+    if (!s->report_dir)
+        s->report_dir = st_path_join(s->data_dir, "self_test_reports");
+    if (!s->report_dir || make_absolute(&s->report_dir, s->project_root) < 0)
+        return -1;
+    if (!s->lock_file)
+        s->lock_file = st_path_join(s->data_dir, "self_test.lock");
+    if (!s->lock_file || make_absolute(&s->lock_file, s->project_root) < 0)
+        return -1;
+    if (strcmp(s->container_fallback, "host") != 0 && strcmp(s->container_fallback, "fail") != 0) {
+        st_error("container_fallback must be \"host\" or \"fail\", not '%s'", s->container_fallback);
+        return -1;
+    }
+    if (s->auto_include_isolated)
+        s->recursive_isolated = 1;
+    if (s->cfg_loaded) {
+        const char *group = strcmp(s->runtime, "host") == 0 ? "host" : "container";
+        s->runtime_settings = config_lookup(&s->cfg, group);
+    }
+    return 0;
+}
+
+void st_settings_free(st_settings *s)
+{
+    free(s->config_path);
+    free(s->config_dir);
+    if (s->cfg_loaded)
+        config_destroy(&s->cfg);
+    free(s->project_root);
+    free(s->data_dir);
+    free(s->report_dir);
+    free(s->lock_file);
+    st_strv_free(&s->paths);
+    st_strv_free(&s->pytest_args);
+    free(s->python);
+    free(s->runtime);
+    free(s->container_fallback);
+    st_strv_free(&s->plugin_path);
+    free(s->support_dir);
+    st_strv_free(&s->skip_dirs);
+    free(s->history_file);
+    for (size_t i = 0; i < s->n_plugins; i++) {
+        free(s->plugins[i].kind);
+        free(s->plugins[i].name);
+        free(s->plugins[i].where);
+    }
+    free(s->plugins);
+    memset(s, 0, sizeof(*s));
+}

@@ -1,0 +1,76 @@
+/* The run's settings: built-in defaults, then the libconfig file, then the environment, then
+ * the command line (each later source overrides; spec §2). Every error names where the bad value
+ * came from: "FILE:LINE", the variable, or the option. */
+#ifndef ST_SETTINGS_H
+#define ST_SETTINGS_H
+
+#include "util.h"
+
+#include <libconfig.h>
+
+typedef struct st_plugin_conf {
+    char *kind;      /* "runtime", "discovery", "integrator", "exporter" */
+    char *name;      /* file name without extension */
+    char *where;     /* "FILE:LINE" of the entry */
+    config_setting_t *settings; /* the entry's "settings" group, or NULL */
+} st_plugin_conf;
+
+typedef struct st_settings {
+    char *config_path;   /* absolute, or NULL when no file was read */
+    char *config_dir;
+    config_t cfg;        /* kept alive: plugins read their groups from it */
+    int cfg_loaded;
+
+    char *project_root;  /* absolute, normalised */
+    char *data_dir;
+    char *report_dir;
+    char *lock_file;
+    st_strv paths;       /* test paths as given (relative to cwd, or from the file: to root) */
+    int paths_from_cli;
+    unsigned workers;
+    double timeout_s;
+    unsigned retries;
+    st_strv pytest_args;
+    char *python;
+    int coverage;
+    char *runtime;            /* "host", "docker", "podman", or another runtime plugin's suffix */
+    char *container_fallback; /* "host" or "fail" */
+    int fail_on_orphans;
+    st_strv plugin_path;      /* replaces the compiled-in plugin dir when not empty */
+    char *support_dir;        /* dir of the bundled pytest plugin */
+    double kill_grace_s;
+    st_strv skip_dirs;
+    char *history_file;
+    long metrics_port;        /* -1: off */
+    double interval_s;
+
+    /* orphan handling (spec §2) */
+    int disable_orphans, include_orphans, discover_orphans, recursive_orphans;
+    int auto_include_isolated, recursive_isolated, clean_orphans, include_redundant;
+    int refresh_orphans, disable_integration;
+
+    st_plugin_conf *plugins;
+    size_t n_plugins;
+    config_setting_t *runtime_settings; /* "host" or "container" group for the runtime */
+} st_settings;
+
+/* Defaults only; never fails except on OOM (-1). */
+int st_settings_init(st_settings *s);
+/* Reads the config file. path NULL: the default locations (sysconfdir, then ./selftest.conf);
+ * a missing default file is fine, a missing named file is an error. Returns 0 or -1 (logged). */
+int st_settings_load_file(st_settings *s, const char *path);
+/* Applies SELF_TEST_* / SANDBOX_* variables. Returns 0 or -1 (logged, naming the variable). */
+int st_settings_load_env(st_settings *s);
+/* Fills in what depends on other settings (root, data dir, report dir, lock file); call after
+ * the command line was applied. Returns 0 or -1. */
+int st_settings_finish(st_settings *s);
+void st_settings_free(st_settings *s);
+
+/* Setters used by the file, env and CLI layers; where names the source for messages. */
+int st_set_bool(int *dst, const char *value, const char *where);
+int st_set_uint(unsigned *dst, const char *value, unsigned min, const char *where);
+int st_set_seconds(double *dst, const char *value, const char *where);
+int st_set_pytest_args(st_settings *s, const char *value, const char *where);
+int st_set_string(char **dst, const char *value);
+
+#endif

@@ -1,0 +1,246 @@
+"""Tiny TAP helper for selftest-core's integration tests (Python 3 stdlib only).
+
+Output is plan-last TAP: one "ok N - name" / "not ok N - name" line per check,
+"# " diagnostics, and "1..N" from done().  done() exits 0: failures are
+reported through the "not ok" lines, which automake's tap-driver counts.
+
+Environment (set by the Makefile):
+    SELFTEST_BIN            the selftest binary under test
+    SELF_TEST_PLUGIN_PATH   directory holding selftest_pytest_plugin.py
+    SELF_TEST_SUPPORT_DIR   the python support dir
+    top_srcdir              the source tree
+Defaults for running a test by hand from anywhere: the source tree is two
+levels above this file, the plugin dir is <top_srcdir>/python.
+"""
+
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+PYTHON = "/usr/bin/python3"
+
+_count = 0
+_failed = 0
+
+
+# --------------------------------------------------------------------------
+# TAP output
+
+
+def _emit(line):
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def _clean_name(name):
+    # "#" starts a directive in TAP; keep names on one line.
+    return " ".join(str(name).replace("#", "\\#").split())
+
+
+def note(text):
+    """Print text as TAP diagnostics ("# " lines)."""
+    for line in str(text).splitlines() or [""]:
+        _emit("# " + line)
+
+
+def ok(cond, name, diag=None):
+    """One check; diag is printed as "# " diagnostics when it fails."""
+    global _count, _failed
+    _count += 1
+    if cond:
+        _emit("ok %d - %s" % (_count, _clean_name(name)))
+    else:
+        _failed += 1
+        _emit("not ok %d - %s" % (_count, _clean_name(name)))
+        if diag is not None:
+            note(diag)
+    return bool(cond)
+
+
+def is_eq(got, expected, name):
+    """ok(got == expected) with a got/expected diagnostic."""
+    return ok(got == expected, name,
+              "got:      %r\nexpected: %r" % (got, expected))
+
+
+def skip(name, reason):
+    global _count
+    _count += 1
+    _emit("ok %d - %s # SKIP %s" % (_count, _clean_name(name),
+                                      _clean_name(reason)))
+
+
+def bail_out(reason):
+    _emit("Bail out! %s" % _clean_name(reason))
+    sys.exit(1)
+
+
+def failures():
+    return _failed
+
+
+def done():
+    """Print the plan (1..N) and exit 0."""
+    _emit("1..%d" % _count)
+    sys.exit(0)
+
+
+# --------------------------------------------------------------------------
+# environment
+
+
+def top_srcdir():
+    d = os.environ.get("top_srcdir")
+    if d:
+        return os.path.abspath(d)
+    return os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def plugin_dir():
+    return os.environ.get("SELF_TEST_PLUGIN_PATH") or os.path.join(top_srcdir(), "python")
+
+
+def support_dir():
+    return os.environ.get("SELF_TEST_SUPPORT_DIR") or os.path.join(top_srcdir(), "python")
+
+
+def selftest_bin():
+    return os.environ.get("SELFTEST_BIN")
+
+
+def fixture(name):
+    """Path of a fixture project (tests/fixtures/projects/<name>); "sample" is <top_srcdir>/sample."""
+    if name == "sample":
+        return os.path.join(top_srcdir(), "sample")
+    return os.path.join(top_srcdir(), "tests", "fixtures", "projects", name)
+
+
+def base_env(extra=None):
+    """os.environ without pytest-affecting variables, plus extra (None values unset)."""
+    env = dict(os.environ)
+    for k in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTEST_XDIST_WORKER",
+              "PYTEST_CURRENT_TEST", "SELF_TEST_RESULTS_FILE",
+              "SELF_TEST_ORPHAN_MODULES", "SELF_TEST_ORPHAN_ROOT"):
+        env.pop(k, None)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    for k, v in (extra or {}).items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = str(v)
+    return env
+
+
+# --------------------------------------------------------------------------
+# processes
+
+
+def run(argv, env=None, timeout=120, cwd=None, input=None):
+    """Run argv (no shell). Returns (rc, stdout, stderr) as text.
+
+    rc is the exit status, or -SIGNAL when killed by a signal.  On timeout
+    the whole process group is killed and rc is None.
+    """
+    proc = subprocess.Popen(
+        [str(a) for a in argv], env=env, cwd=cwd,
+        stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True)
+    try:
+        out, err = proc.communicate(input=input.encode() if isinstance(input, str) else input,
+                                    timeout=timeout)
+        rc = proc.returncode
+    except subprocess.TimeoutExpired:
+        kill_group(proc)
+        out, err = proc.communicate()
+        rc = None
+    return (rc, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+
+
+def kill_group(proc, sig=None):
+    """SIGKILL (or sig) the process group of a Popen started with start_new_session."""
+    import signal
+    try:
+        os.killpg(proc.pid, sig if sig is not None else signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+@contextlib.contextmanager
+def tmpdir(prefix="selftest-tap-"):
+    """A temporary directory, removed afterwards."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------
+# pytest summary parsing
+
+SUMMARY_KEYS = ("passed", "failed", "errors", "skipped", "xfailed", "xpassed")
+_WORDS = {
+    "passed": "passed", "failed": "failed", "error": "errors",
+    "errors": "errors", "skipped": "skipped", "xfailed": "xfailed",
+    "xpassed": "xpassed", "deselected": "deselected",
+    "warning": "warnings", "warnings": "warnings",
+}
+_PART = re.compile(r"(\d+) ([a-z]+)")
+_TIME = re.compile(r"\bin [\d.]+s\b")
+
+
+def parse_summary(output):
+    """Parse pytest's final summary line ("= 1 failed, 2 passed, 3 errors in 0.1s =",
+    "= no tests ran in 0.01s =", or the -q form without "=") from output.
+
+    Returns a dict with SUMMARY_KEYS (+ deselected, warnings) as ints, and
+    "line" = the line found, or None when there is no summary line (crash).
+    """
+    counts = dict.fromkeys(SUMMARY_KEYS, 0)
+    counts["deselected"] = 0
+    counts["warnings"] = 0
+    counts["line"] = None
+    for raw in reversed(output.splitlines()):
+        line = raw.strip().strip("=").strip()
+        if not _TIME.search(line):
+            continue
+        head = _TIME.split(line)[0]
+        if "no tests ran" in head:
+            counts["line"] = line
+            return counts
+        parts = _PART.findall(head)
+        if not parts or any(w not in _WORDS for _, w in parts):
+            continue
+        for n, word in parts:
+            counts[_WORDS[word]] += int(n)
+        counts["line"] = line
+        return counts
+    return counts
+
+
+def pytest_cmd(path_list=(), extra_args=(), plugin=False):
+    argv = [PYTHON, "-m", "pytest", "-p", "no:cacheprovider"]
+    if plugin:
+        argv += ["-p", "selftest_pytest_plugin"]
+    return argv + list(extra_args) + [str(p) for p in path_list]
+
+
+def pytest_summary(path_list=(), extra_args=(), cwd=None, env=None, timeout=300):
+    """Run /usr/bin/python3 -m pytest -p no:cacheprovider <extra_args> <paths> in cwd.
+
+    Returns a dict {passed, failed, errors, skipped, xfailed, xpassed,
+    deselected, warnings, line, exitcode, stdout, stderr}.  exitcode is the
+    process status (-SIG when killed by a signal, None on timeout).
+    """
+    rc, out, err = run(pytest_cmd(path_list, extra_args), env=base_env(env),
+                       timeout=timeout, cwd=cwd)
+    res = parse_summary(out)
+    res["exitcode"] = rc
+    res["stdout"] = out
+    res["stderr"] = err
+    return res

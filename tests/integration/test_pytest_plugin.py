@@ -1,0 +1,378 @@
+#!/usr/bin/python3
+"""TAP test of python/selftest_pytest_plugin.py against the fixture projects.
+
+For each fixture, pytest runs with the plugin (PYTHONPATH = the plugin dir,
+SELF_TEST_RESULTS_FILE set), once without xdist and once with -n 2.  Checks:
+the JSON lines are well formed with exactly the documented keys; the counts of
+emitted outcomes equal pytest's own summary line of the same run and the known
+outcome of the fixture (tests/fixtures/projects/EXPECTED.md); the end event's
+exitstatus equals the process exit status; a crash (exit3, segv) leaves the
+events before it and no end event.  Also: the timeout fixture killed mid-run,
+orphan checks, the excerpt bound, an unwritable results file.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import taplib  # noqa: E402
+from taplib import done, is_eq, ok, skip  # noqa: E402
+
+OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
+START_KEYS = {"event", "pid", "argv", "workers", "python", "pytest"}
+TEST_KEYS = {"event", "nodeid", "file", "outcome", "phase", "duration", "excerpt"}
+CERR_KEYS = {"event", "nodeid", "file", "excerpt"}
+END_KEYS = {"event", "exitstatus", "counts", "duration"}
+# summary-line key for each plugin outcome
+SUMMARY_OF = {"passed": "passed", "failed": "failed", "error": "errors",
+              "skipped": "skipped", "xfailed": "xfailed", "xpassed": "xpassed"}
+
+
+def C(**kw):
+    d = dict.fromkeys(OUTCOMES, 0)
+    d.update(kw)
+    return d
+
+
+# (label, fixture, extra args, {mode: (expected counts or None for a crash, exit status)})
+# mode "plain" = no xdist, "xdist" = -n 2.
+CASES = [
+    ("passing", "passing", [], {
+        "plain": (C(passed=4, skipped=1, xfailed=1, xpassed=1), 0),
+        "xdist": (C(passed=4, skipped=1, xfailed=1, xpassed=1), 0)}),
+    ("failing", "failing", [], {
+        "plain": (C(passed=3, failed=2), 1),
+        "xdist": (C(passed=3, failed=2), 1)}),
+    ("fixture_error", "fixture_error", [], {
+        "plain": (C(passed=2, failed=1, error=3), 1),
+        "xdist": (C(passed=2, failed=1, error=3), 1)}),
+    ("collect_error", "collect_error", [], {
+        "plain": (C(error=1), 2),                 # interrupted by the collection error
+        "xdist": (C(passed=2, error=1), 1)}),     # xdist runs the good file anyway
+    ("exit3", "exit3", [], {
+        "plain": (None, 3),
+        "xdist": (C(passed=1, failed=1), 1)}),    # xdist: "worker crashed" = failed
+    ("segv", "segv", [], {
+        "plain": (None, -signal.SIGSEGV),
+        "xdist": (C(passed=1, failed=1), 1)}),
+    ("empty", "empty", [], {
+        "plain": (C(), 5),
+        "xdist": (C(), 5)}),
+    ("split", "split", [], {
+        "plain": (C(passed=6), 0),
+        "xdist": (C(passed=6), 0)}),
+    ("split a b", "split", ["a", "b"], {
+        "plain": (C(passed=4), 0),
+        "xdist": (C(passed=4), 0)}),
+    ("markers", "markers", [], {
+        "plain": (C(passed=7), 0),
+        "xdist": (C(passed=7), 0)}),
+    ("markers -k -m", "markers", ["-k", "not slow", "-m", "smoke"], {
+        "plain": (C(passed=2), 0),
+        "xdist": (C(passed=2), 0)}),
+    ("sample", "sample", [], {
+        "plain": (C(passed=7), 0),
+        "xdist": (C(passed=7), 0)}),
+]
+# crash fixtures: the events that must be there before the crash
+CRASH_PASSED = {"exit3": "tests/test_exit3.py::test_first",
+                "segv": "tests/test_segv.py::test_first"}
+MARKERS_SELECTED = {"tests/test_markers.py::test_smoke_login",
+                    "tests/test_markers.py::test_smoke_logout"}
+
+
+def plugin_env(results, extra=None):
+    env = {"PYTHONPATH": taplib.plugin_dir(), "SELF_TEST_RESULTS_FILE": results}
+    env.update(extra or {})
+    return taplib.base_env(env)
+
+
+def read_events(path):
+    """(events, bad_lines)"""
+    events, bad = [], []
+    if not os.path.exists(path):
+        return events, bad
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                ev = json.loads(line)
+                if not isinstance(ev, dict):
+                    raise ValueError("not an object")
+                events.append(ev)
+            except ValueError:
+                bad.append(line)
+    return events, bad
+
+
+def emitted_counts(events):
+    c = C()
+    for ev in events:
+        if ev.get("event") == "test" and ev.get("outcome") in c:
+            c[ev["outcome"]] += 1
+        elif ev.get("event") == "collect_error":
+            c["error"] += 1
+    return c
+
+
+def summary_as_outcomes(summ):
+    return {o: summ[SUMMARY_OF[o]] for o in OUTCOMES}
+
+
+def check_shapes(label, events, argv, workers):
+    """Key sets and value types of every event."""
+    problems = []
+    starts = [e for e in events if e.get("event") == "start"]
+    if len(starts) != 1 or events[0].get("event") != "start":
+        problems.append("want exactly one start event, first: %d" % len(starts))
+    for ev in events:
+        kind = ev.get("event")
+        if kind == "start":
+            if set(ev) != START_KEYS:
+                problems.append("start keys %s" % sorted(ev))
+                continue
+            if not isinstance(ev["pid"], int):
+                problems.append("start pid %r" % ev["pid"])
+            if ev["argv"] != argv:
+                problems.append("start argv %r != %r" % (ev["argv"], argv))
+            if ev["workers"] != workers:
+                problems.append("start workers %r != %r" % (ev["workers"], workers))
+            if ev["python"] != "%d.%d.%d" % sys.version_info[:3] and \
+                    not isinstance(ev["python"], str):
+                problems.append("start python %r" % ev["python"])
+            if not isinstance(ev["pytest"], str) or not ev["pytest"][:1].isdigit():
+                problems.append("start pytest %r" % ev["pytest"])
+        elif kind == "test":
+            if set(ev) != TEST_KEYS:
+                problems.append("test keys %s" % sorted(ev))
+                continue
+            if ev["outcome"] not in OUTCOMES:
+                problems.append("outcome %r" % ev["outcome"])
+            if ev["phase"] not in ("setup", "call", "teardown", "collect"):
+                problems.append("phase %r" % ev["phase"])
+            if not isinstance(ev["duration"], float) or ev["duration"] < 0:
+                problems.append("duration %r" % ev["duration"])
+            if ev["file"] != ev["nodeid"].split("::")[0] or not ev["file"].endswith(".py"):
+                problems.append("file %r for %r" % (ev["file"], ev["nodeid"]))
+            if ev["outcome"] in ("failed", "error"):
+                if not isinstance(ev["excerpt"], str) or not ev["excerpt"] \
+                        or len(ev["excerpt"]) > 4000:
+                    problems.append("excerpt of %s" % ev["nodeid"])
+            elif ev["excerpt"] is not None:
+                problems.append("excerpt not null for %s %s" % (ev["outcome"], ev["nodeid"]))
+        elif kind == "collect_error":
+            if set(ev) != CERR_KEYS:
+                problems.append("collect_error keys %s" % sorted(ev))
+                continue
+            if not isinstance(ev["excerpt"], str) or not ev["excerpt"]:
+                problems.append("collect_error excerpt")
+            if ev["file"] != ev["nodeid"].split("::")[0]:
+                problems.append("collect_error file %r" % ev["file"])
+        elif kind == "end":
+            if set(ev) != END_KEYS:
+                problems.append("end keys %s" % sorted(ev))
+                continue
+            if set(ev["counts"]) != set(OUTCOMES):
+                problems.append("end counts keys %s" % sorted(ev["counts"]))
+            if not isinstance(ev["exitstatus"], int) or not isinstance(ev["duration"], float):
+                problems.append("end types")
+        else:
+            problems.append("unknown event %r" % kind)
+    ok(not problems, "%s: event shapes" % label, "\n".join(problems))
+
+
+def run_case(label, fixture, args, mode, expected, status):
+    cwd = taplib.fixture(fixture)
+    xargs = ["-n", "2"] if mode == "xdist" else []
+    extra = ["-p", "no:cacheprovider", "-p", "selftest_pytest_plugin"] + xargs + list(args)
+    label = "%s [%s]" % (label, mode)
+    with taplib.tmpdir() as d:
+        results = os.path.join(d, "results.jsonl")
+        rc, out, err = taplib.run([taplib.PYTHON, "-m", "pytest"] + extra,
+                                  env=plugin_env(results), cwd=cwd, timeout=300)
+        events, bad = read_events(results)
+    summ = taplib.parse_summary(out)
+    tail = "stdout tail:\n%s\nstderr tail:\n%s" % (out[-1500:], err[-800:])
+
+    is_eq(rc, status, "%s: exit status" % label)
+    ok(not bad, "%s: every line is a JSON object" % label, "".join(bad[:3]))
+    if not events:
+        ok(False, "%s: events written" % label, tail)
+        return
+    check_shapes(label, events, extra, 2 if mode == "xdist" else 0)
+    got = emitted_counts(events)
+    ends = [e for e in events if e.get("event") == "end"]
+
+    if expected is None:  # the interpreter died: no summary, no end event
+        ok(summ["line"] is None, "%s: pytest printed no summary" % label, tail)
+        ok(not ends, "%s: no end event after the crash" % label)
+        first = CRASH_PASSED[fixture]
+        ok(any(e.get("event") == "test" and e.get("nodeid") == first and
+               e.get("outcome") == "passed" for e in events),
+           "%s: the test before the crash was recorded" % label,
+           json.dumps(events, indent=1)[:2000])
+        return
+
+    ok(summ["line"] is not None, "%s: pytest summary line found" % label, tail)
+    is_eq(got, summary_as_outcomes(summ),
+          "%s: emitted outcomes equal pytest's summary (%s)" % (label, summ["line"]))
+    is_eq(got, expected, "%s: emitted outcomes equal the known outcome" % label)
+    if ok(len(ends) == 1 and events[-1] is ends[0], "%s: one end event, last" % label):
+        end = ends[0]
+        is_eq(end["exitstatus"], rc, "%s: end exitstatus equals the exit status" % label)
+        is_eq(end["counts"], got, "%s: end counts equal the emitted events" % label)
+    if fixture == "markers" and args:
+        is_eq({e["nodeid"] for e in events if e.get("event") == "test"}, MARKERS_SELECTED,
+              "%s: -k/-m selected the known tests" % label)
+    if fixture == "fixture_error":
+        phases = sorted((e["nodeid"].split("::")[1], e["phase"], e["outcome"])
+                        for e in events if e.get("event") == "test")
+        is_eq(phases, [("test_ok", "call", "passed"),
+                       ("test_setup_error", "setup", "error"),
+                       ("test_teardown_error_after_fail", "call", "failed"),
+                       ("test_teardown_error_after_fail", "teardown", "error"),
+                       ("test_teardown_error_after_pass", "call", "passed"),
+                       ("test_teardown_error_after_pass", "teardown", "error")],
+              "%s: phases and outcomes per report" % label)
+        exc = [e["excerpt"] for e in events if e.get("event") == "test"
+               and e["outcome"] == "error" and e["phase"] == "setup"]
+        ok(exc and "setup exploded" in exc[0], "%s: setup error excerpt" % label)
+    if fixture == "collect_error":
+        ce = [e for e in events if e.get("event") == "collect_error"]
+        ok(len(ce) == 1 and ce[0]["file"] == "tests/test_broken.py"
+           and "SyntaxError" in ce[0]["excerpt"],
+           "%s: collect_error event for tests/test_broken.py" % label,
+           json.dumps(ce)[:1500])
+
+
+def run_timeout(mode):
+    """Kill the timeout fixture once test_fast is recorded: no end event."""
+    label = "timeout [%s]" % mode
+    xargs = ["-n", "2"] if mode == "xdist" else []
+    with taplib.tmpdir() as d:
+        results = os.path.join(d, "results.jsonl")
+        proc = subprocess.Popen(
+            taplib.pytest_cmd([], xargs, plugin=True), cwd=taplib.fixture("timeout"),
+            env=plugin_env(results), stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True)
+        seen = False
+        deadline = time.monotonic() + 60
+        try:
+            while time.monotonic() < deadline and proc.poll() is None:
+                events, _ = read_events(results)
+                if any(e.get("event") == "test" and
+                       e.get("nodeid") == "tests/test_timeout.py::test_fast" and
+                       e.get("outcome") == "passed" for e in events):
+                    seen = True
+                    break
+                time.sleep(0.2)
+            time.sleep(0.5)
+            still_running = proc.poll() is None
+        finally:
+            taplib.kill_group(proc)
+            proc.wait()
+        events, bad = read_events(results)
+    ok(seen, "%s: test_fast recorded while test_sleep runs" % label)
+    ok(still_running, "%s: pytest still running (sleeping) when killed" % label)
+    ok(not bad and not any(e.get("event") == "end" for e in events),
+       "%s: no end event after the kill" % label)
+    ok(not any(e.get("nodeid", "").endswith("::test_sleep") for e in events),
+       "%s: no event for the unfinished test" % label)
+
+
+def run_orphans():
+    root = taplib.fixture("sample")
+    with taplib.tmpdir() as d:
+        proj = os.path.join(d, "proj")
+        os.makedirs(os.path.join(proj, "pkg"))
+        for name, text in (("pkg/__init__.py", ""),
+                           ("pkg/good.py", "VALUE = 1\n"),
+                           ("pkg/bad.py", "raise ValueError('boom at import')\n"),
+                           ("script.py", "import sys\nif __name__ == '__main__':\n"
+                                         "    sys.exit(2)\nDONE = True\n")):
+            with open(os.path.join(proj, name), "w") as fh:
+                fh.write(text)
+        work = os.path.join(d, "work")
+        os.mkdir(work)
+        for label, rootdir, entries, want in (
+            ("orphans sample", root,
+             [{"path": "calc/legacy_report.py", "module": "calc.legacy_report"}],
+             {"orphan::calc/legacy_report.py": "passed"}),
+            ("orphans mixed", proj,
+             [{"path": "pkg/good.py", "module": "pkg.good"},
+              {"path": "pkg/bad.py", "module": "pkg.bad"},
+              {"path": "script.py", "module": None},
+              {"path": "pkg/missing.py", "module": "pkg.missing"}],
+             {"orphan::pkg/good.py": "passed", "orphan::pkg/bad.py": "failed",
+              "orphan::script.py": "passed", "orphan::pkg/missing.py": "failed"}),
+        ):
+            results = os.path.join(d, label.replace(" ", "_") + ".jsonl")
+            env = plugin_env(results, {"SELF_TEST_ORPHAN_MODULES": json.dumps(entries)})
+            rc, out, err = taplib.run(
+                taplib.pytest_cmd(["."], ["-q", "--rootdir=" + rootdir], plugin=True),
+                env=env, cwd=work, timeout=120)
+            events, bad = read_events(results)
+            tests = {e["nodeid"]: e for e in events if e.get("event") == "test"}
+            is_eq({k: v["outcome"] for k, v in tests.items()}, want,
+                  "%s: one item per module, outcomes" % label)
+            is_eq({k: v["file"] for k, v in tests.items()},
+                  {k: k.split("::", 1)[1] for k in want}, "%s: file = module path" % label)
+            is_eq(rc, 1 if "failed" in want.values() else 0, "%s: exit status" % label)
+            if "orphan::pkg/bad.py" in tests:
+                ok("boom at import" in (tests["orphan::pkg/bad.py"]["excerpt"] or ""),
+                   "%s: failure excerpt has the error" % label)
+            summ = taplib.parse_summary(out)
+            is_eq(emitted_counts(events), summary_as_outcomes(summ),
+                  "%s: counts equal pytest's summary" % label)
+        ok(os.listdir(work) == [], "orphans: nothing written in the working dir",
+           repr(os.listdir(work)))
+
+
+def run_misc():
+    with taplib.tmpdir() as d:
+        proj = os.path.join(d, "proj")
+        os.mkdir(proj)
+        with open(os.path.join(proj, "pytest.ini"), "w") as fh:
+            fh.write("[pytest]\n")
+        with open(os.path.join(proj, "test_long.py"), "w") as fh:
+            fh.write("def test_long():\n"
+                     "    raise ValueError('A' * 6000 + 'THE-END')\n\n\n"
+                     "def test_ok():\n    pass\n")
+        results = os.path.join(d, "r.jsonl")
+        rc, out, err = taplib.run(taplib.pytest_cmd([], [], plugin=True),
+                                  env=plugin_env(results), cwd=proj)
+        events, _ = read_events(results)
+        exc = [e["excerpt"] for e in events if e.get("outcome") == "failed"]
+        ok(len(exc) == 1 and len(exc[0]) <= 4000 and exc[0].startswith("...\n")
+           and "THE-END" in exc[0], "excerpt bounded to 4000 chars, keeps the end",
+           repr([len(x) for x in exc]))
+
+        rc2, out2, err2 = taplib.run(
+            taplib.pytest_cmd([], [], plugin=True),
+            env=plugin_env(os.path.join(d, "no", "such", "dir", "r.jsonl")), cwd=proj)
+        is_eq(rc2, rc, "unwritable results file: pytest runs normally")
+
+        env = taplib.base_env({"PYTHONPATH": taplib.plugin_dir()})
+        rc3, out3, err3 = taplib.run(taplib.pytest_cmd([], [], plugin=True), env=env, cwd=proj)
+        is_eq((rc3, sorted(os.listdir(proj))), (rc, ["pytest.ini", "test_long.py"]),
+              "SELF_TEST_RESULTS_FILE unset: plugin writes nothing")
+
+
+if not os.path.exists(taplib.PYTHON):
+    skip("pytest plugin", "no %s" % taplib.PYTHON)
+    done()
+if not os.path.exists(os.path.join(taplib.plugin_dir(), "selftest_pytest_plugin.py")):
+    taplib.bail_out("no selftest_pytest_plugin.py in %s" % taplib.plugin_dir())
+
+for label, fixture, args, modes in CASES:
+    for mode in ("plain", "xdist"):
+        exp, status = modes[mode]
+        run_case(label, fixture, args, mode, exp, status)
+for mode in ("plain", "xdist"):
+    run_timeout(mode)
+run_orphans()
+run_misc()
+done()
