@@ -88,6 +88,15 @@ void st_jg_kdouble(yajl_gen g, const char *key, double v)
     st_jg_double(g, v);
 }
 
+void st_jg_kpercent(yajl_gen g, const char *key, double v)
+{
+    st_jg_key(g, key);
+    if (v < 0)
+        st_jg_null(g);
+    else
+        st_jg_double(g, v);
+}
+
 void st_jg_kbool(yajl_gen g, const char *key, int v)
 {
     st_jg_key(g, key);

@@ -17,6 +17,8 @@ void st_jg_null(yajl_gen g);
 void st_jg_kstr(yajl_gen g, const char *key, const char *s);
 void st_jg_kint(yajl_gen g, const char *key, long long v);
 void st_jg_kdouble(yajl_gen g, const char *key, double v);
+/* A percentage that is unknown when negative: null then. */
+void st_jg_kpercent(yajl_gen g, const char *key, double v);
 void st_jg_kbool(yajl_gen g, const char *key, int v);
 /* Copies the generated text (with a trailing newline when nl) and frees g. NULL on OOM. */
 char *st_jg_finish(yajl_gen g, int nl);

@@ -156,7 +156,7 @@ static int check_descriptor(const char *file, const char *name, st_plugin_kind k
         return -1;
     }
     if (d->kind != kind) {
-        st_error("%s: plugin '%s' is a %s plugin, but the config loads it as a %s plugin", file,
+        st_error("%s: plugin '%s' is of kind '%s', but the config loads it as kind '%s'", file,
                  name, st_kind_name(d->kind), st_kind_name(kind));
         return -1;
     }

@@ -394,7 +394,7 @@ static void gen_batch(yajl_gen g, const st_batch *b)
 {
     yajl_gen_map_open(g);
     gen_counts(g, &b->counts);
-    st_jg_kdouble(g, "coverage", b->coverage);
+    st_jg_kpercent(g, "coverage", b->coverage);
     st_jg_kdouble(g, "runtime", b->runtime_s);
     st_jg_kbool(g, "ok", b->ok);
     st_jg_kstr(g, "reason", b->reason);
@@ -406,6 +406,15 @@ static void gen_batch(yajl_gen g, const st_batch *b)
     if (b->term_signal)
         st_jg_kint(g, "signal", b->term_signal);
     st_jg_kbool(g, "timed_out", b->timed_out);
+    st_jg_kdouble(g, "started_at", b->started_at);
+    st_jg_kdouble(g, "finished_at", b->finished_at);
+    /* What pytest itself reported receiving: the proof of the worker split and of the args. */
+    st_jg_kint(g, "pytest_workers", b->workers_seen);
+    st_jg_key(g, "pytest_argv");
+    yajl_gen_array_open(g);
+    for (size_t i = 0; i < b->argv_seen.n; i++)
+        st_jg_str(g, b->argv_seen.v[i]);
+    yajl_gen_array_close(g);
     yajl_gen_map_close(g);
 }
 
@@ -434,7 +443,7 @@ char *st_run_to_json(const st_run *r, int pretty)
         st_jg_kstr(g, "event", "results");
     gen_counts(g, &r->totals);
     st_jg_kint(g, "xpassed", r->totals.n[ST_OUT_XPASSED]);
-    st_jg_kdouble(g, "coverage", r->coverage);
+    st_jg_kpercent(g, "coverage", r->coverage);
     st_jg_kdouble(g, "runtime", r->mean_batch_runtime_s);
     st_jg_kdouble(g, "total_runtime", r->total_runtime_s);
     st_jg_key(g, "suite_metrics");

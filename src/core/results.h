@@ -77,6 +77,7 @@ typedef struct st_batch {
     st_strv argv_seen;  /* the argv pytest reported receiving (start event) */
     long workers_seen;  /* the -n pytest reported, 0 without xdist */
     double runtime_s;
+    double started_at, finished_at; /* UNIX seconds of the last attempt */
     double coverage;    /* percent, -1 unavailable */
     st_cov_line *cov;
     size_t n_cov;

@@ -263,7 +263,9 @@ static void run_one(runner *rn, st_batch *b)
         };
         capture cap = {&b->output_tail, NULL};
         st_exec_result res;
+        b->started_at = st_wall_clock();
         execute(rn->runtime, &req, &cap, &res);
+        b->finished_at = st_wall_clock();
         char err[600];
         if (st_results_read(b, results, err, sizeof(err)) < 0)
             b->read_error = st_strdup(err);

@@ -234,15 +234,18 @@ char *st_path_absolute(const char *base, const char *path)
     }
     if (!joined)
         return NULL;
-    /* Fold "." and ".." and repeated slashes in place. */
+    /* Fold ".", ".." and repeated slashes: keep the start offset of every kept component so
+     * ".." can drop the last one. */
     size_t n = strlen(joined);
     char *out = malloc(n + 2);
-    if (!out) {
+    size_t *starts = malloc((n / 2 + 2) * sizeof(*starts));
+    if (!out || !starts) {
+        free(out);
+        free(starts);
         free(joined);
         return NULL;
     }
-    size_t o = 0;
-    out[o++] = '/';
+    size_t o = 0, depth = 0;
     const char *p = joined;
     while (*p) {
         while (*p == '/')
@@ -254,25 +257,20 @@ char *st_path_absolute(const char *base, const char *path)
         if (len == 1 && p[0] == '.') {
             /* skip */
         } else if (len == 2 && p[0] == '.' && p[1] == '.') {
-            if (o > 1) {
-                o--; /* drop trailing slash */
-                while (o > 1 && out[o - 1] != '/')
-                    o--;
-            }
+            if (depth > 0)
+                o = starts[--depth];
         } else {
-            if (o > 1)
-                out[o++] = '/';
+            starts[depth++] = o;
+            out[o++] = '/';
             memcpy(out + o, p, len);
             o += len;
-            if (o > 1 && out[o - 1] == '/')
-                o--;
         }
         p += len;
     }
-    /* Remove a trailing slash left by "..". */
-    if (o > 1 && out[o - 1] == '/')
-        o--;
+    if (o == 0)
+        out[o++] = '/';
     out[o] = '\0';
+    free(starts);
     free(joined);
     return out;
 }

@@ -1,0 +1,175 @@
+/* Unit tests of loader.c: one fixture plugin per refusal path (tests/fixtures/plugins), each
+ * asserting that the message names both sides. */
+#include "config.h"
+
+#include "unit.h"
+
+#include "loader.h"
+#include "log.h"
+
+static st_loader *open_loader(void)
+{
+    const char *dir = getenv("FIXTURE_PLUGIN_DIR");
+    ck_assert_msg(dir != NULL, "FIXTURE_PLUGIN_DIR must name the fixture plugin dir");
+    st_strv path = {0};
+    st_strv_push(&path, "/nonexistent-first-dir");
+    st_strv_push(&path, dir);
+    st_loader *ld = NULL;
+    ck_assert_int_eq(st_loader_new(&path, &ld), 0);
+    st_strv_free(&path);
+    return ld;
+}
+
+/* Loads name as kind; returns the status and the message. */
+static int try_load(const char *name, st_plugin_kind kind, char **err, st_instance **inst)
+{
+    st_loader *ld = open_loader();
+    unit_capture c;
+    unit_capture_begin(&c);
+    st_instance *i = NULL;
+    int rc = st_loader_load(ld, name, kind, "test.conf:7", &i);
+    *err = unit_capture_end(&c);
+    if (inst)
+        *inst = i;
+    st_loader_free(ld);
+    return rc;
+}
+
+START_TEST(good_plugin_loads)
+{
+    st_loader *ld = open_loader();
+    st_instance *inst = NULL;
+    ck_assert_int_eq(st_loader_load(ld, "fx-good", ST_KIND_EXPORTER, "test.conf:7", &inst), 0);
+    ck_assert_str_eq(inst->desc->name, "fx-good");
+    ck_assert_int_eq(inst->desc->kind, ST_KIND_EXPORTER);
+    ck_assert_contains(inst->file, "fx-good.la");
+    ck_assert_int_eq(st_inst_create(inst), ST_OK);
+    ck_assert_int_eq(st_inst_start(inst), ST_OK);
+    st_loader_free(ld); /* stops and destroys */
+}
+END_TEST
+
+START_TEST(unknown_plugin_names_the_search_path)
+{
+    char *err;
+    ck_assert_int_eq(try_load("nope", ST_KIND_EXPORTER, &err, NULL), -1);
+    ck_assert_contains(err, "test.conf:7: unknown plugin 'nope'");
+    ck_assert_contains(err, "/nonexistent-first-dir:");
+    free(err);
+}
+END_TEST
+
+START_TEST(other_major_is_refused_naming_both)
+{
+    char *err;
+    ck_assert_int_eq(try_load("fx-major", ST_KIND_EXPORTER, &err, NULL), -1);
+    ck_assert_contains(err, "fx-major.la");
+    ck_assert_contains(err, "built for plugin ABI 2.0");
+    ck_assert_contains(err, "this core provides ABI 1.0");
+    free(err);
+}
+END_TEST
+
+START_TEST(newer_minor_is_refused_naming_both)
+{
+    char *err;
+    ck_assert_int_eq(try_load("fx-minor", ST_KIND_EXPORTER, &err, NULL), -1);
+    ck_assert_contains(err, "needs plugin ABI 1.99");
+    ck_assert_contains(err, "this core's ABI 1.0");
+    free(err);
+}
+END_TEST
+
+START_TEST(small_descriptor_is_refused)
+{
+    char *err;
+    ck_assert_int_eq(try_load("fx-small", ST_KIND_EXPORTER, &err, NULL), -1);
+    ck_assert_contains(err, "descriptor is 8 bytes");
+    free(err);
+}
+END_TEST
+
+START_TEST(wrong_name_is_refused_naming_both)
+{
+    char *err;
+    ck_assert_int_eq(try_load("fx-name", ST_KIND_EXPORTER, &err, NULL), -1);
+    ck_assert_contains(err, "declares plugin name 'somebody-else'");
+    ck_assert_contains(err, "asks for 'fx-name'");
+    free(err);
+}
+END_TEST
+
+START_TEST(wrong_kind_is_refused_naming_both)
+{
+    char *err;
+    ck_assert_int_eq(try_load("fx-kind", ST_KIND_EXPORTER, &err, NULL), -1);
+    ck_assert_contains(err, "is of kind 'integrator'");
+    ck_assert_contains(err, "loads it as kind 'exporter'");
+    free(err);
+}
+END_TEST
+
+START_TEST(missing_entry_is_refused)
+{
+    char *err;
+    ck_assert_int_eq(try_load("fx-noentry", ST_KIND_EXPORTER, &err, NULL), -1);
+    ck_assert_contains(err, "no symbol selftest_plugin_entry");
+    free(err);
+}
+END_TEST
+
+START_TEST(declining_plugin_is_reported)
+{
+    char *err;
+    ck_assert_int_eq(try_load("fx-decline", ST_KIND_EXPORTER, &err, NULL), -1);
+    ck_assert_contains(err, "declined to load into this core (ABI 1.0)");
+    free(err);
+}
+END_TEST
+
+START_TEST(missing_mandatory_op_is_refused)
+{
+    char *err;
+    ck_assert_int_eq(try_load("fx-missing-op", ST_KIND_EXPORTER, &err, NULL), -1);
+    ck_assert_contains(err, "end_run is mandatory");
+    free(err);
+}
+END_TEST
+
+START_TEST(failing_create_is_reported)
+{
+    st_loader *ld = open_loader();
+    st_instance *inst = NULL;
+    ck_assert_int_eq(st_loader_load(ld, "fx-create-fails", ST_KIND_EXPORTER, "t:1", &inst), 0);
+    unit_capture c;
+    unit_capture_begin(&c);
+    int rc = st_inst_create(inst);
+    char *err = unit_capture_end(&c);
+    ck_assert_int_lt(rc, 0);
+    ck_assert_contains(err, "fx-create-fails: fixture: create refuses on purpose");
+    ck_assert_contains(err, "fx-create-fails: create failed");
+    ck_assert_int_eq(st_inst_start(inst), ST_ERR_INTERNAL); /* never started */
+    free(err);
+    st_loader_free(ld);
+}
+END_TEST
+
+int main(void)
+{
+    st_log_set_level(ST_LOG_DEBUG);
+    Suite *s = suite_create("loader");
+    TCase *tc = tcase_create("loader");
+    tcase_add_test(tc, good_plugin_loads);
+    tcase_add_test(tc, unknown_plugin_names_the_search_path);
+    tcase_add_test(tc, other_major_is_refused_naming_both);
+    tcase_add_test(tc, newer_minor_is_refused_naming_both);
+    tcase_add_test(tc, small_descriptor_is_refused);
+    tcase_add_test(tc, wrong_name_is_refused_naming_both);
+    tcase_add_test(tc, wrong_kind_is_refused_naming_both);
+    tcase_add_test(tc, missing_entry_is_refused);
+    tcase_add_test(tc, declining_plugin_is_reported);
+    tcase_add_test(tc, missing_mandatory_op_is_refused);
+    tcase_add_test(tc, failing_create_is_reported);
+    suite_add_tcase(s, tc);
+    return unit_run(s);
+}

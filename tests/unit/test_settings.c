@@ -1,0 +1,222 @@
+/* Unit tests of settings.c: the config file, the environment, precedence, error locations. */
+#include "config.h"
+
+#include "unit.h"
+
+#include "log.h"
+#include "settings.h"
+
+static const char *const env_names[] = {
+    "SELF_TEST_ARGS", "SELF_TEST_WORKERS", "SELF_TEST_TIMEOUT", "SELF_TEST_RETRIES",
+    "SELF_TEST_INCLUDE_ORPHANS", "SANDBOX_INCLUDE_ORPHANS", "SELF_TEST_AUTO_INCLUDE_ISOLATED",
+    "SANDBOX_REPO_PATH", "SANDBOX_DATA_DIR", "SELF_TEST_METRICS_PORT", "SELF_TEST_PLUGIN_PATH",
+    "SELF_TEST_RECURSIVE_ISOLATED", "SELF_TEST_REPORT_DIR", NULL};
+
+static void clean_env(void)
+{
+    for (size_t i = 0; env_names[i]; i++)
+        unsetenv(env_names[i]);
+}
+
+/* Loads text as a config file; returns the load status and the captured stderr. */
+static int load_text(const char *text, st_settings *s, char **err, char **dir_out)
+{
+    char *dir = unit_tmpdir();
+    unit_write(dir, "selftest.conf", text);
+    char *file = st_path_join(dir, "selftest.conf");
+    ck_assert_int_eq(st_settings_init(s), 0);
+    unit_capture c;
+    unit_capture_begin(&c);
+    int rc = st_settings_load_file(s, file);
+    *err = unit_capture_end(&c);
+    free(file);
+    *dir_out = dir;
+    return rc;
+}
+
+START_TEST(file_values_are_read)
+{
+    clean_env();
+    st_settings s;
+    char *err, *dir;
+    ck_assert_int_eq(load_text("workers = 3;\ntimeout = 12.5;\npaths = [\"a\", \"b\"];\n"
+                               "pytest_args = \"-k 'x or y'\";\ncoverage = true;\n",
+                               &s, &err, &dir),
+                     0);
+    ck_assert_uint_eq(s.workers, 3);
+    ck_assert(s.timeout_s == 12.5);
+    ck_assert_uint_eq(s.paths.n, 2);
+    ck_assert_uint_eq(s.pytest_args.n, 2);
+    ck_assert_str_eq(s.pytest_args.v[1], "x or y");
+    ck_assert_int_eq(s.coverage, 1);
+    st_settings_free(&s);
+    free(err);
+    st_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(syntax_error_names_file_and_line)
+{
+    st_settings s;
+    char *err, *dir;
+    ck_assert_int_eq(load_text("workers = 3;\n\nthis is not libconfig\n", &s, &err, &dir), -1);
+    ck_assert_contains(err, "selftest.conf:3:");
+    st_settings_free(&s);
+    free(err);
+    st_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(unknown_and_mistyped_settings_name_the_line)
+{
+    st_settings s;
+    char *err, *dir;
+    ck_assert_int_eq(load_text("workers = 3;\nworkerz = 4;\n", &s, &err, &dir), -1);
+    ck_assert_contains(err, "selftest.conf:2: unknown setting 'workerz'");
+    st_settings_free(&s);
+    free(err);
+    st_rm_rf(dir);
+    free(dir);
+    ck_assert_int_eq(load_text("\nworkers = \"many\";\n", &s, &err, &dir), -1);
+    ck_assert_contains(err, "selftest.conf:2: 'workers' must be an integer");
+    st_settings_free(&s);
+    free(err);
+    st_rm_rf(dir);
+    free(dir);
+    ck_assert_int_eq(load_text("plugins = ( { kind = \"exporter\"; } );\n", &s, &err, &dir), -1);
+    ck_assert_contains(err, "selftest.conf:1: a plugins entry needs");
+    st_settings_free(&s);
+    free(err);
+    st_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(missing_named_file_is_an_error)
+{
+    st_settings s;
+    ck_assert_int_eq(st_settings_init(&s), 0);
+    unit_capture c;
+    unit_capture_begin(&c);
+    ck_assert_int_eq(st_settings_load_file(&s, "/nonexistent/selftest.conf"), -1);
+    char *err = unit_capture_end(&c);
+    ck_assert_contains(err, "/nonexistent/selftest.conf");
+    free(err);
+    st_settings_free(&s);
+}
+END_TEST
+
+START_TEST(environment_beats_file)
+{
+    clean_env();
+    st_settings s;
+    char *err, *dir;
+    ck_assert_int_eq(load_text("workers = 3;\ninclude_orphans = false;\n", &s, &err, &dir), 0);
+    setenv("SELF_TEST_WORKERS", "5", 1);
+    setenv("SANDBOX_INCLUDE_ORPHANS", "yes", 1);
+    ck_assert_int_eq(st_settings_load_env(&s), 0);
+    ck_assert_uint_eq(s.workers, 5);
+    ck_assert_int_eq(s.include_orphans, 1);
+    /* SELF_TEST_* wins over SANDBOX_* */
+    setenv("SELF_TEST_INCLUDE_ORPHANS", "off", 1);
+    ck_assert_int_eq(st_settings_load_env(&s), 0);
+    ck_assert_int_eq(s.include_orphans, 0);
+    clean_env();
+    st_settings_free(&s);
+    free(err);
+    st_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(bad_environment_values_name_the_variable)
+{
+    clean_env();
+    const char *cases[][3] = {
+        {"SELF_TEST_WORKERS", "abc", "environment variable SELF_TEST_WORKERS: 'abc'"},
+        {"SELF_TEST_WORKERS", "0", "environment variable SELF_TEST_WORKERS: '0'"},
+        {"SELF_TEST_TIMEOUT", "-1", "environment variable SELF_TEST_TIMEOUT: '-1'"},
+        {"SANDBOX_INCLUDE_ORPHANS", "maybe", "environment variable SANDBOX_INCLUDE_ORPHANS"},
+        {"SELF_TEST_ARGS", "-k 'open", "environment variable SELF_TEST_ARGS"},
+        {"SELF_TEST_METRICS_PORT", "70000", "environment variable SELF_TEST_METRICS_PORT"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        st_settings s;
+        ck_assert_int_eq(st_settings_init(&s), 0);
+        setenv(cases[i][0], cases[i][1], 1);
+        unit_capture c;
+        unit_capture_begin(&c);
+        int rc = st_settings_load_env(&s);
+        char *err = unit_capture_end(&c);
+        ck_assert_int_eq(rc, -1);
+        ck_assert_contains(err, cases[i][2]);
+        free(err);
+        unsetenv(cases[i][0]);
+        st_settings_free(&s);
+    }
+}
+END_TEST
+
+START_TEST(derived_paths_and_isolated_rule)
+{
+    clean_env();
+    char *dir = unit_tmpdir();
+    st_settings s;
+    ck_assert_int_eq(st_settings_init(&s), 0);
+    setenv("SANDBOX_REPO_PATH", dir, 1);
+    setenv("SELF_TEST_AUTO_INCLUDE_ISOLATED", "1", 1);
+    setenv("SELF_TEST_RECURSIVE_ISOLATED", "0", 1);
+    ck_assert_int_eq(st_settings_load_env(&s), 0);
+    ck_assert_int_eq(st_settings_finish(&s), 0);
+    char *data = st_path_join(dir, "sandbox_data");
+    ck_assert_str_eq(s.data_dir, data);
+    char *reports = st_path_join(data, "self_test_reports");
+    ck_assert_str_eq(s.report_dir, reports);
+    char *lock = st_path_join(data, "self_test.lock");
+    ck_assert_str_eq(s.lock_file, lock);
+    /* --auto-include-isolated turns recursive isolated processing on (spec §2) */
+    ck_assert_int_eq(s.recursive_isolated, 1);
+    free(data);
+    free(reports);
+    free(lock);
+    clean_env();
+    st_settings_free(&s);
+    st_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(defaults)
+{
+    clean_env();
+    st_settings s;
+    ck_assert_int_eq(st_settings_init(&s), 0);
+    ck_assert_uint_eq(s.workers, st_cpu_count());
+    ck_assert(s.timeout_s == 300);
+    ck_assert_uint_eq(s.retries, 1);
+    ck_assert_int_eq(s.metrics_port, -1);
+    ck_assert_int_eq(s.include_orphans, 1);
+    ck_assert_int_eq(s.auto_include_isolated, 0);
+    ck_assert(st_strv_contains(&s.skip_dirs, "sandbox_data"));
+    st_settings_free(&s);
+}
+END_TEST
+
+int main(void)
+{
+    st_log_set_level(ST_LOG_DEBUG);
+    Suite *s = suite_create("settings");
+    TCase *tc = tcase_create("settings");
+    tcase_add_test(tc, file_values_are_read);
+    tcase_add_test(tc, syntax_error_names_file_and_line);
+    tcase_add_test(tc, unknown_and_mistyped_settings_name_the_line);
+    tcase_add_test(tc, missing_named_file_is_an_error);
+    tcase_add_test(tc, environment_beats_file);
+    tcase_add_test(tc, bad_environment_values_name_the_variable);
+    tcase_add_test(tc, derived_paths_and_isolated_rule);
+    tcase_add_test(tc, defaults);
+    suite_add_tcase(s, tc);
+    return unit_run(s);
+}
