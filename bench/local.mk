@@ -1,0 +1,8 @@
+# Benchmarks: ratios against a baseline measured in the same run (the machines are noisy).
+EXTRA_DIST += bench/README.md bench/run_overhead.py
+bench: selftest-core $(pkglib_LTLIBRARIES)
+	SELFTEST_BIN='$(abs_top_builddir)/selftest-core' \
+	SELF_TEST_PLUGIN_PATH='$(abs_top_builddir)/plugins' \
+	SELF_TEST_SUPPORT_DIR='$(abs_top_srcdir)/python' \
+	$(PYTHON) $(top_srcdir)/bench/run_overhead.py
+.PHONY: bench

@@ -47,14 +47,13 @@ void st_jg_double(yajl_gen g, double v)
         yajl_gen_null(g);
         return;
     }
-    /* yajl prints %.20g, which shows binary noise (0.1 -> 0.10000000000000000555); print the
-     * shortest form that round-trips instead. */
+    /* yajl prints %.20g, which shows binary noise (0.1 -> 0.10000000000000000555). %.15g
+     * round-trips every decimal of up to 15 digits (what our inputs are); only when it does
+     * not is the full %.17g needed. */
     char buf[64];
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, sizeof(buf), "%.*g", prec, v);
-        if (strtod(buf, NULL) == v)
-            break;
-    }
+    snprintf(buf, sizeof(buf), "%.15g", v);
+    if (strtod(buf, NULL) != v)
+        snprintf(buf, sizeof(buf), "%.17g", v);
     if (!strpbrk(buf, ".eEn"))
         strcat(buf, ".0");
     yajl_gen_number(g, buf, strlen(buf));

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -585,6 +586,10 @@ int st_pipeline_run(st_settings *s, const st_pipeline_opts *o)
     /* classify: verdicts are per batch (st_batch_verdict); comparisons with the previous run
      * need the metrics DB. integrate: no orphan checks yet. */
     st_run_finalize(&run);
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        run.core_cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                         (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
     progress_clear(&c);
     st_log_set_hook(NULL, NULL, NULL);
 

@@ -521,6 +521,7 @@ char *st_run_to_json(const st_run *r, int pretty)
     yajl_gen_map_close(g);
     st_jg_kstr(g, "runtime_used", r->runtime_used);
     st_jg_kstr(g, "run_id", r->run_id);
+    st_jg_kdouble(g, "core_cpu_seconds", r->core_cpu_s);
     st_jg_kbool(g, "aborted", r->aborted);
     st_jg_kint(g, "exit_status", r->exit_status);
     yajl_gen_map_close(g);

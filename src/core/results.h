@@ -110,6 +110,7 @@ typedef struct st_run {
     double mean_batch_runtime_s;
     const char *runtime_used;
     int coverage_requested;
+    double core_cpu_s;          /* CPU time of selftest-core itself, children excluded */
     int exit_status;
     int aborted;
 } st_run;
