@@ -5,17 +5,22 @@
 
 #include "log.h"
 #include "pipeline.h"
+#include "plugins.h"
 #include "settings.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <getopt.h>
 #include <selftest/plugin.h>
 #include <selftest/version.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define EXIT_USAGE 2
+#define EXIT_INFRA 3
 
 static const char usage_main[] =
     "Usage: selftest-core [-c FILE] [-v|-q] [--plugin-dir DIR] COMMAND [OPTIONS] [PATH...]\n"
@@ -23,8 +28,11 @@ static const char usage_main[] =
     "Runs a Python project's pytest suite and reports on it.\n"
     "\n"
     "Commands:\n"
-    "  run [PATH...]    one cycle: discover, run the tests, classify, export\n"
-    "  plugins          list the plugins the configuration loads\n"
+    "  run [PATH...]            one cycle: discover, run the tests, classify, export\n"
+    "  run-scheduled [PATH...]  run every --interval seconds until SIGTERM/SIGINT\n"
+    "  cleanup                  remove stale containers of interrupted runs\n"
+    "  report                   print the newest failure report\n"
+    "  plugins                  list the plugins the configuration loads\n"
     "\n"
     "Global options:\n"
     "  -c, --config FILE      libconfig file (default " ST_SYSCONFDIR "/selftest/selftest.conf,\n"
@@ -37,31 +45,62 @@ static const char usage_main[] =
     "  -V, --version          version and plugin ABI\n"
     "\n"
     "Exit status: 0 all tests passed, 1 a test or batch failed, 2 usage or configuration error,\n"
-    "3 infrastructure error. See selftest-core(1).\n";
+    "3 infrastructure error.\n";
 
 static const char usage_run[] =
-    "Usage: selftest-core [GLOBAL OPTIONS] run [OPTIONS] [PATH...]\n"
+    "Usage: selftest-core [GLOBAL OPTIONS] %s [OPTIONS] [PATH...]\n"
     "\n"
-    "Runs pytest over each PATH as one batch (default: the config's paths, else tests/ if it\n"
-    "exists, else the project root). Batches run concurrently under the worker budget.\n"
+    "%s"
     "\n"
     "Options (flag > environment > config file > default):\n"
-    "  --workers N            total parallelism (SELF_TEST_WORKERS; default: CPUs)\n"
-    "  --pytest-args STR      options for every batch, shell-split (SELF_TEST_ARGS)\n"
-    "  --timeout SECONDS      per-batch timeout (SELF_TEST_TIMEOUT; default 300)\n"
-    "  --retries N            retries of infrastructure failures and timeouts\n"
-    "                         (SELF_TEST_RETRIES; default 1)\n"
-    "  --report-dir DIR       where failure reports go (SELF_TEST_REPORT_DIR)\n"
-    "  --coverage, --no-coverage\n"
-    "                         measure coverage with pytest-cov (config 'coverage')\n"
-    "  --json                 stream one JSON line per finished batch, then the results\n"
-    "  -h, --help             this help\n";
+    "  --workers N              total parallelism (SELF_TEST_WORKERS; default: CPUs)\n"
+    "  --pytest-args STR        options for every batch, shell-split (SELF_TEST_ARGS)\n"
+    "  --timeout SECONDS        per-batch timeout (SELF_TEST_TIMEOUT; default 300)\n"
+    "  --retries N              retries of infrastructure failures and timeouts\n"
+    "                           (SELF_TEST_RETRIES; default 1)\n"
+    "  --report-dir DIR         where failure reports go (SELF_TEST_REPORT_DIR)\n"
+    "  --history FILE           append each cycle to FILE (JSON array; .db: SQLite)\n"
+    "  --metrics-port PORT      serve Prometheus metrics (SELF_TEST_METRICS_PORT)\n"
+    "  --coverage, --no-coverage  measure coverage with pytest-cov (config 'coverage')\n"
+    "  --use-container          run batches in containers (runtime docker unless configured)\n"
+    "  --container-runtime R    docker or podman\n"
+    "  --container-image IMAGE  the image batches run in\n"
+    "  --docker-host URL        the engine (DOCKER_HOST, CONTAINER_HOST)\n"
+    "  --[no-]include-orphans, --[no-]discover-orphans, --refresh-orphans,\n"
+    "  --[no-]auto-include-isolated, --[no-]recursive-include (--recursive-orphans),\n"
+    "  --[no-]recursive-isolated, --clean-orphans, --include-redundant\n"
+    "                           orphan handling (spec section 2; used by discovery)\n"
+    "  --json                   stream one JSON line per finished batch, then the results\n"
+    "%s"
+    "  -h, --help               this help\n";
+
+static const char run_text[] =
+    "Runs pytest over each PATH as one batch (default: the config's paths, else tests/ if it\n"
+    "exists, else the project root). Batches run concurrently under the worker budget.\n";
+static const char sched_text[] =
+    "Runs a cycle every --interval seconds (default 86400) until SIGTERM or SIGINT, serving\n"
+    "metrics between and during cycles. SIGHUP re-reads the configuration at the next cycle\n"
+    "boundary. Stale containers are cleaned up at start and at exit.\n";
+static const char sched_opts[] =
+    "  --interval SECONDS       time between the starts of two cycles (default 86400)\n";
 
 static const char usage_plugins[] =
     "Usage: selftest-core [GLOBAL OPTIONS] plugins [--json]\n"
     "\n"
     "Loads and checks every plugin the configuration names (the runtime first) and lists\n"
     "kind, name, version, plugin ABI and file. Nothing is started.\n";
+
+static const char usage_cleanup[] =
+    "Usage: selftest-core [GLOBAL OPTIONS] cleanup [--container-runtime R] [--docker-host URL]\n"
+    "                     [--retries N] [--max-age SECONDS]\n"
+    "\n"
+    "Removes containers labelled menace_self_test=1 whose owning process is gone or that are\n"
+    "older than --max-age (config max_age, default 86400); never a live run's.\n";
+
+static const char usage_report[] =
+    "Usage: selftest-core [GLOBAL OPTIONS] report [--report-dir DIR] [--path]\n"
+    "\n"
+    "Prints the newest report_*.json of the report directory (--path: only its file name).\n";
 
 enum {
     OPT_PLUGIN_DIR = 256,
@@ -70,18 +109,51 @@ enum {
     OPT_TIMEOUT,
     OPT_RETRIES,
     OPT_REPORT_DIR,
+    OPT_HISTORY,
+    OPT_METRICS_PORT,
     OPT_COVERAGE,
     OPT_NO_COVERAGE,
     OPT_JSON,
+    OPT_INTERVAL,
+    OPT_USE_CONTAINER,
+    OPT_CONTAINER_RUNTIME,
+    OPT_CONTAINER_IMAGE,
+    OPT_DOCKER_HOST,
+    OPT_MAX_AGE,
+    OPT_PATH,
+    OPT_BOOL_BASE = 512, /* + index into bool_flags, + 64 for --no- */
 };
+
+/* The orphan switches: --NAME sets 1, --no-NAME sets 0. */
+static const struct {
+    const char *name;
+    size_t offset;
+    int negatable;
+} bool_flags[] = {
+    {"include-orphans", offsetof(st_settings, include_orphans), 1},
+    {"discover-orphans", offsetof(st_settings, discover_orphans), 1},
+    {"auto-include-isolated", offsetof(st_settings, auto_include_isolated), 1},
+    {"recursive-include", offsetof(st_settings, recursive_orphans), 1},
+    {"recursive-orphans", offsetof(st_settings, recursive_orphans), 1},
+    {"recursive-isolated", offsetof(st_settings, recursive_isolated), 1},
+    {"clean-orphans", offsetof(st_settings, clean_orphans), 0},
+    {"include-redundant", offsetof(st_settings, include_redundant), 0},
+    {"refresh-orphans", offsetof(st_settings, refresh_orphans), 0},
+};
+#define N_BOOL_FLAGS (sizeof(bool_flags) / sizeof(bool_flags[0]))
 
 typedef struct cli_opts {
     const char *config;
     int verbosity;
     st_strv plugin_dirs;
-    const char *workers, *pytest_args, *timeout, *retries, *report_dir;
+    const char *workers, *pytest_args, *timeout, *retries, *report_dir, *history;
+    const char *metrics_port, *interval, *container_runtime, *container_image, *docker_host;
+    const char *max_age;
     int coverage; /* -1 unset */
+    int use_container;
     int json;
+    int path_only;
+    int bools[N_BOOL_FLAGS]; /* -1 unset */
 } cli_opts;
 
 static int parse_global(int argc, char **argv, cli_opts *o, int *cmd_index)
@@ -109,11 +181,9 @@ static int parse_global(int argc, char **argv, cli_opts *o, int *cmd_index)
         case 'q':
             o->verbosity = -1;
             break;
-        case OPT_PLUGIN_DIR: {
-            char *abs = st_path_absolute(NULL, optarg);
-            st_strv_push_owned(&o->plugin_dirs, abs);
+        case OPT_PLUGIN_DIR:
+            st_strv_push_owned(&o->plugin_dirs, st_path_absolute(NULL, optarg));
             break;
-        }
         case 'h':
             fputs(usage_main, stdout);
             return 0;
@@ -122,18 +192,14 @@ static int parse_global(int argc, char **argv, cli_opts *o, int *cmd_index)
                    ST_ABI_MINOR);
             return 0;
         default:
-            if (optopt)
-                fprintf(stderr, "selftest-core: option -%c: %s\n", optopt,
-                        strchr("c", optopt) ? "needs an argument" : "unknown option");
-            else
-                fprintf(stderr, "selftest-core: unknown or incomplete option '%s'\n",
-                        argv[optind - 1]);
-            fputs("Try 'selftest-core --help'.\n", stderr);
+            fprintf(stderr, "selftest-core: %s '%s'\nTry 'selftest-core --help'.\n",
+                    optopt == 'c' || c == ':' ? "option needs an argument:" : "unknown option",
+                    argv[optind - 1]);
             return EXIT_USAGE;
         }
     }
     if (optind >= argc) {
-        fputs("selftest-core: no command given\n", stderr);
+        fputs("selftest-core: no command given\n\n", stderr);
         fputs(usage_main, stderr);
         return EXIT_USAGE;
     }
@@ -141,62 +207,118 @@ static int parse_global(int argc, char **argv, cli_opts *o, int *cmd_index)
     return -1;
 }
 
-/* Parses the run command's options; positional paths go to paths. */
-static int parse_run(int argc, char **argv, cli_opts *o, st_strv *paths)
+typedef enum { CMD_RUN, CMD_SCHEDULED, CMD_CLEANUP, CMD_REPORT, CMD_PLUGINS } command;
+
+static void print_usage(command cmd)
 {
-    static const struct option longopts[] = {
-        {"workers", required_argument, NULL, OPT_WORKERS},
-        {"pytest-args", required_argument, NULL, OPT_PYTEST_ARGS},
-        {"timeout", required_argument, NULL, OPT_TIMEOUT},
-        {"retries", required_argument, NULL, OPT_RETRIES},
-        {"report-dir", required_argument, NULL, OPT_REPORT_DIR},
-        {"coverage", no_argument, NULL, OPT_COVERAGE},
-        {"no-coverage", no_argument, NULL, OPT_NO_COVERAGE},
-        {"json", no_argument, NULL, OPT_JSON},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
+    switch (cmd) {
+    case CMD_RUN:
+        printf(usage_run, "run", run_text, "");
+        break;
+    case CMD_SCHEDULED:
+        printf(usage_run, "run-scheduled", sched_text, sched_opts);
+        break;
+    case CMD_CLEANUP:
+        fputs(usage_cleanup, stdout);
+        break;
+    case CMD_REPORT:
+        fputs(usage_report, stdout);
+        break;
+    case CMD_PLUGINS:
+        fputs(usage_plugins, stdout);
+        break;
+    }
+}
+
+/* Parses a command's options; positional arguments (paths) go to paths. Returns -1 to go on,
+ * or an exit status. */
+static int parse_command(command cmd, int argc, char **argv, cli_opts *o, st_strv *paths)
+{
+    struct option longopts[64 + 2 * N_BOOL_FLAGS];
+    size_t n = 0;
+#define OPT(name, arg, val) (longopts[n++] = (struct option){name, arg, NULL, val})
+    OPT("help", no_argument, 'h');
+    int runs = cmd == CMD_RUN || cmd == CMD_SCHEDULED;
+    if (runs) {
+        OPT("workers", required_argument, OPT_WORKERS);
+        OPT("pytest-args", required_argument, OPT_PYTEST_ARGS);
+        OPT("timeout", required_argument, OPT_TIMEOUT);
+        OPT("history", required_argument, OPT_HISTORY);
+        OPT("metrics-port", required_argument, OPT_METRICS_PORT);
+        OPT("coverage", no_argument, OPT_COVERAGE);
+        OPT("no-coverage", no_argument, OPT_NO_COVERAGE);
+        OPT("json", no_argument, OPT_JSON);
+        OPT("use-container", no_argument, OPT_USE_CONTAINER);
+        OPT("container-image", required_argument, OPT_CONTAINER_IMAGE);
+        for (size_t i = 0; i < N_BOOL_FLAGS; i++) {
+            OPT(bool_flags[i].name, no_argument, OPT_BOOL_BASE + (int)i);
+            if (bool_flags[i].negatable) {
+                static char names[N_BOOL_FLAGS][48];
+                snprintf(names[i], sizeof(names[i]), "no-%s", bool_flags[i].name);
+                OPT(names[i], no_argument, OPT_BOOL_BASE + 64 + (int)i);
+            }
+        }
+    }
+    if (runs || cmd == CMD_REPORT)
+        OPT("report-dir", required_argument, OPT_REPORT_DIR);
+    if (runs || cmd == CMD_CLEANUP) {
+        OPT("retries", required_argument, OPT_RETRIES);
+        OPT("container-runtime", required_argument, OPT_CONTAINER_RUNTIME);
+        OPT("docker-host", required_argument, OPT_DOCKER_HOST);
+    }
+    if (cmd == CMD_SCHEDULED)
+        OPT("interval", required_argument, OPT_INTERVAL);
+    if (cmd == CMD_CLEANUP)
+        OPT("max-age", required_argument, OPT_MAX_AGE);
+    if (cmd == CMD_PLUGINS)
+        OPT("json", no_argument, OPT_JSON);
+    if (cmd == CMD_REPORT)
+        OPT("path", no_argument, OPT_PATH);
+    OPT(NULL, 0, 0);
+#undef OPT
     int c;
     optind = 0; /* full re-initialisation of getopt (glibc) */
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1 || optind < argc) {
         if (c == -1) {
-            /* a positional path; go on parsing options after it */
+            if (!runs) {
+                fprintf(stderr, "selftest-core %s: unexpected argument '%s'\n", argv[0],
+                        argv[optind]);
+                return EXIT_USAGE;
+            }
             st_strv_push(paths, argv[optind++]);
             continue;
         }
+        if (c >= OPT_BOOL_BASE) {
+            int idx = (c - OPT_BOOL_BASE) % 64;
+            o->bools[idx] = c - OPT_BOOL_BASE < 64;
+            continue;
+        }
         switch (c) {
-        case OPT_WORKERS:
-            o->workers = optarg;
-            break;
-        case OPT_PYTEST_ARGS:
-            o->pytest_args = optarg;
-            break;
-        case OPT_TIMEOUT:
-            o->timeout = optarg;
-            break;
-        case OPT_RETRIES:
-            o->retries = optarg;
-            break;
-        case OPT_REPORT_DIR:
-            o->report_dir = optarg;
-            break;
-        case OPT_COVERAGE:
-            o->coverage = 1;
-            break;
-        case OPT_NO_COVERAGE:
-            o->coverage = 0;
-            break;
-        case OPT_JSON:
-            o->json = 1;
-            break;
+        case OPT_WORKERS: o->workers = optarg; break;
+        case OPT_PYTEST_ARGS: o->pytest_args = optarg; break;
+        case OPT_TIMEOUT: o->timeout = optarg; break;
+        case OPT_RETRIES: o->retries = optarg; break;
+        case OPT_REPORT_DIR: o->report_dir = optarg; break;
+        case OPT_HISTORY: o->history = optarg; break;
+        case OPT_METRICS_PORT: o->metrics_port = optarg; break;
+        case OPT_COVERAGE: o->coverage = 1; break;
+        case OPT_NO_COVERAGE: o->coverage = 0; break;
+        case OPT_JSON: o->json = 1; break;
+        case OPT_INTERVAL: o->interval = optarg; break;
+        case OPT_USE_CONTAINER: o->use_container = 1; break;
+        case OPT_CONTAINER_RUNTIME: o->container_runtime = optarg; break;
+        case OPT_CONTAINER_IMAGE: o->container_image = optarg; break;
+        case OPT_DOCKER_HOST: o->docker_host = optarg; break;
+        case OPT_MAX_AGE: o->max_age = optarg; break;
+        case OPT_PATH: o->path_only = 1; break;
         case 'h':
-            fputs(usage_run, stdout);
+            print_usage(cmd);
             return 0;
         default:
-            fprintf(stderr, "selftest-core run: %s '%s'\nTry 'selftest-core run --help'.\n",
-                    optopt ? "option needs an argument:" : "unknown option",
-                    argv[optind - 1]);
+            fprintf(stderr, "selftest-core %s: %s '%s'\nTry 'selftest-core %s --help'.\n",
+                    argv[0], optopt ? "option needs an argument:" : "unknown option",
+                    argv[optind - 1], argv[0]);
             return EXIT_USAGE;
         }
     }
@@ -218,6 +340,18 @@ static int apply_cli(st_settings *s, const cli_opts *o, st_strv *paths)
         return -1;
     if (o->retries && st_set_uint(&s->retries, o->retries, 0, "option --retries") < 0)
         return -1;
+    if (o->interval && st_set_seconds(&s->interval_s, o->interval, "option --interval") < 0)
+        return -1;
+    if (o->max_age && st_set_seconds(&s->max_age_s, o->max_age, "option --max-age") < 0)
+        return -1;
+    if (o->metrics_port) {
+        long long port;
+        if (st_parse_long(o->metrics_port, &port) < 0 || port < 0 || port > 65535) {
+            st_error("option --metrics-port: '%s' is not a port number (0-65535)", o->metrics_port);
+            return -1;
+        }
+        s->metrics_port = (long)port;
+    }
     if (o->report_dir) {
         char *abs = st_path_absolute(NULL, o->report_dir);
         if (!abs)
@@ -225,8 +359,36 @@ static int apply_cli(st_settings *s, const cli_opts *o, st_strv *paths)
         free(s->report_dir);
         s->report_dir = abs;
     }
+    if (o->history) {
+        char *abs = st_path_absolute(NULL, o->history);
+        if (!abs)
+            return -1;
+        free(s->history_file);
+        s->history_file = abs;
+    }
     if (o->coverage >= 0)
         s->coverage = o->coverage;
+    for (size_t i = 0; i < N_BOOL_FLAGS; i++)
+        if (o->bools[i] >= 0)
+            *(int *)((char *)s + bool_flags[i].offset) = o->bools[i];
+    if (o->container_runtime) {
+        if (strcmp(o->container_runtime, "docker") && strcmp(o->container_runtime, "podman")) {
+            st_error("option --container-runtime: '%s' is not docker or podman",
+                     o->container_runtime);
+            return -1;
+        }
+        st_set_string(&s->runtime, o->container_runtime);
+    } else if (o->use_container && strcmp(s->runtime, "host") == 0) {
+        st_set_string(&s->runtime, "docker");
+    }
+    if (o->container_image &&
+        st_settings_set_group_string(s, "container", "image", o->container_image) < 0)
+        return -1;
+    if (o->docker_host) {
+        /* The engine plugins read DOCKER_HOST / CONTAINER_HOST; the flag beats both. */
+        setenv("DOCKER_HOST", o->docker_host, 1);
+        setenv("CONTAINER_HOST", o->docker_host, 1);
+    }
     if (paths->n) {
         st_strv_free(&s->paths);
         s->paths = *paths;
@@ -241,9 +403,139 @@ static int should_stop(void)
     return st_cli_stop_requested();
 }
 
+/* ---- report ---------------------------------------------------------------------------------- */
+
+static int cmd_report(const st_settings *s, int path_only)
+{
+    DIR *d = opendir(s->report_dir);
+    if (!d) {
+        st_error("report dir %s: %s (no run has failed yet?)", s->report_dir, strerror(errno));
+        return EXIT_USAGE;
+    }
+    char newest[256] = "";
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t n = strlen(de->d_name);
+        /* report_YYYYmmdd_HHMMSS.json sorts by time */
+        if (strncmp(de->d_name, "report_", 7) == 0 && n > 12 &&
+            strcmp(de->d_name + n - 5, ".json") == 0 && n < sizeof(newest) &&
+            strcmp(de->d_name, newest) > 0)
+            snprintf(newest, sizeof(newest), "%s", de->d_name);
+    }
+    closedir(d);
+    if (!newest[0]) {
+        st_error("no report_*.json in %s", s->report_dir);
+        return EXIT_USAGE;
+    }
+    char *path = st_path_join(s->report_dir, newest), *text = NULL;
+    int rc = path ? st_read_file(path, 512u << 20, &text, NULL) : -ENOMEM;
+    if (rc < 0) {
+        st_error("%s: %s", path ? path : newest, strerror(-rc));
+        free(path);
+        return EXIT_INFRA;
+    }
+    if (path_only)
+        printf("%s\n", path);
+    else
+        fputs(text, stdout);
+    free(text);
+    free(path);
+    return 0;
+}
+
+/* ---- run-scheduled --------------------------------------------------------------------------- */
+
+/* Sleeps until the deadline or a stop/reload signal. */
+static void wait_until(double deadline)
+{
+    while (!st_cli_stop_requested() && !st_cli_reload_requested()) {
+        double left = deadline - st_monotonic();
+        if (left <= 0)
+            return;
+        if (left > 0.2)
+            left = 0.2;
+        struct timespec ts = {0, (long)(left * 1e9)};
+        nanosleep(&ts, NULL);
+    }
+}
+
+typedef int (*settings_loader)(st_settings *s, void *opaque);
+
+static int cmd_scheduled(st_settings *s, const st_pipeline_opts *po, settings_loader reload,
+                         void *opaque)
+{
+    st_counters counters = {0};
+    st_pipeline *p = NULL;
+    int status = st_pipeline_open(s, &p);
+    if (status)
+        return status;
+    st_info("run-scheduled: a cycle every %gs; SIGTERM or SIGINT stops, SIGHUP reloads",
+            s->interval_s);
+    st_pipeline_cleanup(s, s->max_age_s, &counters, 0);
+    while (!st_cli_stop_requested()) {
+        double start = st_monotonic();
+        int rc = st_pipeline_cycle(p, po, &counters);
+        st_info("run-scheduled: cycle %llu ended with exit status %d", counters.runs, rc);
+        if (st_cli_stop_requested())
+            break;
+        wait_until(start + s->interval_s);
+        if (st_cli_reload_requested()) {
+            st_cli_clear_reload();
+            st_settings fresh;
+            if (reload(&fresh, opaque) == 0) {
+                st_pipeline *np = NULL;
+                /* the old pipeline goes first: its exporter holds the metrics port */
+                st_pipeline_close(p);
+                p = NULL;
+                st_settings_free(s);
+                *s = fresh;
+                if (st_pipeline_open(s, &np) != 0) {
+                    st_error("run-scheduled: the reloaded configuration cannot start; stopping");
+                    return EXIT_INFRA;
+                }
+                p = np;
+                st_warn("run-scheduled: configuration reloaded");
+            } else {
+                st_error("run-scheduled: the new configuration is invalid; keeping the old one");
+            }
+        }
+    }
+    st_pipeline_cleanup(s, s->max_age_s, &counters, 0);
+    st_pipeline_close(p);
+    st_info("run-scheduled: stopped after %llu cycles", counters.runs);
+    return 0;
+}
+
+/* ---- main ------------------------------------------------------------------------------------ */
+
+typedef struct load_ctx {
+    const cli_opts *o;
+    const st_strv *paths;
+} load_ctx;
+
+/* Builds settings from scratch: defaults, file, environment, options. */
+static int load_settings(st_settings *s, void *opaque)
+{
+    load_ctx *lc = opaque;
+    st_strv paths = {0};
+    for (size_t i = 0; i < lc->paths->n; i++)
+        st_strv_push(&paths, lc->paths->v[i]);
+    int rc = -1;
+    if (st_settings_init(s) == 0 && st_settings_load_file(s, lc->o->config) == 0 &&
+        st_settings_load_env(s) == 0 && apply_cli(s, lc->o, &paths) == 0 &&
+        st_settings_finish(s) == 0)
+        rc = 0;
+    st_strv_free(&paths);
+    if (rc < 0)
+        st_settings_free(s);
+    return rc;
+}
+
 int st_cli_main(int argc, char **argv)
 {
     cli_opts o = {.coverage = -1};
+    for (size_t i = 0; i < N_BOOL_FLAGS; i++)
+        o.bools[i] = -1;
     st_strv paths = {0};
     st_settings s;
     int cmd_index = 0, rc;
@@ -256,55 +548,65 @@ int st_cli_main(int argc, char **argv)
                      : o.verbosity == 0 ? ST_LOG_WARNING
                      : o.verbosity == 1 ? ST_LOG_INFO
                                         : ST_LOG_DEBUG);
-    const char *cmd = argv[cmd_index];
-    int sub_argc = argc - cmd_index;
-    char **sub_argv = argv + cmd_index;
-    enum { CMD_RUN, CMD_PLUGINS } which;
-    if (strcmp(cmd, "run") == 0) {
-        which = CMD_RUN;
-        rc = parse_run(sub_argc, sub_argv, &o, &paths);
-    } else if (strcmp(cmd, "plugins") == 0) {
-        which = CMD_PLUGINS;
-        rc = -1;
-        for (int i = 1; i < sub_argc; i++) {
-            if (strcmp(sub_argv[i], "--help") == 0 || strcmp(sub_argv[i], "-h") == 0) {
-                fputs(usage_plugins, stdout);
-                rc = 0;
-                break;
-            } else if (strcmp(sub_argv[i], "--json") == 0) {
-                o.json = 1;
-            } else {
-                fprintf(stderr, "selftest-core plugins: unexpected argument '%s'\n", sub_argv[i]);
-                rc = EXIT_USAGE;
-                break;
-            }
-        }
-    } else {
-        fprintf(stderr, "selftest-core: unknown command '%s'\nTry 'selftest-core --help'.\n", cmd);
+    static const struct {
+        const char *name;
+        command cmd;
+    } commands[] = {{"run", CMD_RUN},         {"run-scheduled", CMD_SCHEDULED},
+                    {"cleanup", CMD_CLEANUP}, {"report", CMD_REPORT},
+                    {"plugins", CMD_PLUGINS}};
+    const char *name = argv[cmd_index];
+    int found = -1;
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (strcmp(name, commands[i].name) == 0)
+            found = (int)i;
+    if (found < 0) {
+        fprintf(stderr, "selftest-core: unknown command '%s'\nTry 'selftest-core --help'.\n",
+                name);
         rc = EXIT_USAGE;
         goto out;
     }
+    command cmd = commands[found].cmd;
+    rc = parse_command(cmd, argc - cmd_index, argv + cmd_index, &o, &paths);
     if (rc >= 0)
         goto out;
 
-    rc = EXIT_USAGE;
-    if (st_settings_init(&s) < 0)
+    load_ctx lc = {&o, &paths};
+    if (load_settings(&s, &lc) < 0) {
+        rc = EXIT_USAGE;
         goto out;
+    }
     settings_ready = 1;
-    if (st_settings_load_file(&s, o.config) < 0 || st_settings_load_env(&s) < 0 ||
-        apply_cli(&s, &o, &paths) < 0 || st_settings_finish(&s) < 0)
-        goto out;
-
-    if (which == CMD_PLUGINS) {
-        rc = st_pipeline_list_plugins(&s, o.json);
-    } else {
-        st_pipeline_opts po = {
-            .json = o.json,
-            .progress = !o.json && isatty(STDOUT_FILENO) && o.verbosity >= 0,
-            .color = isatty(STDOUT_FILENO) && !getenv("NO_COLOR"),
-            .should_stop = should_stop,
-        };
-        rc = st_pipeline_run(&s, &po);
+    st_pipeline_opts po = {
+        .json = o.json,
+        .progress = !o.json && isatty(STDOUT_FILENO) && o.verbosity >= 0,
+        .color = isatty(STDOUT_FILENO) && !getenv("NO_COLOR"),
+        .should_stop = should_stop,
+    };
+    switch (cmd) {
+    case CMD_PLUGINS:
+        rc = st_plugins_list(&s, o.json);
+        break;
+    case CMD_REPORT:
+        rc = cmd_report(&s, o.path_only);
+        break;
+    case CMD_CLEANUP: {
+        st_counters counters = {0};
+        rc = st_pipeline_cleanup(&s, s.max_age_s, &counters, 1);
+        break;
+    }
+    case CMD_SCHEDULED:
+        po.progress = 0;
+        rc = cmd_scheduled(&s, &po, load_settings, &lc);
+        break;
+    case CMD_RUN: {
+        st_counters counters = {0};
+        st_pipeline *p = NULL;
+        rc = st_pipeline_open(&s, &p);
+        if (rc == 0)
+            rc = st_pipeline_cycle(p, &po, &counters);
+        st_pipeline_close(p);
+        break;
+    }
     }
 out:
     if (settings_ready)

@@ -6,7 +6,9 @@
  * status of spec §1. */
 int st_cli_main(int argc, char **argv);
 
-/* Set by the signal handlers in main.c; polled by the pipeline. */
+/* Set by the signal handlers in main.c; polled by the pipeline and the scheduler. */
 int st_cli_stop_requested(void);
+int st_cli_reload_requested(void);
+void st_cli_clear_reload(void);
 
 #endif

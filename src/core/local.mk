@@ -9,7 +9,11 @@ src_core_libselftest_la_SOURCES = \
 	src/core/host.c src/core/host.h \
 	src/core/results.c src/core/results.h \
 	src/core/pipeline.c src/core/pipeline.h \
-	src/core/runner.c src/core/runner.h
+	src/core/runner.c src/core/runner.h \
+	src/core/lock.c src/core/lock.h \
+	src/core/metricsdb.c src/core/metricsdb.h \
+	src/core/history.c src/core/history.h \
+	src/core/plugins.c src/core/plugins.h
 src_core_libselftest_la_CFLAGS = $(AM_CFLAGS) $(LIBCONFIG_CFLAGS) $(YAJL_CFLAGS) $(SQLITE3_CFLAGS) $(LTDLINCL)
 src_core_libselftest_la_LIBADD = $(LIBLTDL) $(LIBCONFIG_LIBS) $(YAJL_LIBS) $(SQLITE3_LIBS) $(PTHREAD_LIBS) -lm
 

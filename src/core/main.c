@@ -7,10 +7,16 @@
 #include <string.h>
 
 static volatile sig_atomic_t stop_signal;
+static volatile sig_atomic_t reload_signal;
 
 static void on_stop_signal(int sig)
 {
     stop_signal = sig;
+}
+
+static void on_reload_signal(int sig)
+{
+    reload_signal = sig;
 }
 
 int st_cli_stop_requested(void)
@@ -18,14 +24,26 @@ int st_cli_stop_requested(void)
     return stop_signal != 0;
 }
 
+int st_cli_reload_requested(void)
+{
+    return reload_signal != 0;
+}
+
+void st_cli_clear_reload(void)
+{
+    reload_signal = 0;
+}
+
 int main(int argc, char **argv)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_stop_signal;
     sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_stop_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sa.sa_handler = on_reload_signal;
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     return st_cli_main(argc, argv);
 }

@@ -5,7 +5,10 @@
 
 #include "host.h"
 #include "json.h"
-#include "loader.h"
+#include "history.h"
+#include "lock.h"
+#include "metricsdb.h"
+#include "plugins.h"
 #include "log.h"
 #include "results.h"
 #include "runner.h"
@@ -19,174 +22,13 @@
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define EXIT_OK 0
 #define EXIT_TESTS_FAILED 1
 #define EXIT_USAGE 2
 #define EXIT_INFRA 3
-
-typedef struct plugin_set {
-    st_loader *ld;
-    st_instance *runtime;
-    st_instance **list; /* every instance, runtime first, in config order */
-    size_t n;
-    st_project_info project;
-} plugin_set;
-
-static st_plugin_kind kind_from_name(const char *kind)
-{
-    if (strcmp(kind, "runtime") == 0)
-        return ST_KIND_RUNTIME;
-    if (strcmp(kind, "discovery") == 0)
-        return ST_KIND_DISCOVERY;
-    if (strcmp(kind, "integrator") == 0)
-        return ST_KIND_INTEGRATOR;
-    return ST_KIND_EXPORTER;
-}
-
-static int set_add(plugin_set *ps, st_instance *inst)
-{
-    st_instance **grown = realloc(ps->list, (ps->n + 1) * sizeof(*grown));
-    if (!grown)
-        return -1;
-    ps->list = grown;
-    ps->list[ps->n++] = inst;
-    return 0;
-}
-
-/* Loads the runtime and every configured plugin (checks only; nothing is created). */
-static int load_plugins(st_settings *s, plugin_set *ps)
-{
-    ps->project = (st_project_info){
-        .struct_size = sizeof(st_project_info),
-        .root = s->project_root,
-        .data_dir = s->data_dir,
-        .report_dir = s->report_dir,
-        .skip_dirs = st_strv_get(&s->skip_dirs),
-        .python = s->python,
-    };
-    if (st_loader_new(&s->plugin_path, &ps->ld) < 0)
-        return -1;
-    char *rt_name = st_asprintf("runtime-%s", s->runtime);
-    char *where = st_asprintf("runtime \"%s\"%s%s", s->runtime, s->config_path ? " in " : "",
-                              s->config_path ? s->config_path : "");
-    int rc = -1;
-    if (!rt_name || !where)
-        goto out;
-    if (st_loader_load(ps->ld, rt_name, ST_KIND_RUNTIME, where, &ps->runtime) < 0)
-        goto out;
-    ps->runtime->config = s->runtime_settings;
-    ps->runtime->project = &ps->project;
-    if (set_add(ps, ps->runtime) < 0)
-        goto out;
-    for (size_t i = 0; i < s->n_plugins; i++) {
-        st_plugin_conf *pc = &s->plugins[i];
-        st_instance *inst;
-        if (strcmp(pc->kind, "runtime") == 0) {
-            st_error("%s: runtimes are chosen with the top-level setting runtime = \"...\"; "
-                     "do not list them in plugins",
-                     pc->where);
-            goto out;
-        }
-        if (st_loader_load(ps->ld, pc->name, kind_from_name(pc->kind), pc->where, &inst) < 0)
-            goto out;
-        for (size_t k = 0; k < ps->n; k++) {
-            if (ps->list[k]->desc == inst->desc &&
-                !(inst->desc->flags & ST_PLUGIN_MULTI_INSTANCE)) {
-                st_error("%s: plugin '%s' is listed twice but does not support several instances",
-                         pc->where, pc->name);
-                goto out;
-            }
-        }
-        inst->config = pc->settings;
-        inst->project = &ps->project;
-        if (set_add(ps, inst) < 0)
-            goto out;
-    }
-    rc = 0;
-out:
-    free(rt_name);
-    free(where);
-    return rc;
-}
-
-static void free_plugins(plugin_set *ps)
-{
-    st_loader_free(ps->ld);
-    free(ps->list);
-    memset(ps, 0, sizeof(*ps));
-}
-
-/* Creates every plugin before starting any. The runtime's failure is fatal; another plugin's
- * failure is reported and that plugin is left out of the cycle. */
-static int create_and_start(plugin_set *ps)
-{
-    for (size_t i = 0; i < ps->n; i++) {
-        if (st_inst_create(ps->list[i]) != ST_OK && ps->list[i] == ps->runtime)
-            return -1;
-    }
-    for (size_t i = 0; i < ps->n; i++) {
-        st_instance *inst = ps->list[i];
-        if (!inst->created)
-            continue;
-        if (st_inst_start(inst) != ST_OK) {
-            if (inst == ps->runtime)
-                return -1;
-            st_warn("%s: left out of this run", inst->name);
-        }
-    }
-    return 0;
-}
-
-static int usable(const st_instance *inst, st_plugin_kind kind)
-{
-    return inst->desc->kind == kind && inst->started && !inst->failed;
-}
-
-int st_pipeline_list_plugins(st_settings *s, int json)
-{
-    plugin_set ps = {0};
-    int rc = EXIT_INFRA;
-    if (load_plugins(s, &ps) < 0)
-        goto out;
-    yajl_gen g = json ? st_jg_new(0) : NULL;
-    if (g)
-        yajl_gen_array_open(g);
-    else
-        printf("%-11s %-24s %-9s %-5s %s\n", "KIND", "NAME", "VERSION", "ABI", "FILE");
-    for (size_t i = 0; i < ps.n; i++) {
-        const st_instance *inst = ps.list[i];
-        const st_plugin_descriptor *d = inst->desc;
-        if (g) {
-            yajl_gen_map_open(g);
-            st_jg_kstr(g, "kind", st_kind_name(d->kind));
-            st_jg_kstr(g, "name", d->name);
-            st_jg_kstr(g, "version", d->version);
-            st_jg_kint(g, "abi_major", d->abi_major);
-            st_jg_kint(g, "abi_minor", d->abi_minor);
-            st_jg_kstr(g, "file", inst->file);
-            st_jg_kstr(g, "description", d->description);
-            yajl_gen_map_close(g);
-        } else {
-            char abi[32];
-            snprintf(abi, sizeof(abi), "%u.%u", d->abi_major, d->abi_minor);
-            printf("%-11s %-24s %-9s %-5s %s\n", st_kind_name(d->kind), d->name,
-                   d->version ? d->version : "?", abi, inst->file);
-        }
-    }
-    if (g) {
-        yajl_gen_array_close(g);
-        char *text = st_jg_finish(g, 1);
-        if (text)
-            fputs(text, stdout);
-        free(text);
-    }
-    rc = EXIT_OK;
-out:
-    free_plugins(&ps);
-    return rc;
-}
 
 /* ---- test paths ----------------------------------------------------------------------------- */
 
@@ -268,12 +110,12 @@ static int sink_add_module(void *opaque, const st_module_entry *entry)
     return ST_OK; /* orphan checks consume these (spec §8) */
 }
 
-static int discover(const st_settings *s, plugin_set *ps, const st_strv *paths, st_strv *batches)
+static int discover(const st_settings *s, st_plugin_set *ps, const st_strv *paths, st_strv *batches)
 {
     int any = 0;
     for (size_t i = 0; i < ps->n; i++) {
         st_instance *inst = ps->list[i];
-        if (!usable(inst, ST_KIND_DISCOVERY))
+        if (!st_plugins_usable(inst, ST_KIND_DISCOVERY))
             continue;
         any = 1;
         const st_discovery_ops *ops = inst->ops;
@@ -314,7 +156,7 @@ static int discover(const st_settings *s, plugin_set *ps, const st_strv *paths, 
 typedef struct cycle {
     const st_settings *s;
     const st_pipeline_opts *o;
-    plugin_set *ps;
+    st_plugin_set *ps;
     st_counts cumulative;
     size_t done;
     double t0;
@@ -373,7 +215,7 @@ static void on_batch_done(void *opaque, st_run *run, st_batch *b)
     for (size_t i = 0; i < c->ps->n; i++) {
         st_instance *inst = c->ps->list[i];
         const st_exporter_ops *ops = inst->ops;
-        if (!usable(inst, ST_KIND_EXPORTER) || !ops->record)
+        if (!st_plugins_usable(inst, ST_KIND_EXPORTER) || !ops->record)
             continue;
         st_inst_lock(inst);
         ops->record(inst->ctx, &rec);
@@ -399,14 +241,14 @@ static int on_should_stop(void *opaque)
 
 /* ---- export ---------------------------------------------------------------------------------- */
 
-static void export_begin(plugin_set *ps, const st_run *run)
+static void export_begin(st_plugin_set *ps, const st_run *run)
 {
     st_run_info info = {sizeof(info), run->run_id, run->started_at, (unsigned)run->n_batches,
                         run->runtime_used};
     for (size_t i = 0; i < ps->n; i++) {
         st_instance *inst = ps->list[i];
         const st_exporter_ops *ops = inst->ops;
-        if (!usable(inst, ST_KIND_EXPORTER) || !ops->begin_run)
+        if (!st_plugins_usable(inst, ST_KIND_EXPORTER) || !ops->begin_run)
             continue;
         st_inst_lock(inst);
         if (ops->begin_run(inst->ctx, &info) != ST_OK)
@@ -415,7 +257,8 @@ static void export_begin(plugin_set *ps, const st_run *run)
     }
 }
 
-static void export_end(plugin_set *ps, const st_run *run, const char *results_json)
+static void export_end(st_plugin_set *ps, const st_run *run, const char *results_json,
+                       const st_counters *c)
 {
     st_run_summary sum = {
         .struct_size = sizeof(sum),
@@ -434,13 +277,19 @@ static void export_end(plugin_set *ps, const st_run *run, const char *results_js
         .success = run->exit_status == 0,
         .aborted = run->aborted,
         .runtime_name = run->runtime_used,
-        .runs_total = 1,
+        .container_failures_total = c->container_failures,
+        .container_timeouts_total = c->container_timeouts,
+        .orphans_tested_total = c->orphans_tested,
+        .orphans_reintroduced_total = c->orphans_reintroduced,
+        .orphans_failed_total = c->orphans_failed,
+        .orphans_redundant_total = c->orphans_redundant,
+        .runs_total = c->runs,
         .results_json = results_json,
     };
     for (size_t i = 0; i < ps->n; i++) {
         st_instance *inst = ps->list[i];
         const st_exporter_ops *ops = inst->ops;
-        if (!usable(inst, ST_KIND_EXPORTER))
+        if (!st_plugins_usable(inst, ST_KIND_EXPORTER))
             continue;
         st_inst_lock(inst);
         if (ops->end_run(inst->ctx, &sum) != ST_OK)
@@ -481,16 +330,128 @@ static char *new_run_id(void)
     return st_strdup(hex);
 }
 
-/* ---- the cycle ------------------------------------------------------------------------------- */
+/* ---- open, cycle, close ---------------------------------------------------------------------- */
 
-int st_pipeline_run(st_settings *s, const st_pipeline_opts *o)
+struct st_pipeline {
+    st_settings *s;
+    st_plugin_set ps;
+    st_metricsdb *db;
+    int fell_back; /* the container engine was unreachable: running on the host */
+};
+
+int st_pipeline_open(st_settings *s, st_pipeline **out)
 {
-    plugin_set ps = {0};
+    st_pipeline *p = calloc(1, sizeof(*p));
+    if (!p)
+        return EXIT_INFRA;
+    p->s = s;
+    char *plugin_file = st_path_join(s->support_dir, "selftest_pytest_plugin.py");
+    int status = EXIT_INFRA;
+    if (!plugin_file || access(plugin_file, R_OK) != 0) {
+        st_error("the bundled pytest plugin %s is missing (set SELF_TEST_SUPPORT_DIR or "
+                 "'support_dir' to the directory holding selftest_pytest_plugin.py)",
+                 plugin_file ? plugin_file : s->support_dir);
+        free(plugin_file);
+        goto fail;
+    }
+    free(plugin_file);
+    if (st_plugins_load(s, &p->ps) < 0) {
+        status = EXIT_USAGE;
+        goto fail;
+    }
+    if (st_plugins_start(&p->ps) < 0)
+        goto fail;
+    const st_runtime_ops *rt = p->ps.runtime->ops;
+    if (rt->probe && rt->probe(p->ps.runtime->ctx) != ST_OK) {
+        if (strcmp(s->runtime, "host") == 0 || strcmp(s->container_fallback, "host") != 0) {
+            st_error("run stage: %s is not available%s", p->ps.runtime->name,
+                     strcmp(s->runtime, "host") ? " (container_fallback = \"fail\")" : "");
+            goto fail;
+        }
+        st_warn("**********************************************************************");
+        st_warn("%s is not available: FALLING BACK TO THE HOST RUNTIME (container_fallback = "
+                "\"host\"); tests run unsandboxed on this machine",
+                p->ps.runtime->name);
+        st_warn("**********************************************************************");
+        if (st_plugins_switch_runtime(s, &p->ps, "host") < 0)
+            goto fail;
+        p->fell_back = 1;
+    }
+    char *db_path = st_path_join(s->data_dir, "metrics.db");
+    int db_rc = db_path ? st_metricsdb_open(db_path, &p->db) : -1;
+    free(db_path);
+    if (db_rc < 0)
+        goto fail;
+    *out = p;
+    return 0;
+fail:
+    st_pipeline_close(p);
+    return status;
+}
+
+void st_pipeline_close(st_pipeline *p)
+{
+    if (!p)
+        return;
+    st_metricsdb_close(p->db);
+    st_plugins_free(&p->ps);
+    free(p);
+}
+
+/* Runs the batches of one cycle and fills run; returns an exit status or 0. */
+static int run_stage(st_pipeline *p, cycle *c, st_run *run, const st_strv *batches,
+                     const char *work)
+{
+    st_settings *s = p->s;
+    const st_runtime_ops *rt = p->ps.runtime->ops;
+    if (rt->prepare && rt->prepare(p->ps.runtime->ctx) != ST_OK) {
+        st_error("run stage: %s could not prepare its environment", p->ps.runtime->name);
+        return EXIT_INFRA;
+    }
+    st_preflight pf;
+    if (st_preflight_run(s, p->ps.runtime, work, &pf) < 0)
+        return EXIT_INFRA;
+    if (s->coverage && !pf.cov)
+        st_warn("coverage requested but pytest-cov is not installed for %s: coverage is reported "
+                "as unavailable (Debian: apt-get install python3-pytest-cov)",
+                s->python);
+    run->coverage_requested = s->coverage && pf.cov;
+    run->n_batches = batches->n;
+    run->batches = calloc(batches->n, sizeof(*run->batches));
+    if (!run->batches)
+        return EXIT_INFRA;
+    for (size_t i = 0; i < batches->n; i++) {
+        st_batch *b = &run->batches[i];
+        b->id = st_asprintf("%.8s-batch-%zu", run->run_id, i);
+        b->path = st_strdup(batches->v[i]);
+        b->output_dir = st_asprintf("%s/batch-%zu", work, i);
+        b->coverage = -1;
+        b->exit_status = -1;
+        if (!b->id || !b->path || !b->output_dir || st_mkdir_p(b->output_dir, 0755) < 0)
+            return EXIT_INFRA;
+    }
+    export_begin(&p->ps, run);
+    double t_run = st_monotonic();
+    st_runner_hooks hooks = {c, on_batch_done, on_tick, on_should_stop};
+    if (st_runner_run(s, p->ps.runtime, &pf, run, &hooks) < 0)
+        return EXIT_INFRA;
+    run->total_runtime_s = st_monotonic() - t_run;
+    for (size_t i = 0; i < run->n_batches; i++) {
+        st_batch *b = &run->batches[i];
+        if (!b->done && !b->reason)
+            b->reason = st_strdup("not run: the run was stopped");
+    }
+    return 0;
+}
+
+int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *counters)
+{
+    st_settings *s = p->s;
     st_strv paths = {0}, batches = {0};
     st_run run = {0};
-    char *work = NULL;
-    int status = EXIT_INFRA;
-    cycle c = {.s = s, .o = o, .ps = &ps, .t0 = st_monotonic()};
+    char *work = NULL, *results_json = NULL;
+    int status = EXIT_INFRA, lock_fd = -1;
+    cycle c = {.s = s, .o = o, .ps = &p->ps, .t0 = st_monotonic()};
     pthread_mutex_init(&c.out_lock, NULL);
 
     int rc = resolve_paths(s, &paths);
@@ -498,26 +459,14 @@ int st_pipeline_run(st_settings *s, const st_pipeline_opts *o)
         status = rc;
         goto out;
     }
-    char *plugin_file = st_path_join(s->support_dir, "selftest_pytest_plugin.py");
-    if (!plugin_file || access(plugin_file, R_OK) != 0) {
-        st_error("the bundled pytest plugin %s is missing (set SELF_TEST_SUPPORT_DIR or "
-                 "'support_dir' to the directory holding selftest_pytest_plugin.py)",
-                 plugin_file ? plugin_file : s->support_dir);
-        free(plugin_file);
-        goto out;
-    }
-    free(plugin_file);
-    if (load_plugins(s, &ps) < 0) {
-        status = EXIT_USAGE;
-        goto out;
-    }
-    if (create_and_start(&ps) < 0)
+    lock_fd = st_lock_acquire(s->lock_file, s->lock_timeout_s);
+    if (lock_fd < 0)
         goto out;
     if (o->progress)
         st_log_set_hook(progress_clear, NULL, &c);
 
     /* discover */
-    if (discover(s, &ps, &paths, &batches) < 0)
+    if (discover(s, &p->ps, &paths, &batches) < 0)
         goto out;
     if (batches.n == 0) {
         st_error("discover stage: no test batches (no test paths)");
@@ -526,15 +475,6 @@ int st_pipeline_run(st_settings *s, const st_pipeline_opts *o)
     }
 
     /* run */
-    const st_runtime_ops *rt = ps.runtime->ops;
-    if (rt->probe && rt->probe(ps.runtime->ctx) != ST_OK) {
-        st_error("run stage: %s is not available", ps.runtime->name);
-        goto out;
-    }
-    if (rt->prepare && rt->prepare(ps.runtime->ctx) != ST_OK) {
-        st_error("run stage: %s could not prepare its environment", ps.runtime->name);
-        goto out;
-    }
     const char *tmp = getenv("TMPDIR");
     work = st_asprintf("%s/selftest-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!work || !mkdtemp(work)) {
@@ -544,48 +484,28 @@ int st_pipeline_run(st_settings *s, const st_pipeline_opts *o)
         work = NULL;
         goto out;
     }
-    st_preflight pf;
-    if (st_preflight_run(s, ps.runtime, work, &pf) < 0)
-        goto out;
-    if (s->coverage && !pf.cov)
-        st_warn("coverage requested but pytest-cov is not installed for %s: coverage is reported "
-                "as unavailable (Debian: apt-get install python3-pytest-cov)",
-                s->python);
-
+    const st_runtime_ops *rt = p->ps.runtime->ops;
     run.run_id = new_run_id();
     run.started_at = st_wall_clock();
     run.runtime_used = rt->runtime_name ? rt->runtime_name : s->runtime;
-    run.coverage_requested = s->coverage && pf.cov;
-    run.n_batches = batches.n;
-    run.batches = calloc(batches.n, sizeof(*run.batches));
-    if (!run.run_id || !run.batches)
+    if (!run.run_id)
         goto out;
-    for (size_t i = 0; i < batches.n; i++) {
-        st_batch *b = &run.batches[i];
-        b->id = st_asprintf("batch-%zu", i);
-        b->path = st_strdup(batches.v[i]);
-        b->output_dir = st_asprintf("%s/%s", work, b->id);
-        b->coverage = -1;
-        b->exit_status = -1;
-        if (!b->id || !b->path || !b->output_dir || st_mkdir_p(b->output_dir, 0755) < 0)
-            goto out;
+    rc = run_stage(p, &c, &run, &batches, work);
+    if (rc) {
+        status = rc;
+        goto out;
     }
-    export_begin(&ps, &run);
-    double t_run = st_monotonic();
-    st_runner_hooks hooks = {&c, on_batch_done, on_tick, on_should_stop};
-    if (st_runner_run(s, ps.runtime, &pf, &run, &hooks) < 0)
-        goto out;
-    run.total_runtime_s = st_monotonic() - t_run;
     run.finished_at = st_wall_clock();
-    for (size_t i = 0; i < run.n_batches; i++) {
-        st_batch *b = &run.batches[i];
-        if (!b->done && !b->reason)
-            b->reason = st_strdup("not run: the run was stopped");
-    }
-
-    /* classify: verdicts are per batch (st_batch_verdict); comparisons with the previous run
-     * need the metrics DB. integrate: no orphan checks yet. */
     st_run_finalize(&run);
+    if (strcmp(run.runtime_used, "host") != 0)
+        for (size_t i = 0; i < run.n_batches; i++)
+            counters->container_timeouts += run.batches[i].timed_out;
+    counters->runs++;
+
+    /* classify: per-batch verdicts are made as batches finish; here, per test against the
+     * previous run in the metrics DB. */
+    if (st_metricsdb_classify(p->db, &run) < 0)
+        st_warn("classify stage: cannot compare with the previous run");
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) == 0)
         run.core_cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
@@ -593,32 +513,87 @@ int st_pipeline_run(st_settings *s, const st_pipeline_opts *o)
     progress_clear(&c);
     st_log_set_hook(NULL, NULL, NULL);
 
-    /* export */
-    char *results_json = st_run_to_json(&run, 0);
-    export_end(&ps, &run, results_json);
+    /* integrate: orphan checks and integrators come with discovery (spec §8). */
+
+    /* export: the core's stores first, then the exporter plugins; neither fails the run. */
+    results_json = st_run_to_json(&run, 0);
+    if (st_metricsdb_store(p->db, &run, results_json) < 0)
+        st_warn("export stage: the run was not stored in the metrics DB");
+    if (s->history_file)
+        st_history_append(s->history_file, &run);
+    export_end(&p->ps, &run, results_json, counters);
     if (o->json) {
         if (results_json)
             fputs(results_json, stdout);
     } else {
         st_run_print_summary(&run, stdout, o->color);
+        if (p->fell_back)
+            printf("NOTE: the container engine was not available; this run used the HOST "
+                   "runtime (container_fallback = \"host\")\n");
     }
     fflush(stdout);
-    free(results_json);
     if (run.exit_status != 0)
         write_report(s, &run);
     status = run.exit_status;
-    if (run.aborted)
+    if (run.aborted) {
+        st_warn("the run was stopped by a signal; its results are marked aborted");
         status = EXIT_INFRA;
+    }
 out:
     st_log_set_hook(NULL, NULL, NULL);
+    st_lock_release(lock_fd);
     if (work) {
         st_rm_rf(work);
         free(work);
     }
+    free(results_json);
     st_run_free(&run);
-    free_plugins(&ps);
     st_strv_free(&paths);
     st_strv_free(&batches);
     pthread_mutex_destroy(&c.out_lock);
+    return status;
+}
+
+int st_pipeline_cleanup(st_settings *s, double max_age_s, st_counters *counters, int report)
+{
+    st_plugin_set ps = {0};
+    int status = EXIT_INFRA;
+    if (st_plugins_load(s, &ps) < 0) {
+        status = EXIT_USAGE;
+        goto out;
+    }
+    if (st_plugins_start(&ps) < 0)
+        goto out;
+    const st_runtime_ops *rt = ps.runtime->ops;
+    if (!rt->cleanup_stale) {
+        if (report)
+            printf("%s keeps no containers: nothing to clean up\n", ps.runtime->name);
+        status = EXIT_OK;
+        goto out;
+    }
+    double delay = 0.1;
+    for (unsigned attempt = 0; attempt <= s->retries; attempt++) {
+        st_cleanup_report rep = {.struct_size = sizeof(rep)};
+        int rc = rt->cleanup_stale(ps.runtime->ctx, max_age_s, &rep);
+        if (rc == ST_OK && rep.failed == 0) {
+            if (report)
+                printf("cleanup: %u listed, %u removed\n", rep.listed, rep.removed);
+            else
+                st_info("cleanup: %u listed, %u removed", rep.listed, rep.removed);
+            status = EXIT_OK;
+            break;
+        }
+        if (attempt == s->retries) {
+            counters->container_failures += rep.failed ? rep.failed : 1;
+            st_error("cleanup: %u listed, %u removed, %u failed (after %u attempts)", rep.listed,
+                     rep.removed, rep.failed ? rep.failed : 1, attempt + 1);
+            break;
+        }
+        struct timespec ts = {(time_t)delay, (long)((delay - (double)(time_t)delay) * 1e9)};
+        nanosleep(&ts, NULL);
+        delay *= 2;
+    }
+out:
+    st_plugins_free(&ps);
     return status;
 }

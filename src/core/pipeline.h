@@ -1,9 +1,18 @@
-/* One cycle of the pipeline (discover -> run -> classify -> integrate -> export) and the
- * `plugins` listing. Both return the CLI exit status of spec §1. */
+/* The pipeline: discover -> run -> classify -> integrate -> export (spec §3). A pipeline is
+ * opened once (plugins loaded, created, started; the metrics DB opened), runs one or many cycles
+ * (run-scheduled keeps it open so exporters serve between cycles), and is closed. */
 #ifndef ST_PIPELINE_H
 #define ST_PIPELINE_H
 
 #include "settings.h"
+
+/* Counters "since start" (the legacy gauges); owned by the caller so they survive a SIGHUP
+ * reload, which closes and reopens the pipeline. */
+typedef struct st_counters {
+    unsigned long long container_failures, container_timeouts;
+    unsigned long long orphans_tested, orphans_reintroduced, orphans_failed, orphans_redundant;
+    unsigned long long runs;
+} st_counters;
 
 typedef struct st_pipeline_opts {
     int json;      /* stream JSON lines on stdout */
@@ -12,7 +21,16 @@ typedef struct st_pipeline_opts {
     int (*should_stop)(void); /* polled; non-zero stops the run (signals) */
 } st_pipeline_opts;
 
-int st_pipeline_run(st_settings *s, const st_pipeline_opts *o);
-int st_pipeline_list_plugins(st_settings *s, int json);
+typedef struct st_pipeline st_pipeline;
+
+/* Returns 0 and *out, or the exit status of the failure (2 configuration, 3 infrastructure). */
+int st_pipeline_open(st_settings *s, st_pipeline **out);
+/* One cycle; returns its exit status (spec §1). */
+int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *counters);
+void st_pipeline_close(st_pipeline *p);
+
+/* The `cleanup` command: the runtime's cleanup_stale with retries; report prints the outcome on
+ * stdout (else it is logged at info level). Returns an exit status. */
+int st_pipeline_cleanup(st_settings *s, double max_age_s, st_counters *counters, int report);
 
 #endif

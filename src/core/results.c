@@ -477,12 +477,20 @@ char *st_run_to_json(const st_run *r, int pretty)
         }
     }
     yajl_gen_array_close(g);
-    st_jg_key(g, "regressions");
-    yajl_gen_array_open(g);
-    yajl_gen_array_close(g);
-    st_jg_key(g, "fixed");
-    yajl_gen_array_open(g);
-    yajl_gen_array_close(g);
+    const struct {
+        const char *key;
+        const st_strv *list;
+    } lists[] = {{"regressions", &r->regressions},
+                 {"fixed", &r->fixed},
+                 {"still_failing", &r->still_failing},
+                 {"new_tests", &r->new_tests}};
+    for (size_t l = 0; l < sizeof(lists) / sizeof(lists[0]); l++) {
+        st_jg_key(g, lists[l].key);
+        yajl_gen_array_open(g);
+        for (size_t i = 0; i < lists[l].list->n; i++)
+            st_jg_str(g, lists[l].list->v[i]);
+        yajl_gen_array_close(g);
+    }
     st_jg_key(g, "retry_errors");
     yajl_gen_map_open(g);
     for (size_t i = 0; i < r->n_batches; i++) {
@@ -501,8 +509,8 @@ char *st_run_to_json(const st_run *r, int pretty)
         yajl_gen_array_close(g);
     }
     yajl_gen_map_close(g);
-    st_jg_kint(g, "orphan_total", 0);
-    st_jg_kint(g, "orphan_failed", 0);
+    st_jg_kint(g, "orphan_total", r->orphan_total);
+    st_jg_kint(g, "orphan_failed", r->orphan_failed);
     const char *empty_lists[] = {"orphan_passed", "orphan_passed_modules", "orphan_failed_modules",
                                  "orphan_redundant_modules"};
     for (size_t i = 0; i < 4; i++) {
@@ -556,6 +564,16 @@ void st_run_print_summary(const st_run *r, FILE *out, int color)
 {
     const char *red = color ? "\033[31m" : "", *green = color ? "\033[32m" : "",
                *bold = color ? "\033[1m" : "", *off = color ? "\033[0m" : "";
+    if (r->regressions.n) {
+        fprintf(out, "%s%sRegressions%s (passed in the previous run, fail now)\n", bold, red, off);
+        for (size_t i = 0; i < r->regressions.n && i < 50; i++)
+            fprintf(out, "  %s\n", r->regressions.v[i]);
+    }
+    if (r->fixed.n) {
+        fprintf(out, "%s%sFixed%s (failed in the previous run, pass now)\n", bold, green, off);
+        for (size_t i = 0; i < r->fixed.n && i < 50; i++)
+            fprintf(out, "  %s\n", r->fixed.v[i]);
+    }
     unsigned shown = 0;
     for (size_t i = 0; i < r->n_batches; i++) {
         const st_batch *b = &r->batches[i];
@@ -598,8 +616,58 @@ void st_run_print_summary(const st_run *r, FILE *out, int color)
             r->n_batches == 1 ? "" : "es", r->total_runtime_s, cov, r->runtime_used);
 }
 
+static int node_cmp(const void *a, const void *b)
+{
+    const st_node_verdict *x = a, *y = b;
+    return strcmp(x->nodeid, y->nodeid);
+}
+
+static int verdict_rank(const char *v)
+{
+    return strcmp(v, "failed") == 0 ? 2 : strcmp(v, "passed") == 0 ? 1 : 0;
+}
+
+st_node_verdict *st_run_node_verdicts(const st_run *r, size_t *n)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < r->n_batches; i++)
+        total += r->batches[i].n_tests;
+    st_node_verdict *v = malloc((total + 1) * sizeof(*v));
+    if (!v)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < r->n_batches; i++) {
+        for (size_t t = 0; t < r->batches[i].n_tests; t++) {
+            const st_test_result *tr = &r->batches[i].tests[t];
+            const char *verdict = tr->outcome == ST_OUT_FAILED || tr->outcome == ST_OUT_ERROR
+                                      ? "failed"
+                                  : tr->outcome == ST_OUT_PASSED || tr->outcome == ST_OUT_XPASSED
+                                      ? "passed"
+                                      : "skipped";
+            v[k++] = (st_node_verdict){tr->nodeid, verdict};
+        }
+    }
+    qsort(v, k, sizeof(*v), node_cmp);
+    /* fold the phases of one node: the worst verdict wins */
+    size_t out = 0;
+    for (size_t i = 0; i < k; i++) {
+        if (out && strcmp(v[out - 1].nodeid, v[i].nodeid) == 0) {
+            if (verdict_rank(v[i].verdict) > verdict_rank(v[out - 1].verdict))
+                v[out - 1].verdict = v[i].verdict;
+        } else {
+            v[out++] = v[i];
+        }
+    }
+    *n = out;
+    return v;
+}
+
 void st_run_free(st_run *r)
 {
+    st_strv_free(&r->regressions);
+    st_strv_free(&r->fixed);
+    st_strv_free(&r->still_failing);
+    st_strv_free(&r->new_tests);
     for (size_t i = 0; i < r->n_batches; i++)
         st_batch_free(&r->batches[i]);
     free(r->batches);

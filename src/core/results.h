@@ -111,6 +111,10 @@ typedef struct st_run {
     const char *runtime_used;
     int coverage_requested;
     double core_cpu_s;          /* CPU time of selftest-core itself, children excluded */
+    /* classify: against the previous run in the metrics DB (node ids) */
+    st_strv regressions, fixed, still_failing, new_tests;
+    int compared;               /* a previous run existed */
+    unsigned orphan_total, orphan_failed;
     int exit_status;
     int aborted;
 } st_run;
@@ -124,5 +128,13 @@ char *st_batch_line_json(const st_batch *b, const st_counts *cumulative);
 /* The human summary. */
 void st_run_print_summary(const st_run *r, FILE *out, int color);
 void st_run_free(st_run *r);
+/* The verdict of one test node over its phases: "failed" if any phase failed or errored, else
+ * "passed" (passed or xpassed), else "skipped" (skipped or xfailed). */
+typedef struct st_node_verdict {
+    const char *nodeid;
+    const char *verdict;
+} st_node_verdict;
+/* Sorted by node id, one entry per node; caller frees the array (strings point into run). */
+st_node_verdict *st_run_node_verdicts(const st_run *r, size_t *n);
 
 #endif

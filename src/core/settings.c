@@ -85,6 +85,8 @@ int st_settings_init(st_settings *s)
     s->kill_grace_s = 5;
     s->metrics_port = -1;
     s->interval_s = 86400;
+    s->lock_timeout_s = 60;
+    s->max_age_s = 86400;
     s->include_orphans = 1;
     s->discover_orphans = 1;
     s->recursive_orphans = 1;
@@ -131,6 +133,8 @@ static const file_key file_keys[] = {
     {"history", K_STRING, OFF(history_file)},
     {"metrics_port", K_PORT, OFF(metrics_port)},
     {"interval", K_SECONDS, OFF(interval_s)},
+    {"lock_timeout", K_SECONDS, OFF(lock_timeout_s)},
+    {"max_age", K_SECONDS, OFF(max_age_s)},
     {"disable_orphans", K_BOOL, OFF(disable_orphans)},
     {"include_orphans", K_BOOL, OFF(include_orphans)},
     {"discover_orphans", K_BOOL, OFF(discover_orphans)},
@@ -563,6 +567,64 @@ static int make_absolute(char **p, const char *base)
     return 0;
 }
 
+/* --metrics-port / SELF_TEST_METRICS_PORT alone turn the Prometheus exporter on: the port goes
+ * into the settings of the configured exporter-prometheus entry (beating the file's port, as a
+ * flag or variable beats the file), or into a new entry with otherwise default settings. */
+static int add_metrics_exporter(st_settings *s)
+{
+    if (!s->cfg_loaded) {
+        config_init(&s->cfg);
+        s->cfg_loaded = 1;
+    }
+    st_plugin_conf *pc = NULL;
+    for (size_t i = 0; i < s->n_plugins; i++)
+        if (strcmp(s->plugins[i].name, "exporter-prometheus") == 0)
+            pc = &s->plugins[i];
+    if (!pc) {
+        st_plugin_conf *grown = realloc(s->plugins, (s->n_plugins + 1) * sizeof(*grown));
+        if (!grown)
+            return -1;
+        s->plugins = grown;
+        pc = &s->plugins[s->n_plugins++];
+        memset(pc, 0, sizeof(*pc));
+        pc->kind = st_strdup("exporter");
+        pc->name = st_strdup("exporter-prometheus");
+        pc->where = st_strdup("--metrics-port/SELF_TEST_METRICS_PORT");
+        if (!pc->kind || !pc->name || !pc->where)
+            return -1;
+    }
+    if (!pc->settings) {
+        config_setting_t *root = config_root_setting(&s->cfg);
+        config_setting_t *g = config_setting_add(root, "_metrics_exporter", CONFIG_TYPE_GROUP);
+        if (!g)
+            g = config_setting_get_member(root, "_metrics_exporter");
+        pc->settings = g;
+    }
+    if (!pc->settings)
+        return -1;
+    config_setting_remove(pc->settings, "port");
+    config_setting_t *port = config_setting_add(pc->settings, "port", CONFIG_TYPE_INT);
+    return port && config_setting_set_int(port, (int)s->metrics_port) ? 0 : -1;
+}
+
+int st_settings_set_group_string(st_settings *s, const char *group, const char *key,
+                                 const char *value)
+{
+    if (!s->cfg_loaded) {
+        config_init(&s->cfg);
+        s->cfg_loaded = 1;
+    }
+    config_setting_t *root = config_root_setting(&s->cfg);
+    config_setting_t *g = config_setting_get_member(root, group);
+    if (!g)
+        g = config_setting_add(root, group, CONFIG_TYPE_GROUP);
+    if (!g)
+        return -1;
+    config_setting_remove(g, key);
+    config_setting_t *v = config_setting_add(g, key, CONFIG_TYPE_STRING);
+    return v && config_setting_set_string(v, value) ? 0 : -1;
+}
+
 int st_settings_finish(st_settings *s)
 {
     if (!s->project_root)
@@ -592,6 +654,8 @@ int st_settings_finish(st_settings *s)
     }
     if (s->auto_include_isolated)
         s->recursive_isolated = 1;
+    if (s->metrics_port >= 0 && add_metrics_exporter(s) < 0)
+        return -1;
     if (s->cfg_loaded) {
         const char *group = strcmp(s->runtime, "host") == 0 ? "host" : "container";
         s->runtime_settings = config_lookup(&s->cfg, group);

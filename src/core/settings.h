@@ -43,6 +43,8 @@ typedef struct st_settings {
     char *history_file;
     long metrics_port;        /* -1: off */
     double interval_s;
+    double lock_timeout_s;    /* how long a second run waits for the lock */
+    double max_age_s;         /* cleanup: containers older than this are stale */
 
     /* orphan handling (spec §2) */
     int disable_orphans, include_orphans, discover_orphans, recursive_orphans;
@@ -65,6 +67,10 @@ int st_settings_load_env(st_settings *s);
  * the command line was applied. Returns 0 or -1. */
 int st_settings_finish(st_settings *s);
 void st_settings_free(st_settings *s);
+/* Sets GROUP.KEY = value in the configuration (creating the group), for options that override
+ * a plugin's setting (--container-image). Returns 0 or -1. */
+int st_settings_set_group_string(st_settings *s, const char *group, const char *key,
+                                 const char *value);
 
 /* Setters used by the file, env and CLI layers; where names the source for messages. */
 int st_set_bool(int *dst, const char *value, const char *where);

@@ -1,0 +1,1 @@
+# common: rules added with its code.

@@ -1,0 +1,1 @@
+# discovery-python: rules added with its code.

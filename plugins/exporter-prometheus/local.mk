@@ -1,0 +1,1 @@
+# exporter-prometheus: rules added with its code.

@@ -1,0 +1,1 @@
+# integrator-modulemap: rules added with its code.

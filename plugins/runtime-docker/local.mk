@@ -1,0 +1,1 @@
+# runtime-docker: rules added with its code.

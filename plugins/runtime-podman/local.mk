@@ -1,0 +1,1 @@
+# runtime-podman: rules added with its code.

@@ -1,0 +1,314 @@
+/* MetricsDB (see metricsdb.h). */
+#include "config.h"
+
+#include "metricsdb.h"
+
+#include "log.h"
+#include "util.h"
+
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct st_metricsdb {
+    sqlite3 *db;
+    char *path;
+};
+
+/* Migration i takes the schema from version i to i + 1. Only ever append. Version 0 is a new
+ * file or a menace database that may already hold eval_metrics. */
+static const char *const migrations[] = {
+    "CREATE TABLE IF NOT EXISTS eval_metrics(cycle TEXT, metric TEXT, value REAL, ts TEXT,"
+    " source_menace_id TEXT NOT NULL DEFAULT '');"
+    "CREATE TABLE runs(id INTEGER PRIMARY KEY, run_id TEXT UNIQUE NOT NULL, started_at REAL,"
+    " finished_at REAL, passed INTEGER, failed INTEGER, skipped INTEGER, xfailed INTEGER,"
+    " errors INTEGER, coverage REAL, runtime REAL, total_runtime REAL, exit_status INTEGER,"
+    " aborted INTEGER NOT NULL DEFAULT 0, runtime_used TEXT, results TEXT);"
+    "CREATE TABLE test_outcomes(run INTEGER NOT NULL REFERENCES runs(id), nodeid TEXT NOT NULL,"
+    " file TEXT, batch TEXT, outcome TEXT NOT NULL, phase TEXT, duration REAL);"
+    "CREATE INDEX test_outcomes_run ON test_outcomes(run);"
+    "CREATE TABLE orphan_outcomes(run INTEGER NOT NULL REFERENCES runs(id), path TEXT NOT NULL,"
+    " classification TEXT, outcome TEXT NOT NULL);",
+};
+#define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
+
+static int exec_sql(st_metricsdb *m, const char *sql)
+{
+    char *err = NULL;
+    if (sqlite3_exec(m->db, sql, NULL, NULL, &err) != SQLITE_OK) {
+        st_error("%s: %s", m->path, err ? err : sqlite3_errmsg(m->db));
+        sqlite3_free(err);
+        return -1;
+    }
+    return 0;
+}
+
+static int user_version(st_metricsdb *m, int *out)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(m->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK) {
+        st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
+        return -1;
+    }
+    int rc = sqlite3_step(st);
+    *out = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW) {
+        st_error("%s: not a readable SQLite database: %s", m->path, sqlite3_errmsg(m->db));
+        return -1;
+    }
+    return 0;
+}
+
+static int migrate(st_metricsdb *m)
+{
+    int v;
+    if (user_version(m, &v) < 0)
+        return -1;
+    if (v > ST_METRICSDB_SCHEMA) {
+        st_error("%s: schema version %d is newer than this selftest-core's (%d); refusing to "
+                 "touch it (upgrade selftest-core or point SANDBOX_DATA_DIR elsewhere)",
+                 m->path, v, ST_METRICSDB_SCHEMA);
+        return -1;
+    }
+    for (; v < (int)N_MIGRATIONS; v++) {
+        char pragma[64];
+        snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d;", v + 1);
+        if (exec_sql(m, "BEGIN IMMEDIATE") < 0)
+            return -1;
+        if (exec_sql(m, migrations[v]) < 0 || exec_sql(m, pragma) < 0) {
+            exec_sql(m, "ROLLBACK");
+            return -1;
+        }
+        if (exec_sql(m, "COMMIT") < 0)
+            return -1;
+        st_info("%s: schema migrated to version %d", m->path, v + 1);
+    }
+    return 0;
+}
+
+int st_metricsdb_open(const char *path, st_metricsdb **out)
+{
+    st_metricsdb *m = calloc(1, sizeof(*m));
+    if (!m)
+        return -1;
+    m->path = st_strdup(path);
+    char *dir = st_path_dirname(path);
+    if (dir)
+        st_mkdir_p(dir, 0755);
+    free(dir);
+    if (sqlite3_open_v2(path, &m->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
+        st_error("%s: cannot open the metrics DB: %s", path,
+                 m->db ? sqlite3_errmsg(m->db) : "out of memory");
+        st_metricsdb_close(m);
+        return -1;
+    }
+    sqlite3_busy_timeout(m->db, 10000);
+    if (exec_sql(m, "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON;") < 0 || migrate(m) < 0) {
+        st_metricsdb_close(m);
+        return -1;
+    }
+    *out = m;
+    return 0;
+}
+
+void st_metricsdb_close(st_metricsdb *m)
+{
+    if (!m)
+        return;
+    sqlite3_close(m->db);
+    free(m->path);
+    free(m);
+}
+
+/* ---- classify ------------------------------------------------------------------------------ */
+
+typedef struct prev_test {
+    char *nodeid;
+    char *verdict;
+} prev_test;
+
+static int prev_cmp(const void *a, const void *b)
+{
+    return strcmp(((const prev_test *)a)->nodeid, ((const prev_test *)b)->nodeid);
+}
+
+int st_metricsdb_classify(st_metricsdb *m, st_run *run)
+{
+    /* The previous run's verdict per node: the worst over its phases. */
+    static const char sql[] =
+        "SELECT nodeid, CASE MAX(CASE WHEN outcome IN ('failed','error') THEN 2"
+        " WHEN outcome IN ('passed','xpassed') THEN 1 ELSE 0 END)"
+        " WHEN 2 THEN 'failed' WHEN 1 THEN 'passed' ELSE 'skipped' END"
+        " FROM test_outcomes WHERE run = (SELECT id FROM runs WHERE aborted = 0 AND run_id != ?"
+        " ORDER BY id DESC LIMIT 1) GROUP BY nodeid ORDER BY nodeid";
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(m->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, run->run_id, -1, SQLITE_STATIC);
+    prev_test *prev = NULL;
+    size_t n_prev = 0, cap = 0;
+    int rc = 0, step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n_prev == cap) {
+            cap = cap ? cap * 2 : 256;
+            prev_test *g = realloc(prev, cap * sizeof(*g));
+            if (!g) {
+                rc = -1;
+                break;
+            }
+            prev = g;
+        }
+        prev[n_prev].nodeid = st_strdup((const char *)sqlite3_column_text(st, 0));
+        prev[n_prev].verdict = st_strdup((const char *)sqlite3_column_text(st, 1));
+        n_prev++;
+    }
+    if (step != SQLITE_DONE && rc == 0) {
+        st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
+        rc = -1;
+    }
+    sqlite3_finalize(st);
+    /* Also know whether a previous run exists at all (it may have had no tests). */
+    sqlite3_stmt *cnt;
+    if (rc == 0 &&
+        sqlite3_prepare_v2(m->db, "SELECT COUNT(*) FROM runs WHERE aborted = 0 AND run_id != ?",
+                           -1, &cnt, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(cnt, 1, run->run_id, -1, SQLITE_STATIC);
+        if (sqlite3_step(cnt) == SQLITE_ROW)
+            run->compared = sqlite3_column_int(cnt, 0) > 0;
+        sqlite3_finalize(cnt);
+    }
+    size_t n_now = 0;
+    st_node_verdict *now = rc == 0 ? st_run_node_verdicts(run, &n_now) : NULL;
+    if (rc == 0 && !now)
+        rc = -1;
+    for (size_t i = 0; rc == 0 && run->compared && i < n_now; i++) {
+        prev_test key = {(char *)now[i].nodeid, NULL};
+        prev_test *p = n_prev ? bsearch(&key, prev, n_prev, sizeof(*prev), prev_cmp) : NULL;
+        int fails_now = strcmp(now[i].verdict, "failed") == 0;
+        if (!p)
+            st_strv_push(&run->new_tests, now[i].nodeid);
+        else if (fails_now && strcmp(p->verdict, "passed") == 0)
+            st_strv_push(&run->regressions, now[i].nodeid);
+        else if (fails_now && strcmp(p->verdict, "failed") == 0)
+            st_strv_push(&run->still_failing, now[i].nodeid);
+        else if (!fails_now && strcmp(now[i].verdict, "passed") == 0 &&
+                 strcmp(p->verdict, "failed") == 0)
+            st_strv_push(&run->fixed, now[i].nodeid);
+    }
+    free(now);
+    for (size_t i = 0; i < n_prev; i++) {
+        free(prev[i].nodeid);
+        free(prev[i].verdict);
+    }
+    free(prev);
+    return rc;
+}
+
+/* ---- store --------------------------------------------------------------------------------- */
+
+static int bind_step(st_metricsdb *m, sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_DONE) {
+        st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
+        return -1;
+    }
+    return 0;
+}
+
+int st_metricsdb_store(st_metricsdb *m, const st_run *run, const char *results_json)
+{
+    sqlite3_stmt *ins_run = NULL, *ins_test = NULL, *ins_eval = NULL;
+    int rc = -1;
+    if (exec_sql(m, "BEGIN IMMEDIATE") < 0)
+        return -1;
+    if (sqlite3_prepare_v2(m->db,
+                           "INSERT INTO runs(run_id, started_at, finished_at, passed, failed,"
+                           " skipped, xfailed, errors, coverage, runtime, total_runtime,"
+                           " exit_status, aborted, runtime_used, results)"
+                           " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                           -1, &ins_run, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(m->db,
+                           "INSERT INTO test_outcomes(run, nodeid, file, batch, outcome, phase,"
+                           " duration) VALUES(?,?,?,?,?,?,?)",
+                           -1, &ins_test, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(m->db,
+                           "INSERT INTO eval_metrics(cycle, metric, value, ts, source_menace_id)"
+                           " VALUES('self_tests', ?, ?, ?, '')",
+                           -1, &ins_eval, NULL) != SQLITE_OK) {
+        st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
+        goto out;
+    }
+    int i = 1;
+    sqlite3_bind_text(ins_run, i++, run->run_id, -1, SQLITE_STATIC);
+    sqlite3_bind_double(ins_run, i++, run->started_at);
+    sqlite3_bind_double(ins_run, i++, run->finished_at);
+    sqlite3_bind_int(ins_run, i++, (int)st_counts_passed(&run->totals));
+    sqlite3_bind_int(ins_run, i++, (int)st_counts_failed(&run->totals));
+    sqlite3_bind_int(ins_run, i++, (int)run->totals.n[ST_OUT_SKIPPED]);
+    sqlite3_bind_int(ins_run, i++, (int)run->totals.n[ST_OUT_XFAILED]);
+    sqlite3_bind_int(ins_run, i++, (int)run->totals.n[ST_OUT_ERROR]);
+    if (run->coverage >= 0)
+        sqlite3_bind_double(ins_run, i++, run->coverage);
+    else
+        sqlite3_bind_null(ins_run, i++);
+    sqlite3_bind_double(ins_run, i++, run->mean_batch_runtime_s);
+    sqlite3_bind_double(ins_run, i++, run->total_runtime_s);
+    sqlite3_bind_int(ins_run, i++, run->exit_status);
+    sqlite3_bind_int(ins_run, i++, run->aborted);
+    sqlite3_bind_text(ins_run, i++, run->runtime_used, -1, SQLITE_STATIC);
+    sqlite3_bind_text(ins_run, i++, results_json, -1, SQLITE_STATIC);
+    if (bind_step(m, ins_run) < 0)
+        goto out;
+    sqlite3_int64 id = sqlite3_last_insert_rowid(m->db);
+    for (size_t b = 0; b < run->n_batches; b++) {
+        const st_batch *bt = &run->batches[b];
+        for (size_t t = 0; t < bt->n_tests; t++) {
+            const st_test_result *tr = &bt->tests[t];
+            sqlite3_bind_int64(ins_test, 1, id);
+            sqlite3_bind_text(ins_test, 2, tr->nodeid, -1, SQLITE_STATIC);
+            sqlite3_bind_text(ins_test, 3, tr->file, -1, SQLITE_STATIC);
+            sqlite3_bind_text(ins_test, 4, bt->path, -1, SQLITE_STATIC);
+            sqlite3_bind_text(ins_test, 5, st_outcome_name(tr->outcome), -1, SQLITE_STATIC);
+            sqlite3_bind_text(ins_test, 6, tr->phase, -1, SQLITE_STATIC);
+            sqlite3_bind_double(ins_test, 7, tr->duration_s);
+            if (bind_step(m, ins_test) < 0)
+                goto out;
+        }
+    }
+    /* menace's rows: (self_tests, coverage) and (self_tests, runtime), plus counts */
+    char ts[32];
+    st_utc_iso8601(run->finished_at, ts, sizeof(ts));
+    const struct {
+        const char *metric;
+        double value;
+    } evals[] = {
+        {"coverage", run->coverage >= 0 ? run->coverage : 0},
+        {"runtime", run->mean_batch_runtime_s},
+        {"passed", st_counts_passed(&run->totals)},
+        {"failed", st_counts_failed(&run->totals)},
+        {"orphan_total", run->orphan_total},
+        {"orphan_failed", run->orphan_failed},
+    };
+    for (size_t e = 0; e < sizeof(evals) / sizeof(evals[0]); e++) {
+        sqlite3_bind_text(ins_eval, 1, evals[e].metric, -1, SQLITE_STATIC);
+        sqlite3_bind_double(ins_eval, 2, evals[e].value);
+        sqlite3_bind_text(ins_eval, 3, ts, -1, SQLITE_TRANSIENT);
+        if (bind_step(m, ins_eval) < 0)
+            goto out;
+    }
+    if (exec_sql(m, "COMMIT") == 0)
+        rc = 0;
+out:
+    sqlite3_finalize(ins_run);
+    sqlite3_finalize(ins_test);
+    sqlite3_finalize(ins_eval);
+    if (rc < 0)
+        exec_sql(m, "ROLLBACK");
+    return rc;
+}

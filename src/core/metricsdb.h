@@ -1,0 +1,25 @@
+/* MetricsDB (spec §9.2): <data>/metrics.db, SQLite, owned by the core. menace-compatible
+ * eval_metrics rows plus runs, per-test and per-orphan outcomes that the classify stage reads.
+ * Versioned schema (PRAGMA user_version) with migrations; WAL; every run's writes in one
+ * transaction, so a reader in another process sees a run whole or not at all. */
+#ifndef ST_METRICSDB_H
+#define ST_METRICSDB_H
+
+#include "results.h"
+
+#define ST_METRICSDB_SCHEMA 1
+
+typedef struct st_metricsdb st_metricsdb;
+
+/* Opens (creating and migrating) the DB. A DB of a newer schema is refused. Returns 0 or -1
+ * (logged with the file name). */
+int st_metricsdb_open(const char *path, st_metricsdb **out);
+void st_metricsdb_close(st_metricsdb *db);
+
+/* Fills run->regressions / fixed / still_failing / new_tests from the newest earlier run that
+ * was not aborted. Returns 0 (also when there is no earlier run) or -1. */
+int st_metricsdb_classify(st_metricsdb *db, st_run *run);
+/* Stores the run (one transaction). Returns 0 or -1 (logged); nothing is half-written. */
+int st_metricsdb_store(st_metricsdb *db, const st_run *run, const char *results_json);
+
+#endif

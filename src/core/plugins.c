@@ -1,0 +1,176 @@
+/* The plugin set of one configuration (see plugins.h). */
+#include "config.h"
+
+#include "plugins.h"
+
+#include "json.h"
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static st_plugin_kind kind_from_name(const char *kind)
+{
+    if (strcmp(kind, "runtime") == 0)
+        return ST_KIND_RUNTIME;
+    if (strcmp(kind, "discovery") == 0)
+        return ST_KIND_DISCOVERY;
+    if (strcmp(kind, "integrator") == 0)
+        return ST_KIND_INTEGRATOR;
+    return ST_KIND_EXPORTER;
+}
+
+static int set_add(st_plugin_set *ps, st_instance *inst)
+{
+    st_instance **grown = realloc(ps->list, (ps->n + 1) * sizeof(*grown));
+    if (!grown)
+        return -1;
+    ps->list = grown;
+    ps->list[ps->n++] = inst;
+    return 0;
+}
+
+static int load_runtime(st_settings *s, st_plugin_set *ps, const char *runtime, st_instance **out)
+{
+    char *name = st_asprintf("runtime-%s", runtime);
+    char *where = st_asprintf("runtime \"%s\"%s%s", runtime, s->config_path ? " in " : "",
+                              s->config_path ? s->config_path : "");
+    int rc = -1;
+    if (name && where && st_loader_load(ps->ld, name, ST_KIND_RUNTIME, where, out) == 0) {
+        const char *group = strcmp(runtime, "host") == 0 ? "host" : "container";
+        (*out)->config = s->cfg_loaded ? config_lookup(&s->cfg, group) : NULL;
+        (*out)->project = &ps->project;
+        rc = 0;
+    }
+    free(name);
+    free(where);
+    return rc;
+}
+
+int st_plugins_load(st_settings *s, st_plugin_set *ps)
+{
+    ps->project = (st_project_info){
+        .struct_size = sizeof(st_project_info),
+        .root = s->project_root,
+        .data_dir = s->data_dir,
+        .report_dir = s->report_dir,
+        .skip_dirs = st_strv_get(&s->skip_dirs),
+        .python = s->python,
+    };
+    if (st_loader_new(&s->plugin_path, &ps->ld) < 0)
+        return -1;
+    if (load_runtime(s, ps, s->runtime, &ps->runtime) < 0 || set_add(ps, ps->runtime) < 0)
+        return -1;
+    for (size_t i = 0; i < s->n_plugins; i++) {
+        st_plugin_conf *pc = &s->plugins[i];
+        st_instance *inst;
+        if (strcmp(pc->kind, "runtime") == 0) {
+            st_error("%s: runtimes are chosen with the top-level setting runtime = \"...\"; "
+                     "do not list them in plugins",
+                     pc->where);
+            return -1;
+        }
+        if (st_loader_load(ps->ld, pc->name, kind_from_name(pc->kind), pc->where, &inst) < 0)
+            return -1;
+        for (size_t k = 0; k < ps->n; k++) {
+            if (ps->list[k]->desc == inst->desc &&
+                !(inst->desc->flags & ST_PLUGIN_MULTI_INSTANCE)) {
+                st_error("%s: plugin '%s' is listed twice but does not support several instances",
+                         pc->where, pc->name);
+                return -1;
+            }
+        }
+        inst->config = pc->settings;
+        inst->project = &ps->project;
+        if (set_add(ps, inst) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int st_plugins_start(st_plugin_set *ps)
+{
+    for (size_t i = 0; i < ps->n; i++) {
+        if (st_inst_create(ps->list[i]) != ST_OK && ps->list[i] == ps->runtime)
+            return -1;
+    }
+    for (size_t i = 0; i < ps->n; i++) {
+        st_instance *inst = ps->list[i];
+        if (!inst->created)
+            continue;
+        if (st_inst_start(inst) != ST_OK) {
+            if (inst == ps->runtime)
+                return -1;
+            st_warn("%s: left out of this run", inst->name);
+        }
+    }
+    return 0;
+}
+
+int st_plugins_switch_runtime(st_settings *s, st_plugin_set *ps, const char *runtime)
+{
+    st_instance *inst;
+    if (load_runtime(s, ps, runtime, &inst) < 0)
+        return -1;
+    if (st_inst_create(inst) != ST_OK || st_inst_start(inst) != ST_OK)
+        return -1;
+    ps->runtime = inst;
+    return 0;
+}
+
+int st_plugins_usable(const st_instance *inst, st_plugin_kind kind)
+{
+    return inst->desc->kind == kind && inst->started && !inst->failed;
+}
+
+void st_plugins_free(st_plugin_set *ps)
+{
+    st_loader_free(ps->ld);
+    free(ps->list);
+    memset(ps, 0, sizeof(*ps));
+}
+
+int st_plugins_list(st_settings *s, int json)
+{
+    st_plugin_set ps = {0};
+    int rc = 2;
+    if (st_plugins_load(s, &ps) < 0)
+        goto out;
+    yajl_gen g = json ? st_jg_new(0) : NULL;
+    if (g)
+        yajl_gen_array_open(g);
+    else
+        printf("%-11s %-24s %-9s %-5s %s\n", "KIND", "NAME", "VERSION", "ABI", "FILE");
+    for (size_t i = 0; i < ps.n; i++) {
+        const st_instance *inst = ps.list[i];
+        const st_plugin_descriptor *d = inst->desc;
+        if (g) {
+            yajl_gen_map_open(g);
+            st_jg_kstr(g, "kind", st_kind_name(d->kind));
+            st_jg_kstr(g, "name", d->name);
+            st_jg_kstr(g, "version", d->version);
+            st_jg_kint(g, "abi_major", d->abi_major);
+            st_jg_kint(g, "abi_minor", d->abi_minor);
+            st_jg_kstr(g, "file", inst->file);
+            st_jg_kstr(g, "description", d->description);
+            yajl_gen_map_close(g);
+        } else {
+            char abi[32];
+            snprintf(abi, sizeof(abi), "%u.%u", d->abi_major, d->abi_minor);
+            printf("%-11s %-24s %-9s %-5s %s\n", st_kind_name(d->kind), d->name,
+                   d->version ? d->version : "?", abi, inst->file);
+        }
+    }
+    if (g) {
+        yajl_gen_array_close(g);
+        char *text = st_jg_finish(g, 1);
+        if (text)
+            fputs(text, stdout);
+        free(text);
+    }
+    rc = 0;
+out:
+    st_plugins_free(&ps);
+    return rc;
+}

@@ -1,0 +1,30 @@
+/* The set of plugin instances of one configuration: the runtime first, then the configured
+ * plugins in file order. Creates all before starting any (a bad fifth plugin leaves nothing
+ * half-started); the runtime's failure is fatal, another plugin's failure leaves it out. */
+#ifndef ST_PLUGINS_H
+#define ST_PLUGINS_H
+
+#include "host.h"
+#include "loader.h"
+#include "settings.h"
+
+typedef struct st_plugin_set {
+    st_loader *ld;
+    st_instance *runtime;
+    st_instance **list;
+    size_t n;
+    st_project_info project;
+} st_plugin_set;
+
+/* Loads runtime-<runtime> and every configured plugin (checks only). 0 or -1 (logged). */
+int st_plugins_load(st_settings *s, st_plugin_set *ps);
+/* Creates, then starts. 0, or -1 when the runtime failed. */
+int st_plugins_start(st_plugin_set *ps);
+/* Loads, creates and starts an extra runtime and makes it the set's runtime (fallback). */
+int st_plugins_switch_runtime(st_settings *s, st_plugin_set *ps, const char *runtime);
+int st_plugins_usable(const st_instance *inst, st_plugin_kind kind);
+void st_plugins_free(st_plugin_set *ps);
+/* The `plugins` command: lists kind, name, version, ABI and file. Returns an exit status. */
+int st_plugins_list(st_settings *s, int json);
+
+#endif
