@@ -1,3 +1,16 @@
-# Example configurations.
+# Example configurations and systemd units.
 examplesdir = $(docdir)/examples
-dist_examples_DATA = conf/selftest.conf
+dist_examples_DATA = conf/selftest.conf conf/selftest-daemon.conf
+systemdunitdir = $(prefix)/lib/systemd/system
+systemdunit_DATA = conf/systemd/selftest-core.service conf/systemd/selftest-core-run.service
+dist_systemdunit_DATA = conf/systemd/selftest-core-run.timer
+EXTRA_DIST += conf/systemd/selftest-core.service.in conf/systemd/selftest-core-run.service.in
+CLEANFILES += $(systemdunit_DATA)
+SYSTEMD_SUBST = sed -e 's|@bindir[@]|$(bindir)|g' -e 's|@sysconfdir[@]|$(sysconfdir)|g'
+conf/systemd/selftest-core.service: $(srcdir)/conf/systemd/selftest-core.service.in Makefile
+	$(AM_V_GEN)$(MKDIR_P) conf/systemd && $(SYSTEMD_SUBST) $(srcdir)/conf/systemd/selftest-core.service.in > $@
+conf/systemd/selftest-core-run.service: $(srcdir)/conf/systemd/selftest-core-run.service.in Makefile
+	$(AM_V_GEN)$(MKDIR_P) conf/systemd && $(SYSTEMD_SUBST) $(srcdir)/conf/systemd/selftest-core-run.service.in > $@
+
+man1_MANS = docs/selftest-core.1
+EXTRA_DIST += docs/selftest-core.1

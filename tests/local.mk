@@ -15,7 +15,7 @@ check_LTLIBRARIES += tests/fixtures/plugins/fx-good.la tests/fixtures/plugins/fx
 tests_fixtures_plugins_fx_good_la_SOURCES = $(FIXTURE_SRC)
 tests_fixtures_plugins_fx_good_la_LDFLAGS = $(FIXTURE_LDFLAGS)
 tests_fixtures_plugins_fx_major_la_SOURCES = $(FIXTURE_SRC)
-tests_fixtures_plugins_fx_major_la_CPPFLAGS = $(AM_CPPFLAGS) -DFX_NAME='"fx-major"' -DFX_MAJOR=2
+tests_fixtures_plugins_fx_major_la_CPPFLAGS = $(AM_CPPFLAGS) -DFX_NAME='"fx-major"' -DFX_MAJOR=2 -DFX_MINOR=0
 tests_fixtures_plugins_fx_major_la_LDFLAGS = $(FIXTURE_LDFLAGS)
 tests_fixtures_plugins_fx_minor_la_SOURCES = $(FIXTURE_SRC)
 tests_fixtures_plugins_fx_minor_la_CPPFLAGS = $(AM_CPPFLAGS) -DFX_NAME='"fx-minor"' -DFX_MINOR=99

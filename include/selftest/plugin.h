@@ -4,6 +4,8 @@
  * ABI changelog (append only; every change bumps ST_ABI_MINOR, an incompatible one ST_ABI_MAJOR):
  *   1.0  2026-11  first version: descriptor, host services, lifecycle, runtime / discovery /
  *                 integrator / exporter vtables.
+ *   1.1  2026-11  host services: graph() and graph_ops, the project's Python import graph
+ *                 (st_graph, st_graph_ops, st_graph_step) for discovery and integrators.
  *
  * Rules that must stay true (see docs/plugin-guide.md for the long form):
  *  - A plugin exports exactly one symbol, ST_PLUGIN_ENTRY_SYMBOL. The core calls it with its own
@@ -36,7 +38,7 @@ extern "C" {
 #endif
 
 #define ST_ABI_MAJOR 1u
-#define ST_ABI_MINOR 0u
+#define ST_ABI_MINOR 1u
 
 /* The one symbol every plugin exports. */
 #define ST_PLUGIN_ENTRY selftest_plugin_entry
@@ -109,6 +111,40 @@ typedef struct st_project_info {
     const char *python;     /* interpreter used to run pytest (host) */
 } st_project_info;
 
+/* The project's Python import graph (ABI 1.1): nodes are the project's .py files (repo-relative
+ * POSIX paths, ids 0..count-1 in path order), an edge A -> B means "running A imports B"
+ * (spec §7.1). Immutable and shared: every query may run from any thread. */
+typedef struct st_graph st_graph;
+
+#define ST_GRAPH_NONE UINT32_MAX
+
+/* One step of a traversal: a reached node and the node it was first reached from
+ * (ST_GRAPH_NONE for a start node). */
+typedef struct st_graph_step {
+    uint32_t node;
+    uint32_t parent;
+} st_graph_step;
+
+typedef struct st_graph_ops {
+    size_t struct_size;
+    size_t (*count)(const st_graph *g);
+    const char *(*path)(const st_graph *g, uint32_t node);
+    /* test_*.py, *_test.py and conftest.py */
+    int (*is_test)(const st_graph *g, uint32_t node);
+    /* node of a repo-relative path, or ST_GRAPH_NONE */
+    uint32_t (*find)(const st_graph *g, const char *path);
+    /* direct imports / importers of node: sorted node ids owned by the graph; returns count */
+    size_t (*deps)(const st_graph *g, uint32_t node, const uint32_t **ids);
+    size_t (*rdeps)(const st_graph *g, uint32_t node, const uint32_t **ids);
+    /* Breadth-first closure over deps from starts. mark (count bytes) gets 1 for every reached
+     * node; order (count entries, may be NULL) the reached nodes with their first parent.
+     * Returns how many were reached, or a negative st_status. */
+    long (*reach)(const st_graph *g, const uint32_t *starts, size_t n_starts, uint8_t *mark,
+                  st_graph_step *order);
+    /* reach() from every test file */
+    long (*reach_tests)(const st_graph *g, uint8_t *mark, st_graph_step *order);
+} st_graph_ops;
+
 typedef struct st_host {
     size_t struct_size;
     uint32_t abi_major, abi_minor; /* the core's */
@@ -146,6 +182,13 @@ typedef struct st_host {
 
     /* The instance name, e.g. "runtime-host" or "exporter-prometheus#2". */
     const char *(*instance_name)(st_instance *self);
+
+    /* ---- ABI 1.1 ---- */
+    /* The project's import graph, built on first use in a cycle (on every core) and shared by all
+     * plugins until the cycle ends; NULL when it cannot be built (logged). Query it through
+     * graph_ops. Check host->struct_size before use when the plugin also supports cores 1.0. */
+    const st_graph *(*graph)(st_instance *self);
+    const st_graph_ops *graph_ops;
 } st_host;
 
 /* The four lifecycle ops, first in every kind's vtable.

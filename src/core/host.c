@@ -4,6 +4,7 @@
 #include "host.h"
 
 #include "log.h"
+#include "pygraph.h"
 #include "util.h"
 
 #include <selftest/version.h>
@@ -196,6 +197,117 @@ static const char *host_instance_name(st_instance *self)
     return self->name;
 }
 
+/* ---- the import graph (ABI 1.1) -------------------------------------------------------------- */
+
+void st_project_ctx_init(st_project_ctx *p)
+{
+    memset(p, 0, sizeof(*p));
+    pthread_mutex_init(&p->lock, NULL);
+}
+
+void st_project_ctx_reset(st_project_ctx *p)
+{
+    pthread_mutex_lock(&p->lock);
+    st_pygraph_free(p->graph);
+    p->graph = NULL;
+    p->graph_tried = 0;
+    pthread_mutex_unlock(&p->lock);
+}
+
+void st_project_ctx_destroy(st_project_ctx *p)
+{
+    st_project_ctx_reset(p);
+    pthread_mutex_destroy(&p->lock);
+}
+
+static void graph_error(const char *path, const char *message, void *userdata)
+{
+    (void)userdata;
+    st_warn("import graph: %s: %s", path[0] ? path : ".", message);
+}
+
+const struct st_pygraph *st_project_graph(st_project_ctx *p)
+{
+    pthread_mutex_lock(&p->lock);
+    if (!p->graph_tried) {
+        p->graph_tried = 1;
+        st_pygraph_options o = {.skip_dirs = p->info.skip_dirs, .on_error = graph_error};
+        double t0 = st_monotonic();
+        int rc = st_pygraph_build(p->info.root, &o, &p->graph);
+        if (rc != ST_PYGRAPH_OK)
+            st_error("import graph of %s: %s", p->info.root, st_pygraph_strerror(rc));
+        else
+            st_info("import graph: %zu files, %zu edges in %.3fs", st_pygraph_count(p->graph),
+                    st_pygraph_n_edges(p->graph), st_monotonic() - t0);
+    }
+    const struct st_pygraph *g = p->graph;
+    pthread_mutex_unlock(&p->lock);
+    return g;
+}
+
+static const st_graph *host_graph(st_instance *self)
+{
+    return self->pctx ? (const st_graph *)st_project_graph(self->pctx) : NULL;
+}
+
+static size_t g_count(const st_graph *g)
+{
+    return st_pygraph_count((const st_pygraph *)g);
+}
+
+static const char *g_path(const st_graph *g, uint32_t node)
+{
+    return st_pygraph_path((const st_pygraph *)g, node);
+}
+
+static int g_is_test(const st_graph *g, uint32_t node)
+{
+    return st_pygraph_is_test((const st_pygraph *)g, node);
+}
+
+static uint32_t g_find(const st_graph *g, const char *path)
+{
+    return st_pygraph_find((const st_pygraph *)g, path);
+}
+
+static size_t g_deps(const st_graph *g, uint32_t node, const uint32_t **ids)
+{
+    return st_pygraph_deps((const st_pygraph *)g, node, ids);
+}
+
+static size_t g_rdeps(const st_graph *g, uint32_t node, const uint32_t **ids)
+{
+    return st_pygraph_rdeps((const st_pygraph *)g, node, ids);
+}
+
+/* st_graph_step and st_pygraph_step have the same layout (two uint32_t). */
+_Static_assert(sizeof(st_graph_step) == sizeof(st_pygraph_step), "graph step layouts differ");
+
+static long g_reach(const st_graph *g, const uint32_t *starts, size_t n, uint8_t *mark,
+                    st_graph_step *order)
+{
+    long r = st_pygraph_reach((const st_pygraph *)g, starts, n, mark, (st_pygraph_step *)order);
+    return r < 0 ? ST_ERR_INVALID : r;
+}
+
+static long g_reach_tests(const st_graph *g, uint8_t *mark, st_graph_step *order)
+{
+    long r = st_pygraph_reach_tests((const st_pygraph *)g, mark, (st_pygraph_step *)order);
+    return r < 0 ? ST_ERR_INVALID : r;
+}
+
+static const st_graph_ops graph_ops = {
+    .struct_size = sizeof(st_graph_ops),
+    .count = g_count,
+    .path = g_path,
+    .is_test = g_is_test,
+    .find = g_find,
+    .deps = g_deps,
+    .rdeps = g_rdeps,
+    .reach = g_reach,
+    .reach_tests = g_reach_tests,
+};
+
 const st_host st_host_services = {
     .struct_size = sizeof(st_host),
     .abi_major = ST_ABI_MAJOR,
@@ -212,6 +324,8 @@ const st_host st_host_services = {
     .monotonic = st_monotonic,
     .project = host_project,
     .instance_name = host_instance_name,
+    .graph = host_graph,
+    .graph_ops = &graph_ops,
 };
 
 /* ---- lifecycle ---------------------------------------------------------------------------- */

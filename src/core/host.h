@@ -11,6 +11,22 @@
 
 #include "util.h"
 
+/* The project as the plugins of one plugin set see it, with the import graph built lazily once
+ * per cycle and shared. */
+typedef struct st_project_ctx {
+    st_project_info info;
+    pthread_mutex_t lock;
+    struct st_pygraph *graph;
+    int graph_tried;
+} st_project_ctx;
+
+void st_project_ctx_init(st_project_ctx *p);
+/* Frees the graph so the next cycle sees the tree as it is then. */
+void st_project_ctx_reset(st_project_ctx *p);
+void st_project_ctx_destroy(st_project_ctx *p);
+/* The graph for the core itself (built on first use); NULL on failure (logged). */
+const struct st_pygraph *st_project_graph(st_project_ctx *p);
+
 struct st_instance {
     char *name;                     /* instance name, e.g. "exporter-prometheus" */
     char *file;                     /* the file that was opened */
@@ -22,6 +38,7 @@ struct st_instance {
     int created, started, failed;
     const config_setting_t *config; /* the plugin's settings group, may be NULL */
     const st_project_info *project;
+    st_project_ctx *pctx;           /* project + graph cache; project == &pctx->info */
     pthread_mutex_t serial;         /* held around ops of plugins without THREAD_SAFE */
     pthread_mutex_t lists_lock;
     st_strv *lists;                 /* vectors handed out by cfg_string_list / cfg_names */

@@ -106,7 +106,7 @@ int st_metricsdb_open(const char *path, st_metricsdb **out)
     sqlite3_busy_timeout(m->db, 10000);
     /* migrate() first: it refuses a newer schema before anything (even the journal mode) is
      * changed in the file. */
-    if (migrate(m) < 0 || exec_sql(m, "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON;") < 0) {
+    if (migrate(m) < 0 || exec_sql(m, "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-256;") < 0) {
         st_metricsdb_close(m);
         return -1;
     }

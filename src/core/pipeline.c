@@ -541,6 +541,7 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
     }
 out:
     st_log_set_hook(NULL, NULL, NULL);
+    st_project_ctx_reset(&p->ps.project); /* the next cycle sees the tree as it is then */
     st_lock_release(lock_fd);
     if (work) {
         st_rm_rf(work);

@@ -40,7 +40,8 @@ static int load_runtime(st_settings *s, st_plugin_set *ps, const char *runtime, 
     if (name && where && st_loader_load(ps->ld, name, ST_KIND_RUNTIME, where, out) == 0) {
         const char *group = strcmp(runtime, "host") == 0 ? "host" : "container";
         (*out)->config = s->cfg_loaded ? config_lookup(&s->cfg, group) : NULL;
-        (*out)->project = &ps->project;
+        (*out)->project = &ps->project.info;
+        (*out)->pctx = &ps->project;
         rc = 0;
     }
     free(name);
@@ -50,7 +51,8 @@ static int load_runtime(st_settings *s, st_plugin_set *ps, const char *runtime, 
 
 int st_plugins_load(st_settings *s, st_plugin_set *ps)
 {
-    ps->project = (st_project_info){
+    st_project_ctx_init(&ps->project);
+    ps->project.info = (st_project_info){
         .struct_size = sizeof(st_project_info),
         .root = s->project_root,
         .data_dir = s->data_dir,
@@ -82,7 +84,8 @@ int st_plugins_load(st_settings *s, st_plugin_set *ps)
             }
         }
         inst->config = pc->settings;
-        inst->project = &ps->project;
+        inst->project = &ps->project.info;
+        inst->pctx = &ps->project;
         if (set_add(ps, inst) < 0)
             return -1;
     }
@@ -128,6 +131,8 @@ void st_plugins_free(st_plugin_set *ps)
 {
     st_loader_free(ps->ld);
     free(ps->list);
+    if (ps->project.info.struct_size)
+        st_project_ctx_destroy(&ps->project);
     memset(ps, 0, sizeof(*ps));
 }
 

@@ -13,7 +13,7 @@ typedef struct st_plugin_set {
     st_instance *runtime;
     st_instance **list;
     size_t n;
-    st_project_info project;
+    st_project_ctx project;
 } st_plugin_set;
 
 /* Loads runtime-<runtime> and every configured plugin (checks only). 0 or -1 (logged). */

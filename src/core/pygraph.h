@@ -29,9 +29,9 @@
  *
  * Ownership: st_pygraph_build returns a graph the caller frees with st_pygraph_free. Every
  * string and array a query returns is owned by the graph and lives as long as it.
- * Thread-safety: building uses its own threads and calls on_error from the calling thread only,
- * after the workers finished, in path order. A built graph is immutable: all queries may run
- * concurrently from any number of threads.
+ * Thread-safety: building uses its own threads but calls on_error from the calling thread only
+ * (directories during the walk, files after the workers finished, in path order). A built graph
+ * is immutable: all queries may run concurrently from any number of threads.
  */
 #ifndef ST_PYGRAPH_H
 #define ST_PYGRAPH_H
@@ -45,11 +45,11 @@ extern "C" {
 #endif
 
 enum {
-	ST_PYGRAPH_OK = 0,
-	ST_PYGRAPH_EROOT = -1,   /* the root cannot be opened as a directory */
-	ST_PYGRAPH_ENOMEM = -2,
-	ST_PYGRAPH_ETHREAD = -3, /* a worker thread could not be started */
-	ST_PYGRAPH_EINVAL = -4,  /* bad argument */
+    ST_PYGRAPH_OK = 0,
+    ST_PYGRAPH_EROOT = -1,   /* the root cannot be opened as a directory */
+    ST_PYGRAPH_ENOMEM = -2,
+    ST_PYGRAPH_ETHREAD = -3, /* a worker thread could not be started */
+    ST_PYGRAPH_EINVAL = -4,  /* bad argument */
 };
 
 #define ST_PYGRAPH_NONE UINT32_MAX
@@ -59,13 +59,13 @@ enum {
 typedef void (*st_pygraph_error_cb)(const char *path, const char *message, void *userdata);
 
 typedef struct st_pygraph_options {
-	const char *const *skip_dirs; /* NULL-terminated directory names; NULL: the spec's default
-				       * .git .venv venv __pycache__ node_modules build dist
-				       * sandbox_data */
-	unsigned threads;             /* 0: number of online CPUs (at most 64) */
-	size_t max_file_bytes;        /* 0: 64 MiB; larger files are reported and skipped */
-	st_pygraph_error_cb on_error; /* may be NULL */
-	void *userdata;
+    const char *const *skip_dirs; /* NULL-terminated directory names; NULL: the spec's default
+                       * .git .venv venv __pycache__ node_modules build dist
+                       * sandbox_data */
+    unsigned threads;             /* 0: number of online CPUs (at most 64) */
+    size_t max_file_bytes;        /* 0: 64 MiB; larger files are reported and skipped */
+    st_pygraph_error_cb on_error; /* may be NULL */
+    void *userdata;
 } st_pygraph_options;
 
 typedef struct st_pygraph st_pygraph;
@@ -73,8 +73,8 @@ typedef struct st_pygraph st_pygraph;
 /* One step of a traversal: a reached node and the node it was first reached from
  * (ST_PYGRAPH_NONE for a start node). */
 typedef struct st_pygraph_step {
-	uint32_t node;
-	uint32_t parent;
+    uint32_t node;
+    uint32_t parent;
 } st_pygraph_step;
 
 /* Builds the graph of the tree at root (opts may be NULL for defaults). Unreadable or
@@ -100,9 +100,10 @@ size_t st_pygraph_rdeps(const st_pygraph *g, uint32_t node, const uint32_t **ids
 /* Breadth-first closure over deps from starts[0..n_starts). mark (count bytes) is overwritten:
  * 1 for every reached node (starts included), 0 otherwise. order (count entries, may be NULL)
  * receives the reached nodes in BFS order with their first parent; all parents of a node inside
- * the set are its rdeps whose mark is 1. Returns the number reached, or ST_PYGRAPH_EINVAL. */
+ * the set are its rdeps whose mark is 1. Returns the number reached, or ST_PYGRAPH_EINVAL /
+ * ST_PYGRAPH_ENOMEM. */
 long st_pygraph_reach(const st_pygraph *g, const uint32_t *starts, size_t n_starts,
-		      uint8_t *mark, st_pygraph_step *order);
+              uint8_t *mark, st_pygraph_step *order);
 
 /* st_pygraph_reach from every test-side node. */
 long st_pygraph_reach_tests(const st_pygraph *g, uint8_t *mark, st_pygraph_step *order);

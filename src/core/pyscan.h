@@ -54,38 +54,38 @@ extern "C" {
 
 /* Status codes (0 or negative). */
 enum {
-	ST_PYSCAN_OK = 0,
-	ST_PYSCAN_EENCODING = -1, /* unsupported or unknown source encoding */
-	ST_PYSCAN_ENUL = -2,      /* the buffer contains a NUL byte */
-	ST_PYSCAN_EDECODE = -3,   /* bytes invalid in the source encoding */
-	ST_PYSCAN_ENOMEM = -4,
-	ST_PYSCAN_EDEPTH = -5,    /* f-strings nested deeper than ST_PYSCAN_MAX_FSTRING_DEPTH */
-	ST_PYSCAN_ECALLBACK = -6, /* the callback returned non-zero */
+    ST_PYSCAN_OK = 0,
+    ST_PYSCAN_EENCODING = -1, /* unsupported or unknown source encoding */
+    ST_PYSCAN_ENUL = -2,      /* the buffer contains a NUL byte */
+    ST_PYSCAN_EDECODE = -3,   /* bytes invalid in the source encoding */
+    ST_PYSCAN_ENOMEM = -4,
+    ST_PYSCAN_EDEPTH = -5,    /* f-strings nested deeper than ST_PYSCAN_MAX_FSTRING_DEPTH */
+    ST_PYSCAN_ECALLBACK = -6, /* the callback returned non-zero */
 };
 
 typedef enum {
-	ST_PYIMPORT_IMPORT = 0,   /* import a.b.c */
-	ST_PYIMPORT_FROM = 1,     /* from [.]x import y */
-	ST_PYIMPORT_IMPORTLIB = 2 /* importlib.import_module / import_module / __import__ literal */
+    ST_PYIMPORT_IMPORT = 0,   /* import a.b.c */
+    ST_PYIMPORT_FROM = 1,     /* from [.]x import y */
+    ST_PYIMPORT_IMPORTLIB = 2 /* importlib.import_module / import_module / __import__ literal */
 } st_pyimport_kind;
 
 typedef enum {
-	ST_PYENC_UTF8 = 0,
-	ST_PYENC_ASCII,
-	ST_PYENC_LATIN1,
-	ST_PYENC_SINGLEBYTE /* another ASCII-compatible single-byte code page */
+    ST_PYENC_UTF8 = 0,
+    ST_PYENC_ASCII,
+    ST_PYENC_LATIN1,
+    ST_PYENC_SINGLEBYTE /* another ASCII-compatible single-byte code page */
 } st_pyenc;
 
 /* One import record. Every pointer is borrowed: valid only during the callback. */
 typedef struct st_pyimport {
-	st_pyimport_kind kind;
-	const char *module;           /* dotted name after the leading dots, UTF-8, may be "" */
-	unsigned level;               /* leading dots; 0 = absolute */
-	const char *package;          /* import_module's literal package argument, else NULL */
-	const char *const *names;     /* ST_PYIMPORT_FROM: imported names (not the aliases) */
-	size_t n_names;
-	bool star;                    /* from x import * */
-	unsigned line;                /* 1-based line of the `import`/`from` keyword or call */
+    st_pyimport_kind kind;
+    const char *module;           /* dotted name after the leading dots, UTF-8, may be "" */
+    unsigned level;               /* leading dots; 0 = absolute */
+    const char *package;          /* import_module's literal package argument, else NULL */
+    const char *const *names;     /* ST_PYIMPORT_FROM: imported names (not the aliases) */
+    size_t n_names;
+    bool star;                    /* from x import * */
+    unsigned line;                /* 1-based line of the `import`/`from` keyword or call */
 } st_pyimport;
 
 /* Called once per record. Return 0 to go on, non-zero to stop (st_pyscan_buffer then returns
@@ -97,12 +97,12 @@ typedef int (*st_pyscan_cb)(const st_pyimport *imp, void *userdata);
  * 'shift_jis'") into errbuf[0..errlen). Encoding/NUL errors are found before any callback
  * runs; ST_PYSCAN_EDEPTH may come after some records were reported. */
 int st_pyscan_buffer(const char *buf, size_t len, st_pyscan_cb cb, void *userdata,
-		     char *errbuf, size_t errlen);
+             char *errbuf, size_t errlen);
 
 /* Only the encoding check of st_pyscan_buffer: returns ST_PYSCAN_OK and sets *enc and
  * *body_offset (3 after a UTF-8 BOM, else 0), or a negative status with a message. */
 int st_pyscan_detect_encoding(const char *buf, size_t len, st_pyenc *enc, size_t *body_offset,
-			      char *errbuf, size_t errlen);
+                  char *errbuf, size_t errlen);
 
 /* Static text for a status code. */
 const char *st_pyscan_strerror(int status);

@@ -1,0 +1,332 @@
+#!/bin/bash
+# Private container engines for selftest-core's integration tests and benchmarks: a dockerd and a
+# Podman API service on their own sockets, data dirs and configs under one directory this script
+# creates, plus a small test image (python3, pytest, pytest-xdist, pytest-cov) built from the
+# host's Debian packages without a registry, imported into both. See docs/containers.md and
+# /work/shared/docs/engines.md for why each setting is there.
+#
+#   tools/engines/engines.sh up [DIR]     start both engines (DIR default: a new /tmp/st-eng-XXXXXX)
+#                                          and print shell assignments: ST_ENGINES_DIR, DOCKER_SOCK,
+#                                          PODMAN_SOCK, ST_IMAGE, ST_IMAGE_TAR (also in DIR/env)
+#   tools/engines/engines.sh down DIR     stop what `up` started in DIR, unmount, delete DIR
+#   tools/engines/engines.sh status DIR   ping both engines
+#
+# Environment: ST_ENGINES=docker,podman (which to start), ST_IMAGE (default selftest-py:test),
+# ST_IMAGE_TAR_IN (load that image archive instead of building one).
+# Needs root (dockerd, mounts). Installs docker.io podman runc with apt-get when they are missing.
+set -euo pipefail
+
+IMAGE=${ST_IMAGE:-selftest-py:test}
+ENGINES=${ST_ENGINES:-docker,podman}
+MARK=.selftest-engines
+
+log() { printf 'engines: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+want() { [[ ",$ENGINES," == *",$1,"* ]]; }
+
+api() { # api SOCK METHOD PATH [curl args...]: prints the body, fails on HTTP >= 400
+    local sock=$1 method=$2 path=$3
+    shift 3
+    curl -sS --fail-with-body --max-time "${API_TIMEOUT:-120}" --unix-socket "$sock" \
+        -X "$method" "http://d$path" "$@"
+}
+
+wait_ping() { # wait_ping SOCK NAME PID LOG
+    local _
+    for _ in $(seq 1 200); do
+        if curl -s --max-time 2 --unix-socket "$1" http://d/_ping 2>/dev/null | grep -q OK; then
+            return 0
+        fi
+        kill -0 "$3" 2>/dev/null || { tail -20 "$4" >&2; die "$2 exited during start (log: $4)"; }
+        sleep 0.05
+    done
+    tail -20 "$4" >&2
+    die "$2 did not answer on $1 within 10 s (log: $4)"
+}
+
+ensure_packages() {
+    local missing=()
+    command -v dockerd >/dev/null || missing+=(docker.io)
+    command -v podman >/dev/null || missing+=(podman)
+    command -v runc >/dev/null || missing+=(runc)
+    command -v curl >/dev/null || missing+=(curl)
+    if ((${#missing[@]})); then
+        [[ $(id -u) == 0 ]] || die "missing ${missing[*]} and not root: apt-get install ${missing[*]}"
+        log "installing ${missing[*]}"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" >&2
+    fi
+}
+
+# ---- docker -----------------------------------------------------------------------------------
+start_docker() {
+    local st=$1
+    mkdir -p "$st/docker-data" "$st/docker-exec"
+    # own containerd socket dir under exec-root; no iptables, no bridge (none here), overlay2
+    setsid dockerd --iptables=false --ip6tables=false --bridge=none --storage-driver=overlay2 \
+        --host "unix://$st/docker.sock" --data-root "$st/docker-data" \
+        --exec-root "$st/docker-exec" --pidfile "$st/docker.pid" --userland-proxy=false \
+        >"$st/dockerd.log" 2>&1 </dev/null &
+    echo $! >"$st/dockerd.launcher.pid"
+    wait_ping "$st/docker.sock" dockerd "$!" "$st/dockerd.log"
+}
+
+# ---- podman -----------------------------------------------------------------------------------
+write_podman_conf() {
+    local st=$1 p=$1/podman
+    mkdir -p "$p/tmp" "$p/volumes" "$p/storage" "$p/run" "$p/imgtmp"
+    cat >"$p/storage.conf" <<EOF
+[storage]
+driver = "overlay"
+graphroot = "$p/storage"
+runroot = "$p/run"
+EOF
+    cat >"$p/containers.conf" <<EOF
+[containers]
+netns = "none"
+log_driver = "k8s-file"
+default_ulimits = ["nofile=$(ulimit -Hn):$(ulimit -Hn)", "nproc=4096:4096"]
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "$p/events.log"
+tmp_dir = "$p/tmp"
+volume_path = "$p/volumes"
+image_copy_tmp_dir = "$p/imgtmp"
+conmon_env_vars = ["CONTAINERS_CONF=$p/containers.conf", "CONTAINERS_STORAGE_CONF=$p/storage.conf", "TMPDIR=$p/tmp"]
+EOF
+}
+
+start_podman() {
+    local st=$1 p=$1/podman
+    write_podman_conf "$st"
+    CONTAINERS_CONF=$p/containers.conf CONTAINERS_STORAGE_CONF=$p/storage.conf TMPDIR=$p/tmp \
+        setsid podman system service --time=0 "unix://$st/podman.sock" \
+        >"$st/podman.log" 2>&1 </dev/null &
+    echo $! >"$st/podman.pid"
+    wait_ping "$st/podman.sock" "podman system service" "$!" "$st/podman.log"
+}
+
+# ---- the test image ---------------------------------------------------------------------------
+# "host copy": the files of the installed Debian packages and their dependency closure, /bin and
+# /lib* mapped into /usr (merged-usr), the .pyc files Debian compiled, minimal passwd/group.
+build_rootfs() {
+    local root=$1 list=$1.files
+    mkdir -p "$root"
+    python3 - "$list" <<'EOF'
+import os, re, subprocess, sys
+want = ["python3", "python3-pytest", "python3-pytest-xdist", "python3-pytest-cov", "dash",
+        "libc-bin"]
+def installed(p):
+    r = subprocess.run(["dpkg-query", "-W", "-f=${Status}", p], capture_output=True, text=True)
+    return r.returncode == 0 and "install ok installed" in r.stdout
+def deps(p):
+    r = subprocess.run(["dpkg-query", "-W", "-f=${Depends},${Pre-Depends}", p],
+                       capture_output=True, text=True)
+    out = []
+    for alt in r.stdout.split(","):
+        alt = alt.strip()
+        if not alt:
+            continue
+        names = [re.split(r"[ (:]", a.strip())[0] for a in alt.split("|")]
+        names = [n for n in names if n]
+        pick = next((n for n in names if installed(n)), None)
+        if pick is None:  # a virtual package: whoever provides it
+            for n in names:
+                q = subprocess.run(["dpkg-query", "-W", "-f=${Package} ${Provides}\n"],
+                                   capture_output=True, text=True).stdout
+                for line in q.splitlines():
+                    pkg, _, prov = line.partition(" ")
+                    if re.search(r"(^|, )%s( |,|$)" % re.escape(n), prov) and installed(pkg):
+                        pick = pkg
+                        break
+                if pick:
+                    break
+        if pick:
+            out.append(pick)
+    return out
+seen, todo = set(), list(want)
+while todo:
+    p = todo.pop()
+    if p in seen or not installed(p):
+        continue
+    seen.add(p)
+    todo.extend(deps(p))
+files = set()
+for p in sorted(seen):
+    r = subprocess.run(["dpkg", "-L", p], capture_output=True, text=True)
+    for f in r.stdout.splitlines():
+        if f.startswith("/usr/share/doc") or f.startswith("/usr/share/man") or \
+                f.startswith("/usr/share/locale") or f.startswith("/usr/share/info"):
+            continue
+        f = re.sub(r"^/(bin|sbin|lib|lib64|lib32|libx32)/", r"/usr/\1/", f)
+        if os.path.lexists(f) and not os.path.isdir(f) or os.path.islink(f):
+            files.add(f)
+# the .pyc files Debian compiled at install time
+dirs = {os.path.dirname(f) for f in files if f.endswith(".py")}
+for d in dirs:
+    c = os.path.join(d, "__pycache__")
+    if os.path.isdir(c):
+        for n in os.listdir(c):
+            if n.endswith(".pyc") and "cpython-311" in n:
+                files.add(os.path.join(c, n))
+with open(sys.argv[1], "w") as fh:
+    for f in sorted(files):
+        fh.write(f.lstrip("/") + "\n")
+print(len(seen), "packages,", len(files), "files", file=sys.stderr)
+EOF
+    for d in bin sbin lib lib64; do
+        mkdir -p "$root/usr/$d"
+        ln -sfn "usr/$d" "$root/$d"
+    done
+    tar -C / --no-recursion -cf - -T "$list" | tar -C "$root" -xf -
+    mkdir -p "$root/tmp" "$root/etc" "$root/root" "$root/proc" "$root/sys" "$root/dev" "$root/run"
+    chmod 1777 "$root/tmp"
+    printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n' \
+        >"$root/etc/passwd"
+    printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
+    ln -sfn /usr/bin/dash "$root/usr/bin/sh" 2>/dev/null || true
+    : >"$root/etc/ld.so.conf"
+    mkdir -p "$root/etc/ld.so.conf.d"
+    cp /etc/ld.so.conf.d/*.conf "$root/etc/ld.so.conf.d/" 2>/dev/null || true
+    printf 'include /etc/ld.so.conf.d/*.conf\n' >"$root/etc/ld.so.conf"
+    ldconfig -r "$root" 2>/dev/null || true
+}
+
+build_image() {
+    local st=$1 root=$1/rootfs
+    [[ -f $st/image.tar ]] && return 0
+    if [[ -n ${ST_IMAGE_TAR_IN:-} ]]; then # reuse an image another `up` built
+        cp "$ST_IMAGE_TAR_IN" "$st/image.tar"
+        if want docker; then
+            api "$st/docker.sock" POST /v1.41/images/load -H 'Content-Type: application/x-tar' \
+                -T "$st/image.tar" >"$st/docker-load.log" || die "docker load failed"
+        fi
+        return 0
+    fi
+    local t0=$SECONDS
+    build_rootfs "$root"
+    tar -C "$root" -cf "$st/rootfs.tar" .
+    rm -rf "$root" "$root.files"
+    local repo=${IMAGE%%:*} tag=${IMAGE##*:}
+    local changes
+    changes=$(python3 -c 'import urllib.parse; print(urllib.parse.quote("ENV PATH=/usr/local/bin:/usr/bin:/bin"))')
+    if want docker; then
+        api "$st/docker.sock" POST "/v1.41/images/create?fromSrc=-&repo=$repo&tag=$tag&changes=$changes" \
+            -H 'Content-Type: application/x-tar' -T "$st/rootfs.tar" >"$st/import.log"
+        grep -q '"error' "$st/import.log" && die "docker import failed: $(cat "$st/import.log")"
+        # the same image as a `docker save` archive: podman loads it, and offline tests use it
+        api "$st/docker.sock" GET "/v1.41/images/$IMAGE/get" -o "$st/image.tar"
+    else
+        die "building the image needs docker (ST_ENGINES includes docker)"
+    fi
+    rm -f "$st/rootfs.tar"
+    log "image $IMAGE built in $((SECONDS - t0)) s ($(du -h "$st/image.tar" | cut -f1))"
+}
+
+load_podman_image() {
+    local st=$1
+    api "$st/podman.sock" POST "/v4.0.0/libpod/images/load" -H 'Content-Type: application/x-tar' \
+        -T "$st/image.tar" >"$st/podman-load.log" || die "podman load failed: $(cat "$st/podman-load.log")"
+}
+
+smoke_test() { # smoke_test SOCK NAME: create, start, wait, logs, remove
+    local sock=$1 name=$2 id code
+    local code_py='import ssl, sqlite3, ctypes, lzma, zlib, pyexpat, hashlib, xdist, pytest_cov, pytest; print("smoke ok", pytest.__version__)'
+    id=$(api "$sock" POST /v1.41/containers/create -H 'Content-Type: application/json' \
+        -d "$(python3 -c 'import json,sys; print(json.dumps({"Image": sys.argv[1], "Cmd": ["python3", "-c", sys.argv[2]], "HostConfig": {"NetworkMode": "none"}}))' "$IMAGE" "$code_py")" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["Id"])')
+    api "$sock" POST "/v1.41/containers/$id/start" >/dev/null
+    code=$(api "$sock" POST "/v1.41/containers/$id/wait" | python3 -c 'import json,sys; print(json.load(sys.stdin)["StatusCode"])')
+    local out
+    out=$(api "$sock" GET "/v1.41/containers/$id/logs?stdout=1&stderr=1" | tr -d '\000-\010')
+    api "$sock" DELETE "/v1.41/containers/$id?force=1" >/dev/null
+    [[ $code == 0 && $out == *"smoke ok"* ]] || die "$name: the image does not work: exit $code: $out"
+    log "$name: $(echo "$out" | grep -a 'smoke ok' | tr -cd '[:print:]')"
+}
+
+cmd_up() {
+    [[ $(id -u) == 0 ]] || die "needs root (dockerd and overlay mounts)"
+    ensure_packages
+    local st=${1:-}
+    if [[ -z $st ]]; then
+        st=$(mktemp -d /tmp/st-eng-XXXXXX)
+    else
+        mkdir -p "$st"
+        st=$(cd "$st" && pwd)
+    fi
+    touch "$st/$MARK"
+    ((${#st} < 60)) || die "$st is too long for the unix socket paths under it"
+    want docker && start_docker "$st"
+    want podman && start_podman "$st"
+    build_image "$st"
+    want docker && smoke_test "$st/docker.sock" docker
+    if want podman; then
+        load_podman_image "$st"
+        smoke_test "$st/podman.sock" podman
+    fi
+    {
+        echo "ST_ENGINES_DIR=$st"
+        want docker && echo "DOCKER_SOCK=$st/docker.sock"
+        want podman && echo "PODMAN_SOCK=$st/podman.sock"
+        echo "ST_IMAGE=$IMAGE"
+        echo "ST_IMAGE_TAR=$st/image.tar"
+    } | tee "$st/env"
+}
+
+stop_pid() { # stop_pid PIDFILE NAME: SIGTERM, then SIGKILL after 15 s; only that process
+    local f=$1 pid _
+    [[ -f $f ]] || return 0
+    pid=$(cat "$f")
+    [[ $pid =~ ^[0-9]+$ ]] || return 0
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for _ in $(seq 1 150); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    log "$2 ($pid) did not stop: SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
+cmd_down() {
+    local st=${1:?usage: engines.sh down DIR}
+    st=$(cd "$st" 2>/dev/null && pwd) || { log "$1: no such directory"; return 0; }
+    [[ -f $st/$MARK ]] || die "$st was not made by engines.sh up: not touching it"
+    local s
+    for s in docker podman; do # remove what is left in the private engines
+        [[ -S $st/$s.sock ]] || continue
+        api "$st/$s.sock" GET '/v1.41/containers/json?all=1' 2>/dev/null |
+            python3 -c 'import json,sys; [print(c["Id"]) for c in json.load(sys.stdin)]' 2>/dev/null |
+            while read -r id; do
+                API_TIMEOUT=20 api "$st/$s.sock" DELETE "/v1.41/containers/$id?force=1&v=1" >/dev/null 2>&1 || true
+            done
+    done
+    stop_pid "$st/podman.pid" "podman system service"
+    stop_pid "$st/docker.pid" dockerd
+    stop_pid "$st/dockerd.launcher.pid" dockerd
+    # unmount everything under DIR, deepest first (dockerd leaves its data root bind-mounted)
+    local m
+    while read -r m; do
+        umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || log "cannot unmount $m"
+    done < <(awk -v d="$st/" 'index($2, d) == 1 || $2 == substr(d, 1, length(d) - 1) { print $2 }' /proc/self/mounts | sort -r)
+    rm -rf --one-file-system "$st"
+    log "stopped and removed $st"
+}
+
+cmd_status() {
+    local st=${1:?usage: engines.sh status DIR} s
+    for s in docker podman; do
+        if [[ -S $st/$s.sock ]]; then
+            printf '%s: %s\n' "$s" "$(curl -s --max-time 3 --unix-socket "$st/$s.sock" http://d/_ping || echo down)"
+        fi
+    done
+}
+
+case ${1:-} in
+up) shift; cmd_up "$@" ;;
+down) shift; cmd_down "$@" ;;
+status) shift; cmd_status "$@" ;;
+*) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac
