@@ -70,7 +70,8 @@ tests_unit_test_runner_LDADD = $(UNIT_LDADD)
 # ---- integration tests (the real binary, real pytest) ---------------------------------------
 INTEGRATION_TESTS = tests/integration/test_taplib.py tests/integration/test_pytest_plugin.py \
 	tests/integration/test_cli.py tests/integration/test_run_fixtures.py \
-	tests/integration/test_networkx.py tests/integration/test_stores.py
+	tests/integration/test_networkx.py tests/integration/test_stores.py \
+	tests/integration/test_orphan_checks.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/taplib.py tests/fixtures/projects \
 	tests/fixtures/plugins/fixture_plugin.c sample

@@ -78,6 +78,13 @@ static char *find_plugin(const st_loader *ld, const char *name)
     return NULL;
 }
 
+int st_loader_has(const st_loader *ld, const char *name)
+{
+    char *file = find_plugin(ld, name);
+    free(file);
+    return file != NULL;
+}
+
 /* Offset just past a member: the minimal struct_size that contains it. */
 #define END_OF(type, member) (offsetof(type, member) + sizeof(((type *)0)->member))
 

@@ -19,6 +19,8 @@ int st_loader_new(const st_strv *search_path, st_loader **out);
  * both versions. */
 int st_loader_load(st_loader *ld, const char *name, st_plugin_kind kind, const char *where,
                    st_instance **out);
+/* Whether a plugin of that name is on the search path (nothing is opened). */
+int st_loader_has(const st_loader *ld, const char *name);
 /* The dirs searched, for messages: "dir1:dir2". */
 const char *st_loader_path(const st_loader *ld);
 /* Destroys every instance (stop, destroy) in reverse load order and unloads the files. */

@@ -33,7 +33,21 @@
 /* ---- test paths ----------------------------------------------------------------------------- */
 
 /* Turns the configured or given paths into repo-relative batch paths; exit status or 0. */
-static int resolve_paths(const st_settings *s, st_strv *out)
+/* A .py file that pytest would not collect as a test file: checked as a module (spec §8.1). */
+static int is_module_path(const char *rel)
+{
+    const char *base = strrchr(rel, '/');
+    base = base ? base + 1 : rel;
+    size_t n = strlen(base);
+    if (n < 4 || strcmp(base + n - 3, ".py") != 0)
+        return 0;
+    if (strncmp(base, "test_", 5) == 0 || (n >= 8 && strcmp(base + n - 8, "_test.py") == 0) ||
+        strcmp(base, "conftest.py") == 0)
+        return 0;
+    return 1;
+}
+
+static int resolve_paths(const st_settings *s, st_strv *out, st_strv *modules)
 {
     st_strv given = {0};
     for (size_t i = 0; i < s->paths.n; i++)
@@ -67,6 +81,9 @@ static int resolve_paths(const st_settings *s, st_strv *out)
         } else if (!(rel = st_path_relative_to(real_root, real))) {
             st_error("test path '%s' is outside the project root %s", p, s->project_root);
             rc = EXIT_USAGE;
+        } else if (from_cli && is_module_path(rel)) {
+            if (!st_strv_contains(modules, rel))
+                st_strv_push(modules, rel);
         } else if (!st_strv_contains(out, rel)) {
             st_strv_push(out, rel);
         }
@@ -79,9 +96,90 @@ static int resolve_paths(const st_settings *s, st_strv *out)
 
 /* ---- discovery ------------------------------------------------------------------------------ */
 
+/* The modules to check, with what discovery said of them. */
+typedef struct module_list {
+    st_batch *v;
+    size_t n, cap;
+} module_list;
+
+/* The entry of path, created with origin when new (a module named on the command line stays
+ * "explicit" when discovery reports it too). */
+static st_batch *module_add(module_list *ml, const char *path, st_module_origin origin)
+{
+    for (size_t i = 0; i < ml->n; i++)
+        if (strcmp(ml->v[i].path, path) == 0)
+            return &ml->v[i];
+    if (ml->n == ml->cap) {
+        size_t cap = ml->cap ? ml->cap * 2 : 16;
+        st_batch *g = realloc(ml->v, cap * sizeof(*g));
+        if (!g)
+            return NULL;
+        ml->v = g;
+        ml->cap = cap;
+    }
+    st_batch *b = &ml->v[ml->n];
+    memset(b, 0, sizeof(*b));
+    b->path = st_strdup(path);
+    if (!b->path)
+        return NULL;
+    b->kind = ST_EXEC_ORPHAN_CHECK;
+    b->origin = origin;
+    b->classification = ST_CLASS_CANDIDATE;
+    b->coverage = -1;
+    b->exit_status = -1;
+    ml->n++;
+    return b;
+}
+
+static void module_list_free(module_list *ml)
+{
+    for (size_t i = 0; i < ml->n; i++)
+        st_batch_free(&ml->v[i]);
+    free(ml->v);
+    memset(ml, 0, sizeof(*ml));
+}
+
+/* The dotted module name of a repo-relative path, or NULL when it is not importable by name
+ * (a component that is not an identifier): such a module is run by path. Files under a src/
+ * layout are named relative to src/. */
+static char *module_name(const char *root, const char *path)
+{
+    const char *rel = path;
+    if (strncmp(rel, "src/", 4) == 0) {
+        char *init = st_asprintf("%s/src/__init__.py", root);
+        if (init && access(init, F_OK) != 0)
+            rel += 4;
+        free(init);
+    }
+    char *name = st_strndup(rel, strlen(rel) - 3); /* drop ".py" */
+    if (!name)
+        return NULL;
+    size_t n = strlen(name);
+    if (n >= 9 && strcmp(name + n - 9, "/__init__") == 0)
+        name[n - 9] = '\0';
+    for (char *c = name; *c; c++)
+        if (*c == '/')
+            *c = '.';
+    for (char *tok = name, *dot; tok; tok = dot ? dot + 1 : NULL) {
+        dot = strchr(tok, '.');
+        char save = dot ? *dot : 0;
+        if (dot)
+            *dot = '\0';
+        int ok = st_is_identifier(tok);
+        if (dot)
+            *dot = save;
+        if (!ok) {
+            free(name);
+            return NULL;
+        }
+    }
+    return name;
+}
+
 typedef struct discovery_ctx {
     const st_settings *s;
     st_strv *batches;
+    module_list *modules;
     const char *plugin;
     int bad;
 } discovery_ctx;
@@ -107,10 +205,22 @@ static int sink_add_module(void *opaque, const st_module_entry *entry)
                  entry->path);
         return ST_ERR_INVALID;
     }
-    return ST_OK; /* orphan checks consume these (spec §8) */
+    st_batch *b = module_add(dc->modules, entry->path, entry->origin);
+    if (!b)
+        return ST_ERR_NOMEM;
+    b->classification = entry->classification;
+    free(b->class_reason);
+    b->class_reason = st_strdup(entry->reason);
+    free(b->duplicate_of);
+    b->duplicate_of = st_strdup(entry->duplicate_of);
+    for (size_t i = 0; entry->parents && entry->parents[i]; i++)
+        if (!st_strv_contains(&b->parents, entry->parents[i]))
+            st_strv_push(&b->parents, entry->parents[i]);
+    return ST_OK;
 }
 
-static int discover(const st_settings *s, st_plugin_set *ps, const st_strv *paths, st_strv *batches)
+static int discover(const st_settings *s, st_plugin_set *ps, const st_strv *paths, st_strv *batches,
+                    module_list *modules)
 {
     int any = 0;
     for (size_t i = 0; i < ps->n; i++) {
@@ -134,7 +244,7 @@ static int discover(const st_settings *s, st_plugin_set *ps, const st_strv *path
             .include_redundant = s->include_redundant,
             .disable_orphans = s->disable_orphans,
         };
-        discovery_ctx dc = {s, batches, inst->name, 0};
+        discovery_ctx dc = {s, batches, modules, inst->name, 0};
         st_discovery_sink sink = {sizeof(sink), &dc, sink_add_batch, sink_add_module};
         st_inst_lock(inst);
         int rc = ops->discover(inst->ctx, &o, &sink);
@@ -188,8 +298,10 @@ static void progress_draw(cycle *c, const st_run *run, size_t running)
 static void on_batch_done(void *opaque, st_run *run, st_batch *b)
 {
     cycle *c = opaque;
+    int check = b->kind == ST_EXEC_ORPHAN_CHECK;
     c->done++;
-    st_counts_add(&c->cumulative, &b->counts);
+    if (!check)
+        st_counts_add(&c->cumulative, &b->counts);
     if (c->o->json) {
         char *line = st_batch_line_json(b, &c->cumulative);
         if (line) {
@@ -200,7 +312,7 @@ static void on_batch_done(void *opaque, st_run *run, st_batch *b)
     }
     st_record rec = {
         .struct_size = sizeof(rec),
-        .kind = ST_RECORD_BATCH,
+        .kind = check ? ST_RECORD_ORPHAN : ST_RECORD_BATCH,
         .path = b->path,
         .passed = st_counts_passed(&b->counts),
         .failed = st_counts_failed(&b->counts),
@@ -398,9 +510,36 @@ void st_pipeline_close(st_pipeline *p)
     free(p);
 }
 
-/* Runs the batches of one cycle and fills run; returns an exit status or 0. */
+/* Moves the modules to check into run->checks: candidates (all of them with include_redundant);
+ * redundant and legacy ones are recorded in run->orphan_skipped instead. */
+static int plan_checks(const st_settings *s, st_run *run, module_list *modules, const char *work)
+{
+    run->checks = calloc(modules->n + 1, sizeof(*run->checks));
+    if (!run->checks)
+        return -1;
+    for (size_t i = 0; i < modules->n; i++) {
+        st_batch *m = &modules->v[i];
+        if (m->classification != ST_CLASS_CANDIDATE && !s->include_redundant &&
+            m->origin != ST_ORIGIN_EXPLICIT) {
+            st_strv_push(&run->orphan_skipped, m->path);
+            continue;
+        }
+        st_batch *c = &run->checks[run->n_checks++];
+        *c = *m; /* takes ownership of the strings */
+        memset(m, 0, sizeof(*m));
+        c->id = st_asprintf("%.8s-check-%zu", run->run_id, run->n_checks - 1);
+        c->output_dir = st_asprintf("%s/check-%zu", work, run->n_checks - 1);
+        c->module = module_name(s->project_root, c->path);
+        if (!c->id || !c->output_dir || st_mkdir_p(c->output_dir, 0755) < 0)
+            return -1;
+    }
+    return run->orphan_skipped.oom ? -1 : 0;
+}
+
+/* Runs the batches and the orphan checks of one cycle and fills run; returns an exit status
+ * or 0. */
 static int run_stage(st_pipeline *p, cycle *c, st_run *run, const st_strv *batches,
-                     const char *work)
+                     module_list *modules, const char *work)
 {
     st_settings *s = p->s;
     const st_runtime_ops *rt = p->ps.runtime->ops;
@@ -417,12 +556,13 @@ static int run_stage(st_pipeline *p, cycle *c, st_run *run, const st_strv *batch
                 s->python);
     run->coverage_requested = s->coverage && pf.cov;
     run->n_batches = batches->n;
-    run->batches = calloc(batches->n, sizeof(*run->batches));
-    if (!run->batches)
+    run->batches = calloc(batches->n + 1, sizeof(*run->batches));
+    if (!run->batches || plan_checks(s, run, modules, work) < 0)
         return EXIT_INFRA;
     for (size_t i = 0; i < batches->n; i++) {
         st_batch *b = &run->batches[i];
         b->id = st_asprintf("%.8s-batch-%zu", run->run_id, i);
+        b->kind = ST_EXEC_TESTS;
         b->path = st_strdup(batches->v[i]);
         b->output_dir = st_asprintf("%s/batch-%zu", work, i);
         b->coverage = -1;
@@ -433,28 +573,115 @@ static int run_stage(st_pipeline *p, cycle *c, st_run *run, const st_strv *batch
     export_begin(&p->ps, run);
     double t_run = st_monotonic();
     st_runner_hooks hooks = {c, on_batch_done, on_tick, on_should_stop};
-    if (st_runner_run(s, p->ps.runtime, &pf, run, &hooks) < 0)
+    if (st_runner_run(s, p->ps.runtime, &pf, run, run->batches, run->n_batches, &hooks) < 0)
         return EXIT_INFRA;
     run->total_runtime_s = st_monotonic() - t_run;
-    for (size_t i = 0; i < run->n_batches; i++) {
-        st_batch *b = &run->batches[i];
-        if (!b->done && !b->reason)
-            b->reason = st_strdup("not run: the run was stopped");
-    }
+    if (!run->aborted && st_runner_run(s, p->ps.runtime, &pf, run, run->checks, run->n_checks,
+                                       &hooks) < 0)
+        return EXIT_INFRA;
+    st_batch *all[2] = {run->batches, run->checks};
+    size_t counts[2] = {run->n_batches, run->n_checks};
+    for (size_t k = 0; k < 2; k++)
+        for (size_t i = 0; i < counts[k]; i++)
+            if (!all[k][i].done && !all[k][i].reason)
+                all[k][i].reason = st_strdup("not run: the run was stopped");
     return 0;
+}
+
+/* ---- integrate ----------------------------------------------------------------------------------- */
+
+typedef struct integrate_ctx {
+    const st_settings *s;
+    st_run *run;
+    const char *plugin;
+    const st_strv *offered;
+    unsigned refused;
+} integrate_ctx;
+
+static int integrate_answer(integrate_ctx *ic, const char *path, st_strv *into)
+{
+    if (!path || !st_path_is_safe_relative(ic->s->project_root, path)) {
+        st_error("integrate stage: %s answered '%s', which is not inside the project root; "
+                 "refused",
+                 ic->plugin, path ? path : "(null)");
+        ic->refused++;
+        return ST_ERR_INVALID;
+    }
+    if (!st_strv_contains(into, path))
+        st_strv_push(into, path);
+    return into->oom ? ST_ERR_NOMEM : ST_OK;
+}
+
+static int sink_integrated(void *opaque, const char *path)
+{
+    integrate_ctx *ic = opaque;
+    return integrate_answer(ic, path, &ic->run->integrated);
+}
+
+static int sink_redundant(void *opaque, const char *path)
+{
+    integrate_ctx *ic = opaque;
+    return integrate_answer(ic, path, &ic->run->integration_redundant);
+}
+
+/* Hands the passing, non-redundant modules to every integrator (spec §8.2). */
+static void integrate_stage(st_pipeline *p, st_run *run)
+{
+    st_settings *s = p->s;
+    if (s->disable_integration || s->disable_orphans)
+        return;
+    st_integrate_module *mods = calloc(run->n_checks + 1, sizeof(*mods));
+    st_strv offered = {0};
+    size_t n = 0;
+    if (!mods)
+        return;
+    for (size_t i = 0; i < run->n_checks; i++) {
+        const st_batch *c = &run->checks[i];
+        if (!c->ok || c->classification == ST_CLASS_REDUNDANT)
+            continue;
+        mods[n++] = (st_integrate_module){
+            .struct_size = sizeof(st_integrate_module),
+            .path = c->path,
+            .parents = st_strv_get((st_strv *)&c->parents),
+            .classification = c->classification,
+            .coverage = -1,
+            .runtime_s = c->runtime_s,
+        };
+        st_strv_push(&offered, c->path);
+    }
+    for (size_t i = 0; n && i < p->ps.n; i++) {
+        st_instance *inst = p->ps.list[i];
+        if (!st_plugins_usable(inst, ST_KIND_INTEGRATOR))
+            continue;
+        const st_integrator_ops *ops = inst->ops;
+        integrate_ctx ic = {s, run, inst->name, &offered, 0};
+        st_integrate_request req = {sizeof(req), mods, n};
+        st_integrate_sink sink = {sizeof(sink), &ic, sink_integrated, sink_redundant};
+        st_inst_lock(inst);
+        int rc = ops->integrate(inst->ctx, &req, &sink);
+        st_inst_unlock(inst);
+        if (rc != ST_OK) {
+            st_error("integrate stage: %s failed (status %d); its modules are not integrated",
+                     inst->name, rc);
+            run->integration_failed = 1;
+        }
+    }
+    st_strv_free(&offered);
+    free(mods);
 }
 
 int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *counters)
 {
     st_settings *s = p->s;
-    st_strv paths = {0}, batches = {0};
+    st_strv paths = {0}, batches = {0}, explicit_modules = {0};
+    module_list modules = {0};
     st_run run = {0};
     char *work = NULL, *results_json = NULL;
     int status = EXIT_INFRA, lock_fd = -1;
     cycle c = {.s = s, .o = o, .ps = &p->ps, .t0 = st_monotonic()};
     pthread_mutex_init(&c.out_lock, NULL);
 
-    int rc = resolve_paths(s, &paths);
+    int rc = resolve_paths(s, &paths, &explicit_modules);
     if (rc) {
         status = rc;
         goto out;
@@ -466,10 +693,13 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
         st_log_set_hook(progress_clear, NULL, &c);
 
     /* discover */
-    if (discover(s, &p->ps, &paths, &batches) < 0)
+    for (size_t i = 0; i < explicit_modules.n; i++)
+        if (!module_add(&modules, explicit_modules.v[i], ST_ORIGIN_EXPLICIT))
+            goto out;
+    if (discover(s, &p->ps, &paths, &batches, &modules) < 0)
         goto out;
-    if (batches.n == 0) {
-        st_error("discover stage: no test batches (no test paths)");
+    if (batches.n == 0 && modules.n == 0) {
+        st_error("discover stage: nothing to run (no test paths and no modules to check)");
         status = EXIT_USAGE;
         goto out;
     }
@@ -490,13 +720,19 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
     run.runtime_used = rt->runtime_name ? rt->runtime_name : s->runtime;
     if (!run.run_id)
         goto out;
-    rc = run_stage(p, &c, &run, &batches, work);
+    rc = run_stage(p, &c, &run, &batches, &modules, work);
     if (rc) {
         status = rc;
         goto out;
     }
     run.finished_at = st_wall_clock();
     st_run_finalize(&run);
+    run.orphan_total = (unsigned)run.n_checks;
+    for (size_t i = 0; i < run.n_checks; i++)
+        run.orphan_failed += !run.checks[i].ok;
+    counters->orphans_tested += run.orphan_total;
+    counters->orphans_failed += run.orphan_failed;
+    counters->orphans_redundant += run.orphan_skipped.n;
     if (strcmp(run.runtime_used, "host") != 0)
         for (size_t i = 0; i < run.n_batches; i++)
             counters->container_timeouts += run.batches[i].timed_out;
@@ -513,7 +749,14 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
     progress_clear(&c);
     st_log_set_hook(NULL, NULL, NULL);
 
-    /* integrate: orphan checks and integrators come with discovery (spec §8). */
+    /* integrate */
+    if (!run.aborted)
+        integrate_stage(p, &run);
+    counters->orphans_reintroduced += run.integrated.n;
+    if (s->fail_on_orphans && run.orphan_failed && run.exit_status == 0)
+        run.exit_status = 1;
+    if (run.integration_failed)
+        run.exit_status = EXIT_INFRA;
 
     /* export: the core's stores first, then the exporter plugins; neither fails the run. */
     results_json = st_run_to_json(&run, 0);
@@ -551,6 +794,8 @@ out:
     st_run_free(&run);
     st_strv_free(&paths);
     st_strv_free(&batches);
+    st_strv_free(&explicit_modules);
+    module_list_free(&modules);
     pthread_mutex_destroy(&c.out_lock);
     return status;
 }

@@ -64,6 +64,25 @@ int st_plugins_load(st_settings *s, st_plugin_set *ps)
         return -1;
     if (load_runtime(s, ps, s->runtime, &ps->runtime) < 0 || set_add(ps, ps->runtime) < 0)
         return -1;
+    /* Without a `plugins` setting the bundled discovery and integrator work as the original
+     * service did (orphan discovery and integration on by default); a packager may ship them
+     * separately, so a missing one is only noted. An explicit `plugins = ();` loads none. */
+    static const char *const defaults[][2] = {{"discovery", "discovery-python"},
+                                              {"integrator", "integrator-modulemap"}};
+    for (size_t i = 0; !s->plugins_configured && i < 2; i++) {
+        st_instance *inst;
+        if (!st_loader_has(ps->ld, defaults[i][1])) {
+            st_info("default plugin %s is not installed (in %s); its stage is skipped",
+                    defaults[i][1], st_loader_path(ps->ld));
+            continue;
+        }
+        if (st_loader_load(ps->ld, defaults[i][1], kind_from_name(defaults[i][0]),
+                           "default plugins", &inst) < 0 ||
+            set_add(ps, inst) < 0)
+            return -1;
+        inst->project = &ps->project.info;
+        inst->pctx = &ps->project;
+    }
     for (size_t i = 0; i < s->n_plugins; i++) {
         st_plugin_conf *pc = &s->plugins[i];
         st_instance *inst;

@@ -335,6 +335,10 @@ void st_batch_free(st_batch *b)
 {
     free(b->id);
     free(b->path);
+    free(b->module);
+    free(b->class_reason);
+    free(b->duplicate_of);
+    st_strv_free(&b->parents);
     free(b->output_dir);
     free(b->reason);
     free(b->truncated);
@@ -424,7 +428,7 @@ char *st_batch_line_json(const st_batch *b, const st_counts *cumulative)
     if (!g)
         return NULL;
     yajl_gen_map_open(g);
-    st_jg_kstr(g, "event", "batch");
+    st_jg_kstr(g, "event", b->kind == ST_EXEC_ORPHAN_CHECK ? "orphan" : "batch");
     st_jg_kstr(g, "path", b->path);
     st_jg_key(g, "batch");
     gen_batch(g, b);
@@ -511,20 +515,62 @@ char *st_run_to_json(const st_run *r, int pretty)
     yajl_gen_map_close(g);
     st_jg_kint(g, "orphan_total", r->orphan_total);
     st_jg_kint(g, "orphan_failed", r->orphan_failed);
-    const char *empty_lists[] = {"orphan_passed", "orphan_passed_modules", "orphan_failed_modules",
-                                 "orphan_redundant_modules"};
-    for (size_t i = 0; i < 4; i++) {
-        st_jg_key(g, empty_lists[i]);
+    /* orphan_passed is the original's list of paths; *_modules the same split by verdict */
+    const char *passed_keys[] = {"orphan_passed", "orphan_passed_modules"};
+    for (size_t k = 0; k < 2; k++) {
+        st_jg_key(g, passed_keys[k]);
         yajl_gen_array_open(g);
+        for (size_t i = 0; i < r->n_checks; i++)
+            if (r->checks[i].ok)
+                st_jg_str(g, r->checks[i].path);
         yajl_gen_array_close(g);
     }
+    st_jg_key(g, "orphan_failed_modules");
+    yajl_gen_array_open(g);
+    for (size_t i = 0; i < r->n_checks; i++)
+        if (!r->checks[i].ok)
+            st_jg_str(g, r->checks[i].path);
+    yajl_gen_array_close(g);
+    st_jg_key(g, "orphan_redundant_modules");
+    yajl_gen_array_open(g);
+    for (size_t i = 0; i < r->orphan_skipped.n; i++)
+        st_jg_str(g, r->orphan_skipped.v[i]);
+    yajl_gen_array_close(g);
+    st_jg_key(g, "orphan_checks");
+    yajl_gen_map_open(g);
+    for (size_t i = 0; i < r->n_checks; i++) {
+        const st_batch *c = &r->checks[i];
+        st_jg_key(g, c->path);
+        yajl_gen_map_open(g);
+        st_jg_kbool(g, "ok", c->ok);
+        st_jg_kstr(g, "reason", c->reason);
+        st_jg_kstr(g, "module", c->module);
+        st_jg_kstr(g, "origin", c->origin == ST_ORIGIN_ISOLATED   ? "isolated"
+                                 : c->origin == ST_ORIGIN_EXPLICIT ? "explicit"
+                                                                   : "orphan");
+        st_jg_kstr(g, "classification", c->classification == ST_CLASS_LEGACY      ? "legacy"
+                                         : c->classification == ST_CLASS_REDUNDANT ? "redundant"
+                                                                                   : "candidate");
+        st_jg_kdouble(g, "runtime", c->runtime_s);
+        st_jg_key(g, "parents");
+        yajl_gen_array_open(g);
+        for (size_t k = 0; k < c->parents.n; k++)
+            st_jg_str(g, c->parents.v[k]);
+        yajl_gen_array_close(g);
+        yajl_gen_map_close(g);
+    }
+    yajl_gen_map_close(g);
     st_jg_key(g, "integration");
     yajl_gen_map_open(g);
     st_jg_key(g, "integrated");
     yajl_gen_array_open(g);
+    for (size_t i = 0; i < r->integrated.n; i++)
+        st_jg_str(g, r->integrated.v[i]);
     yajl_gen_array_close(g);
     st_jg_key(g, "redundant");
     yajl_gen_array_open(g);
+    for (size_t i = 0; i < r->integration_redundant.n; i++)
+        st_jg_str(g, r->integration_redundant.v[i]);
     yajl_gen_array_close(g);
     yajl_gen_map_close(g);
     st_jg_kstr(g, "runtime_used", r->runtime_used);
@@ -605,6 +651,31 @@ void st_run_print_summary(const st_run *r, FILE *out, int color)
         if (!b->ok && b->output_tail.len && (b->term_signal || b->exit_status > 1 || b->infra_error))
             print_excerpt(out, b->output_tail.data, 8);
     }
+    if (r->n_checks || r->orphan_skipped.n) {
+        fprintf(out, "%sOrphan checks%s: %u passed, %u failed", bold, off,
+                r->orphan_total - r->orphan_failed, r->orphan_failed);
+        if (r->orphan_skipped.n)
+            fprintf(out, ", %zu not checked (redundant or legacy)", r->orphan_skipped.n);
+        fputc('\n', out);
+        for (size_t i = 0; i < r->n_checks; i++) {
+            const st_batch *c = &r->checks[i];
+            if (c->ok)
+                continue;
+            fprintf(out, "  %sFAILED%s %s: %s\n", red, off, c->path,
+                    c->reason ? c->reason : "the import raised");
+            for (size_t t = 0; t < c->n_tests; t++)
+                if (c->tests[t].excerpt)
+                    print_excerpt(out, c->tests[t].excerpt, 4);
+        }
+        if (r->integrated.n || r->integration_redundant.n)
+            fprintf(out, "Integrated: %zu module%s%s", r->integrated.n,
+                    r->integrated.n == 1 ? "" : "s", r->integration_redundant.n ? "" : "\n");
+        if (r->integration_redundant.n)
+            fprintf(out, "%sfound redundant by an integrator: %zu\n",
+                    r->integrated.n ? "; " : "", r->integration_redundant.n);
+        if (r->integration_failed)
+            fprintf(out, "%sIntegration failed%s (see the errors above)\n", red, off);
+    }
     char cov[32] = "n/a";
     if (r->coverage >= 0)
         snprintf(cov, sizeof(cov), "%.1f%%", r->coverage);
@@ -664,6 +735,12 @@ st_node_verdict *st_run_node_verdicts(const st_run *r, size_t *n)
 
 void st_run_free(st_run *r)
 {
+    for (size_t i = 0; i < r->n_checks; i++)
+        st_batch_free(&r->checks[i]);
+    free(r->checks);
+    st_strv_free(&r->orphan_skipped);
+    st_strv_free(&r->integrated);
+    st_strv_free(&r->integration_redundant);
     st_strv_free(&r->regressions);
     st_strv_free(&r->fixed);
     st_strv_free(&r->still_failing);

@@ -55,7 +55,15 @@ typedef struct st_retry_error {
 
 typedef struct st_batch {
     char *id;           /* "batch-0" */
-    char *path;         /* repo-relative test path; "." for the root */
+    st_exec_kind kind;  /* a test batch, or an orphan check of one module */
+    char *path;         /* repo-relative test path ("." for the root), or the module's path */
+    /* orphan checks: what discovery said of the module */
+    char *module;       /* dotted name, NULL when it can only be run by path */
+    st_module_origin origin;
+    st_classification classification;
+    char *class_reason;
+    char *duplicate_of;
+    st_strv parents;
     unsigned workers;
     char *output_dir;   /* absolute */
 
@@ -115,6 +123,14 @@ typedef struct st_run {
     st_strv regressions, fixed, still_failing, new_tests;
     int compared;               /* a previous run existed */
     unsigned orphan_total, orphan_failed;
+    /* orphan checks (kind ST_EXEC_ORPHAN_CHECK) and the modules discovery reported but that were
+     * not checked (redundant or legacy without include_redundant) */
+    st_batch *checks;
+    size_t n_checks;
+    st_strv orphan_skipped;
+    /* integrate: merged answers of the integrators */
+    st_strv integrated, integration_redundant;
+    int integration_failed;
     int exit_status;
     int aborted;
 } st_run;

@@ -155,6 +155,14 @@ int st_batch_argv(const st_settings *s, const st_preflight *pf, const st_batch *
     st_strv_push(argv, "-p");
     st_strv_push(argv, "selftest_pytest_plugin");
     st_strv_pushf(argv, "--rootdir=%s", s->project_root);
+    if (b->kind == ST_EXEC_ORPHAN_CHECK) {
+        /* the user's pytest args are for the test suite, not for import checks */
+        st_strv_push(argv, "-p");
+        st_strv_push(argv, "no:cacheprovider");
+        st_strv_push(argv, "-q");
+        st_strv_push(argv, ".");
+        return argv->oom ? -1 : 0;
+    }
     if (b->workers > 1 && pf->xdist) {
         st_strv_push(argv, "-n");
         st_strv_pushf(argv, "%u", b->workers);
@@ -174,6 +182,8 @@ typedef struct runner {
     st_instance *runtime;
     const st_preflight *pf;
     st_run *run;
+    st_batch *items;
+    size_t n_items;
     const st_runner_hooks *hooks;
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -235,6 +245,22 @@ static void run_one(runner *rn, st_batch *b)
         st_strv_pushf(&env, "PYTHONPATH=%s", s->support_dir);
     st_strv_pushf(&env, "SELF_TEST_RESULTS_FILE=%s", results ? results : "");
     st_strv_pushf(&env, "COVERAGE_FILE=%s/.coverage", b->output_dir);
+    if (b->kind == ST_EXEC_ORPHAN_CHECK) {
+        yajl_gen g = st_jg_new(0);
+        if (g) {
+            yajl_gen_array_open(g);
+            yajl_gen_map_open(g);
+            st_jg_kstr(g, "path", b->path);
+            st_jg_kstr(g, "module", b->module);
+            yajl_gen_map_close(g);
+            yajl_gen_array_close(g);
+            char *json = st_jg_finish(g, 0);
+            st_strv_pushf(&env, "SELF_TEST_ORPHAN_MODULES=%s", json ? json : "[]");
+            free(json);
+        }
+        st_strv_pushf(&env, "SELF_TEST_ORPHAN_ROOT=%s", s->project_root);
+        st_strv_push(&env, "PYTHONDONTWRITEBYTECODE=1");
+    }
     if (argv.oom || env.oom || !results || !coverage) {
         b->infra_error = 1;
         b->reason = st_strdup("out of memory");
@@ -249,7 +275,6 @@ static void run_one(runner *rn, st_batch *b)
         st_exec_request req = {
             .struct_size = sizeof(req),
             .id = b->id,
-            .kind = ST_EXEC_TESTS,
             .label = b->path,
             .argv = st_strv_get(&argv),
             .env = st_strv_get(&env),
@@ -260,6 +285,8 @@ static void run_one(runner *rn, st_batch *b)
             .workers = b->workers,
             .timeout_s = s->timeout_s,
             .kill_grace_s = s->kill_grace_s,
+            .kind = b->kind,
+            .sandboxed = b->kind == ST_EXEC_ORPHAN_CHECK,
         };
         capture cap = {&b->output_tail, NULL};
         st_exec_result res;
@@ -273,6 +300,11 @@ static void run_one(runner *rn, st_batch *b)
             st_coverage_read(b, coverage, err, sizeof(err)) < 0)
             st_warn("%s: coverage unavailable: %s", b->path, err);
         st_batch_verdict(b, &res, s->timeout_s);
+        if (b->kind == ST_EXEC_ORPHAN_CHECK && b->ok && b->counts.n[ST_OUT_PASSED] != 1) {
+            b->ok = 0;
+            free(b->reason);
+            b->reason = st_strdup("the import check did not report a passing import");
+        }
         int stopping;
         pthread_mutex_lock(&rn->lock);
         stopping = rn->stopping;
@@ -302,45 +334,50 @@ static void *worker(void *arg)
     runner *rn = arg;
     for (;;) {
         pthread_mutex_lock(&rn->lock);
-        if (rn->stopping || rn->next >= rn->run->n_batches) {
+        if (rn->stopping || rn->next >= rn->n_items) {
             pthread_mutex_unlock(&rn->lock);
             return NULL;
         }
         size_t i = rn->next++;
         rn->running++;
-        rn->running_ids[i] = rn->run->batches[i].id;
+        rn->running_ids[i] = rn->items[i].id;
         pthread_mutex_unlock(&rn->lock);
 
-        run_one(rn, &rn->run->batches[i]);
+        run_one(rn, &rn->items[i]);
 
         pthread_mutex_lock(&rn->lock);
         rn->running_ids[i] = NULL;
         rn->running--;
         rn->done++;
         if (rn->hooks && rn->hooks->batch_done)
-            rn->hooks->batch_done(rn->hooks->opaque, rn->run, &rn->run->batches[i]);
+            rn->hooks->batch_done(rn->hooks->opaque, rn->run, &rn->items[i]);
         pthread_cond_broadcast(&rn->cond);
         pthread_mutex_unlock(&rn->lock);
     }
 }
 
 int st_runner_run(const st_settings *s, st_instance *runtime, const st_preflight *pf, st_run *run,
-                  const st_runner_hooks *hooks)
+                  st_batch *items, size_t n, const st_runner_hooks *hooks)
 {
-    runner rn = {.s = s, .runtime = runtime, .pf = pf, .run = run, .hooks = hooks};
-    unsigned *split = calloc(run->n_batches + 1, sizeof(*split));
-    rn.running_ids = calloc(run->n_batches + 1, sizeof(*rn.running_ids));
+    runner rn = {.s = s, .runtime = runtime, .pf = pf, .run = run, .items = items, .n_items = n,
+                 .hooks = hooks};
+    if (n == 0)
+        return 0;
+    unsigned *split = calloc(n + 1, sizeof(*split));
+    rn.running_ids = calloc(n + 1, sizeof(*rn.running_ids));
     if (!split || !rn.running_ids) {
         free(split);
         free(rn.running_ids);
         return -1;
     }
     unsigned concurrency;
-    st_split_workers(s->workers, run->n_batches, split, &concurrency);
-    for (size_t i = 0; i < run->n_batches; i++)
-        run->batches[i].workers = split[i];
+    st_split_workers(s->workers, n, split, &concurrency);
+    for (size_t i = 0; i < n; i++)
+        items[i].workers = items[i].kind == ST_EXEC_ORPHAN_CHECK ? 1 : split[i];
+    if (items[0].kind == ST_EXEC_ORPHAN_CHECK)
+        concurrency = n < s->workers ? (unsigned)n : s->workers;
     free(split);
-    if (pf->xdist == 0 && s->workers > 1 && run->n_batches < s->workers)
+    if (pf->xdist == 0 && s->workers > 1 && n < s->workers && items[0].kind == ST_EXEC_TESTS)
         st_warn("pytest-xdist is not installed for %s: batches run with one worker each "
                 "(Debian: apt-get install python3-pytest-xdist)",
                 s->python);
@@ -367,7 +404,7 @@ int st_runner_run(const st_settings *s, st_instance *runtime, const st_preflight
     }
     /* Wait, ticking the progress line and watching for a stop request. */
     pthread_mutex_lock(&rn.lock);
-    while (rn.done < run->n_batches && !(rn.stopping && rn.running == 0)) {
+    while (rn.done < n && !(rn.stopping && rn.running == 0)) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         ts.tv_nsec += 250 * 1000000L;
@@ -379,7 +416,7 @@ int st_runner_run(const st_settings *s, st_instance *runtime, const st_preflight
         if (!rn.stopping && hooks && hooks->should_stop && hooks->should_stop(hooks->opaque)) {
             rn.stopping = 1;
             run->aborted = 1;
-            for (size_t i = 0; i < run->n_batches; i++)
+            for (size_t i = 0; i < n; i++)
                 if (rn.running_ids[i]) {
                     const st_runtime_ops *ops = runtime->ops;
                     ops->cancel(runtime->ctx, rn.running_ids[i]);

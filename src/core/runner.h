@@ -32,13 +32,16 @@ typedef struct st_runner_hooks {
     int (*should_stop)(void *opaque);
 } st_runner_hooks;
 
-/* Executes every batch of run (whose id, path, workers and output_dir are set). Returns 0 when
- * every batch was attempted (whatever the outcome), -1 on an internal error. */
+/* Executes items[0..n) (test batches or orphan checks of run, whose id, path and output_dir are
+ * set): test batches under the worker split of spec §5.1, orphan checks one worker each, sandboxed.
+ * Returns 0 when every item was attempted (whatever the outcome), -1 on an internal error. */
 int st_runner_run(const st_settings *s, st_instance *runtime, const st_preflight *pf, st_run *run,
-                  const st_runner_hooks *hooks);
+                  st_batch *items, size_t n, const st_runner_hooks *hooks);
 
 /* The argv for one batch (exposed for tests): python -m pytest -p selftest_pytest_plugin
- * [-n W] [--cov...] ARGS... PATH. */
+ * --rootdir=ROOT [-n W] [--cov...] ARGS... PATH; for an orphan check: python -m pytest -p
+ * selftest_pytest_plugin -p no:cacheprovider -q --rootdir=ROOT . (run in an empty sandbox dir;
+ * the plugin generates the import item from SELF_TEST_ORPHAN_MODULES). */
 int st_batch_argv(const st_settings *s, const st_preflight *pf, const st_batch *b, st_strv *argv);
 
 #endif

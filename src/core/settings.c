@@ -219,6 +219,7 @@ static int file_plugins(st_settings *s, const config_setting_t *cs)
         goto out;
     }
     int n = config_setting_length(cs);
+    s->plugins_configured = 1;
     s->plugins = calloc((size_t)n + 1, sizeof(*s->plugins));
     if (!s->plugins)
         goto out;

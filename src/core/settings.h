@@ -53,6 +53,7 @@ typedef struct st_settings {
 
     st_plugin_conf *plugins;
     size_t n_plugins;
+    int plugins_configured;   /* the file has a `plugins` setting (even an empty one) */
     config_setting_t *runtime_settings; /* "host" or "container" group for the runtime */
 } st_settings;
 

@@ -1,0 +1,89 @@
+#!/usr/bin/python3
+"""Orphan checks through the real binary and the host runtime (spec §8.1, issue 4): a module
+given on the command line is imported in the sandbox by its dotted name (by path when it has
+none); passing, raising, hanging, file-writing and forking modules; same-named modules in two
+packages stay apart; a failed check is reported, not fatal, unless fail_on_orphans."""
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import taplib as t  # noqa: E402
+
+
+def write(root, rel, text):
+    path = os.path.join(root, rel)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def run(root, *args, conf_extra=""):
+    conf = os.path.join(root, "selftest.conf")
+    with open(conf, "w") as f:
+        f.write('project_root = ".";\npython = "%s";\nretries = 0;\nplugins = ();\n%s'
+                % (t.PYTHON, conf_extra))
+    rc, out, err = t.run([t.selftest_bin(), "-c", conf, "run", "--json"] + list(args),
+                         env=t.base_env(), timeout=120, cwd=root)
+    lines = [l for l in out.splitlines() if l.startswith("{")]
+    return rc, (json.loads(lines[-1]) if lines else {}), lines, err
+
+
+def main():
+    with t.tmpdir() as root:
+        write(root, "pkg_a/__init__.py", "")
+        write(root, "pkg_b/__init__.py", "")
+        write(root, "pkg_a/common.py", "VALUE = 1\n")
+        write(root, "pkg_b/common.py", "VALUE = 2\n")
+        write(root, "raises.py", "import json\nraise RuntimeError('boom at import')\n")
+        write(root, "hangs.py", "import time\ntime.sleep(600)\n")
+        marker = os.path.join(root, "escaped.txt")
+        write(root, "writes.py", "open('written_here.txt', 'w').write('x')\n")
+        write(root, "forks.py", "import os, time\nif os.fork() == 0:\n    time.sleep(600)\n"
+                                "    os._exit(0)\n")
+        write(root, "my-script.py", "X = 1\n")
+        rc, res, lines, err = run(root, "pkg_a/common.py", "pkg_b/common.py", "raises.py",
+                                  "writes.py", "forks.py", "my-script.py")
+        checks = res.get("orphan_checks", {})
+        t.is_eq(rc, 0, "a failed orphan check is reported, not fatal")
+        t.is_eq(sorted(res.get("orphan_passed_modules", [])),
+                ["forks.py", "my-script.py", "pkg_a/common.py", "pkg_b/common.py", "writes.py"],
+                "passing modules (imports that finish without error)")
+        t.is_eq(res.get("orphan_failed_modules"), ["raises.py"], "a raising import fails")
+        t.is_eq(res.get("orphan_total"), 6, "orphan_total counts every check")
+        t.is_eq(res.get("orphan_failed"), 1, "orphan_failed counts the failures")
+        t.is_eq(checks.get("pkg_a/common.py", {}).get("module"), "pkg_a.common",
+                "imported by dotted name")
+        t.is_eq(checks.get("my-script.py", {}).get("module"), None,
+                "a file name that is no identifier is run by path")
+        t.ok("pkg_b/common.py" in checks and "pkg_a/common.py" in checks,
+             "same-named modules in two packages stay two entries")
+        t.ok(not os.path.exists(os.path.join(root, "written_here.txt")),
+             "a module writing files at import writes into the sandbox dir, not the project")
+        t.ok(len([l for l in lines if '"event":"orphan"' in l]) == 6,
+             "--json streams one line per orphan check")
+        time.sleep(0.3)
+        left = []
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                try:
+                    if b"forks.py" in open("/proc/%s/cmdline" % pid, "rb").read() or \
+                       root.encode() in open("/proc/%s/environ" % pid, "rb").read():
+                        left.append(pid)
+                except OSError:
+                    pass
+        t.is_eq(left, [], "a module that forks at import leaves no process behind")
+
+        rc, res, lines, err = run(root, "hangs.py", "--timeout", "3")
+        t.is_eq(res.get("orphan_failed_modules"), ["hangs.py"], "a hanging import fails")
+        reason = res.get("orphan_checks", {}).get("hangs.py", {}).get("reason") or ""
+        t.ok("timeout" in reason, "its reason is the timeout", reason)
+
+        rc, res, lines, err = run(root, "raises.py", conf_extra="fail_on_orphans = true;\n")
+        t.is_eq(rc, 1, "fail_on_orphans = true makes a failed check fail the run")
+    t.done()
+
+
+if __name__ == "__main__":
+    main()
