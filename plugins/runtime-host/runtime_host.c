@@ -424,7 +424,8 @@ infra:
     res->infra_error = 1;
     res->wall_s = now_s() - start;
     rc = ST_ERR_UNAVAILABLE;
-    rt->host->log(rt->self, ST_LOG_ERROR, "%s: %s", req->label, res->error);
+    /* the detail travels in res->error; the core reports it once, with its context */
+    rt->host->log(rt->self, ST_LOG_DEBUG, "%s: %s", req->label, res->error);
 out:
     close_fd(&out_p[0]);
     close_fd(&out_p[1]);

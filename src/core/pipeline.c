@@ -489,11 +489,6 @@ int st_pipeline_open(st_settings *s, st_pipeline **out)
             goto fail;
         p->fell_back = 1;
     }
-    char *db_path = st_path_join(s->data_dir, "metrics.db");
-    int db_rc = db_path ? st_metricsdb_open(db_path, &p->db) : -1;
-    free(db_path);
-    if (db_rc < 0)
-        goto fail;
     *out = p;
     return 0;
 fail:
@@ -550,6 +545,15 @@ static int run_stage(st_pipeline *p, cycle *c, st_run *run, const st_strv *batch
     st_preflight pf;
     if (st_preflight_run(s, p->ps.runtime, work, &pf) < 0)
         return EXIT_INFRA;
+    /* The metrics DB is opened once something will run: a usage error or a missing pytest
+     * leaves nothing in the data dir. */
+    if (!p->db) {
+        char *db_path = st_path_join(s->data_dir, "metrics.db");
+        int db_rc = db_path ? st_metricsdb_open(db_path, &p->db) : -1;
+        free(db_path);
+        if (db_rc < 0)
+            return EXIT_INFRA;
+    }
     if (s->coverage && !pf.cov)
         st_warn("coverage requested but pytest-cov is not installed for %s: coverage is reported "
                 "as unavailable (Debian: apt-get install python3-pytest-cov)",

@@ -1,0 +1,180 @@
+#!/usr/bin/python3
+"""TAP test: selftest-core over a real-world suite, Debian's python3-networkx.
+
+The installed networkx package (with its tests) is copied into a temp dir, so nothing is
+written into /usr, and four of its test directories are run once by
+`selftest-core run --workers 2 --retries 0 --json` (one batch each) and once by
+`python3 -m pytest -p no:cacheprovider` per directory (summed).  The passed, failed, skipped,
+xfailed and error counts must be equal, per directory and in total.  Both runs use the copy
+as project root, working directory and rootdir; a guard test added to the copy fails if
+`networkx` is imported from anywhere else.
+
+If python3-networkx is missing: as root it is installed with apt-get, else the test is
+skipped.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the (maybe read-only) source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import taplib  # noqa: E402
+from taplib import done, is_eq, note, ok, skip  # noqa: E402
+
+# 10-40 s of tests in all on Debian 12 (measured: flow ~9 s, classes ~13 s, generators ~5 s,
+# utils ~1 s with one CPU).
+TEST_DIRS = ["networkx/algorithms/flow/tests", "networkx/classes/tests",
+             "networkx/generators/tests", "networkx/utils/tests"]
+COUNT_KEYS = ("passed", "failed", "skipped", "xfailed", "errors")
+GUARD = "networkx/utils/tests/test_zz_selftest_origin.py"
+
+# settings a caller's environment could carry into a run (the harness unsets most of them)
+SCRUB = dict.fromkeys(("SELF_TEST_ARGS", "SELF_TEST_WORKERS", "SELF_TEST_TIMEOUT",
+                       "SELF_TEST_RETRIES", "SELF_TEST_PYTHON", "SELF_TEST_REPORT_DIR",
+                       "SELF_TEST_LOCK_FILE", "SELF_TEST_COVERAGE", "SELF_TEST_METRICS_PORT",
+                       "SANDBOX_DATA_DIR", "SANDBOX_REPO_PATH", "SELF_TEST_DISABLE_ORPHANS",
+                       "SANDBOX_DISABLE_ORPHANS"))
+
+BIN = taplib.selftest_bin()
+if not BIN or not os.access(BIN, os.X_OK):
+    taplib.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+
+
+def make_writable(top):
+    """copytree copies modes: under make distcheck the source tree is read-only."""
+    for d, dirs, files in os.walk(top):
+        for name in [d] + [os.path.join(d, f) for f in files]:
+            try:
+                if not os.path.islink(name):
+                    os.chmod(name, os.stat(name).st_mode | 0o200)
+            except OSError:
+                pass
+
+
+def networkx_dir():
+    rc, out, _ = taplib.run([taplib.PYTHON, "-c",
+                             "import networkx, os; print(os.path.dirname(networkx.__file__))"],
+                            env=taplib.base_env(), cwd="/")
+    d = out.strip() if rc == 0 else None
+    if d and all(os.path.isdir(os.path.join(d, t.split("/", 1)[1])) for t in TEST_DIRS):
+        return d
+    return None
+
+
+def ensure_networkx():
+    """(dir, None) or (None, reason to skip)."""
+    d = networkx_dir()
+    if d:
+        return d, None
+    if os.geteuid() != 0:
+        return None, "python3-networkx (with its tests) is not installed and we are not root"
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    install = ["apt-get", "install", "-y", "--no-install-recommends", "python3-networkx"]
+    log = []
+    for attempt in (install, ["apt-get", "update"], install):
+        p = subprocess.run(attempt, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           stdin=subprocess.DEVNULL, timeout=600)
+        log.append("%s -> %d: %s" % (" ".join(attempt), p.returncode,
+                                    p.stdout.decode("utf-8", "replace")[-300:]))
+        d = networkx_dir()
+        if d:
+            return d, None
+    note("\n".join(log))
+    return None, "python3-networkx could not be installed with apt-get"
+
+
+def expected_counts(summ):
+    return {"passed": summ["passed"] + summ["xpassed"],
+            "failed": summ["failed"] + summ["errors"],
+            "skipped": summ["skipped"], "xfailed": summ["xfailed"], "errors": summ["errors"]}
+
+
+def counts_of(d):
+    return {k: d.get(k) for k in COUNT_KEYS} if isinstance(d, dict) else None
+
+
+def main():
+    src, why = ensure_networkx()
+    if not src:
+        skip("networkx suite through selftest-core", why)
+        done()
+    src_before = sorted(os.listdir(src))
+    work = tempfile.mkdtemp(prefix="st-nx-")
+    try:
+        root = os.path.join(work, "nx")
+        copy = os.path.join(root, "networkx")
+        shutil.copytree(src, copy, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        make_writable(root)
+        with open(os.path.join(root, GUARD), "w") as fh:
+            fh.write("import os\n\nimport networkx\n\n\ndef test_networkx_is_the_copy():\n"
+                     "    assert os.path.dirname(os.path.abspath(networkx.__file__)) == %r\n"
+                     % copy)
+        conf = os.path.join(work, "empty.conf")
+        with open(conf, "w") as fh:
+            fh.write("# defaults\n")
+        note("networkx from %s copied to %s" % (src, copy))
+
+        t0 = time.monotonic()
+        rc, out, err = taplib.run(
+            [BIN, "-c", conf, "run", "--workers", "2", "--retries", "0", "--json",
+             "--timeout", "600"] + TEST_DIRS,
+            env=taplib.base_env(dict(SCRUB, SANDBOX_REPO_PATH=root)), cwd=root, timeout=900)
+        note("selftest-core: exit %r in %.1f s" % (rc, time.monotonic() - t0))
+        results = None
+        try:
+            results = json.loads(out.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            pass
+        if not ok(isinstance(results, dict) and results.get("event") == "results",
+                  "selftest-core printed its results line",
+                  "rc=%r\nstderr: %s\nstdout: %s" % (rc, err[-2000:], out[-1000:])):
+            done()
+
+        total = dict.fromkeys(COUNT_KEYS, 0)
+        rcs = []
+        sm = results.get("suite_metrics") or {}
+        t0 = time.monotonic()
+        for d in TEST_DIRS:
+            pt = taplib.pytest_summary([d], ["--rootdir=%s" % root], cwd=root, timeout=600)
+            rcs.append(pt["exitcode"])
+            if not ok(pt["line"] is not None, "pytest %s printed a summary (%s)" % (d, pt["line"]),
+                      pt["stdout"][-1500:] + pt["stderr"][-500:]):
+                continue
+            exp = expected_counts(pt)
+            for k in COUNT_KEYS:
+                total[k] += exp[k]
+            is_eq(counts_of(sm.get(d)), exp, "%s: counts equal pytest's '%s'" % (d, pt["line"]))
+        note("pytest per directory: %.1f s" % (time.monotonic() - t0))
+
+        ok(total["passed"] > 100, "(sanity) pytest ran a real number of tests (%d passed)"
+           % total["passed"])
+        is_eq(counts_of(results), total,
+              "run totals (passed, failed, skipped, xfailed, errors) equal pytest's summed")
+        is_eq(sorted(results.get("workflow_tests") or []), sorted(TEST_DIRS),
+              "one batch per test directory")
+        guard = [t for t in results.get("tests") or [] if t.get("file") == GUARD]
+        ok(len(guard) == 1 and guard[0].get("outcome") == "passed",
+           "selftest-core's run imported networkx from the copy", repr(guard))
+        want_rc = 0 if all(c == 0 for c in rcs) else 1
+        is_eq(rc, want_rc, "exit status %d (pytest exits %r)" % (want_rc, rcs))
+        is_eq(results.get("exit_status"), rc, "results.exit_status equals the exit status")
+        pg = taplib.pytest_summary([GUARD], ["--rootdir=%s" % root], cwd=root)
+        ok(pg["exitcode"] == 0 and pg["passed"] == 1,
+           "pytest's run imports networkx from the copy too", pg["stdout"][-1500:])
+        is_eq(sorted(os.listdir(src)), src_before,
+              "nothing was written into the installed networkx (%s)" % src)
+    except Exception:
+        import traceback
+        ok(False, "the test script ran to the end", traceback.format_exc())
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    done()
+
+
+if __name__ == "__main__":
+    main()
