@@ -43,7 +43,7 @@ tests_fixtures_plugins_fx_create_fails_la_CPPFLAGS = $(AM_CPPFLAGS) -DFX_NAME='"
 tests_fixtures_plugins_fx_create_fails_la_LDFLAGS = $(FIXTURE_LDFLAGS)
 
 # ---- check suites ----------------------------------------------------------------------------
-UNIT_TESTS = tests/unit/test_util tests/unit/test_settings tests/unit/test_loader \
+UNIT_TESTS += tests/unit/test_util tests/unit/test_settings tests/unit/test_loader \
 	tests/unit/test_results tests/unit/test_runner
 if HAVE_CHECK
 check_PROGRAMS += $(UNIT_TESTS)

@@ -467,7 +467,7 @@ int st_pipeline_open(st_settings *s, st_pipeline **out)
         goto fail;
     }
     free(plugin_file);
-    if (st_plugins_load(s, &p->ps) < 0) {
+    if (st_plugins_load(s, &p->ps, 0) < 0) {
         status = EXIT_USAGE;
         goto fail;
     }
@@ -808,7 +808,8 @@ int st_pipeline_cleanup(st_settings *s, double max_age_s, st_counters *counters,
 {
     st_plugin_set ps = {0};
     int status = EXIT_INFRA;
-    if (st_plugins_load(s, &ps) < 0) {
+    /* only the runtime: run-scheduled's exporters already hold their ports */
+    if (st_plugins_load(s, &ps, 1) < 0) {
         status = EXIT_USAGE;
         goto out;
     }

@@ -49,7 +49,7 @@ static int load_runtime(st_settings *s, st_plugin_set *ps, const char *runtime, 
     return rc;
 }
 
-int st_plugins_load(st_settings *s, st_plugin_set *ps)
+int st_plugins_load(st_settings *s, st_plugin_set *ps, int runtime_only)
 {
     st_project_ctx_init(&ps->project);
     ps->project.info = (st_project_info){
@@ -64,6 +64,8 @@ int st_plugins_load(st_settings *s, st_plugin_set *ps)
         return -1;
     if (load_runtime(s, ps, s->runtime, &ps->runtime) < 0 || set_add(ps, ps->runtime) < 0)
         return -1;
+    if (runtime_only)
+        return 0;
     /* Without a `plugins` setting the bundled discovery and integrator work as the original
      * service did (orphan discovery and integration on by default); a packager may ship them
      * separately, so a missing one is only noted. An explicit `plugins = ();` loads none. */
@@ -159,7 +161,7 @@ int st_plugins_list(st_settings *s, int json)
 {
     st_plugin_set ps = {0};
     int rc = 2;
-    if (st_plugins_load(s, &ps) < 0)
+    if (st_plugins_load(s, &ps, 0) < 0)
         goto out;
     yajl_gen g = json ? st_jg_new(0) : NULL;
     if (g)

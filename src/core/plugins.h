@@ -16,8 +16,9 @@ typedef struct st_plugin_set {
     st_project_ctx project;
 } st_plugin_set;
 
-/* Loads runtime-<runtime> and every configured plugin (checks only). 0 or -1 (logged). */
-int st_plugins_load(st_settings *s, st_plugin_set *ps);
+/* Loads runtime-<runtime> and, unless runtime_only, every configured plugin (checks only).
+ * 0 or -1 (logged). */
+int st_plugins_load(st_settings *s, st_plugin_set *ps, int runtime_only);
 /* Creates, then starts. 0, or -1 when the runtime failed. */
 int st_plugins_start(st_plugin_set *ps);
 /* Loads, creates and starts an extra runtime and makes it the set's runtime (fallback). */

@@ -596,9 +596,9 @@ static int add_metrics_exporter(st_settings *s)
     }
     if (!pc->settings) {
         config_setting_t *root = config_root_setting(&s->cfg);
-        config_setting_t *g = config_setting_add(root, "_metrics_exporter", CONFIG_TYPE_GROUP);
+        config_setting_t *g = config_setting_add(root, "selftest_metrics_exporter", CONFIG_TYPE_GROUP);
         if (!g)
-            g = config_setting_get_member(root, "_metrics_exporter");
+            g = config_setting_get_member(root, "selftest_metrics_exporter");
         pc->settings = g;
     }
     if (!pc->settings)
@@ -655,8 +655,10 @@ int st_settings_finish(st_settings *s)
     }
     if (s->auto_include_isolated)
         s->recursive_isolated = 1;
-    if (s->metrics_port >= 0 && add_metrics_exporter(s) < 0)
+    if (s->metrics_port >= 0 && add_metrics_exporter(s) < 0) {
+        st_error("cannot configure exporter-prometheus for metrics port %ld", s->metrics_port);
         return -1;
+    }
     if (s->cfg_loaded) {
         const char *group = strcmp(s->runtime, "host") == 0 ? "host" : "container";
         s->runtime_settings = config_lookup(&s->cfg, group);

@@ -6,8 +6,8 @@ reported through the "not ok" lines, which automake's tap-driver counts.
 
 Environment (set by the Makefile):
     SELFTEST_BIN            the selftest binary under test
-    SELF_TEST_PLUGIN_PATH   directory holding selftest_pytest_plugin.py
-    SELF_TEST_SUPPORT_DIR   the python support dir
+    SELF_TEST_PLUGIN_PATH   the plugin search path (the build tree's plugins)
+    SELF_TEST_SUPPORT_DIR   the directory holding selftest_pytest_plugin.py
     top_srcdir              the source tree
 Defaults for running a test by hand from anywhere: the source tree is two
 levels above this file, the plugin dir is <top_srcdir>/python.
@@ -101,7 +101,8 @@ def top_srcdir():
 
 
 def plugin_dir():
-    return os.environ.get("SELF_TEST_PLUGIN_PATH") or os.path.join(top_srcdir(), "python")
+    """The directory of the bundled pytest plugin (selftest_pytest_plugin.py)."""
+    return support_dir()
 
 
 def support_dir():

@@ -1,0 +1,255 @@
+/* Prometheus text format 0.0.4 by hand (see prom_text.h). The rules come from what promtool,
+ * Prometheus, the Pushgateway and node_exporter's textfile collector accept (docs/prometheus.md):
+ * one HELP and TYPE per family before its samples, LF only, a final newline, no timestamps. */
+#include "config.h"
+
+#include "prom_text.h"
+
+#include <locale.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const double prom_bucket_bounds[PROM_N_BUCKETS] = {1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600};
+
+/* ---- buffer ---------------------------------------------------------------------------------- */
+
+void prom_buf_free(prom_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+    b->oom = 0;
+}
+
+void prom_buf_reset(prom_buf *b)
+{
+    b->len = 0;
+    b->oom = 0;
+    if (b->data)
+        b->data[0] = '\0';
+}
+
+void prom_buf_put(prom_buf *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *grown = realloc(b->data, cap);
+        if (!grown) {
+            b->oom = 1;
+            return;
+        }
+        b->data = grown;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+void prom_buf_puts(prom_buf *b, const char *s)
+{
+    prom_buf_put(b, s, strlen(s));
+}
+
+/* ---- values ---------------------------------------------------------------------------------- */
+
+/* snprintf/strtod in the "C" numeric locale of this thread only (uselocale), so a process
+ * running under de_DE never writes 12,5. */
+void prom_format_double(double v, char out[32])
+{
+    if (isnan(v)) {
+        strcpy(out, "NaN");
+        return;
+    }
+    if (isinf(v)) {
+        strcpy(out, v > 0 ? "+Inf" : "-Inf");
+        return;
+    }
+    locale_t c_loc = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+    locale_t old = c_loc ? uselocale(c_loc) : (locale_t)0;
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(out, 32, "%.*g", prec, v);
+        if (prec == 17 || strtod(out, NULL) == v)
+            break;
+    }
+    if (c_loc) {
+        uselocale(old);
+        freelocale(c_loc);
+    } else {
+        /* no memory for a locale object: repair the only character a locale changes here */
+        for (char *p = out; *p; p++)
+            if (*p == ',')
+                *p = '.';
+    }
+}
+
+static void put_u64(prom_buf *b, unsigned long long v)
+{
+    char tmp[24];
+    snprintf(tmp, sizeof(tmp), "%llu", v);
+    prom_buf_puts(b, tmp);
+}
+
+static void put_double(prom_buf *b, double v)
+{
+    char tmp[32];
+    prom_format_double(v, tmp);
+    prom_buf_puts(b, tmp);
+}
+
+void prom_escape_help(prom_buf *b, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '\\')
+            prom_buf_put(b, "\\\\", 2);
+        else if (*s == '\n')
+            prom_buf_put(b, "\\n", 2);
+        else
+            prom_buf_put(b, s, 1);
+    }
+}
+
+void prom_escape_label(prom_buf *b, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '\\')
+            prom_buf_put(b, "\\\\", 2);
+        else if (*s == '"')
+            prom_buf_put(b, "\\\"", 2);
+        else if (*s == '\n')
+            prom_buf_put(b, "\\n", 2);
+        else
+            prom_buf_put(b, s, 1);
+    }
+}
+
+/* ---- families -------------------------------------------------------------------------------- */
+
+static void family(prom_buf *b, const char *name, const char *type, const char *help)
+{
+    prom_buf_puts(b, "# HELP ");
+    prom_buf_puts(b, name);
+    prom_buf_puts(b, " ");
+    prom_escape_help(b, help);
+    prom_buf_puts(b, "\n# TYPE ");
+    prom_buf_puts(b, name);
+    prom_buf_puts(b, " ");
+    prom_buf_puts(b, type);
+    prom_buf_puts(b, "\n");
+}
+
+static void gauge_d(prom_buf *b, const char *name, const char *help, double v)
+{
+    family(b, name, "gauge", help);
+    prom_buf_puts(b, name);
+    prom_buf_puts(b, " ");
+    put_double(b, v);
+    prom_buf_puts(b, "\n");
+}
+
+static void sample_u(prom_buf *b, const char *name, const char *type, const char *help,
+                     unsigned long long v)
+{
+    family(b, name, type, help);
+    prom_buf_puts(b, name);
+    prom_buf_puts(b, " ");
+    put_u64(b, v);
+    prom_buf_puts(b, "\n");
+}
+
+static void info(prom_buf *b, const char *name, const char *help, const char *label,
+                 const char *value)
+{
+    family(b, name, "gauge", help);
+    prom_buf_puts(b, name);
+    prom_buf_puts(b, "{");
+    prom_buf_puts(b, label);
+    prom_buf_puts(b, "=\"");
+    prom_escape_label(b, value);
+    prom_buf_puts(b, "\"} 1\n");
+}
+
+static void histogram(prom_buf *b, const prom_snapshot *s)
+{
+    static const char name[] = "self_test_run_duration_seconds";
+    family(b, name, "histogram", "Wall time of finished runs in seconds.");
+    for (size_t i = 0; i < PROM_N_BUCKETS; i++) {
+        prom_buf_puts(b, name);
+        prom_buf_puts(b, "_bucket{le=\"");
+        put_double(b, prom_bucket_bounds[i]);
+        prom_buf_puts(b, "\"} ");
+        put_u64(b, s->bucket_counts[i]);
+        prom_buf_puts(b, "\n");
+    }
+    prom_buf_puts(b, name);
+    prom_buf_puts(b, "_bucket{le=\"+Inf\"} ");
+    put_u64(b, s->duration_count);
+    prom_buf_puts(b, "\n");
+    prom_buf_puts(b, name);
+    prom_buf_puts(b, "_sum ");
+    put_double(b, s->duration_sum_s);
+    prom_buf_puts(b, "\n");
+    prom_buf_puts(b, name);
+    prom_buf_puts(b, "_count ");
+    put_u64(b, s->duration_count);
+    prom_buf_puts(b, "\n");
+}
+
+void prom_observe_duration(prom_snapshot *s, double seconds)
+{
+    if (isnan(seconds) || seconds < 0)
+        seconds = 0;
+    for (size_t i = 0; i < PROM_N_BUCKETS; i++)
+        if (seconds <= prom_bucket_bounds[i])
+            s->bucket_counts[i]++;
+    s->duration_sum_s += seconds;
+    s->duration_count++;
+}
+
+int prom_render(const prom_snapshot *s, prom_buf *b)
+{
+    /* The ten legacy names of the Python service: exact names, gauges, no labels. */
+    gauge_d(b, "self_test_passed_total", "Passed tests of the last run.", s->passed);
+    gauge_d(b, "self_test_failed_total", "Failed tests (failures and errors) of the last run.",
+            s->failed);
+    gauge_d(b, "self_test_average_runtime_seconds", "Mean batch runtime of the last run in seconds.",
+            s->average_runtime_s);
+    gauge_d(b, "self_test_average_coverage",
+            "Coverage percent of the last run (NaN when coverage is unavailable).", s->coverage);
+    sample_u(b, "self_test_container_failures_total", "gauge",
+             "Container cleanup and listing failures since start.", s->container_failures);
+    sample_u(b, "self_test_container_timeouts_total", "gauge", "Container timeouts since start.",
+             s->container_timeouts);
+    sample_u(b, "orphan_modules_tested_total", "gauge", "Orphan modules tested since start.",
+             s->orphans_tested);
+    sample_u(b, "orphan_modules_reintroduced_total", "gauge",
+             "Orphan modules integrated since start.", s->orphans_reintroduced);
+    sample_u(b, "orphan_modules_failed_total", "gauge", "Orphan modules that failed since start.",
+             s->orphans_failed);
+    sample_u(b, "orphan_modules_redundant_total", "gauge",
+             "Orphan modules skipped as redundant since start.", s->orphans_redundant);
+
+    /* Additions, correctly typed. */
+    info(b, "self_test_build_info", "selftest-core version.", "version", s->version);
+    if (s->runtime)
+        info(b, "self_test_config_info", "Runtime of the last run (host, docker, podman).",
+             "runtime", s->runtime);
+    if (s->have_run) {
+        gauge_d(b, "self_test_last_run_timestamp_seconds",
+                "UNIX time the last run finished.", s->last_run_ts);
+        if (s->have_success)
+            gauge_d(b, "self_test_last_success_timestamp_seconds",
+                    "UNIX time the last successful run finished.", s->last_success_ts);
+        gauge_d(b, "self_test_last_run_duration_seconds", "Wall time of the last run in seconds.",
+                s->last_run_duration_s);
+    }
+    sample_u(b, "self_test_runs_total", "counter", "Runs finished since start.", s->runs_total);
+    histogram(b, s);
+    return b->oom ? -1 : 0;
+}

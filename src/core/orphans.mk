@@ -1,0 +1,13 @@
+# The orphan files of spec §7.4 (orphan_modules.json, orphan_classifications.json), owned by the
+# core, and their check suite. Include after tests/local.mk (UNIT_TESTS is set there with '=').
+src_core_libselftest_la_SOURCES += src/core/orphans.c src/core/orphans.h
+
+ORPHANS_UNIT_TESTS = tests/unit/test_orphans
+if HAVE_CHECK
+check_PROGRAMS += $(ORPHANS_UNIT_TESTS)
+TESTS += $(ORPHANS_UNIT_TESTS)
+UNIT_TESTS += $(ORPHANS_UNIT_TESTS)
+endif
+tests_unit_test_orphans_SOURCES = tests/unit/test_orphans.c tests/unit/unit.h
+tests_unit_test_orphans_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(YAJL_CFLAGS)
+tests_unit_test_orphans_LDADD = src/core/libselftest.la $(CHECK_LIBS)
