@@ -34,7 +34,8 @@ FIXTURES = ["passing", "failing", "fixture_error", "collect_error", "timeout", "
             "empty", "split", "markers", "sample"]
 # no summary line from pytest: (extra selftest args, reason regexp)
 CRASHERS = {
-    "timeout": (["--timeout", "3"], r"timeout"),
+    # long enough for pytest to start and run the fast test on a loaded CI machine
+    "timeout": (["--timeout", "6"], r"timeout"),
     "exit3": ([], r"exit(ed with)? status 3\b"),
     "segv": ([], r"signal 11\b"),
 }
@@ -253,7 +254,8 @@ XDIST_FIXTURES = FIXTURES
 
 def xdist_case(name):
     root = copy_fixture(name, "%s-x2-%s" % (TAG, name))
-    extra = ["--timeout", "3"] if name == "timeout" else []
+    # xdist needs its workers up before the fast test can pass: as long as pytest's own check
+    extra = ["--timeout", "8"] if name == "timeout" else []
     st = selftest(root, ["--json", "--retries", "0", "--workers", "2"] + extra + [root])
     if name == "timeout":
         pt = taplib.pytest_summary([root], ["-n", "2", "-v"], cwd=root,
