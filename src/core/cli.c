@@ -30,6 +30,7 @@ static const char usage_main[] =
     "Commands:\n"
     "  run [PATH...]            one cycle: discover, run the tests, classify, export\n"
     "  run-scheduled [PATH...]  run every --interval seconds until SIGTERM/SIGINT\n"
+    "  discover [PATH...]       only discovery: test batches, orphan and isolated modules\n"
     "  cleanup                  remove stale containers of interrupted runs\n"
     "  report                   print the newest failure report\n"
     "  plugins                  list the plugins the configuration loads\n"
@@ -97,6 +98,20 @@ static const char usage_cleanup[] =
     "Removes containers labelled menace_self_test=1 whose owning process is gone or that are\n"
     "older than --max-age (config max_age, default 86400); never a live run's.\n";
 
+static const char usage_discover[] =
+    "Usage: selftest-core [GLOBAL OPTIONS] discover [--orphans] [--isolated] [--json]\n"
+    "                     [--[no-]recursive-include] [--[no-]recursive-isolated]\n"
+    "                     [--refresh-orphans] [PATH...] [--deps MODULE...]\n"
+    "\n"
+    "Runs only the discover stage: the test batches, the orphan modules (no test reaches them)\n"
+    "and the isolated modules (nothing imports them), with their parents and classification.\n"
+    "Updates orphan_modules.json and orphan_classifications.json in the data dir.\n"
+    "  --orphans      scan for orphans (the default unless the config turns it off)\n"
+    "  --isolated     also list isolated modules and their helpers\n"
+    "  --deps M...    print every project module each repo-relative module M imports,\n"
+    "                 directly or not (words after --deps are modules)\n"
+    "  --json         one JSON object: batches, modules, orphans, isolated, deps\n";
+
 static const char usage_report[] =
     "Usage: selftest-core [GLOBAL OPTIONS] report [--report-dir DIR] [--path]\n"
     "\n"
@@ -121,6 +136,9 @@ enum {
     OPT_DOCKER_HOST,
     OPT_MAX_AGE,
     OPT_PATH,
+    OPT_ORPHANS,
+    OPT_ISOLATED,
+    OPT_DEPS,
     OPT_BOOL_BASE = 512, /* + index into bool_flags, + 64 for --no- */
 };
 
@@ -153,6 +171,8 @@ typedef struct cli_opts {
     int use_container;
     int json;
     int path_only;
+    int orphans, isolated, deps_mode;
+    st_strv deps;
     int bools[N_BOOL_FLAGS]; /* -1 unset */
 } cli_opts;
 
@@ -207,7 +227,7 @@ static int parse_global(int argc, char **argv, cli_opts *o, int *cmd_index)
     return -1;
 }
 
-typedef enum { CMD_RUN, CMD_SCHEDULED, CMD_CLEANUP, CMD_REPORT, CMD_PLUGINS } command;
+typedef enum { CMD_RUN, CMD_SCHEDULED, CMD_DISCOVER, CMD_CLEANUP, CMD_REPORT, CMD_PLUGINS } command;
 
 static void print_usage(command cmd)
 {
@@ -217,6 +237,9 @@ static void print_usage(command cmd)
         break;
     case CMD_SCHEDULED:
         printf(usage_run, "run-scheduled", sched_text, sched_opts);
+        break;
+    case CMD_DISCOVER:
+        fputs(usage_discover, stdout);
         break;
     case CMD_CLEANUP:
         fputs(usage_cleanup, stdout);
@@ -239,6 +262,23 @@ static int parse_command(command cmd, int argc, char **argv, cli_opts *o, st_str
 #define OPT(name, arg, val) (longopts[n++] = (struct option){name, arg, NULL, val})
     OPT("help", no_argument, 'h');
     int runs = cmd == CMD_RUN || cmd == CMD_SCHEDULED;
+    int takes_paths = runs || cmd == CMD_DISCOVER;
+    if (cmd == CMD_DISCOVER) {
+        OPT("orphans", no_argument, OPT_ORPHANS);
+        OPT("isolated", no_argument, OPT_ISOLATED);
+        OPT("deps", no_argument, OPT_DEPS);
+        OPT("json", no_argument, OPT_JSON);
+    }
+    if (runs || cmd == CMD_DISCOVER) {
+        for (size_t i = 0; i < N_BOOL_FLAGS; i++) {
+            OPT(bool_flags[i].name, no_argument, OPT_BOOL_BASE + (int)i);
+            if (bool_flags[i].negatable) {
+                static char names[N_BOOL_FLAGS][48];
+                snprintf(names[i], sizeof(names[i]), "no-%s", bool_flags[i].name);
+                OPT(names[i], no_argument, OPT_BOOL_BASE + 64 + (int)i);
+            }
+        }
+    }
     if (runs) {
         OPT("workers", required_argument, OPT_WORKERS);
         OPT("pytest-args", required_argument, OPT_PYTEST_ARGS);
@@ -250,14 +290,6 @@ static int parse_command(command cmd, int argc, char **argv, cli_opts *o, st_str
         OPT("json", no_argument, OPT_JSON);
         OPT("use-container", no_argument, OPT_USE_CONTAINER);
         OPT("container-image", required_argument, OPT_CONTAINER_IMAGE);
-        for (size_t i = 0; i < N_BOOL_FLAGS; i++) {
-            OPT(bool_flags[i].name, no_argument, OPT_BOOL_BASE + (int)i);
-            if (bool_flags[i].negatable) {
-                static char names[N_BOOL_FLAGS][48];
-                snprintf(names[i], sizeof(names[i]), "no-%s", bool_flags[i].name);
-                OPT(names[i], no_argument, OPT_BOOL_BASE + 64 + (int)i);
-            }
-        }
     }
     if (runs || cmd == CMD_REPORT)
         OPT("report-dir", required_argument, OPT_REPORT_DIR);
@@ -281,12 +313,12 @@ static int parse_command(command cmd, int argc, char **argv, cli_opts *o, st_str
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1 || optind < argc) {
         if (c == -1) {
-            if (!runs) {
+            if (!takes_paths) {
                 fprintf(stderr, "selftest-core %s: unexpected argument '%s'\n", argv[0],
                         argv[optind]);
                 return EXIT_USAGE;
             }
-            st_strv_push(paths, argv[optind++]);
+            st_strv_push(o->deps_mode ? &o->deps : paths, argv[optind++]);
             continue;
         }
         if (c >= OPT_BOOL_BASE) {
@@ -312,6 +344,9 @@ static int parse_command(command cmd, int argc, char **argv, cli_opts *o, st_str
         case OPT_DOCKER_HOST: o->docker_host = optarg; break;
         case OPT_MAX_AGE: o->max_age = optarg; break;
         case OPT_PATH: o->path_only = 1; break;
+        case OPT_ORPHANS: o->orphans = 1; break;
+        case OPT_ISOLATED: o->isolated = 1; break;
+        case OPT_DEPS: o->deps_mode = 1; break;
         case 'h':
             print_usage(cmd);
             return 0;
@@ -368,6 +403,10 @@ static int apply_cli(st_settings *s, const cli_opts *o, st_strv *paths)
     }
     if (o->coverage >= 0)
         s->coverage = o->coverage;
+    if (o->orphans)
+        s->discover_orphans = 1;
+    if (o->isolated)
+        s->auto_include_isolated = s->recursive_isolated = 1;
     for (size_t i = 0; i < N_BOOL_FLAGS; i++)
         if (o->bools[i] >= 0)
             *(int *)((char *)s + bool_flags[i].offset) = o->bools[i];
@@ -551,9 +590,9 @@ int st_cli_main(int argc, char **argv)
     static const struct {
         const char *name;
         command cmd;
-    } commands[] = {{"run", CMD_RUN},         {"run-scheduled", CMD_SCHEDULED},
-                    {"cleanup", CMD_CLEANUP}, {"report", CMD_REPORT},
-                    {"plugins", CMD_PLUGINS}};
+    } commands[] = {{"run", CMD_RUN},           {"run-scheduled", CMD_SCHEDULED},
+                    {"discover", CMD_DISCOVER}, {"cleanup", CMD_CLEANUP},
+                    {"report", CMD_REPORT},     {"plugins", CMD_PLUGINS}};
     const char *name = argv[cmd_index];
     int found = -1;
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
@@ -598,6 +637,14 @@ int st_cli_main(int argc, char **argv)
         po.progress = 0;
         rc = cmd_scheduled(&s, &po, load_settings, &lc);
         break;
+    case CMD_DISCOVER: {
+        st_pipeline *p = NULL;
+        rc = st_pipeline_open(&s, &p);
+        if (rc == 0)
+            rc = st_pipeline_discover(p, o.json, &o.deps);
+        st_pipeline_close(p);
+        break;
+    }
     case CMD_RUN: {
         st_counters counters = {0};
         st_pipeline *p = NULL;
@@ -612,6 +659,7 @@ out:
     if (settings_ready)
         st_settings_free(&s);
     st_strv_free(&o.plugin_dirs);
+    st_strv_free(&o.deps);
     st_strv_free(&paths);
     return rc;
 }

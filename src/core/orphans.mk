@@ -1,5 +1,5 @@
 # The orphan files of spec §7.4 (orphan_modules.json, orphan_classifications.json), owned by the
-# core, and their check suite. Include after tests/local.mk (UNIT_TESTS is set there with '=').
+# core, and their check suite.
 src_core_libselftest_la_SOURCES += src/core/orphans.c src/core/orphans.h
 
 ORPHANS_UNIT_TESTS = tests/unit/test_orphans

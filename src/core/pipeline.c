@@ -8,6 +8,8 @@
 #include "history.h"
 #include "lock.h"
 #include "metricsdb.h"
+#include "orphans.h"
+#include "pygraph.h"
 #include "plugins.h"
 #include "log.h"
 #include "results.h"
@@ -180,6 +182,7 @@ typedef struct discovery_ctx {
     const st_settings *s;
     st_strv *batches;
     module_list *modules;
+    st_orphan_cache *cache; /* NULL: the orphan files are not touched */
     const char *plugin;
     int bad;
 } discovery_ctx;
@@ -208,6 +211,8 @@ static int sink_add_module(void *opaque, const st_module_entry *entry)
     st_batch *b = module_add(dc->modules, entry->path, entry->origin);
     if (!b)
         return ST_ERR_NOMEM;
+    if (dc->cache)
+        st_orphans_merge_entry(dc->cache, entry);
     b->classification = entry->classification;
     free(b->class_reason);
     b->class_reason = st_strdup(entry->reason);
@@ -220,7 +225,7 @@ static int sink_add_module(void *opaque, const st_module_entry *entry)
 }
 
 static int discover(const st_settings *s, st_plugin_set *ps, const st_strv *paths, st_strv *batches,
-                    module_list *modules)
+                    module_list *modules, st_orphan_cache *cache)
 {
     int any = 0;
     for (size_t i = 0; i < ps->n; i++) {
@@ -244,7 +249,7 @@ static int discover(const st_settings *s, st_plugin_set *ps, const st_strv *path
             .include_redundant = s->include_redundant,
             .disable_orphans = s->disable_orphans,
         };
-        discovery_ctx dc = {s, batches, modules, inst->name, 0};
+        discovery_ctx dc = {s, batches, modules, cache, inst->name, 0};
         st_discovery_sink sink = {sizeof(sink), &dc, sink_add_batch, sink_add_module};
         st_inst_lock(inst);
         int rc = ops->discover(inst->ctx, &o, &sink);
@@ -258,6 +263,27 @@ static int discover(const st_settings *s, st_plugin_set *ps, const st_strv *path
     if (!any)
         for (size_t k = 0; k < paths->n; k++)
             st_strv_push(batches, paths->v[k]);
+    /* --include-orphans: the cached orphans of earlier scans are checked too */
+    if (cache && s->include_orphans && !s->disable_orphans) {
+        st_strv cached = {0};
+        st_orphans_to_test(cache, s->include_redundant, &cached);
+        for (size_t i = 0; i < cached.n; i++) {
+            const st_orphan *o = st_orphans_find(cache, cached.v[i]);
+            st_batch *b = module_add(modules, cached.v[i], ST_ORIGIN_ORPHAN);
+            if (!b || !o)
+                continue;
+            if (!b->class_reason && o->classification) {
+                b->classification = strcmp(o->classification, "legacy") == 0      ? ST_CLASS_LEGACY
+                                    : strcmp(o->classification, "redundant") == 0 ? ST_CLASS_REDUNDANT
+                                                                                  : ST_CLASS_CANDIDATE;
+                b->class_reason = st_strdup(o->reason ? o->reason : "cached orphan");
+            }
+            for (size_t k = 0; k < o->parents.n; k++)
+                if (!st_strv_contains(&b->parents, o->parents.v[k]))
+                    st_strv_push(&b->parents, o->parents.v[k]);
+        }
+        st_strv_free(&cached);
+    }
     return batches->oom ? -1 : 0;
 }
 
@@ -679,6 +705,8 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
     st_settings *s = p->s;
     st_strv paths = {0}, batches = {0}, explicit_modules = {0};
     module_list modules = {0};
+    st_orphan_cache cache_store, *cache = NULL;
+    int save_cache = 0;
     st_run run = {0};
     char *work = NULL, *results_json = NULL;
     int status = EXIT_INFRA, lock_fd = -1;
@@ -696,11 +724,20 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
     if (o->progress)
         st_log_set_hook(progress_clear, NULL, &c);
 
-    /* discover */
+    /* discover (the orphan cache is read and written under the run lock) */
+    if (!s->disable_orphans) {
+        if (st_orphans_load(&cache_store, s->project_root, s->data_dir) < 0) {
+            st_orphans_free(&cache_store);
+            goto out;
+        }
+        cache = &cache_store;
+        if (s->refresh_orphans)
+            st_orphans_clear(cache);
+    }
     for (size_t i = 0; i < explicit_modules.n; i++)
         if (!module_add(&modules, explicit_modules.v[i], ST_ORIGIN_EXPLICIT))
             goto out;
-    if (discover(s, &p->ps, &paths, &batches, &modules) < 0)
+    if (discover(s, &p->ps, &paths, &batches, &modules, cache) < 0)
         goto out;
     if (batches.n == 0 && modules.n == 0) {
         st_error("discover stage: nothing to run (no test paths and no modules to check)");
@@ -729,6 +766,7 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
         status = rc;
         goto out;
     }
+    save_cache = 1; /* something ran: the cycle's discoveries are worth keeping */
     run.finished_at = st_wall_clock();
     st_run_finalize(&run);
     run.orphan_total = (unsigned)run.n_checks;
@@ -753,9 +791,18 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
     progress_clear(&c);
     st_log_set_hook(NULL, NULL, NULL);
 
+    /* the orphan checks' verdicts go into orphan_classifications.json */
+    for (size_t i = 0; cache && i < run.n_checks; i++)
+        if (run.checks[i].done)
+            st_orphans_mark(cache, run.checks[i].path, run.checks[i].ok, run.checks[i].reason);
+
     /* integrate */
     if (!run.aborted)
         integrate_stage(p, &run);
+    if (cache && s->clean_orphans && run.integrated.n) {
+        size_t removed = st_orphans_remove_integrated(cache, st_strv_get(&run.integrated));
+        st_info("--clean-orphans: %zu entries removed from orphan_modules.json", removed);
+    }
     counters->orphans_reintroduced += run.integrated.n;
     if (s->fail_on_orphans && run.orphan_failed && run.exit_status == 0)
         run.exit_status = 1;
@@ -788,6 +835,11 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
     }
 out:
     st_log_set_hook(NULL, NULL, NULL);
+    if (cache) {
+        if (save_cache)
+            st_orphans_save(cache);
+        st_orphans_free(cache);
+    }
     st_project_ctx_reset(&p->ps.project); /* the next cycle sees the tree as it is then */
     st_lock_release(lock_fd);
     if (work) {
@@ -846,5 +898,179 @@ int st_pipeline_cleanup(st_settings *s, double max_age_s, st_counters *counters,
     }
 out:
     st_plugins_free(&ps);
+    return status;
+}
+
+/* ---- discover ------------------------------------------------------------------------------ */
+
+static int module_cmp(const void *a, const void *b)
+{
+    return strcmp(((const st_batch *)a)->path, ((const st_batch *)b)->path);
+}
+
+static const char *class_name(st_classification c)
+{
+    return c == ST_CLASS_LEGACY ? "legacy" : c == ST_CLASS_REDUNDANT ? "redundant" : "candidate";
+}
+
+/* --deps PATH...: every local module PATH reaches, with its importers inside that reach. */
+static void gen_deps(yajl_gen g, const st_pygraph *pg, const st_strv *deps)
+{
+    st_jg_key(g, "deps");
+    yajl_gen_map_open(g);
+    size_t n = pg ? st_pygraph_count(pg) : 0;
+    uint8_t *mark = calloc(n + 1, 1);
+    for (size_t i = 0; mark && i < deps->n; i++) {
+        st_jg_key(g, deps->v[i]);
+        yajl_gen_array_open(g);
+        uint32_t start = pg ? st_pygraph_find(pg, deps->v[i]) : ST_PYGRAPH_NONE;
+        if (start != ST_PYGRAPH_NONE && st_pygraph_reach(pg, &start, 1, mark, NULL) >= 0) {
+            for (uint32_t v = 0; v < n; v++) {
+                if (!mark[v] || v == start)
+                    continue;
+                yajl_gen_map_open(g);
+                st_jg_kstr(g, "path", st_pygraph_path(pg, v));
+                st_jg_key(g, "parents");
+                yajl_gen_array_open(g);
+                const uint32_t *ids;
+                size_t k = st_pygraph_rdeps(pg, v, &ids);
+                for (size_t j = 0; j < k; j++)
+                    if (mark[ids[j]])
+                        st_jg_str(g, st_pygraph_path(pg, ids[j]));
+                yajl_gen_array_close(g);
+                yajl_gen_map_close(g);
+            }
+        }
+        yajl_gen_array_close(g);
+    }
+    free(mark);
+    yajl_gen_map_close(g);
+}
+
+int st_pipeline_discover(st_pipeline *p, int json, const st_strv *deps)
+{
+    st_settings *s = p->s;
+    st_strv paths = {0}, batches = {0}, unused = {0};
+    module_list modules = {0};
+    st_orphan_cache cache_store, *cache = NULL;
+    int status = EXIT_INFRA, lock_fd = -1;
+    int rc = resolve_paths(s, &paths, &unused);
+    if (rc) {
+        status = rc;
+        goto out;
+    }
+    for (size_t i = 0; i < deps->n; i++) {
+        if (!st_path_is_safe_relative(s->project_root, deps->v[i])) {
+            st_error("--deps '%s': not a repo-relative path inside the project root", deps->v[i]);
+            status = EXIT_USAGE;
+            goto out;
+        }
+    }
+    lock_fd = st_lock_acquire(s->lock_file, s->lock_timeout_s);
+    if (lock_fd < 0)
+        goto out;
+    if (!s->disable_orphans) {
+        if (st_orphans_load(&cache_store, s->project_root, s->data_dir) < 0) {
+            st_orphans_free(&cache_store);
+            goto out;
+        }
+        cache = &cache_store;
+        if (s->refresh_orphans)
+            st_orphans_clear(cache);
+    }
+    int saved_include = s->include_orphans;
+    s->include_orphans = 0; /* list what this scan finds, not the cache */
+    rc = discover(s, &p->ps, &paths, &batches, &modules, cache);
+    s->include_orphans = saved_include;
+    if (rc < 0)
+        goto out;
+    qsort(modules.v, modules.n, sizeof(*modules.v), module_cmp);
+    if (json) {
+        yajl_gen g = st_jg_new(0);
+        if (!g)
+            goto out;
+        yajl_gen_map_open(g);
+        st_jg_key(g, "batches");
+        yajl_gen_array_open(g);
+        for (size_t i = 0; i < batches.n; i++)
+            st_jg_str(g, batches.v[i]);
+        yajl_gen_array_close(g);
+        st_jg_key(g, "modules");
+        yajl_gen_array_open(g);
+        for (size_t i = 0; i < modules.n; i++) {
+            const st_batch *m = &modules.v[i];
+            yajl_gen_map_open(g);
+            st_jg_kstr(g, "path", m->path);
+            st_jg_kstr(g, "origin", m->origin == ST_ORIGIN_ISOLATED ? "isolated" : "orphan");
+            st_jg_key(g, "parents");
+            yajl_gen_array_open(g);
+            for (size_t k = 0; k < m->parents.n; k++)
+                st_jg_str(g, m->parents.v[k]);
+            yajl_gen_array_close(g);
+            st_jg_kstr(g, "classification", class_name(m->classification));
+            st_jg_kstr(g, "reason", m->class_reason);
+            st_jg_kstr(g, "duplicate_of", m->duplicate_of);
+            yajl_gen_map_close(g);
+        }
+        yajl_gen_array_close(g);
+        for (int o = ST_ORIGIN_ORPHAN; o <= ST_ORIGIN_ISOLATED; o++) {
+            st_jg_key(g, o == ST_ORIGIN_ORPHAN ? "orphans" : "isolated");
+            yajl_gen_array_open(g);
+            for (size_t i = 0; i < modules.n; i++)
+                if ((int)modules.v[i].origin == o)
+                    st_jg_str(g, modules.v[i].path);
+            yajl_gen_array_close(g);
+        }
+        if (deps->n)
+            gen_deps(g, st_project_graph(&p->ps.project), deps);
+        yajl_gen_map_close(g);
+        char *text = st_jg_finish(g, 1);
+        if (text)
+            fputs(text, stdout);
+        free(text);
+    } else {
+        printf("%zu test batch%s:", batches.n, batches.n == 1 ? "" : "es");
+        for (size_t i = 0; i < batches.n; i++)
+            printf(" %s", batches.v[i]);
+        printf("\n");
+        for (size_t i = 0; i < modules.n; i++) {
+            const st_batch *m = &modules.v[i];
+            printf("%-9s %-10s %s", m->origin == ST_ORIGIN_ISOLATED ? "isolated" : "orphan",
+                   class_name(m->classification), m->path);
+            for (size_t k = 0; k < m->parents.n; k++)
+                printf("%s%s", k ? ", " : "  (imported by ", m->parents.v[k]);
+            printf("%s\n", m->parents.n ? ")" : "");
+            if (m->classification != ST_CLASS_CANDIDATE && m->class_reason)
+                printf("          %s\n", m->class_reason);
+        }
+        if (!modules.n)
+            printf("no orphan or isolated modules\n");
+        const st_pygraph *pg = deps->n ? st_project_graph(&p->ps.project) : NULL;
+        size_t n = pg ? st_pygraph_count(pg) : 0;
+        uint8_t *mark = calloc(n + 1, 1);
+        for (size_t i = 0; mark && i < deps->n; i++) {
+            uint32_t start = pg ? st_pygraph_find(pg, deps->v[i]) : ST_PYGRAPH_NONE;
+            printf("%s depends on:%s\n", deps->v[i],
+                   start == ST_PYGRAPH_NONE ? " (not a module of the project)" : "");
+            if (start == ST_PYGRAPH_NONE || st_pygraph_reach(pg, &start, 1, mark, NULL) < 0)
+                continue;
+            for (uint32_t v = 0; v < n; v++)
+                if (mark[v] && v != start)
+                    printf("  %s\n", st_pygraph_path(pg, v));
+        }
+        free(mark);
+    }
+    status = EXIT_OK;
+out:
+    if (cache) {
+        st_orphans_save(cache);
+        st_orphans_free(cache);
+    }
+    st_project_ctx_reset(&p->ps.project);
+    st_lock_release(lock_fd);
+    st_strv_free(&paths);
+    st_strv_free(&batches);
+    st_strv_free(&unused);
+    module_list_free(&modules);
     return status;
 }

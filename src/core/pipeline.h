@@ -29,6 +29,11 @@ int st_pipeline_open(st_settings *s, st_pipeline **out);
 int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *counters);
 void st_pipeline_close(st_pipeline *p);
 
+/* The `discover` command: runs only the discover stage, updates the orphan files, and prints
+ * batches, orphan and isolated modules (with --deps, what each PATH reaches); json: one object
+ * {"batches", "modules", "orphans", "isolated"[, "deps"]}. Returns an exit status. */
+int st_pipeline_discover(st_pipeline *p, int json, const st_strv *deps);
+
 /* The `cleanup` command: the runtime's cleanup_stale with retries; report prints the outcome on
  * stdout (else it is logged at info level). Returns an exit status. */
 int st_pipeline_cleanup(st_settings *s, double max_age_s, st_counters *counters, int report);

@@ -1,0 +1,425 @@
+/* Unit tests of orphans.c: the orphan files of spec §7.4 (legacy list form, dict form, gone
+ * files, escaping paths, malformed files left byte for byte, sorted keys with a 2-space indent,
+ * atomic writes, check results, --clean-orphans). */
+#include "config.h"
+
+#include "unit.h"
+
+#include "log.h"
+#include "orphans.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <sys/stat.h>
+
+typedef struct project {
+    char *root, *data;
+} project;
+
+static void project_new(project *p, const char *const *files)
+{
+    p->root = unit_tmpdir();
+    p->data = st_path_join(p->root, "sandbox_data");
+    ck_assert_int_eq(st_mkdir_p(p->data, 0755), 0);
+    for (size_t i = 0; files && files[i]; i++) {
+        char *path = st_path_join(p->root, files[i]);
+        char *dir = st_path_dirname(path);
+        ck_assert_int_eq(st_mkdir_p(dir, 0755), 0);
+        ck_assert_int_eq(st_write_file_atomic(path, "X = 1\n", 6, 0644), 0);
+        free(dir);
+        free(path);
+    }
+}
+
+static void project_free(project *p)
+{
+    st_rm_rf(p->root);
+    free(p->root);
+    free(p->data);
+}
+
+static void put(const project *p, const char *name, const char *text)
+{
+    unit_write(p->data, name, text);
+}
+
+static char *get(const project *p, const char *name)
+{
+    char *path = st_path_join(p->data, name), *text = NULL;
+    int rc = st_read_file(path, 1 << 20, &text, NULL);
+    free(path);
+    return rc == 0 ? text : NULL;
+}
+
+/* Loads with stderr captured into *log (freed by the caller). */
+static void load(st_orphan_cache *c, const project *p, char **log)
+{
+    unit_capture cap;
+    unit_capture_begin(&cap);
+    ck_assert_int_eq(st_orphans_load(c, p->root, p->data), 0);
+    *log = unit_capture_end(&cap);
+}
+
+static const char *const ABC[] = {"a.py", "b.py", "pkg/c.py", NULL};
+
+START_TEST(legacy_list_form_is_read_and_rewritten_as_a_dict)
+{
+    project p;
+    project_new(&p, ABC);
+    put(&p, ST_ORPHAN_MODULES_FILE, "[\"b.py\", \"a.py\"]\n");
+    st_orphan_cache c;
+    char *log;
+    load(&c, &p, &log);
+    free(log);
+    ck_assert_uint_eq(c.n, 2);
+    ck_assert_str_eq(c.v[0].path, "a.py");
+    ck_assert_str_eq(c.v[1].path, "b.py");
+    ck_assert_int_eq(c.v[0].in_modules, 1);
+    ck_assert_int_eq(st_orphans_save(&c), 0);
+    char *text = get(&p, ST_ORPHAN_MODULES_FILE);
+    ck_assert_str_eq(text, "{\n"
+                           "  \"a.py\": {\n"
+                           "    \"parents\": [\n\n"
+                           "    ],\n"
+                           "    \"redundant\": false\n"
+                           "  },\n"
+                           "  \"b.py\": {\n"
+                           "    \"parents\": [\n\n"
+                           "    ],\n"
+                           "    \"redundant\": false\n"
+                           "  }\n"
+                           "}\n");
+    free(text);
+    st_orphans_free(&c);
+    project_free(&p);
+}
+END_TEST
+
+START_TEST(dict_form_round_trips_sorted_with_two_spaces)
+{
+    project p;
+    project_new(&p, ABC);
+    put(&p, ST_ORPHAN_MODULES_FILE,
+        "{\"pkg/c.py\": {\"redundant\": true, \"parents\": [\"b.py\", \"a.py\"]},"
+        " \"a.py\": {\"parents\": [], \"redundant\": false}}");
+    put(&p, ST_ORPHAN_CLASSES_FILE,
+        "{\"pkg/c.py\": {\"parents\": [\"a.py\"], \"classification\": \"redundant\","
+        " \"redundant\": true, \"reason\": \"empty\"}}");
+    st_orphan_cache c;
+    char *log;
+    load(&c, &p, &log);
+    free(log);
+    const st_orphan *o = st_orphans_find(&c, "pkg/c.py");
+    ck_assert_ptr_nonnull(o);
+    ck_assert_int_eq(o->redundant, 1);
+    ck_assert_str_eq(o->classification, "redundant");
+    ck_assert_str_eq(o->reason, "empty");
+    ck_assert_uint_eq(o->parents.n, 2); /* orphan_modules.json's parents win */
+    ck_assert_int_eq(st_orphans_save(&c), 0);
+    char *text = get(&p, ST_ORPHAN_CLASSES_FILE);
+    ck_assert_str_eq(text, "{\n"
+                           "  \"pkg/c.py\": {\n"
+                           "    \"classification\": \"redundant\",\n"
+                           "    \"parents\": [\n"
+                           "      \"a.py\",\n"
+                           "      \"b.py\"\n"
+                           "    ],\n"
+                           "    \"reason\": \"empty\",\n"
+                           "    \"redundant\": true\n"
+                           "  }\n"
+                           "}\n");
+    free(text);
+    text = get(&p, ST_ORPHAN_MODULES_FILE);
+    ck_assert_ptr_nonnull(strstr(text, "\"a.py\": {"));
+    ck_assert(strstr(text, "\"a.py\"") < strstr(text, "\"pkg/c.py\""));
+    free(text);
+    st_orphans_free(&c);
+    project_free(&p);
+}
+END_TEST
+
+START_TEST(entries_whose_file_is_gone_are_dropped)
+{
+    project p;
+    project_new(&p, ABC);
+    put(&p, ST_ORPHAN_MODULES_FILE, "{\"a.py\": {}, \"gone.py\": {\"parents\": []}}");
+    st_orphan_cache c;
+    char *log;
+    st_log_set_level(ST_LOG_INFO);
+    load(&c, &p, &log);
+    st_log_set_level(ST_LOG_WARNING);
+    ck_assert_contains(log, "dropped 'gone.py': the file is gone");
+    free(log);
+    ck_assert_uint_eq(c.n, 1);
+    ck_assert_int_eq(st_orphans_save(&c), 0);
+    char *text = get(&p, ST_ORPHAN_MODULES_FILE);
+    ck_assert_ptr_null(strstr(text, "gone.py"));
+    free(text);
+    st_orphans_free(&c);
+    project_free(&p);
+}
+END_TEST
+
+START_TEST(escaping_paths_are_rejected_and_the_file_kept)
+{
+    project p;
+    project_new(&p, ABC);
+    char *outside = unit_tmpdir();
+    unit_write(outside, "evil.py", "E = 1\n");
+    char *link = st_path_join(p.root, "link.py"), *target = st_path_join(outside, "evil.py");
+    ck_assert_int_eq(symlink(target, link), 0);
+    char *abs = st_asprintf("{\"a.py\": {}, \"../x.py\": {}, \"%s\": {}, \"link.py\": {}}", target);
+    put(&p, ST_ORPHAN_MODULES_FILE, abs);
+    st_orphan_cache c;
+    char *log;
+    load(&c, &p, &log);
+    ck_assert_contains(log, "'../x.py' is not a path inside the project root");
+    ck_assert_contains(log, "'link.py' is not a path inside the project root");
+    ck_assert_contains(log, target);
+    free(log);
+    ck_assert_uint_eq(c.n, 1);
+    ck_assert_str_eq(c.v[0].path, "a.py");
+    ck_assert_int_eq(c.modules_readonly, 1);
+    /* discovery cannot smuggle one in either */
+    const st_orphan_update bad = {.path = "../y.py", .classification = "candidate"};
+    unit_capture cap;
+    unit_capture_begin(&cap);
+    ck_assert_int_eq(st_orphans_merge(&c, &bad), -EINVAL);
+    ck_assert_int_eq(st_orphans_mark(&c, "/etc/passwd", 0, "x"), -EINVAL);
+    ck_assert_int_eq(st_orphans_save(&c), 0);
+    log = unit_capture_end(&cap);
+    ck_assert_contains(log, "refused module '../y.py'");
+    ck_assert_contains(log, "not updated");
+    free(log);
+    char *text = get(&p, ST_ORPHAN_MODULES_FILE);
+    ck_assert_str_eq(text, abs); /* nothing overwritten */
+    free(text);
+    st_orphans_free(&c);
+    free(abs);
+    free(link);
+    free(target);
+    st_rm_rf(outside);
+    free(outside);
+    project_free(&p);
+}
+END_TEST
+
+START_TEST(malformed_file_is_reported_and_left_byte_for_byte)
+{
+    project p;
+    project_new(&p, ABC);
+    const char *bad = "{\n  \"a.py\": {\"parents\": []},\n  \"b.py\": {\"parents\": [}\n}\n";
+    put(&p, ST_ORPHAN_MODULES_FILE, bad);
+    put(&p, ST_ORPHAN_CLASSES_FILE, "[\"a.py\"]"); /* a list is not a classifications shape */
+    st_orphan_cache c;
+    char *log;
+    load(&c, &p, &log);
+    ck_assert_contains(log, "orphan_modules.json: line 3, column");
+    ck_assert_contains(log, "orphan_classifications.json: line 1, column 1: expected an object");
+    free(log);
+    ck_assert_uint_eq(c.n, 0); /* as if empty */
+    /* --refresh-orphans and new results still never overwrite it */
+    st_orphans_clear(&c);
+    const char *parents[] = {"a.py", NULL};
+    st_orphan_update u = {.path = "b.py", .parents = parents, .classification = "candidate",
+                          .reason = "r"};
+    ck_assert_int_eq(st_orphans_merge(&c, &u), 0);
+    ck_assert_int_eq(st_orphans_mark(&c, "b.py", 0, "ImportError"), 0);
+    unit_capture cap;
+    unit_capture_begin(&cap);
+    ck_assert_int_eq(st_orphans_save(&c), 0);
+    log = unit_capture_end(&cap);
+    ck_assert_contains(log, "orphan_modules.json: not updated");
+    free(log);
+    char *text = get(&p, ST_ORPHAN_MODULES_FILE);
+    ck_assert_str_eq(text, bad);
+    free(text);
+    text = get(&p, ST_ORPHAN_CLASSES_FILE);
+    ck_assert_str_eq(text, "[\"a.py\"]");
+    free(text);
+    st_orphans_free(&c);
+    /* a NUL byte and a file too large are treated the same way */
+    char *path = st_path_join(p.data, ST_ORPHAN_MODULES_FILE);
+    ck_assert_int_eq(st_write_file_atomic(path, "{\"a.py\"\0: {}}", 13, 0644), 0);
+    load(&c, &p, &log);
+    ck_assert_contains(log, "NUL byte");
+    free(log);
+    ck_assert_int_eq(c.modules_readonly, 1);
+    st_orphans_free(&c);
+    free(path);
+    project_free(&p);
+}
+END_TEST
+
+static size_t count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+START_TEST(save_is_atomic_and_creates_the_data_dir)
+{
+    project p;
+    project_new(&p, ABC);
+    st_rm_rf(p.data);
+    st_orphan_cache c;
+    char *log;
+    load(&c, &p, &log);
+    free(log);
+    const char *parents[] = {"b.py", "a.py", "b.py", NULL};
+    st_orphan_update u = {.path = "pkg/c.py", .parents = parents, .classification = "legacy",
+                          .reason = "legacy marker in the module docstring"};
+    ck_assert_int_eq(st_orphans_merge(&c, &u), 0);
+    ck_assert_int_eq(st_orphans_save(&c), 0);
+    ck_assert_uint_eq(count_entries(p.data), 2); /* the two files, no temp file left */
+    char *text = get(&p, ST_ORPHAN_CLASSES_FILE);
+    ck_assert_contains(text, "\"classification\": \"legacy\"");
+    ck_assert_contains(text, "\"parents\": [\n      \"a.py\",\n      \"b.py\"\n    ]");
+    free(text);
+    struct stat st;
+    char *path = st_path_join(p.data, ST_ORPHAN_MODULES_FILE);
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_uint_eq(st.st_mode & 0777, 0644);
+    free(path);
+    /* unknown classifications are refused */
+    st_orphan_update bad = {.path = "a.py", .classification = "maybe"};
+    unit_capture cap;
+    unit_capture_begin(&cap);
+    ck_assert_int_eq(st_orphans_merge(&c, &bad), -EINVAL);
+    free(unit_capture_end(&cap));
+    st_orphans_free(&c);
+    project_free(&p);
+}
+END_TEST
+
+START_TEST(merge_mark_and_to_test)
+{
+    project p;
+    project_new(&p, ABC);
+    put(&p, ST_ORPHAN_MODULES_FILE, "{\"a.py\": {\"parents\": []}}");
+    st_orphan_cache c;
+    char *log;
+    load(&c, &p, &log);
+    free(log);
+    st_orphan_update ub = {.path = "b.py", .classification = "redundant", .reason = "empty"};
+    st_orphan_update uc = {.path = "pkg/c.py", .classification = "legacy", .reason = "marker"};
+    ck_assert_int_eq(st_orphans_merge(&c, &ub), 0);
+    ck_assert_int_eq(st_orphans_merge(&c, &uc), 0);
+    /* entries as the discovery sink receives them; explicit modules are not cached */
+    const char *const no_parents[] = {NULL};
+    st_module_entry explicit = {.struct_size = sizeof(explicit), .path = "b.py",
+                                .origin = ST_ORIGIN_EXPLICIT, .parents = no_parents,
+                                .classification = ST_CLASS_CANDIDATE, .reason = "given"};
+    ck_assert_int_eq(st_orphans_merge_entry(&c, &explicit), 0);
+    ck_assert_str_eq(st_orphans_find(&c, "b.py")->reason, "empty");
+    st_module_entry legacy = {.struct_size = sizeof(legacy), .path = "pkg/c.py",
+                              .origin = ST_ORIGIN_ISOLATED, .parents = no_parents,
+                              .classification = ST_CLASS_LEGACY, .reason = "marker"};
+    ck_assert_int_eq(st_orphans_merge_entry(&c, &legacy), 0);
+    ck_assert_str_eq(st_orphans_find(&c, "pkg/c.py")->classification, "legacy");
+    st_strv v = {0};
+    st_orphans_to_test(&c, 0, &v);
+    ck_assert_uint_eq(v.n, 1);
+    ck_assert_str_eq(v.v[0], "a.py"); /* the old entry stays: new orphans are added */
+    st_strv_free(&v);
+    st_orphans_to_test(&c, 1, &v);
+    ck_assert_uint_eq(v.n, 3);
+    st_strv_free(&v);
+    ck_assert_int_eq(st_orphans_mark(&c, "a.py", 0, "ImportError: no module named x"), 0);
+    ck_assert_int_eq(st_orphans_mark(&c, "pkg/c.py", 1, NULL), 0);
+    ck_assert_str_eq(st_orphans_find(&c, "a.py")->classification, "failed");
+    ck_assert_str_eq(st_orphans_find(&c, "pkg/c.py")->classification, "passed");
+    ck_assert_int_eq(st_orphans_save(&c), 0);
+    st_orphans_free(&c);
+    load(&c, &p, &log);
+    free(log);
+    ck_assert_str_eq(st_orphans_find(&c, "a.py")->reason, "ImportError: no module named x");
+    ck_assert_int_eq(st_orphans_find(&c, "b.py")->redundant, 1);
+    /* refresh: rebuilt from scratch */
+    st_orphans_clear(&c);
+    ck_assert_int_eq(st_orphans_merge(&c, &uc), 0);
+    ck_assert_int_eq(st_orphans_save(&c), 0);
+    st_orphans_free(&c);
+    char *text = get(&p, ST_ORPHAN_MODULES_FILE);
+    ck_assert_ptr_null(strstr(text, "a.py"));
+    ck_assert_ptr_nonnull(strstr(text, "pkg/c.py"));
+    free(text);
+    project_free(&p);
+}
+END_TEST
+
+START_TEST(clean_orphans_removes_integrated_and_their_helpers)
+{
+    static const char *const files[] = {"a.py", "b.py", "h.py", "h2.py", "lone.py", NULL};
+    project p;
+    project_new(&p, files);
+    put(&p, ST_ORPHAN_MODULES_FILE,
+        "{\"a.py\": {}, \"b.py\": {}, \"h.py\": {\"parents\": [\"a.py\", \"b.py\"]},"
+        " \"h2.py\": {\"parents\": [\"a.py\", \"lone.py\"]}, \"lone.py\": {}}");
+    put(&p, ST_ORPHAN_CLASSES_FILE, "{\"a.py\": {\"classification\": \"passed\"}}");
+    st_orphan_cache c;
+    char *log;
+    load(&c, &p, &log);
+    free(log);
+    const char *integrated[] = {"a.py", "b.py", NULL};
+    ck_assert_uint_eq(st_orphans_remove_integrated(&c, integrated), 3);
+    ck_assert_int_eq(st_orphans_save(&c), 0);
+    st_orphans_free(&c);
+    char *text = get(&p, ST_ORPHAN_MODULES_FILE);
+    /* h.py's parents were all integrated; h2.py still has lone.py */
+    ck_assert_ptr_null(strstr(text, "\"a.py\": {"));
+    ck_assert_ptr_null(strstr(text, "\"h.py\""));
+    ck_assert_ptr_nonnull(strstr(text, "\"h2.py\""));
+    ck_assert_ptr_nonnull(strstr(text, "\"lone.py\""));
+    free(text);
+    text = get(&p, ST_ORPHAN_CLASSES_FILE); /* the classifications keep their history */
+    ck_assert_ptr_nonnull(strstr(text, "\"passed\""));
+    free(text);
+    project_free(&p);
+}
+END_TEST
+
+START_TEST(absent_files_are_empty)
+{
+    project p;
+    project_new(&p, NULL);
+    st_orphan_cache c;
+    char *log;
+    load(&c, &p, &log);
+    ck_assert_str_eq(log, "");
+    free(log);
+    ck_assert_uint_eq(c.n, 0);
+    ck_assert_int_eq(c.modules_readonly, 0);
+    st_orphans_free(&c);
+    project_free(&p);
+}
+END_TEST
+
+static Suite *orphans_suite(void)
+{
+    Suite *s = suite_create("orphans");
+    TCase *tc = tcase_create("files");
+    tcase_add_test(tc, legacy_list_form_is_read_and_rewritten_as_a_dict);
+    tcase_add_test(tc, dict_form_round_trips_sorted_with_two_spaces);
+    tcase_add_test(tc, entries_whose_file_is_gone_are_dropped);
+    tcase_add_test(tc, escaping_paths_are_rejected_and_the_file_kept);
+    tcase_add_test(tc, malformed_file_is_reported_and_left_byte_for_byte);
+    tcase_add_test(tc, save_is_atomic_and_creates_the_data_dir);
+    tcase_add_test(tc, merge_mark_and_to_test);
+    tcase_add_test(tc, clean_orphans_removes_integrated_and_their_helpers);
+    tcase_add_test(tc, absent_files_are_empty);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    st_log_set_level(ST_LOG_WARNING);
+    return unit_run(orphans_suite());
+}
