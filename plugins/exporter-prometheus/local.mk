@@ -19,8 +19,6 @@ if HAVE_CHECK
 PROM_UNIT_TESTS += tests/plugins/test_exporter_prometheus
 endif
 endif
-check_PROGRAMS += $(PROM_UNIT_TESTS)
-TESTS += $(PROM_UNIT_TESTS)
 UNIT_TESTS += $(PROM_UNIT_TESTS)
 tests_plugins_test_exporter_prometheus_SOURCES = tests/plugins/test_exporter_prometheus.c
 tests_plugins_test_exporter_prometheus_CPPFLAGS = $(AM_CPPFLAGS) \

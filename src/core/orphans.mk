@@ -4,8 +4,6 @@ src_core_libselftest_la_SOURCES += src/core/orphans.c src/core/orphans.h
 
 ORPHANS_UNIT_TESTS = tests/unit/test_orphans
 if HAVE_CHECK
-check_PROGRAMS += $(ORPHANS_UNIT_TESTS)
-TESTS += $(ORPHANS_UNIT_TESTS)
 UNIT_TESTS += $(ORPHANS_UNIT_TESTS)
 endif
 tests_unit_test_orphans_SOURCES = tests/unit/test_orphans.c tests/unit/unit.h

@@ -4,8 +4,6 @@
 DISCOVERY_UNIT_TESTS = tests/plugins/test_discovery_python
 if BUILD_PLUGIN_DISCOVERY_PYTHON
 if HAVE_CHECK
-check_PROGRAMS += $(DISCOVERY_UNIT_TESTS)
-TESTS += $(DISCOVERY_UNIT_TESTS)
 UNIT_TESTS += $(DISCOVERY_UNIT_TESTS)
 endif
 TESTS += tests/integration/test_discovery.py

@@ -3,8 +3,6 @@
 # with the Python ast reference on real trees (test_pygraph_reference.py, TAP).
 PYGRAPH_UNIT_TESTS = tests/unit/test_pyscan tests/unit/test_pygraph
 if HAVE_CHECK
-check_PROGRAMS += $(PYGRAPH_UNIT_TESTS)
-TESTS += $(PYGRAPH_UNIT_TESTS)
 UNIT_TESTS += $(PYGRAPH_UNIT_TESTS)
 endif
 tests_unit_test_pyscan_SOURCES = tests/unit/test_pyscan.c

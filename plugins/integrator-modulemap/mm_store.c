@@ -1,0 +1,610 @@
+/* mm_store: canonical module_map.json model, renderer and atomic writer (see mm_store.h). */
+#include "config.h"
+
+#include "mm_store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void set_err(char *err, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t size, const char *fmt, ...)
+{
+    if (!err || !size)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, size, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- sorted key/id arrays --------------------------------------------------------------------- */
+
+/* Index of key, or -(insertion point) - 1. */
+static long kv_search(const mm_kv *v, size_t n, const char *key)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(v[mid].key, key);
+        if (c == 0)
+            return (long)mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -(long)lo - 1;
+}
+
+/* Sets key to id; with keep_lowest an existing entry only ever gets a lower id. */
+static int kv_set(mm_kv **v, size_t *n, size_t *cap, const char *key, long long id,
+                  int keep_lowest)
+{
+    long at = kv_search(*v, *n, key);
+    if (at >= 0) {
+        if (!keep_lowest || id < (*v)[at].id)
+            (*v)[at].id = id;
+        return 0;
+    }
+    size_t pos = (size_t)(-at - 1);
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 16;
+        mm_kv *nv = realloc(*v, nc * sizeof(*nv));
+        if (!nv)
+            return -1;
+        *v = nv;
+        *cap = nc;
+    }
+    char *k = strdup(key);
+    if (!k)
+        return -1;
+    memmove(&(*v)[pos + 1], &(*v)[pos], (*n - pos) * sizeof(**v));
+    (*v)[pos].key = k;
+    (*v)[pos].id = id;
+    (*n)++;
+    return 0;
+}
+
+/* A non-negative decimal integer and nothing else. */
+static int parse_id(const char *s, long long *out)
+{
+    if (!s || !*s)
+        return -1;
+    long long v = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9' || v > (LLONG_MAX - 9) / 10)
+            return -1;
+        v = v * 10 + (*p - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+long long mm_model_find(const mm_model *m, const char *path)
+{
+    long at = kv_search(m->modules, m->n_modules, path);
+    return at >= 0 ? m->modules[at].id : -1;
+}
+
+long long mm_model_max_id(const mm_model *m)
+{
+    long long max = 0;
+    for (size_t i = 0; i < m->n_modules; i++)
+        if (m->modules[i].id > max)
+            max = m->modules[i].id;
+    for (size_t i = 0; i < m->n_groups; i++)
+        if (m->groups[i].id > max)
+            max = m->groups[i].id;
+    return max;
+}
+
+static int group_named(const mm_model *m, long long id)
+{
+    for (size_t i = 0; i < m->n_groups; i++)
+        if (m->groups[i].id == id)
+            return 1;
+    return 0;
+}
+
+static int name_group(mm_model *m, long long id)
+{
+    if (group_named(m, id))
+        return 0;
+    char name[32];
+    snprintf(name, sizeof(name), "%lld", id);
+    /* a name "ID" taken by another id (a legacy file) keeps its value; the id then stays unnamed */
+    if (kv_search(m->groups, m->n_groups, name) >= 0)
+        return 0;
+    return kv_set(&m->groups, &m->n_groups, &m->cap_groups, name, id, 0);
+}
+
+int mm_model_name_groups(mm_model *m)
+{
+    for (size_t i = 0; i < m->n_modules; i++)
+        if (name_group(m, m->modules[i].id) < 0)
+            return -1;
+    return 0;
+}
+
+int mm_model_add(mm_model *m, const char *path, long long id)
+{
+    if (kv_set(&m->modules, &m->n_modules, &m->cap_modules, path, id, 0) < 0)
+        return -1;
+    return name_group(m, id);
+}
+
+void mm_model_free(mm_model *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->n_modules; i++)
+        free(m->modules[i].key);
+    for (size_t i = 0; i < m->n_groups; i++)
+        free(m->groups[i].key);
+    free(m->modules);
+    free(m->groups);
+    if (m->doc)
+        yajl_tree_free(m->doc);
+    memset(m, 0, sizeof(*m));
+}
+
+/* ---- building the model from what the reader saw ---------------------------------------------- */
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The "tags" object of a canonical file, parsed once more (the reader does not keep it). */
+static void keep_tags(mm_model *m, const char *text, size_t len)
+{
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return;
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    m->doc = yajl_tree_parse(copy, NULL, 0);
+    free(copy);
+    if (!m->doc || !YAJL_IS_OBJECT(m->doc))
+        return;
+    for (size_t i = 0; i < m->doc->u.object.len; i++)
+        if (strcmp(m->doc->u.object.keys[i], "tags") == 0 &&
+            YAJL_IS_OBJECT(m->doc->u.object.values[i]))
+            m->tags = m->doc->u.object.values[i];
+}
+
+int mm_model_build(const stmm_map *map, const char *text, size_t len, stmm_exists_fn exists,
+                   void *userdata, mm_model *out)
+{
+    memset(out, 0, sizeof(*out));
+    const char **names = NULL; /* group names that need an id, sorted, unique */
+    const char **ungrouped = NULL;
+    size_t n_names = 0, n_ungrouped = 0;
+    int rc = -1;
+
+    if (map->canonical) {
+        keep_tags(out, text, len);
+        for (size_t i = 0; i < map->n_groups; i++)
+            if (map->groups[i].id >= 0 &&
+                kv_set(&out->groups, &out->n_groups, &out->cap_groups, map->groups[i].name,
+                       map->groups[i].id, 0) < 0)
+                goto out;
+    }
+    /* the largest numeric id anywhere, before names get theirs */
+    long long max = mm_model_max_id(out);
+    for (size_t i = 0; i < map->n_entries; i++) {
+        long long id;
+        if (parse_id(map->entries[i].group, &id) == 0 && id > max)
+            max = id;
+    }
+    names = calloc(map->n_entries + 1, sizeof(*names));
+    ungrouped = calloc(map->n_entries + 1, sizeof(*ungrouped));
+    if (!names || !ungrouped)
+        goto out;
+    for (size_t i = 0; i < map->n_entries; i++) {
+        const char *g = map->entries[i].group;
+        long long id;
+        if (!g)
+            ungrouped[n_ungrouped++] = map->entries[i].module;
+        else if (parse_id(g, &id) != 0 && kv_search(out->groups, out->n_groups, g) < 0)
+            names[n_names++] = g;
+    }
+    qsort(names, n_names, sizeof(*names), cmp_str);
+    qsort(ungrouped, n_ungrouped, sizeof(*ungrouped), cmp_str);
+    for (size_t i = 0; i < n_names; i++)
+        if ((i == 0 || strcmp(names[i], names[i - 1]) != 0) &&
+            kv_set(&out->groups, &out->n_groups, &out->cap_groups, names[i], ++max, 0) < 0)
+            goto out;
+    for (size_t i = 0; i < map->n_entries; i++) {
+        const stmm_entry *e = &map->entries[i];
+        long long id = -1;
+        if (e->group && parse_id(e->group, &id) != 0) {
+            long at = kv_search(out->groups, out->n_groups, e->group);
+            id = at >= 0 ? out->groups[at].id : -1;
+        }
+        if (!e->group) {
+            for (size_t k = 0; k < n_ungrouped; k++)
+                if (strcmp(ungrouped[k], e->module) == 0) {
+                    id = max + 1 + (long long)k;
+                    break;
+                }
+        }
+        if (id < 0)
+            continue; /* cannot happen: every name got an id above */
+        char *path = stmm_key_to_path(e->module, exists, userdata);
+        int r = kv_set(&out->modules, &out->n_modules, &out->cap_modules,
+                       path ? path : e->module, id, 1);
+        free(path);
+        if (r < 0)
+            goto out;
+    }
+    rc = mm_model_name_groups(out);
+out:
+    free(names);
+    free(ungrouped);
+    if (rc < 0)
+        mm_model_free(out);
+    return rc;
+}
+
+/* ---- rendering (the shape Python's json.dump(indent=2, sort_keys=True) gives) ------------------ */
+
+typedef struct strbuf {
+    char *s;
+    size_t len, cap;
+    int oom;
+} strbuf;
+
+static void sb_add(strbuf *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t nc = b->cap ? b->cap : 256;
+        while (nc < b->len + n + 1)
+            nc *= 2;
+        char *ns = realloc(b->s, nc);
+        if (!ns) {
+            b->oom = 1;
+            return;
+        }
+        b->s = ns;
+        b->cap = nc;
+    }
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
+
+static void sb_str(strbuf *b, const char *s)
+{
+    sb_add(b, s, strlen(s));
+}
+
+static void sb_indent(strbuf *b, int depth)
+{
+    sb_add(b, "\n", 1);
+    for (int i = 0; i < depth; i++)
+        sb_add(b, "  ", 2);
+}
+
+static void sb_json_string(strbuf *b, const char *s)
+{
+    sb_add(b, "\"", 1);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        char esc[8];
+        switch (*p) {
+        case '"': sb_add(b, "\\\"", 2); break;
+        case '\\': sb_add(b, "\\\\", 2); break;
+        case '\n': sb_add(b, "\\n", 2); break;
+        case '\r': sb_add(b, "\\r", 2); break;
+        case '\t': sb_add(b, "\\t", 2); break;
+        case '\b': sb_add(b, "\\b", 2); break;
+        case '\f': sb_add(b, "\\f", 2); break;
+        default:
+            if (*p < 0x20) {
+                snprintf(esc, sizeof(esc), "\\u%04x", *p);
+                sb_str(b, esc);
+            } else {
+                sb_add(b, (const char *)p, 1);
+            }
+        }
+    }
+    sb_add(b, "\"", 1);
+}
+
+static void sb_kv_object(strbuf *b, const mm_kv *v, size_t n, int depth)
+{
+    if (n == 0) {
+        sb_str(b, "{}");
+        return;
+    }
+    sb_str(b, "{");
+    for (size_t i = 0; i < n; i++) {
+        char num[32];
+        sb_indent(b, depth + 1);
+        sb_json_string(b, v[i].key);
+        snprintf(num, sizeof(num), ": %lld", v[i].id);
+        sb_str(b, num);
+        if (i + 1 < n)
+            sb_str(b, ",");
+    }
+    sb_indent(b, depth);
+    sb_str(b, "}");
+}
+
+typedef struct key_ref {
+    const char *key;
+    size_t index;
+} key_ref;
+
+static int cmp_key_ref(const void *a, const void *b)
+{
+    return strcmp(((const key_ref *)a)->key, ((const key_ref *)b)->key);
+}
+
+static void sb_value(strbuf *b, yajl_val v, int depth)
+{
+    if (!v || YAJL_IS_NULL(v)) {
+        sb_str(b, "null");
+    } else if (YAJL_IS_TRUE(v)) {
+        sb_str(b, "true");
+    } else if (YAJL_IS_FALSE(v)) {
+        sb_str(b, "false");
+    } else if (YAJL_IS_NUMBER(v)) {
+        sb_str(b, v->u.number.r);
+    } else if (YAJL_IS_STRING(v)) {
+        sb_json_string(b, YAJL_GET_STRING(v));
+    } else if (YAJL_IS_ARRAY(v)) {
+        if (v->u.array.len == 0) {
+            sb_str(b, "[]");
+            return;
+        }
+        sb_str(b, "[");
+        for (size_t i = 0; i < v->u.array.len; i++) {
+            sb_indent(b, depth + 1);
+            sb_value(b, v->u.array.values[i], depth + 1);
+            if (i + 1 < v->u.array.len)
+                sb_str(b, ",");
+        }
+        sb_indent(b, depth);
+        sb_str(b, "]");
+    } else if (YAJL_IS_OBJECT(v)) {
+        size_t n = v->u.object.len;
+        if (n == 0) {
+            sb_str(b, "{}");
+            return;
+        }
+        key_ref *refs = calloc(n, sizeof(*refs));
+        if (!refs) {
+            b->oom = 1;
+            return;
+        }
+        for (size_t i = 0; i < n; i++) {
+            refs[i].key = v->u.object.keys[i];
+            refs[i].index = i;
+        }
+        qsort(refs, n, sizeof(*refs), cmp_key_ref);
+        sb_str(b, "{");
+        for (size_t i = 0; i < n; i++) {
+            sb_indent(b, depth + 1);
+            sb_json_string(b, refs[i].key);
+            sb_str(b, ": ");
+            sb_value(b, v->u.object.values[refs[i].index], depth + 1);
+            if (i + 1 < n)
+                sb_str(b, ",");
+        }
+        sb_indent(b, depth);
+        sb_str(b, "}");
+        free(refs);
+    }
+}
+
+char *mm_model_render(const mm_model *m, size_t *len)
+{
+    strbuf b = {0};
+    sb_str(&b, "{");
+    sb_indent(&b, 1);
+    sb_str(&b, "\"groups\": ");
+    sb_kv_object(&b, m->groups, m->n_groups, 1);
+    sb_str(&b, ",");
+    sb_indent(&b, 1);
+    sb_str(&b, "\"modules\": ");
+    sb_kv_object(&b, m->modules, m->n_modules, 1);
+    sb_str(&b, ",");
+    sb_indent(&b, 1);
+    sb_str(&b, "\"tags\": ");
+    if (m->tags)
+        sb_value(&b, m->tags, 1);
+    else
+        sb_str(&b, "{}");
+    sb_indent(&b, 0);
+    sb_str(&b, "}\n");
+    if (b.oom) {
+        free(b.s);
+        return NULL;
+    }
+    *len = b.len;
+    return b.s;
+}
+
+/* ---- files ------------------------------------------------------------------------------------ */
+
+int mm_read_file(const char *path, char **data, size_t *len, char *err, size_t err_size)
+{
+    *data = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return 1;
+        set_err(err, err_size, "%s", strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    int rc = -1;
+    char *buf = NULL;
+    size_t used = 0, cap;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        set_err(err, err_size, "%s", errno ? strerror(errno) : "not a regular file");
+        goto out;
+    }
+    if ((unsigned long long)st.st_size > STMM_MAX_BYTES) {
+        set_err(err, err_size, "too large (over %u bytes)", STMM_MAX_BYTES);
+        goto out;
+    }
+    cap = (size_t)st.st_size + 1;
+    buf = malloc(cap);
+    if (!buf) {
+        set_err(err, err_size, "out of memory");
+        goto out;
+    }
+    for (;;) {
+        if (used + 1 >= cap) {
+            if (cap > STMM_MAX_BYTES) {
+                set_err(err, err_size, "too large (over %u bytes)", STMM_MAX_BYTES);
+                goto out;
+            }
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                set_err(err, err_size, "out of memory");
+                goto out;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        ssize_t n = read(fd, buf + used, cap - used - 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            set_err(err, err_size, "%s", strerror(errno));
+            goto out;
+        }
+        if (n == 0)
+            break;
+        used += (size_t)n;
+    }
+    buf[used] = '\0';
+    *data = buf;
+    *len = used;
+    buf = NULL;
+    rc = 0;
+out:
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+static char *dir_of(const char *path)
+{
+    char *copy = strdup(path);
+    if (!copy)
+        return NULL;
+    char *d = strdup(dirname(copy));
+    free(copy);
+    return d;
+}
+
+int mm_temp_write(const char *path, const char *data, size_t len, char **tmp_out, char *err,
+                  size_t err_size)
+{
+    *tmp_out = NULL;
+    char *dir = dir_of(path);
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    size_t n = (dir ? strlen(dir) : 0) + strlen(base) + 16;
+    char *tmp = dir ? malloc(n) : NULL;
+    if (!tmp) {
+        free(dir);
+        set_err(err, err_size, "out of memory");
+        return -1;
+    }
+    snprintf(tmp, n, "%s/.%s.XXXXXX", dir, base);
+    free(dir);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        set_err(err, err_size, "cannot create a temp file beside %s: %s", path, strerror(errno));
+        free(tmp);
+        return -1;
+    }
+    struct stat st;
+    mode_t mode = stat(path, &st) == 0 ? (st.st_mode & 07777) : 0644;
+    int ok = fchmod(fd, mode) == 0;
+    for (size_t off = 0; ok && off < len;) {
+        ssize_t w = write(fd, data + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            ok = 0;
+        else
+            off += (size_t)w;
+    }
+    ok = ok && fsync(fd) == 0;
+    int saved = errno;
+    ok = (close(fd) == 0) && ok;
+    if (!ok) {
+        set_err(err, err_size, "cannot write %s: %s", tmp, strerror(saved ? saved : errno));
+        unlink(tmp);
+        free(tmp);
+        return -1;
+    }
+    *tmp_out = tmp;
+    return 0;
+}
+
+int mm_temp_commit(const char *tmp, const char *path, char *err, size_t err_size)
+{
+    if (rename(tmp, path) != 0) {
+        set_err(err, err_size, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    char *dir = dir_of(path);
+    if (dir) {
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            fsync(dfd); /* the rename is durable once the directory is */
+            close(dfd);
+        }
+        free(dir);
+    }
+    return 0;
+}
+
+void mm_temp_abort(const char *tmp)
+{
+    if (tmp)
+        unlink(tmp);
+}
+
+char *mm_dotted_name(const char *path, int strip_src)
+{
+    size_t n = strlen(path);
+    if (n < 4 || strcmp(path + n - 3, ".py") != 0)
+        return NULL;
+    if (strip_src && strncmp(path, "src/", 4) == 0) {
+        path += 4;
+        n -= 4;
+    }
+    n -= 3;
+    if (n >= 9 && strncmp(path + n - 9, "/__init__", 9) == 0)
+        n -= 9;
+    else if (n == 8 && strncmp(path, "__init__", 8) == 0)
+        return NULL; /* the root's own __init__.py has no dotted name */
+    char *d = malloc(n + 1);
+    if (!d)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        d[i] = path[i] == '/' ? '.' : path[i];
+    d[n] = '\0';
+    return d;
+}

@@ -1,0 +1,338 @@
+#!/usr/bin/python3
+"""TAP test: the integrate stage end to end through the real binary (spec §8.2, issue 4).
+
+Small projects written into a temp dir, run with the host runtime:
+- the seed's example: `run pkg_a/common.py pkg_b/common.py --auto-include-isolated` leaves two
+  separate keys in module_map.json, each with a workflow in workflows.db;
+- isolated.py imports helper.py: both checked and integrated, in one group; an orphan whose
+  import raises is not integrated; a redundant (empty) module never reaches module_map.json;
+- the same cycle twice: module_map.json byte for byte and workflows.db unchanged;
+- a third-party integrator (examples/integrator-example, built here) answering integrated [x]
+  and redundant [y] is merged into results["integration"];
+- an integrator answering paths outside the root: refused, the rest still merged;
+- an integrator whose create fails: reported by name, the other integrators still run;
+- a malformed module_map.json: reported with line and column, left untouched, integration
+  skipped, and the run's exit status shows it;
+- SELF_TEST_DISABLE_AUTO_INTEGRATION=1: nothing integrated, nothing written.
+Everything is skipped, with the reason, while the core has no integrate stage (no integrator is
+called and results["integration"] stays empty).
+"""
+
+import json
+import os
+import shutil
+import sqlite3
+import sys
+import tempfile
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import taplib  # noqa: E402
+from taplib import done, is_eq, note, ok, skip  # noqa: E402
+
+SCRUB = dict.fromkeys(("SELF_TEST_ARGS", "SELF_TEST_WORKERS", "SELF_TEST_TIMEOUT",
+                       "SELF_TEST_RETRIES", "SELF_TEST_PYTHON", "SELF_TEST_REPORT_DIR",
+                       "SELF_TEST_LOCK_FILE", "SELF_TEST_COVERAGE", "SELF_TEST_METRICS_PORT",
+                       "SANDBOX_DATA_DIR", "SANDBOX_REPO_PATH", "SELF_TEST_DISABLE_ORPHANS",
+                       "SANDBOX_DISABLE_ORPHANS", "SELF_TEST_DISABLE_AUTO_INTEGRATION",
+                       "SELF_TEST_AUTO_INCLUDE_ISOLATED", "SANDBOX_AUTO_INCLUDE_ISOLATED",
+                       "SANDBOX_CLEAN_ORPHANS", "SELF_TEST_INCLUDE_REDUNDANT",
+                       "SANDBOX_TEST_REDUNDANT"))
+
+BIN = taplib.selftest_bin()
+if not BIN or not os.access(BIN, os.X_OK):
+    taplib.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+SRCDIR = taplib.top_srcdir()
+WORK = tempfile.mkdtemp(prefix="st-integ-")
+PLUGINS = os.path.join(WORK, "plugins")  # the example integrator, built here
+EXAMPLE = "integrator-example"
+
+SEED = {"tests/test_ok.py": "def test_ok():\n    assert True\n",
+        "pkg_a/common.py": "VALUE = 1\n", "pkg_b/common.py": "VALUE = 2\n"}
+ISOLATED = {"tests/test_ok.py": "def test_ok():\n    assert True\n",
+            "isolated.py": "import helper\n\nVALUE = helper.X + 1\n",
+            "helper.py": "X = 1\n",
+            "broken.py": "raise RuntimeError('boom at import')\n",
+            "empty.py": '"""Nothing but a docstring: redundant."""\n'}
+_n = 0
+
+
+def project(files):
+    global _n
+    _n += 1
+    root = os.path.join(WORK, "proj%d" % _n)
+    for rel, text in files.items():
+        path = os.path.join(root, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as fh:
+            fh.write(text)
+    return root
+
+
+def conf(plugins=None):
+    """A config: the host runtime and, when given, an explicit plugin list (libconfig text)."""
+    global _n
+    _n += 1
+    path = os.path.join(WORK, "c%d.conf" % _n)
+    with open(path, "w") as fh:
+        fh.write('runtime = "host";\n')
+        if plugins is not None:
+            fh.write("plugins = (\n%s\n);\n" % ",\n".join(plugins))
+    return path
+
+
+DISCOVERY = '{ kind = "discovery"; name = "discovery-python"; }'
+MODULEMAP = '{ kind = "integrator"; name = "integrator-modulemap"; }'
+
+
+def example(**settings):
+    body = " ".join('%s = [%s];' % (k, ", ".join('"%s"' % v for v in vals))
+                    for k, vals in settings.items())
+    return '{ kind = "integrator"; name = "%s"; settings = { %s }; }' % (EXAMPLE, body)
+
+
+def run(root, args, conf_path, extra_env=None):
+    path = ":".join(p for p in (PLUGINS, os.environ.get("SELF_TEST_PLUGIN_PATH")) if p)
+    e = dict(SCRUB, SANDBOX_REPO_PATH=root, SELF_TEST_PLUGIN_PATH=path)
+    e.update(extra_env or {})
+    rc, out, err = taplib.run([BIN, "-v", "-c", conf_path, "run", "--json", "--retries", "0"]
+                              + list(args), env=taplib.base_env(e), cwd=root, timeout=600)
+    results = None
+    for line in reversed(out.splitlines()):
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict) and obj.get("event", "results") == "results" \
+                and "exit_status" in obj:
+            results = obj
+            break
+    return {"rc": rc, "out": out, "err": err, "results": results}
+
+
+def integration(r):
+    integ = (r["results"] or {}).get("integration") or {}
+    return set(integ.get("integrated") or []), set(integ.get("redundant") or [])
+
+
+def data_file(root, name):
+    return os.path.join(root, "sandbox_data", name)
+
+
+def read_bytes(path):
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError:
+        return None
+
+
+def load_map(root):
+    data = read_bytes(data_file(root, "module_map.json"))
+    try:
+        return json.loads(data) if data is not None else None
+    except ValueError:
+        return None
+
+
+def workflows(root):
+    path = data_file(root, "workflows.db")
+    if not os.path.exists(path):
+        return None
+    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+    try:
+        return db.execute("SELECT id, workflow FROM workflows ORDER BY id").fetchall()
+    finally:
+        db.close()
+
+
+def diag(r):
+    return "rc=%r\nstderr:\n%s\nintegration=%r" % (
+        r["rc"], r["err"][-3000:], (r["results"] or {}).get("integration"))
+
+
+def build_example():
+    """Builds examples/integrator-example into PLUGINS (against the source tree's header; the
+    build against the installed one is test_plugin_sdk.py's)."""
+    os.makedirs(PLUGINS)
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        return "no C compiler"
+    so = os.path.join(PLUGINS, EXAMPLE + ".so")
+    rc, out, err = taplib.run([cc, "-std=c11", "-Wall", "-Wextra", "-Werror", "-fPIC",
+                               "-fvisibility=hidden", "-I", os.path.join(SRCDIR, "include"),
+                               "-shared", "-Wl,-z,defs", "-o", so,
+                               os.path.join(SRCDIR, "examples", EXAMPLE, "integrator_example.c")])
+    return None if rc == 0 and os.path.isfile(so) else "cc failed: %s" % (out + err)
+
+
+# ---- the checks -------------------------------------------------------------------------------
+
+
+def stage_present():
+    """Runs the seed's example once; returns (present, reason, the run, its project)."""
+    root = project(SEED)
+    r = run(root, ["pkg_a/common.py", "pkg_b/common.py", "--auto-include-isolated"], conf())
+    if r["results"] is None:
+        return False, "selftest-core run gave no results line (rc=%r): %s" % (
+            r["rc"], r["err"][-500:]), r, root
+    integrated, redundant = integration(r)
+    called = "integrator-modulemap:" in r["err"] or integrated or redundant or \
+        os.path.exists(data_file(root, "module_map.json"))
+    if not called:
+        return False, ("the core's integrate stage does not call integrators yet "
+                       "(results.integration = %r, no module_map.json)"
+                       % r["results"].get("integration")), r, root
+    return True, None, r, root
+
+
+def check_seed(r, root):
+    is_eq(r["rc"], 0, "seed: run pkg_a/common.py pkg_b/common.py --auto-include-isolated exits 0")
+    integrated, _ = integration(r)
+    ok({"pkg_a/common.py", "pkg_b/common.py"} <= integrated,
+       "seed: both modules are in results.integration.integrated", diag(r))
+    m = load_map(root)
+    modules = (m or {}).get("modules") or {}
+    ok("pkg_a/common.py" in modules and "pkg_b/common.py" in modules,
+       "seed: module_map.json has two separate keys, pkg_a/common.py and pkg_b/common.py", m)
+    ok(modules.get("pkg_a/common.py") != modules.get("pkg_b/common.py"),
+       "seed: they do not import each other: two groups", m)
+    ok(set(m or {}) == {"modules", "groups", "tags"}, "seed: module_map.json is canonical", m)
+    steps = sorted(w for _, w in workflows(root) or [])
+    is_eq(steps, ["pkg_a.common", "pkg_b.common"], "seed: one single-step workflow per module")
+
+
+def check_isolated():
+    root = project(ISOLATED)
+    r = run(root, ["--auto-include-isolated"], conf())
+    res = r["results"] or {}
+    checked = set((res.get("orphan_checks") or {}).keys()) | set(res.get("orphan_passed") or [])
+    if "isolated.py" not in checked:
+        skip("isolated.py and helper.py are checked and integrated",
+             "discovery does not report isolated.py (orphan_checks: %s)" % sorted(checked))
+        return None
+    integrated, _ = integration(r)
+    ok({"isolated.py", "helper.py"} <= integrated,
+       "isolated.py imports helper.py: both integrated", diag(r))
+    modules = (load_map(root) or {}).get("modules") or {}
+    ok("isolated.py" in modules and modules.get("isolated.py") == modules.get("helper.py"),
+       "isolated.py joins helper.py's group (an import neighbour)", modules)
+    ok("broken.py" not in integrated and "broken.py" not in modules,
+       "an orphan whose import raises is not integrated", diag(r))
+    ok("broken.py" in (res.get("orphan_failed_modules") or []),
+       "... and is reported failed", res.get("orphan_failed_modules"))
+    if "empty.py" in (res.get("orphan_redundant_modules") or []):
+        ok("empty.py" not in modules and "empty.py" not in integrated,
+           "a redundant module never reaches module_map.json", modules)
+    else:
+        skip("a redundant module never reaches module_map.json",
+             "discovery did not classify empty.py redundant")
+    return root
+
+
+def check_twice(root):
+    before_map = read_bytes(data_file(root, "module_map.json"))
+    before_wf = workflows(root)
+    r = run(root, ["--auto-include-isolated"], conf())
+    is_eq(r["rc"], 0, "second cycle: exit 0")
+    ok(read_bytes(data_file(root, "module_map.json")) == before_map,
+       "second cycle: module_map.json unchanged byte for byte (same ids)", diag(r))
+    is_eq(workflows(root), before_wf, "second cycle: workflows.db unchanged (no duplicate)")
+
+
+def check_third_party():
+    root = project(SEED)
+    c = conf([DISCOVERY, MODULEMAP, example(integrate=["pkg_a/*.py"], redundant=["pkg_b/*.py"])])
+    r = run(root, ["pkg_a/common.py", "pkg_b/common.py"], c)
+    integrated, redundant = integration(r)
+    ok("%s: offered" % EXAMPLE in r["err"], "the third-party integrator is called", diag(r))
+    ok("pkg_a/common.py" in integrated, "its integrated [pkg_a/common.py] is merged", diag(r))
+    ok("pkg_b/common.py" in redundant, "its redundant [pkg_b/common.py] is merged", diag(r))
+    is_eq(r["rc"], 0, "the run with two integrators exits 0")
+
+
+def check_outside_root():
+    root = project(SEED)
+    bad = ["../outside.py", "/etc/passwd", "pkg_a/../../escape.py"]
+    c = conf([DISCOVERY, MODULEMAP, example(integrate=["pkg_a/*.py"], force_integrated=bad)])
+    r = run(root, ["pkg_a/common.py"], c)
+    integrated, redundant = integration(r)
+    ok(r["results"] is not None, "an integrator answering paths outside the root: the run "
+       "completes", diag(r))
+    ok(not (set(bad) & (integrated | redundant)), "paths outside the root are refused", diag(r))
+    ok("../outside.py" in r["err"], "the refusal names the path", r["err"][-2000:])
+    ok("pkg_a/common.py" in integrated, "the valid answers are still merged", diag(r))
+    note("exit status with refused answers: %r" % r["rc"])
+
+
+def check_create_fails():
+    root = project(SEED)
+    c = conf([DISCOVERY, example(integrate=["*"], no_such_setting=["x"]), MODULEMAP])
+    r = run(root, ["pkg_a/common.py"], c)
+    ok(EXAMPLE in r["err"] and "no_such_setting" in r["err"],
+       "an integrator whose create fails is reported by name, with the reason", r["err"][-2000:])
+    modules = (load_map(root) or {}).get("modules") or {}
+    integrated, _ = integration(r)
+    ok("pkg_a/common.py" in modules and "pkg_a/common.py" in integrated,
+       "the other integrators still run (integrator-modulemap integrated pkg_a/common.py)",
+       diag(r))
+    note("exit status with a failed integrator: %r" % r["rc"])
+
+
+def check_malformed():
+    root = project(SEED)
+    bad = b'{"old/mod.py": 1,\n  "other.py": }\n'
+    os.makedirs(os.path.join(root, "sandbox_data"))
+    with open(data_file(root, "module_map.json"), "wb") as fh:
+        fh.write(bad)
+    r = run(root, ["pkg_a/common.py"], conf())
+    is_eq(read_bytes(data_file(root, "module_map.json")), bad,
+          "a malformed module_map.json is left untouched byte for byte")
+    ok("module_map.json" in r["err"] and "line 2, column" in r["err"],
+       "it is reported with file, line and column", r["err"][-2000:])
+    integrated, _ = integration(r)
+    ok("pkg_a/common.py" not in integrated, "integration by integrator-modulemap is skipped",
+       diag(r))
+    ok(r["rc"] not in (0, None) and r["rc"] > 0,
+       "the run's exit status shows it (got %r)" % r["rc"], diag(r))
+    ok(not [f for f in os.listdir(os.path.join(root, "sandbox_data")) if f.startswith(".module_map")],
+       "no temp file is left beside it")
+
+
+def check_disabled():
+    root = project(SEED)
+    r = run(root, ["pkg_a/common.py"], conf(), {"SELF_TEST_DISABLE_AUTO_INTEGRATION": "1"})
+    integrated, redundant = integration(r)
+    ok(r["results"] is not None and not integrated and not redundant,
+       "SELF_TEST_DISABLE_AUTO_INTEGRATION=1: nothing integrated", diag(r))
+    ok(not os.path.exists(data_file(root, "module_map.json")),
+       "SELF_TEST_DISABLE_AUTO_INTEGRATION=1: no module_map.json written")
+
+
+def main():
+    present, reason, r, root = stage_present()
+    if not present:
+        skip("integrate stage end to end", reason)
+        return
+    check_seed(r, root)
+    iso = check_isolated()
+    if iso:
+        check_twice(iso)
+    else:
+        check_twice(root)
+    why = build_example()
+    if why:
+        ok(False, "examples/integrator-example builds", why)
+    else:
+        check_third_party()
+        check_outside_root()
+        check_create_fails()
+    check_malformed()
+    check_disabled()
+
+
+try:
+    main()
+finally:
+    shutil.rmtree(WORK, ignore_errors=True)
+done()

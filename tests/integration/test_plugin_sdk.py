@@ -1,0 +1,258 @@
+#!/usr/bin/python3
+"""TAP test: the plugin SDK as a third party sees it.
+
+`make install DESTDIR=<tmp>` of this build tree; the installed headers (selftest/plugin.h,
+selftest/version.h), selftest-core.pc with its plugindir variable and the ABI man page are
+there; pkg-config finds them with PKG_CONFIG_PATH=<tmp><libdir>/pkgconfig and
+PKG_CONFIG_SYSROOT_DIR=<tmp>; examples/integrator-example is copied out of the tree and built
+with its own plain Makefile against the *installed* header (pkg-config only, -Werror), exports
+only selftest_plugin_entry (nm -D), installs into the staged plugindir, is listed by
+`selftest-core plugins` (kind integrator) from there, and its answer (integrated [x],
+redundant [y]) shows up in results["integration"] of a run.  The last check needs the core's
+integrate stage: it is skipped, with the reason, while the core does not call integrators.
+"""
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import taplib  # noqa: E402
+from taplib import done, is_eq, note, ok, skip  # noqa: E402
+
+SCRUB = dict.fromkeys(("SELF_TEST_ARGS", "SELF_TEST_WORKERS", "SELF_TEST_TIMEOUT",
+                       "SELF_TEST_RETRIES", "SELF_TEST_PYTHON", "SELF_TEST_REPORT_DIR",
+                       "SELF_TEST_LOCK_FILE", "SELF_TEST_COVERAGE", "SELF_TEST_METRICS_PORT",
+                       "SANDBOX_DATA_DIR", "SANDBOX_REPO_PATH", "SELF_TEST_DISABLE_ORPHANS",
+                       "SANDBOX_DISABLE_ORPHANS", "SELF_TEST_DISABLE_AUTO_INTEGRATION",
+                       "PKG_CONFIG_PATH", "PKG_CONFIG_SYSROOT_DIR", "PKG_CONFIG_LIBDIR",
+                       "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "DESTDIR"))
+
+BIN = taplib.selftest_bin()
+if not BIN or not os.access(BIN, os.X_OK):
+    taplib.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+SRCDIR = taplib.top_srcdir()
+BUILDDIR = os.path.abspath(os.environ.get("top_builddir") or SRCDIR)
+EXAMPLE_SRC = os.path.join(SRCDIR, "examples", "integrator-example")
+PLUGIN = "integrator-example"
+
+WORK = tempfile.mkdtemp(prefix="st-sdk-")
+STAGE = os.path.join(WORK, "stage")
+
+
+def env(extra=None):
+    e = dict(SCRUB)
+    e.update(extra or {})
+    return taplib.base_env(e)
+
+
+def tool(name):
+    return shutil.which(name)
+
+
+def find_file(top, name):
+    for d, dirs, files in os.walk(top):
+        if name in files:
+            return os.path.join(d, name)
+    return None
+
+
+def install_tree():
+    """make install DESTDIR=STAGE in the build tree; returns (ok, output)."""
+    rc, out, err = taplib.run(["make", "-C", BUILDDIR, "install", "DESTDIR=" + STAGE],
+                              env=env(), timeout=900)
+    return rc == 0, (out + err)[-3000:]
+
+
+def pkg_config(pcdir, args):
+    rc, out, err = taplib.run(["pkg-config"] + args,
+                              env=env({"PKG_CONFIG_PATH": pcdir,
+                                       "PKG_CONFIG_SYSROOT_DIR": STAGE}))
+    return rc, out.strip(), err.strip()
+
+
+def check_install():
+    """The files plugin authors need; returns the pkgconfig dir or None."""
+    good, log = install_tree()
+    if not ok(good, "make install DESTDIR=<tmp> succeeds", log):
+        return None
+    pc = find_file(STAGE, "selftest-core.pc")
+    if not ok(pc is not None, "selftest-core.pc is installed", "under %s" % STAGE):
+        return None
+    pcdir = os.path.dirname(pc)
+    note("selftest-core.pc: %s" % os.path.relpath(pc, STAGE))
+    rc, incdir, err = pkg_config(pcdir, ["--variable=includedir", "selftest-core"])
+    ok(rc == 0 and incdir.startswith(STAGE), "pkg-config finds it through the DESTDIR "
+       "(PKG_CONFIG_PATH + PKG_CONFIG_SYSROOT_DIR)", err or incdir)
+    for header in ("plugin.h", "version.h"):
+        path = os.path.join(incdir, "selftest", header)
+        found = find_file(STAGE, header)
+        ok(os.path.isfile(path), "selftest/%s is installed under pkg-config's includedir" % header,
+           "expected %s; found: %s" % (path, found))
+    rc, cflags, err = pkg_config(pcdir, ["--cflags", "selftest-core"])
+    ok(rc == 0 and "-I" + incdir in cflags.split(),
+       "pkg-config --cflags selftest-core names the installed include dir", cflags + err)
+    rc, plugindir, err = pkg_config(pcdir, ["--variable=plugindir", "selftest-core"])
+    ok(rc == 0 and plugindir.startswith(STAGE) and os.path.isdir(plugindir),
+       "pkg-config --variable=plugindir names the staged plugin dir", plugindir + err)
+    ok(plugindir and os.path.exists(os.path.join(plugindir, "runtime-host.so")),
+       "the bundled plugins are installed in plugindir", plugindir)
+    for var in ("abi_major", "abi_minor"):
+        rc, val, err = pkg_config(pcdir, ["--variable=" + var, "selftest-core"])
+        ok(rc == 0 and val.isdigit(), "selftest-core.pc has %s (%s)" % (var, val), err)
+    man = find_file(STAGE, "selftest-plugin.7")
+    ok(man is not None, "the ABI man page selftest-plugin.7 is installed",
+       "not under %s" % STAGE)
+    if not man or not tool("man"):
+        skip("selftest-plugin.7 renders with man", "no man page or no man(1)")
+    else:
+        rc, out, err = taplib.run(["man", "-l", "-P", "cat", man],
+                                  env=env({"MANWIDTH": "80", "LC_ALL": "C.UTF-8"}))
+        ok(rc == 0 and "selftest_plugin_entry" in out and "warning" not in err.lower(),
+           "selftest-plugin.7 renders with man", err[-1000:])
+    return pcdir
+
+
+def build_example(pcdir):
+    """Copies the example out of the tree and builds it with its own Makefile; returns the .so."""
+    build = os.path.join(WORK, "integrator-example")
+    shutil.copytree(EXAMPLE_SRC, build)
+    for d, dirs, files in os.walk(build):  # under distcheck the source tree is read-only
+        os.chmod(d, 0o755)
+        for f in files:
+            os.chmod(os.path.join(d, f), 0o644)
+    e = env({"PKG_CONFIG_PATH": pcdir, "PKG_CONFIG_SYSROOT_DIR": STAGE})
+    rc, out, err = taplib.run(["make", "-C", build, "CFLAGS=-O2 -g -Werror"], env=e, timeout=300)
+    so = os.path.join(build, PLUGIN + ".so")
+    if not ok(rc == 0 and os.path.isfile(so),
+              "the example builds out of tree with its plain Makefile, -Werror", out + err):
+        return None, None
+    incdir = pkg_config(pcdir, ["--variable=includedir", "selftest-core"])[1]
+    ok(("-I" + incdir) in out, "it was compiled against the installed header (%s)" % incdir, out)
+    nm = tool("nm")
+    if nm:
+        rc, out, err = taplib.run([nm, "-D", "--defined-only", so])
+        syms = [line.split()[-1] for line in out.splitlines() if line.strip()]
+        is_eq(syms, ["selftest_plugin_entry"], "the .so exports only selftest_plugin_entry")
+        rc, out, err = taplib.run([nm, "-D", "--undefined-only", so])
+        undef = [line.split()[-1] for line in out.splitlines() if line.strip()]
+        ok(not any(s.startswith("st_") or "selftest" in s for s in undef),
+           "it needs nothing from the core (no st_* imports)", " ".join(undef))
+    else:
+        skip("the .so exports only selftest_plugin_entry", "nm not found")
+    rc, out, err = taplib.run(["make", "-C", build, "install"], env=e, timeout=120)
+    plugindir = pkg_config(pcdir, ["--variable=plugindir", "selftest-core"])[1]
+    installed = os.path.join(plugindir, PLUGIN + ".so")
+    ok(rc == 0 and os.path.isfile(installed), "make install puts it into plugindir", out + err)
+    return so, plugindir if os.path.isfile(installed) else None
+
+
+def write_conf(name, text):
+    path = os.path.join(WORK, name)
+    with open(path, "w") as fh:
+        fh.write(text)
+    return path
+
+
+EXAMPLE_CONF = """runtime = "host";
+plugins = (
+  { kind = "integrator"; name = "integrator-example";
+    settings = { integrate = ["pkg_a/*.py"]; redundant = ["pkg_b/*.py"]; }; }
+);
+"""
+
+
+def check_listed(plugindir):
+    conf = write_conf("list.conf", EXAMPLE_CONF)
+    rc, out, err = taplib.run([BIN, "-c", conf, "--plugin-dir", plugindir, "plugins", "--json"],
+                              env=env())
+    try:
+        rows = json.loads(out)
+    except ValueError:
+        rows = None
+    ok(rc == 0 and isinstance(rows, list), "selftest-core plugins loads it from plugindir",
+       out + err)
+    row = [r for r in rows or [] if r.get("name") == PLUGIN]
+    ok(len(row) == 1 and row[0].get("kind") == "integrator"
+       and row[0].get("file", "").startswith(plugindir)
+       and row[0].get("version") == "1.0.0",
+       "it is listed as kind integrator, version 1.0.0, from the installed file", out)
+    bad = write_conf("bad.conf", EXAMPLE_CONF.replace("integrate = ", "frobnicate = "))
+    rc, out, err = taplib.run([BIN, "-c", bad, "--plugin-dir", plugindir, "run", "--json"],
+                              env=env({"SANDBOX_REPO_PATH": make_project("bad")}), timeout=300)
+    ok("frobnicate" in err and PLUGIN in err,
+       "an unknown setting is refused in create, naming the plugin and the setting", err[-2000:])
+
+
+def make_project(name):
+    root = os.path.join(WORK, "proj-" + name)
+    files = {"tests/test_ok.py": "def test_ok():\n    assert True\n",
+             "pkg_a/common.py": "VALUE = 1\n", "pkg_b/common.py": "VALUE = 2\n"}
+    for rel, text in files.items():
+        path = os.path.join(root, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as fh:
+            fh.write(text)
+    return root
+
+
+def check_answer_merged(plugindir):
+    """The example's answer in results["integration"] (needs the core's integrate stage)."""
+    name = 'its answer shows up in results["integration"]'
+    root = make_project("run")
+    conf = write_conf("run.conf", EXAMPLE_CONF)
+    path = ":".join([plugindir, os.environ.get("SELF_TEST_PLUGIN_PATH", "")])
+    rc, out, err = taplib.run([BIN, "-v", "-c", conf, "run", "--json", "--retries", "0",
+                               "pkg_a/common.py", "pkg_b/common.py"],
+                              env=env({"SANDBOX_REPO_PATH": root,
+                                       "SELF_TEST_PLUGIN_PATH": path}),
+                              cwd=root, timeout=300)
+    results = None
+    for line in reversed(out.splitlines()):
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict) and obj.get("event", "results") == "results":
+            results = obj
+            break
+    if not ok(results is not None, "a run with the example integrator gives results",
+              "rc=%r\n%s" % (rc, err[-2000:])):
+        return
+    if "%s: offered" % PLUGIN not in err:
+        skip(name, "the core's integrate stage does not call integrators yet (no 'offered' line "
+             "from %s; results.integration = %r)" % (PLUGIN, results.get("integration")))
+        return
+    integ = results.get("integration") or {}
+    is_eq(sorted(integ.get("integrated", [])), ["pkg_a/common.py"],
+          name + ": integrated [pkg_a/common.py]")
+    is_eq(sorted(integ.get("redundant", [])), ["pkg_b/common.py"],
+          name + ": redundant [pkg_b/common.py]")
+    is_eq(rc, 0, "the run exits 0")
+
+
+def main():
+    for t in ("make", "pkg-config", "cc"):
+        if not tool(t):
+            skip("plugin SDK", "%s not found" % t)
+            return
+    pcdir = check_install()
+    if not pcdir:
+        skip("build the example against the installed header", "nothing installed")
+        return
+    so, plugindir = build_example(pcdir)
+    if not plugindir:
+        skip("load the example through the config", "the example was not built and installed")
+        return
+    check_listed(plugindir)
+    check_answer_merged(plugindir)
+
+
+try:
+    main()
+finally:
+    shutil.rmtree(WORK, ignore_errors=True)
+done()
