@@ -667,12 +667,12 @@ void st_run_print_summary(const st_run *r, FILE *out, int color)
                 if (c->tests[t].excerpt)
                     print_excerpt(out, c->tests[t].excerpt, 4);
         }
-        if (r->integrated.n || r->integration_redundant.n)
-            fprintf(out, "Integrated: %zu module%s%s", r->integrated.n,
-                    r->integrated.n == 1 ? "" : "s", r->integration_redundant.n ? "" : "\n");
-        if (r->integration_redundant.n)
-            fprintf(out, "%sfound redundant by an integrator: %zu\n",
-                    r->integrated.n ? "; " : "", r->integration_redundant.n);
+        for (size_t i = 0; i < r->integrated.n && i < 20; i++)
+            fprintf(out, "  %sintegrated%s %s\n", green, off, r->integrated.v[i]);
+        if (r->integrated.n > 20)
+            fprintf(out, "  ... and %zu more integrated\n", r->integrated.n - 20);
+        for (size_t i = 0; i < r->integration_redundant.n && i < 20; i++)
+            fprintf(out, "  redundant (says an integrator) %s\n", r->integration_redundant.v[i]);
         if (r->integration_failed)
             fprintf(out, "%sIntegration failed%s (see the errors above)\n", red, off);
     }
