@@ -1,6 +1,7 @@
 # Example configurations and systemd units.
 examplesdir = $(docdir)/examples
-dist_examples_DATA = conf/selftest.conf conf/selftest-daemon.conf
+dist_examples_DATA = conf/selftest.conf conf/selftest-daemon.conf conf/selftest-docker.conf \
+	conf/selftest-podman.conf
 systemdunitdir = $(prefix)/lib/systemd/system
 systemdunit_DATA = conf/systemd/selftest-core.service conf/systemd/selftest-core-run.service
 dist_systemdunit_DATA = conf/systemd/selftest-core-run.timer

@@ -497,8 +497,12 @@ int st_pipeline_open(st_settings *s, st_pipeline **out)
         status = EXIT_USAGE;
         goto fail;
     }
-    if (st_plugins_start(&p->ps) < 0)
+    int start_rc = st_plugins_start(&p->ps);
+    if (start_rc < 0) {
+        if (start_rc == ST_ERR_INVALID)
+            status = EXIT_USAGE; /* the runtime's settings are wrong: a configuration error */
         goto fail;
+    }
     const st_runtime_ops *rt = p->ps.runtime->ops;
     if (rt->probe && rt->probe(p->ps.runtime->ctx) != ST_OK) {
         if (strcmp(s->runtime, "host") == 0 || strcmp(s->container_fallback, "host") != 0) {

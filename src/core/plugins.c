@@ -116,8 +116,9 @@ int st_plugins_load(st_settings *s, st_plugin_set *ps, int runtime_only)
 int st_plugins_start(st_plugin_set *ps)
 {
     for (size_t i = 0; i < ps->n; i++) {
-        if (st_inst_create(ps->list[i]) != ST_OK && ps->list[i] == ps->runtime)
-            return -1;
+        int rc = st_inst_create(ps->list[i]);
+        if (rc != ST_OK && ps->list[i] == ps->runtime)
+            return rc == ST_ERR_INVALID ? ST_ERR_INVALID : -1;
     }
     for (size_t i = 0; i < ps->n; i++) {
         st_instance *inst = ps->list[i];

@@ -19,7 +19,8 @@ typedef struct st_plugin_set {
 /* Loads runtime-<runtime> and, unless runtime_only, every configured plugin (checks only).
  * 0 or -1 (logged). */
 int st_plugins_load(st_settings *s, st_plugin_set *ps, int runtime_only);
-/* Creates, then starts. 0, or -1 when the runtime failed. */
+/* Creates, then starts. 0, ST_ERR_INVALID when the runtime refused its settings, or -1 when it
+ * failed otherwise. */
 int st_plugins_start(st_plugin_set *ps);
 /* Loads, creates and starts an extra runtime and makes it the set's runtime (fallback). */
 int st_plugins_switch_runtime(st_settings *s, st_plugin_set *ps, const char *runtime);

@@ -10,6 +10,7 @@
 #                                          PODMAN_SOCK, ST_IMAGE, ST_IMAGE_TAR (also in DIR/env)
 #   tools/engines/engines.sh down DIR     stop what `up` started in DIR, unmount, delete DIR
 #   tools/engines/engines.sh status DIR   ping both engines
+#   tools/engines/engines.sh restart DIR  start again an engine of DIR that died
 #
 # Environment: ST_ENGINES=docker,podman (which to start), ST_IMAGE (default selftest-py:test),
 # ST_IMAGE_TAR_IN (load that image archive instead of building one).
@@ -38,7 +39,7 @@ wait_ping() { # wait_ping SOCK NAME PID LOG
         if curl -s --max-time 2 --unix-socket "$1" http://d/_ping 2>/dev/null | grep -q OK; then
             return 0
         fi
-        kill -0 "$3" 2>/dev/null || { tail -20 "$4" >&2; die "$2 exited during start (log: $4)"; }
+        [[ -d /proc/$3 ]] || { tail -20 "$4" >&2; die "$2 exited during start (log: $4)"; }
         sleep 0.05
     done
     tail -20 "$4" >&2
@@ -89,6 +90,7 @@ default_ulimits = ["nofile=$(ulimit -Hn):$(ulimit -Hn)", "nproc=4096:4096"]
 
 [engine]
 runtime = "runc"
+init_path = "$(init_binary)"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
 events_logfile_path = "$p/events.log"
@@ -97,6 +99,15 @@ volume_path = "$p/volumes"
 image_copy_tmp_dir = "$p/imgtmp"
 conmon_env_vars = ["CONTAINERS_CONF=$p/containers.conf", "CONTAINERS_STORAGE_CONF=$p/storage.conf", "TMPDIR=$p/tmp"]
 EOF
+}
+
+init_binary() { # what podman runs as PID 1 for Init=true: catatonit, else tini
+    local b
+    for b in /usr/libexec/podman/catatonit /usr/bin/catatonit /usr/bin/tini-static /usr/bin/tini \
+        /usr/bin/docker-init; do
+        [[ -x $b ]] && { echo "$b"; return; }
+    done
+    echo /usr/libexec/podman/catatonit
 }
 
 start_podman() {
@@ -219,8 +230,13 @@ build_image() {
         grep -q '"error' "$st/import.log" && die "docker import failed: $(cat "$st/import.log")"
         # the same image as a `docker save` archive: podman loads it, and offline tests use it
         api "$st/docker.sock" GET "/v1.41/images/$IMAGE/get" -o "$st/image.tar"
-    else
-        die "building the image needs docker (ST_ENGINES includes docker)"
+    else # podman only: libpod import, then a docker-archive for the offline tests
+        api "$st/podman.sock" POST "/v4.0.0/libpod/images/import?reference=$IMAGE&changes=$changes" \
+            -H 'Content-Type: application/x-tar' -T "$st/rootfs.tar" >"$st/import.log" ||
+            die "podman import failed: $(cat "$st/import.log")"
+        api "$st/podman.sock" GET "/v4.0.0/libpod/images/$IMAGE/get?format=docker-archive" \
+            -o "$st/image.tar"
+        touch "$st/.image-in-podman"
     fi
     rm -f "$st/rootfs.tar"
     log "image $IMAGE built in $((SECONDS - t0)) s ($(du -h "$st/image.tar" | cut -f1))"
@@ -228,6 +244,7 @@ build_image() {
 
 load_podman_image() {
     local st=$1
+    [[ -f $st/.image-in-podman ]] && return 0
     api "$st/podman.sock" POST "/v4.0.0/libpod/images/load" -H 'Content-Type: application/x-tar' \
         -T "$st/image.tar" >"$st/podman-load.log" || die "podman load failed: $(cat "$st/podman-load.log")"
 }
@@ -283,11 +300,40 @@ stop_pid() { # stop_pid PIDFILE NAME: SIGTERM, then SIGKILL after 15 s; only tha
     [[ $pid =~ ^[0-9]+$ ]] || return 0
     kill -TERM "$pid" 2>/dev/null || return 0
     for _ in $(seq 1 150); do
-        kill -0 "$pid" 2>/dev/null || return 0
+        alive "$f" || return 0
         sleep 0.1
     done
     log "$2 ($pid) did not stop: SIGKILL"
     kill -KILL "$pid" 2>/dev/null || true
+}
+
+alive() { # alive PIDFILE: the process runs (a zombie nobody reaped does not count)
+    local pid state
+    [[ -f $1 ]] || return 1
+    pid=$(cat "$1")
+    [[ $pid =~ ^[0-9]+$ && -r /proc/$pid/stat ]] || return 1
+    state=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)
+    [[ -n $state && $state != Z ]]
+}
+
+# Starts again an engine of DIR that died (or was killed by a test): dockerd then stops the
+# containers it left (no live-restore), and podman's can be removed through the API again.
+cmd_restart() {
+    local st=${1:?usage: engines.sh restart DIR}
+    st=$(cd "$st" && pwd)
+    [[ -f $st/$MARK ]] || die "$st was not made by engines.sh up"
+    if [[ -d $st/docker-data ]] && ! alive "$st/docker.pid" && ! alive "$st/dockerd.launcher.pid"; then
+        log "restarting dockerd in $st"
+        # dockerd refuses a pid file whose process (a zombie nobody reaped) exists, and waits for
+        # the containerd of a containerd.pid that is a zombie until it times out
+        rm -f "$st/docker.pid"
+        alive "$st/docker-exec/containerd/containerd.pid" || rm -f "$st/docker-exec/containerd/containerd.pid"
+        start_docker "$st"
+    fi
+    if [[ -d $st/podman ]] && ! alive "$st/podman.pid"; then
+        log "restarting podman system service in $st"
+        start_podman "$st"
+    fi
 }
 
 cmd_down() {
@@ -295,6 +341,7 @@ cmd_down() {
     st=$(cd "$st" 2>/dev/null && pwd) || { log "$1: no such directory"; return 0; }
     [[ -f $st/$MARK ]] || die "$st was not made by engines.sh up: not touching it"
     local s
+    cmd_restart "$st" || log "could not restart a dead engine: its containers may be left running"
     for s in docker podman; do # remove what is left in the private engines
         [[ -S $st/$s.sock ]] || continue
         api "$st/$s.sock" GET '/v1.41/containers/json?all=1' 2>/dev/null |
@@ -328,5 +375,6 @@ case ${1:-} in
 up) shift; cmd_up "$@" ;;
 down) shift; cmd_down "$@" ;;
 status) shift; cmd_status "$@" ;;
-*) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+restart) shift; cmd_restart "$@" ;;
+*) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

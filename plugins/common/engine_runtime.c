@@ -1,0 +1,1778 @@
+/* engine_runtime: one container per batch over a container engine's REST API, shared by
+ * runtime-docker and runtime-podman (see engine_runtime.h and docs/containers.md). */
+#include "config.h"
+
+#include "engine_runtime.h"
+
+#include "engine_demux.h"
+#include "engine_http.h"
+
+#include <curl/curl.h>
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define LABEL_MANAGED "menace_self_test"
+#define LABEL_HOST "selftest.owner.host"
+#define LABEL_PID "selftest.owner.pid"
+#define LABEL_START "selftest.owner.start"
+#define LABEL_RUN "selftest.run"
+#define LABEL_DEADLINE "selftest.deadline"
+#define LABEL_BATCH "selftest.batch"
+
+typedef struct er_running {
+    const char *id;      /* the request id, borrowed for the execute call */
+    char container[80];  /* engine id once created */
+    int cancelled;
+    struct er_running *next;
+} er_running;
+
+typedef struct er_runtime {
+    const er_flavor *fl;
+    const st_host *host;
+    st_instance *self;
+    eh_client client;
+    char host_source[300]; /* where the address came from, for messages */
+    pthread_mutex_t lock;
+    er_running *list;
+    int negotiated;
+    char api_prefix[40];    /* "/v1.41" */
+    char libpod_prefix[48]; /* "/v4.0.0/libpod", "" when the engine has no libpod API */
+    /* settings */
+    const char *image, *python, *network, *api_version;
+    char user[64];
+    long long memory_bytes, pids_limit;
+    double cpus, max_age_s, api_timeout_s;
+    int max_age_set; /* container.max_age given: it wins over the core's max_age */
+    const char *const *passthrough;
+    const char *const *ssh_options; /* "Key=Value", each passed as -o to ssh */
+    int offline;
+    int init; /* run an init (docker-init / catatonit) as PID 1 */
+    int copy; /* transfer = "copy": upload the tree, copy results out (remote engines) */
+    int user_differs; /* user is not the invoking uid:gid */
+    const char *image_tar;
+    /* owner identity, for the labels and cleanup */
+    char hostname[256];
+    long pid;
+    long long start_ticks;
+    char run_id[17];
+    /* ssh:// forward */
+    pid_t ssh_pid;
+    char ssh_dir[256];
+} er_runtime;
+
+static const char *const known_keys[] = {
+    "image", "python", "memory", "pids_limit", "cpus", "user", "network", "env_passthrough",
+    "max_age", "host", "api_version", "image_tar", "api_timeout", "init", "ssh_options", "transfer", NULL};
+
+/* ---- small helpers -------------------------------------------------------------------------- */
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_s(double s)
+{
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+}
+
+static void random_hex(char *out, size_t nhex)
+{
+    unsigned char raw[32];
+    size_t nbytes = (nhex + 1) / 2;
+    if (nbytes > sizeof(raw))
+        nbytes = sizeof(raw);
+    if (getrandom(raw, nbytes, 0) != (ssize_t)nbytes) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        unsigned long long x = (unsigned long long)ts.tv_nsec ^ ((unsigned long long)getpid() << 32);
+        for (size_t i = 0; i < nbytes; i++) {
+            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+            raw[i] = (unsigned char)(x >> 56);
+        }
+    }
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < nhex; i++)
+        out[i] = hex[(raw[i / 2] >> (i % 2 ? 0 : 4)) & 15];
+    out[nhex] = '\0';
+}
+
+long long er_parse_memory(const char *s)
+{
+    if (!s || !*s)
+        return -1;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || v < 0)
+        return -1;
+    double mult = 1;
+    if (*end) {
+        switch (tolower((unsigned char)*end)) {
+        case 'b': mult = 1; break;
+        case 'k': mult = 1024.0; break;
+        case 'm': mult = 1024.0 * 1024; break;
+        case 'g': mult = 1024.0 * 1024 * 1024; break;
+        case 't': mult = 1024.0 * 1024 * 1024 * 1024; break;
+        default: return -1;
+        }
+        end++;
+        if (*end == 'b' || *end == 'B')
+            end++;
+        if (*end)
+            return -1;
+    }
+    double bytes = v * mult;
+    if (bytes > 9.0e18)
+        return -1;
+    return (long long)bytes;
+}
+
+long long er_process_start(long pid)
+{
+    char path[64], buf[2048];
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
+    if (!p)
+        return -1;
+    p++;
+    /* after ")" come fields 3, 4, ...: field 22 is the 20th of them */
+    for (int field = 3; field < 22; field++) {
+        p = strchr(p + 1, ' ');
+        if (!p)
+            return -1;
+    }
+    return strtoll(p + 1, NULL, 10);
+}
+
+int er_env_allowed(const char *entry, const char *const *passthrough)
+{
+    const char *eq = strchr(entry, '=');
+    if (!eq || eq == entry)
+        return 0;
+    size_t nl = (size_t)(eq - entry);
+    if (nl == 10 && strncmp(entry, "PYTHONHOME", 10) == 0)
+        return 0; /* a host path: it would break the image's interpreter */
+    if (strncmp(entry, "SELF_TEST_", 10) == 0 || strncmp(entry, "SANDBOX_", 8) == 0 ||
+        strncmp(entry, "PYTHON", 6) == 0)
+        return 1;
+    for (size_t i = 0; passthrough && passthrough[i]; i++)
+        if (strlen(passthrough[i]) == nl && strncmp(entry, passthrough[i], nl) == 0)
+            return 1;
+    return 0;
+}
+
+static int truthy(const char *v)
+{
+    return v && (strcmp(v, "1") == 0 || strcasecmp(v, "true") == 0 || strcasecmp(v, "yes") == 0 ||
+                 strcasecmp(v, "on") == 0);
+}
+
+/* ---- requests ------------------------------------------------------------------------------- */
+
+/* One API call; path is relative to the API prefix unless it starts with "!" (then verbatim). */
+static int api_call_ex(er_runtime *rt, void **h, const char *method, const char *path,
+                       const char *json_body, double timeout_s, size_t max_body,
+                       eh_response *resp, char *err, size_t errlen)
+{
+    char full[3072];
+    if (path[0] == '!')
+        snprintf(full, sizeof(full), "%s", path + 1);
+    else
+        snprintf(full, sizeof(full), "%s%s", rt->api_prefix, path);
+    eh_request rq = {
+        .method = method,
+        .path = full,
+        .body = json_body,
+        .body_len = json_body ? strlen(json_body) : 0,
+        .content_type = json_body ? "application/json" : NULL,
+        .timeout_s = timeout_s > 0 ? timeout_s : rt->api_timeout_s,
+        .max_body = max_body,
+    };
+    double t0 = mono_s();
+    int rc = eh_perform(&rt->client, h, &rq, resp, err, errlen);
+    rt->host->log(rt->self, ST_LOG_DEBUG, "%s %.120s -> %ld (%.0f ms)", method, full, resp->status,
+                  (mono_s() - t0) * 1000);
+    return rc;
+}
+
+static int api_call(er_runtime *rt, void **h, const char *method, const char *path,
+                    const char *json_body, double timeout_s, eh_response *resp, char *err,
+                    size_t errlen)
+{
+    return api_call_ex(rt, h, method, path, json_body, timeout_s, 0, resp, err, errlen);
+}
+
+/* "what: engine message (HTTP n)" for a non-2xx answer. */
+static void http_error(const eh_response *resp, const char *what, char *err, size_t errlen)
+{
+    char msg[400];
+    eh_error_text(resp, msg, sizeof(msg));
+    snprintf(err, errlen, "%s: %s (HTTP %ld)", what, msg, resp->status);
+}
+
+static yajl_val parse_body(const eh_response *resp)
+{
+    if (!resp->body || resp->truncated)
+        return NULL;
+    return yajl_tree_parse(resp->body, NULL, 0);
+}
+
+static const char *jstr(yajl_val obj, const char *k1, const char *k2)
+{
+    const char *path[] = {k1, k2, NULL};
+    yajl_val v = yajl_tree_get(obj, path, yajl_t_string);
+    return v ? YAJL_GET_STRING(v) : NULL;
+}
+
+static int jint(yajl_val obj, const char *k1, const char *k2, long long *out)
+{
+    const char *path[] = {k1, k2, NULL};
+    yajl_val v = yajl_tree_get(obj, path, yajl_t_number);
+    if (!v || !YAJL_IS_INTEGER(v))
+        return -1;
+    *out = YAJL_GET_INTEGER(v);
+    return 0;
+}
+
+static int jbool(yajl_val obj, const char *k1, const char *k2)
+{
+    const char *path[] = {k1, k2, NULL};
+    yajl_val v = yajl_tree_get(obj, path, yajl_t_any);
+    return v && YAJL_IS_TRUE(v);
+}
+
+/* ---- API version negotiation ------------------------------------------------------------------ */
+
+static int valid_api_version(const char *v)
+{
+    int dots = 0;
+    if (!v || !isdigit((unsigned char)*v))
+        return 0;
+    for (; *v; v++) {
+        if (*v == '.')
+            dots++;
+        else if (!isdigit((unsigned char)*v))
+            return 0;
+    }
+    return dots >= 1 && dots <= 2;
+}
+
+/* GET /_ping (then /version when the header is missing). Sets the prefixes. */
+static int negotiate(er_runtime *rt, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&rt->lock);
+    int done = rt->negotiated;
+    pthread_mutex_unlock(&rt->lock);
+    if (done)
+        return ST_OK;
+    void *h = NULL;
+    eh_response resp;
+    char api[40] = "", libpod[48] = "";
+    int rc = api_call(rt, &h, "GET", "!/_ping", NULL, 10, &resp, err, errlen);
+    if (rc != ST_OK)
+        goto out;
+    if (resp.status != 200) {
+        http_error(&resp, "the engine refused GET /_ping", err, errlen);
+        rc = ST_ERR_UNAVAILABLE;
+        goto out;
+    }
+    if (rt->api_version)
+        snprintf(api, sizeof(api), "%s", rt->api_version);
+    else if (valid_api_version(resp.api_version))
+        snprintf(api, sizeof(api), "%s", resp.api_version);
+    if (resp.libpod_version[0] && isdigit((unsigned char)resp.libpod_version[0]))
+        snprintf(libpod, sizeof(libpod), "/v%d.0.0/libpod", atoi(resp.libpod_version));
+    eh_response_free(&resp);
+    if (!api[0]) {
+        rc = api_call(rt, &h, "GET", "!/version", NULL, 10, &resp, err, errlen);
+        if (rc != ST_OK)
+            goto out;
+        yajl_val v = resp.status == 200 ? parse_body(&resp) : NULL;
+        const char *av = v ? jstr(v, "ApiVersion", NULL) : NULL;
+        if (!valid_api_version(av)) {
+            snprintf(err, errlen, "the engine at %s did not say which API version it speaks "
+                     "(GET /version answered HTTP %ld%s); set api_version in the container group",
+                     rt->client.display, resp.status, v ? "" : " without valid JSON");
+            if (v)
+                yajl_tree_free(v);
+            rc = ST_ERR_UNAVAILABLE;
+            goto out;
+        }
+        snprintf(api, sizeof(api), "%s", av);
+        yajl_tree_free(v);
+    }
+    pthread_mutex_lock(&rt->lock);
+    snprintf(rt->api_prefix, sizeof(rt->api_prefix), "/v%s", api);
+    snprintf(rt->libpod_prefix, sizeof(rt->libpod_prefix), "%s", rt->fl->libpod ? libpod : "");
+    rt->negotiated = 1;
+    pthread_mutex_unlock(&rt->lock);
+    rt->host->log(rt->self, ST_LOG_DEBUG, "engine %s: API %s%s%s", rt->client.display, api,
+                  libpod[0] ? ", libpod " : "", libpod[0] ? libpod : "");
+out:
+    eh_response_free(&resp);
+    eh_handle_free(&h);
+    return rc;
+}
+
+/* ---- ssh:// engines: a forwarded local socket ------------------------------------------------ */
+
+static int ssh_forward_start(er_runtime *rt, char *err, size_t errlen)
+{
+    const eh_address *a = &rt->client.addr;
+    const char *tmp = getenv("TMPDIR");
+    snprintf(rt->ssh_dir, sizeof(rt->ssh_dir), "%s/selftest-ssh-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(rt->ssh_dir)) {
+        snprintf(err, errlen, "cannot create a directory for the ssh forward: %s", strerror(errno));
+        rt->ssh_dir[0] = '\0';
+        return ST_ERR_IO;
+    }
+    snprintf(rt->client.unix_path, sizeof(rt->client.unix_path), "%s/engine.sock", rt->ssh_dir);
+    const char *remote = a->path[0] ? a->path
+                         : strcmp(rt->fl->name, "podman") == 0 ? "/run/podman/podman.sock"
+                                                               : "/var/run/docker.sock";
+    char fwd[512], port[16];
+    snprintf(fwd, sizeof(fwd), "%s:%s", rt->client.unix_path, remote);
+    snprintf(port, sizeof(port), "%d", a->port);
+    size_t n_extra = 0;
+    while (rt->ssh_options && rt->ssh_options[n_extra])
+        n_extra++;
+    const char **argv = calloc(24 + 2 * n_extra, sizeof(*argv));
+    if (!argv) {
+        snprintf(err, errlen, "out of memory");
+        return ST_ERR_NOMEM;
+    }
+    size_t n = 0;
+    argv[n++] = "ssh";
+    argv[n++] = "-N";
+    argv[n++] = "-T";
+    const char *opts[] = {"BatchMode=yes", "ExitOnForwardFailure=yes", "StreamLocalBindUnlink=yes",
+                          "ServerAliveInterval=15", "ConnectTimeout=30"};
+    for (size_t i = 0; i < 5; i++) {
+        argv[n++] = "-o";
+        argv[n++] = opts[i];
+    }
+    for (size_t i = 0; i < n_extra; i++) {
+        argv[n++] = "-o";
+        argv[n++] = rt->ssh_options[i];
+    }
+    if (a->user[0]) {
+        argv[n++] = "-l";
+        argv[n++] = a->user;
+    }
+    argv[n++] = "-p";
+    argv[n++] = port;
+    argv[n++] = "-L";
+    argv[n++] = fwd;
+    argv[n++] = "--";
+    argv[n++] = a->host;
+    argv[n] = NULL;
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(err, errlen, "cannot fork ssh: %s", strerror(errno));
+        free(argv);
+        return ST_ERR_IO;
+    }
+    if (pid == 0) {
+        setsid();
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent)
+            _exit(1);
+        int devnull = open("/dev/null", O_RDWR);
+        if (devnull >= 0) {
+            dup2(devnull, 0);
+            dup2(devnull, 1);
+        }
+        execvp("ssh", (char *const *)argv);
+        _exit(127);
+    }
+    free(argv);
+    rt->ssh_pid = pid;
+    /* wait until the forwarded socket answers */
+    double until = mono_s() + 35;
+    while (mono_s() < until) {
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            rt->ssh_pid = 0;
+            snprintf(err, errlen, "ssh to %s exited (status %d) before the forward was up: check "
+                     "the login (BatchMode: keys or an agent only) and the remote socket %s",
+                     a->host, WIFEXITED(status) ? WEXITSTATUS(status) : -1, remote);
+            return ST_ERR_UNAVAILABLE;
+        }
+        if (access(rt->client.unix_path, F_OK) == 0) {
+            void *h = NULL;
+            eh_response resp;
+            char e2[256];
+            int rc = api_call(rt, &h, "GET", "!/_ping", NULL, 5, &resp, e2, sizeof(e2));
+            long st = resp.status;
+            eh_response_free(&resp);
+            eh_handle_free(&h);
+            if (rc == ST_OK && st == 200)
+                return ST_OK;
+        }
+        sleep_s(0.05);
+    }
+    snprintf(err, errlen, "the ssh forward to %s did not answer within 35 s", a->host);
+    return ST_ERR_TIMEOUT;
+}
+
+static void ssh_forward_stop(er_runtime *rt)
+{
+    if (rt->ssh_pid > 0) {
+        kill(rt->ssh_pid, SIGTERM);
+        waitpid(rt->ssh_pid, NULL, 0);
+        rt->ssh_pid = 0;
+    }
+    if (rt->ssh_dir[0]) {
+        unlink(rt->client.unix_path); /* ssh leaves it */
+        rmdir(rt->ssh_dir);
+        rt->ssh_dir[0] = '\0';
+    }
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------------ */
+
+static int check_keys(er_runtime *rt, const st_config_node *cfg)
+{
+    const char *const *names = rt->host->cfg_names(rt->self, cfg);
+    for (size_t i = 0; names && names[i]; i++) {
+        int known = 0;
+        for (size_t k = 0; known_keys[k]; k++)
+            known |= strcmp(names[i], known_keys[k]) == 0;
+        if (!known) {
+            rt->host->log(rt->self, ST_LOG_ERROR,
+                          "%s: unknown setting '%s' in the container group (known: image, python, "
+                          "memory, pids_limit, cpus, user, network, env_passthrough, max_age, "
+                          "host, api_version, image_tar, api_timeout, init, ssh_options, "
+                          "transfer)",
+                          rt->host->cfg_where(rt->self, cfg, names[i]), names[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int bad(er_runtime *rt, const st_config_node *cfg, const char *key, const char *why)
+{
+    rt->host->log(rt->self, ST_LOG_ERROR, "%s: %s: %s", rt->host->cfg_where(rt->self, cfg, key), key,
+                  why);
+    return -1;
+}
+
+static int safe_token(const char *s, const char *extra)
+{
+    if (!s || !*s)
+        return 0;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && !strchr(extra, *s))
+            return 0;
+    return 1;
+}
+
+static int read_settings(er_runtime *rt, const st_config_node *cfg)
+{
+    const st_host *H = rt->host;
+    st_instance *S = rt->self;
+    const char *mem = NULL, *user = NULL, *host_url = NULL;
+    long long ll;
+    double d;
+    rt->image = "python:3.11-slim";
+    rt->python = "python3";
+    rt->network = "none";
+    rt->api_timeout_s = 30;
+    rt->max_age_s = 0;
+    if (check_keys(rt, cfg) < 0)
+        return -1;
+    if (H->cfg_string(S, cfg, "image", &rt->image) < 0 ||
+        H->cfg_string(S, cfg, "python", &rt->python) < 0 ||
+        H->cfg_string(S, cfg, "network", &rt->network) < 0 ||
+        H->cfg_string(S, cfg, "memory", &mem) < 0 || H->cfg_string(S, cfg, "user", &user) < 0 ||
+        H->cfg_string(S, cfg, "host", &host_url) < 0 ||
+        H->cfg_string(S, cfg, "api_version", &rt->api_version) < 0 ||
+        H->cfg_string(S, cfg, "image_tar", &rt->image_tar) < 0 ||
+        H->cfg_string_list(S, cfg, "env_passthrough", &rt->passthrough) < 0 ||
+        H->cfg_string_list(S, cfg, "ssh_options", &rt->ssh_options) < 0)
+        return -1;
+    for (size_t i = 0; rt->ssh_options && rt->ssh_options[i]; i++) {
+        const char *o = rt->ssh_options[i];
+        if (!isalpha((unsigned char)o[0]) || !strchr(o, '=') || strchr(o, '\n'))
+            return bad(rt, cfg, "ssh_options", "each must be an ssh option \"Key=Value\"");
+    }
+    if (!safe_token(rt->image, "._-/:@"))
+        return bad(rt, cfg, "image", "must be an image reference like python:3.11-slim");
+    if (!rt->python[0])
+        return bad(rt, cfg, "python", "must not be empty");
+    if (!safe_token(rt->network, "._-:"))
+        return bad(rt, cfg, "network", "must be a network mode such as \"none\"");
+    if (rt->api_version && !valid_api_version(rt->api_version))
+        return bad(rt, cfg, "api_version", "must look like \"1.41\"");
+    if (mem && (rt->memory_bytes = er_parse_memory(mem)) < 0)
+        return bad(rt, cfg, "memory", "must be a size such as \"512m\" or \"2g\"");
+    if (mem && rt->memory_bytes > 0 && rt->memory_bytes < 6 * 1024 * 1024)
+        return bad(rt, cfg, "memory", "must be at least 6m (the engines refuse less)");
+    if (user && !safe_token(user, "._-:"))
+        return bad(rt, cfg, "user", "must be \"uid:gid\" or a user name");
+    char self_user[64];
+    snprintf(self_user, sizeof(self_user), "%u:%u", (unsigned)getuid(), (unsigned)getgid());
+    snprintf(rt->user, sizeof(rt->user), "%s", user ? user : self_user);
+    rt->user_differs = strcmp(rt->user, self_user) != 0;
+    for (size_t i = 0; rt->passthrough && rt->passthrough[i]; i++)
+        if (!safe_token(rt->passthrough[i], "_"))
+            return bad(rt, cfg, "env_passthrough", "must list variable names");
+    rt->init = 1;
+    if (H->cfg_bool(S, cfg, "init", &rt->init) < 0)
+        return -1;
+    int rc = H->cfg_int(S, cfg, "pids_limit", &ll);
+    if (rc < 0)
+        return -1;
+    if (rc == ST_CFG_FOUND) {
+        if (ll < 0)
+            return bad(rt, cfg, "pids_limit", "must not be negative (0: no limit)");
+        rt->pids_limit = ll;
+    }
+    struct {
+        const char *key;
+        double *out;
+        double min;
+    } dbl[] = {{"cpus", &rt->cpus, 0}, {"max_age", &rt->max_age_s, 0},
+               {"api_timeout", &rt->api_timeout_s, 1}};
+    for (size_t i = 0; i < 3; i++) {
+        rc = H->cfg_double(S, cfg, dbl[i].key, &d);
+        if (rc < 0)
+            return -1;
+        if (rc == ST_CFG_FOUND) {
+            if (d < dbl[i].min || d != d)
+                return bad(rt, cfg, dbl[i].key, dbl[i].min > 0 ? "must be at least 1"
+                                                                : "must not be negative");
+            *dbl[i].out = d;
+            if (dbl[i].out == &rt->max_age_s)
+                rt->max_age_set = 1;
+        }
+    }
+    /* engine address: environment > config file > the engine's default socket */
+    const char *env_host = getenv(rt->fl->host_env);
+    const char *url = rt->fl->default_sock;
+    char xdg[200];
+    if (env_host && *env_host) {
+        url = env_host;
+        snprintf(rt->host_source, sizeof(rt->host_source), "%s", rt->fl->host_env);
+    } else if (host_url) {
+        url = host_url;
+        snprintf(rt->host_source, sizeof(rt->host_source), "%s",
+                 H->cfg_where(S, cfg, "host"));
+    } else {
+        const char *run = getenv("XDG_RUNTIME_DIR");
+        if (strcmp(rt->fl->name, "podman") == 0 && getuid() != 0 && run && *run) {
+            snprintf(xdg, sizeof(xdg), "unix://%s/podman/podman.sock", run);
+            url = xdg;
+        }
+        snprintf(rt->host_source, sizeof(rt->host_source), "the default");
+    }
+    eh_address addr;
+    char err[300];
+    if (eh_parse_address(url, getenv("DOCKER_TLS_VERIFY") && *getenv("DOCKER_TLS_VERIFY"), &addr,
+                         err, sizeof(err)) < 0) {
+        H->log(S, ST_LOG_ERROR, "%s: %s", rt->host_source, err);
+        return -1;
+    }
+    eh_client_init(&rt->client, &addr, getenv("DOCKER_CERT_PATH"));
+    /* how the tree reaches the container: binds for a local engine, copies for a remote one */
+    const char *transfer = NULL;
+    if (H->cfg_string(S, cfg, "transfer", &transfer) < 0)
+        return -1;
+    if (transfer && strcmp(transfer, "bind") != 0 && strcmp(transfer, "copy") != 0)
+        return bad(rt, cfg, "transfer", "must be \"bind\" or \"copy\"");
+    rt->copy = transfer ? strcmp(transfer, "copy") == 0 : addr.scheme != EH_UNIX;
+    /* offline image load: MENACE_OFFLINE_INSTALL=1 and MENACE_SELF_TEST_IMAGE_TAR (env > file) */
+    const char *off = getenv("MENACE_OFFLINE_INSTALL");
+    if (off && *off && !truthy(off) && strcmp(off, "0") != 0 && strcasecmp(off, "false") != 0 &&
+        strcasecmp(off, "no") != 0 && strcasecmp(off, "off") != 0) {
+        H->log(S, ST_LOG_ERROR, "MENACE_OFFLINE_INSTALL: '%s' is not a boolean (1/0, true/false, "
+               "yes/no, on/off)", off);
+        return -1;
+    }
+    rt->offline = truthy(off);
+    const char *tar = getenv("MENACE_SELF_TEST_IMAGE_TAR");
+    if (tar && *tar)
+        rt->image_tar = tar;
+    return 0;
+}
+
+int er_create(const er_flavor *fl, const st_host *host, st_instance *self,
+              const st_config_node *cfg, void **ctx)
+{
+    er_runtime *rt = calloc(1, sizeof(*rt));
+    if (!rt)
+        return ST_ERR_NOMEM;
+    rt->fl = fl;
+    rt->host = host;
+    rt->self = self;
+    pthread_mutex_init(&rt->lock, NULL);
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        host->log(self, ST_LOG_ERROR, "cannot initialise libcurl");
+        pthread_mutex_destroy(&rt->lock);
+        free(rt);
+        return ST_ERR_INTERNAL;
+    }
+    if (read_settings(rt, cfg) < 0) {
+        er_destroy(rt);
+        return ST_ERR_INVALID;
+    }
+    snprintf(rt->api_prefix, sizeof(rt->api_prefix), "/v%s",
+             rt->api_version ? rt->api_version : "1.41");
+    if (gethostname(rt->hostname, sizeof(rt->hostname) - 1) < 0)
+        snprintf(rt->hostname, sizeof(rt->hostname), "unknown");
+    rt->pid = (long)getpid();
+    rt->start_ticks = er_process_start(rt->pid);
+    random_hex(rt->run_id, 16);
+    *ctx = rt;
+    return ST_OK;
+}
+
+int er_stop(void *ctx)
+{
+    ssh_forward_stop(ctx);
+    return ST_OK;
+}
+
+void er_destroy(void *ctx)
+{
+    er_runtime *rt = ctx;
+    if (!rt)
+        return;
+    ssh_forward_stop(rt);
+    pthread_mutex_destroy(&rt->lock);
+    curl_global_cleanup();
+    free(rt);
+}
+
+/* Connects (starting the ssh forward on first use) and negotiates the API version. */
+static int ensure_engine(er_runtime *rt, char *err, size_t errlen)
+{
+    if (rt->client.addr.scheme == EH_SSH) {
+        pthread_mutex_lock(&rt->lock);
+        int rc = ST_OK;
+        if (rt->ssh_pid > 0 && waitpid(rt->ssh_pid, NULL, WNOHANG) == rt->ssh_pid) {
+            rt->host->log(rt->self, ST_LOG_WARNING, "the ssh forward to %s ended; starting it "
+                          "again", rt->client.addr.host);
+            rt->ssh_pid = 0;
+            ssh_forward_stop(rt);
+        }
+        if (rt->ssh_pid <= 0)
+            rc = ssh_forward_start(rt, err, errlen);
+        pthread_mutex_unlock(&rt->lock);
+        if (rc != ST_OK)
+            return rc;
+    }
+    return negotiate(rt, err, errlen);
+}
+
+int er_probe(void *ctx)
+{
+    er_runtime *rt = ctx;
+    char err[512];
+    int rc = ensure_engine(rt, err, sizeof(err));
+    if (rc != ST_OK) {
+        rt->host->log(rt->self, ST_LOG_ERROR, "%s (address from %s)", err, rt->host_source);
+        return ST_ERR_UNAVAILABLE;
+    }
+    return ST_OK;
+}
+
+/* ---- prepare: the image ----------------------------------------------------------------------- */
+
+/* Scans the JSON-lines progress body of image load / pull for errors and loaded names. */
+typedef struct progress {
+    char line[8192];
+    size_t len;
+    int overflow;
+    char error[400];
+    char loaded[400];
+} progress;
+
+static void progress_line(progress *p)
+{
+    p->line[p->len] = '\0';
+    yajl_val v = yajl_tree_parse(p->line, NULL, 0);
+    if (!v)
+        return;
+    const char *e = jstr(v, "error", NULL);
+    if (!e)
+        e = jstr(v, "errorDetail", "message");
+    if (e && !p->error[0])
+        snprintf(p->error, sizeof(p->error), "%s", e);
+    const char *s = jstr(v, "stream", NULL);
+    if (!s)
+        s = jstr(v, "status", NULL);
+    if (s && strncmp(s, "Loaded image", 12) == 0) {
+        size_t l = strlen(p->loaded);
+        snprintf(p->loaded + l, sizeof(p->loaded) - l, "%s%.*s", l ? ", " : "",
+                 (int)strcspn(s, "\r\n"), s);
+    }
+    yajl_tree_free(v);
+}
+
+static void on_progress_data(void *opaque, const char *data, size_t len)
+{
+    progress *p = opaque;
+    for (size_t i = 0; i < len; i++) {
+        if (data[i] == '\n') {
+            if (!p->overflow && p->len)
+                progress_line(p);
+            p->len = 0;
+            p->overflow = 0;
+        } else if (p->len + 1 < sizeof(p->line)) {
+            p->line[p->len++] = data[i];
+        } else {
+            p->overflow = 1;
+        }
+    }
+}
+
+/* 1 present, 0 missing, < 0 error. */
+static int image_present(er_runtime *rt, void **h, char *err, size_t errlen)
+{
+    char enc[600], path[700];
+    if (eh_urlencode(rt->image, enc, sizeof(enc)) < 0) {
+        snprintf(err, errlen, "image name too long");
+        return ST_ERR_INVALID;
+    }
+    snprintf(path, sizeof(path), "/images/%s/json", enc);
+    eh_response resp;
+    int rc = api_call(rt, h, "GET", path, NULL, 0, &resp, err, errlen);
+    if (rc != ST_OK)
+        return rc;
+    if (resp.status == 200)
+        rc = 1;
+    else if (resp.status == 404)
+        rc = 0;
+    else {
+        char what[700];
+        snprintf(what, sizeof(what), "cannot inspect image %s", rt->image);
+        http_error(&resp, what, err, errlen);
+        rc = ST_ERR_UNAVAILABLE;
+    }
+    eh_response_free(&resp);
+    return rc;
+}
+
+static int load_image(er_runtime *rt, void **h, char *err, size_t errlen)
+{
+    int fd = open(rt->image_tar, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "MENACE_SELF_TEST_IMAGE_TAR: cannot open %s: %s", rt->image_tar,
+                 strerror(errno));
+        return ST_ERR_INVALID;
+    }
+    progress *p = calloc(1, sizeof(*p));
+    if (!p) {
+        close(fd);
+        return ST_ERR_NOMEM;
+    }
+    char path[80];
+    snprintf(path, sizeof(path), "%s/images/load?quiet=1", rt->api_prefix);
+    eh_request rq = {.method = "POST", .path = path, .content_type = "application/x-tar",
+                     .upload_fd = fd, .timeout_s = 900, .on_data = on_progress_data, .opaque = p};
+    eh_response resp;
+    rt->host->log(rt->self, ST_LOG_INFO, "loading image %s from %s (offline mode)", rt->image,
+                  rt->image_tar);
+    int rc = eh_perform(&rt->client, h, &rq, &resp, err, errlen);
+    close(fd);
+    if (rc == ST_OK) {
+        if (resp.status / 100 != 2) {
+            char what[600];
+            snprintf(what, sizeof(what), "the engine refused the image tarball %s", rt->image_tar);
+            http_error(&resp, what, err, errlen);
+            rc = ST_ERR_INVALID;
+        } else {
+            if (p->len && !p->overflow)
+                progress_line(p);
+            if (p->error[0]) {
+                snprintf(err, errlen, "loading the image tarball %s failed: %s", rt->image_tar,
+                         p->error);
+                rc = ST_ERR_INVALID;
+            }
+        }
+    }
+    if (rc == ST_OK && p->loaded[0])
+        rt->host->log(rt->self, ST_LOG_INFO, "%s", p->loaded);
+    eh_response_free(&resp);
+    free(p);
+    return rc;
+}
+
+static int pull_image(er_runtime *rt, void **h, char *err, size_t errlen)
+{
+    char repo[512], tag[160] = "", erepo[1600], etag[500], path[2200];
+    snprintf(repo, sizeof(repo), "%s", rt->image);
+    char *slash = strrchr(repo, '/');
+    char *colon = strrchr(repo, ':');
+    if (!strchr(repo, '@') && colon && (!slash || colon > slash)) {
+        *colon = '\0';
+        snprintf(tag, sizeof(tag), "%s", colon + 1);
+    }
+    if (eh_urlencode(repo, erepo, sizeof(erepo)) < 0 || eh_urlencode(tag, etag, sizeof(etag)) < 0)
+        return ST_ERR_INVALID;
+    snprintf(path, sizeof(path), "%s/images/create?fromImage=%s%s%s", rt->api_prefix, erepo,
+             tag[0] ? "&tag=" : "", etag);
+    progress *p = calloc(1, sizeof(*p));
+    if (!p)
+        return ST_ERR_NOMEM;
+    rt->host->log(rt->self, ST_LOG_INFO, "pulling image %s", rt->image);
+    eh_request rq = {.method = "POST", .path = path, .timeout_s = 900,
+                     .on_data = on_progress_data, .opaque = p};
+    eh_response resp;
+    int rc = eh_perform(&rt->client, h, &rq, &resp, err, errlen);
+    if (rc == ST_OK && resp.status / 100 != 2) {
+        char what[600];
+        snprintf(what, sizeof(what), "cannot pull image %s", rt->image);
+        http_error(&resp, what, err, errlen);
+        rc = ST_ERR_UNAVAILABLE;
+    } else if (rc == ST_OK) {
+        if (p->len && !p->overflow)
+            progress_line(p);
+        if (p->error[0]) {
+            snprintf(err, errlen, "cannot pull image %s: %s", rt->image, p->error);
+            rc = ST_ERR_UNAVAILABLE;
+        }
+    }
+    eh_response_free(&resp);
+    free(p);
+    return rc;
+}
+
+int er_prepare(void *ctx)
+{
+    er_runtime *rt = ctx;
+    char err[700] = "";
+    void *h = NULL;
+    int rc = ensure_engine(rt, err, sizeof(err));
+    if (rc != ST_OK)
+        goto out;
+    rc = image_present(rt, &h, err, sizeof(err));
+    if (rc < 0)
+        goto out;
+    if (rc == 1) {
+        rc = ST_OK;
+        goto out;
+    }
+    if (rt->offline) {
+        if (!rt->image_tar) {
+            snprintf(err, sizeof(err), "image %s is missing and offline mode is on "
+                     "(MENACE_OFFLINE_INSTALL): set MENACE_SELF_TEST_IMAGE_TAR (or image_tar) to "
+                     "a tarball of the image; nothing is pulled offline", rt->image);
+            rc = ST_ERR_UNAVAILABLE;
+            goto out;
+        }
+        rc = load_image(rt, &h, err, sizeof(err));
+    } else {
+        rc = pull_image(rt, &h, err, sizeof(err));
+    }
+    if (rc != ST_OK)
+        goto out;
+    rc = image_present(rt, &h, err, sizeof(err));
+    if (rc == 0) {
+        snprintf(err, sizeof(err), "image %s is still missing after %s", rt->image,
+                 rt->offline ? "loading the tarball (does it hold that name and tag?)"
+                             : "the pull");
+        rc = ST_ERR_UNAVAILABLE;
+    } else if (rc == 1) {
+        rc = ST_OK;
+    }
+out:
+    if (rc != ST_OK)
+        rt->host->log(rt->self, ST_LOG_ERROR, "%s", err);
+    eh_handle_free(&h);
+    return rc == ST_OK ? ST_OK : (rc == ST_ERR_INVALID ? ST_ERR_INVALID : ST_ERR_UNAVAILABLE);
+}
+
+/* ---- execute -------------------------------------------------------------------------------- */
+
+static void gen_str(yajl_gen g, const char *s)
+{
+    yajl_gen_string(g, (const unsigned char *)s, strlen(s));
+}
+
+static void gen_kv(yajl_gen g, const char *k, const char *v)
+{
+    gen_str(g, k);
+    gen_str(g, v);
+}
+
+static void gen_mount(yajl_gen g, const char *path, int read_only)
+{
+    yajl_gen_map_open(g);
+    gen_kv(g, "Type", "bind");
+    gen_kv(g, "Source", path);
+    gen_kv(g, "Target", path);
+    gen_str(g, "ReadOnly");
+    yajl_gen_bool(g, read_only);
+    yajl_gen_map_close(g);
+}
+
+/* The container's environment: allowed host variables, then the request's (which win), then
+ * PYTHONDONTWRITEBYTECODE. */
+static void gen_env(er_runtime *rt, yajl_gen g, const st_exec_request *req)
+{
+    yajl_gen_array_open(g);
+    int have_dwb = 0;
+    for (char **e = environ; *e; e++) {
+        if (!er_env_allowed(*e, rt->passthrough))
+            continue;
+        size_t nl = (size_t)(strchr(*e, '=') - *e);
+        int overridden = 0;
+        for (size_t j = 0; req->env && req->env[j] && !overridden; j++)
+            overridden = strncmp(req->env[j], *e, nl) == 0 && req->env[j][nl] == '=';
+        if (overridden)
+            continue;
+        have_dwb |= strncmp(*e, "PYTHONDONTWRITEBYTECODE=", 24) == 0;
+        gen_str(g, *e);
+    }
+    for (size_t j = 0; req->env && req->env[j]; j++) {
+        have_dwb |= strncmp(req->env[j], "PYTHONDONTWRITEBYTECODE=", 24) == 0;
+        gen_str(g, req->env[j]);
+    }
+    if (!have_dwb)
+        gen_str(g, "PYTHONDONTWRITEBYTECODE=1");
+    yajl_gen_array_close(g);
+}
+
+static char *create_body(er_runtime *rt, const st_exec_request *req, const char *deadline)
+{
+    yajl_gen g = yajl_gen_alloc(NULL);
+    if (!g)
+        return NULL;
+    char num[64];
+    yajl_gen_map_open(g);
+    gen_kv(g, "Image", rt->image);
+    gen_str(g, "Cmd");
+    yajl_gen_array_open(g);
+    gen_str(g, rt->python);
+    int is_pytest = req->argv[0] && req->argv[1] && req->argv[2] &&
+                    strcmp(req->argv[1], "-m") == 0 && strcmp(req->argv[2], "pytest") == 0;
+    for (size_t i = 1; req->argv[0] && req->argv[i]; i++) {
+        gen_str(g, req->argv[i]);
+        if (i == 2 && is_pytest) { /* nothing may write into the read-only tree */
+            gen_str(g, "-p");
+            gen_str(g, "no:cacheprovider");
+        }
+    }
+    yajl_gen_array_close(g);
+    gen_str(g, "Entrypoint");
+    yajl_gen_array_open(g);
+    yajl_gen_array_close(g);
+    gen_kv(g, "WorkingDir", req->workdir ? req->workdir : req->project_root);
+    gen_kv(g, "User", rt->user);
+    gen_str(g, "Tty");
+    yajl_gen_bool(g, 0);
+    gen_str(g, "AttachStdin");
+    yajl_gen_bool(g, 0);
+    gen_str(g, "OpenStdin");
+    yajl_gen_bool(g, 0);
+    gen_str(g, "Env");
+    gen_env(rt, g, req);
+    gen_str(g, "Labels");
+    yajl_gen_map_open(g);
+    gen_kv(g, LABEL_MANAGED, "1");
+    gen_kv(g, LABEL_HOST, rt->hostname);
+    snprintf(num, sizeof(num), "%ld", rt->pid);
+    gen_kv(g, LABEL_PID, num);
+    snprintf(num, sizeof(num), "%lld", rt->start_ticks);
+    gen_kv(g, LABEL_START, num);
+    gen_kv(g, LABEL_RUN, rt->run_id);
+    gen_kv(g, LABEL_DEADLINE, deadline);
+    gen_kv(g, LABEL_BATCH, req->id ? req->id : "");
+    yajl_gen_map_close(g);
+    gen_str(g, "HostConfig");
+    yajl_gen_map_open(g);
+    gen_str(g, "Mounts");
+    yajl_gen_array_open(g);
+    const char *paths[3] = {req->project_root, req->support_dir, req->output_dir};
+    const int ro[3] = {1, 1, 0};
+    for (int i = 0; i < 3 && !rt->copy; i++) {
+        int dup = !paths[i] || !*paths[i];
+        for (int j = 0; j < i && !dup; j++)
+            dup = paths[j] && strcmp(paths[i], paths[j]) == 0;
+        if (!dup)
+            gen_mount(g, paths[i], ro[i]);
+    }
+    yajl_gen_array_close(g);
+    gen_kv(g, "NetworkMode", rt->network);
+    if (rt->memory_bytes > 0) {
+        gen_str(g, "Memory");
+        yajl_gen_integer(g, rt->memory_bytes);
+        gen_str(g, "MemorySwap");
+        yajl_gen_integer(g, rt->memory_bytes);
+    }
+    if (rt->pids_limit > 0) {
+        gen_str(g, "PidsLimit");
+        yajl_gen_integer(g, rt->pids_limit);
+    }
+    if (rt->cpus > 0) {
+        gen_str(g, "NanoCpus");
+        yajl_gen_integer(g, (long long)(rt->cpus * 1e9));
+    }
+    gen_str(g, "AutoRemove");
+    yajl_gen_bool(g, 0);
+    /* pytest must not be PID 1: PID 1 ignores signals it has no handler for (a test killing
+     * itself with SIGSEGV would pass), and nothing would reap xdist's zombies */
+    gen_str(g, "Init");
+    yajl_gen_bool(g, rt->init);
+    yajl_gen_map_close(g);
+    yajl_gen_map_close(g);
+    const unsigned char *buf;
+    size_t len;
+    char *out = NULL;
+    if (yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok) {
+        out = malloc(len + 1);
+        if (out) {
+            memcpy(out, buf, len);
+            out[len] = '\0';
+        }
+    }
+    yajl_gen_free(g);
+    return out;
+}
+
+static void sink_note(const st_exec_sink *sink, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void sink_note(const st_exec_sink *sink, const char *fmt, ...)
+{
+    char buf[600];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n > sizeof(buf) - 2)
+        n = (int)sizeof(buf) - 2;
+    buf[n++] = '\n';
+    if (sink && sink->output)
+        sink->output(sink->opaque, ST_STREAM_STDERR, buf, (size_t)n);
+}
+
+static void register_running(er_runtime *rt, er_running *r)
+{
+    pthread_mutex_lock(&rt->lock);
+    r->next = rt->list;
+    rt->list = r;
+    pthread_mutex_unlock(&rt->lock);
+}
+
+static void unregister_running(er_runtime *rt, er_running *r)
+{
+    pthread_mutex_lock(&rt->lock);
+    for (er_running **p = &rt->list; *p; p = &(*p)->next)
+        if (*p == r) {
+            *p = r->next;
+            break;
+        }
+    pthread_mutex_unlock(&rt->lock);
+}
+
+static int is_cancelled(er_runtime *rt, er_running *r)
+{
+    pthread_mutex_lock(&rt->lock);
+    int c = r->cancelled;
+    pthread_mutex_unlock(&rt->lock);
+    return c;
+}
+
+static void kill_container(er_runtime *rt, void **h, const char *cid)
+{
+    char path[200], err[300];
+    eh_response resp;
+    snprintf(path, sizeof(path), "/containers/%s/kill?signal=KILL", cid);
+    /* 409 (Docker) / 500 (Podman) when it is no longer running: fine */
+    api_call(rt, h, "POST", path, NULL, 5, &resp, err, sizeof(err));
+    eh_response_free(&resp);
+}
+
+/* Waits for the container to exit, up to timeout_s. Returns ST_OK with *code set, ST_ERR_TIMEOUT,
+ * or another status with err filled (the engine went away, an error answer). */
+static int wait_container(er_runtime *rt, void **h, const char *cid, double timeout_s, long long *code,
+                          char *err, size_t errlen)
+{
+    char path[300];
+    eh_response resp;
+    if (rt->libpod_prefix[0])
+        snprintf(path, sizeof(path),
+                 "!%s/containers/%s/wait?condition=stopped&condition=exited&interval=20ms",
+                 rt->libpod_prefix, cid);
+    else
+        snprintf(path, sizeof(path), "/containers/%s/wait?condition=not-running", cid);
+    int rc = api_call(rt, h, "POST", path, NULL, timeout_s, &resp, err, errlen);
+    if (rc == ST_OK) {
+        if (resp.status != 200) {
+            http_error(&resp, "waiting for the container failed", err, errlen);
+            rc = resp.status == 404 ? ST_ERR_CANCELLED : ST_ERR_IO;
+        } else {
+            yajl_val v = parse_body(&resp);
+            *code = -1;
+            if (v && YAJL_IS_INTEGER(v))
+                *code = YAJL_GET_INTEGER(v);
+            else if (v)
+                jint(v, "StatusCode", NULL, code);
+            if (!v || *code < 0) {
+                snprintf(err, errlen, "the engine's answer to wait is not valid JSON");
+                rc = ST_ERR_IO;
+            }
+            if (v)
+                yajl_tree_free(v);
+        }
+    }
+    eh_response_free(&resp);
+    return rc;
+}
+
+typedef struct log_ctx {
+    const st_exec_sink *sink;
+} log_ctx;
+
+static void on_log_frame(void *opaque, int stream, const char *data, size_t len)
+{
+    log_ctx *lc = opaque;
+    if (lc->sink && lc->sink->output)
+        lc->sink->output(lc->sink->opaque, stream == 2 ? ST_STREAM_STDERR : ST_STREAM_STDOUT, data,
+                         len);
+}
+
+static void on_log_data(void *opaque, const char *data, size_t len)
+{
+    ed_feed(opaque, data, len);
+}
+
+static int read_logs(er_runtime *rt, void **h, const char *cid, const st_exec_sink *sink,
+                     char *err, size_t errlen)
+{
+    char path[300];
+    snprintf(path, sizeof(path), "%s/containers/%s/logs?stdout=1&stderr=1", rt->api_prefix, cid);
+    log_ctx lc = {sink};
+    ed_demux d;
+    ed_init(&d, on_log_frame, &lc);
+    eh_request rq = {.method = "GET", .path = path, .timeout_s = 60, .on_data = on_log_data,
+                     .opaque = &d};
+    eh_response resp;
+    int rc = eh_perform(&rt->client, h, &rq, &resp, err, errlen);
+    if (rc == ST_OK && resp.status != 200) {
+        http_error(&resp, "cannot read the container's output", err, errlen);
+        rc = ST_ERR_IO;
+    }
+    eh_response_free(&resp);
+    return rc;
+}
+
+/* DELETE ?force=1&v=1, tried twice. */
+static void remove_container(er_runtime *rt, void **h, const char *cid, const char *label)
+{
+    char path[200], err[400] = "";
+    snprintf(path, sizeof(path), "/containers/%s?force=1&v=1", cid);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        eh_response resp;
+        int rc = api_call(rt, h, "DELETE", path, NULL, 15, &resp, err, sizeof(err));
+        long st = resp.status;
+        if (rc == ST_OK && st / 100 != 2 && st != 404)
+            http_error(&resp, "remove failed", err, sizeof(err));
+        eh_response_free(&resp);
+        if (rc == ST_OK && (st / 100 == 2 || st == 404))
+            return;
+        if (rc == ST_ERR_UNAVAILABLE)
+            break; /* the engine is gone: nothing to retry */
+        sleep_s(0.2);
+    }
+    rt->host->log(rt->self, ST_LOG_WARNING,
+                  "%s: could not remove container %.12s (%s); `selftest-core cleanup` removes it "
+                  "later", label, cid, err);
+}
+
+typedef struct exec_state {
+    er_runtime *rt;
+    const st_exec_request *req;
+    const st_exec_sink *sink;
+    st_exec_result *res;
+    void *h;
+    er_running reg;
+    double t0;
+} exec_state;
+
+static int infra(exec_state *x, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int infra(exec_state *x, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(x->res->error, sizeof(x->res->error), fmt, ap);
+    va_end(ap);
+    x->res->infra_error = 1;
+    x->rt->host->log(x->rt->self, ST_LOG_ERROR, "%s: %s", x->req->label, x->res->error);
+    return rc == ST_OK ? ST_ERR_UNAVAILABLE : rc;
+}
+
+/* ---- transfer = "copy": the tree goes in and the results come out as tar streams ---------- */
+
+/* Spawns tar (argv, never a shell) with one end of a pipe as its stdin (to_child) or stdout. */
+static pid_t spawn_tar(const char *const *argv, int to_child, int *fd_out)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(p[0]);
+        close(p[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_RDWR);
+        if (to_child) {
+            dup2(p[0], 0);
+            if (devnull >= 0)
+                dup2(devnull, 1);
+        } else {
+            dup2(p[1], 1);
+            if (devnull >= 0)
+                dup2(devnull, 0);
+        }
+        execvp(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    if (to_child) {
+        close(p[0]);
+        *fd_out = p[1];
+    } else {
+        close(p[1]);
+        *fd_out = p[0];
+    }
+    return pid;
+}
+
+static int tar_status(pid_t pid)
+{
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* PUT /containers/{id}/archive?path=/ with the project root (without the skip dirs), the
+ * support dir and the empty output dir, at their host paths. */
+static int upload_tree(exec_state *x)
+{
+    er_runtime *rt = x->rt;
+    const st_exec_request *req = x->req;
+    const st_project_info *pi = rt->host->project ? rt->host->project(rt->self) : NULL;
+    const char *argv[64];
+    char excl[24][300];
+    size_t n = 0, ne = 0;
+    argv[n++] = "tar";
+    argv[n++] = "-c";
+    argv[n++] = "-f";
+    argv[n++] = "-";
+    argv[n++] = "-C";
+    argv[n++] = "/";
+    for (size_t i = 0; pi && pi->skip_dirs && pi->skip_dirs[i] && ne < 24; i++) {
+        snprintf(excl[ne], sizeof(excl[ne]), "--exclude=%s", pi->skip_dirs[i]);
+        argv[n++] = excl[ne++];
+    }
+    argv[n++] = "--exclude=__pycache__";
+    /* "./tmp/x", so that no name can pass for an option ("--" would end the options and turn
+     * --no-recursion into a file name) */
+    char root_rel[4100], support_rel[4100], out_rel[4100];
+    snprintf(root_rel, sizeof(root_rel), ".%s", req->project_root);
+    snprintf(support_rel, sizeof(support_rel), ".%s", req->support_dir ? req->support_dir : "");
+    snprintf(out_rel, sizeof(out_rel), ".%s", req->output_dir);
+    argv[n++] = root_rel;
+    if (req->support_dir && strcmp(req->support_dir, req->project_root) != 0)
+        argv[n++] = support_rel;
+    argv[n++] = "--no-recursion";
+    argv[n++] = out_rel;
+    argv[n] = NULL;
+    int fd = -1;
+    pid_t pid = spawn_tar(argv, 0, &fd);
+    if (pid < 0)
+        return infra(x, ST_ERR_IO, "cannot run tar to upload the project: %s", strerror(errno));
+    char path[200], err[400];
+    snprintf(path, sizeof(path), "%s/containers/%s/archive?path=/", rt->api_prefix,
+             x->reg.container);
+    eh_request rq = {.method = "PUT", .path = path, .content_type = "application/x-tar",
+                     .upload_fd = fd, .timeout_s = 600};
+    eh_response resp;
+    int rc = eh_perform(&rt->client, &x->h, &rq, &resp, err, sizeof(err));
+    close(fd);
+    int ts = tar_status(pid);
+    if (rc == ST_OK && resp.status / 100 != 2) {
+        http_error(&resp, "the engine refused the project upload", err, sizeof(err));
+        rc = ST_ERR_IO;
+    } else if (rc == ST_OK && ts != 0) {
+        snprintf(err, sizeof(err), "tar of %s failed (status %d)", req->project_root, ts);
+        rc = ST_ERR_IO;
+    }
+    eh_response_free(&resp);
+    if (rc != ST_OK)
+        return infra(x, rc, "cannot upload the project into container %s: %s", x->res->container,
+                     err);
+    return ST_OK;
+}
+
+typedef struct sink_fd {
+    int fd;
+    int failed;
+} sink_fd;
+
+static void on_archive_data(void *opaque, const char *data, size_t len)
+{
+    sink_fd *s = opaque;
+    while (len > 0 && !s->failed) {
+        ssize_t w = write(s->fd, data, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            s->failed = 1;
+            return;
+        }
+        data += w;
+        len -= (size_t)w;
+    }
+}
+
+/* GET /containers/{id}/archive?path=<output dir>, extracted next to the host's output dir. */
+static int copy_results_out(exec_state *x)
+{
+    er_runtime *rt = x->rt;
+    const char *out = x->req->output_dir;
+    char parent[4096], enc[4096 * 3], path[13000], err[400];
+    snprintf(parent, sizeof(parent), "%s", out);
+    char *slash = strrchr(parent, '/');
+    if (!slash || slash == parent)
+        return infra(x, ST_ERR_INVALID, "output dir %s has no parent", out);
+    *slash = '\0';
+    if (eh_urlencode(out, enc, sizeof(enc)) < 0)
+        return infra(x, ST_ERR_INVALID, "output dir path too long");
+    snprintf(path, sizeof(path), "%s/containers/%s/archive?path=%s", rt->api_prefix,
+             x->reg.container, enc);
+    const char *argv[] = {"tar", "-x", "-f", "-", "--no-same-owner", "-C", parent, NULL};
+    int fd = -1;
+    pid_t pid = spawn_tar(argv, 1, &fd);
+    if (pid < 0)
+        return infra(x, ST_ERR_IO, "cannot run tar to copy the results out: %s", strerror(errno));
+    sink_fd sf = {fd, 0};
+    eh_request rq = {.method = "GET", .path = path, .timeout_s = 600, .on_data = on_archive_data,
+                     .opaque = &sf};
+    eh_response resp;
+    int rc = eh_perform(&rt->client, &x->h, &rq, &resp, err, sizeof(err));
+    close(fd);
+    int ts = tar_status(pid);
+    if (rc == ST_OK && resp.status != 200) {
+        snprintf(err, sizeof(err), "HTTP %ld", resp.status);
+        rc = ST_ERR_IO;
+    } else if (rc == ST_OK && (ts != 0 || sf.failed)) {
+        snprintf(err, sizeof(err), "tar -x into %s failed (status %d)", parent, ts);
+        rc = ST_ERR_IO;
+    }
+    eh_response_free(&resp);
+    if (rc != ST_OK)
+        return infra(x, rc, "cannot copy the results out of container %s: %s",
+                     x->res->container, err);
+    return ST_OK;
+}
+
+/* Creates the container; fills reg.container. */
+static int do_create(exec_state *x)
+{
+    er_runtime *rt = x->rt;
+    char name[48], path[120], err[400], deadline[32];
+    char cname[16 + 33];
+    random_hex(name, 32);
+    snprintf(cname, sizeof(cname), "selftest_%s", name);
+    snprintf(deadline, sizeof(deadline), "%lld",
+             (long long)time(NULL) + (long long)(x->req->timeout_s + 120));
+    char *body = create_body(rt, x->req, deadline);
+    if (!body)
+        return infra(x, ST_ERR_NOMEM, "out of memory building the container request");
+    snprintf(path, sizeof(path), "/containers/create?name=%s", cname);
+    eh_response resp;
+    int rc = api_call(rt, &x->h, "POST", path, body, 0, &resp, err, sizeof(err));
+    free(body);
+    if (rc != ST_OK) {
+        eh_response_free(&resp);
+        return infra(x, rc, "cannot create a container: %s", err);
+    }
+    if (resp.status != 201 && resp.status != 200) {
+        char what[200];
+        snprintf(what, sizeof(what), "cannot create a container from image %s", rt->image);
+        http_error(&resp, what, err, sizeof(err));
+        eh_response_free(&resp);
+        return infra(x, ST_ERR_UNAVAILABLE, "%s", err);
+    }
+    yajl_val v = parse_body(&resp);
+    const char *id = v ? jstr(v, "Id", NULL) : NULL;
+    if (!id || !safe_token(id, "") || strlen(id) >= sizeof(x->reg.container)) {
+        if (v)
+            yajl_tree_free(v);
+        eh_response_free(&resp);
+        /* the container may exist under its name: remove it by name */
+        remove_container(rt, &x->h, cname, x->req->label);
+        return infra(x, ST_ERR_IO, "the engine's answer to container create has no valid Id "
+                     "(not JSON?)");
+    }
+    pthread_mutex_lock(&rt->lock);
+    snprintf(x->reg.container, sizeof(x->reg.container), "%s", id);
+    pthread_mutex_unlock(&rt->lock);
+    snprintf(x->res->container, sizeof(x->res->container), "%s", cname);
+    yajl_tree_free(v);
+    eh_response_free(&resp);
+    return ST_OK;
+}
+
+static int do_start(exec_state *x)
+{
+    char path[200], err[400];
+    eh_response resp;
+    snprintf(path, sizeof(path), "/containers/%s/start", x->reg.container);
+    int rc = api_call(x->rt, &x->h, "POST", path, NULL, 0, &resp, err, sizeof(err));
+    if (rc == ST_OK && resp.status != 204 && resp.status != 304) {
+        http_error(&resp, "cannot start the container", err, sizeof(err));
+        rc = ST_ERR_UNAVAILABLE;
+    } else if (rc != ST_OK) {
+        char tmp[400];
+        snprintf(tmp, sizeof(tmp), "cannot start the container: %s", err);
+        snprintf(err, sizeof(err), "%s", tmp);
+    }
+    eh_response_free(&resp);
+    if (rc != ST_OK)
+        return infra(x, rc, "%s", err);
+    return ST_OK;
+}
+
+/* After the wait: the container's state (start errors, OOM kills). Returns 0, or -1 when the
+ * container never ran (infra error set). */
+static int inspect_state(exec_state *x, long long *code, int *oom)
+{
+    char path[200], err[400];
+    eh_response resp;
+    snprintf(path, sizeof(path), "/containers/%s/json", x->reg.container);
+    int rc = api_call(x->rt, &x->h, "GET", path, NULL, 0, &resp, err, sizeof(err));
+    int out = 0;
+    if (rc != ST_OK) {
+        infra(x, rc, "lost the engine after the container ended: %s", err);
+        out = -1;
+    } else if (resp.status == 200) {
+        yajl_val v = parse_body(&resp);
+        if (v) {
+            const char *status = jstr(v, "State", "Status");
+            const char *serr = jstr(v, "State", "Error");
+            long long ec;
+            *oom = jbool(v, "State", "OOMKilled");
+            if (status && strcmp(status, "created") == 0) {
+                infra(x, ST_ERR_UNAVAILABLE, "the container did not start%s%s",
+                      serr && *serr ? ": " : "", serr ? serr : "");
+                out = -1;
+            } else if (jint(v, "State", "ExitCode", &ec) == 0 && status &&
+                       (strcmp(status, "exited") == 0 || strcmp(status, "stopped") == 0)) {
+                *code = ec;
+            }
+            yajl_tree_free(v);
+        }
+    }
+    eh_response_free(&resp);
+    return out;
+}
+
+/* The kill loop of gitlab-runner: SIGKILL every second, with a wait open, until it returns. */
+static int kill_until_exit(exec_state *x, long long *code, char *err, size_t errlen)
+{
+    for (int attempt = 0; attempt < 30; attempt++) {
+        kill_container(x->rt, &x->h, x->reg.container);
+        int rc = wait_container(x->rt, &x->h, x->reg.container, 1.0, code, err, errlen);
+        if (rc != ST_ERR_TIMEOUT)
+            return rc;
+    }
+    snprintf(err, errlen, "the container did not stop after 30 SIGKILLs");
+    return ST_ERR_TIMEOUT;
+}
+
+static void set_exit(st_exec_result *res, long long code)
+{
+    if (code > 128 && code < 128 + 65) {
+        res->exited = 0;
+        res->term_signal = (int)(code - 128);
+    } else {
+        res->exited = 1;
+        res->exit_status = (int)code;
+    }
+}
+
+int er_execute(void *ctx, const st_exec_request *req, const st_exec_sink *sink,
+               st_exec_result *res)
+{
+    er_runtime *rt = ctx;
+    exec_state x = {.rt = rt, .req = req, .sink = sink, .res = res, .t0 = mono_s()};
+    char err[500];
+    int rc;
+    long long code = -1;
+    int oom = 0;
+    x.reg.id = req->id;
+    register_running(rt, &x.reg);
+    if (!req->argv || !req->argv[0]) {
+        rc = infra(&x, ST_ERR_INVALID, "empty argv");
+        goto out;
+    }
+    rc = ensure_engine(rt, err, sizeof(err));
+    if (rc != ST_OK) {
+        rc = infra(&x, rc, "%s", err);
+        goto out;
+    }
+    if (!rt->copy && rt->user_differs && chmod(req->output_dir, 0777) < 0) {
+        /* the configured user must be able to write the results; the output dir lies in the
+         * core's private (0700) work dir, so this opens it to nobody else on the host */
+        rc = infra(&x, ST_ERR_IO, "cannot open the output dir %s to user %s: %s",
+                   req->output_dir, rt->user, strerror(errno));
+        goto out;
+    }
+    rc = do_create(&x);
+    if (rc != ST_OK)
+        goto out;
+    if (is_cancelled(rt, &x.reg)) {
+        res->cancelled = 1;
+        goto remove;
+    }
+    if (rt->copy && (rc = upload_tree(&x)) != ST_OK)
+        goto remove;
+    rc = do_start(&x);
+    if (rc != ST_OK)
+        goto remove;
+    if (is_cancelled(rt, &x.reg)) /* cancel() came while it started: its kill may have missed */
+        kill_container(rt, &x.h, x.reg.container);
+    rc = wait_container(rt, &x.h, x.reg.container, req->timeout_s, &code, err, sizeof(err));
+    if (rc == ST_ERR_TIMEOUT) {
+        res->timed_out = 1;
+        rt->host->log(rt->self, ST_LOG_WARNING, "%s: timeout after %gs, killing container %s",
+                      req->label, req->timeout_s, res->container);
+        sink_note(sink, "[selftest-core] timeout after %gs: container %s killed", req->timeout_s,
+                  res->container);
+        rc = kill_until_exit(&x, &code, err, sizeof(err));
+    }
+    if (rc == ST_ERR_CANCELLED) {
+        /* 404: the container disappeared (removed from outside) */
+        rc = ST_OK;
+        sink_note(sink, "[selftest-core] container %s was removed from outside while it ran",
+                  res->container);
+        res->exited = 0;
+        res->term_signal = SIGKILL;
+        goto remove;
+    }
+    if (rc != ST_OK) {
+        if (res->timed_out && rc == ST_ERR_TIMEOUT)
+            rc = infra(&x, rc, "container %s did not stop after the timeout: %s", res->container,
+                       err);
+        else
+            rc = infra(&x, rc, "lost the engine while container %s ran: %s", res->container, err);
+        goto remove;
+    }
+    if (inspect_state(&x, &code, &oom) < 0) {
+        rc = ST_ERR_UNAVAILABLE;
+        goto remove;
+    }
+    if (read_logs(rt, &x.h, x.reg.container, sink, err, sizeof(err)) != ST_OK) {
+        rc = infra(&x, ST_ERR_IO, "%s", err);
+        goto remove;
+    }
+    if (rt->copy && (rc = copy_results_out(&x)) != ST_OK)
+        goto remove;
+    set_exit(res, code);
+    if (is_cancelled(rt, &x.reg))
+        res->cancelled = 1;
+    if (oom) {
+        sink_note(sink, "[selftest-core] container %s was killed: out of memory (memory limit %lld "
+                  "bytes)", res->container, rt->memory_bytes);
+        rt->host->log(rt->self, ST_LOG_WARNING, "%s: container %s was OOM-killed", req->label,
+                      res->container);
+    } else if (!res->timed_out && !res->cancelled && res->term_signal == SIGKILL) {
+        sink_note(sink, "[selftest-core] container %s was killed (SIGKILL) from outside "
+                  "selftest-core", res->container);
+        rt->host->log(rt->self, ST_LOG_WARNING, "%s: container %s was killed from outside",
+                      req->label, res->container);
+    }
+remove:
+    if (x.reg.container[0])
+        remove_container(rt, &x.h, x.reg.container, req->label);
+out:
+    unregister_running(rt, &x.reg);
+    eh_handle_free(&x.h);
+    res->wall_s = mono_s() - x.t0;
+    return res->infra_error ? (rc != ST_OK ? rc : ST_ERR_UNAVAILABLE) : ST_OK;
+}
+
+int er_cancel(void *ctx, const char *id)
+{
+    er_runtime *rt = ctx;
+    char cids[16][80];
+    size_t n = 0;
+    pthread_mutex_lock(&rt->lock);
+    for (er_running *r = rt->list; r; r = r->next)
+        if (id && r->id && strcmp(r->id, id) == 0) {
+            r->cancelled = 1;
+            if (r->container[0] && n < 16)
+                snprintf(cids[n++], sizeof(cids[0]), "%s", r->container);
+        }
+    pthread_mutex_unlock(&rt->lock);
+    void *h = NULL;
+    for (size_t i = 0; i < n; i++)
+        kill_container(rt, &h, cids[i]);
+    eh_handle_free(&h);
+    return ST_OK;
+}
+
+/* ---- cleanup_stale ---------------------------------------------------------------------------- */
+
+static const char *label_of(yajl_val c, const char *key)
+{
+    return jstr(c, "Labels", key);
+}
+
+/* Why a listed container may go, or NULL when it must stay. */
+static const char *stale_reason(er_runtime *rt, yajl_val c, double max_age_s, time_t began)
+{
+    long long created = 0;
+    jint(c, "Created", NULL, &created);
+    if (created > (long long)began)
+        return NULL; /* created after this cleanup began */
+    const char *host = label_of(c, LABEL_HOST), *pid_s = label_of(c, LABEL_PID);
+    const char *start_s = label_of(c, LABEL_START), *deadline_s = label_of(c, LABEL_DEADLINE);
+    if (host && pid_s && start_s && strcmp(host, rt->hostname) == 0) {
+        long pid = strtol(pid_s, NULL, 10);
+        long long start = strtoll(start_s, NULL, 10);
+        long long now_start = pid > 0 ? er_process_start(pid) : -1;
+        if (now_start >= 0 && now_start == start)
+            return NULL; /* a live run's: never touched */
+        return "its owner process is gone";
+    }
+    time_t now = time(NULL);
+    if (deadline_s && strtoll(deadline_s, NULL, 10) < (long long)now)
+        return "its deadline has passed";
+    if (max_age_s > 0 && created > 0 && (double)(now - created) > max_age_s)
+        return "it is older than max_age";
+    return NULL;
+}
+
+int er_cleanup_stale(void *ctx, double max_age_s, st_cleanup_report *report)
+{
+    er_runtime *rt = ctx;
+    char err[500];
+    void *h = NULL;
+    eh_response resp = {0};
+    yajl_val list = NULL;
+    time_t began = time(NULL);
+    int rc;
+    if (rt->max_age_set || max_age_s <= 0)
+        max_age_s = rt->max_age_s;
+    report->listed = report->removed = report->failed = 0;
+    rc = ensure_engine(rt, err, sizeof(err));
+    if (rc != ST_OK) {
+        report->failed++;
+        rt->host->log(rt->self, ST_LOG_ERROR, "cleanup: %s", err);
+        return ST_ERR_UNAVAILABLE;
+    }
+    char filter[128];
+    eh_urlencode("{\"label\":[\"" LABEL_MANAGED "\"]}", filter, sizeof(filter));
+    char path[300];
+    snprintf(path, sizeof(path), "/containers/json?all=1&filters=%s", filter);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        eh_response_free(&resp);
+        rc = api_call_ex(rt, &h, "GET", path, NULL, 0, (size_t)64 << 20, &resp, err,
+                         sizeof(err));
+        if (rc == ST_OK && resp.status != 200) {
+            http_error(&resp, "listing containers failed", err, sizeof(err));
+            rc = ST_ERR_IO;
+        }
+        if (rc == ST_OK) {
+            list = yajl_tree_parse(resp.body ? resp.body : "", NULL, 0);
+            if (!list || !YAJL_IS_ARRAY(list)) {
+                snprintf(err, sizeof(err), "the container list is not a JSON array%s",
+                         resp.truncated ? " (too long)" : "");
+                rc = ST_ERR_IO;
+            }
+        }
+        if (rc == ST_OK)
+            break;
+        if (list)
+            yajl_tree_free(list);
+        list = NULL;
+        sleep_s(0.1);
+    }
+    if (rc != ST_OK) {
+        report->failed++;
+        rt->host->log(rt->self, ST_LOG_ERROR, "cleanup: %s", err);
+        goto out;
+    }
+    for (size_t i = 0; i < YAJL_GET_ARRAY(list)->len; i++) {
+        yajl_val c = YAJL_GET_ARRAY(list)->values[i];
+        const char *id = jstr(c, "Id", NULL);
+        if (!id || !safe_token(id, ""))
+            continue;
+        report->listed++;
+        const char *why = stale_reason(rt, c, max_age_s, began);
+        if (!why)
+            continue;
+        snprintf(path, sizeof(path), "/containers/%s?force=1&v=1", id);
+        int removed = 0;
+        for (int attempt = 0; attempt < 2 && !removed; attempt++) {
+            eh_response r2;
+            int rc2 = api_call(rt, &h, "DELETE", path, NULL, 0, &r2, err, sizeof(err));
+            if (rc2 == ST_OK && (r2.status / 100 == 2 || r2.status == 404))
+                removed = 1;
+            else if (rc2 == ST_OK)
+                http_error(&r2, "remove failed", err, sizeof(err));
+            eh_response_free(&r2);
+        }
+        if (removed) {
+            report->removed++;
+            rt->host->log(rt->self, ST_LOG_INFO, "cleanup: removed container %.12s (%s)", id, why);
+        } else {
+            report->failed++;
+            rt->host->log(rt->self, ST_LOG_ERROR, "cleanup: cannot remove container %.12s: %s",
+                          id, err);
+        }
+    }
+    rc = report->failed ? ST_ERR_IO : ST_OK;
+out:
+    if (list)
+        yajl_tree_free(list);
+    eh_response_free(&resp);
+    eh_handle_free(&h);
+    return rc;
+}
