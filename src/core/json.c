@@ -109,8 +109,14 @@ char *st_jg_finish(yajl_gen g, int nl)
     char *out = NULL;
     if (yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok) {
         /* yajl's beautifier already ends with a newline. */
-        int has_nl = len > 0 && buf[len - 1] == '\n';
-        out = st_asprintf("%.*s%s", (int)len, (const char *)buf, nl && !has_nl ? "\n" : "");
+        int add_nl = nl && !(len > 0 && buf[len - 1] == '\n');
+        out = malloc(len + 2);
+        if (out) {
+            memcpy(out, buf, len);
+            if (add_nl)
+                out[len++] = '\n';
+            out[len] = '\0';
+        }
     }
     yajl_gen_free(g);
     return out;
