@@ -645,6 +645,9 @@ int st_settings_finish(st_settings *s)
         s->report_dir = st_path_join(s->data_dir, "self_test_reports");
     if (!s->report_dir || make_absolute(&s->report_dir, s->project_root) < 0)
         return -1;
+    /* folded ("a/../b" -> "b"): container runtimes mount and copy these paths as given */
+    if (make_absolute(&s->support_dir, NULL) < 0)
+        return -1;
     if (!s->lock_file)
         s->lock_file = st_path_join(s->data_dir, "self_test.lock");
     if (!s->lock_file || make_absolute(&s->lock_file, s->project_root) < 0)
