@@ -445,8 +445,12 @@ out:
     return rc;
 }
 
-/* Facts of every project module (duplicates are looked for among all of them). A module that
- * cannot be read gets no facts; for a reported one the reason is kept for its entry. */
+static int analyze_one(dp_run *r, uint32_t i);
+
+/* Facts of the project's modules. The reported ones first; duplicates are looked for among all
+ * modules, but only a non-empty reported module can be a duplicate, so the (costly) rest of the
+ * project is read only when there is one. A module that cannot be read gets no facts; for a
+ * reported one the reason is kept for its entry. */
 static int collect_facts(dp_run *r)
 {
     r->facts = calloc(r->count ? r->count : 1, sizeof(*r->facts));
@@ -454,26 +458,42 @@ static int collect_facts(dp_run *r)
     r->facts_error = calloc(r->count ? r->count : 1, sizeof(*r->facts_error));
     if (!r->facts || !r->facts_ok || !r->facts_error)
         return ST_ERR_NOMEM;
-    for (uint32_t i = 0; i < r->count; i++) {
-        if (!r->project[i])
-            continue;
-        char *src = NULL, err[160];
-        size_t len = 0;
-        int rc = read_source(r->root, r->ops->path(r->g, i), &src, &len, err, sizeof(err));
-        if (rc == ST_ERR_NOMEM)
-            return rc;
-        if (rc != ST_OK) {
-            if (r->report[i] != DP_NOT) {
-                r->dp->host->log(r->dp->self, ST_LOG_WARNING, "%s: %s; not classified",
-                                 r->ops->path(r->g, i), err);
-                r->facts_error[i] = strdup(err);
-            }
-            continue;
+    int need_all = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1 && !need_all)
+            break;
+        for (uint32_t i = 0; i < r->count; i++) {
+            if (!r->project[i] || (pass == 0) != (r->report[i] != DP_NOT))
+                continue;
+            int rc = analyze_one(r, i);
+            if (rc != ST_OK)
+                return rc;
+            if (pass == 0 && r->facts_ok[i] && !r->facts[i].empty)
+                need_all = 1;
         }
-        pytok_analyze(src, len, &r->facts[i], NULL);
-        r->facts_ok[i] = 1;
-        free(src);
     }
+    return ST_OK;
+}
+
+/* Reads and analyzes one module into r->facts[i]. */
+static int analyze_one(dp_run *r, uint32_t i)
+{
+    char *src = NULL, err[160];
+    size_t len = 0;
+    int rc = read_source(r->root, r->ops->path(r->g, i), &src, &len, err, sizeof(err));
+    if (rc == ST_ERR_NOMEM)
+        return rc;
+    if (rc != ST_OK) {
+        if (r->report[i] != DP_NOT) {
+            r->dp->host->log(r->dp->self, ST_LOG_WARNING, "%s: %s; not classified",
+                             r->ops->path(r->g, i), err);
+            r->facts_error[i] = strdup(err);
+        }
+        return ST_OK;
+    }
+    pytok_analyze(src, len, &r->facts[i], NULL);
+    r->facts_ok[i] = 1;
+    free(src);
     return ST_OK;
 }
 
