@@ -82,6 +82,44 @@ def main():
 
         rc, res, lines, err = run(root, "raises.py", conf_extra="fail_on_orphans = true;\n")
         t.is_eq(rc, 1, "fail_on_orphans = true makes a failed check fail the run")
+
+    # --clean-orphans, end to end with the bundled discovery and integrator plugins
+    with t.tmpdir() as root:
+        write(root, "tests/test_a.py", "def test_a():\n    assert True\n")
+        write(root, "good.py", "import helper\nVALUE = helper.X\n")
+        write(root, "helper.py", "X = 1\n")
+        write(root, "bad.py", "raise RuntimeError('no')\n")
+        conf = os.path.join(root, "selftest.conf")
+        with open(conf, "w") as f:
+            f.write('project_root = ".";\npython = "%s";\nretries = 0;\n' % t.PYTHON)
+        cache = os.path.join(root, "sandbox_data", "orphan_modules.json")
+
+        def cycle(*extra):
+            rc, out, err = t.run([t.selftest_bin(), "-c", conf, "run", "--json"] + list(extra),
+                                 env=t.base_env({"SELF_TEST_DISABLE_AUTO_INTEGRATION": None}),
+                                 timeout=120, cwd=root)
+            lines = [l for l in out.splitlines() if l.startswith("{")]
+            return json.loads(lines[-1]) if lines else {}, err
+
+        res, err = cycle("--no-include-orphans", "--refresh-orphans")
+        with open(cache) as f:
+            before = json.load(f)
+        t.ok(sorted(before) == ["bad.py", "good.py", "helper.py"],
+             "the orphan cache lists the three orphans", "%r\n%s" % (sorted(before), err))
+        t.is_eq(before.get("helper.py", {}).get("parents"), ["good.py"],
+                "helper.py is cached with its parent")
+        res, err = cycle("--clean-orphans")
+        got = sorted(res.get("integration", {}).get("integrated", []))
+        t.ok(got == ["good.py", "helper.py"], "the passing orphans are integrated",
+             "%r\n%s" % (got, err))
+        with open(cache) as f:
+            after = json.load(f)
+        t.is_eq(sorted(after), ["bad.py"],
+                "--clean-orphans drops the integrated entries and keeps the failing one")
+        with open(os.path.join(root, "sandbox_data", "orphan_classifications.json")) as f:
+            classes = json.load(f)
+        t.is_eq(classes.get("bad.py", {}).get("classification"), "failed",
+                "orphan_classifications.json marks the failed check")
     t.done()
 
 
