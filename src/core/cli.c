@@ -42,6 +42,8 @@ static const char usage_main[] =
     "  -q, --quiet            errors only\n"
     "      --plugin-dir DIR   search plugins here instead of the installed dir (repeatable;\n"
     "                         also SELF_TEST_PLUGIN_PATH, colon-separated)\n"
+    "      --check-config     load the configuration and every plugin's settings, start\n"
+    "                         nothing, and exit 0 (valid) or 2 (the error is printed)\n"
     "  -h, --help             this help; COMMAND --help for a command's options\n"
     "  -V, --version          version and plugin ABI\n"
     "\n"
@@ -86,10 +88,11 @@ static const char sched_opts[] =
     "  --interval SECONDS       time between the starts of two cycles (default 86400)\n";
 
 static const char usage_plugins[] =
-    "Usage: selftest-core [GLOBAL OPTIONS] plugins [--json]\n"
+    "Usage: selftest-core [GLOBAL OPTIONS] plugins [--json] [--check]\n"
     "\n"
     "Loads and checks every plugin the configuration names (the runtime first) and lists\n"
-    "kind, name, version, plugin ABI and file. Nothing is started.\n";
+    "kind, name, version, plugin ABI and file. Nothing is started. --check also lets every\n"
+    "plugin validate its settings (as the global --check-config does).\n";
 
 static const char usage_cleanup[] =
     "Usage: selftest-core [GLOBAL OPTIONS] cleanup [--container-runtime R] [--docker-host URL]\n"
@@ -139,6 +142,8 @@ enum {
     OPT_ORPHANS,
     OPT_ISOLATED,
     OPT_DEPS,
+    OPT_CHECK,
+    OPT_CHECK_CONFIG,
     OPT_BOOL_BASE = 512, /* + index into bool_flags, + 64 for --no- */
 };
 
@@ -171,7 +176,7 @@ typedef struct cli_opts {
     int use_container;
     int json;
     int path_only;
-    int orphans, isolated, deps_mode;
+    int orphans, isolated, deps_mode, check;
     st_strv deps;
     int bools[N_BOOL_FLAGS]; /* -1 unset */
 } cli_opts;
@@ -183,6 +188,7 @@ static int parse_global(int argc, char **argv, cli_opts *o, int *cmd_index)
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
         {"plugin-dir", required_argument, NULL, OPT_PLUGIN_DIR},
+        {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -204,6 +210,9 @@ static int parse_global(int argc, char **argv, cli_opts *o, int *cmd_index)
         case OPT_PLUGIN_DIR:
             st_strv_push_owned(&o->plugin_dirs, st_path_absolute(NULL, optarg));
             break;
+        case OPT_CHECK_CONFIG:
+            o->check = 2; /* like `plugins --check`, without a command */
+            break;
         case 'h':
             fputs(usage_main, stdout);
             return 0;
@@ -217,6 +226,10 @@ static int parse_global(int argc, char **argv, cli_opts *o, int *cmd_index)
                     argv[optind - 1]);
             return EXIT_USAGE;
         }
+    }
+    if (optind >= argc && o->check == 2) {
+        *cmd_index = -1;
+        return -1;
     }
     if (optind >= argc) {
         fputs("selftest-core: no command given\n\n", stderr);
@@ -302,8 +315,10 @@ static int parse_command(command cmd, int argc, char **argv, cli_opts *o, st_str
         OPT("interval", required_argument, OPT_INTERVAL);
     if (cmd == CMD_CLEANUP)
         OPT("max-age", required_argument, OPT_MAX_AGE);
-    if (cmd == CMD_PLUGINS)
+    if (cmd == CMD_PLUGINS) {
         OPT("json", no_argument, OPT_JSON);
+        OPT("check", no_argument, OPT_CHECK);
+    }
     if (cmd == CMD_REPORT)
         OPT("path", no_argument, OPT_PATH);
     OPT(NULL, 0, 0);
@@ -347,6 +362,7 @@ static int parse_command(command cmd, int argc, char **argv, cli_opts *o, st_str
         case OPT_ORPHANS: o->orphans = 1; break;
         case OPT_ISOLATED: o->isolated = 1; break;
         case OPT_DEPS: o->deps_mode = 1; break;
+        case OPT_CHECK: o->check = 1; break;
         case 'h':
             print_usage(cmd);
             return 0;
@@ -593,7 +609,7 @@ int st_cli_main(int argc, char **argv)
     } commands[] = {{"run", CMD_RUN},           {"run-scheduled", CMD_SCHEDULED},
                     {"discover", CMD_DISCOVER}, {"cleanup", CMD_CLEANUP},
                     {"report", CMD_REPORT},     {"plugins", CMD_PLUGINS}};
-    const char *name = argv[cmd_index];
+    const char *name = cmd_index < 0 ? "plugins" : argv[cmd_index];
     int found = -1;
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         if (strcmp(name, commands[i].name) == 0)
@@ -605,9 +621,11 @@ int st_cli_main(int argc, char **argv)
         goto out;
     }
     command cmd = commands[found].cmd;
-    rc = parse_command(cmd, argc - cmd_index, argv + cmd_index, &o, &paths);
-    if (rc >= 0)
-        goto out;
+    if (cmd_index >= 0) {
+        rc = parse_command(cmd, argc - cmd_index, argv + cmd_index, &o, &paths);
+        if (rc >= 0)
+            goto out;
+    }
 
     load_ctx lc = {&o, &paths};
     if (load_settings(&s, &lc) < 0) {
@@ -623,7 +641,7 @@ int st_cli_main(int argc, char **argv)
     };
     switch (cmd) {
     case CMD_PLUGINS:
-        rc = st_plugins_list(&s, o.json);
+        rc = st_plugins_list(&s, o.json, o.check != 0);
         break;
     case CMD_REPORT:
         rc = cmd_report(&s, o.path_only);

@@ -33,6 +33,8 @@ static void host_log(st_instance *self, st_log_level level, const char *fmt, ...
     va_list ap;
     if (level > ST_LOG_DEBUG)
         level = ST_LOG_DEBUG;
+    if (self && level == ST_LOG_ERROR)
+        self->logged_error = 1;
     va_start(ap, fmt);
     st_logv(level, self ? self->name : NULL, fmt, ap);
     va_end(ap);
@@ -333,10 +335,12 @@ const st_host st_host_services = {
 int st_inst_create(st_instance *inst)
 {
     void *ctx = NULL;
+    inst->logged_error = 0;
     int rc = inst->life->create(&st_host_services, inst, (const st_config_node *)inst->config, &ctx);
     if (rc != ST_OK) {
-        st_error("%s: create failed (status %d)%s", inst->name, rc,
-                 inst->config ? "; check its settings" : "");
+        /* the plugin said why (plugin.h: ops log the detail first); say it only if it did not */
+        st_log(inst->logged_error ? ST_LOG_DEBUG : ST_LOG_ERROR, "%s: create failed (status %d)%s",
+               inst->name, rc, inst->config ? "; check its settings" : "");
         inst->failed = 1;
         return rc < 0 ? rc : ST_ERR_INTERNAL;
     }
@@ -350,9 +354,11 @@ int st_inst_start(st_instance *inst)
     if (!inst->created || inst->started)
         return inst->created ? ST_OK : ST_ERR_INTERNAL;
     if (inst->life->start) {
+        inst->logged_error = 0;
         int rc = inst->life->start(inst->ctx);
         if (rc != ST_OK) {
-            st_error("%s: start failed (status %d)", inst->name, rc);
+            st_log(inst->logged_error ? ST_LOG_DEBUG : ST_LOG_ERROR, "%s: start failed (status %d)",
+                   inst->name, rc);
             inst->failed = 1;
             return rc < 0 ? rc : ST_ERR_INTERNAL;
         }

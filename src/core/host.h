@@ -36,6 +36,7 @@ struct st_instance {
     const void *ops;
     void *ctx;                      /* the plugin's, from create() */
     int created, started, failed;
+    int logged_error;               /* the plugin logged an error itself (not repeated) */
     const config_setting_t *config; /* the plugin's settings group, may be NULL */
     const st_project_info *project;
     st_project_ctx *pctx;           /* project + graph cache; project == &pctx->info */

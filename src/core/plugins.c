@@ -158,12 +158,31 @@ void st_plugins_free(st_plugin_set *ps)
     memset(ps, 0, sizeof(*ps));
 }
 
-int st_plugins_list(st_settings *s, int json)
+int st_plugins_list(st_settings *s, int json, int check)
 {
     st_plugin_set ps = {0};
     int rc = 2;
     if (st_plugins_load(s, &ps, 0) < 0)
         goto out;
+    if (check) {
+        /* --check-config: every plugin parses its settings (create), then is destroyed; nothing
+         * is started, no socket or process is opened. */
+        int bad = 0;
+        for (size_t i = 0; i < ps.n; i++) {
+            if (st_inst_create(ps.list[i]) != ST_OK)
+                bad = 1;
+            st_inst_destroy(ps.list[i]);
+        }
+        if (bad)
+            goto out;
+        if (!json) {
+            printf("configuration OK: %s, %zu plugin%s\n",
+                   s->config_path ? s->config_path : "(no file: defaults and environment)", ps.n,
+                   ps.n == 1 ? "" : "s");
+            rc = 0;
+            goto out;
+        }
+    }
     yajl_gen g = json ? st_jg_new(0) : NULL;
     if (g)
         yajl_gen_array_open(g);

@@ -26,7 +26,9 @@ int st_plugins_start(st_plugin_set *ps);
 int st_plugins_switch_runtime(st_settings *s, st_plugin_set *ps, const char *runtime);
 int st_plugins_usable(const st_instance *inst, st_plugin_kind kind);
 void st_plugins_free(st_plugin_set *ps);
-/* The `plugins` command: lists kind, name, version, ABI and file. Returns an exit status. */
-int st_plugins_list(st_settings *s, int json);
+/* The `plugins` command: lists kind, name, version, ABI and file; with check, also creates and
+ * destroys every plugin so each validates its settings (--check-config). Returns an exit
+ * status: 0, or 2 when a plugin cannot be loaded or refuses its settings. */
+int st_plugins_list(st_settings *s, int json, int check);
 
 #endif

@@ -403,6 +403,18 @@ def check_no_pytest():
         extra_env={"SELF_TEST_PYTHON": missing})
 
 
+def check_config_check():
+    """--check-config: the configuration and every plugin's settings, nothing started."""
+    good = conf('project_root = "%s";\npython = "%s";\n' % (PROJECT, taplib.PYTHON))
+    rc, out, err = cli(["-c", good, "--check-config"])
+    is_eq(rc, 0, "--check-config: a valid configuration exits 0")
+    ok("configuration OK" in out, "--check-config says so", out + err)
+    broken = conf('project_root = "%s";\nhost = {\n  sandbox_memory_mb = 10;\n  bogus = 1;\n};\n'
+                  % PROJECT)
+    bad("--check-config with an unknown runtime setting", ["-c", broken, "--check-config"], {2},
+        [broken + ":4", "bogus"])
+
+
 def main():
     try:
         note("work dir %s" % WORK)
@@ -415,6 +427,7 @@ def main():
         check_paths_and_env()
         check_results_file()
         check_no_pytest()
+        check_config_check()
         is_eq(sorted(f for f in os.listdir(RUN_TMP) if f.startswith("selftest")), [],
               "no run left its work dir (selftest-*) in $TMPDIR")
     except Exception:
