@@ -245,3 +245,36 @@ def pytest_summary(path_list=(), extra_args=(), cwd=None, env=None, timeout=300)
     res["stdout"] = out
     res["stderr"] = err
     return res
+
+
+# Settings a test's environment must not inherit from the caller's (a developer's shell may
+# export some): passed as extra to base_env() they are unset. The harness's own variables
+# (SELFTEST_BIN, SELF_TEST_PLUGIN_PATH, SELF_TEST_SUPPORT_DIR) are kept.
+SCRUB = dict.fromkeys((
+    "SELF_TEST_ARGS", "SELF_TEST_WORKERS", "SELF_TEST_TIMEOUT", "SELF_TEST_RETRIES",
+    "SELF_TEST_PYTHON", "SELF_TEST_REPORT_DIR", "SELF_TEST_LOCK_FILE", "SELF_TEST_COVERAGE",
+    "SELF_TEST_METRICS_PORT", "SANDBOX_DATA_DIR", "SANDBOX_REPO_PATH",
+    "SELF_TEST_DISABLE_ORPHANS", "SANDBOX_DISABLE_ORPHANS", "SELF_TEST_DISABLE_AUTO_INTEGRATION",
+    "SELF_TEST_AUTO_INCLUDE_ISOLATED", "SANDBOX_AUTO_INCLUDE_ISOLATED", "SANDBOX_CLEAN_ORPHANS",
+    "SELF_TEST_INCLUDE_REDUNDANT", "SANDBOX_TEST_REDUNDANT"))
+
+
+def make_writable(top):
+    """copytree copies modes: under make distcheck the source tree is read-only."""
+    for d, dirs, files in os.walk(top):
+        for name in [d] + [os.path.join(d, f) for f in files]:
+            try:
+                if not os.path.islink(name):
+                    os.chmod(name, os.stat(name).st_mode | 0o200)
+            except OSError:
+                pass
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port

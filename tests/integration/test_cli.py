@@ -26,11 +26,7 @@ import taplib  # noqa: E402
 from taplib import done, is_eq, note, ok, skip  # noqa: E402
 
 # settings a caller's environment could carry into a run (the harness unsets most of them)
-SCRUB = dict.fromkeys(("SELF_TEST_ARGS", "SELF_TEST_WORKERS", "SELF_TEST_TIMEOUT",
-                       "SELF_TEST_RETRIES", "SELF_TEST_PYTHON", "SELF_TEST_REPORT_DIR",
-                       "SELF_TEST_LOCK_FILE", "SELF_TEST_COVERAGE", "SELF_TEST_METRICS_PORT",
-                       "SANDBOX_DATA_DIR", "SANDBOX_REPO_PATH", "SELF_TEST_DISABLE_ORPHANS",
-                       "SANDBOX_DISABLE_ORPHANS"))
+SCRUB = taplib.SCRUB
 
 BIN = taplib.selftest_bin()
 if not BIN or not os.access(BIN, os.X_OK):
@@ -56,16 +52,7 @@ with open(EMPTY_CONF, "w") as fh:
     fh.write("# empty: defaults, environment and options only\n")
 
 
-def make_writable(top):
-    """copytree copies modes: under make distcheck the source tree is read-only."""
-    for d, dirs, files in os.walk(top):
-        for name in [d] + [os.path.join(d, f) for f in files]:
-            try:
-                if not os.path.islink(name):
-                    os.chmod(name, os.stat(name).st_mode | 0o200)
-            except OSError:
-                pass
-
+make_writable = taplib.make_writable
 
 make_writable(PROJECT)
 

@@ -772,12 +772,7 @@ def check_copy(engine):
 # --------------------------------------------------------------------------------------------
 # 11. ssh:// through a private sshd on 127.0.0.1 (the engine is local, so the binds still work)
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+free_port = taplib.free_port
 
 
 def check_ssh(engine):

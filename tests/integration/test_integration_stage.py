@@ -30,14 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import taplib  # noqa: E402
 from taplib import done, is_eq, note, ok, skip  # noqa: E402
 
-SCRUB = dict.fromkeys(("SELF_TEST_ARGS", "SELF_TEST_WORKERS", "SELF_TEST_TIMEOUT",
-                       "SELF_TEST_RETRIES", "SELF_TEST_PYTHON", "SELF_TEST_REPORT_DIR",
-                       "SELF_TEST_LOCK_FILE", "SELF_TEST_COVERAGE", "SELF_TEST_METRICS_PORT",
-                       "SANDBOX_DATA_DIR", "SANDBOX_REPO_PATH", "SELF_TEST_DISABLE_ORPHANS",
-                       "SANDBOX_DISABLE_ORPHANS", "SELF_TEST_DISABLE_AUTO_INTEGRATION",
-                       "SELF_TEST_AUTO_INCLUDE_ISOLATED", "SANDBOX_AUTO_INCLUDE_ISOLATED",
-                       "SANDBOX_CLEAN_ORPHANS", "SELF_TEST_INCLUDE_REDUNDANT",
-                       "SANDBOX_TEST_REDUNDANT"))
+SCRUB = taplib.SCRUB
 
 BIN = taplib.selftest_bin()
 if not BIN or not os.access(BIN, os.X_OK):

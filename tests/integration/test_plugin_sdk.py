@@ -23,13 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import taplib  # noqa: E402
 from taplib import done, is_eq, note, ok, skip  # noqa: E402
 
-SCRUB = dict.fromkeys(("SELF_TEST_ARGS", "SELF_TEST_WORKERS", "SELF_TEST_TIMEOUT",
-                       "SELF_TEST_RETRIES", "SELF_TEST_PYTHON", "SELF_TEST_REPORT_DIR",
-                       "SELF_TEST_LOCK_FILE", "SELF_TEST_COVERAGE", "SELF_TEST_METRICS_PORT",
-                       "SANDBOX_DATA_DIR", "SANDBOX_REPO_PATH", "SELF_TEST_DISABLE_ORPHANS",
-                       "SANDBOX_DISABLE_ORPHANS", "SELF_TEST_DISABLE_AUTO_INTEGRATION",
-                       "PKG_CONFIG_PATH", "PKG_CONFIG_SYSROOT_DIR", "PKG_CONFIG_LIBDIR",
-                       "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "DESTDIR"))
+SCRUB = dict(taplib.SCRUB, **dict.fromkeys(("DESTDIR", "MAKEFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "MFLAGS", "PKG_CONFIG_LIBDIR", "PKG_CONFIG_PATH", "PKG_CONFIG_SYSROOT_DIR")))
 
 BIN = taplib.selftest_bin()
 if not BIN or not os.access(BIN, os.X_OK):

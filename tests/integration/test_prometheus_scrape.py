@@ -42,12 +42,7 @@ IGNORE = shutil.ignore_patterns(".pytest_cache", "__pycache__", "sandbox_data", 
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+free_port = taplib.free_port
 
 
 def env_for(root):

@@ -46,12 +46,7 @@ WORK = tempfile.mkdtemp(prefix="st-prom-")
 IGNORE = shutil.ignore_patterns(".pytest_cache", "__pycache__", "sandbox_data", "*.pyc")
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+free_port = taplib.free_port
 
 
 def write_conf(name, settings):
