@@ -504,10 +504,13 @@ int st_pipeline_open(st_settings *s, st_pipeline **out)
         goto fail;
     }
     const st_runtime_ops *rt = p->ps.runtime->ops;
+    p->ps.runtime->logged_error = 0;
     if (rt->probe && rt->probe(p->ps.runtime->ctx) != ST_OK) {
         if (strcmp(s->runtime, "host") == 0 || strcmp(s->container_fallback, "host") != 0) {
-            st_error("run stage: %s is not available%s", p->ps.runtime->name,
-                     strcmp(s->runtime, "host") ? " (container_fallback = \"fail\")" : "");
+            /* the runtime said why; the core's line matters only when it did not */
+            st_log(p->ps.runtime->logged_error ? ST_LOG_INFO : ST_LOG_ERROR,
+                   "run stage: %s is not available%s", p->ps.runtime->name,
+                   strcmp(s->runtime, "host") ? " (container_fallback = \"fail\")" : "");
             goto fail;
         }
         st_warn("**********************************************************************");

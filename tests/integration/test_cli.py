@@ -390,6 +390,17 @@ def check_no_pytest():
         extra_env={"SELF_TEST_PYTHON": missing})
 
 
+def check_engine_address():
+    """--docker-host reaches the container runtime (no engine needed: a socket that is not
+    there, with container_fallback = "fail")."""
+    sock = os.path.join(WORK, "no-engine.sock")
+    c = conf('project_root = "%s";\ncontainer_fallback = "fail";\n' % PROJECT)
+    for runtime in ("docker", "podman"):
+        bad("--docker-host to a missing socket (%s)" % runtime,
+            ["-c", c, "run", "--retries", "0", "--container-runtime", runtime,
+             "--docker-host", "unix://" + sock, PROJECT], {3}, [sock, "no socket"])
+
+
 def check_config_check():
     """--check-config: the configuration and every plugin's settings, nothing started."""
     good = conf('project_root = "%s";\npython = "%s";\n' % (PROJECT, taplib.PYTHON))
@@ -415,6 +426,7 @@ def main():
         check_results_file()
         check_no_pytest()
         check_config_check()
+        check_engine_address()
         is_eq(sorted(f for f in os.listdir(RUN_TMP) if f.startswith("selftest")), [],
               "no run left its work dir (selftest-*) in $TMPDIR")
     except Exception:
