@@ -696,12 +696,23 @@ def check_fake_engine(engine):
 
 def check_timeout_removed(engine):
     root = write_project({"tests/test_sleep.py": SLEEP_TEST})
-    r = selftest(engine, root, ["--json", "--retries", "0", "--timeout", "2"])
+    # the textfile exporter shows the container timeout gauge of this run
+    textfile = os.path.join(WORK, "timeout-%s.prom" % engine)
+    conf = write_conf(engine, "timeout-%s.conf" % engine, CONF_BODY % (engine, IMAGE) +
+                      'plugins = ({ kind = "exporter"; name = "exporter-prometheus";'
+                      ' settings = { textfile = "%s"; }; });\n' % textfile)
+    r = selftest(engine, root, ["--json", "--retries", "0", "--timeout", "2"], conf=conf)
     b = batch_of(r["results"], ".")
     ok(r["rc"] == 1 and b.get("timed_out") is True and "timeout" in (b.get("reason") or ""),
        "%s: a hanging batch is killed at the timeout" % engine, diag(r))
     ok(r["elapsed"] < 20, "%s: ... soon after the 2 s timeout" % engine, "%.1f s" % r["elapsed"])
     is_eq(managed(ENG[engine]), [], "%s: the timed-out batch's container is removed" % engine)
+    gauge = None
+    if os.path.exists(textfile):
+        for line in open(textfile):
+            if line.startswith("self_test_container_timeouts_total "):
+                gauge = float(line.split()[1])
+    is_eq(gauge, 1.0, "%s: the timeout is counted in self_test_container_timeouts_total" % engine)
 
 
 def check_engine_stops(engine):
