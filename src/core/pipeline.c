@@ -28,7 +28,6 @@
 #include <unistd.h>
 
 #define EXIT_OK 0
-#define EXIT_TESTS_FAILED 1
 #define EXIT_USAGE 2
 #define EXIT_INFRA 3
 
@@ -297,7 +296,6 @@ typedef struct cycle {
     size_t done;
     double t0;
     int progress_shown;
-    pthread_mutex_t out_lock;
 } cycle;
 
 static void progress_clear(void *opaque)
@@ -718,7 +716,6 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
     char *work = NULL, *results_json = NULL;
     int status = EXIT_INFRA, lock_fd = -1;
     cycle c = {.s = s, .o = o, .ps = &p->ps, .t0 = st_monotonic()};
-    pthread_mutex_init(&c.out_lock, NULL);
 
     int rc = resolve_paths(s, &paths, &explicit_modules);
     if (rc) {
@@ -859,7 +856,6 @@ out:
     st_strv_free(&batches);
     st_strv_free(&explicit_modules);
     module_list_free(&modules);
-    pthread_mutex_destroy(&c.out_lock);
     return status;
 }
 

@@ -497,8 +497,34 @@ void st_batch_verdict(st_batch *b, const st_exec_result *er, double timeout_s)
     }
 }
 
+void st_batch_reset_outcome(st_batch *b)
+{
+    for (size_t i = 0; i < b->n_tests; i++) {
+        free(b->tests[i].nodeid);
+        free(b->tests[i].file);
+        free(b->tests[i].phase);
+        free(b->tests[i].excerpt);
+    }
+    b->n_tests = 0;
+    memset(&b->counts, 0, sizeof(b->counts));
+    b->saw_start = b->saw_end = 0;
+    b->infra_error = b->timed_out = b->no_tests = 0;
+    free(b->truncated);
+    b->truncated = NULL;
+    free(b->read_error);
+    b->read_error = NULL;
+    free(b->reason);
+    b->reason = NULL;
+    free(b->cov);
+    b->cov = NULL;
+    b->n_cov = 0;
+    st_strv_free(&b->cov_files);
+    st_buf_reset(&b->output_tail);
+}
+
 void st_batch_free(st_batch *b)
 {
+    st_batch_reset_outcome(b);
     free(b->id);
     free(b->path);
     free(b->module);
@@ -506,19 +532,8 @@ void st_batch_free(st_batch *b)
     free(b->duplicate_of);
     st_strv_free(&b->parents);
     free(b->output_dir);
-    free(b->reason);
-    free(b->truncated);
-    free(b->read_error);
-    for (size_t i = 0; i < b->n_tests; i++) {
-        free(b->tests[i].nodeid);
-        free(b->tests[i].file);
-        free(b->tests[i].phase);
-        free(b->tests[i].excerpt);
-    }
     free(b->tests);
     st_strv_free(&b->argv_seen);
-    free(b->cov);
-    st_strv_free(&b->cov_files);
     for (size_t i = 0; i < b->n_retries; i++) {
         free(b->retries[i].error);
         free(b->retries[i].container);

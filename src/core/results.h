@@ -105,6 +105,8 @@ int st_results_read(st_batch *b, const char *file, char *err, size_t err_size);
 int st_coverage_read(st_batch *b, const char *file, char *err, size_t err_size);
 /* Decides b->ok / reason / infra_error from the execution result and what was read. */
 void st_batch_verdict(st_batch *b, const st_exec_result *er, double timeout_s);
+/* Frees what one attempt produced (tests, counts, verdict, coverage, output), before a retry. */
+void st_batch_reset_outcome(st_batch *b);
 void st_batch_free(st_batch *b);
 
 typedef struct st_run {

@@ -205,32 +205,6 @@ static void record_retry(st_batch *b, unsigned attempt, const st_exec_result *re
     b->n_retries++;
 }
 
-/* Clears what an attempt read, before the next one. */
-static void reset_attempt(st_batch *b)
-{
-    for (size_t i = 0; i < b->n_tests; i++) {
-        free(b->tests[i].nodeid);
-        free(b->tests[i].file);
-        free(b->tests[i].phase);
-        free(b->tests[i].excerpt);
-    }
-    b->n_tests = 0;
-    memset(&b->counts, 0, sizeof(b->counts));
-    b->saw_start = b->saw_end = 0;
-    b->infra_error = b->timed_out = b->no_tests = 0;
-    free(b->truncated);
-    b->truncated = NULL;
-    free(b->read_error);
-    b->read_error = NULL;
-    free(b->reason);
-    b->reason = NULL;
-    free(b->cov);
-    b->cov = NULL;
-    b->n_cov = 0;
-    st_strv_free(&b->cov_files);
-    st_buf_reset(&b->output_tail);
-}
-
 static void run_one(runner *rn, st_batch *b)
 {
     const st_settings *s = rn->s;
@@ -269,7 +243,7 @@ static void run_one(runner *rn, st_batch *b)
     unsigned attempts = s->retries + 1;
     double delay = 0.1;
     for (unsigned attempt = 1; attempt <= attempts; attempt++) {
-        reset_attempt(b);
+        st_batch_reset_outcome(b);
         unlink(results);
         unlink(coverage);
         st_exec_request req = {
