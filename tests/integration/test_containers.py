@@ -191,11 +191,13 @@ def write_project(files):
     return root
 
 
-def selftest(engine, root, args, env=None, conf=None, timeout=180, command="run", user=None):
+def selftest(engine, root, args, env=None, conf=None, timeout=180, command="run", user=None,
+             binary=None):
     extra = {"SANDBOX_REPO_PATH": root}
     extra.update(engine_env(engine))
     extra.update(env or {})
-    argv = [BIN, "-v", "-c", conf or (CONF.get(engine) or HOST_CONF), command] + list(args)
+    argv = [binary or BIN, "-v", "-c", conf or (CONF.get(engine) or HOST_CONF), command] + \
+        list(args)
     if user:
         argv = ["setpriv", "--reuid=%d" % user, "--regid=%d" % user, "--clear-groups"] + argv
     t0 = time.monotonic()
@@ -603,15 +605,28 @@ def check_permission(engine):
         skip("%s: socket without permission" % engine, "needs root and setpriv")
         return
     root = copy_fixture("passing")
-    for d in (WORK, root):
+    # The unprivileged user must reach the binary, the plugins and the pytest plugin even when
+    # the checkout sits in a directory only root may enter (mktemp -d): stage copies in WORK.
+    stage = os.path.join(WORK, "uid-stage")
+    if not os.path.isdir(stage):
+        shutil.copytree(os.path.join(os.path.dirname(BIN), "plugins"),
+                        os.path.join(stage, "plugins"), symlinks=True)
+        shutil.copytree(taplib.support_dir(), os.path.join(stage, "python"))
+        shutil.copy2(BIN, os.path.join(stage, "selftest-core"))
+    for d in (WORK, root, stage):
         os.chmod(d, 0o777)
-    for dp, dn, fn in os.walk(root):
-        for n in dn + fn:
-            os.chmod(os.path.join(dp, n), 0o777)
+    for top in (root, stage):
+        for dp, dn, fn in os.walk(top):
+            for n in dn + fn:
+                if not os.path.islink(os.path.join(dp, n)):
+                    os.chmod(os.path.join(dp, n), 0o777)
     os.chmod(sock, 0o600)
     try:
         r = selftest(engine, root, ["--json", "--retries", "0"], user=65534,
-                     env={"TMPDIR": WORK, "HOME": WORK}, conf=FAIL_CONF[engine])
+                     env={"TMPDIR": WORK, "HOME": WORK,
+                          "SELF_TEST_PLUGIN_PATH": os.path.join(stage, "plugins"),
+                          "SELF_TEST_SUPPORT_DIR": os.path.join(stage, "python")},
+                     conf=FAIL_CONF[engine], binary=os.path.join(stage, "selftest-core"))
     finally:
         os.chmod(sock, mode)
     ok(r["rc"] == 3 and "permission denied" in r["err"],
