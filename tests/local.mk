@@ -74,6 +74,8 @@ INTEGRATION_TESTS = tests/integration/test_taplib.py tests/integration/test_pyte
 	tests/integration/test_orphan_checks.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/taplib.py tests/fixtures/projects \
+	tests/corpus/README.md tests/corpus/toolz.tar.gz tests/corpus/cachetools.tar.gz \
+	tests/corpus/simplejson.tar.gz \
 	tests/fixtures/plugins/fixture_plugin.c sample
 
 TEST_EXTENSIONS = .py
