@@ -73,13 +73,18 @@ static const char usage_run[] =
     "  --[no-]auto-include-isolated, --[no-]recursive-include (--recursive-orphans),\n"
     "  --[no-]recursive-isolated, --clean-orphans, --include-redundant\n"
     "                           orphan handling (spec section 2; used by discovery)\n"
+    "  --pythonpath DIRS        import roots, ':'-separated, relative to the project root;\n"
+    "                           prepended to PYTHONPATH, source roots of the import graph\n"
+    "                           (SELF_TEST_PYTHONPATH; config 'pythonpath')\n"
     "  --json                   stream one JSON line per finished batch, then the results\n"
     "%s"
     "  -h, --help               this help\n";
 
 static const char run_text[] =
-    "Runs pytest over each PATH as one batch (default: the config's paths, else tests/ if it\n"
-    "exists, else the project root). Batches run concurrently under the worker budget.\n";
+    "Runs pytest over each PATH as one batch (default: the config's paths, else the testpaths\n"
+    "of the project's pytest configuration, else tests/ if it exists, else the project root).\n"
+    "A PATH may be a pytest node id (tests/test_x.py::TestC::test_f[1]): that node alone is\n"
+    "its own batch. Batches run concurrently under the worker budget.\n";
 static const char sched_text[] =
     "Runs a cycle every --interval seconds (default 86400) until SIGTERM or SIGINT, serving\n"
     "metrics between and during cycles. SIGHUP re-reads the configuration at the next cycle\n"
@@ -104,7 +109,7 @@ static const char usage_cleanup[] =
 static const char usage_discover[] =
     "Usage: selftest-core [GLOBAL OPTIONS] discover [--orphans] [--isolated] [--json]\n"
     "                     [--[no-]recursive-include] [--[no-]recursive-isolated]\n"
-    "                     [--refresh-orphans] [PATH...] [--deps MODULE...]\n"
+    "                     [--refresh-orphans] [--pythonpath DIRS] [PATH...] [--deps MODULE...]\n"
     "\n"
     "Runs only the discover stage: the test batches, the orphan modules (no test reaches them)\n"
     "and the isolated modules (nothing imports them), with their parents and classification.\n"
@@ -144,6 +149,7 @@ enum {
     OPT_DEPS,
     OPT_CHECK,
     OPT_CHECK_CONFIG,
+    OPT_PYTHONPATH,
     OPT_BOOL_BASE = 512, /* + index into bool_flags, + 64 for --no- */
 };
 
@@ -172,6 +178,7 @@ typedef struct cli_opts {
     const char *workers, *pytest_args, *timeout, *retries, *report_dir, *history;
     const char *metrics_port, *interval, *container_runtime, *container_image, *docker_host;
     const char *max_age;
+    const char *pythonpath;
     int coverage; /* -1 unset */
     int use_container;
     int json;
@@ -283,6 +290,7 @@ static int parse_command(command cmd, int argc, char **argv, cli_opts *o, st_str
         OPT("json", no_argument, OPT_JSON);
     }
     if (runs || cmd == CMD_DISCOVER) {
+        OPT("pythonpath", required_argument, OPT_PYTHONPATH);
         for (size_t i = 0; i < N_BOOL_FLAGS; i++) {
             OPT(bool_flags[i].name, no_argument, OPT_BOOL_BASE + (int)i);
             if (bool_flags[i].negatable) {
@@ -358,6 +366,7 @@ static int parse_command(command cmd, int argc, char **argv, cli_opts *o, st_str
         case OPT_CONTAINER_IMAGE: o->container_image = optarg; break;
         case OPT_DOCKER_HOST: o->docker_host = optarg; break;
         case OPT_MAX_AGE: o->max_age = optarg; break;
+        case OPT_PYTHONPATH: o->pythonpath = optarg; break;
         case OPT_PATH: o->path_only = 1; break;
         case OPT_ORPHANS: o->orphans = 1; break;
         case OPT_ISOLATED: o->isolated = 1; break;
@@ -394,6 +403,8 @@ static int apply_cli(st_settings *s, const cli_opts *o, st_strv *paths)
     if (o->interval && st_set_seconds(&s->interval_s, o->interval, "option --interval") < 0)
         return -1;
     if (o->max_age && st_set_seconds(&s->max_age_s, o->max_age, "option --max-age") < 0)
+        return -1;
+    if (o->pythonpath && st_set_pythonpath(s, o->pythonpath, "option --pythonpath") < 0)
         return -1;
     if (o->metrics_port) {
         long long port;

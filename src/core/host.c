@@ -233,7 +233,8 @@ const struct st_pygraph *st_project_graph(st_project_ctx *p)
     pthread_mutex_lock(&p->lock);
     if (!p->graph_tried) {
         p->graph_tried = 1;
-        st_pygraph_options o = {.skip_dirs = p->info.skip_dirs, .on_error = graph_error};
+        st_pygraph_options o = {.skip_dirs = p->info.skip_dirs, .on_error = graph_error,
+                                .source_roots = p->source_roots};
         double t0 = st_monotonic();
         int rc = st_pygraph_build(p->info.root, &o, &p->graph);
         if (rc != ST_PYGRAPH_OK)

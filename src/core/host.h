@@ -15,6 +15,7 @@
  * per cycle and shared. */
 typedef struct st_project_ctx {
     st_project_info info;
+    const char *const *source_roots; /* repo-relative import roots (pythonpath), or NULL */
     pthread_mutex_t lock;
     struct st_pygraph *graph;
     int graph_tried;

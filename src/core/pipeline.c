@@ -48,20 +48,51 @@ static int is_module_path(const char *rel)
     return 1;
 }
 
-static int resolve_paths(const st_settings *s, st_strv *out, st_strv *modules)
+/* The default test paths: pytest's own `testpaths` when the project's configuration sets them
+ * (pf asked pytest), else tests/ if it exists, else the root. */
+static void default_paths(const st_settings *s, const st_preflight *pf, st_strv *given)
+{
+    if (pf && pf->config_asked && pf->config_error)
+        st_warn("pytest could not read the project's configuration (%s); test paths: tests/ "
+                "if it exists, else the project root",
+                pf->config_error);
+    if (pf && pf->config_asked && !pf->config_error && pf->testpaths.n) {
+        if (pf->default_paths.n) {
+            for (size_t i = 0; i < pf->default_paths.n; i++)
+                st_strv_push(given, pf->default_paths.v[i]);
+            st_info("test paths from testpaths in %s", pf->inipath ? pf->inipath : "?");
+            return;
+        }
+        /* what pytest does then: run the invocation dir (the root) */
+        st_warn("testpaths in %s matches nothing under the pytest rootdir %s; testing the whole "
+                "project root, as pytest does",
+                pf->inipath ? pf->inipath : "the pytest configuration",
+                pf->rootdir ? pf->rootdir : "?");
+        st_strv_push(given, ".");
+        return;
+    }
+    char *tests = st_path_join(s->project_root, "tests");
+    struct stat st;
+    st_strv_push(given, tests && stat(tests, &st) == 0 && S_ISDIR(st.st_mode) ? "tests" : ".");
+    free(tests);
+}
+
+/* Turns the configured or given paths into repo-relative batch paths (a pytest node id,
+ * "FILE::NAME...", keeps its node part); .py files named on the command line that are not test
+ * files go to modules. pf: the preflight, for the default paths (NULL when paths are set).
+ * Returns an exit status or 0. */
+static int resolve_paths(const st_settings *s, const st_preflight *pf, st_strv *out,
+                         st_strv *modules)
 {
     st_strv given = {0};
     for (size_t i = 0; i < s->paths.n; i++)
         st_strv_push(&given, s->paths.v[i]);
     int from_cli = s->paths_from_cli;
     if (given.n == 0) {
-        char *tests = st_path_join(s->project_root, "tests");
-        struct stat st;
-        st_strv_push(&given, tests && stat(tests, &st) == 0 && S_ISDIR(st.st_mode) ? "tests" : ".");
-        free(tests);
+        default_paths(s, pf, &given);
         from_cli = 0;
     }
-    int rc = 0;
+    int rc = given.oom ? EXIT_INFRA : 0;
     char real_root[PATH_MAX];
     if (!realpath(s->project_root, real_root)) {
         st_error("project root %s: %s", s->project_root, strerror(errno));
@@ -70,11 +101,18 @@ static int resolve_paths(const st_settings *s, st_strv *out, st_strv *modules)
     }
     for (size_t i = 0; i < given.n && rc == 0; i++) {
         const char *p = given.v[i];
-        char *abs = st_path_absolute(from_cli ? NULL : s->project_root, p);
+        const char *node = strstr(p, "::"); /* a node id: the file part is a path */
+        char *file = node ? st_strndup(p, (size_t)(node - p)) : st_strdup(p);
+        char *abs = file ? st_path_absolute(from_cli ? NULL : s->project_root, file) : NULL;
         char real[PATH_MAX];
         char *rel = NULL;
+        struct stat st;
         if (!abs) {
             rc = EXIT_INFRA;
+        } else if (node && (!file[0] || !node[2])) {
+            st_error("test path '%s'%s: not a pytest node id (FILE::NAME)", p,
+                     from_cli ? "" : " (from the config's paths)");
+            rc = EXIT_USAGE;
         } else if (!realpath(abs, real)) {
             st_error("test path '%s'%s: %s", p, from_cli ? "" : " (from the config's paths)",
                      errno == ENOENT ? "no such file or directory" : strerror(errno));
@@ -82,6 +120,16 @@ static int resolve_paths(const st_settings *s, st_strv *out, st_strv *modules)
         } else if (!(rel = st_path_relative_to(real_root, real))) {
             st_error("test path '%s' is outside the project root %s", p, s->project_root);
             rc = EXIT_USAGE;
+        } else if (node && (stat(real, &st) < 0 || !S_ISREG(st.st_mode))) {
+            st_error("test path '%s'%s: '%s' is not a file (a node id names a test file)", p,
+                     from_cli ? "" : " (from the config's paths)", file);
+            rc = EXIT_USAGE;
+        } else if (node) {
+            char *id = st_asprintf("%s%s", rel, node);
+            if (id && !st_strv_contains(out, id))
+                st_strv_push(out, id);
+            rc = id ? 0 : EXIT_INFRA;
+            free(id);
         } else if (from_cli && is_module_path(rel)) {
             if (!st_strv_contains(modules, rel))
                 st_strv_push(modules, rel);
@@ -90,6 +138,7 @@ static int resolve_paths(const st_settings *s, st_strv *out, st_strv *modules)
         }
         free(rel);
         free(abs);
+        free(file);
     }
     st_strv_free(&given);
     return rc;
@@ -141,12 +190,23 @@ static void module_list_free(module_list *ml)
 }
 
 /* The dotted module name of a repo-relative path, or NULL when it is not importable by name
- * (a component that is not an identifier): such a module is run by path. Files under a src/
- * layout are named relative to src/. */
-static char *module_name(const char *root, const char *path)
+ * (a component that is not an identifier): such a module is run by path. Files under a
+ * pythonpath entry are named relative to the deepest one holding them, else files under a src/
+ * layout relative to src/. */
+static char *module_name(const st_settings *s, const char *path)
 {
+    const char *root = s->project_root;
     const char *rel = path;
-    if (strncmp(rel, "src/", 4) == 0) {
+    size_t best = 0;
+    for (size_t i = 0; i < s->pythonpath_rel.n; i++) {
+        const char *pp = s->pythonpath_rel.v[i];
+        size_t n = strlen(pp);
+        if (n > best && strncmp(path, pp, n) == 0 && path[n] == '/')
+            best = n;
+    }
+    if (best) {
+        rel = path + best + 1;
+    } else if (strncmp(rel, "src/", 4) == 0) {
         char *init = st_asprintf("%s/src/__init__.py", root);
         if (init && access(init, F_OK) != 0)
             rel += 4;
@@ -555,7 +615,7 @@ static int plan_checks(const st_settings *s, st_run *run, module_list *modules, 
         memset(m, 0, sizeof(*m));
         c->id = st_asprintf("%.8s-check-%zu", run->run_id, run->n_checks - 1);
         c->output_dir = st_asprintf("%s/check-%zu", work, run->n_checks - 1);
-        c->module = module_name(s->project_root, c->path);
+        c->module = module_name(s, c->path);
         if (!c->id || !c->output_dir || st_mkdir_p(c->output_dir, 0755) < 0)
             return -1;
     }
@@ -564,18 +624,26 @@ static int plan_checks(const st_settings *s, st_run *run, module_list *modules, 
 
 /* Runs the batches and the orphan checks of one cycle and fills run; returns an exit status
  * or 0. */
-static int run_stage(st_pipeline *p, cycle *c, st_run *run, const st_strv *batches,
-                     module_list *modules, const char *work)
+/* Prepares the runtime and runs the preflight through it (which, without configured or given
+ * test paths, also reads pytest's testpaths). Returns an exit status or 0; free pf either way. */
+static int preflight_stage(st_pipeline *p, const char *work, st_preflight *pf)
 {
-    st_settings *s = p->s;
     const st_runtime_ops *rt = p->ps.runtime->ops;
+    memset(pf, 0, sizeof(*pf));
     if (rt->prepare && rt->prepare(p->ps.runtime->ctx) != ST_OK) {
         st_error("run stage: %s could not prepare its environment", p->ps.runtime->name);
         return EXIT_INFRA;
     }
-    st_preflight pf;
-    if (st_preflight_run(s, p->ps.runtime, work, &pf) < 0)
+    if (st_preflight_run(p->s, p->ps.runtime, work, pf) < 0)
         return EXIT_INFRA;
+    return 0;
+}
+
+static int run_stage(st_pipeline *p, cycle *c, st_run *run, const st_strv *batches,
+                     module_list *modules, const char *work, const st_preflight *pf_in)
+{
+    st_settings *s = p->s;
+    const st_preflight pf = *pf_in;
     /* The metrics DB is opened once something will run: a usage error or a missing pytest
      * leaves nothing in the data dir. */
     if (!p->db) {
@@ -716,8 +784,26 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
     char *work = NULL, *results_json = NULL;
     int status = EXIT_INFRA, lock_fd = -1;
     cycle c = {.s = s, .o = o, .ps = &p->ps, .t0 = st_monotonic()};
+    st_preflight pf = {0};
 
-    int rc = resolve_paths(s, &paths, &explicit_modules);
+    /* paths set: a bad one is a usage error before anything starts */
+    int rc = s->paths.n ? resolve_paths(s, NULL, &paths, &explicit_modules) : 0;
+    if (rc) {
+        status = rc;
+        goto out;
+    }
+    const char *tmp = getenv("TMPDIR");
+    work = st_asprintf("%s/selftest-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!work || !mkdtemp(work)) {
+        st_error("cannot create a work directory under %s: %s", tmp && *tmp ? tmp : "/tmp",
+                 strerror(errno));
+        free(work);
+        work = NULL;
+        goto out;
+    }
+    rc = preflight_stage(p, work, &pf);
+    if (!rc && !s->paths.n)
+        rc = resolve_paths(s, &pf, &paths, &explicit_modules); /* pytest's testpaths */
     if (rc) {
         status = rc;
         goto out;
@@ -750,22 +836,13 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
     }
 
     /* run */
-    const char *tmp = getenv("TMPDIR");
-    work = st_asprintf("%s/selftest-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!work || !mkdtemp(work)) {
-        st_error("cannot create a work directory under %s: %s", tmp && *tmp ? tmp : "/tmp",
-                 strerror(errno));
-        free(work);
-        work = NULL;
-        goto out;
-    }
     const st_runtime_ops *rt = p->ps.runtime->ops;
     run.run_id = new_run_id();
     run.started_at = st_wall_clock();
     run.runtime_used = rt->runtime_name ? rt->runtime_name : s->runtime;
     if (!run.run_id)
         goto out;
-    rc = run_stage(p, &c, &run, &batches, &modules, work);
+    rc = run_stage(p, &c, &run, &batches, &modules, work, &pf);
     if (rc) {
         status = rc;
         goto out;
@@ -852,6 +929,7 @@ out:
     }
     free(results_json);
     st_run_free(&run);
+    st_preflight_free(&pf);
     st_strv_free(&paths);
     st_strv_free(&batches);
     st_strv_free(&explicit_modules);
@@ -957,7 +1035,28 @@ int st_pipeline_discover(st_pipeline *p, int json, const st_strv *deps)
     module_list modules = {0};
     st_orphan_cache cache_store, *cache = NULL;
     int status = EXIT_INFRA, lock_fd = -1;
-    int rc = resolve_paths(s, &paths, &unused);
+    st_preflight pf = {0};
+    int rc = 0;
+    if (!s->paths.n) {
+        /* the default paths come from pytest's configuration: ask it, as a run would */
+        const char *tmp = getenv("TMPDIR");
+        char *work = st_asprintf("%s/selftest-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        if (!work || !mkdtemp(work)) {
+            st_error("cannot create a work directory under %s: %s", tmp && *tmp ? tmp : "/tmp",
+                     strerror(errno));
+            free(work);
+            goto out;
+        }
+        if (preflight_stage(p, work, &pf) != 0) {
+            st_warn("discover: pytest was not asked for the project's testpaths; test paths: "
+                    "tests/ if it exists, else the project root");
+            st_preflight_free(&pf);
+            memset(&pf, 0, sizeof(pf));
+        }
+        st_rm_rf(work);
+        free(work);
+    }
+    rc = resolve_paths(s, &pf, &paths, &unused);
     if (rc) {
         status = rc;
         goto out;
@@ -1071,6 +1170,7 @@ out:
     }
     st_project_ctx_reset(&p->ps.project);
     st_lock_release(lock_fd);
+    st_preflight_free(&pf);
     st_strv_free(&paths);
     st_strv_free(&batches);
     st_strv_free(&unused);

@@ -60,6 +60,7 @@ int st_plugins_load(st_settings *s, st_plugin_set *ps, int runtime_only)
         .skip_dirs = st_strv_get(&s->skip_dirs),
         .python = s->python,
     };
+    ps->project.source_roots = st_strv_get(&s->pythonpath_rel);
     if (st_loader_new(&s->plugin_path, &ps->ld) < 0)
         return -1;
     if (load_runtime(s, ps, s->runtime, &ps->runtime) < 0 || set_add(ps, ps->runtime) < 0)

@@ -18,7 +18,8 @@
 #define MAX_THREADS 64
 #define DEFAULT_MAX_FILE (64u << 20)
 #define MAX_REL_PATH 4096
-#define MAX_PATH_ENTRIES 3
+#define MAX_SOURCE_ROOTS 16 /* configured source roots (pythonpath) plus an automatic src/ */
+#define MAX_PATH_ENTRIES (2 + MAX_SOURCE_ROOTS)
 
 enum { NODE_TEST = 1, NODE_CONFTEST = 2 };
 
@@ -97,7 +98,8 @@ typedef struct builder {
     size_t n_entries, cap_entries;
     uint32_t *table;            /* open addressing: entry index + 1, 0 = empty */
     size_t table_mask;
-    int32_t src_dir;            /* -1: no src layout */
+    int32_t src_dirs[MAX_SOURCE_ROOTS]; /* sys.path entries after the root, in order */
+    size_t n_src;
     result *results;
     atomic_size_t next_file;
     size_t n_errors;
@@ -306,6 +308,27 @@ static uint32_t lower_bound(const builder *b, const char *key)
     return (uint32_t)lo;
 }
 
+/* The dir id of a repo-relative directory path ("a/b", "./a//b/" too), or -1. */
+static int32_t find_dir(const builder *b, const char *rel)
+{
+    int32_t d = 0;
+    const char *p = rel;
+    while (*p) {
+        const char *e = strchr(p, '/');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n && !(n == 1 && p[0] == '.')) {
+            const entry *en = lookup(b, (uint32_t)d, p, n);
+            if (!en || en->child_dir < 0)
+                return -1;
+            d = en->child_dir;
+        }
+        p += n;
+        while (*p == '/')
+            p++;
+    }
+    return d;
+}
+
 /* Sorts the files, fills the name index, the __init__ of each dir and the beneath-ranges. */
 static int index_tree(builder *b)
 {
@@ -345,12 +368,23 @@ static int index_tree(builder *b)
         key[strlen(key) - 1] = '/' + 1;
         d->hi = lower_bound(b, key);
     }
-    b->src_dir = -1;
+    b->n_src = 0;
+    for (const char *const *r = b->opts->source_roots; r && *r; r++) {
+        int32_t d = find_dir(b, *r);
+        bool dup = d <= 0; /* missing, or the root itself (always first) */
+        for (size_t k = 0; k < b->n_src && !dup; k++)
+            dup = b->src_dirs[k] == d;
+        if (!dup && b->n_src < MAX_SOURCE_ROOTS - 1)
+            b->src_dirs[b->n_src++] = d;
+    }
     const entry *src = lookup(b, 0, "src", 3);
     if (src && src->child_dir >= 0) {
         const dir_rec *d = &b->dirs[src->child_dir];
-        if (d->init < 0 && d->hi > d->lo)
-            b->src_dir = src->child_dir;
+        bool dup = false;
+        for (size_t k = 0; k < b->n_src && !dup; k++)
+            dup = b->src_dirs[k] == src->child_dir;
+        if (!dup && d->init < 0 && d->hi > d->lo)
+            b->src_dirs[b->n_src++] = src->child_dir;
     }
     return ST_PYGRAPH_OK;
 }
@@ -557,12 +591,18 @@ static void setup_file_ctx(builder *b, uint32_t i, file_ctx *fc)
             d = b->dirs[d].parent;
         base_dir = d;
         path_add(fc, d);
-    } else if (b->src_dir >= 0 && b->dirs[b->src_dir].lo <= i && i < b->dirs[b->src_dir].hi) {
-        base_dir = b->src_dir;
+    } else {
+        /* named relative to the deepest source root holding it */
+        for (size_t k = 0; k < b->n_src; k++) {
+            const dir_rec *d = &b->dirs[b->src_dirs[k]];
+            if (d->lo <= i && i < d->hi &&
+                (!base_dir || strlen(d->rel) > strlen(b->dirs[base_dir].rel)))
+                base_dir = b->src_dirs[k];
+        }
     }
     path_add(fc, 0);
-    if (b->src_dir >= 0)
-        path_add(fc, b->src_dir);
+    for (size_t k = 0; k < b->n_src; k++)
+        path_add(fc, b->src_dirs[k]);
     /* package = the directories from base_dir down to the file's dir, dotted */
     const char *rel = f->rel;
     size_t skip = base_dir ? strlen(b->dirs[base_dir].rel) + 1 : 0;

@@ -4,15 +4,16 @@
  * Nodes are the .py files under the root (not .pyi), outside the skip dirs, identified by their
  * repository-relative POSIX path; node ids are 0..count-1 in strcmp order of the paths.
  * An edge A -> B means "running A imports B". Resolution rules (docs: python-imports.md):
- *  - sys.path model: the root, then `src/` when the project uses a src layout (`src/` exists,
- *    has no __init__.py and holds .py files). Test-side files (test_*.py, *_test.py,
+ *  - sys.path model: the root, then the configured source roots (options.source_roots), then
+ *    `src/` when the project uses a src layout (`src/` exists, has no __init__.py and holds .py
+ *    files). Test-side files (test_*.py, *_test.py,
  *    conftest.py) get pytest's rootdir rule in front: the first directory upward from the file
  *    (the file's own directory included) without __init__.py; their module name is relative to
  *    it. Scripts (all other files) do NOT get their own directory on sys.path: they are
  *    modelled as modules of the project (imported by name, as the orphan checks of spec §8.1
  *    do), so `tool.py` importing a sibling `helper` resolves only if helper is importable from
- *    the root. Their module name is their path relative to `src/` (files under a src layout) or
- *    to the root.
+ *    the root. Their module name is their path relative to the deepest source root holding
+ *    them (`src/` under a src layout) or to the root.
  *  - `import a.b.c` -> a/__init__.py, a/b/__init__.py, a/b/c.py (each prefix that resolved);
  *    `from p import n` -> p's chain plus p/n.py or p/n/__init__.py when that submodule exists;
  *    `from x import *` -> x's chain, or for a namespace package every .py file beneath it;
@@ -66,6 +67,9 @@ typedef struct st_pygraph_options {
     size_t max_file_bytes;        /* 0: 64 MiB; larger files are reported and skipped */
     st_pygraph_error_cb on_error; /* may be NULL */
     void *userdata;
+    const char *const *source_roots; /* NULL-terminated repo-relative directories on sys.path
+                       * after the root (the pythonpath setting), in order; missing ones are
+                       * ignored; at most 15 are used. NULL: none */
 } st_pygraph_options;
 
 typedef struct st_pygraph st_pygraph;

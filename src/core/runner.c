@@ -69,6 +69,12 @@ static int execute(st_instance *runtime, const st_exec_request *req, capture *ca
     return rc;
 }
 
+/* Prints one JSON line: what is installed and, after "--config ARGS...", pytest's reading of
+ * the project's configuration. The configuration is read by pytest itself (pytest.main with the
+ * user's pytest args); a first-called hook stops it once the ini file is read, before any
+ * conftest is imported or anything is collected. Its test paths are resolved as pytest's
+ * Config.parse resolves them when run without arguments: only when the rootdir is the
+ * invocation dir, each entry globbed (recursive, sorted); with --pyargs, as given. */
 static const char preflight_code[] =
     "import importlib.util as u, json, sys\n"
     "def has(m):\n"
@@ -76,21 +82,126 @@ static const char preflight_code[] =
     "        return u.find_spec(m) is not None\n"
     "    except Exception:\n"
     "        return False\n"
-    "print(json.dumps({'python': sys.version.split()[0], 'pytest': has('pytest'),"
-    " 'xdist': has('xdist'), 'cov': has('pytest_cov')}))\n";
+    "def config(args):\n"
+    "    import contextlib, glob, io, pathlib, pytest\n"
+    "    class Done(Exception):\n"
+    "        pass\n"
+    "    class Ask:\n"
+    "        @pytest.hookimpl(tryfirst=True)\n"
+    "        def pytest_load_initial_conftests(self, early_config):\n"
+    "            c = early_config\n"
+    "            root = getattr(c, 'rootpath', None) or pathlib.Path(str(c.rootdir))\n"
+    "            ini = getattr(c, 'inipath', None) or getattr(c, 'inifile', None)\n"
+    "            tp = [str(p) for p in c.getini('testpaths')]\n"
+    "            found = []\n"
+    "            if pathlib.Path(c.invocation_params.dir) == pathlib.Path(root):\n"
+    "                if c.known_args_namespace.pyargs:\n"
+    "                    found = tp\n"
+    "                else:\n"
+    "                    for p in tp:\n"
+    "                        found.extend(sorted(glob.iglob(p, recursive=True)))\n"
+    "            raise Done({'rootdir': str(root), 'inipath': str(ini) if ini else None,\n"
+    "                        'testpaths': tp, 'paths': [str(p) for p in found]})\n"
+    "    out = io.StringIO()\n"
+    "    try:\n"
+    "        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):\n"
+    "            rc = pytest.main(list(args), plugins=[Ask()])\n"
+    "    except Done as d:\n"
+    "        return d.args[0]\n"
+    "    except BaseException as e:\n"
+    "        return {'error': '%s: %s' % (type(e).__name__, e)}\n"
+    "    lines = [l.strip() for l in out.getvalue().splitlines() if l.strip()]\n"
+    "    return {'error': lines[-1] if lines else 'pytest exited with status %s' % rc}\n"
+    "r = {'python': sys.version.split()[0], 'pytest': has('pytest'), 'xdist': has('xdist'),\n"
+    "     'cov': has('pytest_cov')}\n"
+    "if r['pytest'] and sys.argv[1:2] == ['--config']:\n"
+    "    r['config'] = config(sys.argv[2:])\n"
+    "sys.stdout.flush()\n"
+    "print()\n"
+    "print(json.dumps(r))\n";
+
+char *st_pythonpath_env(const st_settings *s, int with_support, int *oom)
+{
+    const char *old = getenv("PYTHONPATH");
+    st_buf b = {0};
+    st_buf_puts(&b, "PYTHONPATH=");
+    size_t empty = b.len;
+    if (with_support)
+        st_buf_puts(&b, s->support_dir);
+    for (size_t i = 0; i < s->pythonpath.n; i++) {
+        if (b.len > empty)
+            st_buf_puts(&b, ":");
+        st_buf_puts(&b, s->pythonpath.v[i]);
+    }
+    if (b.len > empty && old && *old) {
+        st_buf_puts(&b, ":");
+        st_buf_puts(&b, old);
+    }
+    if (b.len == empty) {
+        st_buf_free(&b);
+        return NULL;
+    }
+    char *v = st_buf_steal(&b);
+    if (!v && oom)
+        *oom = 1;
+    return v;
+}
+
+void st_preflight_free(st_preflight *pf)
+{
+    free(pf->config_error);
+    free(pf->rootdir);
+    free(pf->inipath);
+    st_strv_free(&pf->testpaths);
+    st_strv_free(&pf->default_paths);
+    pf->config_error = pf->rootdir = pf->inipath = NULL;
+}
+
+/* The config part of the preflight's answer into out. */
+static void read_config_answer(yajl_val cfg, st_preflight *out)
+{
+    const char *err = st_jv_str(cfg, "error");
+    if (err || !YAJL_IS_OBJECT(cfg)) {
+        out->config_error = st_strdup(err ? err : "no answer");
+        return;
+    }
+    const char *rd = st_jv_str(cfg, "rootdir"), *ini = st_jv_str(cfg, "inipath");
+    out->rootdir = st_strdup(rd);
+    out->inipath = st_strdup(ini);
+    yajl_val tp = st_jv_get(cfg, "testpaths"), paths = st_jv_get(cfg, "paths");
+    for (size_t i = 0; tp && YAJL_IS_ARRAY(tp) && i < tp->u.array.len; i++)
+        if (YAJL_IS_STRING(tp->u.array.values[i]))
+            st_strv_push(&out->testpaths, YAJL_GET_STRING(tp->u.array.values[i]));
+    for (size_t i = 0; paths && YAJL_IS_ARRAY(paths) && i < paths->u.array.len; i++)
+        if (YAJL_IS_STRING(paths->u.array.values[i]))
+            st_strv_push(&out->default_paths, YAJL_GET_STRING(paths->u.array.values[i]));
+}
 
 int st_preflight_run(const st_settings *s, st_instance *runtime, const char *work_dir,
                      st_preflight *out)
 {
-    const char *argv[] = {s->python, "-c", preflight_code, NULL};
-    const char *env[] = {NULL};
+    st_strv argv = {0}, env = {0};
+    memset(out, 0, sizeof(*out));
+    out->config_asked = s->paths.n == 0;
+    st_strv_push(&argv, s->python);
+    st_strv_push(&argv, "-c");
+    st_strv_push(&argv, preflight_code);
+    if (out->config_asked) {
+        st_strv_push(&argv, "--config");
+        for (size_t i = 0; i < s->pytest_args.n; i++)
+            st_strv_push(&argv, s->pytest_args.v[i]);
+    }
+    int oom = 0;
+    char *pp = st_pythonpath_env(s, 0, &oom);
+    if (pp)
+        st_strv_push_owned(&env, pp);
     st_exec_request req = {
         .struct_size = sizeof(req),
         .id = "preflight",
         .kind = ST_EXEC_TESTS,
         .label = "preflight",
-        .argv = argv,
-        .env = env,
+        .argv = st_strv_get(&argv),
+        .env = st_strv_get(&env),
         .workdir = s->project_root,
         .project_root = s->project_root,
         .output_dir = work_dir,
@@ -103,8 +214,12 @@ int st_preflight_run(const st_settings *s, st_instance *runtime, const char *wor
     capture cap = {&tail, &all};
     st_exec_result res;
     int rc = -1;
+    yajl_val v = NULL;
+    if (oom || argv.oom || env.oom) {
+        st_error("preflight: out of memory");
+        goto done;
+    }
     execute(runtime, &req, &cap, &res);
-    memset(out, 0, sizeof(*out));
     if (res.infra_error) {
         st_error("cannot run the Python interpreter '%s': %s (set 'python' in the config or "
                  "SELF_TEST_PYTHON)",
@@ -118,8 +233,14 @@ int st_preflight_run(const st_settings *s, st_instance *runtime, const char *wor
                  tail.len ? tail.data : "");
         goto done;
     }
+    /* the answer is the last line: whatever a plugin printed comes before it */
     char err[200];
-    yajl_val v = all.data ? st_json_parse(all.data, err, sizeof(err)) : NULL;
+    if (all.data) {
+        while (all.len && (all.data[all.len - 1] == '\n' || all.data[all.len - 1] == '\r'))
+            all.data[--all.len] = '\0';
+        const char *nl = strrchr(all.data, '\n');
+        v = st_json_parse(nl ? nl + 1 : all.data, err, sizeof(err));
+    }
     if (!v) {
         st_error("the Python interpreter '%s' is not a Python 3 interpreter (unexpected output)",
                  s->python);
@@ -131,15 +252,26 @@ int st_preflight_run(const st_settings *s, st_instance *runtime, const char *wor
     out->cov = cv && YAJL_IS_TRUE(cv);
     const char *ver = st_jv_str(v, "python");
     snprintf(out->python_version, sizeof(out->python_version), "%s", ver ? ver : "?");
-    yajl_tree_free(v);
     if (!out->pytest) {
         st_error("the Python interpreter '%s' (Python %s) cannot import pytest: install it "
                  "(Debian: apt-get install python3-pytest) or set 'python' / SELF_TEST_PYTHON",
                  s->python, out->python_version);
         goto done;
     }
+    if (out->config_asked) {
+        yajl_val cfg = st_jv_get(v, "config");
+        read_config_answer(cfg, out);
+        if (out->testpaths.oom || out->default_paths.oom) {
+            st_error("preflight: out of memory");
+            goto done;
+        }
+    }
     rc = 0;
 done:
+    if (v)
+        yajl_tree_free(v);
+    st_strv_free(&argv);
+    st_strv_free(&env);
     st_buf_free(&all);
     st_buf_free(&tail);
     return rc;
@@ -211,12 +343,9 @@ static void run_one(runner *rn, st_batch *b)
     st_strv argv = {0}, env = {0};
     char *results = st_path_join(b->output_dir, "results.jsonl");
     char *coverage = st_path_join(b->output_dir, "coverage.lcov");
-    const char *old_pp = getenv("PYTHONPATH");
+    int pp_oom = 0;
     st_batch_argv(s, rn->pf, b, &argv);
-    if (old_pp && *old_pp)
-        st_strv_pushf(&env, "PYTHONPATH=%s:%s", s->support_dir, old_pp);
-    else
-        st_strv_pushf(&env, "PYTHONPATH=%s", s->support_dir);
+    st_strv_push_owned(&env, st_pythonpath_env(s, 1, &pp_oom));
     st_strv_pushf(&env, "SELF_TEST_RESULTS_FILE=%s", results ? results : "");
     st_strv_pushf(&env, "COVERAGE_FILE=%s/.coverage", b->output_dir);
     if (b->kind == ST_EXEC_ORPHAN_CHECK) {

@@ -15,12 +15,29 @@ void st_split_workers(unsigned W, size_t P, unsigned *out, unsigned *concurrency
 typedef struct st_preflight {
     int pytest, xdist, cov;
     char python_version[32];
+    /* pytest's configuration of the project, asked only when no test paths are configured or
+     * given (s->paths empty): */
+    int config_asked;
+    char *config_error;    /* pytest could not read it (its last message line), else NULL */
+    char *rootdir;         /* pytest's rootdir and ini file (NULL: none) */
+    char *inipath;
+    st_strv testpaths;     /* the `testpaths` ini value as pytest reads it */
+    st_strv default_paths; /* what pytest would run without arguments: testpaths globbed as
+                            * pytest globs them (relative to the project root), or empty when
+                            * testpaths is unset or matched nothing */
 } st_preflight;
 
-/* Runs the interpreter through the runtime to learn what is installed. Returns 0, or -1 after
- * logging (interpreter missing, pytest not importable). */
+/* Runs the interpreter through the runtime to learn what is installed (and, with no test paths
+ * in the settings, what pytest's configuration says the test paths are; one interpreter start
+ * for both). Returns 0, or -1 after logging (interpreter missing, pytest not importable).
+ * Free with st_preflight_free either way. */
 int st_preflight_run(const st_settings *s, st_instance *runtime, const char *work_dir,
                      st_preflight *out);
+void st_preflight_free(st_preflight *pf);
+
+/* "PYTHONPATH=..." for a child: [support_dir:] the pythonpath setting, then the inherited
+ * PYTHONPATH; NULL when there is nothing to set or on OOM (*oom set). */
+char *st_pythonpath_env(const st_settings *s, int with_support, int *oom);
 
 typedef struct st_runner_hooks {
     void *opaque;

@@ -72,6 +72,37 @@ int st_set_pytest_args(st_settings *s, const char *value, const char *where)
     return 0;
 }
 
+int st_set_pythonpath(st_settings *s, const char *value, const char *where)
+{
+    st_strv v = {0};
+    const char *p = value;
+    for (;;) {
+        const char *colon = strchr(p, ':');
+        size_t len = colon ? (size_t)(colon - p) : strlen(p);
+        if (len == 0) {
+            st_error("%s: '%s' has an empty entry (separate directories with one ':')", where,
+                     value);
+            st_strv_free(&v);
+            return -1;
+        }
+        st_strv_push_owned(&v, st_strndup(p, len));
+        if (!colon)
+            break;
+        p = colon + 1;
+    }
+    char *w = st_strdup(where);
+    if (v.oom || !w) {
+        st_strv_free(&v);
+        free(w);
+        return -1;
+    }
+    st_strv_free(&s->pythonpath);
+    s->pythonpath = v;
+    free(s->pythonpath_where);
+    s->pythonpath_where = w;
+    return 0;
+}
+
 int st_settings_init(st_settings *s)
 {
     memset(s, 0, sizeof(*s));
@@ -102,7 +133,7 @@ int st_settings_init(st_settings *s)
 /* ---- the config file ---------------------------------------------------------------------- */
 
 typedef enum { K_STRING, K_PATH, K_STRLIST, K_PATHLIST, K_UINT, K_UINT0, K_SECONDS, K_BOOL, K_PORT,
-               K_GROUP, K_PLUGINS } key_type;
+               K_GROUP, K_PLUGINS, K_PYTHONPATH } key_type;
 
 typedef struct file_key {
     const char *name;
@@ -130,6 +161,7 @@ static const file_key file_keys[] = {
     {"support_dir", K_PATH, OFF(support_dir)},
     {"kill_grace", K_SECONDS, OFF(kill_grace_s)},
     {"skip_dirs", K_STRLIST, OFF(skip_dirs)},
+    {"pythonpath", K_PYTHONPATH, OFF(pythonpath)},
     {"history", K_STRING, OFF(history_file)},
     {"metrics_port", K_PORT, OFF(metrics_port)},
     {"interval", K_SECONDS, OFF(interval_s)},
@@ -357,6 +389,12 @@ static int apply_file_key(st_settings *s, const file_key *k, config_setting_t *c
     case K_PLUGINS:
         rc = file_plugins(s, cs);
         break;
+    case K_PYTHONPATH:
+        /* relative to the project root, which is known only at the end: resolved in finish */
+        rc = file_strlist(s, cs, dst, 0);
+        if (rc == 0)
+            rc = st_set_string(&s->pythonpath_where, w);
+        break;
     }
 out:
     free(w);
@@ -514,6 +552,8 @@ int st_settings_load_env(st_settings *s)
         st_strv_free(&s->plugin_path);
         s->plugin_path = dirs;
     }
+    if (ENV1("SELF_TEST_PYTHONPATH") && st_set_pythonpath(s, v, WHERE()) < 0)
+        return -1;
     if (ENV1("SANDBOX_SKIP_DIRS")) {
         st_strv dirs = {0};
         char *copy = st_strdup(v), *save = NULL;
@@ -626,6 +666,46 @@ int st_settings_set_group_string(st_settings *s, const char *group, const char *
     return v && config_setting_set_string(v, value) ? 0 : -1;
 }
 
+/* pythonpath: each entry an existing directory, relative entries relative to the root; the
+ * entries inside the root also repo-relative (source roots of the import graph). */
+static int finish_pythonpath(st_settings *s)
+{
+    char real_root[PATH_MAX];
+    st_strv_free(&s->pythonpath_rel);
+    if (s->pythonpath.n && !realpath(s->project_root, real_root)) {
+        st_error("project root %s: %s", s->project_root, strerror(errno));
+        return -1;
+    }
+    for (size_t i = 0; i < s->pythonpath.n; i++) {
+        const char *given = s->pythonpath.v[i];
+        const char *where = s->pythonpath_where ? s->pythonpath_where : "pythonpath";
+        if (!given[0] || strchr(given, ':')) {
+            st_error("%s: pythonpath entry '%s' %s", where, given,
+                     given[0] ? "contains ':' (PYTHONPATH separates entries with it)"
+                              : "is empty");
+            return -1;
+        }
+        char *abs = st_path_absolute(s->project_root, given);
+        char real[PATH_MAX];
+        struct stat st;
+        if (!abs)
+            return -1;
+        if (stat(abs, &st) < 0 || !S_ISDIR(st.st_mode)) {
+            st_error("%s: pythonpath entry '%s' (%s) is not a directory%s", where, given, abs,
+                     given[0] == '/' ? "" : " (relative entries are relative to the project root)");
+            free(abs);
+            return -1;
+        }
+        free(s->pythonpath.v[i]);
+        s->pythonpath.v[i] = abs;
+        char *rel = realpath(abs, real) ? st_path_relative_to(real_root, real) : NULL;
+        if (rel && strcmp(rel, ".") != 0)
+            st_strv_push(&s->pythonpath_rel, rel);
+        free(rel);
+    }
+    return s->pythonpath_rel.oom ? -1 : 0;
+}
+
 int st_settings_finish(st_settings *s)
 {
     if (!s->project_root)
@@ -656,6 +736,8 @@ int st_settings_finish(st_settings *s)
         st_error("container_fallback must be \"host\" or \"fail\", not '%s'", s->container_fallback);
         return -1;
     }
+    if (finish_pythonpath(s) < 0)
+        return -1;
     if (s->auto_include_isolated)
         s->recursive_isolated = 1;
     if (s->metrics_port >= 0 && add_metrics_exporter(s) < 0) {
@@ -687,6 +769,9 @@ void st_settings_free(st_settings *s)
     st_strv_free(&s->plugin_path);
     free(s->support_dir);
     st_strv_free(&s->skip_dirs);
+    st_strv_free(&s->pythonpath);
+    st_strv_free(&s->pythonpath_rel);
+    free(s->pythonpath_where);
     free(s->history_file);
     for (size_t i = 0; i < s->n_plugins; i++) {
         free(s->plugins[i].kind);

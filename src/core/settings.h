@@ -40,6 +40,11 @@ typedef struct st_settings {
     char *support_dir;        /* dir of the bundled pytest plugin */
     double kill_grace_s;
     st_strv skip_dirs;
+    /* extra import roots: prepended to PYTHONPATH for batches and orphan checks, and source
+     * roots of the import graph. Given relative to the project root; absolute after finish. */
+    st_strv pythonpath;
+    st_strv pythonpath_rel;   /* the entries inside the root, repo-relative (after finish) */
+    char *pythonpath_where;   /* where the list came from, for messages */
     char *history_file;
     long metrics_port;        /* -1: off */
     double interval_s;
@@ -79,5 +84,7 @@ int st_set_uint(unsigned *dst, const char *value, unsigned min, const char *wher
 int st_set_seconds(double *dst, const char *value, const char *where);
 int st_set_pytest_args(st_settings *s, const char *value, const char *where);
 int st_set_string(char **dst, const char *value);
+/* A colon-separated list of import roots (SELF_TEST_PYTHONPATH, --pythonpath). */
+int st_set_pythonpath(st_settings *s, const char *value, const char *where);
 
 #endif
