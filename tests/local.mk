@@ -71,7 +71,8 @@ tests_unit_test_runner_LDADD = $(UNIT_LDADD)
 INTEGRATION_TESTS = tests/integration/test_taplib.py tests/integration/test_pytest_plugin.py \
 	tests/integration/test_cli.py tests/integration/test_run_fixtures.py \
 	tests/integration/test_networkx.py tests/integration/test_stores.py \
-	tests/integration/test_orphan_checks.py
+	tests/integration/test_orphan_checks.py tests/integration/test_paths.py \
+	tests/integration/test_corpus_run.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/taplib.py tests/fixtures/projects \
 	tests/corpus/README.md tests/corpus/toolz.tar.gz tests/corpus/cachetools.tar.gz \
@@ -94,7 +95,7 @@ AM_TESTS_ENVIRONMENT = \
 	top_builddir='$(abs_top_builddir)'; export top_builddir; \
 	PYTHON='$(PYTHON)'; export PYTHON; \
 	unset SELF_TEST_ARGS SELF_TEST_WORKERS SELF_TEST_TIMEOUT SELF_TEST_RETRIES SANDBOX_REPO_PATH \
-	  SANDBOX_DATA_DIR SELF_TEST_PYTHON;
+	  SANDBOX_DATA_DIR SELF_TEST_PYTHON SELF_TEST_PYTHONPATH;
 
 # valgrind memcheck over the check suites (no fork, so every allocation is seen).
 VALGRIND_FLAGS = --quiet --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect \

@@ -367,6 +367,43 @@ START_TEST(src_layout_and_test_rootdir)
 }
 END_TEST
 
+START_TEST(configured_source_roots)
+{
+    /* lib/ is not a src layout by name: only the source_roots option puts it on sys.path */
+    char *root = unit_tmpdir();
+    write_text(root, "lib/pkg/__init__.py", "");
+    write_text(root, "lib/pkg/mod.py", "from . import other\nimport pkg.other\n");
+    write_text(root, "lib/pkg/other.py", "");
+    write_text(root, "lib/deep/inner/solo.py", "import pkg\n");
+    write_text(root, "tests/test_pkg.py", "import pkg.mod\nimport solo\n");
+    st_buf errors = {0};
+    st_pygraph *g = build(root, 0, &errors);
+    ck_assert(!has_edge(g, "tests/test_pkg.py", "lib/pkg/mod.py"));
+    st_pygraph_free(g);
+    /* missing roots are ignored, duplicates and "./x/" spellings fold, the deepest root names a
+     * module (lib/deep/inner/solo.py is "solo", not "deep.inner.solo") */
+    const char *const roots[] = {"no/such/dir", "./lib/", "lib", "lib/deep/inner", NULL};
+    st_pygraph_options opts = {.on_error = collect_error, .userdata = &errors,
+                               .source_roots = roots};
+    ck_assert_int_eq(st_pygraph_build(root, &opts, &g), ST_PYGRAPH_OK);
+    char *got = dump(g);
+    ck_assert_str_eq(got, "lib/deep/inner/solo.py -> lib/pkg/__init__.py\n"
+                          "lib/pkg/__init__.py\n"
+                          "lib/pkg/mod.py -> lib/pkg/__init__.py\n"
+                          "lib/pkg/mod.py -> lib/pkg/other.py\n"
+                          "lib/pkg/other.py\n"
+                          "tests/test_pkg.py -> lib/deep/inner/solo.py\n"
+                          "tests/test_pkg.py -> lib/pkg/__init__.py\n"
+                          "tests/test_pkg.py -> lib/pkg/mod.py\n");
+    free(got);
+    st_pygraph_free(g);
+    ck_assert_uint_eq(errors.len, 0);
+    st_buf_free(&errors);
+    st_rm_rf(root);
+    free(root);
+}
+END_TEST
+
 START_TEST(bad_roots)
 {
     st_pygraph *g = (st_pygraph *)1;
@@ -396,6 +433,7 @@ int main(void)
     tcase_add_test(tc, skips_dirs_and_survives_symlink_loops);
     tcase_add_test(tc, bad_files_are_reported_once_and_skipped);
     tcase_add_test(tc, src_layout_and_test_rootdir);
+    tcase_add_test(tc, configured_source_roots);
     tcase_add_test(tc, bad_roots);
     suite_add_tcase(s, tc);
     return unit_run(s);
