@@ -64,10 +64,18 @@ static void default_paths(const st_settings *s, const st_preflight *pf, st_strv 
             return;
         }
         /* what pytest does then: run the invocation dir (the root) */
-        st_warn("testpaths in %s matches nothing under the pytest rootdir %s; testing the whole "
-                "project root, as pytest does",
-                pf->inipath ? pf->inipath : "the pytest configuration",
-                pf->rootdir ? pf->rootdir : "?");
+        char a[PATH_MAX], b[PATH_MAX];
+        int same_root = pf->rootdir && realpath(pf->rootdir, a) && realpath(s->project_root, b) &&
+                        strcmp(a, b) == 0;
+        if (same_root)
+            st_warn("testpaths in %s matches nothing; testing the whole project root, as pytest "
+                    "does",
+                    pf->inipath ? pf->inipath : "the pytest configuration");
+        else
+            st_warn("pytest's rootdir is %s, not the project root: pytest ignores the testpaths "
+                    "of %s there; testing the whole project root, as pytest does",
+                    pf->rootdir ? pf->rootdir : "?",
+                    pf->inipath ? pf->inipath : "its configuration");
         st_strv_push(given, ".");
         return;
     }
@@ -88,9 +96,11 @@ static int resolve_paths(const st_settings *s, const st_preflight *pf, st_strv *
     for (size_t i = 0; i < s->paths.n; i++)
         st_strv_push(&given, s->paths.v[i]);
     int from_cli = s->paths_from_cli;
+    const char *src = from_cli ? "" : " (from the config's paths)";
     if (given.n == 0) {
         default_paths(s, pf, &given);
         from_cli = 0;
+        src = " (from pytest's testpaths)";
     }
     int rc = given.oom ? EXIT_INFRA : 0;
     char real_root[PATH_MAX];
@@ -110,19 +120,18 @@ static int resolve_paths(const st_settings *s, const st_preflight *pf, st_strv *
         if (!abs) {
             rc = EXIT_INFRA;
         } else if (node && (!file[0] || !node[2])) {
-            st_error("test path '%s'%s: not a pytest node id (FILE::NAME)", p,
-                     from_cli ? "" : " (from the config's paths)");
+            st_error("test path '%s'%s: not a pytest node id (FILE::NAME)", p, src);
             rc = EXIT_USAGE;
         } else if (!realpath(abs, real)) {
-            st_error("test path '%s'%s: %s", p, from_cli ? "" : " (from the config's paths)",
+            st_error("test path '%s'%s: %s", p, src,
                      errno == ENOENT ? "no such file or directory" : strerror(errno));
             rc = EXIT_USAGE;
         } else if (!(rel = st_path_relative_to(real_root, real))) {
-            st_error("test path '%s' is outside the project root %s", p, s->project_root);
+            st_error("test path '%s'%s is outside the project root %s", p, src, s->project_root);
             rc = EXIT_USAGE;
         } else if (node && (stat(real, &st) < 0 || !S_ISREG(st.st_mode))) {
-            st_error("test path '%s'%s: '%s' is not a file (a node id names a test file)", p,
-                     from_cli ? "" : " (from the config's paths)", file);
+            st_error("test path '%s'%s: '%s' is not a file (a node id names a test file)", p, src,
+                     file);
             rc = EXIT_USAGE;
         } else if (node) {
             char *id = st_asprintf("%s%s", rel, node);
