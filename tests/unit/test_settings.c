@@ -10,7 +10,7 @@ static const char *const env_names[] = {
     "SELF_TEST_ARGS", "SELF_TEST_WORKERS", "SELF_TEST_TIMEOUT", "SELF_TEST_RETRIES",
     "SELF_TEST_INCLUDE_ORPHANS", "SANDBOX_INCLUDE_ORPHANS", "SELF_TEST_AUTO_INCLUDE_ISOLATED",
     "SANDBOX_REPO_PATH", "SANDBOX_DATA_DIR", "SELF_TEST_METRICS_PORT", "SELF_TEST_PLUGIN_PATH",
-    "SELF_TEST_RECURSIVE_ISOLATED", "SELF_TEST_REPORT_DIR", NULL};
+    "SELF_TEST_RECURSIVE_ISOLATED", "SELF_TEST_REPORT_DIR", "SELF_TEST_PYTHONPATH", NULL};
 
 static void clean_env(void)
 {
@@ -188,6 +188,89 @@ START_TEST(derived_paths_and_isolated_rule)
 }
 END_TEST
 
+START_TEST(pythonpath_file_env_and_errors)
+{
+    clean_env();
+    st_settings s;
+    char *err, *dir;
+    /* the file's list, relative to the project root (not to the config file's dir) */
+    ck_assert_int_eq(load_text("workers = 1;\npythonpath = [\"src\", \"lib/x\", \".\"];\n", &s,
+                               &err, &dir),
+                     0);
+    char *root = st_path_join(dir, "proj");
+    char *libx = st_path_join(root, "lib/x"), *srcd = st_path_join(root, "src");
+    ck_assert_int_eq(st_mkdir_p(libx, 0755), 0);
+    ck_assert_int_eq(st_mkdir_p(srcd, 0755), 0);
+    unit_write(srcd, "m.py", "");
+    free(libx);
+    free(srcd);
+    setenv("SANDBOX_REPO_PATH", root, 1);
+    ck_assert_int_eq(st_settings_load_env(&s), 0);
+    ck_assert_int_eq(st_settings_finish(&s), 0);
+    ck_assert_uint_eq(s.pythonpath.n, 3);
+    char *src = st_path_join(root, "src");
+    ck_assert_str_eq(s.pythonpath.v[0], src);
+    ck_assert_uint_eq(s.pythonpath_rel.n, 2); /* the root itself is not a source root */
+    ck_assert_str_eq(s.pythonpath_rel.v[0], "src");
+    ck_assert_str_eq(s.pythonpath_rel.v[1], "lib/x");
+    st_settings_free(&s);
+    free(err);
+    /* the environment beats the file; a missing directory names its source */
+    char *dir2, *dir3;
+    ck_assert_int_eq(load_text("pythonpath = [\"nope\"];\n", &s, &err, &dir2), 0);
+    free(err);
+    st_rm_rf(dir2);
+    free(dir2);
+    setenv("SELF_TEST_PYTHONPATH", "lib/x:src", 1);
+    ck_assert_int_eq(st_settings_load_env(&s), 0);
+    ck_assert_int_eq(st_settings_finish(&s), 0);
+    ck_assert_uint_eq(s.pythonpath_rel.n, 2);
+    ck_assert_str_eq(s.pythonpath_rel.v[0], "lib/x");
+    st_settings_free(&s);
+    unsetenv("SELF_TEST_PYTHONPATH");
+    ck_assert_int_eq(load_text("\npythonpath = [\"nope\"];\n", &s, &err, &dir3), 0);
+    free(err);
+    ck_assert_int_eq(st_settings_load_env(&s), 0);
+    unit_capture c;
+    unit_capture_begin(&c);
+    ck_assert_int_eq(st_settings_finish(&s), -1);
+    err = unit_capture_end(&c);
+    ck_assert_contains(err, "selftest.conf:2: pythonpath entry 'nope'");
+    ck_assert_contains(err, "is not a directory");
+    free(err);
+    st_settings_free(&s);
+    st_rm_rf(dir3);
+    free(dir3);
+    const char *bad[][2] = {{"src::lib/x", "empty entry"}, {":src", "empty entry"},
+                            {"src:", "empty entry"}};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ck_assert_int_eq(st_settings_init(&s), 0);
+        setenv("SELF_TEST_PYTHONPATH", bad[i][0], 1);
+        unit_capture_begin(&c);
+        ck_assert_int_eq(st_settings_load_env(&s), -1);
+        err = unit_capture_end(&c);
+        ck_assert_contains(err, "environment variable SELF_TEST_PYTHONPATH");
+        ck_assert_contains(err, bad[i][1]);
+        free(err);
+        st_settings_free(&s);
+    }
+    ck_assert_int_eq(st_settings_init(&s), 0);
+    setenv("SELF_TEST_PYTHONPATH", "src/m.py", 1);
+    ck_assert_int_eq(st_settings_load_env(&s), 0);
+    unit_capture_begin(&c);
+    ck_assert_int_eq(st_settings_finish(&s), -1);
+    err = unit_capture_end(&c);
+    ck_assert_contains(err, "environment variable SELF_TEST_PYTHONPATH: pythonpath entry 'src/m.py'");
+    free(err);
+    st_settings_free(&s);
+    clean_env();
+    free(src);
+    free(root);
+    st_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(defaults)
 {
     clean_env();
@@ -216,6 +299,7 @@ int main(void)
     tcase_add_test(tc, environment_beats_file);
     tcase_add_test(tc, bad_environment_values_name_the_variable);
     tcase_add_test(tc, derived_paths_and_isolated_rule);
+    tcase_add_test(tc, pythonpath_file_env_and_errors);
     tcase_add_test(tc, defaults);
     suite_add_tcase(s, tc);
     return unit_run(s);
