@@ -16,9 +16,17 @@ Events (keys are exactly these; strings are ASCII JSON with \\u escapes):
         argv = config.invocation_params.args; workers = the resolved -n value
         when xdist distributes the run (capped by --maxprocesses), else 0.
 
+    {"event":"test_start","nodeid":STR}
+    {"event":"test_finish","nodeid":STR}
+        At pytest_runtest_logstart / pytest_runtest_logfinish: a test's
+        protocol (setup, call, teardown) begins / is over.  Under xdist the
+        controller receives both for every test, so several tests may be
+        running at once.  A test started and not finished when the process
+        dies is the one that killed it (os._exit, a crash in C code).
+
     {"event":"test","nodeid":STR,"file":STR,"outcome":STR,
      "phase":"setup"|"call"|"teardown"|"collect","duration":FLOAT,
-     "excerpt":STR|null}
+     "excerpt":STR|null,"stdout":STR|null,"stderr":STR|null}
         One per report that pytest's terminal summary counts, categorised by
         pytest's own pytest_report_teststatus hook.  outcome is one of
         passed failed error skipped xfailed xpassed.  file = the test file's
@@ -26,6 +34,11 @@ Events (keys are exactly these; strings are ASCII JSON with \\u escapes):
         the core passes --rootdir=<project root> so it is repo-relative.
         excerpt = longrepr text for failed/error, at most 4000 characters,
         keeping the end ("...\\n" + tail when cut); null otherwise.
+        stdout / stderr = what pytest captured for a failed/error report
+        (every "Captured stdout/stderr" section of it: setup, call,
+        teardown), at most 64 KiB each, keeping the end; when cut, the text
+        starts with the line "[selftest: N earlier bytes not kept]".  null
+        for other outcomes or when nothing was captured.
         xdist's report for a test whose worker crashed gets phase "call".
         phase "collect" (outcome "skipped") is a collector that was skipped
         (pytest.skip(allow_module_level=True), importorskip at module level):
@@ -42,7 +55,8 @@ Events (keys are exactly these; strings are ASCII JSON with \\u escapes):
 
     There is no end event when the process dies (os._exit, a signal): the
     caller must check the process exit status (0, 1 and 5 are the only normal
-    ones).  Under xdist a crashing worker is reported by xdist as a failed test
+    ones); the test_start without its test_finish names the test that was
+    running.  Under xdist a crashing worker is reported by xdist as a failed test
     and the run ends normally.
 
 Orphan checks (spec.md 8.1)
@@ -91,6 +105,7 @@ RESULTS_ENV = "SELF_TEST_RESULTS_FILE"
 ORPHAN_ENV = "SELF_TEST_ORPHAN_MODULES"
 ORPHAN_ROOT_ENV = "SELF_TEST_ORPHAN_ROOT"
 EXCERPT_MAX = 4000
+CAPTURE_MAX = 64 * 1024  # bytes of captured stdout / stderr kept per failing test
 OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
 _FILE_PROP = "selftest_file"
 
@@ -113,6 +128,20 @@ def _excerpt(text):
     if len(text) > EXCERPT_MAX:
         text = "...\n" + text[-(EXCERPT_MAX - 4):]
     return text
+
+
+def _captured(text):
+    """Captured output of a failing test: None when empty, else at most CAPTURE_MAX
+    bytes (UTF-8), the end kept, with a note when cut."""
+    text = _clean(text) or ""
+    if not text:
+        return None
+    data = text.encode("utf-8")
+    if len(data) <= CAPTURE_MAX:
+        return text
+    cut = len(data) - CAPTURE_MAX
+    tail = data[cut:].decode("utf-8", "ignore")
+    return "[selftest: %d earlier bytes not kept]\n%s" % (cut, tail)
 
 
 def _posix(path):
@@ -254,12 +283,17 @@ def pytest_runtest_logreport(report):
         category = res[0] if res else ""
         if category not in OUTCOMES:
             return  # "" = passed setup/teardown, not counted by pytest
-        excerpt = None
+        excerpt = stdout = stderr = None
         if category in ("failed", "error"):
             try:
                 excerpt = _excerpt(report.longreprtext)
             except Exception:
                 excerpt = _excerpt(str(getattr(report, "longrepr", "")))
+            try:
+                stdout = _captured(report.capstdout)
+                stderr = _captured(report.capstderr)
+            except Exception:
+                stdout = stderr = None
         try:
             duration = float(getattr(report, "duration", 0.0) or 0.0)
         except Exception:
@@ -276,7 +310,29 @@ def pytest_runtest_logreport(report):
             "phase": phase,
             "duration": duration,
             "excerpt": excerpt,
+            "stdout": stdout,
+            "stderr": stderr,
         })
+    except Exception:
+        pass
+
+
+def pytest_runtest_logstart(nodeid, location):
+    rec = _recorder
+    if rec is None:
+        return
+    try:
+        rec.write({"event": "test_start", "nodeid": _clean(nodeid)})
+    except Exception:
+        pass
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    rec = _recorder
+    if rec is None:
+        return
+    try:
+        rec.write({"event": "test_finish", "nodeid": _clean(nodeid)})
     except Exception:
         pass
 
@@ -308,6 +364,8 @@ def pytest_collectreport(report):
                 "phase": "collect",
                 "duration": 0.0,
                 "excerpt": None,
+                "stdout": None,
+                "stderr": None,
             })
     except Exception:
         pass

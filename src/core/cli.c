@@ -3,6 +3,7 @@
 
 #include "cli.h"
 
+#include "exitstatus.h"
 #include "log.h"
 #include "pipeline.h"
 #include "plugins.h"
@@ -19,8 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define EXIT_USAGE 2
-#define EXIT_INFRA 3
+#define EXIT_USAGE ST_EXIT_USAGE
+#define EXIT_INFRA ST_EXIT_INFRA
 
 static const char usage_main[] =
     "Usage: selftest-core [-c FILE] [-v|-q] [--plugin-dir DIR] COMMAND [OPTIONS] [PATH...]\n"
@@ -47,8 +48,8 @@ static const char usage_main[] =
     "  -h, --help             this help; COMMAND --help for a command's options\n"
     "  -V, --version          version and plugin ABI\n"
     "\n"
-    "Exit status: 0 all tests passed, 1 a test or batch failed, 2 usage or configuration error,\n"
-    "3 infrastructure error.\n";
+    "Exit status: 0 all tests passed, 1 a test or batch failed (report: no report), 2 usage or\n"
+    "configuration error, 3 infrastructure error (also run stopped by SIGTERM/SIGINT).\n";
 
 static const char usage_run[] =
     "Usage: selftest-core [GLOBAL OPTIONS] %s [OPTIONS] [PATH...]\n"
@@ -123,7 +124,8 @@ static const char usage_discover[] =
 static const char usage_report[] =
     "Usage: selftest-core [GLOBAL OPTIONS] report [--report-dir DIR] [--path]\n"
     "\n"
-    "Prints the newest report_*.json of the report directory (--path: only its file name).\n";
+    "Prints the newest report_*.json of the report directory (--path: only its file name).\n"
+    "Exits 1, saying so on stderr, when there is no report (no run has failed).\n";
 
 enum {
     OPT_PLUGIN_DIR = 256,
@@ -334,7 +336,9 @@ static int parse_command(command cmd, int argc, char **argv, cli_opts *o, st_str
     int c;
     optind = 0; /* full re-initialisation of getopt (glibc) */
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1 || optind < argc) {
+    /* "+:": stop at the first non-option (paths follow), and tell a missing argument (':')
+     * from an unknown option ('?') */
+    while ((c = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1 || optind < argc) {
         if (c == -1) {
             if (!takes_paths) {
                 fprintf(stderr, "selftest-core %s: unexpected argument '%s'\n", argv[0],
@@ -375,11 +379,24 @@ static int parse_command(command cmd, int argc, char **argv, cli_opts *o, st_str
         case 'h':
             print_usage(cmd);
             return 0;
-        default:
-            fprintf(stderr, "selftest-core %s: %s '%s'\nTry 'selftest-core %s --help'.\n",
-                    argv[0], optopt ? "option needs an argument:" : "unknown option",
-                    argv[optind - 1], argv[0]);
+        case ':':
+            fprintf(stderr, "selftest-core %s: option needs an argument: '%s'\nTry 'selftest-core "
+                    "%s --help'.\n", argv[0], argv[optind - 1], argv[0]);
             return EXIT_USAGE;
+        default: {
+            /* an unknown short option may sit inside a cluster ("-xv"): name the letter */
+            char shortopt[3] = {'-', (char)optopt, '\0'};
+            const char *what = optopt ? shortopt : argv[optind - 1];
+            int global = optopt == 'v' || optopt == 'q' || optopt == 'c' ||
+                         strcmp(what, "--verbose") == 0 || strcmp(what, "--quiet") == 0 ||
+                         strcmp(what, "--config") == 0 || strncmp(what, "--config=", 9) == 0 ||
+                         strcmp(what, "--plugin-dir") == 0 ||
+                         strncmp(what, "--plugin-dir=", 13) == 0;
+            fprintf(stderr, "selftest-core %s: unknown option '%s'%s\nTry 'selftest-core %s "
+                    "--help'.\n", argv[0], what,
+                    global ? " (a global option: put it before the command)" : "", argv[0]);
+            return EXIT_USAGE;
+        }
         }
     }
     return -1;
@@ -474,9 +491,14 @@ static int should_stop(void)
 static int cmd_report(const st_settings *s, int path_only)
 {
     DIR *d = opendir(s->report_dir);
+    if (!d && errno == ENOENT) {
+        fprintf(stderr, "selftest-core report: no report: %s does not exist (no run has failed "
+                "yet)\n", s->report_dir);
+        return ST_EXIT_FAILED;
+    }
     if (!d) {
-        st_error("report dir %s: %s (no run has failed yet?)", s->report_dir, strerror(errno));
-        return EXIT_USAGE;
+        st_error("report dir %s: %s", s->report_dir, strerror(errno));
+        return EXIT_INFRA;
     }
     char newest[256] = "";
     struct dirent *de;
@@ -490,8 +512,9 @@ static int cmd_report(const st_settings *s, int path_only)
     }
     closedir(d);
     if (!newest[0]) {
-        st_error("no report_*.json in %s", s->report_dir);
-        return EXIT_USAGE;
+        fprintf(stderr, "selftest-core report: no report: no report_*.json in %s (no run has "
+                "failed yet)\n", s->report_dir);
+        return ST_EXIT_FAILED;
     }
     char *path = st_path_join(s->report_dir, newest), *text = NULL;
     int rc = path ? st_read_file(path, 512u << 20, &text, NULL) : -ENOMEM;
@@ -649,6 +672,7 @@ int st_cli_main(int argc, char **argv)
         .progress = !o.json && isatty(STDOUT_FILENO) && o.verbosity >= 0,
         .color = isatty(STDOUT_FILENO) && !getenv("NO_COLOR"),
         .should_stop = should_stop,
+        .aborted_status = EXIT_INFRA, /* `run` stopped by a signal */
     };
     switch (cmd) {
     case CMD_PLUGINS:
@@ -664,6 +688,7 @@ int st_cli_main(int argc, char **argv)
     }
     case CMD_SCHEDULED:
         po.progress = 0;
+        po.aborted_status = ST_EXIT_OK; /* a stopped daemon exits 0: its last cycle says so */
         rc = cmd_scheduled(&s, &po, load_settings, &lc);
         break;
     case CMD_DISCOVER: {

@@ -8,6 +8,7 @@ src_core_libselftest_la_SOURCES = \
 	src/core/loader.c src/core/loader.h \
 	src/core/host.c src/core/host.h \
 	src/core/results.c src/core/results.h \
+	src/core/exitstatus.c src/core/exitstatus.h \
 	src/core/pipeline.c src/core/pipeline.h \
 	src/core/runner.c src/core/runner.h \
 	src/core/lock.c src/core/lock.h \

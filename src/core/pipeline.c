@@ -3,6 +3,7 @@
 
 #include "pipeline.h"
 
+#include "exitstatus.h"
 #include "host.h"
 #include "json.h"
 #include "history.h"
@@ -27,9 +28,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define EXIT_OK 0
-#define EXIT_USAGE 2
-#define EXIT_INFRA 3
+#define EXIT_OK ST_EXIT_OK
+#define EXIT_USAGE ST_EXIT_USAGE
+#define EXIT_INFRA ST_EXIT_INFRA
 
 /* ---- test paths ----------------------------------------------------------------------------- */
 
@@ -426,7 +427,8 @@ static void on_batch_done(void *opaque, st_run *run, st_batch *b)
         ops->record(inst->ctx, &rec);
         st_inst_unlock(inst);
     }
-    st_info("%s: %s (%u passed, %u failed, %.2fs)", b->path, b->ok ? "ok" : "FAILED",
+    st_info("%s: %s (%u passed, %u failed, %.2fs)", b->path,
+            b->ok ? "ok" : b->aborted ? "aborted" : "FAILED",
             st_counts_passed(&b->counts), st_counts_failed(&b->counts), b->runtime_s);
     progress_draw(c, run, 0);
 }
@@ -564,10 +566,10 @@ int st_pipeline_open(st_settings *s, st_pipeline **out)
         status = EXIT_USAGE;
         goto fail;
     }
-    int start_rc = st_plugins_start(&p->ps);
-    if (start_rc < 0) {
-        if (start_rc == ST_ERR_INVALID)
-            status = EXIT_USAGE; /* the runtime's settings are wrong: a configuration error */
+    st_exit_stage stage;
+    int start_rc = st_plugins_start(&p->ps, &stage);
+    if (start_rc != ST_OK) {
+        status = st_exit_for_status(stage, start_rc);
         goto fail;
     }
     const st_runtime_ops *rt = p->ps.runtime->ops;
@@ -695,8 +697,11 @@ static int run_stage(st_pipeline *p, cycle *c, st_run *run, const st_strv *batch
     size_t counts[2] = {run->n_batches, run->n_checks};
     for (size_t k = 0; k < 2; k++)
         for (size_t i = 0; i < counts[k]; i++)
-            if (!all[k][i].done && !all[k][i].reason)
-                all[k][i].reason = st_strdup("not run: the run was stopped");
+            if (!all[k][i].done) {
+                all[k][i].aborted = 1;
+                if (!all[k][i].reason)
+                    all[k][i].reason = st_strdup("not run: the run was stopped");
+            }
     return 0;
 }
 
@@ -859,9 +864,9 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
     save_cache = 1; /* something ran: the cycle's discoveries are worth keeping */
     run.finished_at = st_wall_clock();
     st_run_finalize(&run);
-    run.orphan_total = (unsigned)run.n_checks;
-    for (size_t i = 0; i < run.n_checks; i++)
-        run.orphan_failed += !run.checks[i].ok;
+    /* checks cut short or never started by a stop are neither tested nor failed */
+    run.orphan_total = st_run_orphans_checked(&run);
+    run.orphan_failed = st_run_orphans_failed(&run);
     counters->orphans_tested += run.orphan_total;
     counters->orphans_failed += run.orphan_failed;
     counters->orphans_redundant += run.orphan_skipped.n;
@@ -883,7 +888,7 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
 
     /* the orphan checks' verdicts go into orphan_classifications.json */
     for (size_t i = 0; cache && i < run.n_checks; i++)
-        if (run.checks[i].done)
+        if (run.checks[i].done && !run.checks[i].aborted)
             st_orphans_mark(cache, run.checks[i].path, run.checks[i].ok, run.checks[i].reason);
 
     /* integrate */
@@ -894,10 +899,12 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
         st_info("--clean-orphans: %zu entries removed from orphan_modules.json", removed);
     }
     counters->orphans_reintroduced += run.integrated.n;
-    if (s->fail_on_orphans && run.orphan_failed && run.exit_status == 0)
-        run.exit_status = 1;
-    if (run.integration_failed)
-        run.exit_status = EXIT_INFRA;
+    /* An aborted cycle's status is the one the process exits with (o->aborted_status), so that
+     * the results, metrics.db and the exit status agree. */
+    run.exit_status = st_run_exit_status(&run, s->fail_on_orphans, o->aborted_status);
+    if (run.aborted)
+        st_warn("the run was stopped by a signal; its results are marked aborted and no failure "
+                "report is written");
 
     /* export: the core's stores first, then the exporter plugins; neither fails the run. */
     results_json = st_run_to_json(&run, 0);
@@ -916,13 +923,9 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
                    "runtime (container_fallback = \"host\")\n");
     }
     fflush(stdout);
-    if (run.exit_status != 0)
+    if (run.exit_status != 0 && !run.aborted)
         write_report(s, &run);
     status = run.exit_status;
-    if (run.aborted) {
-        st_warn("the run was stopped by a signal; its results are marked aborted");
-        status = EXIT_INFRA;
-    }
 out:
     st_log_set_hook(NULL, NULL, NULL);
     if (cache) {
@@ -955,8 +958,12 @@ int st_pipeline_cleanup(st_settings *s, double max_age_s, st_counters *counters,
         status = EXIT_USAGE;
         goto out;
     }
-    if (st_plugins_start(&ps) < 0)
+    st_exit_stage stage;
+    int start_rc = st_plugins_start(&ps, &stage);
+    if (start_rc != ST_OK) {
+        status = st_exit_for_status(stage, start_rc);
         goto out;
+    }
     const st_runtime_ops *rt = ps.runtime->ops;
     if (!rt->cleanup_stale) {
         if (report)

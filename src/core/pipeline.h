@@ -19,6 +19,7 @@ typedef struct st_pipeline_opts {
     int progress;  /* live progress line (stdout is a TTY) */
     int color;
     int (*should_stop)(void); /* polled; non-zero stops the run (signals) */
+    int aborted_status;       /* the exit status of a cycle stopped that way */
 } st_pipeline_opts;
 
 typedef struct st_pipeline st_pipeline;

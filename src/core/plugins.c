@@ -3,6 +3,7 @@
 
 #include "plugins.h"
 
+#include "exitstatus.h"
 #include "json.h"
 #include "log.h"
 
@@ -114,24 +115,27 @@ int st_plugins_load(st_settings *s, st_plugin_set *ps, int runtime_only)
     return 0;
 }
 
-int st_plugins_start(st_plugin_set *ps)
+int st_plugins_start(st_plugin_set *ps, st_exit_stage *stage)
 {
+    *stage = ST_STAGE_CREATE;
     for (size_t i = 0; i < ps->n; i++) {
         int rc = st_inst_create(ps->list[i]);
         if (rc != ST_OK && ps->list[i] == ps->runtime)
-            return rc == ST_ERR_INVALID ? ST_ERR_INVALID : -1;
+            return rc < 0 ? rc : ST_ERR_INTERNAL;
     }
+    *stage = ST_STAGE_START;
     for (size_t i = 0; i < ps->n; i++) {
         st_instance *inst = ps->list[i];
         if (!inst->created)
             continue;
-        if (st_inst_start(inst) != ST_OK) {
+        int rc = st_inst_start(inst);
+        if (rc != ST_OK) {
             if (inst == ps->runtime)
-                return -1;
+                return rc < 0 ? rc : ST_ERR_INTERNAL;
             st_warn("%s: left out of this run", inst->name);
         }
     }
-    return 0;
+    return ST_OK;
 }
 
 int st_plugins_switch_runtime(st_settings *s, st_plugin_set *ps, const char *runtime)
@@ -162,7 +166,7 @@ void st_plugins_free(st_plugin_set *ps)
 int st_plugins_list(st_settings *s, int json, int check)
 {
     st_plugin_set ps = {0};
-    int rc = 2;
+    int rc = ST_EXIT_USAGE;
     if (st_plugins_load(s, &ps, 0) < 0)
         goto out;
     if (check) {

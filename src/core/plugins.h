@@ -4,6 +4,7 @@
 #ifndef ST_PLUGINS_H
 #define ST_PLUGINS_H
 
+#include "exitstatus.h"
 #include "host.h"
 #include "loader.h"
 #include "settings.h"
@@ -19,9 +20,11 @@ typedef struct st_plugin_set {
 /* Loads runtime-<runtime> and, unless runtime_only, every configured plugin (checks only).
  * 0 or -1 (logged). */
 int st_plugins_load(st_settings *s, st_plugin_set *ps, int runtime_only);
-/* Creates, then starts. 0, ST_ERR_INVALID when the runtime refused its settings, or -1 when it
- * failed otherwise. */
-int st_plugins_start(st_plugin_set *ps);
+/* Creates, then starts. ST_OK, or the runtime's negative st_status with *stage telling whether
+ * create() or start() gave it (st_exit_for_status() makes it an exit status: create()'s
+ * ST_ERR_INVALID is a configuration error, anything else an infrastructure error). Other plugins
+ * that fail are left out of the run (logged). */
+int st_plugins_start(st_plugin_set *ps, st_exit_stage *stage);
 /* Loads, creates and starts an extra runtime and makes it the set's runtime (fallback). */
 int st_plugins_switch_runtime(st_settings *s, st_plugin_set *ps, const char *runtime);
 int st_plugins_usable(const st_instance *inst, st_plugin_kind kind);

@@ -3,6 +3,7 @@
 
 #include "results.h"
 
+#include "exitstatus.h"
 #include "json.h"
 #include "log.h"
 
@@ -59,7 +60,7 @@ typedef struct event_fields {
     int top_not_object;
     int in_argv;
     char key[16];      /* the current top-level key (longer keys are not ours) */
-    char *event, *nodeid, *file, *outcome, *phase, *excerpt;
+    char *event, *nodeid, *file, *outcome, *phase, *excerpt, *out, *err;
     double duration;
     long long workers;
     st_strv argv;
@@ -73,6 +74,8 @@ static void fields_free(event_fields *f)
     free(f->outcome);
     free(f->phase);
     free(f->excerpt);
+    free(f->out);
+    free(f->err);
     st_strv_free(&f->argv);
 }
 
@@ -119,6 +122,21 @@ static int cb_double(void *ctx, double v)
     return 1;
 }
 
+/* A captured stream of at most ST_CAPTURE_MAX bytes, the end kept, with a note when cut (the
+ * plugin already cuts; this bounds what any results file can make the core hold). */
+static char *captured(const unsigned char *s, size_t len)
+{
+    if (len == 0)
+        return NULL;
+    if (len <= ST_CAPTURE_MAX + 64)
+        return st_strndup((const char *)s, len);
+    size_t cut = len - ST_CAPTURE_MAX;
+    while (cut < len && (s[cut] & 0xC0) == 0x80) /* not inside a UTF-8 sequence */
+        cut++;
+    return st_asprintf("[selftest: %zu earlier bytes not kept]\n%.*s", cut, (int)(len - cut),
+                       (const char *)s + cut);
+}
+
 static int cb_string(void *ctx, const unsigned char *s, size_t len)
 {
     event_fields *f = ctx;
@@ -136,7 +154,14 @@ static int cb_string(void *ctx, const unsigned char *s, size_t len)
                   : strcmp(f->key, "outcome") == 0 ? &f->outcome
                   : strcmp(f->key, "phase") == 0   ? &f->phase
                   : strcmp(f->key, "excerpt") == 0 ? &f->excerpt
+                  : strcmp(f->key, "stdout") == 0  ? &f->out
+                  : strcmp(f->key, "stderr") == 0  ? &f->err
                                                    : NULL;
+    if (slot == &f->out || slot == &f->err) {
+        free(*slot);
+        *slot = captured(s, len);
+        return *slot != NULL || len == 0;
+    }
     if (slot) {
         free(*slot);
         /* an excerpt keeps its end: the error is there */
@@ -254,7 +279,9 @@ static int add_test(st_batch *b, event_fields *f, const char *kind, st_outcome o
     t->file = f->file ? f->file : st_strdup("");
     t->phase = f->phase ? f->phase : st_strdup(kind);
     t->excerpt = f->excerpt;
-    f->nodeid = f->file = f->phase = f->excerpt = NULL;
+    t->out = f->out;
+    t->err = f->err;
+    f->nodeid = f->file = f->phase = f->excerpt = f->out = f->err = NULL;
     t->outcome = outcome;
     t->duration_s = f->duration;
     b->counts.n[outcome]++;
@@ -286,6 +313,22 @@ static int handle_event(st_batch *b, event_fields *f, char *why, size_t why_size
     }
     if (strcmp(f->event, "collect_error") == 0)
         return add_test(b, f, "collect", ST_OUT_ERROR);
+    if (strcmp(f->event, "test_start") == 0) {
+        st_strv_push(&b->running, f->nodeid ? f->nodeid : "?");
+        return b->running.oom ? -1 : 0;
+    }
+    if (strcmp(f->event, "test_finish") == 0) {
+        /* the newest first: without xdist the list holds one test */
+        for (size_t i = b->running.n; f->nodeid && i-- > 0;)
+            if (strcmp(b->running.v[i], f->nodeid) == 0) {
+                free(b->running.v[i]);
+                memmove(b->running.v + i, b->running.v + i + 1,
+                        (b->running.n - i) * sizeof(*b->running.v)); /* with the NULL */
+                b->running.n--;
+                break;
+            }
+        return 0;
+    }
     if (strcmp(f->event, "end") == 0) {
         b->saw_end = 1;
         return 0;
@@ -454,6 +497,17 @@ static void set_reason(st_batch *b, char *reason)
     b->reason = reason;
 }
 
+/* ", while running NODE" (and how many more under xdist), or "". */
+static char *while_running(const st_batch *b)
+{
+    if (!b->running.n)
+        return st_strdup("");
+    if (b->running.n == 1)
+        return st_asprintf(", while running %s", b->running.v[0]);
+    return st_asprintf(", while running %s and %zu other test%s", b->running.v[b->running.n - 1],
+                       b->running.n - 1, b->running.n == 2 ? "" : "s");
+}
+
 void st_batch_verdict(st_batch *b, const st_exec_result *er, double timeout_s)
 {
     b->exit_status = er->exited ? er->exit_status : -1;
@@ -461,28 +515,50 @@ void st_batch_verdict(st_batch *b, const st_exec_result *er, double timeout_s)
     b->timed_out = er->timed_out;
     b->runtime_s = er->wall_s;
     b->ok = 0;
+    free(b->container);
+    b->container = er->container[0] ? st_strdup(er->container) : NULL;
+    if (b->saw_end) {
+        /* a finished session: xdist reports a crashed worker's test as failed, and no test
+         * is left running */
+        st_strv_free(&b->running);
+    }
+    char *during = while_running(b);
+    if (!during) {
+        b->infra_error = 1;
+        set_reason(b, st_strdup("out of memory"));
+        return;
+    }
     if (er->infra_error) {
         b->infra_error = 1;
         set_reason(b, st_strdup(er->error[0] ? er->error : "the runtime could not run the batch"));
     } else if (er->timed_out) {
-        set_reason(b, st_asprintf("timeout: stopped after %g s", timeout_s));
+        set_reason(b, st_asprintf("timeout: stopped after %g s%s", timeout_s, during));
     } else if (er->cancelled) {
-        set_reason(b, st_strdup("cancelled: the run was stopped"));
+        b->aborted = 1;
+        set_reason(b, st_strdup("aborted: the run was stopped before this finished"));
     } else if (!er->exited) {
-        set_reason(b, st_asprintf("pytest was killed by signal %d (%s)", er->term_signal,
-                                  strsignal(er->term_signal)));
+        set_reason(b, st_asprintf("pytest was killed by signal %d (%s)%s", er->term_signal,
+                                  strsignal(er->term_signal), during));
     } else if (b->read_error) {
         b->infra_error = 1;
         set_reason(b, st_asprintf("cannot use the results: %s", b->read_error));
-    } else if (er->exit_status == 5) {
-        b->no_tests = 1;
-        set_reason(b, st_strdup("no tests collected (pytest exit status 5)"));
-    } else if (er->exit_status != 0 && er->exit_status != 1) {
+    } else if (b->saw_start && !b->saw_end && !b->truncated) {
+        /* the session began and the process ended without finishing it: something in the
+         * tests ended it (os._exit, sys.exit from a thread, a crash that exits). A failed batch,
+         * not an infrastructure error: running it again would end the same way. */
+        b->ended_early = 1;
+        set_reason(b, st_asprintf("pytest exited with status %d before its session finished "
+                                  "(a test ended the process)%s",
+                                  er->exit_status, during));
+    } else if (er->exit_status != 0 && er->exit_status != 1 && er->exit_status != 5) {
         set_reason(b, st_asprintf("pytest exited with status %d%s", er->exit_status,
                                   er->exit_status == 2   ? " (interrupted)"
                                   : er->exit_status == 3 ? " (internal error)"
                                   : er->exit_status == 4 ? " (usage error)"
                                                          : ""));
+    } else if (er->exit_status == 5) {
+        b->no_tests = 1;
+        set_reason(b, st_strdup("no tests collected (pytest exit status 5)"));
     } else if (!b->saw_start || !b->saw_end || b->truncated) {
         b->infra_error = 1;
         set_reason(b, b->truncated ? st_asprintf("cannot use the results: %s", b->truncated)
@@ -495,6 +571,7 @@ void st_batch_verdict(st_batch *b, const st_exec_result *er, double timeout_s)
     } else if (st_counts_failed(&b->counts) == 0) {
         set_reason(b, st_strdup("pytest exited with status 1 without a failing test"));
     }
+    free(during);
 }
 
 void st_batch_reset_outcome(st_batch *b)
@@ -504,11 +581,16 @@ void st_batch_reset_outcome(st_batch *b)
         free(b->tests[i].file);
         free(b->tests[i].phase);
         free(b->tests[i].excerpt);
+        free(b->tests[i].out);
+        free(b->tests[i].err);
     }
     b->n_tests = 0;
     memset(&b->counts, 0, sizeof(b->counts));
     b->saw_start = b->saw_end = 0;
-    b->infra_error = b->timed_out = b->no_tests = 0;
+    b->infra_error = b->timed_out = b->no_tests = b->aborted = b->ended_early = 0;
+    st_strv_free(&b->running);
+    free(b->container);
+    b->container = NULL;
     free(b->truncated);
     b->truncated = NULL;
     free(b->read_error);
@@ -550,7 +632,6 @@ void st_run_finalize(st_run *r)
     memset(&r->totals, 0, sizeof(r->totals));
     double sum = 0;
     size_t ran = 0;
-    int infra = 0, failed = 0;
     for (size_t i = 0; i < r->n_batches; i++) {
         const st_batch *b = &r->batches[i];
         st_counts_add(&r->totals, &b->counts);
@@ -558,12 +639,75 @@ void st_run_finalize(st_run *r)
             sum += b->runtime_s;
             ran++;
         }
-        infra |= b->infra_error;
-        failed |= !b->ok;
     }
     r->mean_batch_runtime_s = ran ? sum / (double)ran : 0;
     r->coverage = r->coverage_requested ? coverage_union(r) : -1;
-    r->exit_status = infra ? 3 : failed ? 1 : 0;
+    r->exit_status = st_run_exit_status(r, 0, ST_EXIT_INFRA);
+}
+
+unsigned st_run_orphans_checked(const st_run *r)
+{
+    unsigned n = 0;
+    for (size_t i = 0; i < r->n_checks; i++)
+        n += r->checks[i].done && !r->checks[i].aborted;
+    return n;
+}
+
+unsigned st_run_orphans_failed(const st_run *r)
+{
+    unsigned n = 0;
+    for (size_t i = 0; i < r->n_checks; i++)
+        n += r->checks[i].done && !r->checks[i].aborted && !r->checks[i].ok;
+    return n;
+}
+
+/* ---- output tails ---------------------------------------------------------------------------- */
+
+#define OUTPUT_TAIL_LINES 40
+#define OUTPUT_TAIL_BYTES 8192u
+
+/* The last lines of text (at most max_lines lines and max_bytes bytes), as valid UTF-8 (other
+ * bytes become '?'). Caller frees; NULL when text is empty. */
+static char *tail_lines(const char *text, size_t len, unsigned max_lines, size_t max_bytes)
+{
+    while (len && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+        len--;
+    if (!len)
+        return NULL;
+    size_t start = len > max_bytes ? len - max_bytes : 0;
+    unsigned lines = 0;
+    for (size_t i = len; i-- > start;)
+        if (text[i] == '\n' && ++lines == max_lines) {
+            start = i + 1;
+            break;
+        }
+    if (start && text[start - 1] != '\n') { /* cut by bytes: begin at a line */
+        const char *nl = memchr(text + start, '\n', len - start);
+        if (nl && nl + 1 < text + len)
+            start = (size_t)(nl + 1 - text);
+    }
+    char *out = malloc(len - start + 1);
+    if (!out)
+        return NULL;
+    size_t k = 0;
+    const unsigned char *p = (const unsigned char *)text + start, *end = (const unsigned char *)text + len;
+    while (p < end) {
+        unsigned char c = *p;
+        size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        int valid = n && (size_t)(end - p) >= n;
+        for (size_t j = 1; valid && j < n; j++)
+            valid = (p[j] & 0xC0) == 0x80;
+        if (!valid) {
+            out[k++] = '?';
+            p++;
+            continue;
+        }
+        memcpy(out + k, p, n);
+        k += n;
+        p += n;
+    }
+    out[k] = '\0';
+    return out;
 }
 
 static void gen_counts(yajl_gen g, const st_counts *c)
@@ -573,6 +717,24 @@ static void gen_counts(yajl_gen g, const st_counts *c)
     st_jg_kint(g, "skipped", c->n[ST_OUT_SKIPPED]);
     st_jg_kint(g, "xfailed", c->n[ST_OUT_XFAILED]);
     st_jg_kint(g, "errors", c->n[ST_OUT_ERROR]);
+}
+
+static void gen_test(yajl_gen g, const st_batch *b, const st_test_result *tr)
+{
+    yajl_gen_map_open(g);
+    st_jg_kstr(g, "nodeid", tr->nodeid);
+    st_jg_kstr(g, "file", tr->file);
+    st_jg_kstr(g, "batch", b->path);
+    st_jg_kstr(g, "outcome", st_outcome_name(tr->outcome));
+    st_jg_kstr(g, "phase", tr->phase);
+    st_jg_kdouble(g, "duration", tr->duration_s);
+    if (tr->excerpt)
+        st_jg_kstr(g, "excerpt", tr->excerpt);
+    if (tr->out)
+        st_jg_kstr(g, "stdout", tr->out);
+    if (tr->err)
+        st_jg_kstr(g, "stderr", tr->err);
+    yajl_gen_map_close(g);
 }
 
 static void gen_batch(yajl_gen g, const st_batch *b)
@@ -591,6 +753,21 @@ static void gen_batch(yajl_gen g, const st_batch *b)
     if (b->term_signal)
         st_jg_kint(g, "signal", b->term_signal);
     st_jg_kbool(g, "timed_out", b->timed_out);
+    st_jg_kbool(g, "aborted", b->aborted);
+    /* the tests that were running when the process ended without finishing its session */
+    st_jg_key(g, "running_tests");
+    yajl_gen_array_open(g);
+    for (size_t i = 0; !b->saw_end && i < b->running.n; i++)
+        st_jg_str(g, b->running.v[i]);
+    yajl_gen_array_close(g);
+    st_jg_kstr(g, "container", b->container);
+    /* a failed batch keeps the end of its output (a container's: the engine's logs of it) */
+    char *tail = !b->ok && !b->aborted && b->output_tail.len
+                     ? tail_lines(b->output_tail.data, b->output_tail.len, OUTPUT_TAIL_LINES,
+                                  OUTPUT_TAIL_BYTES)
+                     : NULL;
+    st_jg_kstr(g, "output_tail", tail);
+    free(tail);
     st_jg_kdouble(g, "started_at", b->started_at);
     st_jg_kdouble(g, "finished_at", b->finished_at);
     /* What pytest itself reported receiving: the proof of the worker split and of the args. */
@@ -613,6 +790,13 @@ char *st_batch_line_json(const st_batch *b, const st_counts *cumulative)
     st_jg_kstr(g, "path", b->path);
     st_jg_key(g, "batch");
     gen_batch(g, b);
+    /* the failing tests of this batch, with their excerpts and captured output */
+    st_jg_key(g, "failures");
+    yajl_gen_array_open(g);
+    for (size_t t = 0; t < b->n_tests; t++)
+        if (b->tests[t].outcome == ST_OUT_FAILED || b->tests[t].outcome == ST_OUT_ERROR)
+            gen_test(g, b, &b->tests[t]);
+    yajl_gen_array_close(g);
     gen_counts(g, cumulative);
     yajl_gen_map_close(g);
     return st_jg_finish(g, 1);
@@ -647,19 +831,8 @@ char *st_run_to_json(const st_run *r, int pretty)
     yajl_gen_array_open(g);
     for (size_t i = 0; i < r->n_batches; i++) {
         const st_batch *b = &r->batches[i];
-        for (size_t t = 0; t < b->n_tests; t++) {
-            const st_test_result *tr = &b->tests[t];
-            yajl_gen_map_open(g);
-            st_jg_kstr(g, "nodeid", tr->nodeid);
-            st_jg_kstr(g, "file", tr->file);
-            st_jg_kstr(g, "batch", b->path);
-            st_jg_kstr(g, "outcome", st_outcome_name(tr->outcome));
-            st_jg_kstr(g, "phase", tr->phase);
-            st_jg_kdouble(g, "duration", tr->duration_s);
-            if (tr->excerpt)
-                st_jg_kstr(g, "excerpt", tr->excerpt);
-            yajl_gen_map_close(g);
-        }
+        for (size_t t = 0; t < b->n_tests; t++)
+            gen_test(g, b, &b->tests[t]);
     }
     yajl_gen_array_close(g);
     const struct {
@@ -709,7 +882,7 @@ char *st_run_to_json(const st_run *r, int pretty)
     st_jg_key(g, "orphan_failed_modules");
     yajl_gen_array_open(g);
     for (size_t i = 0; i < r->n_checks; i++)
-        if (!r->checks[i].ok)
+        if (!r->checks[i].ok && r->checks[i].done && !r->checks[i].aborted)
             st_jg_str(g, r->checks[i].path);
     yajl_gen_array_close(g);
     st_jg_key(g, "orphan_redundant_modules");
@@ -820,6 +993,13 @@ void st_run_print_summary(const st_run *r, FILE *out, int color)
                                               : "");
             if (tr->excerpt)
                 print_excerpt(out, tr->excerpt, 6);
+            const char *streams[2][2] = {{"stdout", tr->out}, {"stderr", tr->err}};
+            for (size_t k = 0; k < 2; k++) {
+                if (!streams[k][1])
+                    continue;
+                fprintf(out, "    captured %s (end):\n", streams[k][0]);
+                print_excerpt(out, streams[k][1], 5);
+            }
         }
     }
     if (shown > 50)
@@ -828,19 +1008,30 @@ void st_run_print_summary(const st_run *r, FILE *out, int color)
         const st_batch *b = &r->batches[i];
         if (!b->reason)
             continue;
-        fprintf(out, "%s%s%s: %s\n", b->ok ? "" : red, b->path, off, b->reason);
-        if (!b->ok && b->output_tail.len && (b->term_signal || b->exit_status > 1 || b->infra_error))
-            print_excerpt(out, b->output_tail.data, 8);
+        fprintf(out, "%s%s%s: %s\n", b->ok || b->aborted ? "" : red, b->path, off, b->reason);
+        if (!b->ok && !b->aborted && b->output_tail.len &&
+            (b->term_signal || b->exit_status > 1 || b->infra_error || b->ended_early ||
+             b->timed_out)) {
+            char *tail = tail_lines(b->output_tail.data, b->output_tail.len, 8, 4096);
+            if (tail)
+                print_excerpt(out, tail, 8);
+            free(tail);
+            if (b->container)
+                fprintf(out, "      (the end of the logs of container %s)\n", b->container);
+        }
     }
     if (r->n_checks || r->orphan_skipped.n) {
-        fprintf(out, "%sOrphan checks%s: %u passed, %u failed", bold, off,
-                r->orphan_total - r->orphan_failed, r->orphan_failed);
+        unsigned checked = st_run_orphans_checked(r), failed_checks = st_run_orphans_failed(r);
+        fprintf(out, "%sOrphan checks%s: %u passed, %u failed", bold, off, checked - failed_checks,
+                failed_checks);
         if (r->orphan_skipped.n)
             fprintf(out, ", %zu not checked (redundant or legacy)", r->orphan_skipped.n);
+        if (r->n_checks > checked)
+            fprintf(out, ", %zu not run (the run was stopped)", r->n_checks - checked);
         fputc('\n', out);
         for (size_t i = 0; i < r->n_checks; i++) {
             const st_batch *c = &r->checks[i];
-            if (c->ok)
+            if (c->ok || !c->done || c->aborted)
                 continue;
             fprintf(out, "  %sFAILED%s %s: %s\n", red, off, c->path,
                     c->reason ? c->reason : "the import raised");
@@ -860,9 +1051,12 @@ void st_run_print_summary(const st_run *r, FILE *out, int color)
     char cov[32] = "n/a";
     if (r->coverage >= 0)
         snprintf(cov, sizeof(cov), "%.1f%%", r->coverage);
+    if (r->aborted)
+        fprintf(out, "%sABORTED%s: the run was stopped by a signal; the counts are partial\n",
+                bold, off);
     fprintf(out, "%s%s%u passed, %u failed, %u skipped, %u xfailed (%u errors, %u xpassed)%s in "
                  "%zu batch%s, %.2fs; coverage %s; runtime %s\n",
-            bold, r->exit_status == 0 ? green : red, st_counts_passed(&r->totals),
+            bold, r->aborted ? "" : r->exit_status == 0 ? green : red, st_counts_passed(&r->totals),
             st_counts_failed(&r->totals), r->totals.n[ST_OUT_SKIPPED], r->totals.n[ST_OUT_XFAILED],
             r->totals.n[ST_OUT_ERROR], r->totals.n[ST_OUT_XPASSED], off, r->n_batches,
             r->n_batches == 1 ? "" : "es", r->total_runtime_s, cov, r->runtime_used);

@@ -38,7 +38,14 @@ typedef struct st_test_result {
     st_outcome outcome;
     double duration_s;
     char *excerpt; /* failed/error only, bounded */
+    /* failed/error only: what pytest captured, at most ST_CAPTURE_MAX bytes each (the end
+     * kept, a "[selftest: N earlier bytes not kept]" line first when cut); NULL when empty */
+    char *out;
+    char *err;
 } st_test_result;
+
+/* Bytes of captured stdout (and of stderr) kept per failing test. */
+#define ST_CAPTURE_MAX (64u * 1024)
 
 /* Coverage of one file in one batch: statement lines and which of them ran. */
 typedef struct st_cov_line {
@@ -76,7 +83,11 @@ typedef struct st_batch {
     int exit_status;    /* pytest's, -1 when it did not exit normally */
     int term_signal;
     int timed_out;
+    int aborted;        /* cut short, or never started, because the run was stopped */
+    int ended_early;    /* pytest started its session and exited without finishing it */
     int saw_start, saw_end;
+    st_strv running;    /* tests started and not finished (test_start without test_finish) */
+    char *container;    /* the container of the last attempt, NULL on the host */
     char *truncated;    /* message when the last line had no newline, else NULL */
     char *read_error;   /* message when the results file could not be read, else NULL */
     st_counts counts;
@@ -139,6 +150,10 @@ typedef struct st_run {
 
 /* Totals, union coverage, mean runtime and exit status from the batches. */
 void st_run_finalize(st_run *r);
+/* How many orphan checks reached a verdict, and how many of those failed (checks cut short or
+ * never started by a stop are neither). */
+unsigned st_run_orphans_checked(const st_run *r);
+unsigned st_run_orphans_failed(const st_run *r);
 /* The results object (spec §5.4). Caller frees. */
 char *st_run_to_json(const st_run *r, int pretty);
 /* One --json line for a finished batch, with the cumulative counts so far. */

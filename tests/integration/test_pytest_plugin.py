@@ -7,8 +7,11 @@ the JSON lines are well formed with exactly the documented keys; the counts of
 emitted outcomes equal pytest's own summary line of the same run and the known
 outcome of the fixture (tests/fixtures/projects/EXPECTED.md); the end event's
 exitstatus equals the process exit status; a crash (exit3, segv) leaves the
-events before it and no end event.  Also: the timeout fixture killed mid-run,
-orphan checks, the excerpt bound, an unwritable results file.
+events before it and no end event, and its test_start without a test_finish
+names the test that ended the process; every test's test_start and
+test_finish.  Also: the timeout fixture killed mid-run, orphan checks, the
+excerpt bound, a failing test's captured stdout/stderr (bounded to 64 KiB, the
+end kept, with a note), an unwritable results file.
 """
 
 import json
@@ -24,7 +27,9 @@ from taplib import done, is_eq, ok, skip  # noqa: E402
 
 OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
 START_KEYS = {"event", "pid", "argv", "workers", "python", "pytest"}
-TEST_KEYS = {"event", "nodeid", "file", "outcome", "phase", "duration", "excerpt"}
+TEST_KEYS = {"event", "nodeid", "file", "outcome", "phase", "duration", "excerpt", "stdout",
+             "stderr"}
+MARK_KEYS = {"event", "nodeid"}  # test_start, test_finish
 CERR_KEYS = {"event", "nodeid", "file", "excerpt"}
 END_KEYS = {"event", "exitstatus", "counts", "duration"}
 # summary-line key for each plugin outcome
@@ -81,6 +86,9 @@ CASES = [
 # crash fixtures: the events that must be there before the crash
 CRASH_PASSED = {"exit3": "tests/test_exit3.py::test_first",
                 "segv": "tests/test_segv.py::test_first"}
+# ... and the test that ends the process (started, never finished)
+CRASH_RUNNING = {"exit3": "tests/test_exit3.py::test_exit",
+                 "segv": "tests/test_segv.py::test_segv"}
 MARKERS_SELECTED = {"tests/test_markers.py::test_smoke_login",
                     "tests/test_markers.py::test_smoke_logout"}
 
@@ -120,6 +128,17 @@ def emitted_counts(events):
 
 def summary_as_outcomes(summ):
     return {o: summ[SUMMARY_OF[o]] for o in OUTCOMES}
+
+
+def unfinished(events):
+    """Node ids with a test_start and no test_finish after it."""
+    running = []
+    for e in events:
+        if e.get("event") == "test_start":
+            running.append(e["nodeid"])
+        elif e.get("event") == "test_finish" and e["nodeid"] in running:
+            running.remove(e["nodeid"])
+    return running
 
 
 def check_shapes(label, events, argv, workers):
@@ -163,6 +182,14 @@ def check_shapes(label, events, argv, workers):
                     problems.append("excerpt of %s" % ev["nodeid"])
             elif ev["excerpt"] is not None:
                 problems.append("excerpt not null for %s %s" % (ev["outcome"], ev["nodeid"]))
+            for k in ("stdout", "stderr"):
+                if ev[k] is not None and (ev["outcome"] not in ("failed", "error") or
+                                          not isinstance(ev[k], str) or not ev[k]):
+                    problems.append("%s of %s %s: %r" % (k, ev["outcome"], ev["nodeid"],
+                                                        ev[k]))
+        elif kind in ("test_start", "test_finish"):
+            if set(ev) != MARK_KEYS or not isinstance(ev["nodeid"], str) or not ev["nodeid"]:
+                problems.append("%s keys %s" % (kind, sorted(ev)))
         elif kind == "collect_error":
             if set(ev) != CERR_KEYS:
                 problems.append("collect_error keys %s" % sorted(ev))
@@ -214,7 +241,17 @@ def run_case(label, fixture, args, mode, expected, status):
                e.get("outcome") == "passed" for e in events),
            "%s: the test before the crash was recorded" % label,
            json.dumps(events, indent=1)[:2000])
+        is_eq(unfinished(events), [CRASH_RUNNING[fixture]],
+              "%s: the one test started and not finished is the one that crashed" % label)
         return
+    # under xdist a crashed worker's test is reported failed but never finished
+    is_eq(unfinished(events), [CRASH_RUNNING[fixture]] if fixture in CRASH_RUNNING else [],
+          "%s: every started test finished (but a crashed worker's)" % label)
+    reported = {e["nodeid"] for e in events if e.get("event") == "test"
+                and e["phase"] != "collect"}
+    started = {e["nodeid"] for e in events if e.get("event") == "test_start"}
+    ok(reported <= started, "%s: a test_start for every reported test" % label,
+       sorted(reported - started))
 
     ok(summ["line"] is not None, "%s: pytest summary line found" % label, tail)
     is_eq(got, summary_as_outcomes(summ),
@@ -279,8 +316,11 @@ def run_timeout(mode):
     ok(still_running, "%s: pytest still running (sleeping) when killed" % label)
     ok(not bad and not any(e.get("event") == "end" for e in events),
        "%s: no end event after the kill" % label)
-    ok(not any(e.get("nodeid", "").endswith("::test_sleep") for e in events),
-       "%s: no event for the unfinished test" % label)
+    ok(not any(e.get("nodeid", "").endswith("::test_sleep") for e in events
+               if e.get("event") == "test"),
+       "%s: no test event for the unfinished test" % label)
+    is_eq(unfinished(events), ["tests/test_timeout.py::test_sleep"],
+          "%s: test_start without test_finish names the test that was running" % label)
 
 
 def run_orphans():
@@ -349,6 +389,37 @@ def run_misc():
         ok(len(exc) == 1 and len(exc[0]) <= 4000 and exc[0].startswith("...\n")
            and "THE-END" in exc[0], "excerpt bounded to 4000 chars, keeps the end",
            repr([len(x) for x in exc]))
+
+        # captured output of failing tests: bounded, the end kept, a note when cut
+        with open(os.path.join(proj, "test_out.py"), "w") as fh:
+            fh.write("import sys\n\n\n"
+                     "def test_loud():\n"
+                     "    sys.stdout.write('x' * 100000 + 'OUT-END\\n')\n"
+                     "    sys.stderr.write('err line\\n')\n"
+                     "    assert False\n\n\n"
+                     "def test_quiet_fail():\n"
+                     "    print('small')\n"
+                     "    assert False\n\n\n"
+                     "def test_pass_prints():\n"
+                     "    print('not kept')\n")
+        results_o = os.path.join(d, "o.jsonl")
+        taplib.run(taplib.pytest_cmd(["test_out.py"], [], plugin=True),
+                   env=plugin_env(results_o), cwd=proj)
+        os.unlink(os.path.join(proj, "test_out.py"))
+        tests = {e["nodeid"].split("::")[-1]: e for e in read_events(results_o)[0]
+                 if e.get("event") == "test"}
+        loud = tests.get("test_loud") or {}
+        out_l = loud.get("stdout") or ""
+        ok(out_l.startswith("[selftest: ") and " earlier bytes not kept]\n" in out_l and
+           out_l.endswith("OUT-END\n") and len(out_l.encode()) <= 64 * 1024 + 64,
+           "a failing test's stdout is cut to 64 KiB, keeps the end, says so",
+           repr(out_l[:80]) + " ... " + repr(out_l[-40:]) + " len %d" % len(out_l))
+        is_eq(loud.get("stderr"), "err line\n", "a failing test's stderr is kept")
+        is_eq((tests.get("test_quiet_fail") or {}).get("stdout"), "small\n",
+              "a short stdout is kept whole, without a note")
+        is_eq(((tests.get("test_pass_prints") or {}).get("stdout"),
+               (tests.get("test_pass_prints") or {}).get("stderr")), (None, None),
+              "a passing test's output is not kept")
 
         rc2, out2, err2 = taplib.run(
             taplib.pytest_cmd([], [], plugin=True),
