@@ -41,6 +41,23 @@ tests_fixtures_plugins_fx_missing_op_la_LDFLAGS = $(FIXTURE_LDFLAGS)
 tests_fixtures_plugins_fx_create_fails_la_SOURCES = $(FIXTURE_SRC)
 tests_fixtures_plugins_fx_create_fails_la_CPPFLAGS = $(AM_CPPFLAGS) -DFX_NAME='"fx-create-fails"' -DFX_CREATE_FAILS
 tests_fixtures_plugins_fx_create_fails_la_LDFLAGS = $(FIXTURE_LDFLAGS)
+# runtimes that cannot be set up (the exit status of each)
+FIXTURE_RT_SRC = tests/fixtures/plugins/fixture_runtime.c
+check_LTLIBRARIES += tests/fixtures/plugins/runtime-fx-create-fails.la \
+	tests/fixtures/plugins/runtime-fx-start-fails.la \
+	tests/fixtures/plugins/runtime-fx-bad-settings.la
+tests_fixtures_plugins_runtime_fx_create_fails_la_SOURCES = $(FIXTURE_RT_SRC)
+tests_fixtures_plugins_runtime_fx_create_fails_la_CPPFLAGS = $(AM_CPPFLAGS) \
+	-DFX_NAME='"runtime-fx-create-fails"' -DFX_CREATE_FAILS
+tests_fixtures_plugins_runtime_fx_create_fails_la_LDFLAGS = $(FIXTURE_LDFLAGS)
+tests_fixtures_plugins_runtime_fx_start_fails_la_SOURCES = $(FIXTURE_RT_SRC)
+tests_fixtures_plugins_runtime_fx_start_fails_la_CPPFLAGS = $(AM_CPPFLAGS) \
+	-DFX_NAME='"runtime-fx-start-fails"' -DFX_START_FAILS
+tests_fixtures_plugins_runtime_fx_start_fails_la_LDFLAGS = $(FIXTURE_LDFLAGS)
+tests_fixtures_plugins_runtime_fx_bad_settings_la_SOURCES = $(FIXTURE_RT_SRC)
+tests_fixtures_plugins_runtime_fx_bad_settings_la_CPPFLAGS = $(AM_CPPFLAGS) \
+	-DFX_NAME='"runtime-fx-bad-settings"' -DFX_BAD_SETTINGS
+tests_fixtures_plugins_runtime_fx_bad_settings_la_LDFLAGS = $(FIXTURE_LDFLAGS)
 
 # ---- check suites ----------------------------------------------------------------------------
 UNIT_TESTS += tests/unit/test_util tests/unit/test_settings tests/unit/test_loader \
@@ -72,12 +89,12 @@ INTEGRATION_TESTS = tests/integration/test_taplib.py tests/integration/test_pyte
 	tests/integration/test_cli.py tests/integration/test_run_fixtures.py \
 	tests/integration/test_networkx.py tests/integration/test_stores.py \
 	tests/integration/test_orphan_checks.py tests/integration/test_paths.py \
-	tests/integration/test_corpus_run.py
+	tests/integration/test_corpus_run.py tests/integration/test_batch_outcomes.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/taplib.py tests/fixtures/projects \
 	tests/corpus/README.md tests/corpus/toolz.tar.gz tests/corpus/cachetools.tar.gz \
 	tests/corpus/simplejson.tar.gz \
-	tests/fixtures/plugins/fixture_plugin.c sample
+	tests/fixtures/plugins/fixture_plugin.c tests/fixtures/plugins/fixture_runtime.c sample
 
 TEST_EXTENSIONS = .py
 LOG_DRIVER = env AM_TAP_AWK='$(AWK)' $(SHELL) $(top_srcdir)/build-aux/tap-driver.sh

@@ -65,6 +65,7 @@ static void gen_entry(yajl_gen g, const st_run *run)
     st_jg_kint(g, "passed", st_counts_passed(&run->totals));
     st_jg_kdouble(g, "runtime", run->mean_batch_runtime_s);
     st_jg_kstr(g, "ts", ts);
+    st_jg_kbool(g, "aborted", run->aborted); /* stopped by a signal: the counts are partial */
     yajl_gen_map_close(g);
 }
 
@@ -118,6 +119,21 @@ static int append_json(const char *path, const st_run *run)
     return 0;
 }
 
+/* 1 when table test_history has an "aborted" column, 0 when not, -1 on error. */
+static int has_aborted_column(sqlite3 *db)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "PRAGMA table_info(test_history)", -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    int found = 0, rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(st, 1);
+        found |= name && strcmp(name, "aborted") == 0;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? found : -1;
+}
+
 static int append_db(const char *path, const st_run *run)
 {
     sqlite3 *db = NULL;
@@ -130,11 +146,20 @@ static int append_db(const char *path, const st_run *run)
     sqlite3_busy_timeout(db, 10000);
     if (sqlite3_exec(db,
                      "CREATE TABLE IF NOT EXISTS test_history(passed INTEGER, failed INTEGER,"
-                     " coverage REAL, runtime REAL, ts TEXT)",
-                     NULL, NULL, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db,
-                           "INSERT INTO test_history(passed, failed, coverage, runtime, ts)"
-                           " VALUES(?,?,?,?,?)",
+                     " coverage REAL, runtime REAL, ts TEXT,"
+                     " aborted INTEGER NOT NULL DEFAULT 0)",
+                     NULL, NULL, NULL) != SQLITE_OK)
+        goto out;
+    /* a table written by the original service (or an older selftest-core) lacks the column */
+    int has = has_aborted_column(db);
+    if (has < 0 || (has == 0 && sqlite3_exec(db,
+                                             "ALTER TABLE test_history ADD COLUMN aborted INTEGER"
+                                             " NOT NULL DEFAULT 0",
+                                             NULL, NULL, NULL) != SQLITE_OK))
+        goto out;
+    if (sqlite3_prepare_v2(db,
+                           "INSERT INTO test_history(passed, failed, coverage, runtime, ts, aborted)"
+                           " VALUES(?,?,?,?,?,?)",
                            -1, &st, NULL) != SQLITE_OK)
         goto out;
     sqlite3_bind_int(st, 1, (int)st_counts_passed(&run->totals));
@@ -145,6 +170,7 @@ static int append_db(const char *path, const st_run *run)
         sqlite3_bind_null(st, 3);
     sqlite3_bind_double(st, 4, run->mean_batch_runtime_s);
     sqlite3_bind_text(st, 5, ts, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 6, run->aborted);
     if (sqlite3_step(st) == SQLITE_DONE)
         rc = 0;
 out:
