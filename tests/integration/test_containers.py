@@ -45,6 +45,9 @@ HOST_VAR = {"docker": "DOCKER_HOST", "podman": "CONTAINER_HOST"}
 FIXTURES = ["passing", "failing", "fixture_error", "collect_error", "timeout", "exit3", "segv",
             "empty", "split"]
 REASONS = {"timeout": r"timeout", "exit3": r"exit(ed with)? status 3\b", "segv": r"signal 11\b"}
+# what the end of a failed batch's output (the engine's logs of its container) must show
+LOG_MARKS = {"failing": r"2 failed, 3 passed", "exit3": r"test_exit3\.py \.",
+             "segv": r"Fatal Python error: Segmentation fault", "empty": r"no tests ran"}
 COUNT_KEYS = ("passed", "failed", "skipped", "xfailed", "errors")
 IGNORE = shutil.ignore_patterns(".pytest_cache", "__pycache__", "sandbox_data", ".coverage",
                                 "*.pyc")
@@ -306,6 +309,15 @@ def check_fixture(name, got):
         if name == "timeout":
             ok(r["elapsed"] < 30, "%s: the run ends soon after the 3 s timeout" % label,
                "took %.1f s" % r["elapsed"])
+        ok(re.fullmatch(r"selftest_[0-9a-f]{32}", b.get("container") or ""),
+           "%s: the batch records its container's name" % label, repr(b.get("container")))
+        if b.get("ok") is False:
+            tail = b.get("output_tail") or ""
+            ok(tail and (name not in LOG_MARKS or re.search(LOG_MARKS[name], tail)),
+               "%s: the failed batch keeps the end of the engine's logs of its container (%s)"
+               % (label, LOG_MARKS.get(name, "not empty")), repr(tail[-600:]))
+        else:
+            is_eq(b.get("output_tail"), None, "%s: a passing batch keeps no output" % label)
         is_eq(managed(ENG[engine]), [], "%s: no container left" % label)
 
 
