@@ -481,7 +481,7 @@ static void export_end(st_plugin_set *ps, const st_run *run, const char *results
         .mean_batch_runtime_s = run->mean_batch_runtime_s,
         .total_runtime_s = run->total_runtime_s,
         .exit_status = run->exit_status,
-        .success = run->exit_status == 0,
+        .success = run->exit_status == 0 && !run->aborted, /* an aborted cycle may exit 0 */
         .aborted = run->aborted,
         .runtime_name = run->runtime_used,
         .container_failures_total = c->container_failures,
