@@ -223,7 +223,16 @@ def wait_running(tmp, nodeid, proc, timeout=90):
 def stopped_case(command, sig, json_out):
     root = copy_fixture("stopped", "stopped-%s-%s" % (command, sig.name))
     history = os.path.join(root, "history.json")
-    argv = [BIN, "-c", EMPTY_CONF, "-v", command, "--retries", "0", "--workers", "1", "--timeout",
+    conf, textfile = EMPTY_CONF, None
+    if command == "run-scheduled":
+        # the exporter's textfile shows whether the cycle counted as a success
+        textfile = os.path.join(root, "selftest.prom")
+        conf = os.path.join(WORK, "sched-%s.conf" % sig.name)
+        with open(conf, "w") as fh:
+            fh.write('plugins = ({ kind = "discovery"; name = "discovery-python"; },\n'
+                     '  { kind = "exporter"; name = "exporter-prometheus";\n'
+                     '    settings = { textfile = "%s"; }; });\n' % textfile)
+    argv = [BIN, "-c", conf, "-v", command, "--retries", "0", "--workers", "1", "--timeout",
             "600", "--history", history]
     if command == "run-scheduled":
         argv += ["--interval", "3600"]
@@ -266,6 +275,14 @@ def stopped_case(command, sig, json_out):
         entries = repr(e)
     ok(isinstance(entries, list) and entries and entries[-1].get("aborted") is True,
        "%s: the history entry is marked aborted" % label, repr(entries)[:500])
+    if textfile:
+        text = ""
+        if os.path.exists(textfile):
+            with open(textfile) as fh:
+                text = fh.read()
+        ok(re.search(r"^self_test_last_run_timestamp_seconds ", text, re.M) and
+           not re.search(r"^self_test_last_success_timestamp_seconds ", text, re.M),
+           "%s: the exporter saw the cycle, and not as a success" % label, text[-1500:])
     if json_out:
         lines = []
         for line in out.splitlines():
