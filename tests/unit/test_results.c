@@ -3,6 +3,7 @@
 
 #include "unit.h"
 
+#include "exitstatus.h"
 #include "json.h"
 #include "results.h"
 
@@ -139,6 +140,138 @@ START_TEST(verdicts)
 }
 END_TEST
 
+/* A session that began and ended without its end event (os._exit in a test): a failed batch,
+ * not an infrastructure error, naming the test that was running, whatever the exit status. */
+START_TEST(ended_early_names_the_running_test)
+{
+    static const char lines[] =
+        "{\"event\":\"start\"}\n"
+        "{\"event\":\"test_start\",\"nodeid\":\"t.py::a\"}\n"
+        "{\"event\":\"test\",\"nodeid\":\"t.py::a\",\"outcome\":\"passed\"}\n"
+        "{\"event\":\"test_finish\",\"nodeid\":\"t.py::a\"}\n"
+        "{\"event\":\"test_start\",\"nodeid\":\"t.py::b\"}\n";
+    const int statuses[] = {1, 0, 5, 3};
+    for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++) {
+        char *dir, *file = write_tmp(lines, &dir);
+        st_batch b = {0};
+        char err[300];
+        ck_assert_int_eq(st_results_read(&b, file, err, sizeof(err)), 0);
+        st_exec_result r = exited(statuses[i]);
+        st_batch_verdict(&b, &r, 10);
+        ck_assert(!b.ok && !b.infra_error && !b.no_tests && b.ended_early);
+        ck_assert_uint_eq(b.running.n, 1);
+        ck_assert_str_eq(b.running.v[0], "t.py::b");
+        ck_assert_contains(b.reason, "before its session finished");
+        ck_assert_contains(b.reason, "while running t.py::b");
+        char want[64];
+        snprintf(want, sizeof(want), "exited with status %d", statuses[i]);
+        ck_assert_contains(b.reason, want);
+        ck_assert_uint_eq(b.counts.n[ST_OUT_PASSED], 1);
+        st_batch_free(&b);
+        free(file);
+        st_rm_rf(dir);
+        free(dir);
+    }
+    /* a signal names it too; a finished session (xdist: a crashed worker) leaves none running */
+    char *dir, *file = write_tmp(lines, &dir);
+    st_batch b = {0};
+    char err[300];
+    ck_assert_int_eq(st_results_read(&b, file, err, sizeof(err)), 0);
+    st_exec_result r = {.struct_size = sizeof(r), .term_signal = 6};
+    st_batch_verdict(&b, &r, 10);
+    ck_assert(!b.ok && !b.infra_error);
+    ck_assert_contains(b.reason, "signal 6");
+    ck_assert_contains(b.reason, "while running t.py::b");
+    st_batch_free(&b);
+    unit_write(dir, "results.jsonl", "{\"event\":\"start\"}\n{\"event\":\"test_start\","
+               "\"nodeid\":\"t.py::b\"}\n{\"event\":\"test\",\"nodeid\":\"t.py::b\","
+               "\"outcome\":\"failed\"}\n{\"event\":\"end\"}\n");
+    ck_assert_int_eq(st_results_read(&b, file, err, sizeof(err)), 0);
+    r = exited(1);
+    st_batch_verdict(&b, &r, 10);
+    ck_assert(!b.ok && !b.infra_error && !b.ended_early);
+    ck_assert_uint_eq(b.running.n, 0);
+    ck_assert_ptr_null(b.reason);
+    st_batch_free(&b);
+    free(file);
+    st_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+/* stdout/stderr of a test: kept, bounded to ST_CAPTURE_MAX with a note, the end kept. */
+START_TEST(captured_output_is_bounded)
+{
+    st_buf text = {0};
+    st_buf_puts(&text, "{\"event\":\"start\"}\n{\"event\":\"test\",\"nodeid\":\"a\","
+                "\"outcome\":\"failed\",\"stderr\":\"E\",\"stdout\":\"");
+    for (unsigned i = 0; i < ST_CAPTURE_MAX + 1000; i++)
+        st_buf_append(&text, "y", 1);
+    st_buf_puts(&text, "END\"}\n{\"event\":\"end\"}\n");
+    char *dir, *file = write_tmp(text.data, &dir);
+    st_batch b = {0};
+    char err[300];
+    ck_assert_int_eq(st_results_read(&b, file, err, sizeof(err)), 0);
+    ck_assert_uint_eq(b.n_tests, 1);
+    const char *out = b.tests[0].out;
+    ck_assert_ptr_nonnull(out);
+    ck_assert_str_eq(b.tests[0].err, "E");
+    static const char note[] = "[selftest: 1003 earlier bytes not kept]\n";
+    ck_assert(strncmp(out, note, strlen(note)) == 0);
+    ck_assert_uint_eq(strlen(out + strlen(note)), ST_CAPTURE_MAX);
+    ck_assert_str_eq(out + strlen(out) - 4, "yEND");
+    st_batch_free(&b);
+    st_buf_free(&text);
+    free(file);
+    st_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+/* A stopped run: cut-short batches and checks are aborted, not failed; the exit status is the
+ * caller's for an aborted run. */
+START_TEST(aborted_is_not_failed)
+{
+    st_batch b = {0};
+    st_exec_result r = {.struct_size = sizeof(r), .cancelled = 1, .term_signal = 15};
+    st_batch_verdict(&b, &r, 10);
+    ck_assert(!b.ok && b.aborted && !b.infra_error);
+    ck_assert_contains(b.reason, "aborted");
+    st_batch_free(&b);
+
+    st_run run = {0};
+    run.n_batches = 2;
+    run.batches = calloc(2, sizeof(st_batch));
+    run.batches[0].ok = 1;
+    run.batches[0].done = 1;
+    run.batches[1].aborted = 1; /* never started */
+    run.n_checks = 3;
+    run.checks = calloc(3, sizeof(st_batch));
+    run.checks[0].done = run.checks[0].ok = 1;
+    run.checks[1].done = run.checks[1].aborted = 1; /* cut short */
+    run.checks[2].aborted = 1;                      /* never started */
+    ck_assert_uint_eq(st_run_orphans_checked(&run), 1);
+    ck_assert_uint_eq(st_run_orphans_failed(&run), 0);
+    ck_assert_int_eq(st_run_exit_status(&run, 1, ST_EXIT_INFRA), ST_EXIT_OK);
+    run.aborted = 1;
+    ck_assert_int_eq(st_run_exit_status(&run, 0, ST_EXIT_INFRA), ST_EXIT_INFRA);
+    ck_assert_int_eq(st_run_exit_status(&run, 0, ST_EXIT_OK), ST_EXIT_OK);
+    run.aborted = 0;
+    run.checks[0].ok = 0;
+    ck_assert_uint_eq(st_run_orphans_failed(&run), 1);
+    ck_assert_int_eq(st_run_exit_status(&run, 0, ST_EXIT_INFRA), ST_EXIT_OK);
+    ck_assert_int_eq(st_run_exit_status(&run, 1, ST_EXIT_INFRA), ST_EXIT_FAILED);
+    run.batches[1].infra_error = 1;
+    ck_assert_int_eq(st_run_exit_status(&run, 0, ST_EXIT_INFRA), ST_EXIT_INFRA);
+    st_run_free(&run);
+
+    ck_assert_int_eq(st_exit_for_status(ST_STAGE_CREATE, ST_ERR_INVALID), ST_EXIT_USAGE);
+    ck_assert_int_eq(st_exit_for_status(ST_STAGE_CREATE, ST_ERR_UNAVAILABLE), ST_EXIT_INFRA);
+    ck_assert_int_eq(st_exit_for_status(ST_STAGE_START, ST_ERR_INVALID), ST_EXIT_INFRA);
+    ck_assert_int_eq(st_exit_for_status(ST_STAGE_START, ST_OK), ST_EXIT_OK);
+}
+END_TEST
+
 START_TEST(clean_batch_is_ok)
 {
     char *dir, *file = write_tmp("{\"event\":\"start\"}\n{\"event\":\"test\",\"nodeid\":\"a\","
@@ -237,6 +370,9 @@ int main(void)
     tcase_add_test(tc, not_json_names_file_and_line);
     tcase_add_test(tc, truncated_file_is_infrastructure_error_after_normal_exit);
     tcase_add_test(tc, verdicts);
+    tcase_add_test(tc, ended_early_names_the_running_test);
+    tcase_add_test(tc, captured_output_is_bounded);
+    tcase_add_test(tc, aborted_is_not_failed);
     tcase_add_test(tc, clean_batch_is_ok);
     tcase_add_test(tc, coverage_is_the_union_of_lines);
     tcase_add_test(tc, results_object_has_the_compatible_keys);
