@@ -319,7 +319,8 @@ int st_metricsdb_store(st_metricsdb *m, const st_run *run, const char *results_j
         {"orphan_total", run->orphan_total},
         {"orphan_failed", run->orphan_failed},
     };
-    for (size_t e = 0; e < sizeof(evals) / sizeof(evals[0]); e++) {
+    /* an aborted cycle's counts are partial: menace's readers must not take them for a result */
+    for (size_t e = 0; !run->aborted && e < sizeof(evals) / sizeof(evals[0]); e++) {
         sqlite3_bind_text(ins_eval, 1, evals[e].metric, -1, SQLITE_STATIC);
         sqlite3_bind_double(ins_eval, 2, evals[e].value);
         sqlite3_bind_text(ins_eval, 3, ts, -1, SQLITE_TRANSIENT);

@@ -897,6 +897,7 @@ char *st_run_to_json(const st_run *r, int pretty)
         st_jg_key(g, c->path);
         yajl_gen_map_open(g);
         st_jg_kbool(g, "ok", c->ok);
+        st_jg_kbool(g, "aborted", c->aborted || !c->done); /* stopped: no verdict */
         st_jg_kstr(g, "reason", c->reason);
         st_jg_kstr(g, "module", c->module);
         st_jg_kstr(g, "origin", c->origin == ST_ORIGIN_ISOLATED   ? "isolated"
