@@ -89,7 +89,8 @@ INTEGRATION_TESTS = tests/integration/test_taplib.py tests/integration/test_pyte
 	tests/integration/test_cli.py tests/integration/test_run_fixtures.py \
 	tests/integration/test_networkx.py tests/integration/test_stores.py \
 	tests/integration/test_orphan_checks.py tests/integration/test_paths.py \
-	tests/integration/test_corpus_run.py tests/integration/test_batch_outcomes.py
+	tests/integration/test_corpus_run.py tests/integration/test_batch_outcomes.py \
+	tests/integration/test_daemon.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/taplib.py tests/fixtures/projects \
 	tests/corpus/README.md tests/corpus/toolz.tar.gz tests/corpus/cachetools.tar.gz \

@@ -61,7 +61,8 @@ static const char usage_run[] =
     "  --pytest-args STR        options for every batch, shell-split (SELF_TEST_ARGS)\n"
     "  --timeout SECONDS        per-batch timeout (SELF_TEST_TIMEOUT; default 300)\n"
     "  --retries N              retries of infrastructure failures and timeouts\n"
-    "                           (SELF_TEST_RETRIES; default 1)\n"
+    "                           (SELF_TEST_RETRIES; default 1, at most 20; waits 0.1 s,\n"
+    "                           doubling, at most 30 s between attempts)\n"
     "  --report-dir DIR         where failure reports go (SELF_TEST_REPORT_DIR)\n"
     "  --history FILE           append each cycle to FILE (JSON array; .db: SQLite)\n"
     "  --metrics-port PORT      serve Prometheus metrics (SELF_TEST_METRICS_PORT)\n"
@@ -415,7 +416,7 @@ static int apply_cli(st_settings *s, const cli_opts *o, st_strv *paths)
         return -1;
     if (o->timeout && st_set_seconds(&s->timeout_s, o->timeout, "option --timeout") < 0)
         return -1;
-    if (o->retries && st_set_uint(&s->retries, o->retries, 0, "option --retries") < 0)
+    if (o->retries && st_set_retries(&s->retries, o->retries, "option --retries") < 0)
         return -1;
     if (o->interval && st_set_seconds(&s->interval_s, o->interval, "option --interval") < 0)
         return -1;
@@ -550,49 +551,106 @@ static void wait_until(double deadline)
 
 typedef int (*settings_loader)(st_settings *s, void *opaque);
 
+static const char *config_name(const st_settings *s)
+{
+    return s->config_path ? s->config_path : "the defaults and the environment";
+}
+
+/* SIGHUP: builds the configuration afresh and starts its plugins. The old pipeline is closed
+ * first (its exporter holds the metrics port); when the new one cannot start, the old
+ * configuration is started again and kept. *cur and *p are replaced only on success; *owned is
+ * the settings this function allocated (freed when replaced). Returns 0, or EXIT_INFRA when
+ * even the old configuration cannot be started again. */
+static int reload_config(st_settings **cur, st_settings **owned, st_pipeline **p,
+                         settings_loader reload, void *opaque)
+{
+    st_settings *fresh = calloc(1, sizeof(*fresh));
+    if (!fresh) {
+        st_error("run-scheduled: reload refused: out of memory; keeping the running "
+                 "configuration");
+        return 0;
+    }
+    if (reload(fresh, opaque) != 0) {
+        /* the loader named the file, line and setting */
+        st_error("run-scheduled: reload refused: the configuration is invalid (see above); "
+                 "keeping the running configuration (%s)", config_name(*cur));
+        free(fresh);
+        return 0;
+    }
+    st_pipeline *np = NULL;
+    st_pipeline_close(*p);
+    *p = NULL;
+    int status = st_pipeline_open(fresh, &np);
+    if (status == 0) {
+        if (*owned) {
+            st_settings_free(*owned);
+            free(*owned);
+        }
+        *owned = *cur = fresh;
+        *p = np;
+        st_warn("run-scheduled: configuration reloaded from %s; it applies from the next "
+                "cycle, due in %gs after the last one started", config_name(fresh),
+                fresh->interval_s);
+        return 0;
+    }
+    /* the plugin or runtime that failed said why, naming itself */
+    st_error("run-scheduled: reload refused: the plugins of %s cannot start (exit status "
+             "%d; see above); keeping the running configuration",
+             config_name(fresh), status);
+    st_settings_free(fresh);
+    free(fresh);
+    status = st_pipeline_open(*cur, p);
+    if (status != 0) {
+        st_error("run-scheduled: the previous configuration (%s) cannot start again either; "
+                 "stopping", config_name(*cur));
+        *p = NULL;
+        return EXIT_INFRA;
+    }
+    return 0;
+}
+
 static int cmd_scheduled(st_settings *s, const st_pipeline_opts *po, settings_loader reload,
                          void *opaque)
 {
     st_counters counters = {0};
     st_pipeline *p = NULL;
+    st_settings *cur = s, *owned = NULL;
     int status = st_pipeline_open(s, &p);
     if (status)
         return status;
     st_info("run-scheduled: a cycle every %gs; SIGTERM or SIGINT stops, SIGHUP reloads",
             s->interval_s);
-    st_pipeline_cleanup(s, s->max_age_s, &counters, 0);
+    st_pipeline_cleanup(s, s->max_age_s, &counters, 0, should_stop);
     while (!st_cli_stop_requested()) {
         double start = st_monotonic();
         int rc = st_pipeline_cycle(p, po, &counters);
         st_info("run-scheduled: cycle %llu ended with exit status %d", counters.runs, rc);
-        if (st_cli_stop_requested())
-            break;
-        wait_until(start + s->interval_s);
-        if (st_cli_reload_requested()) {
-            st_cli_clear_reload();
-            st_settings fresh;
-            if (reload(&fresh, opaque) == 0) {
-                st_pipeline *np = NULL;
-                /* the old pipeline goes first: its exporter holds the metrics port */
-                st_pipeline_close(p);
-                p = NULL;
-                st_settings_free(s);
-                *s = fresh;
-                if (st_pipeline_open(s, &np) != 0) {
-                    st_error("run-scheduled: the reloaded configuration cannot start; stopping");
-                    return EXIT_INFRA;
+        /* Wait for the next cycle's time. A SIGHUP (during the cycle or the wait) reloads
+         * here and the wait goes on: the next cycle starts on schedule (the interval of the
+         * configuration in force then), never early because of the signal. */
+        while (!st_cli_stop_requested()) {
+            if (st_cli_reload_requested()) {
+                st_cli_clear_reload();
+                if (reload_config(&cur, &owned, &p, reload, opaque) != 0) {
+                    status = EXIT_INFRA;
+                    goto out;
                 }
-                p = np;
-                st_warn("run-scheduled: configuration reloaded");
-            } else {
-                st_error("run-scheduled: the new configuration is invalid; keeping the old one");
+                continue;
             }
+            if (st_monotonic() >= start + cur->interval_s)
+                break;
+            wait_until(start + cur->interval_s);
         }
     }
-    st_pipeline_cleanup(s, s->max_age_s, &counters, 0);
+    st_pipeline_cleanup(cur, cur->max_age_s, &counters, 0, should_stop);
+out:
     st_pipeline_close(p);
     st_info("run-scheduled: stopped after %llu cycles", counters.runs);
-    return 0;
+    if (owned) {
+        st_settings_free(owned);
+        free(owned);
+    }
+    return status;
 }
 
 /* ---- main ------------------------------------------------------------------------------------ */
@@ -683,7 +741,7 @@ int st_cli_main(int argc, char **argv)
         break;
     case CMD_CLEANUP: {
         st_counters counters = {0};
-        rc = st_pipeline_cleanup(&s, s.max_age_s, &counters, 1);
+        rc = st_pipeline_cleanup(&s, s.max_age_s, &counters, 1, should_stop);
         break;
     }
     case CMD_SCHEDULED:

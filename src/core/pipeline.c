@@ -949,7 +949,8 @@ out:
     return status;
 }
 
-int st_pipeline_cleanup(st_settings *s, double max_age_s, st_counters *counters, int report)
+int st_pipeline_cleanup(st_settings *s, double max_age_s, st_counters *counters, int report,
+                        int (*should_stop)(void))
 {
     st_plugin_set ps = {0};
     int status = EXIT_INFRA;
@@ -971,7 +972,6 @@ int st_pipeline_cleanup(st_settings *s, double max_age_s, st_counters *counters,
         status = EXIT_OK;
         goto out;
     }
-    double delay = 0.1;
     for (unsigned attempt = 0; attempt <= s->retries; attempt++) {
         st_cleanup_report rep = {.struct_size = sizeof(rep)};
         int rc = rt->cleanup_stale(ps.runtime->ctx, max_age_s, &rep);
@@ -989,9 +989,23 @@ int st_pipeline_cleanup(st_settings *s, double max_age_s, st_counters *counters,
                      rep.removed, rep.failed ? rep.failed : 1, attempt + 1);
             break;
         }
-        struct timespec ts = {(time_t)delay, (long)((delay - (double)(time_t)delay) * 1e9)};
-        nanosleep(&ts, NULL);
-        delay *= 2;
+        /* the same capped backoff as the batches; a stop request ends the wait */
+        double until = st_monotonic() + st_retry_delay(attempt + 1);
+        int stopped = 0;
+        while (!(stopped = should_stop && should_stop()) && st_monotonic() < until) {
+            double left = until - st_monotonic();
+            if (left > 0.05)
+                left = 0.05;
+            struct timespec ts = {0, (long)(left * 1e9)};
+            nanosleep(&ts, NULL);
+        }
+        if (stopped) {
+            counters->container_failures += rep.failed ? rep.failed : 1;
+            st_error("cleanup: stopped by a signal before retrying (%u listed, %u removed, "
+                     "%u failed after %u attempts)", rep.listed, rep.removed,
+                     rep.failed ? rep.failed : 1, attempt + 1);
+            break;
+        }
     }
 out:
     st_plugins_free(&ps);

@@ -35,8 +35,10 @@ void st_pipeline_close(st_pipeline *p);
  * {"batches", "modules", "orphans", "isolated"[, "deps"]}. Returns an exit status. */
 int st_pipeline_discover(st_pipeline *p, int json, const st_strv *deps);
 
-/* The `cleanup` command: the runtime's cleanup_stale with retries; report prints the outcome on
- * stdout (else it is logged at info level). Returns an exit status. */
-int st_pipeline_cleanup(st_settings *s, double max_age_s, st_counters *counters, int report);
+/* The `cleanup` command: the runtime's cleanup_stale with retries (the batches' capped backoff;
+ * should_stop, may be NULL, is polled while waiting and ends the retries); report prints the
+ * outcome on stdout (else it is logged at info level). Returns an exit status. */
+int st_pipeline_cleanup(st_settings *s, double max_age_s, st_counters *counters, int report,
+                        int (*should_stop)(void));
 
 #endif

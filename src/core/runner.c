@@ -337,6 +337,38 @@ static void record_retry(st_batch *b, unsigned attempt, const st_exec_result *re
     b->n_retries++;
 }
 
+double st_retry_delay(unsigned retry)
+{
+    double delay = 0.1;
+    for (unsigned i = 1; i < retry && delay < ST_RETRY_DELAY_MAX_S; i++)
+        delay *= 2;
+    return delay < ST_RETRY_DELAY_MAX_S ? delay : ST_RETRY_DELAY_MAX_S;
+}
+
+/* Waits delay seconds before a retry, or less when the run is being stopped (the main thread
+ * broadcasts rn->cond when it sets rn->stopping). Returns non-zero when stopped. */
+static int backoff(runner *rn, double delay)
+{
+    double until = st_monotonic() + delay;
+    pthread_mutex_lock(&rn->lock);
+    while (!rn->stopping) {
+        double left = until - st_monotonic();
+        if (left <= 0)
+            break;
+        if (left > 0.25)
+            left = 0.25; /* the main thread broadcasts; this is only a safety net */
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        long ns = ts.tv_nsec + (long)(left * 1e9);
+        ts.tv_sec += ns / 1000000000L;
+        ts.tv_nsec = ns % 1000000000L;
+        pthread_cond_timedwait(&rn->cond, &rn->lock, &ts);
+    }
+    int stopping = rn->stopping;
+    pthread_mutex_unlock(&rn->lock);
+    return stopping;
+}
+
 static void run_one(runner *rn, st_batch *b)
 {
     const st_settings *s = rn->s;
@@ -370,7 +402,6 @@ static void run_one(runner *rn, st_batch *b)
         goto out;
     }
     unsigned attempts = s->retries + 1;
-    double delay = 0.1;
     for (unsigned attempt = 1; attempt <= attempts; attempt++) {
         st_batch_reset_outcome(b);
         unlink(results);
@@ -416,11 +447,21 @@ static void run_one(runner *rn, st_batch *b)
         if (!retryable || attempt == attempts || stopping || res.cancelled)
             break;
         record_retry(b, attempt, &res, b->reason);
+        double delay = st_retry_delay(attempt);
         st_warn("%s: attempt %u of %u failed (%s); retrying in %.1fs", b->path, attempt, attempts,
                 b->reason, delay);
-        struct timespec ts = {(time_t)delay, (long)((delay - (double)(time_t)delay) * 1e9)};
-        nanosleep(&ts, NULL);
-        delay *= 2;
+        if (backoff(rn, delay) != 0) {
+            /* stopped while waiting: the retry never ran, so the batch has no verdict */
+            char *why = st_asprintf("aborted: the run was stopped while waiting to retry "
+                                    "(attempt %u: %s)", attempt, b->reason ? b->reason : "failed");
+            if (why) {
+                free(b->reason);
+                b->reason = why;
+            }
+            b->ok = 0;
+            b->aborted = 1;
+            break;
+        }
     }
 out:
     if (b->output_tail.len > OUTPUT_TAIL_MAX)
@@ -519,6 +560,7 @@ int st_runner_run(const st_settings *s, st_instance *runtime, const st_preflight
         if (!rn.stopping && hooks && hooks->should_stop && hooks->should_stop(hooks->opaque)) {
             rn.stopping = 1;
             run->aborted = 1;
+            pthread_cond_broadcast(&rn.cond); /* wakes workers waiting to retry */
             for (size_t i = 0; i < n; i++)
                 if (rn.running_ids[i]) {
                     const st_runtime_ops *ops = runtime->ops;

@@ -39,6 +39,12 @@ void st_preflight_free(st_preflight *pf);
  * PYTHONPATH; NULL when there is nothing to set or on OOM (*oom set). */
 char *st_pythonpath_env(const st_settings *s, int with_support, int *oom);
 
+/* The wait before retry number `retry` (1 for the first) of an infrastructure failure or a
+ * timeout: 0.1 s, doubling, at most ST_RETRY_DELAY_MAX_S. A stop request (SIGTERM/SIGINT) ends
+ * the wait at once. */
+#define ST_RETRY_DELAY_MAX_S 30.0
+double st_retry_delay(unsigned retry);
+
 typedef struct st_runner_hooks {
     void *opaque;
     /* Called (serialised) as each batch finishes, in completion order. */

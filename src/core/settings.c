@@ -47,6 +47,18 @@ int st_set_uint(unsigned *dst, const char *value, unsigned min, const char *wher
     return 0;
 }
 
+int st_set_retries(unsigned *dst, const char *value, const char *where)
+{
+    long long v;
+    if (st_parse_long(value, &v) < 0 || v < 0 || v > ST_RETRIES_MAX) {
+        st_error("%s: '%s' is not a number of retries from 0 to %d", where, value,
+                 ST_RETRIES_MAX);
+        return -1;
+    }
+    *dst = (unsigned)v;
+    return 0;
+}
+
 int st_set_seconds(double *dst, const char *value, const char *where)
 {
     double v;
@@ -132,8 +144,8 @@ int st_settings_init(st_settings *s)
 
 /* ---- the config file ---------------------------------------------------------------------- */
 
-typedef enum { K_STRING, K_PATH, K_STRLIST, K_PATHLIST, K_UINT, K_UINT0, K_SECONDS, K_BOOL, K_PORT,
-               K_GROUP, K_PLUGINS, K_PYTHONPATH } key_type;
+typedef enum { K_STRING, K_PATH, K_STRLIST, K_PATHLIST, K_UINT, K_UINT0, K_RETRIES, K_SECONDS,
+               K_BOOL, K_PORT, K_GROUP, K_PLUGINS, K_PYTHONPATH } key_type;
 
 typedef struct file_key {
     const char *name;
@@ -150,7 +162,7 @@ static const file_key file_keys[] = {
     {"paths", K_STRLIST, OFF(paths)},
     {"workers", K_UINT, OFF(workers)},
     {"timeout", K_SECONDS, OFF(timeout_s)},
-    {"retries", K_UINT0, OFF(retries)},
+    {"retries", K_RETRIES, OFF(retries)},
     {"pytest_args", K_STRING, 0},
     {"python", K_STRING, OFF(python)},
     {"coverage", K_BOOL, OFF(coverage)},
@@ -342,6 +354,7 @@ static int apply_file_key(st_settings *s, const file_key *k, config_setting_t *c
         break;
     case K_UINT:
     case K_UINT0:
+    case K_RETRIES:
     case K_PORT:
         if (config_setting_type(cs) != CONFIG_TYPE_INT && config_setting_type(cs) != CONFIG_TYPE_INT64) {
             st_error("%s: '%s' must be an integer", w, k->name);
@@ -356,6 +369,8 @@ static int apply_file_key(st_settings *s, const file_key *k, config_setting_t *c
             }
             *(long *)dst = (long)v;
             rc = 0;
+        } else if (k->type == K_RETRIES) {
+            rc = st_set_retries(dst, buf, w);
         } else {
             rc = st_set_uint(dst, buf, k->type == K_UINT ? 1 : 0, w);
         }
@@ -516,7 +531,7 @@ int st_settings_load_env(st_settings *s)
         return -1;
     if (ENV1("SELF_TEST_TIMEOUT") && st_set_seconds(&s->timeout_s, v, WHERE()) < 0)
         return -1;
-    if (ENV1("SELF_TEST_RETRIES") && st_set_uint(&s->retries, v, 0, WHERE()) < 0)
+    if (ENV1("SELF_TEST_RETRIES") && st_set_retries(&s->retries, v, WHERE()) < 0)
         return -1;
     if (ENV1("SELF_TEST_METRICS_PORT")) {
         long long port;

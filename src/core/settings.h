@@ -81,6 +81,10 @@ int st_settings_set_group_string(st_settings *s, const char *group, const char *
 /* Setters used by the file, env and CLI layers; where names the source for messages. */
 int st_set_bool(int *dst, const char *value, const char *where);
 int st_set_uint(unsigned *dst, const char *value, unsigned min, const char *where);
+/* retries: 0 to ST_RETRIES_MAX; more is refused (with a delay capped at ST_RETRY_DELAY_MAX_S,
+ * ST_RETRIES_MAX retries already wait about six minutes). */
+#define ST_RETRIES_MAX 20
+int st_set_retries(unsigned *dst, const char *value, const char *where);
 int st_set_seconds(double *dst, const char *value, const char *where);
 int st_set_pytest_args(st_settings *s, const char *value, const char *where);
 int st_set_string(char **dst, const char *value);

@@ -81,6 +81,24 @@ START_TEST(argv_keeps_option_values_together)
 }
 END_TEST
 
+/* Retry delays: 0.1 s doubling, capped at 30 s, so the largest count allowed waits minutes,
+ * not years (--retries 30 used to wait 0.1 * 2^29 s before its last attempt). */
+START_TEST(retry_delay_is_capped)
+{
+    ck_assert_double_eq_tol(st_retry_delay(1), 0.1, 1e-9);
+    ck_assert_double_eq_tol(st_retry_delay(2), 0.2, 1e-9);
+    ck_assert_double_eq_tol(st_retry_delay(7), 6.4, 1e-9);
+    ck_assert_double_eq_tol(st_retry_delay(9), 25.6, 1e-9);
+    ck_assert_double_eq_tol(st_retry_delay(10), ST_RETRY_DELAY_MAX_S, 1e-9);
+    ck_assert_double_eq_tol(st_retry_delay(30), ST_RETRY_DELAY_MAX_S, 1e-9);
+    ck_assert_double_eq_tol(st_retry_delay(4000000000u), ST_RETRY_DELAY_MAX_S, 1e-9);
+    double total = 0;
+    for (unsigned r = 1; r <= ST_RETRIES_MAX; r++)
+        total += st_retry_delay(r);
+    ck_assert_double_le(total, 400.0); /* every backoff of the largest count allowed */
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("runner");
@@ -88,6 +106,7 @@ int main(void)
     tcase_add_test(tc, split_examples_of_the_spec);
     tcase_add_test(tc, split_never_exceeds_the_budget);
     tcase_add_test(tc, argv_keeps_option_values_together);
+    tcase_add_test(tc, retry_delay_is_capped);
     suite_add_tcase(s, tc);
     return unit_run(s);
 }
