@@ -9,26 +9,38 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 struct st_metricsdb {
     sqlite3 *db;
     char *path;
 };
 
+/* The tables of schema version 1. */
+#define T_EVAL_METRICS                                                                         \
+    "eval_metrics(cycle TEXT, metric TEXT, value REAL, ts TEXT,"                               \
+    " source_menace_id TEXT NOT NULL DEFAULT '')"
+#define T_RUNS                                                                                 \
+    "runs(id INTEGER PRIMARY KEY, run_id TEXT UNIQUE NOT NULL, started_at REAL,"               \
+    " finished_at REAL, passed INTEGER, failed INTEGER, skipped INTEGER, xfailed INTEGER,"     \
+    " errors INTEGER, coverage REAL, runtime REAL, total_runtime REAL, exit_status INTEGER,"   \
+    " aborted INTEGER NOT NULL DEFAULT 0, runtime_used TEXT, results TEXT)"
+#define T_TEST_OUTCOMES                                                                        \
+    "test_outcomes(run INTEGER NOT NULL REFERENCES runs(id), nodeid TEXT NOT NULL,"            \
+    " file TEXT, batch TEXT, outcome TEXT NOT NULL, phase TEXT, duration REAL)"
+#define I_TEST_OUTCOMES_RUN "test_outcomes_run ON test_outcomes(run)"
+#define T_ORPHAN_OUTCOMES                                                                      \
+    "orphan_outcomes(run INTEGER NOT NULL REFERENCES runs(id), path TEXT NOT NULL,"            \
+    " classification TEXT, outcome TEXT NOT NULL)"
+
 /* Migration i takes the schema from version i to i + 1. Only ever append. Version 0 is a new
  * file or a menace database that may already hold eval_metrics. */
 static const char *const migrations[] = {
-    "CREATE TABLE IF NOT EXISTS eval_metrics(cycle TEXT, metric TEXT, value REAL, ts TEXT,"
-    " source_menace_id TEXT NOT NULL DEFAULT '');"
-    "CREATE TABLE runs(id INTEGER PRIMARY KEY, run_id TEXT UNIQUE NOT NULL, started_at REAL,"
-    " finished_at REAL, passed INTEGER, failed INTEGER, skipped INTEGER, xfailed INTEGER,"
-    " errors INTEGER, coverage REAL, runtime REAL, total_runtime REAL, exit_status INTEGER,"
-    " aborted INTEGER NOT NULL DEFAULT 0, runtime_used TEXT, results TEXT);"
-    "CREATE TABLE test_outcomes(run INTEGER NOT NULL REFERENCES runs(id), nodeid TEXT NOT NULL,"
-    " file TEXT, batch TEXT, outcome TEXT NOT NULL, phase TEXT, duration REAL);"
-    "CREATE INDEX test_outcomes_run ON test_outcomes(run);"
-    "CREATE TABLE orphan_outcomes(run INTEGER NOT NULL REFERENCES runs(id), path TEXT NOT NULL,"
-    " classification TEXT, outcome TEXT NOT NULL);",
+    "CREATE TABLE IF NOT EXISTS " T_EVAL_METRICS ";"
+    "CREATE TABLE " T_RUNS ";"
+    "CREATE TABLE " T_TEST_OUTCOMES ";"
+    "CREATE INDEX " I_TEST_OUTCOMES_RUN ";"
+    "CREATE TABLE " T_ORPHAN_OUTCOMES ";",
 };
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 
@@ -87,6 +99,119 @@ static int migrate(st_metricsdb *m)
     return 0;
 }
 
+/* What the code reads and writes, whatever user_version says: each table with its columns and
+ * the statement that creates it when it is missing. */
+static const struct {
+    const char *table;
+    const char *create;
+    const char *columns[17];
+} needed[] = {
+    {"eval_metrics", "CREATE TABLE " T_EVAL_METRICS,
+     {"cycle", "metric", "value", "ts", "source_menace_id", NULL}},
+    {"runs", "CREATE TABLE " T_RUNS,
+     {"id", "run_id", "started_at", "finished_at", "passed", "failed", "skipped", "xfailed",
+      "errors", "coverage", "runtime", "total_runtime", "exit_status", "aborted",
+      "runtime_used", "results", NULL}},
+    {"test_outcomes", "CREATE TABLE " T_TEST_OUTCOMES ";CREATE INDEX " I_TEST_OUTCOMES_RUN,
+     {"run", "nodeid", "file", "batch", "outcome", "phase", "duration", NULL}},
+    {"orphan_outcomes", "CREATE TABLE " T_ORPHAN_OUTCOMES,
+     {"run", "path", "classification", "outcome", NULL}},
+};
+
+/* The type of the schema object called name ("table", "view", ...), copied into type; "" when
+ * there is none. Returns 0 or -1 (logged). */
+static int object_type(st_metricsdb *m, const char *name, char *type, size_t size)
+{
+    sqlite3_stmt *st;
+    type[0] = '\0';
+    if (sqlite3_prepare_v2(m->db, "SELECT type FROM sqlite_master WHERE name = ?1 COLLATE NOCASE",
+                           -1, &st, NULL) != SQLITE_OK) {
+        st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        snprintf(type, size, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
+        return -1;
+    }
+    return 0;
+}
+
+/* Does table have the column? -1 on error (logged). */
+static int has_column(st_metricsdb *m, const char *table, const char *column)
+{
+    char sql[96];
+    sqlite3_stmt *st;
+    snprintf(sql, sizeof(sql), "PRAGMA table_info(\"%s\")", table); /* a fixed name */
+    if (sqlite3_prepare_v2(m->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
+        return -1;
+    }
+    int found = 0, rc;
+    while (!found && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(st, 1);
+        found = name && strcasecmp(name, column) == 0;
+    }
+    sqlite3_finalize(st);
+    return found;
+}
+
+/* user_version is only a claim: checks that every table the code needs is there with its
+ * columns. Missing tables are created (one transaction); a table without a needed column, or a
+ * view where a table belongs, cannot be repaired without guessing and is refused, nothing
+ * changed. Returns 0 or -1 (logged, naming the file, the table and the column). */
+static int check_schema(st_metricsdb *m)
+{
+    char created[128] = "";
+    if (exec_sql(m, "BEGIN IMMEDIATE") < 0)
+        return -1;
+    for (size_t i = 0; i < sizeof(needed) / sizeof(needed[0]); i++) {
+        char type[32];
+        if (object_type(m, needed[i].table, type, sizeof(type)) < 0)
+            goto fail;
+        if (!type[0]) {
+            if (exec_sql(m, needed[i].create) < 0)
+                goto fail;
+            size_t used = strlen(created);
+            snprintf(created + used, sizeof(created) - used, "%s%s", used ? ", " : "",
+                     needed[i].table);
+            continue;
+        }
+        if (strcmp(type, "table") != 0) {
+            st_error("%s: '%s' is a %s, not the table this selftest-core needs (schema version "
+                     "%d); refusing to use this metrics DB: move it aside (a new one is then "
+                     "created) or repair it", m->path, needed[i].table, type,
+                     ST_METRICSDB_SCHEMA);
+            goto fail;
+        }
+        for (size_t c = 0; needed[i].columns[c]; c++) {
+            int has = has_column(m, needed[i].table, needed[i].columns[c]);
+            if (has < 0)
+                goto fail;
+            if (!has) {
+                st_error("%s: table %s has no column %s (schema version %d needs it); refusing "
+                         "to use this metrics DB: move it aside (a new one is then created) or "
+                         "repair it", m->path, needed[i].table, needed[i].columns[c],
+                         ST_METRICSDB_SCHEMA);
+                goto fail;
+            }
+        }
+    }
+    if (exec_sql(m, "COMMIT") < 0)
+        goto fail;
+    if (created[0])
+        st_warn("%s: the schema version says %d but table(s) %s were missing; created them",
+                m->path, ST_METRICSDB_SCHEMA, created);
+    return 0;
+fail:
+    sqlite3_exec(m->db, "ROLLBACK", NULL, NULL, NULL);
+    return -1;
+}
+
 int st_metricsdb_open(const char *path, st_metricsdb **out)
 {
     st_metricsdb *m = calloc(1, sizeof(*m));
@@ -106,7 +231,8 @@ int st_metricsdb_open(const char *path, st_metricsdb **out)
     sqlite3_busy_timeout(m->db, 10000);
     /* migrate() first: it refuses a newer schema before anything (even the journal mode) is
      * changed in the file. */
-    if (migrate(m) < 0 || exec_sql(m, "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-256;") < 0) {
+    if (migrate(m) < 0 || check_schema(m) < 0 ||
+        exec_sql(m, "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-256;") < 0) {
         st_metricsdb_close(m);
         return -1;
     }
