@@ -190,10 +190,21 @@ int stmm_parse(const char *text, size_t len, stmm_map *out, char *err, size_t er
         goto out;
     }
     yajl_val modules = NULL;
-    for (size_t i = 0; i < root->u.object.len; i++)
-        if (strcmp(root->u.object.keys[i], "modules") == 0 &&
-            YAJL_IS_OBJECT(root->u.object.values[i]))
-            modules = root->u.object.values[i];
+    for (size_t i = 0; i < root->u.object.len; i++) {
+        yajl_val v = root->u.object.values[i];
+        if (strcmp(root->u.object.keys[i], "modules") != 0)
+            continue;
+        /* a "modules" that is not an object is a broken canonical map, not a legacy module
+         * called "modules" */
+        if (!YAJL_IS_OBJECT(v)) {
+            set_err(err, err_size, "\"modules\": expected an object of module paths and group "
+                    "ids, found %s", YAJL_IS_ARRAY(v) ? "an array" : YAJL_IS_STRING(v) ? "a string"
+                    : YAJL_IS_NUMBER(v) ? "a number" : YAJL_IS_NULL(v) ? "null" : "a boolean");
+            rc = STMM_EMALFORMED;
+            goto out;
+        }
+        modules = v;
+    }
     if (modules) {
         out->canonical = 1;
         rc = read_modules(out, &cap, modules, 0, err, err_size);

@@ -8,7 +8,8 @@
  *   by group   {"3": ["pkg/a.py", "pkg/b.py"]}  a group and its modules
  *   by name    {"pkg/mod.py": "3"}          a module and its group name
  * The legacy shapes may be mixed entry by entry (an array value is a group, anything else a
- * module). Keys may be repo-relative paths or dotted module names; stmm_key_to_path maps them.
+ * module). A top-level "modules" that is not an object is malformed (never a legacy module
+ * called "modules"). Keys may be repo-relative paths or dotted module names; stmm_key_to_path maps them.
  * Ownership: stmm_load fills a map the caller releases with stmm_free. Thread-safety: no shared
  * state; a map is used by one thread at a time. */
 #ifndef ST_MODULEMAP_H

@@ -385,6 +385,9 @@ static int load_map(mm_plugin *p, job *j, const char *root)
     if (mm_model_build(&j->read, j->text ? j->text : "", j->text_len, file_under_root, &rc,
                        &j->model) < 0)
         return ST_ERR_NOMEM;
+    for (size_t i = 0; i < j->model.n_dropped; i++)
+        LOG(p, ST_LOG_WARNING, "%s: '%s' is outside the project; ignored (the next rewrite of "
+            "the map leaves it out)", j->map_path, j->model.dropped[i]);
     return ST_OK;
 }
 

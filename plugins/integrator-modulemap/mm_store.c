@@ -8,6 +8,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,6 +155,9 @@ void mm_model_free(mm_model *m)
     free(m->groups);
     if (m->doc)
         yajl_tree_free(m->doc);
+    for (size_t i = 0; i < m->n_dropped; i++)
+        free(m->dropped[i]);
+    free(m->dropped);
     memset(m, 0, sizeof(*m));
 }
 
@@ -164,22 +168,53 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* The "tags" object of a canonical file, parsed once more (the reader does not keep it). */
-static void keep_tags(mm_model *m, const char *text, size_t len)
+/* A path that leaves the project: absolute, or with a ".." part. */
+static int outside_project(const char *path)
+{
+    if (path[0] == '/')
+        return 1;
+    for (const char *p = path; *p;) {
+        size_t n = strcspn(p, "/");
+        if (n == 2 && p[0] == '.' && p[1] == '.')
+            return 1;
+        p += n;
+        if (*p == '/')
+            p++;
+    }
+    return 0;
+}
+
+static int add_dropped(mm_model *m, const char *key)
+{
+    char **nd = realloc(m->dropped, (m->n_dropped + 1) * sizeof(*nd));
+    if (!nd)
+        return -1;
+    m->dropped = nd;
+    if (!(nd[m->n_dropped] = strdup(key)))
+        return -1;
+    m->n_dropped++;
+    return 0;
+}
+
+/* The "tags" object of a canonical file, parsed once more (the reader does not keep it); the
+ * whole document is kept for the other top-level keys. */
+static int keep_tags(mm_model *m, const char *text, size_t len)
 {
     char *copy = malloc(len + 1);
     if (!copy)
-        return;
+        return -1;
     memcpy(copy, text, len);
     copy[len] = '\0';
     m->doc = yajl_tree_parse(copy, NULL, 0);
     free(copy);
-    if (!m->doc || !YAJL_IS_OBJECT(m->doc))
-        return;
+    if (!m->doc)
+        return -1; /* the reader parsed the same text: out of memory */
+    if (!YAJL_IS_OBJECT(m->doc))
+        return 0;
     for (size_t i = 0; i < m->doc->u.object.len; i++)
-        if (strcmp(m->doc->u.object.keys[i], "tags") == 0 &&
-            YAJL_IS_OBJECT(m->doc->u.object.values[i]))
-            m->tags = m->doc->u.object.values[i];
+        if (strcmp(m->doc->u.object.keys[i], "tags") == 0)
+            m->tags = m->doc->u.object.values[i]; /* kept as read, whatever it holds */
+    return 0;
 }
 
 int mm_model_build(const stmm_map *map, const char *text, size_t len, stmm_exists_fn exists,
@@ -192,7 +227,8 @@ int mm_model_build(const stmm_map *map, const char *text, size_t len, stmm_exist
     int rc = -1;
 
     if (map->canonical) {
-        keep_tags(out, text, len);
+        if (keep_tags(out, text, len) < 0)
+            goto out;
         for (size_t i = 0; i < map->n_groups; i++)
             if (map->groups[i].id >= 0 &&
                 kv_set(&out->groups, &out->n_groups, &out->cap_groups, map->groups[i].name,
@@ -241,8 +277,10 @@ int mm_model_build(const stmm_map *map, const char *text, size_t len, stmm_exist
         if (id < 0)
             continue; /* cannot happen: every name got an id above */
         char *path = stmm_key_to_path(e->module, exists, userdata);
-        int r = kv_set(&out->modules, &out->n_modules, &out->cap_modules,
-                       path ? path : e->module, id, 1);
+        const char *key = path ? path : e->module;
+        int r = outside_project(key)
+                    ? add_dropped(out, e->module)
+                    : kv_set(&out->modules, &out->n_modules, &out->cap_modules, key, id, 1);
         free(path);
         if (r < 0)
             goto out;
@@ -409,24 +447,53 @@ static void sb_value(strbuf *b, yajl_val v, int depth)
     }
 }
 
+/* Is key one of the three the model writes itself? */
+static int own_key(const char *key)
+{
+    return !strcmp(key, "groups") || !strcmp(key, "modules") || !strcmp(key, "tags");
+}
+
 char *mm_model_render(const mm_model *m, size_t *len)
 {
     strbuf b = {0};
+    /* groups, modules, tags and the file's other top-level keys (the last of a duplicated
+     * key, as Python's json reads it), in sorted order */
+    size_t n_doc = m->doc && YAJL_IS_OBJECT(m->doc) ? m->doc->u.object.len : 0;
+    key_ref *refs = calloc(n_doc + 3, sizeof(*refs));
+    if (!refs)
+        return NULL;
+    static const char *const own[] = {"groups", "modules", "tags"};
+    size_t n = 0;
+    for (size_t i = 0; i < 3; i++)
+        refs[n++] = (key_ref){own[i], SIZE_MAX};
+    for (size_t i = 0; i < n_doc; i++) {
+        const char *key = m->doc->u.object.keys[i];
+        int later = 0;
+        for (size_t k = i + 1; k < n_doc && !later; k++)
+            later = strcmp(m->doc->u.object.keys[k], key) == 0;
+        if (!own_key(key) && !later)
+            refs[n++] = (key_ref){key, i};
+    }
+    qsort(refs, n, sizeof(*refs), cmp_key_ref);
     sb_str(&b, "{");
-    sb_indent(&b, 1);
-    sb_str(&b, "\"groups\": ");
-    sb_kv_object(&b, m->groups, m->n_groups, 1);
-    sb_str(&b, ",");
-    sb_indent(&b, 1);
-    sb_str(&b, "\"modules\": ");
-    sb_kv_object(&b, m->modules, m->n_modules, 1);
-    sb_str(&b, ",");
-    sb_indent(&b, 1);
-    sb_str(&b, "\"tags\": ");
-    if (m->tags)
-        sb_value(&b, m->tags, 1);
-    else
-        sb_str(&b, "{}");
+    for (size_t i = 0; i < n; i++) {
+        sb_indent(&b, 1);
+        sb_json_string(&b, refs[i].key);
+        sb_str(&b, ": ");
+        if (refs[i].index != SIZE_MAX)
+            sb_value(&b, m->doc->u.object.values[refs[i].index], 1);
+        else if (!strcmp(refs[i].key, "groups"))
+            sb_kv_object(&b, m->groups, m->n_groups, 1);
+        else if (!strcmp(refs[i].key, "modules"))
+            sb_kv_object(&b, m->modules, m->n_modules, 1);
+        else if (m->tags)
+            sb_value(&b, m->tags, 1);
+        else
+            sb_str(&b, "{}");
+        if (i + 1 < n)
+            sb_str(&b, ",");
+    }
+    free(refs);
     sb_indent(&b, 0);
     sb_str(&b, "}\n");
     if (b.oom) {

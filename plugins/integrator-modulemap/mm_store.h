@@ -5,7 +5,8 @@
  *
  * Canonical form: {"groups": {NAME: ID}, "modules": {PATH: ID}, "tags": {...}}. A module's value
  * is its group id; "groups" names every id (a numeric name for ids that have no other name);
- * "tags" is kept as it was read.
+ * "tags" and any other top-level key of a canonical file (another tool's) are kept as they were
+ * read, in sorted key order with the others.
  * Ownership: a model owns every string in it; release with mm_model_free. Not thread-safe: one
  * model per call. */
 #ifndef ST_MM_STORE_H
@@ -26,8 +27,10 @@ typedef struct mm_model {
     size_t n_modules, cap_modules;
     mm_kv *groups;  /* sorted by key, unique */
     size_t n_groups, cap_groups;
-    yajl_val doc;   /* the parsed file, kept for "tags" (NULL when there was none) */
+    yajl_val doc;   /* the parsed file, kept for "tags" and the other keys (NULL: none) */
     yajl_val tags;  /* points into doc, or NULL: written as {} */
+    char **dropped; /* keys of entries left out: paths outside the project (absolute, "..") */
+    size_t n_dropped;
 } mm_model;
 
 /* Builds the canonical model from a map read by stmm_parse from text (len bytes; text is parsed
@@ -35,7 +38,9 @@ typedef struct mm_model {
  * (stmm_key_to_path); a key that names nothing is kept as written. Ids: numeric group texts are
  * the id; group names get the id the canonical "groups" gives them, else max + 1, + 2, ... in
  * name order; a module without a group gets max + 1 in key order; a module listed twice keeps
- * its lowest id. Returns 0, or -1 on out of memory. */
+ * its lowest id. An entry whose path leaves the project (absolute, or with a ".." part) is not
+ * taken: its key goes to out->dropped for the caller to report, and a rewrite leaves it out.
+ * Returns 0, or -1 on out of memory. */
 int mm_model_build(const stmm_map *map, const char *text, size_t len, stmm_exists_fn exists,
                    void *userdata, mm_model *out);
 

@@ -556,6 +556,10 @@ static const char *const malformed_maps[][2] = {
     {"[\"a.py\"]", "expected an object"},
     {"{\"a.py\": [1, 2]}", "group \"a.py\""},
     {"{\"a.py\": {\"x\": 1}}", "module \"a.py\""},
+    /* a "modules" that is not an object is not a legacy module called "modules" */
+    {"{\"modules\": 5}", "\"modules\": expected an object"},
+    {"{\"modules\": [\"a.py\"], \"groups\": {}}", "found an array"},
+    {"{\"modules\": null}", "found null"},
 };
 
 START_TEST(malformed_left_untouched)
@@ -593,6 +597,54 @@ START_TEST(paths_outside_refused)
     ck_assert_ptr_null(strstr(map, "up.py"));
     ck_assert_ptr_null(strstr(map, "abs.py"));
     free(map);
+    fx_teardown(&f);
+}
+END_TEST
+
+START_TEST(unknown_top_level_keys_kept)
+{
+    fixture f;
+    fx_setup(&f, NULL);
+    fx_write(f.data, "module_map.json",
+             "{\"version\": 2, \"modules\": {\"a.py\": 1}, \"groups\": {\"1\": 1},"
+             " \"zeta\": {\"owner\": \"ci\", \"n\": [1, 2.5]}, \"alpha\": \"x\", \"tags\": []}");
+    ck_assert_int_eq(fx_integrate(&f, MODS("new.py")), ST_OK);
+    assert_map(&f, "{\n"
+                   "  \"alpha\": \"x\",\n"
+                   "  \"groups\": {\n    \"1\": 1,\n    \"2\": 2\n  },\n"
+                   "  \"modules\": {\n    \"a.py\": 1,\n    \"new.py\": 2\n  },\n"
+                   "  \"tags\": [],\n"
+                   "  \"version\": 2,\n"
+                   "  \"zeta\": {\n    \"n\": [\n      1,\n      2.5\n    ],\n"
+                   "    \"owner\": \"ci\"\n  }\n"
+                   "}\n");
+    fx_teardown(&f);
+}
+END_TEST
+
+START_TEST(map_paths_outside_dropped)
+{
+    fixture f;
+    fx_setup(&f, NULL);
+    fx_write(f.data, "module_map.json",
+             "{\"modules\": {\"../../etc/passwd\": 1, \"/etc/shadow\": 2, \"ok.py\": 1,"
+             " \"pkg/../../x.py\": 3, \"./../y.py\": 1, \"a..b/c.py\": 1}, \"groups\": {}}");
+    ck_assert_int_eq(fx_integrate(&f, MODS("new.py")), ST_OK);
+    char *map = fx_read(f.data, "module_map.json");
+    ck_assert_ptr_nonnull(map);
+    ck_assert_msg(!strstr(map, "passwd") && !strstr(map, "shadow") && !strstr(map, "x.py") &&
+                      !strstr(map, "y.py"),
+                  "map: %s", map);
+    ck_assert_ptr_nonnull(strstr(map, "\"ok.py\": 1"));
+    ck_assert_ptr_nonnull(strstr(map, "\"a..b/c.py\": 1")); /* ".." inside a name stays */
+    ck_assert_ptr_nonnull(strstr(map, "\"new.py\""));
+    free(map);
+    const char *const outside[] = {"'../../etc/passwd'", "'/etc/shadow'", "'pkg/../../x.py'",
+                                   "'./../y.py'"};
+    for (size_t i = 0; i < 4; i++)
+        ck_assert_msg(strstr(f.inst.log, outside[i]) && strstr(f.inst.log, "outside the project"),
+                      "%s not reported: %s", outside[i], f.inst.log);
+    ck_assert_str_eq(f.ans.text, "I new.py\n");
     fx_teardown(&f);
 }
 END_TEST
@@ -829,6 +881,8 @@ int main(void)
     tcase_add_loop_test(t, malformed_left_untouched, 0,
                         (int)(sizeof(malformed_maps) / sizeof(malformed_maps[0])));
     tcase_add_test(t, paths_outside_refused);
+    tcase_add_test(t, unknown_top_level_keys_kept);
+    tcase_add_test(t, map_paths_outside_dropped);
     suite_add_tcase(s, t);
     t = tcase_create("cycles");
     tcase_add_test(t, second_cycle_changes_nothing);
