@@ -4,7 +4,7 @@
 1. SIGHUP into a configuration whose plugins cannot start (a runtime whose start() fails):
    run-scheduled says why the reload was refused, naming the file and the plugin, and keeps
    running the old configuration (the old code stopped with exit 3).
-2. SIGHUP never starts a cycle: ten SIGHUPs during a 30 s interval leave one cycle (the old code
+2. SIGHUP never starts a cycle: ten SIGHUPs during a 60 s interval leave one cycle (the old code
    ran one per signal); a reload that shortens the interval applies to the next cycle.
 3. Retries: absurd counts are refused naming the option, the variable or FILE:LINE; SIGTERM
    during a 6.4 s backoff ends the run at once (the old code slept it out), the batch is aborted.
@@ -118,7 +118,7 @@ def test_reload_refused(tmp):
 
 
 def test_sighup_never_starts_a_cycle(tmp):
-    conf = project(tmp, "def test_a(): assert True\n", "interval = 30;\n")
+    conf = project(tmp, "def test_a(): assert True\n", "interval = 60;\n")
     d = Daemon([t.selftest_bin(), "-v", "-c", conf, "run-scheduled"])
     try:
         t.ok(d.wait_for(lambda: d.cycles() >= 1, 60), "run-scheduled runs a first cycle",
@@ -127,12 +127,12 @@ def test_sighup_never_starts_a_cycle(tmp):
             d.proc.send_signal(signal.SIGHUP)
             time.sleep(0.3)
         time.sleep(3)
-        t.is_eq(d.cycles(), 1, "ten SIGHUPs within the 30 s interval start no cycle")
+        t.is_eq(d.cycles(), 1, "ten SIGHUPs within the 60 s interval start no cycle")
         t.ok("configuration reloaded" in d.text(), "SIGHUP reloads the configuration",
              d.text()[-2000:])
         t.ok(d.proc.poll() is None, "the daemon is still running")
         # a reload that shortens the interval: the next cycle comes on the new schedule
-        write(conf, open(conf).read().replace("interval = 30;", "interval = 1;"))
+        write(conf, open(conf).read().replace("interval = 60;", "interval = 1;"))
         d.proc.send_signal(signal.SIGHUP)
         t.ok(d.wait_for(lambda: d.cycles() >= 2, 60),
              "after a reload to interval = 1 the next cycle runs on the new schedule",
@@ -193,7 +193,7 @@ def test_backoff_wakes_on_stop(tmp):
         rc = proc.wait()
     took = time.monotonic() - t0
     reader.join(5)
-    t.ok(took < 2.0, "SIGTERM during the 6.4 s backoff ends the run within 2 s (%.2f s)" % took)
+    t.ok(took < 3.0, "SIGTERM during the 6.4 s backoff ends the run within 3 s (%.2f s)" % took)
     t.is_eq(rc, 3, "run stopped by SIGTERM: exit 3")
     time.sleep(0.2)
     text = out[0].decode("utf-8", "replace") if out else ""
