@@ -6,6 +6,8 @@
  *                 integrator / exporter vtables.
  *   1.1  2026-11  host services: graph() and graph_ops, the project's Python import graph
  *                 (st_graph, st_graph_ops, st_graph_step) for discovery and integrators.
+ *   1.2  2026-11  st_discovery_sink.excluded (files that are never orphans: test code and the
+ *                 orphan_exclude setting); st_run_summary.orphans_unmet_total.
  *
  * Rules that must stay true (see docs/plugin-guide.md for the long form):
  *  - A plugin exports exactly one symbol, ST_PLUGIN_ENTRY_SYMBOL. The core calls it with its own
@@ -38,7 +40,7 @@ extern "C" {
 #endif
 
 #define ST_ABI_MAJOR 1u
-#define ST_ABI_MINOR 1u
+#define ST_ABI_MINOR 2u
 
 /* The one symbol every plugin exports. */
 #define ST_PLUGIN_ENTRY selftest_plugin_entry
@@ -329,6 +331,12 @@ typedef struct st_discovery_sink {
     int (*add_batch)(void *opaque, const char *path);
     /* One orphan / isolated / explicit module. */
     int (*add_module)(void *opaque, const st_module_entry *entry);
+    /* ---- ABI 1.2 (check struct_size) ---- */
+    /* Is the repo-relative path a file that is never an orphan or isolated module (test code
+     * under the test paths, or a match of the orphan_exclude setting)? Returns 1 and writes the
+     * rule that excludes it into why (always NUL-terminated), else 0. The plugin must not
+     * report such a file, nor count it as a parent. */
+    int (*excluded)(void *opaque, const char *path, char *why, size_t why_size);
 } st_discovery_sink;
 
 typedef struct st_discovery_ops {
@@ -413,6 +421,9 @@ typedef struct st_run_summary {
     unsigned long long runs_total;
     /* The whole results object (spec 5.4) as JSON, for exporters that want more. */
     const char *results_json;
+    /* ---- ABI 1.2 (check struct_size) ---- */
+    /* Import checks whose only failure was a missing third-party package, since start. */
+    unsigned long long orphans_unmet_total;
 } st_run_summary;
 
 typedef struct st_exporter_ops {

@@ -147,11 +147,14 @@ enum { DP_NOT = 0, DP_ORPHAN = 1, DP_ISOLATED = 2, DP_HELPER = 3 };
 /* Per-node facts of one run. Arrays have count entries. */
 typedef struct dp_run {
     dp_ctx *dp;
+    const st_discovery_sink *sink;
     const st_graph *g;
     const st_graph_ops *ops;
     const char *root;
     size_t count;
-    uint8_t *project;  /* a project module (not a test, conftest, __main__.py, setup.py) */
+    uint8_t *project;  /* a project module (not a test, conftest, __main__.py, nor a file the
+                        * core excludes: test code, orphan_exclude; setup.py with a core older
+                        * than ABI 1.2) */
     uint8_t *known;    /* in module_map.json or an entry point: never reported */
     uint8_t *entry;    /* an entry point */
     uint8_t *allowed;  /* matches an `allow` glob: treated as reached */
@@ -268,10 +271,19 @@ static int mark_known(dp_run *r)
     return ST_OK;
 }
 
-/* Tests and allowed modules, and everything they import. */
+static int sink_has_excluded(const st_discovery_sink *sink)
+{
+    return sink->struct_size >= offsetof(st_discovery_sink, excluded) + sizeof(sink->excluded) &&
+           sink->excluded;
+}
+
+/* Tests and allowed modules, and everything they import. The core's exclusion rules (ABI 1.2)
+ * take files out of the project modules: never orphans, isolated or parents. */
 static int mark_reached(dp_run *r)
 {
     size_t n_starts = 0;
+    int core_rules = sink_has_excluded(r->sink);
+    size_t n_excluded = 0;
     for (uint32_t i = 0; i < r->count; i++) {
         const char *path = r->ops->path(r->g, i);
         for (size_t k = 0; k < r->dp->n_allow && !r->allowed[i]; k++)
@@ -280,10 +292,26 @@ static int mark_reached(dp_run *r)
             r->starts[n_starts++] = i;
         const char *base = base_name(path);
         r->project[i] = !r->ops->is_test(r->g, i) && strcmp(base, "__main__.py") != 0 &&
-                        strcmp(base, "setup.py") != 0;
+                        (core_rules || strcmp(base, "setup.py") != 0);
     }
     long got = r->ops->reach(r->g, r->starts, n_starts, r->reached, NULL);
-    return got < 0 ? (int)got : ST_OK;
+    if (got < 0)
+        return (int)got;
+    /* only files that could be reported are asked about (a reached file never is) */
+    for (uint32_t i = 0; core_rules && i < r->count; i++) {
+        char why[300];
+        const char *path = r->ops->path(r->g, i);
+        if (!r->project[i] || r->reached[i] || r->known[i] || r->allowed[i] ||
+            !r->sink->excluded(r->sink->opaque, path, why, sizeof(why)))
+            continue;
+        r->project[i] = 0;
+        n_excluded++;
+        r->dp->host->log(r->dp->self, ST_LOG_DEBUG, "%s: never an orphan: %s", path, why);
+    }
+    if (n_excluded)
+        r->dp->host->log(r->dp->self, ST_LOG_DEBUG, "%zu files are never orphans (test code, "
+                         "orphan_exclude)", n_excluded);
+    return ST_OK;
 }
 
 static int is_orphan(const dp_run *r, uint32_t i)
@@ -622,7 +650,7 @@ static int dp_discover(void *ctx, const st_discover_options *opts, const st_disc
                "discovery skipped");
         return ST_OK;
     }
-    dp_run r = {.dp = dp, .g = g, .ops = h->graph_ops, .root = pi->root};
+    dp_run r = {.dp = dp, .sink = sink, .g = g, .ops = h->graph_ops, .root = pi->root};
     r.count = r.ops->count(g);
     int rc = run_alloc(&r);
     if (rc == ST_OK)

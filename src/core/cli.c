@@ -109,7 +109,7 @@ static const char usage_cleanup[] =
     "older than --max-age (config max_age, default 86400); never a live run's.\n";
 
 static const char usage_discover[] =
-    "Usage: selftest-core [GLOBAL OPTIONS] discover [--orphans] [--isolated] [--json]\n"
+    "Usage: selftest-core [GLOBAL OPTIONS] discover [-v] [--orphans] [--isolated] [--json]\n"
     "                     [--[no-]recursive-include] [--[no-]recursive-isolated]\n"
     "                     [--refresh-orphans] [--pythonpath DIRS] [PATH...] [--deps MODULE...]\n"
     "\n"
@@ -120,7 +120,9 @@ static const char usage_discover[] =
     "  --isolated     also list isolated modules and their helpers\n"
     "  --deps M...    print every project module each repo-relative module M imports,\n"
     "                 directly or not (words after --deps are modules)\n"
-    "  --json         one JSON object: batches, modules, orphans, isolated, deps\n";
+    "  -v             also list the files that are not orphans by rule (test code,\n"
+    "                 orphan_exclude) with the rule that excluded each\n"
+    "  --json         one JSON object: batches, modules, orphans, isolated, excluded, deps\n";
 
 static const char usage_report[] =
     "Usage: selftest-core [GLOBAL OPTIONS] report [--report-dir DIR] [--path]\n"
@@ -338,8 +340,10 @@ static int parse_command(command cmd, int argc, char **argv, cli_opts *o, st_str
     optind = 0; /* full re-initialisation of getopt (glibc) */
     opterr = 0;
     /* "+:": stop at the first non-option (paths follow), and tell a missing argument (':')
-     * from an unknown option ('?') */
-    while ((c = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1 || optind < argc) {
+     * from an unknown option ('?'); discover -v is the same as the global -v (which files are
+     * not orphans, and why) */
+    const char *shortopts = cmd == CMD_DISCOVER ? "+:hv" : "+:h";
+    while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1 || optind < argc) {
         if (c == -1) {
             if (!takes_paths) {
                 fprintf(stderr, "selftest-core %s: unexpected argument '%s'\n", argv[0],
@@ -377,6 +381,7 @@ static int parse_command(command cmd, int argc, char **argv, cli_opts *o, st_str
         case OPT_ISOLATED: o->isolated = 1; break;
         case OPT_DEPS: o->deps_mode = 1; break;
         case OPT_CHECK: o->check = 1; break;
+        case 'v': o->verbosity = o->verbosity < 0 ? 1 : o->verbosity + 1; break;
         case 'h':
             print_usage(cmd);
             return 0;
@@ -451,7 +456,7 @@ static int apply_cli(st_settings *s, const cli_opts *o, st_strv *paths)
     if (o->orphans)
         s->discover_orphans = 1;
     if (o->isolated)
-        s->auto_include_isolated = s->recursive_isolated = 1;
+        s->auto_include_isolated = 1;
     for (size_t i = 0; i < N_BOOL_FLAGS; i++)
         if (o->bools[i] >= 0)
             *(int *)((char *)s + bool_flags[i].offset) = o->bools[i];
@@ -717,6 +722,8 @@ int st_cli_main(int argc, char **argv)
         rc = parse_command(cmd, argc - cmd_index, argv + cmd_index, &o, &paths);
         if (rc >= 0)
             goto out;
+        if (o.verbosity > 0)
+            st_log_set_level(o.verbosity == 1 ? ST_LOG_INFO : ST_LOG_DEBUG);
     }
 
     load_ctx lc = {&o, &paths};

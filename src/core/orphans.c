@@ -6,14 +6,19 @@
 
 #include "json.h"
 #include "log.h"
+#include "../../plugins/common/modulemap.h"
 
 #include <errno.h>
+#include <fnmatch.h>
+#include <dirent.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static const char *const known_classes[] = {"candidate", "legacy", "redundant", "failed",
-                                            "passed", NULL};
+                                            "passed", "unmet", NULL};
 
 static int known_class(const char *s)
 {
@@ -301,7 +306,9 @@ int st_orphans_merge(st_orphan_cache *c, const st_orphan_update *u)
         rc = set_str(&o->classification, u->classification);
     if (!rc)
         rc = set_str(&o->reason, u->reason);
-    o->redundant = strcmp(u->classification, "redundant") == 0;
+    /* the original's readers skip an entry marked redundant: legacy modules too */
+    o->redundant = strcmp(u->classification, "redundant") == 0 ||
+                   strcmp(u->classification, "legacy") == 0;
     o->in_modules = o->in_classes = 1;
     c->dirty = 1;
     return rc;
@@ -319,7 +326,19 @@ int st_orphans_merge_entry(st_orphan_cache *c, const st_module_entry *e)
     return st_orphans_merge(c, &u);
 }
 
+static int mark_as(st_orphan_cache *c, const char *path, const char *cls, const char *reason);
+
 int st_orphans_mark(st_orphan_cache *c, const char *path, int passed, const char *reason)
+{
+    return mark_as(c, path, passed ? "passed" : "failed", reason);
+}
+
+int st_orphans_mark_unmet(st_orphan_cache *c, const char *path, const char *reason)
+{
+    return mark_as(c, path, "unmet", reason);
+}
+
+static int mark_as(st_orphan_cache *c, const char *path, const char *cls, const char *reason)
 {
     if (!path || !st_path_is_safe_relative(c->root, path)) {
         st_error("orphan cache: refused check result for '%s': not a path inside the project "
@@ -332,9 +351,10 @@ int st_orphans_mark(st_orphan_cache *c, const char *path, int passed, const char
         return -ENOMEM;
     o->in_classes = 1;
     c->dirty = 1;
-    if (set_str(&o->classification, passed ? "passed" : "failed"))
+    if (set_str(&o->classification, cls))
         return -ENOMEM;
-    return set_str(&o->reason, reason);
+    /* every entry keeps a reason: a check without one leaves discovery's */
+    return reason ? set_str(&o->reason, reason) : 0;
 }
 
 static int listed(const char *const *v, const char *s)
@@ -416,8 +436,8 @@ static char *render(const st_orphan_cache *c, file_kind kind)
         for (size_t k = 0; k < o->parents.n; k++)
             st_jg_str(g, o->parents.v[k]);
         yajl_gen_array_close(g);
-        if (kind == F_CLASSES && o->reason)
-            st_jg_kstr(g, "reason", o->reason);
+        if (kind == F_CLASSES)
+            st_jg_kstr(g, "reason", o->reason ? o->reason : "");
         st_jg_kbool(g, "redundant", o->redundant);
         yajl_gen_map_close(g);
     }
@@ -473,4 +493,170 @@ void st_orphans_free(st_orphan_cache *c)
     free(c->modules_file);
     free(c->classes_file);
     memset(c, 0, sizeof(*c));
+}
+
+/* ---- rules: test code, orphan_exclude, module_map.json ------------------------------------- */
+
+static int is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* A test path that is a plain directory of tests: not the root, a directory, no __init__.py,
+ * no package (a subdirectory with __init__.py) directly inside it. */
+static int plain_test_dir(const char *root, const char *rel)
+{
+    if (strcmp(rel, ".") == 0)
+        return 0;
+    char *abs = st_path_join(root, rel);
+    char *init = abs ? st_path_join(abs, "__init__.py") : NULL;
+    int plain = abs && init && is_dir(abs) && access(init, F_OK) != 0;
+    free(init);
+    DIR *d = plain ? opendir(abs) : NULL;
+    struct dirent *de;
+    while (d && plain && (de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char *sub = st_asprintf("%s/%s/__init__.py", abs, de->d_name);
+        plain = sub && access(sub, F_OK) != 0;
+        free(sub);
+    }
+    if (d)
+        closedir(d);
+    free(abs);
+    return plain;
+}
+
+static int file_exists_cb(const char *path, void *userdata)
+{
+    return file_exists(userdata, path);
+}
+
+int st_orphan_rules_init(st_orphan_rules *r, const char *root, const char *data_dir,
+                         const st_strv *test_paths, const st_strv *exclude,
+                         int exclude_is_default)
+{
+    memset(r, 0, sizeof(*r));
+    for (size_t i = 0; i < test_paths->n; i++) {
+        st_strv_push(&r->test_paths, test_paths->v[i]);
+        if (plain_test_dir(root, test_paths->v[i]))
+            st_strv_push(&r->plain_dirs, test_paths->v[i]);
+    }
+    for (size_t i = 0; i < exclude->n; i++)
+        st_strv_push(&r->exclude, exclude->v[i]);
+    r->exclude_default = exclude_is_default;
+    char *file = st_path_join(data_dir, "module_map.json");
+    if (!file)
+        return -ENOMEM;
+    stmm_map map;
+    char err[300];
+    int rc = stmm_load(file, &map, err, sizeof(err));
+    if (rc == STMM_ENOMEM) {
+        free(file);
+        return -ENOMEM;
+    }
+    if (rc == STMM_EMALFORMED || rc == STMM_EIO)
+        st_warn("%s: %s; no module counts as integrated this run", file, err);
+    for (size_t i = 0; rc == STMM_OK && i < map.n_entries; i++) {
+        char *path = stmm_key_to_path(map.entries[i].module, file_exists_cb, (void *)root);
+        if (path && !st_strv_contains(&r->known, path))
+            st_strv_push(&r->known, path);
+        free(path);
+    }
+    stmm_free(&map);
+    free(file);
+    return r->test_paths.oom || r->plain_dirs.oom || r->exclude.oom || r->known.oom ? -ENOMEM
+                                                                                    : 0;
+}
+
+static int is_test_file_name(const char *base)
+{
+    size_t n = strlen(base);
+    return n > 3 && strcmp(base + n - 3, ".py") == 0 &&
+           (strncmp(base, "test_", 5) == 0 || (n >= 8 && strcmp(base + n - 8, "_test.py") == 0));
+}
+
+static int is_test_dir_name(const char *s, size_t len)
+{
+    return (len == 4 && strncmp(s, "test", 4) == 0) || (len == 5 && strncmp(s, "tests", 5) == 0);
+}
+
+int st_orphan_rules_excluded(const st_orphan_rules *r, const char *path, char *why,
+                             size_t why_size)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    if (is_test_file_name(base)) {
+        snprintf(why, why_size, "test code: a test file");
+        return 1;
+    }
+    for (size_t i = 0; i < r->test_paths.n; i++) {
+        const char *tp = r->test_paths.v[i];
+        int root = strcmp(tp, ".") == 0;
+        size_t tl = strlen(tp);
+        if (!root && strcmp(path, tp) == 0) {
+            snprintf(why, why_size, "test code: the test path %s", tp);
+            return 1;
+        }
+        if (!root && !(strncmp(path, tp, tl) == 0 && path[tl] == '/'))
+            continue;
+        if (strcmp(base, "conftest.py") == 0) {
+            snprintf(why, why_size, "test code: conftest.py under the test path %s", tp);
+            return 1;
+        }
+        /* directories from the test path's own name down to the file's directory */
+        const char *from = root ? path : path + tl + 1;
+        if (!root) {
+            const char *tb = strrchr(tp, '/');
+            tb = tb ? tb + 1 : tp;
+            if (is_test_dir_name(tb, strlen(tb))) {
+                snprintf(why, why_size, "test code: in the test directory %s/", tp);
+                return 1;
+            }
+        }
+        for (const char *c = from; c < base;) {
+            const char *slash = strchr(c, '/');
+            if (!slash || slash >= base)
+                break;
+            if (is_test_dir_name(c, (size_t)(slash - c))) {
+                snprintf(why, why_size, "test code: in the test directory %.*s/",
+                         (int)(slash - path), path);
+                return 1;
+            }
+            c = slash + 1;
+        }
+        if (st_strv_contains(&r->plain_dirs, tp)) {
+            snprintf(why, why_size,
+                     "test code: under the test path %s (a directory of tests, not a package)",
+                     tp);
+            return 1;
+        }
+    }
+    for (size_t i = 0; i < r->exclude.n; i++) {
+        const char *g = r->exclude.v[i];
+        const char *subject = strchr(g, '/') ? path : base;
+        if (fnmatch(g[0] == '/' ? g + 1 : g, subject, 0) == 0) {
+            snprintf(why, why_size, "orphan_exclude '%s'%s", g,
+                     r->exclude_default ? " (default)" : "");
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int st_orphan_rules_known(const st_orphan_rules *r, const char *path)
+{
+    return st_strv_contains(&r->known, path);
+}
+
+void st_orphan_rules_free(st_orphan_rules *r)
+{
+    if (!r)
+        return;
+    st_strv_free(&r->test_paths);
+    st_strv_free(&r->plain_dirs);
+    st_strv_free(&r->exclude);
+    st_strv_free(&r->known);
+    memset(r, 0, sizeof(*r));
 }

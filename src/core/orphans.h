@@ -17,9 +17,11 @@
  *  - Entries whose file is gone are dropped with an info line (and the file is rewritten
  *    without them at the next save).
  *
- * Choices (spec §7.4, §8.1): a failed check writes "failed" into the classification; a passing
- * one writes "passed" (the file always shows the latest verdict; "redundant" keeps the static
- * result). Removing integrated modules (--clean-orphans) touches orphan_modules.json only; the
+ * Choices (spec §7.4, §8.1): a failed check writes "failed" into the classification, one that
+ * failed only for a missing third-party package "unmet"; a passing one writes "passed" (the
+ * file always shows the latest verdict; "redundant" keeps the static result). Legacy modules
+ * are written with "redundant": true too (the original's readers skip such entries), and every
+ * classification entry has a "reason" (a check without one keeps discovery's). Removing integrated modules (--clean-orphans) touches orphan_modules.json only; the
  * classifications keep their history.
  *
  * Typical cycle (pipeline):
@@ -51,7 +53,8 @@ typedef struct st_orphan {
     char *path;          /* repo-relative, safe */
     st_strv parents;     /* sorted, deduplicated */
     int redundant;
-    char *classification; /* "candidate", "legacy", "redundant", "failed", "passed", or NULL */
+    char *classification; /* "candidate", "legacy", "redundant", "failed", "passed", "unmet",
+                           * or NULL */
     char *reason;        /* may be NULL */
     int in_modules;      /* listed in orphan_modules.json */
     int in_classes;      /* listed in orphan_classifications.json */
@@ -98,6 +101,9 @@ int st_orphans_merge_entry(st_orphan_cache *c, const st_module_entry *e);
 /* Records an orphan check: classification "passed" or "failed", with reason (may be NULL). A
  * module not in the cache is added to the classifications only. */
 int st_orphans_mark(st_orphan_cache *c, const char *path, int passed, const char *reason);
+/* Records a check that failed only because a third-party package is missing: classification
+ * "unmet", reason "unmet dependency: NAME". */
+int st_orphans_mark_unmet(st_orphan_cache *c, const char *path, const char *reason);
 
 /* --clean-orphans: removes from orphan_modules.json every module in integrated (NULL-terminated)
  * and every entry that has parents, all of which are in integrated. Returns how many entries
@@ -117,5 +123,34 @@ const st_orphan *st_orphans_find(const st_orphan_cache *c, const char *path);
 int st_orphans_save(st_orphan_cache *c);
 
 void st_orphans_free(st_orphan_cache *c);
+
+/* ---- which files are never orphans, and which are known ------------------------------------- *
+ * Test code: files under a test path that are test files (test_*.py, *_test.py, anywhere),
+ * conftest.py, files inside a directory named "test" or "tests" (at or below the test path),
+ * and every file under a test path that is a plain directory of tests (not the root, no
+ * __init__.py, no package directly inside it). Then the orphan_exclude globs: a glob without
+ * '/' matches the file name anywhere, one with '/' the whole repo-relative path ("/name"
+ * anchors a file name at the root), '*' also matching '/'. Known: the modules listed in <data>/module_map.json (integrated). */
+typedef struct st_orphan_rules {
+    st_strv test_paths;   /* repo-relative, "." for the root */
+    st_strv plain_dirs;   /* test paths that are plain directories of tests */
+    st_strv exclude;      /* globs */
+    int exclude_default;  /* exclude is the built-in default list */
+    st_strv known;        /* module_map.json modules as repo-relative paths */
+} st_orphan_rules;
+
+/* Builds the rules (r zeroed first; free with st_orphan_rules_free whatever the result).
+ * module_map.json is read from data_dir (absent: nothing known; unreadable: a warning, nothing
+ * known). Returns 0 or -ENOMEM. */
+int st_orphan_rules_init(st_orphan_rules *r, const char *root, const char *data_dir,
+                         const st_strv *test_paths, const st_strv *exclude,
+                         int exclude_is_default);
+/* 1 when path is never an orphan; why gets the rule ("test code: ..." or "orphan_exclude
+ * 'GLOB'"). */
+int st_orphan_rules_excluded(const st_orphan_rules *r, const char *path, char *why,
+                             size_t why_size);
+/* 1 when module_map.json lists path. */
+int st_orphan_rules_known(const st_orphan_rules *r, const char *path);
+void st_orphan_rules_free(st_orphan_rules *r);
 
 #endif /* ST_ORPHANS_H */

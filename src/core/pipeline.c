@@ -254,7 +254,42 @@ typedef struct discovery_ctx {
     st_orphan_cache *cache; /* NULL: the orphan files are not touched */
     const char *plugin;
     int bad;
+    const st_orphan_rules *rules; /* files that are never orphans */
+    st_strv *excluded;            /* "path\trule" of each file the rules excluded, or NULL */
 } discovery_ctx;
+
+static int sink_excluded(void *opaque, const char *path, char *why, size_t why_size)
+{
+    discovery_ctx *dc = opaque;
+    if (why_size)
+        why[0] = '\0';
+    if (!dc->rules || !path || !st_orphan_rules_excluded(dc->rules, path, why, why_size))
+        return 0;
+    if (dc->excluded) {
+        for (size_t i = 0; i < dc->excluded->n; i++) {
+            const char *e = dc->excluded->v[i];
+            size_t n = strlen(path);
+            if (strncmp(e, path, n) == 0 && e[n] == '\t')
+                return 1;
+        }
+        st_strv_pushf(dc->excluded, "%s\t%s", path, why);
+    }
+    return 1;
+}
+
+/* Is the orphan_exclude list the built-in default? (only for messages) */
+static int exclude_is_default(const st_settings *s)
+{
+    size_t n = 0;
+    while (st_default_orphan_exclude[n])
+        n++;
+    if (s->orphan_exclude.n != n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(s->orphan_exclude.v[i], st_default_orphan_exclude[i]) != 0)
+            return 0;
+    return 1;
+}
 
 static int sink_add_batch(void *opaque, const char *path)
 {
@@ -294,7 +329,8 @@ static int sink_add_module(void *opaque, const st_module_entry *entry)
 }
 
 static int discover(const st_settings *s, st_plugin_set *ps, const st_strv *paths, st_strv *batches,
-                    module_list *modules, st_orphan_cache *cache)
+                    module_list *modules, st_orphan_cache *cache, const st_orphan_rules *rules,
+                    st_strv *excluded)
 {
     int any = 0;
     for (size_t i = 0; i < ps->n; i++) {
@@ -318,8 +354,9 @@ static int discover(const st_settings *s, st_plugin_set *ps, const st_strv *path
             .include_redundant = s->include_redundant,
             .disable_orphans = s->disable_orphans,
         };
-        discovery_ctx dc = {s, batches, modules, cache, inst->name, 0};
-        st_discovery_sink sink = {sizeof(sink), &dc, sink_add_batch, sink_add_module};
+        discovery_ctx dc = {s, batches, modules, cache, inst->name, 0, rules, excluded};
+        st_discovery_sink sink = {sizeof(sink), &dc, sink_add_batch, sink_add_module,
+                                  sink_excluded};
         st_inst_lock(inst);
         int rc = ops->discover(inst->ctx, &o, &sink);
         st_inst_unlock(inst);
@@ -338,6 +375,18 @@ static int discover(const st_settings *s, st_plugin_set *ps, const st_strv *path
         st_orphans_to_test(cache, s->include_redundant, &cached);
         for (size_t i = 0; i < cached.n; i++) {
             const st_orphan *o = st_orphans_find(cache, cached.v[i]);
+            char why[300];
+            /* an integrated module, test code or an excluded file is no candidate any more */
+            if (rules && st_orphan_rules_known(rules, cached.v[i])) {
+                st_info("orphan cache: %s is not checked: it is in module_map.json",
+                        cached.v[i]);
+                continue;
+            }
+            if (rules && st_orphan_rules_excluded(rules, cached.v[i], why, sizeof(why))) {
+                st_info("orphan cache: %s is not checked: never an orphan (%s)", cached.v[i],
+                        why);
+                continue;
+            }
             st_batch *b = module_add(modules, cached.v[i], ST_ORIGIN_ORPHAN);
             if (!b || !o)
                 continue;
@@ -793,6 +842,7 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
     st_strv paths = {0}, batches = {0}, explicit_modules = {0};
     module_list modules = {0};
     st_orphan_cache cache_store, *cache = NULL;
+    st_orphan_rules rules = {0};
     int save_cache = 0;
     st_run run = {0};
     char *work = NULL, *results_json = NULL;
@@ -837,11 +887,14 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
         cache = &cache_store;
         if (s->refresh_orphans)
             st_orphans_clear(cache);
+        if (st_orphan_rules_init(&rules, s->project_root, s->data_dir, &paths, &s->orphan_exclude,
+                                 exclude_is_default(s)) < 0)
+            goto out;
     }
     for (size_t i = 0; i < explicit_modules.n; i++)
         if (!module_add(&modules, explicit_modules.v[i], ST_ORIGIN_EXPLICIT))
             goto out;
-    if (discover(s, &p->ps, &paths, &batches, &modules, cache) < 0)
+    if (discover(s, &p->ps, &paths, &batches, &modules, cache, cache ? &rules : NULL, NULL) < 0)
         goto out;
     if (batches.n == 0 && modules.n == 0) {
         st_error("discover stage: nothing to run (no test paths and no modules to check)");
@@ -933,6 +986,7 @@ out:
             st_orphans_save(cache);
         st_orphans_free(cache);
     }
+    st_orphan_rules_free(&rules);
     st_project_ctx_reset(&p->ps.project); /* the next cycle sees the tree as it is then */
     st_lock_release(lock_fd);
     if (work) {
@@ -1061,9 +1115,10 @@ static void gen_deps(yajl_gen g, const st_pygraph *pg, const st_strv *deps)
 int st_pipeline_discover(st_pipeline *p, int json, const st_strv *deps)
 {
     st_settings *s = p->s;
-    st_strv paths = {0}, batches = {0}, unused = {0};
+    st_strv paths = {0}, batches = {0}, unused = {0}, excluded = {0};
     module_list modules = {0};
     st_orphan_cache cache_store, *cache = NULL;
+    st_orphan_rules rules = {0};
     int status = EXIT_INFRA, lock_fd = -1;
     st_preflight pf = {0};
     int rc = 0;
@@ -1109,10 +1164,14 @@ int st_pipeline_discover(st_pipeline *p, int json, const st_strv *deps)
         cache = &cache_store;
         if (s->refresh_orphans)
             st_orphans_clear(cache);
+        if (st_orphan_rules_init(&rules, s->project_root, s->data_dir, &paths, &s->orphan_exclude,
+                                 exclude_is_default(s)) < 0)
+            goto out;
     }
     int saved_include = s->include_orphans;
     s->include_orphans = 0; /* list what this scan finds, not the cache */
-    rc = discover(s, &p->ps, &paths, &batches, &modules, cache);
+    rc = discover(s, &p->ps, &paths, &batches, &modules, cache, cache ? &rules : NULL,
+                  &excluded);
     s->include_orphans = saved_include;
     if (rc < 0)
         goto out;
@@ -1153,6 +1212,16 @@ int st_pipeline_discover(st_pipeline *p, int json, const st_strv *deps)
                     st_jg_str(g, modules.v[i].path);
             yajl_gen_array_close(g);
         }
+        /* the files that are never orphans, with the rule of each */
+        st_jg_key(g, "excluded");
+        yajl_gen_map_open(g);
+        for (size_t i = 0; i < excluded.n; i++) {
+            char *tab = strchr(excluded.v[i], '\t');
+            *tab = '\0';
+            st_jg_kstr(g, excluded.v[i], tab + 1);
+            *tab = '\t';
+        }
+        yajl_gen_map_close(g);
         if (deps->n)
             gen_deps(g, st_project_graph(&p->ps.project), deps);
         yajl_gen_map_close(g);
@@ -1177,6 +1246,12 @@ int st_pipeline_discover(st_pipeline *p, int json, const st_strv *deps)
         }
         if (!modules.n)
             printf("no orphan or isolated modules\n");
+        if (st_log_get_level() >= ST_LOG_INFO)
+            for (size_t i = 0; i < excluded.n; i++) {
+                const char *tab = strchr(excluded.v[i], '\t');
+                printf("%-9s %-10s %.*s  (%s)\n", "excluded", "never", (int)(tab - excluded.v[i]),
+                       excluded.v[i], tab + 1);
+            }
         const st_pygraph *pg = deps->n ? st_project_graph(&p->ps.project) : NULL;
         size_t n = pg ? st_pygraph_count(pg) : 0;
         uint8_t *mark = calloc(n + 1, 1);
@@ -1198,12 +1273,14 @@ out:
         st_orphans_save(cache);
         st_orphans_free(cache);
     }
+    st_orphan_rules_free(&rules);
     st_project_ctx_reset(&p->ps.project);
     st_lock_release(lock_fd);
     st_preflight_free(&pf);
     st_strv_free(&paths);
     st_strv_free(&batches);
     st_strv_free(&unused);
+    st_strv_free(&excluded);
     module_list_free(&modules);
     return status;
 }

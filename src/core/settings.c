@@ -12,6 +12,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+const char *const st_default_orphan_exclude[] = {"setup.py", "noxfile.py", "conftest.py",
+                                                 "docs/*", "doc/*", "/conf.py", NULL};
+
 static const char *const default_skip_dirs[] = {
     ".git", ".venv", "venv", "__pycache__", "node_modules", "build", "dist", "sandbox_data", NULL};
 
@@ -115,6 +118,66 @@ int st_set_pythonpath(st_settings *s, const char *value, const char *where)
     return 0;
 }
 
+/* An orphan_exclude glob: repo-relative, not empty, no ".." component; "./" and a trailing
+ * "/" (a directory: everything under it) are normalised; a leading "/" anchors it at the
+ * root. Returns a malloc'd glob or NULL. */
+static char *exclude_glob(const char *g, const char *where)
+{
+    while (g[0] == '.' && g[1] == '/')
+        g += 2;
+    int bad = !g[0] || (g[0] == '/' && (!g[1] || g[1] == '/'));
+    for (const char *c = g; !bad && *c;) {
+        const char *e = strchr(c, '/');
+        size_t len = e ? (size_t)(e - c) : strlen(c);
+        bad = len == 2 && c[0] == '.' && c[1] == '.';
+        c += len;
+        while (*c == '/')
+            c++;
+    }
+    if (bad) {
+        st_error("%s: orphan_exclude pattern '%s' must be a repository-relative glob (not empty, "
+                 "no '..'; a leading '/' anchors it at the project root)",
+                 where, g);
+        return NULL;
+    }
+    size_t n = strlen(g);
+    return g[n - 1] == '/' ? st_asprintf("%s*", g) : st_strdup(g);
+}
+
+static int set_exclude_list(st_settings *s, const st_strv *globs, const char *where)
+{
+    st_strv v = {0};
+    for (size_t i = 0; i < globs->n; i++) {
+        char *g = exclude_glob(globs->v[i], where);
+        if (!g) {
+            st_strv_free(&v);
+            return -1;
+        }
+        st_strv_push_owned(&v, g);
+    }
+    if (v.oom) {
+        st_strv_free(&v);
+        return -1;
+    }
+    st_strv_free(&s->orphan_exclude);
+    s->orphan_exclude = v;
+    return 0;
+}
+
+int st_set_orphan_exclude(st_settings *s, const char *value, const char *where)
+{
+    st_strv parts = {0};
+    char *copy = st_strdup(value), *save = NULL;
+    if (!copy)
+        return -1;
+    for (char *tok = strtok_r(copy, ":", &save); tok; tok = strtok_r(NULL, ":", &save))
+        st_strv_push(&parts, tok);
+    free(copy);
+    int rc = parts.oom ? -1 : set_exclude_list(s, &parts, where);
+    st_strv_free(&parts);
+    return rc;
+}
+
 int st_settings_init(st_settings *s)
 {
     memset(s, 0, sizeof(*s));
@@ -134,10 +197,13 @@ int st_settings_init(st_settings *s)
     s->discover_orphans = 1;
     s->recursive_orphans = 1;
     s->recursive_isolated = 1;
+    s->orphan_timeout_s = 60;
     for (size_t i = 0; default_skip_dirs[i]; i++)
         st_strv_push(&s->skip_dirs, default_skip_dirs[i]);
+    for (size_t i = 0; st_default_orphan_exclude[i]; i++)
+        st_strv_push(&s->orphan_exclude, st_default_orphan_exclude[i]);
     if (!s->python || !s->runtime || !s->container_fallback || !s->support_dir ||
-        s->skip_dirs.oom)
+        s->skip_dirs.oom || s->orphan_exclude.oom)
         return -1;
     return 0;
 }
@@ -188,6 +254,8 @@ static const file_key file_keys[] = {
     {"clean_orphans", K_BOOL, OFF(clean_orphans)},
     {"include_redundant", K_BOOL, OFF(include_redundant)},
     {"disable_integration", K_BOOL, OFF(disable_integration)},
+    {"orphan_exclude", K_STRLIST, OFF(orphan_exclude)},
+    {"orphan_timeout", K_SECONDS, OFF(orphan_timeout_s)},
     {"host", K_GROUP, 0},
     {"container", K_GROUP, 0},
     {"plugins", K_PLUGINS, 0},
@@ -350,6 +418,14 @@ static int apply_file_key(st_settings *s, const file_key *k, config_setting_t *c
     }
     case K_STRLIST:
     case K_PATHLIST:
+        if (strcmp(k->name, "orphan_exclude") == 0) {
+            st_strv globs = {0};
+            rc = file_strlist(s, cs, &globs, 0);
+            if (rc == 0)
+                rc = set_exclude_list(s, &globs, w);
+            st_strv_free(&globs);
+            break;
+        }
         rc = file_strlist(s, cs, dst, k->type == K_PATHLIST);
         break;
     case K_UINT:
@@ -578,6 +654,10 @@ int st_settings_load_env(st_settings *s)
         st_strv_free(&s->skip_dirs);
         s->skip_dirs = dirs;
     }
+    if (ENV1("SELF_TEST_ORPHAN_EXCLUDE") && st_set_orphan_exclude(s, v, WHERE()) < 0)
+        return -1;
+    if (ENV1("SELF_TEST_ORPHAN_TIMEOUT") && st_set_seconds(&s->orphan_timeout_s, v, WHERE()) < 0)
+        return -1;
     for (size_t i = 0; i < sizeof(env_bools) / sizeof(env_bools[0]); i++) {
         v = env_first(env_bools[i].names, &which);
         if (v && st_set_bool((int *)((char *)s + env_bools[i].offset), v, WHERE()) < 0)
@@ -753,8 +833,6 @@ int st_settings_finish(st_settings *s)
     }
     if (finish_pythonpath(s) < 0)
         return -1;
-    if (s->auto_include_isolated)
-        s->recursive_isolated = 1;
     if (s->metrics_port >= 0 && add_metrics_exporter(s) < 0) {
         st_error("cannot configure exporter-prometheus for metrics port %ld", s->metrics_port);
         return -1;
@@ -787,6 +865,7 @@ void st_settings_free(st_settings *s)
     st_strv_free(&s->pythonpath);
     st_strv_free(&s->pythonpath_rel);
     free(s->pythonpath_where);
+    st_strv_free(&s->orphan_exclude);
     free(s->history_file);
     for (size_t i = 0; i < s->n_plugins; i++) {
         free(s->plugins[i].kind);

@@ -55,6 +55,8 @@ typedef struct st_settings {
     int disable_orphans, include_orphans, discover_orphans, recursive_orphans;
     int auto_include_isolated, recursive_isolated, clean_orphans, include_redundant;
     int refresh_orphans, disable_integration;
+    st_strv orphan_exclude;   /* globs of files that are never orphans (replaces the default) */
+    double orphan_timeout_s;  /* per import check */
 
     st_plugin_conf *plugins;
     size_t n_plugins;
@@ -90,5 +92,11 @@ int st_set_pytest_args(st_settings *s, const char *value, const char *where);
 int st_set_string(char **dst, const char *value);
 /* A colon-separated list of import roots (SELF_TEST_PYTHONPATH, --pythonpath). */
 int st_set_pythonpath(st_settings *s, const char *value, const char *where);
+/* Replaces the orphan_exclude globs with value split at ':' (empty pieces ignored; ":" alone
+ * gives an empty list). Each glob is checked: not empty, not absolute, no ".." component.
+ * Returns 0 or -1 (logged with where). */
+int st_set_orphan_exclude(st_settings *s, const char *value, const char *where);
+/* The default orphan_exclude globs (NULL-terminated). */
+extern const char *const st_default_orphan_exclude[];
 
 #endif
