@@ -68,6 +68,17 @@ Orphan checks (spec.md 8.1)
     null, runs the file with runpy.run_path(run_name="__selftest_orphan__");
     sys.argv is [<file>] meanwhile.  It passes when that finishes without an
     exception.  Its reports are ordinary "test" events with "file" = path.
+    A failed one carries two more keys:
+        "reason": "RuntimeError: boom (pkg/mod.py:4)": the exception, its
+            first line, and the innermost line of project code it came from;
+        "unmet": "numpy": only when the import failed with nothing but an
+            ImportError / ModuleNotFoundError for a top-level name that is not
+            a module of the project (nor, for "cannot import name", of the
+            standard library): a missing third-party package; the reason is
+            then "unmet dependency: numpy (imported at pkg/mod.py:1)".
+    Its excerpt is Python's own traceback format, chained exceptions included,
+    without pytest's, this plugin's and the import machinery's frames, with
+    paths relative to the project root (not to the sandbox directory).
     The project root is $SELF_TEST_ORPHAN_ROOT if set, else pytest's rootdir;
     relative paths are resolved against it.  Invocation used by the core (the
     working directory a fresh empty temp dir, so nothing else is collected):
@@ -98,6 +109,7 @@ import platform
 import runpy
 import sys
 import time
+import traceback
 
 import pytest
 
@@ -108,6 +120,9 @@ EXCERPT_MAX = 4000
 CAPTURE_MAX = 64 * 1024  # bytes of captured stdout / stderr kept per failing test
 OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
 _FILE_PROP = "selftest_file"
+_REASON_PROP = "selftest_reason"
+_UNMET_PROP = "selftest_unmet"
+REASON_MAX = 500
 
 
 def _clean(s):
@@ -190,6 +205,17 @@ class _Recorder:
 
 
 _recorder = None
+
+
+def _report_prop(report, name):
+    try:
+        for prop in getattr(report, "user_properties", None) or ():
+            if isinstance(prop, (tuple, list)) and len(prop) == 2 \
+                    and prop[0] == name:
+                return _clean(prop[1])
+    except Exception:
+        pass
+    return None
 
 
 def _report_file(report):
@@ -302,7 +328,7 @@ def pytest_runtest_logreport(report):
         if phase not in ("setup", "call", "teardown"):
             phase = "call"  # xdist's crashed-worker report has when="???"
         rec.counts[category] += 1
-        rec.write({
+        event = {
             "event": "test",
             "nodeid": _clean(report.nodeid),
             "file": _clean(_report_file(report)),
@@ -312,7 +338,15 @@ def pytest_runtest_logreport(report):
             "excerpt": excerpt,
             "stdout": stdout,
             "stderr": stderr,
-        })
+        }
+        if category in ("failed", "error"):
+            reason = _report_prop(report, _REASON_PROP)
+            if reason:
+                event["reason"] = reason
+            unmet = _report_prop(report, _UNMET_PROP)
+            if unmet:
+                event["unmet"] = unmet
+        rec.write(event)
     except Exception:
         pass
 
@@ -429,8 +463,121 @@ class OrphanItem(pytest.Item):
                 if not os.path.isfile(path):
                     raise OrphanCheckFailed("no such file: %s" % path)
                 runpy.run_path(path, run_name="__selftest_orphan__")
+        except BaseException as exc:
+            try:
+                self._describe(exc)
+            except Exception:
+                pass
+            raise
         finally:
             sys.argv = saved_argv
+
+    # -- why it failed: one line for the core, a traceback with repository paths
+
+    def _rel(self, filename):
+        root = self.project_root
+        try:
+            full = os.path.abspath(filename)
+            if root and (full == root or full.startswith(root.rstrip(os.sep) + os.sep)):
+                return _posix(os.path.relpath(full, root))
+        except Exception:
+            pass
+        return filename
+
+    @staticmethod
+    def _keep_frame(filename):
+        p = str(filename)
+        if p.startswith("<frozen") or os.path.splitext(os.path.abspath(p))[0] == \
+                os.path.splitext(os.path.abspath(__file__))[0]:
+            return False
+        return not (os.path.basename(p) == "runpy.py" or
+                    (os.sep + "importlib" + os.sep) in p or
+                    (os.sep + "_pytest" + os.sep) in p or
+                    (os.sep + "pluggy" + os.sep) in p)
+
+    def _local_name(self, top):
+        """Is the top-level name a module of the project (the root, src/, or a
+        sys.path entry inside the root)?"""
+        root = self.project_root
+        dirs = [root, os.path.join(root, "src")]
+        for d in sys.path:
+            try:
+                d = os.path.abspath(d or os.curdir)
+            except Exception:
+                continue
+            if d == root or d.startswith(root.rstrip(os.sep) + os.sep):
+                dirs.append(d)
+        for d in dirs:
+            if os.path.isfile(os.path.join(d, top + ".py")) or \
+                    os.path.isdir(os.path.join(d, top)):
+                return True
+            try:
+                if any(n.startswith(top + ".") and n.endswith((".so", ".pyd"))
+                       for n in os.listdir(d)):
+                    return True
+            except OSError:
+                pass
+        return False
+
+    def _unmet(self, exc):
+        """The missing third-party package when exc is only that, else None."""
+        if not isinstance(exc, ImportError):
+            return None
+        name = getattr(exc, "name", None)
+        if not isinstance(name, str) or not name:
+            return None
+        top = name.split(".")[0]
+        if self._local_name(top):
+            return None
+        if isinstance(exc, ModuleNotFoundError):
+            return top
+        # "cannot import name X from N": N is there but lacks X (an older version)
+        stdlib = getattr(sys, "stdlib_module_names", ())
+        if top in stdlib or top in sys.builtin_module_names:
+            return None
+        return top
+
+    def _describe(self, exc):
+        if isinstance(exc, OrphanCheckFailed):
+            self.user_properties.append((_REASON_PROP, str(exc)))
+            return
+        where = None
+        if isinstance(exc, SyntaxError) and getattr(exc, "filename", None):
+            where = (self._rel(exc.filename), exc.lineno)
+        else:
+            frames = [f for f in traceback.extract_tb(exc.__traceback__)
+                      if self._keep_frame(f.filename)]
+            if frames:
+                where = (self._rel(frames[-1].filename), frames[-1].lineno)
+        text = str(exc).strip().splitlines()
+        reason = type(exc).__name__ + (": " + text[0] if text else "")
+        if where:
+            reason += " (%s:%s)" % where
+        if len(reason) > REASON_MAX:
+            reason = reason[:REASON_MAX - 3] + "..."
+        unmet = self._unmet(exc)
+        if unmet:
+            self.user_properties.append((_UNMET_PROP, unmet))
+            reason = "unmet dependency: %s" % unmet
+            if where:
+                reason += " (imported at %s:%s)" % where
+        self.user_properties.append((_REASON_PROP, reason))
+
+    def _format(self, exc):
+        """Python's own traceback format, chained exceptions included, without
+        the frames of pytest, this plugin and the import machinery, and with
+        paths relative to the project root."""
+        te = traceback.TracebackException.from_exception(exc)
+        seen = set()
+        t = te
+        while t is not None and id(t) not in seen:
+            seen.add(id(t))
+            t.stack = traceback.StackSummary.from_list(
+                [f for f in t.stack if self._keep_frame(f.filename)])
+            t = t.__cause__ or (None if t.__suppress_context__ else t.__context__)
+        text = "".join(te.format())
+        root = self.project_root.rstrip(os.sep)
+        return text.replace('"' + root + os.sep, '"').replace(root + os.sep, "")
 
     @staticmethod
     def _user_frames(excinfo):
@@ -463,6 +610,10 @@ class OrphanItem(pytest.Item):
     def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, OrphanCheckFailed):
             return str(excinfo.value)
+        try:
+            return self._format(excinfo.value)
+        except Exception:
+            pass
         try:
             if not self._user_frames(excinfo):  # e.g. ModuleNotFoundError
                 return "%s: %s" % (type(excinfo.value).__name__, excinfo.value)

@@ -296,6 +296,10 @@ static void apply_summary(prom_exporter *px, const st_run_summary *s)
     m->orphans_reintroduced = s->orphans_reintroduced_total;
     m->orphans_failed = s->orphans_failed_total;
     m->orphans_redundant = s->orphans_redundant_total;
+    /* ABI 1.2: a 1.1 core does not count unmet dependencies */
+    if (s->struct_size >= offsetof(st_run_summary, orphans_unmet_total) +
+                              sizeof(s->orphans_unmet_total))
+        m->orphans_unmet = s->orphans_unmet_total;
     double duration = s->total_runtime_s > 0 ? s->total_runtime_s : s->finished_at - s->started_at;
     if (!(duration >= 0))
         duration = 0;

@@ -234,6 +234,10 @@ int prom_render(const prom_snapshot *s, prom_buf *b)
              s->orphans_failed);
     sample_u(b, "orphan_modules_redundant_total", "gauge",
              "Orphan modules skipped as redundant since start.", s->orphans_redundant);
+    sample_u(b, "orphan_modules_unmet_total", "gauge",
+             "Orphan import checks that failed only for a missing third-party package, since "
+             "start.",
+             s->orphans_unmet);
 
     /* Additions, correctly typed. */
     info(b, "self_test_build_info", "selftest-core version.", "version", s->version);

@@ -48,6 +48,7 @@ typedef struct prom_snapshot {
     double coverage;          /* percent; NaN when unavailable */
     unsigned long long container_failures, container_timeouts;
     unsigned long long orphans_tested, orphans_reintroduced, orphans_failed, orphans_redundant;
+    unsigned long long orphans_unmet;
     /* additions */
     double last_run_ts, last_success_ts, last_run_duration_s;
     unsigned long long runs_total;

@@ -1,7 +1,8 @@
 # The orphan files of spec §7.4 (orphan_modules.json, orphan_classifications.json), owned by the
 # core, and their check suite.
 src_core_libselftest_la_SOURCES += src/core/orphans.c src/core/orphans.h \
-	plugins/common/modulemap.c plugins/common/modulemap.h
+	plugins/common/modulemap.c plugins/common/modulemap.h \
+	src/core/checkcache.c src/core/checkcache.h
 
 ORPHANS_UNIT_TESTS = tests/unit/test_orphans
 if HAVE_CHECK

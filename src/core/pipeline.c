@@ -4,6 +4,7 @@
 #include "pipeline.h"
 
 #include "exitstatus.h"
+#include "checkcache.h"
 #include "host.h"
 #include "json.h"
 #include "history.h"
@@ -415,6 +416,7 @@ typedef struct cycle {
     size_t done;
     double t0;
     int progress_shown;
+    const st_preflight *pf; /* what the interpreter has (run stage) */
 } cycle;
 
 static void progress_clear(void *opaque)
@@ -438,10 +440,26 @@ static void progress_draw(cycle *c, const st_run *run, size_t running)
     c->progress_shown = 1;
 }
 
+/* A failed import check's reason and missing package, from its test event. */
+static void check_outcome(st_batch *b)
+{
+    if (b->ok || b->cached)
+        return;
+    for (size_t t = 0; t < b->n_tests; t++) {
+        const st_test_result *tr = &b->tests[t];
+        if (tr->reason && !b->reason)
+            b->reason = st_strdup(tr->reason);
+        if (tr->unmet && !b->unmet && !b->timed_out && !b->infra_error)
+            b->unmet = st_strdup(tr->unmet);
+    }
+}
+
 static void on_batch_done(void *opaque, st_run *run, st_batch *b)
 {
     cycle *c = opaque;
     int check = b->kind == ST_EXEC_ORPHAN_CHECK;
+    if (check)
+        check_outcome(b);
     c->done++;
     if (!check)
         st_counts_add(&c->cumulative, &b->counts);
@@ -476,9 +494,17 @@ static void on_batch_done(void *opaque, st_run *run, st_batch *b)
         ops->record(inst->ctx, &rec);
         st_inst_unlock(inst);
     }
-    st_info("%s: %s (%u passed, %u failed, %.2fs)", b->path,
-            b->ok ? "ok" : b->aborted ? "aborted" : "FAILED",
-            st_counts_passed(&b->counts), st_counts_failed(&b->counts), b->runtime_s);
+    if (check)
+        st_info("%s: import check %s%s%s%s", b->path,
+                b->ok        ? "passed"
+                : b->aborted ? "aborted"
+                : b->unmet   ? "unmet dependency"
+                             : "FAILED",
+                b->cached ? " (cached)" : "", b->reason ? ": " : "", b->reason ? b->reason : "");
+    else
+        st_info("%s: %s (%u passed, %u failed, %.2fs)", b->path,
+                b->ok ? "ok" : b->aborted ? "aborted" : "FAILED",
+                st_counts_passed(&b->counts), st_counts_failed(&b->counts), b->runtime_s);
     progress_draw(c, run, 0);
 }
 
@@ -541,6 +567,7 @@ static void export_end(st_plugin_set *ps, const st_run *run, const char *results
         .orphans_redundant_total = c->orphans_redundant,
         .runs_total = c->runs,
         .results_json = results_json,
+        .orphans_unmet_total = c->orphans_unmet,
     };
     for (size_t i = 0; i < ps->n; i++) {
         st_instance *inst = ps->list[i];
@@ -657,8 +684,12 @@ void st_pipeline_close(st_pipeline *p)
 }
 
 /* Moves the modules to check into run->checks: candidates (all of them with include_redundant);
- * redundant and legacy ones are recorded in run->orphan_skipped instead. */
-static int plan_checks(const st_settings *s, st_run *run, module_list *modules, const char *work)
+ * redundant and legacy ones are recorded in run->orphan_skipped instead. An orphan or isolated
+ * module whose check-cache key and interpreter match a stored verdict is not run: the verdict
+ * stands (cached). The checks to run come first; *n_run gets their count. */
+static int plan_checks(const st_settings *s, st_run *run, module_list *modules, const char *work,
+                       st_check_cache *cc, st_project_ctx *project, const char *interpreter,
+                       size_t *n_run)
 {
     run->checks = calloc(modules->n + 1, sizeof(*run->checks));
     if (!run->checks)
@@ -678,8 +709,44 @@ static int plan_checks(const st_settings *s, st_run *run, module_list *modules, 
         c->module = module_name(s, c->path);
         if (!c->id || !c->output_dir || st_mkdir_p(c->output_dir, 0755) < 0)
             return -1;
+        if (!cc || c->origin == ST_ORIGIN_EXPLICIT)
+            continue; /* a module named on the command line is always checked */
+        c->check_key = st_checkcache_key(st_project_graph(project), s->project_root, c->path);
+        const st_check_entry *e =
+            s->refresh_orphans ? NULL
+                               : st_checkcache_get(cc, c->path, c->check_key, interpreter);
+        if (e) {
+            c->cached = c->done = 1;
+            c->ok = e->passed;
+            c->reason = e->reason ? st_strdup(e->reason) : NULL;
+            c->cached_excerpt = e->excerpt ? st_strdup(e->excerpt) : NULL;
+            c->finished_at = e->checked_at;
+        }
     }
+    /* stable partition: the checks to run first */
+    st_batch *sorted = calloc(run->n_checks + 1, sizeof(*sorted));
+    if (!sorted)
+        return -1;
+    size_t k = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < run->n_checks; i++)
+            if (run->checks[i].cached == pass)
+                sorted[k++] = run->checks[i];
+    free(run->checks);
+    run->checks = sorted;
+    *n_run = 0;
+    while (*n_run < run->n_checks && !run->checks[*n_run].cached)
+        (*n_run)++;
     return run->orphan_skipped.oom ? -1 : 0;
+}
+
+/* What besides the module's bytes decides an import check's verdict: a stored verdict is used
+ * only when this matches. */
+static char *check_interpreter(const st_settings *s, const st_run *run, const st_preflight *pf)
+{
+    const char *pp = getenv("PYTHONPATH");
+    return st_asprintf("%s %s (Python %s) PYTHONPATH=%s timeout=%g", run->runtime_used,
+                       s->python, pf->python_version, pp ? pp : "", s->orphan_timeout_s);
 }
 
 /* Runs the batches and the orphan checks of one cycle and fills run; returns an exit status
@@ -700,10 +767,12 @@ static int preflight_stage(st_pipeline *p, const char *work, st_preflight *pf)
 }
 
 static int run_stage(st_pipeline *p, cycle *c, st_run *run, const st_strv *batches,
-                     module_list *modules, const char *work, const st_preflight *pf_in)
+                     module_list *modules, const char *work, const st_preflight *pf_in,
+                     st_check_cache *cc)
 {
     st_settings *s = p->s;
     const st_preflight pf = *pf_in;
+    c->pf = pf_in;
     /* The metrics DB is opened once something will run: a usage error or a missing pytest
      * leaves nothing in the data dir. */
     if (!p->db) {
@@ -720,7 +789,14 @@ static int run_stage(st_pipeline *p, cycle *c, st_run *run, const st_strv *batch
     run->coverage_requested = s->coverage && pf.cov;
     run->n_batches = batches->n;
     run->batches = calloc(batches->n + 1, sizeof(*run->batches));
-    if (!run->batches || plan_checks(s, run, modules, work) < 0)
+    char *interpreter = check_interpreter(s, run, &pf);
+    size_t n_run = 0;
+    int planned = run->batches && interpreter
+                      ? plan_checks(s, run, modules, work, cc, &p->ps.project, interpreter,
+                                    &n_run)
+                      : -1;
+    free(interpreter);
+    if (planned < 0)
         return EXIT_INFRA;
     for (size_t i = 0; i < batches->n; i++) {
         st_batch *b = &run->batches[i];
@@ -739,9 +815,12 @@ static int run_stage(st_pipeline *p, cycle *c, st_run *run, const st_strv *batch
     if (st_runner_run(s, p->ps.runtime, &pf, run, run->batches, run->n_batches, &hooks) < 0)
         return EXIT_INFRA;
     run->total_runtime_s = st_monotonic() - t_run;
-    if (!run->aborted && st_runner_run(s, p->ps.runtime, &pf, run, run->checks, run->n_checks,
+    if (!run->aborted && st_runner_run(s, p->ps.runtime, &pf, run, run->checks, n_run,
                                        &hooks) < 0)
         return EXIT_INFRA;
+    /* the cached verdicts are reported like the checks that ran */
+    for (size_t i = n_run; !run->aborted && i < run->n_checks; i++)
+        on_batch_done(c, run, &run->checks[i]);
     st_batch *all[2] = {run->batches, run->checks};
     size_t counts[2] = {run->n_batches, run->n_checks};
     for (size_t k = 0; k < 2; k++)
@@ -843,6 +922,7 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
     module_list modules = {0};
     st_orphan_cache cache_store, *cache = NULL;
     st_orphan_rules rules = {0};
+    st_check_cache checks_store = {0}, *checks = NULL;
     int save_cache = 0;
     st_run run = {0};
     char *work = NULL, *results_json = NULL;
@@ -890,6 +970,9 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
         if (st_orphan_rules_init(&rules, s->project_root, s->data_dir, &paths, &s->orphan_exclude,
                                  exclude_is_default(s)) < 0)
             goto out;
+        checks = &checks_store;
+        if (st_checkcache_load(checks, s->data_dir) < 0)
+            goto out;
     }
     for (size_t i = 0; i < explicit_modules.n; i++)
         if (!module_add(&modules, explicit_modules.v[i], ST_ORIGIN_EXPLICIT))
@@ -909,7 +992,7 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
     run.runtime_used = rt->runtime_name ? rt->runtime_name : s->runtime;
     if (!run.run_id)
         goto out;
-    rc = run_stage(p, &c, &run, &batches, &modules, work, &pf);
+    rc = run_stage(p, &c, &run, &batches, &modules, work, &pf, checks);
     if (rc) {
         status = rc;
         goto out;
@@ -917,11 +1000,34 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
     save_cache = 1; /* something ran: the cycle's discoveries are worth keeping */
     run.finished_at = st_wall_clock();
     st_run_finalize(&run);
-    /* checks cut short or never started by a stop are neither tested nor failed */
+    /* checks cut short or never started by a stop are neither tested nor failed; an unmet
+     * dependency is not a failure */
     run.orphan_total = st_run_orphans_checked(&run);
     run.orphan_failed = st_run_orphans_failed(&run);
-    counters->orphans_tested += run.orphan_total;
-    counters->orphans_failed += run.orphan_failed;
+    for (size_t i = 0; i < run.n_checks; i++) {
+        const st_batch *ck = &run.checks[i];
+        if (!ck->done || ck->aborted)
+            continue;
+        run.orphan_unmet += ck->unmet != NULL;
+        run.orphan_cached += ck->cached;
+        /* the gauges count what this cycle really checked */
+        if (ck->cached)
+            continue;
+        counters->orphans_tested++;
+        counters->orphans_failed += !ck->ok && !ck->unmet;
+        counters->orphans_unmet += ck->unmet != NULL;
+        /* a verdict that depends on the module alone is kept for the next cycles */
+        if (checks && ck->check_key && !run.aborted && !ck->unmet && !ck->infra_error) {
+            const char *excerpt = NULL;
+            for (size_t t = 0; !ck->ok && t < ck->n_tests && !excerpt; t++)
+                excerpt = ck->tests[t].excerpt;
+            char *interp = check_interpreter(s, &run, c.pf);
+            if (!interp || st_checkcache_put(checks, ck->path, ck->check_key, interp, ck->ok,
+                                             ck->reason, excerpt, ck->finished_at) < 0)
+                st_warn("%s: out of memory", ST_CHECK_CACHE_FILE);
+            free(interp);
+        }
+    }
     counters->orphans_redundant += run.orphan_skipped.n;
     if (strcmp(run.runtime_used, "host") != 0)
         for (size_t i = 0; i < run.n_batches; i++)
@@ -940,9 +1046,15 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
     st_log_set_hook(NULL, NULL, NULL);
 
     /* the orphan checks' verdicts go into orphan_classifications.json */
-    for (size_t i = 0; cache && i < run.n_checks; i++)
-        if (run.checks[i].done && !run.checks[i].aborted)
-            st_orphans_mark(cache, run.checks[i].path, run.checks[i].ok, run.checks[i].reason);
+    for (size_t i = 0; cache && i < run.n_checks; i++) {
+        const st_batch *ck = &run.checks[i];
+        if (!ck->done || ck->aborted)
+            continue;
+        if (ck->unmet)
+            st_orphans_mark_unmet(cache, ck->path, ck->reason);
+        else
+            st_orphans_mark(cache, ck->path, ck->ok, ck->reason);
+    }
 
     /* integrate */
     if (!run.aborted)
@@ -986,6 +1098,9 @@ out:
             st_orphans_save(cache);
         st_orphans_free(cache);
     }
+    if (checks && save_cache)
+        st_checkcache_save(checks);
+    st_checkcache_free(&checks_store);
     st_orphan_rules_free(&rules);
     st_project_ctx_reset(&p->ps.project); /* the next cycle sees the tree as it is then */
     st_lock_release(lock_fd);

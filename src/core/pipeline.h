@@ -11,6 +11,7 @@
 typedef struct st_counters {
     unsigned long long container_failures, container_timeouts;
     unsigned long long orphans_tested, orphans_reintroduced, orphans_failed, orphans_redundant;
+    unsigned long long orphans_unmet; /* checks that failed only for a missing package */
     unsigned long long runs;
 } st_counters;
 

@@ -61,6 +61,7 @@ typedef struct event_fields {
     int in_argv;
     char key[16];      /* the current top-level key (longer keys are not ours) */
     char *event, *nodeid, *file, *outcome, *phase, *excerpt, *out, *err;
+    char *reason, *unmet; /* orphan checks: why the import failed, a missing package */
     double duration;
     long long workers;
     st_strv argv;
@@ -76,6 +77,8 @@ static void fields_free(event_fields *f)
     free(f->excerpt);
     free(f->out);
     free(f->err);
+    free(f->reason);
+    free(f->unmet);
     st_strv_free(&f->argv);
 }
 
@@ -156,6 +159,8 @@ static int cb_string(void *ctx, const unsigned char *s, size_t len)
                   : strcmp(f->key, "excerpt") == 0 ? &f->excerpt
                   : strcmp(f->key, "stdout") == 0  ? &f->out
                   : strcmp(f->key, "stderr") == 0  ? &f->err
+                  : strcmp(f->key, "reason") == 0  ? &f->reason
+                  : strcmp(f->key, "unmet") == 0   ? &f->unmet
                                                    : NULL;
     if (slot == &f->out || slot == &f->err) {
         free(*slot);
@@ -281,7 +286,10 @@ static int add_test(st_batch *b, event_fields *f, const char *kind, st_outcome o
     t->excerpt = f->excerpt;
     t->out = f->out;
     t->err = f->err;
+    t->reason = f->reason;
+    t->unmet = f->unmet;
     f->nodeid = f->file = f->phase = f->excerpt = f->out = f->err = NULL;
+    f->reason = f->unmet = NULL;
     t->outcome = outcome;
     t->duration_s = f->duration;
     b->counts.n[outcome]++;
@@ -583,6 +591,8 @@ void st_batch_reset_outcome(st_batch *b)
         free(b->tests[i].excerpt);
         free(b->tests[i].out);
         free(b->tests[i].err);
+        free(b->tests[i].reason);
+        free(b->tests[i].unmet);
     }
     b->n_tests = 0;
     memset(&b->counts, 0, sizeof(b->counts));
@@ -602,6 +612,8 @@ void st_batch_reset_outcome(st_batch *b)
     b->n_cov = 0;
     st_strv_free(&b->cov_files);
     st_buf_reset(&b->output_tail);
+    free(b->unmet);
+    b->unmet = NULL;
 }
 
 void st_batch_free(st_batch *b)
@@ -612,6 +624,8 @@ void st_batch_free(st_batch *b)
     free(b->module);
     free(b->class_reason);
     free(b->duplicate_of);
+    free(b->cached_excerpt);
+    free(b->check_key);
     st_strv_free(&b->parents);
     free(b->output_dir);
     free(b->tests);
@@ -657,7 +671,8 @@ unsigned st_run_orphans_failed(const st_run *r)
 {
     unsigned n = 0;
     for (size_t i = 0; i < r->n_checks; i++)
-        n += r->checks[i].done && !r->checks[i].aborted && !r->checks[i].ok;
+        n += r->checks[i].done && !r->checks[i].aborted && !r->checks[i].ok &&
+             !r->checks[i].unmet; /* a missing third-party package is not a failed module */
     return n;
 }
 
@@ -777,7 +792,20 @@ static void gen_batch(yajl_gen g, const st_batch *b)
     for (size_t i = 0; i < b->argv_seen.n; i++)
         st_jg_str(g, b->argv_seen.v[i]);
     yajl_gen_array_close(g);
+    if (b->kind == ST_EXEC_ORPHAN_CHECK) {
+        st_jg_kstr(g, "unmet", b->unmet);
+        st_jg_kbool(g, "cached", b->cached);
+    }
     yajl_gen_map_close(g);
+}
+
+/* The traceback of a failed orphan check (this run's, or the cached one). */
+static const char *check_excerpt(const st_batch *c)
+{
+    for (size_t t = 0; t < c->n_tests; t++)
+        if (c->tests[t].excerpt)
+            return c->tests[t].excerpt;
+    return c->cached_excerpt;
 }
 
 char *st_batch_line_json(const st_batch *b, const st_counts *cumulative)
@@ -869,6 +897,8 @@ char *st_run_to_json(const st_run *r, int pretty)
     yajl_gen_map_close(g);
     st_jg_kint(g, "orphan_total", r->orphan_total);
     st_jg_kint(g, "orphan_failed", r->orphan_failed);
+    st_jg_kint(g, "orphan_unmet", r->orphan_unmet);
+    st_jg_kint(g, "orphan_cached", r->orphan_cached);
     /* orphan_passed is the original's list of paths; *_modules the same split by verdict */
     const char *passed_keys[] = {"orphan_passed", "orphan_passed_modules"};
     for (size_t k = 0; k < 2; k++) {
@@ -882,7 +912,15 @@ char *st_run_to_json(const st_run *r, int pretty)
     st_jg_key(g, "orphan_failed_modules");
     yajl_gen_array_open(g);
     for (size_t i = 0; i < r->n_checks; i++)
-        if (!r->checks[i].ok && r->checks[i].done && !r->checks[i].aborted)
+        if (!r->checks[i].ok && r->checks[i].done && !r->checks[i].aborted &&
+            !r->checks[i].unmet)
+            st_jg_str(g, r->checks[i].path);
+    yajl_gen_array_close(g);
+    /* a missing third-party package is not a failed module */
+    st_jg_key(g, "orphan_unmet_modules");
+    yajl_gen_array_open(g);
+    for (size_t i = 0; i < r->n_checks; i++)
+        if (r->checks[i].unmet)
             st_jg_str(g, r->checks[i].path);
     yajl_gen_array_close(g);
     st_jg_key(g, "orphan_redundant_modules");
@@ -898,7 +936,14 @@ char *st_run_to_json(const st_run *r, int pretty)
         yajl_gen_map_open(g);
         st_jg_kbool(g, "ok", c->ok);
         st_jg_kbool(g, "aborted", c->aborted || !c->done); /* stopped: no verdict */
+        st_jg_kstr(g, "verdict", c->aborted || !c->done ? "aborted"
+                                 : c->ok                 ? "passed"
+                                 : c->unmet              ? "unmet"
+                                                         : "failed");
         st_jg_kstr(g, "reason", c->reason);
+        st_jg_kstr(g, "unmet", c->unmet);
+        st_jg_kbool(g, "cached", c->cached);
+        st_jg_kstr(g, "excerpt", c->ok ? NULL : check_excerpt(c));
         st_jg_kstr(g, "module", c->module);
         st_jg_kstr(g, "origin", c->origin == ST_ORIGIN_ISOLATED   ? "isolated"
                                  : c->origin == ST_ORIGIN_EXPLICIT ? "explicit"
@@ -1023,22 +1068,35 @@ void st_run_print_summary(const st_run *r, FILE *out, int color)
     }
     if (r->n_checks || r->orphan_skipped.n) {
         unsigned checked = st_run_orphans_checked(r), failed_checks = st_run_orphans_failed(r);
-        fprintf(out, "%sOrphan checks%s: %u passed, %u failed", bold, off, checked - failed_checks,
-                failed_checks);
+        fprintf(out, "%sOrphan checks%s: %u passed, %u failed", bold, off,
+                checked - failed_checks - r->orphan_unmet, failed_checks);
+        if (r->orphan_unmet)
+            fprintf(out, ", %u unmet dependenc%s", r->orphan_unmet,
+                    r->orphan_unmet == 1 ? "y" : "ies");
         if (r->orphan_skipped.n)
             fprintf(out, ", %zu not checked (redundant or legacy)", r->orphan_skipped.n);
         if (r->n_checks > checked)
             fprintf(out, ", %zu not run (the run was stopped)", r->n_checks - checked);
+        if (r->orphan_cached)
+            fprintf(out, "; %u verdict%s cached (unchanged since the last check)",
+                    r->orphan_cached, r->orphan_cached == 1 ? "" : "s");
         fputc('\n', out);
         for (size_t i = 0; i < r->n_checks; i++) {
             const st_batch *c = &r->checks[i];
-            if (c->ok || !c->done || c->aborted)
+            if (c->ok || !c->done || c->aborted || c->unmet)
                 continue;
-            fprintf(out, "  %sFAILED%s %s: %s\n", red, off, c->path,
-                    c->reason ? c->reason : "the import raised");
-            for (size_t t = 0; t < c->n_tests; t++)
-                if (c->tests[t].excerpt)
-                    print_excerpt(out, c->tests[t].excerpt, 4);
+            fprintf(out, "  %sFAILED%s %s%s: %s\n", red, off, c->path,
+                    c->cached ? " (cached)" : "", c->reason ? c->reason : "the import raised");
+            const char *excerpt = check_excerpt(c);
+            if (excerpt)
+                print_excerpt(out, excerpt, 4);
+        }
+        /* apart: the module may be fine, the environment lacks a package */
+        for (size_t i = 0; i < r->n_checks; i++) {
+            const st_batch *c = &r->checks[i];
+            if (c->unmet)
+                fprintf(out, "  unmet dependency: %s  %s%s\n", c->unmet, c->path,
+                        c->cached ? " (cached)" : "");
         }
         for (size_t i = 0; i < r->integrated.n && i < 20; i++)
             fprintf(out, "  %sintegrated%s %s\n", green, off, r->integrated.v[i]);

@@ -42,6 +42,8 @@ typedef struct st_test_result {
      * kept, a "[selftest: N earlier bytes not kept]" line first when cut); NULL when empty */
     char *out;
     char *err;
+    char *reason;  /* orphan checks: the exception and its line, or NULL */
+    char *unmet;   /* orphan checks: the missing third-party package, or NULL */
 } st_test_result;
 
 /* Bytes of captured stdout (and of stderr) kept per failing test. */
@@ -104,6 +106,11 @@ typedef struct st_batch {
     st_retry_error *retries;
     size_t n_retries;
     st_buf output_tail; /* last bytes of stdout+stderr, for crash excerpts */
+    /* orphan checks */
+    char *unmet;        /* the missing third-party package when that alone failed the import */
+    int cached;         /* not run: the verdict of an earlier check of the same bytes stands */
+    char *cached_excerpt; /* the traceback of a cached failure */
+    char *check_key;    /* the check cache's key of the module, NULL when it has none */
 } st_batch;
 
 /* Reads OUTPUT_DIR/results.jsonl into b. Returns 0, or -1 with a message "FILE:LINE: ..." in
@@ -135,7 +142,9 @@ typedef struct st_run {
     /* classify: against the previous run in the metrics DB (node ids) */
     st_strv regressions, fixed, still_failing, new_tests;
     int compared;               /* a previous run existed */
-    unsigned orphan_total, orphan_failed;
+    unsigned orphan_total, orphan_failed; /* checks and failed ones (cached verdicts included;
+                                           * unmet dependencies are not failures) */
+    unsigned orphan_unmet, orphan_cached; /* unmet dependencies; verdicts taken from the cache */
     /* orphan checks (kind ST_EXEC_ORPHAN_CHECK) and the modules discovery reported but that were
      * not checked (redundant or legacy without include_redundant) */
     st_batch *checks;
@@ -150,8 +159,9 @@ typedef struct st_run {
 
 /* Totals, union coverage, mean runtime and exit status from the batches. */
 void st_run_finalize(st_run *r);
-/* How many orphan checks reached a verdict, and how many of those failed (checks cut short or
- * never started by a stop are neither). */
+/* How many orphan checks reached a verdict (cached ones included), and how many of those failed
+ * (checks cut short or never started by a stop are neither; an unmet dependency is not a
+ * failure). */
 unsigned st_run_orphans_checked(const st_run *r);
 unsigned st_run_orphans_failed(const st_run *r);
 /* The results object (spec §5.4). Caller frees. */

@@ -401,7 +401,10 @@ static void run_one(runner *rn, st_batch *b)
         b->reason = st_strdup("out of memory");
         goto out;
     }
-    unsigned attempts = s->retries + 1;
+    /* an import check is deterministic: retries are for infrastructure, not for it */
+    int check = b->kind == ST_EXEC_ORPHAN_CHECK;
+    unsigned attempts = check ? 1 : s->retries + 1;
+    double timeout_s = check ? s->orphan_timeout_s : s->timeout_s;
     for (unsigned attempt = 1; attempt <= attempts; attempt++) {
         st_batch_reset_outcome(b);
         unlink(results);
@@ -417,7 +420,7 @@ static void run_one(runner *rn, st_batch *b)
             .output_dir = b->output_dir,
             .support_dir = s->support_dir,
             .workers = b->workers,
-            .timeout_s = s->timeout_s,
+            .timeout_s = timeout_s,
             .kill_grace_s = s->kill_grace_s,
             .kind = b->kind,
             .sandboxed = b->kind == ST_EXEC_ORPHAN_CHECK,
@@ -433,7 +436,7 @@ static void run_one(runner *rn, st_batch *b)
         if (s->coverage && rn->pf->cov && res.exited &&
             st_coverage_read(b, coverage, err, sizeof(err)) < 0)
             st_warn("%s: coverage unavailable: %s", b->path, err);
-        st_batch_verdict(b, &res, s->timeout_s);
+        st_batch_verdict(b, &res, timeout_s);
         if (b->kind == ST_EXEC_ORPHAN_CHECK && b->ok && b->counts.n[ST_OUT_PASSED] != 1) {
             b->ok = 0;
             free(b->reason);

@@ -1,0 +1,263 @@
+/* checkcache: verdicts of earlier import checks (see checkcache.h). */
+#include "config.h"
+
+#include "checkcache.h"
+
+#include "json.h"
+#include "log.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CHECK_CACHE_MAX_FILE (64u << 20)
+#define SOURCE_MAX (64u << 20)
+
+static void entry_free(st_check_entry *e)
+{
+    free(e->path);
+    free(e->key);
+    free(e->interpreter);
+    free(e->reason);
+    free(e->excerpt);
+    memset(e, 0, sizeof(*e));
+}
+
+static st_check_entry *find(const st_check_cache *c, const char *path)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (strcmp(c->v[i].path, path) == 0)
+            return &c->v[i];
+    return NULL;
+}
+
+static int dup_into(char **dst, const char *s)
+{
+    char *copy = s ? st_strdup(s) : NULL;
+    if (s && !copy)
+        return -ENOMEM;
+    free(*dst);
+    *dst = copy;
+    return 0;
+}
+
+int st_checkcache_put(st_check_cache *c, const char *path, const char *key,
+                      const char *interpreter, int passed, const char *reason,
+                      const char *excerpt, double checked_at)
+{
+    st_check_entry *e = find(c, path);
+    if (!e) {
+        if (c->n == c->cap) {
+            size_t cap = c->cap ? c->cap * 2 : 16;
+            st_check_entry *v = realloc(c->v, cap * sizeof(*v));
+            if (!v)
+                return -ENOMEM;
+            c->v = v;
+            c->cap = cap;
+        }
+        e = &c->v[c->n];
+        memset(e, 0, sizeof(*e));
+        if (dup_into(&e->path, path) < 0)
+            return -ENOMEM;
+        c->n++;
+    }
+    if (dup_into(&e->key, key) < 0 || dup_into(&e->interpreter, interpreter) < 0 ||
+        dup_into(&e->reason, reason) < 0 || dup_into(&e->excerpt, excerpt) < 0)
+        return -ENOMEM;
+    e->passed = passed != 0;
+    e->checked_at = checked_at;
+    c->dirty = 1;
+    return 0;
+}
+
+const st_check_entry *st_checkcache_get(const st_check_cache *c, const char *path,
+                                        const char *key, const char *interpreter)
+{
+    const st_check_entry *e = find(c, path);
+    if (!e || !key || !interpreter || !e->key || !e->interpreter)
+        return NULL;
+    return strcmp(e->key, key) == 0 && strcmp(e->interpreter, interpreter) == 0 ? e : NULL;
+}
+
+int st_checkcache_load(st_check_cache *c, const char *data_dir)
+{
+    memset(c, 0, sizeof(*c));
+    c->file = st_path_join(data_dir, ST_CHECK_CACHE_FILE);
+    if (!c->file)
+        return -ENOMEM;
+    char *text = NULL;
+    size_t len = 0;
+    int rc = st_read_file(c->file, CHECK_CACHE_MAX_FILE, &text, &len);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc < 0) {
+        st_error("%s: cannot read it (%s); every module is checked, and the file is left as it "
+                 "is",
+                 c->file, rc == -EFBIG ? "larger than 64 MiB" : strerror(-rc));
+        c->readonly = 1;
+        return 0;
+    }
+    char err[300];
+    yajl_val root = NULL;
+    if (memchr(text, '\0', len))
+        snprintf(err, sizeof(err), "line 1, column 1: contains a NUL byte");
+    else
+        root = st_json_parse(text, err, sizeof(err));
+    free(text);
+    yajl_val mods = root ? st_jv_get(root, "modules") : NULL;
+    long long version = 0;
+    if (root && (!YAJL_IS_OBJECT(root) || st_jv_int(root, "version", &version) < 0 ||
+                 version != 1 || !mods || !YAJL_IS_OBJECT(mods))) {
+        snprintf(err, sizeof(err),
+                 "line 1, column 1: expected {\"version\": 1, \"modules\": {...}}");
+        yajl_tree_free(root);
+        root = NULL;
+    }
+    if (!root) {
+        st_error("%s: %s; every module is checked, and the file is left as it is (fix or "
+                 "remove it)",
+                 c->file, err);
+        c->readonly = 1;
+        return 0;
+    }
+    rc = 0;
+    for (size_t i = 0; rc == 0 && i < mods->u.object.len; i++) {
+        yajl_val e = mods->u.object.values[i];
+        const char *key = st_jv_str(e, "key"), *interp = st_jv_str(e, "interpreter");
+        const char *verdict = st_jv_str(e, "verdict");
+        double at = 0;
+        st_jv_double(e, "checked_at", &at);
+        if (!key || !interp || !verdict ||
+            (strcmp(verdict, "passed") != 0 && strcmp(verdict, "failed") != 0))
+            continue; /* an entry of another shape is a miss; rewritten at the next save */
+        rc = st_checkcache_put(c, mods->u.object.keys[i], key, interp,
+                               strcmp(verdict, "passed") == 0, st_jv_str(e, "reason"),
+                               st_jv_str(e, "excerpt"), at);
+    }
+    c->dirty = 0;
+    yajl_tree_free(root);
+    return rc;
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+    return strcmp(((const st_check_entry *)a)->path, ((const st_check_entry *)b)->path);
+}
+
+int st_checkcache_save(st_check_cache *c)
+{
+    if (!c->file || !c->dirty)
+        return 0;
+    if (c->readonly) {
+        st_warn("%s: not updated: it could not be read cleanly at load (see the error above)",
+                c->file);
+        return 0;
+    }
+    qsort(c->v, c->n, sizeof(*c->v), entry_cmp);
+    yajl_gen g = st_jg_new(1);
+    if (!g)
+        return -ENOMEM;
+    yajl_gen_map_open(g);
+    st_jg_key(g, "modules");
+    yajl_gen_map_open(g);
+    for (size_t i = 0; i < c->n; i++) {
+        const st_check_entry *e = &c->v[i];
+        st_jg_key(g, e->path);
+        yajl_gen_map_open(g);
+        st_jg_kdouble(g, "checked_at", e->checked_at);
+        st_jg_kstr(g, "excerpt", e->excerpt);
+        st_jg_kstr(g, "interpreter", e->interpreter);
+        st_jg_kstr(g, "key", e->key);
+        st_jg_kstr(g, "reason", e->reason);
+        st_jg_kstr(g, "verdict", e->passed ? "passed" : "failed");
+        yajl_gen_map_close(g);
+    }
+    yajl_gen_map_close(g);
+    st_jg_kint(g, "version", 1);
+    yajl_gen_map_close(g);
+    char *text = st_jg_finish(g, 1);
+    if (!text)
+        return -ENOMEM;
+    char *dir = st_path_dirname(c->file);
+    int rc = dir ? st_mkdir_p(dir, 0755) : -ENOMEM;
+    free(dir);
+    if (rc == 0)
+        rc = st_write_file_atomic(c->file, text, strlen(text), 0644);
+    if (rc < 0)
+        st_error("%s: cannot write it: %s", c->file, strerror(-rc));
+    else
+        c->dirty = 0;
+    free(text);
+    return rc;
+}
+
+void st_checkcache_free(st_check_cache *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->n; i++)
+        entry_free(&c->v[i]);
+    free(c->v);
+    free(c->file);
+    memset(c, 0, sizeof(*c));
+}
+
+/* ---- the key ------------------------------------------------------------------------------- */
+
+/* Two FNV-1a lanes with different offsets: 128 bits, enough to tell edits apart (not a defence
+ * against someone crafting collisions, which would only skip a check). */
+typedef struct hash128 {
+    uint64_t a, b;
+} hash128;
+
+static void hash_bytes(hash128 *h, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++) {
+        h->a = (h->a ^ p[i]) * 0x100000001b3ULL;
+        h->b = (h->b ^ p[i]) * 0x100000001b3ULL;
+        h->b ^= h->b >> 29;
+    }
+}
+
+char *st_checkcache_key(const st_pygraph *g, const char *root, const char *path)
+{
+    if (!g)
+        return NULL;
+    uint32_t start = st_pygraph_find(g, path);
+    size_t n = st_pygraph_count(g);
+    if (start == ST_PYGRAPH_NONE)
+        return NULL;
+    uint8_t *mark = calloc(n + 1, 1);
+    if (!mark || st_pygraph_reach(g, &start, 1, mark, NULL) < 0) {
+        free(mark);
+        return NULL;
+    }
+    hash128 h = {0xcbf29ce484222325ULL, 0x84222325cbf29ce4ULL};
+    int ok = 1;
+    for (uint32_t v = 0; ok && v < n; v++) {
+        if (!mark[v])
+            continue;
+        const char *rel = st_pygraph_path(g, v);
+        char *abs = st_path_join(root, rel);
+        char *text = NULL;
+        size_t len = 0;
+        ok = abs && st_read_file(abs, SOURCE_MAX, &text, &len) == 0;
+        if (ok) {
+            unsigned char lenbuf[8];
+            for (int k = 0; k < 8; k++)
+                lenbuf[k] = (unsigned char)((uint64_t)len >> (8 * k));
+            hash_bytes(&h, rel, strlen(rel) + 1);
+            hash_bytes(&h, lenbuf, sizeof(lenbuf));
+            hash_bytes(&h, text, len);
+        }
+        free(text);
+        free(abs);
+    }
+    free(mark);
+    return ok ? st_asprintf("%016llx%016llx", (unsigned long long)h.a, (unsigned long long)h.b)
+              : NULL;
+}
