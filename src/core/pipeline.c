@@ -1059,9 +1059,17 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
     /* integrate */
     if (!run.aborted)
         integrate_stage(p, &run);
-    if (cache && s->clean_orphans && run.integrated.n) {
-        size_t removed = st_orphans_remove_integrated(cache, st_strv_get(&run.integrated));
+    if (cache && s->clean_orphans) {
+        /* integrated in this cycle, or in an earlier one (listed in module_map.json) */
+        st_strv integrated_ever = {0};
+        for (size_t i = 0; i < run.integrated.n; i++)
+            st_strv_push(&integrated_ever, run.integrated.v[i]);
+        for (size_t i = 0; i < rules.known.n; i++)
+            if (!st_strv_contains(&integrated_ever, rules.known.v[i]))
+                st_strv_push(&integrated_ever, rules.known.v[i]);
+        size_t removed = integrated_ever.n ? st_orphans_remove_integrated(cache, st_strv_get(&integrated_ever)) : 0;
         st_info("--clean-orphans: %zu entries removed from orphan_modules.json", removed);
+        st_strv_free(&integrated_ever);
     }
     counters->orphans_reintroduced += run.integrated.n;
     /* An aborted cycle's status is the one the process exits with (o->aborted_status), so that

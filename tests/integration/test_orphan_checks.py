@@ -108,10 +108,12 @@ def main():
              "the orphan cache lists the three orphans", "%r\n%s" % (sorted(before), err))
         t.is_eq(before.get("helper.py", {}).get("parents"), ["good.py"],
                 "helper.py is cached with its parent")
-        res, err = cycle("--clean-orphans")
         got = sorted(res.get("integration", {}).get("integrated", []))
         t.ok(got == ["good.py", "helper.py"], "the passing orphans are integrated",
              "%r\n%s" % (got, err))
+        res, err = cycle("--clean-orphans")
+        t.is_eq(res.get("integration", {}).get("integrated"), [],
+                "integrated modules are not checked nor integrated again (issue 9)")
         with open(cache) as f:
             after = json.load(f)
         t.is_eq(sorted(after), ["bad.py"],

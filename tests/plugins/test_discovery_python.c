@@ -201,7 +201,7 @@ static int fx_discover(fixture *f, unsigned bits, const char *const *paths, got 
         .disable_orphans = !!(bits & O_DISABLE),
         .include_orphans = 1,
     };
-    st_discovery_sink sink = {sizeof(sink), out, sink_batch, sink_module};
+    st_discovery_sink sink = {sizeof(sink), out, sink_batch, sink_module, NULL};
     unit_capture c;
     if (log)
         unit_capture_begin(&c);
@@ -752,7 +752,7 @@ START_TEST(vanished_module_is_reported_not_classified)
     char *log = NULL;
     st_discover_options o = {.struct_size = sizeof(o), .discover_orphans = 1,
                              .recursive_orphans = 1};
-    st_discovery_sink sink = {sizeof(sink), &g, sink_batch, sink_module};
+    st_discovery_sink sink = {sizeof(sink), &g, sink_batch, sink_module, NULL};
     unit_capture c;
     unit_capture_begin(&c);
     ck_assert_int_eq(dp_discover(f.dp, &o, &sink), ST_OK);

@@ -130,6 +130,10 @@ static const char expected_full[] =
     "# HELP orphan_modules_redundant_total Orphan modules skipped as redundant since start.\n"
     "# TYPE orphan_modules_redundant_total gauge\n"
     "orphan_modules_redundant_total 6\n"
+    "# HELP orphan_modules_unmet_total Orphan import checks that failed only for a missing "
+    "third-party package, since start.\n"
+    "# TYPE orphan_modules_unmet_total gauge\n"
+    "orphan_modules_unmet_total 7\n"
     "# HELP self_test_build_info selftest-core version.\n"
     "# TYPE self_test_build_info gauge\n"
     "self_test_build_info{version=\"1.2.3\"} 1\n"
@@ -182,6 +186,7 @@ static prom_snapshot known_snapshot(void)
         .orphans_reintroduced = 4,
         .orphans_failed = 5,
         .orphans_redundant = 6,
+        .orphans_unmet = 7,
         .last_run_ts = 1700000000.5,
         .last_success_ts = 1699990000,
         .last_run_duration_s = 12.25,
@@ -249,8 +254,8 @@ START_TEST(render_one_help_type_per_family)
                           "sample '%s' outside its family %s", line, current);
         }
     }
-    ck_assert_int_eq(helps, 17);
-    ck_assert_int_eq(types, 17);
+    ck_assert_int_eq(helps, 18);
+    ck_assert_int_eq(types, 18);
     free(text);
     prom_buf_free(&b);
 }

@@ -176,11 +176,20 @@ START_TEST(derived_paths_and_isolated_rule)
     ck_assert_str_eq(s.report_dir, reports);
     char *lock = st_path_join(data, "self_test.lock");
     ck_assert_str_eq(s.lock_file, lock);
-    /* --auto-include-isolated turns recursive isolated processing on (spec §2) */
-    ck_assert_int_eq(s.recursive_isolated, 1);
+    /* an explicit SELF_TEST_RECURSIVE_ISOLATED=0 wins over --auto-include-isolated (issue 9:
+     * isolated discovery used to force it on) */
+    ck_assert_int_eq(s.auto_include_isolated, 1);
+    ck_assert_int_eq(s.recursive_isolated, 0);
     free(data);
     free(reports);
     free(lock);
+    st_settings_free(&s);
+    /* without it, recursive isolated processing stays on, its default */
+    unsetenv("SELF_TEST_RECURSIVE_ISOLATED");
+    ck_assert_int_eq(st_settings_init(&s), 0);
+    ck_assert_int_eq(st_settings_load_env(&s), 0);
+    ck_assert_int_eq(st_settings_finish(&s), 0);
+    ck_assert_int_eq(s.recursive_isolated, 1);
     clean_env();
     st_settings_free(&s);
     st_rm_rf(dir);
