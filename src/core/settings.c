@@ -12,8 +12,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-const char *const st_default_orphan_exclude[] = {"setup.py", "noxfile.py", "conftest.py",
-                                                 "docs/*", "doc/*", "/conf.py", NULL};
+/* Files that are not library code: packaging and task scripts, pytest's conftest, Sphinx
+ * (docs/, doc/, or a conf.py at the root), example, maintainer and benchmark scripts. */
+const char *const st_default_orphan_exclude[] = {
+    "setup.py", "noxfile.py", "conftest.py", "docs/*", "doc/*", "/conf.py",
+    "examples/*", "scripts/*", "bench/*", "benchmarks/*", NULL};
 
 static const char *const default_skip_dirs[] = {
     ".git", ".venv", "venv", "__pycache__", "node_modules", "build", "dist", "sandbox_data", NULL};

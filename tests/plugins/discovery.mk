@@ -6,7 +6,7 @@ if BUILD_PLUGIN_DISCOVERY_PYTHON
 if HAVE_CHECK
 UNIT_TESTS += $(DISCOVERY_UNIT_TESTS)
 endif
-TESTS += tests/integration/test_discovery.py
+TESTS += tests/integration/test_discovery.py tests/integration/test_corpus_discover.py
 endif
 tests_plugins_test_discovery_python_SOURCES = tests/plugins/test_discovery_python.c
 tests_plugins_test_discovery_python_CPPFLAGS = $(AM_CPPFLAGS) \
@@ -17,4 +17,6 @@ tests_plugins_test_discovery_python_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(LIBC
 	$(YAJL_CFLAGS)
 tests_plugins_test_discovery_python_LDADD = src/core/libselftest.la $(CHECK_LIBS) \
 	$(LIBCONFIG_LIBS) $(YAJL_LIBS) $(PTHREAD_LIBS)
-EXTRA_DIST += tests/integration/test_discovery.py tests/fixtures/discovery
+EXTRA_DIST += tests/integration/test_discovery.py tests/fixtures/discovery \
+	tests/integration/test_corpus_discover.py tests/corpus/toolz.orphans \
+	tests/corpus/cachetools.orphans tests/corpus/simplejson.orphans
