@@ -67,7 +67,8 @@ Orphan checks (spec.md 8.1)
     imports the module with importlib.import_module(module), or, when module is
     null, runs the file with runpy.run_path(run_name="__selftest_orphan__");
     sys.argv is [<file>] meanwhile.  It passes when that finishes without an
-    exception.  Its reports are ordinary "test" events with "file" = path.
+    exception (SystemExit with status 0 or None counts as finishing: a script
+    that ends itself successfully at top level).  Its reports are ordinary "test" events with "file" = path.
     A failed one carries two more keys:
         "reason": "RuntimeError: boom (pkg/mod.py:4)": the exception, its
             first line, and the innermost line of project code it came from;
@@ -463,6 +464,16 @@ class OrphanItem(pytest.Item):
                 if not os.path.isfile(path):
                     raise OrphanCheckFailed("no such file: %s" % path)
                 runpy.run_path(path, run_name="__selftest_orphan__")
+        except SystemExit as exc:
+            # a script that ends itself successfully at top level (sys.exit(), exit(0))
+            # finished without error
+            if exc.code is None or exc.code == 0:
+                return
+            try:
+                self._describe(exc)
+            except Exception:
+                pass
+            raise
         except BaseException as exc:
             try:
                 self._describe(exc)

@@ -6,7 +6,8 @@ if BUILD_PLUGIN_DISCOVERY_PYTHON
 if HAVE_CHECK
 UNIT_TESTS += $(DISCOVERY_UNIT_TESTS)
 endif
-TESTS += tests/integration/test_discovery.py tests/integration/test_corpus_discover.py
+TESTS += tests/integration/test_discovery.py tests/integration/test_corpus_discover.py \
+	tests/integration/test_orphan_rules.py
 endif
 tests_plugins_test_discovery_python_SOURCES = tests/plugins/test_discovery_python.c
 tests_plugins_test_discovery_python_CPPFLAGS = $(AM_CPPFLAGS) \
@@ -18,5 +19,6 @@ tests_plugins_test_discovery_python_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(LIBC
 tests_plugins_test_discovery_python_LDADD = src/core/libselftest.la $(CHECK_LIBS) \
 	$(LIBCONFIG_LIBS) $(YAJL_LIBS) $(PTHREAD_LIBS)
 EXTRA_DIST += tests/integration/test_discovery.py tests/fixtures/discovery \
-	tests/integration/test_corpus_discover.py tests/corpus/toolz.orphans \
+	tests/integration/test_corpus_discover.py tests/integration/test_orphan_rules.py \
+	tests/corpus/toolz.orphans \
 	tests/corpus/cachetools.orphans tests/corpus/simplejson.orphans
