@@ -9,5 +9,5 @@ if HAVE_CHECK
 UNIT_TESTS += $(ORPHANS_UNIT_TESTS)
 endif
 tests_unit_test_orphans_SOURCES = tests/unit/test_orphans.c tests/unit/unit.h
-tests_unit_test_orphans_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(YAJL_CFLAGS)
+tests_unit_test_orphans_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(YAJL_CFLAGS) $(LIBCONFIG_CFLAGS)
 tests_unit_test_orphans_LDADD = src/core/libselftest.la $(CHECK_LIBS)

@@ -5,8 +5,11 @@
 
 #include "unit.h"
 
+#include "checkcache.h"
 #include "log.h"
 #include "orphans.h"
+#include "pygraph.h"
+#include "settings.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -401,6 +404,173 @@ START_TEST(absent_files_are_empty)
 }
 END_TEST
 
+
+/* Which files are never orphans, and why (issue 9, point 4). */
+START_TEST(rules_test_code_and_orphan_exclude)
+{
+    static const char *const files[] = {"tests/__init__.py", "tests/helpers.py",
+                                        "tests/factories/users.py", "it/helper.py",
+                                        "toolz/tests/__init__.py", "toolz/dicttoolz.py",
+                                        "src/pkg/__init__.py", "src/pkg/mod.py", "setup.py",
+                                        "docs/conf.py", "conf.py", "pkg/conf.py", NULL};
+    project p;
+    project_new(&p, files);
+    st_strv paths = {0}, exclude = {0};
+    st_strv_push(&paths, "tests");
+    st_strv_push(&paths, "it");
+    st_strv_push(&paths, "toolz");
+    st_strv_push(&paths, "src");
+    for (size_t i = 0; st_default_orphan_exclude[i]; i++)
+        st_strv_push(&exclude, st_default_orphan_exclude[i]);
+    st_orphan_rules r;
+    ck_assert_int_eq(st_orphan_rules_init(&r, p.root, p.data, &paths, &exclude, 1), 0);
+    char why[300];
+    ck_assert_int_eq(st_orphan_rules_excluded(&r, "tests/helpers.py", why, sizeof(why)), 1);
+    ck_assert_str_eq(why, "test code: in the test directory tests/");
+    ck_assert_int_eq(st_orphan_rules_excluded(&r, "tests/factories/users.py", why, sizeof(why)),
+                     1);
+    ck_assert_int_eq(st_orphan_rules_excluded(&r, "toolz/tests/__init__.py", why, sizeof(why)),
+                     1);
+    ck_assert_str_eq(why, "test code: in the test directory toolz/tests/");
+    /* a plain directory of tests is test code as a whole; a package of library code is not */
+    ck_assert_int_eq(st_orphan_rules_excluded(&r, "it/helper.py", why, sizeof(why)), 1);
+    ck_assert_str_eq(why, "test code: under the test path it (a directory of tests, not a "
+                          "package)");
+    ck_assert_int_eq(st_orphan_rules_excluded(&r, "toolz/dicttoolz.py", why, sizeof(why)), 0);
+    ck_assert_int_eq(st_orphan_rules_excluded(&r, "src/pkg/mod.py", why, sizeof(why)), 0);
+    ck_assert_int_eq(st_orphan_rules_excluded(&r, "src/pkg/conftest.py", why, sizeof(why)), 1);
+    ck_assert_str_eq(why, "test code: conftest.py under the test path src");
+    ck_assert_int_eq(st_orphan_rules_excluded(&r, "setup.py", why, sizeof(why)), 1);
+    ck_assert_str_eq(why, "orphan_exclude 'setup.py' (default)");
+    ck_assert_int_eq(st_orphan_rules_excluded(&r, "docs/conf.py", why, sizeof(why)), 1);
+    ck_assert_int_eq(st_orphan_rules_excluded(&r, "conf.py", why, sizeof(why)), 1);
+    ck_assert_str_eq(why, "orphan_exclude '/conf.py' (default)");
+    ck_assert_int_eq(st_orphan_rules_excluded(&r, "pkg/conf.py", why, sizeof(why)), 0);
+    st_orphan_rules_free(&r);
+    /* the root as test path: only test directories, not everything */
+    st_strv root_only = {0}, none = {0};
+    st_strv_push(&root_only, ".");
+    ck_assert_int_eq(st_orphan_rules_init(&r, p.root, p.data, &root_only, &none, 0), 0);
+    ck_assert_int_eq(st_orphan_rules_excluded(&r, "tests/helpers.py", why, sizeof(why)), 1);
+    ck_assert_int_eq(st_orphan_rules_excluded(&r, "it/helper.py", why, sizeof(why)), 0);
+    ck_assert_int_eq(st_orphan_rules_excluded(&r, "setup.py", why, sizeof(why)), 0);
+    st_orphan_rules_free(&r);
+    st_strv_free(&root_only);
+    st_strv_free(&paths);
+    st_strv_free(&exclude);
+    project_free(&p);
+}
+END_TEST
+
+/* module_map.json's modules are known (integrated), in its canonical and dotted forms. */
+START_TEST(rules_know_module_map)
+{
+    static const char *const files[] = {"pkg/__init__.py", "pkg/a.py", "pkg/b.py", NULL};
+    project p;
+    project_new(&p, files);
+    unit_write(p.data, "module_map.json",
+               "{\"modules\": {\"pkg/a.py\": 1, \"pkg.b\": 1}, \"groups\": {\"1\": 1}}\n");
+    st_strv paths = {0}, exclude = {0};
+    st_orphan_rules r;
+    ck_assert_int_eq(st_orphan_rules_init(&r, p.root, p.data, &paths, &exclude, 0), 0);
+    ck_assert_int_eq(st_orphan_rules_known(&r, "pkg/a.py"), 1);
+    ck_assert_int_eq(st_orphan_rules_known(&r, "pkg/b.py"), 1);
+    ck_assert_int_eq(st_orphan_rules_known(&r, "pkg/__init__.py"), 0);
+    st_orphan_rules_free(&r);
+    project_free(&p);
+}
+END_TEST
+
+/* The check cache: a verdict stands for the same key and interpreter; a change of a local
+ * import changes the key; a malformed file is reported and never overwritten. */
+START_TEST(check_cache_keys_and_files)
+{
+    static const char *const files[] = {"pkg/__init__.py", "pkg/helper.py", "other.py", NULL};
+    project p;
+    project_new(&p, files);
+    unit_write(p.root, "pkg/mod.py", "from pkg import helper\n");
+    st_pygraph *g = NULL;
+    ck_assert_int_eq(st_pygraph_build(p.root, NULL, &g), ST_PYGRAPH_OK);
+    char *k1 = st_checkcache_key(g, p.root, "pkg/mod.py");
+    char *other = st_checkcache_key(g, p.root, "other.py");
+    ck_assert_ptr_nonnull(k1);
+    ck_assert_ptr_nonnull(other);
+    ck_assert_str_ne(k1, other);
+    ck_assert_ptr_null(st_checkcache_key(g, p.root, "nope.py"));
+    st_pygraph_free(g);
+    unit_write(p.root, "pkg/helper.py", "X = 2\n");
+    ck_assert_int_eq(st_pygraph_build(p.root, NULL, &g), ST_PYGRAPH_OK);
+    char *k2 = st_checkcache_key(g, p.root, "pkg/mod.py");
+    char *other2 = st_checkcache_key(g, p.root, "other.py");
+    ck_assert_str_ne(k1, k2);       /* a local import changed */
+    ck_assert_str_eq(other, other2); /* nothing it reaches changed */
+    st_pygraph_free(g);
+
+    st_check_cache c;
+    ck_assert_int_eq(st_checkcache_load(&c, p.data), 0);
+    ck_assert_int_eq(st_checkcache_put(&c, "pkg/mod.py", k2, "py A", 0, "ValueError: x", "tb", 5),
+                     0);
+    ck_assert_int_eq(st_checkcache_save(&c), 0);
+    st_checkcache_free(&c);
+    ck_assert_int_eq(st_checkcache_load(&c, p.data), 0);
+    const st_check_entry *e = st_checkcache_get(&c, "pkg/mod.py", k2, "py A");
+    ck_assert_ptr_nonnull(e);
+    ck_assert_int_eq(e->passed, 0);
+    ck_assert_str_eq(e->reason, "ValueError: x");
+    ck_assert_ptr_null(st_checkcache_get(&c, "pkg/mod.py", k1, "py A"));
+    ck_assert_ptr_null(st_checkcache_get(&c, "pkg/mod.py", k2, "py B"));
+    st_checkcache_free(&c);
+
+    char *file = st_path_join(p.data, ST_CHECK_CACHE_FILE);
+    unit_write(p.data, ST_CHECK_CACHE_FILE, "{\"version\": 1, \"modules\": [");
+    unit_capture cap;
+    unit_capture_begin(&cap);
+    ck_assert_int_eq(st_checkcache_load(&c, p.data), 0);
+    ck_assert_int_eq(c.readonly, 1);
+    ck_assert_int_eq(st_checkcache_put(&c, "pkg/mod.py", k2, "py A", 1, NULL, NULL, 6), 0);
+    st_checkcache_save(&c);
+    char *log = unit_capture_end(&cap);
+    ck_assert_ptr_nonnull(strstr(log, ST_CHECK_CACHE_FILE));
+    ck_assert_ptr_nonnull(strstr(log, "line 1"));
+    free(log);
+    char *text = NULL;
+    ck_assert_int_eq(st_read_file(file, 1 << 20, &text, NULL), 0);
+    ck_assert_str_eq(text, "{\"version\": 1, \"modules\": [");
+    free(text);
+    st_checkcache_free(&c);
+    free(file);
+    free(k1);
+    free(k2);
+    free(other);
+    free(other2);
+    project_free(&p);
+}
+END_TEST
+
+/* Legacy modules are redundant for the original's readers; a check keeps discovery's reason. */
+START_TEST(legacy_is_redundant_and_reasons_are_kept)
+{
+    static const char *const files[] = {"old.py", "good.py", NULL};
+    project p;
+    project_new(&p, files);
+    st_orphan_cache c;
+    ck_assert_int_eq(st_orphans_load(&c, p.root, p.data), 0);
+    st_orphan_update u = {.path = "old.py", .classification = "legacy", .reason = "legacy marker"};
+    ck_assert_int_eq(st_orphans_merge(&c, &u), 0);
+    st_orphan_update g = {.path = "good.py", .classification = "candidate", .reason = "orphan"};
+    ck_assert_int_eq(st_orphans_merge(&c, &g), 0);
+    ck_assert_int_eq(st_orphans_mark(&c, "good.py", 1, NULL), 0);
+    ck_assert_int_eq(st_orphans_save(&c), 0);
+    st_orphans_free(&c);
+    ck_assert_int_eq(st_orphans_load(&c, p.root, p.data), 0);
+    ck_assert_int_eq(st_orphans_find(&c, "old.py")->redundant, 1);
+    ck_assert_str_eq(st_orphans_find(&c, "good.py")->classification, "passed");
+    ck_assert_str_eq(st_orphans_find(&c, "good.py")->reason, "orphan");
+    st_orphans_free(&c);
+    project_free(&p);
+}
+END_TEST
+
 static Suite *orphans_suite(void)
 {
     Suite *s = suite_create("orphans");
@@ -414,6 +584,10 @@ static Suite *orphans_suite(void)
     tcase_add_test(tc, merge_mark_and_to_test);
     tcase_add_test(tc, clean_orphans_removes_integrated_and_their_helpers);
     tcase_add_test(tc, absent_files_are_empty);
+    tcase_add_test(tc, rules_test_code_and_orphan_exclude);
+    tcase_add_test(tc, rules_know_module_map);
+    tcase_add_test(tc, check_cache_keys_and_files);
+    tcase_add_test(tc, legacy_is_redundant_and_reasons_are_kept);
     suite_add_tcase(s, tc);
     return s;
 }

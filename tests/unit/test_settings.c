@@ -296,6 +296,60 @@ START_TEST(defaults)
 }
 END_TEST
 
+START_TEST(orphan_exclude_and_timeout)
+{
+    clean_env();
+    st_settings s;
+    char *err, *dir;
+    /* the default list, replaced by the config, then by the variable */
+    ck_assert_int_eq(st_settings_init(&s), 0);
+    ck_assert(st_strv_contains(&s.orphan_exclude, "setup.py"));
+    ck_assert(st_strv_contains(&s.orphan_exclude, "docs/*"));
+    ck_assert(s.orphan_timeout_s == 60);
+    st_settings_free(&s);
+    ck_assert_int_eq(load_text("orphan_exclude = [\"./tools/\", \"gen_*.py\"];\n"
+                               "orphan_timeout = 7;\n",
+                               &s, &err, &dir),
+                     0);
+    ck_assert_uint_eq(s.orphan_exclude.n, 2);
+    ck_assert_str_eq(s.orphan_exclude.v[0], "tools/*");
+    ck_assert_str_eq(s.orphan_exclude.v[1], "gen_*.py");
+    ck_assert(s.orphan_timeout_s == 7);
+    setenv("SELF_TEST_ORPHAN_EXCLUDE", "a.py::/b/", 1);
+    setenv("SELF_TEST_ORPHAN_TIMEOUT", "2.5", 1);
+    ck_assert_int_eq(st_settings_load_env(&s), 0);
+    ck_assert_uint_eq(s.orphan_exclude.n, 2);
+    ck_assert_str_eq(s.orphan_exclude.v[0], "a.py");
+    ck_assert_str_eq(s.orphan_exclude.v[1], "/b/*");
+    ck_assert(s.orphan_timeout_s == 2.5);
+    setenv("SELF_TEST_ORPHAN_EXCLUDE", ":", 1);
+    ck_assert_int_eq(st_settings_load_env(&s), 0);
+    ck_assert_uint_eq(s.orphan_exclude.n, 0);
+    /* a glob leaving the root names its source */
+    setenv("SELF_TEST_ORPHAN_EXCLUDE", "ok.py:../up", 1);
+    unit_capture c;
+    unit_capture_begin(&c);
+    ck_assert_int_eq(st_settings_load_env(&s), -1);
+    char *log = unit_capture_end(&c);
+    ck_assert_contains(log, "SELF_TEST_ORPHAN_EXCLUDE");
+    ck_assert_contains(log, "../up");
+    free(log);
+    clean_env();
+    unsetenv("SELF_TEST_ORPHAN_EXCLUDE");
+    unsetenv("SELF_TEST_ORPHAN_TIMEOUT");
+    st_settings_free(&s);
+    free(err);
+    st_rm_rf(dir);
+    free(dir);
+    ck_assert_int_eq(load_text("orphan_exclude = [\"/\"];\n", &s, &err, &dir), -1);
+    ck_assert_contains(err, "selftest.conf:1");
+    st_settings_free(&s);
+    free(err);
+    st_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
 int main(void)
 {
     st_log_set_level(ST_LOG_DEBUG);
@@ -310,6 +364,7 @@ int main(void)
     tcase_add_test(tc, derived_paths_and_isolated_rule);
     tcase_add_test(tc, pythonpath_file_env_and_errors);
     tcase_add_test(tc, defaults);
+    tcase_add_test(tc, orphan_exclude_and_timeout);
     suite_add_tcase(s, tc);
     return unit_run(s);
 }
