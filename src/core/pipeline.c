@@ -918,7 +918,7 @@ static void integrate_stage(st_pipeline *p, st_run *run)
 int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *counters)
 {
     st_settings *s = p->s;
-    st_strv paths = {0}, batches = {0}, explicit_modules = {0};
+    st_strv paths = {0}, batches = {0}, explicit_modules = {0}, skipped_before = {0};
     module_list modules = {0};
     st_orphan_cache cache_store, *cache = NULL;
     st_orphan_rules rules = {0};
@@ -974,6 +974,11 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
         if (st_checkcache_load(checks, s->data_dir) < 0)
             goto out;
     }
+    /* redundant and legacy modules the cache knew before this cycle: the gauge counts a
+     * module when it is first skipped, not every cycle */
+    for (size_t i = 0; cache && i < cache->n; i++)
+        if (cache->v[i].in_modules && cache->v[i].redundant)
+            st_strv_push(&skipped_before, cache->v[i].path);
     for (size_t i = 0; i < explicit_modules.n; i++)
         if (!module_add(&modules, explicit_modules.v[i], ST_ORIGIN_EXPLICIT))
             goto out;
@@ -1028,7 +1033,8 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
             free(interp);
         }
     }
-    counters->orphans_redundant += run.orphan_skipped.n;
+    for (size_t i = 0; i < run.orphan_skipped.n; i++)
+        counters->orphans_redundant += !st_strv_contains(&skipped_before, run.orphan_skipped.v[i]);
     if (strcmp(run.runtime_used, "host") != 0)
         for (size_t i = 0; i < run.n_batches; i++)
             counters->container_timeouts += run.batches[i].timed_out;
@@ -1122,6 +1128,7 @@ out:
     st_strv_free(&paths);
     st_strv_free(&batches);
     st_strv_free(&explicit_modules);
+    st_strv_free(&skipped_before);
     module_list_free(&modules);
     return status;
 }

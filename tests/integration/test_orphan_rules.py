@@ -206,6 +206,7 @@ def point6():
         write(root, "tests/test_a.py", "def test_a():\n    pass\n")
         write(root, "good.py", "VALUE = 1\n")
         write(root, "bad.py", "raise RuntimeError('no')\n")
+        write(root, "empty.py", '"""Nothing here yet."""\n')
         rc, res, lines, err, _ = run(root)
         t.is_eq(res.get("integration", {}).get("integrated"), ["good.py"],
                 "6: the first cycle integrates the passing orphan")
@@ -245,7 +246,8 @@ def point6():
              repr(metrics))
         t.is_eq((metrics.get("orphan_modules_tested_total"),
                  metrics.get("orphan_modules_failed_total"),
-                 metrics.get("orphan_modules_reintroduced_total")), ("2", "1", "1"),
+                 metrics.get("orphan_modules_reintroduced_total"),
+                 metrics.get("orphan_modules_redundant_total")), ("2", "1", "1", "1"),
                 "6: the gauges count each module once, in the cycle that checked it")
 
 
