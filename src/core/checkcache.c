@@ -223,41 +223,77 @@ static void hash_bytes(hash128 *h, const void *data, size_t len)
     }
 }
 
-char *st_checkcache_key(const st_pygraph *g, const char *root, const char *path)
+int st_check_hasher_init(st_check_hasher *h, const struct st_pygraph *g, const char *root)
 {
+    memset(h, 0, sizeof(*h));
+    h->g = g;
+    h->root = root;
+    h->n = g ? st_pygraph_count(g) : 0;
     if (!g)
-        return NULL;
-    uint32_t start = st_pygraph_find(g, path);
-    size_t n = st_pygraph_count(g);
-    if (start == ST_PYGRAPH_NONE)
-        return NULL;
-    uint8_t *mark = calloc(n + 1, 1);
-    if (!mark || st_pygraph_reach(g, &start, 1, mark, NULL) < 0) {
-        free(mark);
-        return NULL;
-    }
-    hash128 h = {0xcbf29ce484222325ULL, 0x84222325cbf29ce4ULL};
-    int ok = 1;
-    for (uint32_t v = 0; ok && v < n; v++) {
-        if (!mark[v])
-            continue;
-        const char *rel = st_pygraph_path(g, v);
-        char *abs = st_path_join(root, rel);
+        return 0;
+    h->node = calloc(2 * h->n + 1, sizeof(*h->node));
+    h->state = calloc(h->n + 1, 1);
+    h->mark = calloc(h->n + 1, 1);
+    return h->node && h->state && h->mark ? 0 : -ENOMEM;
+}
+
+void st_check_hasher_free(st_check_hasher *h)
+{
+    free(h->node);
+    free(h->state);
+    free(h->mark);
+    memset(h, 0, sizeof(*h));
+}
+
+/* The hash of one node's path and bytes, read once per hasher; 0 when unreadable. */
+static int node_hash(st_check_hasher *h, uint32_t v)
+{
+    if (h->state[v] == 0) {
+        const char *rel = st_pygraph_path(h->g, v);
+        char *abs = st_path_join(h->root, rel);
         char *text = NULL;
         size_t len = 0;
-        ok = abs && st_read_file(abs, SOURCE_MAX, &text, &len) == 0;
+        int ok = abs && st_read_file(abs, SOURCE_MAX, &text, &len) == 0;
         if (ok) {
+            hash128 x = {0xcbf29ce484222325ULL, 0x84222325cbf29ce4ULL};
             unsigned char lenbuf[8];
             for (int k = 0; k < 8; k++)
                 lenbuf[k] = (unsigned char)((uint64_t)len >> (8 * k));
-            hash_bytes(&h, rel, strlen(rel) + 1);
-            hash_bytes(&h, lenbuf, sizeof(lenbuf));
-            hash_bytes(&h, text, len);
+            hash_bytes(&x, rel, strlen(rel) + 1);
+            hash_bytes(&x, lenbuf, sizeof(lenbuf));
+            hash_bytes(&x, text, len);
+            h->node[2 * v] = x.a;
+            h->node[2 * v + 1] = x.b;
         }
         free(text);
         free(abs);
+        h->state[v] = ok ? 1 : 2;
     }
-    free(mark);
-    return ok ? st_asprintf("%016llx%016llx", (unsigned long long)h.a, (unsigned long long)h.b)
-              : NULL;
+    return h->state[v] == 1;
+}
+
+char *st_check_hasher_key(st_check_hasher *h, const char *path)
+{
+    if (!h->g || !h->node)
+        return NULL;
+    uint32_t start = st_pygraph_find(h->g, path);
+    if (start == ST_PYGRAPH_NONE || st_pygraph_reach(h->g, &start, 1, h->mark, NULL) < 0)
+        return NULL;
+    hash128 k = {0xcbf29ce484222325ULL, 0x84222325cbf29ce4ULL};
+    for (uint32_t v = 0; v < h->n; v++) {
+        if (!h->mark[v])
+            continue;
+        if (!node_hash(h, v))
+            return NULL;
+        hash_bytes(&k, &h->node[2 * v], 2 * sizeof(uint64_t));
+    }
+    return st_asprintf("%016llx%016llx", (unsigned long long)k.a, (unsigned long long)k.b);
+}
+
+char *st_checkcache_key(const st_pygraph *g, const char *root, const char *path)
+{
+    st_check_hasher h;
+    char *key = st_check_hasher_init(&h, g, root) == 0 ? st_check_hasher_key(&h, path) : NULL;
+    st_check_hasher_free(&h);
+    return key;
 }

@@ -19,6 +19,7 @@
 #define ST_CHECKCACHE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "pygraph.h"
 
@@ -59,5 +60,20 @@ void st_checkcache_free(st_check_cache *c);
 /* The key of path (repo-relative) over g: NULL when the graph does not know the module or a
  * file it reaches cannot be read (then the module is simply checked). Caller frees. */
 char *st_checkcache_key(const st_pygraph *g, const char *root, const char *path);
+
+/* The same for many modules of one graph: each file is read and hashed once. */
+typedef struct st_check_hasher {
+    const struct st_pygraph *g;
+    const char *root; /* borrowed */
+    size_t n;
+    uint64_t *node;   /* two words per node */
+    uint8_t *state;   /* 0 not read, 1 hashed, 2 unreadable */
+    uint8_t *mark;
+} st_check_hasher;
+
+/* g may be NULL (every key is then NULL). Returns 0 or -ENOMEM; free whatever the result. */
+int st_check_hasher_init(st_check_hasher *h, const struct st_pygraph *g, const char *root);
+char *st_check_hasher_key(st_check_hasher *h, const char *path);
+void st_check_hasher_free(st_check_hasher *h);
 
 #endif

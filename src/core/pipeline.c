@@ -694,6 +694,8 @@ static int plan_checks(const st_settings *s, st_run *run, module_list *modules, 
     run->checks = calloc(modules->n + 1, sizeof(*run->checks));
     if (!run->checks)
         return -1;
+    st_check_hasher hasher = {0};
+    int hashing = 0;
     for (size_t i = 0; i < modules->n; i++) {
         st_batch *m = &modules->v[i];
         if (m->classification != ST_CLASS_CANDIDATE && !s->include_redundant &&
@@ -707,11 +709,20 @@ static int plan_checks(const st_settings *s, st_run *run, module_list *modules, 
         c->id = st_asprintf("%.8s-check-%zu", run->run_id, run->n_checks - 1);
         c->output_dir = st_asprintf("%s/check-%zu", work, run->n_checks - 1);
         c->module = module_name(s, c->path);
-        if (!c->id || !c->output_dir || st_mkdir_p(c->output_dir, 0755) < 0)
+        if (!c->id || !c->output_dir || st_mkdir_p(c->output_dir, 0755) < 0) {
+            st_check_hasher_free(&hasher);
             return -1;
+        }
         if (!cc || c->origin == ST_ORIGIN_EXPLICIT)
             continue; /* a module named on the command line is always checked */
-        c->check_key = st_checkcache_key(st_project_graph(project), s->project_root, c->path);
+        if (!hashing) { /* the graph is built only when a key is needed */
+            hashing = 1;
+            if (st_check_hasher_init(&hasher, st_project_graph(project), s->project_root) < 0) {
+                st_check_hasher_free(&hasher);
+                return -1;
+            }
+        }
+        c->check_key = st_check_hasher_key(&hasher, c->path);
         const st_check_entry *e =
             s->refresh_orphans ? NULL
                                : st_checkcache_get(cc, c->path, c->check_key, interpreter);
@@ -723,6 +734,7 @@ static int plan_checks(const st_settings *s, st_run *run, module_list *modules, 
             c->finished_at = e->checked_at;
         }
     }
+    st_check_hasher_free(&hasher);
     /* stable partition: the checks to run first */
     st_batch *sorted = calloc(run->n_checks + 1, sizeof(*sorted));
     if (!sorted)
