@@ -756,9 +756,14 @@ static int plan_checks(const st_settings *s, st_run *run, module_list *modules, 
  * only when this matches. */
 static char *check_interpreter(const st_settings *s, const st_run *run, const st_preflight *pf)
 {
-    const char *pp = getenv("PYTHONPATH");
-    return st_asprintf("%s %s (Python %s) PYTHONPATH=%s timeout=%g", run->runtime_used,
-                       s->python, pf->python_version, pp ? pp : "", s->orphan_timeout_s);
+    int oom = 0;
+    char *pp = st_pythonpath_env(s, 0, &oom); /* the pythonpath setting, then $PYTHONPATH */
+    char *id = oom ? NULL
+                   : st_asprintf("%s %s (Python %s) %s timeout=%g", run->runtime_used,
+                                 s->python, pf->python_version, pp ? pp : "PYTHONPATH=",
+                                 s->orphan_timeout_s);
+    free(pp);
+    return id;
 }
 
 /* Runs the batches and the orphan checks of one cycle and fills run; returns an exit status
