@@ -252,6 +252,40 @@ START_TEST(chain_with_recursion_gives_all_with_parents)
 }
 END_TEST
 
+/* The core's exclusion rules (ABI 1.2 sink->excluded): an excluded file is neither reported nor
+ * a parent, so what it imports becomes an orphan root (it used to hide it without recursion). */
+static int exclude_a(void *opaque, const char *path, char *why, size_t why_size)
+{
+    (void)opaque;
+    if (strcmp(path, "a.py") != 0)
+        return 0;
+    snprintf(why, why_size, "orphan_exclude 'a.py'");
+    return 1;
+}
+
+START_TEST(excluded_files_are_no_orphans_nor_parents)
+{
+    char *root = st_path_join(DISCOVERY_FIXTURE_DIR, "chain");
+    for (int recursive = 0; recursive < 2; recursive++) {
+        got g = {0};
+        fixture f;
+        ck_assert_int_eq(fx_open(&f, root, NULL, NULL), ST_OK);
+        static const char *const no_paths[] = {NULL};
+        st_discover_options o = {.struct_size = sizeof(o), .paths = no_paths,
+                                 .discover_orphans = 1, .recursive_orphans = recursive,
+                                 .include_orphans = 1};
+        st_discovery_sink sink = {sizeof(sink), &g, sink_batch, sink_module, exclude_a};
+        ck_assert_int_eq(dp_discover(f.dp, &o, &sink), ST_OK);
+        st_project_ctx_reset(&f.pctx);
+        ck_paths(&g, recursive ? "b.py c.py" : "b.py");
+        ck_parents(&g, "b.py", "");
+        got_free(&g);
+        fx_close(&f);
+    }
+    free(root);
+}
+END_TEST
+
 START_TEST(orphan_roots_skip_a_cycle_with_outside_importers)
 {
     got g = {0};
@@ -775,6 +809,7 @@ static Suite *discovery_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, chain_without_recursion_gives_the_root);
     tcase_add_test(tc, chain_with_recursion_gives_all_with_parents);
+    tcase_add_test(tc, excluded_files_are_no_orphans_nor_parents);
     tcase_add_test(tc, orphan_roots_skip_a_cycle_with_outside_importers);
     tcase_add_test(tc, tested_code_is_never_an_orphan);
     tcase_add_test(tc, test_paths_become_batches);
