@@ -156,7 +156,8 @@ int st_checkcache_save(st_check_cache *c)
                 c->file);
         return 0;
     }
-    qsort(c->v, c->n, sizeof(*c->v), entry_cmp);
+    if (c->n > 1)
+        qsort(c->v, c->n, sizeof(*c->v), entry_cmp);
     yajl_gen g = st_jg_new(1);
     if (!g)
         return -ENOMEM;

@@ -1322,7 +1322,8 @@ int st_pipeline_discover(st_pipeline *p, int json, const st_strv *deps)
     s->include_orphans = saved_include;
     if (rc < 0)
         goto out;
-    qsort(modules.v, modules.n, sizeof(*modules.v), module_cmp);
+    if (modules.n > 1) /* qsort(NULL, 0, ...) is undefined */
+        qsort(modules.v, modules.n, sizeof(*modules.v), module_cmp);
     if (json) {
         yajl_gen g = st_jg_new(0);
         if (!g)
