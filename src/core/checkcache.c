@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define CHECK_CACHE_MAX_FILE (64u << 20)
 #define SOURCE_MAX (64u << 20)
@@ -140,6 +141,24 @@ int st_checkcache_load(st_check_cache *c, const char *data_dir)
     c->dirty = 0;
     yajl_tree_free(root);
     return rc;
+}
+
+void st_checkcache_prune(st_check_cache *c, const char *root)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        char *abs = st_path_join(root, c->v[i].path);
+        struct stat st;
+        int keep = !abs || (stat(abs, &st) == 0 && S_ISREG(st.st_mode));
+        free(abs);
+        if (keep) {
+            c->v[k++] = c->v[i];
+        } else {
+            entry_free(&c->v[i]);
+            c->dirty = 1;
+        }
+    }
+    c->n = k;
 }
 
 static int entry_cmp(const void *a, const void *b)

@@ -11,6 +11,7 @@
  * one is a miss. Unmet dependencies, infrastructure errors and checks of an aborted run are not
  * stored (installing the missing package must be enough for the next cycle to re-check).
  *
+ * Entries whose module is gone are forgotten at the next save.
  * Safety: the file is written atomically (temp file, fsync, rename), sorted keys. A file that
  * cannot be parsed or has the wrong shape is reported (file, line, column), used as empty and
  * never overwritten this run; the user fixes or removes it.
@@ -53,6 +54,8 @@ const st_check_entry *st_checkcache_get(const st_check_cache *c, const char *pat
 int st_checkcache_put(st_check_cache *c, const char *path, const char *key,
                       const char *interpreter, int passed, const char *reason,
                       const char *excerpt, double checked_at);
+/* Forgets the entries whose file is gone from the project root. */
+void st_checkcache_prune(st_check_cache *c, const char *root);
 /* Writes the file when something changed (not when read-only). Returns 0 or -errno (logged). */
 int st_checkcache_save(st_check_cache *c);
 void st_checkcache_free(st_check_cache *c);

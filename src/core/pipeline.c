@@ -990,6 +990,7 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
         checks = &checks_store;
         if (st_checkcache_load(checks, s->data_dir) < 0)
             goto out;
+        st_checkcache_prune(checks, s->project_root);
     }
     /* redundant and legacy modules the cache knew before this cycle: the gauge counts a
      * module when it is first skipped, not every cycle */

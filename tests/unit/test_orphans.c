@@ -519,6 +519,11 @@ START_TEST(check_cache_keys_and_files)
     ck_assert_str_eq(e->reason, "ValueError: x");
     ck_assert_ptr_null(st_checkcache_get(&c, "pkg/mod.py", k1, "py A"));
     ck_assert_ptr_null(st_checkcache_get(&c, "pkg/mod.py", k2, "py B"));
+    /* an entry whose module is gone is forgotten */
+    ck_assert_int_eq(st_checkcache_put(&c, "gone.py", k2, "py A", 1, NULL, NULL, 5), 0);
+    st_checkcache_prune(&c, p.root);
+    ck_assert_ptr_null(st_checkcache_get(&c, "gone.py", k2, "py A"));
+    ck_assert_ptr_nonnull(st_checkcache_get(&c, "pkg/mod.py", k2, "py A"));
     st_checkcache_free(&c);
 
     char *file = st_path_join(p.data, ST_CHECK_CACHE_FILE);
