@@ -83,6 +83,11 @@ tests_unit_test_results_LDADD = $(UNIT_LDADD)
 tests_unit_test_runner_SOURCES = tests/unit/test_runner.c tests/unit/unit.h
 tests_unit_test_runner_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_runner_LDADD = $(UNIT_LDADD)
+# hostile and corrupted input: the lock, JSON nesting, LCOV edge cases
+UNIT_TESTS += tests/unit/test_reliability
+tests_unit_test_reliability_SOURCES = tests/unit/test_reliability.c tests/unit/unit.h
+tests_unit_test_reliability_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_reliability_LDADD = $(UNIT_LDADD)
 
 # ---- integration tests (the real binary, real pytest) ---------------------------------------
 INTEGRATION_TESTS = tests/integration/test_taplib.py tests/integration/test_pytest_plugin.py \
@@ -91,6 +96,7 @@ INTEGRATION_TESTS = tests/integration/test_taplib.py tests/integration/test_pyte
 	tests/integration/test_orphan_checks.py tests/integration/test_paths.py \
 	tests/integration/test_corpus_run.py tests/integration/test_batch_outcomes.py \
 	tests/integration/test_daemon.py
+INTEGRATION_TESTS += tests/integration/test_reliability.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/taplib.py tests/fixtures/projects \
 	tests/corpus/README.md tests/corpus/toolz.tar.gz tests/corpus/cachetools.tar.gz \

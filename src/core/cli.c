@@ -208,7 +208,8 @@ static int parse_global(int argc, char **argv, cli_opts *o, int *cmd_index)
     int c;
     opterr = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "+c:vqhV", longopts, NULL)) != -1) {
+    /* ':' first: a missing value is told apart from an unknown option (':' vs '?') */
+    while ((c = getopt_long(argc, argv, "+:c:vqhV", longopts, NULL)) != -1) {
         switch (c) {
         case 'c':
             o->config = optarg;
@@ -234,7 +235,7 @@ static int parse_global(int argc, char **argv, cli_opts *o, int *cmd_index)
             return 0;
         default:
             fprintf(stderr, "selftest-core: %s '%s'\nTry 'selftest-core --help'.\n",
-                    optopt == 'c' || c == ':' ? "option needs an argument:" : "unknown option",
+                    c == ':' ? "option needs an argument:" : "unknown option",
                     argv[optind - 1]);
             return EXIT_USAGE;
         }
@@ -336,14 +337,27 @@ static int parse_command(command cmd, int argc, char **argv, cli_opts *o, st_str
         OPT("path", no_argument, OPT_PATH);
     OPT(NULL, 0, 0);
 #undef OPT
-    int c;
+    int c, at;
     optind = 0; /* full re-initialisation of getopt (glibc) */
     opterr = 0;
     /* "+:": stop at the first non-option (paths follow), and tell a missing argument (':')
      * from an unknown option ('?'); discover -v is the same as the global -v (which files are
      * not orphans, and why) */
     const char *shortopts = cmd == CMD_DISCOVER ? "+:hv" : "+:h";
-    while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1 || optind < argc) {
+    while ((at = optind ? optind : 1,
+            c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1 ||
+           optind < argc) {
+        if (c == -1 && at < argc && optind == at + 1 && strcmp(argv[at], "--") == 0) {
+            /* "--" ends the options: every word after it is an argument, even "-x" or "--" */
+            if (!takes_paths && optind < argc) {
+                fprintf(stderr, "selftest-core %s: unexpected argument '%s'\n", argv[0],
+                        argv[optind]);
+                return EXIT_USAGE;
+            }
+            while (optind < argc)
+                st_strv_push(o->deps_mode ? &o->deps : paths, argv[optind++]);
+            break;
+        }
         if (c == -1) {
             if (!takes_paths) {
                 fprintf(stderr, "selftest-core %s: unexpected argument '%s'\n", argv[0],

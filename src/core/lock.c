@@ -6,34 +6,104 @@
 #include "log.h"
 #include "util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-static long holder_pid(int fd)
+/* A lock file holds nothing or one pid (digits, optional surrounding white space). Anything
+ * larger or else is somebody's file: it is never truncated nor written. */
+#define LOCK_MAX_BYTES 32
+
+/* Reads the file; 1 when it is empty or holds a pid (stored in *pid, 0 when empty), 0 when it
+ * holds anything else, -errno on a read error. */
+static int lock_content(int fd, long *pid)
 {
-    char buf[32] = "";
+    char buf[LOCK_MAX_BYTES + 2];
     ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
-    if (n <= 0)
+    if (n < 0)
+        return -errno;
+    *pid = 0;
+    if (n > LOCK_MAX_BYTES)
         return 0;
     buf[n] = '\0';
-    return strtol(buf, NULL, 10);
+    size_t i = strspn(buf, " \t\r\n");
+    if (buf[i] == '\0')
+        return 1; /* empty or blank */
+    size_t digits = 0;
+    long v = 0;
+    while (isdigit((unsigned char)buf[i]) && digits < 12) {
+        v = v * 10 + (buf[i++] - '0');
+        digits++;
+    }
+    if (!digits || buf[i + strspn(buf + i, " \t\r\n")] != '\0')
+        return 0;
+    *pid = v;
+    return 1;
+}
+
+static long holder_pid(int fd)
+{
+    long pid = 0;
+    return lock_content(fd, &pid) == 1 ? pid : 0;
+}
+
+/* Checks that fd is a lock file we may write: a regular file with one link. */
+static int check_type(int fd, const char *path)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        st_error("lock file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        st_error("lock file %s: not a regular file; refusing to use it as the run lock "
+                 "(set lock_file or SELF_TEST_LOCK_FILE to a file of its own)",
+                 path);
+        return -1;
+    }
+    if (st.st_nlink > 1) {
+        st_error("lock file %s: has %lu hard links; refusing to use it as the run lock "
+                 "(remove it, or set lock_file or SELF_TEST_LOCK_FILE to a file of its own)",
+                 path, (unsigned long)st.st_nlink);
+        return -1;
+    }
+    return 0;
 }
 
 int st_lock_acquire(const char *path, double timeout_s)
 {
     char *dir = st_path_dirname(path);
-    if (dir)
-        st_mkdir_p(dir, 0755);
+    if (dir) {
+        int rc = st_mkdir_p(dir, 0755);
+        if (rc < 0) {
+            st_error("lock file %s: cannot create its directory %s: %s", path, dir,
+                     strerror(-rc));
+            free(dir);
+            return -1;
+        }
+    }
     free(dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    /* O_NOFOLLOW: a symbolic link planted at the lock path must not make us write the file it
+     * points to; O_NONBLOCK: opening a FIFO must not hang (it is refused below). */
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK, 0644);
     if (fd < 0) {
-        st_error("lock file %s: %s (set SELF_TEST_LOCK_FILE)", path, strerror(errno));
+        if (errno == ELOOP)
+            st_error("lock file %s: is a symbolic link; refusing to follow it (remove it, or "
+                     "set lock_file or SELF_TEST_LOCK_FILE to a file of its own)",
+                     path);
+        else
+            st_error("lock file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (check_type(fd, path) < 0) {
+        close(fd);
         return -1;
     }
     double deadline = st_monotonic() + timeout_s;
@@ -58,6 +128,20 @@ int st_lock_acquire(const char *path, double timeout_s)
         struct timespec ts = {0, 100 * 1000000L};
         nanosleep(&ts, NULL);
     }
+    /* Checked again under the lock: only an empty file or a pid is ever overwritten. */
+    long old = 0;
+    int c = lock_content(fd, &old);
+    if (c <= 0) {
+        if (c < 0)
+            st_error("lock file %s: %s", path, strerror(-c));
+        else
+            st_error("lock file %s: holds something other than a pid; refusing to overwrite it "
+                     "(is lock_file or SELF_TEST_LOCK_FILE naming another file?)",
+                     path);
+        flock(fd, LOCK_UN);
+        close(fd);
+        return -1;
+    }
     char buf[32];
     int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
     if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t)n, 0) != n)
@@ -69,7 +153,9 @@ void st_lock_release(int fd)
 {
     if (fd < 0)
         return;
-    if (ftruncate(fd, 0) < 0) {
+    /* Clear our pid, and only our pid: whatever else the file holds now stays. */
+    long pid = 0;
+    if (lock_content(fd, &pid) == 1 && pid == (long)getpid() && ftruncate(fd, 0) < 0) {
         /* the pid stays; harmless, the next holder overwrites it */
     }
     flock(fd, LOCK_UN);

