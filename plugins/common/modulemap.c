@@ -75,6 +75,32 @@ static void locate_error(const char *text, size_t len, const char *msg, char *er
         snprintf(err, size, "line %u, column %u: %s", line, col, first);
 }
 
+/* The byte offset + 1 of the first bracket nested deeper than STMM_MAX_DEPTH, else 0 (the core
+ * has the same check in st_json_parse; plugins cannot link it). A tree of any depth would
+ * overflow the stack in yajl's recursive yajl_tree_free. */
+static size_t too_deep(const char *text, size_t len)
+{
+    unsigned depth = 0;
+    int in_string = 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = text[i];
+        if (in_string) {
+            if (ch == '\\')
+                i++;
+            else if (ch == '"')
+                in_string = 0;
+        } else if (ch == '"') {
+            in_string = 1;
+        } else if (ch == '[' || ch == '{') {
+            if (++depth > STMM_MAX_DEPTH)
+                return i + 1;
+        } else if ((ch == ']' || ch == '}') && depth) {
+            depth--;
+        }
+    }
+    return 0;
+}
+
 static int push_entry(stmm_map *m, size_t *cap, const char *module, const char *group)
 {
     if (m->n_entries == *cap) {
@@ -170,6 +196,21 @@ int stmm_parse(const char *text, size_t len, stmm_map *out, char *err, size_t er
         err[0] = '\0';
     if (memchr(text, '\0', len)) {
         set_err(err, err_size, "contains a NUL byte (not JSON text)");
+        return STMM_EMALFORMED;
+    }
+    size_t deep = too_deep(text, len);
+    if (deep) {
+        unsigned line = 1, col = 1;
+        for (size_t i = 0; i + 1 < deep; i++) {
+            if (text[i] == '\n') {
+                line++;
+                col = 1;
+            } else {
+                col++;
+            }
+        }
+        set_err(err, err_size, "line %u, column %u: nested deeper than %u levels", line, col,
+                STMM_MAX_DEPTH);
         return STMM_EMALFORMED;
     }
     char *copy = dup_n(text, len);

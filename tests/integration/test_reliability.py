@@ -162,7 +162,34 @@ def test_option_needs_value(tmp):
     t.ok(rc == 2 and "unknown option" in err, "an unknown global option is still unknown", err)
 
 
-TESTS = [test_lock_never_truncates, test_double_dash, test_option_needs_value]
+# ---- 3. deeply nested JSON in the state files --------------------------------------------------
+
+def test_deep_json_state(tmp):
+    conf = project(tmp)
+    deep = "[" * 1000000 + "]" * 1000000
+    data = os.path.join(tmp, "sandbox_data")
+    for name in ("orphan_modules.json", "orphan_classifications.json", "module_map.json"):
+        path = os.path.join(data, name)
+        write(path, deep)
+        rc, out, err = st(conf, "run", "--json")
+        eq(rc, 0, "2 MB of [[[...]]] in %s: the run goes on and exits 0 (no SIGSEGV)" % name,
+           err[-2000:])
+        eq(last_json(out).get("passed"), 1, "%s: the tests still ran" % name)
+        t.ok(path in err and "nested deeper than" in err,
+             "%s: reported with the file named" % name, err[-2000:])
+        t.ok(read(path) == deep, "%s: left as it is" % name)
+        os.unlink(path)
+    hist = os.path.join(tmp, "h.json")
+    text = '[{"passed": 1, "x": %s1%s}]' % ("[" * 1000000, "]" * 1000000)
+    write(hist, text)
+    rc, out, err = st(conf, "run", "--history", hist)
+    eq(rc, 0, "a history file nested a million deep: the run exits 0 (no SIGSEGV)", err[-2000:])
+    t.ok(hist in err and "nested deeper than" in err, "the history file is named", err[-2000:])
+    t.ok(read(hist) == text, "the history file is left as it is")
+
+
+TESTS = [test_lock_never_truncates, test_double_dash, test_option_needs_value,
+         test_deep_json_state]
 
 
 def main():

@@ -645,6 +645,34 @@ START_TEST(modulemap_reads_every_shape)
 }
 END_TEST
 
+/* A hostile module_map.json nested a million levels deep is refused with line and column, not a
+ * crash in yajl's recursive free; 64 levels are still read. */
+START_TEST(modulemap_refuses_deep_nesting)
+{
+    stmm_map m;
+    char err[256];
+    size_t n = 1000000;
+    char *deep = malloc(2 * n + 16);
+    ck_assert_ptr_nonnull(deep);
+    size_t k = 0;
+    k += (size_t)sprintf(deep, "{\"a.py\": ");
+    for (size_t i = 0; i < n; i++)
+        deep[k++] = '[';
+    for (size_t i = 0; i < n; i++)
+        deep[k++] = ']';
+    deep[k++] = '}';
+    ck_assert_int_eq(stmm_parse(deep, k, &m, err, sizeof(err)), STMM_EMALFORMED);
+    ck_assert_contains(err, "line 1, column 73: nested deeper than 64 levels");
+    ck_assert_uint_eq(m.n_entries, 0);
+    free(deep);
+    /* brackets inside strings do not count */
+    const char *strs = "{\"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[.py\": 1}";
+    ck_assert_int_eq(stmm_parse(strs, strlen(strs), &m, err, sizeof(err)), STMM_OK);
+    ck_assert_uint_eq(m.n_entries, 1);
+    stmm_free(&m);
+}
+END_TEST
+
 START_TEST(modulemap_keys_to_paths)
 {
     const char *files[] = {"pkg/__init__.py", "pkg/mod.py", "src/lib/x.py", "top.py", NULL};
@@ -832,6 +860,7 @@ static Suite *discovery_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("modulemap");
     tcase_add_test(tc, modulemap_reads_every_shape);
+    tcase_add_test(tc, modulemap_refuses_deep_nesting);
     tcase_add_test(tc, modulemap_keys_to_paths);
     suite_add_tcase(s, tc);
     tc = tcase_create("bad input");

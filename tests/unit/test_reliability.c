@@ -136,6 +136,44 @@ START_TEST(lock_takes_empty_or_pid_file)
 }
 END_TEST
 
+static char *nested(size_t n, const char *prefix, const char *suffix)
+{
+    size_t lp = strlen(prefix), ls = strlen(suffix);
+    char *t = malloc(lp + 2 * n + ls + 1);
+    ck_assert_ptr_nonnull(t);
+    memcpy(t, prefix, lp);
+    memset(t + lp, '[', n);
+    memset(t + lp + n, ']', n);
+    memcpy(t + lp + 2 * n, suffix, ls + 1);
+    return t;
+}
+
+/* A million levels of [[[...]]] is refused by line and column before yajl builds a tree whose
+ * recursive free would overflow the stack; the limit is exact; strings do not count. */
+START_TEST(json_depth_is_bounded)
+{
+    char err[256];
+    char *deep = nested(1000000, "[\n {\"a\": ", "}]");
+    yajl_val v = st_json_parse(deep, err, sizeof(err));
+    ck_assert_ptr_null(v);
+    ck_assert_str_eq(err, "line 2, column 70: nested deeper than 64 levels");
+    free(deep);
+    char *ok = nested(ST_JSON_MAX_DEPTH, "", "");
+    v = st_json_parse(ok, err, sizeof(err));
+    ck_assert_ptr_nonnull(v);
+    yajl_tree_free(v);
+    free(ok);
+    char *over = nested(ST_JSON_MAX_DEPTH + 1, "", "");
+    ck_assert_ptr_null(st_json_parse(over, err, sizeof(err)));
+    free(over);
+    const char *strs = "{\"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\\\"\": "
+                       "\"{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{\"}";
+    v = st_json_parse(strs, err, sizeof(err));
+    ck_assert_msg(v != NULL, "%s", err);
+    yajl_tree_free(v);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("reliability");
@@ -144,6 +182,9 @@ int main(void)
     tcase_add_test(tc, lock_refuses_foreign_file);
     tcase_add_test(tc, lock_refuses_links_and_fifos);
     tcase_add_test(tc, lock_takes_empty_or_pid_file);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("json");
+    tcase_add_test(tc, json_depth_is_bounded);
     suite_add_tcase(s, tc);
     return unit_run(s);
 }
