@@ -645,6 +645,7 @@ int st_pipeline_open(st_settings *s, st_pipeline **out)
     st_exit_stage stage;
     int start_rc = st_plugins_start(&p->ps, &stage);
     if (start_rc != ST_OK) {
+        /* create()'s ST_ERR_INVALID from any plugin: its settings are wrong, exit 2 */
         status = st_exit_for_status(stage, start_rc);
         goto fail;
     }

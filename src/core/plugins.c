@@ -117,12 +117,21 @@ int st_plugins_load(st_settings *s, st_plugin_set *ps, int runtime_only)
 
 int st_plugins_start(st_plugin_set *ps, st_exit_stage *stage)
 {
+    /* Every plugin is created (its settings parsed) before any starts. Invalid settings in any
+     * of them are a configuration error, as --check-config says: nothing starts, exit 2. */
     *stage = ST_STAGE_CREATE;
+    int invalid = 0;
     for (size_t i = 0; i < ps->n; i++) {
         int rc = st_inst_create(ps->list[i]);
-        if (rc != ST_OK && ps->list[i] == ps->runtime)
+        if (rc == ST_ERR_INVALID) {
+            st_error("%s refused its settings (see above); nothing is run", ps->list[i]->name);
+            invalid = 1;
+        } else if (rc != ST_OK && ps->list[i] == ps->runtime) {
             return rc < 0 ? rc : ST_ERR_INTERNAL;
+        }
     }
+    if (invalid)
+        return ST_ERR_INVALID;
     *stage = ST_STAGE_START;
     for (size_t i = 0; i < ps->n; i++) {
         st_instance *inst = ps->list[i];

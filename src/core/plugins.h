@@ -20,10 +20,12 @@ typedef struct st_plugin_set {
 /* Loads runtime-<runtime> and, unless runtime_only, every configured plugin (checks only).
  * 0 or -1 (logged). */
 int st_plugins_load(st_settings *s, st_plugin_set *ps, int runtime_only);
-/* Creates, then starts. ST_OK, or the runtime's negative st_status with *stage telling whether
- * create() or start() gave it (st_exit_for_status() makes it an exit status: create()'s
- * ST_ERR_INVALID is a configuration error, anything else an infrastructure error). Other plugins
- * that fail are left out of the run (logged). */
+/* Creates every plugin, then starts them. ST_OK, or a negative st_status with *stage telling
+ * whether create() or start() gave it (st_exit_for_status() makes it an exit status: create()'s
+ * ST_ERR_INVALID is a configuration error, anything else an infrastructure error). Invalid
+ * settings in any plugin (create() returns ST_ERR_INVALID) stop everything before anything
+ * starts; another plugin that fails to create for another reason, or to start, is left out of
+ * the run (logged). */
 int st_plugins_start(st_plugin_set *ps, st_exit_stage *stage);
 /* Loads, creates and starts an extra runtime and makes it the set's runtime (fallback). */
 int st_plugins_switch_runtime(st_settings *s, st_plugin_set *ps, const char *runtime);

@@ -188,8 +188,29 @@ def test_deep_json_state(tmp):
     t.ok(read(hist) == text, "the history file is left as it is")
 
 
+# ---- 5. invalid plugin settings ------------------------------------------------------------------
+
+def test_invalid_plugin_settings(tmp):
+    typo = ('plugins = ({kind = "exporter"; name = "exporter-prometheus";\n'
+            '            settings = { porrt = 9464; };});\n')
+    conf = project(tmp, extra=typo)
+    rc, out, err = st(conf, "--check-config")
+    eq(rc, 2, "--check-config: a typo in the exporter's settings exits 2", err)
+    rc, out, err = st(conf, "run", "--json")
+    eq(rc, 2, "run: the same typo exits 2 (not 0 without the exporter)", err)
+    t.ok("porrt" in err and "selftest.conf:" in err, "run: the setting is named with file:line",
+         err)
+    t.ok('"event":"results"' not in out, "run: no test ran", out[-500:])
+    rc, out, err = st(conf, "run-scheduled", "--interval", "3600", timeout=30)
+    eq(rc, 2, "run-scheduled: exits 2 at once instead of running without /metrics", err)
+    conf = project(tmp, extra='plugins = ({kind = "integrator"; name = "integrator-modulemap";\n'
+                              '            settings = { bogus = 1; };});\n')
+    rc, out, err = st(conf, "run")
+    eq(rc, 2, "run: an integrator with an unknown setting exits 2", err)
+
+
 TESTS = [test_lock_never_truncates, test_double_dash, test_option_needs_value,
-         test_deep_json_state]
+         test_deep_json_state, test_invalid_plugin_settings]
 
 
 def main():
