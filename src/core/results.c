@@ -404,7 +404,9 @@ static int add_cov_line(st_batch *b, const char *file, long line, int executed, 
 
 /* pytest-cov's LCOV report: "SF:<file>", then "DA:<line>,<hits>[,<checksum>]" per statement,
  * then "end_of_record". (Debian 12's pytest-cov 4.0 has no JSON report; LCOV carries the same
- * per-line facts and is trivial to read.) */
+ * per-line facts and is trivial to read.) A module without statements (an empty __init__.py)
+ * gets "DA:0,1" and "LF:0": line 0 is no statement, so it is skipped, as coverage.py counts
+ * it. */
 int st_coverage_read(st_batch *b, const char *file, char *err, size_t err_size)
 {
     char *text = NULL;
@@ -433,11 +435,13 @@ int st_coverage_read(st_batch *b, const char *file, char *err, size_t err_size)
             char *end;
             long ln = strtol(line + 3, &end, 10);
             long hits = *end == ',' ? strtol(end + 1, &end, 10) : -1;
-            if (!current || ln <= 0 || hits < 0 || (*end && *end != ',')) {
+            if (!current || ln < 0 || hits < 0 || (*end && *end != ',')) {
                 snprintf(err, err_size, "%s:%u: malformed LCOV line", file, lineno);
                 rc = -1;
                 break;
             }
+            if (ln == 0)
+                continue; /* the marker of a module without statements */
             if (add_cov_line(b, current, ln, hits > 0, &cap) < 0) {
                 rc = -1;
                 break;

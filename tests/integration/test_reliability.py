@@ -209,8 +209,37 @@ def test_invalid_plugin_settings(tmp):
     eq(rc, 2, "run: an integrator with an unknown setting exits 2", err)
 
 
+# ---- 9. coverage with an empty module -------------------------------------------------------------
+
+def have_module(name):
+    rc, out, err = t.run([t.PYTHON, "-c", "import " + name], env=t.base_env(), timeout=60)
+    return rc == 0
+
+
+def test_empty_module_keeps_coverage(tmp):
+    if not have_module("pytest_cov"):
+        t.skip("coverage with an empty module", "pytest-cov is not installed for %s" % t.PYTHON)
+        return
+    write(os.path.join(tmp, "pkg", "__init__.py"), "")
+    write(os.path.join(tmp, "pkg", "m.py"), "def f():\n    return 1\n\n\ndef g():\n"
+          "    return 2\n")
+    conf = project(tmp, tests="from pkg.m import f\n\n\ndef test_f():\n    assert f() == 1\n",
+                   extra="coverage = true;\n")
+    rc, out, err = st(conf, "run", "--json")
+    res = last_json(out)
+    eq(rc, 0, "a project with an empty __init__.py: the run passes", err)
+    cov = res.get("coverage")
+    t.ok(isinstance(cov, (int, float)), "coverage is measured, not n/a (pytest-cov wrote "
+         "DA:0 for the empty module)", "coverage=%r\n%s" % (cov, err[-1500:]))
+    # statements: m.py 4 (2 def, 2 return; g's body does not run), tests/test_x.py 3 -> 6 of 7
+    if isinstance(cov, (int, float)):
+        t.ok(abs(cov - 100.0 * 6 / 7) < 0.01, "coverage counts the empty module as no statement "
+             "(6 of 7 lines: %.2f)" % cov)
+    t.ok("malformed LCOV" not in err, "no LCOV error is logged", err[-1500:])
+
+
 TESTS = [test_lock_never_truncates, test_double_dash, test_option_needs_value,
-         test_deep_json_state, test_invalid_plugin_settings]
+         test_deep_json_state, test_invalid_plugin_settings, test_empty_module_keeps_coverage]
 
 
 def main():

@@ -6,6 +6,7 @@
 
 #include "json.h"
 #include "lock.h"
+#include "results.h"
 
 #include <errno.h>
 #include <sys/stat.h>
@@ -174,6 +175,33 @@ START_TEST(json_depth_is_bounded)
 }
 END_TEST
 
+/* pytest-cov writes "DA:0,1" for an empty module: not a statement, and no reason to drop the
+ * batch's coverage. A negative line is still malformed. */
+START_TEST(lcov_line_zero_is_no_statement)
+{
+    char *d = unit_tmpdir();
+    unit_write(d, "c.lcov",
+               "TN:\nSF:pkg/__init__.py\nDA:0,1,1B2M2Y8AsgTpgAmY7PhCfg\nLF:0\nLH:1\n"
+               "end_of_record\nTN:\nSF:pkg/m.py\nDA:1,1,AOMh\nDA:2,0,3A2B\nLF:2\nLH:1\n"
+               "end_of_record\n");
+    char *file = st_path_join(d, "c.lcov");
+    char err[300] = "";
+    st_batch b = {0};
+    ck_assert_msg(st_coverage_read(&b, file, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_uint_eq(b.n_cov, 2);
+    ck_assert_double_eq_tol(b.coverage, 50.0, 1e-9);
+    st_batch_free(&b);
+    unit_write(d, "c.lcov", "SF:m.py\nDA:-1,1\n");
+    st_batch b2 = {0};
+    ck_assert_int_eq(st_coverage_read(&b2, file, err, sizeof(err)), -1);
+    ck_assert_contains(err, "c.lcov:2: malformed");
+    st_batch_free(&b2);
+    free(file);
+    st_rm_rf(d);
+    free(d);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("reliability");
@@ -185,6 +213,9 @@ int main(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("json");
     tcase_add_test(tc, json_depth_is_bounded);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("lcov");
+    tcase_add_test(tc, lcov_line_zero_is_no_statement);
     suite_add_tcase(s, tc);
     return unit_run(s);
 }
