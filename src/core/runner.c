@@ -30,6 +30,12 @@ void st_split_workers(unsigned W, size_t P, unsigned *out, unsigned *concurrency
     }
 }
 
+unsigned st_workers_cap(unsigned requested, unsigned cpus)
+{
+    unsigned cap = (cpus ? cpus : 1) * ST_WORKERS_PER_CPU;
+    return requested > cap ? cap : requested;
+}
+
 /* ---- executing one request ------------------------------------------------------------------ */
 
 typedef struct capture {
@@ -517,14 +523,18 @@ int st_runner_run(const st_settings *s, st_instance *runtime, const st_preflight
         free(rn.running_ids);
         return -1;
     }
-    unsigned concurrency;
-    st_split_workers(s->workers, n, split, &concurrency);
+    unsigned concurrency, cpus = st_cpu_count();
+    unsigned W = st_workers_cap(s->workers, cpus);
+    if (W < s->workers && items[0].kind == ST_EXEC_TESTS)
+        st_warn("workers: %u is more than %u per CPU (%u CPU%s here); using %u", s->workers,
+                ST_WORKERS_PER_CPU, cpus, cpus == 1 ? "" : "s", W);
+    st_split_workers(W, n, split, &concurrency);
     for (size_t i = 0; i < n; i++)
         items[i].workers = items[i].kind == ST_EXEC_ORPHAN_CHECK ? 1 : split[i];
     if (items[0].kind == ST_EXEC_ORPHAN_CHECK)
-        concurrency = n < s->workers ? (unsigned)n : s->workers;
+        concurrency = n < W ? (unsigned)n : W;
     free(split);
-    if (pf->xdist == 0 && s->workers > 1 && n < s->workers && items[0].kind == ST_EXEC_TESTS)
+    if (pf->xdist == 0 && W > 1 && n < W && items[0].kind == ST_EXEC_TESTS)
         st_warn("pytest-xdist is not installed for %s: batches run with one worker each "
                 "(Debian: apt-get install python3-pytest-xdist)",
                 s->python);

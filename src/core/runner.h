@@ -12,6 +12,11 @@
  * one if i < W mod P, when P <= W; otherwise 1 each. *concurrency gets how many run at once. */
 void st_split_workers(unsigned W, size_t P, unsigned *out, unsigned *concurrency);
 
+/* The worker budget actually used: at most ST_WORKERS_PER_CPU per CPU of this machine (more
+ * processes than that only thrash; --workers 100000 would fork 100000 xdist workers). */
+#define ST_WORKERS_PER_CPU 4
+unsigned st_workers_cap(unsigned requested, unsigned cpus);
+
 typedef struct st_preflight {
     int pytest, xdist, cov;
     char python_version[32];

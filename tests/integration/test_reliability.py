@@ -238,8 +238,38 @@ def test_empty_module_keeps_coverage(tmp):
     t.ok("malformed LCOV" not in err, "no LCOV error is logged", err[-1500:])
 
 
+# ---- 10. an absurd worker count -----------------------------------------------------------------
+
+def batch_events(out):
+    events = []
+    for line in out.splitlines():
+        if line.startswith('{"event":"batch"'):
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                pass
+    return events
+
+
+def test_workers_clamped(tmp):
+    conf = project(tmp)
+    cap = 4 * (os.sysconf("SC_NPROCESSORS_ONLN") or 1)
+    rc, out, err = st(conf, "run", "--json", "--workers", "100000", timeout=180)
+    eq(rc, 0, "--workers 100000: the run passes", err[-1500:])
+    batches = batch_events(out)
+    got = batches[0]["batch"].get("workers") if batches else None
+    eq(got, cap, "the batch gets 4 workers per CPU (%d), not 100000" % cap)
+    argv = batches[0]["batch"].get("pytest_argv") or [] if batches else []
+    t.ok("100000" not in argv, "pytest never sees -n 100000", repr(argv))
+    t.ok("100000" in err and "using %d" % cap in err, "a warning says what was asked and what "
+         "is used", err[-1500:])
+    rc, out, err = st(conf, "run", "--json", "--workers", "1", timeout=120)
+    t.ok("more than" not in err, "a sensible count gives no warning", err[-1500:])
+
+
 TESTS = [test_lock_never_truncates, test_double_dash, test_option_needs_value,
-         test_deep_json_state, test_invalid_plugin_settings, test_empty_module_keeps_coverage]
+         test_deep_json_state, test_invalid_plugin_settings, test_empty_module_keeps_coverage,
+         test_workers_clamped]
 
 
 def main():

@@ -99,6 +99,16 @@ START_TEST(retry_delay_is_capped)
 }
 END_TEST
 
+/* --workers 100000 would reach xdist as -n 100000: the budget is capped at 4 per CPU. */
+START_TEST(workers_are_capped_per_cpu)
+{
+    ck_assert_uint_eq(st_workers_cap(100000, 2), 2 * ST_WORKERS_PER_CPU);
+    ck_assert_uint_eq(st_workers_cap(8, 2), 8);
+    ck_assert_uint_eq(st_workers_cap(3, 2), 3);
+    ck_assert_uint_eq(st_workers_cap(9, 0), ST_WORKERS_PER_CPU);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("runner");
@@ -107,6 +117,7 @@ int main(void)
     tcase_add_test(tc, split_never_exceeds_the_budget);
     tcase_add_test(tc, argv_keeps_option_values_together);
     tcase_add_test(tc, retry_delay_is_capped);
+    tcase_add_test(tc, workers_are_capped_per_cpu);
     suite_add_tcase(s, tc);
     return unit_run(s);
 }
