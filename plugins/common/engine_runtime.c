@@ -353,7 +353,8 @@ static int ssh_forward_start(er_runtime *rt, char *err, size_t errlen)
 {
     const eh_address *a = &rt->client.addr;
     const char *tmp = getenv("TMPDIR");
-    snprintf(rt->ssh_dir, sizeof(rt->ssh_dir), "%s/selftest-ssh-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    snprintf(rt->ssh_dir, sizeof(rt->ssh_dir), "%s/selftest-ssh-%ld-XXXXXX",
+             tmp && *tmp ? tmp : "/tmp", (long)getpid());
     if (!mkdtemp(rt->ssh_dir)) {
         snprintf(err, errlen, "cannot create a directory for the ssh forward: %s", strerror(errno));
         rt->ssh_dir[0] = '\0';

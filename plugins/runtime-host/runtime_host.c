@@ -283,7 +283,9 @@ static int host_execute(void *ctx, const st_exec_request *req, const st_exec_sin
     if (req->sandboxed) {
         const char *tmp = getenv("TMPDIR");
         char tmpl[4096];
-        snprintf(tmpl, sizeof(tmpl), "%s/selftest-sandbox-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        /* named with our pid: the core removes it after a crash (st_remove_stale_workdirs) */
+        snprintf(tmpl, sizeof(tmpl), "%s/selftest-sandbox-%ld-XXXXXX", tmp && *tmp ? tmp : "/tmp",
+                 (long)getpid());
         if (!mkdtemp(tmpl)) {
             snprintf(res->error, sizeof(res->error), "cannot create a sandbox dir: %s",
                      strerror(errno));

@@ -954,11 +954,15 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
         status = rc;
         goto out;
     }
-    const char *tmp = getenv("TMPDIR");
-    work = st_asprintf("%s/selftest-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    /* named with our pid, so that the next run can remove it if we crash */
+    const char *tmp = st_tmpdir();
+    size_t stale = st_remove_stale_workdirs(tmp);
+    if (stale)
+        st_info("removed %zu work director%s of runs that are gone from %s", stale,
+                stale == 1 ? "y" : "ies", tmp);
+    work = st_asprintf("%s/selftest-%ld-XXXXXX", tmp, (long)getpid());
     if (!work || !mkdtemp(work)) {
-        st_error("cannot create a work directory under %s: %s", tmp && *tmp ? tmp : "/tmp",
-                 strerror(errno));
+        st_error("cannot create a work directory under %s: %s", tmp, strerror(errno));
         free(work);
         work = NULL;
         goto out;
@@ -1273,11 +1277,10 @@ int st_pipeline_discover(st_pipeline *p, int json, const st_strv *deps)
     int rc = 0;
     if (!s->paths.n) {
         /* the default paths come from pytest's configuration: ask it, as a run would */
-        const char *tmp = getenv("TMPDIR");
-        char *work = st_asprintf("%s/selftest-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        const char *tmp = st_tmpdir();
+        char *work = st_asprintf("%s/selftest-%ld-XXXXXX", tmp, (long)getpid());
         if (!work || !mkdtemp(work)) {
-            st_error("cannot create a work directory under %s: %s", tmp && *tmp ? tmp : "/tmp",
-                     strerror(errno));
+            st_error("cannot create a work directory under %s: %s", tmp, strerror(errno));
             free(work);
             goto out;
         }

@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -640,4 +641,59 @@ int st_is_identifier(const char *s)
         if (!(isalnum((unsigned char)*s) || *s == '_' || (unsigned char)*s >= 0x80))
             return 0;
     return 1;
+}
+
+const char *st_tmpdir(void)
+{
+    const char *tmp = getenv("TMPDIR");
+    return tmp && *tmp ? tmp : "/tmp";
+}
+
+/* The owner pid of a work directory name, or 0 when the name is not one. */
+static long workdir_pid(const char *name)
+{
+    static const char *const prefixes[] = {"selftest-sandbox-", "selftest-ssh-", "selftest-"};
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+        size_t n = strlen(prefixes[i]);
+        if (strncmp(name, prefixes[i], n) != 0)
+            continue;
+        const char *p = name + n;
+        long pid = 0;
+        size_t digits = 0;
+        while (isdigit((unsigned char)*p) && digits < 10) {
+            pid = pid * 10 + (*p++ - '0');
+            digits++;
+        }
+        /* PID, '-', and mkdtemp's six characters */
+        if (digits && *p == '-' && strlen(p + 1) == 6 && pid > 0)
+            return pid;
+    }
+    return 0;
+}
+
+size_t st_remove_stale_workdirs(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    int dfd = dirfd(d);
+    size_t removed = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        long pid = workdir_pid(de->d_name);
+        if (pid <= 0 || pid == (long)getpid())
+            continue;
+        struct stat st;
+        if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode) ||
+            st.st_uid != geteuid())
+            continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue; /* alive (or not ours to signal): its run may still use it */
+        char *path = st_path_join(dir, de->d_name);
+        if (path && st_rm_rf(path) == 0)
+            removed++;
+        free(path);
+    }
+    closedir(d);
+    return removed;
 }

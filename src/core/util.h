@@ -85,4 +85,13 @@ int st_parse_double(const char *s, double *out);
 unsigned st_cpu_count(void);
 int st_is_identifier(const char *s);
 
+/* Work directories: a run's temporary directories are named "selftest-PID-XXXXXX" (also
+ * "selftest-sandbox-PID-..." and "selftest-ssh-PID-..."), PID being the core's. A crashed or
+ * killed run leaves them behind; st_remove_stale_workdirs removes, under dir, every such
+ * directory that this user owns (not a symbolic link) whose PID no longer exists. Returns how
+ * many were removed. */
+size_t st_remove_stale_workdirs(const char *dir);
+/* The directory work directories go in: $TMPDIR, else /tmp. */
+const char *st_tmpdir(void);
+
 #endif

@@ -267,9 +267,51 @@ def test_workers_clamped(tmp):
     t.ok("more than" not in err, "a sensible count gives no warning", err[-1500:])
 
 
+# ---- 13. work directories of crashed runs --------------------------------------------------------
+
+def workdirs(tmpdir):
+    return sorted(n for n in os.listdir(tmpdir) if n.startswith("selftest-"))
+
+
+def test_stale_workdirs_removed(tmp):
+    runtmp = os.path.join(tmp, "runtmp")
+    os.makedirs(runtmp)
+    marker = os.path.join(tmp, "started")
+    conf = project(tmp, tests="import os, time\n\n\ndef test_slow():\n"
+                              "    open(%r, 'w').close()\n    time.sleep(60)\n" % marker)
+    e = {"TMPDIR": runtmp}
+    counts = []
+    for _ in range(3):  # three crashes: each run removes what the crashed one before it left
+        if os.path.exists(marker):
+            os.unlink(marker)
+        proc = subprocess.Popen([BIN, "-c", conf, "run"], env=env(e), cwd=tmp,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        deadline = time.time() + 60
+        while time.time() < deadline and not os.path.exists(marker) and proc.poll() is None:
+            time.sleep(0.1)
+        t.kill_group(proc)  # kill -9 of the core and its batch
+        proc.wait()
+        left = workdirs(runtmp)
+        counts.append((len(left), all(n.startswith("selftest-%d-" % proc.pid) for n in left)))
+    eq(counts, [(1, True)] * 3, "after each of three kill -9 during a batch, only the killed "
+       "run's work dir (named with its pid) is left: the earlier ones were removed at start")
+    # a live process's directory (this test's pid) and someone else's name stay
+    mine = os.path.join(runtmp, "selftest-%d-aaaaaa" % os.getpid())
+    other = os.path.join(runtmp, "selftest-notes")
+    os.makedirs(mine)
+    os.makedirs(other)
+    conf = project(tmp)
+    rc, out, err = st(conf, "-v", "run", extra_env=e)
+    eq(rc, 0, "the next run passes", err[-1500:])
+    eq(workdirs(runtmp), ["selftest-%d-aaaaaa" % os.getpid(), "selftest-notes"],
+       "the next run removed the dead runs' work dirs and its own, nothing else")
+    t.ok("removed 1 work directory" in err, "and says so (with -v)", err[-1500:])
+
+
 TESTS = [test_lock_never_truncates, test_double_dash, test_option_needs_value,
          test_deep_json_state, test_invalid_plugin_settings, test_empty_module_keeps_coverage,
-         test_workers_clamped]
+         test_workers_clamped, test_stale_workdirs_removed]
 
 
 def main():

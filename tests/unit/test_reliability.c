@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 static char *slurp(const char *path)
 {
@@ -202,6 +203,73 @@ START_TEST(lcov_line_zero_is_no_statement)
 }
 END_TEST
 
+static pid_t dead_pid(void)
+{
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0)
+        _exit(0);
+    int status;
+    waitpid(pid, &status, 0);
+    return pid;
+}
+
+/* Work directories of runs whose pid is gone are removed; a live run's, a link, a file and
+ * other names are not. */
+START_TEST(stale_workdirs_are_removed)
+{
+    char *d = unit_tmpdir();
+    long dead = (long)dead_pid(), me = (long)getpid();
+    char name[128];
+    const char *prefix[] = {"selftest-", "selftest-sandbox-", "selftest-ssh-"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(name, sizeof(name), "%s%ld-a1B2c3", prefix[i], dead);
+        char *p = st_path_join(d, name);
+        ck_assert_int_eq(st_mkdir_p(p, 0700), 0);
+        unit_write(p, "results.jsonl", "x\n");
+        free(p);
+    }
+    const char *kept[8];
+    char k0[64], k1[64], k2[64], k3[64], k4[64];
+    snprintf(k0, sizeof(k0), "selftest-%ld-abc123", me);       /* this process: alive */
+    snprintf(k1, sizeof(k1), "selftest-1-abc123");              /* pid 1: alive */
+    snprintf(k2, sizeof(k2), "selftest-%ld-toolong7", dead);   /* not mkdtemp's shape */
+    snprintf(k3, sizeof(k3), "selftest-%ld-linkxx", dead);     /* a symbolic link */
+    snprintf(k4, sizeof(k4), "selftest-%ld-filexx", dead);     /* a file */
+    kept[0] = k0, kept[1] = k1, kept[2] = k2, kept[3] = k3, kept[4] = k4;
+    for (size_t i = 0; i < 3; i++) {
+        char *p = st_path_join(d, kept[i]);
+        ck_assert_int_eq(st_mkdir_p(p, 0700), 0);
+        free(p);
+    }
+    char *target = st_path_join(d, "target"), *link_path = st_path_join(d, k3);
+    ck_assert_int_eq(st_mkdir_p(target, 0700), 0);
+    unit_write(target, "keep", "1");
+    ck_assert_int_eq(symlink(target, link_path), 0);
+    unit_write(d, k4, "file");
+    ck_assert_uint_eq(st_remove_stale_workdirs(d), 3);
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(name, sizeof(name), "%s%ld-a1B2c3", prefix[i], dead);
+        char *p = st_path_join(d, name);
+        ck_assert_msg(access(p, F_OK) != 0, "%s is still there", p);
+        free(p);
+    }
+    for (size_t i = 0; i < 5; i++) {
+        char *p = st_path_join(d, kept[i]);
+        struct stat st;
+        ck_assert_msg(lstat(p, &st) == 0, "%s was removed", p);
+        free(p);
+    }
+    char *keep = st_path_join(target, "keep");
+    ck_assert_int_eq(access(keep, F_OK), 0);
+    free(keep);
+    free(target);
+    free(link_path);
+    st_rm_rf(d);
+    free(d);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("reliability");
@@ -216,6 +284,9 @@ int main(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("lcov");
     tcase_add_test(tc, lcov_line_zero_is_no_statement);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("workdirs");
+    tcase_add_test(tc, stale_workdirs_are_removed);
     suite_add_tcase(s, tc);
     return unit_run(s);
 }
