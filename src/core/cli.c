@@ -43,8 +43,9 @@ static const char usage_main[] =
     "  -q, --quiet            errors only\n"
     "      --plugin-dir DIR   search plugins here instead of the installed dir (repeatable;\n"
     "                         also SELF_TEST_PLUGIN_PATH, colon-separated)\n"
-    "      --check-config     load the configuration and every plugin's settings, start\n"
-    "                         nothing, and exit 0 (valid) or 2 (the error is printed)\n"
+    "      --check-config     load the configuration and every plugin's settings (and a\n"
+    "                         COMMAND's options, if one is given), run and start nothing,\n"
+    "                         and exit 0 (valid) or 2 (the error is printed)\n"
     "  -h, --help             this help; COMMAND --help for a command's options\n"
     "  -V, --version          version and plugin ABI\n"
     "\n"
@@ -753,6 +754,8 @@ int st_cli_main(int argc, char **argv)
         .should_stop = should_stop,
         .aborted_status = EXIT_INFRA, /* `run` stopped by a signal */
     };
+    if (o.check == 2)
+        cmd = CMD_PLUGINS; /* --check-config COMMAND: the command line is checked, nothing runs */
     switch (cmd) {
     case CMD_PLUGINS:
         rc = st_plugins_list(&s, o.json, o.check != 0);

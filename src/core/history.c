@@ -72,10 +72,20 @@ static void gen_entry(yajl_gen g, const st_run *run)
 static int append_json(const char *path, const st_run *run)
 {
     char *text = NULL;
+    size_t len = 0;
     yajl_val old = NULL;
-    int rc = st_read_file(path, HISTORY_MAX_BYTES, &text, NULL);
+    int rc = st_read_file(path, HISTORY_MAX_BYTES, &text, &len);
     if (rc < 0 && rc != -ENOENT) {
         st_error("history %s: cannot read: %s; not written this cycle", path, strerror(-rc));
+        return -1;
+    }
+    const char *nul = rc == 0 ? memchr(text, '\0', len) : NULL;
+    if (nul) {
+        /* the parser would stop at the NUL and the rewrite drop everything after it */
+        st_error("history %s: contains a NUL byte (at offset %zu): not JSON text; the file is "
+                 "left as it is and not written until fixed",
+                 path, (size_t)(nul - text));
+        free(text);
         return -1;
     }
     if (rc == 0 && text[strspn(text, " \t\r\n")] != '\0') {

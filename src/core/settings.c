@@ -243,7 +243,7 @@ static const file_key file_keys[] = {
     {"kill_grace", K_SECONDS, OFF(kill_grace_s)},
     {"skip_dirs", K_STRLIST, OFF(skip_dirs)},
     {"pythonpath", K_PYTHONPATH, OFF(pythonpath)},
-    {"history", K_STRING, OFF(history_file)},
+    {"history", K_PATH, OFF(history_file)}, /* relative to the config file, like plugin_path */
     {"metrics_port", K_PORT, OFF(metrics_port)},
     {"interval", K_SECONDS, OFF(interval_s)},
     {"lock_timeout", K_SECONDS, OFF(lock_timeout_s)},
@@ -403,10 +403,18 @@ static int apply_file_key(st_settings *s, const file_key *k, config_setting_t *c
     case K_STRING:
         if (file_string(cs, k->name, &str) < 0)
             goto out;
-        if (strcmp(k->name, "pytest_args") == 0)
+        if (strcmp(k->name, "pytest_args") == 0) {
             rc = st_set_pytest_args(s, str, w);
-        else
+        } else if (strcmp(k->name, "container_fallback") == 0 && strcmp(str, "host") != 0 &&
+                   strcmp(str, "fail") != 0) {
+            st_error("%s: 'container_fallback' must be \"host\" or \"fail\", not '%s'", w, str);
+        } else if (strcmp(k->name, "runtime") == 0 &&
+                   (!str[0] || str[0] == '.' || strchr(str, '/'))) {
+            /* the runtime names a plugin file (runtime-NAME.so): a plain name, as in plugins */
+            st_error("%s: runtime '%s' must be a plain name (host, docker, podman)", w, str);
+        } else {
             rc = st_set_string(dst, str);
+        }
         break;
     case K_PATH: {
         if (file_string(cs, k->name, &str) < 0)
@@ -440,6 +448,14 @@ static int apply_file_key(st_settings *s, const file_key *k, config_setting_t *c
             goto out;
         }
         snprintf(buf, sizeof(buf), "%lld", config_setting_get_int64(cs));
+        if (k->type != K_PORT && (config_setting_get_int64(cs) < (k->type == K_UINT ? 1 : 0) ||
+                                  config_setting_get_int64(cs) > 100000)) {
+            /* libconfig reads an integer too large for 64 bits as -1: name the setting, not
+             * a value that was never written */
+            st_error("%s: '%s' must be a whole number from %d to 100000", w, k->name,
+                     k->type == K_UINT ? 1 : 0);
+            goto out;
+        }
         if (k->type == K_PORT) {
             long long v = config_setting_get_int64(cs);
             if (v < 0 || v > 65535) {
@@ -495,6 +511,31 @@ out:
     return rc;
 }
 
+/* The file name of an @include directive on line `line` of file, or NULL (libconfig's "cannot
+ * open include file" does not name it). */
+static char *include_at(const char *file, int line)
+{
+    char *text = NULL;
+    if (line <= 0 || st_read_file(file, 16u << 20, &text, NULL) < 0)
+        return NULL;
+    char *p = text, *name = NULL;
+    for (int n = 1; p && n < line; n++) {
+        p = strchr(p, '\n');
+        if (p)
+            p++;
+    }
+    if (p) {
+        p += strspn(p, " \t");
+        if (strncmp(p, "@include", 8) == 0) {
+            char *q = strchr(p + 8, '"'), *e = q ? strchr(q + 1, '"') : NULL;
+            if (q && e && !memchr(q, '\n', (size_t)(e - q)))
+                name = st_strndup(q + 1, (size_t)(e - q - 1));
+        }
+    }
+    free(text);
+    return name;
+}
+
 int st_settings_load_file(st_settings *s, const char *path)
 {
     char *candidates[3] = {0};
@@ -532,12 +573,23 @@ int st_settings_load_file(st_settings *s, const char *path)
         st_error("%s: is a directory, not a config file", chosen);
         goto out;
     }
+    if (stat(chosen, &st) == 0 && !S_ISREG(st.st_mode)) {
+        /* a FIFO would block the read forever; a device is no config either */
+        st_error("%s: not a regular file (a FIFO, socket or device), not a config file", chosen);
+        goto out;
+    }
     if (!config_read_file(&s->cfg, chosen)) {
+        const char *efile = config_error_file(&s->cfg) ? config_error_file(&s->cfg) : chosen;
+        char *inc = NULL;
         if (config_error_type(&s->cfg) == CONFIG_ERR_FILE_IO)
             st_error("%s: cannot read the config file: %s", chosen, strerror(errno));
+        else if ((inc = include_at(efile, config_error_line(&s->cfg))) != NULL &&
+                 strstr(config_error_text(&s->cfg), "include"))
+            st_error("%s:%d: %s '%s'", efile, config_error_line(&s->cfg),
+                     config_error_text(&s->cfg), inc);
         else
-            st_error("%s:%d: %s", config_error_file(&s->cfg) ? config_error_file(&s->cfg) : chosen,
-                     config_error_line(&s->cfg), config_error_text(&s->cfg));
+            st_error("%s:%d: %s", efile, config_error_line(&s->cfg), config_error_text(&s->cfg));
+        free(inc);
         goto out;
     }
     config_setting_t *root = config_root_setting(&s->cfg);
@@ -819,6 +871,10 @@ int st_settings_finish(st_settings *s)
         s->data_dir = st_path_join(s->project_root, "sandbox_data");
     if (!s->data_dir || make_absolute(&s->data_dir, s->project_root) < 0)
         return -1;
+    if (stat(s->data_dir, &st) == 0 && !S_ISDIR(st.st_mode)) {
+        st_error("data dir %s is not a directory (set data_dir or SANDBOX_DATA_DIR)", s->data_dir);
+        return -1;
+    }
     if (!s->report_dir)
         s->report_dir = st_path_join(s->data_dir, "self_test_reports");
     if (!s->report_dir || make_absolute(&s->report_dir, s->project_root) < 0)

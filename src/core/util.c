@@ -588,14 +588,60 @@ fail:
     return -1;
 }
 
+/* Copies s without surrounding white space (a value read from a file or written by a script
+ * often ends in a space or newline) into buf; -1 when empty or too long. */
+static int trimmed(const char *s, char *buf, size_t size)
+{
+    if (!s)
+        return -1;
+    s += strspn(s, " \t\r\n");
+    size_t n = strlen(s);
+    while (n && strchr(" \t\r\n", s[n - 1]))
+        n--;
+    if (!n || n >= size)
+        return -1;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    return 0;
+}
+
+/* Is buf a plain decimal number: [+-]digits, and with fraction also .digits and an exponent?
+ * (strtoll/strtod alone would take "0x10", "inf" and "1e999".) */
+static int is_decimal(const char *p, int fraction)
+{
+    static const char digits[] = "0123456789";
+    if (*p == '+' || *p == '-')
+        p++;
+    size_t d = strspn(p, digits);
+    p += d;
+    if (fraction && *p == '.') {
+        size_t f = strspn(++p, digits);
+        p += f;
+        d += f;
+    }
+    if (fraction && d && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (*p == '+' || *p == '-')
+            p++;
+        size_t e = strspn(p, digits);
+        if (!e)
+            return 0;
+        p += e;
+    }
+    return d && !*p;
+}
+
 int st_parse_bool(const char *s)
 {
     static const char *const yes[] = {"1", "true", "yes", "on"};
     static const char *const no[] = {"0", "false", "no", "off"};
+    char buf[16];
+    if (trimmed(s, buf, sizeof(buf)) < 0)
+        return -1;
     for (size_t i = 0; i < 4; i++) {
-        if (strcasecmp(s, yes[i]) == 0)
+        if (strcasecmp(buf, yes[i]) == 0)
             return 1;
-        if (strcasecmp(s, no[i]) == 0)
+        if (strcasecmp(buf, no[i]) == 0)
             return 0;
     }
     return -1;
@@ -603,12 +649,13 @@ int st_parse_bool(const char *s)
 
 int st_parse_long(const char *s, long long *out)
 {
-    if (!s || !*s)
+    char buf[64];
+    if (trimmed(s, buf, sizeof(buf)) < 0 || !is_decimal(buf, 0))
         return -1;
     char *end;
     errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || *end || end == s)
+    long long v = strtoll(buf, &end, 10);
+    if (errno || *end || end == buf)
         return -1;
     *out = v;
     return 0;
@@ -616,12 +663,13 @@ int st_parse_long(const char *s, long long *out)
 
 int st_parse_double(const char *s, double *out)
 {
-    if (!s || !*s)
+    char buf[64];
+    if (trimmed(s, buf, sizeof(buf)) < 0 || !is_decimal(buf, 1))
         return -1;
     char *end;
     errno = 0;
-    double v = strtod(s, &end);
-    if (errno || *end || end == s || v != v)
+    double v = strtod(buf, &end);
+    if (errno || *end || end == buf || v != v)
         return -1;
     *out = v;
     return 0;

@@ -78,7 +78,8 @@ int st_shell_split(const char *s, st_strv *out, const char **err);
 
 /* Boolean words: 1/0, true/false, yes/no, on/off, any case. Returns 0/1, or -1 if not one. */
 int st_parse_bool(const char *s);
-/* Strict integer and double parsing of a whole string. 0 on success, -1 otherwise. */
+/* Strict integer and double parsing of a whole string: plain decimal only (no hex, inf or
+ * nan), surrounding white space ignored (as by st_parse_bool). 0 on success, -1 otherwise. */
 int st_parse_long(const char *s, long long *out);
 int st_parse_double(const char *s, double *out);
 

@@ -309,9 +309,102 @@ def test_stale_workdirs_removed(tmp):
     t.ok("removed 1 work directory" in err, "and says so (with -v)", err[-1500:])
 
 
+# ---- 14. smaller input checks -------------------------------------------------------------------
+
+def test_fifo_config_refused(tmp):
+    project(tmp)
+    fifo = os.path.join(tmp, "fifo.conf")
+    os.mkfifo(fifo)
+    rc, out, err = st(fifo, "run", timeout=30)
+    eq(rc, 2, "a FIFO as the config file: exit 2 at once (no hang)", err)
+    t.ok(fifo in err and "not a regular file" in err, "the error names it", err)
+
+
+def test_history_relative_to_config(tmp):
+    conf_dir = os.path.join(tmp, "etc")
+    conf = project(tmp)
+    write(os.path.join(conf_dir, "selftest.conf"), read(conf).replace(
+        'project_root = ".";', 'project_root = "..";') + 'history = "h.json";\n')
+    elsewhere = os.path.join(tmp, "elsewhere")
+    os.makedirs(elsewhere)
+    rc, out, err = st(os.path.join(conf_dir, "selftest.conf"), "run", cwd=elsewhere)
+    eq(rc, 0, "a run with history = \"h.json\" from another cwd passes", err)
+    t.ok(os.path.exists(os.path.join(conf_dir, "h.json")),
+         "the history file is next to the config file")
+    t.ok(not os.path.exists(os.path.join(elsewhere, "h.json")), "not in the cwd")
+
+
+def test_check_config_with_command(tmp):
+    marker = os.path.join(tmp, "ran")
+    conf = project(tmp, tests="def test_a():\n    open(%r, 'w').close()\n" % marker)
+    rc, out, err = st(conf, "--check-config", "run")
+    eq(rc, 0, "--check-config run: a valid configuration exits 0", err)
+    t.ok("configuration OK" in out, "it says so", out + err)
+    t.ok(not os.path.exists(marker), "and no test ran (no cycle)")
+    eq(runs_stored(tmp), 0, "nothing was stored in metrics.db")
+    rc, out, err = st(conf, "--check-config", "run", "--workers", "x")
+    eq(rc, 2, "--check-config run --workers x: the command's options are checked too", err)
+
+
+def test_nul_in_history(tmp):
+    conf = project(tmp)
+    hist = os.path.join(tmp, "h.json")
+    text = b'[{"passed": 1}]\x00[{"passed": 2}] keep this\n'
+    write(hist, text, "wb")
+    rc, out, err = st(conf, "run", "--history", hist)
+    eq(rc, 0, "a history file with a NUL byte: the run still passes", err)
+    eq(read(hist, "rb"), text, "the file is left as it is (nothing after the NUL is dropped)")
+    t.ok(hist in err and "NUL" in err, "the error names the file and the NUL", err)
+
+
+def test_runtime_name_refused(tmp):
+    conf = project(tmp, extra='runtime = "../../evil";\n')
+    rc, out, err = st(conf, "run")
+    eq(rc, 2, "runtime = \"../../evil\": exit 2", err)
+    t.ok("selftest.conf:5" in err and "plain name" in err,
+         "refused with file:line like a plugin name", err)
+
+
+def test_numbers_in_environment(tmp):
+    conf = project(tmp)
+    rc, out, err = st(conf, "--check-config", extra_env={"SELF_TEST_TIMEOUT": "0x10"})
+    eq(rc, 2, "SELF_TEST_TIMEOUT=0x10 is refused (not read as 16)", err)
+    t.ok("SELF_TEST_TIMEOUT" in err, "naming the variable", err)
+    for name, value in (("SELF_TEST_TIMEOUT", "inf"), ("SELF_TEST_WORKERS", "0x4"),
+                        ("SELF_TEST_RETRIES", "1e1")):
+        rc, out, err = st(conf, "--check-config", extra_env={name: value})
+        eq(rc, 2, "%s=%s is refused" % (name, value), err)
+    for name, value in (("SELF_TEST_WORKERS", "4 "), ("SELF_TEST_WORKERS", " 4"),
+                        ("SELF_TEST_TIMEOUT", "30\n"), ("SELF_TEST_COVERAGE", "true ")):
+        rc, out, err = st(conf, "--check-config", extra_env={name: value})
+        eq(rc, 0, "%s=%r: surrounding white space is accepted, the same for every variable"
+           % (name, value), err)
+
+
+def test_messages_name_their_source(tmp):
+    conf = project(tmp, extra='container_fallback = "maybe";\n')
+    rc, out, err = st(conf, "--check-config")
+    t.ok(rc == 2 and "selftest.conf:5" in err and "container_fallback" in err,
+         "container_fallback = \"maybe\" is reported with file:line", err)
+    conf = project(tmp, extra='@include "no-such-include.conf"\n')
+    rc, out, err = st(conf, "--check-config")
+    t.ok(rc == 2 and "no-such-include.conf" in err, "a missing @include file is named", err)
+    conf = project(tmp)
+    write(conf, read(conf).replace("workers = 1;", "workers = 99999999999999999999;"))
+    rc, out, err = st(conf, "--check-config")
+    t.ok(rc == 2 and "'-1'" not in err and "workers" in err and "selftest.conf:4" in err,
+         "workers = 99999999999999999999 is not reported as '-1'", err)
+    conf = project(tmp, extra='data_dir = "/dev/null";\n')
+    rc, out, err = st(conf, "run")
+    t.ok(rc == 2 and "data dir /dev/null" in err and "SELF_TEST_LOCK_FILE" not in err,
+         "data_dir = \"/dev/null\" is blamed on the data dir, not SELF_TEST_LOCK_FILE", err)
+
+
 TESTS = [test_lock_never_truncates, test_double_dash, test_option_needs_value,
          test_deep_json_state, test_invalid_plugin_settings, test_empty_module_keeps_coverage,
-         test_workers_clamped, test_stale_workdirs_removed]
+         test_workers_clamped, test_stale_workdirs_removed, test_fifo_config_refused,
+         test_history_relative_to_config, test_check_config_with_command, test_nul_in_history,
+         test_runtime_name_refused, test_numbers_in_environment, test_messages_name_their_source]
 
 
 def main():

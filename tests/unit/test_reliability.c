@@ -270,6 +270,37 @@ START_TEST(stale_workdirs_are_removed)
 }
 END_TEST
 
+/* Numbers are plain decimal, with surrounding white space ignored the same way everywhere. */
+START_TEST(numbers_are_plain_decimal)
+{
+    long long v = 0;
+    double d = 0;
+    ck_assert_int_eq(st_parse_long("4 ", &v), 0);
+    ck_assert_int_eq(v, 4);
+    ck_assert_int_eq(st_parse_long(" 7\n", &v), 0);
+    ck_assert_int_eq(v, 7);
+    ck_assert_int_eq(st_parse_long("-3", &v), 0);
+    ck_assert_int_eq(v, -3);
+    ck_assert_int_eq(st_parse_long("0x10", &v), -1);
+    ck_assert_int_eq(st_parse_long("4 4", &v), -1);
+    ck_assert_int_eq(st_parse_long(" ", &v), -1);
+    ck_assert_int_eq(st_parse_long("99999999999999999999", &v), -1);
+    ck_assert_int_eq(st_parse_double("0x10", &d), -1);
+    ck_assert_int_eq(st_parse_double("inf", &d), -1);
+    ck_assert_int_eq(st_parse_double("1e999", &d), -1);
+    ck_assert_int_eq(st_parse_double("1e", &d), -1);
+    ck_assert_int_eq(st_parse_double(".", &d), -1);
+    ck_assert_int_eq(st_parse_double("2.5 ", &d), 0);
+    ck_assert(d == 2.5);
+    ck_assert_int_eq(st_parse_double(".5", &d), 0);
+    ck_assert(d == 0.5);
+    ck_assert_int_eq(st_parse_double("1e3", &d), 0);
+    ck_assert(d == 1000);
+    ck_assert_int_eq(st_parse_bool(" yes\n"), 1);
+    ck_assert_int_eq(st_parse_bool("0 "), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("reliability");
@@ -287,6 +318,9 @@ int main(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("workdirs");
     tcase_add_test(tc, stale_workdirs_are_removed);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("input");
+    tcase_add_test(tc, numbers_are_plain_decimal);
     suite_add_tcase(s, tc);
     return unit_run(s);
 }
