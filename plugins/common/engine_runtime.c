@@ -6,6 +6,7 @@
 
 #include "engine_demux.h"
 #include "engine_http.h"
+#include "json_depth.h"
 
 #include <curl/curl.h>
 #include <yajl/yajl_gen.h>
@@ -247,7 +248,7 @@ static yajl_val parse_body(const eh_response *resp)
 {
     if (!resp->body || resp->truncated)
         return NULL;
-    return yajl_tree_parse(resp->body, NULL, 0);
+    return stj_tree_parse(resp->body, NULL, 0);
 }
 
 static const char *jstr(yajl_val obj, const char *k1, const char *k2)
@@ -727,7 +728,7 @@ typedef struct progress {
 static void progress_line(progress *p)
 {
     p->line[p->len] = '\0';
-    yajl_val v = yajl_tree_parse(p->line, NULL, 0);
+    yajl_val v = stj_tree_parse(p->line, NULL, 0);
     if (!v)
         return;
     const char *e = jstr(v, "error", NULL);
@@ -1721,7 +1722,7 @@ int er_cleanup_stale(void *ctx, double max_age_s, st_cleanup_report *report)
             rc = ST_ERR_IO;
         }
         if (rc == ST_OK) {
-            list = yajl_tree_parse(resp.body ? resp.body : "", NULL, 0);
+            list = stj_tree_parse(resp.body ? resp.body : "", NULL, 0);
             if (!list || !YAJL_IS_ARRAY(list)) {
                 snprintf(err, sizeof(err), "the container list is not a JSON array%s",
                          resp.truncated ? " (too long)" : "");

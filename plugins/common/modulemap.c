@@ -3,6 +3,8 @@
 
 #include "modulemap.h"
 
+#include "json_depth.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
@@ -73,32 +75,6 @@ static void locate_error(const char *text, size_t len, const char *msg, char *er
         *nl = '\0';
     if (err && size)
         snprintf(err, size, "line %u, column %u: %s", line, col, first);
-}
-
-/* The byte offset + 1 of the first bracket nested deeper than STMM_MAX_DEPTH, else 0 (the core
- * has the same check in st_json_parse; plugins cannot link it). A tree of any depth would
- * overflow the stack in yajl's recursive yajl_tree_free. */
-static size_t too_deep(const char *text, size_t len)
-{
-    unsigned depth = 0;
-    int in_string = 0;
-    for (size_t i = 0; i < len; i++) {
-        char ch = text[i];
-        if (in_string) {
-            if (ch == '\\')
-                i++;
-            else if (ch == '"')
-                in_string = 0;
-        } else if (ch == '"') {
-            in_string = 1;
-        } else if (ch == '[' || ch == '{') {
-            if (++depth > STMM_MAX_DEPTH)
-                return i + 1;
-        } else if ((ch == ']' || ch == '}') && depth) {
-            depth--;
-        }
-    }
-    return 0;
 }
 
 static int push_entry(stmm_map *m, size_t *cap, const char *module, const char *group)
@@ -198,7 +174,7 @@ int stmm_parse(const char *text, size_t len, stmm_map *out, char *err, size_t er
         set_err(err, err_size, "contains a NUL byte (not JSON text)");
         return STMM_EMALFORMED;
     }
-    size_t deep = too_deep(text, len);
+    size_t deep = stj_too_deep(text, len, STMM_MAX_DEPTH);
     if (deep) {
         unsigned line = 1, col = 1;
         for (size_t i = 0; i + 1 < deep; i++) {

@@ -32,7 +32,7 @@ enum {
 /* Files larger than this are refused (STMM_EIO, "too large"). */
 #define STMM_MAX_BYTES (64u << 20)
 /* Arrays and objects nested deeper than this are refused (STMM_EMALFORMED). */
-#define STMM_MAX_DEPTH 64u
+#define STMM_MAX_DEPTH 64u /* = STJ_MAX_DEPTH of json_depth.h */
 
 typedef struct stmm_entry {
     char *module; /* the key as written (path or dotted name) */

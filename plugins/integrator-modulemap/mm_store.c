@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include "mm_store.h"
+#include "json_depth.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -205,7 +206,7 @@ static int keep_tags(mm_model *m, const char *text, size_t len)
         return -1;
     memcpy(copy, text, len);
     copy[len] = '\0';
-    m->doc = yajl_tree_parse(copy, NULL, 0);
+    m->doc = stj_tree_parse(copy, NULL, 0);
     free(copy);
     if (!m->doc)
         return -1; /* the reader parsed the same text: out of memory */

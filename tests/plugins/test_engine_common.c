@@ -5,6 +5,7 @@
 #include "engine_demux.h"
 #include "engine_http.h"
 #include "engine_runtime.h"
+#include "json_depth.h"
 
 #include <check.h>
 #include <curl/curl.h>
@@ -229,6 +230,30 @@ START_TEST(error_text)
 }
 END_TEST
 
+/* An engine (or anything at its address) answering a million levels of [[[...]]] must not make
+ * yajl build a tree whose recursive free overflows the stack. */
+START_TEST(error_text_deep_body)
+{
+    size_t n = 1000000;
+    char *body = malloc(2 * n + 1);
+    ck_assert_ptr_nonnull(body);
+    memset(body, '[', n);
+    memset(body + n, ']', n);
+    body[2 * n] = '\0';
+    char buf[200];
+    eh_response r = {.status = 500, .body = body, .len = 2 * n};
+    eh_error_text(&r, buf, sizeof(buf));
+    ck_assert_msg(strncmp(buf, "HTTP 500: [[[[", 14) == 0, "%s", buf);
+    char err[64] = "";
+    ck_assert_ptr_null(stj_tree_parse(body, err, sizeof(err)));
+    ck_assert_str_eq(err, "nested deeper than 64 levels");
+    free(body);
+    yajl_val v = stj_tree_parse("{\"a\": [[{\"b\": \"[[[[\"}]]}", NULL, 0);
+    ck_assert_ptr_nonnull(v);
+    yajl_tree_free(v);
+}
+END_TEST
+
 START_TEST(helpers)
 {
     ck_assert_int_eq(er_parse_memory("512m"), 512LL * 1024 * 1024);
@@ -422,6 +447,7 @@ int main(void)
     tcase_add_test(tc, address_good);
     tcase_add_test(tc, address_bad);
     tcase_add_test(tc, error_text);
+    tcase_add_test(tc, error_text_deep_body);
     tcase_add_test(tc, helpers);
     tcase_add_test(tc, unreachable_engines);
     tcase_add_test(tc, answers_are_read_and_bounded);
