@@ -1,7 +1,16 @@
-/* exporter-prometheus: serves GET/HEAD /metrics with libmicrohttpd (internal polling thread),
- * writes a node_exporter textfile atomically and PUTs to a Pushgateway after every run. The body
- * is rendered once per change (create, begin_run, end_run) and scrapes only take a reference to
- * the ready response under the mutex, so a scrape costs no rendering. */
+/* exporter-prometheus: serves GET/HEAD /metrics with libmicrohttpd, writes a node_exporter
+ * textfile atomically and PUTs to a Pushgateway after every run. The body is rendered once per
+ * change (create, begin_run, end_run) and scrapes only take a reference to the ready response
+ * under the mutex, so a scrape costs no rendering.
+ *
+ * The HTTP server runs libmicrohttpd in external-loop mode (epoll; select where libmicrohttpd
+ * has no epoll) driven by one thread of ours. That thread also tracks every connection, so it
+ * can enforce what libmicrohttpd cannot: a total deadline per request (its own timeout is an
+ * inactivity timeout, which a client sending a byte every few seconds never reaches), and
+ * limits that close the oldest connection still waiting for a request instead of refusing the
+ * new one (so idle or slowloris clients holding every slot cannot keep a scrape out). Everything
+ * libmicrohttpd calls back and every shutdown() of a connection happen on that one thread, so a
+ * socket is never shut down after libmicrohttpd closed it. */
 #include "config.h"
 
 #include <selftest/plugin.h>
@@ -21,13 +30,31 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DEFAULT_LISTEN "127.0.0.1"
-#define DEFAULT_CONN_LIMIT 64
+#define DEFAULT_CONN_LIMIT 128
+#define DEFAULT_PER_IP_LIMIT 64
 #define DEFAULT_CONN_TIMEOUT_S 10
+#define DEFAULT_REQUEST_TIMEOUT_S 10
+/* Connections being closed still count for libmicrohttpd until its next turn: its own hard
+ * limit is ours plus this much (it accepts at most about ten per turn). */
+#define CONN_SLACK 32
+/* File descriptors kept free for the rest of the process when clamping connection_limit. */
+#define FD_RESERVE 128
+/* Memory per connection: request line and headers must fit (about 8 kB with the rest of the
+ * pool); a larger request gets 431 (or 414 for a long URI) and is closed. */
+#define CONN_MEMORY_LIMIT 16384
+#define LISTEN_BACKLOG 1024
+#define REPORT_INTERVAL_S 60.0
 #define PUSH_CONNECT_TIMEOUT_MS 2000L
 #define PUSH_TIMEOUT_MS 5000L
 
@@ -40,16 +67,33 @@ typedef struct prom_exporter {
     char listen_addr[INET6_ADDRSTRLEN]; /* without brackets */
     int listen_family;            /* AF_INET or AF_INET6 */
     long connection_limit;
+    long per_ip_limit;            /* 0: none */
     long connection_timeout_s;
+    long request_timeout_s;
     const char *textfile;         /* NULL: none */
     char *push_url;               /* owned: <pushgateway>/metrics/job/<job>/instance/<inst> */
     char *push_base;              /* owned: the configured URL without trailing slashes */
 
     /* resources from start() */
     struct MHD_Daemon *daemon;
-    struct MHD_Response *resp_404, *resp_405;
+    struct MHD_Response *resp_404, *resp_405, *resp_413;
     unsigned bound_port;
     int curl_inited;
+    long conn_limit_eff;          /* connection_limit after clamping to RLIMIT_NOFILE */
+    int use_epoll;                /* else select */
+    int epoll_fd;                 /* libmicrohttpd's, when use_epoll */
+    int wake_fd;                  /* eventfd: wakes the server thread to stop */
+    pthread_t thread;
+    int thread_started;
+    atomic_int stopping;
+
+    /* only touched by the server thread (and by stop() after joining it) */
+    struct prom_conn *conn_head, *conn_tail; /* ordered by 'since', oldest first */
+    long conns_live;              /* tracked connections not being closed */
+    unsigned long turn;           /* turns of the server loop (one libmicrohttpd run each) */
+    int ip_pending;               /* a client is over per_ip_connection_limit: retry after the turn */
+    unsigned long n_over_limit, n_over_ip, n_timed_out; /* since the last report */
+    double last_report;
 
     /* shared with the HTTP thread */
     pthread_mutex_t lock;
@@ -61,7 +105,8 @@ typedef struct prom_exporter {
 /* ---- settings -------------------------------------------------------------------------------- */
 
 static const char *const known_keys[] = {"port", "listen_address", "connection_limit",
-                                         "connection_timeout", "textfile", "pushgateway", "job",
+                                         "per_ip_connection_limit", "connection_timeout",
+                                         "request_timeout", "textfile", "pushgateway", "job",
                                          "instance", NULL};
 
 static int reject_unknown(prom_exporter *px, const st_config_node *cfg)
@@ -74,7 +119,8 @@ static int reject_unknown(prom_exporter *px, const st_config_node *cfg)
         if (!known) {
             px->host->log(px->self, ST_LOG_ERROR,
                           "%s: unknown setting (known: port, listen_address, connection_limit, "
-                          "connection_timeout, textfile, pushgateway, job, instance)",
+                          "per_ip_connection_limit, connection_timeout, request_timeout, "
+                          "textfile, pushgateway, job, instance)",
                           px->host->cfg_where(px->self, cfg, names[i]));
             return ST_ERR_INVALID;
         }
@@ -229,7 +275,11 @@ static int parse_settings(prom_exporter *px, const st_config_node *cfg)
     if (rc == ST_OK)
         rc = int_setting(px, cfg, "connection_limit", 1, 65535, &px->connection_limit);
     if (rc == ST_OK)
+        rc = int_setting(px, cfg, "per_ip_connection_limit", 0, 65535, &px->per_ip_limit);
+    if (rc == ST_OK)
         rc = int_setting(px, cfg, "connection_timeout", 1, 3600, &px->connection_timeout_s);
+    if (rc == ST_OK)
+        rc = int_setting(px, cfg, "request_timeout", 1, 3600, &px->request_timeout_s);
     if (rc == ST_OK)
         rc = string_setting(px, cfg, "listen_address", &listen);
     if (rc == ST_OK)
@@ -464,6 +514,233 @@ static void push(prom_exporter *px, const char *text, size_t len)
     curl_easy_cleanup(c);
 }
 
+/* ---- connection tracking --------------------------------------------------------------------- */
+
+/* One accepted connection, from libmicrohttpd's STARTED to its CLOSED notification. */
+typedef struct prom_conn {
+    struct prom_conn *prev, *next;
+    int fd;
+    int family;                   /* AF_INET, AF_INET6 or 0 (unknown: no per-IP limit) */
+    unsigned char addr[16];
+    int answering;                /* request headers complete, answer not yet sent */
+    int closing;                  /* shut down by us; libmicrohttpd closes it on its next turn */
+    double since;                 /* accepted, or its previous answer sent (monotonic s) */
+    unsigned long turn;           /* the server loop's turn that accepted it */
+} prom_conn;
+
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void conn_unlink(prom_exporter *px, prom_conn *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        px->conn_head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    else
+        px->conn_tail = c->prev;
+    c->prev = c->next = NULL;
+}
+
+static void conn_append(prom_exporter *px, prom_conn *c)
+{
+    c->prev = px->conn_tail;
+    c->next = NULL;
+    if (px->conn_tail)
+        px->conn_tail->next = c;
+    else
+        px->conn_head = c;
+    px->conn_tail = c;
+}
+
+/* Closes a connection from our side. libmicrohttpd sees end-of-file on its next turn and closes
+ * the socket itself (and then notifies CLOSED). Safe: we run on the thread that closes sockets,
+ * and the entry exists until CLOSED, so c->fd is still this connection's socket. */
+static void conn_shut(prom_exporter *px, prom_conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    px->conns_live--;
+    shutdown(c->fd, SHUT_RDWR);
+}
+
+static int same_client(const prom_conn *a, const prom_conn *b)
+{
+    size_t n = a->family == AF_INET ? 4 : 16;
+    return a->family && a->family == b->family && memcmp(a->addr, b->addr, n) == 0;
+}
+
+/* Could c have sent its request yet? libmicrohttpd reads a connection accepted with epoll in
+ * the same run, with select() in the next one; before that, a scrape whose request is already
+ * on its way looks exactly like an idle client. */
+static int had_its_turn(const prom_exporter *px, const prom_conn *c)
+{
+    return px->turn - c->turn >= (px->use_epoll ? 1u : 2u);
+}
+
+/* The oldest connection still waiting for a request after its first turn, of the same client
+ * as `like` when not NULL. */
+static prom_conn *oldest_waiting(prom_exporter *px, const prom_conn *like)
+{
+    for (prom_conn *c = px->conn_head; c; c = c->next)
+        if (!c->closing && !c->answering && had_its_turn(px, c) &&
+            (!like || same_client(c, like)))
+            return c;
+    return NULL;
+}
+
+/* Closes the oldest waiting connections of like's client while it is over its limit. */
+static void enforce_ip_limit(prom_exporter *px, const prom_conn *like)
+{
+    long n = 0;
+    for (prom_conn *o = px->conn_head; o; o = o->next)
+        n += !o->closing && same_client(o, like);
+    while (n > px->per_ip_limit) {
+        prom_conn *v = oldest_waiting(px, like);
+        if (!v) {
+            px->ip_pending = 1; /* retried after this turn */
+            return;
+        }
+        conn_shut(px, v);
+        px->n_over_ip++;
+        n--;
+    }
+}
+
+/* Over a limit: close the oldest connections that are waiting for a request (idle, or sending
+ * one slowly) rather than refuse new ones. Called with the new connection when one is
+ * accepted, and with NULL after each turn: those accepted in a turn are spared until they have
+ * been read, libmicrohttpd's own limit (ours + CONN_SLACK) bounding the excess meanwhile. */
+static void enforce_limits(prom_exporter *px, const prom_conn *fresh)
+{
+    if (px->per_ip_limit > 0) {
+        if (fresh && fresh->family) {
+            enforce_ip_limit(px, fresh);
+        } else if (!fresh && px->ip_pending) {
+            px->ip_pending = 0;
+            for (prom_conn *c = px->conn_head; c; c = c->next)
+                if (!c->closing && c->family)
+                    enforce_ip_limit(px, c);
+        }
+    }
+    while (px->conns_live > px->conn_limit_eff) {
+        prom_conn *v = oldest_waiting(px, NULL);
+        if (!v)
+            break;
+        conn_shut(px, v);
+        px->n_over_limit++;
+    }
+}
+
+/* Closes every connection whose current request has not been answered request_timeout seconds
+ * after it became ready for it (accepted, or previous answer sent). Returns the seconds until
+ * the next deadline, or -1 when there is none. */
+static double enforce_deadlines(prom_exporter *px, double now)
+{
+    double limit = (double)px->request_timeout_s;
+    for (prom_conn *c = px->conn_head; c; c = c->next) {
+        if (c->closing)
+            continue;
+        if (now - c->since < limit)
+            return c->since + limit - now; /* the list is ordered by since */
+        conn_shut(px, c);
+        px->n_timed_out++;
+    }
+    return -1;
+}
+
+/* At most one warning a minute about the connections we closed. */
+static void report_closed(prom_exporter *px, double now)
+{
+    unsigned long total = px->n_over_limit + px->n_over_ip + px->n_timed_out;
+    if (!total || (px->last_report > 0 && now - px->last_report < REPORT_INTERVAL_S))
+        return;
+    px->host->log(px->self, ST_LOG_WARNING,
+                  "closed %lu idle or slow connections to /metrics (%lu over connection_limit %ld, "
+                  "%lu over per_ip_connection_limit %ld, %lu past request_timeout %lds); next "
+                  "report in %.0f s at the earliest",
+                  total, px->n_over_limit, px->conn_limit_eff, px->n_over_ip, px->per_ip_limit,
+                  px->n_timed_out, px->request_timeout_s, REPORT_INTERVAL_S);
+    px->n_over_limit = px->n_over_ip = px->n_timed_out = 0;
+    px->last_report = now;
+}
+
+static prom_conn *conn_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    prom_exporter *px = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        prom_conn *c = *socket_context;
+        if (c) {
+            if (!c->closing)
+                px->conns_live--;
+            conn_unlink(px, c);
+            free(c);
+            *socket_context = NULL;
+        }
+        return;
+    }
+    const union MHD_ConnectionInfo *fdi =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    prom_conn *c = calloc(1, sizeof(*c));
+    if (!c || !fdi) {
+        /* Untracked, it could escape the deadline: close it at once. */
+        if (fdi)
+            shutdown(fdi->connect_fd, SHUT_RDWR);
+        free(c);
+        return;
+    }
+    c->fd = fdi->connect_fd;
+    c->since = mono_now();
+    c->turn = px->turn;
+    const union MHD_ConnectionInfo *ai =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ai && ai->client_addr) {
+        const struct sockaddr *sa = ai->client_addr;
+        if (sa->sa_family == AF_INET) {
+            c->family = AF_INET;
+            memcpy(c->addr, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+        } else if (sa->sa_family == AF_INET6) {
+            c->family = AF_INET6;
+            memcpy(c->addr, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+        }
+    }
+    *socket_context = c;
+    conn_append(px, c);
+    px->conns_live++;
+    enforce_limits(px, c);
+}
+
+/* A request ended (answered, or failed): the connection waits for the next one from now. */
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    prom_exporter *px = cls;
+    (void)con_cls;
+    (void)toe;
+    prom_conn *c = conn_of(conn);
+    if (!c)
+        return;
+    c->answering = 0;
+    c->since = mono_now();
+    conn_unlink(px, c);
+    conn_append(px, c);
+}
+
 /* ---- HTTP ------------------------------------------------------------------------------------ */
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -474,17 +751,28 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     prom_exporter *px = cls;
     (void)version;
     (void)upload_data;
-    /* Answering on the first call makes MHD close the connection; the second keeps it alive. */
     if (*con_cls == NULL) {
         *con_cls = px; /* any non-NULL marker */
+        prom_conn *c = conn_of(conn);
+        if (c)
+            c->answering = 1;
+        /* Nothing we serve takes a body: refuse one at once, without reading it (answering now
+         * makes libmicrohttpd close the connection after the answer). */
+        if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+            return MHD_queue_response(conn, MHD_HTTP_METHOD_NOT_ALLOWED, px->resp_405);
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_TRANSFER_ENCODING);
+        if ((cl && strcmp(cl, "0") != 0) || te)
+            return MHD_queue_response(conn, MHD_HTTP_CONTENT_TOO_LARGE, px->resp_413);
+        /* Answering on the first call makes MHD close the connection; the second keeps it alive. */
         return MHD_YES;
     }
-    if (*upload_data_size) { /* a body we do not want: consume it */
+    if (*upload_data_size) { /* not reached: a body is refused above */
         *upload_data_size = 0;
         return MHD_YES;
     }
-    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
-        return MHD_queue_response(conn, MHD_HTTP_METHOD_NOT_ALLOWED, px->resp_405);
     if (strcmp(url, "/metrics") != 0)
         return MHD_queue_response(conn, MHD_HTTP_NOT_FOUND, px->resp_404);
     pthread_mutex_lock(&px->lock);
@@ -560,7 +848,9 @@ static int bind_listener(prom_exporter *px)
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (px->listen_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 128) < 0) {
+    /* A deep backlog: under a burst of connections a scrape waits in the queue for the next
+     * accept instead of having its SYN dropped (and retried a second later). */
+    if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
         int e = errno;
         px->host->log(px->self, ST_LOG_ERROR, "cannot listen on %s: %s%s", where, strerror(e),
                       e == EADDRINUSE ? " (another process uses that port; change 'port')" : "");
@@ -570,34 +860,141 @@ static int bind_listener(prom_exporter *px)
     return fd;
 }
 
+/* The server thread: waits on libmicrohttpd's sockets (its epoll descriptor, or its fd sets)
+ * and our wake-up eventfd, runs libmicrohttpd, then the deadlines. */
+static void *serve_loop(void *arg)
+{
+    prom_exporter *px = arg;
+    double next_deadline = -1;
+    while (!atomic_load(&px->stopping)) {
+        /* wait at most until libmicrohttpd's next timeout, our next deadline, or 1 s */
+        long wait_ms = 1000;
+        MHD_UNSIGNED_LONG_LONG mhd_ms;
+        if (MHD_get_timeout(px->daemon, &mhd_ms) == MHD_YES && mhd_ms < (MHD_UNSIGNED_LONG_LONG)wait_ms)
+            wait_ms = (long)mhd_ms;
+        if (next_deadline >= 0) {
+            long d = (long)(next_deadline * 1000.0) + 1;
+            if (d < wait_ms)
+                wait_ms = d;
+        }
+        if (px->use_epoll) {
+            struct pollfd p[2] = {{.fd = px->epoll_fd, .events = POLLIN},
+                                  {.fd = px->wake_fd, .events = POLLIN}};
+            poll(p, 2, (int)wait_ms);
+            MHD_run(px->daemon);
+        } else {
+            fd_set rs, ws, es;
+            MHD_socket maxfd = 0;
+            FD_ZERO(&rs);
+            FD_ZERO(&ws);
+            FD_ZERO(&es);
+            if (MHD_get_fdset2(px->daemon, &rs, &ws, &es, &maxfd, FD_SETSIZE) != MHD_YES)
+                maxfd = 0;
+            FD_SET(px->wake_fd, &rs);
+            if (px->wake_fd > maxfd)
+                maxfd = px->wake_fd;
+            struct timeval tv = {.tv_sec = wait_ms / 1000, .tv_usec = (wait_ms % 1000) * 1000};
+            if (select(maxfd + 1, &rs, &ws, &es, &tv) < 0) {
+                FD_ZERO(&rs);
+                FD_ZERO(&ws);
+                FD_ZERO(&es);
+            }
+            MHD_run_from_select(px->daemon, &rs, &ws, &es);
+        }
+        px->turn++;
+        enforce_limits(px, NULL);
+        double now = mono_now();
+        next_deadline = enforce_deadlines(px, now);
+        report_closed(px, now);
+    }
+    return NULL;
+}
+
+/* connection_limit, lowered when RLIMIT_NOFILE could not hold it next to the rest of the
+ * process (pipes to pytest, metrics.db, ...): the exporter must never take them all. */
+static long effective_conn_limit(prom_exporter *px)
+{
+    long limit = px->connection_limit;
+    struct rlimit rl;
+    long room = -1;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        room = (long)rl.rlim_cur / 2 - CONN_SLACK;
+    if (!px->use_epoll) {
+        long sel = FD_SETSIZE - FD_RESERVE - CONN_SLACK;
+        room = room < 0 || sel < room ? sel : room;
+    }
+    if (room >= 0 && limit > room) {
+        long lower = room < 1 ? 1 : room;
+        px->host->log(px->self, ST_LOG_WARNING,
+                      "connection_limit %ld lowered to %ld: the process may open %ld files "
+                      "(RLIMIT_NOFILE%s) and the exporter uses at most half of them",
+                      limit, lower, (long)rl.rlim_cur, px->use_epoll ? "" : "; select()");
+        limit = lower;
+    }
+    return limit;
+}
+
+/* Test hook: serve with select() even where epoll exists. */
+static int force_select;
+
 static int start_http(prom_exporter *px)
 {
     px->resp_404 = plain_response("Not Found: only /metrics is served\n", NULL);
     px->resp_405 = plain_response("Method Not Allowed: use GET or HEAD\n", "GET, HEAD");
-    if (!px->resp_404 || !px->resp_405)
+    px->resp_413 = plain_response("Payload Too Large: requests take no body\n", NULL);
+    if (!px->resp_404 || !px->resp_405 || !px->resp_413)
         return ST_ERR_NOMEM;
+    px->use_epoll = !force_select && MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES;
+    px->conn_limit_eff = effective_conn_limit(px);
+    px->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (px->wake_fd < 0) {
+        px->host->log(px->self, ST_LOG_ERROR, "cannot serve /metrics: eventfd: %s",
+                      strerror(errno));
+        return ST_ERR_UNAVAILABLE;
+    }
     int fd = bind_listener(px);
     if (fd < 0)
         return ST_ERR_UNAVAILABLE;
-    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_ERROR_LOG;
+    if (px->use_epoll)
+        flags |= MHD_USE_EPOLL;
     if (px->listen_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     px->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, px, MHD_OPTION_LISTEN_SOCKET, fd,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)px->connection_limit,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)(px->conn_limit_eff + CONN_SLACK),
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)px->connection_timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY_LIMIT,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, px,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, px,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, px, MHD_OPTION_END);
+    char where[INET6_ADDRSTRLEN + 16];
     if (!px->daemon) {
-        char where[INET6_ADDRSTRLEN + 16];
         addr_port(px, (unsigned)px->port, where, sizeof(where));
         px->host->log(px->self, ST_LOG_ERROR, "cannot serve on %s: libmicrohttpd did not start",
                       where);
         close(fd);
         return ST_ERR_UNAVAILABLE;
     }
+    if (px->use_epoll) {
+        const union MHD_DaemonInfo *ei = MHD_get_daemon_info(px->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+        px->epoll_fd = ei ? ei->epoll_fd : -1;
+        if (px->epoll_fd < 0) {
+            px->host->log(px->self, ST_LOG_ERROR,
+                          "cannot serve /metrics: libmicrohttpd gave no epoll descriptor");
+            return ST_ERR_UNAVAILABLE;
+        }
+    }
+    atomic_store(&px->stopping, 0);
+    int e = pthread_create(&px->thread, NULL, serve_loop, px);
+    if (e != 0) {
+        px->host->log(px->self, ST_LOG_ERROR, "cannot serve /metrics: pthread_create: %s",
+                      strerror(e));
+        return ST_ERR_UNAVAILABLE;
+    }
+    px->thread_started = 1;
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(px->daemon, MHD_DAEMON_INFO_BIND_PORT);
     px->bound_port = info ? info->port : (unsigned)px->port;
-    char where[INET6_ADDRSTRLEN + 16];
     addr_port(px, px->bound_port, where, sizeof(where));
     px->host->log(px->self, ST_LOG_INFO, "serving http://%s/metrics", where);
     return ST_OK;
@@ -617,7 +1014,11 @@ static int prom_create(const st_host *host, st_instance *self, const st_config_n
     px->self = self;
     px->port = -1;
     px->connection_limit = DEFAULT_CONN_LIMIT;
+    px->per_ip_limit = DEFAULT_PER_IP_LIMIT;
     px->connection_timeout_s = DEFAULT_CONN_TIMEOUT_S;
+    px->request_timeout_s = DEFAULT_REQUEST_TIMEOUT_S;
+    px->epoll_fd = -1;
+    px->wake_fd = -1;
     pthread_mutex_init(&px->lock, NULL);
     px->snap.version = host->core_version ? host->core_version : PACKAGE_VERSION;
     int rc = parse_settings(px, cfg);
@@ -637,9 +1038,34 @@ static int prom_create(const st_host *host, st_instance *self, const st_config_n
 static int prom_stop(void *ctx)
 {
     prom_exporter *px = ctx;
+    if (px->thread_started) {
+        atomic_store(&px->stopping, 1);
+        uint64_t one = 1;
+        if (write(px->wake_fd, &one, sizeof(one)) < 0) {
+            /* the counter cannot overflow here; the loop also wakes within 1 s */
+        }
+        pthread_join(px->thread, NULL);
+        px->thread_started = 0;
+    }
     if (px->daemon) {
-        MHD_stop_daemon(px->daemon); /* joins the thread, closes the listening socket */
+        MHD_stop_daemon(px->daemon); /* closes the connections and the listening socket */
         px->daemon = NULL;
+    }
+    /* libmicrohttpd notified CLOSED for each connection; free anything it did not. */
+    while (px->conn_head) {
+        prom_conn *c = px->conn_head;
+        conn_unlink(px, c);
+        free(c);
+    }
+    px->conns_live = 0;
+    px->epoll_fd = -1;
+    if (px->wake_fd >= 0) {
+        close(px->wake_fd);
+        px->wake_fd = -1;
+    }
+    if (px->resp_413) {
+        MHD_destroy_response(px->resp_413);
+        px->resp_413 = NULL;
     }
     if (px->resp_404) {
         MHD_destroy_response(px->resp_404);

@@ -30,11 +30,12 @@ tests_plugins_test_exporter_prometheus_LDADD = src/core/libselftest.la $(CHECK_L
 
 # Integration tests: the real binary, promtool, a real Pushgateway and Prometheus.
 PROM_INTEGRATION_TESTS = tests/integration/test_prometheus_textfile.py \
-	tests/integration/test_prometheus_scrape.py
+	tests/integration/test_prometheus_scrape.py tests/integration/test_metrics_abuse.py
 if BUILD_PLUGIN_EXPORTER_PROMETHEUS
 TESTS += $(PROM_INTEGRATION_TESTS)
 endif
-EXTRA_DIST += $(PROM_INTEGRATION_TESTS) bench/metrics_wrk.sh docs/exporter-prometheus.md
+EXTRA_DIST += $(PROM_INTEGRATION_TESTS) bench/metrics_wrk.sh bench/metrics_abuse.py \
+	docs/exporter-prometheus.md docs/reliability.md
 
 # make bench-metrics: wrk against /metrics during a run (docs/exporter-prometheus.md).
 bench-metrics: selftest-core $(pkglib_LTLIBRARIES)
@@ -43,3 +44,12 @@ bench-metrics: selftest-core $(pkglib_LTLIBRARIES)
 	SELF_TEST_SUPPORT_DIR='$(abs_top_srcdir)/python' \
 	$(SHELL) $(top_srcdir)/bench/metrics_wrk.sh
 .PHONY: bench-metrics
+
+# make bench-metrics-abuse: scrape latency while idle and slowloris clients hold connections
+# (docs/reliability.md). BENCH_ARGS=--short for the CI pass.
+bench-metrics-abuse: selftest-core $(pkglib_LTLIBRARIES)
+	SELFTEST_BIN='$(abs_top_builddir)/selftest-core' \
+	SELF_TEST_PLUGIN_PATH='$(abs_top_builddir)/plugins' \
+	SELF_TEST_SUPPORT_DIR='$(abs_top_srcdir)/python' \
+	$(PYTHON) $(top_srcdir)/bench/metrics_abuse.py $(BENCH_ARGS)
+.PHONY: bench-metrics-abuse

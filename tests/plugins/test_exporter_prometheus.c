@@ -14,8 +14,11 @@
 #include <dirent.h>
 #include <libconfig.h>
 #include <locale.h>
+#include <poll.h>
+#include <sys/resource.h>
 #include <sys/time.h>
 #include <sys/wait.h>
+#include <time.h>
 
 /* ---- fixtures: a plugin instance over a config file ----------------------------------------- */
 
@@ -571,6 +574,9 @@ static const struct {
     {"  pushgateway = \"ftp://h:1\";",
      "test.conf:3: pushgateway: 'ftp://h:1' must be an http:// or https:// URL"},
     {"  job = \"\";", "test.conf:3: job: must not be empty"},
+    {"  per_ip_connection_limit = -1;",
+     "test.conf:3: per_ip_connection_limit: must be from 0 to 65535 (got -1)"},
+    {"  request_timeout = 0;", "test.conf:3: request_timeout: must be from 1 to 3600 (got 0)"},
 };
 
 START_TEST(settings_errors_name_file_line)
@@ -592,19 +598,26 @@ START_TEST(settings_defaults_and_values)
     ck_assert_int_eq(fx_create(&f, "", NULL), ST_OK);
     ck_assert_int_eq(f.px->port, -1);
     ck_assert_str_eq(f.px->listen_addr, "127.0.0.1");
-    ck_assert_int_eq(f.px->connection_limit, 64);
+    ck_assert_int_eq(f.px->connection_limit, 128);
+    ck_assert_int_eq(f.px->per_ip_limit, 64);
     ck_assert_int_eq(f.px->connection_timeout_s, 10);
+    ck_assert_int_eq(f.px->request_timeout_s, 10);
     ck_assert_ptr_null(f.px->textfile);
     ck_assert_ptr_null(f.px->push_url);
     fx_free(&f);
     ck_assert_int_eq(fx_create(&f,
                                "port = 0; listen_address = \"[::1]\"; connection_limit = 5;"
-                               "connection_timeout = 3; pushgateway = \"http://pg:9091//\";"
+                               "connection_timeout = 3; per_ip_connection_limit = 0;"
+                               "request_timeout = 7; pushgateway = \"http://pg:9091//\";"
                                "job = \"nightly tests\"; instance = \"a/b\";",
                                NULL),
                      ST_OK);
     ck_assert_str_eq(f.px->listen_addr, "::1");
     ck_assert_int_eq(f.px->listen_family, AF_INET6);
+    ck_assert_int_eq(f.px->connection_limit, 5);
+    ck_assert_int_eq(f.px->per_ip_limit, 0);
+    ck_assert_int_eq(f.px->connection_timeout_s, 3);
+    ck_assert_int_eq(f.px->request_timeout_s, 7);
     ck_assert_str_eq(f.px->push_url,
                      "http://pg:9091/metrics/job/nightly%20tests/instance@base64/YS9i");
     fx_free(&f);
@@ -778,6 +791,226 @@ START_TEST(push_refused_is_logged_not_fatal)
 }
 END_TEST
 
+/* ---- HTTP under abuse: limits and deadlines --------------------------------------------------- */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A connected socket to 127.0.0.1:port. */
+static int tcp_open(unsigned port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    return fd;
+}
+
+/* Has the server closed fd (end of file or reset), waiting up to secs? Data read is dropped. */
+static int closed_within(int fd, double secs)
+{
+    double end = now_s() + secs;
+    for (;;) {
+        double left = end - now_s();
+        if (left <= 0)
+            return 0;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, (int)(left * 1000) + 1) <= 0)
+            continue;
+        char buf[4096];
+        ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+            return 1;
+    }
+}
+
+/* A scrape over a new connection; its latency in *secs. Returns the answer. */
+static char *timed_scrape(unsigned port, double *secs)
+{
+    double t0 = now_s();
+    char *r = http(port, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    *secs = now_s() - t0;
+    return r;
+}
+
+static void start_with(fixture *f, const char *body)
+{
+    ck_assert_int_eq(fx_create(f, body, NULL), ST_OK);
+    ck_assert_int_eq(prom_start(f->px), ST_OK);
+}
+
+/* A client sending one byte of its request every 300 ms resets any inactivity timeout; the
+ * request deadline closes it anyway. */
+START_TEST(http_slowloris_hits_request_timeout)
+{
+    fixture f;
+    start_with(&f, "port = 0; request_timeout = 1; connection_timeout = 60;");
+    int fd = tcp_open(f.px->bound_port);
+    const char *req = "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaa";
+    double t0 = now_s();
+    int closed = 0;
+    for (size_t i = 0; req[i] && !closed; i++) {
+        if (send(fd, req + i, 1, MSG_NOSIGNAL) != 1)
+            closed = 1;
+        else
+            closed = closed_within(fd, 0.3);
+    }
+    double took = now_s() - t0;
+    ck_assert_msg(closed, "a slowloris client was not closed after %.1f s", took);
+    ck_assert_msg(took >= 0.9 && took < 3.0, "closed after %.2f s, request_timeout is 1 s", took);
+    close(fd);
+    fx_free(&f);
+}
+END_TEST
+
+/* Idle connections taking every slot: a scrape closes the oldest of them, and answers. */
+static void idle_slots_do_not_block_scrapes(const char *body)
+{
+    fixture f;
+    start_with(&f, body);
+    int idle[20];
+    for (size_t i = 0; i < 20; i++)
+        idle[i] = tcp_open(f.px->bound_port);
+    /* the connection limit is 4: the oldest 16 are closed, the newest 4 kept */
+    for (size_t i = 0; i < 16; i++)
+        ck_assert_msg(closed_within(idle[i], 2.0), "idle connection %zu still open", i);
+    for (size_t i = 16; i < 20; i++)
+        ck_assert_msg(!closed_within(idle[i], 0.05), "idle connection %zu closed", i);
+    /* every slot is taken by an idle client: each scrape closes the oldest one, and answers */
+    for (int round = 0; round < 5; round++) {
+        double secs;
+        char *r = timed_scrape(f.px->bound_port, &secs);
+        ck_assert_msg(strncmp(r, "HTTP/1.1 200 OK\r\n", 17) == 0, "scrape %d: '%s'", round, r);
+        ck_assert_msg(secs < 1.0, "scrape %d took %.2f s", round, secs);
+        free(r);
+    }
+    /* the first scrape took the slot of the oldest; the next ones found it free again */
+    ck_assert_msg(closed_within(idle[16], 2.0), "idle connection 16 still open");
+    for (size_t i = 17; i < 20; i++)
+        ck_assert_msg(!closed_within(idle[i], 0.05), "idle connection %zu closed", i);
+    for (size_t i = 0; i < 20; i++)
+        close(idle[i]);
+    fx_free(&f);
+}
+
+START_TEST(http_idle_connections_evicted_for_scrapes)
+{
+    idle_slots_do_not_block_scrapes("port = 0; connection_limit = 4; per_ip_connection_limit = 0;");
+}
+END_TEST
+
+/* The same where libmicrohttpd has no epoll (the select() loop). */
+START_TEST(http_idle_connections_evicted_select_loop)
+{
+    force_select = 1;
+    idle_slots_do_not_block_scrapes("port = 0; connection_limit = 4; per_ip_connection_limit = 0;");
+    force_select = 0;
+}
+END_TEST
+
+/* One client over its per-IP limit loses its own oldest waiting connections. */
+START_TEST(http_per_ip_limit)
+{
+    fixture f;
+    start_with(&f, "port = 0; connection_limit = 100; per_ip_connection_limit = 3;");
+    int idle[10];
+    for (size_t i = 0; i < 10; i++)
+        idle[i] = tcp_open(f.px->bound_port);
+    for (size_t i = 0; i < 7; i++)
+        ck_assert_msg(closed_within(idle[i], 2.0), "connection %zu still open", i);
+    for (size_t i = 7; i < 10; i++)
+        ck_assert_msg(!closed_within(idle[i], 0.05), "connection %zu closed", i);
+    double secs;
+    char *r = timed_scrape(f.px->bound_port, &secs);
+    ck_assert_msg(strncmp(r, "HTTP/1.1 200 OK\r\n", 17) == 0 && secs < 1.0, "%.2f s: %s", secs, r);
+    free(r);
+    for (size_t i = 0; i < 10; i++)
+        close(idle[i]);
+    fx_free(&f);
+}
+END_TEST
+
+/* A request announcing a body is answered at once, without waiting for (or reading) the body,
+ * and the connection closed. */
+START_TEST(http_body_refused_at_once)
+{
+    static const char *const reqs[] = {
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n",
+        "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n",
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+    };
+    static const char *const want[] = {"HTTP/1.1 413 ", "HTTP/1.1 405 ", "HTTP/1.1 413 "};
+    for (size_t i = 0; i < 3; i++) {
+        double t0 = now_s();
+        char *r = http(http_fx.px->bound_port, reqs[i]); /* reads until the server closes */
+        double took = now_s() - t0;
+        ck_assert_msg(strncmp(r, want[i], strlen(want[i])) == 0, "%zu: %s", i, r);
+        ck_assert_msg(took < 2.0, "%zu: answered and closed after %.2f s", i, took);
+        free(r);
+    }
+}
+END_TEST
+
+/* Request headers beyond the per-connection memory are refused (431) and the connection closed. */
+START_TEST(http_huge_headers_refused)
+{
+    size_t n = 64 * 1024;
+    char *req = malloc(n + 128);
+    int k = snprintf(req, n + 128, "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: ");
+    memset(req + k, 'a', n);
+    strcpy(req + k + n, "\r\n\r\n");
+    int fd = tcp_open(http_fx.px->bound_port);
+    /* the server may close before all is sent: no SIGPIPE, ignore send errors */
+    size_t len = strlen(req), off = 0;
+    while (off < len) {
+        ssize_t w = send(fd, req + off, len - off, MSG_NOSIGNAL);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    char buf[256] = "";
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    ssize_t got = recv(fd, buf, sizeof(buf) - 1, 0);
+    ck_assert_int_gt(got, 0);
+    buf[got] = '\0';
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 431 ", 13) == 0, "%s", buf);
+    ck_assert(closed_within(fd, 2.0));
+    close(fd);
+    free(req);
+    double secs;
+    char *r = timed_scrape(http_fx.px->bound_port, &secs);
+    ck_assert_msg(strncmp(r, "HTTP/1.1 200 OK\r\n", 17) == 0, "%s", r);
+    free(r);
+}
+END_TEST
+
+/* connection_limit beyond what RLIMIT_NOFILE allows is lowered, with one warning. */
+START_TEST(http_connection_limit_clamped_to_nofile)
+{
+    struct rlimit rl;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    rl.rlim_cur = 256;
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0); /* this test runs in its own fork */
+    fixture f;
+    ck_assert_int_eq(fx_create(&f, "port = 0; connection_limit = 5000;", NULL), ST_OK);
+    unit_capture c;
+    unit_capture_begin(&c);
+    int rc = prom_start(f.px);
+    char *log = unit_capture_end(&c);
+    ck_assert_int_eq(rc, ST_OK);
+    ck_assert_int_eq(f.px->conn_limit_eff, 256 / 2 - CONN_SLACK);
+    ck_assert_contains(log, "connection_limit 5000 lowered to 96");
+    free(log);
+    fx_free(&f);
+}
+END_TEST
+
 int main(void)
 {
     st_log_set_level(ST_LOG_INFO);
@@ -817,6 +1050,16 @@ int main(void)
     tcase_add_test(t, http_keep_alive);
     tcase_add_test(t, http_port_in_use);
     tcase_add_test(t, push_refused_is_logged_not_fatal);
+    tcase_add_test(t, http_body_refused_at_once);
+    tcase_add_test(t, http_huge_headers_refused);
+    suite_add_tcase(s, t);
+    t = tcase_create("abuse");
+    tcase_set_timeout(t, 60);
+    tcase_add_test(t, http_slowloris_hits_request_timeout);
+    tcase_add_test(t, http_idle_connections_evicted_for_scrapes);
+    tcase_add_test(t, http_idle_connections_evicted_select_loop);
+    tcase_add_test(t, http_per_ip_limit);
+    tcase_add_test(t, http_connection_limit_clamped_to_nofile);
     suite_add_tcase(s, t);
     return unit_run(s);
 }
