@@ -12,7 +12,8 @@ quick tests, --interval 1, so the body is swapped every cycle). Two phases in th
             count stays up for the whole phase.
 
 A scrape is `GET /metrics` with `Connection: close`; it succeeds on a 200 whose body holds
-self_test_runs_total, read to the end within SCRAPE_TIMEOUT s. Reports p50/p99/max of both
+self_test_runs_total, read to the end within SCRAPE_TIMEOUT s. A failed scrape counts as
+infinitely slow in the percentiles. Reports p50/p99/max of both
 phases, failed scrapes, how many abusive connections the server closed, and the peak threads,
 fds and VmRSS of the selftest-core process (from /proc) against the baseline. Goal: p99 under
 50 ms during the abuse phase, resources bounded.
@@ -278,9 +279,11 @@ def scrape_series(port, n, gap, timeout, pid, stats):
 
 
 def summarize(name, lat, fails, n):
+    """Percentiles over every scrape, a failed one counting as infinitely slow."""
     ms = [x * 1000 for x in lat]
+    every = ms + [float("inf")] * len(fails)
     return {"phase": name, "scrapes": n, "ok": len(lat), "failed": len(fails),
-            "p50_ms": round(percentile(ms, 50), 2), "p99_ms": round(percentile(ms, 99), 2),
+            "p50_ms": round(percentile(every, 50), 2), "p99_ms": round(percentile(every, 99), 2),
             "max_ms": round(max(ms), 2) if ms else None,
             "first_failures": fails[:3]}
 
@@ -299,6 +302,8 @@ def main():
     a = ap.parse_args()
     if a.short:
         a.scrapes = min(a.scrapes, 100)
+    # SIGTERM/SIGINT: unwind, so the server and the connections are stopped
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     binary = os.environ.get("SELFTEST_BIN", os.path.join(TOP, "selftest-core"))
     if not os.access(binary, os.X_OK):
         print("metrics_abuse: %s is not executable (set SELFTEST_BIN)" % binary, file=sys.stderr)
@@ -359,9 +364,10 @@ def main():
         print("  abusive connections the server closed: %s/s; held at the end: %d" %
               (res["abuse_closed_by_server_per_s"], held))
         p99 = res["abuse"]["p99_ms"]
-        met = res["abuse"]["failed"] == 0 and p99 == p99 and p99 < 50
-        print("metrics_abuse: abuse p99 %.2f ms, %d failed (goal: p99 < 50 ms, 0 failed): %s" %
-              (p99, res["abuse"]["failed"], "met" if met else "MISSED"))
+        met = p99 < 50
+        print("metrics_abuse: abuse p99 %.2f ms (baseline %.2f ms), %d of %d failed "
+              "(goal: p99 < 50 ms): %s" % (p99, res["baseline"]["p99_ms"], res["abuse"]["failed"],
+                                          a.scrapes, "met" if met else "MISSED"))
         print("metrics_abuse: json " + json.dumps(res, sort_keys=True))
         return 0
     finally:

@@ -40,9 +40,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifndef MHD_HTTP_CONTENT_TOO_LARGE /* the name before libmicrohttpd 0.9.74 */
+#define MHD_HTTP_CONTENT_TOO_LARGE 413
+#endif
+
 #define DEFAULT_LISTEN "127.0.0.1"
-#define DEFAULT_CONN_LIMIT 128
-#define DEFAULT_PER_IP_LIMIT 64
+/* connection_limit when not set: this many, or less when RLIMIT_NOFILE is low (no warning);
+ * per_ip_connection_limit when not set: half of the connection limit. */
+#define DEFAULT_CONN_LIMIT 512
 #define DEFAULT_CONN_TIMEOUT_S 10
 #define DEFAULT_REQUEST_TIMEOUT_S 10
 /* Connections being closed still count for libmicrohttpd until its next turn: its own hard
@@ -50,8 +55,8 @@
 #define CONN_SLACK 32
 /* File descriptors kept free for the rest of the process when clamping connection_limit. */
 #define FD_RESERVE 128
-/* Memory per connection: request line and headers must fit (about 8 kB with the rest of the
- * pool); a larger request gets 431 (or 414 for a long URI) and is closed. */
+/* Memory per connection: request line and headers must fit (14 kB of headers do); a larger
+ * request gets 431, or is closed when not even that answer fits. */
 #define CONN_MEMORY_LIMIT 16384
 #define LISTEN_BACKLOG 1024
 #define REPORT_INTERVAL_S 60.0
@@ -67,7 +72,8 @@ typedef struct prom_exporter {
     char listen_addr[INET6_ADDRSTRLEN]; /* without brackets */
     int listen_family;            /* AF_INET or AF_INET6 */
     long connection_limit;
-    long per_ip_limit;            /* 0: none */
+    int conn_limit_set;           /* connection_limit was configured */
+    long per_ip_limit;            /* 0: none; -1: not set, half of conn_limit_eff */
     long connection_timeout_s;
     long request_timeout_s;
     const char *textfile;         /* NULL: none */
@@ -80,6 +86,7 @@ typedef struct prom_exporter {
     unsigned bound_port;
     int curl_inited;
     long conn_limit_eff;          /* connection_limit after clamping to RLIMIT_NOFILE */
+    long per_ip_eff;              /* per_ip_connection_limit in force; 0: none */
     int use_epoll;                /* else select */
     int epoll_fd;                 /* libmicrohttpd's, when use_epoll */
     int wake_fd;                  /* eventfd: wakes the server thread to stop */
@@ -274,6 +281,9 @@ static int parse_settings(prom_exporter *px, const st_config_node *cfg)
         rc = int_setting(px, cfg, "port", 0, 65535, &px->port);
     if (rc == ST_OK)
         rc = int_setting(px, cfg, "connection_limit", 1, 65535, &px->connection_limit);
+    long long present;
+    px->conn_limit_set =
+        rc == ST_OK && px->host->cfg_int(px->self, cfg, "connection_limit", &present) == ST_OK;
     if (rc == ST_OK)
         rc = int_setting(px, cfg, "per_ip_connection_limit", 0, 65535, &px->per_ip_limit);
     if (rc == ST_OK)
@@ -585,13 +595,21 @@ static int had_its_turn(const prom_exporter *px, const prom_conn *c)
     return px->turn - c->turn >= (px->use_epoll ? 1u : 2u);
 }
 
-/* The oldest connection still waiting for a request after its first turn, of the same client
- * as `like` when not NULL. */
+/* Has the client sent bytes that libmicrohttpd has not read yet? Then it is active right now
+ * (a scrape whose request arrived in this turn), and libmicrohttpd reads it in this turn. */
+static int has_unread(const prom_conn *c)
+{
+    char b;
+    return recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
+/* The oldest connection still waiting for a request after its first turn, with nothing unread,
+ * of the same client as `like` when not NULL. */
 static prom_conn *oldest_waiting(prom_exporter *px, const prom_conn *like)
 {
     for (prom_conn *c = px->conn_head; c; c = c->next)
         if (!c->closing && !c->answering && had_its_turn(px, c) &&
-            (!like || same_client(c, like)))
+            (!like || same_client(c, like)) && !has_unread(c))
             return c;
     return NULL;
 }
@@ -602,7 +620,7 @@ static void enforce_ip_limit(prom_exporter *px, const prom_conn *like)
     long n = 0;
     for (prom_conn *o = px->conn_head; o; o = o->next)
         n += !o->closing && same_client(o, like);
-    while (n > px->per_ip_limit) {
+    while (n > px->per_ip_eff) {
         prom_conn *v = oldest_waiting(px, like);
         if (!v) {
             px->ip_pending = 1; /* retried after this turn */
@@ -620,7 +638,7 @@ static void enforce_ip_limit(prom_exporter *px, const prom_conn *like)
  * been read, libmicrohttpd's own limit (ours + CONN_SLACK) bounding the excess meanwhile. */
 static void enforce_limits(prom_exporter *px, const prom_conn *fresh)
 {
-    if (px->per_ip_limit > 0) {
+    if (px->per_ip_eff > 0) {
         if (fresh && fresh->family) {
             enforce_ip_limit(px, fresh);
         } else if (!fresh && px->ip_pending) {
@@ -666,7 +684,7 @@ static void report_closed(prom_exporter *px, double now)
                   "closed %lu idle or slow connections to /metrics (%lu over connection_limit %ld, "
                   "%lu over per_ip_connection_limit %ld, %lu past request_timeout %lds); next "
                   "report in %.0f s at the earliest",
-                  total, px->n_over_limit, px->conn_limit_eff, px->n_over_ip, px->per_ip_limit,
+                  total, px->n_over_limit, px->conn_limit_eff, px->n_over_ip, px->per_ip_eff,
                   px->n_timed_out, px->request_timeout_s, REPORT_INTERVAL_S);
     px->n_over_limit = px->n_over_ip = px->n_timed_out = 0;
     px->last_report = now;
@@ -925,6 +943,8 @@ static long effective_conn_limit(prom_exporter *px)
     }
     if (room >= 0 && limit > room) {
         long lower = room < 1 ? 1 : room;
+        if (!px->conn_limit_set)
+            return lower; /* the default adapts to the process's limit */
         px->host->log(px->self, ST_LOG_WARNING,
                       "connection_limit %ld lowered to %ld: the process may open %ld files "
                       "(RLIMIT_NOFILE%s) and the exporter uses at most half of them",
@@ -946,6 +966,7 @@ static int start_http(prom_exporter *px)
         return ST_ERR_NOMEM;
     px->use_epoll = !force_select && MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES;
     px->conn_limit_eff = effective_conn_limit(px);
+    px->per_ip_eff = px->per_ip_limit >= 0 ? px->per_ip_limit : (px->conn_limit_eff + 1) / 2;
     px->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (px->wake_fd < 0) {
         px->host->log(px->self, ST_LOG_ERROR, "cannot serve /metrics: eventfd: %s",
@@ -961,13 +982,13 @@ static int start_http(prom_exporter *px)
     if (px->listen_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     px->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, px, MHD_OPTION_LISTEN_SOCKET, fd,
+        flags, 0, NULL, NULL, on_request, px, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, px,
+        MHD_OPTION_LISTEN_SOCKET, fd,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)(px->conn_limit_eff + CONN_SLACK),
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)px->connection_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY_LIMIT,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, px,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, px,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, px, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, px, MHD_OPTION_END);
     char where[INET6_ADDRSTRLEN + 16];
     if (!px->daemon) {
         addr_port(px, (unsigned)px->port, where, sizeof(where));
@@ -1014,7 +1035,7 @@ static int prom_create(const st_host *host, st_instance *self, const st_config_n
     px->self = self;
     px->port = -1;
     px->connection_limit = DEFAULT_CONN_LIMIT;
-    px->per_ip_limit = DEFAULT_PER_IP_LIMIT;
+    px->per_ip_limit = -1;
     px->connection_timeout_s = DEFAULT_CONN_TIMEOUT_S;
     px->request_timeout_s = DEFAULT_REQUEST_TIMEOUT_S;
     px->epoll_fd = -1;

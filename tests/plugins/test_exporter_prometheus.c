@@ -598,8 +598,9 @@ START_TEST(settings_defaults_and_values)
     ck_assert_int_eq(fx_create(&f, "", NULL), ST_OK);
     ck_assert_int_eq(f.px->port, -1);
     ck_assert_str_eq(f.px->listen_addr, "127.0.0.1");
-    ck_assert_int_eq(f.px->connection_limit, 128);
-    ck_assert_int_eq(f.px->per_ip_limit, 64);
+    ck_assert_int_eq(f.px->connection_limit, 512);
+    ck_assert_int_eq(f.px->conn_limit_set, 0);
+    ck_assert_int_eq(f.px->per_ip_limit, -1); /* half of the connection limit in force */
     ck_assert_int_eq(f.px->connection_timeout_s, 10);
     ck_assert_int_eq(f.px->request_timeout_s, 10);
     ck_assert_ptr_null(f.px->textfile);
@@ -615,6 +616,7 @@ START_TEST(settings_defaults_and_values)
     ck_assert_str_eq(f.px->listen_addr, "::1");
     ck_assert_int_eq(f.px->listen_family, AF_INET6);
     ck_assert_int_eq(f.px->connection_limit, 5);
+    ck_assert_int_eq(f.px->conn_limit_set, 1);
     ck_assert_int_eq(f.px->per_ip_limit, 0);
     ck_assert_int_eq(f.px->connection_timeout_s, 3);
     ck_assert_int_eq(f.px->request_timeout_s, 7);
@@ -990,13 +992,15 @@ START_TEST(http_huge_headers_refused)
 }
 END_TEST
 
-/* connection_limit beyond what RLIMIT_NOFILE allows is lowered, with one warning. */
+/* connection_limit beyond what RLIMIT_NOFILE allows is lowered, with one warning when it was
+ * configured; the default per-client limit is half of it. */
 START_TEST(http_connection_limit_clamped_to_nofile)
 {
-    struct rlimit rl;
-    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    struct rlimit rl, saved;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &saved), 0);
+    rl = saved;
     rl.rlim_cur = 256;
-    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0); /* this test runs in its own fork */
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
     fixture f;
     ck_assert_int_eq(fx_create(&f, "port = 0; connection_limit = 5000;", NULL), ST_OK);
     unit_capture c;
@@ -1006,8 +1010,21 @@ START_TEST(http_connection_limit_clamped_to_nofile)
     ck_assert_int_eq(rc, ST_OK);
     ck_assert_int_eq(f.px->conn_limit_eff, 256 / 2 - CONN_SLACK);
     ck_assert_contains(log, "connection_limit 5000 lowered to 96");
+    ck_assert_int_eq(f.px->per_ip_eff, 48);
     free(log);
     fx_free(&f);
+    /* the default adapts without a warning */
+    ck_assert_int_eq(fx_create(&f, "port = 0; per_ip_connection_limit = 10;", NULL), ST_OK);
+    unit_capture_begin(&c);
+    rc = prom_start(f.px);
+    log = unit_capture_end(&c);
+    ck_assert_int_eq(rc, ST_OK);
+    ck_assert_int_eq(f.px->conn_limit_eff, 96);
+    ck_assert_int_eq(f.px->per_ip_eff, 10);
+    ck_assert_msg(!strstr(log, "lowered"), "%s", log);
+    free(log);
+    fx_free(&f);
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &saved), 0); /* CK_FORK=no under valgrind */
 }
 END_TEST
 
