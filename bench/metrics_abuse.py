@@ -350,7 +350,8 @@ def main():
             if samples:
                 res[key] = {"threads_max": max(s[0] for s in samples),
                             "fds_max": max(s[1] for s in samples),
-                            "rss_kb_max": max(s[2] for s in samples)}
+                            "rss_kb_max": max(s[2] for s in samples),
+                            "rss_kb_first": samples[0][2], "rss_kb_last": samples[-1][2]}
         print("metrics_abuse: %d scrapes per phase; abuse: %d idle + %d slowloris "
               "(a byte every %gs), reopened %gs after the server closes one" %
               (a.scrapes, a.idle, a.slow, a.byte_every, a.reopen_delay))
@@ -363,6 +364,9 @@ def main():
                    pr.get("threads_max"), pr.get("fds_max"), pr.get("rss_kb_max")))
         print("  abusive connections the server closed: %s/s; held at the end: %d" %
               (res["abuse_closed_by_server_per_s"], held))
+        if "abuse_proc" in res:
+            print("  VmRSS under abuse: %d kB after the first scrape, %d kB after the last" %
+                  (res["abuse_proc"]["rss_kb_first"], res["abuse_proc"]["rss_kb_last"]))
         p99 = res["abuse"]["p99_ms"]
         met = p99 < 50
         print("metrics_abuse: abuse p99 %.2f ms (baseline %.2f ms), %d of %d failed "
