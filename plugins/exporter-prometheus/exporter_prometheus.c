@@ -23,6 +23,9 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <math.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -60,6 +63,10 @@
 #define CONN_MEMORY_LIMIT 16384
 #define LISTEN_BACKLOG 1024
 #define REPORT_INTERVAL_S 60.0
+/* After this many closed connections, at most every TRIM_INTERVAL_S, free memory goes back to
+ * the system: a flood of short connections otherwise fragments the allocator's heap. */
+#define TRIM_AFTER_CLOSED 1000
+#define TRIM_INTERVAL_S 10.0
 #define PUSH_CONNECT_TIMEOUT_MS 2000L
 #define PUSH_TIMEOUT_MS 5000L
 
@@ -101,6 +108,8 @@ typedef struct prom_exporter {
     int ip_pending;               /* a client is over per_ip_connection_limit: retry after the turn */
     unsigned long n_over_limit, n_over_ip, n_timed_out; /* since the last report */
     double last_report;
+    unsigned long closed_since_trim;
+    double last_trim;
 
     /* shared with the HTTP thread */
     pthread_mutex_t lock;
@@ -690,6 +699,17 @@ static void report_closed(prom_exporter *px, double now)
     px->last_report = now;
 }
 
+static void trim_memory(prom_exporter *px, double now)
+{
+    if (px->closed_since_trim < TRIM_AFTER_CLOSED || now - px->last_trim < TRIM_INTERVAL_S)
+        return;
+    px->closed_since_trim = 0;
+    px->last_trim = now;
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+}
+
 static prom_conn *conn_of(struct MHD_Connection *conn)
 {
     const union MHD_ConnectionInfo *ci =
@@ -708,6 +728,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
                 px->conns_live--;
             conn_unlink(px, c);
             free(c);
+            px->closed_since_trim++;
             *socket_context = NULL;
         }
         return;
@@ -924,6 +945,7 @@ static void *serve_loop(void *arg)
         double now = mono_now();
         next_deadline = enforce_deadlines(px, now);
         report_closed(px, now);
+        trim_memory(px, now);
     }
     return NULL;
 }
