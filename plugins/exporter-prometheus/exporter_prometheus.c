@@ -53,8 +53,9 @@
 #define DEFAULT_CONN_LIMIT 512
 #define DEFAULT_CONN_TIMEOUT_S 10
 #define DEFAULT_REQUEST_TIMEOUT_S 10
-/* Connections being closed still count for libmicrohttpd until its next turn: its own hard
- * limit is ours plus this much (it accepts at most about ten per turn). */
+/* libmicrohttpd's own hard limit is ours plus this much: room for the connections it accepts
+ * in one turn before the loop can close older ones, and for those being closed (they count
+ * until libmicrohttpd has seen the end of them). */
 #define CONN_SLACK 32
 /* File descriptors kept free for the rest of the process when clamping connection_limit. */
 #define FD_RESERVE 128
@@ -955,22 +956,29 @@ static void *serve_loop(void *arg)
 static long effective_conn_limit(prom_exporter *px)
 {
     long limit = px->connection_limit;
-    struct rlimit rl;
+    struct rlimit rl = {0, 0};
     long room = -1;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+    char why[96] = "";
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
         room = (long)rl.rlim_cur / 2 - CONN_SLACK;
+        snprintf(why, sizeof(why), "half of RLIMIT_NOFILE (%ld) minus %d", (long)rl.rlim_cur,
+                 CONN_SLACK);
+    }
     if (!px->use_epoll) {
         long sel = FD_SETSIZE - FD_RESERVE - CONN_SLACK;
-        room = room < 0 || sel < room ? sel : room;
+        if (room < 0 || sel < room) {
+            room = sel;
+            snprintf(why, sizeof(why), "what select() can watch next to the rest");
+        }
     }
     if (room >= 0 && limit > room) {
         long lower = room < 1 ? 1 : room;
         if (!px->conn_limit_set)
             return lower; /* the default adapts to the process's limit */
         px->host->log(px->self, ST_LOG_WARNING,
-                      "connection_limit %ld lowered to %ld: the process may open %ld files "
-                      "(RLIMIT_NOFILE%s) and the exporter uses at most half of them",
-                      limit, lower, (long)rl.rlim_cur, px->use_epoll ? "" : "; select()");
+                      "connection_limit %ld lowered to %ld: the exporter takes at most %s, so "
+                      "the runs keep the file descriptors they need",
+                      limit, lower, why);
         limit = lower;
     }
     return limit;
