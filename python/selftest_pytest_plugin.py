@@ -99,6 +99,18 @@ Orphan checks (spec.md 8.1)
     as failed (or runs one orphan per process).  A malformed
     SELF_TEST_ORPHAN_MODULES is a usage error (pytest exits 4).
 
+Processes left behind
+    When SELF_TEST_RESULTS_FILE is set, every pytest process of the run (the
+    controller and each xdist worker) becomes a child subreaper
+    (PR_SET_CHILD_SUBREAPER): whatever its tests start stays its descendant
+    even after setsid, setpgid or a double fork.  At the end of the session
+    (in each worker, and in the controller when it ran the tests itself) the
+    descendants still running are killed and reaped, with one line on stderr
+    naming them: a daemon holding a worker's pipes cannot hang xdist.  An
+    orphan check whose import leaves a process running fails, naming it.
+    The runtime stops whatever escapes this (a process that changed its
+    parent's subreaper, or outlives pytest) by itself.
+
 Otherwise the plugin never lets its own errors reach pytest: every hook body
 is guarded (an unwritable results file gives one line on stderr, no events).
 """
@@ -108,6 +120,7 @@ import json
 import os
 import platform
 import runpy
+import signal
 import sys
 import time
 import traceback
@@ -124,6 +137,117 @@ _FILE_PROP = "selftest_file"
 _REASON_PROP = "selftest_reason"
 _UNMET_PROP = "selftest_unmet"
 REASON_MAX = 500
+PR_SET_CHILD_SUBREAPER = 36
+LEFTOVER_GRACE = 0.5  # seconds a process may take to finish exiting before it counts as left
+
+
+# --------------------------------------------------------------------------
+# processes the tests leave behind
+
+_subreaper = False
+
+
+def _become_subreaper():
+    """Orphaned descendants are reparented to this process instead of init."""
+    global _subreaper
+    if _subreaper or not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0:
+            _subreaper = True
+    except Exception:
+        pass
+
+
+def _proc_table():
+    """{pid: (ppid, state)} of every process in /proc."""
+    table = {}
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return table
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name, "rb") as fh:
+                stat = fh.read().decode("ascii", "replace")
+            rest = stat[stat.rindex(")") + 2:].split()
+            table[int(name)] = (int(rest[1]), rest[0])
+        except (OSError, ValueError, IndexError):
+            continue
+    return table
+
+
+def _descendants(zombies=False):
+    """Pids of this process's live descendants (and zombies when asked)."""
+    table = _proc_table()
+    me, found, todo = os.getpid(), [], [os.getpid()]
+    children = {}
+    for pid, (ppid, state) in table.items():
+        children.setdefault(ppid, []).append((pid, state))
+    while todo:
+        for pid, state in children.get(todo.pop(), ()):
+            if pid == me:
+                continue
+            todo.append(pid)
+            if zombies or state not in ("Z", "X"):
+                found.append(pid)
+    return found
+
+
+def _cmdline(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as fh:
+            cmd = fh.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+    except OSError:
+        cmd = ""
+    return _clean(cmd[:120]) or "?"
+
+
+def _reap():
+    """Collects this process's zombie children (its own and the adopted ones)."""
+    table = _proc_table()
+    for pid, (ppid, state) in table.items():
+        if ppid == os.getpid() and state in ("Z", "X"):
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except OSError:
+                pass
+
+
+def _leftovers(grace=LEFTOVER_GRACE):
+    """Descendants still running after grace seconds: [(pid, cmdline)]."""
+    deadline = time.monotonic() + grace
+    while True:
+        _reap()
+        pids = _descendants()
+        if not pids or time.monotonic() >= deadline:
+            return [(p, _cmdline(p)) for p in pids]
+        time.sleep(0.05)
+
+
+def _stop_descendants():
+    """Kills every descendant (new ones forked meanwhile too) and reaps them."""
+    for _ in range(50):
+        pids = _descendants()
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.02)
+        _reap()
+    _reap()
+
+
+def _describe_pids(left):
+    return "; ".join("pid %d: %s" % (p, c) for p, c in left[:5]) + \
+        ("; ..." if len(left) > 5 else "")
 
 
 def _clean(s):
@@ -261,6 +385,8 @@ def pytest_configure(config):
     global _recorder
     try:
         path = os.environ.get(RESULTS_ENV)
+        if path:
+            _become_subreaper()
         if not path or hasattr(config, "workerinput"):
             return
         _recorder = _Recorder(config, path)
@@ -406,8 +532,30 @@ def pytest_collectreport(report):
         pass
 
 
+def _stop_leftovers(session):
+    """Stops what the tests left running. In an xdist worker this runs before the worker
+    reports that it finished (xdist's hook wraps this one): its controller waits for the
+    worker's pipes to close, and a leftover may hold them."""
+    if not _subreaper:
+        return
+    try:
+        config = session.config
+        if not hasattr(config, "workerinput") and _workers(config) > 0:
+            return  # the controller: its descendants are the workers, still running
+        left = _leftovers(grace=0)
+        if left:
+            _stop_descendants()
+            sys.stderr.write("selftest_pytest_plugin: stopped %d process%s the tests left "
+                             "running: %s\n" % (len(left), "" if len(left) == 1 else "es",
+                                                _describe_pids(left)))
+            sys.stderr.flush()
+    except Exception:
+        pass
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session, exitstatus):
+    _stop_leftovers(session)
     rec = _recorder
     if rec is None:
         return
@@ -468,6 +616,7 @@ class OrphanItem(pytest.Item):
             # a script that ends itself successfully at top level (sys.exit(), exit(0))
             # finished without error
             if exc.code is None or exc.code == 0:
+                self._check_leftovers()
                 return
             try:
                 self._describe(exc)
@@ -482,6 +631,24 @@ class OrphanItem(pytest.Item):
             raise
         finally:
             sys.argv = saved_argv
+        self._check_leftovers()
+
+    def _check_leftovers(self):
+        """An import that leaves a process running fails (the process is stopped)."""
+        if not _subreaper:
+            return
+        left = _leftovers()
+        if left:
+            _stop_descendants()
+            exc = OrphanCheckFailed(
+                "importing %s left %d process%s running (stopped): %s"
+                % (self.module_name or self.orphan_path, len(left),
+                   "" if len(left) == 1 else "es", _describe_pids(left)))
+            try:
+                self._describe(exc)
+            except Exception:
+                pass
+            raise exc
 
     # -- why it failed: one line for the core, a traceback with repository paths
 
