@@ -8,6 +8,8 @@
  *                 (st_graph, st_graph_ops, st_graph_step) for discovery and integrators.
  *   1.2  2026-11  st_discovery_sink.excluded (files that are never orphans: test code and the
  *                 orphan_exclude setting); st_run_summary.orphans_unmet_total.
+ *   1.3  2026-11  st_exec_result: limit (the resource limit that stopped an execution) and
+ *                 leftover (processes still running when it ended, stopped by the runtime).
  *
  * Rules that must stay true (see docs/plugin-guide.md for the long form):
  *  - A plugin exports exactly one symbol, ST_PLUGIN_ENTRY_SYMBOL. The core calls it with its own
@@ -40,7 +42,7 @@ extern "C" {
 #endif
 
 #define ST_ABI_MAJOR 1u
-#define ST_ABI_MINOR 2u
+#define ST_ABI_MINOR 3u
 
 /* The one symbol every plugin exports. */
 #define ST_PLUGIN_ENTRY selftest_plugin_entry
@@ -246,7 +248,16 @@ typedef struct st_exec_result {
     double wall_s;         /* wall time of the execution */
     char error[512];       /* infrastructure error detail, "" if none */
     char container[80];    /* container id/name when one was used, else "" */
+    /* ---- ABI 1.3: a runtime writes these only when struct_size covers them ---- */
+    char limit[160];       /* the resource limit that stopped it (processes, output), or "" */
+    unsigned leftover;     /* processes still running after the main process exited (the
+                            * runtime stopped them) */
 } st_exec_result;
+
+/* Does an st_exec_result of this struct_size have the field? (for runtimes that also support
+ * older cores) */
+#define ST_EXEC_RESULT_HAS(res, field)                                                            \
+    ((res)->struct_size >= offsetof(st_exec_result, field) + sizeof((res)->field))
 
 typedef enum st_stream { ST_STREAM_STDOUT = 1, ST_STREAM_STDERR = 2 } st_stream;
 

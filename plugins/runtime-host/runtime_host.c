@@ -1,7 +1,11 @@
 /* runtime-host: runs each batch or orphan check as a child process in its own process group,
  * argv only (never a shell), with its output captured and its timeout enforced (SIGTERM to the
- * group, SIGKILL after the grace period). Not a security boundary: see docs. */
+ * group, SIGKILL after the grace period). Every process an execution starts is found and stopped
+ * when it ends, and when the core dies (contain.h); resource limits per batch and per orphan
+ * check. Not a security boundary: see docs. */
 #include "config.h"
+
+#include "contain.h"
 
 #include <selftest/plugin.h>
 
@@ -10,6 +14,8 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,18 +37,60 @@ typedef struct running {
     struct running *next;
 } running;
 
+/* Limits of one kind of execution; 0 = none (inherited). */
+typedef struct limits {
+    long long memory_mb;    /* RLIMIT_AS of each process */
+    long long open_files;   /* RLIMIT_NOFILE */
+    long long processes;    /* pids.max of the execution's cgroup (RLIMIT_NPROC without one) */
+    long long cpu_seconds;  /* RLIMIT_CPU of each process */
+    long long file_size_mb; /* RLIMIT_FSIZE: the largest file a process may write */
+    long long output_mb;    /* stdout + stderr read back before the execution is stopped */
+} limits;
+
 typedef struct host_rt {
     const st_host *host;
     st_instance *self;
     pthread_mutex_t lock;
     running *list;
-    long long sandbox_memory_mb; /* RLIMIT_AS of orphan checks, 0 = unlimited */
-    long long sandbox_open_files;
-    long long sandbox_processes; /* RLIMIT_NPROC of orphan checks, 0 = unlimited */
+    limits batch, sandbox; /* test batches (and the preflight); orphan checks */
+    int use_cgroup;
+    unsigned long seq;     /* executions so far (under lock) */
+    ct_instance ct;
+    int started;
+    int warned_nproc;
 } host_rt;
 
-static const char *const known_keys[] = {"sandbox_memory_mb", "sandbox_open_files",
-                                         "sandbox_processes", NULL};
+#define N_LIMITS 6
+static const char *const limit_names[N_LIMITS] = {"memory_mb",    "open_files",   "processes",
+                                                  "cpu_seconds", "file_size_mb", "output_mb"};
+
+static long long *limit_field(limits *l, size_t i)
+{
+    long long *f[N_LIMITS] = {&l->memory_mb,   &l->open_files,   &l->processes,
+                              &l->cpu_seconds, &l->file_size_mb, &l->output_mb};
+    return f[i];
+}
+
+static const char known_list[] =
+    "cgroup, batch_memory_mb, batch_open_files, batch_processes, batch_cpu_seconds, "
+    "batch_file_size_mb, batch_output_mb, sandbox_memory_mb, sandbox_open_files, "
+    "sandbox_processes, sandbox_cpu_seconds, sandbox_file_size_mb, sandbox_output_mb";
+
+static int known_key(const char *name)
+{
+    if (strcmp(name, "cgroup") == 0)
+        return 1;
+    for (size_t i = 0; i < N_LIMITS; i++) {
+        char key[64];
+        snprintf(key, sizeof(key), "batch_%s", limit_names[i]);
+        if (strcmp(name, key) == 0)
+            return 1;
+        snprintf(key, sizeof(key), "sandbox_%s", limit_names[i]);
+        if (strcmp(name, key) == 0)
+            return 1;
+    }
+    return 0;
+}
 
 static int host_create(const st_host *host, st_instance *self, const st_config_node *cfg,
                        void **out)
@@ -52,31 +100,38 @@ static int host_create(const st_host *host, st_instance *self, const st_config_n
         return ST_ERR_NOMEM;
     rt->host = host;
     rt->self = self;
-    rt->sandbox_memory_mb = 2048;
-    rt->sandbox_open_files = 256;
-    rt->sandbox_processes = 0;
+    rt->batch = (limits){.memory_mb = 0, .open_files = 0, .processes = 4096, .cpu_seconds = 0,
+                         .file_size_mb = 1024, .output_mb = 64};
+    rt->sandbox = (limits){.memory_mb = 2048, .open_files = 256, .processes = 256,
+                           .cpu_seconds = 0, .file_size_mb = 64, .output_mb = 16};
+    rt->use_cgroup = 1;
+    rt->ct.guard = -1;
+    rt->ct.guard_fd = -1;
     pthread_mutex_init(&rt->lock, NULL);
     const char *const *names = host->cfg_names(self, cfg);
     for (size_t i = 0; names && names[i]; i++) {
-        int known = 0;
-        for (size_t k = 0; known_keys[k]; k++)
-            known |= strcmp(names[i], known_keys[k]) == 0;
-        if (!known) {
-            host->log(self, ST_LOG_ERROR, "%s: unknown setting (known: sandbox_memory_mb, "
-                      "sandbox_open_files, sandbox_processes)",
-                      host->cfg_where(self, cfg, names[i]));
+        if (!known_key(names[i])) {
+            host->log(self, ST_LOG_ERROR, "%s: unknown setting (known: %s)",
+                      host->cfg_where(self, cfg, names[i]), known_list);
             goto invalid;
         }
     }
-    long long *fields[] = {&rt->sandbox_memory_mb, &rt->sandbox_open_files, &rt->sandbox_processes};
-    for (size_t i = 0; i < 3; i++) {
-        int rc = host->cfg_int(self, cfg, known_keys[i], fields[i]);
-        if (rc < 0)
-            goto invalid;
-        if (*fields[i] < 0) {
-            host->log(self, ST_LOG_ERROR, "%s: must not be negative",
-                      host->cfg_where(self, cfg, known_keys[i]));
-            goto invalid;
+    if (host->cfg_bool(self, cfg, "cgroup", &rt->use_cgroup) < 0)
+        goto invalid;
+    for (int kind = 0; kind < 2; kind++) {
+        limits *l = kind ? &rt->sandbox : &rt->batch;
+        for (size_t i = 0; i < N_LIMITS; i++) {
+            char key[64];
+            snprintf(key, sizeof(key), "%s_%s", kind ? "sandbox" : "batch", limit_names[i]);
+            long long *f = limit_field(l, i);
+            if (host->cfg_int(self, cfg, key, f) < 0)
+                goto invalid;
+            /* each limit is converted to bytes or counts below: keep it far from overflow */
+            if (*f < 0 || *f > (1LL << 40)) {
+                host->log(self, ST_LOG_ERROR, "%s: must be between 0 and %lld (0 = no limit)",
+                          host->cfg_where(self, cfg, key), 1LL << 40);
+                goto invalid;
+            }
         }
     }
     *out = rt;
@@ -87,11 +142,37 @@ invalid:
     return ST_ERR_INVALID;
 }
 
+static int host_start(void *ctx)
+{
+    host_rt *rt = ctx;
+    if (rt->started)
+        return ST_OK;
+    ct_start(&rt->ct, rt->use_cgroup);
+    rt->started = 1;
+    rt->host->log(rt->self, ST_LOG_DEBUG, "%s; guard process %ld", rt->ct.why,
+                  (long)rt->ct.guard);
+    if (rt->ct.guard < 0)
+        rt->host->log(rt->self, ST_LOG_WARNING, "cannot start the guard process: processes of "
+                      "the batches may outlive a killed selftest-core");
+    return ST_OK;
+}
+
+static int host_stop(void *ctx)
+{
+    host_rt *rt = ctx;
+    if (rt->started) {
+        ct_stop(&rt->ct);
+        rt->started = 0;
+    }
+    return ST_OK;
+}
+
 static void host_destroy(void *ctx)
 {
     host_rt *rt = ctx;
     if (!rt)
         return;
+    host_stop(rt);
     pthread_mutex_destroy(&rt->lock);
     free(rt);
 }
@@ -131,9 +212,8 @@ typedef struct child_setup {
     const st_exec_request *req;
     char *const *envp;
     const char *cwd;
-    int out_wr, err_wr, err_pipe_wr;
-    struct rlimit as, nofile, nproc, cpu;
-    int sandboxed;
+    int out_wr, err_wr, err_pipe_wr, go_rd;
+    struct rlimit as, nofile, nproc, cpu, fsize;
 } child_setup;
 
 /* Runs in the forked child: only async-signal-safe calls until exec. */
@@ -149,17 +229,25 @@ static void child_exec(const child_setup *cs)
     signal(SIGPIPE, SIG_DFL);
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
+    /* Wait until the parent has put this process in the execution's cgroups. */
+    char go;
+    ssize_t g;
+    do
+        g = read(cs->go_rd, &go, 1);
+    while (g < 0 && errno == EINTR);
+    if (g != 1)
+        _exit(127); /* the parent gave up */
     int devnull = open("/dev/null", O_RDONLY);
     if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(cs->out_wr, 1) < 0 || dup2(cs->err_wr, 2) < 0)
         goto fail;
     if (chdir(cs->cwd) < 0)
         goto fail;
-    if (cs->sandboxed) {
-        if ((cs->as.rlim_cur && setrlimit(RLIMIT_AS, &cs->as) < 0) ||
-            setrlimit(RLIMIT_NOFILE, &cs->nofile) < 0 || setrlimit(RLIMIT_CPU, &cs->cpu) < 0 ||
-            (cs->nproc.rlim_cur && setrlimit(RLIMIT_NPROC, &cs->nproc) < 0))
-            goto fail;
-    }
+    if ((cs->as.rlim_cur && setrlimit(RLIMIT_AS, &cs->as) < 0) ||
+        (cs->nofile.rlim_cur && setrlimit(RLIMIT_NOFILE, &cs->nofile) < 0) ||
+        (cs->cpu.rlim_cur && setrlimit(RLIMIT_CPU, &cs->cpu) < 0) ||
+        (cs->fsize.rlim_cur && setrlimit(RLIMIT_FSIZE, &cs->fsize) < 0) ||
+        (cs->nproc.rlim_cur && setrlimit(RLIMIT_NPROC, &cs->nproc) < 0))
+        goto fail;
     execvpe(cs->req->argv[0], (char *const *)cs->req->argv, cs->envp);
 fail:
     e = errno;
@@ -233,15 +321,26 @@ static void close_fd(int *fd)
     }
 }
 
-/* Reads what is available from *fd into the sink; closes it at EOF. */
-static void pump(int *fd, st_stream stream, const st_exec_sink *sink)
+typedef struct output_meter {
+    const st_exec_sink *sink;
+    unsigned long long total, cap; /* cap 0 = none */
+} output_meter;
+
+/* Reads what is available from *fd into the sink; closes it at EOF. Past the output cap the
+ * bytes are read and dropped (so the writer does not block), and the caller stops the
+ * execution. */
+static void pump(int *fd, st_stream stream, output_meter *m)
 {
     char buf[65536];
-    for (;;) {
+    for (int rounds = 0; rounds < 64; rounds++) {
         ssize_t n = read(*fd, buf, sizeof(buf));
         if (n > 0) {
-            if (sink && sink->output)
-                sink->output(sink->opaque, stream, buf, (size_t)n);
+            size_t pass = (size_t)n;
+            if (m->cap && m->total + pass > m->cap)
+                pass = m->total < m->cap ? (size_t)(m->cap - m->total) : 0;
+            m->total += (unsigned long long)n;
+            if (pass && m->sink && m->sink->output)
+                m->sink->output(m->sink->opaque, stream, buf, pass);
             if ((size_t)n < sizeof(buf))
                 return;
             continue;
@@ -255,11 +354,57 @@ static void pump(int *fd, st_stream stream, const st_exec_sink *sink)
     }
 }
 
+static void set_limit(st_exec_result *res, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_limit(st_exec_result *res, const char *fmt, ...)
+{
+    if (!ST_EXEC_RESULT_HAS(res, limit) || res->limit[0])
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(res->limit, sizeof(res->limit), fmt, ap);
+    va_end(ap);
+}
+
+/* "pid 12: python3 -c ..." for the first few pids, for the log. */
+static void describe_pids(const pid_t *pids, size_t n, char *out, size_t cap)
+{
+    size_t k = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n && i < 4 && k + 1 < cap; i++) {
+        char path[64], cmd[120] = "";
+        snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long)pids[i]);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            ssize_t r = read(fd, cmd, sizeof(cmd) - 1);
+            close(fd);
+            for (ssize_t j = 0; j < r; j++)
+                if (cmd[j] == '\0' || cmd[j] == '\n')
+                    cmd[j] = ' ';
+            while (r > 0 && cmd[r - 1] == ' ')
+                r--;
+            cmd[r > 0 ? r : 0] = '\0';
+        }
+        int w = snprintf(out + k, cap - k, "%spid %ld (%s)", i ? ", " : "", (long)pids[i],
+                         cmd[0] ? cmd : "?");
+        if (w < 0)
+            break;
+        k += (size_t)w < cap - k ? (size_t)w : cap - k - 1;
+    }
+    if (n > 4 && k + 6 < cap)
+        snprintf(out + k, cap - k, ", ...");
+}
+
+static rlim_t mb_bytes(long long mb)
+{
+    return (rlim_t)mb * 1024 * 1024;
+}
+
 static int host_execute(void *ctx, const st_exec_request *req, const st_exec_sink *sink,
                         st_exec_result *res)
 {
     host_rt *rt = ctx;
     int out_p[2] = {-1, -1}, err_p[2] = {-1, -1}, exec_p[2] = {-1, -1}, cancel_p[2] = {-1, -1};
+    int go_p[2] = {-1, -1};
     int pidfd = -1;
     char **envp = NULL;
     char *sandbox_dir = NULL;
@@ -267,19 +412,54 @@ static int host_execute(void *ctx, const st_exec_request *req, const st_exec_sin
     int rc = ST_OK;
     double start = now_s();
     pid_t pid = -1;
+    ct_exec ce;
+    int ce_open = 0;
+    const char *extra_env[2] = {NULL, NULL};
+    const char **env_in = NULL;
+    const limits *lim = req->sandboxed ? &rt->sandbox : &rt->batch;
+    output_meter meter = {sink, 0, (unsigned long long)lim->output_mb * 1024 * 1024};
 
+    if (!rt->started)
+        host_start(rt); /* a host that never called start(): contain anyway */
+    pthread_mutex_lock(&rt->lock);
+    unsigned long seq = ++rt->seq;
+    pthread_mutex_unlock(&rt->lock);
+    char warn[600];
+    ct_exec_open(&rt->ct, &ce, seq, lim->processes, warn, sizeof(warn));
+    ce_open = 1;
+    if (warn[0])
+        rt->host->log(rt->self, ST_LOG_WARNING, "%s: %s", req->label, warn);
+    if (lim->processes && !ce.pids_max && getuid() == 0 && !rt->warned_nproc) {
+        rt->warned_nproc = 1;
+        rt->host->log(rt->self, ST_LOG_WARNING, "no pids cgroup available: the process limit "
+                      "(%s_processes = %lld) is not enforced for root",
+                      req->sandboxed ? "sandbox" : "batch", lim->processes);
+    }
+
+    /* the request's environment plus the token that marks every process of this execution */
+    size_t n_env = 0;
+    while (req->env && req->env[n_env])
+        n_env++;
+    env_in = calloc(n_env + 2, sizeof(*env_in));
     if (pipe2(out_p, O_CLOEXEC) < 0 || pipe2(err_p, O_CLOEXEC) < 0 ||
-        pipe2(exec_p, O_CLOEXEC) < 0 || pipe2(cancel_p, O_CLOEXEC | O_NONBLOCK) < 0) {
+        pipe2(exec_p, O_CLOEXEC) < 0 || pipe2(cancel_p, O_CLOEXEC | O_NONBLOCK) < 0 ||
+        pipe2(go_p, O_CLOEXEC) < 0) {
         snprintf(res->error, sizeof(res->error), "cannot create pipes: %s", strerror(errno));
         goto infra;
     }
-    envp = build_env(req->env);
+    if (env_in) {
+        for (size_t i = 0; i < n_env; i++)
+            env_in[i] = req->env[i];
+        env_in[n_env] = ce.token;
+        envp = build_env(env_in);
+    }
+    (void)extra_env;
     if (!envp) {
         snprintf(res->error, sizeof(res->error), "out of memory");
         goto infra;
     }
     child_setup cs = {.req = req, .envp = envp, .cwd = req->workdir, .out_wr = out_p[1],
-                      .err_wr = err_p[1], .err_pipe_wr = exec_p[1], .sandboxed = req->sandboxed};
+                      .err_wr = err_p[1], .err_pipe_wr = exec_p[1], .go_rd = go_p[0]};
     if (req->sandboxed) {
         const char *tmp = getenv("TMPDIR");
         char tmpl[4096];
@@ -293,13 +473,20 @@ static int host_execute(void *ctx, const st_exec_request *req, const st_exec_sin
         }
         sandbox_dir = strdup(tmpl);
         cs.cwd = sandbox_dir;
-        rlim_t mb = (rlim_t)rt->sandbox_memory_mb;
-        cs.as.rlim_cur = cs.as.rlim_max = mb ? mb * 1024 * 1024 : 0;
-        cs.nofile.rlim_cur = cs.nofile.rlim_max = (rlim_t)rt->sandbox_open_files;
-        cs.nproc.rlim_cur = cs.nproc.rlim_max = (rlim_t)rt->sandbox_processes;
+    }
+    cs.as.rlim_cur = cs.as.rlim_max = mb_bytes(lim->memory_mb);
+    cs.nofile.rlim_cur = cs.nofile.rlim_max = (rlim_t)lim->open_files;
+    cs.fsize.rlim_cur = cs.fsize.rlim_max = mb_bytes(lim->file_size_mb);
+    if (lim->cpu_seconds) {
+        cs.cpu.rlim_cur = cs.cpu.rlim_max = (rlim_t)lim->cpu_seconds;
+    } else if (req->sandboxed) {
         cs.cpu.rlim_cur = (rlim_t)(req->timeout_s + 1);
         cs.cpu.rlim_max = (rlim_t)(req->timeout_s + 5);
     }
+    /* RLIMIT_NPROC counts every process of the user: only a stand-in without a pids cgroup, and
+     * root ignores it */
+    if (lim->processes && !ce.pids_max && getuid() != 0)
+        cs.nproc.rlim_cur = cs.nproc.rlim_max = (rlim_t)lim->processes;
     pid = fork();
     if (pid < 0) {
         snprintf(res->error, sizeof(res->error), "cannot fork: %s", strerror(errno));
@@ -308,9 +495,19 @@ static int host_execute(void *ctx, const st_exec_request *req, const st_exec_sin
     if (pid == 0)
         child_exec(&cs);
     setpgid(pid, pid); /* also in the parent, so a kill of the group cannot race the child */
+    close_fd(&go_p[0]);
     close_fd(&out_p[1]);
     close_fd(&err_p[1]);
     close_fd(&exec_p[1]);
+    char jerr[600];
+    if (ct_exec_join(&ce, pid, jerr, sizeof(jerr)) < 0)
+        rt->host->log(rt->self, ST_LOG_WARNING, "%s: %s (its processes are still tracked by "
+                      "their environment)", req->label, jerr);
+    char go = 'g';
+    if (write(go_p[1], &go, 1) != 1) {
+        /* the child died: the exec pipe says so */
+    }
+    close_fd(&go_p[1]);
     reg.id = (char *)req->id;
     reg.pgid = pid;
     reg.cancel_wr = cancel_p[1];
@@ -338,7 +535,7 @@ static int host_execute(void *ctx, const st_exec_request *req, const st_exec_sin
     double deadline = start + req->timeout_s;
     double kill_at = 0; /* when SIGKILL follows the SIGTERM */
     double grace = req->kill_grace_s > 0 ? req->kill_grace_s : 5;
-    int exited = 0;
+    int exited = 0, limited = 0;
     siginfo_t info;
     memset(&info, 0, sizeof(info));
     while (!exited) {
@@ -355,16 +552,16 @@ static int host_execute(void *ctx, const st_exec_request *req, const st_exec_sin
         double now = now_s();
         double next = kill_at ? kill_at : deadline;
         int wait_ms = next > now ? (int)((next - now) * 1000) + 1 : 0;
-        if (pidfd < 0 && wait_ms > 100)
-            wait_ms = 100; /* no pidfd: poll the child */
+        if ((pidfd < 0 || ce.pids_max) && wait_ms > 100)
+            wait_ms = 100; /* no pidfd: poll the child; a process limit: watch it */
         int pr = poll(pfd, (nfds_t)n, wait_ms);
         if (pr < 0 && errno != EINTR)
             break;
         if (pr > 0) {
             if (i_out >= 0 && pfd[i_out].revents)
-                pump(&out_p[0], ST_STREAM_STDOUT, sink);
+                pump(&out_p[0], ST_STREAM_STDOUT, &meter);
             if (i_err >= 0 && pfd[i_err].revents)
-                pump(&err_p[0], ST_STREAM_STDERR, sink);
+                pump(&err_p[0], ST_STREAM_STDERR, &meter);
             if (pfd[i_cancel].revents && !kill_at) {
                 char drain[16];
                 while (read(cancel_p[0], drain, sizeof(drain)) > 0) {
@@ -373,6 +570,26 @@ static int host_execute(void *ctx, const st_exec_request *req, const st_exec_sin
                 kill(-pid, SIGTERM);
                 kill_at = now_s() + grace;
             }
+        }
+        /* A resource limit stops the whole execution at once. */
+        if (!limited && meter.cap && meter.total > meter.cap) {
+            limited = 1;
+            set_limit(res, "output limit: more than %lld MB on stdout and stderr (%s_output_mb)",
+                      lim->output_mb, req->sandboxed ? "sandbox" : "batch");
+        }
+        long long refused = ce.pids_max ? ct_exec_pids_refused(&ce) : 0;
+        if (!limited && refused > 0) {
+            limited = 1;
+            set_limit(res, "process limit: %lld processes reached, %lld fork%s refused "
+                      "(%s_processes)", ce.pids_max, refused, refused == 1 ? "" : "s",
+                      req->sandboxed ? "sandbox" : "batch");
+        }
+        if (limited == 1) {
+            limited = 2;
+            rt->host->log(rt->self, ST_LOG_WARNING, "%s: %s; stopping it", req->label,
+                          ST_EXEC_RESULT_HAS(res, limit) ? res->limit : "resource limit");
+            kill(-pid, SIGKILL);
+            ct_exec_kill(&rt->ct, &ce);
         }
         /* Has the leader exited? Look without reaping, so its pid (and so the group id) cannot
          * be reused before the rest of the group is killed. */
@@ -388,11 +605,34 @@ static int host_execute(void *ctx, const st_exec_request *req, const st_exec_sin
             kill_at = now + grace;
         } else if (!exited && kill_at && now >= kill_at) {
             kill(-pid, SIGKILL);
+            ct_exec_kill(&rt->ct, &ce);
             kill_at = now + 3600; /* SIGKILL cannot be ignored; just wait */
         }
     }
-    /* Leave nothing behind: whatever the tests started in the group goes too. */
+    /* Leave nothing behind: whatever the execution started, wherever it went. Processes still
+     * running a moment after the main one exited are counted as left behind. */
     kill(-pid, SIGKILL);
+    if (!limited && !kill_at) {
+        pid_t left[64];
+        size_t n_left = 0;
+        for (int t = 0; t < 10; t++) {
+            n_left = ct_exec_members(&rt->ct, &ce, pid, left, 64);
+            if (n_left == 0)
+                break;
+            struct timespec ts = {0, 50 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        if (n_left) {
+            char what[600];
+            describe_pids(left, n_left < 64 ? n_left : 64, what, sizeof(what));
+            rt->host->log(rt->self, ST_LOG_WARNING, "%s: %zu process%s still running after "
+                          "the main process exited; stopped: %s", req->label, n_left,
+                          n_left == 1 ? "" : "es", what);
+            if (ST_EXEC_RESULT_HAS(res, leftover))
+                res->leftover = (unsigned)n_left;
+        }
+    }
+    ct_exec_kill(&rt->ct, &ce);
     double drain_until = now_s() + 2;
     while ((out_p[0] >= 0 || err_p[0] >= 0) && now_s() < drain_until) {
         struct pollfd pfd[2];
@@ -404,9 +644,9 @@ static int host_execute(void *ctx, const st_exec_request *req, const st_exec_sin
         if (poll(pfd, (nfds_t)n, 100) <= 0)
             continue;
         if (i_out >= 0 && pfd[i_out].revents)
-            pump(&out_p[0], ST_STREAM_STDOUT, sink);
+            pump(&out_p[0], ST_STREAM_STDOUT, &meter);
         if (i_err >= 0 && pfd[i_err].revents)
-            pump(&err_p[0], ST_STREAM_STDERR, sink);
+            pump(&err_p[0], ST_STREAM_STDERR, &meter);
     }
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
@@ -429,6 +669,10 @@ infra:
     /* the detail travels in res->error; the core reports it once, with its context */
     rt->host->log(rt->self, ST_LOG_DEBUG, "%s: %s", req->label, res->error);
 out:
+    if (ce_open) {
+        ct_exec_kill(&rt->ct, &ce);
+        ct_exec_close(&ce);
+    }
     close_fd(&out_p[0]);
     close_fd(&out_p[1]);
     close_fd(&err_p[0]);
@@ -437,8 +681,11 @@ out:
     close_fd(&exec_p[1]);
     close_fd(&cancel_p[0]);
     close_fd(&cancel_p[1]);
+    close_fd(&go_p[0]);
+    close_fd(&go_p[1]);
     close_fd(&pidfd);
     free(envp);
+    free(env_in);
     if (sandbox_dir) {
         /* The module may have written files: remove the whole dir without a shell. */
         char *argv_rm[] = {"rm", "-rf", "--", sandbox_dir, NULL};
@@ -456,7 +703,8 @@ out:
 
 static const st_runtime_ops host_ops = {
     .struct_size = sizeof(st_runtime_ops),
-    .life = {.create = host_create, .destroy = host_destroy},
+    .life = {.create = host_create, .start = host_start, .stop = host_stop,
+             .destroy = host_destroy},
     .execute = host_execute,
     .cancel = host_cancel,
     .runtime_name = "host",

@@ -540,9 +540,14 @@ void st_batch_verdict(st_batch *b, const st_exec_result *er, double timeout_s)
         set_reason(b, st_strdup("out of memory"));
         return;
     }
+    free(b->limit);
+    b->limit = ST_EXEC_RESULT_HAS(er, limit) && er->limit[0] ? st_strdup(er->limit) : NULL;
+    b->leftover = ST_EXEC_RESULT_HAS(er, leftover) ? er->leftover : 0;
     if (er->infra_error) {
         b->infra_error = 1;
         set_reason(b, st_strdup(er->error[0] ? er->error : "the runtime could not run the batch"));
+    } else if (b->limit) {
+        set_reason(b, st_asprintf("stopped at a resource limit: %s%s", b->limit, during));
     } else if (er->timed_out) {
         set_reason(b, st_asprintf("timeout: stopped after %g s%s", timeout_s, during));
     } else if (er->cancelled) {
@@ -611,6 +616,9 @@ void st_batch_reset_outcome(st_batch *b)
     b->read_error = NULL;
     free(b->reason);
     b->reason = NULL;
+    free(b->limit);
+    b->limit = NULL;
+    b->leftover = 0;
     free(b->cov);
     b->cov = NULL;
     b->n_cov = 0;
@@ -787,6 +795,8 @@ static void gen_batch(yajl_gen g, const st_batch *b)
                      : NULL;
     st_jg_kstr(g, "output_tail", tail);
     free(tail);
+    st_jg_kstr(g, "resource_limit", b->limit);
+    st_jg_kint(g, "leftover_processes", b->leftover);
     st_jg_kdouble(g, "started_at", b->started_at);
     st_jg_kdouble(g, "finished_at", b->finished_at);
     /* What pytest itself reported receiving: the proof of the worker split and of the args. */

@@ -87,6 +87,8 @@ typedef struct st_batch {
     int timed_out;
     int aborted;        /* cut short, or never started, because the run was stopped */
     int ended_early;    /* pytest started its session and exited without finishing it */
+    char *limit;        /* the resource limit the runtime stopped it at, else NULL */
+    unsigned leftover;  /* processes still running when pytest exited (the runtime stopped them) */
     int saw_start, saw_end;
     st_strv running;    /* tests started and not finished (test_start without test_finish) */
     char *container;    /* the container of the last attempt, NULL on the host */

@@ -448,6 +448,12 @@ static void run_one(runner *rn, st_batch *b)
             free(b->reason);
             b->reason = st_strdup("the import check did not report a passing import");
         }
+        if (b->kind == ST_EXEC_ORPHAN_CHECK && b->ok && b->leftover) {
+            b->ok = 0;
+            free(b->reason);
+            b->reason = st_asprintf("the import left %u process%s running (stopped)", b->leftover,
+                                    b->leftover == 1 ? "" : "es");
+        }
         int stopping;
         pthread_mutex_lock(&rn->lock);
         stopping = rn->stopping;

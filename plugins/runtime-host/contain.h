@@ -1,0 +1,71 @@
+/* Keeping track of every process an execution starts, and stopping them all when it ends or when
+ * the core dies.
+ *
+ * Three mechanisms, used together:
+ *  - a token: each execution gets SELF_TEST_EXEC_TOKEN=<instance prefix><seq> in its environment;
+ *    every descendant that keeps its environment (setsid, setpgid, double fork, Popen with
+ *    start_new_session all do) carries it in /proc/PID/environ and is found by a scan;
+ *  - a cgroup v2 per execution, when the core may create one below its own cgroup: nothing
+ *    leaves it but a process that writes to cgroup files itself; cgroup.kill stops them all at
+ *    once. A process limit comes from the pids controller, in the v2 cgroup when it is enabled
+ *    there, else in a v1 pids hierarchy when one is mounted;
+ *  - a guard process, started with the runtime, in a session of its own: it waits for the core
+ *    to go away (EOF on a pipe only the core holds) and then kills whatever is left in the
+ *    instance's cgroups and whatever carries the instance's token, and removes the cgroups.
+ *    So kill -9 of the core leaves nothing running. It uses only system calls (async-signal-safe
+ *    after fork in a threaded process).
+ */
+#ifndef RUNTIME_HOST_CONTAIN_H
+#define RUNTIME_HOST_CONTAIN_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define CT_TOKEN_VAR "SELF_TEST_EXEC_TOKEN"
+#define CT_PATH 512
+
+typedef struct ct_instance {
+    char prefix[64];          /* token prefix of this instance, "st<pid>-<nonce>-" */
+    char v2_base[CT_PATH];    /* the instance's cgroup v2 directory, "" when none */
+    char v1_pids_base[CT_PATH]; /* the instance's cgroup v1 pids directory, "" when none */
+    int v2_pids;              /* the pids controller is enabled below v2_base */
+    int v2_kill;              /* cgroup.kill exists (Linux 5.14) */
+    pid_t guard;              /* the guard process, or -1 */
+    int guard_fd;             /* write end of the guard's pipe, or -1 */
+    char *scratch;            /* the guard's read buffer (allocated before fork) */
+    size_t scratch_len;
+    char why[CT_PATH + 160];            /* what was found, for the log */
+} ct_instance;
+
+typedef struct ct_exec {
+    char token[128];          /* SELF_TEST_EXEC_TOKEN=... (the whole env entry) */
+    char v2[CT_PATH + 32];       /* this execution's cgroup v2 directory, or "" */
+    char v1[CT_PATH + 32];       /* this execution's v1 pids cgroup, or "" */
+    long long pids_max;       /* the pids.max in force, 0 = none */
+} ct_exec;
+
+/* Finds what the machine offers, creates the instance's cgroups and starts the guard. Never
+ * fails: without cgroups the token alone is used. use_cgroup = 0 skips cgroups. */
+void ct_start(ct_instance *ci, int use_cgroup);
+/* Stops the guard (it sweeps once more), removes the instance's cgroups. Idempotent. */
+void ct_stop(ct_instance *ci);
+
+/* Prepares an execution: token and cgroups (pids.max when max_pids > 0 and a pids controller is
+ * there). Returns 0; on a cgroup error the execution runs without that cgroup (warn says why). */
+void ct_exec_open(ct_instance *ci, ct_exec *ce, unsigned long seq, long long max_pids,
+                  char *warn, size_t warn_len);
+/* Moves pid into the execution's cgroups; -1 with err on failure. */
+int ct_exec_join(const ct_exec *ce, pid_t pid, char *err, size_t err_len);
+/* How often the execution's process limit refused a fork so far (pids.events "max"). */
+long long ct_exec_pids_refused(const ct_exec *ce);
+/* Pids of the execution still running (zombies excluded), except `except`; up to cap in out,
+ * returns how many there are. */
+size_t ct_exec_members(const ct_instance *ci, const ct_exec *ce, pid_t except, pid_t *out,
+                       size_t cap);
+/* Kills every process of the execution and waits (bounded) until none is left. */
+void ct_exec_kill(const ct_instance *ci, const ct_exec *ce);
+/* Removes the execution's cgroups (after ct_exec_kill and after the leader is reaped). */
+void ct_exec_close(ct_exec *ce);
+
+#endif
