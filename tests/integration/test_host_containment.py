@@ -1,0 +1,287 @@
+#!/usr/bin/python3
+"""TAP test: nothing the host runtime starts outlives its batch, and its limits hold.
+
+The hostile fixture project tests/fixtures/projects/escape (copied to a temp dir) starts, from
+passing tests and from orphan modules, processes that leave their parent's process group in
+every usual way: setsid, a double fork, setpgid(0, 0), Popen(start_new_session=True) and a
+double-forked daemon that never execs (it holds the pipes of pytest-xdist's workers). Every one
+of them carries a unique marker (HOSTILE_MARKER) in its environment, most also on their command
+line; after each run /proc must hold no process with the marker. Then: kill -9 of selftest-core
+in the middle of an xdist batch leaves nothing running; a fork bomb is stopped by the process
+limit (only where a pids cgroup holds it: the bomb is bounded anyway) and fails its batch; an
+output flood is cut at the output limit; the settings are validated.
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import uuid
+import subprocess
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import taplib as t  # noqa: E402
+
+BIN = t.selftest_bin()
+if not BIN or not os.access(BIN, os.X_OK):
+    t.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+
+WORK = tempfile.mkdtemp(prefix="st-contain-")
+MARK = "hostile%d%s" % (os.getpid(), uuid.uuid4().hex[:10])
+ROOT = os.path.join(WORK, "escape")
+CONTAINMENT = []  # what the runtime found on this machine (its debug line)
+
+
+def marked():
+    """Pids (not ours) whose command line or environment holds MARK."""
+    found, me, needle = [], os.getpid(), MARK.encode()
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == me:
+            continue
+        for what in ("cmdline", "environ"):
+            try:
+                with open("/proc/%s/%s" % (name, what), "rb") as fh:
+                    if needle in fh.read():
+                        found.append(int(name))
+                        break
+            except OSError:
+                pass
+    return sorted(set(found))
+
+
+def describe(pids):
+    out = []
+    for p in pids:
+        try:
+            with open("/proc/%d/cmdline" % p, "rb") as fh:
+                out.append("%d %s" % (p, fh.read().replace(b"\0", b" ").decode("utf-8", "replace")))
+        except OSError:
+            pass
+    return "\n".join(out)
+
+
+def kill_marked():
+    """The cleanup whatever happened (also when selftest-core got it wrong)."""
+    for _ in range(50):
+        pids = marked()
+        if not pids:
+            return
+        for p in pids:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.05)
+
+
+def settled(timeout=5.0):
+    """Marked processes still there after timeout seconds (a dying process takes a moment)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = marked()
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(0.1)
+
+
+def write_conf(extra=""):
+    conf = os.path.join(ROOT, "selftest.conf")
+    with open(conf, "w") as fh:
+        fh.write('project_root = ".";\npython = "%s";\nretries = 0;\nplugins = ();\n%s\n'
+                 % (t.PYTHON, extra))
+    return conf
+
+
+def env():
+    return t.base_env({"HOSTILE_MARKER": MARK})
+
+
+def run(args, conf_extra="", timeout=180):
+    conf = write_conf(conf_extra)
+    t0 = time.monotonic()
+    rc, out, err = t.run([BIN, "-vv", "-c", conf, "run", "--json", "--retries", "0"] + args,
+                         env=env(), timeout=timeout, cwd=ROOT)
+    wall = time.monotonic() - t0
+    lines = [l for l in out.splitlines() if l.startswith("{")]
+    res = json.loads(lines[-1]) if lines else {}
+    return rc, res, err, wall
+
+
+def batch_of(res, path):
+    return (res.get("suite_metrics") or {}).get(path) or {}
+
+
+def containment(err):
+    m = re.search(r"runtime-host: processes tracked by ([^\n]*)", err)
+    return m.group(1) if m else ""
+
+
+def check_no_leftovers(name):
+    left = settled()
+    t.is_eq(left, [], "%s: no marked process is left" % name)
+    if left:
+        t.note(describe(left))
+        kill_marked()
+
+
+def test_batches():
+    for workers in (1, 2):
+        name = "tests, --workers %d%s" % (workers, " (xdist)" if workers > 1 else "")
+        rc, res, err, wall = run(["--workers", str(workers), "--timeout", "60", "tests"])
+        b = batch_of(res, "tests")
+        t.is_eq(rc, 0, "%s: exit 0" % name)
+        t.is_eq((res.get("passed"), res.get("failed")), (5, 0), "%s: 5 passed" % name)
+        t.is_eq(b.get("timed_out"), False, "%s: no timeout (leftovers do not hang xdist)" % name)
+        t.ok(wall < 40, "%s: finished in %.1fs" % (name, wall))
+        if workers > 1:
+            t.is_eq(b.get("pytest_workers"), 2, "%s: pytest ran 2 xdist workers" % name)
+        check_no_leftovers(name)
+        if workers == 1:
+            CONTAINMENT.append(containment(err))
+            t.note("runtime-host: processes tracked by %s" % CONTAINMENT[0])
+
+
+def test_orphans():
+    mods = ["hostile/orphan_%s.py" % k for k in
+            ("setsid", "double_fork", "setpgid", "popen", "fork_daemon")]
+    rc, res, err, wall = run(["--workers", "2", "--timeout", "60"] + mods)
+    t.is_eq(rc, 0, "orphan checks: a failed check is reported, not fatal")
+    t.is_eq(sorted(res.get("orphan_failed_modules") or []), sorted(mods),
+            "orphan checks: every import that starts a daemon fails")
+    t.is_eq(res.get("orphan_passed_modules"), [], "orphan checks: none is reported passed")
+    check_no_leftovers("orphan checks")
+    # the reason (the failing import's excerpt) is in the human summary
+    conf = write_conf()
+    rc, out, err = t.run([BIN, "-c", conf, "run", "--workers", "2", "--retries", "0"] + mods,
+                         env=env(), timeout=180, cwd=ROOT)
+    for m in mods:
+        dotted = m[:-3].replace("/", ".")
+        t.ok(re.search(r"importing %s left 1 process running \(stopped\): pid \d+"
+                       % re.escape(dotted), out),
+             "orphan %s: the summary says it left a process running" % m, out[-3000:])
+    check_no_leftovers("orphan checks, summary")
+
+
+def test_runtime_sweep():
+    """What starts after the bundled plugin looked (an atexit handler) is the runtime's job."""
+    rc, res, err, wall = run(["--workers", "1", "--timeout", "60", "late"])
+    b = batch_of(res, "late")
+    t.is_eq(rc, 0, "atexit daemon in a batch: the tests passed, exit 0")
+    t.is_eq(b.get("leftover_processes"), 1,
+            "atexit daemon in a batch: one leftover process counted")
+    t.ok(re.search(r"late: 1 process still running after the main process exited; stopped",
+                   err), "atexit daemon in a batch: a warning names it", err[-2000:])
+    check_no_leftovers("atexit daemon in a batch")
+
+    rc, res, err, wall = run(["--workers", "1", "--timeout", "60", "hostile/orphan_atexit.py"])
+    chk = (res.get("orphan_checks") or {}).get("hostile/orphan_atexit.py") or {}
+    t.is_eq(res.get("orphan_failed_modules"), ["hostile/orphan_atexit.py"],
+            "atexit daemon in an orphan module: the check fails")
+    t.ok("left 1 process running" in json.dumps(chk),
+         "atexit daemon in an orphan module: the reason says so", json.dumps(chk)[:600])
+    check_no_leftovers("atexit daemon in an orphan module")
+
+
+def test_kill9():
+    """kill -9 of the core in the middle of an xdist batch."""
+    conf = write_conf()
+    proc = subprocess.Popen([BIN, "-c", conf, "run", "--workers", "2", "--retries", "0",
+                             "--timeout", "200", "slow"], env=env(), cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        # the five leftovers plus pytest and two workers carry the marker in their environment
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(marked()) < 8:
+            time.sleep(0.2)
+        before = marked()
+        t.ok(len(before) >= 8, "kill -9: the batch is running (%d marked processes)"
+             % len(before))
+        os.kill(proc.pid, signal.SIGKILL)  # the core only, not its process group
+        proc.wait()
+        check_no_leftovers("kill -9 of selftest-core mid-batch")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        kill_marked()
+
+
+def test_fork_bomb():
+    how = CONTAINMENT[0] if CONTAINMENT else ""
+    if "process limit by cgroup" not in how:
+        t.skip("fork bomb", "no pids cgroup here (%s)" % (how or "no containment line"))
+        return
+    try:
+        rc, res, err, wall = run(["--workers", "1", "--timeout", "60", "bomb"],
+                                 conf_extra="host = { batch_processes = 32; };")
+        b = batch_of(res, "bomb")
+        t.is_eq(rc, 1, "fork bomb: the run fails")
+        t.is_eq(b.get("ok"), False, "fork bomb: the batch fails")
+        t.ok(re.search(r"process limit: 32 processes reached", b.get("reason") or ""),
+             "fork bomb: stopped at the process limit", b.get("reason"))
+        t.is_eq(b.get("timed_out"), False, "fork bomb: not a timeout")
+        t.ok(wall < 40, "fork bomb: stopped at once (%.1fs)" % wall)
+    finally:
+        check_no_leftovers("fork bomb")
+
+
+def test_flood():
+    extra = "host = { batch_output_mb = 2; batch_file_size_mb = 8; };"
+    rc, res, err, wall = run(["--workers", "1", "--timeout", "60", "--pytest-args=-s", "flood"],
+                             conf_extra=extra)
+    b = batch_of(res, "flood")
+    t.is_eq(rc, 1, "output flood (-s): the run fails")
+    t.ok(re.search(r"output limit: more than 2 MB", b.get("reason") or ""),
+         "output flood (-s): stopped at the output limit", b.get("reason"))
+    t.is_eq(b.get("resource_limit", "")[:12], "output limit",
+            "output flood (-s): resource_limit in the JSON")
+    # captured by pytest into a temp file: the file size limit stops the writes
+    rc, res, err, wall = run(["--workers", "1", "--timeout", "60", "flood"], conf_extra=extra)
+    b = batch_of(res, "flood")
+    t.is_eq(rc, 1, "output flood (captured): the run fails")
+    t.is_eq(b.get("timed_out"), False, "output flood (captured): not a timeout")
+    t.ok(re.search(r"File too large|output limit", json.dumps(res)),
+         "output flood (captured): the file size or output limit stopped it",
+         json.dumps(b)[:600])
+    check_no_leftovers("output flood")
+
+
+def test_settings():
+    for extra, want in (("host = { batch_processs = 3; };", r"batch_processs: unknown setting"),
+                        ("host = { sandbox_output_mb = -1; };",
+                         r"sandbox_output_mb: must be between 0"),
+                        ("host = { cgroup = 3; };", r"cgroup")):
+        conf = write_conf(extra)
+        rc, out, err = t.run([BIN, "-c", conf, "run", "tests"], env=env(), timeout=60, cwd=ROOT)
+        t.is_eq(rc, 2, "bad setting %s: exit 2" % extra)
+        t.ok(re.search(want, err) and "selftest.conf:" in err,
+             "bad setting %s: the message names it and its file" % extra, err[-800:])
+
+
+def main():
+    shutil.copytree(t.fixture("escape"), ROOT,
+                    ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
+    t.make_writable(ROOT)
+    t.note("marker %s, work dir %s" % (MARK, WORK))
+    try:
+        test_batches()
+        test_orphans()
+        test_runtime_sweep()
+        test_kill9()
+        test_fork_bomb()
+        test_flood()
+        test_settings()
+    finally:
+        kill_marked()
+        shutil.rmtree(WORK, ignore_errors=True)
+    t.done()
+
+
+if __name__ == "__main__":
+    main()
