@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -416,6 +417,7 @@ static void guard_main(const ct_instance *ci, int rfd, int max_fd) __attribute__
 static void guard_main(const ct_instance *ci, int rfd, int max_fd)
 {
     setsid();
+    prctl(PR_SET_NAME, "selftest-guard", 0, 0, 0);
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = SIG_IGN;
@@ -447,6 +449,99 @@ static void guard_main(const ct_instance *ci, int rfd, int max_fd)
     _exit(0);
 }
 
+static int is_zombie(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%ld", (long)pid);
+    if (read_file(path, "stat", buf, sizeof(buf)) <= 0)
+        return 1; /* gone */
+    const char *p = strrchr(buf, ')');
+    return !p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X';
+}
+
+/* ---- what dead instances left ---------------------------------------------------------------- */
+
+typedef struct stale {
+    char *buf;
+    size_t cap;
+    unsigned long pidns;
+    unsigned killed;
+} stale;
+
+/* "<pid>.<pid namespace>-...": is it a selftest-core of this namespace that is gone? */
+static int core_gone(const stale *st, const char *s)
+{
+    long pid = parse_pid(s);
+    while (*s >= '0' && *s <= '9')
+        s++;
+    if (*s != '.' || (unsigned long)parse_pid(s + 1) != st->pidns || !st->pidns)
+        return 0;
+    /* gone, or a zombie nobody reaped yet */
+    return pid > 0 && ((kill((pid_t)pid, 0) < 0 && errno == ESRCH) || is_zombie((pid_t)pid));
+}
+
+/* A process whose token names a selftest-core that is gone (its guard was killed too). */
+static void stale_proc(const char *name, void *arg)
+{
+    stale *st = arg;
+    char dir[40];
+    s_cat(dir, sizeof(dir), "/proc/", name, NULL);
+    ssize_t len = read_file(dir, "environ", st->buf, st->cap);
+    static const char needle[] = CT_TOKEN_VAR "=st";
+    for (ssize_t i = 0; i < len;) {
+        const char *e = st->buf + i;
+        size_t el = strnlen(e, (size_t)(len - i));
+        if (el > sizeof(needle) - 1 && memcmp(e, needle, sizeof(needle) - 1) == 0) {
+            if (core_gone(st, e + sizeof(needle) - 1) && kill((pid_t)parse_pid(name), SIGKILL) == 0)
+                st->killed++;
+            return;
+        }
+        i += (ssize_t)el + 1;
+    }
+}
+
+/* A cgroup "selftest-<pid>-<nonce>" of a selftest-core that is gone: empty it, remove it. */
+static void stale_cgroup(const char *name, void *arg)
+{
+    stale *st = arg;
+    if (strncmp(name, "selftest-", 9) != 0 || !core_gone(st, name + 9))
+        return;
+    const char *base = st->buf + st->cap; /* the parent directory, after the scratch buffer */
+    char dir[CT_PATH + 64];
+    if (s_cat(dir, sizeof(dir), base, "/", name) < 0)
+        return;
+    if (write_file(dir, "cgroup.kill", "1") < 0)
+        for_subgroups(dir, st->buf, st->cap, 1, 0);
+    for (int i = 0; i < 50; i++) {
+        for_subgroups(dir, st->buf, st->cap, 1, 1);
+        if (rmdir(dir) == 0 || errno != EBUSY)
+            break;
+        nap_ms(20);
+    }
+}
+
+static unsigned sweep_stale(const char *v2_parent, const char *v1_parent, unsigned long pidns)
+{
+    stale st = {malloc(ENVIRON_MAX + CT_PATH), ENVIRON_MAX, pidns, 0};
+    if (!st.buf)
+        return 0;
+    for (int round = 0; round < 5; round++) {
+        unsigned before = st.killed;
+        for_each_entry("/proc", 1, stale_proc, &st);
+        if (st.killed == before)
+            break;
+        nap_ms(20);
+    }
+    const char *parents[2] = {v2_parent, v1_parent};
+    for (int i = 0; i < 2; i++)
+        if (parents[i] && parents[i][0]) {
+            snprintf(st.buf + st.cap, CT_PATH, "%s", parents[i]);
+            for_each_entry(parents[i], 0, stale_cgroup, &st);
+        }
+    free(st.buf);
+    return st.killed;
+}
+
 /* ---- the instance ---------------------------------------------------------------------------- */
 
 void ct_start(ct_instance *ci, int use_cgroup)
@@ -454,12 +549,15 @@ void ct_start(ct_instance *ci, int use_cgroup)
     unsigned int nonce = 0;
     if (getrandom(&nonce, sizeof(nonce), GRND_NONBLOCK) != (ssize_t)sizeof(nonce))
         nonce = (unsigned)time(NULL) ^ (unsigned)getpid() << 16;
-    snprintf(ci->prefix, sizeof(ci->prefix), "st%ld-%08x-", (long)getpid(), nonce);
+    /* the pid namespace too: a pid means nothing in another one (a container's /proc view) */
+    struct stat ns;
+    ci->pidns = stat("/proc/self/ns/pid", &ns) == 0 ? (unsigned long)ns.st_ino : 0;
+    snprintf(ci->prefix, sizeof(ci->prefix), "st%ld.%lu-%08x-", (long)getpid(), ci->pidns, nonce);
     ci->guard = -1;
     ci->guard_fd = -1;
     ci->v2_base[0] = ci->v1_pids_base[0] = '\0';
     char leaf[96];
-    snprintf(leaf, sizeof(leaf), "selftest-%ld-%08x", (long)getpid(), nonce);
+    snprintf(leaf, sizeof(leaf), "selftest-%ld.%lu-%08x", (long)getpid(), ci->pidns, nonce);
     if (use_cgroup && make_base("cgroup2", NULL, leaf, ci->v2_base, sizeof(ci->v2_base)) == 0) {
         char path[CT_PATH + 32];
         snprintf(path, sizeof(path), "%s/cgroup.kill", ci->v2_base);
@@ -476,6 +574,15 @@ void ct_start(ct_instance *ci, int use_cgroup)
     if (use_cgroup && !ci->v2_pids &&
         make_base("cgroup", "pids", leaf, ci->v1_pids_base, sizeof(ci->v1_pids_base)) < 0)
         ci->v1_pids_base[0] = '\0';
+    char v2_parent[CT_PATH] = "", v1_parent[CT_PATH] = "";
+    snprintf(v2_parent, sizeof(v2_parent), "%s", ci->v2_base);
+    snprintf(v1_parent, sizeof(v1_parent), "%s", ci->v1_pids_base);
+    char *slash;
+    if ((slash = strrchr(v2_parent, '/')) != NULL)
+        *slash = '\0';
+    if ((slash = strrchr(v1_parent, '/')) != NULL)
+        *slash = '\0';
+    ci->stale_killed = sweep_stale(v2_parent, v1_parent, ci->pidns);
     snprintf(ci->why, sizeof(ci->why), "processes tracked by %s%s%s; process limit by %s",
              ci->v2_base[0] ? "cgroup v2 " : "", ci->v2_base[0] ? ci->v2_base : "",
              ci->v2_base[0] ? " and environment token" : "environment token",
@@ -581,15 +688,6 @@ long long ct_exec_pids_refused(const ct_exec *ce)
     return p ? atoll(p + 4) : 0;
 }
 
-static int is_zombie(pid_t pid)
-{
-    char path[64], buf[512];
-    snprintf(path, sizeof(path), "/proc/%ld", (long)pid);
-    if (read_file(path, "stat", buf, sizeof(buf)) <= 0)
-        return 1; /* gone */
-    const char *p = strrchr(buf, ')');
-    return !p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X';
-}
 
 size_t ct_exec_members(const ct_instance *ci, const ct_exec *ce, pid_t except, pid_t *out,
                        size_t cap)

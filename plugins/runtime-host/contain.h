@@ -26,7 +26,8 @@
 #define CT_PATH 512
 
 typedef struct ct_instance {
-    char prefix[64];          /* token prefix of this instance, "st<pid>-<nonce>-" */
+    char prefix[64];          /* token prefix of this instance, "st<pid>.<pidns>-<nonce>-" */
+    unsigned long pidns;      /* inode of the pid namespace, 0 unknown */
     char v2_base[CT_PATH];    /* the instance's cgroup v2 directory, "" when none */
     char v1_pids_base[CT_PATH]; /* the instance's cgroup v1 pids directory, "" when none */
     int v2_pids;              /* the pids controller is enabled below v2_base */
@@ -35,6 +36,7 @@ typedef struct ct_instance {
     int guard_fd;             /* write end of the guard's pipe, or -1 */
     char *scratch;            /* the guard's read buffer (allocated before fork) */
     size_t scratch_len;
+    unsigned stale_killed;    /* processes of dead instances stopped at start */
     char why[CT_PATH + 160];            /* what was found, for the log */
 } ct_instance;
 
@@ -45,8 +47,10 @@ typedef struct ct_exec {
     long long pids_max;       /* the pids.max in force, 0 = none */
 } ct_exec;
 
-/* Finds what the machine offers, creates the instance's cgroups and starts the guard. Never
- * fails: without cgroups the token alone is used. use_cgroup = 0 skips cgroups. */
+/* Finds what the machine offers, stops what instances of dead selftest-core processes left
+ * (processes whose token names a core that is gone, when their guard died with it, and their
+ * cgroups), creates the instance's cgroups and starts the guard. Never fails: without cgroups
+ * the token alone is used. use_cgroup = 0 skips cgroups. */
 void ct_start(ct_instance *ci, int use_cgroup);
 /* Stops the guard (it sweeps once more), removes the instance's cgroups. Idempotent. */
 void ct_stop(ct_instance *ci);

@@ -151,6 +151,10 @@ static int host_start(void *ctx)
     rt->started = 1;
     rt->host->log(rt->self, ST_LOG_DEBUG, "%s; guard process %ld", rt->ct.why,
                   (long)rt->ct.guard);
+    if (rt->ct.stale_killed)
+        rt->host->log(rt->self, ST_LOG_WARNING, "stopped %u process%s left running by a "
+                      "selftest-core that died", rt->ct.stale_killed,
+                      rt->ct.stale_killed == 1 ? "" : "es");
     if (rt->ct.guard < 0)
         rt->host->log(rt->self, ST_LOG_WARNING, "cannot start the guard process: processes of "
                       "the batches may outlive a killed selftest-core");

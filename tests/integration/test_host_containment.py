@@ -7,7 +7,8 @@ every usual way: setsid, a double fork, setpgid(0, 0), Popen(start_new_session=T
 double-forked daemon that never execs (it holds the pipes of pytest-xdist's workers). Every one
 of them carries a unique marker (HOSTILE_MARKER) in its environment, most also on their command
 line; after each run /proc must hold no process with the marker. Then: kill -9 of selftest-core
-in the middle of an xdist batch leaves nothing running; a fork bomb is stopped by the process
+in the middle of an xdist batch leaves nothing running (and when its guard was killed first,
+the next run stops what is left); a fork bomb is stopped by the process
 limit (only where a pids cgroup holds it: the bomb is bounded anyway) and fails its batch; an
 output flood is cut at the output limit; the settings are validated.
 """
@@ -189,8 +190,26 @@ def test_runtime_sweep():
     check_no_leftovers("atexit daemon in an orphan module")
 
 
-def test_kill9():
-    """kill -9 of the core in the middle of an xdist batch."""
+def guard_of(core):
+    """The guard process of a selftest-core (a child named selftest-guard)."""
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open("/proc/%s/stat" % name) as fh:
+                    stat = fh.read()
+            except OSError:
+                continue
+            comm = stat[stat.index("(") + 1:stat.rindex(")")]
+            if comm == "selftest-guard" and int(stat[stat.rindex(")") + 2:].split()[1]) == core:
+                return int(name)
+    return None
+
+
+def test_kill9(kill_guard=False):
+    """kill -9 of the core in the middle of an xdist batch (and of its guard first: then the
+    next run stops what is left)."""
+    what = "kill -9 of selftest-core and its guard" if kill_guard else \
+        "kill -9 of selftest-core mid-batch"
     conf = write_conf()
     proc = subprocess.Popen([BIN, "-c", conf, "run", "--workers", "2", "--retries", "0",
                              "--timeout", "200", "slow"], env=env(), cwd=ROOT,
@@ -202,11 +221,23 @@ def test_kill9():
         while time.monotonic() < deadline and len(marked()) < 8:
             time.sleep(0.2)
         before = marked()
-        t.ok(len(before) >= 8, "kill -9: the batch is running (%d marked processes)"
-             % len(before))
+        t.ok(len(before) >= 8, "%s: the batch is running (%d marked processes)"
+             % (what, len(before)))
+        if kill_guard:
+            guard = guard_of(proc.pid)
+            t.ok(guard, "%s: the guard is running" % what)
+            if guard:
+                os.kill(guard, signal.SIGKILL)
         os.kill(proc.pid, signal.SIGKILL)  # the core only, not its process group
         proc.wait()
-        check_no_leftovers("kill -9 of selftest-core mid-batch")
+        if kill_guard:
+            time.sleep(1)
+            t.ok(len(marked()) >= 5, "%s: without the guard the batch's processes survive"
+                 % what)
+            rc, res, err, wall = run(["--workers", "1", "--timeout", "60", "late"])
+            t.ok(re.search(r"stopped \d+ process(es)? left running by a selftest-core that died",
+                           err), "%s: the next run says it stopped them" % what, err[-1500:])
+        check_no_leftovers(what)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -315,6 +346,7 @@ def main():
         test_orphans()
         test_runtime_sweep()
         test_kill9()
+        test_kill9(kill_guard=True)
         test_fork_bomb()
         test_flood()
         test_settings()
