@@ -130,12 +130,17 @@ def check_no_leftovers(name):
         kill_marked()
 
 
-def test_batches():
+NO_CGROUP = "host = { cgroup = false; };"
+
+
+def test_batches(extra=""):
     for workers in (1, 2):
-        name = "tests, --workers %d%s" % (workers, " (xdist)" if workers > 1 else "")
+        name = "tests, --workers %d%s%s" % (workers, " (xdist)" if workers > 1 else "",
+                                            ", cgroup = false" if extra else "")
         # xdist waits for its workers' pipes to close: a leftover holding them made a passing
         # batch hang until the timeout (or xdist's own ~20s teardown limit)
-        rc, res, err, wall = run(["--workers", str(workers), "--timeout", "15", "tests"])
+        rc, res, err, wall = run(["--workers", str(workers), "--timeout", "15", "tests"],
+                                 conf_extra=extra)
         b = batch_of(res, "tests")
         t.is_eq(rc, 0, "%s: exit 0" % name)
         t.is_eq((res.get("passed"), res.get("failed")), (5, 0), "%s: 5 passed" % name)
@@ -144,7 +149,7 @@ def test_batches():
         if workers > 1:
             t.is_eq(b.get("pytest_workers"), 2, "%s: pytest ran 2 xdist workers" % name)
         check_no_leftovers(name)
-        if workers == 1:
+        if workers == 1 and not extra:
             CONTAINMENT.append(containment(err))
             t.note("runtime-host: processes tracked by %s" % CONTAINMENT[0])
 
@@ -170,8 +175,16 @@ def test_orphans():
     check_no_leftovers("orphan checks, summary")
 
 
-def test_runtime_sweep():
+def test_runtime_sweep(extra=""):
     """What starts after the bundled plugin looked (an atexit handler) is the runtime's job."""
+    if extra:
+        rc, res, err, wall = run(["--workers", "1", "--timeout", "60", "late"], conf_extra=extra)
+        t.is_eq(batch_of(res, "late").get("leftover_processes"), 1,
+                "atexit daemon in a batch, cgroup = false: found by its token")
+        t.ok("processes tracked by environment token;" in err,
+             "cgroup = false: the environment token alone", containment(err))
+        check_no_leftovers("atexit daemon in a batch, cgroup = false")
+        return
     rc, res, err, wall = run(["--workers", "1", "--timeout", "60", "late"])
     b = batch_of(res, "late")
     t.is_eq(rc, 0, "atexit daemon in a batch: the tests passed, exit 0")
@@ -205,12 +218,14 @@ def guard_of(core):
     return None
 
 
-def test_kill9(kill_guard=False):
+def test_kill9(kill_guard=False, extra=""):
     """kill -9 of the core in the middle of an xdist batch (and of its guard first: then the
     next run stops what is left)."""
     what = "kill -9 of selftest-core and its guard" if kill_guard else \
         "kill -9 of selftest-core mid-batch"
-    conf = write_conf()
+    if extra:
+        what += ", cgroup = false"
+    conf = write_conf(extra)
     proc = subprocess.Popen([BIN, "-c", conf, "run", "--workers", "2", "--retries", "0",
                              "--timeout", "200", "slow"], env=env(), cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -234,7 +249,8 @@ def test_kill9(kill_guard=False):
             time.sleep(1)
             t.ok(len(marked()) >= 5, "%s: without the guard the batch's processes survive"
                  % what)
-            rc, res, err, wall = run(["--workers", "1", "--timeout", "60", "late"])
+            rc, res, err, wall = run(["--workers", "1", "--timeout", "60", "late"],
+                                     conf_extra=extra)
             t.ok(re.search(r"stopped \d+ process(es)? left running by a selftest-core that died",
                            err), "%s: the next run says it stopped them" % what, err[-1500:])
         check_no_leftovers(what)
@@ -347,6 +363,11 @@ def main():
         test_runtime_sweep()
         test_kill9()
         test_kill9(kill_guard=True)
+        # where no cgroup can be created (not root): the token and the guard alone
+        test_batches(NO_CGROUP)
+        test_runtime_sweep(NO_CGROUP)
+        test_kill9(extra=NO_CGROUP)
+        test_kill9(kill_guard=True, extra=NO_CGROUP)
         test_fork_bomb()
         test_flood()
         test_settings()
