@@ -418,7 +418,6 @@ static int host_execute(void *ctx, const st_exec_request *req, const st_exec_sin
     pid_t pid = -1;
     ct_exec ce;
     int ce_open = 0;
-    const char *extra_env[2] = {NULL, NULL};
     const char **env_in = NULL;
     const limits *lim = req->sandboxed ? &rt->sandbox : &rt->batch;
     output_meter meter = {sink, 0, (unsigned long long)lim->output_mb * 1024 * 1024};
@@ -457,7 +456,6 @@ static int host_execute(void *ctx, const st_exec_request *req, const st_exec_sin
         env_in[n_env] = ce.token;
         envp = build_env(env_in);
     }
-    (void)extra_env;
     if (!envp) {
         snprintf(res->error, sizeof(res->error), "out of memory");
         goto infra;
