@@ -291,6 +291,53 @@ START_TEST(clean_batch_is_ok)
 }
 END_TEST
 
+/* A batch the runtime stopped at a resource limit fails naming it, even when pytest's own
+ * results were complete; an older runtime's result (smaller struct_size) has neither field. */
+START_TEST(resource_limit_and_leftovers)
+{
+    char *dir, *file = write_tmp("{\"event\":\"start\"}\n{\"event\":\"test\",\"nodeid\":\"a\","
+                                 "\"outcome\":\"passed\"}\n{\"event\":\"end\"}\n",
+                                 &dir);
+    st_batch b = {0};
+    char err[300];
+    ck_assert_int_eq(st_results_read(&b, file, err, sizeof(err)), 0);
+    st_exec_result r = {.struct_size = sizeof(r), .term_signal = 9, .wall_s = 1};
+    snprintf(r.limit, sizeof(r.limit), "process limit: 32 processes reached");
+    st_batch_verdict(&b, &r, 10);
+    ck_assert(!b.ok && !b.infra_error && !b.timed_out);
+    ck_assert_str_eq(b.limit, "process limit: 32 processes reached");
+    ck_assert_contains(b.reason, "stopped at a resource limit: process limit");
+    char *json = st_batch_line_json(&b, &b.counts);
+    ck_assert_contains(json, "\"resource_limit\":\"process limit: 32 processes reached\"");
+    free(json);
+
+    /* leftovers are counted; the tests' verdict stands */
+    r = exited(0);
+    r.leftover = 2;
+    st_batch_verdict(&b, &r, 10);
+    ck_assert(b.ok);
+    ck_assert_ptr_null(b.limit);
+    ck_assert_uint_eq(b.leftover, 2);
+    json = st_batch_line_json(&b, &b.counts);
+    ck_assert_contains(json, "\"leftover_processes\":2");
+    free(json);
+
+    /* a 1.1 runtime's struct ends before limit: the bytes there are not read */
+    r = exited(0);
+    snprintf(r.limit, sizeof(r.limit), "garbage");
+    r.leftover = 7;
+    r.struct_size = offsetof(st_exec_result, limit);
+    st_batch_verdict(&b, &r, 10);
+    ck_assert(b.ok);
+    ck_assert_ptr_null(b.limit);
+    ck_assert_uint_eq(b.leftover, 0);
+    st_batch_free(&b);
+    free(file);
+    st_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
 /* Two batches covering different halves: the union is 75%, the mean of batch percents 37.5%. */
 START_TEST(coverage_is_the_union_of_lines)
 {
@@ -374,6 +421,7 @@ int main(void)
     tcase_add_test(tc, captured_output_is_bounded);
     tcase_add_test(tc, aborted_is_not_failed);
     tcase_add_test(tc, clean_batch_is_ok);
+    tcase_add_test(tc, resource_limit_and_leftovers);
     tcase_add_test(tc, coverage_is_the_union_of_lines);
     tcase_add_test(tc, results_object_has_the_compatible_keys);
     suite_add_tcase(s, tc);
