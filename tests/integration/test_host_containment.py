@@ -246,13 +246,18 @@ def test_kill9(kill_guard=False, extra=""):
         os.kill(proc.pid, signal.SIGKILL)  # the core only, not its process group
         proc.wait()
         if kill_guard:
-            time.sleep(1)
+            time.sleep(0.3)
             t.ok(len(marked()) >= 5, "%s: without the guard the batch's processes survive"
                  % what)
+            # any host runtime that starts now stops them (under make -j that may be another
+            # test's selftest-core; then this run has nothing left to say)
+            present = len(marked())
             rc, res, err, wall = run(["--workers", "1", "--timeout", "60", "late"],
                                      conf_extra=extra)
-            t.ok(re.search(r"stopped \d+ process(es)? left running by a selftest-core that died",
-                           err), "%s: the next run says it stopped them" % what, err[-1500:])
+            said = re.search(r"stopped \d+ process(es)? left running by a selftest-core that "
+                             r"died", err)
+            if present:
+                t.ok(said, "%s: the next run says it stopped them" % what, err[-1500:])
         check_no_leftovers(what)
     finally:
         if proc.poll() is None:
