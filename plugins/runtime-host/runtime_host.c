@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -21,6 +22,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -398,6 +400,17 @@ static void describe_pids(const pid_t *pids, size_t n, char *out, size_t cap)
         snprintf(out + k, cap - k, ", ...");
 }
 
+static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    if (type == FTW_DNR) /* a directory the module made unreadable: open it up, then retry */
+        return chmod(path, 0700) == 0 && nftw(path, remove_entry, 32, FTW_DEPTH | FTW_PHYS) == 0
+                   ? 0
+                   : -1;
+    return remove(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
 static rlim_t mb_bytes(long long mb)
 {
     return (rlim_t)mb * 1024 * 1024;
@@ -689,15 +702,11 @@ out:
     free(envp);
     free(env_in);
     if (sandbox_dir) {
-        /* The module may have written files: remove the whole dir without a shell. */
-        char *argv_rm[] = {"rm", "-rf", "--", sandbox_dir, NULL};
-        pid_t r = fork();
-        if (r == 0) {
-            execvp("rm", argv_rm);
-            _exit(127);
-        }
-        if (r > 0)
-            waitpid(r, NULL, 0);
+        /* The module may have written files: remove the whole dir (nothing runs in it any
+         * more: every process of the execution is gone). */
+        if (nftw(sandbox_dir, remove_entry, 32, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT)
+            rt->host->log(rt->self, ST_LOG_WARNING, "%s: cannot remove the sandbox dir %s: %s",
+                          req->label, sandbox_dir, strerror(errno));
         free(sandbox_dir);
     }
     return rc;
