@@ -154,6 +154,29 @@ def test_batches(extra=""):
             t.note("runtime-host: processes tracked by %s" % CONTAINMENT[0])
 
 
+def test_plugin_alone():
+    """The bundled pytest plugin by itself (pytest run directly, as the core runs it): it
+    adopts and stops what the tests leave, in the controller and in each xdist worker."""
+    for extra in ([], ["-n", "2"]):
+        name = "pytest with the plugin%s" % (" -n 2" if extra else "")
+        with t.tmpdir() as out:
+            e = env()
+            e["PYTHONPATH"] = t.support_dir()
+            e["SELF_TEST_RESULTS_FILE"] = os.path.join(out, "results.jsonl")
+            t0 = time.monotonic()
+            rc, so, se = t.run(t.pytest_cmd(["tests"], extra, plugin=True), env=e, cwd=ROOT,
+                               timeout=120)
+            wall = time.monotonic() - t0
+        t.is_eq(rc, 0, "%s: exit 0" % name)
+        stopped = sum(int(n) for n in re.findall(
+            r"selftest_pytest_plugin: stopped (\d+) process(?:es)? the tests left running", se))
+        # the sleepers, and the daemon that never execs
+        t.ok(stopped == 5, "%s: says it stopped the 5 processes the tests left (%d)"
+             % (name, stopped), se[-1500:])
+        t.ok(wall < 15, "%s: no wait for the leftovers' pipes (%.1fs)" % (name, wall))
+        check_no_leftovers(name)
+
+
 def test_orphans():
     mods = ["hostile/orphan_%s.py" % k for k in
             ("setsid", "double_fork", "setpgid", "popen", "fork_daemon")]
@@ -364,6 +387,7 @@ def main():
     t.note("marker %s, work dir %s" % (MARK, WORK))
     try:
         test_batches()
+        test_plugin_alone()
         test_orphans()
         test_runtime_sweep()
         test_kill9()
