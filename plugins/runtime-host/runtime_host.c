@@ -435,9 +435,9 @@ static int host_execute(void *ctx, const st_exec_request *req, const st_exec_sin
     const limits *lim = req->sandboxed ? &rt->sandbox : &rt->batch;
     output_meter meter = {sink, 0, (unsigned long long)lim->output_mb * 1024 * 1024};
 
+    pthread_mutex_lock(&rt->lock);
     if (!rt->started)
         host_start(rt); /* a host that never called start(): contain anyway */
-    pthread_mutex_lock(&rt->lock);
     unsigned long seq = ++rt->seq;
     pthread_mutex_unlock(&rt->lock);
     char warn[600];
@@ -445,12 +445,17 @@ static int host_execute(void *ctx, const st_exec_request *req, const st_exec_sin
     ce_open = 1;
     if (warn[0])
         rt->host->log(rt->self, ST_LOG_WARNING, "%s: %s", req->label, warn);
-    if (lim->processes && !ce.pids_max && getuid() == 0 && !rt->warned_nproc) {
+    int warn_nproc = 0;
+    if (lim->processes && !ce.pids_max && getuid() == 0) {
+        pthread_mutex_lock(&rt->lock);
+        warn_nproc = !rt->warned_nproc;
         rt->warned_nproc = 1;
+        pthread_mutex_unlock(&rt->lock);
+    }
+    if (warn_nproc)
         rt->host->log(rt->self, ST_LOG_WARNING, "no pids cgroup available: the process limit "
                       "(%s_processes = %lld) is not enforced for root",
                       req->sandboxed ? "sandbox" : "batch", lim->processes);
-    }
 
     /* the request's environment plus the token that marks every process of this execution */
     size_t n_env = 0;
