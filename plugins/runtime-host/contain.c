@@ -542,6 +542,11 @@ static unsigned sweep_stale(const char *v2_parent, const char *v1_parent, unsign
     return st.killed;
 }
 
+unsigned ct_sweep_stale(const ct_instance *ci)
+{
+    return sweep_stale(ci->v2_parent, ci->v1_parent, ci->pidns);
+}
+
 /* ---- the instance ---------------------------------------------------------------------------- */
 
 void ct_start(ct_instance *ci, int use_cgroup)
@@ -574,15 +579,14 @@ void ct_start(ct_instance *ci, int use_cgroup)
     if (use_cgroup && !ci->v2_pids &&
         make_base("cgroup", "pids", leaf, ci->v1_pids_base, sizeof(ci->v1_pids_base)) < 0)
         ci->v1_pids_base[0] = '\0';
-    char v2_parent[CT_PATH] = "", v1_parent[CT_PATH] = "";
-    snprintf(v2_parent, sizeof(v2_parent), "%s", ci->v2_base);
-    snprintf(v1_parent, sizeof(v1_parent), "%s", ci->v1_pids_base);
+    snprintf(ci->v2_parent, sizeof(ci->v2_parent), "%s", ci->v2_base);
+    snprintf(ci->v1_parent, sizeof(ci->v1_parent), "%s", ci->v1_pids_base);
     char *slash;
-    if ((slash = strrchr(v2_parent, '/')) != NULL)
+    if ((slash = strrchr(ci->v2_parent, '/')) != NULL)
         *slash = '\0';
-    if ((slash = strrchr(v1_parent, '/')) != NULL)
+    if ((slash = strrchr(ci->v1_parent, '/')) != NULL)
         *slash = '\0';
-    ci->stale_killed = sweep_stale(v2_parent, v1_parent, ci->pidns);
+    ci->stale_killed = ct_sweep_stale(ci);
     snprintf(ci->why, sizeof(ci->why), "processes tracked by %s%s%s; process limit by %s",
              ci->v2_base[0] ? "cgroup v2 " : "", ci->v2_base[0] ? ci->v2_base : "",
              ci->v2_base[0] ? " and environment token" : "environment token",

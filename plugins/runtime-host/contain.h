@@ -30,6 +30,7 @@ typedef struct ct_instance {
     unsigned long pidns;      /* inode of the pid namespace, 0 unknown */
     char v2_base[CT_PATH];    /* the instance's cgroup v2 directory, "" when none */
     char v1_pids_base[CT_PATH]; /* the instance's cgroup v1 pids directory, "" when none */
+    char v2_parent[CT_PATH], v1_parent[CT_PATH]; /* where instances' cgroups are created */
     int v2_pids;              /* the pids controller is enabled below v2_base */
     int v2_kill;              /* cgroup.kill exists (Linux 5.14) */
     pid_t guard;              /* the guard process, or -1 */
@@ -52,6 +53,8 @@ typedef struct ct_exec {
  * cgroups), creates the instance's cgroups and starts the guard. Never fails: without cgroups
  * the token alone is used. use_cgroup = 0 skips cgroups. */
 void ct_start(ct_instance *ci, int use_cgroup);
+/* Stops what dead instances left (as ct_start does); how many processes it killed. */
+unsigned ct_sweep_stale(const ct_instance *ci);
 /* Stops the guard (it sweeps once more), removes the instance's cgroups. Idempotent. */
 void ct_stop(ct_instance *ci);
 

@@ -717,12 +717,30 @@ out:
     return rc;
 }
 
+/* `selftest-core cleanup`: what selftest-core processes that died (and their guards with them)
+ * left running. Age does not matter: a process whose selftest-core is gone is stale. */
+static int host_cleanup_stale(void *ctx, double max_age_s, st_cleanup_report *report)
+{
+    host_rt *rt = ctx;
+    (void)max_age_s;
+    pthread_mutex_lock(&rt->lock);
+    if (!rt->started)
+        host_start(rt);
+    unsigned n = rt->ct.stale_killed + ct_sweep_stale(&rt->ct);
+    rt->ct.stale_killed = 0;
+    pthread_mutex_unlock(&rt->lock);
+    report->listed = report->removed = n;
+    report->failed = 0;
+    return ST_OK;
+}
+
 static const st_runtime_ops host_ops = {
     .struct_size = sizeof(st_runtime_ops),
     .life = {.create = host_create, .start = host_start, .stop = host_stop,
              .destroy = host_destroy},
     .execute = host_execute,
     .cancel = host_cancel,
+    .cleanup_stale = host_cleanup_stale,
     .runtime_name = "host",
 };
 
