@@ -154,6 +154,15 @@ def test_batches(extra=""):
             t.note("runtime-host: processes tracked by %s" % CONTAINMENT[0])
 
 
+def test_timeout():
+    """A batch stopped by its timeout (xdist workers, and the escaped processes of its tests)."""
+    rc, res, err, wall = run(["--workers", "2", "--timeout", "8", "slow"],
+                             conf_extra="kill_grace = 1;")
+    b = batch_of(res, "slow")
+    t.is_eq((rc, b.get("timed_out")), (1, True), "timeout with leftovers: the batch timed out")
+    check_no_leftovers("timeout with leftovers")
+
+
 def test_plugin_alone():
     """The bundled pytest plugin by itself (pytest run directly, as the core runs it): it
     adopts and stops what the tests leave, in the controller and in each xdist worker."""
@@ -397,6 +406,7 @@ def main():
     try:
         test_batches()
         test_plugin_alone()
+        test_timeout()
         test_orphans()
         test_runtime_sweep()
         test_kill9()
