@@ -194,6 +194,11 @@ def test_orphans():
     t.is_eq(sorted(res.get("orphan_failed_modules") or []), sorted(mods),
             "orphan checks: every import that starts a daemon fails")
     t.is_eq(res.get("orphan_passed_modules"), [], "orphan checks: none is reported passed")
+    checks = res.get("orphan_checks") or {}
+    for m in mods:
+        reason = (checks.get(m) or {}).get("reason") or ""
+        t.ok(re.match(r"importing \S+ left 1 process running \(stopped\): pid \d+", reason),
+             "orphan %s: its reason says it left a process running" % m, reason)
     check_no_leftovers("orphan checks")
     # the reason (the failing import's excerpt) is in the human summary
     conf = write_conf()
