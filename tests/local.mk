@@ -95,7 +95,8 @@ INTEGRATION_TESTS = tests/integration/test_taplib.py tests/integration/test_pyte
 	tests/integration/test_networkx.py tests/integration/test_stores.py \
 	tests/integration/test_orphan_checks.py tests/integration/test_paths.py \
 	tests/integration/test_corpus_run.py tests/integration/test_batch_outcomes.py \
-	tests/integration/test_daemon.py tests/integration/test_host_containment.py
+	tests/integration/test_daemon.py tests/integration/test_host_containment.py \
+	tests/integration/test_crash_consistency.py tests/integration/test_faults.py
 INTEGRATION_TESTS += tests/integration/test_reliability.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/taplib.py tests/fixtures/projects \
