@@ -6,7 +6,9 @@
 #include "log.h"
 #include "util.h"
 
+#include <errno.h>
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -44,15 +46,46 @@ static const char *const migrations[] = {
 };
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 
+/* The OS error behind an SQLite I/O failure (a full disk, a read-only or vanished directory),
+ * as " (No space left on device)", or "" when there is none. */
+static const char *os_cause(sqlite3 *db, char *buf, size_t n)
+{
+    int code = sqlite3_errcode(db) & 0xff, e = sqlite3_system_errno(db);
+    buf[0] = '\0';
+    if (code == SQLITE_FULL && e <= 0)
+        e = ENOSPC;
+    if (e > 0 && (code == SQLITE_IOERR || code == SQLITE_FULL || code == SQLITE_CANTOPEN ||
+                  code == SQLITE_READONLY))
+        snprintf(buf, n, " (%s)", strerror(e));
+    return buf;
+}
+
+/* An I/O failure of the file system, not a damaged or foreign file. */
+static int is_io_error(sqlite3 *db)
+{
+    int code = sqlite3_errcode(db) & 0xff;
+    return code == SQLITE_IOERR || code == SQLITE_FULL || code == SQLITE_CANTOPEN ||
+           code == SQLITE_READONLY;
+}
+
 static int exec_sql(st_metricsdb *m, const char *sql)
 {
-    char *err = NULL;
+    char *err = NULL, cause[160];
     if (sqlite3_exec(m->db, sql, NULL, NULL, &err) != SQLITE_OK) {
-        st_error("%s: %s", m->path, err ? err : sqlite3_errmsg(m->db));
+        st_error("%s: %s%s", m->path, err ? err : sqlite3_errmsg(m->db),
+                 os_cause(m->db, cause, sizeof(cause)));
         sqlite3_free(err);
         return -1;
     }
     return 0;
+}
+
+/* Rolls back the open transaction, if any: SQLite has already rolled it back after some errors
+ * (a full disk), and a ROLLBACK then would only add a misleading second error. */
+static void rollback(st_metricsdb *m)
+{
+    if (!sqlite3_get_autocommit(m->db))
+        rollback(m);
 }
 
 static int user_version(st_metricsdb *m, int *out)
@@ -66,7 +99,12 @@ static int user_version(st_metricsdb *m, int *out)
     *out = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
     sqlite3_finalize(st);
     if (rc != SQLITE_ROW) {
-        st_error("%s: not a readable SQLite database: %s", m->path, sqlite3_errmsg(m->db));
+        char cause[160];
+        if (is_io_error(m->db))
+            st_error("%s: cannot read it: %s%s; the file is left as it is", m->path,
+                     sqlite3_errmsg(m->db), os_cause(m->db, cause, sizeof(cause)));
+        else
+            st_error("%s: not a readable SQLite database: %s", m->path, sqlite3_errmsg(m->db));
         return -1;
     }
     return 0;
@@ -89,7 +127,7 @@ static int migrate(st_metricsdb *m)
         if (exec_sql(m, "BEGIN IMMEDIATE") < 0)
             return -1;
         if (exec_sql(m, migrations[v]) < 0 || exec_sql(m, pragma) < 0) {
-            exec_sql(m, "ROLLBACK");
+            rollback(m);
             return -1;
         }
         if (exec_sql(m, "COMMIT") < 0)
@@ -208,7 +246,8 @@ static int check_schema(st_metricsdb *m)
                 m->path, ST_METRICSDB_SCHEMA, created);
     return 0;
 fail:
-    sqlite3_exec(m->db, "ROLLBACK", NULL, NULL, NULL);
+    if (!sqlite3_get_autocommit(m->db))
+        sqlite3_exec(m->db, "ROLLBACK", NULL, NULL, NULL);
     return -1;
 }
 
@@ -223,8 +262,10 @@ int st_metricsdb_open(const char *path, st_metricsdb **out)
         st_mkdir_p(dir, 0755);
     free(dir);
     if (sqlite3_open_v2(path, &m->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
-        st_error("%s: cannot open the metrics DB: %s", path,
-                 m->db ? sqlite3_errmsg(m->db) : "out of memory");
+        char cause[160] = "";
+        st_error("%s: cannot open the metrics DB: %s%s", path,
+                 m->db ? sqlite3_errmsg(m->db) : "out of memory",
+                 m->db ? os_cause(m->db, cause, sizeof(cause)) : "");
         st_metricsdb_close(m);
         return -1;
     }
@@ -460,6 +501,6 @@ out:
     sqlite3_finalize(ins_test);
     sqlite3_finalize(ins_eval);
     if (rc < 0)
-        exec_sql(m, "ROLLBACK");
+        rollback(m);
     return rc;
 }
