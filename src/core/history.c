@@ -122,6 +122,11 @@ static int append_json(const char *path, const st_run *run)
         return -1;
     rc = st_write_file_atomic(path, out, strlen(out), 0644);
     free(out);
+    if (rc == -ENOENT) {
+        st_error("history %s: cannot write: its directory is gone (removed during the run?)",
+                 path);
+        return -1;
+    }
     if (rc < 0) {
         st_error("history %s: cannot write: %s; the previous file is intact", path, strerror(-rc));
         return -1;

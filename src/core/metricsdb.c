@@ -12,10 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 struct st_metricsdb {
     sqlite3 *db;
     char *path;
+    dev_t dev; /* the file opened, to notice it removed or replaced under a long run */
+    ino_t ino;
 };
 
 /* The tables of schema version 1. */
@@ -277,7 +280,36 @@ int st_metricsdb_open(const char *path, st_metricsdb **out)
         st_metricsdb_close(m);
         return -1;
     }
+    struct stat sb;
+    if (stat(path, &sb) == 0) {
+        m->dev = sb.st_dev;
+        m->ino = sb.st_ino;
+    }
     *out = m;
+    return 0;
+}
+
+/* A run is stored in the file at m->path, not in one that was removed (the data dir deleted
+ * under a run or a daemon) or replaced since it was opened: SQLite would go on writing into the
+ * unlinked file, and the run would be lost without a word.  Reopens (recreating the data dir and
+ * the schema) when the file is not the one opened. */
+static int ensure_same_file(st_metricsdb *m)
+{
+    struct stat sb;
+    int gone = stat(m->path, &sb) < 0;
+    if (!gone && sb.st_dev == m->dev && sb.st_ino == m->ino)
+        return 0;
+    st_warn("%s: %s since it was opened; the run is stored in a new %s", m->path,
+            gone ? "removed" : "replaced", gone ? "file" : "file (the one there now)");
+    st_metricsdb *n = NULL;
+    if (st_metricsdb_open(m->path, &n) < 0)
+        return -1;
+    sqlite3_close(m->db);
+    m->db = n->db;
+    m->dev = n->dev;
+    m->ino = n->ino;
+    free(n->path);
+    free(n);
     return 0;
 }
 
@@ -416,7 +448,7 @@ int st_metricsdb_store(st_metricsdb *m, const st_run *run, const char *results_j
 {
     sqlite3_stmt *ins_run = NULL, *ins_test = NULL, *ins_eval = NULL;
     int rc = -1;
-    if (exec_sql(m, "BEGIN IMMEDIATE") < 0)
+    if (ensure_same_file(m) < 0 || exec_sql(m, "BEGIN IMMEDIATE") < 0)
         return -1;
     if (sqlite3_prepare_v2(m->db,
                            "INSERT INTO runs(run_id, started_at, finished_at, passed, failed,"

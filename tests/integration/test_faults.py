@@ -78,6 +78,20 @@ def db_rows(data):
     return ok, rows, outcomes
 
 
+def pytest_running(proj):
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"pytest" in argv and any(proj.encode() in a for a in argv):
+            return True
+    return False
+
+
 def change_project(proj):
     """Changes that make the next run write every store: a failing test (a report), a new
     orphan module (the orphan caches)."""
@@ -248,35 +262,53 @@ def test_read_only(tmp):
 
 
 def test_vanishing_data_dir(tmp):
-    """The data dir is removed while pytest runs: the run reports it, exits with its tests'
-    status or 3, and does not crash; the next run starts over."""
-    proj = None
+    """The data dir (and the history's directory) is removed while pytest runs: the run says
+    so, exits with its tests' status, and stores the run in a new metrics.db at the configured
+    path, not in the removed file; the next run goes on from there."""
     data = os.path.join(tmp, "data")
     proj, conf = setup(tmp, data)
     write(os.path.join(proj, "tests", "test_slow.py"),
           "import time\ndef test_slow():\n    time.sleep(3)\n")
     rc, out, err = st(conf, data)
     t.is_eq(rc, 0, "a first run passes")
+    # a --history outside the data dir, removed too
+    hdir = os.path.join(tmp, "hist")
+    os.makedirs(hdir)
     proc = subprocess.Popen([t.selftest_bin(), "-c", conf, "run", "--json", "--history",
-                             os.path.join(data, "history.json")],
+                             os.path.join(hdir, "history.json")],
                             env=t.base_env({"TMPDIR": tmp}), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, start_new_session=True)
-    time.sleep(1.5)
+    # remove it once pytest runs test_slow (metrics.db is open by then)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not pytest_running(proj):
+        time.sleep(0.05)
+    time.sleep(0.5)
+    t.ok(proc.poll() is None, "the data dir is removed while the run goes on")
     shutil.rmtree(data)
+    shutil.rmtree(hdir)
     try:
         out, err = proc.communicate(timeout=120)
     except subprocess.TimeoutExpired:
         t.kill_group(proc)
         out, err = proc.communicate()
     out, err = out.decode(), err.decode()
-    t.ok(proc.returncode in (0, 3), "a vanished data dir: exit 0 (the tests' status) or 3, no "
-         "crash (rc %r)" % proc.returncode, err)
-    t.is_eq(last_json(out).get("passed"), 8, "the results are still reported")
-    t.ok(data in err, "a message names the vanished data dir or a file in it", err)
-    rc, out, err = st(conf, data)
-    t.is_eq(rc, 0, "the next run starts over")
+    res = last_json(out)
+    t.is_eq(proc.returncode, 0, "a vanished data dir: exit 0 (the tests' status), no crash")
+    t.is_eq(res.get("passed"), 8, "the results are still reported")
+    t.ok(os.path.join(data, "metrics.db") + ": removed since it was opened" in err,
+         "the message says metrics.db was removed during the run", err)
+    t.ok("directory is gone" in err and "intact" not in err,
+         "the history's message says its directory is gone (not that an old file is intact)",
+         err)
+    # the run is in the metrics.db at the path, not in the removed (unlinked) file
     ok, rows, _ = db_rows(data)
-    t.ok(ok == [("ok",)] and rows and rows[-1][1:] == (8, 0), "and stores its run", rows)
+    t.is_eq((ok, [r[0] for r in rows]), ([("ok",)], [res.get("run_id")]),
+            "the run is stored in a new metrics.db in the recreated data dir")
+    rc, out, err = st(conf, data)
+    t.is_eq(rc, 0, "the next run goes on")
+    ok, rows, _ = db_rows(data)
+    t.ok(ok == [("ok",)] and len(rows) == 2 and rows[-1][1:] == (8, 0), "and stores its run",
+         rows)
 
 
 def main():
