@@ -88,6 +88,10 @@ UNIT_TESTS += tests/unit/test_reliability
 tests_unit_test_reliability_SOURCES = tests/unit/test_reliability.c tests/unit/unit.h
 tests_unit_test_reliability_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_reliability_LDADD = $(UNIT_LDADD)
+UNIT_TESTS += tests/unit/test_metricsdb
+tests_unit_test_metricsdb_SOURCES = tests/unit/test_metricsdb.c tests/unit/unit.h
+tests_unit_test_metricsdb_CFLAGS = $(UNIT_CFLAGS) $(SQLITE3_CFLAGS)
+tests_unit_test_metricsdb_LDADD = $(UNIT_LDADD) $(SQLITE3_LIBS)
 
 # ---- integration tests (the real binary, real pytest) ---------------------------------------
 INTEGRATION_TESTS = tests/integration/test_taplib.py tests/integration/test_pytest_plugin.py \

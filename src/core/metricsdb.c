@@ -88,7 +88,7 @@ static int exec_sql(st_metricsdb *m, const char *sql)
 static void rollback(st_metricsdb *m)
 {
     if (!sqlite3_get_autocommit(m->db))
-        rollback(m);
+        exec_sql(m, "ROLLBACK");
 }
 
 static int user_version(st_metricsdb *m, int *out)
