@@ -103,14 +103,19 @@ def main():
         env = t.base_env({"TMPDIR": tmpdir})
         marker = proj
 
-        # the span of one cycle on this machine, to spread the kills over it
-        t0 = time.monotonic()
-        rc, out, err = t.run([t.selftest_bin(), "-c", conf, "run", "--history", hist],
-                             env=env, timeout=120)
-        span = time.monotonic() - t0
-        t.is_eq(rc, 0, "a first cycle of the sample completes (%.1fs)" % span)
-        if rc != 0:
-            t.note(err)
+        # the span of a cycle on this machine, to spread the kills over it: the longer of a
+        # first cycle (orphan check, integration) and a second one (a load spike can make either
+        # look short)
+        spans = []
+        for n in range(2):
+            t0 = time.monotonic()
+            rc, out, err = t.run([t.selftest_bin(), "-c", conf, "run", "--history", hist],
+                                 env=env, timeout=120)
+            spans.append(time.monotonic() - t0)
+            t.is_eq(rc, 0, "cycle %d of the sample completes (%.1fs)" % (n + 1, spans[-1]))
+            if rc != 0:
+                t.note(err)
+        span = max(spans)
         # start over, so that the kills also land in the first cycle's writes
         shutil.rmtree(data, ignore_errors=True)
 
