@@ -504,6 +504,61 @@ static int safe_token(const char *s, const char *extra)
     return 1;
 }
 
+/* The exit code in the engine's answer to wait: a bare integer (libpod) or {"StatusCode": n}.
+ * Returns 0, or -1 when the answer is not JSON or holds no code. */
+static int wait_reply_code(const eh_response *resp, long long *code)
+{
+    yajl_val v = parse_body(resp);
+    *code = -1;
+    if (v && YAJL_IS_INTEGER(v))
+        *code = YAJL_GET_INTEGER(v);
+    else if (v)
+        jint(v, "StatusCode", NULL, code);
+    if (v)
+        yajl_tree_free(v);
+    return v && *code >= 0 ? 0 : -1;
+}
+
+/* The "Id" of the engine's answer to container create, copied into id when it is a plain token
+ * that fits. Returns 0, or -1. */
+static int create_reply_id(const eh_response *resp, char *id, size_t idlen)
+{
+    yajl_val v = parse_body(resp);
+    const char *s = v ? jstr(v, "Id", NULL) : NULL;
+    int ok = s && safe_token(s, "") && strlen(s) < idlen;
+    if (ok)
+        snprintf(id, idlen, "%s", s);
+    if (v)
+        yajl_tree_free(v);
+    return ok ? 0 : -1;
+}
+
+/* The engine's answer to container inspect after the wait: sets *oom, and *code when the
+ * container exited with one. Returns 1 when the container never started (serr: the engine's
+ * reason, "" if none), else 0 (also when the answer is not JSON: nothing is set then). */
+static int inspect_reply_state(const eh_response *resp, long long *code, int *oom, char *serr,
+                               size_t serrlen)
+{
+    int never_started = 0;
+    serr[0] = '\0';
+    yajl_val v = parse_body(resp);
+    if (!v)
+        return 0;
+    const char *status = jstr(v, "State", "Status");
+    const char *e = jstr(v, "State", "Error");
+    long long ec;
+    *oom = jbool(v, "State", "OOMKilled");
+    if (status && strcmp(status, "created") == 0) {
+        snprintf(serr, serrlen, "%s", e ? e : "");
+        never_started = 1;
+    } else if (jint(v, "State", "ExitCode", &ec) == 0 && status &&
+               (strcmp(status, "exited") == 0 || strcmp(status, "stopped") == 0)) {
+        *code = ec;
+    }
+    yajl_tree_free(v);
+    return never_started;
+}
+
 static int read_settings(er_runtime *rt, const st_config_node *cfg)
 {
     const st_host *H = rt->host;
@@ -1143,18 +1198,10 @@ static int wait_container(er_runtime *rt, void **h, const char *cid, double time
             http_error(&resp, "waiting for the container failed", err, errlen);
             rc = resp.status == 404 ? ST_ERR_CANCELLED : ST_ERR_IO;
         } else {
-            yajl_val v = parse_body(&resp);
-            *code = -1;
-            if (v && YAJL_IS_INTEGER(v))
-                *code = YAJL_GET_INTEGER(v);
-            else if (v)
-                jint(v, "StatusCode", NULL, code);
-            if (!v || *code < 0) {
+            if (wait_reply_code(&resp, code) < 0) {
                 snprintf(err, errlen, "the engine's answer to wait is not valid JSON");
                 rc = ST_ERR_IO;
             }
-            if (v)
-                yajl_tree_free(v);
         }
     }
     eh_response_free(&resp);
@@ -1440,11 +1487,8 @@ static int do_create(exec_state *x)
         eh_response_free(&resp);
         return infra(x, ST_ERR_UNAVAILABLE, "%s", err);
     }
-    yajl_val v = parse_body(&resp);
-    const char *id = v ? jstr(v, "Id", NULL) : NULL;
-    if (!id || !safe_token(id, "") || strlen(id) >= sizeof(x->reg.container)) {
-        if (v)
-            yajl_tree_free(v);
+    char id[sizeof(x->reg.container)];
+    if (create_reply_id(&resp, id, sizeof(id)) < 0) {
         eh_response_free(&resp);
         /* the container may exist under its name: remove it by name */
         remove_container(rt, &x->h, cname, x->req->label);
@@ -1455,7 +1499,6 @@ static int do_create(exec_state *x)
     snprintf(x->reg.container, sizeof(x->reg.container), "%s", id);
     pthread_mutex_unlock(&rt->lock);
     snprintf(x->res->container, sizeof(x->res->container), "%s", cname);
-    yajl_tree_free(v);
     eh_response_free(&resp);
     return ST_OK;
 }
@@ -1493,21 +1536,11 @@ static int inspect_state(exec_state *x, long long *code, int *oom)
         infra(x, rc, "lost the engine after the container ended: %s", err);
         out = -1;
     } else if (resp.status == 200) {
-        yajl_val v = parse_body(&resp);
-        if (v) {
-            const char *status = jstr(v, "State", "Status");
-            const char *serr = jstr(v, "State", "Error");
-            long long ec;
-            *oom = jbool(v, "State", "OOMKilled");
-            if (status && strcmp(status, "created") == 0) {
-                infra(x, ST_ERR_UNAVAILABLE, "the container did not start%s%s",
-                      serr && *serr ? ": " : "", serr ? serr : "");
-                out = -1;
-            } else if (jint(v, "State", "ExitCode", &ec) == 0 && status &&
-                       (strcmp(status, "exited") == 0 || strcmp(status, "stopped") == 0)) {
-                *code = ec;
-            }
-            yajl_tree_free(v);
+        char serr[300];
+        if (inspect_reply_state(&resp, code, oom, serr, sizeof(serr)) == 1) {
+            infra(x, ST_ERR_UNAVAILABLE, "the container did not start%s%s", *serr ? ": " : "",
+                  serr);
+            out = -1;
         }
     }
     eh_response_free(&resp);
