@@ -17,7 +17,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 static char fuzz_dir[256];
 
-static void fuzz_rmdir(void)
+static __attribute__((unused)) void fuzz_rmdir(void)
 {
     /* the targets only create flat files in fuzz_dir */
     char cmd_path[512];
@@ -31,7 +31,7 @@ static void fuzz_rmdir(void)
 }
 
 /* Creates the scratch directory once: $FUZZ_TMPDIR, else /dev/shm, else $TMPDIR or /tmp. */
-static const char *fuzz_scratch(void)
+static __attribute__((unused)) const char *fuzz_scratch(void)
 {
     if (fuzz_dir[0])
         return fuzz_dir;
@@ -53,7 +53,7 @@ static const char *fuzz_scratch(void)
 }
 
 /* Writes data to scratch/name (replacing it) and returns the path (static storage). */
-static const char *fuzz_put_file(const char *name, const uint8_t *data, size_t size)
+static __attribute__((unused)) const char *fuzz_put_file(const char *name, const uint8_t *data, size_t size)
 {
     static char path[512];
     snprintf(path, sizeof path, "%s/%s", fuzz_scratch(), name);
@@ -76,7 +76,7 @@ static const char *fuzz_put_file(const char *name, const uint8_t *data, size_t s
 }
 
 /* A NUL-terminated private copy with no slack after it, so ASan sees a read past the end. */
-static char *fuzz_strdup(const uint8_t *data, size_t size)
+static __attribute__((unused)) char *fuzz_strdup(const uint8_t *data, size_t size)
 {
     char *s = malloc(size + 1);
     if (!s)

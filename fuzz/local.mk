@@ -98,3 +98,56 @@ fuzz-clean:
 CLEANFILES += $(FUZZ_BINS)
 EXTRA_DIST += fuzz/README.md fuzz/run.sh fuzz/lsan.supp fuzz/fuzz_common.h $(FUZZ_TARGETS:%=fuzz/fuzz_%.c) \
 	fuzz/corpus
+
+# make check: every target, built with the normal compiler and fuzz/replay.c instead of
+# libFuzzer, replays its kept corpus (seeds and the reproducers of what was found and fixed);
+# in UNIT_TESTS, so check-valgrind replays them under valgrind too.
+FUZZ_REPLAY_TESTS = fuzz/replay-pyscan fuzz/replay-results fuzz/replay-lcov fuzz/replay-demux \
+	fuzz/replay-orphans fuzz/replay-modulemap fuzz/replay-history fuzz/replay-config
+if BUILD_PLUGIN_RUNTIME_DOCKER
+FUZZ_REPLAY_TESTS += fuzz/replay-engine_json
+else
+if BUILD_PLUGIN_RUNTIME_PODMAN
+FUZZ_REPLAY_TESTS += fuzz/replay-engine_json
+endif
+endif
+if BUILD_PLUGIN_EXPORTER_PROMETHEUS
+FUZZ_REPLAY_TESTS += fuzz/replay-metrics
+endif
+UNIT_TESTS += $(FUZZ_REPLAY_TESTS)
+FUZZ_REPLAY_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/fuzz -I$(top_srcdir)/plugins/common
+FUZZ_REPLAY_CORE_LIBS = src/core/libselftest.la
+fuzz_replay_pyscan_SOURCES = fuzz/replay.c fuzz/fuzz_pyscan.c
+fuzz_replay_pyscan_CFLAGS = $(FUZZ_REPLAY_CFLAGS) -DFUZZ_NAME='"pyscan"'
+fuzz_replay_pyscan_LDADD = $(FUZZ_REPLAY_CORE_LIBS)
+fuzz_replay_results_SOURCES = fuzz/replay.c fuzz/fuzz_results.c
+fuzz_replay_results_CFLAGS = $(FUZZ_REPLAY_CFLAGS) $(YAJL_CFLAGS) -DFUZZ_NAME='"results"'
+fuzz_replay_results_LDADD = $(FUZZ_REPLAY_CORE_LIBS)
+fuzz_replay_lcov_SOURCES = fuzz/replay.c fuzz/fuzz_lcov.c
+fuzz_replay_lcov_CFLAGS = $(FUZZ_REPLAY_CFLAGS) $(YAJL_CFLAGS) -DFUZZ_NAME='"lcov"'
+fuzz_replay_lcov_LDADD = $(FUZZ_REPLAY_CORE_LIBS)
+fuzz_replay_orphans_SOURCES = fuzz/replay.c fuzz/fuzz_orphans.c
+fuzz_replay_orphans_CFLAGS = $(FUZZ_REPLAY_CFLAGS) $(YAJL_CFLAGS) -DFUZZ_NAME='"orphans"'
+fuzz_replay_orphans_LDADD = $(FUZZ_REPLAY_CORE_LIBS)
+fuzz_replay_history_SOURCES = fuzz/replay.c fuzz/fuzz_history.c
+fuzz_replay_history_CFLAGS = $(FUZZ_REPLAY_CFLAGS) $(YAJL_CFLAGS) -DFUZZ_NAME='"history"'
+fuzz_replay_history_LDADD = $(FUZZ_REPLAY_CORE_LIBS)
+fuzz_replay_config_SOURCES = fuzz/replay.c fuzz/fuzz_config.c
+fuzz_replay_config_CFLAGS = $(FUZZ_REPLAY_CFLAGS) $(LIBCONFIG_CFLAGS) -DFUZZ_NAME='"config"'
+fuzz_replay_config_LDADD = $(FUZZ_REPLAY_CORE_LIBS)
+fuzz_replay_modulemap_SOURCES = fuzz/replay.c fuzz/fuzz_modulemap.c plugins/common/modulemap.c
+fuzz_replay_modulemap_CFLAGS = $(FUZZ_REPLAY_CFLAGS) $(YAJL_CFLAGS) -DFUZZ_NAME='"modulemap"'
+fuzz_replay_modulemap_LDADD = $(YAJL_LIBS)
+fuzz_replay_demux_SOURCES = fuzz/replay.c fuzz/fuzz_demux.c plugins/common/engine_demux.c
+fuzz_replay_demux_CFLAGS = $(FUZZ_REPLAY_CFLAGS) -DFUZZ_NAME='"demux"'
+fuzz_replay_engine_json_SOURCES = fuzz/replay.c fuzz/fuzz_engine_json.c \
+	plugins/common/engine_http.c plugins/common/engine_demux.c
+fuzz_replay_engine_json_CFLAGS = $(FUZZ_REPLAY_CFLAGS) $(ENGINE_COMMON_CFLAGS) \
+	-DFUZZ_NAME='"engine_json"'
+fuzz_replay_engine_json_LDADD = $(LIBCURL_LIBS) $(YAJL_LIBS) $(PTHREAD_LIBS)
+fuzz_replay_metrics_SOURCES = fuzz/replay.c fuzz/fuzz_metrics.c \
+	plugins/exporter-prometheus/prom_text.c
+fuzz_replay_metrics_CFLAGS = $(FUZZ_REPLAY_CFLAGS) -I$(top_srcdir)/plugins/exporter-prometheus \
+	$(LIBMICROHTTPD_CFLAGS) $(LIBCURL_CFLAGS) -DFUZZ_NAME='"metrics"'
+fuzz_replay_metrics_LDADD = $(LIBMICROHTTPD_LIBS) $(LIBCURL_LIBS) $(PTHREAD_LIBS) -lm
+EXTRA_DIST += fuzz/replay.c
