@@ -1,6 +1,6 @@
 /* libFuzzer target for the pyscan lexer: any byte string must scan without crashing, reading
  * out of bounds, leaking or recursing, and every record must be well formed.
- * Build and run: see fuzz/README-pyscan.md. */
+ * Build and run: see fuzz/README.md. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
