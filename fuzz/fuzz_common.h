@@ -22,7 +22,8 @@ static __attribute__((unused)) void fuzz_rmdir(void)
     /* the targets only create flat files in fuzz_dir */
     char cmd_path[512];
     static const char *const names[] = {"input", "orphan_modules.json",
-                                        "orphan_classifications.json", "history.json", NULL};
+                                        "orphan_classifications.json", "orphan_check_cache.json",
+                                        "history.json", NULL};
     for (size_t i = 0; names[i]; i++) {
         snprintf(cmd_path, sizeof cmd_path, "%s/%s", fuzz_dir, names[i]);
         unlink(cmd_path);

@@ -1,13 +1,15 @@
-/* libFuzzer target for the orphan caches (src/core/orphans.c): orphan_modules.json and
- * orphan_classifications.json under the data dir. The first byte chooses the file(s) the rest
- * goes to (bit 0: modules or classifications; bit 1: both). Any bytes must load without a
- * crash, a leak or a sanitizer report; then the cache is used as a cycle uses it (merge, mark,
- * the list to test, save: a malformed file must not be overwritten). */
+/* libFuzzer target for the orphan caches under the data dir: orphan_modules.json and
+ * orphan_classifications.json (src/core/orphans.c), orphan_check_cache.json (checkcache.c).
+ * The low 2 bits of the first byte choose the file the rest goes to (0 modules, 1
+ * classifications, 2 check cache, 3 all three). Any bytes must load without a crash, a leak or
+ * a sanitizer report; then the caches are used as a cycle uses them (merge, mark, the list to
+ * test, remove, look up, store, prune, save: a malformed file must not be overwritten). */
 #include "config.h"
 
 #include "fuzz_common.h"
 
 #include "log.h"
+#include "checkcache.h"
 #include "orphans.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -38,16 +40,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     data++;
     size--;
     const char *dir = fuzz_scratch();
-    char mpath[512], cpath[512];
+    char mpath[512], cpath[512], kpath[512];
     snprintf(mpath, sizeof mpath, "%s/%s", dir, ST_ORPHAN_MODULES_FILE);
     snprintf(cpath, sizeof cpath, "%s/%s", dir, ST_ORPHAN_CLASSES_FILE);
+    snprintf(kpath, sizeof kpath, "%s/%s", dir, ST_CHECK_CACHE_FILE);
     unlink(mpath);
     unlink(cpath);
-    int to_modules = (mode & 2) || !(mode & 1), to_classes = (mode & 2) || (mode & 1);
+    unlink(kpath);
+    int to_modules = (mode & 3) == 0 || (mode & 3) == 3;
+    int to_classes = (mode & 3) == 1 || (mode & 3) == 3;
+    int to_checks = (mode & 3) >= 2;
     if (to_modules)
         fuzz_put_file(ST_ORPHAN_MODULES_FILE, data, size);
     if (to_classes)
         fuzz_put_file(ST_ORPHAN_CLASSES_FILE, data, size);
+    if (to_checks)
+        fuzz_put_file(ST_CHECK_CACHE_FILE, data, size);
     st_orphan_cache c;
     if (st_orphans_load(&c, dir, dir) != 0)
         abort();
@@ -64,7 +72,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     st_orphans_remove_integrated(&c, integrated);
     st_orphans_save(&c);
     st_orphans_free(&c);
+    st_check_cache k;
+    if (st_checkcache_load(&k, dir) != 0)
+        abort();
+    int k_ro = k.readonly;
+    for (size_t i = 0; i < k.n; i++)
+        if (!k.v[i].path || !k.v[i].key || !k.v[i].interpreter)
+            abort();
+    if (k.n)
+        st_checkcache_get(&k, k.v[0].path, k.v[0].key, k.v[0].interpreter);
+    st_checkcache_put(&k, "input", "00112233445566778899aabbccddeeff", "python3", mode & 8,
+                      "fuzz", NULL, 1.5);
+    st_checkcache_prune(&k, dir);
+    st_checkcache_save(&k);
+    st_checkcache_free(&k);
     /* a file that was refused must be left byte for byte as it was */
+    if (to_checks && k_ro && !same_file(kpath, data, size))
+        abort();
     if (to_modules && m_ro && !same_file(mpath, data, size))
         abort();
     if (to_classes && c_ro && !same_file(cpath, data, size))

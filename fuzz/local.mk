@@ -38,10 +38,13 @@ fuzz/fuzz-lcov: $(top_srcdir)/fuzz/fuzz_lcov.c $(FUZZ_CORE_SRC) $(FUZZ_HDRS)
 	  $(FUZZ_CORE_LIBS) -o $@
 
 fuzz/fuzz-orphans: $(top_srcdir)/fuzz/fuzz_orphans.c $(top_srcdir)/src/core/orphans.c \
+		$(top_srcdir)/plugins/common/modulemap.c $(top_srcdir)/src/core/checkcache.c \
 		$(FUZZ_CORE_SRC) $(FUZZ_HDRS)
 	@$(MKDIR_P) fuzz
 	$(FUZZ_COMPILE) $(FUZZ_CORE_CFLAGS) $(top_srcdir)/fuzz/fuzz_orphans.c \
-	  $(top_srcdir)/src/core/orphans.c $(FUZZ_CORE_SRC) $(FUZZ_CORE_LIBS) -o $@
+	  $(top_srcdir)/src/core/orphans.c $(top_srcdir)/plugins/common/modulemap.c \
+	  $(top_srcdir)/src/core/checkcache.c $(top_srcdir)/src/core/pygraph.c \
+	  $(top_srcdir)/src/core/pyscan.c $(FUZZ_CORE_SRC) $(FUZZ_CORE_LIBS) -o $@
 
 fuzz/fuzz-history: $(top_srcdir)/fuzz/fuzz_history.c $(top_srcdir)/src/core/history.c \
 		$(FUZZ_CORE_SRC) $(FUZZ_HDRS)
