@@ -536,6 +536,44 @@ static char *include_at(const char *file, int line)
     return name;
 }
 
+/* libconfig opens an @include'd file as it is named and reads it with its flex scanner, which
+ * exits the process ("input in flex scanner failed", status 2) when the read fails, as it does
+ * for a directory, and blocks forever on a FIFO. So every @include line of the file, and of the
+ * files it includes, is checked first: a name that exists and is not a regular file is refused
+ * with FILE:LINE. (A missing file is left to libconfig, whose error names it.) Returns 0 or -1
+ * (logged). */
+static int check_includes(const char *file, int depth)
+{
+    char *text = NULL;
+    if (depth > 10 || st_read_file(file, 16u << 20, &text, NULL) < 0)
+        return 0; /* libconfig reports what it cannot read, and its own include depth limit */
+    int rc = 0, line = 1;
+    for (char *p = text; p && *p && rc == 0; line++) {
+        char *eol = strchr(p, '\n');
+        if (eol)
+            *eol = '\0';
+        char *q = p + strspn(p, " \t");
+        if (strncmp(q, "@include", 8) == 0) {
+            char *a = strchr(q + 8, '"'), *b = a ? strchr(a + 1, '"') : NULL;
+            if (a && b) {
+                *b = '\0';
+                struct stat st;
+                if (stat(a + 1, &st) == 0 && !S_ISREG(st.st_mode)) {
+                    st_error("%s:%d: @include '%s': %s, not a config file", file, line, a + 1,
+                             S_ISDIR(st.st_mode) ? "a directory"
+                                                 : "not a regular file (a FIFO, socket or device)");
+                    rc = -1;
+                } else if (stat(a + 1, &st) == 0) {
+                    rc = check_includes(a + 1, depth + 1);
+                }
+            }
+        }
+        p = eol ? eol + 1 : NULL;
+    }
+    free(text);
+    return rc;
+}
+
 int st_settings_load_file(st_settings *s, const char *path)
 {
     char *candidates[3] = {0};
@@ -578,6 +616,8 @@ int st_settings_load_file(st_settings *s, const char *path)
         st_error("%s: not a regular file (a FIFO, socket or device), not a config file", chosen);
         goto out;
     }
+    if (check_includes(chosen, 0) < 0)
+        goto out;
     if (!config_read_file(&s->cfg, chosen)) {
         const char *efile = config_error_file(&s->cfg) ? config_error_file(&s->cfg) : chosen;
         char *inc = NULL;

@@ -6,6 +6,8 @@
 #include "log.h"
 #include "settings.h"
 
+#include <sys/stat.h>
+
 static const char *const env_names[] = {
     "SELF_TEST_ARGS", "SELF_TEST_WORKERS", "SELF_TEST_TIMEOUT", "SELF_TEST_RETRIES",
     "SELF_TEST_INCLUDE_ORPHANS", "SANDBOX_INCLUDE_ORPHANS", "SELF_TEST_AUTO_INCLUDE_ISOLATED",
@@ -66,6 +68,48 @@ START_TEST(syntax_error_names_file_and_line)
     free(err);
     st_rm_rf(dir);
     free(dir);
+}
+END_TEST
+
+/* An @include of a directory made libconfig's scanner exit the process ("input in flex scanner
+ * failed", status 2; a daemon reloading such a file died); an @include of a FIFO blocked. Both
+ * are refused with the line, and so is one in an included file. (Found by the config fuzz
+ * target; fuzz/corpus/config/include_directory.conf replays it.) */
+START_TEST(include_of_a_non_regular_file_is_refused)
+{
+    clean_env();
+    st_settings s;
+    char *err, *dir;
+    char *sub = unit_tmpdir();
+    char *text = st_asprintf("workers = 3;\n  @include \"%s\"\n", sub);
+    ck_assert_int_eq(load_text(text, &s, &err, &dir), -1);
+    ck_assert_contains(err, "selftest.conf:2: @include '");
+    ck_assert_contains(err, "': a directory, not a config file");
+    st_settings_free(&s);
+    free(err);
+    free(text);
+    /* a FIFO, named in a file that the config includes */
+    char *fifo = st_path_join(sub, "fifo");
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    char *inner = st_asprintf("@include \"%s\"\n", fifo);
+    unit_write(sub, "inner.conf", inner);
+    char *inner_path = st_path_join(sub, "inner.conf");
+    text = st_asprintf("@include \"%s\"\n", inner_path);
+    st_rm_rf(dir);
+    free(dir);
+    ck_assert_int_eq(load_text(text, &s, &err, &dir), -1);
+    ck_assert_contains(err, "inner.conf:1: @include '");
+    ck_assert_contains(err, "not a regular file");
+    st_settings_free(&s);
+    free(err);
+    free(text);
+    free(inner);
+    free(inner_path);
+    free(fifo);
+    st_rm_rf(dir);
+    free(dir);
+    st_rm_rf(sub);
+    free(sub);
 }
 END_TEST
 
@@ -357,6 +401,7 @@ int main(void)
     TCase *tc = tcase_create("settings");
     tcase_add_test(tc, file_values_are_read);
     tcase_add_test(tc, syntax_error_names_file_and_line);
+    tcase_add_test(tc, include_of_a_non_regular_file_is_refused);
     tcase_add_test(tc, unknown_and_mistyped_settings_name_the_line);
     tcase_add_test(tc, missing_named_file_is_an_error);
     tcase_add_test(tc, environment_beats_file);
