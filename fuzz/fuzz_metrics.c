@@ -14,21 +14,42 @@
 static prom_exporter fpx;
 static struct MHD_Daemon *fd_daemon;
 
+static void quiet_log(st_instance *self, st_log_level level, const char *fmt, ...)
+{
+    (void)self;
+    (void)level;
+    (void)fmt;
+}
+
+static st_host fuzz_host;
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
+    fuzz_host.log = quiet_log;
+    fpx.host = &fuzz_host;
     pthread_mutex_init(&fpx.lock, NULL);
-    fpx.resp_404 = plain_response("not found: this exporter serves /metrics\n", NULL);
-    fpx.resp_405 = plain_response("method not allowed\n", "GET, HEAD");
+    /* the plugin's responses and limits, as start_http sets them up */
+    fpx.resp_404 = plain_response("Not Found: only /metrics is served\n", NULL);
+    fpx.resp_405 = plain_response("Method Not Allowed: use GET or HEAD\n", "GET, HEAD");
+    fpx.resp_413 = plain_response("Payload Too Large: requests take no body\n", NULL);
     static const char body[] = "# TYPE self_test_passed_total gauge\nself_test_passed_total 3\n";
     fpx.current = MHD_create_response_from_buffer(sizeof body - 1, (void *)body,
                                                   MHD_RESPMEM_PERSISTENT);
-    if (!fpx.resp_404 || !fpx.resp_405 || !fpx.current)
+    if (!fpx.resp_404 || !fpx.resp_405 || !fpx.resp_413 || !fpx.current)
         abort();
-    fd_daemon = MHD_start_daemon(MHD_USE_NO_LISTEN_SOCKET, 0, NULL, NULL, on_request, &fpx,
-                                 MHD_OPTION_CONNECTION_LIMIT, 4u,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
+    fpx.connection_limit = 4;
+    fpx.conn_limit_eff = 4;
+    fpx.per_ip_eff = 2;
+    fpx.wake_fd = -1;
+    fd_daemon = MHD_start_daemon(
+        MHD_USE_NO_LISTEN_SOCKET, 0, NULL, NULL, on_request, &fpx,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)(fpx.conn_limit_eff + CONN_SLACK),
+        MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY_LIMIT,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, &fpx,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, &fpx, MHD_OPTION_END);
     if (!fd_daemon)
         abort();
     return 0;
