@@ -194,6 +194,53 @@ typedef struct cli_opts {
     int bools[N_BOOL_FLAGS]; /* -1 unset */
 } cli_opts;
 
+/* Spellings of the original service that this CLI does not take, each with what replaces it;
+ * an unknown option or command is looked up here before the bare "unknown ..." message. */
+static const struct {
+    int is_command; /* a command name, not an option */
+    const char *spelling, *instead;
+} legacy_spellings[] = {
+    {0, "--ephemeral",
+     "batches already run in throw-away containers, removed whatever happens: use "
+     "--use-container (or runtime = \"docker\" / \"podman\" in the config)"},
+    {0, "--no-ephemeral",
+     "containers are never kept after their batch; to run without containers use the host "
+     "runtime (the default: runtime = \"host\", no --use-container)"},
+    {0, "--state",
+     "there is no separate state file: caches, metrics.db and the lock live in the data dir "
+     "(data_dir, SANDBOX_DATA_DIR); --history FILE keeps one entry per cycle"},
+    {0, "--test-redundant",
+     "use --include-redundant (config include_redundant, SELF_TEST_INCLUDE_REDUNDANT or "
+     "SANDBOX_TEST_REDUNDANT)"},
+    {0, "--cron",
+     "use --interval SECONDS (config interval), or run `selftest-core run` from the systemd "
+     "timer conf/systemd/selftest-core-run.timer"},
+    {0, "--no-container",
+     "the host runtime is the default: leave out --use-container and --container-runtime "
+     "(config runtime = \"host\")"},
+    {1, "manual", "use `selftest-core run` (one cycle, now)"},
+};
+
+/* Prints what replaces a legacy spelling and returns 1, or returns 0 when arg is not one.
+ * command: the command the option came after (NULL before any), or "" for a command name. */
+static int legacy_spelling(const char *command, const char *arg)
+{
+    size_t len = strcspn(arg, "=");
+    for (size_t i = 0; i < sizeof(legacy_spellings) / sizeof(legacy_spellings[0]); i++) {
+        if (legacy_spellings[i].is_command != (command && !command[0]) ||
+            strlen(legacy_spellings[i].spelling) != len ||
+            strncmp(legacy_spellings[i].spelling, arg, len) != 0)
+            continue;
+        fprintf(stderr, "selftest-core%s%s: '%.*s' is the original service's %s, not one of "
+                "selftest-core: %s\n",
+                command && command[0] ? " " : "", command && command[0] ? command : "", (int)len,
+                arg, legacy_spellings[i].is_command ? "command" : "option",
+                legacy_spellings[i].instead);
+        return 1;
+    }
+    return 0;
+}
+
 static int parse_global(int argc, char **argv, cli_opts *o, int *cmd_index)
 {
     static const struct option longopts[] = {
@@ -235,6 +282,8 @@ static int parse_global(int argc, char **argv, cli_opts *o, int *cmd_index)
                    ST_ABI_MINOR);
             return 0;
         default:
+            if (c != ':' && optopt != 'c' && legacy_spelling(NULL, argv[optind - 1]))
+                return EXIT_USAGE;
             fprintf(stderr, "selftest-core: %s '%s'\nTry 'selftest-core --help'.\n",
                     c == ':' ? "option needs an argument:" : "unknown option",
                     argv[optind - 1]);
@@ -253,6 +302,7 @@ static int parse_global(int argc, char **argv, cli_opts *o, int *cmd_index)
     *cmd_index = optind;
     return -1;
 }
+
 
 typedef enum { CMD_RUN, CMD_SCHEDULED, CMD_DISCOVER, CMD_CLEANUP, CMD_REPORT, CMD_PLUGINS } command;
 
@@ -408,6 +458,8 @@ static int parse_command(command cmd, int argc, char **argv, cli_opts *o, st_str
             /* an unknown short option may sit inside a cluster ("-xv"): name the letter */
             char shortopt[3] = {'-', (char)optopt, '\0'};
             const char *what = optopt ? shortopt : argv[optind - 1];
+            if (!optopt && legacy_spelling(argv[0], what))
+                return EXIT_USAGE;
             int global = optopt == 'v' || optopt == 'q' || optopt == 'c' ||
                          strcmp(what, "--verbose") == 0 || strcmp(what, "--quiet") == 0 ||
                          strcmp(what, "--config") == 0 || strncmp(what, "--config=", 9) == 0 ||
@@ -486,12 +538,17 @@ static int apply_cli(st_settings *s, const cli_opts *o, st_strv *paths)
         st_set_string(&s->runtime, "docker");
     }
     if (o->container_image &&
-        st_settings_set_group_string(s, "container", "image", o->container_image) < 0)
+        st_settings_set_group_option(s, "container", "image", o->container_image,
+                                     "option --container-image") < 0)
         return -1;
     if (o->docker_host) {
-        /* The engine plugins read DOCKER_HOST / CONTAINER_HOST; the flag beats both. */
-        setenv("DOCKER_HOST", o->docker_host, 1);
-        setenv("CONTAINER_HOST", o->docker_host, 1);
+        /* The engine plugins take DOCKER_HOST / CONTAINER_HOST over the container group's
+         * host; the flag beats both, and their messages name the flag. */
+        if (st_settings_set_group_option(s, "container", "host", o->docker_host,
+                                         "option --docker-host") < 0)
+            return -1;
+        unsetenv("DOCKER_HOST");
+        unsetenv("CONTAINER_HOST");
     }
     if (paths->n) {
         st_strv_free(&s->paths);
@@ -727,6 +784,9 @@ int st_cli_main(int argc, char **argv)
         if (strcmp(name, commands[i].name) == 0)
             found = (int)i;
     if (found < 0) {
+        rc = EXIT_USAGE;
+        if (legacy_spelling("", name))
+            goto out;
         fprintf(stderr, "selftest-core: unknown command '%s'\nTry 'selftest-core --help'.\n",
                 name);
         rc = EXIT_USAGE;

@@ -198,6 +198,16 @@ out:
 
 int st_history_append(const char *path, const st_run *run)
 {
+    /* like the report dir and the data dir, the file's directory is created when missing */
+    char *dir = st_path_dirname(path);
+    int mk = dir ? st_mkdir_p(dir, 0755) : -ENOMEM;
+    if (mk < 0) {
+        st_error("history %s: cannot create its directory %s: %s", path, dir ? dir : "",
+                 strerror(-mk));
+        free(dir);
+        return -1;
+    }
+    free(dir);
     size_t n = strlen(path);
     if (n > 3 && strcmp(path + n - 3, ".db") == 0)
         return append_db(path, run);

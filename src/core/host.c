@@ -33,8 +33,11 @@ static void host_log(st_instance *self, st_log_level level, const char *fmt, ...
     va_list ap;
     if (level > ST_LOG_DEBUG)
         level = ST_LOG_DEBUG;
-    if (self && level == ST_LOG_ERROR)
+    if (self && level == ST_LOG_ERROR) {
         self->logged_error = 1;
+        if (self->errors_as_warnings)
+            level = ST_LOG_WARNING;
+    }
     va_start(ap, fmt);
     st_logv(level, self ? self->name : NULL, fmt, ap);
     va_end(ap);
@@ -50,7 +53,10 @@ static const char *host_where(st_instance *self, const st_config_node *node, con
     }
     pthread_mutex_lock(&self->lists_lock);
     char *buf = self->where_buf[self->where_next++ % 4];
-    if (cs) {
+    const char *option = cs ? config_setting_get_hook(cs) : NULL;
+    if (option) {
+        snprintf(buf, sizeof(self->where_buf[0]), "%s", option); /* set from the command line */
+    } else if (cs) {
         const char *file = config_setting_source_file(cs);
         snprintf(buf, sizeof(self->where_buf[0]), "%s:%u%s%s", file ? file : "?",
                  config_setting_source_line(cs), name ? ": " : "", name ? name : "");

@@ -38,6 +38,8 @@ struct st_instance {
     void *ctx;                      /* the plugin's, from create() */
     int created, started, failed;
     int logged_error;               /* the plugin logged an error itself (not repeated) */
+    int errors_as_warnings;         /* its errors are logged as warnings (a probe whose
+                                       failure has a fallback) */
     const config_setting_t *config; /* the plugin's settings group, may be NULL */
     const st_project_info *project;
     st_project_ctx *pctx;           /* project + graph cache; project == &pctx->info */

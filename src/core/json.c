@@ -102,6 +102,33 @@ void st_jg_kbool(yajl_gen g, const char *key, int v)
     st_jg_bool(g, v);
 }
 
+/* yajl's beautifier prints an empty array or object over lines ("[\n  ]"); fold the whitespace
+ * between an opening bracket and its closing one, outside strings, so they read [] and {}. */
+static size_t fold_empty(char *s, size_t len)
+{
+    size_t r = 0, w = 0;
+    int in_str = 0;
+    while (r < len) {
+        char ch = s[r++];
+        s[w++] = ch;
+        if (in_str) {
+            if (ch == '\\' && r < len)
+                s[w++] = s[r++];
+            else if (ch == '"')
+                in_str = 0;
+        } else if (ch == '"') {
+            in_str = 1;
+        } else if (ch == '[' || ch == '{') {
+            size_t k = r;
+            while (k < len && (s[k] == ' ' || s[k] == '\n' || s[k] == '\t' || s[k] == '\r'))
+                k++;
+            if (k > r && k < len && s[k] == (ch == '[' ? ']' : '}'))
+                r = k;
+        }
+    }
+    return w;
+}
+
 char *st_jg_finish(yajl_gen g, int nl)
 {
     const unsigned char *buf;
@@ -113,6 +140,7 @@ char *st_jg_finish(yajl_gen g, int nl)
         out = malloc(len + 2);
         if (out) {
             memcpy(out, buf, len);
+            len = fold_empty(out, len);
             if (add_nl)
                 out[len++] = '\n';
             out[len] = '\0';

@@ -7,6 +7,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <math.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -511,7 +512,7 @@ int st_metricsdb_store(st_metricsdb *m, const st_run *run, const char *results_j
         const char *metric;
         double value;
     } evals[] = {
-        {"coverage", run->coverage >= 0 ? run->coverage : 0},
+        {"coverage", run->coverage >= 0 ? run->coverage : NAN}, /* NULL: not measured */
         {"runtime", run->mean_batch_runtime_s},
         {"passed", st_counts_passed(&run->totals)},
         {"failed", st_counts_failed(&run->totals)},
@@ -521,7 +522,10 @@ int st_metricsdb_store(st_metricsdb *m, const st_run *run, const char *results_j
     /* an aborted cycle's counts are partial: menace's readers must not take them for a result */
     for (size_t e = 0; !run->aborted && e < sizeof(evals) / sizeof(evals[0]); e++) {
         sqlite3_bind_text(ins_eval, 1, evals[e].metric, -1, SQLITE_STATIC);
-        sqlite3_bind_double(ins_eval, 2, evals[e].value);
+        if (isnan(evals[e].value))
+            sqlite3_bind_null(ins_eval, 2);
+        else
+            sqlite3_bind_double(ins_eval, 2, evals[e].value);
         sqlite3_bind_text(ins_eval, 3, ts, -1, SQLITE_TRANSIENT);
         if (bind_step(m, ins_eval) < 0)
             goto out;

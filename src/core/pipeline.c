@@ -429,13 +429,17 @@ static void progress_clear(void *opaque)
     }
 }
 
-static void progress_draw(cycle *c, const st_run *run, size_t running)
+/* live: what the running batches reported so far, test by test (NULL: nothing) */
+static void progress_draw(cycle *c, const st_run *run, size_t running, const st_counts *live)
 {
     if (!c->o->progress)
         return;
+    st_counts shown = c->cumulative;
+    if (live)
+        st_counts_add(&shown, live);
     printf("\r\033[K[%zu/%zu batches, %zu running] %u passed, %u failed  %.1fs", c->done,
-           run->n_batches, running, st_counts_passed(&c->cumulative),
-           st_counts_failed(&c->cumulative), st_monotonic() - c->t0);
+           run->n_batches, running, st_counts_passed(&shown), st_counts_failed(&shown),
+           st_monotonic() - c->t0);
     fflush(stdout);
     c->progress_shown = 1;
 }
@@ -505,14 +509,15 @@ static void on_batch_done(void *opaque, st_run *run, st_batch *b)
         st_info("%s: %s (%u passed, %u failed, %.2fs)", b->path,
                 b->ok ? "ok" : b->aborted ? "aborted" : "FAILED",
                 st_counts_passed(&b->counts), st_counts_failed(&b->counts), b->runtime_s);
-    progress_draw(c, run, 0);
+    progress_draw(c, run, 0, NULL);
 }
 
-static void on_tick(void *opaque, st_run *run, size_t done, size_t running)
+static void on_tick(void *opaque, st_run *run, size_t done, size_t running,
+                    const st_counts *live)
 {
     cycle *c = opaque;
     (void)done;
-    progress_draw(c, run, running);
+    progress_draw(c, run, running, live);
 }
 
 static int on_should_stop(void *opaque)
@@ -651,7 +656,12 @@ int st_pipeline_open(st_settings *s, st_pipeline **out)
     }
     const st_runtime_ops *rt = p->ps.runtime->ops;
     p->ps.runtime->logged_error = 0;
-    if (rt->probe && rt->probe(p->ps.runtime->ctx) != ST_OK) {
+    /* with a fallback, an unreachable engine is a warning (the fallback says what happens) */
+    int can_fall_back = strcmp(s->runtime, "host") != 0 && strcmp(s->container_fallback, "host") == 0;
+    p->ps.runtime->errors_as_warnings = can_fall_back;
+    int probed = rt->probe ? rt->probe(p->ps.runtime->ctx) : ST_OK;
+    p->ps.runtime->errors_as_warnings = 0;
+    if (probed != ST_OK) {
         if (strcmp(s->runtime, "host") == 0 || strcmp(s->container_fallback, "host") != 0) {
             /* the runtime said why; the core's line matters only when it did not */
             st_log(p->ps.runtime->logged_error ? ST_LOG_INFO : ST_LOG_ERROR,

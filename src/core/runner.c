@@ -7,6 +7,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -328,7 +329,57 @@ typedef struct runner {
     size_t next, done, running;
     int stopping;
     char **running_ids; /* per batch: id while it runs, for cancel */
+    st_counts *live;    /* per batch: outcomes of the current attempt read so far */
+    off_t *live_off;    /* per batch: how far its results file was read */
 } runner;
+
+/* Adds the test lines of a running batch's results file written since the last call to its live
+ * counts (the bundled plugin writes and flushes one line per test). Caller holds rn->lock. */
+static void live_update(runner *rn, size_t i)
+{
+    char *path = st_path_join(rn->items[i].output_dir, "results.jsonl");
+    int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    free(path);
+    if (fd < 0)
+        return;
+    char buf[16384];
+    for (;;) {
+        ssize_t n = pread(fd, buf, sizeof(buf) - 1, rn->live_off[i]);
+        if (n <= 0)
+            break;
+        buf[n] = '\0';
+        char *line = buf, *nl;
+        size_t used = 0;
+        while ((nl = memchr(line, '\n', (size_t)(buf + n - line)))) {
+            *nl = '\0';
+            const char *o = strstr(line, "\"outcome\":\"");
+            if (strncmp(line, "{\"event\":\"test\"", 15) == 0 && o) {
+                o += 11;
+                for (int k = 0; k < ST_OUT_COUNT; k++) {
+                    size_t len = strlen(st_outcome_name((st_outcome)k));
+                    if (strncmp(o, st_outcome_name((st_outcome)k), len) == 0 && o[len] == '"') {
+                        rn->live[i].n[k]++;
+                        break;
+                    }
+                }
+            }
+            used = (size_t)(nl + 1 - buf);
+            line = nl + 1;
+        }
+        if (used == 0) {
+            /* a line longer than the buffer (a long excerpt): skip to its end */
+            if ((size_t)n < sizeof(buf) - 1)
+                break; /* an incomplete last line: read it next time */
+            used = (size_t)n;
+            char c;
+            while (pread(fd, &c, 1, rn->live_off[i] + (off_t)used) == 1 && c != '\n')
+                used++;
+            used++;
+        }
+        rn->live_off[i] += (off_t)used;
+    }
+    close(fd);
+}
 
 static void record_retry(st_batch *b, unsigned attempt, const st_exec_result *res,
                          const char *reason)
@@ -413,7 +464,11 @@ static void run_one(runner *rn, st_batch *b)
     double timeout_s = check ? s->orphan_timeout_s : s->timeout_s;
     for (unsigned attempt = 1; attempt <= attempts; attempt++) {
         st_batch_reset_outcome(b);
+        pthread_mutex_lock(&rn->lock);
+        memset(&rn->live[b - rn->items], 0, sizeof(rn->live[0]));
+        rn->live_off[b - rn->items] = 0;
         unlink(results);
+        pthread_mutex_unlock(&rn->lock);
         unlink(coverage);
         st_exec_request req = {
             .struct_size = sizeof(req),
@@ -524,9 +579,13 @@ int st_runner_run(const st_settings *s, st_instance *runtime, const st_preflight
         return 0;
     unsigned *split = calloc(n + 1, sizeof(*split));
     rn.running_ids = calloc(n + 1, sizeof(*rn.running_ids));
-    if (!split || !rn.running_ids) {
+    rn.live = calloc(n + 1, sizeof(*rn.live));
+    rn.live_off = calloc(n + 1, sizeof(*rn.live_off));
+    if (!split || !rn.running_ids || !rn.live || !rn.live_off) {
         free(split);
         free(rn.running_ids);
+        free(rn.live);
+        free(rn.live_off);
         return -1;
     }
     unsigned concurrency, cpus = st_cpu_count();
@@ -561,6 +620,8 @@ int st_runner_run(const st_settings *s, st_instance *runtime, const st_preflight
         st_error("cannot start worker threads: %s", strerror(errno));
         free(threads);
         free(rn.running_ids);
+        free(rn.live);
+        free(rn.live_off);
         pthread_mutex_destroy(&rn.lock);
         pthread_cond_destroy(&rn.cond);
         return -1;
@@ -586,14 +647,24 @@ int st_runner_run(const st_settings *s, st_instance *runtime, const st_preflight
                     ops->cancel(runtime->ctx, rn.running_ids[i]);
                 }
         }
-        if (hooks && hooks->tick)
-            hooks->tick(hooks->opaque, run, rn.done, rn.running);
+        if (hooks && hooks->tick) {
+            st_counts live = {{0}};
+            for (size_t i = 0; i < n; i++) {
+                if (!rn.running_ids[i] || items[i].kind != ST_EXEC_TESTS)
+                    continue;
+                live_update(&rn, i);
+                st_counts_add(&live, &rn.live[i]);
+            }
+            hooks->tick(hooks->opaque, run, rn.done, rn.running, &live);
+        }
     }
     pthread_mutex_unlock(&rn.lock);
     for (unsigned t = 0; t < started; t++)
         pthread_join(threads[t], NULL);
     free(threads);
     free(rn.running_ids);
+    free(rn.live);
+    free(rn.live_off);
     pthread_mutex_destroy(&rn.lock);
     pthread_cond_destroy(&rn.cond);
     return 0;

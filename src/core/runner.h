@@ -54,8 +54,10 @@ typedef struct st_runner_hooks {
     void *opaque;
     /* Called (serialised) as each batch finishes, in completion order. */
     void (*batch_done)(void *opaque, st_run *run, st_batch *b);
-    /* Called about once a second while batches run, from the calling thread. */
-    void (*tick)(void *opaque, st_run *run, size_t done, size_t running);
+    /* Called a few times a second while batches run, from the calling thread; live: the
+     * outcomes the running batches have reported so far (test by test, from their results
+     * files), not yet in any finished batch's counts. */
+    void (*tick)(void *opaque, st_run *run, size_t done, size_t running, const st_counts *live);
     /* Polled; non-zero asks the runner to cancel what runs and stop. */
     int (*should_stop)(void *opaque);
 } st_runner_hooks;

@@ -841,6 +841,12 @@ static int add_metrics_exporter(st_settings *s)
 int st_settings_set_group_string(st_settings *s, const char *group, const char *key,
                                  const char *value)
 {
+    return st_settings_set_group_option(s, group, key, value, NULL);
+}
+
+int st_settings_set_group_option(st_settings *s, const char *group, const char *key,
+                                 const char *value, const char *where)
+{
     if (!s->cfg_loaded) {
         config_init(&s->cfg);
         s->cfg_loaded = 1;
@@ -853,7 +859,12 @@ int st_settings_set_group_string(st_settings *s, const char *group, const char *
         return -1;
     config_setting_remove(g, key);
     config_setting_t *v = config_setting_add(g, key, CONFIG_TYPE_STRING);
-    return v && config_setting_set_string(v, value) ? 0 : -1;
+    if (!v || !config_setting_set_string(v, value))
+        return -1;
+    /* plugins' messages about this value name the option (cfg_where reads the hook) */
+    if (where)
+        config_setting_set_hook(v, (void *)where);
+    return 0;
 }
 
 /* pythonpath: each entry an existing directory, relative entries relative to the root; the

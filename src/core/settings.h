@@ -79,6 +79,10 @@ void st_settings_free(st_settings *s);
  * a plugin's setting (--container-image). Returns 0 or -1. */
 int st_settings_set_group_string(st_settings *s, const char *group, const char *key,
                                  const char *value);
+/* The same for a value from the command line: where (a static string, e.g. "option
+ * --docker-host") is what plugins' messages about it name instead of FILE:LINE. */
+int st_settings_set_group_option(st_settings *s, const char *group, const char *key,
+                                 const char *value, const char *where);
 
 /* Setters used by the file, env and CLI layers; where names the source for messages. */
 int st_set_bool(int *dst, const char *value, const char *where);

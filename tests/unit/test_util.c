@@ -3,6 +3,8 @@
 
 #include "unit.h"
 
+#include "json.h"
+
 #include <errno.h>
 #include <dirent.h>
 #include <sys/stat.h>
@@ -174,6 +176,48 @@ START_TEST(buffers_keep_tails)
 }
 END_TEST
 
+/* Pretty JSON (reports, history, orphan caches) prints empty arrays and objects as [] and {},
+ * also nested, and leaves brackets inside strings alone. */
+START_TEST(pretty_json_prints_empty_containers_on_one_line)
+{
+    yajl_gen g = st_jg_new(1);
+    yajl_gen_map_open(g);
+    st_jg_key(g, "list");
+    yajl_gen_array_open(g);
+    yajl_gen_array_close(g);
+    st_jg_key(g, "map");
+    yajl_gen_map_open(g);
+    yajl_gen_map_close(g);
+    st_jg_key(g, "nested");
+    yajl_gen_array_open(g);
+    yajl_gen_map_open(g);
+    yajl_gen_map_close(g);
+    yajl_gen_array_open(g);
+    yajl_gen_array_close(g);
+    yajl_gen_array_close(g);
+    st_jg_kstr(g, "text", "[\n  ] { } \"[ ]\"");
+    yajl_gen_map_close(g);
+    char *out = st_jg_finish(g, 1);
+    ck_assert_ptr_nonnull(out);
+    ck_assert_str_eq(out, "{\n"
+                          "  \"list\": [],\n"
+                          "  \"map\": {},\n"
+                          "  \"nested\": [\n"
+                          "    {},\n"
+                          "    []\n"
+                          "  ],\n"
+                          "  \"text\": \"[\\n  ] { } \\\"[ ]\\\"\"\n"
+                          "}\n");
+    free(out);
+    g = st_jg_new(1);
+    yajl_gen_array_open(g);
+    yajl_gen_array_close(g);
+    out = st_jg_finish(g, 1);
+    ck_assert_str_eq(out, "[]\n");
+    free(out);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("util");
@@ -187,6 +231,7 @@ int main(void)
     tcase_add_test(tc, read_file_is_bounded);
     tcase_add_test(tc, parse_words);
     tcase_add_test(tc, buffers_keep_tails);
+    tcase_add_test(tc, pretty_json_prints_empty_containers_on_one_line);
     suite_add_tcase(s, tc);
     return unit_run(s);
 }
