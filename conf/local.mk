@@ -14,4 +14,5 @@ conf/systemd/selftest-core-run.service: $(srcdir)/conf/systemd/selftest-core-run
 	$(AM_V_GEN)$(MKDIR_P) conf/systemd && $(SYSTEMD_SUBST) $(srcdir)/conf/systemd/selftest-core-run.service.in > $@
 
 man1_MANS = docs/selftest-core.1
-EXTRA_DIST += docs/selftest-core.1
+man5_MANS = docs/selftest.conf.5
+EXTRA_DIST += docs/selftest-core.1 docs/selftest.conf.5

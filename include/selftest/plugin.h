@@ -117,7 +117,7 @@ typedef struct st_project_info {
 
 /* The project's Python import graph (ABI 1.1): nodes are the project's .py files (repo-relative
  * POSIX paths, ids 0..count-1 in path order), an edge A -> B means "running A imports B"
- * (spec §7.1). Immutable and shared: every query may run from any thread. */
+ * Immutable and shared: every query may run from any thread. */
 typedef struct st_graph st_graph;
 
 #define ST_GRAPH_NONE UINT32_MAX
