@@ -10,6 +10,8 @@
  *                 orphan_exclude setting); st_run_summary.orphans_unmet_total.
  *   1.3  2026-11  st_exec_result: limit (the resource limit that stopped an execution) and
  *                 leftover (processes still running when it ended, stopped by the runtime).
+ *   1.4  2026-11  st_exec_result.cleanup_failures: what a runtime could not clean up after an
+ *                 execution (a container it could not remove), counted by the core.
  *
  * Rules that must stay true (see docs/plugin-guide.md for the long form):
  *  - A plugin exports exactly one symbol, ST_PLUGIN_ENTRY_SYMBOL. The core calls it with its own
@@ -42,7 +44,7 @@ extern "C" {
 #endif
 
 #define ST_ABI_MAJOR 1u
-#define ST_ABI_MINOR 3u
+#define ST_ABI_MINOR 4u
 
 /* The one symbol every plugin exports. */
 #define ST_PLUGIN_ENTRY selftest_plugin_entry
@@ -252,6 +254,10 @@ typedef struct st_exec_result {
     char limit[160];       /* the resource limit that stopped it (processes, output), or "" */
     unsigned leftover;     /* processes still running after the main process exited (the
                             * runtime stopped them) */
+    /* ---- ABI 1.4 (write only when struct_size covers it) ---- */
+    unsigned cleanup_failures; /* resources of this execution left behind (a container that
+                                  could not be removed); the core counts them as container
+                                  failures */
 } st_exec_result;
 
 /* Does an st_exec_result of this struct_size have the field? (for runtimes that also support

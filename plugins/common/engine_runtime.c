@@ -1246,7 +1246,8 @@ static int read_logs(er_runtime *rt, void **h, const char *cid, const st_exec_si
 }
 
 /* DELETE ?force=1&v=1, tried twice. */
-static void remove_container(er_runtime *rt, void **h, const char *cid, const char *label)
+/* Returns 0, or -1 when the container is still there (logged). */
+static int remove_container(er_runtime *rt, void **h, const char *cid, const char *label)
 {
     char path[200], err[400] = "";
     snprintf(path, sizeof(path), "/containers/%s?force=1&v=1", cid);
@@ -1258,7 +1259,7 @@ static void remove_container(er_runtime *rt, void **h, const char *cid, const ch
             http_error(&resp, "remove failed", err, sizeof(err));
         eh_response_free(&resp);
         if (rc == ST_OK && (st / 100 == 2 || st == 404))
-            return;
+            return 0;
         if (rc == ST_ERR_UNAVAILABLE)
             break; /* the engine is gone: nothing to retry */
         sleep_s(0.2);
@@ -1266,6 +1267,15 @@ static void remove_container(er_runtime *rt, void **h, const char *cid, const ch
     rt->host->log(rt->self, ST_LOG_WARNING,
                   "%s: could not remove container %.12s (%s); `selftest-core cleanup` removes it "
                   "later", label, cid, err);
+    return -1;
+}
+
+/* Counts a container left behind in the result, when the core's result struct has the field. */
+static void note_cleanup_failure(st_exec_result *res)
+{
+    if (res->struct_size >= offsetof(st_exec_result, cleanup_failures) +
+                                sizeof(res->cleanup_failures))
+        res->cleanup_failures++;
 }
 
 typedef struct exec_state {
@@ -1491,7 +1501,8 @@ static int do_create(exec_state *x)
     if (create_reply_id(&resp, id, sizeof(id)) < 0) {
         eh_response_free(&resp);
         /* the container may exist under its name: remove it by name */
-        remove_container(rt, &x->h, cname, x->req->label);
+        if (remove_container(rt, &x->h, cname, x->req->label) < 0)
+            note_cleanup_failure(x->res);
         return infra(x, ST_ERR_IO, "the engine's answer to container create has no valid Id "
                      "(not JSON?)");
     }
@@ -1663,8 +1674,8 @@ int er_execute(void *ctx, const st_exec_request *req, const st_exec_sink *sink,
                       req->label, res->container);
     }
 remove:
-    if (x.reg.container[0])
-        remove_container(rt, &x.h, x.reg.container, req->label);
+    if (x.reg.container[0] && remove_container(rt, &x.h, x.reg.container, req->label) < 0)
+        note_cleanup_failure(res);
 out:
     unregister_running(rt, &x.reg);
     eh_handle_free(&x.h);

@@ -47,6 +47,17 @@ if BUILD_PLUGIN_RUNTIME_PODMAN
 TESTS += tests/integration/test_containers.py
 endif
 endif
+# The container gauges of exporter-prometheus (timeouts per attempt, containers left behind).
+if BUILD_PLUGIN_EXPORTER_PROMETHEUS
+if BUILD_PLUGIN_RUNTIME_DOCKER
+TESTS += tests/integration/test_container_counters.py
+else
+if BUILD_PLUGIN_RUNTIME_PODMAN
+TESTS += tests/integration/test_container_counters.py
+endif
+endif
+endif
+EXTRA_DIST += tests/integration/test_container_counters.py
 EXTRA_DIST += tests/integration/test_containers.py tools/engines/engines.sh \
 	bench/containers.py docs/containers.md
 

@@ -801,6 +801,7 @@ static int run_stage(st_pipeline *p, cycle *c, st_run *run, const st_strv *batch
     st_settings *s = p->s;
     const st_preflight pf = *pf_in;
     c->pf = pf_in;
+    run->cleanup_failures += pf.cleanup_failures; /* the preflight's container */
     /* The metrics DB is opened once something will run: a usage error or a missing pytest
      * leaves nothing in the data dir. */
     if (!p->db) {
@@ -1068,9 +1069,18 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
     }
     for (size_t i = 0; i < run.orphan_skipped.n; i++)
         counters->orphans_redundant += !st_strv_contains(&skipped_before, run.orphan_skipped.v[i]);
-    if (strcmp(run.runtime_used, "host") != 0)
+    /* every timed-out attempt, retries included; every container left behind */
+    if (strcmp(run.runtime_used, "host") != 0) {
         for (size_t i = 0; i < run.n_batches; i++)
-            counters->container_timeouts += run.batches[i].timed_out;
+            counters->container_timeouts += run.batches[i].attempts_timed_out;
+        for (size_t i = 0; i < run.n_checks; i++)
+            counters->container_timeouts += run.checks[i].attempts_timed_out;
+    }
+    for (size_t i = 0; i < run.n_batches; i++)
+        run.cleanup_failures += run.batches[i].cleanup_failures;
+    for (size_t i = 0; i < run.n_checks; i++)
+        run.cleanup_failures += run.checks[i].cleanup_failures;
+    counters->container_failures += run.cleanup_failures;
     counters->runs++;
 
     /* classify: per-batch verdicts are made as batches finish; here, per test against the

@@ -113,6 +113,8 @@ typedef struct st_batch {
     int cached;         /* not run: the verdict of an earlier check of the same bytes stands */
     char *cached_excerpt; /* the traceback of a cached failure */
     char *check_key;    /* the check cache's key of the module, NULL when it has none */
+    unsigned attempts_timed_out; /* over every attempt, retries included */
+    unsigned cleanup_failures;   /* containers the runtime could not remove, every attempt */
 } st_batch;
 
 /* Reads OUTPUT_DIR/results.jsonl into b. Returns 0, or -1 with a message "FILE:LINE: ..." in
@@ -157,6 +159,8 @@ typedef struct st_run {
     int integration_failed;
     int exit_status;
     int aborted;
+    unsigned cleanup_failures; /* containers of this run (the preflight's, and those of every
+                                  attempt of its batches and checks) that were not removed */
 } st_run;
 
 /* Totals, union coverage, mean runtime and exit status from the batches. */

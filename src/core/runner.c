@@ -227,6 +227,7 @@ int st_preflight_run(const st_settings *s, st_instance *runtime, const char *wor
         goto done;
     }
     execute(runtime, &req, &cap, &res);
+    out->cleanup_failures = res.cleanup_failures;
     if (res.infra_error) {
         st_error("cannot run the Python interpreter '%s': %s (set 'python' in the config or "
                  "SELF_TEST_PYTHON)",
@@ -491,6 +492,8 @@ static void run_one(runner *rn, st_batch *b)
         b->started_at = st_wall_clock();
         execute(rn->runtime, &req, &cap, &res);
         b->finished_at = st_wall_clock();
+        b->attempts_timed_out += res.timed_out != 0;
+        b->cleanup_failures += res.cleanup_failures;
         char err[600];
         if (st_results_read(b, results, err, sizeof(err)) < 0)
             b->read_error = st_strdup(err);

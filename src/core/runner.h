@@ -30,6 +30,7 @@ typedef struct st_preflight {
     st_strv default_paths; /* what pytest would run without arguments: testpaths globbed as
                             * pytest globs them (relative to the project root), or empty when
                             * testpaths is unset or matched nothing */
+    unsigned cleanup_failures; /* the preflight's container could not be removed */
 } st_preflight;
 
 /* Runs the interpreter through the runtime to learn what is installed (and, with no test paths

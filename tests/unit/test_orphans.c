@@ -82,13 +82,11 @@ START_TEST(legacy_list_form_is_read_and_rewritten_as_a_dict)
     char *text = get(&p, ST_ORPHAN_MODULES_FILE);
     ck_assert_str_eq(text, "{\n"
                            "  \"a.py\": {\n"
-                           "    \"parents\": [\n\n"
-                           "    ],\n"
+                           "    \"parents\": [],\n"
                            "    \"redundant\": false\n"
                            "  },\n"
                            "  \"b.py\": {\n"
-                           "    \"parents\": [\n\n"
-                           "    ],\n"
+                           "    \"parents\": [],\n"
                            "    \"redundant\": false\n"
                            "  }\n"
                            "}\n");

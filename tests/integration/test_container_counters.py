@@ -1,0 +1,288 @@
+#!/usr/bin/python3
+"""TAP test: the container gauges of exporter-prometheus count what happened, against the
+private dockerd and Podman service of tools/engines/engines.sh (started here, or reused with
+ST_ENGINES_DIR; without root everything is skipped).
+
+- self_test_container_timeouts_total counts every timed-out attempt: a batch that hangs, with
+  --retries 1, times out twice and counts 2.
+- a container that cannot be removed counts in self_test_container_failures_total: a proxy in
+  front of the engine refuses every container removal (HTTP 500); each container of the run
+  (the interpreter preflight and the batch) is left behind and counted, and the count equals
+  the containers the engine still has. `cleanup` then removes them.
+"""
+
+import json
+import os
+import re
+import shutil
+import socket
+import socketserver
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import taplib  # noqa: E402
+from taplib import done, is_eq, note, ok  # noqa: E402
+
+BIN = taplib.selftest_bin()
+if not BIN or not os.access(BIN, os.X_OK):
+    taplib.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+
+ENGINES = ("docker", "podman")
+HOST_VAR = {"docker": "DOCKER_HOST", "podman": "CONTAINER_HOST"}
+SCRIPT = os.path.join(taplib.top_srcdir(), "tools", "engines", "engines.sh")
+WORK = tempfile.mkdtemp(prefix="st-ctrc-")
+os.chmod(WORK, 0o755)
+
+
+def engines_up():
+    d = os.environ.get("ST_ENGINES_DIR")
+    own = False
+    if not d:
+        if os.geteuid() != 0:
+            return None, "needs root to start private engines (or set ST_ENGINES_DIR)"
+        d = tempfile.mkdtemp(prefix="st-eng-", dir="/tmp")
+        rc, out, err = taplib.run(["bash", SCRIPT, "up", d], timeout=600)
+        own = True
+        if rc != 0:
+            note(err[-2000:])
+            taplib.run(["bash", SCRIPT, "down", d], timeout=120)
+            return None, "tools/engines/engines.sh up failed (rc %r)" % rc
+    env = {}
+    try:
+        with open(os.path.join(d, "env")) as fh:
+            for line in fh:
+                k, _, v = line.strip().partition("=")
+                env[k] = v
+    except OSError as e:
+        return None, "no engines in %s: %s" % (d, e)
+    return {"docker": env.get("DOCKER_SOCK"), "podman": env.get("PODMAN_SOCK"), "dir": d,
+            "image": env.get("ST_IMAGE"), "own": own}, None
+
+
+ENG, why = engines_up()
+if ENG is None:
+    print("1..0 # SKIP %s" % why)
+    shutil.rmtree(WORK, ignore_errors=True)
+    sys.exit(0)
+
+
+# ---- the engine API ---------------------------------------------------------------------------
+
+def api(sock, method, path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(60)
+    s.connect(sock)
+    s.sendall(("%s %s HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n" % (method, path))
+              .encode())
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split()[1]) if head else 0
+    if b"transfer-encoding: chunked" in head.lower():
+        out, rest = b"", body
+        while rest:
+            size, _, rest = rest.partition(b"\r\n")
+            n = int(size or b"0", 16)
+            if n == 0:
+                break
+            out, rest = out + rest[:n], rest[n + 2:]
+        body = out
+    try:
+        return status, json.loads(body) if body.strip() else None
+    except ValueError:
+        return status, body
+
+
+def managed(sock):
+    q = urllib.parse.quote(json.dumps({"label": ["menace_self_test"]}))
+    st, body = api(sock, "GET", "/v1.41/containers/json?all=1&filters=" + q)
+    return body if st == 200 and isinstance(body, list) else ["list failed: %r %r" % (st, body)]
+
+
+# ---- a proxy that refuses container removals ---------------------------------------------------
+
+REMOVE = re.compile(rb"^DELETE /(v[\d.]+/)?(libpod/)?containers/[^/?\s]+(\?\S*)?\s", re.I)
+
+
+class Proxy(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+    def __init__(self, path, engine_sock):
+        self.engine_sock = engine_sock
+        self.refused = 0
+        super().__init__(path, ProxyHandler)
+
+
+class ProxyHandler(socketserver.BaseRequestHandler):
+    """One request per connection (Connection: close both ways), relayed byte for byte."""
+
+    def handle(self):
+        c = self.request
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = c.recv(65536)
+            if not chunk:
+                return
+            head += chunk
+        head, _, rest = head.partition(b"\r\n\r\n")
+        if REMOVE.match(head):
+            self.server.refused += 1
+            body = b'{"message":"removal refused by the test proxy"}'
+            c.sendall(b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+            return
+        lines = [ln for ln in head.split(b"\r\n") if not ln.lower().startswith(b"connection:")]
+        e = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        e.connect(self.server.engine_sock)
+        e.sendall(b"\r\n".join(lines) + b"\r\nConnection: close\r\n\r\n" + rest)
+
+        def upstream():
+            try:
+                while True:
+                    chunk = c.recv(65536)
+                    if not chunk:
+                        break
+                    e.sendall(chunk)
+            except OSError:
+                pass
+
+        t = threading.Thread(target=upstream, daemon=True)
+        t.start()
+        try:
+            while True:
+                chunk = e.recv(65536)
+                if not chunk:
+                    break
+                c.sendall(chunk)
+        except OSError:
+            pass
+        e.close()
+
+
+# ---- runs -------------------------------------------------------------------------------------
+
+def write_project(name, test_text):
+    root = os.path.join(WORK, name)
+    os.makedirs(os.path.join(root, "tests"))
+    with open(os.path.join(root, "pytest.ini"), "w") as fh:
+        fh.write("[pytest]\n")
+    with open(os.path.join(root, "tests", "test_it.py"), "w") as fh:
+        fh.write(test_text)
+    return root
+
+
+def write_conf(engine, prom):
+    path = os.path.join(WORK, "%s-%s.conf" % (engine, os.path.basename(prom)))
+    with open(path, "w") as fh:
+        fh.write('runtime = "%s";\ncontainer_fallback = "fail";\ncontainer = { image = "%s"; };\n'
+                 'plugins = ( { kind = "exporter"; name = "exporter-prometheus";\n'
+                 '              settings = { textfile = "%s"; }; } );\n'
+                 % (engine, ENG["image"], prom))
+    return path
+
+
+def selftest(engine, conf, root, args, sock, command="run", timeout=240):
+    env = dict(taplib.SCRUB, SANDBOX_REPO_PATH=root, DOCKER_HOST=None, CONTAINER_HOST=None,
+               MENACE_OFFLINE_INSTALL=None, MENACE_SELF_TEST_IMAGE_TAR=None)
+    env[HOST_VAR[engine]] = "unix://" + sock
+    argv = [BIN, "-c", conf, command] + list(args)
+    return taplib.run(argv, env=taplib.base_env(env), cwd=root, timeout=timeout)
+
+
+def gauges(path):
+    out = {}
+    try:
+        with open(path) as fh:
+            for line in fh:
+                m = re.match(r"^([a-z_]+) (\S+)$", line.strip())
+                if m:
+                    out[m.group(1)] = float(m.group(2))
+    except OSError:
+        pass
+    return out
+
+
+def check_timeouts(engine):
+    root = write_project("hang-%s" % engine, "import time\n\n\ndef test_hang():\n"
+                         "    time.sleep(120)\n")
+    prom = os.path.join(WORK, "timeouts-%s.prom" % engine)
+    conf = write_conf(engine, prom)
+    rc, out, err = selftest(engine, conf, root, ["--timeout", "2", "--retries", "1",
+                                                 "--workers", "1"], ENG[engine])
+    label = "a hanging batch under %s, --retries 1" % engine
+    is_eq(rc, 1, "%s: the batch fails (exit 1)" % label)
+    is_eq(len(re.findall(r"timeout after 2s", err)), 2, "%s: two attempts timed out" % label)
+    g = gauges(prom)
+    is_eq(g.get("self_test_container_timeouts_total"), 2.0,
+          "%s: self_test_container_timeouts_total counts both attempts" % label)
+    is_eq(g.get("self_test_container_failures_total"), 0.0,
+          "%s: no container failure" % label)
+    is_eq(managed(ENG[engine]), [], "%s: no container left" % label)
+
+
+def check_removal_failures(engine):
+    root = write_project("pass-%s" % engine, "def test_ok():\n    pass\n")
+    prom = os.path.join(WORK, "failures-%s.prom" % engine)
+    conf = write_conf(engine, prom)
+    path = os.path.join(WORK, "proxy-%s.sock" % engine)
+    proxy = Proxy(path, ENG[engine])
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    label = "removals refused under %s" % engine
+    try:
+        rc, out, err = selftest(engine, conf, root, ["--retries", "0", "--workers", "1"], path)
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+    is_eq(rc, 0, "%s: the run itself passes" % label)
+    ok(proxy.refused >= 2, "%s: the proxy refused the removals (%d)" % (label, proxy.refused),
+       err[-1500:])
+    left = managed(ENG[engine])
+    ok(len(left) >= 2 and all(isinstance(c, dict) for c in left),
+       "%s: the preflight's and the batch's containers are left behind (%d)" % (label, len(left)),
+       left)
+    g = gauges(prom)
+    is_eq(g.get("self_test_container_failures_total"), float(len(left)),
+          "%s: self_test_container_failures_total counts each container left behind" % label)
+    rc, out, err = selftest(engine, conf, root, ["--max-age", "1"], ENG[engine],
+                            command="cleanup")
+    is_eq(rc, 0, "%s: cleanup through the engine succeeds" % label)
+    is_eq(managed(ENG[engine]), [], "%s: cleanup removed what was left" % label)
+
+
+def plugin_built(name):
+    dirs = (os.environ.get("SELF_TEST_PLUGIN_PATH") or "").split(":")
+    return any(os.path.exists(os.path.join(d, f)) for d in dirs if d
+               for f in (name + ".la", name + ".so", os.path.join(name, name + ".la")))
+
+
+def main():
+    try:
+        note("engines in %s" % ENG["dir"])
+        for engine in ENGINES:
+            if not ENG.get(engine):
+                taplib.skip("%s checks" % engine, "no %s engine in %s" % (engine, ENG["dir"]))
+                continue
+            if not plugin_built("runtime-" + engine):
+                taplib.skip("%s checks" % engine, "runtime-%s is not built" % engine)
+                continue
+            check_timeouts(engine)
+            check_removal_failures(engine)
+    finally:
+        if ENG.get("own"):
+            taplib.run(["bash", SCRIPT, "down", ENG["dir"]], timeout=300)
+        shutil.rmtree(WORK, ignore_errors=True)
+    done()
+
+
+if __name__ == "__main__":
+    main()
