@@ -840,7 +840,7 @@ static int run_stage(st_pipeline *p, cycle *c, st_run *run, const st_strv *batch
     }
     export_begin(&p->ps, run);
     double t_run = st_monotonic();
-    st_runner_hooks hooks = {c, on_batch_done, on_tick, on_should_stop};
+    st_runner_hooks hooks = {c, on_batch_done, on_tick, on_should_stop, c->o->progress};
     if (st_runner_run(s, p->ps.runtime, &pf, run, run->batches, run->n_batches, &hooks) < 0)
         return EXIT_INFRA;
     run->total_runtime_s = st_monotonic() - t_run;

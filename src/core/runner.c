@@ -653,7 +653,7 @@ int st_runner_run(const st_settings *s, st_instance *runtime, const st_preflight
         if (hooks && hooks->tick) {
             st_counts live = {{0}};
             for (size_t i = 0; i < n; i++) {
-                if (!rn.running_ids[i] || items[i].kind != ST_EXEC_TESTS)
+                if (!hooks->want_live || !rn.running_ids[i] || items[i].kind != ST_EXEC_TESTS)
                     continue;
                 live_update(&rn, i);
                 st_counts_add(&live, &rn.live[i]);

@@ -61,6 +61,8 @@ typedef struct st_runner_hooks {
     void (*tick)(void *opaque, st_run *run, size_t done, size_t running, const st_counts *live);
     /* Polled; non-zero asks the runner to cancel what runs and stop. */
     int (*should_stop)(void *opaque);
+    /* Non-zero: fill tick's live counts (reads the running batches' results files). */
+    int want_live;
 } st_runner_hooks;
 
 /* Executes items[0..n) (test batches or orphan checks of run, whose id, path and output_dir are
