@@ -45,11 +45,24 @@ def read(rel):
 
 def table_strings(source, table):
     """The string literals of the C array initialiser `table[] = { ... };` in source."""
-    m = re.search(r"\b%s\[\]\s*=\s*\{(.*?)\};" % re.escape(table), source, re.S)
+    m = re.search(r"\b%s\[[^\]]*\]\s*=\s*\{(.*?)\};" % re.escape(table), source, re.S)
     if not m:
         return []
     body = re.sub(r"/\*.*?\*/", "", m.group(1), flags=re.S)
     return re.findall(r'"([^"\\]*)"', body)
+
+
+def plugin_settings(source):
+    """The settings a plugin accepts: its known_keys[] table, or (runtime-host) the limits
+    table limit_names[] as batch_NAME and sandbox_NAME plus the names of known_list."""
+    keys = [k for k in table_strings(source, "known_keys") if k]
+    limits = [k for k in table_strings(source, "limit_names") if k]
+    keys += ["%s_%s" % (kind, n) for kind in ("batch", "sandbox") for n in limits]
+    m = re.search(r"\bknown_list\[\]\s*=\s*((?:\s*\"[^\"]*\")+)\s*;", source)
+    if m:
+        text = "".join(re.findall(r'"([^"]*)"', m.group(1)))
+        keys += [k.strip() for k in text.split(",") if k.strip()]
+    return sorted(set(keys))
 
 
 def core_settings():
@@ -146,7 +159,7 @@ def check_man5():
     no_default = [n for n in names if n in core_doc and "Default" not in core_doc[n]]
     is_eq(no_default, [], "every core setting's entry states its default")
     for title, src in PLUGIN_SOURCES.items():
-        keys = [k for k in table_strings(read(src), "known_keys") if k]
+        keys = plugin_settings(read(src))
         ok(keys, "%s: settings read from %s (%s)" % (title, src, ", ".join(keys)))
         doc = {}
         for (sh, ss), lines in secs.items():
@@ -237,8 +250,7 @@ def check_example_text():
     shown = set(re.findall(r"^#\s*([a-z_]+)\s*=", text, re.M))
     missing = [n for n in core_settings() if n not in shown]
     is_eq(missing, [], "conf/selftest.conf shows every core setting")
-    host_keys = [k for k in table_strings(read(PLUGIN_SOURCES["The host group"]), "known_keys")
-                 if k]
+    host_keys = plugin_settings(read(PLUGIN_SOURCES["The host group"]))
     missing = [k for k in host_keys if k not in shown]
     is_eq(missing, [], "conf/selftest.conf shows every setting of the host group")
 
