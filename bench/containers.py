@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Container runtimes: selftest-core's runtime-docker / runtime-podman against the engines' own
 CLIs and against the host.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Daemon memory over many cycles: run-scheduled on a tiny project with a short interval,
 VmRSS of the selftest-core process sampled after cycle WARMUP and after cycle CYCLES (counted in
 metrics.db). Goal (issue 6): flat within 1 MB across 200 short cycles.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Benchmarks: ratios against a baseline measured in the same run (the machines are noisy).
 EXTRA_DIST += bench/README.md bench/run_overhead.py bench/daemon_rss.py
 bench: selftest-core $(pkglib_LTLIBRARIES)

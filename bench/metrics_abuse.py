@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """/metrics under abusive connections: scrape latency with and without idle and slowloris
 clients, and the exporter's threads, file descriptors and RSS.
 

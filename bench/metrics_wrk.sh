@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # bench/metrics_wrk.sh: wrk against exporter-prometheus's /metrics on loopback while a run is
 # active (a temp project whose one test sleeps), reports requests/s and p99 latency against the
 # goals (>= 5000 req/s, p99 < 5 ms). Usage: bench/metrics_wrk.sh [SECONDS] (default 10).

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Times `cat` of every .py file, tools/pygraph-dump and tools/pygraph_ref.py (Python ast) on the
 # same trees in one run, and prints files/s, MB/s and the ratios. Goal: pygraph-dump >= 100x
 # faster than the reference and within 3x of cat. Results: bench/README-pygraph.md.

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Overhead of `selftest-core run` (host runtime) against plain `python3 -m pytest`.
 
 Both run the same networkx test directories (Debian's python3-networkx, copied to a temp dir)

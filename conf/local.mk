@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Example configurations and systemd units.
 examplesdir = $(docdir)/examples
 dist_examples_DATA = conf/selftest.conf conf/selftest-daemon.conf conf/selftest-docker.conf \

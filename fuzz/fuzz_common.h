@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Shared by the libFuzzer targets of fuzz/: a private scratch directory (on tmpfs when there is
  * one, so the readers that take a path and the writers that fsync stay fast) and a helper that
  * puts the input there as a file. Each target is one process; nothing here is thread-safe. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target for the configuration reader (src/core/settings.c over libconfig): the
  * bytes are the config file. They must be read or refused with a file:line message, without a
  * crash, a leak or a sanitizer report. */

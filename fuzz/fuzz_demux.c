@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target for the engine log demultiplexer (plugins/common/engine_demux.c): the
  * multiplexed log stream of a container, as an engine sends it. The input's first byte seeds
  * how the rest is cut into reads (engines split frames anywhere, down to 1 byte). Any bytes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target for the container engines' JSON replies as plugins/common reads them: the
  * answers to /version, container create, wait and inspect, the container list of cleanup, the
  * JSON-lines progress of image load/pull and the error text of a refused request. It includes

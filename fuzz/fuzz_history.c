@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target for the history reader (src/core/history.c): the JSON array of the history
  * file, read and rewritten with one more entry every cycle. Any bytes must be appended to or
  * refused without a crash, a leak or a sanitizer report; a refused file must be left byte for

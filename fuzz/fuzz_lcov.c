@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target for the coverage reader (st_coverage_read, src/core/results.c): pytest-cov's
  * LCOV report. Any bytes must be read or refused with a message, without a crash, a leak or a
  * sanitizer report; the lines read must then go through the union coverage of the run. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target for the /metrics request path of exporter-prometheus: the bytes a client
  * sends, parsed by libmicrohttpd and answered by the plugin's request handler (on_request;
  * exporter_prometheus.c is included, the handler is static). A daemon without a listening

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target for the module map reader (plugins/common/modulemap.c): module_map.json as
  * discovery-python and integrator-modulemap read it. Any bytes must parse or be refused with a
  * message, without a crash, a leak or a sanitizer report; every key is then mapped to a path. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target for the orphan caches under the data dir: orphan_modules.json and
  * orphan_classifications.json (src/core/orphans.c), orphan_check_cache.json (checkcache.c).
  * The low 2 bits of the first byte choose the file the rest goes to (0 modules, 1

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target for the pyscan lexer: any byte string must scan without crashing, reading
  * out of bounds, leaking or recursing, and every record must be well formed.
  * Build and run: see fuzz/README.md. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target for the results JSON lines (src/core/results.c): what the bundled pytest
  * plugin writes to results.jsonl and the core reads back. Any bytes must be read without a
  * crash, a leak or a sanitizer report, and what was read must go through the verdict, the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # fuzz: libFuzzer targets for every parser of untrusted bytes (fuzz/README.md). Built with clang
 # (libFuzzer, ASan, UBSan) outside the normal build: `make fuzz` builds each target and runs it
 # for FUZZ_SECONDS on a scratch corpus (fuzz-corpus/NAME) seeded from fuzz/corpus/NAME; a crash,

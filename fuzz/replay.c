@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Replays a fuzz target's kept corpus without libFuzzer: built with the normal compiler and
  * linked with one fuzz/fuzz_NAME.c, it runs LLVMFuzzerTestOneInput on every file of
  * $srcdir/fuzz/corpus/NAME (or of the directories and files given as arguments), so `make

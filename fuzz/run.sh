@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Runs libFuzzer targets one after the other, each for a bounded time on a scratch corpus seeded
 # from the kept corpus, and prints one line per target: executions, coverage (libFuzzer's cov:
 # edges and ft: features), corpus size, and the verdict. Exit status 1 when any target crashed,

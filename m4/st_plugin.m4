@@ -1,3 +1,4 @@
+dnl SPDX-License-Identifier: MIT
 dnl ST_PLUGIN(NAME, VAR, AUTO-AVAILABLE, LIBS-DESCRIPTION, HELP)
 dnl One switch per plugin: --enable-NAME (error when its libraries are missing), --disable-NAME,
 dnl or auto (on when its libraries were found). Records a summary line for ST_PLUGIN_SUMMARY.

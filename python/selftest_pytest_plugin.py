@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """selftest-core's bundled pytest plugin (spec.md section 5.2 and 8.1).
 
 Loading

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Tests: check suites (tests/unit), fixture plugins (tests/fixtures/plugins), integration tests
 # against the real binary and real pytest (tests/integration, Python + TAP).
 #

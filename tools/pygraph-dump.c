@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pygraph-dump: prints the Python import graph of a tree as sorted `SRC -> DST` lines (a node
  * without dependencies as a lone `SRC` line), or with --stats its size and build speed.
  * Skipped files go to stderr as `pygraph-dump: PATH: reason`. Used by the reference comparison

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Reference import-graph builder (stdlib `ast` only) with the rules of src/core/pygraph.h.
 
 Prints the same `SRC -> DST` / `SRC` lines as tools/pygraph-dump. Files Python cannot parse are

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* integrator-example: a third-party integrator for selftest-core, built out of tree against the
  * installed <selftest/plugin.h> (see Makefile and docs/plugin-guide.md). It integrates nothing
  * for real: its settings say which offered modules it answers as integrated and which as

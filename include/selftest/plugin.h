@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* selftest-core plugin ABI: the one contract between the core and its .so plugins.
  * Plugins include only this header (and <selftest/version.h>); they never link against the core.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine_demux: the multiplexed log stream decoder (see engine_demux.h). */
 #include "config.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine_demux: decodes the multiplexed log stream of a container created with Tty=false
  * (Docker Engine API "stdcopy" format, also Podman's): frames of an 8-byte header (stream 1 or 2,
  * three zero bytes, big-endian uint32 payload length) and the payload. Frames do not follow line

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine_http: HTTP to a container engine over a unix socket or tcp (see engine_http.h). */
 #include "config.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine_http: talk HTTP to a container engine's REST API (Docker Engine API, Podman API) with
  * libcurl, over a unix socket or tcp (TLS as the docker CLI does it), with a connect timeout and
  * an overall timeout on every request, bounded response bodies and errno-level diagnosis of an

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine_runtime: one container per batch over a container engine's REST API, shared by
  * runtime-docker and runtime-podman (see engine_runtime.h and docs/containers.md). */
 #include "config.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine_runtime: the runtime plugin ops both container engines share (create, probe, prepare,
  * execute, cancel, cleanup_stale over the engine's REST API). runtime-docker and runtime-podman
  * are thin: each passes its flavor (name, address variable, default socket, whether to use the

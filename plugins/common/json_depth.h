@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* json_depth: a bound on how deep JSON nests, for the plugins' yajl trees (the core has the same
  * check in st_json_parse; plugins cannot link it). yajl builds a tree of any depth and frees it
  * recursively, so a hostile file or reply of a million "[" would overflow the stack; text deeper

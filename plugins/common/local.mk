@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # common: code runtime-docker and runtime-podman share (HTTP to an engine over libcurl, the log
 # stream decoder, the container runtime ops). A libtool convenience library linked into both
 # plugins; never into the core.

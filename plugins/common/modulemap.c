@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* modulemap: reads module_map.json in its canonical and legacy shapes (see modulemap.h). */
 #include "config.h"
 

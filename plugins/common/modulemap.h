@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* modulemap: a reader of <data>/module_map.json (spec §8.2) for plugins, shared by
  * discovery-python (which modules are known) and integrator-modulemap. Plugins cannot link the
  * core, so this is a self-contained reader over yajl. It never writes the file.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # discovery-python: test batches, orphan and isolated modules from the core's import graph, and
 # their classification. Links the module_map.json reader of plugins/common (shared later with
 # integrator-modulemap) and yajl; never the core.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pytokens: the compact Python tokenizer behind discovery-python's classification (see
  * pytokens.h for what it produces and its bounds). */
 #include "config.h"

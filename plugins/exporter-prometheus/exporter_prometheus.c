@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* exporter-prometheus: serves GET/HEAD /metrics with libmicrohttpd, writes a node_exporter
  * textfile atomically and PUTs to a Pushgateway after every run. The body is rendered once per
  * change (create, begin_run, end_run) and scrapes only take a reference to the ready response

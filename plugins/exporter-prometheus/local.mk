@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # exporter-prometheus: /metrics with libmicrohttpd, node_exporter textfile, Pushgateway (libcurl).
 if BUILD_PLUGIN_EXPORTER_PROMETHEUS
 pkglib_LTLIBRARIES += plugins/exporter-prometheus/exporter-prometheus.la

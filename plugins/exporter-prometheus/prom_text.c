@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Prometheus text format 0.0.4 by hand (see prom_text.h). The rules come from what promtool,
  * Prometheus, the Pushgateway and node_exporter's textfile collector accept (docs/prometheus.md):
  * one HELP and TYPE per family before its samples, LF only, a final newline, no timestamps. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Prometheus text exposition format 0.0.4, written by hand: a growable buffer, the escaping rules,
  * locale-proof doubles, and the one function that renders selftest-core's metric families from a
  * plain snapshot struct. No I/O, no locking: callers own the snapshot and the buffer. */

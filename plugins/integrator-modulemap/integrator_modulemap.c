@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* integrator-modulemap: folds the passing, non-redundant orphan modules into the project's
  * <data>/module_map.json (canonical form, deterministic group ids) and <data>/workflows.db
  * (a single-step workflow per module, appended to its group's workflows), spec §8.2. */

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # integrator-modulemap: module_map.json (canonical form, deterministic group ids) and
 # workflows.db (SQLite), spec §8.2. Reads the map with plugins/common/modulemap.c (shared with
 # discovery-python, compiled into each plugin: plugins never share a library at run time).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* mm_store: canonical module_map.json model, renderer and atomic writer (see mm_store.h). */
 #include "config.h"
 

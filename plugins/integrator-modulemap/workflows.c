@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* workflows: single-step and group workflows in workflows.db (see workflows.h). */
 #include "config.h"
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # runtime-docker: one container per batch through the Docker Engine API (plugins/common).
 if BUILD_PLUGIN_RUNTIME_DOCKER
 pkglib_LTLIBRARIES += plugins/runtime-docker/runtime-docker.la

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* runtime-docker: one container per batch through the Docker Engine API (unix socket or tcp,
  * ssh:// through a forwarded socket). The work is in plugins/common/engine_runtime.c. */
 #include "config.h"

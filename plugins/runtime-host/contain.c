@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Process containment for runtime-host (see contain.h). */
 #include "config.h"
 

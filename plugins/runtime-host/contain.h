@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Keeping track of every process an execution starts, and stopping them all when it ends or when
  * the core dies.
  *

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # runtime-host: runs pytest as child processes on the host.
 if BUILD_PLUGIN_RUNTIME_HOST
 pkglib_LTLIBRARIES += plugins/runtime-host/runtime-host.la

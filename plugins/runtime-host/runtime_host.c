@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* runtime-host: runs each batch or orphan check as a child process in its own process group,
  * argv only (never a shell), with its output captured and its timeout enforced (SIGTERM to the
  * group, SIGKILL after the grace period). Every process an execution starts is found and stopped

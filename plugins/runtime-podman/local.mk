@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # runtime-podman: one container per batch through the Podman API service (plugins/common).
 if BUILD_PLUGIN_RUNTIME_PODMAN
 pkglib_LTLIBRARIES += plugins/runtime-podman/runtime-podman.la

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* runtime-podman: one container per batch through the Podman API service (libpod wait with a
  * 20 ms interval, the Docker-compatible API otherwise). The work is in plugins/common/engine_runtime.c. */
 #include "config.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* checkcache: verdicts of earlier import checks (see checkcache.h). */
 #include "config.h"
 

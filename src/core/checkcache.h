@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* checkcache: the verdicts of earlier import checks, <data>/orphan_check_cache.json, so that a
  * module whose bytes and local imports have not changed since its last check with the same
  * interpreter is not checked again (its last verdict stands, shown as cached).

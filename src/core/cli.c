@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The command line (spec §1): global options, then a command and its options. */
 #include "config.h"
 

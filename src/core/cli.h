@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The command line: global options, commands and their options (spec §1). */
 #ifndef ST_CLI_H
 #define ST_CLI_H

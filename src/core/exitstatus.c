@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Exit statuses (see exitstatus.h). */
 #include "config.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Exit statuses: the one place where a plugin's status or a run's outcome becomes the process's
  * exit status.
  *

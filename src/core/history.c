@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The history file (see history.h). */
 #include "config.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The host services plugins call (st_host in plugin.h) and the lifecycle driver. */
 #include "config.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Plugin instances and the host services table the core gives them (plugin.h: st_host). An
  * instance is created by the loader and driven by the pipeline through the st_inst_* calls,
  * which enforce the lifecycle order and serialise ops of plugins that are not thread-safe. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* JSON helpers over yajl (see json.h). */
 #include "config.h"
 

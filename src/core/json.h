@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* JSON helpers over yajl: a generator with 2-space indentation for files people read, compact
  * for streams, and tree lookups with bounds. */
 #ifndef ST_JSON_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The plugin loader (see loader.h). libltdl is used here and nowhere else. */
 #include "config.h"
 

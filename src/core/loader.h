@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The plugin loader: the only file that uses libltdl. It finds a plugin by name on the search
  * path, opens it, asks its entry point for the descriptor and checks it before anything else is
  * called (ABI major equal, minor not newer, struct sizes, name, kind, mandatory ops). */

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # libselftest (a convenience library linked into the CLI and the unit tests) and the CLI.
 noinst_LTLIBRARIES += src/core/libselftest.la
 src_core_libselftest_la_SOURCES = \

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The run lock (see lock.h). */
 #include "config.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Logging to stderr, serialised by one mutex so lines from worker threads never interleave. */
 #include "config.h"
 

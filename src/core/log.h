@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Logging to stderr: one line per message, "selftest-core: LEVEL: text", thread-safe. The
  * verbosity is set once by main (-v / -q). */
 #ifndef ST_LOG_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* selftest-core: entry point. Installs signal handling, then hands over to the CLI. */
 #include "config.h"
 

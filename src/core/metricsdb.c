@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* MetricsDB (see metricsdb.h). */
 #include "config.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* orphans: load, update and save orphan_modules.json and orphan_classifications.json
  * (spec §7.4); the rules are in orphans.h. */
 #include "config.h"

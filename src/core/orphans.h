@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* orphans: the orphan files of spec §7.4 under the data dir, owned by the core:
  *   orphan_modules.json          {"pkg/mod.py": {"parents": [...], "redundant": false}}
  *                                (the legacy list form ["a.py", "b.py"] is accepted on read)

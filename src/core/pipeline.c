@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* One cycle of the pipeline: discover -> run -> classify -> integrate -> export (spec §3). */
 #include "config.h"
 

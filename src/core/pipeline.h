@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The pipeline: discover -> run -> classify -> integrate -> export (spec §3). A pipeline is
  * opened once (plugins loaded, created, started; the metrics DB opened), runs one or many cycles
  * (run-scheduled keeps it open so exporters serve between cycles), and is closed. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The plugin set of one configuration (see plugins.h). */
 #include "config.h"
 

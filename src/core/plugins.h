@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The set of plugin instances of one configuration: the runtime first, then the configured
  * plugins in file order. Creates all before starting any (a bad fifth plugin leaves nothing
  * half-started); the runtime's failure is fatal, another plugin's failure leaves it out. */

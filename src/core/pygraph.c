@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pygraph: walks a project tree, scans every .py file with pyscan on a thread pool and resolves
  * the imports to files under the root (see pygraph.h for the rules). */
 #include "pygraph.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pygraph: the Python import graph of a project tree (spec §4, §7.1), built with pyscan on a
  * small thread pool and resolved to files under the root the way Python's import system would.
  *

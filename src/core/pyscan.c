@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pyscan: byte-level Python lexer that reports import statements and literal importlib calls.
  * See pyscan.h for the contract. The lexer is an explicit state machine with a bounded frame
  * stack (code / f-string literal / replacement field / format spec): nothing recurses. */

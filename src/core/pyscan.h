@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pyscan: finds every import in a Python source buffer without running Python.
  * A byte-level lexer that knows strings (all prefixes, triple quotes, f-/t-strings lexed
  * recursively with 3.12 quote reuse), comments, brackets and line continuations.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The results model (see results.h). */
 #include "config.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The results model: per-batch outcomes read from the bundled pytest plugin's JSON lines, the
  * batch verdict (spec §5.2), coverage as the union of executed lines (§5.3), and the results
  * object, summary and report of §5.4. */

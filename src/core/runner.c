@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The run stage (see runner.h). */
 #include "config.h"
 

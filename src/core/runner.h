@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The run stage: executes the batches of a run through the runtime plugin, concurrently under the
  * worker budget of spec §5.1, with infrastructure retries (§5.5), and reads each batch's results.
  * Also the pytest preflight (is pytest importable, are xdist and pytest-cov there). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Settings: defaults < config file < environment < command line (spec §2). */
 #include "config.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The run's settings: built-in defaults, then the libconfig file, then the environment, then
  * the command line (each later source overrides; spec §2). Every error names where the bad value
  * came from: "FILE:LINE", the variable, or the option. */

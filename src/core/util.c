@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Small helpers the whole core uses: buffers, string vectors, paths, atomic files, clocks,
  * shell-style splitting. See util.h for the contracts. */
 #include "config.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Small helpers the whole core uses: growable buffers and string vectors, paths, atomic files,
  * clocks, shell-style word splitting. Nothing here logs; errors are returned. */
 #ifndef ST_UTIL_H

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Tiny TAP helper for selftest-core's integration tests (Python 3 stdlib only).
 
 Output is plan-last TAP: one "ok N - name" / "not ok N - name" line per check,

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """TAP test: what a batch and a run report, against the real binary and real pytest.
 
 1. A test that ends the pytest process (os._exit(1), os.abort(), a NULL read through ctypes:

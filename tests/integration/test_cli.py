@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """TAP test of selftest-core's command line and its handling of bad input.
 
 Help and version; unknown commands and options (exit 2, named); then a list of bad inputs,

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """TAP test: the container gauges of exporter-prometheus count what happened, against the
 private dockerd and Podman service of tools/engines/engines.sh (started here, or reused with
 ST_ENGINES_DIR; without root everything is skipped).

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """TAP test: runtime-docker and runtime-podman against a real dockerd and a real Podman service.
 
 The engines are private ones started by tools/engines/engines.sh (own sockets, data dirs and

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """`selftest-core discover` on real projects nobody here wrote (tests/corpus, issue 9): each
 snapshot is unpacked into a scratch directory and discover's orphans, and the files it keeps out
 of the orphans by rule (discover -v, --json "excluded"), must equal tests/corpus/NAME.orphans,

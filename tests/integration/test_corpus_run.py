@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """TAP test: `selftest-core run` on the real projects of tests/corpus gives pytest's counts.
 
 Each tarball (toolz, cachetools, simplejson; see tests/corpus/README.md) is unpacked into a

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Crash consistency: the core is killed with SIGKILL at random points (fixed seed) of `run` and
 `run-scheduled` on a copy of the bundled sample project (tests, coverage, an orphan module that is
 checked and integrated, a history file).  After every kill: metrics.db and workflows.db pass

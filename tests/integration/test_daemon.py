@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """TAP test: the daemon and the run's resilience against its own state.
 
 1. SIGHUP into a configuration whose plugins cannot start (a runtime whose start() fails):

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """`selftest-core discover` through the real binary and discovery-python (spec §7, issue 3).
 
 Scenarios on generated projects: a -> b -> c gives [a] without recursion and [a, b, c] with

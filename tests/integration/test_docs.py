@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """TAP test: the configuration example and the documentation agree with the code.
 
 - conf/selftest.conf shows every setting commented out: loading it changes nothing. `plugins`,

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Injected faults in the data dir: a full disk (ENOSPC) while metrics.db, the orphan caches, the
 history and the failure report are written; a read-only data dir; a data dir that vanishes
 mid-run.  Each: a clear message naming the file, the run's exit status that of its tests (a store

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """TAP test: nothing the host runtime starts outlives its batch, and its limits hold.
 
 The hostile fixture project tests/fixtures/projects/escape (copied to a temp dir) starts, from

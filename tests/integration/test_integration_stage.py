@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """TAP test: the integrate stage end to end through the real binary (spec §8.2, issue 4).
 
 Small projects written into a temp dir, run with the host runtime:

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """TAP test: /metrics keeps answering while idle and slowloris clients hold connections.
 
 `selftest-core run-scheduled --interval 1` serves /metrics with the exporter's default limits on

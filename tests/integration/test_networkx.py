@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """TAP test: selftest-core over a real-world suite, Debian's python3-networkx.
 
 The installed networkx package (with its tests) is copied into a temp dir, so nothing is

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Orphans a user would call orphans (issue 9, points 4 to 10), through the real binary, the
 bundled discovery-python and integrator-modulemap plugins and real pytest:
   4 test code and the orphan_exclude files are never orphans, checked or integrated;

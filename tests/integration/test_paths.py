@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """TAP test: which test paths a run uses, the pythonpath setting, pytest node ids as paths.
 
 1. Default test paths. With no `paths` setting and no PATH on the command line a run (and

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """TAP test: the plugin SDK as a third party sees it.
 
 `make install DESTDIR=<tmp>` of this build tree; the installed headers (selftest/plugin.h,

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """TAP test: a real Prometheus scrapes `selftest-core run-scheduled` (spec 9.1 acceptance).
 
 On a copy of tests/fixtures/projects/passing, `run-scheduled --interval 2` serves /metrics on a

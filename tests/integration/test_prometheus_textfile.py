@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """TAP test: exporter-prometheus with the real binary (one-shot `run`).
 
 On a copy of tests/fixtures/projects/passing (nothing is written into the source tree):

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Compares tools/pygraph-dump (the C lexer + resolver) with tools/pygraph_ref.py (Python's own
 `ast`, same resolution rules) on real trees, file by file; TAP output.
 

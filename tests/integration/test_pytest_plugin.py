@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """TAP test of python/selftest_pytest_plugin.py against the fixture projects.
 
 For each fixture, pytest runs with the plugin (PYTHONPATH = the plugin dir,

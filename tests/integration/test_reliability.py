@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Defects a hostile probe found (bad input, corrupted state, crashes), each with the guarantee
 kept: the run lock never empties a file that is not its own (a symbolic link, the config file or
 any file named by lock_file or SELF_TEST_LOCK_FILE); "--" ends the options; deeply nested JSON in

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """TAP test: `selftest-core run` over the fixture projects, compared with pytest itself.
 
 Every fixture project (tests/fixtures/projects/*, and top_srcdir/sample) is copied into a

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """The core's stores and the daemon (issue 6 items owned by the core): metrics.db holds every
 cycle and a reader in another process never sees half a run; regressions and fixes against the
 previous run; the history file stays valid JSON after kill -9 at random points; malformed history

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Self-check of taplib: summary parsing, run(), and pytest_summary on real fixtures."""
 
 import os

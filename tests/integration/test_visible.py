@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """TAP test: small things a user sees, with the real binary and real pytest.
 
 - every spelling of the original service (--ephemeral, --no-ephemeral, --state,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Tests of discovery-python: the check suite (includes the plugin's .c files, collectd style, and
 # drives discover() through the core's real host services and import graph over the fixture
 # trees of tests/fixtures/discovery) and the integration test of `selftest-core discover`.

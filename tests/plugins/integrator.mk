@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # integrator-modulemap and the plugin SDK: the check suite, the integration tests, the
 # out-of-tree example integrator. Include after tests/local.mk (it appends to UNIT_TESTS).
 

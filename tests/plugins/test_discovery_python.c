@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Check suite of discovery-python: every scenario of issue 3's acceptance list over the fixture
  * trees in tests/fixtures/discovery (orphans with and without recursion, orphan roots with a
  * cycle, tested code, known modules, legacy markers, duplicates, same-named modules, namespace

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of plugins/common: the multiplexed log decoder, engine address parsing, error
  * bodies, errno diagnosis against dead / silent / answering unix sockets, helpers. */
 #include "config.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Check suite of exporter-prometheus: the text format (exact output, escaping, NaN/Inf, locale,
  * histogram), the textfile's atomicity, settings errors with file:line, and the HTTP server
  * (content type, HEAD, 405, 404, busy port). Includes the plugin's .c files to reach statics

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Check suite of integrator-modulemap: the four module_map.json shapes on read, deterministic
  * ids (an import neighbour's lowest group, else max + 1, existing ids never change), workflows,
  * an idempotent second cycle, redundant modules, a malformed map left untouched, the seed's

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Tests of the import graph: lexer traps (test_pyscan), resolution against the hand-written
 # fixture tree tests/fixtures/pygraph/EXPECTED and bad input (test_pygraph), and the comparison
 # with the Python ast reference on real trees (test_pygraph_reference.py, TAP).

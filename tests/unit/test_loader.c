@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of loader.c: one fixture plugin per refusal path (tests/fixtures/plugins), each
  * asserting that the message names both sides. */
 #include "config.h"

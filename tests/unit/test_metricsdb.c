@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* metrics.db: a store that fails inside its transaction rolls it back and leaves the DB usable. */
 #include "config.h"
 

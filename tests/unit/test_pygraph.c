@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of pygraph.c: the fixture tree against its hand-written EXPECTED edge list, the
  * queries, and generated trees with skip dirs, symlink loops and files that must be reported. */
 #include "config.h"

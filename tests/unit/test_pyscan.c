@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of pyscan.c: one test per lexing trap of docs python-imports.md, the import forms,
  * literal importlib calls, encodings, and bounded behaviour on hostile input. */
 #include "config.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of the defences against hostile or corrupted input: the run lock never writes a
  * file that is not its own, JSON nesting is bounded, LCOV line 0 is harmless. */
 #include "config.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of results.c: reading the plugin's JSON lines, verdicts, coverage union, JSON. */
 #include "config.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of settings.c: the config file, the environment, precedence, error locations. */
 #include "config.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of util.c: shell splitting, paths, atomic files, parsing. */
 #include "config.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Helpers shared by the check suites: a temp dir per test and stderr capture, so a test can
  * assert what an error message names. */
 #ifndef ST_UNIT_H

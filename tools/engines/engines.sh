@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Private container engines for selftest-core's integration tests and benchmarks: a dockerd and a
 # Podman API service on their own sockets, data dirs and configs under one directory this script
 # creates, plus a small test image (python3, pytest, pytest-xdist, pytest-cov) built from the
