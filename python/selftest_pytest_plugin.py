@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""selftest-core's bundled pytest plugin (spec.md section 5.2 and 8.1).
+"""selftest-core's bundled pytest plugin (docs/spec.md §5.2 and §8.1).
 
 Loading
     PYTHONPATH=<pkgdatadir>[:...] python3 -m pytest -p selftest_pytest_plugin ...
@@ -60,7 +60,7 @@ Events (keys are exactly these; strings are ASCII JSON with \\u escapes):
     running.  Under xdist a crashing worker is reported by xdist as a failed test
     and the run ends normally.
 
-Orphan checks (spec.md 8.1)
+Orphan checks (docs/spec.md §8.1)
     When SELF_TEST_ORPHAN_MODULES is set to a JSON list of
     {"path": "pkg/mod.py", "module": "pkg.mod" | null}, the plugin appends one
     item per entry (deduplicated by path) at the end of collection, nodeid

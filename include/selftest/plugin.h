@@ -437,7 +437,7 @@ typedef struct st_run_summary {
     unsigned long long orphans_failed_total;
     unsigned long long orphans_redundant_total;
     unsigned long long runs_total;
-    /* The whole results object (spec 5.4) as JSON, for exporters that want more. */
+    /* The whole results object (docs/spec.md §5.4) as JSON, for exporters that want more. */
     const char *results_json;
     /* ---- ABI 1.2 (check struct_size) ---- */
     /* Import checks whose only failure was a missing third-party package, since start. */

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* modulemap: a reader of <data>/module_map.json (spec §8.2) for plugins, shared by
+/* modulemap: a reader of <data>/module_map.json (docs/spec.md §8.2) for plugins, shared by
  * discovery-python (which modules are known) and integrator-modulemap. Plugins cannot link the
  * core, so this is a self-contained reader over yajl. It never writes the file.
  *
- * Shapes accepted (spec §8.2):
+ * Shapes accepted (docs/spec.md §8.2):
  *   canonical  {"modules": {"pkg/mod.py": 3}, "groups": {"3": 3}, "tags": {}}
  *   flat       {"pkg/mod.py": 3}            a module and its group id
  *   by group   {"3": ["pkg/a.py", "pkg/b.py"]}  a group and its modules

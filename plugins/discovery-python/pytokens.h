@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* pytokens: a compact Python tokenizer for discovery-python's classification (spec §7.3): the
+/* pytokens: a compact Python tokenizer for discovery-python's classification (docs/spec.md §7.3): the
  * token stream without comments and whitespace (for duplicates), and the facts classification
  * needs (empty module, legacy marker). Not an import scanner (that is the core's pyscan).
  *

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* integrator-modulemap: folds the passing, non-redundant orphan modules into the project's
  * <data>/module_map.json (canonical form, deterministic group ids) and <data>/workflows.db
- * (a single-step workflow per module, appended to its group's workflows), spec §8.2. */
+ * (a single-step workflow per module, appended to its group's workflows), docs/spec.md §8.2. */
 #include "config.h"
 
 #include <selftest/plugin.h>

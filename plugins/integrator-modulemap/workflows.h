@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* workflows: <data>/workflows.db (SQLite) for integrator-modulemap (spec §8.2): a single-step
+/* workflows: <data>/workflows.db (SQLite) for integrator-modulemap (docs/spec.md §8.2): a single-step
  * workflow per newly integrated module, and the module appended to the workflows of its group,
  * so later cycles schedule it. Close to menace's WorkflowDB: table `workflows`, column
  * `workflow` = the steps as comma-separated dotted module names. Schema: docs/plugin-guide.md.

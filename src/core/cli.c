@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The command line (spec §1): global options, then a command and its options. */
+/* The command line (docs/spec.md §1): global options, then a command and its options. */
 #include "config.h"
 
 #include "cli.h"

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The history file (spec §9.3): one {"passed", "failed", "coverage", "runtime", "ts"} entry per
+/* The history file (docs/spec.md §9.3): one {"passed", "failed", "coverage", "runtime", "ts"} entry per
  * cycle. A JSON array rewritten atomically; with a ".db" suffix, rows of table test_history in
  * that SQLite file (the original wrote them elsewhere). A malformed file is reported with line
  * and column and never overwritten. */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The run lock (spec §6.4): an flock on SELF_TEST_LOCK_FILE serialises whole runs of one project
+/* The run lock (docs/spec.md §6.4): an flock on SELF_TEST_LOCK_FILE serialises whole runs of one project
  * across processes. The holder writes its pid into the file so a waiter can say for whom.
  * The lock path is opened without following a symbolic link and must be a regular file with one
  * link that is empty or holds a pid; anything else (somebody's file named by lock_file or

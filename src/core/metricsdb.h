@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* MetricsDB (spec §9.2): <data>/metrics.db, SQLite, owned by the core. menace-compatible
+/* MetricsDB (docs/spec.md §9.2): <data>/metrics.db, SQLite, owned by the core. menace-compatible
  * eval_metrics rows plus runs, per-test and per-orphan outcomes that the classify stage reads.
  * Versioned schema (PRAGMA user_version) with migrations; WAL; every run's writes in one
  * transaction, so a reader in another process sees a run whole or not at all. */

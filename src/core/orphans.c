@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* orphans: load, update and save orphan_modules.json and orphan_classifications.json
- * (spec §7.4); the rules are in orphans.h. */
+ * (docs/spec.md §7.4); the rules are in orphans.h. */
 #include "config.h"
 
 #include "orphans.h"

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* orphans: the orphan files of spec §7.4 under the data dir, owned by the core:
+/* orphans: the orphan files of docs/spec.md §7.4 under the data dir, owned by the core:
  *   orphan_modules.json          {"pkg/mod.py": {"parents": [...], "redundant": false}}
  *                                (the legacy list form ["a.py", "b.py"] is accepted on read)
  *   orphan_classifications.json  {"pkg/mod.py": {"classification": "candidate", "parents": [...],
@@ -18,7 +18,7 @@
  *  - Entries whose file is gone are dropped with an info line (and the file is rewritten
  *    without them at the next save).
  *
- * Choices (spec §7.4, §8.1): a failed check writes "failed" into the classification, one that
+ * Choices (docs/spec.md §7.4, §8.1): a failed check writes "failed" into the classification, one that
  * failed only for a missing third-party package "unmet"; a passing one writes "passed" (the
  * file always shows the latest verdict; "redundant" keeps the static result). Legacy modules
  * are written with "redundant": true too (the original's readers skip such entries), and every

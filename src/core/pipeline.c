@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* One cycle of the pipeline: discover -> run -> classify -> integrate -> export (spec §3). */
+/* One cycle of the pipeline: discover -> run -> classify -> integrate -> export (docs/spec.md §3). */
 #include "config.h"
 
 #include "pipeline.h"
@@ -37,7 +37,7 @@
 /* ---- test paths ----------------------------------------------------------------------------- */
 
 /* Turns the configured or given paths into repo-relative batch paths; exit status or 0. */
-/* A .py file that pytest would not collect as a test file: checked as a module (spec §8.1). */
+/* A .py file that pytest would not collect as a test file: checked as a module (docs/spec.md §8.1). */
 static int is_module_path(const char *rel)
 {
     const char *base = strrchr(rel, '/');
@@ -899,7 +899,7 @@ static int sink_redundant(void *opaque, const char *path)
     return integrate_answer(ic, path, &ic->run->integration_redundant);
 }
 
-/* Hands the passing, non-redundant modules to every integrator (spec §8.2). */
+/* Hands the passing, non-redundant modules to every integrator (docs/spec.md §8.2). */
 static void integrate_stage(st_pipeline *p, st_run *run)
 {
     st_settings *s = p->s;

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The pipeline: discover -> run -> classify -> integrate -> export (spec §3). A pipeline is
+/* The pipeline: discover -> run -> classify -> integrate -> export (docs/spec.md §3). A pipeline is
  * opened once (plugins loaded, created, started; the metrics DB opened), runs one or many cycles
  * (run-scheduled keeps it open so exporters serve between cycles), and is closed. */
 #ifndef ST_PIPELINE_H
@@ -28,7 +28,7 @@ typedef struct st_pipeline st_pipeline;
 
 /* Returns 0 and *out, or the exit status of the failure (2 configuration, 3 infrastructure). */
 int st_pipeline_open(st_settings *s, st_pipeline **out);
-/* One cycle; returns its exit status (spec §1). */
+/* One cycle; returns its exit status (docs/spec.md §1). */
 int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *counters);
 void st_pipeline_close(st_pipeline *p);
 

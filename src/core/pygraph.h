@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* pygraph: the Python import graph of a project tree (spec §4, §7.1), built with pyscan on a
+/* pygraph: the Python import graph of a project tree (docs/spec.md §4, §7.1), built with pyscan on a
  * small thread pool and resolved to files under the root the way Python's import system would.
  *
  * Nodes are the .py files under the root (not .pyi), outside the skip dirs, identified by their
@@ -11,7 +11,7 @@
  *    conftest.py) get pytest's rootdir rule in front: the first directory upward from the file
  *    (the file's own directory included) without __init__.py; their module name is relative to
  *    it. Scripts (all other files) do NOT get their own directory on sys.path: they are
- *    modelled as modules of the project (imported by name, as the orphan checks of spec §8.1
+ *    modelled as modules of the project (imported by name, as the orphan checks of docs/spec.md §8.1
  *    do), so `tool.py` importing a sibling `helper` resolves only if helper is importable from
  *    the root. Their module name is their path relative to the deepest source root holding
  *    them (`src/` under a src layout) or to the root.
@@ -61,7 +61,7 @@ enum {
 typedef void (*st_pygraph_error_cb)(const char *path, const char *message, void *userdata);
 
 typedef struct st_pygraph_options {
-    const char *const *skip_dirs; /* NULL-terminated directory names; NULL: the spec's default
+    const char *const *skip_dirs; /* NULL-terminated directory names; NULL: the default
                        * .git .venv venv __pycache__ node_modules build dist
                        * sandbox_data */
     unsigned threads;             /* 0: number of online CPUs (at most 64) */

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-# The Python import graph (spec §7.1): the pyscan lexer, the pygraph resolver, and
+# The Python import graph (docs/spec.md §7.1): the pyscan lexer, the pygraph resolver, and
 # tools/pygraph-dump, the graph printer the reference comparison and the benchmark use.
 src_core_libselftest_la_SOURCES += src/core/pyscan.c src/core/pyscan.h \
 	src/core/pygraph.c src/core/pygraph.h

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The results model: per-batch outcomes read from the bundled pytest plugin's JSON lines, the
- * batch verdict (spec §5.2), coverage as the union of executed lines (§5.3), and the results
+ * batch verdict (docs/spec.md §5.2), coverage as the union of executed lines (§5.3), and the results
  * object, summary and report of §5.4. */
 #ifndef ST_RESULTS_H
 #define ST_RESULTS_H
@@ -27,7 +27,7 @@ typedef struct st_counts {
     unsigned n[ST_OUT_COUNT];
 } st_counts;
 
-/* The spec's composite counts: passed = passed + xpassed, failed = failed + errors. */
+/* The composite counts (docs/spec.md §5.2): passed = passed + xpassed, failed = failed + errors. */
 unsigned st_counts_passed(const st_counts *c);
 unsigned st_counts_failed(const st_counts *c);
 void st_counts_add(st_counts *dst, const st_counts *src);
@@ -171,7 +171,7 @@ void st_run_finalize(st_run *r);
  * failure). */
 unsigned st_run_orphans_checked(const st_run *r);
 unsigned st_run_orphans_failed(const st_run *r);
-/* The results object (spec §5.4). Caller frees. */
+/* The results object (docs/spec.md §5.4). Caller frees. */
 char *st_run_to_json(const st_run *r, int pretty);
 /* One --json line for a finished batch, with the cumulative counts so far. */
 char *st_batch_line_json(const st_batch *b, const st_counts *cumulative);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Settings: defaults < config file < environment < command line (spec §2). */
+/* Settings: defaults < config file < environment < command line (docs/spec.md §2). */
 #include "config.h"
 
 #include "settings.h"

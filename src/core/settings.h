@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The run's settings: built-in defaults, then the libconfig file, then the environment, then
- * the command line (each later source overrides; spec §2). Every error names where the bad value
+ * the command line (each later source overrides; docs/spec.md §2). Every error names where the bad value
  * came from: "FILE:LINE", the variable, or the option. */
 #ifndef ST_SETTINGS_H
 #define ST_SETTINGS_H
@@ -52,7 +52,7 @@ typedef struct st_settings {
     double lock_timeout_s;    /* how long a second run waits for the lock */
     double max_age_s;         /* cleanup: containers older than this are stale */
 
-    /* orphan handling (spec §2) */
+    /* orphan handling (docs/spec.md §2) */
     int disable_orphans, include_orphans, discover_orphans, recursive_orphans;
     int auto_include_isolated, recursive_isolated, clean_orphans, include_redundant;
     int refresh_orphans, disable_integration;

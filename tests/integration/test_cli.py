@@ -162,7 +162,7 @@ def check_help():
         label = " ".join(argv)
         is_eq(rc, 0, "%s: exit 0" % label)
         ok(re.search(want, out, re.M), "%s: prints usage on stdout" % label, out[-800:] + err)
-    # every command the main help lists has its own --help (spec 1)
+    # every command the main help lists has its own --help (docs/spec.md §1)
     rc, out, err = cli(["--help"])
     block = re.search(r"^Commands:\n((?:[ \t]+\S.*\n)+)", out, re.M)
     cmds = re.findall(r"^\s+([a-z][a-z-]*)\b", block.group(1), re.M) if block else []

@@ -161,7 +161,7 @@ def write_conf(runtime, name=None, body=None):
 
 HOST_CONF = write_conf("host", body='runtime = "host";\n')
 CONF = {e: write_conf(e) for e in ENGINES}
-# bad-input checks want the engine's error, not the host fallback (spec 6.2)
+# bad-input checks want the engine's error, not the host fallback (docs/spec.md §6.2)
 FAIL_CONF = {e: write_conf(e, "%s-fail.conf" % e, 'container_fallback = "fail";\n' +
                            CONF_BODY % (e, IMAGE)) for e in ENGINES}
 

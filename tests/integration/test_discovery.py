@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-"""`selftest-core discover` through the real binary and discovery-python (spec §7, issue 3).
+"""`selftest-core discover` through the real binary and discovery-python (docs/spec.md §7, issue 3).
 
 Scenarios on generated projects: a -> b -> c gives [a] without recursion and [a, b, c] with
 (b's parents [a], c's [b]); the a,d / b / c / e<->f tree gives the roots [a, d]; tested code is

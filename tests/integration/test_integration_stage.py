@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-"""TAP test: the integrate stage end to end through the real binary (spec §8.2, issue 4).
+"""TAP test: the integrate stage end to end through the real binary (docs/spec.md §8.2, issue 4).
 
 Small projects written into a temp dir, run with the host runtime:
 - the seed's example: `run pkg_a/common.py pkg_b/common.py --auto-include-isolated` leaves two

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-"""Orphan checks through the real binary and the host runtime (spec §8.1, issue 4): a module
+"""Orphan checks through the real binary and the host runtime (docs/spec.md §8.1, issue 4): a module
 given on the command line is imported in the sandbox by its dotted name (by path when it has
 none); passing, raising, hanging, file-writing and forking modules (one that leaves a process running
 fails); same-named modules in two

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-"""TAP test: a real Prometheus scrapes `selftest-core run-scheduled` (spec 9.1 acceptance).
+"""TAP test: a real Prometheus scrapes `selftest-core run-scheduled` (docs/spec.md §9.1).
 
 On a copy of tests/fixtures/projects/passing, `run-scheduled --interval 2` serves /metrics on a
 free loopback port (read back from `-v` stderr), bound once for the whole process; a Prometheus 2.x started here (scrape_interval

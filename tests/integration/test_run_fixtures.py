@@ -6,13 +6,13 @@ Every fixture project (tests/fixtures/projects/*, and top_srcdir/sample) is copi
 temp dir (nothing is written into the source tree) and run with
 `selftest-core run --json --retries 0 --workers 1 <copy>`; the final JSON line's counts are
 compared with pytest's own summary line for the same copy (taplib.pytest_summary), and the
-exit status with spec section 1 (0 all passed; 1 a test or batch failed, also pytest exit 5,
+exit status of docs/spec.md §1 (0 all passed; 1 a test or batch failed, also pytest exit 5,
 crashes and timeouts; 3 infrastructure).  Crash fixtures without a summary (timeout, exit3,
 segv) are compared with what `pytest -v` printed before it died, and no process may be left.
 Then: cumulative counts of the streamed "batch" lines, --workers 2 against pytest -n 2, the
-worker split of spec 5.1 as seen by pytest itself (pytest_argv, pytest_workers, overlap in
+worker split of docs/spec.md §5.1 as seen by pytest itself (pytest_argv, pytest_workers, overlap in
 time), SELF_TEST_ARGS / --pytest-args / config pytest_args (shell split, precedence), the
-failure report file, and the coverage union of spec 5.3 against pytest-cov's own LCOV data.
+failure report file, and the coverage union of docs/spec.md §5.3 against pytest-cov's own LCOV data.
 """
 
 import concurrent.futures
@@ -69,7 +69,7 @@ def copy_fixture(name, dest_name=None):
 
 
 def expected_counts(summ):
-    """selftest-core's counts (spec 5.2) from pytest's summary line."""
+    """selftest-core's counts (docs/spec.md §5.2) from pytest's summary line."""
     return {"passed": summ["passed"] + summ["xpassed"],
             "failed": summ["failed"] + summ["errors"],
             "skipped": summ["skipped"], "xfailed": summ["xfailed"], "errors": summ["errors"]}
@@ -123,7 +123,7 @@ def results_ok(r, label):
 
 
 def expected_rc(pytest_rc):
-    """Spec 1: 0 when pytest says all passed, else 1 (failures, exit 2/5, crashes, timeouts)."""
+    """docs/spec.md §1: 0 when pytest says all passed, else 1 (failures, exit 2/5, crashes, timeouts)."""
     return 0 if pytest_rc == 0 else 1
 
 
@@ -342,11 +342,11 @@ def check_cumulative():
     is_eq(counts_of(r), total, "%s: run counts are the sum of pytest's per-path summaries" % label)
     is_eq(st["rc"], 1, "%s: exit status 1 (tests failed)" % label)
     is_eq(r.get("coverage"), None,
-          "%s: coverage is null when coverage was not requested (spec 5.3/5.4)" % label)
+          "%s: coverage is null when coverage was not requested (docs/spec.md §5.3, §5.4)" % label)
 
 
 # --------------------------------------------------------------------------------------------
-# 4. the worker split (spec 5.1), as pytest itself saw it
+# 4. the worker split (docs/spec.md §5.1), as pytest itself saw it
 
 def spec_split(W, P):
     if P <= W:
@@ -390,7 +390,7 @@ def check_split(root, W, paths, slow=False, how=None, flag=True, env=None, conf=
             problems.append("%s: argv does not end with the batch path: %r" % (p, argv))
         if n is not None and n == 1:
             problems.append("%s: -n 1 given (w = 1 must run without -n)" % p)
-    is_eq(got_n, want, "%s: -n per batch as pytest received it (spec 5.1)" % label)
+    is_eq(got_n, want, "%s: -n per batch as pytest received it (docs/spec.md §5.1)" % label)
     is_eq(got_workers, [w if w > 1 else 0 for w in want],
           "%s: xdist workers per batch as pytest reported them" % label)
     ok(not problems, "%s: argv shape (path last, no -n 1)" % label, "\n".join(problems))

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests of orphans.c: the orphan files of spec §7.4 (legacy list form, dict form, gone
+/* Unit tests of orphans.c: the orphan files of docs/spec.md §7.4 (legacy list form, dict form, gone
  * files, escaping paths, malformed files left byte for byte, sorted keys with a 2-space indent,
  * atomic writes, check results, --clean-orphans). */
 #include "config.h"

@@ -49,7 +49,7 @@ START_TEST(reads_counts_in_pytest_categories)
     ck_assert_uint_eq(b.counts.n[ST_OUT_ERROR], 2);
     ck_assert_uint_eq(b.counts.n[ST_OUT_XPASSED], 1);
     ck_assert_uint_eq(b.counts.n[ST_OUT_SKIPPED], 1);
-    /* spec 5.2: passed = passed + xpassed; failed = failed + errors */
+    /* docs/spec.md §5.2: passed = passed + xpassed; failed = failed + errors */
     ck_assert_uint_eq(st_counts_passed(&b.counts), 2);
     ck_assert_uint_eq(st_counts_failed(&b.counts), 3);
     ck_assert_int_eq(b.workers_seen, 2);

@@ -3,8 +3,8 @@
 # Private container engines for selftest-core's integration tests and benchmarks: a dockerd and a
 # Podman API service on their own sockets, data dirs and configs under one directory this script
 # creates, plus a small test image (python3, pytest, pytest-xdist, pytest-cov) built from the
-# host's Debian packages without a registry, imported into both. See docs/containers.md and
-# /work/shared/docs/engines.md for why each setting is there.
+# host's Debian packages without a registry, imported into both. See docs/containers.md for why
+# each setting is there.
 #
 #   tools/engines/engines.sh up [DIR]     start both engines (DIR default: a new /tmp/st-eng-XXXXXX)
 #                                          and print shell assignments: ST_ENGINES_DIR, DOCKER_SOCK,
