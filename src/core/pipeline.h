@@ -28,7 +28,7 @@ typedef struct st_pipeline st_pipeline;
 
 /* Returns 0 and *out, or the exit status of the failure (2 configuration, 3 infrastructure). */
 int st_pipeline_open(st_settings *s, st_pipeline **out);
-/* One cycle; returns its exit status (docs/spec.md §1). */
+/* One cycle; returns its exit status (docs/spec.md §1.1). */
 int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *counters);
 void st_pipeline_close(st_pipeline *p);
 

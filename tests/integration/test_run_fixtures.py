@@ -6,7 +6,7 @@ Every fixture project (tests/fixtures/projects/*, and top_srcdir/sample) is copi
 temp dir (nothing is written into the source tree) and run with
 `selftest-core run --json --retries 0 --workers 1 <copy>`; the final JSON line's counts are
 compared with pytest's own summary line for the same copy (taplib.pytest_summary), and the
-exit status of docs/spec.md §1 (0 all passed; 1 a test or batch failed, also pytest exit 5,
+exit status of docs/spec.md §1.1 (0 all passed; 1 a test or batch failed, also pytest exit 5,
 crashes and timeouts; 3 infrastructure).  Crash fixtures without a summary (timeout, exit3,
 segv) are compared with what `pytest -v` printed before it died, and no process may be left.
 Then: cumulative counts of the streamed "batch" lines, --workers 2 against pytest -n 2, the
@@ -123,7 +123,7 @@ def results_ok(r, label):
 
 
 def expected_rc(pytest_rc):
-    """docs/spec.md §1: 0 when pytest says all passed, else 1 (failures, exit 2/5, crashes, timeouts)."""
+    """docs/spec.md §1.1: 0 when pytest says all passed, else 1 (failures, exit 2/5, crashes, timeouts)."""
     return 0 if pytest_rc == 0 else 1
 
 
