@@ -13,7 +13,8 @@
 - selftest-core(1) names every command and every long option of src/core/cli.c.
 - The man pages are installed and distributed (conf/local.mk).
 - README.md and docs/ stand on their own: no reference to files outside the repository or to
-  sections of an outside specification.
+  sections of an outside specification. So do the sources (code, comments, tests, tools): each
+  carries an SPDX-License-Identifier line, and every "docs/spec.md §N" they cite exists.
 """
 
 import json
@@ -231,6 +232,81 @@ def check_self_contained():
     readme = read("README.md")
     stated = re.findall(r"Without a `plugins` setting", readme)
     is_eq(len(stated), 1, "the README states the plugins default once")
+    check_sources()
+
+
+# Directories whose files are data that tests read byte for byte (fixture projects, corpus
+# tarballs, fuzz inputs, the sample project): neither checked for the licence line nor edited.
+DATA_DIRS = {"tests/corpus", "tests/fixtures", "fuzz/corpus", "sample", ".git", "autom4te.cache"}
+# Source files that carry the licence line: by suffix, plus these scripts without one.
+SOURCE_SUFFIXES = (".c", ".h", ".py", ".sh", ".mk", ".m4", ".in")
+SOURCE_NAMES = {"Makefile.am", "configure.ac", "autogen.sh", "tools/test-all", ".ci/run",
+                "examples/integrator-example/Makefile", "conf/systemd/selftest-core-run.timer",
+                "tests/fixtures/plugins/fixture_plugin.c",
+                "tests/fixtures/plugins/fixture_runtime.c"}
+SOURCE_DIRS = ["src", "plugins", "include", "python", "tests", "tools", "fuzz", "bench", "conf",
+               "examples", "m4", ".ci"]
+
+
+def source_files():
+    """The source files of the tree (relative paths), generated files of a build excluded."""
+    out = [n for n in ("Makefile.am", "configure.ac", "autogen.sh", "selftest-core.pc.in")
+           if os.path.exists(os.path.join(TOP, n))]
+    out += [n for n in SOURCE_NAMES if os.path.exists(os.path.join(TOP, n))]
+    for top in SOURCE_DIRS:
+        for dirpath, dirnames, filenames in os.walk(os.path.join(TOP, top)):
+            rel_dir = os.path.relpath(dirpath, TOP)
+            dirnames[:] = [d for d in dirnames
+                           if os.path.join(rel_dir, d) not in DATA_DIRS
+                           and d not in (".deps", ".libs", "__pycache__")]
+            for f in filenames:
+                rel = os.path.join(rel_dir, f)
+                if top == "m4" and not f.startswith("st_"):
+                    continue  # libtool's macros, copied in by autogen.sh
+                if f.endswith(SOURCE_SUFFIXES) or rel in SOURCE_NAMES:
+                    out.append(rel)
+    # generated from a .in of the same name by configure or make: the .in is checked
+    return sorted(r for r in set(out) if not os.path.exists(os.path.join(TOP, r + ".in")))
+
+
+def spec_sections():
+    """The section numbers of docs/spec.md ("1", "1.1", "5.4", ...)."""
+    return set(re.findall(r"^#{2,3} (\d+(?:\.\d+)?)\. ", read("docs/spec.md"), re.M)) | \
+        set(re.findall(r"^#{3} (\d+\.\d+) ", read("docs/spec.md"), re.M))
+
+
+def check_sources():
+    """Code, comments and tests stand on their own, carry the licence line, and cite sections
+    of docs/spec.md that exist."""
+    files = source_files()
+    ok(len(files) > 100, "%d source files found" % len(files))
+    outside, unlicensed, dangling = [], [], []
+    sections = spec_sections()
+    ok({"1", "1.1", "2", "3", "5.1", "5.4", "7.4", "8.2", "9.3"} <= sections,
+       "docs/spec.md has its numbered sections")
+    for rel in files:
+        with open(os.path.join(TOP, rel), encoding="utf-8", errors="replace") as fh:
+            text = fh.read()
+        if not any("SPDX-License-Identifier: MIT" in line for line in text.splitlines()[:3]):
+            unlicensed.append(rel)
+        if rel == "tests/integration/test_docs.py":
+            continue  # the patterns below
+        for n, line in enumerate(text.splitlines(), 1):
+            if re.search(r"\.\./shared|/work/|(?<!docs/)\bspec(\.md)? ?§|spec section|"
+                         r"\bspec(\.md)? [0-9]|\bthe spec\b(?! of\b)", line, re.I):
+                outside.append("%s:%d: %s" % (rel, n, line.strip()))
+            for ref in re.finditer(r"docs/spec\.md ((?:§[0-9.]*[0-9](?:, |-| and |/)?)+)", line):
+                for sec in re.findall(r"§([0-9]+(?:\.[0-9]+)?)", ref.group(1)):
+                    if sec not in sections:
+                        dangling.append("%s:%d: §%s" % (rel, n, sec))
+    is_eq(unlicensed, [], "every source file has an SPDX-License-Identifier line at its top")
+    is_eq(outside, [], "no source file refers to anything outside the repository")
+    is_eq(dangling, [], "every docs/spec.md section cited in the sources exists")
+    ok(os.path.exists(os.path.join(TOP, "LICENSE")) and
+       "MIT License" in read("LICENSE"), "LICENSE holds the MIT licence")
+    am = read("Makefile.am")
+    ok(re.search(r"^EXTRA_DIST\s*=.*\bLICENSE\b.*docs/spec\.md", am, re.M),
+       "LICENSE and docs/spec.md are distributed (EXTRA_DIST)")
 
 
 # ---- conf/selftest.conf changes nothing ------------------------------------------------------
