@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* discovery-python: the discover stage for Python projects (docs/spec.md §4, §7): one test batch per test
- * path, and from the core's import graph the orphan and isolated modules with their parents and
- * a classification (candidate, legacy, redundant) with its reason. Reads module_map.json (known
- * modules) but writes nothing: the orphan files belong to the core (src/core/orphans.c).
+/* discovery-python: the discover stage for Python projects (docs/spec.md §4, §7): one test batch
+ * per test path, and from the core's import graph the orphan and isolated modules with their
+ * parents and a classification (candidate, legacy, redundant) with its reason. Reads
+ * module_map.json (known modules) but writes nothing: the orphan files belong to the core
+ * (src/core/orphans.c).
  * docs/discovery-python.md has the rules and the choices this file makes. */
 #include "config.h"
 

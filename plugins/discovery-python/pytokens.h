@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* pytokens: a compact Python tokenizer for discovery-python's classification (docs/spec.md §7.3): the
- * token stream without comments and whitespace (for duplicates), and the facts classification
+/* pytokens: a compact Python tokenizer for discovery-python's classification (docs/spec.md §7.3):
+ * the token stream without comments and whitespace (for duplicates), and the facts classification
  * needs (empty module, legacy marker). Not an import scanner (that is the core's pyscan).
  *
  * Tokens follow Python's tokenize closely enough for comparison: NAME, NUMBER, STRING (the

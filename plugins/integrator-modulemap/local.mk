@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 # integrator-modulemap: module_map.json (canonical form, deterministic group ids) and
-# workflows.db (SQLite), docs/spec.md §8.2. Reads the map with plugins/common/modulemap.c (shared with
-# discovery-python, compiled into each plugin: plugins never share a library at run time).
+# workflows.db (SQLite), docs/spec.md §8.2. Reads the map with plugins/common/modulemap.c (shared
+# with discovery-python, compiled into each plugin: plugins never share a library at run time).
 if BUILD_PLUGIN_INTEGRATOR_MODULEMAP
 pkglib_LTLIBRARIES += plugins/integrator-modulemap/integrator-modulemap.la
 endif

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* mm_store: the writing side of module_map.json (docs/spec.md §8.2) for integrator-modulemap. It turns
- * what plugins/common/modulemap.c read (any accepted shape) into the canonical model, adds
+/* mm_store: the writing side of module_map.json (docs/spec.md §8.2) for integrator-modulemap. It
+ * turns what plugins/common/modulemap.c read (any accepted shape) into the canonical model, adds
  * modules, renders canonical JSON (sorted keys, 2-space indent) and replaces the file atomically
  * (temp file in the same directory, fsync, rename, fsync of the directory).
  *

@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* workflows: <data>/workflows.db (SQLite) for integrator-modulemap (docs/spec.md §8.2): a single-step
- * workflow per newly integrated module, and the module appended to the workflows of its group,
- * so later cycles schedule it. Close to menace's WorkflowDB: table `workflows`, column
+/* workflows: <data>/workflows.db (SQLite) for integrator-modulemap (docs/spec.md §8.2): a
+ * single-step workflow per newly integrated module, and the module appended to the workflows of its
+ * group, so later cycles schedule it. Close to menace's WorkflowDB: table `workflows`, column
  * `workflow` = the steps as comma-separated dotted module names. Schema: docs/plugin-guide.md.
- *
  * All changes of one call happen in one transaction (BEGIN IMMEDIATE ... COMMIT): either all of
  * them land or none. Idempotent: a module that already has its own workflow (one whose first
  * step is the module) gets no second one, and a step already in a workflow is not appended again.

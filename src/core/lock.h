@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* The run lock (docs/spec.md §6.4): an flock on SELF_TEST_LOCK_FILE serialises whole runs of one project
- * across processes. The holder writes its pid into the file so a waiter can say for whom.
+/* The run lock (docs/spec.md §6.4): an flock on SELF_TEST_LOCK_FILE serialises whole runs of one
+ * project across processes. The holder writes its pid into the file so a waiter can say for whom.
  * The lock path is opened without following a symbolic link and must be a regular file with one
  * link that is empty or holds a pid; anything else (somebody's file named by lock_file or
  * SELF_TEST_LOCK_FILE, a link planted in the data dir) is refused, never truncated. */

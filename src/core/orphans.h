@@ -18,8 +18,8 @@
  *  - Entries whose file is gone are dropped with an info line (and the file is rewritten
  *    without them at the next save).
  *
- * Choices (docs/spec.md §7.4, §8.1): a failed check writes "failed" into the classification, one that
- * failed only for a missing third-party package "unmet"; a passing one writes "passed" (the
+ * Choices (docs/spec.md §7.4, §8.1): a failed check writes "failed" into the classification, one
+ * that failed only for a missing third-party package "unmet"; a passing one writes "passed" (the
  * file always shows the latest verdict; "redundant" keeps the static result). Legacy modules
  * are written with "redundant": true too (the original's readers skip such entries), and every
  * classification entry has a "reason" (a check without one keeps discovery's). Removing integrated modules (--clean-orphans) touches orphan_modules.json only; the

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
-# The orphan files of docs/spec.md §7.4 (orphan_modules.json, orphan_classifications.json), owned by the
-# core, and their check suite.
+# The orphan files of docs/spec.md §7.4 (orphan_modules.json, orphan_classifications.json), owned
+# by the core, and their check suite.
 src_core_libselftest_la_SOURCES += src/core/orphans.c src/core/orphans.h \
 	plugins/common/modulemap.c plugins/common/modulemap.h \
 	src/core/checkcache.c src/core/checkcache.h

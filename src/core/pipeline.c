@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* One cycle of the pipeline: discover -> run -> classify -> integrate -> export (docs/spec.md §3). */
+/* One cycle of the pipeline, docs/spec.md §3: discover, run, classify, integrate, export. */
 #include "config.h"
 
 #include "pipeline.h"
@@ -37,7 +37,8 @@
 /* ---- test paths ----------------------------------------------------------------------------- */
 
 /* Turns the configured or given paths into repo-relative batch paths; exit status or 0. */
-/* A .py file that pytest would not collect as a test file: checked as a module (docs/spec.md §8.1). */
+/* A .py file that pytest would not collect as a test file: checked as a module (docs/spec.md
+ * §8.1). */
 static int is_module_path(const char *rel)
 {
     const char *base = strrchr(rel, '/');

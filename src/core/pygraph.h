@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* pygraph: the Python import graph of a project tree (docs/spec.md §4, §7.1), built with pyscan on a
- * small thread pool and resolved to files under the root the way Python's import system would.
+/* pygraph: the Python import graph of a project tree (docs/spec.md §4, §7.1), built with pyscan on
+ * a small thread pool and resolved to files under the root the way Python's import system would.
  *
  * Nodes are the .py files under the root (not .pyi), outside the skip dirs, identified by their
  * repository-relative POSIX path; node ids are 0..count-1 in strcmp order of the paths.
@@ -11,10 +11,10 @@
  *    conftest.py) get pytest's rootdir rule in front: the first directory upward from the file
  *    (the file's own directory included) without __init__.py; their module name is relative to
  *    it. Scripts (all other files) do NOT get their own directory on sys.path: they are
- *    modelled as modules of the project (imported by name, as the orphan checks of docs/spec.md §8.1
- *    do), so `tool.py` importing a sibling `helper` resolves only if helper is importable from
- *    the root. Their module name is their path relative to the deepest source root holding
- *    them (`src/` under a src layout) or to the root.
+ *    modelled as modules of the project (imported by name, as the orphan checks of
+ *    docs/spec.md §8.1 do), so `tool.py` importing a sibling `helper` resolves only if helper
+ *    is importable from the root. Their module name is their path relative to the deepest
+ *    source root holding them (`src/` under a src layout) or to the root.
  *  - `import a.b.c` -> a/__init__.py, a/b/__init__.py, a/b/c.py (each prefix that resolved);
  *    `from p import n` -> p's chain plus p/n.py or p/n/__init__.py when that submodule exists;
  *    `from x import *` -> x's chain, or for a namespace package every .py file beneath it;

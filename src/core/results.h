@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The results model: per-batch outcomes read from the bundled pytest plugin's JSON lines, the
- * batch verdict (docs/spec.md §5.2), coverage as the union of executed lines (§5.3), and the results
- * object, summary and report of §5.4. */
+ * batch verdict (docs/spec.md §5.2), coverage as the union of executed lines (§5.3), and the
+ * results object, summary and report of §5.4. */
 #ifndef ST_RESULTS_H
 #define ST_RESULTS_H
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The run stage: executes the batches of a run through the runtime plugin, concurrently under the
- * worker budget of docs/spec.md §5.1, with infrastructure retries (§5.5), and reads each batch's results.
- * Also the pytest preflight (is pytest importable, are xdist and pytest-cov there). */
+ * worker budget of docs/spec.md §5.1, with infrastructure retries (§5.5), and reads each batch's
+ * results. Also the pytest preflight (is pytest importable, are xdist and pytest-cov there). */
 #ifndef ST_RUNNER_H
 #define ST_RUNNER_H
 
@@ -9,8 +9,9 @@
 #include "results.h"
 #include "settings.h"
 
-/* Per-batch worker counts for W workers and P batches (docs/spec.md §5.1): batch i gets W div P, plus
- * one if i < W mod P, when P <= W; otherwise 1 each. *concurrency gets how many run at once. */
+/* Per-batch worker counts for W workers and P batches (docs/spec.md §5.1): batch i gets W div P,
+ * plus one if i < W mod P, when P <= W; otherwise 1 each. *concurrency gets how many run at
+ * once. */
 void st_split_workers(unsigned W, size_t P, unsigned *out, unsigned *concurrency);
 
 /* The worker budget actually used: at most ST_WORKERS_PER_CPU per CPU of this machine (more
@@ -67,8 +68,9 @@ typedef struct st_runner_hooks {
 } st_runner_hooks;
 
 /* Executes items[0..n) (test batches or orphan checks of run, whose id, path and output_dir are
- * set): test batches under the worker split of docs/spec.md §5.1, orphan checks one worker each, sandboxed.
- * Returns 0 when every item was attempted (whatever the outcome), -1 on an internal error. */
+ * set): test batches under the worker split of docs/spec.md §5.1, orphan checks one worker each,
+ * sandboxed. Returns 0 when every item was attempted (whatever the outcome), -1 on an internal
+ * error. */
 int st_runner_run(const st_settings *s, st_instance *runtime, const st_preflight *pf, st_run *run,
                   st_batch *items, size_t n, const st_runner_hooks *hooks);
 

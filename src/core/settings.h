@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The run's settings: built-in defaults, then the libconfig file, then the environment, then
- * the command line (each later source overrides; docs/spec.md §2). Every error names where the bad value
- * came from: "FILE:LINE", the variable, or the option. */
+ * the command line (each later source overrides; docs/spec.md §2). Every error names where the bad
+ * value came from: "FILE:LINE", the variable, or the option. */
 #ifndef ST_SETTINGS_H
 #define ST_SETTINGS_H
 

@@ -123,7 +123,8 @@ def results_ok(r, label):
 
 
 def expected_rc(pytest_rc):
-    """docs/spec.md §1.1: 0 when pytest says all passed, else 1 (failures, exit 2/5, crashes, timeouts)."""
+    """docs/spec.md §1.1: 0 when pytest says all passed, else 1 (failures, exit 2/5, crashes,
+    timeouts)."""
     return 0 if pytest_rc == 0 else 1
 
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests of runner.c: the worker split of docs/spec.md §5.1 and the pytest argv. The split as pytest
- * really receives it is checked end to end in tests/integration/test_run_fixtures.py. */
+/* Unit tests of runner.c: the worker split of docs/spec.md §5.1 and the pytest argv. The split as
+ * pytest really receives it is checked end to end in tests/integration/test_run_fixtures.py. */
 #include "config.h"
 
 #include "unit.h"
