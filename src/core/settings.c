@@ -546,8 +546,20 @@ static char *include_at(const char *file, int line)
 static int check_includes(const char *file, int depth)
 {
     char *text = NULL;
-    if (depth > 10 || st_read_file(file, 16u << 20, &text, NULL) < 0)
+    size_t len = 0;
+    if (depth > 10 || st_read_file(file, 16u << 20, &text, &len) < 0)
         return 0; /* libconfig reports what it cannot read, and its own include depth limit */
+    /* A NUL byte is not text: libconfig's scanner would read past it in ways this check cannot
+     * follow (an @include name cut at a NUL opens a directory), so such a file is refused. */
+    const char *nul = memchr(text, '\0', len);
+    if (nul) {
+        int at = 1;
+        for (const char *c = text; c < nul; c++)
+            at += *c == '\n';
+        st_error("%s:%d: a NUL byte: not a config file", file, at);
+        free(text);
+        return -1;
+    }
     int rc = 0, line = 1;
     for (char *p = text; p && *p && rc == 0; line++) {
         char *eol = strchr(p, '\n');

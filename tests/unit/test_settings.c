@@ -107,6 +107,23 @@ START_TEST(include_of_a_non_regular_file_is_refused)
     free(inner);
     free(inner_path);
     free(fifo);
+    /* a NUL byte in an @include name (found by fuzz/fuzz_config.c): libconfig opened "." and
+     * exited the process from its scanner */
+    static const char nul_text[] = "workers = 3;\n@include \".\0\0\0\n\"\n";
+    char *nul_path = st_path_join(sub, "nul.conf");
+    FILE *fp = fopen(nul_path, "wb");
+    ck_assert_ptr_nonnull(fp);
+    ck_assert_uint_eq(fwrite(nul_text, 1, sizeof(nul_text) - 1, fp), sizeof(nul_text) - 1);
+    ck_assert_int_eq(fclose(fp), 0);
+    text = st_asprintf("@include \"%s\"\n", nul_path);
+    st_rm_rf(dir);
+    free(dir);
+    ck_assert_int_eq(load_text(text, &s, &err, &dir), -1);
+    ck_assert_contains(err, "nul.conf:2: a NUL byte: not a config file");
+    st_settings_free(&s);
+    free(err);
+    free(text);
+    free(nul_path);
     st_rm_rf(dir);
     free(dir);
     st_rm_rf(sub);
