@@ -5,9 +5,13 @@
 # edges and ft: features), corpus size, and the verdict. Exit status 1 when any target crashed,
 # leaked, hit a sanitizer report or a timeout (the reproducer is left in CRASHES/NAME/), or did
 # not run; 0 otherwise. Used by `make fuzz` and tools/test-all.
-#   run.sh --bindir DIR --corpus DIR --scratch DIR --crashes DIR --seconds N [--max-len N] NAME...
+#   run.sh --bindir DIR --corpus DIR --scratch DIR --crashes DIR --seconds N [--max-len N]
+#          [--seed N] NAME...
+# --seed N (N > 0) makes a run repeatable (CI's short pass); without it (or 0) libFuzzer picks a
+# new seed each run, which is what long runs want.
 set -u
 bindir=fuzz corpus=fuzz/corpus scratch=fuzz-corpus crashes=fuzz-crashes seconds=60 max_len=8192
+seed=0
 while [ $# -gt 0 ]; do
     case $1 in
     --bindir) bindir=$2; shift 2 ;;
@@ -16,6 +20,7 @@ while [ $# -gt 0 ]; do
     --crashes) crashes=$2; shift 2 ;;
     --seconds) seconds=$2; shift 2 ;;
     --max-len) max_len=$2; shift 2 ;;
+    --seed) seed=$2; shift 2 ;;
     --) shift; break ;;
     -*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     *) break ;;
@@ -24,6 +29,9 @@ done
 case $seconds in
 '' | *[!0-9]*) echo "run.sh: --seconds must be a whole number of seconds, not '$seconds'" >&2
     exit 2 ;;
+esac
+case $seed in
+'' | *[!0-9]*) echo "run.sh: --seed must be a whole number, not '$seed'" >&2; exit 2 ;;
 esac
 [ $# -gt 0 ] || { echo "run.sh: no target named" >&2; exit 2; }
 failed=0 passed=0
@@ -45,7 +53,7 @@ for name in "$@"; do
     # -timeout: one input taking longer is a hang; -rss_limit_mb: bounded memory;
     # -close_fd_mask=1: the targets' own stdout is noise (reports still reach stderr)
     "$bin" -max_total_time="$seconds" -max_len="$max_len" -timeout=10 -rss_limit_mb=2048 \
-        -close_fd_mask=1 -print_final_stats=1 -artifact_prefix="$crashes/$name/" \
+        -close_fd_mask=1 -print_final_stats=1 -seed="$seed" -artifact_prefix="$crashes/$name/" \
         "$scratch/$name" $seeds >"$log" 2>&1
     rc=$?
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
