@@ -1,0 +1,262 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""TAP test: `kill -9` of selftest-core while a container batch runs leaves nothing for good.
+
+runtime-docker and runtime-podman against the private engines of tools/engines/engines.sh (the
+ones test_containers.py uses: own sockets and data dirs, a python3+pytest image built from the
+host's packages). Set ST_ENGINES_DIR to the directory of an `engines.sh up` already running to
+reuse it (then it is left running). Without root, or when the engines cannot start, everything is
+skipped.
+
+For each engine: a batch whose test sleeps is started; once its container runs, only the core is
+killed with SIGKILL (not its process group). Checked: the container is still there, labelled with
+the killed core as its owner (nothing could remove it); no host process of the killed run remains
+(none carries the run's marker variable, none is in its process group or session); `cleanup`
+then exits 0, reports the container as removed, and no container with the killed core's owner
+labels is left on the engine.
+"""
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import taplib  # noqa: E402
+from taplib import done, is_eq, note, ok  # noqa: E402
+
+BIN = taplib.selftest_bin()
+if not BIN or not os.access(BIN, os.X_OK):
+    taplib.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+
+ENGINES = ("docker", "podman")
+HOST_VAR = {"docker": "DOCKER_HOST", "podman": "CONTAINER_HOST"}
+SCRIPT = os.path.join(taplib.top_srcdir(), "tools", "engines", "engines.sh")
+WORK = tempfile.mkdtemp(prefix="st-k9-")
+os.chmod(WORK, 0o755)
+
+SLEEP_TEST = '''import time
+
+def test_sleeps():
+    time.sleep(120)
+'''
+
+
+class UnixHTTP(http.client.HTTPConnection):
+    def __init__(self, path, timeout=60):
+        super().__init__("d", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self.unix_path)
+        self.sock = s
+
+
+def api(sock, method, path, timeout=60):
+    c = UnixHTTP(sock, timeout)
+    try:
+        c.request(method, path)
+        r = c.getresponse()
+        data = r.read()
+    finally:
+        c.close()
+    try:
+        return r.status, json.loads(data) if data.strip() else None
+    except ValueError:
+        return r.status, data
+
+
+def listed(sock, *labels):
+    """The containers (all states) carrying every label of labels ("k" or "k=v")."""
+    q = urllib.parse.quote(json.dumps({"label": ["menace_self_test"] + list(labels)}))
+    st, body = api(sock, "GET", "/v1.41/containers/json?all=1&filters=" + q)
+    if st != 200 or not isinstance(body, list):
+        return ["list failed: %r %r" % (st, body)]
+    return body
+
+
+def engines_up():
+    d = os.environ.get("ST_ENGINES_DIR")
+    own = False
+    if not d:
+        if os.geteuid() != 0:
+            return None, "needs root to start private engines (or set ST_ENGINES_DIR)"
+        d = tempfile.mkdtemp(prefix="st-eng-", dir="/tmp")
+        rc, out, err = taplib.run(["bash", SCRIPT, "up", d], timeout=600)
+        own = True
+        if rc != 0:
+            note(err[-2000:])
+            taplib.run(["bash", SCRIPT, "down", d], timeout=120)
+            return None, "tools/engines/engines.sh up failed (rc %r)" % rc
+    env = {}
+    try:
+        with open(os.path.join(d, "env")) as fh:
+            for line in fh:
+                k, _, v = line.strip().partition("=")
+                env[k] = v
+    except OSError as e:
+        return None, "no engines in %s: %s" % (d, e)
+    return {"docker": env.get("DOCKER_SOCK"), "podman": env.get("PODMAN_SOCK"), "dir": d,
+            "image": env.get("ST_IMAGE"), "own": own}, None
+
+
+ENG, why = engines_up()
+if ENG is None:
+    print("1..0 # SKIP %s" % why)
+    sys.exit(0)
+
+
+def engines_down():
+    if ENG.get("own"):
+        taplib.run(["bash", SCRIPT, "down", ENG["dir"]], timeout=300)
+    shutil.rmtree(WORK, ignore_errors=True)
+
+
+def write_conf(engine):
+    path = os.path.join(WORK, "%s.conf" % engine)
+    with open(path, "w") as fh:
+        fh.write('runtime = "%s";\ncontainer = {\n  image = "%s";\n};\n' % (engine, ENG["image"]))
+    return path
+
+
+def write_project():
+    root = os.path.join(WORK, "proj-%s" % uuid.uuid4().hex[:6])
+    os.makedirs(os.path.join(root, "tests"))
+    with open(os.path.join(root, "pytest.ini"), "w") as fh:
+        fh.write("[pytest]\n")
+    with open(os.path.join(root, "tests", "test_sleep.py"), "w") as fh:
+        fh.write(SLEEP_TEST)
+    return root
+
+
+def engine_env(engine, root, extra=None):
+    env = {"SANDBOX_REPO_PATH": root, "DOCKER_HOST": None, "CONTAINER_HOST": None,
+           "MENACE_OFFLINE_INSTALL": None, "MENACE_SELF_TEST_IMAGE_TAR": None,
+           HOST_VAR[engine]: "unix://" + ENG[engine]}
+    env.update(extra or {})
+    return taplib.base_env(env)
+
+
+def wait_running(sock, owner_pid, timeout=90):
+    until = time.time() + timeout
+    while time.time() < until:
+        for c in listed(sock, "selftest.owner.pid=%d" % owner_pid):
+            if isinstance(c, dict) and c.get("State") == "running":
+                return c
+        time.sleep(0.1)
+    return None
+
+
+def host_leftovers(pid, marker):
+    """Host processes of the killed run: carrying its marker variable, or in its process group
+    or session (the core was a session leader). [(pid, cmdline)]"""
+    found = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) == os.getpid():
+            continue
+        try:
+            with open("/proc/%s/environ" % d, "rb") as fh:
+                env = fh.read()
+            with open("/proc/%s/stat" % d) as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            with open("/proc/%s/cmdline" % d, "rb") as fh:
+                cmd = fh.read().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue
+        state, pgid, sid = fields[0], int(fields[2]), int(fields[3])
+        if state == "Z" and int(d) == pid:
+            continue
+        if marker in env or pgid == pid or sid == pid:
+            found.append((int(d), state, cmd[:200]))
+    return found
+
+
+def check_kill9(engine):
+    sock = ENG[engine]
+    conf = write_conf(engine)
+    root = write_project()
+    marker = "ST_KILL9_MARK=" + uuid.uuid4().hex
+    out_path = os.path.join(WORK, "core-%s.out" % engine)
+    with open(out_path, "wb") as out:
+        core = subprocess.Popen([BIN, "-v", "-c", conf, "run", "--json", "--retries", "0",
+                                 "--timeout", "300"],
+                                env=engine_env(engine, root, {marker.split("=")[0]:
+                                                              marker.split("=")[1]}),
+                                cwd=root, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    c = wait_running(sock, core.pid)
+    if not ok(c is not None, "%s: the sleeping batch's container runs, owned by the core (pid %d)"
+              % (engine, core.pid), open(out_path, errors="replace").read()[-1500:]):
+        taplib.kill_group(core)
+        core.wait()
+        return
+    cid = c["Id"]
+    os.kill(core.pid, signal.SIGKILL)  # the core only, not its process group
+    core.wait()
+    is_eq(core.returncode, -signal.SIGKILL, "%s: the core died of SIGKILL" % engine)
+
+    # nothing could remove the container: it is there, labelled with the dead owner
+    after = [x for x in listed(sock, "selftest.owner.pid=%d" % core.pid) if isinstance(x, dict)]
+    state = {x["Id"]: x.get("State") for x in after}
+    note("%s: after kill -9 the batch's container %.12s is %s" %
+         (engine, cid, state.get(cid, "gone")))
+    ok(cid in state, "%s: after kill -9 the container is still there (the cleanup check below "
+       "is not vacuous)" % engine, repr(state))
+    labels = (after[0].get("Labels") or {}) if after else {}
+    ok(labels.get("selftest.owner.host") == socket.gethostname() and
+       labels.get("selftest.owner.start"),
+       "%s: it carries the owner labels (host, pid, start time)" % engine, repr(labels))
+
+    # no host process of the killed run remains (a short grace for exits already under way)
+    left = host_leftovers(core.pid, marker.encode())
+    until = time.time() + 5
+    while left and time.time() < until:
+        time.sleep(0.2)
+        left = host_leftovers(core.pid, marker.encode())
+    is_eq(left, [], "%s: no host process of the killed run remains" % engine)
+
+    # cleanup removes it and says so
+    rc, out, err = taplib.run([BIN, "-v", "-c", conf, "cleanup"], env=engine_env(engine, root),
+                              cwd=root, timeout=180)
+    is_eq(rc, 0, "%s: cleanup after kill -9 exits 0" % engine)
+    removed = None
+    for line in out.splitlines():
+        if line.startswith("cleanup: ") and " removed" in line:
+            try:
+                removed = int(line.split(",")[1].split()[0])
+            except (IndexError, ValueError):
+                pass
+    ok(removed is not None and removed >= len(state) >= 1,
+       "%s: cleanup reports the killed run's container(s) removed (%d)" % (engine, len(state)),
+       "stdout: %r\nstderr: %s" % (out, err[-1500:]))
+    ok(("removed container %.12s" % cid) in err + out,
+       "%s: cleanup names the removed container (-v)" % engine, err[-1500:])
+    is_eq(listed(sock, "selftest.owner.pid=%d" % core.pid), [],
+          "%s: no container with the killed core's owner labels is left" % engine)
+    if ENG.get("own"):
+        is_eq(listed(sock), [], "%s: no selftest container at all is left" % engine)
+
+
+def main():
+    try:
+        for engine in ENGINES:
+            if not ENG.get(engine):
+                continue
+            check_kill9(engine)
+    finally:
+        engines_down()
+    done()
+
+
+if __name__ == "__main__":
+    main()
