@@ -42,7 +42,8 @@ tests_plugins_test_engine_common_LDADD = $(ENGINE_COMMON_LIBS) $(CHECK_LIBS)
 # Integration test against real engines (root: it starts a private dockerd and Podman service
 # with tools/engines/engines.sh, or reuses ST_ENGINES_DIR; skips itself otherwise).
 if BUILD_PLUGIN_RUNTIME_DOCKER
-TESTS += tests/integration/test_containers.py tests/integration/test_container_kill9.py
+TESTS += tests/integration/test_containers.py tests/integration/test_container_kill9.py \
+	tests/integration/test_container_engine_dies.py
 else
 if BUILD_PLUGIN_RUNTIME_PODMAN
 TESTS += tests/integration/test_containers.py tests/integration/test_container_kill9.py
@@ -60,6 +61,7 @@ endif
 endif
 EXTRA_DIST += tests/integration/test_container_counters.py
 EXTRA_DIST += tests/integration/test_containers.py tests/integration/test_container_kill9.py \
+	tests/integration/test_container_engine_dies.py \
 	tools/engines/engines.sh \
 	bench/containers.py docs/containers.md
 

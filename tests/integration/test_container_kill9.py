@@ -19,6 +19,7 @@ labels is left on the engine.
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -148,10 +149,12 @@ def engine_env(engine, root, extra=None):
 
 
 def wait_running(sock, owner_pid, timeout=90):
+    """The running container of owner_pid's first batch (not the interpreter preflight's)."""
     until = time.time() + timeout
     while time.time() < until:
         for c in listed(sock, "selftest.owner.pid=%d" % owner_pid):
-            if isinstance(c, dict) and c.get("State") == "running":
+            if isinstance(c, dict) and c.get("State") == "running" and \
+                    re.search(r"batch-0$", (c.get("Labels") or {}).get("selftest.batch", "")):
                 return c
         time.sleep(0.1)
     return None

@@ -1,0 +1,240 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""TAP test: the engine dies while a container batch runs.
+
+runtime-docker against a private dockerd of tools/engines/engines.sh started for this test alone
+(the image comes from the engines of ST_ENGINES_DIR or of a first `engines.sh up`, as in
+test_containers.py), so no other test's engine is stopped. Without root, or when the engines
+cannot start, everything is skipped.
+
+A batch whose test sleeps (batch timeout 300 s, api_timeout 10 s) runs; once its container runs,
+dockerd is killed with SIGKILL. Checked: the run ends with exit 3 well before the batch timeout
+(within the API timeout plus margin), with a message that names the engine; after the engine is
+started again the dead run's container is still listed (so the next check is not vacuous), and
+`cleanup -v` exits 0, reports it removed, and leaves no selftest container on that engine.
+"""
+
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import taplib  # noqa: E402
+from taplib import done, is_eq, note, ok  # noqa: E402
+
+BIN = taplib.selftest_bin()
+if not BIN or not os.access(BIN, os.X_OK):
+    taplib.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+
+ENGINES = ("docker", "podman")
+HOST_VAR = {"docker": "DOCKER_HOST", "podman": "CONTAINER_HOST"}
+SCRIPT = os.path.join(taplib.top_srcdir(), "tools", "engines", "engines.sh")
+WORK = tempfile.mkdtemp(prefix="st-edie-")
+os.chmod(WORK, 0o755)
+
+API_TIMEOUT = 10
+SLEEP_TEST = '''import time
+
+def test_sleeps():
+    time.sleep(120)
+'''
+
+
+class UnixHTTP(http.client.HTTPConnection):
+    def __init__(self, path, timeout=60):
+        super().__init__("d", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self.unix_path)
+        self.sock = s
+
+
+def api(sock, method, path, timeout=60):
+    c = UnixHTTP(sock, timeout)
+    try:
+        c.request(method, path)
+        r = c.getresponse()
+        data = r.read()
+    finally:
+        c.close()
+    try:
+        return r.status, json.loads(data) if data.strip() else None
+    except ValueError:
+        return r.status, data
+
+
+def listed(sock, *labels):
+    """The containers (all states) carrying every label of labels ("k" or "k=v")."""
+    q = urllib.parse.quote(json.dumps({"label": ["menace_self_test"] + list(labels)}))
+    st, body = api(sock, "GET", "/v1.41/containers/json?all=1&filters=" + q)
+    if st != 200 or not isinstance(body, list):
+        return ["list failed: %r %r" % (st, body)]
+    return body
+
+
+def engines_up():
+    d = os.environ.get("ST_ENGINES_DIR")
+    own = False
+    if not d:
+        if os.geteuid() != 0:
+            return None, "needs root to start private engines (or set ST_ENGINES_DIR)"
+        d = tempfile.mkdtemp(prefix="st-eng-", dir="/tmp")
+        rc, out, err = taplib.run(["bash", SCRIPT, "up", d], timeout=600)
+        own = True
+        if rc != 0:
+            note(err[-2000:])
+            taplib.run(["bash", SCRIPT, "down", d], timeout=120)
+            return None, "tools/engines/engines.sh up failed (rc %r)" % rc
+    env = {}
+    try:
+        with open(os.path.join(d, "env")) as fh:
+            for line in fh:
+                k, _, v = line.strip().partition("=")
+                env[k] = v
+    except OSError as e:
+        return None, "no engines in %s: %s" % (d, e)
+    return {"docker": env.get("DOCKER_SOCK"), "podman": env.get("PODMAN_SOCK"), "dir": d,
+            "image": env.get("ST_IMAGE"), "tar": env.get("ST_IMAGE_TAR"), "own": own}, None
+
+
+ENG, why = engines_up()
+if ENG is None:
+    print("1..0 # SKIP %s" % why)
+    sys.exit(0)
+
+
+def engines_down():
+    if ENG.get("own"):
+        taplib.run(["bash", SCRIPT, "down", ENG["dir"]], timeout=300)
+    shutil.rmtree(WORK, ignore_errors=True)
+
+
+def write_conf(engine):
+    path = os.path.join(WORK, "%s.conf" % engine)
+    with open(path, "w") as fh:
+        fh.write('runtime = "%s";\ncontainer = {\n  image = "%s";\n  api_timeout = %d;\n};\n'
+                 % (engine, ENG["image"], API_TIMEOUT))
+    return path
+
+
+def write_project():
+    root = os.path.join(WORK, "proj-%s" % uuid.uuid4().hex[:6])
+    os.makedirs(os.path.join(root, "tests"))
+    with open(os.path.join(root, "pytest.ini"), "w") as fh:
+        fh.write("[pytest]\n")
+    with open(os.path.join(root, "tests", "test_sleep.py"), "w") as fh:
+        fh.write(SLEEP_TEST)
+    return root
+
+
+def engine_env(engine, root, sock, extra=None):
+    env = {"SANDBOX_REPO_PATH": root, "DOCKER_HOST": None, "CONTAINER_HOST": None,
+           "MENACE_OFFLINE_INSTALL": None, "MENACE_SELF_TEST_IMAGE_TAR": None,
+           HOST_VAR[engine]: "unix://" + sock}
+    env.update(extra or {})
+    return taplib.base_env(env)
+
+
+def wait_running(sock, owner_pid, timeout=90):
+    """The running container of owner_pid's first batch (not the interpreter preflight's)."""
+    until = time.time() + timeout
+    while time.time() < until:
+        for c in listed(sock, "selftest.owner.pid=%d" % owner_pid):
+            if isinstance(c, dict) and c.get("State") == "running" and \
+                    re.search(r"batch-0$", (c.get("Labels") or {}).get("selftest.batch", "")):
+                return c
+        time.sleep(0.1)
+    return None
+
+
+def check_engine_dies(engine="docker"):
+    d = tempfile.mkdtemp(prefix="st-e3-", dir="/tmp")
+    try:
+        rc, out, err = taplib.run(["bash", SCRIPT, "up", d], env=taplib.base_env({
+            "ST_ENGINES": engine, "ST_IMAGE_TAR_IN": ENG["tar"]}), timeout=300)
+        if not ok(rc == 0, "%s: a second engine for this test" % engine, err[-1500:]):
+            return
+        sock = os.path.join(d, "%s.sock" % engine)
+        conf = write_conf(engine)
+        root = write_project()
+        out_path = os.path.join(WORK, "core-%s.out" % engine)
+        t0 = time.monotonic()
+        with open(out_path, "wb") as fh:
+            core = subprocess.Popen([BIN, "-v", "-c", conf, "run", "--json", "--retries", "0",
+                                     "--timeout", "300"], env=engine_env(engine, root, sock),
+                                    cwd=root, stdin=subprocess.DEVNULL, stdout=fh,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        c = wait_running(sock, core.pid)
+        if not ok(c is not None, "%s: the sleeping batch's container (batch-0) runs" % engine,
+                  open(out_path, errors="replace").read()[-1500:]):
+            taplib.kill_group(core)
+            core.wait()
+            return
+        with open(os.path.join(d, "docker.pid")) as fh:
+            os.kill(int(fh.read().strip()), signal.SIGKILL)
+        t_kill = time.monotonic()
+        try:
+            core.wait(timeout=API_TIMEOUT * 6)
+        except subprocess.TimeoutExpired:
+            taplib.kill_group(core)
+            core.wait()
+        took = time.monotonic() - t_kill
+        text = open(out_path, errors="replace").read()
+        is_eq(core.returncode, 3, "%s: the engine dying mid-batch ends the run with exit 3"
+              % engine)
+        ok(took < API_TIMEOUT * 3, "%s: ... within the API timeout (%d s) plus margin, far from "
+           "the 300 s batch timeout" % (engine, API_TIMEOUT), "%.1f s after the kill" % took)
+        note("%s: run took %.1f s in all, %.1f s after the engine was killed"
+             % (engine, time.monotonic() - t0, took))
+        msgs = [ln for ln in text.splitlines() if not ln.startswith("{") and
+                re.search(r"engine|docker", ln, re.I) and
+                re.search(r"error|fail|cannot|could not|unreachable|lost|closed", ln, re.I)]
+        for ln in msgs[:3]:
+            note("%s: message: %s" % (engine, ln[:300]))
+        ok(msgs, "%s: a clear message names the engine and the failure" % engine, text[-2000:])
+        # the engine comes back: the dead run's container is there, and cleanup removes it
+        rc, out, err = taplib.run(["bash", SCRIPT, "restart", d], timeout=120)
+        if not ok(rc == 0, "%s: the engine restarts" % engine, err[-1000:]):
+            return
+        before = [x for x in listed(sock) if isinstance(x, dict)]
+        ok(any(x["Id"] == c["Id"] for x in before),
+           "%s: after the restart the dead run's container is still listed" % engine,
+           repr([(x["Id"][:12], x.get("State")) for x in before]))
+        rc, out, err = taplib.run([BIN, "-v", "-c", conf, "cleanup"],
+                                  env=engine_env(engine, root, sock), cwd=root, timeout=180)
+        is_eq(rc, 0, "%s: cleanup exits 0" % engine)
+        ok(re.search(r"cleanup: \d+ listed, %d removed" % len(before), out) and
+           ("removed container %.12s" % c["Id"]) in err + out,
+           "%s: cleanup reports the leftover container removed" % engine,
+           "stdout: %r\nstderr: %s" % (out, err[-1500:]))
+        is_eq(listed(sock), [], "%s: no selftest container is left" % engine)
+    finally:
+        taplib.run(["bash", SCRIPT, "down", d], timeout=300)
+
+
+def main():
+    try:
+        if ENG.get("tar"):
+            check_engine_dies("docker")
+        else:
+            taplib.skip("docker: engine dies mid-batch", "no image tarball in the engines' env")
+    finally:
+        engines_down()
+    done()
+
+
+if __name__ == "__main__":
+    main()
