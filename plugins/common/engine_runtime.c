@@ -1170,14 +1170,22 @@ static int is_cancelled(er_runtime *rt, er_running *r)
     return c;
 }
 
-static void kill_container(er_runtime *rt, void **h, const char *cid)
+/* Returns ST_OK when the engine answered (any status), else the transport error, err filled. */
+static int kill_container_err(er_runtime *rt, void **h, const char *cid, char *err, size_t errlen)
 {
-    char path[200], err[300];
+    char path[200];
     eh_response resp;
     snprintf(path, sizeof(path), "/containers/%s/kill?signal=KILL", cid);
     /* 409 (Docker) / 500 (Podman) when it is no longer running: fine */
-    api_call(rt, h, "POST", path, NULL, 5, &resp, err, sizeof(err));
+    int rc = api_call(rt, h, "POST", path, NULL, 5, &resp, err, errlen);
     eh_response_free(&resp);
+    return rc;
+}
+
+static void kill_container(er_runtime *rt, void **h, const char *cid)
+{
+    char err[300];
+    kill_container_err(rt, h, cid, err, sizeof(err));
 }
 
 /* Waits for the container to exit, up to timeout_s. Returns ST_OK with *code set, ST_ERR_TIMEOUT,
@@ -1559,11 +1567,20 @@ static int inspect_state(exec_state *x, long long *code, int *oom)
     return out;
 }
 
-/* The kill loop of gitlab-runner: SIGKILL every second, with a wait open, until it returns. */
+/* The kill loop of gitlab-runner: SIGKILL every second, with a wait open, until it returns.
+ * An engine that has answered no kill for the API timeout is hung: give up then (the container
+ * is left to `cleanup`) rather than go on for 30 rounds of request timeouts. */
 static int kill_until_exit(exec_state *x, long long *code, char *err, size_t errlen)
 {
+    double give_up = mono_s() + x->rt->api_timeout_s;
     for (int attempt = 0; attempt < 30; attempt++) {
-        kill_container(x->rt, &x->h, x->reg.container);
+        char kerr[300];
+        int krc = kill_container_err(x->rt, &x->h, x->reg.container, kerr, sizeof(kerr));
+        if (krc != ST_OK && mono_s() >= give_up) {
+            snprintf(err, errlen, "the engine answered no kill request for %gs (api_timeout): %s",
+                     x->rt->api_timeout_s, kerr);
+            return ST_ERR_TIMEOUT;
+        }
         int rc = wait_container(x->rt, &x->h, x->reg.container, 1.0, code, err, errlen);
         if (rc != ST_ERR_TIMEOUT)
             return rc;
