@@ -691,8 +691,8 @@ unsigned st_run_orphans_failed(const st_run *r)
 
 /* ---- output tails ---------------------------------------------------------------------------- */
 
-#define OUTPUT_TAIL_LINES 40
-#define OUTPUT_TAIL_BYTES 8192u
+#define OUTPUT_TAIL_LINES 100
+#define OUTPUT_TAIL_BYTES 16384u
 
 /* The last lines of text (at most max_lines lines and max_bytes bytes), as valid UTF-8 (other
  * bytes become '?'). Caller frees; NULL when text is empty. */
