@@ -279,3 +279,40 @@ def free_port():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def engines_up():
+    """The private container engines of tools/engines/engines.sh: ST_ENGINES_DIR names one
+    already up, else (as root) one is started in a new directory. Returns ({"docker": socket,
+    "podman": socket, "dir", "image", "tar", "own": True when started here}, None) or
+    (None, the reason to skip)."""
+    script = os.path.join(top_srcdir(), "tools", "engines", "engines.sh")
+    d = os.environ.get("ST_ENGINES_DIR")
+    own = False
+    if not d:
+        if os.geteuid() != 0:
+            return None, "needs root to start private engines (or set ST_ENGINES_DIR)"
+        d = tempfile.mkdtemp(prefix="st-eng-", dir="/tmp")
+        rc, out, err = run(["bash", script, "up", d], timeout=600)
+        own = True
+        if rc != 0:
+            note(err[-2000:])
+            run(["bash", script, "down", d], timeout=120)
+            return None, "tools/engines/engines.sh up failed (rc %r)" % rc
+    env = {}
+    try:
+        with open(os.path.join(d, "env")) as fh:
+            for line in fh:
+                k, _, v = line.strip().partition("=")
+                env[k] = v
+    except OSError as e:
+        return None, "no engines in %s: %s" % (d, e)
+    return {"docker": env.get("DOCKER_SOCK"), "podman": env.get("PODMAN_SOCK"), "dir": d,
+            "image": env.get("ST_IMAGE"), "tar": env.get("ST_IMAGE_TAR"), "own": own}, None
+
+
+def engines_down(eng):
+    """Stops the engines engines_up() started (not those of ST_ENGINES_DIR)."""
+    if eng and eng.get("own"):
+        run(["bash", os.path.join(top_srcdir(), "tools", "engines", "engines.sh"), "down",
+             eng["dir"]], timeout=300)

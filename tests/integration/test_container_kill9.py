@@ -40,7 +40,6 @@ if not BIN or not os.access(BIN, os.X_OK):
 
 ENGINES = ("docker", "podman")
 HOST_VAR = {"docker": "DOCKER_HOST", "podman": "CONTAINER_HOST"}
-SCRIPT = os.path.join(taplib.top_srcdir(), "tools", "engines", "engines.sh")
 WORK = tempfile.mkdtemp(prefix="st-k9-")
 os.chmod(WORK, 0o755)
 
@@ -86,40 +85,14 @@ def listed(sock, *labels):
     return body
 
 
-def engines_up():
-    d = os.environ.get("ST_ENGINES_DIR")
-    own = False
-    if not d:
-        if os.geteuid() != 0:
-            return None, "needs root to start private engines (or set ST_ENGINES_DIR)"
-        d = tempfile.mkdtemp(prefix="st-eng-", dir="/tmp")
-        rc, out, err = taplib.run(["bash", SCRIPT, "up", d], timeout=600)
-        own = True
-        if rc != 0:
-            note(err[-2000:])
-            taplib.run(["bash", SCRIPT, "down", d], timeout=120)
-            return None, "tools/engines/engines.sh up failed (rc %r)" % rc
-    env = {}
-    try:
-        with open(os.path.join(d, "env")) as fh:
-            for line in fh:
-                k, _, v = line.strip().partition("=")
-                env[k] = v
-    except OSError as e:
-        return None, "no engines in %s: %s" % (d, e)
-    return {"docker": env.get("DOCKER_SOCK"), "podman": env.get("PODMAN_SOCK"), "dir": d,
-            "image": env.get("ST_IMAGE"), "own": own}, None
-
-
-ENG, why = engines_up()
+ENG, why = taplib.engines_up()
 if ENG is None:
     print("1..0 # SKIP %s" % why)
     sys.exit(0)
 
 
 def engines_down():
-    if ENG.get("own"):
-        taplib.run(["bash", SCRIPT, "down", ENG["dir"]], timeout=300)
+    taplib.engines_down(ENG)
     shutil.rmtree(WORK, ignore_errors=True)
 
 
