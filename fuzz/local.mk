@@ -23,12 +23,14 @@ FUZZ_CORE_SRC = $(top_srcdir)/src/core/util.c $(top_srcdir)/src/core/log.c \
 FUZZ_CORE_CFLAGS = $(LIBCONFIG_CFLAGS) $(YAJL_CFLAGS)
 FUZZ_CORE_LIBS = $(YAJL_LIBS) $(PTHREAD_LIBS) -lm
 FUZZ_HDRS = $(top_srcdir)/fuzz/fuzz_common.h
+# the import graph (src/pygraph), for the readers that build one
+PYGRAPH_SRC = $(top_srcdir)/src/pygraph/pygraph.c $(top_srcdir)/src/pygraph/pyscan.c
 
 FUZZ_BINS = $(FUZZ_TARGETS:%=fuzz/fuzz-%)
 
-fuzz/fuzz-pyscan: $(top_srcdir)/fuzz/fuzz_pyscan.c $(top_srcdir)/src/core/pyscan.c
+fuzz/fuzz-pyscan: $(top_srcdir)/fuzz/fuzz_pyscan.c $(top_srcdir)/src/pygraph/pyscan.c
 	@$(MKDIR_P) fuzz
-	$(FUZZ_COMPILE) $(top_srcdir)/fuzz/fuzz_pyscan.c $(top_srcdir)/src/core/pyscan.c -o $@
+	$(FUZZ_COMPILE) $(top_srcdir)/fuzz/fuzz_pyscan.c $(top_srcdir)/src/pygraph/pyscan.c -o $@
 
 fuzz/fuzz-results: $(top_srcdir)/fuzz/fuzz_results.c $(FUZZ_CORE_SRC) $(FUZZ_HDRS)
 	@$(MKDIR_P) fuzz
@@ -42,12 +44,11 @@ fuzz/fuzz-lcov: $(top_srcdir)/fuzz/fuzz_lcov.c $(FUZZ_CORE_SRC) $(FUZZ_HDRS)
 
 fuzz/fuzz-orphans: $(top_srcdir)/fuzz/fuzz_orphans.c $(top_srcdir)/src/core/orphans.c \
 		$(top_srcdir)/plugins/common/modulemap.c $(top_srcdir)/src/core/checkcache.c \
-		$(FUZZ_CORE_SRC) $(FUZZ_HDRS)
+		$(PYGRAPH_SRC) $(FUZZ_CORE_SRC) $(FUZZ_HDRS)
 	@$(MKDIR_P) fuzz
 	$(FUZZ_COMPILE) $(FUZZ_CORE_CFLAGS) $(top_srcdir)/fuzz/fuzz_orphans.c \
 	  $(top_srcdir)/src/core/orphans.c $(top_srcdir)/plugins/common/modulemap.c \
-	  $(top_srcdir)/src/core/checkcache.c $(top_srcdir)/src/core/pygraph.c \
-	  $(top_srcdir)/src/core/pyscan.c $(FUZZ_CORE_SRC) $(FUZZ_CORE_LIBS) -o $@
+	  $(top_srcdir)/src/core/checkcache.c $(PYGRAPH_SRC) $(FUZZ_CORE_SRC) $(FUZZ_CORE_LIBS) -o $@
 
 fuzz/fuzz-history: $(top_srcdir)/fuzz/fuzz_history.c $(top_srcdir)/src/core/history.c \
 		$(FUZZ_CORE_SRC) $(FUZZ_HDRS)
@@ -125,7 +126,7 @@ FUZZ_REPLAY_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/fuzz -I$(top_srcdir)/plugins/c
 FUZZ_REPLAY_CORE_LIBS = src/core/libselftest.la
 fuzz_replay_pyscan_SOURCES = fuzz/replay.c fuzz/fuzz_pyscan.c
 fuzz_replay_pyscan_CFLAGS = $(FUZZ_REPLAY_CFLAGS) -DFUZZ_NAME='"pyscan"'
-fuzz_replay_pyscan_LDADD = $(FUZZ_REPLAY_CORE_LIBS)
+fuzz_replay_pyscan_LDADD = src/pygraph/libstpygraph.la
 fuzz_replay_results_SOURCES = fuzz/replay.c fuzz/fuzz_results.c
 fuzz_replay_results_CFLAGS = $(FUZZ_REPLAY_CFLAGS) $(YAJL_CFLAGS) -DFUZZ_NAME='"results"'
 fuzz_replay_results_LDADD = $(FUZZ_REPLAY_CORE_LIBS)

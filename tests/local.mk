@@ -1,98 +1,10 @@
 # SPDX-License-Identifier: MIT
-# Tests: check suites (tests/unit), fixture plugins (tests/fixtures/plugins), integration tests
-# against the real binary and real pytest (tests/integration, Python + TAP).
+# Tests: integration tests against the real binary and real pytest (tests/integration, Python +
+# TAP), the harness, and `make check-valgrind`. The check suites are in tests/unit/local.mk and
+# tests/plugins/local.mk, the fixture plugins in tests/fixtures/plugins/local.mk.
 #
 # Every test speaks TAP (check via CK_TAP_LOG_FILE_NAME=-), so the harness counts single checks,
 # not files; .ci/run sums the .trs files.
-
-FIXTURE_LDFLAGS = -module -avoid-version -shared -no-undefined -Wl,-z,defs \
-	-export-symbols-regex '^(selftest_plugin_entry|not_the_entry)$$' -rpath /nowhere
-FIXTURE_SRC = tests/fixtures/plugins/fixture_plugin.c
-check_LTLIBRARIES += tests/fixtures/plugins/fx-good.la tests/fixtures/plugins/fx-major.la \
-	tests/fixtures/plugins/fx-minor.la tests/fixtures/plugins/fx-small.la \
-	tests/fixtures/plugins/fx-name.la tests/fixtures/plugins/fx-kind.la \
-	tests/fixtures/plugins/fx-noentry.la tests/fixtures/plugins/fx-decline.la \
-	tests/fixtures/plugins/fx-missing-op.la tests/fixtures/plugins/fx-create-fails.la
-tests_fixtures_plugins_fx_good_la_SOURCES = $(FIXTURE_SRC)
-tests_fixtures_plugins_fx_good_la_LDFLAGS = $(FIXTURE_LDFLAGS)
-tests_fixtures_plugins_fx_major_la_SOURCES = $(FIXTURE_SRC)
-tests_fixtures_plugins_fx_major_la_CPPFLAGS = $(AM_CPPFLAGS) -DFX_NAME='"fx-major"' -DFX_MAJOR=2 -DFX_MINOR=0
-tests_fixtures_plugins_fx_major_la_LDFLAGS = $(FIXTURE_LDFLAGS)
-tests_fixtures_plugins_fx_minor_la_SOURCES = $(FIXTURE_SRC)
-tests_fixtures_plugins_fx_minor_la_CPPFLAGS = $(AM_CPPFLAGS) -DFX_NAME='"fx-minor"' -DFX_MINOR=99
-tests_fixtures_plugins_fx_minor_la_LDFLAGS = $(FIXTURE_LDFLAGS)
-tests_fixtures_plugins_fx_small_la_SOURCES = $(FIXTURE_SRC)
-tests_fixtures_plugins_fx_small_la_CPPFLAGS = $(AM_CPPFLAGS) -DFX_NAME='"fx-small"' -DFX_SIZE=8
-tests_fixtures_plugins_fx_small_la_LDFLAGS = $(FIXTURE_LDFLAGS)
-tests_fixtures_plugins_fx_name_la_SOURCES = $(FIXTURE_SRC)
-tests_fixtures_plugins_fx_name_la_CPPFLAGS = $(AM_CPPFLAGS) -DFX_NAME='"somebody-else"'
-tests_fixtures_plugins_fx_name_la_LDFLAGS = $(FIXTURE_LDFLAGS)
-tests_fixtures_plugins_fx_kind_la_SOURCES = $(FIXTURE_SRC)
-tests_fixtures_plugins_fx_kind_la_CPPFLAGS = $(AM_CPPFLAGS) -DFX_NAME='"fx-kind"' -DFX_KIND=ST_KIND_INTEGRATOR
-tests_fixtures_plugins_fx_kind_la_LDFLAGS = $(FIXTURE_LDFLAGS)
-tests_fixtures_plugins_fx_noentry_la_SOURCES = $(FIXTURE_SRC)
-tests_fixtures_plugins_fx_noentry_la_CPPFLAGS = $(AM_CPPFLAGS) -DFX_NAME='"fx-noentry"' -DFX_NO_ENTRY
-tests_fixtures_plugins_fx_noentry_la_LDFLAGS = $(FIXTURE_LDFLAGS)
-tests_fixtures_plugins_fx_decline_la_SOURCES = $(FIXTURE_SRC)
-tests_fixtures_plugins_fx_decline_la_CPPFLAGS = $(AM_CPPFLAGS) -DFX_NAME='"fx-decline"' -DFX_DECLINE
-tests_fixtures_plugins_fx_decline_la_LDFLAGS = $(FIXTURE_LDFLAGS)
-tests_fixtures_plugins_fx_missing_op_la_SOURCES = $(FIXTURE_SRC)
-tests_fixtures_plugins_fx_missing_op_la_CPPFLAGS = $(AM_CPPFLAGS) -DFX_NAME='"fx-missing-op"' -DFX_MISSING_OP
-tests_fixtures_plugins_fx_missing_op_la_LDFLAGS = $(FIXTURE_LDFLAGS)
-tests_fixtures_plugins_fx_create_fails_la_SOURCES = $(FIXTURE_SRC)
-tests_fixtures_plugins_fx_create_fails_la_CPPFLAGS = $(AM_CPPFLAGS) -DFX_NAME='"fx-create-fails"' -DFX_CREATE_FAILS
-tests_fixtures_plugins_fx_create_fails_la_LDFLAGS = $(FIXTURE_LDFLAGS)
-# runtimes that cannot be set up (the exit status of each)
-FIXTURE_RT_SRC = tests/fixtures/plugins/fixture_runtime.c
-check_LTLIBRARIES += tests/fixtures/plugins/runtime-fx-create-fails.la \
-	tests/fixtures/plugins/runtime-fx-start-fails.la \
-	tests/fixtures/plugins/runtime-fx-bad-settings.la
-tests_fixtures_plugins_runtime_fx_create_fails_la_SOURCES = $(FIXTURE_RT_SRC)
-tests_fixtures_plugins_runtime_fx_create_fails_la_CPPFLAGS = $(AM_CPPFLAGS) \
-	-DFX_NAME='"runtime-fx-create-fails"' -DFX_CREATE_FAILS
-tests_fixtures_plugins_runtime_fx_create_fails_la_LDFLAGS = $(FIXTURE_LDFLAGS)
-tests_fixtures_plugins_runtime_fx_start_fails_la_SOURCES = $(FIXTURE_RT_SRC)
-tests_fixtures_plugins_runtime_fx_start_fails_la_CPPFLAGS = $(AM_CPPFLAGS) \
-	-DFX_NAME='"runtime-fx-start-fails"' -DFX_START_FAILS
-tests_fixtures_plugins_runtime_fx_start_fails_la_LDFLAGS = $(FIXTURE_LDFLAGS)
-tests_fixtures_plugins_runtime_fx_bad_settings_la_SOURCES = $(FIXTURE_RT_SRC)
-tests_fixtures_plugins_runtime_fx_bad_settings_la_CPPFLAGS = $(AM_CPPFLAGS) \
-	-DFX_NAME='"runtime-fx-bad-settings"' -DFX_BAD_SETTINGS
-tests_fixtures_plugins_runtime_fx_bad_settings_la_LDFLAGS = $(FIXTURE_LDFLAGS)
-
-# ---- check suites ----------------------------------------------------------------------------
-UNIT_TESTS += tests/unit/test_util tests/unit/test_settings tests/unit/test_loader \
-	tests/unit/test_results tests/unit/test_runner
-if HAVE_CHECK
-check_PROGRAMS += $(UNIT_TESTS)
-TESTS += $(UNIT_TESTS)
-endif
-UNIT_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(LIBCONFIG_CFLAGS) $(YAJL_CFLAGS)
-UNIT_LDADD = src/core/libselftest.la $(CHECK_LIBS)
-tests_unit_test_util_SOURCES = tests/unit/test_util.c tests/unit/unit.h
-tests_unit_test_util_CFLAGS = $(UNIT_CFLAGS)
-tests_unit_test_util_LDADD = $(UNIT_LDADD)
-tests_unit_test_settings_SOURCES = tests/unit/test_settings.c tests/unit/unit.h
-tests_unit_test_settings_CFLAGS = $(UNIT_CFLAGS)
-tests_unit_test_settings_LDADD = $(UNIT_LDADD)
-tests_unit_test_loader_SOURCES = tests/unit/test_loader.c tests/unit/unit.h
-tests_unit_test_loader_CFLAGS = $(UNIT_CFLAGS)
-tests_unit_test_loader_LDADD = $(UNIT_LDADD)
-tests_unit_test_results_SOURCES = tests/unit/test_results.c tests/unit/unit.h
-tests_unit_test_results_CFLAGS = $(UNIT_CFLAGS)
-tests_unit_test_results_LDADD = $(UNIT_LDADD)
-tests_unit_test_runner_SOURCES = tests/unit/test_runner.c tests/unit/unit.h
-tests_unit_test_runner_CFLAGS = $(UNIT_CFLAGS)
-tests_unit_test_runner_LDADD = $(UNIT_LDADD)
-# hostile and corrupted input: the lock, JSON nesting, LCOV edge cases
-UNIT_TESTS += tests/unit/test_reliability
-tests_unit_test_reliability_SOURCES = tests/unit/test_reliability.c tests/unit/unit.h
-tests_unit_test_reliability_CFLAGS = $(UNIT_CFLAGS)
-tests_unit_test_reliability_LDADD = $(UNIT_LDADD)
-UNIT_TESTS += tests/unit/test_metricsdb
-tests_unit_test_metricsdb_SOURCES = tests/unit/test_metricsdb.c tests/unit/unit.h
-tests_unit_test_metricsdb_CFLAGS = $(UNIT_CFLAGS) $(SQLITE3_CFLAGS)
-tests_unit_test_metricsdb_LDADD = $(UNIT_LDADD) $(SQLITE3_LIBS)
 
 # ---- integration tests (the real binary, real pytest) ---------------------------------------
 INTEGRATION_TESTS = tests/integration/test_taplib.py tests/integration/test_pytest_plugin.py \

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Reference import-graph builder (stdlib `ast` only) with the rules of src/core/pygraph.h.
+"""Reference import-graph builder (stdlib `ast` only) with the rules of src/pygraph/pygraph.h.
 
 Prints the same `SRC -> DST` / `SRC` lines as tools/pygraph-dump. Files Python cannot parse are
 written to --unparsable FILE (one `PATH<TAB>REASON` line each, default: stderr) and listed as

@@ -5,7 +5,7 @@
 #ifndef ST_LOADER_H
 #define ST_LOADER_H
 
-#include "host.h"
+#include "plugin_services.h"
 #include "util.h"
 
 typedef struct st_loader st_loader;

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
-# libselftest (a convenience library linked into the CLI and the unit tests) and the CLI.
+# libselftest (a convenience library linked into the CLI and the unit tests) and the CLI. The
+# import graph is its own library (src/pygraph), linked in here.
 noinst_LTLIBRARIES += src/core/libselftest.la
 src_core_libselftest_la_SOURCES = \
 	src/core/util.c src/core/util.h \
@@ -7,7 +8,7 @@ src_core_libselftest_la_SOURCES = \
 	src/core/json.c src/core/json.h \
 	src/core/settings.c src/core/settings.h \
 	src/core/loader.c src/core/loader.h \
-	src/core/host.c src/core/host.h \
+	src/core/plugin_services.c src/core/plugin_services.h \
 	src/core/results.c src/core/results.h \
 	src/core/exitstatus.c src/core/exitstatus.h \
 	src/core/pipeline.c src/core/pipeline.h \
@@ -16,8 +17,13 @@ src_core_libselftest_la_SOURCES = \
 	src/core/metricsdb.c src/core/metricsdb.h \
 	src/core/history.c src/core/history.h \
 	src/core/plugins.c src/core/plugins.h
+# the orphan files of docs/spec.md §7.4 (orphan_modules.json, orphan_classifications.json) and
+# the import checks' cache
+src_core_libselftest_la_SOURCES += src/core/orphans.c src/core/orphans.h \
+	plugins/common/modulemap.c plugins/common/modulemap.h \
+	src/core/checkcache.c src/core/checkcache.h
 src_core_libselftest_la_CFLAGS = $(AM_CFLAGS) $(LIBCONFIG_CFLAGS) $(YAJL_CFLAGS) $(SQLITE3_CFLAGS) $(LTDLINCL)
-src_core_libselftest_la_LIBADD = $(LIBLTDL) $(LIBCONFIG_LIBS) $(YAJL_LIBS) $(SQLITE3_LIBS) $(PTHREAD_LIBS) -lm
+src_core_libselftest_la_LIBADD = src/pygraph/libstpygraph.la $(LIBLTDL) $(LIBCONFIG_LIBS) $(YAJL_LIBS) $(SQLITE3_LIBS) $(PTHREAD_LIBS) -lm
 
 bin_PROGRAMS += selftest-core
 selftest_core_SOURCES = src/core/main.c src/core/cli.c src/core/cli.h

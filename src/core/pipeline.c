@@ -6,7 +6,7 @@
 
 #include "exitstatus.h"
 #include "checkcache.h"
-#include "host.h"
+#include "plugin_services.h"
 #include "json.h"
 #include "history.h"
 #include "lock.h"

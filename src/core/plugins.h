@@ -6,7 +6,7 @@
 #define ST_PLUGINS_H
 
 #include "exitstatus.h"
-#include "host.h"
+#include "plugin_services.h"
 #include "loader.h"
 #include "settings.h"
 

@@ -5,7 +5,7 @@
 #ifndef ST_RUNNER_H
 #define ST_RUNNER_H
 
-#include "host.h"
+#include "plugin_services.h"
 #include "results.h"
 #include "settings.h"
 

@@ -8,7 +8,7 @@ copied under a temporary root so that their absolute imports (`from sympy.core i
 resolve. A tree that is not installed is skipped (Debian: python3-django, python3-sympy,
 python3-networkx).
 Files Python cannot parse are excluded from the comparison (their own edges only). Files the C
-side rejects on purpose (encodings listed as unsupported in src/core/pyscan.h) are noted.
+side rejects on purpose (encodings listed as unsupported in src/pygraph/pyscan.h) are noted.
 
 Environment: top_builddir (pygraph-dump), top_srcdir (pygraph_ref.py, the fixture tree),
 PYGRAPH_REF_TREES (comma-separated subset of python3.11,django,sympy,networkx; the whole run

@@ -11,7 +11,7 @@
 #include "../../plugins/discovery-python/pytokens.c"
 #include "../../plugins/common/modulemap.c"
 
-#include "host.h"
+#include "plugin_services.h"
 #include "log.h"
 #include "unit.h"
 

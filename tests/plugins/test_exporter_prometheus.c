@@ -8,7 +8,7 @@
 #include "../../plugins/exporter-prometheus/exporter_prometheus.c"
 #include "../../plugins/exporter-prometheus/prom_text.c"
 
-#include "host.h"
+#include "plugin_services.h"
 #include "log.h"
 #include "unit.h"
 

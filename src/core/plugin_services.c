@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* The host services plugins call (st_host in plugin.h) and the lifecycle driver. */
+/* The services the core offers plugins (st_host in plugin.h) and the plugin lifecycle driver. */
 #include "config.h"
 
-#include "host.h"
+#include "plugin_services.h"
 
 #include "log.h"
 #include "pygraph.h"

@@ -2,8 +2,8 @@
 /* Plugin instances and the host services table the core gives them (plugin.h: st_host). An
  * instance is created by the loader and driven by the pipeline through the st_inst_* calls,
  * which enforce the lifecycle order and serialise ops of plugins that are not thread-safe. */
-#ifndef ST_HOST_H
-#define ST_HOST_H
+#ifndef ST_PLUGIN_SERVICES_H
+#define ST_PLUGIN_SERVICES_H
 
 #include <selftest/plugin.h>
 

@@ -1,0 +1,66 @@
+# SPDX-License-Identifier: MIT
+# Check suites of the core (tests/unit). Every suite is in UNIT_TESTS, which the component
+# local.mk files append to as well (tests/plugins, fuzz replays, plugins/*): the lines below
+# expand it lazily into check_PROGRAMS and TESTS, and `make check-valgrind` (tests/local.mk) runs
+# it under valgrind. Append a suite to UNIT_TESTS only, never to check_PROGRAMS or TESTS too
+# (it would be listed, and counted, twice).
+UNIT_TESTS += tests/unit/test_util tests/unit/test_settings tests/unit/test_loader \
+	tests/unit/test_results tests/unit/test_runner
+if HAVE_CHECK
+check_PROGRAMS += $(UNIT_TESTS)
+TESTS += $(UNIT_TESTS)
+endif
+UNIT_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(LIBCONFIG_CFLAGS) $(YAJL_CFLAGS)
+UNIT_LDADD = src/core/libselftest.la $(CHECK_LIBS)
+tests_unit_test_util_SOURCES = tests/unit/test_util.c tests/unit/unit.h
+tests_unit_test_util_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_util_LDADD = $(UNIT_LDADD)
+tests_unit_test_settings_SOURCES = tests/unit/test_settings.c tests/unit/unit.h
+tests_unit_test_settings_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_settings_LDADD = $(UNIT_LDADD)
+tests_unit_test_loader_SOURCES = tests/unit/test_loader.c tests/unit/unit.h
+tests_unit_test_loader_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_loader_LDADD = $(UNIT_LDADD)
+tests_unit_test_results_SOURCES = tests/unit/test_results.c tests/unit/unit.h
+tests_unit_test_results_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_results_LDADD = $(UNIT_LDADD)
+tests_unit_test_runner_SOURCES = tests/unit/test_runner.c tests/unit/unit.h
+tests_unit_test_runner_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_runner_LDADD = $(UNIT_LDADD)
+# hostile and corrupted input: the lock, JSON nesting, LCOV edge cases
+UNIT_TESTS += tests/unit/test_reliability
+tests_unit_test_reliability_SOURCES = tests/unit/test_reliability.c tests/unit/unit.h
+tests_unit_test_reliability_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_reliability_LDADD = $(UNIT_LDADD)
+UNIT_TESTS += tests/unit/test_metricsdb
+tests_unit_test_metricsdb_SOURCES = tests/unit/test_metricsdb.c tests/unit/unit.h
+tests_unit_test_metricsdb_CFLAGS = $(UNIT_CFLAGS) $(SQLITE3_CFLAGS)
+tests_unit_test_metricsdb_LDADD = $(UNIT_LDADD) $(SQLITE3_LIBS)
+
+# The orphan files (orphan_modules.json, orphan_classifications.json) and the check cache.
+ORPHANS_UNIT_TESTS = tests/unit/test_orphans
+if HAVE_CHECK
+UNIT_TESTS += $(ORPHANS_UNIT_TESTS)
+endif
+tests_unit_test_orphans_SOURCES = tests/unit/test_orphans.c tests/unit/unit.h
+tests_unit_test_orphans_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(YAJL_CFLAGS) $(LIBCONFIG_CFLAGS)
+tests_unit_test_orphans_LDADD = src/core/libselftest.la $(CHECK_LIBS)
+
+# The import graph (src/pygraph): lexer traps (test_pyscan), resolution against the hand-written
+# fixture tree tests/fixtures/pygraph/EXPECTED and bad input (test_pygraph), and the comparison
+# with the Python ast reference on real trees (test_pygraph_reference.py, TAP).
+PYGRAPH_UNIT_TESTS = tests/unit/test_pyscan tests/unit/test_pygraph
+if HAVE_CHECK
+UNIT_TESTS += $(PYGRAPH_UNIT_TESTS)
+endif
+tests_unit_test_pyscan_SOURCES = tests/unit/test_pyscan.c
+tests_unit_test_pyscan_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_unit_test_pyscan_LDADD = src/pygraph/libstpygraph.la $(CHECK_LIBS)
+tests_unit_test_pygraph_SOURCES = tests/unit/test_pygraph.c
+tests_unit_test_pygraph_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) \
+	-DPYGRAPH_FIXTURE_DIR='"$(abs_top_srcdir)/tests/fixtures/pygraph"'
+# the suite builds its trees with the core's helpers (paths, buffers, st_rm_rf)
+tests_unit_test_pygraph_LDADD = src/pygraph/libstpygraph.la src/core/libselftest.la $(CHECK_LIBS)
+
+TESTS += tests/integration/test_pygraph_reference.py
+EXTRA_DIST += tests/integration/test_pygraph_reference.py tests/fixtures/pygraph
