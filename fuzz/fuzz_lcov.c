@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* libFuzzer target for the coverage reader (st_coverage_read, src/core/results.c): pytest-cov's
+/* libFuzzer target for the coverage reader (st_coverage_read, src/core/coverage.c): pytest-cov's
  * LCOV report. Any bytes must be read or refused with a message, without a crash, a leak or a
  * sanitizer report; the lines read must then go through the union coverage of the run. */
 #include "config.h"
@@ -7,6 +7,7 @@
 #include "fuzz_common.h"
 
 #include "log.h"
+#include "coverage.h"
 #include "results.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

@@ -19,7 +19,7 @@ FUZZ_COMPILE = $(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_CPPFLAGS)
 # the core's readers, with what they call
 FUZZ_CORE_SRC = $(top_srcdir)/src/core/util.c $(top_srcdir)/src/core/log.c \
 	$(top_srcdir)/src/core/json.c $(top_srcdir)/src/core/results.c \
-	$(top_srcdir)/src/core/exitstatus.c
+	$(top_srcdir)/src/core/coverage.c $(top_srcdir)/src/core/exitstatus.c
 FUZZ_CORE_CFLAGS = $(LIBCONFIG_CFLAGS) $(YAJL_CFLAGS)
 FUZZ_CORE_LIBS = $(YAJL_LIBS) $(PTHREAD_LIBS) -lm
 FUZZ_HDRS = $(top_srcdir)/fuzz/fuzz_common.h

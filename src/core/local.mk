@@ -10,6 +10,7 @@ src_core_libselftest_la_SOURCES = \
 	src/core/loader.c src/core/loader.h \
 	src/core/plugin_services.c src/core/plugin_services.h \
 	src/core/results.c src/core/results.h \
+	src/core/coverage.c src/core/coverage.h \
 	src/core/exitstatus.c src/core/exitstatus.h \
 	src/core/pipeline.c src/core/pipeline.h \
 	src/core/runner.c src/core/runner.h \

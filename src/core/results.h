@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The results model: per-batch outcomes read from the bundled pytest plugin's JSON lines, the
- * batch verdict (docs/spec.md §5.2), coverage as the union of executed lines (§5.3), and the
- * results object, summary and report of §5.4. */
+ * batch verdict (docs/spec.md §5.2), and the results object, summary and report of §5.4.
+ * Coverage (§5.3: the LCOV reader, the union over a run) is in coverage.h. */
 #ifndef ST_RESULTS_H
 #define ST_RESULTS_H
 
@@ -123,9 +123,6 @@ typedef struct st_batch {
  * newline that the process had time to finish). A missing file is not an error here (0 with
  * saw_start == 0); the verdict decides what it means. */
 int st_results_read(st_batch *b, const char *file, char *err, size_t err_size);
-/* Reads coverage.lcov (pytest-cov's LCOV report) into b->cov / b->coverage. Returns 0, 1 when
- * the file is absent, -1 with err on malformed input. */
-int st_coverage_read(st_batch *b, const char *file, char *err, size_t err_size);
 /* Decides b->ok / reason / infra_error from the execution result and what was read. */
 void st_batch_verdict(st_batch *b, const st_exec_result *er, double timeout_s);
 /* Frees what one attempt produced (tests, counts, verdict, coverage, output), before a retry. */

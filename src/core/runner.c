@@ -4,6 +4,7 @@
 
 #include "runner.h"
 
+#include "coverage.h"
 #include "json.h"
 #include "log.h"
 

@@ -7,6 +7,7 @@
 
 #include "json.h"
 #include "lock.h"
+#include "coverage.h"
 #include "results.h"
 
 #include <errno.h>

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests of results.c: reading the plugin's JSON lines, verdicts, coverage union, JSON. */
+/* Unit tests of results.c and coverage.c: reading the plugin's JSON lines, verdicts, coverage
+ * union, JSON. */
 #include "config.h"
 
 #include "unit.h"
 
+#include "coverage.h"
 #include "exitstatus.h"
 #include "json.h"
 #include "results.h"
