@@ -12,7 +12,9 @@ src_core_libselftest_la_SOURCES = \
 	src/core/results.c src/core/results.h \
 	src/core/coverage.c src/core/coverage.h \
 	src/core/exitstatus.c src/core/exitstatus.h \
-	src/core/pipeline.c src/core/pipeline.h \
+	src/core/pipeline.c src/core/pipeline.h src/core/pipeline_stages.h \
+	src/core/pipeline_discover.c src/core/pipeline_progress.c \
+	src/core/pipeline_integrate.c src/core/pipeline_export.c \
 	src/core/runner.c src/core/runner.h \
 	src/core/lock.c src/core/lock.h \
 	src/core/metricsdb.c src/core/metricsdb.h \

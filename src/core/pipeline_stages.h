@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+/* The pipeline's stages as the cycle driver (pipeline.c) calls them; internal to the pipeline*.c
+ * files:
+ *
+ *   pipeline_discover.c   test paths, the discover stage, the `discover` command
+ *   pipeline.c            open/close, the cycle driver, the run stage, `cleanup`
+ *   pipeline_progress.c   progress line, streamed JSON lines, per-batch records and log lines
+ *   pipeline_integrate.c  the integrate stage
+ *   pipeline_export.c     the exporters' begin_run / end_run, the failure report */
+#ifndef ST_PIPELINE_STAGES_H
+#define ST_PIPELINE_STAGES_H
+
+#include "checkcache.h"
+#include "metricsdb.h"
+#include "orphans.h"
+#include "pipeline.h"
+#include "plugins.h"
+#include "results.h"
+#include "runner.h"
+
+struct st_pipeline {
+    st_settings *s;
+    st_plugin_set ps;
+    st_metricsdb *db;
+    int fell_back; /* the container engine was unreachable: running on the host */
+};
+
+/* ---- discover (pipeline_discover.c) ---------------------------------------------------------- */
+
+/* The modules to check, with what discovery said of them. */
+typedef struct st_module_list {
+    st_batch *v;
+    size_t n, cap;
+} st_module_list;
+
+/* The entry of path, created with origin when new; NULL when out of memory. */
+st_batch *st_module_add(st_module_list *ml, const char *path, st_module_origin origin);
+void st_module_list_free(st_module_list *ml);
+/* The dotted module name of a repo-relative path, or NULL when it is not importable by name. */
+char *st_module_name(const st_settings *s, const char *path);
+/* Turns the configured or given paths into repo-relative batch paths, and .py files named on
+ * the command line that are not test files into modules. pf: the preflight, for the default
+ * paths (NULL when paths are set). Returns an exit status or 0. */
+int st_resolve_paths(const st_settings *s, const st_preflight *pf, st_strv *out,
+                     st_strv *modules);
+/* Is the orphan_exclude list the built-in default? (only for messages) */
+int st_exclude_is_default(const st_settings *s);
+/* Asks every discovery plugin for batches and modules (without one, the paths are the batches);
+ * with --include-orphans adds the orphan cache's candidates. excluded (may be NULL) gets
+ * "path\trule" of each file the rules excluded. Returns 0 or -1 (logged). */
+int st_discover_stage(const st_settings *s, st_plugin_set *ps, const st_strv *paths,
+                      st_strv *batches, st_module_list *modules, st_orphan_cache *cache,
+                      const st_orphan_rules *rules, st_strv *excluded);
+
+/* ---- run (pipeline.c) ------------------------------------------------------------------------ */
+
+/* Prepares the runtime and runs the preflight through it. Returns an exit status or 0; free pf
+ * either way. */
+int st_preflight_stage(st_pipeline *p, const char *work, st_preflight *pf);
+
+/* ---- progress (pipeline_progress.c) ---------------------------------------------------------- */
+
+/* One cycle as the runner's hooks see it. */
+typedef struct st_cycle {
+    const st_settings *s;
+    const st_pipeline_opts *o;
+    st_plugin_set *ps;
+    st_counts cumulative;
+    size_t done;
+    double t0;
+    int progress_shown;
+    const st_preflight *pf; /* what the interpreter has (run stage) */
+} st_cycle;
+
+/* The runner's hooks (opaque: the st_cycle); st_progress_clear is also the log hook that clears
+ * the progress line before a log line. */
+void st_progress_clear(void *opaque);
+void st_progress_batch_done(void *opaque, st_run *run, st_batch *b);
+void st_progress_tick(void *opaque, st_run *run, size_t done, size_t running,
+                      const st_counts *live);
+int st_progress_should_stop(void *opaque);
+
+/* ---- integrate (pipeline_integrate.c) -------------------------------------------------------- */
+
+/* Hands the passing, non-redundant modules to every integrator; a failure sets
+ * run->integration_failed. */
+void st_integrate_stage(st_pipeline *p, st_run *run);
+
+/* ---- export (pipeline_export.c) -------------------------------------------------------------- */
+
+void st_export_begin(st_plugin_set *ps, const st_run *run);
+void st_export_end(st_plugin_set *ps, const st_run *run, const char *results_json,
+                   const st_counters *c);
+/* Writes report_<stamp>.json (the pretty results object) into report_dir; a failure is
+ * logged. */
+void st_export_report(const st_settings *s, const st_run *run);
+
+#endif
