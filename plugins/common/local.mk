@@ -23,7 +23,7 @@ plugins_common_libstengine_la_CFLAGS = $(ENGINE_COMMON_CFLAGS)
 EXTRA_DIST += $(ENGINE_COMMON_SRC)
 
 # check suite: the log stream decoder, address parsing, helpers (tests/plugins); in UNIT_TESTS,
-# so tests/local.mk builds and runs it and `make check-valgrind` runs it under valgrind.
+# so tests/unit/local.mk builds and runs it and `make check-valgrind` runs it under valgrind.
 ENGINE_UNIT_TESTS =
 if HAVE_CHECK
 if BUILD_PLUGIN_RUNTIME_DOCKER

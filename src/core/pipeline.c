@@ -290,6 +290,57 @@ static int run_stage(st_pipeline *p, st_cycle *c, st_run *run, const st_strv *ba
     return 0;
 }
 
+/* After the run stage: the run's orphan and cleanup tallies, the "since start" counters, and the
+ * check cache's new verdicts (checks may be NULL). skipped_before: the redundant and legacy
+ * modules the orphan cache knew before this cycle. */
+static void tally_run(const st_settings *s, st_run *run, const st_preflight *pf,
+                      st_check_cache *checks, const st_strv *skipped_before,
+                      st_counters *counters)
+{
+    /* checks cut short or never started by a stop are neither tested nor failed; an unmet
+     * dependency is not a failure */
+    run->orphan_total = st_run_orphans_checked(run);
+    run->orphan_failed = st_run_orphans_failed(run);
+    for (size_t i = 0; i < run->n_checks; i++) {
+        const st_batch *ck = &run->checks[i];
+        if (!ck->done || ck->aborted)
+            continue;
+        run->orphan_unmet += ck->unmet != NULL;
+        run->orphan_cached += ck->cached;
+        /* the gauges count what this cycle really checked */
+        if (ck->cached)
+            continue;
+        counters->orphans_tested++;
+        counters->orphans_failed += !ck->ok && !ck->unmet;
+        counters->orphans_unmet += ck->unmet != NULL;
+        /* a verdict that depends on the module alone is kept for the next cycles */
+        if (checks && ck->check_key && !run->aborted && !ck->unmet && !ck->infra_error) {
+            const char *excerpt = NULL;
+            for (size_t t = 0; !ck->ok && t < ck->n_tests && !excerpt; t++)
+                excerpt = ck->tests[t].excerpt;
+            char *interp = check_interpreter(s, run, pf);
+            if (!interp || st_checkcache_put(checks, ck->path, ck->check_key, interp, ck->ok,
+                                             ck->reason, excerpt, ck->finished_at) < 0)
+                st_warn("%s: out of memory", ST_CHECK_CACHE_FILE);
+            free(interp);
+        }
+    }
+    for (size_t i = 0; i < run->orphan_skipped.n; i++)
+        counters->orphans_redundant += !st_strv_contains(skipped_before, run->orphan_skipped.v[i]);
+    /* every timed-out attempt, retries included; every container left behind */
+    if (strcmp(run->runtime_used, "host") != 0) {
+        for (size_t i = 0; i < run->n_batches; i++)
+            counters->container_timeouts += run->batches[i].attempts_timed_out;
+        for (size_t i = 0; i < run->n_checks; i++)
+            counters->container_timeouts += run->checks[i].attempts_timed_out;
+    }
+    for (size_t i = 0; i < run->n_batches; i++)
+        run->cleanup_failures += run->batches[i].cleanup_failures;
+    for (size_t i = 0; i < run->n_checks; i++)
+        run->cleanup_failures += run->checks[i].cleanup_failures;
+    counters->container_failures += run->cleanup_failures;
+}
+
 int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *counters)
 {
     st_settings *s = p->s;
@@ -386,48 +437,7 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
     save_cache = 1; /* something ran: the cycle's discoveries are worth keeping */
     run.finished_at = st_wall_clock();
     st_run_finalize(&run);
-    /* checks cut short or never started by a stop are neither tested nor failed; an unmet
-     * dependency is not a failure */
-    run.orphan_total = st_run_orphans_checked(&run);
-    run.orphan_failed = st_run_orphans_failed(&run);
-    for (size_t i = 0; i < run.n_checks; i++) {
-        const st_batch *ck = &run.checks[i];
-        if (!ck->done || ck->aborted)
-            continue;
-        run.orphan_unmet += ck->unmet != NULL;
-        run.orphan_cached += ck->cached;
-        /* the gauges count what this cycle really checked */
-        if (ck->cached)
-            continue;
-        counters->orphans_tested++;
-        counters->orphans_failed += !ck->ok && !ck->unmet;
-        counters->orphans_unmet += ck->unmet != NULL;
-        /* a verdict that depends on the module alone is kept for the next cycles */
-        if (checks && ck->check_key && !run.aborted && !ck->unmet && !ck->infra_error) {
-            const char *excerpt = NULL;
-            for (size_t t = 0; !ck->ok && t < ck->n_tests && !excerpt; t++)
-                excerpt = ck->tests[t].excerpt;
-            char *interp = check_interpreter(s, &run, c.pf);
-            if (!interp || st_checkcache_put(checks, ck->path, ck->check_key, interp, ck->ok,
-                                             ck->reason, excerpt, ck->finished_at) < 0)
-                st_warn("%s: out of memory", ST_CHECK_CACHE_FILE);
-            free(interp);
-        }
-    }
-    for (size_t i = 0; i < run.orphan_skipped.n; i++)
-        counters->orphans_redundant += !st_strv_contains(&skipped_before, run.orphan_skipped.v[i]);
-    /* every timed-out attempt, retries included; every container left behind */
-    if (strcmp(run.runtime_used, "host") != 0) {
-        for (size_t i = 0; i < run.n_batches; i++)
-            counters->container_timeouts += run.batches[i].attempts_timed_out;
-        for (size_t i = 0; i < run.n_checks; i++)
-            counters->container_timeouts += run.checks[i].attempts_timed_out;
-    }
-    for (size_t i = 0; i < run.n_batches; i++)
-        run.cleanup_failures += run.batches[i].cleanup_failures;
-    for (size_t i = 0; i < run.n_checks; i++)
-        run.cleanup_failures += run.checks[i].cleanup_failures;
-    counters->container_failures += run.cleanup_failures;
+    tally_run(s, &run, c.pf, checks, &skipped_before, counters);
     counters->runs++;
 
     /* classify: per-batch verdicts are made as batches finish; here, per test against the

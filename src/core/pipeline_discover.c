@@ -432,6 +432,109 @@ static void gen_deps(yajl_gen g, const st_pygraph *pg, const st_strv *deps)
     yajl_gen_map_close(g);
 }
 
+/* discover --json: one object {"batches", "modules", "orphans", "isolated", "excluded"[,
+ * "deps"]} on stdout. Returns 0 or -1 (out of memory). */
+static int print_json(st_pipeline *p, const st_strv *batches, const st_module_list *modules,
+                      const st_strv *excluded, const st_strv *deps)
+{
+    yajl_gen g = st_jg_new(0);
+    if (!g)
+        return -1;
+    yajl_gen_map_open(g);
+    st_jg_key(g, "batches");
+    yajl_gen_array_open(g);
+    for (size_t i = 0; i < batches->n; i++)
+        st_jg_str(g, batches->v[i]);
+    yajl_gen_array_close(g);
+    st_jg_key(g, "modules");
+    yajl_gen_array_open(g);
+    for (size_t i = 0; i < modules->n; i++) {
+        const st_batch *m = &modules->v[i];
+        yajl_gen_map_open(g);
+        st_jg_kstr(g, "path", m->path);
+        st_jg_kstr(g, "origin", m->origin == ST_ORIGIN_ISOLATED ? "isolated" : "orphan");
+        st_jg_key(g, "parents");
+        yajl_gen_array_open(g);
+        for (size_t k = 0; k < m->parents.n; k++)
+            st_jg_str(g, m->parents.v[k]);
+        yajl_gen_array_close(g);
+        st_jg_kstr(g, "classification", class_name(m->classification));
+        st_jg_kstr(g, "reason", m->class_reason);
+        st_jg_kstr(g, "duplicate_of", m->duplicate_of);
+        yajl_gen_map_close(g);
+    }
+    yajl_gen_array_close(g);
+    for (int o = ST_ORIGIN_ORPHAN; o <= ST_ORIGIN_ISOLATED; o++) {
+        st_jg_key(g, o == ST_ORIGIN_ORPHAN ? "orphans" : "isolated");
+        yajl_gen_array_open(g);
+        for (size_t i = 0; i < modules->n; i++)
+            if ((int)modules->v[i].origin == o)
+                st_jg_str(g, modules->v[i].path);
+        yajl_gen_array_close(g);
+    }
+    /* the files that are never orphans, with the rule of each */
+    st_jg_key(g, "excluded");
+    yajl_gen_map_open(g);
+    for (size_t i = 0; i < excluded->n; i++) {
+        char *tab = strchr(excluded->v[i], '\t');
+        *tab = '\0';
+        st_jg_kstr(g, excluded->v[i], tab + 1);
+        *tab = '\t';
+    }
+    yajl_gen_map_close(g);
+    if (deps->n)
+        gen_deps(g, st_project_graph(&p->ps.project), deps);
+    yajl_gen_map_close(g);
+    char *text = st_jg_finish(g, 1);
+    if (text)
+        fputs(text, stdout);
+    free(text);
+    return 0;
+}
+
+/* discover without --json: the batches, one line per module, the excluded files (at info
+ * level) and what each --deps PATH reaches. */
+static void print_text(st_pipeline *p, const st_strv *batches, const st_module_list *modules,
+                       const st_strv *excluded, const st_strv *deps)
+{
+    printf("%zu test batch%s:", batches->n, batches->n == 1 ? "" : "es");
+    for (size_t i = 0; i < batches->n; i++)
+        printf(" %s", batches->v[i]);
+    printf("\n");
+    for (size_t i = 0; i < modules->n; i++) {
+        const st_batch *m = &modules->v[i];
+        printf("%-9s %-10s %s", m->origin == ST_ORIGIN_ISOLATED ? "isolated" : "orphan",
+               class_name(m->classification), m->path);
+        for (size_t k = 0; k < m->parents.n; k++)
+            printf("%s%s", k ? ", " : "  (imported by ", m->parents.v[k]);
+        printf("%s\n", m->parents.n ? ")" : "");
+        if (m->classification != ST_CLASS_CANDIDATE && m->class_reason)
+            printf("          %s\n", m->class_reason);
+    }
+    if (!modules->n)
+        printf("no orphan or isolated modules\n");
+    if (st_log_get_level() >= ST_LOG_INFO)
+        for (size_t i = 0; i < excluded->n; i++) {
+            const char *tab = strchr(excluded->v[i], '\t');
+            printf("%-9s %-10s %.*s  (%s)\n", "excluded", "never", (int)(tab - excluded->v[i]),
+                   excluded->v[i], tab + 1);
+        }
+    const st_pygraph *pg = deps->n ? st_project_graph(&p->ps.project) : NULL;
+    size_t n = pg ? st_pygraph_count(pg) : 0;
+    uint8_t *mark = calloc(n + 1, 1);
+    for (size_t i = 0; mark && i < deps->n; i++) {
+        uint32_t start = pg ? st_pygraph_find(pg, deps->v[i]) : ST_PYGRAPH_NONE;
+        printf("%s depends on:%s\n", deps->v[i],
+               start == ST_PYGRAPH_NONE ? " (not a module of the project)" : "");
+        if (start == ST_PYGRAPH_NONE || st_pygraph_reach(pg, &start, 1, mark, NULL) < 0)
+            continue;
+        for (uint32_t v = 0; v < n; v++)
+            if (mark[v] && v != start)
+                printf("  %s\n", st_pygraph_path(pg, v));
+    }
+    free(mark);
+}
+
 int st_pipeline_discover(st_pipeline *p, int json, const st_strv *deps)
 {
     st_settings *s = p->s;
@@ -490,102 +593,17 @@ int st_pipeline_discover(st_pipeline *p, int json, const st_strv *deps)
     int saved_include = s->include_orphans;
     s->include_orphans = 0; /* list what this scan finds, not the cache */
     rc = st_discover_stage(s, &p->ps, &paths, &batches, &modules, cache, cache ? &rules : NULL,
-                  &excluded);
+                           &excluded);
     s->include_orphans = saved_include;
     if (rc < 0)
         goto out;
     if (modules.n > 1) /* qsort(NULL, 0, ...) is undefined */
         qsort(modules.v, modules.n, sizeof(*modules.v), module_cmp);
     if (json) {
-        yajl_gen g = st_jg_new(0);
-        if (!g)
+        if (print_json(p, &batches, &modules, &excluded, deps) < 0)
             goto out;
-        yajl_gen_map_open(g);
-        st_jg_key(g, "batches");
-        yajl_gen_array_open(g);
-        for (size_t i = 0; i < batches.n; i++)
-            st_jg_str(g, batches.v[i]);
-        yajl_gen_array_close(g);
-        st_jg_key(g, "modules");
-        yajl_gen_array_open(g);
-        for (size_t i = 0; i < modules.n; i++) {
-            const st_batch *m = &modules.v[i];
-            yajl_gen_map_open(g);
-            st_jg_kstr(g, "path", m->path);
-            st_jg_kstr(g, "origin", m->origin == ST_ORIGIN_ISOLATED ? "isolated" : "orphan");
-            st_jg_key(g, "parents");
-            yajl_gen_array_open(g);
-            for (size_t k = 0; k < m->parents.n; k++)
-                st_jg_str(g, m->parents.v[k]);
-            yajl_gen_array_close(g);
-            st_jg_kstr(g, "classification", class_name(m->classification));
-            st_jg_kstr(g, "reason", m->class_reason);
-            st_jg_kstr(g, "duplicate_of", m->duplicate_of);
-            yajl_gen_map_close(g);
-        }
-        yajl_gen_array_close(g);
-        for (int o = ST_ORIGIN_ORPHAN; o <= ST_ORIGIN_ISOLATED; o++) {
-            st_jg_key(g, o == ST_ORIGIN_ORPHAN ? "orphans" : "isolated");
-            yajl_gen_array_open(g);
-            for (size_t i = 0; i < modules.n; i++)
-                if ((int)modules.v[i].origin == o)
-                    st_jg_str(g, modules.v[i].path);
-            yajl_gen_array_close(g);
-        }
-        /* the files that are never orphans, with the rule of each */
-        st_jg_key(g, "excluded");
-        yajl_gen_map_open(g);
-        for (size_t i = 0; i < excluded.n; i++) {
-            char *tab = strchr(excluded.v[i], '\t');
-            *tab = '\0';
-            st_jg_kstr(g, excluded.v[i], tab + 1);
-            *tab = '\t';
-        }
-        yajl_gen_map_close(g);
-        if (deps->n)
-            gen_deps(g, st_project_graph(&p->ps.project), deps);
-        yajl_gen_map_close(g);
-        char *text = st_jg_finish(g, 1);
-        if (text)
-            fputs(text, stdout);
-        free(text);
     } else {
-        printf("%zu test batch%s:", batches.n, batches.n == 1 ? "" : "es");
-        for (size_t i = 0; i < batches.n; i++)
-            printf(" %s", batches.v[i]);
-        printf("\n");
-        for (size_t i = 0; i < modules.n; i++) {
-            const st_batch *m = &modules.v[i];
-            printf("%-9s %-10s %s", m->origin == ST_ORIGIN_ISOLATED ? "isolated" : "orphan",
-                   class_name(m->classification), m->path);
-            for (size_t k = 0; k < m->parents.n; k++)
-                printf("%s%s", k ? ", " : "  (imported by ", m->parents.v[k]);
-            printf("%s\n", m->parents.n ? ")" : "");
-            if (m->classification != ST_CLASS_CANDIDATE && m->class_reason)
-                printf("          %s\n", m->class_reason);
-        }
-        if (!modules.n)
-            printf("no orphan or isolated modules\n");
-        if (st_log_get_level() >= ST_LOG_INFO)
-            for (size_t i = 0; i < excluded.n; i++) {
-                const char *tab = strchr(excluded.v[i], '\t');
-                printf("%-9s %-10s %.*s  (%s)\n", "excluded", "never", (int)(tab - excluded.v[i]),
-                       excluded.v[i], tab + 1);
-            }
-        const st_pygraph *pg = deps->n ? st_project_graph(&p->ps.project) : NULL;
-        size_t n = pg ? st_pygraph_count(pg) : 0;
-        uint8_t *mark = calloc(n + 1, 1);
-        for (size_t i = 0; mark && i < deps->n; i++) {
-            uint32_t start = pg ? st_pygraph_find(pg, deps->v[i]) : ST_PYGRAPH_NONE;
-            printf("%s depends on:%s\n", deps->v[i],
-                   start == ST_PYGRAPH_NONE ? " (not a module of the project)" : "");
-            if (start == ST_PYGRAPH_NONE || st_pygraph_reach(pg, &start, 1, mark, NULL) < 0)
-                continue;
-            for (uint32_t v = 0; v < n; v++)
-                if (mark[v] && v != start)
-                    printf("  %s\n", st_pygraph_path(pg, v));
-        }
-        free(mark);
+        print_text(p, &batches, &modules, &excluded, deps);
     }
     status = ST_EXIT_OK;
 out:

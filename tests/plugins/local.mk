@@ -28,7 +28,7 @@ EXTRA_DIST += tests/integration/test_discovery.py tests/fixtures/discovery \
 	tests/corpus/cachetools.orphans tests/corpus/simplejson.orphans
 
 # integrator-modulemap and the plugin SDK: the check suite, the integration tests, the
-# out-of-tree example integrator. Include after tests/local.mk (it appends to UNIT_TESTS).
+# out-of-tree example integrator.
 
 # Check suite: includes the plugin's main .c, links its other sources, uses a fake host;
 # valgrind-clean (make check-valgrind runs UNIT_TESTS). Only UNIT_TESTS is appended to:
