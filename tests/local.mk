@@ -14,7 +14,7 @@ INTEGRATION_TESTS = tests/integration/test_taplib.py tests/integration/test_pyte
 	tests/integration/test_corpus_run.py tests/integration/test_batch_outcomes.py \
 	tests/integration/test_daemon.py tests/integration/test_host_containment.py \
 	tests/integration/test_crash_consistency.py tests/integration/test_faults.py
-INTEGRATION_TESTS += tests/integration/test_reliability.py
+INTEGRATION_TESTS += tests/integration/test_reliability.py tests/integration/test_hostile.py
 INTEGRATION_TESTS += tests/integration/test_visible.py tests/integration/test_docs.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/taplib.py tests/fixtures/projects \

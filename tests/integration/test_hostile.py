@@ -1,0 +1,394 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""TAP test: a hostile project on the host runtime.
+
+The fixture project tests/fixtures/projects/hostile (copied to a temp dir) has one directory per
+misbehaviour, each a batch: a test file that hangs at import, a fork bomb, a test that prints
+without end, one that writes outside the project, one that deletes the project's files
+(precious/ and the data dir), one whose child kills pytest, one that kills selftest-core (its
+parent) with SIGKILL, one that sends it SIGTERM, one that changes the working directory, one
+that ignores and blocks SIGTERM, passing tests that leave children, and a memory hog; plus
+`good/`, a normal batch that must pass whatever runs beside it. The same misbehaviours as
+orphan modules (hostile/orphan_*.py) are import-checked.
+
+Every run has limits so that it cannot hurt the machine (memory 512 MB of address space per
+process, 64 processes, 4 MB of output, 16 MB per file, a 10 s timeout; the fixtures are
+bounded themselves too), and every process of the project carries a marker in its environment
+that /proc is searched for after each run. For each case the test asserts what the user sees
+(the batch's outcome and reason, the cycle's exit status) and what is guaranteed (no process
+left, metrics.db intact, the core alive, the good batch passed). Where the host runtime does not
+protect (writing outside the project, deleting the project's files, SIGKILL of the core), it
+asserts what really happens: docs/reliability.md, "Hostile projects", explains why the container
+runtimes are the isolation boundary.
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import taplib as t  # noqa: E402
+
+BIN = t.selftest_bin()
+if not BIN or not os.access(BIN, os.X_OK):
+    t.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+
+WORK = tempfile.mkdtemp(prefix="st-hostile-")
+MARK = "hostile%d%s" % (os.getpid(), uuid.uuid4().hex[:10])
+ROOT = os.path.join(WORK, "hostile")
+DATA = os.path.join(ROOT, "sandbox_data")
+OUTSIDE = os.path.join(WORK, "outside.txt")
+ELSEWHERE = os.path.join(WORK, "elsewhere")
+TIMEOUT = 10
+KILL_GRACE = 1
+LIMITS = """kill_grace = %d;
+orphan_timeout = %d;
+host = { batch_memory_mb = 512; batch_processes = 64; batch_output_mb = 4;
+         batch_file_size_mb = 16; sandbox_memory_mb = 512; sandbox_processes = 64;
+         sandbox_output_mb = 4; };
+""" % (KILL_GRACE, TIMEOUT)
+
+
+def marked():
+    """Pids (not ours) whose environment or command line holds MARK."""
+    found, me, needle = [], os.getpid(), MARK.encode()
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == me:
+            continue
+        for what in ("cmdline", "environ"):
+            try:
+                with open("/proc/%s/%s" % (name, what), "rb") as fh:
+                    if needle in fh.read():
+                        found.append(int(name))
+                        break
+            except OSError:
+                pass
+    return sorted(set(found))
+
+
+def kill_marked():
+    for _ in range(50):
+        pids = marked()
+        if not pids:
+            return
+        for p in pids:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.05)
+
+
+def check_no_leftovers(name, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    left = marked()
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = marked()
+    t.is_eq(left, [], "%s: no process of the project is left" % name)
+    if left:
+        kill_marked()
+
+
+def write_conf():
+    conf = os.path.join(ROOT, "selftest.conf")
+    with open(conf, "w") as fh:
+        fh.write('project_root = ".";\npython = "%s";\nretries = 0;\nplugins = ();\n%s'
+                 % (t.PYTHON, LIMITS))
+    return conf
+
+
+def env():
+    return t.base_env({"HOSTILE_MARKER": MARK, "HOSTILE_ARMED": "1", "HOSTILE_OUTSIDE": OUTSIDE,
+                       "HOSTILE_CHDIR": ELSEWHERE, "TMPDIR": WORK})
+
+
+def argv(paths, workers=2):
+    return [BIN, "-c", write_conf(), "run", "--json", "--retries", "0", "--workers",
+            str(workers), "--timeout", str(TIMEOUT)] + list(paths)
+
+
+def run(paths, workers=2, timeout=300):
+    t0 = time.monotonic()
+    rc, out, err = t.run(argv(paths, workers), env=env(), timeout=timeout, cwd=ROOT)
+    wall = time.monotonic() - t0
+    lines = [ln for ln in out.splitlines() if ln.startswith("{")]
+    res = json.loads(lines[-1]) if lines else {}
+    return rc, res, err, wall
+
+
+def db_runs():
+    """(integrity_check, [(run_id, passed, failed)]) of the project's metrics.db."""
+    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(DATA, "metrics.db"), uri=True,
+                         timeout=10)
+    try:
+        ok = db.execute("PRAGMA integrity_check").fetchone()[0]
+        rows = db.execute("SELECT run_id, passed, failed FROM runs ORDER BY id").fetchall()
+    finally:
+        db.close()
+    return ok, rows
+
+
+def seed():
+    """A first, normal run, so that every later case has state to keep."""
+    rc, res, err, wall = run(["good"])
+    t.is_eq((rc, res.get("passed")), (0, 2), "seed run: the good batch passes, exit 0")
+    return db_runs()[1]
+
+
+def batch(res, path):
+    return (res.get("suite_metrics") or {}).get(path) or {}
+
+
+def test_of(res, nodeid):
+    for x in res.get("tests") or []:
+        if x.get("nodeid") == nodeid:
+            return x
+    return {}
+
+
+def check_state(name, before, res):
+    """metrics.db is intact, holds every earlier run and this one."""
+    ok, rows = db_runs()
+    t.is_eq(ok, "ok", "%s: metrics.db passes integrity_check" % name)
+    t.is_eq(rows[:len(before)], before, "%s: metrics.db keeps every earlier run" % name)
+    t.ok(res.get("run_id") and rows and rows[-1][0] == res.get("run_id"),
+         "%s: metrics.db has this run" % name, repr(rows[-3:]))
+    return rows
+
+
+MIXED = ["good", "hang_import", "forkbomb", "endless", "outside", "chdir", "ignoreterm",
+         "children", "memory", "killpytest"]
+
+
+def test_mixed(before):
+    """Every case that the host runtime contains, in one cycle beside the good batch."""
+    os.makedirs(ELSEWHERE, exist_ok=True)
+    rc, res, err, wall = run(MIXED)
+    name = "hostile batches"
+    t.is_eq(rc, 1, "%s: the cycle fails (exit 1)" % name)
+    t.is_eq(res.get("exit_status"), 1, "%s: exit_status 1 in the results" % name)
+    t.is_eq(res.get("aborted"), False, "%s: the cycle is not aborted" % name)
+    # the longest batches are the two timeouts (10 s, +1 s kill grace), two at a time
+    t.ok(wall < 60, "%s: the cycle ends in bounded time (%.1f s)" % (name, wall))
+    t.note("%s: cycle took %.1f s" % (name, wall))
+
+    b = batch(res, "good")
+    t.is_eq((b.get("ok"), b.get("passed"), b.get("failed")), (True, 2, 0),
+            "good batch beside them: passed, unaffected")
+
+    b = batch(res, "hang_import")
+    t.is_eq((b.get("ok"), b.get("timed_out")), (False, True), "hang at import: the batch times out")
+    t.ok(re.match(r"timeout: stopped after %d s" % TIMEOUT, b.get("reason") or ""),
+         "hang at import: the reason names the timeout", b.get("reason"))
+    t.ok(b.get("runtime", 99) < TIMEOUT + KILL_GRACE + 3,
+         "hang at import: stopped at its timeout (%.1f s)" % b.get("runtime", -1))
+
+    b = batch(res, "forkbomb")
+    t.is_eq((b.get("ok"), b.get("timed_out")), (False, False),
+            "fork bomb: the batch fails, not by a timeout")
+    t.ok(re.match(r"process limit: 64 processes reached, \d+ forks refused \(batch_processes\)",
+                  b.get("resource_limit") or ""),
+         "fork bomb: resource_limit names the process limit", b.get("resource_limit"))
+    t.ok("forkbomb/test_forkbomb.py::test_fork_bomb" in (b.get("reason") or ""),
+         "fork bomb: the reason names the test", b.get("reason"))
+
+    b = batch(res, "endless")
+    t.is_eq((b.get("ok"), b.get("timed_out")), (False, False),
+            "endless output: the batch fails, not by a timeout")
+    x = test_of(res, "endless/test_endless.py::test_print_endlessly")
+    # pytest captures to a temp file: the file size limit stops the writes (the test fails
+    # with EFBIG); reporting the 16 MB captured then passes the output limit, which stops it
+    t.ok(re.search(r"output limit: more than 4 MB", b.get("reason") or "") or
+         "File too large" in (x.get("excerpt") or ""),
+         "endless output: stopped at the file size or output limit",
+         "%r / %r" % (b.get("reason"), (x.get("excerpt") or "")[-300:]))
+    t.ok(len(json.dumps(res)) < 2 << 20, "endless output: the results stay small (%d bytes)"
+         % len(json.dumps(res)))
+
+    b = batch(res, "outside")
+    t.is_eq(b.get("ok"), True, "write outside the project: the test passes (not contained)")
+    t.ok(os.path.exists(OUTSIDE),
+         "write outside the project: the file IS written on the host (same user: no boundary)")
+
+    b = batch(res, "chdir")
+    t.is_eq((b.get("ok"), b.get("passed")), (True, 2),
+            "chdir at import and in a test: both tests counted and passed")
+    t.is_eq(os.listdir(ELSEWHERE), [],
+            "chdir: nothing of the run (results, coverage) lands in the new working directory")
+
+    b = batch(res, "ignoreterm")
+    t.is_eq((b.get("ok"), b.get("timed_out"), b.get("signal")), (False, True, 9),
+            "SIGTERM ignored and blocked: timed out, then SIGKILL")
+    t.ok(b.get("runtime", 99) < TIMEOUT + KILL_GRACE + 3,
+         "SIGTERM ignored: stopped within timeout + kill_grace (%.1f s)" % b.get("runtime", -1))
+    t.ok("ignoreterm/test_ignoreterm.py::test_ignore_sigterm" in (b.get("reason") or ""),
+         "SIGTERM ignored: the reason names the running test", b.get("reason"))
+
+    b = batch(res, "children")
+    t.is_eq((b.get("ok"), b.get("passed")), (True, 3),
+            "tests leaving children: passed (the children are stopped, not the tests' fault)")
+
+    b = batch(res, "memory")
+    x = test_of(res, "memory/test_memory.py::test_exhaust_memory")
+    t.is_eq((b.get("ok"), b.get("failed"), x.get("outcome")), (False, 1, "failed"),
+            "memory hog: its test fails")
+    t.ok("MemoryError" in (x.get("excerpt") or ""), "memory hog: MemoryError at the limit",
+         (x.get("excerpt") or "")[-300:])
+
+    b = batch(res, "killpytest")
+    t.is_eq((b.get("ok"), b.get("signal")), (False, 9), "child kills pytest: the batch fails")
+    t.ok(re.match(r"pytest was killed by signal 9 \(Killed\), while running "
+                  r"killpytest/test_killpytest.py::test_child_kills_pytest", b.get("reason") or ""),
+         "child kills pytest: the reason names the signal and the test", b.get("reason"))
+
+    t.ok(not re.search(r"error|fatal", err, re.I), "hostile batches: the core reports no error",
+         err[-1500:])
+    check_state("hostile batches", before, res)
+    check_no_leftovers("hostile batches")
+
+
+def test_orphans(before):
+    mods = sorted("hostile/" + f for f in os.listdir(os.path.join(ROOT, "hostile"))
+                  if f.startswith("orphan_"))
+    rc, res, err, wall = run(mods)
+    name = "hostile orphan modules"
+    t.is_eq(rc, 0, "%s: a failed import check is reported, exit 0" % name)
+    t.ok(wall < 60, "%s: the cycle ends in bounded time (%.1f s)" % (name, wall))
+    checks = res.get("orphan_checks") or {}
+    want = {
+        "orphan_hang": r"^timeout: stopped after %d s" % TIMEOUT,
+        "orphan_ignoreterm": r"^timeout: stopped after %d s" % TIMEOUT,
+        "orphan_forkbomb": r"process limit: 64 processes reached, \d+ forks refused "
+                           r"\(sandbox_processes\)",
+        "orphan_endless": r"output limit: more than 4 MB on stdout and stderr "
+                          r"\(sandbox_output_mb\)",
+        "orphan_memory": r"^MemoryError \(hostile/orphan_memory\.py:\d+\)",
+        "orphan_killparent": r"killed by signal 9",
+        "orphan_children": r"^importing hostile\.orphan_children left 1 process running "
+                           r"\(stopped\)",
+    }
+    for m in mods:
+        key = os.path.basename(m)[:-3]
+        c = checks.get(m) or {}
+        if key in want:
+            t.ok(c.get("ok") is False and re.search(want[key], c.get("reason") or ""),
+                 "orphan %s: the check fails, naming the cause" % key, json.dumps(c)[:500])
+        else:
+            t.is_eq(c.get("ok"), True, "orphan %s: the import check passes (not contained)"
+                    % key)
+    t.ok(os.path.exists(OUTSIDE + ".orphan"),
+         "orphan writing outside the project: the file IS written on the host")
+    t.ok(not os.path.exists(os.path.join(ROOT, "precious")),
+         "orphan deleting project files: precious/ IS deleted on the host")
+    check_state(name, before, res)
+    check_no_leftovers(name)
+
+
+def restore_precious():
+    shutil.rmtree(os.path.join(ROOT, "precious"), ignore_errors=True)
+    shutil.copytree(os.path.join(t.fixture("hostile"), "precious"),
+                    os.path.join(ROOT, "precious"))
+
+
+def test_deleter(before):
+    """The test deletes precious/ and the data dir's files while the cycle runs."""
+    restore_precious()
+    rc, res, err, wall = run(["deleter", "good"])
+    name = "deleting the project's files"
+    t.is_eq((rc, res.get("passed")), (0, 3), "%s: the tests pass, exit 0" % name)
+    t.ok(not os.path.exists(os.path.join(ROOT, "precious")),
+         "%s: precious/ IS deleted on the host (same user: no boundary)" % name)
+    t.ok(re.search(r"metrics\.db: removed since it was opened; the run is stored in a new file",
+                   err), "%s: the core says metrics.db was removed under it" % name, err[-1000:])
+    ok, rows = db_runs()
+    t.is_eq(ok, "ok", "%s: the new metrics.db passes integrity_check" % name)
+    t.is_eq([r[0] for r in rows], [res.get("run_id")],
+            "%s: the earlier runs ARE lost; the new metrics.db holds this run" % name)
+    # the next run works on the recreated data dir
+    rc, res2, err, wall = run(["good"])
+    t.is_eq(rc, 0, "%s: the next run exits 0" % name)
+    t.is_eq([r[0] for r in db_runs()[1]], [res.get("run_id"), res2.get("run_id")],
+            "%s: the next run is stored after it" % name)
+    check_no_leftovers(name)
+    restore_precious()
+    return db_runs()[1]
+
+
+def test_term_core(before):
+    """The test sends SIGTERM to its parent, selftest-core: ignored (the operator's SIGTERM
+    is not)."""
+    rc, res, err, wall = run(["termcore", "good"])
+    name = "a test sends SIGTERM to selftest-core"
+    t.ok(re.search(r"warning: ignored SIGTERM from pid \d+, a process this run started", err),
+         "%s: the core says it ignored it" % name, err[-1000:])
+    t.is_eq((rc, res.get("aborted"), res.get("passed")), (0, False, 3),
+            "%s: the cycle is not stopped: exit 0, not aborted, 3 passed" % name)
+    rows = check_state(name, before, res)
+    check_no_leftovers(name)
+
+    # SIGTERM from outside the run (here: the core's parent) still stops it
+    proc = subprocess.Popen(argv(["ignoreterm"], workers=1), env=env(), cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(marked()) < 2:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            t.kill_group(proc)
+            proc.wait()
+    t.is_eq(proc.returncode, 3, "SIGTERM from outside the run still stops it (exit 3)")
+    check_no_leftovers("SIGTERM from outside the run")
+    return rows
+
+
+def test_kill_core(before):
+    """The test kills its parent, selftest-core, with SIGKILL: nothing protects the core from
+    a process of the same user; what it started dies with it, the state stays valid."""
+    name = "a test kills selftest-core with SIGKILL"
+    rc, res, err, wall = run(["killcore", "good"])
+    t.is_eq(rc, -9, "%s: the core is killed (nothing can stop a SIGKILL)" % name)
+    check_no_leftovers(name)
+    ok, rows = db_runs()
+    t.is_eq(ok, "ok", "%s: metrics.db passes integrity_check" % name)
+    t.is_eq(rows, before, "%s: metrics.db keeps every earlier run, nothing half-stored" % name)
+    rc, res, err, wall = run(["good"])
+    t.is_eq(rc, 0, "%s: the next run obtains the lock and exits 0" % name)
+    check_no_leftovers(name + ", next run")
+
+
+def main():
+    shutil.copytree(t.fixture("hostile"), ROOT,
+                    ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
+    t.make_writable(ROOT)
+    t.note("marker %s, work dir %s" % (MARK, WORK))
+    try:
+        before = seed()
+        test_mixed(before)
+        before = db_runs()[1]
+        test_orphans(before)
+        before = test_deleter(db_runs()[1])
+        before = test_term_core(before)
+        test_kill_core(db_runs()[1])
+    finally:
+        kill_marked()
+        shutil.rmtree(WORK, ignore_errors=True)
+    t.done()
+
+
+if __name__ == "__main__":
+    main()
