@@ -31,7 +31,8 @@ tests_plugins_test_exporter_prometheus_LDADD = src/core/libselftest.la $(CHECK_L
 
 # Integration tests: the real binary, promtool, a real Pushgateway and Prometheus.
 PROM_INTEGRATION_TESTS = tests/integration/test_prometheus_textfile.py \
-	tests/integration/test_prometheus_scrape.py tests/integration/test_metrics_abuse.py
+	tests/integration/test_prometheus_scrape.py tests/integration/test_metrics_abuse.py \
+	tests/integration/test_push_faults.py
 if BUILD_PLUGIN_EXPORTER_PROMETHEUS
 TESTS += $(PROM_INTEGRATION_TESTS)
 endif

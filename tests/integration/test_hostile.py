@@ -371,6 +371,82 @@ def test_kill_core(before):
     check_no_leftovers(name + ", next run")
 
 
+CONTAINER_CONF = """project_root = ".";
+retries = 0;
+plugins = ();
+runtime = "docker";
+container = {
+  image = "%s";
+  env_passthrough = ["HOSTILE_ARMED", "HOSTILE_OUTSIDE", "HOSTILE_MARKER"];
+};
+"""
+
+
+def test_container():
+    """The cases the host cannot contain, in runtime-docker: the project is mounted read-only
+    and the container has a file system of its own."""
+    if os.environ.get("ST_ENGINES_DIR") is None:
+        os.environ.setdefault("ST_ENGINES", "docker")
+    eng, why = t.engines_up()
+    if eng is None or not eng.get("docker"):
+        t.skip("docker: writing outside the project, deleting the project's files",
+               why or "no docker engine in the private engines")
+        return
+    try:
+        root = os.path.join(WORK, "in-docker")
+        shutil.copytree(t.fixture("hostile"), root,
+                        ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
+        t.make_writable(root)
+        os.chmod(WORK, 0o755)
+        conf = os.path.join(root, "selftest.conf")
+        with open(conf, "w") as fh:
+            fh.write(CONTAINER_CONF % eng["image"])
+        outside = os.path.join(WORK, "outside-docker", "outside.txt")
+        e = t.base_env({"HOSTILE_MARKER": MARK, "HOSTILE_ARMED": "1", "HOSTILE_OUTSIDE": outside,
+                        "SANDBOX_REPO_PATH": root, "DOCKER_HOST": "unix://" + eng["docker"],
+                        "CONTAINER_HOST": None, "TMPDIR": WORK})
+
+        def crun(paths):
+            rc, out, err = t.run([BIN, "-c", conf, "run", "--json", "--retries", "0",
+                                  "--workers", "2", "--timeout", "120"] + paths,
+                                 env=e, timeout=600, cwd=root)
+            lines = [ln for ln in out.splitlines() if ln.startswith("{")]
+            return rc, (json.loads(lines[-1]) if lines else {}), err
+
+        name = "docker"
+        rc, res, err = crun(["good"])
+        if not t.is_eq(rc, 0, "%s: seed run, exit 0" % name):
+            t.note(err[-2000:])
+            return
+        data = os.path.join(root, "sandbox_data")
+        db = sqlite3.connect("file:%s?mode=ro" % os.path.join(data, "metrics.db"), uri=True)
+        before = db.execute("SELECT run_id FROM runs ORDER BY id").fetchall()
+        db.close()
+        rc, res, err = crun(["deleter", "outside", "good"])
+        t.is_eq(rc, 1, "%s: deleting the project's files: the cycle fails (exit 1)" % name)
+        x = test_of(res, "deleter/test_deleter.py::test_delete_project_files")
+        t.ok(x.get("outcome") == "failed" and "Read-only file system" in (x.get("excerpt") or ""),
+             "%s: deleting the project's files: the test fails, the tree is read-only" % name,
+             json.dumps(x)[:800])
+        t.ok(os.path.exists(os.path.join(root, "precious", "data.txt")),
+             "%s: precious/ is intact on the host" % name)
+        t.ok("removed since it was opened" not in err,
+             "%s: the data dir is intact (metrics.db not removed)" % name, err[-1000:])
+        db = sqlite3.connect("file:%s?mode=ro" % os.path.join(data, "metrics.db"), uri=True)
+        after = db.execute("SELECT run_id FROM runs ORDER BY id").fetchall()
+        db.close()
+        t.is_eq(after[:len(before)], before, "%s: metrics.db keeps the earlier runs" % name)
+        t.is_eq(batch(res, "outside").get("ok"), True,
+                "%s: writing outside the project: the test passes (in the container)" % name)
+        t.ok(not os.path.exists(outside),
+             "%s: writing outside the project: nothing reaches the host's file system" % name)
+        t.is_eq(batch(res, "good").get("ok"), True, "%s: the good batch passes beside them"
+                % name)
+        check_no_leftovers(name)
+    finally:
+        t.engines_down(eng)
+
+
 def main():
     shutil.copytree(t.fixture("hostile"), ROOT,
                     ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
@@ -384,6 +460,7 @@ def main():
         before = test_deleter(db_runs()[1])
         before = test_term_core(before)
         test_kill_core(db_runs()[1])
+        test_container()
     finally:
         kill_marked()
         shutil.rmtree(WORK, ignore_errors=True)
