@@ -14,9 +14,14 @@ INTEGRATION_TESTS = tests/integration/test_taplib.py tests/integration/test_pyte
 	tests/integration/test_corpus_run.py tests/integration/test_batch_outcomes.py \
 	tests/integration/test_daemon.py tests/integration/test_host_containment.py \
 	tests/integration/test_crash_consistency.py tests/integration/test_faults.py
-INTEGRATION_TESTS += tests/integration/test_reliability.py tests/integration/test_hostile.py
+INTEGRATION_TESTS += tests/integration/test_reliability.py tests/integration/test_hostile.py \
+	tests/integration/test_clock_jump.py
 INTEGRATION_TESTS += tests/integration/test_visible.py tests/integration/test_docs.py
 TESTS += $(INTEGRATION_TESTS)
+# LD_PRELOAD shim moving the wall clock under a process (test_clock_jump.py)
+check_LTLIBRARIES += tests/fixtures/clockjump/clockjump.la
+tests_fixtures_clockjump_clockjump_la_SOURCES = tests/fixtures/clockjump/clockjump.c
+tests_fixtures_clockjump_clockjump_la_LDFLAGS = -module -avoid-version -shared -rpath /nowhere
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/taplib.py tests/fixtures/projects \
 	tests/corpus/README.md tests/corpus/toolz.tar.gz tests/corpus/cachetools.tar.gz \
 	tests/corpus/simplejson.tar.gz \
