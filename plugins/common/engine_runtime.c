@@ -1753,6 +1753,39 @@ static const char *stale_reason(er_runtime *rt, yajl_val c, double max_age_s, ti
     return NULL;
 }
 
+/* A DELETE answered 409 because the engine is already removing the container (Docker, when it
+ * resumes after a hang and serves the DELETE a run sent meanwhile: "removal of container ... is
+ * already in progress"). */
+static int removal_in_progress(const eh_response *resp)
+{
+    return resp->status == 409 && resp->body && strstr(resp->body, "already in progress");
+}
+
+/* Waits, at most api_timeout, for a removal already in progress to end. Returns 1 when the
+ * container is gone, 0 when it is still there (err says why). */
+static int wait_removal(er_runtime *rt, void **h, const char *id, char *err, size_t errlen)
+{
+    char path[200];
+    snprintf(path, sizeof(path), "/containers/%s/json", id);
+    double give_up = mono_s() + rt->api_timeout_s;
+    for (;;) {
+        eh_response r;
+        int rc = api_call(rt, h, "GET", path, NULL, 0, &r, err, errlen);
+        long st = r.status;
+        eh_response_free(&r);
+        if (rc == ST_OK && st == 404)
+            return 1;
+        if (rc != ST_OK)
+            return 0;
+        if (mono_s() >= give_up)
+            break;
+        sleep_s(0.5);
+    }
+    snprintf(err, errlen, "its removal, already in progress in the engine, did not end within "
+             "%gs (api_timeout)", rt->api_timeout_s);
+    return 0;
+}
+
 int er_cleanup_stale(void *ctx, double max_age_s, st_cleanup_report *report)
 {
     er_runtime *rt = ctx;
@@ -1813,19 +1846,31 @@ int er_cleanup_stale(void *ctx, double max_age_s, st_cleanup_report *report)
         if (!why)
             continue;
         snprintf(path, sizeof(path), "/containers/%s?force=1&v=1", id);
-        int removed = 0;
+        int removed = 0, waited = 0;
         for (int attempt = 0; attempt < 2 && !removed; attempt++) {
             eh_response r2;
             int rc2 = api_call(rt, &h, "DELETE", path, NULL, 0, &r2, err, sizeof(err));
-            if (rc2 == ST_OK && (r2.status / 100 == 2 || r2.status == 404))
+            if (rc2 == ST_OK && (r2.status / 100 == 2 || r2.status == 404)) {
                 removed = 1;
-            else if (rc2 == ST_OK)
+            } else if (rc2 == ST_OK) {
+                int busy = removal_in_progress(&r2);
                 http_error(&r2, "remove failed", err, sizeof(err));
+                if (busy && !waited) {
+                    waited = 1;
+                    removed = wait_removal(rt, &h, id, err, sizeof(err));
+                    if (!removed) {
+                        eh_response_free(&r2);
+                        break; /* err says the wait ended; another DELETE would say 409 */
+                    }
+                }
+            }
             eh_response_free(&r2);
         }
         if (removed) {
             report->removed++;
-            rt->host->log(rt->self, ST_LOG_INFO, "cleanup: removed container %.12s (%s)", id, why);
+            rt->host->log(rt->self, ST_LOG_INFO, "cleanup: removed container %.12s (%s%s)", id,
+                          why, waited ? "; its removal was already in progress in the engine"
+                                      : "");
         } else {
             report->failed++;
             rt->host->log(rt->self, ST_LOG_ERROR, "cleanup: cannot remove container %.12s: %s",

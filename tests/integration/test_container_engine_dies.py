@@ -16,7 +16,10 @@ started again the dead run's container is still listed (so the next check is not
 Then the engine hangs instead (SIGSTOP) while a batch with a 15 s timeout runs: the run ends with
 exit 3 and a message naming the engine that did not answer, within the batch timeout plus 75 s
 (the kill loop gives up once no kill was answered for the API timeout; before, it went on for 30
-rounds of 5 s kill and 1 s wait timeouts, more than 3 minutes).
+rounds of 5 s kill and 1 s wait timeouts, more than 3 minutes). Right after the engine resumes
+(SIGCONT), `cleanup` exits 0 and reports the batch's container removed, though the engine is
+still removing it (409 "removal ... already in progress": cleanup waits for it), and no
+selftest container is left.
 """
 
 import http.client
@@ -201,9 +204,30 @@ def check_engine_dies(mode, engine="docker"):
             note("%s: message: %s" % (tag, ln[:300]))
         ok(msgs, "%s: a clear message names the engine and the failure" % tag, text[-2000:])
         if mode == "hangs":
-            # not checked after a hang: dockerd, resumed, serves the DELETE the run queued while
-            # it was stopped, and may leave the container "Removal In Progress" for a long time
-            # (cleanup then reports HTTP 409 and exits 3); `engines.sh down` removes it
+            # dockerd, resumed, serves the DELETE the run sent while it was stopped: the
+            # container is "Removal In Progress" for a while and a DELETE answers 409; cleanup
+            # right after the resume waits for that removal (at most api_timeout)
+            before = [x for x in listed(sock) if isinstance(x, dict)]
+            note("%s: just after the resume: %r" % (tag, [(x["Id"][:12], x.get("State"),
+                                                         x.get("Status")) for x in before]))
+            name = "%s: cleanup just after the engine resumes" % tag
+            if not any(x["Id"] == c["Id"] for x in before):
+                skip(name, "the engine had ended the removal before the container was listed")
+            else:
+                t0 = time.monotonic()
+                rc, out, err = taplib.run([BIN, "-v", "-c", conf, "cleanup"],
+                                          env=engine_env(engine, root, sock), cwd=root,
+                                          timeout=180)
+                note("%s: cleanup took %.1f s" % (tag, time.monotonic() - t0))
+                for ln in (err + out).splitlines():
+                    if re.search(r"cleanup: |409", ln):
+                        note("%s: %s" % (tag, ln[:300]))
+                is_eq(rc, 0, "%s: exits 0" % name)
+                ok(re.search(r"cleanup: \d+ listed, %d removed" % len(before), out) and
+                   ("removed container %.12s" % c["Id"]) in err + out,
+                   "%s: reports the batch's container removed" % name,
+                   "stdout: %r\nstderr: %s" % (out, err[-1500:]))
+            is_eq(listed(sock), [], "%s: no selftest container is left" % tag)
             return
         # the engine comes back: the dead run's container is there, and cleanup removes it
         rc, out, err = taplib.run(["bash", SCRIPT, "restart", d], timeout=120)
