@@ -181,6 +181,11 @@ def test_mixed(before):
     # the longest batches are the two timeouts (10 s, +1 s kill grace), two at a time
     t.ok(wall < 60, "%s: the cycle ends in bounded time (%.1f s)" % (name, wall))
     t.note("%s: cycle took %.1f s" % (name, wall))
+    for path in MIXED:
+        b = batch(res, path)
+        t.note("  %s: ok %s, %.1f s, %s" % (path, b.get("ok"), b.get("runtime") or 0,
+                                          b.get("reason") or "%s passed, %s failed"
+                                          % (b.get("passed"), b.get("failed"))))
 
     b = batch(res, "good")
     t.is_eq((b.get("ok"), b.get("passed"), b.get("failed")), (True, 2, 0),
@@ -265,6 +270,11 @@ def test_orphans(before):
     t.is_eq(rc, 0, "%s: a failed import check is reported, exit 0" % name)
     t.ok(wall < 60, "%s: the cycle ends in bounded time (%.1f s)" % (name, wall))
     checks = res.get("orphan_checks") or {}
+    t.note("%s: cycle took %.1f s" % (name, wall))
+    for m in mods:
+        c = checks.get(m) or {}
+        t.note("  %s: %s, %.1f s, %s" % (m, c.get("verdict"), c.get("runtime") or 0,
+                                       c.get("reason")))
     want = {
         "orphan_hang": r"^timeout: stopped after %d s" % TIMEOUT,
         "orphan_ignoreterm": r"^timeout: stopped after %d s" % TIMEOUT,
