@@ -6,7 +6,7 @@ The fixture project tests/fixtures/projects/hostile (copied to a temp dir) has o
 misbehaviour, each a batch: a test file that hangs at import, a fork bomb, a test that prints
 without end, one that writes outside the project, one that deletes the project's files
 (precious/ and the data dir), one whose child kills pytest, one that kills selftest-core (its
-parent) with SIGKILL, one that sends it SIGTERM, one that changes the working directory, one
+parent) with SIGKILL, one that sends it SIGTERM (and under run-scheduled SIGHUP), one that changes the working directory, one
 that ignores and blocks SIGTERM, passing tests that leave children, and a memory hog; plus
 `good/`, a normal batch that must pass whatever runs beside it. The same misbehaviours as
 orphan modules (hostile/orphan_*.py) are import-checked.
@@ -31,6 +31,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 
@@ -366,6 +367,52 @@ def test_term_core(before):
     return rows
 
 
+def test_hup_daemon():
+    """Under run-scheduled, a test sends SIGHUP to selftest-core: ignored, no reload (the
+    operator's SIGHUP is not: it reloads)."""
+    name = "run-scheduled, a test sends SIGHUP to selftest-core"
+    proc = subprocess.Popen([BIN, "-v", "-c", write_conf(), "run-scheduled", "--interval", "1",
+                             "--retries", "0", "--workers", "1", "hupcore"], env=env(), cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    lines = []
+
+    def reader():
+        for raw in proc.stderr:
+            lines.append(raw.decode("utf-8", "replace"))
+
+    th = threading.Thread(target=reader, daemon=True)
+    th.start()
+
+    def cycles():
+        return sum(1 for ln in lines if re.search(r"run-scheduled: cycle \d+ ended", ln))
+
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and cycles() < 2 and proc.poll() is None:
+            time.sleep(0.1)
+        t.ok(cycles() >= 2, "%s: two cycles ran" % name, "".join(lines[-10:]))
+        text = "".join(lines)
+        t.ok(re.search(r"warning: ignored SIGHUP from pid \d+, a process this run started",
+                       text), "%s: the core says it ignored it" % name, text[-1500:])
+        t.ok("configuration reloaded" not in text, "%s: no reload" % name)
+        proc.send_signal(signal.SIGHUP)  # the operator's
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and "configuration reloaded" not in "".join(lines):
+            time.sleep(0.1)
+        t.ok("configuration reloaded" in "".join(lines),
+             "SIGHUP from outside the run still reloads the configuration")
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        t.is_eq(proc.returncode, 0, "%s: SIGTERM stops the daemon, exit 0" % name)
+    finally:
+        if proc.poll() is None:
+            t.kill_group(proc)
+            proc.wait()
+        th.join(timeout=10)
+    check_no_leftovers(name)
+
+
 def test_kill_core(before):
     """The test kills its parent, selftest-core, with SIGKILL: nothing protects the core from
     a process of the same user; what it started dies with it, the state stays valid."""
@@ -469,6 +516,7 @@ def main():
         test_orphans(before)
         before = test_deleter(db_runs()[1])
         before = test_term_core(before)
+        test_hup_daemon()
         test_kill_core(db_runs()[1])
         test_container()
     finally:
