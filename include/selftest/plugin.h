@@ -64,6 +64,23 @@ typedef enum st_status {
     ST_ERR_INTERNAL = -7     /* a bug; the log says where */
 } st_status;
 
+/* The name of a status for messages ("ok", "invalid", ..., "internal"; "unknown" for any other
+ * value). Defined here, so a plugin needs nothing from the core to call it. */
+static inline const char *st_status_str(int status)
+{
+    switch (status) {
+    case ST_OK: return "ok";
+    case ST_ERR_INVALID: return "invalid";
+    case ST_ERR_NOMEM: return "out of memory";
+    case ST_ERR_UNAVAILABLE: return "unavailable";
+    case ST_ERR_TIMEOUT: return "timeout";
+    case ST_ERR_CANCELLED: return "cancelled";
+    case ST_ERR_IO: return "i/o error";
+    case ST_ERR_INTERNAL: return "internal error";
+    }
+    return "unknown";
+}
+
 /* ---- descriptor ---------------------------------------------------------------------------- */
 
 typedef enum st_plugin_kind {

@@ -21,9 +21,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define EXIT_USAGE ST_EXIT_USAGE
-#define EXIT_INFRA ST_EXIT_INFRA
-
 static const char usage_main[] =
     "Usage: selftest-core [-c FILE] [-v|-q] [--plugin-dir DIR] COMMAND [OPTIONS] [PATH...]\n"
     "\n"
@@ -242,7 +239,9 @@ static int legacy_spelling(const char *command, const char *arg)
     return 0;
 }
 
-static int parse_global(int argc, char **argv, cli_opts *o, int *cmd_index)
+/* Parses the global options. ST_OK to go on (*done: --help or --version printed, nothing more
+ * to do), or ST_ERR_INVALID (a usage error, printed). */
+static int parse_global(int argc, char **argv, cli_opts *o, int *cmd_index, int *done)
 {
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
@@ -277,31 +276,33 @@ static int parse_global(int argc, char **argv, cli_opts *o, int *cmd_index)
             break;
         case 'h':
             fputs(usage_main, stdout);
-            return 0;
+            *done = 1;
+            return ST_OK;
         case 'V':
             printf("selftest-core %s (plugin ABI %u.%u)\n", ST_VERSION_STRING, ST_ABI_MAJOR,
                    ST_ABI_MINOR);
-            return 0;
+            *done = 1;
+            return ST_OK;
         default:
             if (c != ':' && optopt != 'c' && legacy_spelling(NULL, argv[optind - 1]))
-                return EXIT_USAGE;
+                return ST_ERR_INVALID;
             fprintf(stderr, "selftest-core: %s '%s'\nTry 'selftest-core --help'.\n",
                     c == ':' ? "option needs an argument:" : "unknown option",
                     argv[optind - 1]);
-            return EXIT_USAGE;
+            return ST_ERR_INVALID;
         }
     }
     if (optind >= argc && o->check == 2) {
         *cmd_index = -1;
-        return -1;
+        return ST_OK;
     }
     if (optind >= argc) {
         fputs("selftest-core: no command given\n\n", stderr);
         fputs(usage_main, stderr);
-        return EXIT_USAGE;
+        return ST_ERR_INVALID;
     }
     *cmd_index = optind;
-    return -1;
+    return ST_OK;
 }
 
 
@@ -331,9 +332,10 @@ static void print_usage(command cmd)
     }
 }
 
-/* Parses a command's options; positional arguments (paths) go to paths. Returns -1 to go on,
- * or an exit status. */
-static int parse_command(command cmd, int argc, char **argv, cli_opts *o, st_strv *paths)
+/* Parses a command's options; positional arguments (paths) go to paths. ST_OK to go on (*done:
+ * --help printed, nothing more to do), or ST_ERR_INVALID (a usage error, printed). */
+static int parse_command(command cmd, int argc, char **argv, cli_opts *o, st_strv *paths,
+                         int *done)
 {
     struct option longopts[64 + 2 * N_BOOL_FLAGS];
     size_t n = 0;
@@ -404,7 +406,7 @@ static int parse_command(command cmd, int argc, char **argv, cli_opts *o, st_str
             if (!takes_paths && optind < argc) {
                 fprintf(stderr, "selftest-core %s: unexpected argument '%s'\n", argv[0],
                         argv[optind]);
-                return EXIT_USAGE;
+                return ST_ERR_INVALID;
             }
             while (optind < argc)
                 st_strv_push(o->deps_mode ? &o->deps : paths, argv[optind++]);
@@ -414,7 +416,7 @@ static int parse_command(command cmd, int argc, char **argv, cli_opts *o, st_str
             if (!takes_paths) {
                 fprintf(stderr, "selftest-core %s: unexpected argument '%s'\n", argv[0],
                         argv[optind]);
-                return EXIT_USAGE;
+                return ST_ERR_INVALID;
             }
             st_strv_push(o->deps_mode ? &o->deps : paths, argv[optind++]);
             continue;
@@ -450,17 +452,18 @@ static int parse_command(command cmd, int argc, char **argv, cli_opts *o, st_str
         case 'v': o->verbosity = o->verbosity < 0 ? 1 : o->verbosity + 1; break;
         case 'h':
             print_usage(cmd);
-            return 0;
+            *done = 1;
+            return ST_OK;
         case ':':
             fprintf(stderr, "selftest-core %s: option needs an argument: '%s'\nTry 'selftest-core "
                     "%s --help'.\n", argv[0], argv[optind - 1], argv[0]);
-            return EXIT_USAGE;
+            return ST_ERR_INVALID;
         default: {
             /* an unknown short option may sit inside a cluster ("-xv"): name the letter */
             char shortopt[3] = {'-', (char)optopt, '\0'};
             const char *what = optopt ? shortopt : argv[optind - 1];
             if (!optopt && legacy_spelling(argv[0], what))
-                return EXIT_USAGE;
+                return ST_ERR_INVALID;
             int global = optopt == 'v' || optopt == 'q' || optopt == 'c' ||
                          strcmp(what, "--verbose") == 0 || strcmp(what, "--quiet") == 0 ||
                          strcmp(what, "--config") == 0 || strncmp(what, "--config=", 9) == 0 ||
@@ -469,11 +472,11 @@ static int parse_command(command cmd, int argc, char **argv, cli_opts *o, st_str
             fprintf(stderr, "selftest-core %s: unknown option '%s'%s\nTry 'selftest-core %s "
                     "--help'.\n", argv[0], what,
                     global ? " (a global option: put it before the command)" : "", argv[0]);
-            return EXIT_USAGE;
+            return ST_ERR_INVALID;
         }
         }
     }
-    return -1;
+    return ST_OK;
 }
 
 static int apply_cli(st_settings *s, const cli_opts *o, st_strv *paths)
@@ -567,17 +570,19 @@ static int should_stop(void)
 
 /* ---- report ---------------------------------------------------------------------------------- */
 
-static int cmd_report(const st_settings *s, int path_only)
+/* `report`: ST_OK (*verdict failed when there is no report to print), or ST_ERR_IO. */
+static int cmd_report(const st_settings *s, int path_only, st_verdict *verdict)
 {
     DIR *d = opendir(s->report_dir);
     if (!d && errno == ENOENT) {
         fprintf(stderr, "selftest-core report: no report: %s does not exist (no run has failed "
                 "yet)\n", s->report_dir);
-        return ST_EXIT_FAILED;
+        *verdict = ST_VERDICT_FAILED;
+        return ST_OK;
     }
     if (!d) {
         st_error("report dir %s: %s", s->report_dir, strerror(errno));
-        return EXIT_INFRA;
+        return ST_ERR_IO;
     }
     char newest[256] = "";
     struct dirent *de;
@@ -593,14 +598,15 @@ static int cmd_report(const st_settings *s, int path_only)
     if (!newest[0]) {
         fprintf(stderr, "selftest-core report: no report: no report_*.json in %s (no run has "
                 "failed yet)\n", s->report_dir);
-        return ST_EXIT_FAILED;
+        *verdict = ST_VERDICT_FAILED;
+        return ST_OK;
     }
     char *path = st_path_join(s->report_dir, newest), *text = NULL;
     int rc = path ? st_read_file(path, 512u << 20, &text, NULL) : -ENOMEM;
     if (rc < 0) {
         st_error("%s: %s", path ? path : newest, strerror(-rc));
         free(path);
-        return EXIT_INFRA;
+        return rc == -ENOMEM ? ST_ERR_NOMEM : ST_ERR_IO;
     }
     if (path_only)
         printf("%s\n", path);
@@ -608,7 +614,7 @@ static int cmd_report(const st_settings *s, int path_only)
         fputs(text, stdout);
     free(text);
     free(path);
-    return 0;
+    return ST_OK;
 }
 
 /* ---- run-scheduled --------------------------------------------------------------------------- */
@@ -637,8 +643,8 @@ static const char *config_name(const st_settings *s)
 /* SIGHUP: builds the configuration afresh and starts its plugins. The old pipeline is closed
  * first (its exporter holds the metrics port); when the new one cannot start, the old
  * configuration is started again and kept. *cur and *p are replaced only on success; *owned is
- * the settings this function allocated (freed when replaced). Returns 0, or EXIT_INFRA when
- * even the old configuration cannot be started again. */
+ * the settings this function allocated (freed when replaced). Returns ST_OK, or the status of
+ * the failure when even the old configuration cannot be started again. */
 static int reload_config(st_settings **cur, st_settings **owned, st_pipeline **p,
                          settings_loader reload, void *opaque)
 {
@@ -659,7 +665,7 @@ static int reload_config(st_settings **cur, st_settings **owned, st_pipeline **p
     st_pipeline_close(*p);
     *p = NULL;
     int status = st_pipeline_open(fresh, &np);
-    if (status == 0) {
+    if (status == ST_OK) {
         if (*owned) {
             st_settings_free(*owned);
             free(*owned);
@@ -672,21 +678,25 @@ static int reload_config(st_settings **cur, st_settings **owned, st_pipeline **p
         return 0;
     }
     /* the plugin or runtime that failed said why, naming itself */
-    st_error("run-scheduled: reload refused: the plugins of %s cannot start (exit status "
-             "%d; see above); keeping the running configuration",
-             config_name(fresh), status);
+    st_error("run-scheduled: reload refused: the plugins of %s cannot start (%s; see above); "
+             "keeping the running configuration",
+             config_name(fresh), st_status_str(status));
     st_settings_free(fresh);
     free(fresh);
     status = st_pipeline_open(*cur, p);
-    if (status != 0) {
+    if (status != ST_OK) {
         st_error("run-scheduled: the previous configuration (%s) cannot start again either; "
                  "stopping", config_name(*cur));
         *p = NULL;
-        return EXIT_INFRA;
+        /* it started before: whatever it says now is the infrastructure's doing */
+        return status == ST_ERR_INVALID ? ST_ERR_UNAVAILABLE : status;
     }
-    return 0;
+    return ST_OK;
 }
 
+/* `run-scheduled`: cycles until a stop signal. ST_OK when stopped (its cycles' verdicts are
+ * in their results), or the status that stopped it: the first configuration cannot start, or
+ * neither a reloaded one nor the previous one can. */
 static int cmd_scheduled(st_settings *s, const st_pipeline_opts *po, settings_loader reload,
                          void *opaque)
 {
@@ -694,25 +704,26 @@ static int cmd_scheduled(st_settings *s, const st_pipeline_opts *po, settings_lo
     st_pipeline *p = NULL;
     st_settings *cur = s, *owned = NULL;
     int status = st_pipeline_open(s, &p);
-    if (status)
+    if (status != ST_OK)
         return status;
     st_info("run-scheduled: a cycle every %gs; SIGTERM or SIGINT stops, SIGHUP reloads",
             s->interval_s);
     st_pipeline_cleanup(s, s->max_age_s, &counters, 0, should_stop);
     while (!st_cli_stop_requested()) {
         double start = st_monotonic();
-        int rc = st_pipeline_cycle(p, po, &counters);
-        st_info("run-scheduled: cycle %llu ended with exit status %d", counters.runs, rc);
+        st_verdict verdict = ST_VERDICT_PASSED;
+        int rc = st_pipeline_cycle(p, po, &counters, &verdict);
+        st_info("run-scheduled: cycle %llu ended with exit status %d", counters.runs,
+                st_exit_status(rc, verdict));
         /* Wait for the next cycle's time. A SIGHUP (during the cycle or the wait) reloads
          * here and the wait goes on: the next cycle starts on schedule (the interval of the
          * configuration in force then), never early because of the signal. */
         while (!st_cli_stop_requested()) {
             if (st_cli_reload_requested()) {
                 st_cli_clear_reload();
-                if (reload_config(&cur, &owned, &p, reload, opaque) != 0) {
-                    status = EXIT_INFRA;
+                status = reload_config(&cur, &owned, &p, reload, opaque);
+                if (status != ST_OK)
                     goto out;
-                }
                 continue;
             }
             if (st_monotonic() >= start + cur->interval_s)
@@ -763,11 +774,16 @@ int st_cli_main(int argc, char **argv)
         o.bools[i] = -1;
     st_strv paths = {0};
     st_settings s;
-    int cmd_index = 0, rc;
+    int cmd_index = 0, done = 0;
     int settings_ready = 0;
+    /* what the command came to: a status (below, every function reports ST_OK or a negative
+     * st_status) and, when it ran to the end, a verdict; st_exit_status() makes the exit
+     * status of the two, here and nowhere else */
+    int rc;
+    st_verdict verdict = ST_VERDICT_PASSED;
 
-    rc = parse_global(argc, argv, &o, &cmd_index);
-    if (rc >= 0)
+    rc = parse_global(argc, argv, &o, &cmd_index, &done);
+    if (rc != ST_OK || done)
         goto out;
     st_log_set_level(o.verbosity < 0    ? ST_LOG_ERROR
                      : o.verbosity == 0 ? ST_LOG_WARNING
@@ -785,18 +801,17 @@ int st_cli_main(int argc, char **argv)
         if (strcmp(name, commands[i].name) == 0)
             found = (int)i;
     if (found < 0) {
-        rc = EXIT_USAGE;
+        rc = ST_ERR_INVALID;
         if (legacy_spelling("", name))
             goto out;
         fprintf(stderr, "selftest-core: unknown command '%s'\nTry 'selftest-core --help'.\n",
                 name);
-        rc = EXIT_USAGE;
         goto out;
     }
     command cmd = commands[found].cmd;
     if (cmd_index >= 0) {
-        rc = parse_command(cmd, argc - cmd_index, argv + cmd_index, &o, &paths);
-        if (rc >= 0)
+        rc = parse_command(cmd, argc - cmd_index, argv + cmd_index, &o, &paths, &done);
+        if (rc != ST_OK || done)
             goto out;
         if (o.verbosity > 0)
             st_log_set_level(o.verbosity == 1 ? ST_LOG_INFO : ST_LOG_DEBUG);
@@ -804,7 +819,7 @@ int st_cli_main(int argc, char **argv)
 
     load_ctx lc = {&o, &paths};
     if (load_settings(&s, &lc) < 0) {
-        rc = EXIT_USAGE;
+        rc = ST_ERR_INVALID;
         goto out;
     }
     settings_ready = 1;
@@ -813,7 +828,7 @@ int st_cli_main(int argc, char **argv)
         .progress = !o.json && isatty(STDOUT_FILENO) && o.verbosity >= 0,
         .color = isatty(STDOUT_FILENO) && !getenv("NO_COLOR"),
         .should_stop = should_stop,
-        .aborted_status = EXIT_INFRA, /* `run` stopped by a signal */
+        .stopped = ST_VERDICT_BROKEN, /* `run` stopped by a signal: exit 3 */
     };
     if (o.check == 2)
         cmd = CMD_PLUGINS; /* --check-config COMMAND: the command line is checked, nothing runs */
@@ -822,7 +837,7 @@ int st_cli_main(int argc, char **argv)
         rc = st_plugins_list(&s, o.json, o.check != 0);
         break;
     case CMD_REPORT:
-        rc = cmd_report(&s, o.path_only);
+        rc = cmd_report(&s, o.path_only, &verdict);
         break;
     case CMD_CLEANUP: {
         st_counters counters = {0};
@@ -831,13 +846,13 @@ int st_cli_main(int argc, char **argv)
     }
     case CMD_SCHEDULED:
         po.progress = 0;
-        po.aborted_status = ST_EXIT_OK; /* a stopped daemon exits 0: its last cycle says so */
+        po.stopped = ST_VERDICT_PASSED; /* a stopped daemon exits 0: its last cycle says so */
         rc = cmd_scheduled(&s, &po, load_settings, &lc);
         break;
     case CMD_DISCOVER: {
         st_pipeline *p = NULL;
         rc = st_pipeline_open(&s, &p);
-        if (rc == 0)
+        if (rc == ST_OK)
             rc = st_pipeline_discover(p, o.json, &o.deps);
         st_pipeline_close(p);
         break;
@@ -846,8 +861,8 @@ int st_cli_main(int argc, char **argv)
         st_counters counters = {0};
         st_pipeline *p = NULL;
         rc = st_pipeline_open(&s, &p);
-        if (rc == 0)
-            rc = st_pipeline_cycle(p, &po, &counters);
+        if (rc == ST_OK)
+            rc = st_pipeline_cycle(p, &po, &counters, &verdict);
         st_pipeline_close(p);
         break;
     }
@@ -858,5 +873,5 @@ out:
     st_strv_free(&o.plugin_dirs);
     st_strv_free(&o.deps);
     st_strv_free(&paths);
-    return rc;
+    return st_exit_status(rc, verdict);
 }

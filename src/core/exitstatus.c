@@ -4,19 +4,27 @@
 
 #include "exitstatus.h"
 
-int st_exit_for_status(st_exit_stage stage, int status)
+int st_exit_status(int status, st_verdict verdict)
 {
-    if (status == ST_OK)
-        return ST_EXIT_OK;
-    if (stage == ST_STAGE_CREATE && status == ST_ERR_INVALID)
+    if (status == ST_ERR_INVALID)
         return ST_EXIT_USAGE;
+    if (status != ST_OK)
+        return ST_EXIT_INFRA;
+    switch (verdict) {
+    case ST_VERDICT_PASSED:
+        return ST_EXIT_OK;
+    case ST_VERDICT_FAILED:
+        return ST_EXIT_FAILED;
+    case ST_VERDICT_BROKEN:
+        break;
+    }
     return ST_EXIT_INFRA;
 }
 
-int st_run_exit_status(const st_run *r, int fail_on_orphans, int aborted_status)
+st_verdict st_run_verdict(const st_run *r, int fail_on_orphans, st_verdict stopped)
 {
     if (r->aborted)
-        return aborted_status;
+        return stopped;
     int infra = r->integration_failed, failed = 0;
     for (size_t i = 0; i < r->n_batches; i++) {
         const st_batch *b = &r->batches[i];
@@ -24,8 +32,8 @@ int st_run_exit_status(const st_run *r, int fail_on_orphans, int aborted_status)
         failed |= !b->ok && !b->aborted;
     }
     if (infra)
-        return ST_EXIT_INFRA;
+        return ST_VERDICT_BROKEN;
     if (failed || (fail_on_orphans && st_run_orphans_failed(r)))
-        return ST_EXIT_FAILED;
-    return ST_EXIT_OK;
+        return ST_VERDICT_FAILED;
+    return ST_VERDICT_PASSED;
 }

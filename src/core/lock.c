@@ -7,6 +7,8 @@
 #include "log.h"
 #include "util.h"
 
+#include <selftest/plugin.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -87,7 +89,7 @@ int st_lock_acquire(const char *path, double timeout_s)
             st_error("lock file %s: cannot create its directory %s: %s", path, dir,
                      strerror(-rc));
             free(dir);
-            return -1;
+            return ST_ERR_IO;
         }
     }
     free(dir);
@@ -101,11 +103,11 @@ int st_lock_acquire(const char *path, double timeout_s)
                      path);
         else
             st_error("lock file %s: %s", path, strerror(errno));
-        return -1;
+        return ST_ERR_IO;
     }
     if (check_type(fd, path) < 0) {
         close(fd);
-        return -1;
+        return ST_ERR_IO;
     }
     double deadline = st_monotonic() + timeout_s;
     int told = 0;
@@ -113,14 +115,14 @@ int st_lock_acquire(const char *path, double timeout_s)
         if (errno != EWOULDBLOCK && errno != EINTR) {
             st_error("lock file %s: %s", path, strerror(errno));
             close(fd);
-            return -1;
+            return ST_ERR_IO;
         }
         long pid = holder_pid(fd);
         if (st_monotonic() >= deadline) {
             st_error("another run holds %s (pid %ld); gave up after %gs (lock_timeout)", path, pid,
                      timeout_s);
             close(fd);
-            return -1;
+            return ST_ERR_TIMEOUT;
         }
         if (!told) {
             st_warn("another run holds %s (pid %ld); waiting up to %gs", path, pid, timeout_s);
@@ -141,7 +143,7 @@ int st_lock_acquire(const char *path, double timeout_s)
                      path);
         flock(fd, LOCK_UN);
         close(fd);
-        return -1;
+        return ST_ERR_IO;
     }
     char buf[32];
     int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());

@@ -8,7 +8,9 @@
 #define ST_LOCK_H
 
 /* Takes the lock, waiting up to timeout_s (0: do not wait). Returns the fd (>= 0) to pass to
- * st_lock_release, or -1 after logging who holds it. */
+ * st_lock_release, or a negative st_status after logging why: ST_ERR_TIMEOUT (another run held
+ * it for timeout_s; the message says who), ST_ERR_IO (the file cannot be created or locked, or
+ * is not a lock file). */
 int st_lock_acquire(const char *path, double timeout_s);
 void st_lock_release(int fd);
 

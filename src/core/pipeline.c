@@ -33,10 +33,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define EXIT_OK ST_EXIT_OK
-#define EXIT_USAGE ST_EXIT_USAGE
-#define EXIT_INFRA ST_EXIT_INFRA
-
 static char *new_run_id(void)
 {
     unsigned char raw[16];
@@ -58,10 +54,10 @@ int st_pipeline_open(st_settings *s, st_pipeline **out)
 {
     st_pipeline *p = calloc(1, sizeof(*p));
     if (!p)
-        return ST_EXIT_INFRA;
+        return ST_ERR_NOMEM;
     p->s = s;
     char *plugin_file = st_path_join(s->support_dir, "selftest_pytest_plugin.py");
-    int status = ST_EXIT_INFRA;
+    int status = ST_ERR_UNAVAILABLE;
     if (!plugin_file || access(plugin_file, R_OK) != 0) {
         st_error("the bundled pytest plugin %s is missing (set SELF_TEST_SUPPORT_DIR or "
                  "'support_dir' to the directory holding selftest_pytest_plugin.py)",
@@ -70,17 +66,13 @@ int st_pipeline_open(st_settings *s, st_pipeline **out)
         goto fail;
     }
     free(plugin_file);
-    if (st_plugins_load(s, &p->ps, 0) < 0) {
-        status = ST_EXIT_USAGE;
+    status = st_plugins_load(s, &p->ps, 0);
+    if (status != ST_OK)
         goto fail;
-    }
-    st_exit_stage stage;
-    int start_rc = st_plugins_start(&p->ps, &stage);
-    if (start_rc != ST_OK) {
-        /* create()'s ST_ERR_INVALID from any plugin: its settings are wrong, exit 2 */
-        status = st_exit_for_status(stage, start_rc);
+    /* create()'s ST_ERR_INVALID from any plugin: its settings are wrong, exit 2 */
+    status = st_plugins_start(&p->ps);
+    if (status != ST_OK)
         goto fail;
-    }
     const st_runtime_ops *rt = p->ps.runtime->ops;
     p->ps.runtime->logged_error = 0;
     /* with a fallback, an unreachable engine is a warning (the fallback says what happens) */
@@ -89,6 +81,7 @@ int st_pipeline_open(st_settings *s, st_pipeline **out)
     int probed = rt->probe ? rt->probe(p->ps.runtime->ctx) : ST_OK;
     p->ps.runtime->errors_as_warnings = 0;
     if (probed != ST_OK) {
+        status = ST_ERR_UNAVAILABLE; /* whatever the probe said: the runtime is not there */
         if (strcmp(s->runtime, "host") == 0 || strcmp(s->container_fallback, "host") != 0) {
             /* the runtime said why; the core's line matters only when it did not */
             st_log(p->ps.runtime->logged_error ? ST_LOG_INFO : ST_LOG_ERROR,
@@ -101,12 +94,13 @@ int st_pipeline_open(st_settings *s, st_pipeline **out)
                 "\"host\"); tests run unsandboxed on this machine",
                 p->ps.runtime->name);
         st_warn("**********************************************************************");
-        if (st_plugins_switch_runtime(s, &p->ps, "host") < 0)
+        status = st_plugins_switch_runtime(s, &p->ps, "host");
+        if (status != ST_OK)
             goto fail;
         p->fell_back = 1;
     }
     *out = p;
-    return 0;
+    return ST_OK;
 fail:
     st_pipeline_close(p);
     return status;
@@ -124,14 +118,15 @@ void st_pipeline_close(st_pipeline *p)
 /* Moves the modules to check into run->checks: candidates (all of them with include_redundant);
  * redundant and legacy ones are recorded in run->orphan_skipped instead. An orphan or isolated
  * module whose check-cache key and interpreter match a stored verdict is not run: the verdict
- * stands (cached). The checks to run come first; *n_run gets their count. */
+ * stands (cached). The checks to run come first; *n_run gets their count. Returns ST_OK or a
+ * negative st_status. */
 static int plan_checks(const st_settings *s, st_run *run, st_module_list *modules,
                        const char *work, st_check_cache *cc, st_project_ctx *project,
                        const char *interpreter, size_t *n_run)
 {
     run->checks = calloc(modules->n + 1, sizeof(*run->checks));
     if (!run->checks)
-        return -1;
+        return ST_ERR_NOMEM;
     st_check_hasher hasher = {0};
     int hashing = 0;
     for (size_t i = 0; i < modules->n; i++) {
@@ -149,7 +144,7 @@ static int plan_checks(const st_settings *s, st_run *run, st_module_list *module
         c->module = st_module_name(s, c->path);
         if (!c->id || !c->output_dir || st_mkdir_p(c->output_dir, 0755) < 0) {
             st_check_hasher_free(&hasher);
-            return -1;
+            return ST_ERR_IO;
         }
         if (!cc || c->origin == ST_ORIGIN_EXPLICIT)
             continue; /* a module named on the command line is always checked */
@@ -157,7 +152,7 @@ static int plan_checks(const st_settings *s, st_run *run, st_module_list *module
             hashing = 1;
             if (st_check_hasher_init(&hasher, st_project_graph(project), s->project_root) < 0) {
                 st_check_hasher_free(&hasher);
-                return -1;
+                return ST_ERR_IO;
             }
         }
         c->check_key = st_check_hasher_key(&hasher, c->path);
@@ -176,7 +171,7 @@ static int plan_checks(const st_settings *s, st_run *run, st_module_list *module
     /* stable partition: the checks to run first */
     st_batch *sorted = calloc(run->n_checks + 1, sizeof(*sorted));
     if (!sorted)
-        return -1;
+        return ST_ERR_NOMEM;
     size_t k = 0;
     for (int pass = 0; pass < 2; pass++)
         for (size_t i = 0; i < run->n_checks; i++)
@@ -187,7 +182,7 @@ static int plan_checks(const st_settings *s, st_run *run, st_module_list *module
     *n_run = 0;
     while (*n_run < run->n_checks && !run->checks[*n_run].cached)
         (*n_run)++;
-    return run->orphan_skipped.oom ? -1 : 0;
+    return run->orphan_skipped.oom ? ST_ERR_NOMEM : ST_OK;
 }
 
 /* What besides the module's bytes decides an import check's verdict: a stored verdict is used
@@ -205,22 +200,21 @@ static char *check_interpreter(const st_settings *s, const st_run *run, const st
 }
 
 /* Prepares the runtime and runs the preflight through it (which, without configured or given
- * test paths, also reads pytest's testpaths). Returns an exit status or 0; free pf either way. */
+ * test paths, also reads pytest's testpaths). Returns ST_OK or a negative st_status (never
+ * ST_ERR_INVALID: the runtime's settings were accepted); free pf either way. */
 int st_preflight_stage(st_pipeline *p, const char *work, st_preflight *pf)
 {
     const st_runtime_ops *rt = p->ps.runtime->ops;
     memset(pf, 0, sizeof(*pf));
     if (rt->prepare && rt->prepare(p->ps.runtime->ctx) != ST_OK) {
         st_error("run stage: %s could not prepare its environment", p->ps.runtime->name);
-        return ST_EXIT_INFRA;
+        return ST_ERR_UNAVAILABLE;
     }
-    if (st_preflight_run(p->s, p->ps.runtime, work, pf) < 0)
-        return ST_EXIT_INFRA;
-    return 0;
+    return st_preflight_run(p->s, p->ps.runtime, work, pf);
 }
 
-/* Runs the batches and the orphan checks of one cycle and fills run; returns an exit status
- * or 0. */
+/* Runs the batches and the orphan checks of one cycle and fills run; returns ST_OK or a
+ * negative st_status (never ST_ERR_INVALID). */
 static int run_stage(st_pipeline *p, st_cycle *c, st_run *run, const st_strv *batches,
                      st_module_list *modules, const char *work, const st_preflight *pf_in,
                      st_check_cache *cc)
@@ -236,7 +230,7 @@ static int run_stage(st_pipeline *p, st_cycle *c, st_run *run, const st_strv *ba
         int db_rc = db_path ? st_metricsdb_open(db_path, &p->db) : -1;
         free(db_path);
         if (db_rc < 0)
-            return ST_EXIT_INFRA;
+            return ST_ERR_IO;
     }
     if (s->coverage && !pf.cov)
         st_warn("coverage requested but pytest-cov is not installed for %s: coverage is reported "
@@ -250,10 +244,10 @@ static int run_stage(st_pipeline *p, st_cycle *c, st_run *run, const st_strv *ba
     int planned = run->batches && interpreter
                       ? plan_checks(s, run, modules, work, cc, &p->ps.project, interpreter,
                                     &n_run)
-                      : -1;
+                      : ST_ERR_NOMEM;
     free(interpreter);
-    if (planned < 0)
-        return ST_EXIT_INFRA;
+    if (planned != ST_OK)
+        return planned;
     for (size_t i = 0; i < batches->n; i++) {
         st_batch *b = &run->batches[i];
         b->id = st_asprintf("%.8s-batch-%zu", run->run_id, i);
@@ -263,18 +257,20 @@ static int run_stage(st_pipeline *p, st_cycle *c, st_run *run, const st_strv *ba
         b->coverage = -1;
         b->exit_status = -1;
         if (!b->id || !b->path || !b->output_dir || st_mkdir_p(b->output_dir, 0755) < 0)
-            return ST_EXIT_INFRA;
+            return ST_ERR_IO;
     }
     st_export_begin(&p->ps, run);
     double t_run = st_monotonic();
     st_runner_hooks hooks = {c, st_progress_batch_done, st_progress_tick,
                              st_progress_should_stop, c->o->progress};
-    if (st_runner_run(s, p->ps.runtime, &pf, run, run->batches, run->n_batches, &hooks) < 0)
-        return ST_EXIT_INFRA;
+    int rc = st_runner_run(s, p->ps.runtime, &pf, run, run->batches, run->n_batches, &hooks);
+    if (rc != ST_OK)
+        return rc;
     run->total_runtime_s = st_monotonic() - t_run;
-    if (!run->aborted && st_runner_run(s, p->ps.runtime, &pf, run, run->checks, n_run,
-                                       &hooks) < 0)
-        return ST_EXIT_INFRA;
+    if (!run->aborted)
+        rc = st_runner_run(s, p->ps.runtime, &pf, run, run->checks, n_run, &hooks);
+    if (rc != ST_OK)
+        return rc;
     /* the cached verdicts are reported like the checks that ran */
     for (size_t i = n_run; !run->aborted && i < run->n_checks; i++)
         st_progress_batch_done(c, run, &run->checks[i]);
@@ -287,7 +283,7 @@ static int run_stage(st_pipeline *p, st_cycle *c, st_run *run, const st_strv *ba
                 if (!all[k][i].reason)
                     all[k][i].reason = st_strdup("not run: the run was stopped");
             }
-    return 0;
+    return ST_OK;
 }
 
 /* After the run stage: the run's orphan and cleanup tallies, the "since start" counters, and the
@@ -341,7 +337,8 @@ static void tally_run(const st_settings *s, st_run *run, const st_preflight *pf,
     counters->container_failures += run->cleanup_failures;
 }
 
-int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *counters)
+int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *counters,
+                      st_verdict *verdict)
 {
     st_settings *s = p->s;
     st_strv paths = {0}, batches = {0}, explicit_modules = {0}, skipped_before = {0};
@@ -352,13 +349,13 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
     int save_cache = 0;
     st_run run = {0};
     char *work = NULL, *results_json = NULL;
-    int status = ST_EXIT_INFRA, lock_fd = -1;
+    int status = ST_ERR_NOMEM, lock_fd = -1;
     st_cycle c = {.s = s, .o = o, .ps = &p->ps, .t0 = st_monotonic()};
     st_preflight pf = {0};
 
     /* paths set: a bad one is a usage error before anything starts */
-    int rc = s->paths.n ? st_resolve_paths(s, NULL, &paths, &explicit_modules) : 0;
-    if (rc) {
+    int rc = s->paths.n ? st_resolve_paths(s, NULL, &paths, &explicit_modules) : ST_OK;
+    if (rc != ST_OK) {
         status = rc;
         goto out;
     }
@@ -373,23 +370,27 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
         st_error("cannot create a work directory under %s: %s", tmp, strerror(errno));
         free(work);
         work = NULL;
+        status = ST_ERR_IO;
         goto out;
     }
     rc = st_preflight_stage(p, work, &pf);
-    if (!rc && !s->paths.n)
+    if (rc == ST_OK && !s->paths.n)
         rc = st_resolve_paths(s, &pf, &paths, &explicit_modules); /* pytest's testpaths */
-    if (rc) {
+    if (rc != ST_OK) {
         status = rc;
         goto out;
     }
     lock_fd = st_lock_acquire(s->lock_file, s->lock_timeout_s);
-    if (lock_fd < 0)
+    if (lock_fd < 0) {
+        status = lock_fd;
         goto out;
+    }
     if (o->progress)
         st_log_set_hook(st_progress_clear, NULL, &c);
 
     /* discover (the orphan cache is read and written under the run lock) */
     if (!s->disable_orphans) {
+        status = ST_ERR_IO; /* the orphan files and the check cache: logged */
         if (st_orphans_load(&cache_store, s->project_root, s->data_dir) < 0) {
             st_orphans_free(&cache_store);
             goto out;
@@ -405,6 +406,7 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
             goto out;
         st_checkcache_prune(checks, s->project_root);
     }
+    status = ST_ERR_NOMEM;
     /* redundant and legacy modules the cache knew before this cycle: the gauge counts a
      * module when it is first skipped, not every cycle */
     for (size_t i = 0; cache && i < cache->n; i++)
@@ -413,12 +415,13 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
     for (size_t i = 0; i < explicit_modules.n; i++)
         if (!st_module_add(&modules, explicit_modules.v[i], ST_ORIGIN_EXPLICIT))
             goto out;
-    if (st_discover_stage(s, &p->ps, &paths, &batches, &modules, cache, cache ? &rules : NULL,
-                          NULL) < 0)
+    status = st_discover_stage(s, &p->ps, &paths, &batches, &modules, cache,
+                               cache ? &rules : NULL, NULL);
+    if (status != ST_OK)
         goto out;
     if (batches.n == 0 && modules.n == 0) {
         st_error("discover stage: nothing to run (no test paths and no modules to check)");
-        status = ST_EXIT_USAGE;
+        status = ST_ERR_INVALID;
         goto out;
     }
 
@@ -427,13 +430,10 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
     run.run_id = new_run_id();
     run.started_at = st_wall_clock();
     run.runtime_used = rt->runtime_name ? rt->runtime_name : s->runtime;
-    if (!run.run_id)
+    status = run.run_id ? run_stage(p, &c, &run, &batches, &modules, work, &pf, checks)
+                        : ST_ERR_NOMEM;
+    if (status != ST_OK)
         goto out;
-    rc = run_stage(p, &c, &run, &batches, &modules, work, &pf, checks);
-    if (rc) {
-        status = rc;
-        goto out;
-    }
     save_cache = 1; /* something ran: the cycle's discoveries are worth keeping */
     run.finished_at = st_wall_clock();
     st_run_finalize(&run);
@@ -478,9 +478,10 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
         st_strv_free(&integrated_ever);
     }
     counters->orphans_reintroduced += run.integrated.n;
-    /* An aborted cycle's status is the one the process exits with (o->aborted_status), so that
-     * the results, metrics.db and the exit status agree. */
-    run.exit_status = st_run_exit_status(&run, s->fail_on_orphans, o->aborted_status);
+    /* The run's verdict gives the exit status the process exits with; an aborted cycle's is
+     * o->stopped's, so that the results, metrics.db and the exit status agree. */
+    *verdict = st_run_verdict(&run, s->fail_on_orphans, o->stopped);
+    run.exit_status = st_exit_status(ST_OK, *verdict);
     if (run.aborted)
         st_warn("the run was stopped by a signal; its results are marked aborted and no failure "
                 "report is written");
@@ -504,7 +505,7 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
     fflush(stdout);
     if (run.exit_status != 0 && !run.aborted)
         st_export_report(s, &run);
-    status = run.exit_status;
+    status = ST_OK;
 out:
     st_log_set_hook(NULL, NULL, NULL);
     if (cache) {
@@ -537,23 +538,16 @@ int st_pipeline_cleanup(st_settings *s, double max_age_s, st_counters *counters,
                         int (*should_stop)(void))
 {
     st_plugin_set ps = {0};
-    int status = ST_EXIT_INFRA;
     /* only the runtime: run-scheduled's exporters already hold their ports */
-    if (st_plugins_load(s, &ps, 1) < 0) {
-        status = ST_EXIT_USAGE;
+    int status = st_plugins_load(s, &ps, 1);
+    if (status == ST_OK)
+        status = st_plugins_start(&ps);
+    if (status != ST_OK)
         goto out;
-    }
-    st_exit_stage stage;
-    int start_rc = st_plugins_start(&ps, &stage);
-    if (start_rc != ST_OK) {
-        status = st_exit_for_status(stage, start_rc);
-        goto out;
-    }
     const st_runtime_ops *rt = ps.runtime->ops;
     if (!rt->cleanup_stale) {
         if (report)
             printf("%s keeps no containers: nothing to clean up\n", ps.runtime->name);
-        status = ST_EXIT_OK;
         goto out;
     }
     for (unsigned attempt = 0; attempt <= s->retries; attempt++) {
@@ -564,9 +558,12 @@ int st_pipeline_cleanup(st_settings *s, double max_age_s, st_counters *counters,
                 printf("cleanup: %u listed, %u removed\n", rep.listed, rep.removed);
             else
                 st_info("cleanup: %u listed, %u removed", rep.listed, rep.removed);
-            status = ST_EXIT_OK;
+            status = ST_OK;
             break;
         }
+        /* containers left behind: the runtime's status, else an I/O failure; a plugin op
+         * after start() is never a configuration error */
+        status = rc == ST_OK || rc == ST_ERR_INVALID || rc > 0 ? ST_ERR_IO : rc;
         if (attempt == s->retries) {
             counters->container_failures += rep.failed ? rep.failed : 1;
             st_error("cleanup: %u listed, %u removed, %u failed (after %u attempts)", rep.listed,
@@ -584,6 +581,7 @@ int st_pipeline_cleanup(st_settings *s, double max_age_s, st_counters *counters,
             nanosleep(&ts, NULL);
         }
         if (stopped) {
+            status = ST_ERR_CANCELLED;
             counters->container_failures += rep.failed ? rep.failed : 1;
             st_error("cleanup: stopped by a signal before retrying (%u listed, %u removed, "
                      "%u failed after %u attempts)", rep.listed, rep.removed,

@@ -5,6 +5,7 @@
 #ifndef ST_PIPELINE_H
 #define ST_PIPELINE_H
 
+#include "exitstatus.h"
 #include "settings.h"
 
 /* Counters "since start" (the legacy gauges); owned by the caller so they survive a SIGHUP
@@ -21,25 +22,35 @@ typedef struct st_pipeline_opts {
     int progress;  /* live progress line (stdout is a TTY) */
     int color;
     int (*should_stop)(void); /* polled; non-zero stops the run (signals) */
-    int aborted_status;       /* the exit status of a cycle stopped that way */
+    st_verdict stopped;       /* the verdict of a cycle stopped that way (`run`: broken, exit 3;
+                                 run-scheduled: passed, its last cycle exits 0) */
 } st_pipeline_opts;
 
 typedef struct st_pipeline st_pipeline;
 
-/* Returns 0 and *out, or the exit status of the failure (2 configuration, 3 infrastructure). */
+/* Every function here returns ST_OK or a negative st_status (plugin.h), logged: ST_ERR_INVALID
+ * for a configuration or usage error (a bad setting, test path or plugin), any other for what
+ * the infrastructure could not do. cli.c makes it an exit status (exitstatus.h). */
+
+/* Returns ST_OK and *out, or the status of the failure. */
 int st_pipeline_open(st_settings *s, st_pipeline **out);
-/* One cycle; returns its exit status (docs/spec.md §1.1). */
-int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *counters);
+/* One cycle. ST_OK when its run finished (or was stopped), with its verdict in *verdict (the
+ * results object's exit_status is st_exit_status(ST_OK, *verdict)); else the status that ended
+ * the cycle before its run. */
+int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *counters,
+                      st_verdict *verdict);
 void st_pipeline_close(st_pipeline *p);
 
 /* The `discover` command: runs only the discover stage, updates the orphan files, and prints
  * batches, orphan and isolated modules (with --deps, what each PATH reaches); json: one object
- * {"batches", "modules", "orphans", "isolated"[, "deps"]}. Returns an exit status. */
+ * {"batches", "modules", "orphans", "isolated"[, "deps"]}. Returns ST_OK or a status. */
 int st_pipeline_discover(st_pipeline *p, int json, const st_strv *deps);
 
 /* The `cleanup` command: the runtime's cleanup_stale with retries (the batches' capped backoff;
  * should_stop, may be NULL, is polled while waiting and ends the retries); report prints the
- * outcome on stdout (else it is logged at info level). Returns an exit status. */
+ * outcome on stdout (else it is logged at info level). Returns ST_OK, or a status: the
+ * runtime's failure, ST_ERR_IO when containers could not be removed, ST_ERR_CANCELLED when
+ * stopped before retrying. */
 int st_pipeline_cleanup(st_settings *s, double max_age_s, st_counters *counters, int report,
                         int (*should_stop)(void));
 

@@ -76,7 +76,7 @@ static void default_paths(const st_settings *s, const st_preflight *pf, st_strv 
 /* Turns the configured or given paths into repo-relative batch paths (a pytest node id,
  * "FILE::NAME...", keeps its node part); .py files named on the command line that are not test
  * files go to modules. pf: the preflight, for the default paths (NULL when paths are set).
- * Returns an exit status or 0. */
+ * Returns ST_OK, or ST_ERR_INVALID for a bad path (logged), ST_ERR_NOMEM. */
 int st_resolve_paths(const st_settings *s, const st_preflight *pf, st_strv *out,
                          st_strv *modules)
 {
@@ -90,14 +90,14 @@ int st_resolve_paths(const st_settings *s, const st_preflight *pf, st_strv *out,
         from_cli = 0;
         src = " (from pytest's testpaths)";
     }
-    int rc = given.oom ? ST_EXIT_INFRA : 0;
+    int rc = given.oom ? ST_ERR_NOMEM : ST_OK;
     char real_root[PATH_MAX];
     if (!realpath(s->project_root, real_root)) {
         st_error("project root %s: %s", s->project_root, strerror(errno));
         st_strv_free(&given);
-        return ST_EXIT_USAGE;
+        return ST_ERR_INVALID;
     }
-    for (size_t i = 0; i < given.n && rc == 0; i++) {
+    for (size_t i = 0; i < given.n && rc == ST_OK; i++) {
         const char *p = given.v[i];
         const char *node = strstr(p, "::"); /* a node id: the file part is a path */
         char *file = node ? st_strndup(p, (size_t)(node - p)) : st_strdup(p);
@@ -106,26 +106,26 @@ int st_resolve_paths(const st_settings *s, const st_preflight *pf, st_strv *out,
         char *rel = NULL;
         struct stat st;
         if (!abs) {
-            rc = ST_EXIT_INFRA;
+            rc = ST_ERR_NOMEM;
         } else if (node && (!file[0] || !node[2])) {
             st_error("test path '%s'%s: not a pytest node id (FILE::NAME)", p, src);
-            rc = ST_EXIT_USAGE;
+            rc = ST_ERR_INVALID;
         } else if (!realpath(abs, real)) {
             st_error("test path '%s'%s: %s", p, src,
                      errno == ENOENT ? "no such file or directory" : strerror(errno));
-            rc = ST_EXIT_USAGE;
+            rc = ST_ERR_INVALID;
         } else if (!(rel = st_path_relative_to(real_root, real))) {
             st_error("test path '%s'%s is outside the project root %s", p, src, s->project_root);
-            rc = ST_EXIT_USAGE;
+            rc = ST_ERR_INVALID;
         } else if (node && (stat(real, &st) < 0 || !S_ISREG(st.st_mode))) {
             st_error("test path '%s'%s: '%s' is not a file (a node id names a test file)", p, src,
                      file);
-            rc = ST_EXIT_USAGE;
+            rc = ST_ERR_INVALID;
         } else if (node) {
             char *id = st_asprintf("%s%s", rel, node);
             if (id && !st_strv_contains(out, id))
                 st_strv_push(out, id);
-            rc = id ? 0 : ST_EXIT_INFRA;
+            rc = id ? ST_OK : ST_ERR_NOMEM;
             free(id);
         } else if (from_cli && is_module_path(rel)) {
             if (!st_strv_contains(modules, rel))
@@ -343,8 +343,10 @@ int st_discover_stage(const st_settings *s, st_plugin_set *ps, const st_strv *pa
         st_inst_unlock(inst);
         st_strv_free(&pv);
         if (rc != ST_OK) {
-            st_error("discover stage: %s failed (status %d)", inst->name, rc);
-            return -1;
+            st_error("discover stage: %s failed (%s, status %d)", inst->name, st_status_str(rc),
+                     rc);
+            /* a plugin op after start() is never a configuration error */
+            return rc == ST_ERR_INVALID || rc > 0 ? ST_ERR_INTERNAL : rc;
         }
     }
     if (!any)
@@ -383,7 +385,7 @@ int st_discover_stage(const st_settings *s, st_plugin_set *ps, const st_strv *pa
         }
         st_strv_free(&cached);
     }
-    return batches->oom ? -1 : 0;
+    return batches->oom ? ST_ERR_NOMEM : ST_OK;
 }
 
 /* ---- the discover command ------------------------------------------------------------------ */
@@ -542,9 +544,9 @@ int st_pipeline_discover(st_pipeline *p, int json, const st_strv *deps)
     st_module_list modules = {0};
     st_orphan_cache cache_store, *cache = NULL;
     st_orphan_rules rules = {0};
-    int status = ST_EXIT_INFRA, lock_fd = -1;
+    int status = ST_ERR_NOMEM, lock_fd = -1;
     st_preflight pf = {0};
-    int rc = 0;
+    int rc = ST_OK;
     if (!s->paths.n) {
         /* the default paths come from pytest's configuration: ask it, as a run would */
         const char *tmp = st_tmpdir();
@@ -552,9 +554,10 @@ int st_pipeline_discover(st_pipeline *p, int json, const st_strv *deps)
         if (!work || !mkdtemp(work)) {
             st_error("cannot create a work directory under %s: %s", tmp, strerror(errno));
             free(work);
+            status = ST_ERR_IO;
             goto out;
         }
-        if (st_preflight_stage(p, work, &pf) != 0) {
+        if (st_preflight_stage(p, work, &pf) != ST_OK) {
             st_warn("discover: pytest was not asked for the project's testpaths; test paths: "
                     "tests/ if it exists, else the project root");
             st_preflight_free(&pf);
@@ -564,21 +567,24 @@ int st_pipeline_discover(st_pipeline *p, int json, const st_strv *deps)
         free(work);
     }
     rc = st_resolve_paths(s, &pf, &paths, &unused);
-    if (rc) {
+    if (rc != ST_OK) {
         status = rc;
         goto out;
     }
     for (size_t i = 0; i < deps->n; i++) {
         if (!st_path_is_safe_relative(s->project_root, deps->v[i])) {
             st_error("--deps '%s': not a repo-relative path inside the project root", deps->v[i]);
-            status = ST_EXIT_USAGE;
+            status = ST_ERR_INVALID;
             goto out;
         }
     }
     lock_fd = st_lock_acquire(s->lock_file, s->lock_timeout_s);
-    if (lock_fd < 0)
+    if (lock_fd < 0) {
+        status = lock_fd;
         goto out;
+    }
     if (!s->disable_orphans) {
+        status = ST_ERR_IO; /* the orphan files: logged */
         if (st_orphans_load(&cache_store, s->project_root, s->data_dir) < 0) {
             st_orphans_free(&cache_store);
             goto out;
@@ -589,14 +595,17 @@ int st_pipeline_discover(st_pipeline *p, int json, const st_strv *deps)
         if (st_orphan_rules_init(&rules, s->project_root, s->data_dir, &paths, &s->orphan_exclude,
                                  st_exclude_is_default(s)) < 0)
             goto out;
+        status = ST_ERR_NOMEM;
     }
     int saved_include = s->include_orphans;
     s->include_orphans = 0; /* list what this scan finds, not the cache */
     rc = st_discover_stage(s, &p->ps, &paths, &batches, &modules, cache, cache ? &rules : NULL,
                            &excluded);
     s->include_orphans = saved_include;
-    if (rc < 0)
+    if (rc != ST_OK) {
+        status = rc;
         goto out;
+    }
     if (modules.n > 1) /* qsort(NULL, 0, ...) is undefined */
         qsort(modules.v, modules.n, sizeof(*modules.v), module_cmp);
     if (json) {
@@ -605,7 +614,7 @@ int st_pipeline_discover(st_pipeline *p, int json, const st_strv *deps)
     } else {
         print_text(p, &batches, &modules, &excluded, deps);
     }
-    status = ST_EXIT_OK;
+    status = ST_OK;
 out:
     if (cache) {
         st_orphans_save(cache);

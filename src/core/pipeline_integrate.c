@@ -80,8 +80,8 @@ void st_integrate_stage(st_pipeline *p, st_run *run)
         int rc = ops->integrate(inst->ctx, &req, &sink);
         st_inst_unlock(inst);
         if (rc != ST_OK) {
-            st_error("integrate stage: %s failed (status %d); its modules are not integrated",
-                     inst->name, rc);
+            st_error("integrate stage: %s failed (%s, status %d); its modules are not "
+                     "integrated", inst->name, st_status_str(rc), rc);
             run->integration_failed = 1;
         }
     }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The pipeline's stages as the cycle driver (pipeline.c) calls them; internal to the pipeline*.c
- * files:
+ * files. Like pipeline.h's functions, they return ST_OK or a negative st_status (logged).
  *
  *   pipeline_discover.c   test paths, the discover stage, the `discover` command
  *   pipeline.c            open/close, the cycle driver, the run stage, `cleanup`
@@ -40,22 +40,24 @@ void st_module_list_free(st_module_list *ml);
 char *st_module_name(const st_settings *s, const char *path);
 /* Turns the configured or given paths into repo-relative batch paths, and .py files named on
  * the command line that are not test files into modules. pf: the preflight, for the default
- * paths (NULL when paths are set). Returns an exit status or 0. */
+ * paths (NULL when paths are set). Returns ST_OK, or ST_ERR_INVALID for a bad path (logged),
+ * ST_ERR_NOMEM. */
 int st_resolve_paths(const st_settings *s, const st_preflight *pf, st_strv *out,
                      st_strv *modules);
 /* Is the orphan_exclude list the built-in default? (only for messages) */
 int st_exclude_is_default(const st_settings *s);
 /* Asks every discovery plugin for batches and modules (without one, the paths are the batches);
  * with --include-orphans adds the orphan cache's candidates. excluded (may be NULL) gets
- * "path\trule" of each file the rules excluded. Returns 0 or -1 (logged). */
+ * "path\trule" of each file the rules excluded. Returns ST_OK or a negative st_status (logged;
+ * never ST_ERR_INVALID: a plugin op after start() is not a configuration error). */
 int st_discover_stage(const st_settings *s, st_plugin_set *ps, const st_strv *paths,
                       st_strv *batches, st_module_list *modules, st_orphan_cache *cache,
                       const st_orphan_rules *rules, st_strv *excluded);
 
 /* ---- run (pipeline.c) ------------------------------------------------------------------------ */
 
-/* Prepares the runtime and runs the preflight through it. Returns an exit status or 0; free pf
- * either way. */
+/* Prepares the runtime and runs the preflight through it. Returns ST_OK or a negative st_status
+ * (never ST_ERR_INVALID); free pf either way. */
 int st_preflight_stage(st_pipeline *p, const char *work, st_preflight *pf);
 
 /* ---- progress (pipeline_progress.c) ---------------------------------------------------------- */

@@ -347,8 +347,9 @@ int st_inst_create(st_instance *inst)
     int rc = inst->life->create(&st_host_services, inst, (const st_config_node *)inst->config, &ctx);
     if (rc != ST_OK) {
         /* the plugin said why (plugin.h: ops log the detail first); say it only if it did not */
-        st_log(inst->logged_error ? ST_LOG_DEBUG : ST_LOG_ERROR, "%s: create failed (status %d)%s",
-               inst->name, rc, inst->config ? "; check its settings" : "");
+        st_log(inst->logged_error ? ST_LOG_DEBUG : ST_LOG_ERROR,
+               "%s: create failed (%s, status %d)%s", inst->name, st_status_str(rc), rc,
+               inst->config ? "; check its settings" : "");
         inst->failed = 1;
         return rc < 0 ? rc : ST_ERR_INTERNAL;
     }
@@ -365,10 +366,12 @@ int st_inst_start(st_instance *inst)
         inst->logged_error = 0;
         int rc = inst->life->start(inst->ctx);
         if (rc != ST_OK) {
-            st_log(inst->logged_error ? ST_LOG_DEBUG : ST_LOG_ERROR, "%s: start failed (status %d)",
-                   inst->name, rc);
+            st_log(inst->logged_error ? ST_LOG_DEBUG : ST_LOG_ERROR,
+                   "%s: start failed (%s, status %d)", inst->name, st_status_str(rc), rc);
             inst->failed = 1;
-            return rc < 0 ? rc : ST_ERR_INTERNAL;
+            /* create() accepted the settings: a failure to start is never a configuration
+             * error, whatever status the plugin chose */
+            return rc == ST_ERR_INVALID ? ST_ERR_UNAVAILABLE : rc < 0 ? rc : ST_ERR_INTERNAL;
         }
     }
     inst->started = 1;
@@ -383,7 +386,7 @@ int st_inst_stop(st_instance *inst)
     if (inst->life->stop) {
         int rc = inst->life->stop(inst->ctx);
         if (rc != ST_OK) {
-            st_warn("%s: stop failed (status %d)", inst->name, rc);
+            st_warn("%s: stop failed (%s, status %d)", inst->name, st_status_str(rc), rc);
             return rc;
         }
     }

@@ -56,7 +56,10 @@ extern const st_host st_host_services;
 
 const char *st_kind_name(st_plugin_kind kind);
 
-/* Lifecycle, in this order; each logs its failure naming the instance. */
+/* Lifecycle, in this order; each logs its failure naming the instance and returns ST_OK or a
+ * negative st_status: create() passes the plugin's on (ST_ERR_INVALID: it refused its
+ * settings); start() never returns ST_ERR_INVALID (a plugin's ST_ERR_INVALID from start() is
+ * ST_ERR_UNAVAILABLE: its settings were accepted, so its failure is not a configuration error). */
 int st_inst_create(st_instance *inst);
 int st_inst_start(st_instance *inst);
 int st_inst_stop(st_instance *inst);   /* idempotent */

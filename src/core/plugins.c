@@ -4,7 +4,6 @@
 
 #include "plugins.h"
 
-#include "exitstatus.h"
 #include "json.h"
 #include "log.h"
 
@@ -116,11 +115,10 @@ int st_plugins_load(st_settings *s, st_plugin_set *ps, int runtime_only)
     return 0;
 }
 
-int st_plugins_start(st_plugin_set *ps, st_exit_stage *stage)
+int st_plugins_start(st_plugin_set *ps)
 {
     /* Every plugin is created (its settings parsed) before any starts. Invalid settings in any
      * of them are a configuration error, as --check-config says: nothing starts, exit 2. */
-    *stage = ST_STAGE_CREATE;
     int invalid = 0;
     for (size_t i = 0; i < ps->n; i++) {
         int rc = st_inst_create(ps->list[i]);
@@ -133,7 +131,6 @@ int st_plugins_start(st_plugin_set *ps, st_exit_stage *stage)
     }
     if (invalid)
         return ST_ERR_INVALID;
-    *stage = ST_STAGE_START;
     for (size_t i = 0; i < ps->n; i++) {
         st_instance *inst = ps->list[i];
         if (!inst->created)
@@ -152,11 +149,14 @@ int st_plugins_switch_runtime(st_settings *s, st_plugin_set *ps, const char *run
 {
     st_instance *inst;
     if (load_runtime(s, ps, runtime, &inst) < 0)
-        return -1;
-    if (st_inst_create(inst) != ST_OK || st_inst_start(inst) != ST_OK)
-        return -1;
+        return ST_ERR_UNAVAILABLE;
+    int rc = st_inst_create(inst);
+    if (rc == ST_OK)
+        rc = st_inst_start(inst);
+    if (rc != ST_OK)
+        return rc;
     ps->runtime = inst;
-    return 0;
+    return ST_OK;
 }
 
 int st_plugins_usable(const st_instance *inst, st_plugin_kind kind)
@@ -176,8 +176,8 @@ void st_plugins_free(st_plugin_set *ps)
 int st_plugins_list(st_settings *s, int json, int check)
 {
     st_plugin_set ps = {0};
-    int rc = ST_EXIT_USAGE;
-    if (st_plugins_load(s, &ps, 0) < 0)
+    int rc = ST_ERR_INVALID;
+    if (st_plugins_load(s, &ps, 0) != ST_OK)
         goto out;
     if (check) {
         /* --check-config: every plugin parses its settings (create), then is destroyed; nothing
@@ -194,7 +194,7 @@ int st_plugins_list(st_settings *s, int json, int check)
             printf("configuration OK: %s, %zu plugin%s\n",
                    s->config_path ? s->config_path : "(no file: defaults and environment)", ps.n,
                    ps.n == 1 ? "" : "s");
-            rc = 0;
+            rc = ST_OK;
             goto out;
         }
     }
@@ -230,7 +230,7 @@ int st_plugins_list(st_settings *s, int json, int check)
             fputs(text, stdout);
         free(text);
     }
-    rc = 0;
+    rc = ST_OK;
 out:
     st_plugins_free(&ps);
     return rc;

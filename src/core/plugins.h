@@ -5,7 +5,6 @@
 #ifndef ST_PLUGINS_H
 #define ST_PLUGINS_H
 
-#include "exitstatus.h"
 #include "plugin_services.h"
 #include "loader.h"
 #include "settings.h"
@@ -19,22 +18,23 @@ typedef struct st_plugin_set {
 } st_plugin_set;
 
 /* Loads runtime-<runtime> and, unless runtime_only, every configured plugin (checks only).
- * 0 or -1 (logged). */
+ * ST_OK (0), or ST_ERR_INVALID (-1, logged): a plugin that cannot be loaded is a configuration
+ * error. */
 int st_plugins_load(st_settings *s, st_plugin_set *ps, int runtime_only);
-/* Creates every plugin, then starts them. ST_OK, or a negative st_status with *stage telling
- * whether create() or start() gave it (st_exit_for_status() makes it an exit status: create()'s
- * ST_ERR_INVALID is a configuration error, anything else an infrastructure error). Invalid
- * settings in any plugin (create() returns ST_ERR_INVALID) stop everything before anything
- * starts; another plugin that fails to create for another reason, or to start, is left out of
- * the run (logged). */
-int st_plugins_start(st_plugin_set *ps, st_exit_stage *stage);
-/* Loads, creates and starts an extra runtime and makes it the set's runtime (fallback). */
+/* Creates every plugin, then starts them. ST_OK, or a negative st_status: ST_ERR_INVALID when
+ * a plugin's create() refused its settings (a configuration error: nothing starts), else the
+ * runtime's failure to create or start (never ST_ERR_INVALID: st_inst_start). Another plugin
+ * that fails to create for another reason, or to start, is left out of the run (logged). */
+int st_plugins_start(st_plugin_set *ps);
+/* Loads, creates and starts an extra runtime and makes it the set's runtime (fallback). ST_OK,
+ * or a negative st_status (logged): ST_ERR_UNAVAILABLE when it cannot be loaded. */
 int st_plugins_switch_runtime(st_settings *s, st_plugin_set *ps, const char *runtime);
 int st_plugins_usable(const st_instance *inst, st_plugin_kind kind);
 void st_plugins_free(st_plugin_set *ps);
 /* The `plugins` command: lists kind, name, version, ABI and file; with check, also creates and
- * destroys every plugin so each validates its settings (--check-config). Returns an exit
- * status: 0, or 2 when a plugin cannot be loaded or refuses its settings. */
+ * destroys every plugin so each validates its settings (--check-config). Returns ST_OK, or
+ * ST_ERR_INVALID when a plugin cannot be loaded or refuses its settings (or is not created for
+ * another reason). */
 int st_plugins_list(st_settings *s, int json, int check);
 
 #endif

@@ -554,7 +554,7 @@ void st_run_finalize(st_run *r)
     }
     r->mean_batch_runtime_s = ran ? sum / (double)ran : 0;
     r->coverage = r->coverage_requested ? st_coverage_union(r) : -1;
-    r->exit_status = st_run_exit_status(r, 0, ST_EXIT_INFRA);
+    r->exit_status = st_exit_status(ST_OK, st_run_verdict(r, 0, ST_VERDICT_BROKEN));
 }
 
 unsigned st_run_orphans_checked(const st_run *r)

@@ -222,12 +222,13 @@ int st_preflight_run(const st_settings *s, st_instance *runtime, const char *wor
     st_buf all = {0}, tail = {0};
     capture cap = {&tail, &all};
     st_exec_result res;
-    int rc = -1;
+    int rc = ST_ERR_NOMEM;
     yajl_val v = NULL;
     if (oom || argv.oom || env.oom) {
         st_error("preflight: out of memory");
         goto done;
     }
+    rc = ST_ERR_UNAVAILABLE; /* the interpreter or pytest is not usable */
     execute(runtime, &req, &cap, &res);
     out->cleanup_failures = res.cleanup_failures;
     if (res.infra_error) {
@@ -273,10 +274,11 @@ int st_preflight_run(const st_settings *s, st_instance *runtime, const char *wor
         read_config_answer(cfg, out);
         if (out->testpaths.oom || out->default_paths.oom) {
             st_error("preflight: out of memory");
+            rc = ST_ERR_NOMEM;
             goto done;
         }
     }
-    rc = 0;
+    rc = ST_OK;
 done:
     if (v)
         yajl_tree_free(v);
@@ -581,7 +583,7 @@ int st_runner_run(const st_settings *s, st_instance *runtime, const st_preflight
     runner rn = {.s = s, .runtime = runtime, .pf = pf, .run = run, .items = items, .n_items = n,
                  .hooks = hooks};
     if (n == 0)
-        return 0;
+        return ST_OK;
     unsigned *split = calloc(n + 1, sizeof(*split));
     rn.running_ids = calloc(n + 1, sizeof(*rn.running_ids));
     rn.live = calloc(n + 1, sizeof(*rn.live));
@@ -591,7 +593,7 @@ int st_runner_run(const st_settings *s, st_instance *runtime, const st_preflight
         free(rn.running_ids);
         free(rn.live);
         free(rn.live_off);
-        return -1;
+        return ST_ERR_NOMEM;
     }
     unsigned concurrency, cpus = st_cpu_count();
     unsigned W = st_workers_cap(s->workers, cpus);
@@ -629,7 +631,7 @@ int st_runner_run(const st_settings *s, st_instance *runtime, const st_preflight
         free(rn.live_off);
         pthread_mutex_destroy(&rn.lock);
         pthread_cond_destroy(&rn.cond);
-        return -1;
+        return ST_ERR_UNAVAILABLE;
     }
     /* Wait, ticking the progress line and watching for a stop request. */
     pthread_mutex_lock(&rn.lock);
@@ -672,5 +674,5 @@ int st_runner_run(const st_settings *s, st_instance *runtime, const st_preflight
     free(rn.live_off);
     pthread_mutex_destroy(&rn.lock);
     pthread_cond_destroy(&rn.cond);
-    return 0;
+    return ST_OK;
 }

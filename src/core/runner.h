@@ -37,8 +37,8 @@ typedef struct st_preflight {
 
 /* Runs the interpreter through the runtime to learn what is installed (and, with no test paths
  * in the settings, what pytest's configuration says the test paths are; one interpreter start
- * for both). Returns 0, or -1 after logging (interpreter missing, pytest not importable).
- * Free with st_preflight_free either way. */
+ * for both). Returns ST_OK, or after logging ST_ERR_UNAVAILABLE (the interpreter missing or
+ * failing, pytest not importable) or ST_ERR_NOMEM. Free with st_preflight_free either way. */
 int st_preflight_run(const st_settings *s, st_instance *runtime, const char *work_dir,
                      st_preflight *out);
 void st_preflight_free(st_preflight *pf);
@@ -69,8 +69,8 @@ typedef struct st_runner_hooks {
 
 /* Executes items[0..n) (test batches or orphan checks of run, whose id, path and output_dir are
  * set): test batches under the worker split of docs/spec.md §5.1, orphan checks one worker each,
- * sandboxed. Returns 0 when every item was attempted (whatever the outcome), -1 on an internal
- * error. */
+ * sandboxed. Returns ST_OK when every item was attempted (whatever the outcome), else
+ * ST_ERR_NOMEM or ST_ERR_UNAVAILABLE (no worker thread could start). */
 int st_runner_run(const st_settings *s, st_instance *runtime, const st_preflight *pf, st_run *run,
                   st_batch *items, size_t n, const st_runner_hooks *hooks);
 

@@ -233,6 +233,12 @@ END_TEST
 
 /* A stopped run: cut-short batches and checks are aborted, not failed; the exit status is the
  * caller's for an aborted run. */
+/* A run's exit status as the pipeline gives it: its verdict through the one mapping. */
+static int run_exit(const st_run *run, int fail_on_orphans, st_verdict stopped)
+{
+    return st_exit_status(ST_OK, st_run_verdict(run, fail_on_orphans, stopped));
+}
+
 START_TEST(aborted_is_not_failed)
 {
     st_batch b = {0};
@@ -255,23 +261,24 @@ START_TEST(aborted_is_not_failed)
     run.checks[2].aborted = 1;                      /* never started */
     ck_assert_uint_eq(st_run_orphans_checked(&run), 1);
     ck_assert_uint_eq(st_run_orphans_failed(&run), 0);
-    ck_assert_int_eq(st_run_exit_status(&run, 1, ST_EXIT_INFRA), ST_EXIT_OK);
+    ck_assert_int_eq(run_exit(&run, 1, ST_VERDICT_BROKEN), ST_EXIT_OK);
     run.aborted = 1;
-    ck_assert_int_eq(st_run_exit_status(&run, 0, ST_EXIT_INFRA), ST_EXIT_INFRA);
-    ck_assert_int_eq(st_run_exit_status(&run, 0, ST_EXIT_OK), ST_EXIT_OK);
+    ck_assert_int_eq(run_exit(&run, 0, ST_VERDICT_BROKEN), ST_EXIT_INFRA);
+    ck_assert_int_eq(run_exit(&run, 0, ST_VERDICT_PASSED), ST_EXIT_OK);
     run.aborted = 0;
     run.checks[0].ok = 0;
     ck_assert_uint_eq(st_run_orphans_failed(&run), 1);
-    ck_assert_int_eq(st_run_exit_status(&run, 0, ST_EXIT_INFRA), ST_EXIT_OK);
-    ck_assert_int_eq(st_run_exit_status(&run, 1, ST_EXIT_INFRA), ST_EXIT_FAILED);
+    ck_assert_int_eq(run_exit(&run, 0, ST_VERDICT_BROKEN), ST_EXIT_OK);
+    ck_assert_int_eq(run_exit(&run, 1, ST_VERDICT_BROKEN), ST_EXIT_FAILED);
     run.batches[1].infra_error = 1;
-    ck_assert_int_eq(st_run_exit_status(&run, 0, ST_EXIT_INFRA), ST_EXIT_INFRA);
+    ck_assert_int_eq(run_exit(&run, 0, ST_VERDICT_BROKEN), ST_EXIT_INFRA);
     st_run_free(&run);
 
-    ck_assert_int_eq(st_exit_for_status(ST_STAGE_CREATE, ST_ERR_INVALID), ST_EXIT_USAGE);
-    ck_assert_int_eq(st_exit_for_status(ST_STAGE_CREATE, ST_ERR_UNAVAILABLE), ST_EXIT_INFRA);
-    ck_assert_int_eq(st_exit_for_status(ST_STAGE_START, ST_ERR_INVALID), ST_EXIT_INFRA);
-    ck_assert_int_eq(st_exit_for_status(ST_STAGE_START, ST_OK), ST_EXIT_OK);
+    /* create()'s ST_ERR_INVALID is a configuration error, any other status an infrastructure
+     * one; start()'s ST_ERR_INVALID never reaches the mapping (test_exitstatus) */
+    ck_assert_int_eq(st_exit_status(ST_ERR_INVALID, ST_VERDICT_PASSED), ST_EXIT_USAGE);
+    ck_assert_int_eq(st_exit_status(ST_ERR_UNAVAILABLE, ST_VERDICT_PASSED), ST_EXIT_INFRA);
+    ck_assert_int_eq(st_exit_status(ST_OK, ST_VERDICT_PASSED), ST_EXIT_OK);
 }
 END_TEST
 
