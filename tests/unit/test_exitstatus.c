@@ -9,6 +9,8 @@
 #include "exitstatus.h"
 #include "log.h"
 #include "plugin_services.h"
+#include "plugins.h"
+#include "settings.h"
 
 #include <selftest/plugin.h>
 
@@ -128,6 +130,44 @@ START_TEST(start_is_never_a_configuration_error)
 }
 END_TEST
 
+/* The runtimes of tests/fixtures/plugins that cannot be set up, through the plugin set as the
+ * pipeline drives it: only create() refusing its settings is a configuration error (exit 2),
+ * also for the host runtime the pipeline falls back to when the container engine is away. */
+START_TEST(runtime_setup_failures)
+{
+    const char *dir = getenv("FIXTURE_PLUGIN_DIR");
+    ck_assert_msg(dir != NULL, "FIXTURE_PLUGIN_DIR must name the fixture plugin dir");
+    st_log_set_level(ST_LOG_ERROR);
+    st_settings s;
+    ck_assert_int_eq(st_settings_init(&s), 0);
+    st_strv_free(&s.plugin_path);
+    st_strv_push(&s.plugin_path, dir);
+    ck_assert_int_eq(st_set_string(&s.runtime, "fx-start-fails"), 0);
+    st_plugin_set ps = {0};
+    unit_capture cap;
+    unit_capture_begin(&cap);
+    int loaded = st_plugins_load(&s, &ps, 1);
+    int started = loaded == ST_OK ? st_plugins_start(&ps) : loaded;
+    /* the fallback: another runtime in place of the one that did not start */
+    int bad_settings = st_plugins_switch_runtime(&s, &ps, "fx-bad-settings");
+    int create_fails = st_plugins_switch_runtime(&s, &ps, "fx-create-fails");
+    int missing = st_plugins_switch_runtime(&s, &ps, "fx-not-installed");
+    char *err = unit_capture_end(&cap);
+    ck_assert_msg(loaded == ST_OK, "runtime-fx-start-fails loads: %s", err);
+    ck_assert_int_eq(started, ST_ERR_UNAVAILABLE);
+    ck_assert_int_eq(st_exit_status(started, ST_VERDICT_PASSED), 3);
+    ck_assert_int_eq(bad_settings, ST_ERR_INVALID);
+    ck_assert_int_eq(st_exit_status(bad_settings, ST_VERDICT_PASSED), 2);
+    ck_assert_int_eq(create_fails, ST_ERR_UNAVAILABLE);
+    ck_assert_int_eq(st_exit_status(create_fails, ST_VERDICT_PASSED), 3);
+    ck_assert_int_eq(missing, ST_ERR_UNAVAILABLE);
+    ck_assert_contains(err, "start failed (unavailable, status -3)");
+    free(err);
+    st_plugins_free(&ps);
+    st_settings_free(&s);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("exitstatus");
@@ -136,6 +176,7 @@ int main(void)
     tcase_add_test(tc, the_one_mapping);
     tcase_add_test(tc, run_verdicts);
     tcase_add_test(tc, start_is_never_a_configuration_error);
+    tcase_add_test(tc, runtime_setup_failures);
     suite_add_tcase(s, tc);
     return unit_run(s);
 }
