@@ -652,14 +652,14 @@ static int reload_config(st_settings **cur, st_settings **owned, st_pipeline **p
     if (!fresh) {
         st_error("run-scheduled: reload refused: out of memory; keeping the running "
                  "configuration");
-        return 0;
+        return ST_OK;
     }
     if (reload(fresh, opaque) != 0) {
         /* the loader named the file, line and setting */
         st_error("run-scheduled: reload refused: the configuration is invalid (see above); "
                  "keeping the running configuration (%s)", config_name(*cur));
         free(fresh);
-        return 0;
+        return ST_OK;
     }
     st_pipeline *np = NULL;
     st_pipeline_close(*p);
@@ -675,7 +675,7 @@ static int reload_config(st_settings **cur, st_settings **owned, st_pipeline **p
         st_warn("run-scheduled: configuration reloaded from %s; it applies from the next "
                 "cycle, due in %gs after the last one started", config_name(fresh),
                 fresh->interval_s);
-        return 0;
+        return ST_OK;
     }
     /* the plugin or runtime that failed said why, naming itself */
     st_error("run-scheduled: reload refused: the plugins of %s cannot start (%s; see above); "
