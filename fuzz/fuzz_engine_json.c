@@ -68,7 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         er_runtime rt;
         memset(&rt, 0, sizeof rt);
         snprintf(rt.hostname, sizeof rt.hostname, "fuzzhost");
-        yajl_val list = stj_tree_parse(resp.body, NULL, 0); /* as er_cleanup_stale */
+        yajl_val list = st_json_tree_parse(resp.body, NULL, 0); /* as er_cleanup_stale */
         if (list && YAJL_IS_ARRAY(list)) {
             for (size_t i = 0; i < YAJL_GET_ARRAY(list)->len; i++) {
                 yajl_val c = YAJL_GET_ARRAY(list)->values[i];

@@ -19,7 +19,8 @@ FUZZ_COMPILE = $(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_CPPFLAGS)
 # the core's readers, with what they call
 FUZZ_CORE_SRC = $(top_srcdir)/src/core/util.c $(top_srcdir)/src/core/log.c \
 	$(top_srcdir)/src/core/json.c $(top_srcdir)/src/core/results.c \
-	$(top_srcdir)/src/core/coverage.c $(top_srcdir)/src/core/exitstatus.c
+	$(top_srcdir)/src/core/coverage.c $(top_srcdir)/src/core/exitstatus.c $(STLIB_SRC) \
+	$(STLIB_JSON_SRC)
 FUZZ_CORE_CFLAGS = $(LIBCONFIG_CFLAGS) $(YAJL_CFLAGS)
 FUZZ_CORE_LIBS = $(YAJL_LIBS) $(PTHREAD_LIBS) -lm
 FUZZ_HDRS = $(top_srcdir)/fuzz/fuzz_common.h
@@ -63,10 +64,11 @@ fuzz/fuzz-config: $(top_srcdir)/fuzz/fuzz_config.c $(top_srcdir)/src/core/settin
 	  $(top_srcdir)/src/core/settings.c $(FUZZ_CORE_SRC) $(FUZZ_CORE_LIBS) $(LIBCONFIG_LIBS) -o $@
 
 fuzz/fuzz-modulemap: $(top_srcdir)/fuzz/fuzz_modulemap.c $(top_srcdir)/plugins/common/modulemap.c \
-		$(FUZZ_HDRS)
+		$(STLIB_SRC) $(STLIB_JSON_SRC) $(FUZZ_HDRS)
 	@$(MKDIR_P) fuzz
 	$(FUZZ_COMPILE) $(YAJL_CFLAGS) $(top_srcdir)/fuzz/fuzz_modulemap.c \
-	  $(top_srcdir)/plugins/common/modulemap.c $(YAJL_LIBS) -o $@
+	  $(top_srcdir)/plugins/common/modulemap.c $(STLIB_SRC) $(STLIB_JSON_SRC) $(YAJL_LIBS) -lm \
+	  -o $@
 
 fuzz/fuzz-demux: $(top_srcdir)/fuzz/fuzz_demux.c $(top_srcdir)/plugins/common/engine_demux.c
 	@$(MKDIR_P) fuzz
@@ -74,19 +76,20 @@ fuzz/fuzz-demux: $(top_srcdir)/fuzz/fuzz_demux.c $(top_srcdir)/plugins/common/en
 	  -o $@
 
 # includes engine_runtime.c (its reply readers are static); links the rest of the engine code
-fuzz/fuzz-engine_json: $(top_srcdir)/fuzz/fuzz_engine_json.c $(ENGINE_COMMON_SRC) $(FUZZ_HDRS)
+fuzz/fuzz-engine_json: $(top_srcdir)/fuzz/fuzz_engine_json.c $(ENGINE_COMMON_SRC) $(STLIB_SRC) \
+		$(STLIB_JSON_SRC) $(FUZZ_HDRS)
 	@$(MKDIR_P) fuzz
 	$(FUZZ_COMPILE) $(LIBCURL_CFLAGS) $(YAJL_CFLAGS) \
 	  $(top_srcdir)/fuzz/fuzz_engine_json.c $(top_srcdir)/plugins/common/engine_http.c \
-	  $(top_srcdir)/plugins/common/engine_demux.c $(LIBCURL_LIBS) $(YAJL_LIBS) \
-	  $(PTHREAD_LIBS) -o $@
+	  $(top_srcdir)/plugins/common/engine_demux.c $(STLIB_SRC) $(STLIB_JSON_SRC) \
+	  $(LIBCURL_LIBS) $(YAJL_LIBS) $(PTHREAD_LIBS) -lm -o $@
 
 # includes exporter_prometheus.c (its request handler is static) and drives libmicrohttpd
-fuzz/fuzz-metrics: $(top_srcdir)/fuzz/fuzz_metrics.c $(PROM_SOURCES) $(FUZZ_HDRS)
+fuzz/fuzz-metrics: $(top_srcdir)/fuzz/fuzz_metrics.c $(PROM_SOURCES) $(STLIB_SRC) $(FUZZ_HDRS)
 	@$(MKDIR_P) fuzz
 	$(FUZZ_COMPILE) -I$(top_srcdir)/plugins/exporter-prometheus $(LIBMICROHTTPD_CFLAGS) \
 	  $(LIBCURL_CFLAGS) $(top_srcdir)/fuzz/fuzz_metrics.c \
-	  $(top_srcdir)/plugins/exporter-prometheus/prom_text.c $(LIBMICROHTTPD_LIBS) \
+	  $(top_srcdir)/plugins/exporter-prometheus/prom_text.c $(STLIB_SRC) $(LIBMICROHTTPD_LIBS) \
 	  $(LIBCURL_LIBS) $(PTHREAD_LIBS) -lm -o $@
 
 fuzz-build: $(FUZZ_BINS)
@@ -144,17 +147,17 @@ fuzz_replay_config_CFLAGS = $(FUZZ_REPLAY_CFLAGS) $(LIBCONFIG_CFLAGS) -DFUZZ_NAM
 fuzz_replay_config_LDADD = $(FUZZ_REPLAY_CORE_LIBS)
 fuzz_replay_modulemap_SOURCES = fuzz/replay.c fuzz/fuzz_modulemap.c plugins/common/modulemap.c
 fuzz_replay_modulemap_CFLAGS = $(FUZZ_REPLAY_CFLAGS) $(YAJL_CFLAGS) -DFUZZ_NAME='"modulemap"'
-fuzz_replay_modulemap_LDADD = $(YAJL_LIBS)
+fuzz_replay_modulemap_LDADD = $(STLIB_JSON_LIBS) $(STLIB_LIBS) $(YAJL_LIBS)
 fuzz_replay_demux_SOURCES = fuzz/replay.c fuzz/fuzz_demux.c plugins/common/engine_demux.c
 fuzz_replay_demux_CFLAGS = $(FUZZ_REPLAY_CFLAGS) -DFUZZ_NAME='"demux"'
 fuzz_replay_engine_json_SOURCES = fuzz/replay.c fuzz/fuzz_engine_json.c \
 	plugins/common/engine_http.c plugins/common/engine_demux.c
 fuzz_replay_engine_json_CFLAGS = $(FUZZ_REPLAY_CFLAGS) $(ENGINE_COMMON_CFLAGS) \
 	-DFUZZ_NAME='"engine_json"'
-fuzz_replay_engine_json_LDADD = $(LIBCURL_LIBS) $(YAJL_LIBS) $(PTHREAD_LIBS)
+fuzz_replay_engine_json_LDADD = $(STLIB_JSON_LIBS) $(STLIB_LIBS) $(LIBCURL_LIBS) $(YAJL_LIBS) $(PTHREAD_LIBS)
 fuzz_replay_metrics_SOURCES = fuzz/replay.c fuzz/fuzz_metrics.c \
 	plugins/exporter-prometheus/prom_text.c
 fuzz_replay_metrics_CFLAGS = $(FUZZ_REPLAY_CFLAGS) -I$(top_srcdir)/plugins/exporter-prometheus \
 	$(LIBMICROHTTPD_CFLAGS) $(LIBCURL_CFLAGS) -DFUZZ_NAME='"metrics"'
-fuzz_replay_metrics_LDADD = $(LIBMICROHTTPD_LIBS) $(LIBCURL_LIBS) $(PTHREAD_LIBS) -lm
+fuzz_replay_metrics_LDADD = $(STLIB_LIBS) $(LIBMICROHTTPD_LIBS) $(LIBCURL_LIBS) $(PTHREAD_LIBS) -lm
 EXTRA_DIST += fuzz/replay.c

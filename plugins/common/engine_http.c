@@ -3,7 +3,7 @@
 #include "config.h"
 
 #include "engine_http.h"
-#include "json_depth.h"
+#include "st_json.h"
 
 #include <selftest/plugin.h>
 
@@ -465,7 +465,7 @@ static void printable_copy(const char *s, size_t n, char *buf, size_t len)
 void eh_error_text(const eh_response *resp, char *buf, size_t len)
 {
     if (resp->body && resp->len) {
-        yajl_val v = stj_tree_parse(resp->body, NULL, 0);
+        yajl_val v = st_json_tree_parse(resp->body, NULL, 0);
         if (v && YAJL_IS_OBJECT(v)) {
             const char *path[] = {"message", NULL};
             yajl_val m = yajl_tree_get(v, path, yajl_t_string);

@@ -7,7 +7,9 @@
 
 #include "engine_demux.h"
 #include "engine_http.h"
-#include "json_depth.h"
+#include "st_json.h"
+#include "st_settings.h"
+#include "st_time.h"
 
 #include <curl/curl.h>
 #include <yajl/yajl_gen.h>
@@ -88,40 +90,6 @@ static const char *const known_keys[] = {
 
 /* ---- small helpers -------------------------------------------------------------------------- */
 
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_s(double s)
-{
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
-    }
-}
-
-static void random_hex(char *out, size_t nhex)
-{
-    unsigned char raw[32];
-    size_t nbytes = (nhex + 1) / 2;
-    if (nbytes > sizeof(raw))
-        nbytes = sizeof(raw);
-    if (getrandom(raw, nbytes, 0) != (ssize_t)nbytes) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        unsigned long long x = (unsigned long long)ts.tv_nsec ^ ((unsigned long long)getpid() << 32);
-        for (size_t i = 0; i < nbytes; i++) {
-            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-            raw[i] = (unsigned char)(x >> 56);
-        }
-    }
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < nhex; i++)
-        out[i] = hex[(raw[i / 2] >> (i % 2 ? 0 : 4)) & 15];
-    out[nhex] = '\0';
-}
 
 long long er_parse_memory(const char *s)
 {
@@ -223,10 +191,10 @@ static int api_call_ex(er_runtime *rt, void **h, const char *method, const char 
         .timeout_s = timeout_s > 0 ? timeout_s : rt->api_timeout_s,
         .max_body = max_body,
     };
-    double t0 = mono_s();
+    double t0 = st_monotonic();
     int rc = eh_perform(&rt->client, h, &rq, resp, err, errlen);
     rt->host->log(rt->self, ST_LOG_DEBUG, "%s %.120s -> %ld (%.0f ms)", method, full, resp->status,
-                  (mono_s() - t0) * 1000);
+                  (st_monotonic() - t0) * 1000);
     return rc;
 }
 
@@ -249,7 +217,7 @@ static yajl_val parse_body(const eh_response *resp)
 {
     if (!resp->body || resp->truncated)
         return NULL;
-    return stj_tree_parse(resp->body, NULL, 0);
+    return st_json_tree_parse(resp->body, NULL, 0);
 }
 
 static const char *jstr(yajl_val obj, const char *k1, const char *k2)
@@ -425,8 +393,8 @@ static int ssh_forward_start(er_runtime *rt, char *err, size_t errlen)
     free(argv);
     rt->ssh_pid = pid;
     /* wait until the forwarded socket answers */
-    double until = mono_s() + 35;
-    while (mono_s() < until) {
+    double until = st_monotonic() + 35;
+    while (st_monotonic() < until) {
         int status;
         if (waitpid(pid, &status, WNOHANG) == pid) {
             rt->ssh_pid = 0;
@@ -446,7 +414,7 @@ static int ssh_forward_start(er_runtime *rt, char *err, size_t errlen)
             if (rc == ST_OK && st == 200)
                 return ST_OK;
         }
-        sleep_s(0.05);
+        st_sleep(0.05);
     }
     snprintf(err, errlen, "the ssh forward to %s did not answer within 35 s", a->host);
     return ST_ERR_TIMEOUT;
@@ -467,26 +435,6 @@ static void ssh_forward_stop(er_runtime *rt)
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------------ */
-
-static int check_keys(er_runtime *rt, const st_config_node *cfg)
-{
-    const char *const *names = rt->host->cfg_names(rt->self, cfg);
-    for (size_t i = 0; names && names[i]; i++) {
-        int known = 0;
-        for (size_t k = 0; known_keys[k]; k++)
-            known |= strcmp(names[i], known_keys[k]) == 0;
-        if (!known) {
-            rt->host->log(rt->self, ST_LOG_ERROR,
-                          "%s: unknown setting '%s' in the container group (known: image, python, "
-                          "memory, pids_limit, cpus, user, network, env_passthrough, max_age, "
-                          "host, api_version, image_tar, api_timeout, init, ssh_options, "
-                          "transfer)",
-                          rt->host->cfg_where(rt->self, cfg, names[i]), names[i]);
-            return -1;
-        }
-    }
-    return 0;
-}
 
 static int bad(er_runtime *rt, const st_config_node *cfg, const char *key, const char *why)
 {
@@ -572,7 +520,7 @@ static int read_settings(er_runtime *rt, const st_config_node *cfg)
     rt->network = "none";
     rt->api_timeout_s = 30;
     rt->max_age_s = 0;
-    if (check_keys(rt, cfg) < 0)
+    if (st_check_settings(rt->host, rt->self, cfg, known_keys, "container") != ST_OK)
         return -1;
     if (H->cfg_string(S, cfg, "image", &rt->image) < 0 ||
         H->cfg_string(S, cfg, "python", &rt->python) < 0 ||
@@ -715,7 +663,7 @@ int er_create(const er_flavor *fl, const st_host *host, st_instance *self,
         snprintf(rt->hostname, sizeof(rt->hostname), "unknown");
     rt->pid = (long)getpid();
     rt->start_ticks = er_process_start(rt->pid);
-    random_hex(rt->run_id, 16);
+    st_random_hex(rt->run_id, 16);
     *ctx = rt;
     return ST_OK;
 }
@@ -784,7 +732,7 @@ typedef struct progress {
 static void progress_line(progress *p)
 {
     p->line[p->len] = '\0';
-    yajl_val v = stj_tree_parse(p->line, NULL, 0);
+    yajl_val v = st_json_tree_parse(p->line, NULL, 0);
     if (!v)
         return;
     const char *e = jstr(v, "error", NULL);
@@ -1271,7 +1219,7 @@ static int remove_container(er_runtime *rt, void **h, const char *cid, const cha
             return 0;
         if (rc == ST_ERR_UNAVAILABLE)
             break; /* the engine is gone: nothing to retry */
-        sleep_s(0.2);
+        st_sleep(0.2);
     }
     rt->host->log(rt->self, ST_LOG_WARNING,
                   "%s: could not remove container %.12s (%s); `selftest-core cleanup` removes it "
@@ -1484,7 +1432,7 @@ static int do_create(exec_state *x)
     er_runtime *rt = x->rt;
     char name[48], path[120], err[400], deadline[32];
     char cname[16 + 33];
-    random_hex(name, 32);
+    st_random_hex(name, 32);
     snprintf(cname, sizeof(cname), "selftest_%s", name);
     snprintf(deadline, sizeof(deadline), "%lld",
              (long long)time(NULL) + (long long)(x->req->timeout_s + 120));
@@ -1572,11 +1520,11 @@ static int inspect_state(exec_state *x, long long *code, int *oom)
  * is left to `cleanup`) rather than go on for 30 rounds of request timeouts. */
 static int kill_until_exit(exec_state *x, long long *code, char *err, size_t errlen)
 {
-    double give_up = mono_s() + x->rt->api_timeout_s;
+    double give_up = st_monotonic() + x->rt->api_timeout_s;
     for (int attempt = 0; attempt < 30; attempt++) {
         char kerr[300];
         int krc = kill_container_err(x->rt, &x->h, x->reg.container, kerr, sizeof(kerr));
-        if (krc != ST_OK && mono_s() >= give_up) {
+        if (krc != ST_OK && st_monotonic() >= give_up) {
             snprintf(err, errlen, "the engine answered no kill request for %gs (api_timeout): %s",
                      x->rt->api_timeout_s, kerr);
             return ST_ERR_TIMEOUT;
@@ -1604,7 +1552,7 @@ int er_execute(void *ctx, const st_exec_request *req, const st_exec_sink *sink,
                st_exec_result *res)
 {
     er_runtime *rt = ctx;
-    exec_state x = {.rt = rt, .req = req, .sink = sink, .res = res, .t0 = mono_s()};
+    exec_state x = {.rt = rt, .req = req, .sink = sink, .res = res, .t0 = st_monotonic()};
     char err[500];
     int rc;
     long long code = -1;
@@ -1697,7 +1645,7 @@ remove:
 out:
     unregister_running(rt, &x.reg);
     eh_handle_free(&x.h);
-    res->wall_s = mono_s() - x.t0;
+    res->wall_s = st_monotonic() - x.t0;
     return res->infra_error ? (rc != ST_OK ? rc : ST_ERR_UNAVAILABLE) : ST_OK;
 }
 
@@ -1767,7 +1715,7 @@ static int wait_removal(er_runtime *rt, void **h, const char *id, char *err, siz
 {
     char path[200];
     snprintf(path, sizeof(path), "/containers/%s/json", id);
-    double give_up = mono_s() + rt->api_timeout_s;
+    double give_up = st_monotonic() + rt->api_timeout_s;
     for (;;) {
         eh_response r;
         int rc = api_call(rt, h, "GET", path, NULL, 0, &r, err, errlen);
@@ -1777,9 +1725,9 @@ static int wait_removal(er_runtime *rt, void **h, const char *id, char *err, siz
             return 1;
         if (rc != ST_OK)
             return 0;
-        if (mono_s() >= give_up)
+        if (st_monotonic() >= give_up)
             break;
-        sleep_s(0.5);
+        st_sleep(0.5);
     }
     snprintf(err, errlen, "its removal, already in progress in the engine, did not end within "
              "%gs (api_timeout)", rt->api_timeout_s);
@@ -1817,7 +1765,7 @@ int er_cleanup_stale(void *ctx, double max_age_s, st_cleanup_report *report)
             rc = ST_ERR_IO;
         }
         if (rc == ST_OK) {
-            list = stj_tree_parse(resp.body ? resp.body : "", NULL, 0);
+            list = st_json_tree_parse(resp.body ? resp.body : "", NULL, 0);
             if (!list || !YAJL_IS_ARRAY(list)) {
                 snprintf(err, sizeof(err), "the container list is not a JSON array%s",
                          resp.truncated ? " (too long)" : "");
@@ -1829,7 +1777,7 @@ int er_cleanup_stale(void *ctx, double max_age_s, st_cleanup_report *report)
         if (list)
             yajl_tree_free(list);
         list = NULL;
-        sleep_s(0.1);
+        st_sleep(0.1);
     }
     if (rc != ST_OK) {
         report->failed++;

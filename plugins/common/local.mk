@@ -5,12 +5,11 @@
 ENGINE_COMMON_SRC = \
 	plugins/common/engine_http.c plugins/common/engine_http.h \
 	plugins/common/engine_demux.c plugins/common/engine_demux.h \
-	plugins/common/engine_runtime.c plugins/common/engine_runtime.h \
-	plugins/common/json_depth.h
+	plugins/common/engine_runtime.c plugins/common/engine_runtime.h
 # -Wno-format-truncation: messages are cut to fixed buffers (st_exec_result.error) on purpose.
 ENGINE_COMMON_CFLAGS = $(AM_CFLAGS) $(LIBCURL_CFLAGS) $(YAJL_CFLAGS) -I$(top_srcdir)/plugins/common \
 	-Wno-format-truncation
-ENGINE_COMMON_LIBS = plugins/common/libstengine.la $(LIBCURL_LIBS) $(YAJL_LIBS) $(PTHREAD_LIBS)
+ENGINE_COMMON_LIBS = plugins/common/libstengine.la $(STLIB_JSON_LIBS) $(STLIB_LIBS) $(LIBCURL_LIBS) $(YAJL_LIBS) $(PTHREAD_LIBS)
 if BUILD_PLUGIN_RUNTIME_DOCKER
 noinst_LTLIBRARIES += plugins/common/libstengine.la
 else

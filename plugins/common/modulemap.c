@@ -4,7 +4,9 @@
 
 #include "modulemap.h"
 
-#include "json_depth.h"
+#include "st_buf.h"
+#include "st_file.h"
+#include "st_json.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -17,67 +19,6 @@
 #include <yajl/yajl_parse.h>
 #include <yajl/yajl_tree.h>
 
-static void set_err(char *err, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t size, const char *fmt, ...)
-{
-    if (!err || !size)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, size, fmt, ap);
-    va_end(ap);
-}
-
-static char *dup_n(const char *s, size_t n)
-{
-    char *d = malloc(n + 1);
-    if (d) {
-        memcpy(d, s, n);
-        d[n] = '\0';
-    }
-    return d;
-}
-
-static char *dup_s(const char *s)
-{
-    return s ? dup_n(s, strlen(s)) : NULL;
-}
-
-/* yajl reports a parse error by byte offset; turn it into line and column by re-parsing with
- * the stream parser (the same rule as the core's st_json_parse). */
-static void locate_error(const char *text, size_t len, const char *msg, char *err, size_t size)
-{
-    size_t off = len;
-    yajl_handle h = yajl_alloc(NULL, NULL, NULL);
-    if (h) {
-        yajl_status s = yajl_parse(h, (const unsigned char *)text, len);
-        if (s == yajl_status_ok)
-            s = yajl_complete_parse(h);
-        if (s != yajl_status_ok)
-            off = yajl_get_bytes_consumed(h);
-        yajl_free(h);
-    }
-    if (off > len)
-        off = len;
-    unsigned line = 1, col = 1;
-    for (size_t i = 0; i < off; i++) {
-        if (text[i] == '\n') {
-            line++;
-            col = 1;
-        } else {
-            col++;
-        }
-    }
-    char first[200];
-    snprintf(first, sizeof(first), "%s", msg && *msg ? msg : "invalid JSON");
-    char *nl = strchr(first, '\n');
-    if (nl)
-        *nl = '\0';
-    if (err && size)
-        snprintf(err, size, "line %u, column %u: %s", line, col, first);
-}
-
 static int push_entry(stmm_map *m, size_t *cap, const char *module, const char *group)
 {
     if (m->n_entries == *cap) {
@@ -89,8 +30,8 @@ static int push_entry(stmm_map *m, size_t *cap, const char *module, const char *
         *cap = nc;
     }
     stmm_entry *e = &m->entries[m->n_entries];
-    e->module = dup_s(module);
-    e->group = group ? dup_s(group) : NULL;
+    e->module = st_strdup(module);
+    e->group = group ? st_strdup(group) : NULL;
     if (!e->module || (group && !e->group)) {
         free(e->module);
         free(e->group);
@@ -129,7 +70,7 @@ static int read_modules(stmm_map *m, size_t *cap, yajl_val obj, int legacy, char
             for (size_t k = 0; k < v->u.array.len && rc == STMM_OK; k++) {
                 yajl_val mod = v->u.array.values[k];
                 if (!YAJL_IS_STRING(mod)) {
-                    set_err(err, size, "group \"%s\": expected module names (strings)", key);
+                    st_set_err(err, size, "group \"%s\": expected module names (strings)", key);
                     return STMM_EMALFORMED;
                 }
                 rc = push_entry(m, cap, YAJL_GET_STRING(mod), key);
@@ -137,7 +78,7 @@ static int read_modules(stmm_map *m, size_t *cap, yajl_val obj, int legacy, char
         } else if (value_group(v, num, sizeof(num), &group) == 0) {
             rc = push_entry(m, cap, key, group);
         } else {
-            set_err(err, size, "module \"%s\": expected a group id, a group name%s", key,
+            st_set_err(err, size, "module \"%s\": expected a group id, a group name%s", key,
                     legacy ? " or a list of modules" : "");
             return STMM_EMALFORMED;
         }
@@ -157,7 +98,7 @@ static int read_groups(stmm_map *m, yajl_val obj)
     for (size_t i = 0; i < obj->u.object.len; i++) {
         yajl_val v = obj->u.object.values[i];
         stmm_group *g = &m->groups[m->n_groups];
-        g->name = dup_s(obj->u.object.keys[i]);
+        g->name = st_strdup(obj->u.object.keys[i]);
         if (!g->name)
             return STMM_ENOMEM;
         g->id = YAJL_IS_INTEGER(v) ? YAJL_GET_INTEGER(v) : -1;
@@ -172,38 +113,21 @@ int stmm_parse(const char *text, size_t len, stmm_map *out, char *err, size_t er
     if (err && err_size)
         err[0] = '\0';
     if (memchr(text, '\0', len)) {
-        set_err(err, err_size, "contains a NUL byte (not JSON text)");
+        st_set_err(err, err_size, "contains a NUL byte (not JSON text)");
         return STMM_EMALFORMED;
     }
-    size_t deep = stj_too_deep(text, len, STMM_MAX_DEPTH);
-    if (deep) {
-        unsigned line = 1, col = 1;
-        for (size_t i = 0; i + 1 < deep; i++) {
-            if (text[i] == '\n') {
-                line++;
-                col = 1;
-            } else {
-                col++;
-            }
-        }
-        set_err(err, err_size, "line %u, column %u: nested deeper than %u levels", line, col,
-                STMM_MAX_DEPTH);
-        return STMM_EMALFORMED;
-    }
-    char *copy = dup_n(text, len);
+    char *copy = st_strndup(text, len);
     if (!copy)
         return STMM_ENOMEM;
-    char msg[256] = "";
-    yajl_val root = yajl_tree_parse(copy, msg, sizeof(msg));
+    yajl_val root = st_json_parse(copy, err, err_size);
     int rc = STMM_OK;
     size_t cap = 0;
     if (!root) {
-        locate_error(copy, len, msg, err, err_size);
         rc = STMM_EMALFORMED;
         goto out;
     }
     if (!YAJL_IS_OBJECT(root)) {
-        set_err(err, err_size, "line 1, column 1: expected an object");
+        st_set_err(err, err_size, "line 1, column 1: expected an object");
         rc = STMM_EMALFORMED;
         goto out;
     }
@@ -215,7 +139,7 @@ int stmm_parse(const char *text, size_t len, stmm_map *out, char *err, size_t er
         /* a "modules" that is not an object is a broken canonical map, not a legacy module
          * called "modules" */
         if (!YAJL_IS_OBJECT(v)) {
-            set_err(err, err_size, "\"modules\": expected an object of module paths and group "
+            st_set_err(err, err_size, "\"modules\": expected an object of module paths and group "
                     "ids, found %s", YAJL_IS_ARRAY(v) ? "an array" : YAJL_IS_STRING(v) ? "a string"
                     : YAJL_IS_NUMBER(v) ? "a number" : YAJL_IS_NULL(v) ? "null" : "a boolean");
             rc = STMM_EMALFORMED;
@@ -248,64 +172,21 @@ out:
 int stmm_load(const char *path, stmm_map *out, char *err, size_t err_size)
 {
     memset(out, 0, sizeof(*out));
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        if (errno == ENOENT)
-            return STMM_ABSENT;
-        set_err(err, err_size, "%s", strerror(errno));
-        return STMM_EIO;
-    }
-    struct stat st;
-    int rc = STMM_EIO;
     char *buf = NULL;
-    if (fstat(fd, &st) < 0) {
-        set_err(err, err_size, "%s", strerror(errno));
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        set_err(err, err_size, "not a regular file");
-        goto out;
-    }
-    if ((unsigned long long)st.st_size > STMM_MAX_BYTES) {
-        set_err(err, err_size, "too large (over 64 MiB)");
-        goto out;
-    }
-    size_t cap = (size_t)st.st_size + 1, len = 0;
-    buf = malloc(cap);
-    if (!buf) {
-        rc = STMM_ENOMEM;
-        goto out;
-    }
-    for (;;) {
-        if (len == cap) {
-            /* the file grew while we read it: stay bounded */
-            if (cap > STMM_MAX_BYTES) {
-                set_err(err, err_size, "too large (over 64 MiB)");
-                goto out;
-            }
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                rc = STMM_ENOMEM;
-                goto out;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        ssize_t n = read(fd, buf + len, cap - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            set_err(err, err_size, "%s", strerror(errno));
-            goto out;
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-    }
+    size_t len = 0;
+    int rc = st_read_file(path, STMM_MAX_BYTES, &buf, &len);
+    if (rc == -ENOENT)
+        return STMM_ABSENT;
+    if (rc == -ENOMEM)
+        return STMM_ENOMEM;
+    if (rc == -EFBIG)
+        st_set_err(err, err_size, "too large (over 64 MiB)");
+    else if (rc < 0)
+        st_set_err(err, err_size, "%s", st_read_file_strerror(rc));
+    if (rc < 0)
+        return STMM_EIO;
     rc = stmm_parse(buf, len, out, err, err_size);
-out:
     free(buf);
-    close(fd);
     return rc;
 }
 
@@ -353,13 +234,13 @@ char *stmm_key_to_path(const char *key, stmm_exists_fn exists, void *userdata)
     if (strchr(key, '/') || (klen > 3 && strcmp(key + klen - 3, ".py") == 0)) {
         while (key[0] == '.' && key[1] == '/')
             key += 2;
-        return *key ? dup_s(key) : NULL;
+        return *key ? st_strdup(key) : NULL;
     }
     if (!is_dotted_name(key) || !exists)
         return NULL;
     static const char *const forms[][2] = {
         {"", ".py"}, {"", "/__init__.py"}, {"src/", ".py"}, {"src/", "/__init__.py"}};
-    char *slashed = dup_s(key);
+    char *slashed = st_strdup(key);
     if (!slashed)
         return NULL;
     for (char *p = slashed; *p; p++)

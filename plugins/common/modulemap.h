@@ -32,8 +32,8 @@ enum {
 
 /* Files larger than this are refused (STMM_EIO, "too large"). */
 #define STMM_MAX_BYTES (64u << 20)
-/* Arrays and objects nested deeper than this are refused (STMM_EMALFORMED). */
-#define STMM_MAX_DEPTH 64u /* = STJ_MAX_DEPTH of json_depth.h */
+/* Arrays and objects nested deeper than ST_JSON_MAX_DEPTH (st_json.h) are refused
+ * (STMM_EMALFORMED). */
 
 typedef struct stmm_entry {
     char *module; /* the key as written (path or dotted name) */

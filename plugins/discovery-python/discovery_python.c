@@ -12,6 +12,11 @@
 #include "modulemap.h"
 #include "pytokens.h"
 
+#include "st_buf.h"
+#include "st_file.h"
+#include "st_path.h"
+#include "st_settings.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
@@ -119,17 +124,9 @@ static int dp_create(const st_host *host, st_instance *self, const st_config_nod
         return ST_ERR_NOMEM;
     dp->host = host;
     dp->self = self;
-    const char *const *names = host->cfg_names(self, cfg);
-    for (size_t i = 0; names && names[i]; i++) {
-        int known = 0;
-        for (size_t k = 0; known_keys[k]; k++)
-            known |= strcmp(names[i], known_keys[k]) == 0;
-        if (!known) {
-            host->log(self, ST_LOG_ERROR, "%s: unknown setting '%s' (known: allow, entry_points)",
-                      host->cfg_where(self, cfg, names[i]), names[i]);
-            dp_destroy(dp);
-            return ST_ERR_INVALID;
-        }
+    if (st_check_settings(host, self, cfg, known_keys, NULL) != ST_OK) {
+        dp_destroy(dp);
+        return ST_ERR_INVALID;
     }
     int rc = copy_list(dp, cfg, "allow", &dp->allow, &dp->n_allow);
     if (rc == ST_OK)
@@ -420,59 +417,28 @@ static int find_isolated(dp_run *r, int recursive)
 static int read_source(const char *root, const char *rel, char **out, size_t *len, char *err,
                        size_t err_size)
 {
-    size_t size = strlen(root) + strlen(rel) + 2;
-    char *path = malloc(size);
+    char *path = st_path_join(root, rel);
     if (!path)
         return ST_ERR_NOMEM;
-    snprintf(path, size, "%s/%s", root, rel);
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    free(path);
-    if (fd < 0) {
-        snprintf(err, err_size, "cannot open: %s", strerror(errno));
-        return ST_ERR_IO;
-    }
-    struct stat st;
     char *buf = NULL;
-    int rc = ST_ERR_IO;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        snprintf(err, err_size, "not a regular file");
-        goto out;
+    int rc = st_read_file(path, DP_MAX_FILE_BYTES, &buf, len);
+    free(path);
+    if (rc == -ENOMEM)
+        return ST_ERR_NOMEM;
+    if (rc == -EFBIG)
+        st_set_err(err, err_size, "larger than %u MiB", DP_MAX_FILE_BYTES >> 20);
+    else if (rc == -EISDIR || rc == -EINVAL)
+        st_set_err(err, err_size, "not a regular file");
+    else if (rc < 0) /* an I/O error comes from read(2); the rest from open(2) */
+        st_set_err(err, err_size, "cannot %s: %s", rc == -EIO ? "read" : "open", strerror(-rc));
+    else if (memchr(buf, '\0', *len))
+        st_set_err(err, err_size, "contains NUL bytes (not Python source)");
+    else {
+        *out = buf;
+        return ST_OK;
     }
-    if ((unsigned long long)st.st_size > DP_MAX_FILE_BYTES) {
-        snprintf(err, err_size, "larger than %u MiB", DP_MAX_FILE_BYTES >> 20);
-        goto out;
-    }
-    size_t cap = (size_t)st.st_size, got = 0;
-    buf = malloc(cap + 1);
-    if (!buf) {
-        rc = ST_ERR_NOMEM;
-        goto out;
-    }
-    while (got < cap) {
-        ssize_t n = read(fd, buf + got, cap - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            snprintf(err, err_size, "cannot read: %s", strerror(errno));
-            goto out;
-        }
-        if (n == 0)
-            break; /* shrank while reading: classify what is there */
-        got += (size_t)n;
-    }
-    buf[got] = '\0';
-    if (memchr(buf, '\0', got)) {
-        snprintf(err, err_size, "contains NUL bytes (not Python source)");
-        goto out;
-    }
-    *out = buf;
-    *len = got;
-    buf = NULL;
-    rc = ST_OK;
-out:
     free(buf);
-    close(fd);
-    return rc;
+    return ST_ERR_IO;
 }
 
 static int analyze_one(dp_run *r, uint32_t i);
@@ -535,11 +501,11 @@ static int same_stream(dp_run *r, uint32_t a, uint32_t b)
     if (read_source(r->root, r->ops->path(r->g, a), &sa, &la, err, sizeof(err)) == ST_OK &&
         read_source(r->root, r->ops->path(r->g, b), &sb, &lb, err, sizeof(err)) == ST_OK) {
         pytok_facts fa, fb;
-        pytok_buf ba = {0}, bb = {0};
+        st_buf ba = {0}, bb = {0};
         if (pytok_analyze(sa, la, &fa, &ba) == 0 && pytok_analyze(sb, lb, &fb, &bb) == 0)
             same = ba.len == bb.len && memcmp(ba.data, bb.data, ba.len) == 0;
-        pytok_buf_free(&ba);
-        pytok_buf_free(&bb);
+        st_buf_free(&ba);
+        st_buf_free(&bb);
     }
     free(sa);
     free(sb);

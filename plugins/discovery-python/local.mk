@@ -12,5 +12,5 @@ plugins_discovery_python_discovery_python_la_SOURCES = $(DISCOVERY_PYTHON_SRC)
 plugins_discovery_python_discovery_python_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/plugins/common
 plugins_discovery_python_discovery_python_la_CFLAGS = $(AM_CFLAGS) $(YAJL_CFLAGS)
 plugins_discovery_python_discovery_python_la_LDFLAGS = $(PLUGIN_LDFLAGS)
-plugins_discovery_python_discovery_python_la_LIBADD = $(YAJL_LIBS)
+plugins_discovery_python_discovery_python_la_LIBADD = $(STLIB_JSON_LIBS) $(STLIB_LIBS) $(YAJL_LIBS)
 EXTRA_DIST += docs/discovery-python.md

@@ -367,32 +367,6 @@ static int contains_marker(const unsigned char *s, size_t len)
     return 0;
 }
 
-static void buf_add(pytok_buf *b, const void *data, size_t len)
-{
-    if (b->oom)
-        return;
-    if (b->len + len > b->cap) {
-        size_t nc = b->cap ? b->cap : 4096;
-        while (nc < b->len + len)
-            nc *= 2;
-        char *nd = realloc(b->data, nc);
-        if (!nd) {
-            b->oom = 1;
-            return;
-        }
-        b->data = nd;
-        b->cap = nc;
-    }
-    memcpy(b->data + b->len, data, len);
-    b->len += len;
-}
-
-void pytok_buf_free(pytok_buf *b)
-{
-    free(b->data);
-    memset(b, 0, sizeof(*b));
-}
-
 static int name_is(const lexer *lx, const token *t, const char *word)
 {
     size_t wl = strlen(word);
@@ -463,7 +437,7 @@ static void statement_token(analysis *a, const lexer *lx, const token *t)
         st->has_depwarn = 1;
 }
 
-int pytok_analyze(const char *src, size_t len, pytok_facts *facts, pytok_buf *stream)
+int pytok_analyze(const char *src, size_t len, pytok_facts *facts, st_buf *stream)
 {
     memset(facts, 0, sizeof(*facts));
     facts->empty = 1;
@@ -492,9 +466,9 @@ int pytok_analyze(const char *src, size_t len, pytok_facts *facts, pytok_buf *st
         facts->hash = (facts->hash ^ sep) * 1099511628211ull;
         facts->n_tokens++;
         if (stream) {
-            buf_add(stream, &kind, 1);
-            buf_add(stream, text, t.len);
-            buf_add(stream, &sep, 1);
+            st_buf_append(stream, &kind, 1);
+            st_buf_append(stream, text, t.len);
+            st_buf_append(stream, &sep, 1);
         }
         /* statements */
         if (t.kind == PYTOK_NEWLINE) {

@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "st_buf.h"
+
 #define PYTOK_MAX_FSTRING_DEPTH 32
 #define PYTOK_MAX_INDENT 256
 
@@ -39,18 +41,9 @@ typedef struct pytok_facts {
     char legacy_where[96]; /* "module docstring", "top-of-file comment (line 2)", ... */
 } pytok_facts;
 
-/* Growable byte buffer for the normalised stream (compare two modules exactly). */
-typedef struct pytok_buf {
-    char *data;
-    size_t len, cap;
-    int oom;
-} pytok_buf;
-
 /* Tokenises src[0..len) (a leading UTF-8 BOM is skipped) and fills *facts. When stream is not
  * NULL the normalised stream is appended to it (one record per token: kind byte, text, 0xff).
  * Returns 0, or -1 when stream ran out of memory. */
-int pytok_analyze(const char *src, size_t len, pytok_facts *facts, pytok_buf *stream);
-
-void pytok_buf_free(pytok_buf *b);
+int pytok_analyze(const char *src, size_t len, pytok_facts *facts, st_buf *stream);
 
 #endif /* ST_PYTOKENS_H */

@@ -17,12 +17,14 @@
 #include <selftest/plugin.h>
 
 #include "prom_text.h"
+#include "st_file.h"
+#include "st_settings.h"
+#include "st_time.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <math.h>
 #ifdef __GLIBC__
 #include <malloc.h>
@@ -126,25 +128,6 @@ static const char *const known_keys[] = {"port", "listen_address", "connection_l
                                          "per_ip_connection_limit", "connection_timeout",
                                          "request_timeout", "textfile", "pushgateway", "job",
                                          "instance", NULL};
-
-static int reject_unknown(prom_exporter *px, const st_config_node *cfg)
-{
-    const char *const *names = px->host->cfg_names(px->self, cfg);
-    for (size_t i = 0; names && names[i]; i++) {
-        int known = 0;
-        for (size_t k = 0; known_keys[k] && !known; k++)
-            known = strcmp(names[i], known_keys[k]) == 0;
-        if (!known) {
-            px->host->log(px->self, ST_LOG_ERROR,
-                          "%s: unknown setting (known: port, listen_address, connection_limit, "
-                          "per_ip_connection_limit, connection_timeout, request_timeout, "
-                          "textfile, pushgateway, job, instance)",
-                          px->host->cfg_where(px->self, cfg, names[i]));
-            return ST_ERR_INVALID;
-        }
-    }
-    return ST_OK;
-}
 
 /* An integer setting within [lo, hi]; *out untouched when absent. */
 static int int_setting(prom_exporter *px, const st_config_node *cfg, const char *name, long lo,
@@ -287,7 +270,7 @@ static int parse_push(prom_exporter *px, const st_config_node *cfg, const char *
 static int parse_settings(prom_exporter *px, const st_config_node *cfg)
 {
     const char *listen = DEFAULT_LISTEN, *push = NULL, *job = "selftest", *instance = NULL;
-    int rc = reject_unknown(px, cfg);
+    int rc = st_check_settings(px->host, px->self, cfg, known_keys, NULL);
     if (rc == ST_OK)
         rc = int_setting(px, cfg, "port", 0, 65535, &px->port);
     if (rc == ST_OK)
@@ -327,11 +310,11 @@ static int parse_settings(prom_exporter *px, const st_config_node *cfg)
 
 /* Renders px->snap into a new MHD response and swaps it in. Caller holds px->lock. out, when not
  * NULL, receives a copy of the text for the textfile and the Pushgateway. */
-static int publish_locked(prom_exporter *px, prom_buf *out)
+static int publish_locked(prom_exporter *px, st_buf *out)
 {
-    prom_buf b = {0};
+    st_buf b = {0};
     if (prom_render(&px->snap, &b) != 0) {
-        prom_buf_free(&b);
+        st_buf_free(&b);
         return ST_ERR_NOMEM;
     }
     struct MHD_Response *r =
@@ -339,7 +322,7 @@ static int publish_locked(prom_exporter *px, prom_buf *out)
     if (!r || MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, PROM_CONTENT_TYPE) != MHD_YES) {
         if (r)
             MHD_destroy_response(r);
-        prom_buf_free(&b);
+        st_buf_free(&b);
         return ST_ERR_NOMEM;
     }
     /* MHD responses are reference counted: a scrape still sending the old one keeps it alive. */
@@ -349,7 +332,7 @@ static int publish_locked(prom_exporter *px, prom_buf *out)
     if (out)
         *out = b;
     else
-        prom_buf_free(&b);
+        st_buf_free(&b);
     return ST_OK;
 }
 
@@ -391,84 +374,6 @@ static void apply_summary(prom_exporter *px, const st_run_summary *s)
         snprintf(px->runtime, sizeof(px->runtime), "%s", s->runtime_name);
         m->runtime = px->runtime;
     }
-}
-
-/* ---- textfile -------------------------------------------------------------------------------- */
-
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -errno;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-/* Writes text to path atomically: a hidden temp file in the same directory (not *.prom, so the
- * textfile collector never reads it half-written), fsync, mode 0644, rename, fsync of the dir.
- * No temp file is left on any failure. Returns 0 or -errno; *what names the failed step. */
-static int write_textfile(const char *path, const char *text, size_t len, const char **what)
-{
-    char *dcopy = strdup(path), *bcopy = strdup(path);
-    char *tmp = NULL;
-    int fd = -1, rc = -ENOMEM;
-    *what = "allocate";
-    if (!dcopy || !bcopy)
-        goto out;
-    const char *dir = dirname(dcopy), *base = basename(bcopy);
-    size_t tlen = strlen(dir) + strlen(base) + 16;
-    tmp = malloc(tlen);
-    if (!tmp)
-        goto out;
-    snprintf(tmp, tlen, "%s/.%s.XXXXXX", dir, base);
-    *what = "create a temp file in its directory";
-    fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0) {
-        rc = -errno;
-        free(tmp);
-        tmp = NULL; /* nothing to remove */
-        goto out;
-    }
-    *what = "write";
-    if (fchmod(fd, 0644) < 0 || (rc = write_all(fd, text, len)) < 0 || fsync(fd) < 0) {
-        rc = rc < 0 ? rc : -errno;
-        goto out;
-    }
-    *what = "close";
-    int cfd = fd;
-    fd = -1;
-    if (close(cfd) < 0) {
-        rc = -errno;
-        goto out;
-    }
-    *what = "rename the temp file";
-    if (rename(tmp, path) < 0) {
-        rc = -errno;
-        goto out;
-    }
-    free(tmp);
-    tmp = NULL;
-    rc = 0;
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd); /* best effort: the rename is durable once the directory is */
-        close(dfd);
-    }
-out:
-    if (fd >= 0)
-        close(fd);
-    if (tmp) {
-        unlink(tmp);
-        free(tmp);
-    }
-    free(dcopy);
-    free(bcopy);
-    return rc;
 }
 
 /* ---- Pushgateway ----------------------------------------------------------------------------- */
@@ -549,12 +454,6 @@ typedef struct prom_conn {
     unsigned long turn;           /* the server loop's turn that accepted it */
 } prom_conn;
 
-static double mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void conn_unlink(prom_exporter *px, prom_conn *c)
 {
@@ -746,7 +645,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         return;
     }
     c->fd = fdi->connect_fd;
-    c->since = mono_now();
+    c->since = st_monotonic();
     c->turn = px->turn;
     const union MHD_ConnectionInfo *ai =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -777,7 +676,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!c)
         return;
     c->answering = 0;
-    c->since = mono_now();
+    c->since = st_monotonic();
     conn_unlink(px, c);
     conn_append(px, c);
 }
@@ -944,7 +843,7 @@ static void *serve_loop(void *arg)
         }
         px->turn++;
         enforce_limits(px, NULL);
-        double now = mono_now();
+        double now = st_monotonic();
         next_deadline = enforce_deadlines(px, now);
         report_closed(px, now);
         trim_memory(px, now);
@@ -1184,7 +1083,7 @@ static int prom_begin_run(void *ctx, const st_run_info *info)
 static int prom_end_run(void *ctx, const st_run_summary *summary)
 {
     prom_exporter *px = ctx;
-    prom_buf text = {0};
+    st_buf text = {0};
     pthread_mutex_lock(&px->lock);
     apply_summary(px, summary);
     int rc = publish_locked(px, px->textfile || px->push_url ? &text : NULL);
@@ -1196,7 +1095,7 @@ static int prom_end_run(void *ctx, const st_run_summary *summary)
     /* Slow outputs run outside the lock: scrapes go on meanwhile. */
     if (px->textfile) {
         const char *what = NULL;
-        int w = write_textfile(px->textfile, text.data, text.len, &what);
+        int w = st_write_file_atomic_what(px->textfile, text.data, text.len, 0644, &what);
         if (w < 0) {
             px->host->log(px->self, ST_LOG_WARNING, "textfile %s: cannot %s: %s", px->textfile,
                           what, strerror(-w));
@@ -1205,7 +1104,7 @@ static int prom_end_run(void *ctx, const st_run_summary *summary)
     }
     if (px->push_url)
         push(px, text.data, text.len);
-    prom_buf_free(&text);
+    st_buf_free(&text);
     return rc;
 }
 

@@ -9,7 +9,7 @@ plugins_exporter_prometheus_exporter_prometheus_la_SOURCES = $(PROM_SOURCES)
 plugins_exporter_prometheus_exporter_prometheus_la_CFLAGS = $(AM_CFLAGS) \
 	$(LIBMICROHTTPD_CFLAGS) $(LIBCURL_CFLAGS)
 plugins_exporter_prometheus_exporter_prometheus_la_LDFLAGS = $(PLUGIN_LDFLAGS)
-plugins_exporter_prometheus_exporter_prometheus_la_LIBADD = $(LIBMICROHTTPD_LIBS) $(LIBCURL_LIBS) \
+plugins_exporter_prometheus_exporter_prometheus_la_LIBADD = $(STLIB_LIBS) $(LIBMICROHTTPD_LIBS) $(LIBCURL_LIBS) \
 	$(PTHREAD_LIBS) -lm
 
 # Check suite: includes the plugin's .c files (collectd style) to reach static helpers, and uses

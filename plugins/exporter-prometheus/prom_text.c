@@ -6,7 +6,6 @@
 
 #include "prom_text.h"
 
-#include <locale.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,192 +13,118 @@
 
 const double prom_bucket_bounds[PROM_N_BUCKETS] = {1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600};
 
-/* ---- buffer ---------------------------------------------------------------------------------- */
-
-void prom_buf_free(prom_buf *b)
-{
-    free(b->data);
-    b->data = NULL;
-    b->len = b->cap = 0;
-    b->oom = 0;
-}
-
-void prom_buf_reset(prom_buf *b)
-{
-    b->len = 0;
-    b->oom = 0;
-    if (b->data)
-        b->data[0] = '\0';
-}
-
-void prom_buf_put(prom_buf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *grown = realloc(b->data, cap);
-        if (!grown) {
-            b->oom = 1;
-            return;
-        }
-        b->data = grown;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
-void prom_buf_puts(prom_buf *b, const char *s)
-{
-    prom_buf_put(b, s, strlen(s));
-}
-
 /* ---- values ---------------------------------------------------------------------------------- */
 
-/* snprintf/strtod in the "C" numeric locale of this thread only (uselocale), so a process
- * running under de_DE never writes 12,5. */
-void prom_format_double(double v, char out[32])
-{
-    if (isnan(v)) {
-        strcpy(out, "NaN");
-        return;
-    }
-    if (isinf(v)) {
-        strcpy(out, v > 0 ? "+Inf" : "-Inf");
-        return;
-    }
-    locale_t c_loc = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
-    locale_t old = c_loc ? uselocale(c_loc) : (locale_t)0;
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(out, 32, "%.*g", prec, v);
-        if (prec == 17 || strtod(out, NULL) == v)
-            break;
-    }
-    if (c_loc) {
-        uselocale(old);
-        freelocale(c_loc);
-    } else {
-        /* no memory for a locale object: repair the only character a locale changes here */
-        for (char *p = out; *p; p++)
-            if (*p == ',')
-                *p = '.';
-    }
-}
-
-static void put_u64(prom_buf *b, unsigned long long v)
+static void put_u64(st_buf *b, unsigned long long v)
 {
     char tmp[24];
     snprintf(tmp, sizeof(tmp), "%llu", v);
-    prom_buf_puts(b, tmp);
+    st_buf_puts(b, tmp);
 }
 
-static void put_double(prom_buf *b, double v)
+static void put_double(st_buf *b, double v)
 {
     char tmp[32];
-    prom_format_double(v, tmp);
-    prom_buf_puts(b, tmp);
+    st_format_double(v, tmp);
+    st_buf_puts(b, tmp);
 }
 
-void prom_escape_help(prom_buf *b, const char *s)
+void prom_escape_help(st_buf *b, const char *s)
 {
     for (; *s; s++) {
         if (*s == '\\')
-            prom_buf_put(b, "\\\\", 2);
+            st_buf_append(b, "\\\\", 2);
         else if (*s == '\n')
-            prom_buf_put(b, "\\n", 2);
+            st_buf_append(b, "\\n", 2);
         else
-            prom_buf_put(b, s, 1);
+            st_buf_append(b, s, 1);
     }
 }
 
-void prom_escape_label(prom_buf *b, const char *s)
+void prom_escape_label(st_buf *b, const char *s)
 {
     for (; *s; s++) {
         if (*s == '\\')
-            prom_buf_put(b, "\\\\", 2);
+            st_buf_append(b, "\\\\", 2);
         else if (*s == '"')
-            prom_buf_put(b, "\\\"", 2);
+            st_buf_append(b, "\\\"", 2);
         else if (*s == '\n')
-            prom_buf_put(b, "\\n", 2);
+            st_buf_append(b, "\\n", 2);
         else
-            prom_buf_put(b, s, 1);
+            st_buf_append(b, s, 1);
     }
 }
 
 /* ---- families -------------------------------------------------------------------------------- */
 
-static void family(prom_buf *b, const char *name, const char *type, const char *help)
+static void family(st_buf *b, const char *name, const char *type, const char *help)
 {
-    prom_buf_puts(b, "# HELP ");
-    prom_buf_puts(b, name);
-    prom_buf_puts(b, " ");
+    st_buf_puts(b, "# HELP ");
+    st_buf_puts(b, name);
+    st_buf_puts(b, " ");
     prom_escape_help(b, help);
-    prom_buf_puts(b, "\n# TYPE ");
-    prom_buf_puts(b, name);
-    prom_buf_puts(b, " ");
-    prom_buf_puts(b, type);
-    prom_buf_puts(b, "\n");
+    st_buf_puts(b, "\n# TYPE ");
+    st_buf_puts(b, name);
+    st_buf_puts(b, " ");
+    st_buf_puts(b, type);
+    st_buf_puts(b, "\n");
 }
 
-static void gauge_d(prom_buf *b, const char *name, const char *help, double v)
+static void gauge_d(st_buf *b, const char *name, const char *help, double v)
 {
     family(b, name, "gauge", help);
-    prom_buf_puts(b, name);
-    prom_buf_puts(b, " ");
+    st_buf_puts(b, name);
+    st_buf_puts(b, " ");
     put_double(b, v);
-    prom_buf_puts(b, "\n");
+    st_buf_puts(b, "\n");
 }
 
-static void sample_u(prom_buf *b, const char *name, const char *type, const char *help,
+static void sample_u(st_buf *b, const char *name, const char *type, const char *help,
                      unsigned long long v)
 {
     family(b, name, type, help);
-    prom_buf_puts(b, name);
-    prom_buf_puts(b, " ");
+    st_buf_puts(b, name);
+    st_buf_puts(b, " ");
     put_u64(b, v);
-    prom_buf_puts(b, "\n");
+    st_buf_puts(b, "\n");
 }
 
-static void info(prom_buf *b, const char *name, const char *help, const char *label,
+static void info(st_buf *b, const char *name, const char *help, const char *label,
                  const char *value)
 {
     family(b, name, "gauge", help);
-    prom_buf_puts(b, name);
-    prom_buf_puts(b, "{");
-    prom_buf_puts(b, label);
-    prom_buf_puts(b, "=\"");
+    st_buf_puts(b, name);
+    st_buf_puts(b, "{");
+    st_buf_puts(b, label);
+    st_buf_puts(b, "=\"");
     prom_escape_label(b, value);
-    prom_buf_puts(b, "\"} 1\n");
+    st_buf_puts(b, "\"} 1\n");
 }
 
-static void histogram(prom_buf *b, const prom_snapshot *s)
+static void histogram(st_buf *b, const prom_snapshot *s)
 {
     static const char name[] = "self_test_run_duration_seconds";
     family(b, name, "histogram", "Wall time of finished runs in seconds.");
     for (size_t i = 0; i < PROM_N_BUCKETS; i++) {
-        prom_buf_puts(b, name);
-        prom_buf_puts(b, "_bucket{le=\"");
+        st_buf_puts(b, name);
+        st_buf_puts(b, "_bucket{le=\"");
         put_double(b, prom_bucket_bounds[i]);
-        prom_buf_puts(b, "\"} ");
+        st_buf_puts(b, "\"} ");
         put_u64(b, s->bucket_counts[i]);
-        prom_buf_puts(b, "\n");
+        st_buf_puts(b, "\n");
     }
-    prom_buf_puts(b, name);
-    prom_buf_puts(b, "_bucket{le=\"+Inf\"} ");
+    st_buf_puts(b, name);
+    st_buf_puts(b, "_bucket{le=\"+Inf\"} ");
     put_u64(b, s->duration_count);
-    prom_buf_puts(b, "\n");
-    prom_buf_puts(b, name);
-    prom_buf_puts(b, "_sum ");
+    st_buf_puts(b, "\n");
+    st_buf_puts(b, name);
+    st_buf_puts(b, "_sum ");
     put_double(b, s->duration_sum_s);
-    prom_buf_puts(b, "\n");
-    prom_buf_puts(b, name);
-    prom_buf_puts(b, "_count ");
+    st_buf_puts(b, "\n");
+    st_buf_puts(b, name);
+    st_buf_puts(b, "_count ");
     put_u64(b, s->duration_count);
-    prom_buf_puts(b, "\n");
+    st_buf_puts(b, "\n");
 }
 
 void prom_observe_duration(prom_snapshot *s, double seconds)
@@ -213,7 +138,7 @@ void prom_observe_duration(prom_snapshot *s, double seconds)
     s->duration_count++;
 }
 
-int prom_render(const prom_snapshot *s, prom_buf *b)
+int prom_render(const prom_snapshot *s, st_buf *b)
 {
     /* The ten legacy names of the Python service: exact names, gauges, no labels. */
     gauge_d(b, "self_test_passed_total", "Passed tests of the last run.", s->passed);

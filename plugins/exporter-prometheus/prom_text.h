@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT */
-/* Prometheus text exposition format 0.0.4, written by hand: a growable buffer, the escaping rules,
- * locale-proof doubles, and the one function that renders selftest-core's metric families from a
- * plain snapshot struct. No I/O, no locking: callers own the snapshot and the buffer. */
+/* Prometheus text exposition format 0.0.4, written by hand: the escaping rules (into an st_buf;
+ * doubles by st_format_double), and the one function that renders selftest-core's metric
+ * families from a plain snapshot struct. No I/O, no locking: callers own the snapshot and the buffer. */
 #ifndef PROM_TEXT_H
 #define PROM_TEXT_H
 
 #include <stddef.h>
+
+#include "st_buf.h"
+#include "st_num.h"
 
 /* The Content-Type every consumer (Prometheus 2 and 3, Pushgateway, node_exporter) accepts. */
 #define PROM_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
@@ -14,28 +17,10 @@
 #define PROM_N_BUCKETS 10
 extern const double prom_bucket_bounds[PROM_N_BUCKETS];
 
-/* A growable byte buffer. On allocation failure `oom` is set, later appends are ignored, and the
- * caller must treat the contents as unusable. */
-typedef struct prom_buf {
-    char *data; /* NUL-terminated when len > 0; owned; free with prom_buf_free */
-    size_t len, cap;
-    int oom;
-} prom_buf;
-
-void prom_buf_free(prom_buf *b);
-void prom_buf_reset(prom_buf *b);                 /* len = 0, keeps the memory */
-void prom_buf_put(prom_buf *b, const char *s, size_t n);
-void prom_buf_puts(prom_buf *b, const char *s);
-
-/* A double as the text format wants it: NaN, +Inf, -Inf, else the shortest of %.15g..%.17g
- * that reads back exactly, always with '.' whatever LC_NUMERIC says. out needs 32 bytes.
- * Thread-safe (no setlocale). */
-void prom_format_double(double v, char out[32]);
-
 /* Appends s escaped for a `# HELP` line (only `\` and newline are escaped). */
-void prom_escape_help(prom_buf *b, const char *s);
+void prom_escape_help(st_buf *b, const char *s);
 /* Appends s escaped for a label value (`\`, `"` and newline). */
-void prom_escape_label(prom_buf *b, const char *s);
+void prom_escape_label(st_buf *b, const char *s);
 
 /* Everything the exporter exports; plain data, copied under the exporter's mutex. */
 typedef struct prom_snapshot {
@@ -63,6 +48,6 @@ void prom_observe_duration(prom_snapshot *s, double seconds);
 
 /* Appends the whole exposition (every family: HELP, TYPE, samples; LF only; final newline).
  * Returns 0, or -1 when the buffer ran out of memory. */
-int prom_render(const prom_snapshot *s, prom_buf *b);
+int prom_render(const prom_snapshot *s, st_buf *b);
 
 #endif

@@ -10,6 +10,11 @@
 #include "modulemap.h"
 #include "workflows.h"
 
+#include "st_buf.h"
+#include "st_file.h"
+#include "st_path.h"
+#include "st_settings.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +34,15 @@ static const char *const known_keys[] = {"module_map", "workflows_db", "workflow
 
 #define LOG(p, level, ...) (p)->host->log((p)->self, (level), __VA_ARGS__)
 
+/* mkdir -p of the directory that holds path: 0 or -errno. */
+static int make_parent_dirs(const char *path)
+{
+    char *dir = st_path_dirname(path);
+    int rc = dir ? st_mkdir_p(dir, 0755) : -ENOMEM;
+    free(dir);
+    return rc;
+}
+
 static int mm_create(const st_host *host, st_instance *self, const st_config_node *cfg,
                      void **out)
 {
@@ -40,17 +54,8 @@ static int mm_create(const st_host *host, st_instance *self, const st_config_nod
     p->map_name = "module_map.json";
     p->db_name = "workflows.db";
     p->workflows = 1;
-    const char *const *names = host->cfg_names(self, cfg);
-    for (size_t i = 0; names && names[i]; i++) {
-        int known = 0;
-        for (size_t k = 0; known_keys[k]; k++)
-            known |= strcmp(names[i], known_keys[k]) == 0;
-        if (!known) {
-            host->log(self, ST_LOG_ERROR, "%s: unknown setting '%s' (known: module_map, "
-                      "workflows_db, workflows)", host->cfg_where(self, cfg, names[i]), names[i]);
-            goto invalid;
-        }
-    }
+    if (st_check_settings(host, self, cfg, known_keys, NULL) != ST_OK)
+        goto invalid;
     if (host->cfg_string(self, cfg, "module_map", &p->map_name) < 0 ||
         host->cfg_string(self, cfg, "workflows_db", &p->db_name) < 0 ||
         host->cfg_bool(self, cfg, "workflows", &p->workflows) < 0)
@@ -74,44 +79,6 @@ static void mm_destroy(void *ctx)
 
 /* ---- helpers ---------------------------------------------------------------------------------- */
 
-static char *join_path(const char *dir, const char *name)
-{
-    if (name[0] == '/')
-        return strdup(name);
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *s = malloc(n);
-    if (s)
-        snprintf(s, n, "%s/%s", dir, name);
-    return s;
-}
-
-/* mkdir -p for the directory that holds path. */
-static int make_parent_dirs(const char *path)
-{
-    char *copy = strdup(path);
-    if (!copy)
-        return -1;
-    char *slash = strrchr(copy, '/');
-    if (slash && slash != copy) {
-        *slash = '\0';
-        for (char *p = copy + 1; *p; p++) {
-            if (*p != '/')
-                continue;
-            *p = '\0';
-            if (mkdir(copy, 0755) != 0 && errno != EEXIST) {
-                free(copy);
-                return -1;
-            }
-            *p = '/';
-        }
-        if (mkdir(copy, 0755) != 0 && errno != EEXIST) {
-            free(copy);
-            return -1;
-        }
-    }
-    free(copy);
-    return 0;
-}
 
 /* Repo-relative POSIX path inside the root: not empty, not absolute, no "." or ".." parts. */
 static int valid_rel_path(const char *path)
@@ -138,7 +105,7 @@ typedef struct root_ctx {
 static int file_under_root(const char *rel, void *ud)
 {
     const root_ctx *r = ud;
-    char *full = join_path(r->root, rel);
+    char *full = st_path_join(r->root, rel);
     struct stat st;
     int ok = full && stat(full, &st) == 0 && S_ISREG(st.st_mode);
     free(full);
@@ -149,7 +116,7 @@ static int file_under_root(const char *rel, void *ud)
 static int src_layout(const char *root)
 {
     root_ctx r = {root};
-    char *src = join_path(root, "src");
+    char *src = st_path_join(root, "src");
     struct stat st;
     int is_dir = src && stat(src, &st) == 0 && S_ISDIR(st.st_mode);
     free(src);
@@ -302,8 +269,9 @@ static int update_workflows(mm_plugin *p, const char *db_path, const mm_model *m
         items[k].group = mm_model_find(m, fresh[i]);
         k++;
     }
-    if (make_parent_dirs(db_path) < 0) {
-        LOG(p, ST_LOG_ERROR, "%s: cannot create its directory: %s", db_path, strerror(errno));
+    int e = make_parent_dirs(db_path);
+    if (e < 0) {
+        LOG(p, ST_LOG_ERROR, "%s: cannot create its directory: %s", db_path, strerror(-e));
         rc = ST_ERR_IO;
         goto out;
     }
@@ -351,7 +319,7 @@ typedef struct job {
 static void job_free(job *j)
 {
     if (j->tmp)
-        mm_temp_abort(j->tmp);
+        st_file_abort(j->tmp);
     free(j->tmp);
     free(j->map_path);
     free(j->db_path);
@@ -425,15 +393,17 @@ static int stage_map(mm_plugin *p, job *j)
 {
     size_t len = 0;
     char *text = mm_model_render(&j->model, &len);
-    char err[512] = "";
     if (!text)
         return ST_ERR_NOMEM;
     int rc = ST_OK;
-    if (make_parent_dirs(j->map_path) < 0) {
-        LOG(p, ST_LOG_ERROR, "%s: cannot create its directory: %s", j->map_path, strerror(errno));
+    const char *what = NULL;
+    int e = make_parent_dirs(j->map_path);
+    if (e < 0) {
+        LOG(p, ST_LOG_ERROR, "%s: cannot create its directory: %s", j->map_path, strerror(-e));
         rc = ST_ERR_IO;
-    } else if (mm_temp_write(j->map_path, text, len, &j->tmp, err, sizeof(err)) < 0) {
-        LOG(p, ST_LOG_ERROR, "%s", err);
+    } else if ((e = st_file_prepare(j->map_path, text, len, ST_FILE_MODE_KEEP, &j->tmp,
+                                    &what)) < 0) {
+        LOG(p, ST_LOG_ERROR, "%s: cannot %s: %s", j->map_path, what, strerror(-e));
         rc = ST_ERR_IO;
     }
     free(text);
@@ -461,8 +431,8 @@ static int mm_integrate(void *ctx, const st_integrate_request *req, const st_int
         LOG(p, ST_LOG_ERROR, "no project data dir; integration skipped");
         return ST_ERR_INTERNAL;
     }
-    j.map_path = join_path(proj->data_dir, p->map_name);
-    j.db_path = join_path(proj->data_dir, p->db_name);
+    j.map_path = st_path_join(proj->data_dir, p->map_name);
+    j.db_path = st_path_join(proj->data_dir, p->db_name);
     if (!j.map_path || !j.db_path) {
         rc = ST_ERR_NOMEM;
         goto out;
@@ -479,13 +449,13 @@ static int mm_integrate(void *ctx, const st_integrate_request *req, const st_int
         if (p->workflows && (rc = update_workflows(p, j.db_path, &j.model, j.fresh, j.n_fresh,
                                                    src_layout(proj->root))) != ST_OK)
             goto out;
-        char err[512] = "";
-        int r = mm_temp_commit(j.tmp, j.map_path, err, sizeof(err));
+        const char *what = NULL;
+        int r = st_file_commit(j.tmp, j.map_path, &what);
         free(j.tmp);
         j.tmp = NULL;
         if (r < 0) {
-            LOG(p, ST_LOG_ERROR, "%s (workflows.db already has the new workflows; the next cycle "
-                "finishes the map)", err);
+            LOG(p, ST_LOG_ERROR, "%s: cannot %s: %s (workflows.db already has the new workflows; "
+                "the next cycle finishes the map)", j.map_path, what, strerror(-r));
             rc = ST_ERR_IO;
             goto out;
         }

@@ -17,5 +17,5 @@ plugins_integrator_modulemap_integrator_modulemap_la_SOURCES = $(MODULEMAP_INTEG
 plugins_integrator_modulemap_integrator_modulemap_la_CPPFLAGS = $(MODULEMAP_INTEGRATOR_CPPFLAGS)
 plugins_integrator_modulemap_integrator_modulemap_la_CFLAGS = $(MODULEMAP_INTEGRATOR_CFLAGS)
 plugins_integrator_modulemap_integrator_modulemap_la_LDFLAGS = $(PLUGIN_LDFLAGS)
-plugins_integrator_modulemap_integrator_modulemap_la_LIBADD = $(YAJL_LIBS) $(SQLITE3_LIBS)
+plugins_integrator_modulemap_integrator_modulemap_la_LIBADD = $(STLIB_JSON_LIBS) $(STLIB_LIBS) $(YAJL_LIBS) $(SQLITE3_LIBS)
 EXTRA_DIST += $(MODULEMAP_INTEGRATOR_SRC)

@@ -3,7 +3,10 @@
 #include "config.h"
 
 #include "mm_store.h"
-#include "json_depth.h"
+
+#include "st_buf.h"
+#include "st_file.h"
+#include "st_json.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,18 +19,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static void set_err(char *err, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t size, const char *fmt, ...)
-{
-    if (!err || !size)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, size, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- sorted key/id arrays --------------------------------------------------------------------- */
 
@@ -202,12 +193,10 @@ static int add_dropped(mm_model *m, const char *key)
  * whole document is kept for the other top-level keys. */
 static int keep_tags(mm_model *m, const char *text, size_t len)
 {
-    char *copy = malloc(len + 1);
+    char *copy = st_strndup(text, len);
     if (!copy)
         return -1;
-    memcpy(copy, text, len);
-    copy[len] = '\0';
-    m->doc = stj_tree_parse(copy, NULL, 0);
+    m->doc = st_json_tree_parse(copy, NULL, 0);
     free(copy);
     if (!m->doc)
         return -1; /* the reader parsed the same text: out of memory */
@@ -298,88 +287,58 @@ out:
 
 /* ---- rendering (the shape Python's json.dump(indent=2, sort_keys=True) gives) ------------------ */
 
-typedef struct strbuf {
-    char *s;
-    size_t len, cap;
-    int oom;
-} strbuf;
+/* The renderer writes into an st_buf; a failed append sets oom, checked once at the end. */
 
-static void sb_add(strbuf *b, const char *s, size_t n)
+static void sb_indent(st_buf *b, int depth)
 {
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap : 256;
-        while (nc < b->len + n + 1)
-            nc *= 2;
-        char *ns = realloc(b->s, nc);
-        if (!ns) {
-            b->oom = 1;
-            return;
-        }
-        b->s = ns;
-        b->cap = nc;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-}
-
-static void sb_str(strbuf *b, const char *s)
-{
-    sb_add(b, s, strlen(s));
-}
-
-static void sb_indent(strbuf *b, int depth)
-{
-    sb_add(b, "\n", 1);
+    st_buf_append(b, "\n", 1);
     for (int i = 0; i < depth; i++)
-        sb_add(b, "  ", 2);
+        st_buf_append(b, "  ", 2);
 }
 
-static void sb_json_string(strbuf *b, const char *s)
+static void sb_json_string(st_buf *b, const char *s)
 {
-    sb_add(b, "\"", 1);
+    st_buf_append(b, "\"", 1);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         char esc[8];
         switch (*p) {
-        case '"': sb_add(b, "\\\"", 2); break;
-        case '\\': sb_add(b, "\\\\", 2); break;
-        case '\n': sb_add(b, "\\n", 2); break;
-        case '\r': sb_add(b, "\\r", 2); break;
-        case '\t': sb_add(b, "\\t", 2); break;
-        case '\b': sb_add(b, "\\b", 2); break;
-        case '\f': sb_add(b, "\\f", 2); break;
+        case '"': st_buf_append(b, "\\\"", 2); break;
+        case '\\': st_buf_append(b, "\\\\", 2); break;
+        case '\n': st_buf_append(b, "\\n", 2); break;
+        case '\r': st_buf_append(b, "\\r", 2); break;
+        case '\t': st_buf_append(b, "\\t", 2); break;
+        case '\b': st_buf_append(b, "\\b", 2); break;
+        case '\f': st_buf_append(b, "\\f", 2); break;
         default:
             if (*p < 0x20) {
                 snprintf(esc, sizeof(esc), "\\u%04x", *p);
-                sb_str(b, esc);
+                st_buf_puts(b, esc);
             } else {
-                sb_add(b, (const char *)p, 1);
+                st_buf_append(b, (const char *)p, 1);
             }
         }
     }
-    sb_add(b, "\"", 1);
+    st_buf_append(b, "\"", 1);
 }
 
-static void sb_kv_object(strbuf *b, const mm_kv *v, size_t n, int depth)
+static void sb_kv_object(st_buf *b, const mm_kv *v, size_t n, int depth)
 {
     if (n == 0) {
-        sb_str(b, "{}");
+        st_buf_puts(b, "{}");
         return;
     }
-    sb_str(b, "{");
+    st_buf_puts(b, "{");
     for (size_t i = 0; i < n; i++) {
         char num[32];
         sb_indent(b, depth + 1);
         sb_json_string(b, v[i].key);
         snprintf(num, sizeof(num), ": %lld", v[i].id);
-        sb_str(b, num);
+        st_buf_puts(b, num);
         if (i + 1 < n)
-            sb_str(b, ",");
+            st_buf_puts(b, ",");
     }
     sb_indent(b, depth);
-    sb_str(b, "}");
+    st_buf_puts(b, "}");
 }
 
 typedef struct key_ref {
@@ -392,36 +351,36 @@ static int cmp_key_ref(const void *a, const void *b)
     return strcmp(((const key_ref *)a)->key, ((const key_ref *)b)->key);
 }
 
-static void sb_value(strbuf *b, yajl_val v, int depth)
+static void sb_value(st_buf *b, yajl_val v, int depth)
 {
     if (!v || YAJL_IS_NULL(v)) {
-        sb_str(b, "null");
+        st_buf_puts(b, "null");
     } else if (YAJL_IS_TRUE(v)) {
-        sb_str(b, "true");
+        st_buf_puts(b, "true");
     } else if (YAJL_IS_FALSE(v)) {
-        sb_str(b, "false");
+        st_buf_puts(b, "false");
     } else if (YAJL_IS_NUMBER(v)) {
-        sb_str(b, v->u.number.r);
+        st_buf_puts(b, v->u.number.r);
     } else if (YAJL_IS_STRING(v)) {
         sb_json_string(b, YAJL_GET_STRING(v));
     } else if (YAJL_IS_ARRAY(v)) {
         if (v->u.array.len == 0) {
-            sb_str(b, "[]");
+            st_buf_puts(b, "[]");
             return;
         }
-        sb_str(b, "[");
+        st_buf_puts(b, "[");
         for (size_t i = 0; i < v->u.array.len; i++) {
             sb_indent(b, depth + 1);
             sb_value(b, v->u.array.values[i], depth + 1);
             if (i + 1 < v->u.array.len)
-                sb_str(b, ",");
+                st_buf_puts(b, ",");
         }
         sb_indent(b, depth);
-        sb_str(b, "]");
+        st_buf_puts(b, "]");
     } else if (YAJL_IS_OBJECT(v)) {
         size_t n = v->u.object.len;
         if (n == 0) {
-            sb_str(b, "{}");
+            st_buf_puts(b, "{}");
             return;
         }
         key_ref *refs = calloc(n, sizeof(*refs));
@@ -434,17 +393,17 @@ static void sb_value(strbuf *b, yajl_val v, int depth)
             refs[i].index = i;
         }
         qsort(refs, n, sizeof(*refs), cmp_key_ref);
-        sb_str(b, "{");
+        st_buf_puts(b, "{");
         for (size_t i = 0; i < n; i++) {
             sb_indent(b, depth + 1);
             sb_json_string(b, refs[i].key);
-            sb_str(b, ": ");
+            st_buf_puts(b, ": ");
             sb_value(b, v->u.object.values[refs[i].index], depth + 1);
             if (i + 1 < n)
-                sb_str(b, ",");
+                st_buf_puts(b, ",");
         }
         sb_indent(b, depth);
-        sb_str(b, "}");
+        st_buf_puts(b, "}");
         free(refs);
     }
 }
@@ -457,7 +416,7 @@ static int own_key(const char *key)
 
 char *mm_model_render(const mm_model *m, size_t *len)
 {
-    strbuf b = {0};
+    st_buf b = {0};
     /* groups, modules, tags and the file's other top-level keys (the last of a duplicated
      * key, as Python's json reads it), in sorted order */
     size_t n_doc = m->doc && YAJL_IS_OBJECT(m->doc) ? m->doc->u.object.len : 0;
@@ -477,11 +436,11 @@ char *mm_model_render(const mm_model *m, size_t *len)
             refs[n++] = (key_ref){key, i};
     }
     qsort(refs, n, sizeof(*refs), cmp_key_ref);
-    sb_str(&b, "{");
+    st_buf_puts(&b, "{");
     for (size_t i = 0; i < n; i++) {
         sb_indent(&b, 1);
         sb_json_string(&b, refs[i].key);
-        sb_str(&b, ": ");
+        st_buf_puts(&b, ": ");
         if (refs[i].index != SIZE_MAX)
             sb_value(&b, m->doc->u.object.values[refs[i].index], 1);
         else if (!strcmp(refs[i].key, "groups"))
@@ -491,19 +450,15 @@ char *mm_model_render(const mm_model *m, size_t *len)
         else if (m->tags)
             sb_value(&b, m->tags, 1);
         else
-            sb_str(&b, "{}");
+            st_buf_puts(&b, "{}");
         if (i + 1 < n)
-            sb_str(&b, ",");
+            st_buf_puts(&b, ",");
     }
     free(refs);
     sb_indent(&b, 0);
-    sb_str(&b, "}\n");
-    if (b.oom) {
-        free(b.s);
-        return NULL;
-    }
+    st_buf_puts(&b, "}\n");
     *len = b.len;
-    return b.s;
+    return st_buf_steal(&b);
 }
 
 /* ---- files ------------------------------------------------------------------------------------ */
@@ -512,147 +467,14 @@ int mm_read_file(const char *path, char **data, size_t *len, char *err, size_t e
 {
     *data = NULL;
     *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        if (errno == ENOENT)
-            return 1;
-        set_err(err, err_size, "%s", strerror(errno));
-        return -1;
-    }
-    struct stat st;
-    int rc = -1;
-    char *buf = NULL;
-    size_t used = 0, cap;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        set_err(err, err_size, "%s", errno ? strerror(errno) : "not a regular file");
-        goto out;
-    }
-    if ((unsigned long long)st.st_size > STMM_MAX_BYTES) {
-        set_err(err, err_size, "too large (over %u bytes)", STMM_MAX_BYTES);
-        goto out;
-    }
-    cap = (size_t)st.st_size + 1;
-    buf = malloc(cap);
-    if (!buf) {
-        set_err(err, err_size, "out of memory");
-        goto out;
-    }
-    for (;;) {
-        if (used + 1 >= cap) {
-            if (cap > STMM_MAX_BYTES) {
-                set_err(err, err_size, "too large (over %u bytes)", STMM_MAX_BYTES);
-                goto out;
-            }
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                set_err(err, err_size, "out of memory");
-                goto out;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        ssize_t n = read(fd, buf + used, cap - used - 1);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            set_err(err, err_size, "%s", strerror(errno));
-            goto out;
-        }
-        if (n == 0)
-            break;
-        used += (size_t)n;
-    }
-    buf[used] = '\0';
-    *data = buf;
-    *len = used;
-    buf = NULL;
-    rc = 0;
-out:
-    free(buf);
-    close(fd);
-    return rc;
-}
-
-static char *dir_of(const char *path)
-{
-    char *copy = strdup(path);
-    if (!copy)
-        return NULL;
-    char *d = strdup(dirname(copy));
-    free(copy);
-    return d;
-}
-
-int mm_temp_write(const char *path, const char *data, size_t len, char **tmp_out, char *err,
-                  size_t err_size)
-{
-    *tmp_out = NULL;
-    char *dir = dir_of(path);
-    const char *slash = strrchr(path, '/');
-    const char *base = slash ? slash + 1 : path;
-    size_t n = (dir ? strlen(dir) : 0) + strlen(base) + 16;
-    char *tmp = dir ? malloc(n) : NULL;
-    if (!tmp) {
-        free(dir);
-        set_err(err, err_size, "out of memory");
-        return -1;
-    }
-    snprintf(tmp, n, "%s/.%s.XXXXXX", dir, base);
-    free(dir);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        set_err(err, err_size, "cannot create a temp file beside %s: %s", path, strerror(errno));
-        free(tmp);
-        return -1;
-    }
-    struct stat st;
-    mode_t mode = stat(path, &st) == 0 ? (st.st_mode & 07777) : 0644;
-    int ok = fchmod(fd, mode) == 0;
-    for (size_t off = 0; ok && off < len;) {
-        ssize_t w = write(fd, data + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            ok = 0;
-        else
-            off += (size_t)w;
-    }
-    ok = ok && fsync(fd) == 0;
-    int saved = errno;
-    ok = (close(fd) == 0) && ok;
-    if (!ok) {
-        set_err(err, err_size, "cannot write %s: %s", tmp, strerror(saved ? saved : errno));
-        unlink(tmp);
-        free(tmp);
-        return -1;
-    }
-    *tmp_out = tmp;
-    return 0;
-}
-
-int mm_temp_commit(const char *tmp, const char *path, char *err, size_t err_size)
-{
-    if (rename(tmp, path) != 0) {
-        set_err(err, err_size, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    char *dir = dir_of(path);
-    if (dir) {
-        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            fsync(dfd); /* the rename is durable once the directory is */
-            close(dfd);
-        }
-        free(dir);
-    }
-    return 0;
-}
-
-void mm_temp_abort(const char *tmp)
-{
-    if (tmp)
-        unlink(tmp);
+    int rc = st_read_file(path, STMM_MAX_BYTES, data, len);
+    if (rc == -ENOENT)
+        return 1;
+    if (rc == -EFBIG)
+        st_set_err(err, err_size, "too large (over %u bytes)", STMM_MAX_BYTES);
+    else if (rc < 0)
+        st_set_err(err, err_size, "%s", st_read_file_strerror(rc));
+    return rc < 0 ? -1 : 0;
 }
 
 char *mm_dotted_name(const char *path, int strip_src)

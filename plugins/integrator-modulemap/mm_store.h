@@ -63,19 +63,6 @@ int mm_model_name_groups(mm_model *m);
 /* Canonical JSON text (with a final newline), malloc'd; *len gets its length. NULL on OOM. */
 char *mm_model_render(const mm_model *m, size_t *len);
 
-/* Writes data to a new temp file beside path (same directory, mode of the existing file or
- * 0644), fsyncs it and returns its malloc'd name in *tmp_out. Returns 0, or -1 with err filled
- * (and nothing left behind). */
-int mm_temp_write(const char *path, const char *data, size_t len, char **tmp_out, char *err,
-                  size_t err_size);
-
-/* Renames tmp over path and fsyncs the directory. Returns 0, or -1 with err filled (tmp is
- * removed either way). */
-int mm_temp_commit(const char *tmp, const char *path, char *err, size_t err_size);
-
-/* Removes tmp (abandoned write). */
-void mm_temp_abort(const char *tmp);
-
 /* The dotted module name of a repo-relative path: "pkg/mod.py" -> "pkg.mod",
  * "pkg/__init__.py" -> "pkg"; strip_src drops a leading "src/" (a src layout). malloc'd, or NULL
  * for a path that is not a .py file or on OOM. */

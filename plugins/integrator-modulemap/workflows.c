@@ -4,6 +4,8 @@
 
 #include "workflows.h"
 
+#include "st_buf.h"
+
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -36,18 +38,6 @@ static const char schema_sql[] =
 static const char *const filled_columns[] = {"workflow", "title", "description", "category",
                                              "status", NULL};
 
-static void set_err(char *err, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t size, const char *fmt, ...)
-{
-    if (!err || !size)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, size, fmt, ap);
-    va_end(ap);
-}
-
 static int has_columns(sqlite3 *db)
 {
     sqlite3_stmt *st = NULL;
@@ -71,19 +61,19 @@ int wf_open(const char *path, wf_db **out, char *err, size_t err_size)
     *out = NULL;
     wf_db *w = calloc(1, sizeof(*w));
     if (!w) {
-        set_err(err, err_size, "out of memory");
+        st_set_err(err, err_size, "out of memory");
         return -1;
     }
     int rc = sqlite3_open_v2(path, &w->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                                                SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
-        set_err(err, err_size, "%s: %s", path, w->db ? sqlite3_errmsg(w->db) : sqlite3_errstr(rc));
+        st_set_err(err, err_size, "%s: %s", path, w->db ? sqlite3_errmsg(w->db) : sqlite3_errstr(rc));
         goto fail;
     }
     sqlite3_busy_timeout(w->db, 10000);
     char *msg = NULL;
     if (sqlite3_exec(w->db, schema_sql, NULL, NULL, &msg) != SQLITE_OK) {
-        set_err(err, err_size, "%s: %s", path, msg ? msg : sqlite3_errmsg(w->db));
+        st_set_err(err, err_size, "%s: %s", path, msg ? msg : sqlite3_errmsg(w->db));
         sqlite3_free(msg);
         goto fail;
     }
@@ -322,7 +312,7 @@ int wf_apply(wf_db *w, const wf_item *items, size_t n, wf_group_fn group_of, voi
     rc = 0;
 out:
     if (rc < 0) {
-        set_err(err, err_size, "workflows.db: %s", sqlite3_errmsg(w->db));
+        st_set_err(err, err_size, "workflows.db: %s", sqlite3_errmsg(w->db));
         if (in_tx)
             sqlite3_exec(w->db, "ROLLBACK", NULL, NULL, NULL);
     } else if (stats) {

@@ -4,6 +4,8 @@
 
 #include "contain.h"
 
+#include "st_time.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -12,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -552,18 +553,17 @@ unsigned ct_sweep_stale(const ct_instance *ci)
 
 void ct_start(ct_instance *ci, int use_cgroup)
 {
-    unsigned int nonce = 0;
-    if (getrandom(&nonce, sizeof(nonce), GRND_NONBLOCK) != (ssize_t)sizeof(nonce))
-        nonce = (unsigned)time(NULL) ^ (unsigned)getpid() << 16;
+    char nonce[9];
+    st_random_hex(nonce, 8);
     /* the pid namespace too: a pid means nothing in another one (a container's /proc view) */
     struct stat ns;
     ci->pidns = stat("/proc/self/ns/pid", &ns) == 0 ? (unsigned long)ns.st_ino : 0;
-    snprintf(ci->prefix, sizeof(ci->prefix), "st%ld.%lu-%08x-", (long)getpid(), ci->pidns, nonce);
+    snprintf(ci->prefix, sizeof(ci->prefix), "st%ld.%lu-%s-", (long)getpid(), ci->pidns, nonce);
     ci->guard = -1;
     ci->guard_fd = -1;
     ci->v2_base[0] = ci->v1_pids_base[0] = '\0';
     char leaf[96];
-    snprintf(leaf, sizeof(leaf), "selftest-%ld.%lu-%08x", (long)getpid(), ci->pidns, nonce);
+    snprintf(leaf, sizeof(leaf), "selftest-%ld.%lu-%s", (long)getpid(), ci->pidns, nonce);
     if (use_cgroup && make_base("cgroup2", NULL, leaf, ci->v2_base, sizeof(ci->v2_base)) == 0) {
         char path[CT_PATH + 32];
         snprintf(path, sizeof(path), "%s/cgroup.kill", ci->v2_base);

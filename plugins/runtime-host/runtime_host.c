@@ -10,6 +10,9 @@
 
 #include <selftest/plugin.h>
 
+#include "st_settings.h"
+#include "st_time.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -74,26 +77,12 @@ static long long *limit_field(limits *l, size_t i)
     return f[i];
 }
 
-static const char known_list[] =
-    "cgroup, batch_memory_mb, batch_open_files, batch_processes, batch_cpu_seconds, "
-    "batch_file_size_mb, batch_output_mb, sandbox_memory_mb, sandbox_open_files, "
-    "sandbox_processes, sandbox_cpu_seconds, sandbox_file_size_mb, sandbox_output_mb";
-
-static int known_key(const char *name)
-{
-    if (strcmp(name, "cgroup") == 0)
-        return 1;
-    for (size_t i = 0; i < N_LIMITS; i++) {
-        char key[64];
-        snprintf(key, sizeof(key), "batch_%s", limit_names[i]);
-        if (strcmp(name, key) == 0)
-            return 1;
-        snprintf(key, sizeof(key), "sandbox_%s", limit_names[i]);
-        if (strcmp(name, key) == 0)
-            return 1;
-    }
-    return 0;
-}
+static const char *const known_keys[] = {
+    "cgroup",
+    "batch_memory_mb", "batch_open_files", "batch_processes", "batch_cpu_seconds",
+    "batch_file_size_mb", "batch_output_mb",
+    "sandbox_memory_mb", "sandbox_open_files", "sandbox_processes", "sandbox_cpu_seconds",
+    "sandbox_file_size_mb", "sandbox_output_mb", NULL};
 
 static int host_create(const st_host *host, st_instance *self, const st_config_node *cfg,
                        void **out)
@@ -111,14 +100,8 @@ static int host_create(const st_host *host, st_instance *self, const st_config_n
     rt->ct.guard = -1;
     rt->ct.guard_fd = -1;
     pthread_mutex_init(&rt->lock, NULL);
-    const char *const *names = host->cfg_names(self, cfg);
-    for (size_t i = 0; names && names[i]; i++) {
-        if (!known_key(names[i])) {
-            host->log(self, ST_LOG_ERROR, "%s: unknown setting (known: %s)",
-                      host->cfg_where(self, cfg, names[i]), known_list);
-            goto invalid;
-        }
-    }
+    if (st_check_settings(host, self, cfg, known_keys, NULL) != ST_OK)
+        goto invalid;
     if (host->cfg_bool(self, cfg, "cgroup", &rt->use_cgroup) < 0)
         goto invalid;
     for (int kind = 0; kind < 2; kind++) {
@@ -277,12 +260,6 @@ static int pidfd_open_compat(pid_t pid)
 #endif
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void register_running(host_rt *rt, running *r)
 {
@@ -428,7 +405,7 @@ static int host_execute(void *ctx, const st_exec_request *req, const st_exec_sin
     char *sandbox_dir = NULL;
     running reg = {0};
     int rc = ST_OK;
-    double start = now_s();
+    double start = st_monotonic();
     pid_t pid = -1;
     ct_exec ce;
     int ce_open = 0;
@@ -570,7 +547,7 @@ static int host_execute(void *ctx, const st_exec_request *req, const st_exec_sin
         pfd[i_cancel = n++] = (struct pollfd){cancel_p[0], POLLIN, 0};
         if (pidfd >= 0)
             pfd[i_pid = n++] = (struct pollfd){pidfd, POLLIN, 0};
-        double now = now_s();
+        double now = st_monotonic();
         double next = kill_at ? kill_at : deadline;
         int wait_ms = next > now ? (int)((next - now) * 1000) + 1 : 0;
         if ((pidfd < 0 || ce.pids_max) && wait_ms > 100)
@@ -589,7 +566,7 @@ static int host_execute(void *ctx, const st_exec_request *req, const st_exec_sin
                 }
                 res->cancelled = 1;
                 kill(-pid, SIGTERM);
-                kill_at = now_s() + grace;
+                kill_at = st_monotonic() + grace;
             }
         }
         /* A resource limit stops the whole execution at once. */
@@ -617,7 +594,7 @@ static int host_execute(void *ctx, const st_exec_request *req, const st_exec_sin
         memset(&info, 0, sizeof(info));
         if (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == pid)
             exited = 1;
-        now = now_s();
+        now = st_monotonic();
         if (!exited && !kill_at && now >= deadline) {
             res->timed_out = 1;
             rt->host->log(rt->self, ST_LOG_WARNING, "%s: timeout after %gs, stopping process group %d",
@@ -654,8 +631,8 @@ static int host_execute(void *ctx, const st_exec_request *req, const st_exec_sin
         }
     }
     ct_exec_kill(&rt->ct, &ce);
-    double drain_until = now_s() + 2;
-    while ((out_p[0] >= 0 || err_p[0] >= 0) && now_s() < drain_until) {
+    double drain_until = st_monotonic() + 2;
+    while ((out_p[0] >= 0 || err_p[0] >= 0) && st_monotonic() < drain_until) {
         struct pollfd pfd[2];
         int n = 0, i_out = -1, i_err = -1;
         if (out_p[0] >= 0)
@@ -680,12 +657,12 @@ static int host_execute(void *ctx, const st_exec_request *req, const st_exec_sin
     } else if (WIFSIGNALED(status)) {
         res->term_signal = WTERMSIG(status);
     }
-    res->wall_s = now_s() - start;
+    res->wall_s = st_monotonic() - start;
     goto out;
 
 infra:
     res->infra_error = 1;
-    res->wall_s = now_s() - start;
+    res->wall_s = st_monotonic() - start;
     rc = ST_ERR_UNAVAILABLE;
     /* the detail travels in res->error; the core reports it once, with its context */
     rt->host->log(rt->self, ST_LOG_DEBUG, "%s: %s", req->label, res->error);

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <yajl/yajl_parse.h>
 
 yajl_gen st_jg_new(int pretty)
 {
@@ -48,13 +47,10 @@ void st_jg_double(yajl_gen g, double v)
         yajl_gen_null(g);
         return;
     }
-    /* yajl prints %.20g, which shows binary noise (0.1 -> 0.10000000000000000555). %.15g
-     * round-trips every decimal of up to 15 digits (what our inputs are); only when it does
-     * not is the full %.17g needed. */
-    char buf[64];
-    snprintf(buf, sizeof(buf), "%.15g", v);
-    if (strtod(buf, NULL) != v)
-        snprintf(buf, sizeof(buf), "%.17g", v);
+    /* yajl prints %.20g, which shows binary noise (0.1 -> 0.10000000000000000555); the shortest
+     * form that reads back exactly, with '.' whatever the locale. */
+    char buf[ST_DOUBLE_BUFSIZE + 2];
+    st_format_double(v, buf);
     if (!strpbrk(buf, ".eEn"))
         strcat(buf, ".0");
     yajl_gen_number(g, buf, strlen(buf));
@@ -183,81 +179,4 @@ int st_jv_double(yajl_val obj, const char *key, double *out)
         return -1;
     *out = YAJL_GET_DOUBLE(v);
     return 0;
-}
-
-size_t st_json_too_deep(const char *text, size_t len, unsigned max_depth)
-{
-    unsigned depth = 0;
-    int in_string = 0;
-    for (size_t i = 0; i < len; i++) {
-        char ch = text[i];
-        if (in_string) {
-            if (ch == '\\')
-                i++;
-            else if (ch == '"')
-                in_string = 0;
-        } else if (ch == '"') {
-            in_string = 1;
-        } else if (ch == '[' || ch == '{') {
-            if (++depth > max_depth)
-                return i + 1;
-        } else if ((ch == ']' || ch == '}') && depth) {
-            depth--;
-        }
-    }
-    return 0;
-}
-
-static void format_error(const char *text, size_t off, const char *msg, char *err,
-                         size_t err_size)
-{
-    unsigned line = 1, col = 1;
-    for (size_t i = 0; i < off; i++) {
-        if (text[i] == '\n') {
-            line++;
-            col = 1;
-        } else {
-            col++;
-        }
-    }
-    snprintf(err, err_size, "line %u, column %u: %s", line, col, msg);
-}
-
-/* yajl reports errors by byte offset inside its message ("... (right here) ------^"); turn the
- * offset into line and column ourselves by re-parsing with a stream parser. Nesting is checked
- * first: yajl builds a tree of any depth, and its recursive yajl_tree_free (and every walk of
- * ours) would overflow the stack on a hostile file; a bounded tree keeps them bounded. */
-yajl_val st_json_parse(const char *text, char *err, size_t err_size)
-{
-    char msg[256] = "";
-    size_t len = strlen(text);
-    size_t deep = st_json_too_deep(text, len, ST_JSON_MAX_DEPTH);
-    if (deep) {
-        snprintf(msg, sizeof(msg), "nested deeper than %u levels", ST_JSON_MAX_DEPTH);
-        format_error(text, deep - 1, msg, err, err_size);
-        return NULL;
-    }
-    yajl_val v = yajl_tree_parse(text, msg, sizeof(msg));
-    if (v)
-        return v;
-    yajl_handle h = yajl_alloc(NULL, NULL, NULL);
-    size_t off = len;
-    if (h) {
-        yajl_status s = yajl_parse(h, (const unsigned char *)text, len);
-        if (s == yajl_status_ok)
-            s = yajl_complete_parse(h);
-        if (s != yajl_status_ok)
-            off = yajl_get_bytes_consumed(h);
-        yajl_free(h);
-    }
-    if (off > len)
-        off = len;
-    /* Keep only yajl's first line (the rest is an ASCII-art pointer). */
-    char *nl = strchr(msg, '\n');
-    if (nl)
-        *nl = '\0';
-    if (!msg[0])
-        snprintf(msg, sizeof(msg), "invalid JSON");
-    format_error(text, off, msg, err, err_size);
-    return NULL;
 }

@@ -8,6 +8,8 @@
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
+#include "st_json.h" /* st_json_parse, st_json_too_deep: bounded parsing, located errors */
+
 yajl_gen st_jg_new(int pretty); /* NULL on OOM */
 void st_jg_key(yajl_gen g, const char *key);
 void st_jg_str(yajl_gen g, const char *s); /* NULL -> null */
@@ -29,17 +31,5 @@ yajl_val st_jv_get(yajl_val obj, const char *key);
 const char *st_jv_str(yajl_val obj, const char *key);
 int st_jv_int(yajl_val obj, const char *key, long long *out); /* 0 found, -1 not */
 int st_jv_double(yajl_val obj, const char *key, double *out);
-
-/* How deep arrays and objects may nest in a file we read (ours are 4 levels at most). */
-#define ST_JSON_MAX_DEPTH 64
-
-/* 0 when no array or object in text[0..len) nests deeper than max_depth; else the byte offset
- * of the first bracket that does, plus one. Strings are skipped; the text need not be valid. */
-size_t st_json_too_deep(const char *text, size_t len, unsigned max_depth);
-
-/* Parses text; on error returns NULL and writes "line L, column C: message" into err. Text
- * nested deeper than ST_JSON_MAX_DEPTH is an error ("nested deeper than 64 levels"), so every
- * tree it returns is shallow. */
-yajl_val st_json_parse(const char *text, char *err, size_t err_size);
 
 #endif

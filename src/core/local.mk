@@ -26,7 +26,8 @@ src_core_libselftest_la_SOURCES += src/core/orphans.c src/core/orphans.h \
 	plugins/common/modulemap.c plugins/common/modulemap.h \
 	src/core/checkcache.c src/core/checkcache.h
 src_core_libselftest_la_CFLAGS = $(AM_CFLAGS) $(LIBCONFIG_CFLAGS) $(YAJL_CFLAGS) $(SQLITE3_CFLAGS) $(LTDLINCL)
-src_core_libselftest_la_LIBADD = src/pygraph/libstpygraph.la $(LIBLTDL) $(LIBCONFIG_LIBS) $(YAJL_LIBS) $(SQLITE3_LIBS) $(PTHREAD_LIBS) -lm
+src_core_libselftest_la_LIBADD = src/pygraph/libstpygraph.la src/lib/libstlib.la src/lib/libstlib-json.la \
+	$(LIBLTDL) $(LIBCONFIG_LIBS) $(YAJL_LIBS) $(SQLITE3_LIBS) $(PTHREAD_LIBS) -lm
 
 bin_PROGRAMS += selftest-core
 selftest_core_SOURCES = src/core/main.c src/core/cli.c src/core/cli.h

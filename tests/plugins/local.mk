@@ -45,7 +45,7 @@ tests_plugins_test_integrator_modulemap_SOURCES = tests/plugins/test_integrator_
 	plugins/common/modulemap.c
 tests_plugins_test_integrator_modulemap_CPPFLAGS = $(MODULEMAP_INTEGRATOR_CPPFLAGS)
 tests_plugins_test_integrator_modulemap_CFLAGS = $(MODULEMAP_INTEGRATOR_CFLAGS) $(CHECK_CFLAGS)
-tests_plugins_test_integrator_modulemap_LDADD = $(CHECK_LIBS) $(YAJL_LIBS) $(SQLITE3_LIBS)
+tests_plugins_test_integrator_modulemap_LDADD = $(STLIB_JSON_LIBS) $(STLIB_LIBS) $(CHECK_LIBS) $(YAJL_LIBS) $(SQLITE3_LIBS)
 EXTRA_DIST += tests/plugins/test_integrator_modulemap.c
 
 # Integration tests: the integrate stage through the real binary, and the SDK as a third party

@@ -584,9 +584,9 @@ START_TEST(tokenizer_survives_odd_bytes)
     for (size_t i = 0; i < sizeof(all); i++)
         all[i] = (char)(i * 7 + 3);
     pytok_facts f;
-    pytok_buf b = {0};
+    st_buf b = {0};
     ck_assert_int_eq(pytok_analyze(all, sizeof(all), &f, &b), 0);
-    pytok_buf_free(&b);
+    st_buf_free(&b);
     const char *odd[] = {"'unterminated\n", "'''never closed", "f'{", "f'{x:{y:{z", ")))]]]}}}",
                          "\\", "\t\t\n  \n\f", "\"\\", "0x1e+5 1e-5 1.5j .5", "\xff\xfe"};
     for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++)

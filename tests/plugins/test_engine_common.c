@@ -6,7 +6,7 @@
 #include "engine_demux.h"
 #include "engine_http.h"
 #include "engine_runtime.h"
-#include "json_depth.h"
+#include "st_json.h"
 
 #include <check.h>
 #include <curl/curl.h>
@@ -246,10 +246,10 @@ START_TEST(error_text_deep_body)
     eh_error_text(&r, buf, sizeof(buf));
     ck_assert_msg(strncmp(buf, "HTTP 500: [[[[", 14) == 0, "%s", buf);
     char err[64] = "";
-    ck_assert_ptr_null(stj_tree_parse(body, err, sizeof(err)));
+    ck_assert_ptr_null(st_json_tree_parse(body, err, sizeof(err)));
     ck_assert_str_eq(err, "nested deeper than 64 levels");
     free(body);
-    yajl_val v = stj_tree_parse("{\"a\": [[{\"b\": \"[[[[\"}]]}", NULL, 0);
+    yajl_val v = st_json_tree_parse("{\"a\": [[{\"b\": \"[[[[\"}]]}", NULL, 0);
     ck_assert_ptr_nonnull(v);
     yajl_tree_free(v);
 }

@@ -204,11 +204,11 @@ static prom_snapshot known_snapshot(void)
 START_TEST(render_exact)
 {
     prom_snapshot s = known_snapshot();
-    prom_buf b = {0};
+    st_buf b = {0};
     ck_assert_int_eq(prom_render(&s, &b), 0);
     ck_assert_str_eq(b.data, expected_full);
     ck_assert_uint_eq(b.len, strlen(expected_full));
-    prom_buf_free(&b);
+    st_buf_free(&b);
 }
 END_TEST
 
@@ -216,7 +216,7 @@ END_TEST
 START_TEST(render_before_first_run)
 {
     prom_snapshot s = {.version = "0.1.0"};
-    prom_buf b = {0};
+    st_buf b = {0};
     ck_assert_int_eq(prom_render(&s, &b), 0);
     ck_assert_contains(b.data, "\nself_test_passed_total 0\n");
     ck_assert_contains(b.data, "\nself_test_average_coverage 0\n");
@@ -226,7 +226,7 @@ START_TEST(render_before_first_run)
     ck_assert_ptr_null(strstr(b.data, "self_test_config_info"));
     ck_assert_ptr_null(strstr(b.data, "\r"));
     ck_assert_int_eq(b.data[b.len - 1], '\n');
-    prom_buf_free(&b);
+    st_buf_free(&b);
 }
 END_TEST
 
@@ -234,7 +234,7 @@ END_TEST
 START_TEST(render_one_help_type_per_family)
 {
     prom_snapshot s = known_snapshot();
-    prom_buf b = {0};
+    st_buf b = {0};
     ck_assert_int_eq(prom_render(&s, &b), 0);
     char *text = strdup(b.data), *save = NULL;
     char seen[64][96];
@@ -261,62 +261,62 @@ START_TEST(render_one_help_type_per_family)
     ck_assert_int_eq(helps, 18);
     ck_assert_int_eq(types, 18);
     free(text);
-    prom_buf_free(&b);
+    st_buf_free(&b);
 }
 END_TEST
 
 START_TEST(escape_help_and_labels)
 {
-    prom_buf b = {0};
+    st_buf b = {0};
     prom_escape_help(&b, "a\\b \"q\"\nnext\ttab");
     ck_assert_str_eq(b.data, "a\\\\b \"q\"\\nnext\ttab");
-    prom_buf_reset(&b);
+    st_buf_reset(&b);
     prom_escape_label(&b, "a\\b \"q\"\nnext\ttab");
     ck_assert_str_eq(b.data, "a\\\\b \\\"q\\\"\\nnext\ttab");
-    prom_buf_reset(&b);
+    st_buf_reset(&b);
     /* through the renderer: a version and a runtime name with every special character */
     prom_snapshot s = {.version = "1.0\"x\\y\nz", .runtime = "ho\"st"};
     ck_assert_int_eq(prom_render(&s, &b), 0);
     ck_assert_contains(b.data, "\nself_test_build_info{version=\"1.0\\\"x\\\\y\\nz\"} 1\n");
     ck_assert_contains(b.data, "\nself_test_config_info{runtime=\"ho\\\"st\"} 1\n");
-    prom_buf_free(&b);
+    st_buf_free(&b);
 }
 END_TEST
 
 START_TEST(doubles_nan_inf)
 {
     char out[32];
-    prom_format_double(NAN, out);
+    st_format_double(NAN, out);
     ck_assert_str_eq(out, "NaN");
-    prom_format_double(INFINITY, out);
+    st_format_double(INFINITY, out);
     ck_assert_str_eq(out, "+Inf");
-    prom_format_double(-INFINITY, out);
+    st_format_double(-INFINITY, out);
     ck_assert_str_eq(out, "-Inf");
-    prom_format_double(0, out);
+    st_format_double(0, out);
     ck_assert_str_eq(out, "0");
-    prom_format_double(12.5, out);
+    st_format_double(12.5, out);
     ck_assert_str_eq(out, "12.5");
-    prom_format_double(0.1, out);
+    st_format_double(0.1, out);
     ck_assert_str_eq(out, "0.1");
-    prom_format_double(1.0 / 3.0, out);
+    st_format_double(1.0 / 3.0, out);
     ck_assert_str_eq(out, "0.3333333333333333"); /* shortest exact form */
     ck_assert(strtod(out, NULL) == 1.0 / 3.0);
-    prom_format_double(0.1 + 0.2, out);
+    st_format_double(0.1 + 0.2, out);
     ck_assert_str_eq(out, "0.30000000000000004"); /* needs all 17 digits */
-    prom_format_double(1e-7, out);
+    st_format_double(1e-7, out);
     ck_assert_str_eq(out, "1e-07");
-    prom_format_double(1e300, out);
+    st_format_double(1e300, out);
     ck_assert_str_eq(out, "1e+300");
-    prom_format_double(-2.75, out);
+    st_format_double(-2.75, out);
     ck_assert_str_eq(out, "-2.75");
-    prom_format_double(1795665225.4557421, out);
+    st_format_double(1795665225.4557421, out);
     ck_assert(strtod(out, NULL) == 1795665225.4557421);
     /* coverage unavailable (< 0 in the summary) is NaN in the output */
     prom_snapshot s = {.version = "v", .coverage = NAN};
-    prom_buf b = {0};
+    st_buf b = {0};
     ck_assert_int_eq(prom_render(&s, &b), 0);
     ck_assert_contains(b.data, "\nself_test_average_coverage NaN\n");
-    prom_buf_free(&b);
+    st_buf_free(&b);
 }
 END_TEST
 
@@ -364,14 +364,14 @@ START_TEST(locale_de_DE)
                         "not build it (package locales / de_DE source missing)\n");
     } else {
         char out[32];
-        prom_format_double(12.5, out);
+        st_format_double(12.5, out);
         ck_assert_str_eq(out, "12.5");
         prom_snapshot s = known_snapshot();
-        prom_buf b = {0};
+        st_buf b = {0};
         ck_assert_int_eq(prom_render(&s, &b), 0);
         setlocale(LC_NUMERIC, "C");
         ck_assert_str_eq(b.data, expected_full);
-        prom_buf_free(&b);
+        st_buf_free(&b);
     }
     setlocale(LC_NUMERIC, "C");
     if (saved_locpath)
@@ -399,13 +399,13 @@ START_TEST(histogram_buckets)
                       s.bucket_counts[i], want[i]);
     ck_assert_uint_eq(s.duration_count, 9);
     ck_assert(fabs(s.duration_sum_s - (1 + 1.0001 + 5 + 59.9 + 3600 + 3600.5)) < 1e-9);
-    prom_buf b = {0};
+    st_buf b = {0};
     ck_assert_int_eq(prom_render(&s, &b), 0);
     ck_assert_contains(b.data, "\nself_test_run_duration_seconds_bucket{le=\"3600\"} 8\n"
                                "self_test_run_duration_seconds_bucket{le=\"+Inf\"} 9\n"
                                "self_test_run_duration_seconds_sum 7267.4001\n"
                                "self_test_run_duration_seconds_count 9\n");
-    prom_buf_free(&b);
+    st_buf_free(&b);
 }
 END_TEST
 
@@ -458,8 +458,8 @@ START_TEST(textfile_written_atomically)
     char *path = st_path_join(dir, "selftest.prom");
     mode_t old = umask(077);
     const char *what = NULL;
-    ck_assert_int_eq(write_textfile(path, "a 1\n", 4, &what), 0);
-    ck_assert_int_eq(write_textfile(path, "a 2\n", 4, &what), 0); /* replaces */
+    ck_assert_int_eq(st_write_file_atomic_what(path, "a 1\n", 4, 0644, &what), 0);
+    ck_assert_int_eq(st_write_file_atomic_what(path, "a 2\n", 4, 0644, &what), 0); /* replaces */
     umask(old);
     struct stat st;
     ck_assert_int_eq(stat(path, &st), 0);
@@ -480,7 +480,7 @@ START_TEST(textfile_missing_dir)
     char *dir = unit_tmpdir();
     char *path = st_path_join(dir, "nope/selftest.prom");
     const char *what = NULL;
-    ck_assert_int_eq(write_textfile(path, "a 1\n", 4, &what), -ENOENT);
+    ck_assert_int_eq(st_write_file_atomic_what(path, "a 1\n", 4, 0644, &what), -ENOENT);
     ck_assert_str_eq(what, "create a temp file in its directory");
     ck_assert_uint_eq(count_entries(dir), 0);
     st_rm_rf(dir);
@@ -500,7 +500,7 @@ START_TEST(textfile_readonly_dir)
     char *path = st_path_join(dir, "selftest.prom");
     ck_assert_int_eq(chmod(dir, 0555), 0);
     const char *what = NULL;
-    ck_assert_int_eq(write_textfile(path, "a 1\n", 4, &what), -EACCES);
+    ck_assert_int_eq(st_write_file_atomic_what(path, "a 1\n", 4, 0644, &what), -EACCES);
     ck_assert_uint_eq(count_entries(dir), 0);
     chmod(dir, 0755);
     st_rm_rf(dir);
@@ -519,7 +519,7 @@ START_TEST(textfile_rename_fails_leaves_no_temp)
     char *inner = st_path_join(path, "keep");
     unit_write(path, "keep", "x");
     const char *what = NULL;
-    int rc = write_textfile(path, "a 1\n", 4, &what);
+    int rc = st_write_file_atomic_what(path, "a 1\n", 4, 0644, &what);
     ck_assert_int_lt(rc, 0);
     ck_assert_str_eq(what, "rename the temp file");
     ck_assert_uint_eq(count_entries(dir), 1); /* only the directory itself */
@@ -643,6 +643,18 @@ END_TEST
 
 /* ---- HTTP ----------------------------------------------------------------------------------- */
 
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
 /* Sends request to 127.0.0.1:port and returns everything until the server closes (bounded). */
 static char *http(unsigned port, const char *request)
 {
@@ -654,13 +666,13 @@ static char *http(unsigned port, const char *request)
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
     ck_assert_int_eq(write_all(fd, request, strlen(request)), 0);
-    prom_buf b = {0};
+    st_buf b = {0};
     char chunk[4096];
     for (;;) {
         ssize_t n = read(fd, chunk, sizeof(chunk));
         if (n <= 0 || b.len > (1u << 20))
             break;
-        prom_buf_put(&b, chunk, (size_t)n);
+        st_buf_append(&b, chunk, (size_t)n);
     }
     close(fd);
     return b.data ? b.data : strdup("");

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+/* Reading JSON with yajl, safely and with errors people can act on: a bound on nesting (yajl
+ * builds a tree of any depth and frees it recursively, so a hostile file of a million "[" would
+ * overflow the stack) and "line L, column C: message" for a parse error. Part of libstlib-json
+ * (the part of the helper library that needs yajl). */
+#ifndef ST_LIB_JSON_H
+#define ST_LIB_JSON_H
+
+#include <stddef.h>
+#include <yajl/yajl_tree.h>
+
+/* How deep arrays and objects may nest in what we read (our files and the engines' replies
+ * nest a few levels). */
+#define ST_JSON_MAX_DEPTH 64
+
+/* 0 when no array or object in text[0..len) nests deeper than max_depth; else the byte offset
+ * of the first bracket that does, plus one. Strings are skipped; the text need not be valid. */
+size_t st_json_too_deep(const char *text, size_t len, unsigned max_depth);
+
+/* Writes "line L, column C: msg" into err for byte offset off of text. */
+void st_json_where(const char *text, size_t off, const char *msg, char *err, size_t err_size);
+
+/* Parses NUL-terminated text; on error returns NULL and writes "line L, column C: message" into
+ * err. Text nested deeper than ST_JSON_MAX_DEPTH is an error ("nested deeper than 64 levels"),
+ * so every tree it returns is shallow. */
+yajl_val st_json_parse(const char *text, char *err, size_t err_size);
+
+/* yajl_tree_parse with the same nesting bound, for replies whose errors need no location: on
+ * error NULL, with yajl's message or "nested deeper than 64 levels" in err when err is given. */
+yajl_val st_json_tree_parse(const char *text, char *err, size_t err_size);
+
+#endif
