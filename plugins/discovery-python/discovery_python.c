@@ -50,23 +50,6 @@ static void free_strings(char **v, size_t n)
     free(v);
 }
 
-/* A config path must stay inside the root: not absolute, no ".." component, not empty. */
-static int safe_relative(const char *p)
-{
-    if (!p || !*p || p[0] == '/')
-        return 0;
-    for (const char *s = p; *s;) {
-        const char *e = strchr(s, '/');
-        size_t len = e ? (size_t)(e - s) : strlen(s);
-        if (len == 2 && s[0] == '.' && s[1] == '.')
-            return 0;
-        s += len;
-        while (*s == '/')
-            s++;
-    }
-    return 1;
-}
-
 static int copy_list(dp_ctx *dp, const st_config_node *cfg, const char *name, char ***out,
                      size_t *n_out)
 {
@@ -86,7 +69,7 @@ static int copy_list(dp_ctx *dp, const st_config_node *cfg, const char *name, ch
         const char *p = list[i];
         while (p[0] == '.' && p[1] == '/')
             p += 2;
-        if (!safe_relative(p)) {
+        if (!st_path_is_safe_relative(NULL, p)) { /* not absolute, no "..", not empty */
             dp->host->log(dp->self, ST_LOG_ERROR,
                           "%s: '%s' is not a repository-relative path inside the project root",
                           dp->host->cfg_where(dp->self, cfg, name), list[i]);

@@ -7,6 +7,7 @@
 #include "st_buf.h"
 #include "st_file.h"
 #include "st_json.h"
+#include "st_path.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -164,17 +165,7 @@ static int cmp_str(const void *a, const void *b)
 /* A path that leaves the project: absolute, or with a ".." part. */
 static int outside_project(const char *path)
 {
-    if (path[0] == '/')
-        return 1;
-    for (const char *p = path; *p;) {
-        size_t n = strcspn(p, "/");
-        if (n == 2 && p[0] == '.' && p[1] == '.')
-            return 1;
-        p += n;
-        if (*p == '/')
-            p++;
-    }
-    return 0;
+    return path[0] && !st_path_is_safe_relative(NULL, path);
 }
 
 static int add_dropped(mm_model *m, const char *key)
