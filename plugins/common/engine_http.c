@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include "engine_http.h"
+#include "st_buf.h"
 #include "st_json.h"
 
 #include <selftest/plugin.h>
@@ -204,8 +205,7 @@ void eh_client_init(eh_client *c, const eh_address *addr, const char *cert_dir)
 typedef struct xfer {
     const eh_request *rq;
     eh_response *resp;
-    size_t max_body;
-    int nomem;
+    st_buf body; /* capped at the request's max_body; handed to resp at the end */
 } xfer;
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
@@ -216,23 +216,9 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
         x->rq->on_data(x->rq->opaque, ptr, n);
         return n;
     }
-    eh_response *r = x->resp;
-    size_t room = r->len < x->max_body ? x->max_body - r->len : 0;
-    size_t take = n < room ? n : room;
-    if (take < n)
-        r->truncated = 1;
-    if (take) {
-        char *nb = realloc(r->body, r->len + take + 1);
-        if (!nb) {
-            x->nomem = 1;
-            return 0;
-        }
-        memcpy(nb + r->len, ptr, take);
-        r->body = nb;
-        r->len += take;
-        r->body[r->len] = '\0';
-    }
-    return n; /* keep reading (and discarding) so the connection ends cleanly */
+    st_buf_append(&x->body, ptr, n);
+    return x->body.oom ? 0 : n; /* past the cap: keep reading (and discarding) so the
+                                   connection ends cleanly */
 }
 
 static void header_value(const char *line, size_t n, const char *name, char *out, size_t outlen)
@@ -328,7 +314,7 @@ int eh_perform(const eh_client *c, void **handle, const eh_request *rq, eh_respo
         snprintf(err, errlen, "request path too long");
         return ST_ERR_INVALID;
     }
-    xfer x = {rq, resp, rq->max_body ? rq->max_body : (size_t)1 << 20, 0};
+    xfer x = {rq, resp, {.max = rq->max_body ? rq->max_body : (size_t)1 << 20}};
     struct curl_slist *hdrs = NULL;
     char ct[128];
     int upload_fd = rq->upload_fd;
@@ -394,10 +380,14 @@ int eh_perform(const eh_client *c, void **handle, const eh_request *rq, eh_respo
     curl_slist_free_all(hdrs);
     resp->curl_code = (int)cc;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
-    if (x.nomem) {
+    if (x.body.oom) {
+        st_buf_free(&x.body);
         snprintf(err, errlen, "out of memory reading the answer of %s", c->display);
         return ST_ERR_NOMEM;
     }
+    resp->body = x.body.data;
+    resp->len = x.body.len;
+    resp->truncated = x.body.truncated;
     if (cc == CURLE_OK)
         return 0;
     long os_errno = 0;
