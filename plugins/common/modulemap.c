@@ -21,14 +21,8 @@
 
 static int push_entry(stmm_map *m, size_t *cap, const char *module, const char *group)
 {
-    if (m->n_entries == *cap) {
-        size_t nc = *cap ? *cap * 2 : 16;
-        stmm_entry *ne = realloc(m->entries, nc * sizeof(*ne));
-        if (!ne)
-            return STMM_ENOMEM;
-        m->entries = ne;
-        *cap = nc;
-    }
+    if (ST_GROW(m->entries, *cap, m->n_entries + 1) < 0)
+        return STMM_ENOMEM;
     stmm_entry *e = &m->entries[m->n_entries];
     e->module = st_strdup(module);
     e->group = group ? st_strdup(group) : NULL;

@@ -51,14 +51,8 @@ static int kv_set(mm_kv **v, size_t *n, size_t *cap, const char *key, long long 
         return 0;
     }
     size_t pos = (size_t)(-at - 1);
-    if (*n == *cap) {
-        size_t nc = *cap ? *cap * 2 : 16;
-        mm_kv *nv = realloc(*v, nc * sizeof(*nv));
-        if (!nv)
-            return -1;
-        *v = nv;
-        *cap = nc;
-    }
+    if (ST_GROW(*v, *cap, *n + 1) < 0)
+        return -1;
     char *k = strdup(key);
     if (!k)
         return -1;

@@ -122,15 +122,9 @@ static int rows_load(sqlite3 *db, wf_rows *r)
         return -1;
     int rc = 0, s;
     while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-        if (r->n == r->cap) {
-            size_t nc = r->cap ? r->cap * 2 : 32;
-            wf_row *nv = realloc(r->v, nc * sizeof(*nv));
-            if (!nv) {
-                rc = -1;
-                break;
-            }
-            r->v = nv;
-            r->cap = nc;
+        if (ST_GROW(r->v, r->cap, r->n + 1) < 0) {
+            rc = -1;
+            break;
         }
         const char *text = (const char *)sqlite3_column_text(st, 1);
         r->v[r->n].id = sqlite3_column_int64(st, 0);

@@ -36,15 +36,6 @@ static st_check_entry *find(const st_check_cache *c, const char *path)
     return NULL;
 }
 
-static int dup_into(char **dst, const char *s)
-{
-    char *copy = s ? st_strdup(s) : NULL;
-    if (s && !copy)
-        return -ENOMEM;
-    free(*dst);
-    *dst = copy;
-    return 0;
-}
 
 int st_checkcache_put(st_check_cache *c, const char *path, const char *key,
                       const char *interpreter, int passed, const char *reason,
@@ -52,22 +43,16 @@ int st_checkcache_put(st_check_cache *c, const char *path, const char *key,
 {
     st_check_entry *e = find(c, path);
     if (!e) {
-        if (c->n == c->cap) {
-            size_t cap = c->cap ? c->cap * 2 : 16;
-            st_check_entry *v = realloc(c->v, cap * sizeof(*v));
-            if (!v)
-                return -ENOMEM;
-            c->v = v;
-            c->cap = cap;
-        }
+        if (ST_GROW(c->v, c->cap, c->n + 1) < 0)
+            return -ENOMEM;
         e = &c->v[c->n];
         memset(e, 0, sizeof(*e));
-        if (dup_into(&e->path, path) < 0)
+        if (st_strset(&e->path, path) < 0)
             return -ENOMEM;
         c->n++;
     }
-    if (dup_into(&e->key, key) < 0 || dup_into(&e->interpreter, interpreter) < 0 ||
-        dup_into(&e->reason, reason) < 0 || dup_into(&e->excerpt, excerpt) < 0)
+    if (st_strset(&e->key, key) < 0 || st_strset(&e->interpreter, interpreter) < 0 ||
+        st_strset(&e->reason, reason) < 0 || st_strset(&e->excerpt, excerpt) < 0)
         return -ENOMEM;
     e->passed = passed != 0;
     e->checked_at = checked_at;

@@ -353,14 +353,9 @@ int st_metricsdb_classify(st_metricsdb *m, st_run *run)
     size_t n_prev = 0, cap = 0;
     int rc = 0, step;
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n_prev == cap) {
-            cap = cap ? cap * 2 : 256;
-            prev_test *g = realloc(prev, cap * sizeof(*g));
-            if (!g) {
-                rc = -1;
-                break;
-            }
-            prev = g;
+        if (ST_GROW(prev, cap, n_prev + 1) < 0) {
+            rc = -1;
+            break;
         }
         const char *outcome = (const char *)sqlite3_column_text(st, 1);
         const char *verdict = !outcome ? "skipped"

@@ -72,14 +72,8 @@ static st_orphan *get_entry(st_orphan_cache *c, const char *path)
     size_t i = find_index(c, path, &found);
     if (found)
         return &c->v[i];
-    if (c->n == c->cap) {
-        size_t nc = c->cap ? c->cap * 2 : 16;
-        st_orphan *nv = realloc(c->v, nc * sizeof(*nv));
-        if (!nv)
-            return NULL;
-        c->v = nv;
-        c->cap = nc;
-    }
+    if (ST_GROW(c->v, c->cap, c->n + 1) < 0)
+        return NULL;
     char *copy = st_strdup(path);
     if (!copy)
         return NULL;
@@ -107,15 +101,6 @@ static int set_parents(st_orphan *o, const char *const *list, size_t n)
     return o->parents.oom ? -ENOMEM : 0;
 }
 
-static int set_str(char **dst, const char *s)
-{
-    char *copy = s ? st_strdup(s) : NULL;
-    if (s && !copy)
-        return -ENOMEM;
-    free(*dst);
-    *dst = copy;
-    return 0;
-}
 
 /* ---- reading --------------------------------------------------------------------------------- */
 
@@ -192,10 +177,10 @@ static int load_value(st_orphan_cache *c, file_kind kind, const char *key, yajl_
         o->redundant = YAJL_IS_TRUE(red);
     if (kind == F_CLASSES) {
         const char *cls = st_jv_str(val, "classification");
-        if (cls && set_str(&o->classification, cls))
+        if (cls && st_strset(&o->classification, cls))
             return -ENOMEM;
         const char *reason = st_jv_str(val, "reason");
-        if (reason && set_str(&o->reason, reason))
+        if (reason && st_strset(&o->reason, reason))
             return -ENOMEM;
     }
     return 0;
@@ -304,9 +289,9 @@ int st_orphans_merge(st_orphan_cache *c, const st_orphan_update *u)
         n++;
     int rc = set_parents(o, u->parents, n);
     if (!rc)
-        rc = set_str(&o->classification, u->classification);
+        rc = st_strset(&o->classification, u->classification);
     if (!rc)
-        rc = set_str(&o->reason, u->reason);
+        rc = st_strset(&o->reason, u->reason);
     /* the original's readers skip an entry marked redundant: legacy modules too */
     o->redundant = strcmp(u->classification, "redundant") == 0 ||
                    strcmp(u->classification, "legacy") == 0;
@@ -352,10 +337,10 @@ static int mark_as(st_orphan_cache *c, const char *path, const char *cls, const 
         return -ENOMEM;
     o->in_classes = 1;
     c->dirty = 1;
-    if (set_str(&o->classification, cls))
+    if (st_strset(&o->classification, cls))
         return -ENOMEM;
     /* every entry keeps a reason: a check without one leaves discovery's */
-    return reason ? set_str(&o->reason, reason) : 0;
+    return reason ? st_strset(&o->reason, reason) : 0;
 }
 
 static int listed(const char *const *v, const char *s)

@@ -4,6 +4,7 @@
 
 #include "st_buf.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -209,6 +210,36 @@ char *st_asprintf(const char *fmt, ...)
     st_buf_vprintf(&b, fmt, ap);
     va_end(ap);
     return st_buf_steal(&b);
+}
+
+int st_strset(char **dst, const char *s)
+{
+    char *copy = s ? strdup(s) : NULL;
+    if (s && !copy)
+        return -ENOMEM;
+    free(*dst);
+    *dst = copy;
+    return 0;
+}
+
+int st_grow(void **data, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t cap2 = *cap ? *cap : 16;
+    while (cap2 < need) {
+        if (cap2 > SIZE_MAX / 2)
+            return -1;
+        cap2 *= 2;
+    }
+    if (elem && cap2 > SIZE_MAX / elem)
+        return -1;
+    void *d = realloc(*data, cap2 * elem);
+    if (!d)
+        return -1;
+    *data = d;
+    *cap = cap2;
+    return 0;
 }
 
 void st_set_err(char *err, size_t size, const char *fmt, ...)

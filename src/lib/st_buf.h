@@ -49,6 +49,16 @@ char *st_strdup(const char *s); /* NULL-safe; NULL on OOM */
 char *st_strndup(const char *s, size_t n);
 char *st_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Replaces *dst by a copy of s (NULL: by NULL), freeing the old string. 0, or -ENOMEM (then *dst
+ * is untouched). */
+int st_strset(char **dst, const char *s);
+
+/* Growable arrays: makes room for need elements of elem bytes in *data, whose capacity is *cap
+ * (doubling, from 16). 0, or -1 on overflow or out of memory (then *data and *cap are
+ * untouched). ST_GROW(array, cap, need) passes the element size of the array. */
+int st_grow(void **data, size_t *cap, size_t need, size_t elem);
+#define ST_GROW(array, cap, need) st_grow((void **)&(array), &(cap), (need), sizeof(*(array)))
+
 /* Formats a message into err[0..size) (nothing when err is NULL or size 0): the error-out
  * parameter convention of the plugins' helpers. */
 void st_set_err(char *err, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <sys/stat.h>
 
 /* ---- buffers and vectors --------------------------------------------------------------------- */
@@ -88,6 +89,33 @@ START_TEST(strv_is_null_terminated)
     ck_assert_str_eq(s, "x/007");
     free(s);
     ck_assert_ptr_null(st_strdup(NULL));
+}
+END_TEST
+
+START_TEST(arrays_grow_and_strings_are_replaced)
+{
+    long *v = NULL;
+    size_t cap = 0;
+    for (size_t n = 0; n < 1000; n++) {
+        ck_assert_int_eq(ST_GROW(v, cap, n + 1), 0);
+        ck_assert_uint_ge(cap, n + 1);
+        v[n] = (long)n;
+    }
+    ck_assert_int_eq(v[999], 999);
+    size_t before = cap;
+    ck_assert_int_eq(ST_GROW(v, cap, 10), 0); /* enough room: nothing changes */
+    ck_assert_uint_eq(cap, before);
+    ck_assert_int_eq(ST_GROW(v, cap, SIZE_MAX / 2), -1); /* overflow: refused, array kept */
+    ck_assert_uint_eq(cap, before);
+    ck_assert_int_eq(v[999], 999);
+    free(v);
+    char *s = NULL;
+    ck_assert_int_eq(st_strset(&s, "one"), 0);
+    ck_assert_str_eq(s, "one");
+    ck_assert_int_eq(st_strset(&s, "two"), 0);
+    ck_assert_str_eq(s, "two");
+    ck_assert_int_eq(st_strset(&s, NULL), 0);
+    ck_assert_ptr_null(s);
 }
 END_TEST
 
@@ -426,6 +454,7 @@ int main(void)
     tcase_add_test(tc, buf_grows_and_stays_terminated);
     tcase_add_test(tc, buf_cap_truncates_and_says_so);
     tcase_add_test(tc, strv_is_null_terminated);
+    tcase_add_test(tc, arrays_grow_and_strings_are_replaced);
     tcase_add_test(tc, set_err_formats_and_ignores_null);
     tcase_add_test(tc, paths_join_and_dirname);
     tcase_add_test(tc, atomic_two_steps);
