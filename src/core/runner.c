@@ -420,10 +420,7 @@ static int backoff(runner *rn, double delay)
         if (left > 0.25)
             left = 0.25; /* the main thread broadcasts; this is only a safety net */
         struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        long ns = ts.tv_nsec + (long)(left * 1e9);
-        ts.tv_sec += ns / 1000000000L;
-        ts.tv_nsec = ns % 1000000000L;
+        st_monotonic_deadline(left, &ts);
         pthread_cond_timedwait(&rn->cond, &rn->lock, &ts);
     }
     int stopping = rn->stopping;
@@ -637,12 +634,7 @@ int st_runner_run(const st_settings *s, st_instance *runtime, const st_preflight
     pthread_mutex_lock(&rn.lock);
     while (rn.done < n && !(rn.stopping && rn.running == 0)) {
         struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += 250 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        st_monotonic_deadline(0.25, &ts);
         pthread_cond_timedwait(&rn.cond, &rn.lock, &ts);
         if (!rn.stopping && hooks && hooks->should_stop && hooks->should_stop(hooks->opaque)) {
             rn.stopping = 1;

@@ -23,6 +23,17 @@ double st_wall_clock(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+void st_monotonic_deadline(double s, struct timespec *ts)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    if (!(s > 0))
+        return;
+    time_t whole = (time_t)s;
+    long ns = ts->tv_nsec + (long)((s - (double)whole) * 1e9);
+    ts->tv_sec += whole + ns / 1000000000L;
+    ts->tv_nsec = ns % 1000000000L;
+}
+
 void st_sleep(double s)
 {
     if (!(s > 0))

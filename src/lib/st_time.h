@@ -4,9 +4,13 @@
 #define ST_LIB_TIME_H
 
 #include <stddef.h>
+#include <time.h>
 
 double st_monotonic(void);  /* seconds */
 double st_wall_clock(void); /* UNIX seconds */
+/* The CLOCK_MONOTONIC time s seconds from now, as pthread_cond_timedwait wants it (with a
+ * condition variable whose clock attribute is CLOCK_MONOTONIC). */
+void st_monotonic_deadline(double s, struct timespec *ts);
 /* Sleeps s seconds (resumed after signals); nothing for s <= 0. */
 void st_sleep(double s);
 /* UTC timestamps: "%Y%m%d_%H%M%S" and ISO-8601 "YYYY-MM-DDTHH:MM:SSZ". */

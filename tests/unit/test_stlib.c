@@ -282,6 +282,12 @@ START_TEST(clocks_and_ids)
     double m1 = st_monotonic();
     ck_assert(m1 - m0 >= 0.019);
     ck_assert(st_wall_clock() > 1.6e9);
+    struct timespec dl, now;
+    st_monotonic_deadline(1.75, &dl);
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    double ahead = (double)(dl.tv_sec - now.tv_sec) + (double)(dl.tv_nsec - now.tv_nsec) / 1e9;
+    ck_assert_msg(ahead > 1.7 && ahead <= 1.75, "%f", ahead);
+    ck_assert(dl.tv_nsec >= 0 && dl.tv_nsec < 1000000000L);
     char stamp[32];
     st_utc_iso8601(0, stamp, sizeof(stamp));
     ck_assert_str_eq(stamp, "1970-01-01T00:00:00Z");
