@@ -29,9 +29,10 @@ PYGRAPH_SRC = $(top_srcdir)/src/pygraph/pygraph.c $(top_srcdir)/src/pygraph/pysc
 
 FUZZ_BINS = $(FUZZ_TARGETS:%=fuzz/fuzz-%)
 
-fuzz/fuzz-pyscan: $(top_srcdir)/fuzz/fuzz_pyscan.c $(top_srcdir)/src/pygraph/pyscan.c
+fuzz/fuzz-pyscan: $(top_srcdir)/fuzz/fuzz_pyscan.c $(top_srcdir)/src/pygraph/pyscan.c $(STLIB_SRC)
 	@$(MKDIR_P) fuzz
-	$(FUZZ_COMPILE) $(top_srcdir)/fuzz/fuzz_pyscan.c $(top_srcdir)/src/pygraph/pyscan.c -o $@
+	$(FUZZ_COMPILE) $(top_srcdir)/fuzz/fuzz_pyscan.c $(top_srcdir)/src/pygraph/pyscan.c $(STLIB_SRC) \
+	  -lm -o $@
 
 fuzz/fuzz-results: $(top_srcdir)/fuzz/fuzz_results.c $(FUZZ_CORE_SRC) $(FUZZ_HDRS)
 	@$(MKDIR_P) fuzz
@@ -129,7 +130,7 @@ FUZZ_REPLAY_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/fuzz -I$(top_srcdir)/plugins/c
 FUZZ_REPLAY_CORE_LIBS = src/core/libselftest.la
 fuzz_replay_pyscan_SOURCES = fuzz/replay.c fuzz/fuzz_pyscan.c
 fuzz_replay_pyscan_CFLAGS = $(FUZZ_REPLAY_CFLAGS) -DFUZZ_NAME='"pyscan"'
-fuzz_replay_pyscan_LDADD = src/pygraph/libstpygraph.la
+fuzz_replay_pyscan_LDADD = src/pygraph/libstpygraph.la $(STLIB_LIBS)
 fuzz_replay_results_SOURCES = fuzz/replay.c fuzz/fuzz_results.c
 fuzz_replay_results_CFLAGS = $(FUZZ_REPLAY_CFLAGS) $(YAJL_CFLAGS) -DFUZZ_NAME='"results"'
 fuzz_replay_results_LDADD = $(FUZZ_REPLAY_CORE_LIBS)

@@ -5,6 +5,6 @@
 noinst_PROGRAMS += tools/pygraph-dump
 tools_pygraph_dump_SOURCES = tools/pygraph-dump.c
 tools_pygraph_dump_CFLAGS = $(AM_CFLAGS)
-tools_pygraph_dump_LDADD = src/pygraph/libstpygraph.la
+tools_pygraph_dump_LDADD = src/pygraph/libstpygraph.la $(STLIB_LIBS)
 
 EXTRA_DIST += tools/pygraph_ref.py bench/pygraph.sh

@@ -5,6 +5,7 @@
 #include "loader.h"
 
 #include "log.h"
+#include "settings.h"
 
 #include <ltdl.h>
 #include <stdlib.h>

@@ -35,16 +35,8 @@
 
 static char *new_run_id(void)
 {
-    unsigned char raw[16];
-    if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
-        double t = st_wall_clock();
-        memcpy(raw, &t, sizeof(t));
-        pid_t pid = getpid();
-        memcpy(raw + 8, &pid, sizeof(pid));
-    }
     char hex[33];
-    for (size_t i = 0; i < 16; i++)
-        snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+    st_random_hex(hex, 32);
     return st_strdup(hex);
 }
 

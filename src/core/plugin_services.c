@@ -14,21 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *st_kind_name(st_plugin_kind kind)
-{
-    switch (kind) {
-    case ST_KIND_RUNTIME:
-        return "runtime";
-    case ST_KIND_DISCOVERY:
-        return "discovery";
-    case ST_KIND_INTEGRATOR:
-        return "integrator";
-    case ST_KIND_EXPORTER:
-        return "exporter";
-    }
-    return "unknown";
-}
-
 static void host_log(st_instance *self, st_log_level level, const char *fmt, ...)
 {
     va_list ap;

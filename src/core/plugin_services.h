@@ -54,7 +54,7 @@ struct st_instance {
 
 extern const st_host st_host_services;
 
-const char *st_kind_name(st_plugin_kind kind);
+/* st_kind_name, st_kind_from_name: settings.h */
 
 /* Lifecycle, in this order; each logs its failure naming the instance and returns ST_OK or a
  * negative st_status: create() passes the plugin's on (ST_ERR_INVALID: it refused its

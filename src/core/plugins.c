@@ -11,15 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* settings.c accepted only the four kind names */
 static st_plugin_kind kind_from_name(const char *kind)
 {
-    if (strcmp(kind, "runtime") == 0)
-        return ST_KIND_RUNTIME;
-    if (strcmp(kind, "discovery") == 0)
-        return ST_KIND_DISCOVERY;
-    if (strcmp(kind, "integrator") == 0)
-        return ST_KIND_INTEGRATOR;
-    return ST_KIND_EXPORTER;
+    st_plugin_kind k = ST_KIND_EXPORTER;
+    st_kind_from_name(kind, &k);
+    return k;
 }
 
 static int set_add(st_plugin_set *ps, st_instance *inst)

@@ -4,6 +4,8 @@
 
 #include "results.h"
 
+#include "st_enum.h"
+
 #include "coverage.h"
 #include "exitstatus.h"
 #include "json.h"
@@ -18,22 +20,24 @@
 #define RESULTS_MAX_BYTES (512u << 20)  /* a results file larger than this is refused */
 #define EXCERPT_MAX 4000
 
-static const char *const outcome_names[ST_OUT_COUNT] = {"passed", "failed", "error",
-                                                        "skipped", "xfailed", "xpassed"};
+static const st_enum_name outcome_names[] = {
+    {ST_OUT_PASSED, "passed"},   {ST_OUT_FAILED, "failed"},   {ST_OUT_ERROR, "error"},
+    {ST_OUT_SKIPPED, "skipped"}, {ST_OUT_XFAILED, "xfailed"}, {ST_OUT_XPASSED, "xpassed"},
+};
+_Static_assert(ST_ENUM_COUNT(outcome_names) == ST_OUT_COUNT, "a name for every outcome");
 
 const char *st_outcome_name(st_outcome o)
 {
-    return o < ST_OUT_COUNT ? outcome_names[o] : "unknown";
+    return ST_ENUM_NAME(outcome_names, o, "unknown");
 }
 
 static int outcome_from_name(const char *s, st_outcome *o)
 {
-    for (int i = 0; i < ST_OUT_COUNT; i++)
-        if (strcmp(s, outcome_names[i]) == 0) {
-            *o = (st_outcome)i;
-            return 0;
-        }
-    return -1;
+    int v;
+    if (ST_ENUM_VALUE(outcome_names, s, &v) < 0)
+        return -1;
+    *o = (st_outcome)v;
+    return 0;
 }
 
 unsigned st_counts_passed(const st_counts *c)

@@ -6,6 +6,8 @@
 
 #include "log.h"
 
+#include "st_enum.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -265,7 +267,28 @@ static const file_key file_keys[] = {
     {"plugins", K_PLUGINS, 0},
 };
 
-static const char *kind_names[] = {"runtime", "discovery", "integrator", "exporter", NULL};
+/* The one table of plugin kind names (the configuration's plugins entries, the loader's messages, `plugins`). */
+static const st_enum_name kind_names[] = {
+    {ST_KIND_RUNTIME, "runtime"},
+    {ST_KIND_DISCOVERY, "discovery"},
+    {ST_KIND_INTEGRATOR, "integrator"},
+    {ST_KIND_EXPORTER, "exporter"},
+};
+
+const char *st_kind_name(st_plugin_kind kind)
+{
+    return ST_ENUM_NAME(kind_names, kind, "unknown");
+}
+
+int st_kind_from_name(const char *name, st_plugin_kind *out)
+{
+    int v;
+    if (ST_ENUM_VALUE(kind_names, name, &v) < 0)
+        return -1;
+    *out = (st_plugin_kind)v;
+    return 0;
+}
+
 
 static char *where_of(const config_setting_t *cs)
 {
@@ -351,10 +374,8 @@ static int file_plugins(st_settings *s, const config_setting_t *cs)
             free(ew);
             goto out;
         }
-        int known = 0;
-        for (size_t k = 0; kind_names[k]; k++)
-            known |= strcmp(kind, kind_names[k]) == 0;
-        if (!known) {
+        st_plugin_kind parsed;
+        if (st_kind_from_name(kind, &parsed) < 0) {
             st_error("%s: unknown plugin kind '%s' (runtime, discovery, integrator, exporter)", ew,
                      kind);
             free(ew);

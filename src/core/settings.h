@@ -8,6 +8,7 @@
 #include "util.h"
 
 #include <libconfig.h>
+#include <selftest/plugin.h>
 
 typedef struct st_plugin_conf {
     char *kind;      /* "runtime", "discovery", "integrator", "exporter" */
@@ -103,5 +104,11 @@ int st_set_pythonpath(st_settings *s, const char *value, const char *where);
 int st_set_orphan_exclude(st_settings *s, const char *value, const char *where);
 /* The default orphan_exclude globs (NULL-terminated). */
 extern const char *const st_default_orphan_exclude[];
+
+/* The plugin kinds by the names the configuration uses ("runtime", "discovery", "integrator",
+ * "exporter"): the name of a kind ("unknown" for none), and the kind of a name (0 and *out
+ * set, or -1 when there is none). */
+const char *st_kind_name(st_plugin_kind kind);
+int st_kind_from_name(const char *name, st_plugin_kind *out);
 
 #endif

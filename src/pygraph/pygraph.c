@@ -4,6 +4,9 @@
 #include "pygraph.h"
 #include "pyscan.h"
 
+#include "st_buf.h"
+#include "st_enum.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -26,23 +29,6 @@ enum { NODE_TEST = 1, NODE_CONFTEST = 2 };
 
 static const char *const default_skip[] = {".git", ".venv", "venv", "__pycache__", "node_modules",
                        "build", "dist", "sandbox_data", NULL};
-
-/* ---- growable arrays ------------------------------------------------------------------------ */
-
-static int grow(void **data, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t cap2 = *cap ? *cap : 64;
-    while (cap2 < need)
-        cap2 *= 2;
-    void *d = realloc(*data, cap2 * elem);
-    if (!d)
-        return -1;
-    *data = d;
-    *cap = cap2;
-    return 0;
-}
 
 /* ---- the tree index -------------------------------------------------------------------------- */
 
@@ -206,7 +192,7 @@ static bool symlink_file_ok(builder *b, int dfd, const char *name, const char *r
 
 static int add_dir(builder *b, char *rel, const char *name, int32_t parent)
 {
-    if (grow((void **)&b->dirs, &b->cap_dirs, b->n_dirs + 1, sizeof *b->dirs))
+    if (st_grow((void **)&b->dirs, &b->cap_dirs, b->n_dirs + 1, sizeof *b->dirs))
         return ST_PYGRAPH_ENOMEM;
     b->dirs[b->n_dirs++] = (dir_rec){.rel = rel, .name = name, .parent = parent, .init = -1};
     return ST_PYGRAPH_OK;
@@ -214,7 +200,7 @@ static int add_dir(builder *b, char *rel, const char *name, int32_t parent)
 
 static int add_file(builder *b, char *rel, int32_t dir)
 {
-    if (grow((void **)&b->files, &b->cap_files, b->n_files + 1, sizeof *b->files))
+    if (st_grow((void **)&b->files, &b->cap_files, b->n_files + 1, sizeof *b->files))
         return ST_PYGRAPH_ENOMEM;
     b->files[b->n_files++] = (file_rec){.rel = rel, .dir = dir};
     return ST_PYGRAPH_OK;
@@ -448,7 +434,7 @@ static void add_edge(file_ctx *fc, int32_t file)
 {
     if (file < 0 || (uint32_t)file == fc->self)
         return;
-    if (grow((void **)&fc->edges, &fc->cap_edges, fc->n_edges + 1, sizeof *fc->edges)) {
+    if (st_grow((void **)&fc->edges, &fc->cap_edges, fc->n_edges + 1, sizeof *fc->edges)) {
         fc->nomem = true;
         return;
     }
@@ -645,13 +631,13 @@ static int read_file(int root_fd, const char *rel, size_t max, char **buf, size_
         goto out;
     }
     size_t want = (size_t)st.st_size + 1;
-    if (grow((void **)buf, cap, want, 1)) {
+    if (st_grow((void **)buf, cap, want, 1)) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
     size_t got = 0;
     for (;;) {
-        if (got + 1 > *cap && grow((void **)buf, cap, got + 4096, 1)) {
+        if (got + 1 > *cap && st_grow((void **)buf, cap, got + 4096, 1)) {
             snprintf(err, errlen, "out of memory");
             goto out;
         }
@@ -1055,14 +1041,15 @@ size_t st_pygraph_n_errors(const st_pygraph *g)
     return g->n_errors;
 }
 
+static const st_enum_name pygraph_errors[] = {
+    {ST_PYGRAPH_OK, "success"},
+    {ST_PYGRAPH_EROOT, "the project root cannot be opened"},
+    {ST_PYGRAPH_ENOMEM, "out of memory"},
+    {ST_PYGRAPH_ETHREAD, "cannot start a worker thread"},
+    {ST_PYGRAPH_EINVAL, "invalid argument"},
+};
+
 const char *st_pygraph_strerror(int status)
 {
-    switch (status) {
-    case ST_PYGRAPH_OK: return "success";
-    case ST_PYGRAPH_EROOT: return "the project root cannot be opened";
-    case ST_PYGRAPH_ENOMEM: return "out of memory";
-    case ST_PYGRAPH_ETHREAD: return "cannot start a worker thread";
-    case ST_PYGRAPH_EINVAL: return "invalid argument";
-    default: return "unknown pygraph status";
-    }
+    return ST_ENUM_NAME(pygraph_errors, status, "unknown pygraph status");
 }

@@ -4,6 +4,9 @@
  * stack (code / f-string literal / replacement field / format spec): nothing recurses. */
 #include "pyscan.h"
 
+#include "st_buf.h"
+#include "st_enum.h"
+
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -504,16 +507,6 @@ static void lex_next(lexer *lx, token *t, bool quiet)
 
 /* ---- encodings ------------------------------------------------------------------------------ */
 
-__attribute__((format(printf, 3, 4)))
-static void set_err(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-    if (!errbuf || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* Python's get_normal_name() then codecs-style aliasing: lower case, '-'/' '/'.' -> '_'. */
 static void normalise_codec(const char *raw, size_t n, char *out, size_t cap)
@@ -681,12 +674,12 @@ int st_pyscan_detect_encoding(const char *buf, size_t len, st_pyenc *enc, size_t
     *enc = ST_PYENC_UTF8;
     *body_offset = 0;
     if (len >= 2 && ((s[0] == 0xFF && s[1] == 0xFE) || (s[0] == 0xFE && s[1] == 0xFF))) {
-        set_err(errbuf, errlen, "line 1: UTF-16/UTF-32 byte order mark");
+        st_set_err(errbuf, errlen, "line 1: UTF-16/UTF-32 byte order mark");
         return ST_PYSCAN_EENCODING;
     }
     const unsigned char *nul = memchr(s, 0, len);
     if (nul) {
-        set_err(errbuf, errlen, "line %u: source contains a NUL byte",
+        st_set_err(errbuf, errlen, "line %u: source contains a NUL byte",
             line_of(s, (size_t)(nul - s)));
         return ST_PYSCAN_ENUL;
     }
@@ -710,12 +703,12 @@ int st_pyscan_detect_encoding(const char *buf, size_t len, st_pyenc *enc, size_t
             raw[cut] = '\0';
             normalise_codec(raw, cut, norm, sizeof norm);
             if (classify_codec(norm, enc) != ST_PYSCAN_OK) {
-                set_err(errbuf, errlen, "line %u: unsupported source encoding '%s'", lineno,
+                st_set_err(errbuf, errlen, "line %u: unsupported source encoding '%s'", lineno,
                     raw);
                 return ST_PYSCAN_EENCODING;
             }
             if (bom && *enc != ST_PYENC_UTF8) {
-                set_err(errbuf, errlen, "line %u: UTF-8 BOM with encoding cookie '%s'",
+                st_set_err(errbuf, errlen, "line %u: UTF-8 BOM with encoding cookie '%s'",
                     lineno, raw);
                 return ST_PYSCAN_EENCODING;
             }
@@ -732,14 +725,14 @@ int st_pyscan_detect_encoding(const char *buf, size_t len, st_pyenc *enc, size_t
     if (*enc == ST_PYENC_UTF8) {
         size_t bad = utf8_invalid_at(body, blen);
         if (bad < blen) {
-            set_err(errbuf, errlen, "line %u: invalid UTF-8",
+            st_set_err(errbuf, errlen, "line %u: invalid UTF-8",
                 line_of(s, *body_offset + bad));
             return ST_PYSCAN_EDECODE;
         }
     } else if (*enc == ST_PYENC_ASCII) {
         for (size_t i = 0; i < blen; i++) {
             if (body[i] >= 0x80) {
-                set_err(errbuf, errlen, "line %u: non-ASCII byte in an ascii file",
+                st_set_err(errbuf, errlen, "line %u: non-ASCII byte in an ascii file",
                     line_of(s, *body_offset + i));
                 return ST_PYSCAN_EDECODE;
             }
@@ -750,34 +743,11 @@ int st_pyscan_detect_encoding(const char *buf, size_t len, st_pyenc *enc, size_t
 
 /* ---- name buffers and normalisation ------------------------------------------------------ */
 
-typedef struct strbuf {
-    char *data;
-    size_t len, cap;
-} strbuf;
-
-static int sb_reserve(strbuf *b, size_t extra)
+/* Name buffers are st_bufs; sb_put says whether the append (and every one before) worked. */
+static int sb_put(st_buf *b, const void *s, size_t n)
 {
-    if (b->len + extra + 1 <= b->cap)
-        return 0;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + extra + 1)
-        cap *= 2;
-    char *d = realloc(b->data, cap);
-    if (!d)
-        return -1;
-    b->data = d;
-    b->cap = cap;
-    return 0;
-}
-
-static int sb_put(strbuf *b, const void *s, size_t n)
-{
-    if (sb_reserve(b, n))
-        return -1;
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return 0;
+    st_buf_append(b, s, n);
+    return b->oom ? -1 : 0;
 }
 
 static size_t put_utf8(uint32_t cp, unsigned char *o)
@@ -832,7 +802,7 @@ static size_t nfkc_subset(uint32_t cp, unsigned char *o)
 
 /* Appends source text s[0..n) to b as UTF-8; normalises identifiers when nfkc.
  * Returns 0, -1 on ENOMEM, 1 when the text cannot be represented (drop the record). */
-static int append_text(strbuf *b, const unsigned char *s, size_t n, st_pyenc enc, bool nfkc)
+static int append_text(st_buf *b, const unsigned char *s, size_t n, st_pyenc enc, bool nfkc)
 {
     size_t i = 0;
     while (i < n) {
@@ -882,9 +852,9 @@ typedef struct parser {
     token pending;
     bool has_pending;
     /* import statements */
-    strbuf module;
+    st_buf module;
     bool module_bad;
-    strbuf names;            /* NUL-separated */
+    st_buf names;            /* NUL-separated */
     size_t *name_offs;
     size_t n_names, cap_names;
     const char **name_ptrs;
@@ -894,7 +864,7 @@ typedef struct parser {
     bool il_dunder;
     bool il_bad;
     unsigned il_line;
-    strbuf il_name, il_pkg;
+    st_buf il_name, il_pkg;
 } parser;
 
 static void fail(parser *ps, int status)
@@ -957,7 +927,7 @@ static void il_emit(parser *ps)
     emit(ps, &imp);
 }
 
-static void il_append(parser *ps, strbuf *b, const token *t)
+static void il_append(parser *ps, st_buf *b, const token *t)
 {
     if (!t->str_plain) {
         ps->il_bad = true;
@@ -1103,7 +1073,7 @@ static bool parse_dotted(parser *ps, token *t)
 {
     ps->module.len = 0;
     ps->module_bad = false;
-    if (sb_reserve(&ps->module, 0)) {
+    if (sb_put(&ps->module, "", 0)) {
         fail(ps, ST_PYSCAN_ENOMEM);
         return false;
     }
@@ -1285,11 +1255,11 @@ int st_pyscan_buffer(const char *buf, size_t len, st_pyscan_cb cb, void *userdat
     }
     status = ps->status;
     if (status == ST_PYSCAN_EDEPTH)
-        set_err(errbuf, errlen, "line %u: f-strings nested too deeply", ps->lx.line);
+        st_set_err(errbuf, errlen, "line %u: f-strings nested too deeply", ps->lx.line);
     else if (status == ST_PYSCAN_ENOMEM)
-        set_err(errbuf, errlen, "line %u: out of memory", ps->lx.line);
+        st_set_err(errbuf, errlen, "line %u: out of memory", ps->lx.line);
     else if (status == ST_PYSCAN_ECALLBACK)
-        set_err(errbuf, errlen, "line %u: stopped by the callback", ps->lx.line);
+        st_set_err(errbuf, errlen, "line %u: stopped by the callback", ps->lx.line);
 out:
     if (ps) {
         free(ps->module.data);
@@ -1303,16 +1273,17 @@ out:
     return status;
 }
 
+static const st_enum_name pyscan_errors[] = {
+    {ST_PYSCAN_OK, "success"},
+    {ST_PYSCAN_EENCODING, "unsupported source encoding"},
+    {ST_PYSCAN_ENUL, "source contains a NUL byte"},
+    {ST_PYSCAN_EDECODE, "source is not valid in its encoding"},
+    {ST_PYSCAN_ENOMEM, "out of memory"},
+    {ST_PYSCAN_EDEPTH, "f-strings nested too deeply"},
+    {ST_PYSCAN_ECALLBACK, "stopped by the callback"},
+};
+
 const char *st_pyscan_strerror(int status)
 {
-    switch (status) {
-    case ST_PYSCAN_OK: return "success";
-    case ST_PYSCAN_EENCODING: return "unsupported source encoding";
-    case ST_PYSCAN_ENUL: return "source contains a NUL byte";
-    case ST_PYSCAN_EDECODE: return "source is not valid in its encoding";
-    case ST_PYSCAN_ENOMEM: return "out of memory";
-    case ST_PYSCAN_EDEPTH: return "f-strings nested too deeply";
-    case ST_PYSCAN_ECALLBACK: return "stopped by the callback";
-    default: return "unknown pyscan status";
-    }
+    return ST_ENUM_NAME(pyscan_errors, status, "unknown pyscan status");
 }

@@ -60,7 +60,7 @@ UNIT_TESTS += $(PYGRAPH_UNIT_TESTS)
 endif
 tests_unit_test_pyscan_SOURCES = tests/unit/test_pyscan.c
 tests_unit_test_pyscan_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-tests_unit_test_pyscan_LDADD = src/pygraph/libstpygraph.la $(CHECK_LIBS)
+tests_unit_test_pyscan_LDADD = src/pygraph/libstpygraph.la $(STLIB_LIBS) $(CHECK_LIBS)
 tests_unit_test_pygraph_SOURCES = tests/unit/test_pygraph.c
 tests_unit_test_pygraph_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) \
 	-DPYGRAPH_FIXTURE_DIR='"$(abs_top_srcdir)/tests/fixtures/pygraph"'
