@@ -106,14 +106,12 @@ int stmm_parse(const char *text, size_t len, stmm_map *out, char *err, size_t er
     memset(out, 0, sizeof(*out));
     if (err && err_size)
         err[0] = '\0';
-    if (memchr(text, '\0', len)) {
-        st_set_err(err, err_size, "contains a NUL byte (not JSON text)");
-        return STMM_EMALFORMED;
-    }
-    char *copy = st_strndup(text, len);
+    st_buf buf = {0}; /* a NUL-terminated copy (NUL bytes inside kept, and refused) */
+    st_buf_append(&buf, text, len);
+    char *copy = st_buf_steal(&buf);
     if (!copy)
         return STMM_ENOMEM;
-    yajl_val root = st_json_parse(copy, err, err_size);
+    yajl_val root = st_json_parse_n(copy, len, err, err_size);
     int rc = STMM_OK;
     size_t cap = 0;
     if (!root) {

@@ -88,11 +88,7 @@ int st_checkcache_load(st_check_cache *c, const char *data_dir)
         return 0;
     }
     char err[300];
-    yajl_val root = NULL;
-    if (memchr(text, '\0', len))
-        snprintf(err, sizeof(err), "line 1, column 1: contains a NUL byte");
-    else
-        root = st_json_parse(text, err, sizeof(err));
+    yajl_val root = st_json_parse_n(text, len, err, sizeof(err));
     free(text);
     yajl_val mods = root ? st_jv_get(root, "modules") : NULL;
     long long version = 0;

@@ -80,18 +80,11 @@ static int append_json(const char *path, const st_run *run)
         st_error("history %s: cannot read: %s; not written this cycle", path, strerror(-rc));
         return -1;
     }
-    const char *nul = rc == 0 ? memchr(text, '\0', len) : NULL;
-    if (nul) {
-        /* the parser would stop at the NUL and the rewrite drop everything after it */
-        st_error("history %s: contains a NUL byte (at offset %zu): not JSON text; the file is "
-                 "left as it is and not written until fixed",
-                 path, (size_t)(nul - text));
-        free(text);
-        return -1;
-    }
-    if (rc == 0 && text[strspn(text, " \t\r\n")] != '\0') {
+    /* blank: no history yet (a NUL byte is not blank: st_json_parse_n refuses it, so the
+     * rewrite never drops what follows it) */
+    if (rc == 0 && strspn(text, " \t\r\n") != len) {
         char err[256];
-        old = st_json_parse(text, err, sizeof(err));
+        old = st_json_parse_n(text, len, err, sizeof(err));
         if (!old || !YAJL_IS_ARRAY(old)) {
             st_error("history %s: %s; the file is left as it is and not written until fixed",
                      path, old ? "not a JSON array" : err);

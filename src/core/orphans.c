@@ -204,11 +204,7 @@ static int load_file(st_orphan_cache *c, file_kind kind)
         return 0;
     }
     char err[300];
-    yajl_val root = NULL;
-    if (memchr(text, '\0', len))
-        snprintf(err, sizeof(err), "line 1, column 1: contains a NUL byte");
-    else
-        root = st_json_parse(text, err, sizeof(err));
+    yajl_val root = st_json_parse_n(text, len, err, sizeof(err));
     if (root && !YAJL_IS_OBJECT(root) && !(kind == F_MODULES && YAJL_IS_ARRAY(root))) {
         snprintf(err, sizeof(err), "line 1, column 1: expected %s",
                  kind == F_MODULES ? "an object or a list of paths" : "an object");

@@ -87,6 +87,17 @@ yajl_val st_json_parse(const char *text, char *err, size_t err_size)
     return NULL;
 }
 
+yajl_val st_json_parse_n(const char *text, size_t len, char *err, size_t err_size)
+{
+    const char *nul = memchr(text, '\0', len);
+    if (nul) {
+        st_json_where(text, (size_t)(nul - text), "contains a NUL byte (not JSON text)", err,
+                      err_size);
+        return NULL;
+    }
+    return st_json_parse(text, err, err_size);
+}
+
 yajl_val st_json_tree_parse(const char *text, char *err, size_t err_size)
 {
     if (st_json_too_deep(text, strlen(text), ST_JSON_MAX_DEPTH)) {

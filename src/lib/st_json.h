@@ -25,6 +25,11 @@ void st_json_where(const char *text, size_t off, const char *msg, char *err, siz
  * so every tree it returns is shallow. */
 yajl_val st_json_parse(const char *text, char *err, size_t err_size);
 
+/* st_json_parse of text[0..len) as read from a file (text[len] must be NUL): a NUL byte inside
+ * is an error ("line L, column C: contains a NUL byte (not JSON text)"), where the parser would
+ * otherwise stop and take the start for the whole. */
+yajl_val st_json_parse_n(const char *text, size_t len, char *err, size_t err_size);
+
 /* yajl_tree_parse with the same nesting bound, for replies whose errors need no location: on
  * error NULL, with yajl's message or "nested deeper than 64 levels" in err when err is given. */
 yajl_val st_json_tree_parse(const char *text, char *err, size_t err_size);

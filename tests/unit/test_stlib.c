@@ -402,6 +402,13 @@ START_TEST(json_errors_have_line_and_column)
     v = st_json_parse("{\"k\": [1, 2]}", err, sizeof(err));
     ck_assert_ptr_nonnull(v);
     yajl_tree_free(v);
+    /* read from a file: a NUL byte inside is refused where it is, not parsed up to */
+    static const char nul_text[] = "[1,\n 2]\0[3]";
+    ck_assert_ptr_null(st_json_parse_n(nul_text, sizeof(nul_text) - 1, err, sizeof(err)));
+    ck_assert_str_eq(err, "line 2, column 4: contains a NUL byte (not JSON text)");
+    v = st_json_parse_n(nul_text, 7, err, sizeof(err));
+    ck_assert_ptr_nonnull(v);
+    yajl_tree_free(v);
     st_json_where("ab\ncd", 4, "here", err, sizeof(err));
     ck_assert_str_eq(err, "line 2, column 2: here");
 }
