@@ -498,9 +498,10 @@ static int apply_file_key(st_settings *s, const file_key *k, config_setting_t *c
             st_error("%s: '%s' must be a number of seconds", w, k->name);
             goto out;
         }
-        snprintf(buf, sizeof(buf), "%.17g",
-                 config_setting_type(cs) == CONFIG_TYPE_FLOAT ? config_setting_get_float(cs)
-                                                              : (double)config_setting_get_int64(cs));
+        st_format_double(config_setting_type(cs) == CONFIG_TYPE_FLOAT
+                             ? config_setting_get_float(cs)
+                             : (double)config_setting_get_int64(cs),
+                         buf);
         rc = st_set_seconds(dst, buf, w);
         break;
     case K_BOOL:
