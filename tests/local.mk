@@ -1,36 +1,22 @@
 # SPDX-License-Identifier: MIT
-# Tests: integration tests against the real binary and real pytest (tests/integration, Python +
-# TAP), the harness, and `make check-valgrind`. The check suites are in tests/unit/local.mk and
+# Tests: the data the integration tests use (their rules: tests/integration/local.mk), the
+# harness, and `make check-valgrind`. The check suites are in tests/unit/local.mk and
 # tests/plugins/local.mk, the fixture plugins in tests/fixtures/plugins/local.mk.
 #
 # Every test speaks TAP (check via CK_TAP_LOG_FILE_NAME=-), so the harness counts single checks,
 # not files; .ci/run sums the .trs files.
 
-# ---- integration tests (the real binary, real pytest) ---------------------------------------
-INTEGRATION_TESTS = tests/integration/test_taplib.py tests/integration/test_pytest_plugin.py \
-	tests/integration/test_cli.py tests/integration/test_run_fixtures.py \
-	tests/integration/test_networkx.py tests/integration/test_stores.py \
-	tests/integration/test_orphan_checks.py tests/integration/test_paths.py \
-	tests/integration/test_corpus_run.py tests/integration/test_batch_outcomes.py \
-	tests/integration/test_daemon.py tests/integration/test_host_containment.py \
-	tests/integration/test_crash_consistency.py tests/integration/test_faults.py
-INTEGRATION_TESTS += tests/integration/test_reliability.py tests/integration/test_hostile.py \
-	tests/integration/test_clock_jump.py
-INTEGRATION_TESTS += tests/integration/test_visible.py tests/integration/test_docs.py
-TESTS += $(INTEGRATION_TESTS)
+# ---- what the integration tests use (their rules: tests/integration/local.mk) ------------------
 # LD_PRELOAD shim moving the wall clock under a process (test_clock_jump.py)
 check_LTLIBRARIES += tests/fixtures/clockjump/clockjump.la
 tests_fixtures_clockjump_clockjump_la_SOURCES = tests/fixtures/clockjump/clockjump.c
 tests_fixtures_clockjump_clockjump_la_LDFLAGS = -module -avoid-version -shared -rpath /nowhere
-EXTRA_DIST += $(INTEGRATION_TESTS) tests/integration/taplib.py tests/fixtures/projects \
+EXTRA_DIST += tests/fixtures/projects \
 	tests/corpus/README.md tests/corpus/toolz.tar.gz tests/corpus/cachetools.tar.gz \
 	tests/corpus/simplejson.tar.gz \
 	tests/fixtures/plugins/fixture_plugin.c tests/fixtures/plugins/fixture_runtime.c sample
 
-TEST_EXTENSIONS = .py
 LOG_DRIVER = env AM_TAP_AWK='$(AWK)' $(SHELL) $(top_srcdir)/build-aux/tap-driver.sh
-PY_LOG_DRIVER = $(LOG_DRIVER)
-PY_LOG_COMPILER = $(PYTHON)
 AM_TESTS_ENVIRONMENT = \
 	CK_TAP_LOG_FILE_NAME=-; export CK_TAP_LOG_FILE_NAME; \
 	CK_VERBOSITY=silent; export CK_VERBOSITY; \

@@ -38,30 +38,8 @@ tests_plugins_test_engine_common_SOURCES = tests/plugins/test_engine_common.c
 tests_plugins_test_engine_common_CFLAGS = $(ENGINE_COMMON_CFLAGS) $(CHECK_CFLAGS)
 tests_plugins_test_engine_common_LDADD = $(ENGINE_COMMON_LIBS) $(CHECK_LIBS)
 
-# Integration test against real engines (root: it starts a private dockerd and Podman service
-# with tools/engines/engines.sh, or reuses ST_ENGINES_DIR; skips itself otherwise).
-if BUILD_PLUGIN_RUNTIME_DOCKER
-TESTS += tests/integration/test_containers.py tests/integration/test_container_kill9.py \
-	tests/integration/test_container_engine_dies.py
-else
-if BUILD_PLUGIN_RUNTIME_PODMAN
-TESTS += tests/integration/test_containers.py tests/integration/test_container_kill9.py
-endif
-endif
-# The container gauges of exporter-prometheus (timeouts per attempt, containers left behind).
-if BUILD_PLUGIN_EXPORTER_PROMETHEUS
-if BUILD_PLUGIN_RUNTIME_DOCKER
-TESTS += tests/integration/test_container_counters.py
-else
-if BUILD_PLUGIN_RUNTIME_PODMAN
-TESTS += tests/integration/test_container_counters.py
-endif
-endif
-endif
-EXTRA_DIST += tests/integration/test_container_counters.py
-EXTRA_DIST += tests/integration/test_containers.py tests/integration/test_container_kill9.py \
-	tests/integration/test_container_engine_dies.py \
-	tools/engines/engines.sh \
+# Integration tests against real engines: tests/integration/local.mk.
+EXTRA_DIST += tools/engines/engines.sh \
 	bench/containers.py docs/containers.md
 
 # Container benchmark (root or ST_ENGINES_DIR): bench/containers.py, figures in docs/containers.md.

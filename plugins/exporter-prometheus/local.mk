@@ -29,14 +29,8 @@ tests_plugins_test_exporter_prometheus_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(L
 tests_plugins_test_exporter_prometheus_LDADD = src/core/libselftest.la $(CHECK_LIBS) \
 	$(LIBCONFIG_LIBS) $(LIBMICROHTTPD_LIBS) $(LIBCURL_LIBS) $(PTHREAD_LIBS) -lm
 
-# Integration tests: the real binary, promtool, a real Pushgateway and Prometheus.
-PROM_INTEGRATION_TESTS = tests/integration/test_prometheus_textfile.py \
-	tests/integration/test_prometheus_scrape.py tests/integration/test_metrics_abuse.py \
-	tests/integration/test_push_faults.py
-if BUILD_PLUGIN_EXPORTER_PROMETHEUS
-TESTS += $(PROM_INTEGRATION_TESTS)
-endif
-EXTRA_DIST += $(PROM_INTEGRATION_TESTS) bench/metrics_wrk.sh bench/metrics_abuse.py \
+# Integration tests (promtool, a real Pushgateway and Prometheus): tests/integration/local.mk.
+EXTRA_DIST += bench/metrics_wrk.sh bench/metrics_abuse.py \
 	docs/exporter-prometheus.md docs/reliability.md
 
 # make bench-metrics: wrk against /metrics during a run (docs/exporter-prometheus.md).

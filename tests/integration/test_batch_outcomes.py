@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """TAP test: what a batch and a run report, against the real binary and real pytest.
 
@@ -32,15 +31,15 @@ import tempfile
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the (maybe read-only) source tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import taplib  # noqa: E402
-from taplib import done, is_eq, note, ok  # noqa: E402
+import pytest
+import st_helpers as sth
+from st_helpers import is_eq, note, ok
 
-BIN = taplib.selftest_bin()
+BIN = sth.selftest_bin()
 if not BIN or not os.access(BIN, os.X_OK):
-    taplib.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+    sth.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
 FX_DIR = os.environ.get("FIXTURE_PLUGIN_DIR") or os.path.join(
-    os.environ.get("top_builddir") or taplib.top_srcdir(), "tests", "fixtures", "plugins")
+    os.environ.get("top_builddir") or sth.top_srcdir(), "tests", "fixtures", "plugins")
 
 WORK = tempfile.mkdtemp(prefix="st-outcomes-")
 IGNORE = shutil.ignore_patterns(".pytest_cache", "__pycache__", "sandbox_data", "*.pyc")
@@ -52,23 +51,23 @@ CAPTURE_MAX = 64 * 1024
 
 def copy_fixture(name, dest):
     dst = os.path.join(WORK, dest)
-    shutil.copytree(taplib.fixture(name), dst, ignore=IGNORE)
-    taplib.make_writable(dst)
+    shutil.copytree(sth.fixture(name), dst, ignore=IGNORE)
+    sth.make_writable(dst)
     return dst
 
 
 def env_for(root, extra=None):
     tmp = os.path.join(WORK, "tmp-" + os.path.basename(root))
     os.makedirs(tmp, exist_ok=True)
-    e = dict(taplib.SCRUB, SANDBOX_REPO_PATH=root, TMPDIR=tmp,
+    e = dict(sth.SCRUB, SANDBOX_REPO_PATH=root, TMPDIR=tmp,
              SELF_TEST_REPORT_DIR=os.path.join(root, "reports"))
     e.update(extra or {})
-    return taplib.base_env(e)
+    return sth.base_env(e)
 
 
 def selftest(root, argv, conf=EMPTY_CONF, extra_env=None, timeout=180):
     """selftest-core -c conf ARGV in root; (rc, out, err, lines of JSON on stdout)."""
-    rc, out, err = taplib.run([BIN, "-c", conf] + list(argv), env=env_for(root, extra_env),
+    rc, out, err = sth.run([BIN, "-c", conf] + list(argv), env=env_for(root, extra_env),
                               cwd=root, timeout=timeout)
     lines = []
     for line in out.splitlines():
@@ -250,7 +249,7 @@ def stopped_case(command, sig, json_out):
         out, err = proc.communicate(timeout=60)
         rc = proc.returncode
     except subprocess.TimeoutExpired:
-        taplib.kill_group(proc)
+        sth.kill_group(proc)
         out, err = proc.communicate()
         rc = None
     out, err = out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
@@ -369,8 +368,4 @@ def main():
         ok(False, "the test script ran to the end", traceback.format_exc())
     finally:
         shutil.rmtree(WORK, ignore_errors=True)
-    done()
 
-
-if __name__ == "__main__":
-    main()

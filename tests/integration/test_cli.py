@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """TAP test of selftest-core's command line and its handling of bad input.
 
@@ -22,18 +21,18 @@ import sys
 import tempfile
 
 sys.dont_write_bytecode = True  # no __pycache__ in the (maybe read-only) source tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import taplib  # noqa: E402
-from taplib import done, is_eq, note, ok, skip  # noqa: E402
+import pytest
+import st_helpers as sth
+from st_helpers import is_eq, note, ok, skip
 
 # settings a caller's environment could carry into a run (the harness unsets most of them)
-SCRUB = taplib.SCRUB
+SCRUB = sth.SCRUB
 
-BIN = taplib.selftest_bin()
+BIN = sth.selftest_bin()
 if not BIN or not os.access(BIN, os.X_OK):
-    taplib.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+    sth.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
 FX_DIR = os.environ.get("FIXTURE_PLUGIN_DIR") or os.path.join(
-    os.environ.get("top_builddir") or taplib.top_srcdir(), "tests", "fixtures", "plugins")
+    os.environ.get("top_builddir") or sth.top_srcdir(), "tests", "fixtures", "plugins")
 
 WORK = tempfile.mkdtemp(prefix="st-cli-")
 PROJECT = os.path.join(WORK, "project")
@@ -41,7 +40,7 @@ DATA = os.path.join(WORK, "data")
 REPORTS = os.path.join(WORK, "reports")
 OUTSIDE = os.path.join(WORK, "outside")
 RUN_TMP = os.path.join(WORK, "tmp")  # TMPDIR of every run: its work dirs must go away
-shutil.copytree(taplib.fixture("passing"), PROJECT,
+shutil.copytree(sth.fixture("passing"), PROJECT,
                 ignore=shutil.ignore_patterns(".pytest_cache", "__pycache__", "sandbox_data"))
 os.makedirs(OUTSIDE)
 os.makedirs(RUN_TMP)
@@ -53,7 +52,7 @@ with open(EMPTY_CONF, "w") as fh:
     fh.write("# empty: defaults, environment and options only\n")
 
 
-make_writable = taplib.make_writable
+make_writable = sth.make_writable
 
 make_writable(PROJECT)
 
@@ -62,7 +61,7 @@ def env(extra=None):
     e = dict(SCRUB, SANDBOX_REPO_PATH=PROJECT, SANDBOX_DATA_DIR=DATA,
              SELF_TEST_REPORT_DIR=REPORTS, TMPDIR=RUN_TMP)
     e.update(extra or {})
-    return taplib.base_env(e)
+    return sth.base_env(e)
 
 
 def conf(text):
@@ -89,7 +88,7 @@ def cli(argv, extra_env=None, timeout=120):
     argv = list(argv)
     if "-c" not in argv and argv[:1] not in (["--help"], ["-h"], ["--version"]):
         argv = ["-c", EMPTY_CONF] + argv
-    return taplib.run([BIN] + argv, env=env(extra_env), cwd=PROJECT, timeout=timeout)
+    return sth.run([BIN] + argv, env=env(extra_env), cwd=PROJECT, timeout=timeout)
 
 
 def tree(path):
@@ -368,7 +367,7 @@ def check_results_file():
 
 def check_no_pytest():
     nopy = script("nopytest-python", "#!/bin/sh\nexec /usr/bin/python3 -S \"$@\"\n")
-    if taplib.run([nopy, "-c", "import pytest"])[0] == 0:
+    if sth.run([nopy, "-c", "import pytest"])[0] == 0:
         skip("python3 -S without pytest", "pytest is importable even with -S")
         return
     c = conf("python = \"%s\";\n" % nopy)
@@ -396,7 +395,7 @@ def check_engine_address():
 
 def check_config_check():
     """--check-config: the configuration and every plugin's settings, nothing started."""
-    good = conf('project_root = "%s";\npython = "%s";\n' % (PROJECT, taplib.PYTHON))
+    good = conf('project_root = "%s";\npython = "%s";\n' % (PROJECT, sth.PYTHON))
     rc, out, err = cli(["-c", good, "--check-config"])
     is_eq(rc, 0, "--check-config: a valid configuration exits 0")
     ok("configuration OK" in out, "--check-config says so", out + err)
@@ -427,8 +426,4 @@ def main():
         ok(False, "the test script ran to the end", traceback.format_exc())
     finally:
         shutil.rmtree(WORK, ignore_errors=True)
-    done()
 
-
-if __name__ == "__main__":
-    main()

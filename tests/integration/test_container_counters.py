@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """TAP test: the container gauges of exporter-prometheus count what happened, against the
 private dockerd and Podman service of tools/engines/engines.sh (started here, or reused with
@@ -30,13 +29,13 @@ import time
 import urllib.parse
 
 sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import taplib  # noqa: E402
-from taplib import done, is_eq, note, ok  # noqa: E402
+import pytest
+import st_helpers as sth
+from st_helpers import is_eq, note, ok
 
-BIN = taplib.selftest_bin()
+BIN = sth.selftest_bin()
 if not BIN or not os.access(BIN, os.X_OK):
-    taplib.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+    sth.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
 
 ENGINES = ("docker", "podman")
 HOST_VAR = {"docker": "DOCKER_HOST", "podman": "CONTAINER_HOST"}
@@ -44,7 +43,7 @@ WORK = tempfile.mkdtemp(prefix="st-ctrc-")
 os.chmod(WORK, 0o755)
 
 
-ENG, why = taplib.engines_up()
+ENG, why = sth.engines_up()
 if ENG is None:
     print("1..0 # SKIP %s" % why)
     shutil.rmtree(WORK, ignore_errors=True)
@@ -175,11 +174,11 @@ def write_conf(engine, prom):
 
 
 def selftest(engine, conf, root, args, sock, command="run", timeout=240):
-    env = dict(taplib.SCRUB, SANDBOX_REPO_PATH=root, DOCKER_HOST=None, CONTAINER_HOST=None,
+    env = dict(sth.SCRUB, SANDBOX_REPO_PATH=root, DOCKER_HOST=None, CONTAINER_HOST=None,
                MENACE_OFFLINE_INSTALL=None, MENACE_SELF_TEST_IMAGE_TAR=None)
     env[HOST_VAR[engine]] = "unix://" + sock
     argv = [BIN, "-c", conf, command] + list(args)
-    return taplib.run(argv, env=taplib.base_env(env), cwd=root, timeout=timeout)
+    return sth.run(argv, env=sth.base_env(env), cwd=root, timeout=timeout)
 
 
 def gauges(path):
@@ -253,18 +252,14 @@ def main():
         note("engines in %s" % ENG["dir"])
         for engine in ENGINES:
             if not ENG.get(engine):
-                taplib.skip("%s checks" % engine, "no %s engine in %s" % (engine, ENG["dir"]))
+                sth.skip("%s checks" % engine, "no %s engine in %s" % (engine, ENG["dir"]))
                 continue
             if not plugin_built("runtime-" + engine):
-                taplib.skip("%s checks" % engine, "runtime-%s is not built" % engine)
+                sth.skip("%s checks" % engine, "runtime-%s is not built" % engine)
                 continue
             check_timeouts(engine)
             check_removal_failures(engine)
     finally:
-        taplib.engines_down(ENG)
+        sth.engines_down(ENG)
         shutil.rmtree(WORK, ignore_errors=True)
-    done()
 
-
-if __name__ == "__main__":
-    main()

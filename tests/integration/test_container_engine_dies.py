@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """TAP test: the engine dies while a container batch runs.
 
@@ -36,17 +35,17 @@ import time
 import urllib.parse
 import uuid
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import taplib  # noqa: E402
-from taplib import done, is_eq, note, ok, skip  # noqa: E402
+import pytest
+import st_helpers as sth
+from st_helpers import is_eq, note, ok, skip
 
-BIN = taplib.selftest_bin()
+BIN = sth.selftest_bin()
 if not BIN or not os.access(BIN, os.X_OK):
-    taplib.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+    sth.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
 
 ENGINES = ("docker", "podman")
 HOST_VAR = {"docker": "DOCKER_HOST", "podman": "CONTAINER_HOST"}
-SCRIPT = os.path.join(taplib.top_srcdir(), "tools", "engines", "engines.sh")
+SCRIPT = os.path.join(sth.top_srcdir(), "tools", "engines", "engines.sh")
 WORK = tempfile.mkdtemp(prefix="st-edie-")
 os.chmod(WORK, 0o755)
 
@@ -95,14 +94,14 @@ def listed(sock, *labels):
     return body
 
 
-ENG, why = taplib.engines_up()
+ENG, why = sth.engines_up()
 if ENG is None:
     print("1..0 # SKIP %s" % why)
     sys.exit(0)
 
 
 def engines_down():
-    taplib.engines_down(ENG)
+    sth.engines_down(ENG)
     shutil.rmtree(WORK, ignore_errors=True)
 
 
@@ -129,7 +128,7 @@ def engine_env(engine, root, sock, extra=None):
            "MENACE_OFFLINE_INSTALL": None, "MENACE_SELF_TEST_IMAGE_TAR": None,
            HOST_VAR[engine]: "unix://" + sock}
     env.update(extra or {})
-    return taplib.base_env(env)
+    return sth.base_env(env)
 
 
 def wait_running(sock, owner_pid, timeout=90):
@@ -148,7 +147,7 @@ def check_engine_dies(mode, engine="docker"):
     """mode "dies": dockerd gets SIGKILL; "hangs": SIGSTOP (SIGCONT once the run has ended)."""
     d = tempfile.mkdtemp(prefix="st-e3-", dir="/tmp")
     try:
-        rc, out, err = taplib.run(["bash", SCRIPT, "up", d], env=taplib.base_env({
+        rc, out, err = sth.run(["bash", SCRIPT, "up", d], env=sth.base_env({
             "ST_ENGINES": engine, "ST_IMAGE_TAR_IN": ENG["tar"]}), timeout=300)
         tag = "%s %s" % (engine, mode)
         if not ok(rc == 0, "%s: a second engine for this test" % tag, err[-1500:]):
@@ -168,7 +167,7 @@ def check_engine_dies(mode, engine="docker"):
         c = wait_running(sock, core.pid)
         if not ok(c is not None, "%s: the sleeping batch's container (batch-0) runs" % tag,
                   open(out_path, errors="replace").read()[-1500:]):
-            taplib.kill_group(core)
+            sth.kill_group(core)
             core.wait()
             return
         with open(os.path.join(d, "docker.pid")) as fh:
@@ -179,7 +178,7 @@ def check_engine_dies(mode, engine="docker"):
         try:
             core.wait(timeout=limit + 120)
         except subprocess.TimeoutExpired:
-            taplib.kill_group(core)
+            sth.kill_group(core)
             core.wait()
         took = time.monotonic() - t_kill
         text = open(out_path, errors="replace").read()
@@ -230,14 +229,14 @@ def check_engine_dies(mode, engine="docker"):
             is_eq(listed(sock), [], "%s: no selftest container is left" % tag)
             return
         # the engine comes back: the dead run's container is there, and cleanup removes it
-        rc, out, err = taplib.run(["bash", SCRIPT, "restart", d], timeout=120)
+        rc, out, err = sth.run(["bash", SCRIPT, "restart", d], timeout=120)
         if not ok(rc == 0, "%s: the engine restarts" % tag, err[-1000:]):
             return
         before = [x for x in listed(sock) if isinstance(x, dict)]
         ok(any(x["Id"] == c["Id"] for x in before),
            "%s: after the engine is back the dead run's container is still listed" % tag,
            repr([(x["Id"][:12], x.get("State")) for x in before]))
-        rc, out, err = taplib.run([BIN, "-v", "-c", conf, "cleanup"],
+        rc, out, err = sth.run([BIN, "-v", "-c", conf, "cleanup"],
                                   env=engine_env(engine, root, sock), cwd=root, timeout=180)
         is_eq(rc, 0, "%s: cleanup exits 0" % tag)
         ok(re.search(r"cleanup: \d+ listed, %d removed" % len(before), out) and
@@ -246,7 +245,7 @@ def check_engine_dies(mode, engine="docker"):
            "stdout: %r\nstderr: %s" % (out, err[-1500:]))
         is_eq(listed(sock), [], "%s: no selftest container is left" % tag)
     finally:
-        taplib.run(["bash", SCRIPT, "down", d], timeout=300)
+        sth.run(["bash", SCRIPT, "down", d], timeout=300)
 
 
 def main():
@@ -258,8 +257,4 @@ def main():
             skip("docker: engine dies mid-batch", "no image tarball in the engines' env")
     finally:
         engines_down()
-    done()
 
-
-if __name__ == "__main__":
-    main()

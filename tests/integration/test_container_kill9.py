@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """TAP test: `kill -9` of selftest-core while a container batch runs leaves nothing for good.
 
@@ -30,13 +29,13 @@ import time
 import urllib.parse
 import uuid
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import taplib  # noqa: E402
-from taplib import done, is_eq, note, ok  # noqa: E402
+import pytest
+import st_helpers as sth
+from st_helpers import is_eq, note, ok
 
-BIN = taplib.selftest_bin()
+BIN = sth.selftest_bin()
 if not BIN or not os.access(BIN, os.X_OK):
-    taplib.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+    sth.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
 
 ENGINES = ("docker", "podman")
 HOST_VAR = {"docker": "DOCKER_HOST", "podman": "CONTAINER_HOST"}
@@ -85,14 +84,14 @@ def listed(sock, *labels):
     return body
 
 
-ENG, why = taplib.engines_up()
+ENG, why = sth.engines_up()
 if ENG is None:
     print("1..0 # SKIP %s" % why)
     sys.exit(0)
 
 
 def engines_down():
-    taplib.engines_down(ENG)
+    sth.engines_down(ENG)
     shutil.rmtree(WORK, ignore_errors=True)
 
 
@@ -118,7 +117,7 @@ def engine_env(engine, root, extra=None):
            "MENACE_OFFLINE_INSTALL": None, "MENACE_SELF_TEST_IMAGE_TAR": None,
            HOST_VAR[engine]: "unix://" + ENG[engine]}
     env.update(extra or {})
-    return taplib.base_env(env)
+    return sth.base_env(env)
 
 
 def wait_running(sock, owner_pid, timeout=90):
@@ -173,7 +172,7 @@ def check_kill9(engine):
     c = wait_running(sock, core.pid)
     if not ok(c is not None, "%s: the sleeping batch's container runs, owned by the core (pid %d)"
               % (engine, core.pid), open(out_path, errors="replace").read()[-1500:]):
-        taplib.kill_group(core)
+        sth.kill_group(core)
         core.wait()
         return
     cid = c["Id"]
@@ -202,7 +201,7 @@ def check_kill9(engine):
     is_eq(left, [], "%s: no host process of the killed run remains" % engine)
 
     # cleanup removes it and says so
-    rc, out, err = taplib.run([BIN, "-v", "-c", conf, "cleanup"], env=engine_env(engine, root),
+    rc, out, err = sth.run([BIN, "-v", "-c", conf, "cleanup"], env=engine_env(engine, root),
                               cwd=root, timeout=180)
     is_eq(rc, 0, "%s: cleanup after kill -9 exits 0" % engine)
     removed = None
@@ -231,8 +230,4 @@ def main():
             check_kill9(engine)
     finally:
         engines_down()
-    done()
 
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """TAP test: runtime-docker and runtime-podman against a real dockerd and a real Podman service.
 
@@ -33,13 +32,13 @@ import time
 import urllib.parse
 import uuid
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import taplib  # noqa: E402
-from taplib import done, is_eq, note, ok, skip  # noqa: E402
+import pytest
+import st_helpers as sth
+from st_helpers import is_eq, note, ok, skip
 
-BIN = taplib.selftest_bin()
+BIN = sth.selftest_bin()
 if not BIN or not os.access(BIN, os.X_OK):
-    taplib.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+    sth.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
 
 ENGINES = ("docker", "podman")
 HOST_VAR = {"docker": "DOCKER_HOST", "podman": "CONTAINER_HOST"}
@@ -52,7 +51,7 @@ LOG_MARKS = {"failing": r"2 failed, 3 passed", "exit3": r"test_exit3\.py \.",
 COUNT_KEYS = ("passed", "failed", "skipped", "xfailed", "errors")
 IGNORE = shutil.ignore_patterns(".pytest_cache", "__pycache__", "sandbox_data", ".coverage",
                                 "*.pyc")
-SCRIPT = os.path.join(taplib.top_srcdir(), "tools", "engines", "engines.sh")
+SCRIPT = os.path.join(sth.top_srcdir(), "tools", "engines", "engines.sh")
 WORK = tempfile.mkdtemp(prefix="st-ctr-")
 os.chmod(WORK, 0o755)
 
@@ -101,7 +100,7 @@ def managed(sock):
     return body if st == 200 else ["list failed: %r %r" % (st, body)]
 
 
-ENG, why = taplib.engines_up()
+ENG, why = sth.engines_up()
 if ENG is None:
     print("1..0 # SKIP %s" % why)
     sys.exit(0)
@@ -109,7 +108,7 @@ IMAGE = ENG["image"]
 
 
 def engines_down():
-    taplib.engines_down(ENG)
+    sth.engines_down(ENG)
     shutil.rmtree(WORK, ignore_errors=True)
 
 
@@ -152,7 +151,7 @@ def copy_fixture(name, dest=None):
     if name is None:
         os.makedirs(dst)
     else:
-        shutil.copytree(taplib.fixture(name), dst, ignore=IGNORE)
+        shutil.copytree(sth.fixture(name), dst, ignore=IGNORE)
     return dst
 
 
@@ -178,7 +177,7 @@ def selftest(engine, root, args, env=None, conf=None, timeout=180, command="run"
     if user:
         argv = ["setpriv", "--reuid=%d" % user, "--regid=%d" % user, "--clear-groups"] + argv
     t0 = time.monotonic()
-    rc, out, err = taplib.run(argv, env=taplib.base_env(extra), cwd=root, timeout=timeout)
+    rc, out, err = sth.run(argv, env=sth.base_env(extra), cwd=root, timeout=timeout)
     res = {"rc": rc, "out": out, "err": err, "results": None, "batches": [],
            "elapsed": time.monotonic() - t0}
     for line in out.splitlines():
@@ -441,7 +440,7 @@ def check_sigint(engine):
     extra.update(engine_env(engine))
     t0 = time.monotonic()
     p = subprocess.Popen([BIN, "-c", CONF[engine], "run", "--json", "--retries", "0",
-                          "--timeout", "120"], env=taplib.base_env(extra), cwd=root,
+                          "--timeout", "120"], env=sth.base_env(extra), cwd=root,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          start_new_session=True)
     cid = wait_for_container(ENG[engine], "batch-0")
@@ -449,7 +448,7 @@ def check_sigint(engine):
     try:
         out, err = p.communicate(timeout=60)
     except subprocess.TimeoutExpired:
-        taplib.kill_group(p)
+        sth.kill_group(p)
         out, err = p.communicate()
     elapsed = time.monotonic() - t0
     ok(cid is not None and p.returncode is not None and elapsed < 40,
@@ -597,7 +596,7 @@ def check_permission(engine):
     if not os.path.isdir(stage):
         shutil.copytree(os.path.join(os.path.dirname(BIN), "plugins"),
                         os.path.join(stage, "plugins"), symlinks=True)
-        shutil.copytree(taplib.support_dir(), os.path.join(stage, "python"))
+        shutil.copytree(sth.support_dir(), os.path.join(stage, "python"))
         shutil.copy2(BIN, os.path.join(stage, "selftest-core"))
     for d in (WORK, root, stage):
         os.chmod(d, 0o777)
@@ -720,7 +719,7 @@ def check_engine_stops(engine):
     """A second private engine of the same kind, stopped while a batch runs."""
     d = tempfile.mkdtemp(prefix="st-e2-", dir="/tmp")
     try:
-        rc, out, err = taplib.run(["bash", SCRIPT, "up", d], env=taplib.base_env({
+        rc, out, err = sth.run(["bash", SCRIPT, "up", d], env=sth.base_env({
             "ST_ENGINES": engine, "ST_IMAGE_TAR_IN": ENG["tar"]}), timeout=300)
         if not ok(rc == 0, "%s: a second engine for the stop test" % engine, err[-1500:]):
             return
@@ -751,7 +750,7 @@ def check_engine_stops(engine):
         ok("engine" in (b.get("reason") or ""), "%s: the batch reason names the engine" % engine,
            "reason: %r" % b.get("reason"))
         # the engine comes back: the dead run's container is found and removed by cleanup
-        rc, out, err = taplib.run(["bash", SCRIPT, "restart", d], timeout=120)
+        rc, out, err = sth.run(["bash", SCRIPT, "restart", d], timeout=120)
         if ok(rc == 0, "%s: the engine restarts" % engine, err[-1000:]):
             r2 = selftest(engine, root, [], command="cleanup", env=env)
             left = managed(sock)
@@ -759,7 +758,7 @@ def check_engine_stops(engine):
                "%s: after the restart, cleanup leaves none of the dead run's containers" % engine,
                diag(r2) + "\nleft: %r" % left)
     finally:
-        taplib.run(["bash", SCRIPT, "down", d], timeout=300)
+        sth.run(["bash", SCRIPT, "down", d], timeout=300)
 
 
 # --------------------------------------------------------------------------------------------
@@ -784,7 +783,7 @@ def check_copy(engine):
 # --------------------------------------------------------------------------------------------
 # 11. ssh:// through a private sshd on 127.0.0.1 (the engine is local, so the binds still work)
 
-free_port = taplib.free_port
+free_port = sth.free_port
 
 
 def check_ssh(engine):
@@ -869,8 +868,4 @@ def main():
             check_copy(engine)
     finally:
         engines_down()
-    done()
 
-
-if __name__ == "__main__":
-    main()

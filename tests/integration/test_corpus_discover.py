@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """`selftest-core discover` on real projects nobody here wrote (tests/corpus, issue 9): each
 snapshot is unpacked into a scratch directory and discover's orphans, and the files it keeps out
@@ -6,11 +5,10 @@ of the orphans by rule (discover -v, --json "excluded"), must equal tests/corpus
 whose every entry says why. The tarballs are never modified."""
 import json
 import os
-import sys
 import tarfile
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import taplib as t  # noqa: E402
+import pytest
+import st_helpers as t
 
 CORPUS = os.path.join(t.top_srcdir(), "tests", "corpus")
 # name, extra environment. cachetools is a src layout: SELF_TEST_PYTHONPATH=src is what its
@@ -46,52 +44,50 @@ def unpack(name, dest):
     return root if os.path.isdir(root) else dest
 
 
-def main():
-    for name, extra in PROJECTS:
-        want = expectations(name)
-        with t.tmpdir() as tmp:
-            root = unpack(name, tmp)
-            conf = os.path.join(tmp, "selftest.conf")
-            with open(conf, "w") as f:
-                f.write('project_root = "%s";\ndata_dir = "%s";\npython = "%s";\n'
-                        % (root, os.path.join(tmp, "data"), t.PYTHON))
-            env = t.base_env(dict({"SELF_TEST_ORPHAN_EXCLUDE": None,
-                                   "SELF_TEST_DISABLE_ORPHANS": None,
-                                   "SANDBOX_DISABLE_ORPHANS": None}, **extra))
-            rc, out, err = t.run([t.selftest_bin(), "-c", conf, "discover", "--json"], env=env,
-                                 timeout=120, cwd=root)
-            t.is_eq(rc, 0, "%s: discover exits 0" % name)
-            try:
-                res = json.loads(out)
-            except ValueError:
-                t.ok(False, "%s: discover --json prints one JSON object" % name, out + err)
-                continue
-            t.is_eq(sorted(res.get("orphans", [])), sorted(want["orphan"]),
-                    "%s: the orphans are exactly those of %s.orphans" % (name, name))
-            excluded = res.get("excluded", {})
-            t.is_eq(sorted(excluded), sorted(want["excluded"]),
-                    "%s: the files kept out by rule are exactly those of %s.orphans"
-                    % (name, name))
-            for path, rule in sorted(excluded.items()):
-                kind = "test code" if "test code" in want["excluded"].get(path, "") else \
-                    "orphan_exclude"
-                t.ok(rule.startswith(kind), "%s: %s is excluded by %s" % (name, path, kind),
-                     "rule: %s" % rule)
-            # the human form: discover -v names the rule of each excluded file
-            rc, out, err = t.run([t.selftest_bin(), "-c", conf, "discover", "-v"], env=env,
-                                 timeout=120, cwd=root)
-            shown = {}
-            for line in out.splitlines():
-                words = line.split(None, 3)
-                if len(words) == 4 and words[0] == "excluded":
-                    shown[words[2]] = words[3]
-            t.is_eq(sorted(shown), sorted(want["excluded"]),
-                    "%s: discover -v lists each excluded file with its rule" % name)
-            t.ok(all(r.startswith("(") and r.endswith(")") and len(r) > 2
-                     for r in shown.values()),
-                 "%s: each with the rule that excluded it" % name, repr(shown))
-    t.done()
+pytestmark = pytest.mark.usefixtures("selftest_bin")
 
 
-if __name__ == "__main__":
-    main()
+@pytest.mark.parametrize("name,extra", PROJECTS, ids=[p[0] for p in PROJECTS])
+def test_corpus_discover(name, extra, workdir):
+    want = expectations(name)
+    tmp = workdir
+    root = unpack(name, tmp)
+    conf = os.path.join(tmp, "selftest.conf")
+    with open(conf, "w") as f:
+        f.write('project_root = "%s";\ndata_dir = "%s";\npython = "%s";\n'
+                % (root, os.path.join(tmp, "data"), t.PYTHON))
+    env = t.base_env(dict({"SELF_TEST_ORPHAN_EXCLUDE": None,
+                           "SELF_TEST_DISABLE_ORPHANS": None,
+                           "SANDBOX_DISABLE_ORPHANS": None}, **extra))
+    rc, out, err = t.run([t.selftest_bin(), "-c", conf, "discover", "--json"], env=env,
+                         timeout=120, cwd=root)
+    t.is_eq(rc, 0, "%s: discover exits 0" % name)
+    try:
+        res = json.loads(out)
+    except ValueError:
+        t.ok(False, "%s: discover --json prints one JSON object" % name, out + err)
+        return
+    t.is_eq(sorted(res.get("orphans", [])), sorted(want["orphan"]),
+            "%s: the orphans are exactly those of %s.orphans" % (name, name))
+    excluded = res.get("excluded", {})
+    t.is_eq(sorted(excluded), sorted(want["excluded"]),
+            "%s: the files kept out by rule are exactly those of %s.orphans"
+            % (name, name))
+    for path, rule in sorted(excluded.items()):
+        kind = "test code" if "test code" in want["excluded"].get(path, "") else \
+            "orphan_exclude"
+        t.ok(rule.startswith(kind), "%s: %s is excluded by %s" % (name, path, kind),
+             "rule: %s" % rule)
+    # the human form: discover -v names the rule of each excluded file
+    rc, out, err = t.run([t.selftest_bin(), "-c", conf, "discover", "-v"], env=env,
+                         timeout=120, cwd=root)
+    shown = {}
+    for line in out.splitlines():
+        words = line.split(None, 3)
+        if len(words) == 4 and words[0] == "excluded":
+            shown[words[2]] = words[3]
+    t.is_eq(sorted(shown), sorted(want["excluded"]),
+            "%s: discover -v lists each excluded file with its rule" % name)
+    t.ok(all(r.startswith("(") and r.endswith(")") and len(r) > 2
+             for r in shown.values()),
+         "%s: each with the rule that excluded it" % name, repr(shown))

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """TAP test: `selftest-core run` on the real projects of tests/corpus gives pytest's counts.
 
@@ -27,15 +26,15 @@ import tarfile
 import tempfile
 
 sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import taplib  # noqa: E402
-from taplib import done, is_eq, note, ok, skip  # noqa: E402
+import pytest
+import st_helpers as sth
+from st_helpers import is_eq, note, ok, skip
 
-BIN = taplib.selftest_bin()
+BIN = sth.selftest_bin()
 if not BIN or not os.access(BIN, os.X_OK):
-    taplib.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+    sth.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
 
-CORPUS = os.path.join(taplib.top_srcdir(), "tests", "corpus")
+CORPUS = os.path.join(sth.top_srcdir(), "tests", "corpus")
 WORK = tempfile.mkdtemp(prefix="st-corpus-")
 KEYS = ("passed", "failed", "skipped")
 
@@ -64,7 +63,7 @@ def unpack(name):
     if len(tops) != 1:
         raise ValueError("%s.tar.gz: expected one top-level directory, got %r" % (name, tops))
     root = os.path.join(dest, tops[0])
-    taplib.make_writable(root)
+    sth.make_writable(root)
     return root
 
 
@@ -74,9 +73,9 @@ def selftest_run(root, conf_text):
         fh.write(conf_text)
     tmp = tempfile.mkdtemp(prefix="tmp-", dir=WORK)
     data = tempfile.mkdtemp(prefix="data-", dir=WORK)  # keeps the project tree as unpacked
-    env = taplib.base_env(dict(taplib.SCRUB, SANDBOX_REPO_PATH=root, SANDBOX_DATA_DIR=data,
+    env = sth.base_env(dict(sth.SCRUB, SANDBOX_REPO_PATH=root, SANDBOX_DATA_DIR=data,
                                TMPDIR=tmp, PYTHONPATH=None))
-    rc, out, err = taplib.run([BIN, "-c", conf, "run", "--json", "--retries", "0"], env=env,
+    rc, out, err = sth.run([BIN, "-c", conf, "run", "--json", "--retries", "0"], env=env,
                               cwd=root, timeout=600)
     res = None
     lines = out.splitlines()
@@ -102,7 +101,7 @@ for name in sorted(PROJECTS):
     note("%s: batches %r" % (name, res.get("workflow_tests")))
     got = {k: res.get(k) for k in KEYS}
     env = {"PYTHONPATH": ":".join(os.path.join(root, p) for p in pp) if pp else None}
-    summ = taplib.pytest_summary(cwd=root, env=env, timeout=600)
+    summ = sth.pytest_summary(cwd=root, env=env, timeout=600)
     plain = {"passed": summ["passed"] + summ["xpassed"],
              "failed": summ["failed"] + summ["errors"], "skipped": summ["skipped"]}
     is_eq(plain, readme, "%s: plain pytest gives the README's counts (%s)" % (name, summ["line"]))
@@ -112,4 +111,3 @@ for name in sorted(PROJECTS):
     is_eq(rc, want_rc, "%s: exit status %d" % (name, want_rc))
 
 shutil.rmtree(WORK, ignore_errors=True)
-done()

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """Crash consistency: the core is killed with SIGKILL at random points (fixed seed) of `run` and
 `run-scheduled` on a copy of the bundled sample project (tests, coverage, an orphan module that is
@@ -15,11 +14,10 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import taplib as t  # noqa: E402
+import pytest
+import st_helpers as t
 
 SEED = 20261127
 STATE_JSON = ("orphan_modules.json", "orphan_classifications.json", "orphan_check_cache.json",
@@ -206,8 +204,4 @@ def main():
         left_dirs = sorted(n for n in os.listdir(tmpdir) if n.startswith("selftest-"))
         t.is_eq(left_dirs, [], "no work directory of the killed runs is left in $TMPDIR")
         t.is_eq(procs_with(marker), [], "no process is left after the next cycle")
-    t.done()
 
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """TAP test: the daemon and the run's resilience against its own state.
 
@@ -19,12 +18,11 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import taplib as t  # noqa: E402
+import pytest
+import st_helpers as t
 
 FX_DIR = os.environ.get("FIXTURE_PLUGIN_DIR", "")
 
@@ -268,8 +266,4 @@ def main():
             continue
         with t.tmpdir() as tmp:
             fn(tmp)
-    t.done()
 
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """`selftest-core discover` through the real binary and discovery-python (docs/spec.md §7, issue 3).
 
@@ -25,8 +24,8 @@ import os
 import sys
 
 sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import taplib as t  # noqa: E402
+import pytest
+import st_helpers as t
 
 BIN = t.selftest_bin()
 
@@ -110,7 +109,6 @@ def main():
     if not available:
         for name in CHECKS:
             t.skip(name, why)
-        t.done()
 
     with t.tmpdir() as root:
         project(root, {"a.py": "import b\nA = 1\n", "b.py": "import c\nB = 2\n",
@@ -229,8 +227,4 @@ def main():
         deps = (obj or {}).get("deps", {}).get("tool.py", [])
         t.is_eq(sorted(d.get("path") for d in deps),
                 ["lib/__init__.py", "lib/helper.py", "lib/inner.py", "shared.py"], CHECKS[12])
-    t.done()
 
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """TAP test: the configuration example and the documentation agree with the code.
 
@@ -25,14 +24,14 @@ import sys
 import tempfile
 
 sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import taplib  # noqa: E402
-from taplib import done, is_eq, note, ok  # noqa: E402
+import pytest
+import st_helpers as sth
+from st_helpers import is_eq, note, ok
 
-BIN = taplib.selftest_bin()
+BIN = sth.selftest_bin()
 if not BIN or not os.access(BIN, os.X_OK):
-    taplib.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
-TOP = taplib.top_srcdir()
+    sth.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+TOP = sth.top_srcdir()
 WORK = tempfile.mkdtemp(prefix="st-docs-")
 EXAMPLE = os.path.join(TOP, "conf", "selftest.conf")
 
@@ -334,15 +333,15 @@ def check_example_text():
 
 def project_copy(name):
     dst = os.path.join(WORK, name)
-    shutil.copytree(taplib.fixture("sample"), dst, ignore=shutil.ignore_patterns(
+    shutil.copytree(sth.fixture("sample"), dst, ignore=shutil.ignore_patterns(
         ".pytest_cache", "__pycache__", "sandbox_data", "selftest.conf"))
-    taplib.make_writable(dst)
+    sth.make_writable(dst)
     return dst
 
 
 def st(conf, argv, project):
-    env = taplib.base_env(dict(taplib.SCRUB, SANDBOX_REPO_PATH=project))
-    return taplib.run([BIN, "-c", conf] + argv, env=env, cwd=project, timeout=300)
+    env = sth.base_env(dict(sth.SCRUB, SANDBOX_REPO_PATH=project))
+    return sth.run([BIN, "-c", conf] + argv, env=env, cwd=project, timeout=300)
 
 
 VOLATILE = {"runtime", "total_runtime", "duration", "started_at", "finished_at", "run_id",
@@ -408,8 +407,4 @@ def main():
         check_self_contained()
     finally:
         shutil.rmtree(WORK, ignore_errors=True)
-    done()
 
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """Injected faults in the data dir: a full disk (ENOSPC) while metrics.db, the orphan caches, the
 history and the failure report are written; a read-only data dir; a data dir that vanishes
@@ -11,12 +10,11 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import taplib as t  # noqa: E402
+import pytest
+import st_helpers as t
 
 STATE = ("orphan_modules.json", "orphan_classifications.json", "orphan_check_cache.json",
          "module_map.json", "history.json")
@@ -330,8 +328,4 @@ def main():
                 fn(tmp)
             except Exception as e:  # a crash in a test is a failure, not a silent pass
                 t.ok(False, "%s raised %r" % (fn.__name__, e))
-    t.done()
 
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """TAP test: nothing the host runtime starts outlives its batch, and its limits hold.
 
@@ -26,8 +25,8 @@ import uuid
 import subprocess
 
 sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import taplib as t  # noqa: E402
+import pytest
+import st_helpers as t
 
 BIN = t.selftest_bin()
 if not BIN or not os.access(BIN, os.X_OK):
@@ -453,8 +452,4 @@ def main():
     finally:
         kill_marked()
         shutil.rmtree(WORK, ignore_errors=True)
-    t.done()
 
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """TAP test: the integrate stage end to end through the real binary (docs/spec.md §8.2, issue 4).
 
@@ -27,16 +26,16 @@ import sys
 import tempfile
 
 sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import taplib  # noqa: E402
-from taplib import done, is_eq, note, ok, skip  # noqa: E402
+import pytest
+import st_helpers as sth
+from st_helpers import is_eq, note, ok, skip
 
-SCRUB = taplib.SCRUB
+SCRUB = sth.SCRUB
 
-BIN = taplib.selftest_bin()
+BIN = sth.selftest_bin()
 if not BIN or not os.access(BIN, os.X_OK):
-    taplib.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
-SRCDIR = taplib.top_srcdir()
+    sth.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+SRCDIR = sth.top_srcdir()
 WORK = tempfile.mkdtemp(prefix="st-integ-")
 PLUGINS = os.path.join(WORK, "plugins")  # the example integrator, built here
 EXAMPLE = "integrator-example"
@@ -89,8 +88,8 @@ def run(root, args, conf_path, extra_env=None):
     path = ":".join(p for p in (PLUGINS, os.environ.get("SELF_TEST_PLUGIN_PATH")) if p)
     e = dict(SCRUB, SANDBOX_REPO_PATH=root, SELF_TEST_PLUGIN_PATH=path)
     e.update(extra_env or {})
-    rc, out, err = taplib.run([BIN, "-v", "-c", conf_path, "run", "--json", "--retries", "0"]
-                              + list(args), env=taplib.base_env(e), cwd=root, timeout=600)
+    rc, out, err = sth.run([BIN, "-v", "-c", conf_path, "run", "--json", "--retries", "0"]
+                              + list(args), env=sth.base_env(e), cwd=root, timeout=600)
     results = None
     for line in reversed(out.splitlines()):
         try:
@@ -153,7 +152,7 @@ def build_example():
     if not cc:
         return "no C compiler"
     so = os.path.join(PLUGINS, EXAMPLE + ".so")
-    rc, out, err = taplib.run([cc, "-std=c11", "-Wall", "-Wextra", "-Werror", "-fPIC",
+    rc, out, err = sth.run([cc, "-std=c11", "-Wall", "-Wextra", "-Werror", "-fPIC",
                                "-fvisibility=hidden", "-I", os.path.join(SRCDIR, "include"),
                                "-shared", "-Wl,-z,defs", "-o", so,
                                os.path.join(SRCDIR, "examples", EXAMPLE, "integrator_example.c")])
@@ -327,4 +326,3 @@ try:
     main()
 finally:
     shutil.rmtree(WORK, ignore_errors=True)
-done()

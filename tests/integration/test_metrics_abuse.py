@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """TAP test: /metrics keeps answering while idle and slowloris clients hold connections.
 
@@ -21,29 +20,28 @@ when scrapes time out). The client code is bench/metrics_abuse.py's.
 import importlib.util
 import os
 import statistics
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import taplib  # noqa: E402
-from taplib import done, ok, skip, note, is_eq  # noqa: E402
+import pytest
+import st_helpers as sth
+from st_helpers import is_eq, note, ok, skip
 
 IDLE, SLOW = 500, 50
 SCRAPES, SCRAPE_TIMEOUT = 20, 2.0
 CONN_LIMIT_DEFAULT, MHD_SLACK = 512, 32
 
-BIN = taplib.selftest_bin()
+BIN = sth.selftest_bin()
 if not BIN or not os.access(BIN, os.X_OK):
-    taplib.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+    sth.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
 
 spec = importlib.util.spec_from_file_location(
-    "metrics_abuse", os.path.join(taplib.top_srcdir(), "bench", "metrics_abuse.py"))
+    "metrics_abuse", os.path.join(sth.top_srcdir(), "bench", "metrics_abuse.py"))
 ma = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(ma)
 
 
 def scheduled_known():
-    rc, out, err = taplib.run([BIN, "run-scheduled", "--help"], env=taplib.base_env(), timeout=30)
+    rc, out, err = sth.run([BIN, "run-scheduled", "--help"], env=sth.base_env(), timeout=30)
     if rc != 0:
         return False, "run-scheduled --help exited %r: %s" % (rc, (out + err).strip()[:200])
     return True, ""
@@ -59,7 +57,7 @@ def main():
         skip("/metrics answers under idle and slowloris connections",
              "RLIMIT_NOFILE %d cannot hold %d connections" % (nofile, IDLE + SLOW))
         return
-    os.environ.setdefault("SELF_TEST_PLUGIN_PATH", os.path.join(taplib.top_srcdir(), "plugins"))
+    os.environ.setdefault("SELF_TEST_PLUGIN_PATH", os.path.join(sth.top_srcdir(), "plugins"))
     srv = ma.Server(BIN)
     abuser = None
     try:
@@ -123,4 +121,3 @@ def main():
 
 
 main()
-done()

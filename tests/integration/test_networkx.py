@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """TAP test: selftest-core over a real-world suite, Debian's python3-networkx.
 
@@ -23,9 +22,9 @@ import tempfile
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the (maybe read-only) source tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import taplib  # noqa: E402
-from taplib import done, is_eq, note, ok, skip  # noqa: E402
+import pytest
+import st_helpers as sth
+from st_helpers import is_eq, note, ok, skip
 
 # 10-40 s of tests in all on Debian 12 (measured: flow ~9 s, classes ~13 s, generators ~5 s,
 # utils ~1 s with one CPU).
@@ -35,19 +34,19 @@ COUNT_KEYS = ("passed", "failed", "skipped", "xfailed", "errors")
 GUARD = "networkx/utils/tests/test_zz_selftest_origin.py"
 
 # settings a caller's environment could carry into a run (the harness unsets most of them)
-SCRUB = taplib.SCRUB
+SCRUB = sth.SCRUB
 
-BIN = taplib.selftest_bin()
+BIN = sth.selftest_bin()
 if not BIN or not os.access(BIN, os.X_OK):
-    taplib.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+    sth.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
 
 
-make_writable = taplib.make_writable
+make_writable = sth.make_writable
 
 def networkx_dir():
-    rc, out, _ = taplib.run([taplib.PYTHON, "-c",
+    rc, out, _ = sth.run([sth.PYTHON, "-c",
                              "import networkx, os; print(os.path.dirname(networkx.__file__))"],
-                            env=taplib.base_env(), cwd="/")
+                            env=sth.base_env(), cwd="/")
     d = out.strip() if rc == 0 else None
     if d and all(os.path.isdir(os.path.join(d, t.split("/", 1)[1])) for t in TEST_DIRS):
         return d
@@ -90,7 +89,6 @@ def main():
     src, why = ensure_networkx()
     if not src:
         skip("networkx suite through selftest-core", why)
-        done()
     src_before = sorted(os.listdir(src))
     work = tempfile.mkdtemp(prefix="st-nx-")
     try:
@@ -108,10 +106,10 @@ def main():
         note("networkx from %s copied to %s" % (src, copy))
 
         t0 = time.monotonic()
-        rc, out, err = taplib.run(
+        rc, out, err = sth.run(
             [BIN, "-c", conf, "run", "--workers", "2", "--retries", "0", "--json",
              "--timeout", "600"] + TEST_DIRS,
-            env=taplib.base_env(dict(SCRUB, SANDBOX_REPO_PATH=root)), cwd=root, timeout=900)
+            env=sth.base_env(dict(SCRUB, SANDBOX_REPO_PATH=root)), cwd=root, timeout=900)
         note("selftest-core: exit %r in %.1f s" % (rc, time.monotonic() - t0))
         results = None
         try:
@@ -121,14 +119,13 @@ def main():
         if not ok(isinstance(results, dict) and results.get("event") == "results",
                   "selftest-core printed its results line",
                   "rc=%r\nstderr: %s\nstdout: %s" % (rc, err[-2000:], out[-1000:])):
-            done()
 
         total = dict.fromkeys(COUNT_KEYS, 0)
         rcs = []
         sm = results.get("suite_metrics") or {}
         t0 = time.monotonic()
         for d in TEST_DIRS:
-            pt = taplib.pytest_summary([d], ["--rootdir=%s" % root], cwd=root, timeout=600)
+            pt = sth.pytest_summary([d], ["--rootdir=%s" % root], cwd=root, timeout=600)
             rcs.append(pt["exitcode"])
             if not ok(pt["line"] is not None, "pytest %s printed a summary (%s)" % (d, pt["line"]),
                       pt["stdout"][-1500:] + pt["stderr"][-500:]):
@@ -151,7 +148,7 @@ def main():
         want_rc = 0 if all(c == 0 for c in rcs) else 1
         is_eq(rc, want_rc, "exit status %d (pytest exits %r)" % (want_rc, rcs))
         is_eq(results.get("exit_status"), rc, "results.exit_status equals the exit status")
-        pg = taplib.pytest_summary([GUARD], ["--rootdir=%s" % root], cwd=root)
+        pg = sth.pytest_summary([GUARD], ["--rootdir=%s" % root], cwd=root)
         ok(pg["exitcode"] == 0 and pg["passed"] == 1,
            "pytest's run imports networkx from the copy too", pg["stdout"][-1500:])
         is_eq(sorted(os.listdir(src)), src_before,
@@ -161,8 +158,4 @@ def main():
         ok(False, "the test script ran to the end", traceback.format_exc())
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    done()
 
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """Orphan checks through the real binary and the host runtime (docs/spec.md §8.1, issue 4): a module
 given on the command line is imported in the sandbox by its dotted name (by path when it has
@@ -7,11 +6,10 @@ fails); same-named modules in two
 packages stay apart; a failed check is reported, not fatal, unless fail_on_orphans."""
 import json
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import taplib as t  # noqa: E402
+import pytest
+import st_helpers as t
 
 
 def write(root, rel, text):
@@ -125,8 +123,4 @@ def main():
             classes = json.load(f)
         t.is_eq(classes.get("bad.py", {}).get("classification"), "failed",
                 "orphan_classifications.json marks the failed check")
-    t.done()
 
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """Orphans a user would call orphans (issue 9, points 4 to 10), through the real binary, the
 bundled discovery-python and integrator-modulemap plugins and real pytest:
@@ -17,8 +16,8 @@ import sys
 import time
 import urllib.request
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import taplib as t  # noqa: E402
+import pytest
+import st_helpers as t
 
 ORPHAN_VARS = ["SELF_TEST_ORPHAN_EXCLUDE", "SELF_TEST_ORPHAN_TIMEOUT", "SELF_TEST_DISABLE_ORPHANS",
                "SANDBOX_DISABLE_ORPHANS", "SELF_TEST_RECURSIVE_ISOLATED",
@@ -412,8 +411,4 @@ def main():
     point8()
     point9()
     point10()
-    t.done()
 
-
-if __name__ == "__main__":
-    main()

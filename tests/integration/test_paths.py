@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """TAP test: which test paths a run uses, the pythonpath setting, pytest node ids as paths.
 
@@ -30,13 +29,13 @@ import sys
 import tempfile
 
 sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import taplib  # noqa: E402
-from taplib import done, is_eq, note, ok  # noqa: E402
+import pytest
+import st_helpers as sth
+from st_helpers import is_eq, note, ok
 
-BIN = taplib.selftest_bin()
+BIN = sth.selftest_bin()
 if not BIN or not os.access(BIN, os.X_OK):
-    taplib.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+    sth.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
 
 WORK = tempfile.mkdtemp(prefix="st-paths-")
 IGNORE = shutil.ignore_patterns(".pytest_cache", "__pycache__", "sandbox_data", "*.pyc")
@@ -47,8 +46,8 @@ def copy(name):
     global _copies
     _copies += 1
     dst = os.path.join(WORK, "%s-%d" % (name, _copies))
-    shutil.copytree(taplib.fixture(name), dst, ignore=IGNORE)
-    taplib.make_writable(dst)
+    shutil.copytree(sth.fixture(name), dst, ignore=IGNORE)
+    sth.make_writable(dst)
     return dst
 
 
@@ -61,7 +60,7 @@ def conf(text=""):
 
 
 EMPTY = conf("# defaults, environment and options only\n")
-SCRUB = dict(taplib.SCRUB, SELF_TEST_PYTHONPATH=None, PYTHONPATH=None)
+SCRUB = dict(sth.SCRUB, SELF_TEST_PYTHONPATH=None, PYTHONPATH=None)
 
 
 def selftest(root, args, command="run", env=None, conf_file=EMPTY, cwd=None, orphans=False):
@@ -75,7 +74,7 @@ def selftest(root, args, command="run", env=None, conf_file=EMPTY, cwd=None, orp
     argv = [BIN, "-c", conf_file, command, "--json"]
     if command == "run":
         argv += ["--retries", "0", "--workers", "2"]
-    rc, out, err = taplib.run(argv + list(args), env=taplib.base_env(extra), cwd=cwd or root,
+    rc, out, err = sth.run(argv + list(args), env=sth.base_env(extra), cwd=cwd or root,
                               timeout=180)
     obj = None
     for line in reversed(out.splitlines()):
@@ -97,7 +96,7 @@ def counts(res):
 
 
 def pytest_counts(root, env=None):
-    summ = taplib.pytest_summary(cwd=root, env=env)
+    summ = sth.pytest_summary(cwd=root, env=env)
     return {"passed": summ["passed"] + summ["xpassed"],
             "failed": summ["failed"] + summ["errors"], "skipped": summ["skipped"]}, summ
 
@@ -276,4 +275,3 @@ for bad, why in (("tests/nope.py::test_x", "no such file"), ("tests::test_x", "n
 
 note("work dir %s" % WORK)
 shutil.rmtree(WORK, ignore_errors=True)
-done()

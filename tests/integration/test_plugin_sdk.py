@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """TAP test: the plugin SDK as a third party sees it.
 
@@ -20,16 +19,16 @@ import sys
 import tempfile
 
 sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import taplib  # noqa: E402
-from taplib import done, is_eq, note, ok, skip  # noqa: E402
+import pytest
+import st_helpers as sth
+from st_helpers import is_eq, note, ok, skip
 
-SCRUB = dict(taplib.SCRUB, **dict.fromkeys(("DESTDIR", "MAKEFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "MFLAGS", "PKG_CONFIG_LIBDIR", "PKG_CONFIG_PATH", "PKG_CONFIG_SYSROOT_DIR")))
+SCRUB = dict(sth.SCRUB, **dict.fromkeys(("DESTDIR", "MAKEFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "MFLAGS", "PKG_CONFIG_LIBDIR", "PKG_CONFIG_PATH", "PKG_CONFIG_SYSROOT_DIR")))
 
-BIN = taplib.selftest_bin()
+BIN = sth.selftest_bin()
 if not BIN or not os.access(BIN, os.X_OK):
-    taplib.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
-SRCDIR = taplib.top_srcdir()
+    sth.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+SRCDIR = sth.top_srcdir()
 BUILDDIR = os.path.abspath(os.environ.get("top_builddir") or SRCDIR)
 EXAMPLE_SRC = os.path.join(SRCDIR, "examples", "integrator-example")
 PLUGIN = "integrator-example"
@@ -41,7 +40,7 @@ STAGE = os.path.join(WORK, "stage")
 def env(extra=None):
     e = dict(SCRUB)
     e.update(extra or {})
-    return taplib.base_env(e)
+    return sth.base_env(e)
 
 
 def tool(name):
@@ -57,13 +56,13 @@ def find_file(top, name):
 
 def install_tree():
     """make install DESTDIR=STAGE in the build tree; returns (ok, output)."""
-    rc, out, err = taplib.run(["make", "-C", BUILDDIR, "install", "DESTDIR=" + STAGE],
+    rc, out, err = sth.run(["make", "-C", BUILDDIR, "install", "DESTDIR=" + STAGE],
                               env=env(), timeout=900)
     return rc == 0, (out + err)[-3000:]
 
 
 def pkg_config(pcdir, args):
-    rc, out, err = taplib.run(["pkg-config"] + args,
+    rc, out, err = sth.run(["pkg-config"] + args,
                               env=env({"PKG_CONFIG_PATH": pcdir,
                                        "PKG_CONFIG_SYSROOT_DIR": STAGE}))
     return rc, out.strip(), err.strip()
@@ -104,7 +103,7 @@ def check_install():
     if not man or not tool("man"):
         skip("selftest-plugin.7 renders with man", "no man page or no man(1)")
     else:
-        rc, out, err = taplib.run(["man", "-l", "-P", "cat", man],
+        rc, out, err = sth.run(["man", "-l", "-P", "cat", man],
                                   env=env({"MANWIDTH": "80", "LC_ALL": "C.UTF-8"}))
         ok(rc == 0 and "selftest_plugin_entry" in out and "warning" not in err.lower(),
            "selftest-plugin.7 renders with man", err[-1000:])
@@ -120,7 +119,7 @@ def build_example(pcdir):
         for f in files:
             os.chmod(os.path.join(d, f), 0o644)
     e = env({"PKG_CONFIG_PATH": pcdir, "PKG_CONFIG_SYSROOT_DIR": STAGE})
-    rc, out, err = taplib.run(["make", "-C", build, "CFLAGS=-O2 -g -Werror"], env=e, timeout=300)
+    rc, out, err = sth.run(["make", "-C", build, "CFLAGS=-O2 -g -Werror"], env=e, timeout=300)
     so = os.path.join(build, PLUGIN + ".so")
     if not ok(rc == 0 and os.path.isfile(so),
               "the example builds out of tree with its plain Makefile, -Werror", out + err):
@@ -129,16 +128,16 @@ def build_example(pcdir):
     ok(("-I" + incdir) in out, "it was compiled against the installed header (%s)" % incdir, out)
     nm = tool("nm")
     if nm:
-        rc, out, err = taplib.run([nm, "-D", "--defined-only", so])
+        rc, out, err = sth.run([nm, "-D", "--defined-only", so])
         syms = [line.split()[-1] for line in out.splitlines() if line.strip()]
         is_eq(syms, ["selftest_plugin_entry"], "the .so exports only selftest_plugin_entry")
-        rc, out, err = taplib.run([nm, "-D", "--undefined-only", so])
+        rc, out, err = sth.run([nm, "-D", "--undefined-only", so])
         undef = [line.split()[-1] for line in out.splitlines() if line.strip()]
         ok(not any(s.startswith("st_") or "selftest" in s for s in undef),
            "it needs nothing from the core (no st_* imports)", " ".join(undef))
     else:
         skip("the .so exports only selftest_plugin_entry", "nm not found")
-    rc, out, err = taplib.run(["make", "-C", build, "install"], env=e, timeout=120)
+    rc, out, err = sth.run(["make", "-C", build, "install"], env=e, timeout=120)
     plugindir = pkg_config(pcdir, ["--variable=plugindir", "selftest-core"])[1]
     installed = os.path.join(plugindir, PLUGIN + ".so")
     ok(rc == 0 and os.path.isfile(installed), "make install puts it into plugindir", out + err)
@@ -162,7 +161,7 @@ plugins = (
 
 def check_listed(plugindir):
     conf = write_conf("list.conf", EXAMPLE_CONF)
-    rc, out, err = taplib.run([BIN, "-c", conf, "--plugin-dir", plugindir, "plugins", "--json"],
+    rc, out, err = sth.run([BIN, "-c", conf, "--plugin-dir", plugindir, "plugins", "--json"],
                               env=env())
     try:
         rows = json.loads(out)
@@ -176,7 +175,7 @@ def check_listed(plugindir):
        and row[0].get("version") == "1.0.0",
        "it is listed as kind integrator, version 1.0.0, from the installed file", out)
     bad = write_conf("bad.conf", EXAMPLE_CONF.replace("integrate = ", "frobnicate = "))
-    rc, out, err = taplib.run([BIN, "-c", bad, "--plugin-dir", plugindir, "run", "--json"],
+    rc, out, err = sth.run([BIN, "-c", bad, "--plugin-dir", plugindir, "run", "--json"],
                               env=env({"SANDBOX_REPO_PATH": make_project("bad")}), timeout=300)
     ok("frobnicate" in err and PLUGIN in err,
        "an unknown setting is refused in create, naming the plugin and the setting", err[-2000:])
@@ -200,7 +199,7 @@ def check_answer_merged(plugindir):
     root = make_project("run")
     conf = write_conf("run.conf", EXAMPLE_CONF)
     path = ":".join([plugindir, os.environ.get("SELF_TEST_PLUGIN_PATH", "")])
-    rc, out, err = taplib.run([BIN, "-v", "-c", conf, "run", "--json", "--retries", "0",
+    rc, out, err = sth.run([BIN, "-v", "-c", conf, "run", "--json", "--retries", "0",
                                "pkg_a/common.py", "pkg_b/common.py"],
                               env=env({"SANDBOX_REPO_PATH": root,
                                        "SELF_TEST_PLUGIN_PATH": path}),
@@ -250,4 +249,3 @@ try:
     main()
 finally:
     shutil.rmtree(WORK, ignore_errors=True)
-done()

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """TAP test: a real Prometheus scrapes `selftest-core run-scheduled` (docs/spec.md §9.1).
 
@@ -17,16 +16,15 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 import urllib.parse
 import urllib.request
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import taplib  # noqa: E402
-from taplib import done, is_eq, note, ok, skip  # noqa: E402
+import pytest
+import st_helpers as sth
+from st_helpers import is_eq, note, ok, skip
 
 LEGACY = ["self_test_passed_total", "self_test_failed_total", "self_test_average_runtime_seconds",
           "self_test_average_coverage", "self_test_container_failures_total",
@@ -34,25 +32,25 @@ LEGACY = ["self_test_passed_total", "self_test_failed_total", "self_test_average
           "orphan_modules_reintroduced_total", "orphan_modules_failed_total",
           "orphan_modules_redundant_total"]
 
-BIN = taplib.selftest_bin()
+BIN = sth.selftest_bin()
 if not BIN or not os.access(BIN, os.X_OK):
-    taplib.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+    sth.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
 
 WORK = tempfile.mkdtemp(prefix="st-promscrape-")
 IGNORE = shutil.ignore_patterns(".pytest_cache", "__pycache__", "sandbox_data", "*.pyc")
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-free_port = taplib.free_port
+free_port = sth.free_port
 
 
 def env_for(root):
-    return taplib.base_env({"SANDBOX_REPO_PATH": root})
+    return sth.base_env({"SANDBOX_REPO_PATH": root})
 
 
 def scheduled_known():
     """(known, reason): does the binary know run-scheduled?"""
-    rc, out, err = taplib.run([BIN, "run-scheduled", "--help"], env=env_for(WORK), timeout=30)
+    rc, out, err = sth.run([BIN, "run-scheduled", "--help"], env=env_for(WORK), timeout=30)
     if rc == 2 and "unknown command" in (out + err):
         return False, "selftest-core has no run-scheduled command yet (exit 2 unknown command)"
     if rc != 0:
@@ -101,7 +99,7 @@ class Proc:
                 self.proc.send_signal(signal.SIGTERM)
                 return self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                taplib.kill_group(self.proc)
+                sth.kill_group(self.proc)
                 self.proc.wait()
                 return None
         return self.proc.returncode
@@ -118,7 +116,7 @@ def main():
         skip("real Prometheus scrapes run-scheduled", "prometheus not installed (Debian: prometheus)")
         return
     root = os.path.join(WORK, "passing")
-    shutil.copytree(taplib.fixture("passing"), root, ignore=IGNORE)
+    shutil.copytree(sth.fixture("passing"), root, ignore=IGNORE)
     conf = os.path.join(WORK, "selftest.conf")
     # a fixed port (not 0): a second bind of it anywhere in the process would show as an error
     with open(conf, "w") as fh:
@@ -187,4 +185,3 @@ try:
     main()
 finally:
     shutil.rmtree(WORK, ignore_errors=True)
-done()

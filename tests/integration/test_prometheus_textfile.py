@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """TAP test: exporter-prometheus with the real binary (one-shot `run`).
 
@@ -21,14 +20,13 @@ import shutil
 import socket
 import stat
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import taplib  # noqa: E402
-from taplib import done, is_eq, note, ok, skip  # noqa: E402
+import pytest
+import st_helpers as sth
+from st_helpers import is_eq, note, ok, skip
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LEGACY_TOTAL_GAUGES = sorted([
@@ -40,15 +38,15 @@ LEGACY_TOTAL_GAUGES = sorted([
 PROMTOOL_EXPECTED = sorted('%s non-counter metrics should not have "_total" suffix' % n
                            for n in LEGACY_TOTAL_GAUGES + ["orphan_modules_unmet_total"])
 
-BIN = taplib.selftest_bin()
+BIN = sth.selftest_bin()
 if not BIN or not os.access(BIN, os.X_OK):
-    taplib.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+    sth.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
 
 WORK = tempfile.mkdtemp(prefix="st-prom-")
 IGNORE = shutil.ignore_patterns(".pytest_cache", "__pycache__", "sandbox_data", "*.pyc")
 
 
-free_port = taplib.free_port
+free_port = sth.free_port
 
 
 def write_conf(name, settings):
@@ -62,19 +60,19 @@ def write_conf(name, settings):
 
 def copy_passing(name):
     dst = os.path.join(WORK, name)
-    shutil.copytree(taplib.fixture("passing"), dst, ignore=IGNORE)
+    shutil.copytree(sth.fixture("passing"), dst, ignore=IGNORE)
     return dst
 
 
 def env_for(root):
     # no proxy may capture loopback traffic of libcurl
-    return taplib.base_env({"SANDBOX_REPO_PATH": root, "http_proxy": None, "HTTP_PROXY": None,
+    return sth.base_env({"SANDBOX_REPO_PATH": root, "http_proxy": None, "HTTP_PROXY": None,
                             "https_proxy": None, "HTTPS_PROXY": None, "all_proxy": None,
                             "ALL_PROXY": None})
 
 
 def selftest_run(conf, root, extra=(), timeout=120):
-    rc, out, err = taplib.run([BIN, "-v", "-c", conf, "run", "--json", "--retries", "0",
+    rc, out, err = sth.run([BIN, "-v", "-c", conf, "run", "--json", "--retries", "0",
                                "--workers", "1"] + list(extra), env=env_for(root),
                               timeout=timeout)
     results = None
@@ -100,7 +98,7 @@ def samples(text):
 
 def plugin_available():
     conf = write_conf("probe.conf", {})
-    rc, out, err = taplib.run([BIN, "-c", conf, "plugins"], env=env_for(WORK), timeout=30)
+    rc, out, err = sth.run([BIN, "-c", conf, "plugins"], env=env_for(WORK), timeout=30)
     return rc == 0 and "exporter-prometheus" in out, (out + err).strip()
 
 
@@ -203,7 +201,7 @@ def check_pushgateway():
         try:
             pg.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            taplib.kill_group(pg)
+            sth.kill_group(pg)
             pg.wait()
         log.close()
 
@@ -282,7 +280,7 @@ class Served:
         try:
             return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            taplib.kill_group(self.proc)
+            sth.kill_group(self.proc)
             return self.proc.wait()
 
 
@@ -330,7 +328,6 @@ def main():
     avail, why = plugin_available()
     if not avail:
         skip("exporter-prometheus tests", "plugin not built or not loadable: %s" % why[:200])
-        done()
     check_textfile()
     check_pushgateway()
     check_push_refused()
@@ -342,4 +339,3 @@ try:
     main()
 finally:
     shutil.rmtree(WORK, ignore_errors=True)
-done()

@@ -24,8 +24,8 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import taplib  # noqa: E402
+import pytest
+import st_helpers as sth
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRCDIR = os.path.abspath(os.environ.get("top_srcdir") or os.path.join(HERE, "..", ".."))
@@ -89,7 +89,7 @@ def parse_c_errors(text):
 
 
 def compare(name, c_graph, c_errors, r_graph, unparsable):
-    taplib.is_eq(sorted(c_graph), sorted(r_graph), "%s: same %d files" % (name, len(r_graph)))
+    sth.is_eq(sorted(c_graph), sorted(r_graph), "%s: same %d files" % (name, len(r_graph)))
     diags, compared, noted = [], 0, []
     for src in sorted(set(c_graph) & set(r_graph)):
         if src in unparsable:
@@ -107,13 +107,13 @@ def compare(name, c_graph, c_errors, r_graph, unparsable):
             diags.append("%s:%s%s" % (src, "".join("\n    C lacks  -> " + d for d in missing),
                                       "".join("\n    C extra  -> " + d for d in extra)))
     for line in noted:
-        taplib.note(line)
+        sth.note(line)
     for path in sorted(unparsable):
-        taplib.note("%s: Python cannot parse it: %s" % (path, unparsable[path]))
+        sth.note("%s: Python cannot parse it: %s" % (path, unparsable[path]))
     shown = diags[:MAX_DIAG_FILES]
     if len(diags) > len(shown):
         shown.append("... and %d more files" % (len(diags) - len(shown)))
-    taplib.ok(not diags, "%s: edges of %d files match (%d differ)" % (name, compared, len(diags)),
+    sth.ok(not diags, "%s: edges of %d files match (%d differ)" % (name, compared, len(diags)),
               "\n".join(shown))
 
 
@@ -138,7 +138,7 @@ def read(path):
 
 def main():
     if not os.access(DUMP, os.X_OK):
-        taplib.bail_out("%s is not built" % DUMP)
+        sth.bail_out("%s is not built" % DUMP)
     # The hand-written EXPECTED of the fixture tree must agree with Python too.
     fixture = os.path.join(SRCDIR, "tests", "fixtures", "pygraph")
     with tempfile.TemporaryDirectory(prefix="pygraph-ref-") as work:
@@ -153,20 +153,20 @@ def main():
             got.pop(path, None)
         version = subprocess.run([REF_PYTHON, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
                                  capture_output=True, text=True, check=False).stdout.strip()
-        taplib.note("reference interpreter: %s %s" % (REF_PYTHON, version))
+        sth.note("reference interpreter: %s %s" % (REF_PYTHON, version))
         new_syntax = tuple(int(x) for x in version.split(".")) >= (3, 12)
-        taplib.is_eq(unparsable, set() if new_syntax else {"traps312.py"},
+        sth.is_eq(unparsable, set() if new_syntax else {"traps312.py"},
                      "fixture: unparsable files are the expected ones")
-        taplib.is_eq(got, expected, "fixture: the ast reference agrees with EXPECTED")
+        sth.is_eq(got, expected, "fixture: the ast reference agrees with EXPECTED")
 
         running = []
         wanted = os.environ.get("PYGRAPH_REF_TREES")
         for name, path, copy in TREES:
             if wanted and name not in wanted.split(","):
-                taplib.skip("%s: compare" % name, "not in PYGRAPH_REF_TREES")
+                sth.skip("%s: compare" % name, "not in PYGRAPH_REF_TREES")
                 continue
             if not os.path.isdir(path):
-                taplib.skip("%s: compare" % name, "%s is not installed" % path)
+                sth.skip("%s: compare" % name, "%s is not installed" % path)
                 continue
             root = path
             if copy:
@@ -177,9 +177,9 @@ def main():
         for name, (c_rc, c_secs, proc, t0, out) in running:
             proc.wait()
             r_secs = time.monotonic() - t0
-            taplib.is_eq(c_rc, 0, "%s: pygraph-dump exits 0" % name)
-            taplib.is_eq(proc.returncode, 0, "%s: pygraph_ref.py exits 0" % name)
-            taplib.note("%s: pygraph-dump %.3f s, pygraph_ref.py %.1f s (run concurrently)"
+            sth.is_eq(c_rc, 0, "%s: pygraph-dump exits 0" % name)
+            sth.is_eq(proc.returncode, 0, "%s: pygraph_ref.py exits 0" % name)
+            sth.note("%s: pygraph-dump %.3f s, pygraph_ref.py %.1f s (run concurrently)"
                         % (name, c_secs, r_secs))
             bad = {}
             for line in read(out["r_bad"]).splitlines():
@@ -187,8 +187,5 @@ def main():
                 bad[path] = reason
             compare(name, parse_graph(read(out["c"])), parse_c_errors(read(out["c_err"])),
                     parse_graph(read(out["r"])), bad)
-    taplib.done()
+    sth.done()
 
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """TAP test of python/selftest_pytest_plugin.py against the fixture projects.
 
@@ -22,9 +21,9 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import taplib  # noqa: E402
-from taplib import done, is_eq, ok, skip  # noqa: E402
+import pytest
+import st_helpers as sth
+from st_helpers import is_eq, ok, skip
 
 OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
 START_KEYS = {"event", "pid", "argv", "workers", "python", "pytest"}
@@ -95,9 +94,9 @@ MARKERS_SELECTED = {"tests/test_markers.py::test_smoke_login",
 
 
 def plugin_env(results, extra=None):
-    env = {"PYTHONPATH": taplib.plugin_dir(), "SELF_TEST_RESULTS_FILE": results}
+    env = {"PYTHONPATH": sth.plugin_dir(), "SELF_TEST_RESULTS_FILE": results}
     env.update(extra or {})
-    return taplib.base_env(env)
+    return sth.base_env(env)
 
 
 def read_events(path):
@@ -213,16 +212,16 @@ def check_shapes(label, events, argv, workers):
 
 
 def run_case(label, fixture, args, mode, expected, status):
-    cwd = taplib.fixture(fixture)
+    cwd = sth.fixture(fixture)
     xargs = ["-n", "2"] if mode == "xdist" else []
     extra = ["-p", "no:cacheprovider", "-p", "selftest_pytest_plugin"] + xargs + list(args)
     label = "%s [%s]" % (label, mode)
-    with taplib.tmpdir() as d:
+    with sth.tmpdir() as d:
         results = os.path.join(d, "results.jsonl")
-        rc, out, err = taplib.run([taplib.PYTHON, "-m", "pytest"] + extra,
+        rc, out, err = sth.run([sth.PYTHON, "-m", "pytest"] + extra,
                                   env=plugin_env(results), cwd=cwd, timeout=300)
         events, bad = read_events(results)
-    summ = taplib.parse_summary(out)
+    summ = sth.parse_summary(out)
     tail = "stdout tail:\n%s\nstderr tail:\n%s" % (out[-1500:], err[-800:])
 
     is_eq(rc, status, "%s: exit status" % label)
@@ -290,10 +289,10 @@ def run_timeout(mode):
     """Kill the timeout fixture once test_fast is recorded: no end event."""
     label = "timeout [%s]" % mode
     xargs = ["-n", "2"] if mode == "xdist" else []
-    with taplib.tmpdir() as d:
+    with sth.tmpdir() as d:
         results = os.path.join(d, "results.jsonl")
         proc = subprocess.Popen(
-            taplib.pytest_cmd([], xargs, plugin=True), cwd=taplib.fixture("timeout"),
+            sth.pytest_cmd([], xargs, plugin=True), cwd=sth.fixture("timeout"),
             env=plugin_env(results), stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, start_new_session=True)
         seen = False
@@ -310,7 +309,7 @@ def run_timeout(mode):
             time.sleep(0.5)
             still_running = proc.poll() is None
         finally:
-            taplib.kill_group(proc)
+            sth.kill_group(proc)
             proc.wait()
         events, bad = read_events(results)
     ok(seen, "%s: test_fast recorded while test_sleep runs" % label)
@@ -325,8 +324,8 @@ def run_timeout(mode):
 
 
 def run_orphans():
-    root = taplib.fixture("sample")
-    with taplib.tmpdir() as d:
+    root = sth.fixture("sample")
+    with sth.tmpdir() as d:
         proj = os.path.join(d, "proj")
         os.makedirs(os.path.join(proj, "pkg"))
         for name, text in (("pkg/__init__.py", ""),
@@ -352,8 +351,8 @@ def run_orphans():
         ):
             results = os.path.join(d, label.replace(" ", "_") + ".jsonl")
             env = plugin_env(results, {"SELF_TEST_ORPHAN_MODULES": json.dumps(entries)})
-            rc, out, err = taplib.run(
-                taplib.pytest_cmd(["."], ["-q", "--rootdir=" + rootdir], plugin=True),
+            rc, out, err = sth.run(
+                sth.pytest_cmd(["."], ["-q", "--rootdir=" + rootdir], plugin=True),
                 env=env, cwd=work, timeout=120)
             events, bad = read_events(results)
             tests = {e["nodeid"]: e for e in events if e.get("event") == "test"}
@@ -365,7 +364,7 @@ def run_orphans():
             if "orphan::pkg/bad.py" in tests:
                 ok("boom at import" in (tests["orphan::pkg/bad.py"]["excerpt"] or ""),
                    "%s: failure excerpt has the error" % label)
-            summ = taplib.parse_summary(out)
+            summ = sth.parse_summary(out)
             is_eq(emitted_counts(events), summary_as_outcomes(summ),
                   "%s: counts equal pytest's summary" % label)
         ok(os.listdir(work) == [], "orphans: nothing written in the working dir",
@@ -373,7 +372,7 @@ def run_orphans():
 
 
 def run_misc():
-    with taplib.tmpdir() as d:
+    with sth.tmpdir() as d:
         proj = os.path.join(d, "proj")
         os.mkdir(proj)
         with open(os.path.join(proj, "pytest.ini"), "w") as fh:
@@ -383,7 +382,7 @@ def run_misc():
                      "    raise ValueError('A' * 6000 + 'THE-END')\n\n\n"
                      "def test_ok():\n    pass\n")
         results = os.path.join(d, "r.jsonl")
-        rc, out, err = taplib.run(taplib.pytest_cmd([], [], plugin=True),
+        rc, out, err = sth.run(sth.pytest_cmd([], [], plugin=True),
                                   env=plugin_env(results), cwd=proj)
         events, _ = read_events(results)
         exc = [e["excerpt"] for e in events if e.get("outcome") == "failed"]
@@ -404,7 +403,7 @@ def run_misc():
                      "def test_pass_prints():\n"
                      "    print('not kept')\n")
         results_o = os.path.join(d, "o.jsonl")
-        taplib.run(taplib.pytest_cmd(["test_out.py"], [], plugin=True),
+        sth.run(sth.pytest_cmd(["test_out.py"], [], plugin=True),
                    env=plugin_env(results_o), cwd=proj)
         os.unlink(os.path.join(proj, "test_out.py"))
         tests = {e["nodeid"].split("::")[-1]: e for e in read_events(results_o)[0]
@@ -422,22 +421,21 @@ def run_misc():
                (tests.get("test_pass_prints") or {}).get("stderr")), (None, None),
               "a passing test's output is not kept")
 
-        rc2, out2, err2 = taplib.run(
-            taplib.pytest_cmd([], [], plugin=True),
+        rc2, out2, err2 = sth.run(
+            sth.pytest_cmd([], [], plugin=True),
             env=plugin_env(os.path.join(d, "no", "such", "dir", "r.jsonl")), cwd=proj)
         is_eq(rc2, rc, "unwritable results file: pytest runs normally")
 
-        env = taplib.base_env({"PYTHONPATH": taplib.plugin_dir()})
-        rc3, out3, err3 = taplib.run(taplib.pytest_cmd([], [], plugin=True), env=env, cwd=proj)
+        env = sth.base_env({"PYTHONPATH": sth.plugin_dir()})
+        rc3, out3, err3 = sth.run(sth.pytest_cmd([], [], plugin=True), env=env, cwd=proj)
         is_eq((rc3, sorted(os.listdir(proj))), (rc, ["pytest.ini", "test_long.py"]),
               "SELF_TEST_RESULTS_FILE unset: plugin writes nothing")
 
 
-if not os.path.exists(taplib.PYTHON):
-    skip("pytest plugin", "no %s" % taplib.PYTHON)
-    done()
-if not os.path.exists(os.path.join(taplib.plugin_dir(), "selftest_pytest_plugin.py")):
-    taplib.bail_out("no selftest_pytest_plugin.py in %s" % taplib.plugin_dir())
+if not os.path.exists(sth.PYTHON):
+    skip("pytest plugin", "no %s" % sth.PYTHON)
+if not os.path.exists(os.path.join(sth.plugin_dir(), "selftest_pytest_plugin.py")):
+    sth.bail_out("no selftest_pytest_plugin.py in %s" % sth.plugin_dir())
 
 for label, fixture, args, modes in CASES:
     for mode in ("plain", "xdist"):
@@ -447,4 +445,3 @@ for mode in ("plain", "xdist"):
     run_timeout(mode)
 run_orphans()
 run_misc()
-done()

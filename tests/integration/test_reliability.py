@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """Defects a hostile probe found (bad input, corrupted state, crashes), each with the guarantee
 kept: the run lock never empties a file that is not its own (a symbolic link, the config file or
@@ -16,8 +15,8 @@ import sys
 import time
 
 sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import taplib as t  # noqa: E402
+import pytest
+import st_helpers as t
 
 BIN = t.selftest_bin()
 if not BIN or not os.access(BIN, os.X_OK):
@@ -420,8 +419,4 @@ def main():
             except Exception as e:  # a crash in a test is a failure, not a silent pass
                 import traceback
                 t.ok(False, "%s raised %r" % (fn.__name__, e), traceback.format_exc())
-    t.done()
 
-
-if __name__ == "__main__":
-    main()

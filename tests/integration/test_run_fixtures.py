@@ -1,11 +1,10 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """TAP test: `selftest-core run` over the fixture projects, compared with pytest itself.
 
 Every fixture project (tests/fixtures/projects/*, and top_srcdir/sample) is copied into a
 temp dir (nothing is written into the source tree) and run with
 `selftest-core run --json --retries 0 --workers 1 <copy>`; the final JSON line's counts are
-compared with pytest's own summary line for the same copy (taplib.pytest_summary), and the
+compared with pytest's own summary line for the same copy (sth.pytest_summary), and the
 exit status of docs/spec.md §1.1 (0 all passed; 1 a test or batch failed, also pytest exit 5,
 crashes and timeouts; 3 infrastructure).  Crash fixtures without a summary (timeout, exit3,
 segv) are compared with what `pytest -v` printed before it died, and no process may be left.
@@ -27,9 +26,9 @@ import time
 import uuid
 
 sys.dont_write_bytecode = True  # no __pycache__ in the (maybe read-only) source tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import taplib  # noqa: E402
-from taplib import done, is_eq, note, ok, skip  # noqa: E402
+import pytest
+import st_helpers as sth
+from st_helpers import is_eq, note, ok, skip
 
 FIXTURES = ["passing", "failing", "fixture_error", "collect_error", "timeout", "exit3", "segv",
             "empty", "split", "markers", "sample"]
@@ -45,11 +44,11 @@ IGNORE = shutil.ignore_patterns(".pytest_cache", "__pycache__", "sandbox_data", 
                                 "*.pyc", "coverage.lcov")
 
 # settings a caller's environment could carry into a run (the harness unsets most of them)
-SCRUB = taplib.SCRUB
+SCRUB = sth.SCRUB
 
-BIN = taplib.selftest_bin()
+BIN = sth.selftest_bin()
 if not BIN or not os.access(BIN, os.X_OK):
-    taplib.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+    sth.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
 
 WORK = tempfile.mkdtemp(prefix="st-runfx-")
 TAG = "stfx%d%s" % (os.getpid(), uuid.uuid4().hex[:8])  # unique: finds leftover processes
@@ -59,11 +58,11 @@ with open(EMPTY_CONF, "w") as fh:
     fh.write("# empty: defaults, environment and options only\n")
 
 
-make_writable = taplib.make_writable
+make_writable = sth.make_writable
 
 def copy_fixture(name, dest_name=None):
     dst = os.path.join(WORK, dest_name or "%s-%s" % (TAG, name))
-    shutil.copytree(taplib.fixture(name), dst, ignore=IGNORE)
+    shutil.copytree(sth.fixture(name), dst, ignore=IGNORE)
     make_writable(dst)
     return dst
 
@@ -88,8 +87,8 @@ def selftest(root, args, env=None, conf=EMPTY_CONF, timeout=120, cwd=None):
     extra = dict(SCRUB, SANDBOX_REPO_PATH=root, TMPDIR=tmp)
     extra.update(env or {})
     t0 = time.monotonic()
-    rc, out, err = taplib.run([BIN, "-c", conf, "run"] + list(args),
-                              env=taplib.base_env(extra), cwd=cwd or root, timeout=timeout)
+    rc, out, err = sth.run([BIN, "-c", conf, "run"] + list(args),
+                              env=sth.base_env(extra), cwd=cwd or root, timeout=timeout)
     res = {"rc": rc, "out": out, "err": err, "lines": [], "batches": [], "results": None,
            "elapsed": time.monotonic() - t0, "bad": []}
     left = sorted(f for f in os.listdir(tmp) if f.startswith("selftest"))
@@ -169,12 +168,12 @@ def plain_case(name):
     st = selftest(root, ["--json", "--retries", "0", "--workers", "1"] + extra + [root])
     if name == "timeout":
         # pytest itself never finishes: ask it what it printed in the first seconds
-        pt = taplib.pytest_summary([root], ["-v"], cwd=root, env={"PYTHONUNBUFFERED": "1"},
+        pt = sth.pytest_summary([root], ["-v"], cwd=root, env={"PYTHONUNBUFFERED": "1"},
                                    timeout=4)
     elif name in CRASHERS:
-        pt = taplib.pytest_summary([root], ["-v"], cwd=root, env={"PYTHONUNBUFFERED": "1"})
+        pt = sth.pytest_summary([root], ["-v"], cwd=root, env={"PYTHONUNBUFFERED": "1"})
     else:
-        pt = taplib.pytest_summary([root], cwd=root)
+        pt = sth.pytest_summary([root], cwd=root)
     time.sleep(0.5)
     left = leftover_processes(os.path.basename(root))
     return root, st, pt, left
@@ -247,10 +246,10 @@ def xdist_case(name):
     extra = ["--timeout", "8"] if name == "timeout" else []
     st = selftest(root, ["--json", "--retries", "0", "--workers", "2"] + extra + [root])
     if name == "timeout":
-        pt = taplib.pytest_summary([root], ["-n", "2", "-v"], cwd=root,
+        pt = sth.pytest_summary([root], ["-n", "2", "-v"], cwd=root,
                                    env={"PYTHONUNBUFFERED": "1"}, timeout=8)
     else:
-        pt = taplib.pytest_summary([root], ["-n", "2"], cwd=root)
+        pt = sth.pytest_summary([root], ["-n", "2"], cwd=root)
     time.sleep(0.5)
     left = leftover_processes(os.path.basename(root))
     return root, st, pt, left
@@ -299,10 +298,10 @@ def mixed_project():
     """One project with three test dirs: p (passing), f (failing), e (fixture_error)."""
     root = os.path.join(WORK, "%s-mixed" % TAG)
     os.makedirs(root)
-    shutil.copyfile(os.path.join(taplib.fixture("passing"), "pytest.ini"),
+    shutil.copyfile(os.path.join(sth.fixture("passing"), "pytest.ini"),
                     os.path.join(root, "pytest.ini"))
     for sub, fx in (("p", "passing"), ("f", "failing"), ("e", "fixture_error")):
-        shutil.copytree(os.path.join(taplib.fixture(fx), "tests"), os.path.join(root, sub),
+        shutil.copytree(os.path.join(sth.fixture(fx), "tests"), os.path.join(root, sub),
                         ignore=IGNORE)
     make_writable(root)
     return root
@@ -311,7 +310,7 @@ def mixed_project():
 def check_cumulative():
     root = mixed_project()
     subs = ["p", "f", "e"]
-    fut = {s: POOL.submit(taplib.pytest_summary, [s], (), root) for s in subs}
+    fut = {s: POOL.submit(sth.pytest_summary, [s], (), root) for s in subs}
     st = selftest(root, ["--json", "--retries", "0", "--workers", "1"] + subs)
     label = "3 batches p f e"
     if not results_ok(st, label):
@@ -366,7 +365,7 @@ def check_split(root, W, paths, slow=False, how=None, flag=True, env=None, conf=
     """W: the worker budget that should win; how: label for a precedence case."""
     label = "split %s %s%s" % (how or "--workers %d" % W, " ".join(paths),
                                " (1 s tests)" if slow else "")
-    fut = POOL.submit(taplib.pytest_summary, paths, (), root)
+    fut = POOL.submit(sth.pytest_summary, paths, (), root)
     wargs = ["--workers", str(W)] if flag is True else (["--workers", str(flag)] if flag else [])
     st = selftest(root, ["--json", "--retries", "0"] + wargs + paths, env=env, conf=conf)
     pt = fut.result()
@@ -425,10 +424,10 @@ def check_pytest_args():
         fh.write('project_root = "%s";\npytest_args = "-k plain";\n' % root)
     env_args = "-k 'not slow' -m smoke"
     futs = {
-        "env": POOL.submit(taplib.pytest_summary, ["tests"], ["-k", "not slow", "-m", "smoke"],
+        "env": POOL.submit(sth.pytest_summary, ["tests"], ["-k", "not slow", "-m", "smoke"],
                            root),
-        "flag": POOL.submit(taplib.pytest_summary, ["tests"], ["-k", "heavy"], root),
-        "file": POOL.submit(taplib.pytest_summary, ["tests"], ["-k", "plain"], root),
+        "flag": POOL.submit(sth.pytest_summary, ["tests"], ["-k", "heavy"], root),
+        "file": POOL.submit(sth.pytest_summary, ["tests"], ["-k", "plain"], root),
     }
     base = ["--json", "--retries", "0", "--workers", "1", "tests"]
     runs = {
@@ -527,7 +526,7 @@ def independent_coverage(root, paths, tag):
     for p in paths + [None]:
         out = os.path.join(WORK, "cov-%s-%s.lcov" % (tag, p or "all"))
         env = {"COVERAGE_FILE": os.path.join(WORK, ".coverage-%s-%s" % (tag, p or "all"))}
-        summ = taplib.pytest_summary(paths if p is None else [p],
+        summ = sth.pytest_summary(paths if p is None else [p],
                                      ["--cov=%s" % root, "--cov-report=lcov:%s" % out], cwd=root,
                                      env=env)
         if not os.path.exists(out):
@@ -624,8 +623,8 @@ def main():
         check_pytest_args()
         check_report()
 
-        if taplib.run([taplib.PYTHON, "-c", "import pytest_cov"])[0] != 0:
-            skip("coverage union", "pytest-cov is not installed for %s" % taplib.PYTHON)
+        if sth.run([sth.PYTHON, "-c", "import pytest_cov"])[0] != 0:
+            skip("coverage union", "pytest-cov is not installed for %s" % sth.PYTHON)
         else:
             check_coverage(copy_fixture("split", "%s-split-cov" % TAG), "coverage, split a b c",
                            False)
@@ -639,8 +638,4 @@ def main():
     finally:
         POOL.shutdown(wait=True)
         shutil.rmtree(WORK, ignore_errors=True)
-    done()
 
-
-if __name__ == "__main__":
-    main()

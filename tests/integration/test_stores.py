@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """The core's stores and the daemon (issue 6 items owned by the core): metrics.db holds every
 cycle and a reader in another process never sees half a run; regressions and fixes against the
@@ -12,11 +11,10 @@ import random
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import taplib as t  # noqa: E402
+import pytest
+import st_helpers as t
 
 
 def write(path, text):
@@ -273,8 +271,4 @@ def main():
                 fn(tmp)
             except Exception as e:  # a crash in a test is a failure, not a silent pass
                 t.ok(False, "%s raised %r" % (fn.__name__, e))
-    t.done()
 
-
-if __name__ == "__main__":
-    main()

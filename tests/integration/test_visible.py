@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """TAP test: small things a user sees, with the real binary and real pytest.
 
@@ -22,34 +21,34 @@ import sys
 import tempfile
 
 sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import taplib  # noqa: E402
-from taplib import done, is_eq, note, ok  # noqa: E402
+import pytest
+import st_helpers as sth
+from st_helpers import is_eq, note, ok
 
-BIN = taplib.selftest_bin()
+BIN = sth.selftest_bin()
 if not BIN or not os.access(BIN, os.X_OK):
-    taplib.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+    sth.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
 
 WORK = tempfile.mkdtemp(prefix="st-visible-")
 PROJECT = os.path.join(WORK, "project")
-shutil.copytree(taplib.fixture("passing"), PROJECT,
+shutil.copytree(sth.fixture("passing"), PROJECT,
                 ignore=shutil.ignore_patterns(".pytest_cache", "__pycache__", "sandbox_data"))
-taplib.make_writable(PROJECT)
+sth.make_writable(PROJECT)
 EMPTY_CONF = os.path.join(WORK, "empty.conf")
 with open(EMPTY_CONF, "w") as fh:
     fh.write("# defaults only\n")
 
 
 def env(extra=None):
-    e = dict(taplib.SCRUB, SANDBOX_REPO_PATH=PROJECT, SANDBOX_DATA_DIR=os.path.join(WORK, "data"),
+    e = dict(sth.SCRUB, SANDBOX_REPO_PATH=PROJECT, SANDBOX_DATA_DIR=os.path.join(WORK, "data"),
              SELF_TEST_REPORT_DIR=os.path.join(WORK, "reports"), DOCKER_HOST=None,
              CONTAINER_HOST=None)
     e.update(extra or {})
-    return taplib.base_env(e)
+    return sth.base_env(e)
 
 
 def cli(argv, extra_env=None, conf=EMPTY_CONF, timeout=180):
-    return taplib.run([BIN, "-c", conf] + list(argv), env=env(extra_env), cwd=PROJECT,
+    return sth.run([BIN, "-c", conf] + list(argv), env=env(extra_env), cwd=PROJECT,
                       timeout=timeout)
 
 
@@ -193,8 +192,4 @@ def main():
         check_progress_per_test()
     finally:
         shutil.rmtree(WORK, ignore_errors=True)
-    done()
 
-
-if __name__ == "__main__":
-    main()

@@ -1,17 +1,16 @@
 # SPDX-License-Identifier: MIT
-# Check suites of the plugins (tests/plugins) and the integration tests of their stages. The
-# suites of exporter-prometheus and of plugins/common sit beside their plugin, in its local.mk.
+# Check suites of the plugins (tests/plugins); the integration tests of their stages are in
+# tests/integration/local.mk. The suites of exporter-prometheus and of plugins/common sit beside
+# their plugin, in its local.mk.
 
 # Tests of discovery-python: the check suite (includes the plugin's .c files, collectd style, and
 # drives discover() through the core's real host services and import graph over the fixture
-# trees of tests/fixtures/discovery) and the integration test of `selftest-core discover`.
+# trees of tests/fixtures/discovery); its integration tests are in tests/integration/local.mk.
 DISCOVERY_UNIT_TESTS = tests/plugins/test_discovery_python
 if BUILD_PLUGIN_DISCOVERY_PYTHON
 if HAVE_CHECK
 UNIT_TESTS += $(DISCOVERY_UNIT_TESTS)
 endif
-TESTS += tests/integration/test_discovery.py tests/integration/test_corpus_discover.py \
-	tests/integration/test_orphan_rules.py
 endif
 tests_plugins_test_discovery_python_SOURCES = tests/plugins/test_discovery_python.c
 tests_plugins_test_discovery_python_CPPFLAGS = $(AM_CPPFLAGS) \
@@ -22,13 +21,11 @@ tests_plugins_test_discovery_python_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(LIBC
 	$(YAJL_CFLAGS)
 tests_plugins_test_discovery_python_LDADD = src/core/libselftest.la $(CHECK_LIBS) \
 	$(LIBCONFIG_LIBS) $(YAJL_LIBS) $(PTHREAD_LIBS)
-EXTRA_DIST += tests/integration/test_discovery.py tests/fixtures/discovery \
-	tests/integration/test_corpus_discover.py tests/integration/test_orphan_rules.py \
-	tests/corpus/toolz.orphans \
+EXTRA_DIST += tests/fixtures/discovery tests/corpus/toolz.orphans \
 	tests/corpus/cachetools.orphans tests/corpus/simplejson.orphans
 
-# integrator-modulemap and the plugin SDK: the check suite, the integration tests, the
-# out-of-tree example integrator.
+# integrator-modulemap and the plugin SDK: the check suite and the out-of-tree example
+# integrator.
 
 # Check suite: includes the plugin's main .c, links its other sources, uses a fake host;
 # valgrind-clean (make check-valgrind runs UNIT_TESTS). Only UNIT_TESTS is appended to:
@@ -48,13 +45,9 @@ tests_plugins_test_integrator_modulemap_CFLAGS = $(MODULEMAP_INTEGRATOR_CFLAGS) 
 tests_plugins_test_integrator_modulemap_LDADD = $(STLIB_JSON_LIBS) $(STLIB_LIBS) $(CHECK_LIBS) $(YAJL_LIBS) $(SQLITE3_LIBS)
 EXTRA_DIST += tests/plugins/test_integrator_modulemap.c
 
-# Integration tests: the integrate stage through the real binary, and the SDK as a third party
-# sees it (make install DESTDIR=..., the example built with pkg-config against it).
-INTEGRATOR_INTEGRATION_TESTS = tests/integration/test_integration_stage.py \
-	tests/integration/test_plugin_sdk.py
-TESTS += $(INTEGRATOR_INTEGRATION_TESTS)
-EXTRA_DIST += $(INTEGRATOR_INTEGRATION_TESTS) \
-	examples/integrator-example/integrator_example.c examples/integrator-example/Makefile \
+# Integration tests (the integrate stage, the SDK as a third party sees it):
+# tests/integration/local.mk.
+EXTRA_DIST += examples/integrator-example/integrator_example.c examples/integrator-example/Makefile \
 	examples/integrator-example/README.md \
 	docs/plugin-guide.md docs/selftest-plugin.7
 

@@ -53,7 +53,7 @@ tests_unit_test_orphans_LDADD = src/core/libselftest.la $(CHECK_LIBS)
 
 # The import graph (src/pygraph): lexer traps (test_pyscan), resolution against the hand-written
 # fixture tree tests/fixtures/pygraph/EXPECTED and bad input (test_pygraph), and the comparison
-# with the Python ast reference on real trees (test_pygraph_reference.py, TAP).
+# with the Python ast reference on real trees (tests/integration/test_pygraph_reference.py).
 PYGRAPH_UNIT_TESTS = tests/unit/test_pyscan tests/unit/test_pygraph
 if HAVE_CHECK
 UNIT_TESTS += $(PYGRAPH_UNIT_TESTS)
@@ -67,5 +67,4 @@ tests_unit_test_pygraph_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) \
 # the suite builds its trees with the core's helpers (paths, buffers, st_rm_rf)
 tests_unit_test_pygraph_LDADD = src/pygraph/libstpygraph.la src/core/libselftest.la $(CHECK_LIBS)
 
-TESTS += tests/integration/test_pygraph_reference.py
-EXTRA_DIST += tests/integration/test_pygraph_reference.py tests/fixtures/pygraph
+EXTRA_DIST += tests/fixtures/pygraph

@@ -1,17 +1,21 @@
 # SPDX-License-Identifier: MIT
-"""Tiny TAP helper for selftest-core's integration tests (Python 3 stdlib only).
+"""Helpers of selftest-core's integration tests (pytest; Python 3 stdlib only at import).
 
-Output is plan-last TAP: one "ok N - name" / "not ok N - name" line per check,
-"# " diagnostics, and "1..N" from done().  done() exits 0: failures are
-reported through the "not ok" lines, which automake's tap-driver counts.
+Soft checks: ok(cond, name, diag) and is_eq(got, expected, name) record one named check of the
+running test and return whether it held; a failed check does not stop the test: at its end the
+test fails listing every failed check with its diagnostics (conftest.py installs a Checker for
+each test; calling them outside a test is an error). skip(name, reason) records a check that
+could not run (a missing tool): a test without failures that skipped a check is reported as
+skipped with the reasons. note(text) prints diagnostics (shown with a failed test's output).
 
-Environment (set by the Makefile):
+Environment (make check sets it; conftest.py gives the same defaults when pytest is run by hand):
     SELFTEST_BIN            the selftest binary under test
     SELF_TEST_PLUGIN_PATH   the plugin search path (the build tree's plugins)
     SELF_TEST_SUPPORT_DIR   the directory holding selftest_pytest_plugin.py
-    top_srcdir              the source tree
-Defaults for running a test by hand from anywhere: the source tree is two
-levels above this file, the plugin dir is <top_srcdir>/python.
+    FIXTURE_PLUGIN_DIR      the test fixture plugins (tests/fixtures/plugins in the build tree)
+    top_srcdir, top_builddir the source and build trees
+Defaults: the source tree is two levels above this file; the build tree is the current
+directory when it holds a built selftest-core (a VPATH build), else the source tree.
 """
 
 import contextlib
@@ -24,70 +28,105 @@ import tempfile
 
 PYTHON = "/usr/bin/python3"
 
-_count = 0
-_failed = 0
-
 
 # --------------------------------------------------------------------------
-# TAP output
-
-
-def _emit(line):
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
+# soft checks
 
 
 def _clean_name(name):
-    # "#" starts a directive in TAP; keep names on one line.
-    return " ".join(str(name).replace("#", "\\#").split())
+    return " ".join(str(name).split())
 
 
-def note(text):
-    """Print text as TAP diagnostics ("# " lines)."""
-    for line in str(text).splitlines() or [""]:
-        _emit("# " + line)
+class CheckFailed(AssertionError):
+    """bail_out(): the test cannot go on."""
+
+
+class Checker:
+    """The named checks of one test: passed, failed (with diagnostics) and skipped ones."""
+
+    def __init__(self):
+        self.passed = []
+        self.failed = []   # (name, diag or None)
+        self.skipped = []  # (name, reason)
+
+    def ok(self, cond, name, diag=None):
+        if cond:
+            self.passed.append(_clean_name(name))
+        else:
+            self.failed.append((_clean_name(name), None if diag is None else str(diag)))
+            # also in the test's captured output, in order with its notes
+            print("FAILED CHECK: %s" % _clean_name(name))
+            if diag is not None:
+                print(_indent(str(diag)))
+        return bool(cond)
+
+    def is_eq(self, got, expected, name):
+        return self.ok(got == expected, name, "got:      %r\nexpected: %r" % (got, expected))
+
+    def skip(self, name, reason):
+        self.skipped.append((_clean_name(name), _clean_name(reason)))
+        print("SKIPPED CHECK: %s: %s" % (_clean_name(name), _clean_name(reason)))
+
+    def note(self, text):
+        print(str(text))
+
+    def failure_report(self):
+        """The text listing every failed check and its diagnostics ("" when none failed)."""
+        if not self.failed:
+            return ""
+        lines = ["%d of %d checks failed:" % (len(self.failed),
+                                               len(self.failed) + len(self.passed))]
+        for name, diag in self.failed:
+            lines.append("  FAILED: " + name)
+            if diag is not None:
+                lines.append(_indent(diag, "      "))
+        return "\n".join(lines)
+
+    def skip_reason(self):
+        return "; ".join("%s: %s" % nr for nr in self.skipped)
+
+
+def _indent(text, prefix="    "):
+    return "\n".join(prefix + line for line in (text.splitlines() or [""]))
+
+
+_current = None
+
+
+def set_current(checker):
+    global _current
+    _current = checker
+
+
+def current():
+    if _current is None:
+        raise RuntimeError("a check outside a test (checks belong in test functions)")
+    return _current
 
 
 def ok(cond, name, diag=None):
-    """One check; diag is printed as "# " diagnostics when it fails."""
-    global _count, _failed
-    _count += 1
-    if cond:
-        _emit("ok %d - %s" % (_count, _clean_name(name)))
-    else:
-        _failed += 1
-        _emit("not ok %d - %s" % (_count, _clean_name(name)))
-        if diag is not None:
-            note(diag)
-    return bool(cond)
+    """One soft check of the running test; diag is shown when it fails. Returns bool(cond)."""
+    return current().ok(cond, name, diag)
 
 
 def is_eq(got, expected, name):
     """ok(got == expected) with a got/expected diagnostic."""
-    return ok(got == expected, name,
-              "got:      %r\nexpected: %r" % (got, expected))
+    return current().is_eq(got, expected, name)
 
 
 def skip(name, reason):
-    global _count
-    _count += 1
-    _emit("ok %d - %s # SKIP %s" % (_count, _clean_name(name),
-                                      _clean_name(reason)))
+    """A check of the running test that cannot run (reason: the missing tool)."""
+    current().skip(name, reason)
+
+
+def note(text):
+    """Diagnostics, shown with a failed test's output."""
+    print(str(text))
 
 
 def bail_out(reason):
-    _emit("Bail out! %s" % _clean_name(reason))
-    sys.exit(1)
-
-
-def failures():
-    return _failed
-
-
-def done():
-    """Print the plan (1..N) and exit 0."""
-    _emit("1..%d" % _count)
-    sys.exit(0)
+    """The running test cannot go on: fails it now (with the checks failed so far)."""
+    raise CheckFailed(_clean_name(reason))
 
 
 # --------------------------------------------------------------------------
@@ -101,6 +140,49 @@ def top_srcdir():
     return os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
+def top_builddir():
+    d = os.environ.get("top_builddir")
+    if d:
+        return os.path.abspath(d)
+    cwd = os.getcwd()
+    if os.path.isfile(os.path.join(cwd, "config.status")) and \
+            os.path.exists(os.path.join(cwd, "selftest-core")):
+        return cwd
+    return top_srcdir()
+
+
+def default_environment():
+    """The variables make check sets, for a run by hand: {name: value}."""
+    src, build = top_srcdir(), top_builddir()
+    return {
+        "top_srcdir": src,
+        "top_builddir": build,
+        "SELFTEST_BIN": os.path.join(build, "selftest-core"),
+        "SELF_TEST_PLUGIN_PATH": "%s:%s" % (os.path.join(build, "plugins"),
+                                            os.path.join(build, "tests", "fixtures", "plugins")),
+        "SELF_TEST_SUPPORT_DIR": os.path.join(src, "python"),
+        "FIXTURE_PLUGIN_DIR": os.path.join(build, "tests", "fixtures", "plugins"),
+        "PYTHON": PYTHON,
+    }
+
+
+# Unset by make check (AM_TESTS_ENVIRONMENT) and by conftest.py: a developer's shell may export
+# them and they change how selftest-core runs.
+UNSET_FOR_TESTS = ("SELF_TEST_ARGS", "SELF_TEST_WORKERS", "SELF_TEST_TIMEOUT", "SELF_TEST_RETRIES",
+                   "SANDBOX_REPO_PATH", "SANDBOX_DATA_DIR", "SELF_TEST_PYTHON",
+                   "SELF_TEST_PYTHONPATH")
+
+
+def setup_environment():
+    """Gives os.environ make check's variables (those already set are kept) and unsets
+    UNSET_FOR_TESTS, so a test run by hand sees what it sees under make check."""
+    for k, v in default_environment().items():
+        if not os.environ.get(k):
+            os.environ[k] = v
+    for k in UNSET_FOR_TESTS:
+        os.environ.pop(k, None)
+
+
 def plugin_dir():
     """The directory of the bundled pytest plugin (selftest_pytest_plugin.py)."""
     return support_dir()
@@ -111,7 +193,15 @@ def support_dir():
 
 
 def selftest_bin():
-    return os.environ.get("SELFTEST_BIN")
+    return os.environ.get("SELFTEST_BIN") or os.path.join(top_builddir(), "selftest-core")
+
+
+def missing_bin_reason():
+    """None when the selftest binary exists and is executable, else why not (a skip reason)."""
+    b = selftest_bin()
+    if not os.access(b, os.X_OK):
+        return "selftest binary %s is not built (make, or set SELFTEST_BIN)" % b
+    return None
 
 
 def fixture(name):
@@ -173,7 +263,7 @@ def kill_group(proc, sig=None):
 
 
 @contextlib.contextmanager
-def tmpdir(prefix="selftest-tap-"):
+def tmpdir(prefix="selftest-it-"):
     """A temporary directory, removed afterwards."""
     d = tempfile.mkdtemp(prefix=prefix)
     try:
@@ -296,7 +386,7 @@ def engines_up():
         rc, out, err = run(["bash", script, "up", d], timeout=600)
         own = True
         if rc != 0:
-            note(err[-2000:])
+            sys.stderr.write(err[-2000:] + "\n")
             run(["bash", script, "down", d], timeout=120)
             return None, "tools/engines/engines.sh up failed (rc %r)" % rc
     env = {}
