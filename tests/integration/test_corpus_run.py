@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""TAP test: `selftest-core run` on the real projects of tests/corpus gives pytest's counts.
+"""`selftest-core run` on the real projects of tests/corpus gives pytest's counts.
 
 Each tarball (toolz, cachetools, simplejson; see tests/corpus/README.md) is unpacked into a
 temp dir (the tarballs are never modified). In the project root, with no PATH and no `paths`
@@ -21,21 +21,18 @@ status are compared here, not the orphan results.
 import json
 import os
 import shutil
-import sys
 import tarfile
 import tempfile
 
-sys.dont_write_bytecode = True
 import pytest
 import st_helpers as sth
-from st_helpers import is_eq, note, ok, skip
+from st_helpers import is_eq, note, ok
 
 BIN = sth.selftest_bin()
-if not BIN or not os.access(BIN, os.X_OK):
-    sth.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+pytestmark = pytest.mark.usefixtures("selftest_bin")
 
 CORPUS = os.path.join(sth.top_srcdir(), "tests", "corpus")
-WORK = tempfile.mkdtemp(prefix="st-corpus-")
+WORK = None  # the module's scratch directory (the work fixture)
 KEYS = ("passed", "failed", "skipped")
 
 # project: (config text, PYTHONPATH entries for plain pytest (relative to the root),
@@ -46,6 +43,14 @@ PROJECTS = {
                    {"passed": 277, "failed": 0, "skipped": 2}, 0),
     "simplejson": ("", [], {"passed": 178, "failed": 0, "skipped": 41}, 0),
 }
+
+
+@pytest.fixture(scope="module", autouse=True)
+def work():
+    global WORK
+    WORK = tempfile.mkdtemp(prefix="st-corpus-")
+    yield WORK
+    shutil.rmtree(WORK, ignore_errors=True)
 
 
 def unpack(name):
@@ -74,9 +79,9 @@ def selftest_run(root, conf_text):
     tmp = tempfile.mkdtemp(prefix="tmp-", dir=WORK)
     data = tempfile.mkdtemp(prefix="data-", dir=WORK)  # keeps the project tree as unpacked
     env = sth.base_env(dict(sth.SCRUB, SANDBOX_REPO_PATH=root, SANDBOX_DATA_DIR=data,
-                               TMPDIR=tmp, PYTHONPATH=None))
+                            TMPDIR=tmp, PYTHONPATH=None))
     rc, out, err = sth.run([BIN, "-c", conf, "run", "--json", "--retries", "0"], env=env,
-                              cwd=root, timeout=600)
+                           cwd=root, timeout=600)
     res = None
     lines = out.splitlines()
     if lines:
@@ -87,11 +92,11 @@ def selftest_run(root, conf_text):
     return rc, res, out, err
 
 
-for name in sorted(PROJECTS):
+@pytest.mark.parametrize("name", sorted(PROJECTS))
+def test_corpus_counts(name):
     conf_text, pp, readme, want_rc = PROJECTS[name]
     if not os.path.exists(os.path.join(CORPUS, name + ".tar.gz")):
-        skip("%s: counts" % name, "tests/corpus/%s.tar.gz is missing" % name)
-        continue
+        pytest.skip("tests/corpus/%s.tar.gz is missing" % name)
     root = unpack(name)
     rc, res, out, err = selftest_run(root, conf_text)
     ok(isinstance(res, dict) and res.get("event") == "results",
@@ -110,4 +115,3 @@ for name in sorted(PROJECTS):
                                                    if readme[k])))
     is_eq(rc, want_rc, "%s: exit status %d" % (name, want_rc))
 
-shutil.rmtree(WORK, ignore_errors=True)
