@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""TAP test: what a batch and a run report, against the real binary and real pytest.
+"""what a batch and a run report, against the real binary and real pytest.
 
 1. A test that ends the pytest process (os._exit(1), os.abort(), a NULL read through ctypes:
    fixture ends_process) makes a failed batch: exit 1, never an infrastructure error, never
@@ -30,14 +30,12 @@ import sys
 import tempfile
 import time
 
-sys.dont_write_bytecode = True  # no __pycache__ in the (maybe read-only) source tree
 import pytest
 import st_helpers as sth
 from st_helpers import is_eq, note, ok
 
 BIN = sth.selftest_bin()
-if not BIN or not os.access(BIN, os.X_OK):
-    sth.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+pytestmark = pytest.mark.usefixtures("selftest_bin")
 FX_DIR = os.environ.get("FIXTURE_PLUGIN_DIR") or os.path.join(
     os.environ.get("top_builddir") or sth.top_srcdir(), "tests", "fixtures", "plugins")
 

@@ -20,7 +20,6 @@ import stat
 import sys
 import tempfile
 
-sys.dont_write_bytecode = True  # no __pycache__ in the (maybe read-only) source tree
 import pytest
 import st_helpers as sth
 from st_helpers import is_eq, note, ok, skip
@@ -29,8 +28,7 @@ from st_helpers import is_eq, note, ok, skip
 SCRUB = sth.SCRUB
 
 BIN = sth.selftest_bin()
-if not BIN or not os.access(BIN, os.X_OK):
-    sth.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+pytestmark = pytest.mark.usefixtures("selftest_bin")
 FX_DIR = os.environ.get("FIXTURE_PLUGIN_DIR") or os.path.join(
     os.environ.get("top_builddir") or sth.top_srcdir(), "tests", "fixtures", "plugins")
 

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""TAP test: the container gauges of exporter-prometheus count what happened, against the
+"""the container gauges of exporter-prometheus count what happened, against the
 private dockerd and Podman service of tools/engines/engines.sh (started here, or reused with
 ST_ENGINES_DIR; without root everything is skipped).
 
@@ -28,14 +28,12 @@ import threading
 import time
 import urllib.parse
 
-sys.dont_write_bytecode = True
 import pytest
 import st_helpers as sth
 from st_helpers import is_eq, note, ok
 
 BIN = sth.selftest_bin()
-if not BIN or not os.access(BIN, os.X_OK):
-    sth.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+pytestmark = pytest.mark.usefixtures("selftest_bin")
 
 ENGINES = ("docker", "podman")
 HOST_VAR = {"docker": "DOCKER_HOST", "podman": "CONTAINER_HOST"}

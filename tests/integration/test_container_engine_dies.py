@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""TAP test: the engine dies while a container batch runs.
+"""the engine dies while a container batch runs.
 
 runtime-docker against a private dockerd of tools/engines/engines.sh started for this test alone
 (the image comes from the engines of ST_ENGINES_DIR or of a first `engines.sh up`, as in
@@ -40,8 +40,7 @@ import st_helpers as sth
 from st_helpers import is_eq, note, ok, skip
 
 BIN = sth.selftest_bin()
-if not BIN or not os.access(BIN, os.X_OK):
-    sth.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+pytestmark = pytest.mark.usefixtures("selftest_bin")
 
 ENGINES = ("docker", "podman")
 HOST_VAR = {"docker": "DOCKER_HOST", "podman": "CONTAINER_HOST"}

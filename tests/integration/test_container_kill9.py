@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""TAP test: `kill -9` of selftest-core while a container batch runs leaves nothing for good.
+"""`kill -9` of selftest-core while a container batch runs leaves nothing for good.
 
 runtime-docker and runtime-podman against the private engines of tools/engines/engines.sh (the
 ones test_containers.py uses: own sockets and data dirs, a python3+pytest image built from the
@@ -34,8 +34,7 @@ import st_helpers as sth
 from st_helpers import is_eq, note, ok
 
 BIN = sth.selftest_bin()
-if not BIN or not os.access(BIN, os.X_OK):
-    sth.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+pytestmark = pytest.mark.usefixtures("selftest_bin")
 
 ENGINES = ("docker", "podman")
 HOST_VAR = {"docker": "DOCKER_HOST", "podman": "CONTAINER_HOST"}

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""TAP test: runtime-docker and runtime-podman against a real dockerd and a real Podman service.
+"""runtime-docker and runtime-podman against a real dockerd and a real Podman service.
 
 The engines are private ones started by tools/engines/engines.sh (own sockets, data dirs and
 configs; a small python3+pytest image built from the host's packages, no registry), torn down at
@@ -37,8 +37,7 @@ import st_helpers as sth
 from st_helpers import is_eq, note, ok, skip
 
 BIN = sth.selftest_bin()
-if not BIN or not os.access(BIN, os.X_OK):
-    sth.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+pytestmark = pytest.mark.usefixtures("selftest_bin")
 
 ENGINES = ("docker", "podman")
 HOST_VAR = {"docker": "DOCKER_HOST", "podman": "CONTAINER_HOST"}

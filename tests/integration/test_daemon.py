@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""TAP test: the daemon and the run's resilience against its own state.
+"""the daemon and the run's resilience against its own state.
 
 1. SIGHUP into a configuration whose plugins cannot start (a runtime whose start() fails):
    run-scheduled says why the reload was refused, naming the file and the plugin, and keeps

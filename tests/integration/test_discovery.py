@@ -23,7 +23,6 @@ import json
 import os
 import sys
 
-sys.dont_write_bytecode = True
 import pytest
 import st_helpers as t
 

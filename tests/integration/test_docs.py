@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""TAP test: the configuration example and the documentation agree with the code.
+"""the configuration example and the documentation agree with the code.
 
 - conf/selftest.conf shows every setting commented out: loading it changes nothing. `plugins`,
   `plugins --json`, `--check-config`, `discover --json` and `run --json` on a copy of the
@@ -23,14 +23,12 @@ import shutil
 import sys
 import tempfile
 
-sys.dont_write_bytecode = True
 import pytest
 import st_helpers as sth
 from st_helpers import is_eq, note, ok
 
 BIN = sth.selftest_bin()
-if not BIN or not os.access(BIN, os.X_OK):
-    sth.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+pytestmark = pytest.mark.usefixtures("selftest_bin")
 TOP = sth.top_srcdir()
 WORK = tempfile.mkdtemp(prefix="st-docs-")
 EXAMPLE = os.path.join(TOP, "conf", "selftest.conf")

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""TAP test: nothing the host runtime starts outlives its batch, and its limits hold.
+"""nothing the host runtime starts outlives its batch, and its limits hold.
 
 The hostile fixture project tests/fixtures/projects/escape (copied to a temp dir) starts, from
 passing tests and from orphan modules, processes that leave their parent's process group in
@@ -24,13 +24,11 @@ import time
 import uuid
 import subprocess
 
-sys.dont_write_bytecode = True
 import pytest
 import st_helpers as t
 
 BIN = t.selftest_bin()
-if not BIN or not os.access(BIN, os.X_OK):
-    t.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+pytestmark = pytest.mark.usefixtures("selftest_bin")
 
 WORK = tempfile.mkdtemp(prefix="st-contain-")
 MARK = "hostile%d%s" % (os.getpid(), uuid.uuid4().hex[:10])

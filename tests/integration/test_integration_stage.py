@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""TAP test: the integrate stage end to end through the real binary (docs/spec.md §8.2, issue 4).
+"""the integrate stage end to end through the real binary (docs/spec.md §8.2, issue 4).
 
 Small projects written into a temp dir, run with the host runtime:
 - the seed's example: `run pkg_a/common.py pkg_b/common.py --auto-include-isolated` leaves two
@@ -25,7 +25,6 @@ import sqlite3
 import sys
 import tempfile
 
-sys.dont_write_bytecode = True
 import pytest
 import st_helpers as sth
 from st_helpers import is_eq, note, ok, skip
@@ -33,8 +32,7 @@ from st_helpers import is_eq, note, ok, skip
 SCRUB = sth.SCRUB
 
 BIN = sth.selftest_bin()
-if not BIN or not os.access(BIN, os.X_OK):
-    sth.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+pytestmark = pytest.mark.usefixtures("selftest_bin")
 SRCDIR = sth.top_srcdir()
 WORK = tempfile.mkdtemp(prefix="st-integ-")
 PLUGINS = os.path.join(WORK, "plugins")  # the example integrator, built here

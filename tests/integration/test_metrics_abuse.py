@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""TAP test: /metrics keeps answering while idle and slowloris clients hold connections.
+"""/metrics keeps answering while idle and slowloris clients hold connections.
 
 `selftest-core run-scheduled --interval 1` serves /metrics with the exporter's default limits on
 a free loopback port (a temp project of two quick tests). After a baseline (scrapes, and the
@@ -24,15 +24,14 @@ import time
 
 import pytest
 import st_helpers as sth
-from st_helpers import is_eq, note, ok, skip
+from st_helpers import is_eq, note, ok
 
 IDLE, SLOW = 500, 50
 SCRAPES, SCRAPE_TIMEOUT = 20, 2.0
 CONN_LIMIT_DEFAULT, MHD_SLACK = 512, 32
 
 BIN = sth.selftest_bin()
-if not BIN or not os.access(BIN, os.X_OK):
-    sth.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+pytestmark = pytest.mark.usefixtures("selftest_bin")
 
 spec = importlib.util.spec_from_file_location(
     "metrics_abuse", os.path.join(sth.top_srcdir(), "bench", "metrics_abuse.py"))
@@ -47,16 +46,14 @@ def scheduled_known():
     return True, ""
 
 
-def main():
+def test_metrics_under_idle_and_slowloris_connections():
+    """/metrics answers under idle and slowloris connections"""
     known, why = scheduled_known()
     if not known:
-        skip("/metrics answers under idle and slowloris connections", why)
-        return
+        pytest.skip(why)
     nofile = ma.raise_nofile(IDLE + SLOW + 256)
     if nofile < IDLE + SLOW + 64:
-        skip("/metrics answers under idle and slowloris connections",
-             "RLIMIT_NOFILE %d cannot hold %d connections" % (nofile, IDLE + SLOW))
-        return
+        pytest.skip("RLIMIT_NOFILE %d cannot hold %d connections" % (nofile, IDLE + SLOW))
     os.environ.setdefault("SELF_TEST_PLUGIN_PATH", os.path.join(sth.top_srcdir(), "plugins"))
     srv = ma.Server(BIN)
     abuser = None
@@ -119,5 +116,3 @@ def main():
         rc = srv.stop()
         is_eq(rc, 0, "SIGTERM stops run-scheduled with exit 0")
 
-
-main()

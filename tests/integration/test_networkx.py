@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""TAP test: selftest-core over a real-world suite, Debian's python3-networkx.
+"""selftest-core over a real-world suite, Debian's python3-networkx.
 
 The installed networkx package (with its tests) is copied into a temp dir, so nothing is
 written into /usr, and four of its test directories are run once by
@@ -21,7 +21,6 @@ import sys
 import tempfile
 import time
 
-sys.dont_write_bytecode = True  # no __pycache__ in the (maybe read-only) source tree
 import pytest
 import st_helpers as sth
 from st_helpers import is_eq, note, ok, skip
@@ -37,8 +36,7 @@ GUARD = "networkx/utils/tests/test_zz_selftest_origin.py"
 SCRUB = sth.SCRUB
 
 BIN = sth.selftest_bin()
-if not BIN or not os.access(BIN, os.X_OK):
-    sth.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+pytestmark = pytest.mark.usefixtures("selftest_bin")
 
 
 make_writable = sth.make_writable

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""TAP test: which test paths a run uses, the pythonpath setting, pytest node ids as paths.
+"""which test paths a run uses, the pythonpath setting, pytest node ids as paths.
 
 1. Default test paths. With no `paths` setting and no PATH on the command line a run (and
    `discover`) uses the `testpaths` of the project's pytest configuration, as pytest resolves
@@ -28,14 +28,12 @@ import shutil
 import sys
 import tempfile
 
-sys.dont_write_bytecode = True
 import pytest
 import st_helpers as sth
 from st_helpers import is_eq, note, ok
 
 BIN = sth.selftest_bin()
-if not BIN or not os.access(BIN, os.X_OK):
-    sth.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+pytestmark = pytest.mark.usefixtures("selftest_bin")
 
 WORK = tempfile.mkdtemp(prefix="st-paths-")
 IGNORE = shutil.ignore_patterns(".pytest_cache", "__pycache__", "sandbox_data", "*.pyc")

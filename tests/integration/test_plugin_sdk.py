@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""TAP test: the plugin SDK as a third party sees it.
+"""the plugin SDK as a third party sees it.
 
 `make install DESTDIR=<tmp>` of this build tree; the installed headers (selftest/plugin.h,
 selftest/version.h), selftest-core.pc with its plugindir variable and the ABI man page are
@@ -18,7 +18,6 @@ import shutil
 import sys
 import tempfile
 
-sys.dont_write_bytecode = True
 import pytest
 import st_helpers as sth
 from st_helpers import is_eq, note, ok, skip
@@ -26,8 +25,7 @@ from st_helpers import is_eq, note, ok, skip
 SCRUB = dict(sth.SCRUB, **dict.fromkeys(("DESTDIR", "MAKEFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "MFLAGS", "PKG_CONFIG_LIBDIR", "PKG_CONFIG_PATH", "PKG_CONFIG_SYSROOT_DIR")))
 
 BIN = sth.selftest_bin()
-if not BIN or not os.access(BIN, os.X_OK):
-    sth.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+pytestmark = pytest.mark.usefixtures("selftest_bin")
 SRCDIR = sth.top_srcdir()
 BUILDDIR = os.path.abspath(os.environ.get("top_builddir") or SRCDIR)
 EXAMPLE_SRC = os.path.join(SRCDIR, "examples", "integrator-example")

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""TAP test: a real Prometheus scrapes `selftest-core run-scheduled` (docs/spec.md §9.1).
+"""A real Prometheus scrapes `selftest-core run-scheduled` (docs/spec.md §9.1).
 
 On a copy of tests/fixtures/projects/passing, `run-scheduled --interval 2` serves /metrics on a
 free loopback port (read back from `-v` stderr), bound once for the whole process; a Prometheus 2.x started here (scrape_interval
@@ -24,7 +24,7 @@ import urllib.request
 
 import pytest
 import st_helpers as sth
-from st_helpers import is_eq, note, ok, skip
+from st_helpers import is_eq, ok
 
 LEGACY = ["self_test_passed_total", "self_test_failed_total", "self_test_average_runtime_seconds",
           "self_test_average_coverage", "self_test_container_failures_total",
@@ -33,10 +33,17 @@ LEGACY = ["self_test_passed_total", "self_test_failed_total", "self_test_average
           "orphan_modules_redundant_total"]
 
 BIN = sth.selftest_bin()
-if not BIN or not os.access(BIN, os.X_OK):
-    sth.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+pytestmark = pytest.mark.usefixtures("selftest_bin")
 
-WORK = tempfile.mkdtemp(prefix="st-promscrape-")
+WORK = None  # the module's scratch directory (the work fixture)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def work():
+    global WORK
+    WORK = tempfile.mkdtemp(prefix="st-promscrape-")
+    yield WORK
+    shutil.rmtree(WORK, ignore_errors=True)
 IGNORE = shutil.ignore_patterns(".pytest_cache", "__pycache__", "sandbox_data", "*.pyc")
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -105,16 +112,15 @@ class Proc:
         return self.proc.returncode
 
 
-def main():
+def test_prometheus_scrapes_run_scheduled():
+    """A real Prometheus scrapes run-scheduled: the ten legacy gauges and the last-run timestamp
+    in the query API."""
     known, why = scheduled_known()
     if not known:
-        skip("real Prometheus scrapes run-scheduled", why)
-        skip("ten legacy gauges and the last-run timestamp in the query API", why)
-        return
+        pytest.skip(why)
     prom_exe = shutil.which("prometheus")
     if not prom_exe:
-        skip("real Prometheus scrapes run-scheduled", "prometheus not installed (Debian: prometheus)")
-        return
+        pytest.skip("prometheus not installed (Debian: prometheus)")
     root = os.path.join(WORK, "passing")
     shutil.copytree(sth.fixture("passing"), root, ignore=IGNORE)
     conf = os.path.join(WORK, "selftest.conf")
@@ -181,7 +187,3 @@ def main():
             prom.stop()
 
 
-try:
-    main()
-finally:
-    shutil.rmtree(WORK, ignore_errors=True)

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""TAP test: exporter-prometheus with the real binary (one-shot `run`).
+"""exporter-prometheus with the real binary (one-shot `run`).
 
 On a copy of tests/fixtures/projects/passing (nothing is written into the source tree):
 - the node_exporter textfile is complete, mode 0644, no temp file is left beside it, and
@@ -39,8 +39,7 @@ PROMTOOL_EXPECTED = sorted('%s non-counter metrics should not have "_total" suff
                            for n in LEGACY_TOTAL_GAUGES + ["orphan_modules_unmet_total"])
 
 BIN = sth.selftest_bin()
-if not BIN or not os.access(BIN, os.X_OK):
-    sth.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+pytestmark = pytest.mark.usefixtures("selftest_bin")
 
 WORK = tempfile.mkdtemp(prefix="st-prom-")
 IGNORE = shutil.ignore_patterns(".pytest_cache", "__pycache__", "sandbox_data", "*.pyc")

@@ -14,13 +14,11 @@ import subprocess
 import sys
 import time
 
-sys.dont_write_bytecode = True
 import pytest
 import st_helpers as t
 
 BIN = t.selftest_bin()
-if not BIN or not os.access(BIN, os.X_OK):
-    t.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+pytestmark = pytest.mark.usefixtures("selftest_bin")
 
 
 def write(path, text, mode="w"):

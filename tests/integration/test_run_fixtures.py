@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""TAP test: `selftest-core run` over the fixture projects, compared with pytest itself.
+"""`selftest-core run` over the fixture projects, compared with pytest itself.
 
 Every fixture project (tests/fixtures/projects/*, and top_srcdir/sample) is copied into a
 temp dir (nothing is written into the source tree) and run with
@@ -25,7 +25,6 @@ import tempfile
 import time
 import uuid
 
-sys.dont_write_bytecode = True  # no __pycache__ in the (maybe read-only) source tree
 import pytest
 import st_helpers as sth
 from st_helpers import is_eq, note, ok, skip
@@ -47,8 +46,7 @@ IGNORE = shutil.ignore_patterns(".pytest_cache", "__pycache__", "sandbox_data", 
 SCRUB = sth.SCRUB
 
 BIN = sth.selftest_bin()
-if not BIN or not os.access(BIN, os.X_OK):
-    sth.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+pytestmark = pytest.mark.usefixtures("selftest_bin")
 
 WORK = tempfile.mkdtemp(prefix="st-runfx-")
 TAG = "stfx%d%s" % (os.getpid(), uuid.uuid4().hex[:8])  # unique: finds leftover processes

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""TAP test: small things a user sees, with the real binary and real pytest.
+"""small things a user sees, with the real binary and real pytest.
 
 - every spelling of the original service (--ephemeral, --no-ephemeral, --state,
   --test-redundant, run-scheduled --cron, --no-container, the `manual` command) gets a message
@@ -20,14 +20,12 @@ import sqlite3
 import sys
 import tempfile
 
-sys.dont_write_bytecode = True
 import pytest
 import st_helpers as sth
 from st_helpers import is_eq, note, ok
 
 BIN = sth.selftest_bin()
-if not BIN or not os.access(BIN, os.X_OK):
-    sth.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+pytestmark = pytest.mark.usefixtures("selftest_bin")
 
 WORK = tempfile.mkdtemp(prefix="st-visible-")
 PROJECT = os.path.join(WORK, "project")
