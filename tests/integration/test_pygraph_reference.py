@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """Compares tools/pygraph-dump (the C lexer + resolver) with tools/pygraph_ref.py (Python's own
-`ast`, same resolution rules) on real trees, file by file; TAP output.
+`ast`, same resolution rules) on real trees, file by file: one test per tree.
 
 Trees: /usr/lib/python3.11 (as its own root), and the Debian packages django, sympy and networkx, each
 copied under a temporary root so that their absolute imports (`from sympy.core import ...`)
@@ -21,7 +20,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 import pytest
@@ -114,7 +112,7 @@ def compare(name, c_graph, c_errors, r_graph, unparsable):
     if len(diags) > len(shown):
         shown.append("... and %d more files" % (len(diags) - len(shown)))
     sth.ok(not diags, "%s: edges of %d files match (%d differ)" % (name, compared, len(diags)),
-              "\n".join(shown))
+           "\n".join(shown))
 
 
 def start(tree_root, workdir, name):
@@ -136,56 +134,56 @@ def read(path):
         return fh.read()
 
 
-def main():
+@pytest.fixture(scope="module")
+def dump():
     if not os.access(DUMP, os.X_OK):
-        sth.bail_out("%s is not built" % DUMP)
-    # The hand-written EXPECTED of the fixture tree must agree with Python too.
+        pytest.skip("%s is not built" % DUMP)
+    return DUMP
+
+
+def test_fixture_expected_agrees_with_ast(dump, workdir):
+    """The hand-written EXPECTED of the fixture tree must agree with Python too."""
     fixture = os.path.join(SRCDIR, "tests", "fixtures", "pygraph")
-    with tempfile.TemporaryDirectory(prefix="pygraph-ref-") as work:
-        bad = os.path.join(work, "fixture.bad")
-        r = subprocess.run([REF_PYTHON, REF, "--unparsable", bad, fixture],
-                           capture_output=True, text=True, check=False)
-        unparsable = {line.split("\t")[0] for line in read(bad).splitlines()}
-        expected = parse_graph(read(os.path.join(fixture, "EXPECTED")))
-        got = parse_graph(r.stdout)
-        for path in unparsable:
-            expected.pop(path, None)
-            got.pop(path, None)
-        version = subprocess.run([REF_PYTHON, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                                 capture_output=True, text=True, check=False).stdout.strip()
-        sth.note("reference interpreter: %s %s" % (REF_PYTHON, version))
-        new_syntax = tuple(int(x) for x in version.split(".")) >= (3, 12)
-        sth.is_eq(unparsable, set() if new_syntax else {"traps312.py"},
-                     "fixture: unparsable files are the expected ones")
-        sth.is_eq(got, expected, "fixture: the ast reference agrees with EXPECTED")
+    bad = os.path.join(workdir, "fixture.bad")
+    r = subprocess.run([REF_PYTHON, REF, "--unparsable", bad, fixture],
+                       capture_output=True, text=True, check=False)
+    unparsable = {line.split("\t")[0] for line in read(bad).splitlines()}
+    expected = parse_graph(read(os.path.join(fixture, "EXPECTED")))
+    got = parse_graph(r.stdout)
+    for path in unparsable:
+        expected.pop(path, None)
+        got.pop(path, None)
+    version = subprocess.run([REF_PYTHON, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                             capture_output=True, text=True, check=False).stdout.strip()
+    sth.note("reference interpreter: %s %s" % (REF_PYTHON, version))
+    new_syntax = tuple(int(x) for x in version.split(".")) >= (3, 12)
+    sth.is_eq(unparsable, set() if new_syntax else {"traps312.py"},
+              "fixture: unparsable files are the expected ones")
+    sth.is_eq(got, expected, "fixture: the ast reference agrees with EXPECTED")
 
-        running = []
-        wanted = os.environ.get("PYGRAPH_REF_TREES")
-        for name, path, copy in TREES:
-            if wanted and name not in wanted.split(","):
-                sth.skip("%s: compare" % name, "not in PYGRAPH_REF_TREES")
-                continue
-            if not os.path.isdir(path):
-                sth.skip("%s: compare" % name, "%s is not installed" % path)
-                continue
-            root = path
-            if copy:
-                root = os.path.join(work, name + "-root")
-                shutil.copytree(path, os.path.join(root, os.path.basename(path)), symlinks=True,
-                                ignore=shutil.ignore_patterns("__pycache__"))
-            running.append((name, start(root, work, name)))
-        for name, (c_rc, c_secs, proc, t0, out) in running:
-            proc.wait()
-            r_secs = time.monotonic() - t0
-            sth.is_eq(c_rc, 0, "%s: pygraph-dump exits 0" % name)
-            sth.is_eq(proc.returncode, 0, "%s: pygraph_ref.py exits 0" % name)
-            sth.note("%s: pygraph-dump %.3f s, pygraph_ref.py %.1f s (run concurrently)"
-                        % (name, c_secs, r_secs))
-            bad = {}
-            for line in read(out["r_bad"]).splitlines():
-                path, _, reason = line.partition("\t")
-                bad[path] = reason
-            compare(name, parse_graph(read(out["c"])), parse_c_errors(read(out["c_err"])),
-                    parse_graph(read(out["r"])), bad)
-    sth.done()
 
+@pytest.mark.parametrize("name,path,copy", TREES, ids=[t[0] for t in TREES])
+def test_tree(name, path, copy, dump, workdir):
+    wanted = os.environ.get("PYGRAPH_REF_TREES")
+    if wanted and name not in wanted.split(","):
+        pytest.skip("not in PYGRAPH_REF_TREES")
+    if not os.path.isdir(path):
+        pytest.skip("%s is not installed" % path)
+    work = workdir
+    root = path
+    if copy:
+        root = os.path.join(work, name + "-root")
+        shutil.copytree(path, os.path.join(root, os.path.basename(path)), symlinks=True,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    c_rc, c_secs, proc, t0, out = start(root, work, name)
+    proc.wait()
+    r_secs = time.monotonic() - t0
+    sth.is_eq(c_rc, 0, "%s: pygraph-dump exits 0" % name)
+    sth.is_eq(proc.returncode, 0, "%s: pygraph_ref.py exits 0" % name)
+    sth.note("%s: pygraph-dump %.3f s, pygraph_ref.py %.1f s" % (name, c_secs, r_secs))
+    bad = {}
+    for line in read(out["r_bad"]).splitlines():
+        path, _, reason = line.partition("\t")
+        bad[path] = reason
+    compare(name, parse_graph(read(out["c"])), parse_c_errors(read(out["c_err"])),
+            parse_graph(read(out["r"])), bad)
