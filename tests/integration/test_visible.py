@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""small things a user sees, with the real binary and real pytest.
+"""Small things a user sees, with the real binary and real pytest.
 
 - every spelling of the original service (--ephemeral, --no-ephemeral, --state,
   --test-redundant, run-scheduled --cron, --no-container, the `manual` command) gets a message
@@ -17,7 +17,6 @@ import pty
 import re
 import shutil
 import sqlite3
-import sys
 import tempfile
 
 import pytest
@@ -27,14 +26,23 @@ from st_helpers import is_eq, note, ok
 BIN = sth.selftest_bin()
 pytestmark = pytest.mark.usefixtures("selftest_bin")
 
-WORK = tempfile.mkdtemp(prefix="st-visible-")
-PROJECT = os.path.join(WORK, "project")
-shutil.copytree(sth.fixture("passing"), PROJECT,
-                ignore=shutil.ignore_patterns(".pytest_cache", "__pycache__", "sandbox_data"))
-sth.make_writable(PROJECT)
-EMPTY_CONF = os.path.join(WORK, "empty.conf")
-with open(EMPTY_CONF, "w") as fh:
-    fh.write("# defaults only\n")
+WORK = None  # set by the work fixture
+
+
+@pytest.fixture(scope="module", autouse=True)
+def work():
+    """The module's scratch directory and what lives in it (module globals), removed at the end."""
+    global EMPTY_CONF, PROJECT, WORK
+    WORK = tempfile.mkdtemp(prefix="st-visible-")
+    PROJECT = os.path.join(WORK, "project")
+    shutil.copytree(sth.fixture("passing"), PROJECT,
+                    ignore=shutil.ignore_patterns(".pytest_cache", "__pycache__", "sandbox_data"))
+    sth.make_writable(PROJECT)
+    EMPTY_CONF = os.path.join(WORK, "empty.conf")
+    with open(EMPTY_CONF, "w") as fh:
+        fh.write("# defaults only\n")
+    yield WORK
+    shutil.rmtree(WORK, ignore_errors=True)
 
 
 def env(extra=None):
@@ -45,12 +53,12 @@ def env(extra=None):
     return sth.base_env(e)
 
 
-def cli(argv, extra_env=None, conf=EMPTY_CONF, timeout=180):
-    return sth.run([BIN, "-c", conf] + list(argv), env=env(extra_env), cwd=PROJECT,
+def cli(argv, extra_env=None, conf=None, timeout=180):
+    return sth.run([BIN, "-c", conf or EMPTY_CONF] + list(argv), env=env(extra_env), cwd=PROJECT,
                       timeout=timeout)
 
 
-def check_legacy_spellings():
+def test_legacy_spellings():
     cases = [
         (["--ephemeral", "run"], "--use-container"),
         (["run", "--ephemeral"], "--use-container"),
@@ -78,7 +86,7 @@ def check_legacy_spellings():
        "an option that never existed is still a plain unknown option", err)
 
 
-def check_docker_host_named():
+def test_docker_host_named():
     sock = os.path.join(WORK, "no-engine.sock")
     conf = os.path.join(WORK, "fail.conf")
     with open(conf, "w") as fh:
@@ -106,7 +114,7 @@ def error_lines(err):
     return [line for line in err.splitlines() if re.search(r"\berror\b", line, re.I)]
 
 
-def check_fallback_is_a_warning():
+def test_fallback_is_a_warning():
     sock = os.path.join(WORK, "no-engine.sock")
     rc, out, err = cli(["run", "--retries", "0", "--container-runtime", "docker",
                         "--docker-host", "unix://" + sock])
@@ -116,7 +124,7 @@ def check_fallback_is_a_warning():
     is_eq(error_lines(err), [], "no line of the fallback is an error")
 
 
-def check_history_dirs():
+def test_history_dirs():
     hist = os.path.join(WORK, "hist", "nested", "deeper", "history.json")
     rc, out, err = cli(["run", "--history", hist])
     is_eq(rc, 0, "run with --history in a missing directory passes")
@@ -126,7 +134,7 @@ def check_history_dirs():
     ok(rc == 0 and os.path.isfile(hist_db), "the same for a .db history", err)
 
 
-def check_eval_metrics_null():
+def test_eval_metrics_null():
     data = os.path.join(WORK, "data-eval")
     rc, out, err = cli(["run", "--no-coverage"], extra_env={"SANDBOX_DATA_DIR": data})
     is_eq(rc, 0, "run without coverage passes")
@@ -162,7 +170,7 @@ def run_on_pty(argv, extra_env):
     return os.waitstatus_to_exitcode(status), out.decode("utf-8", "replace")
 
 
-def check_progress_per_test():
+def test_progress_per_test():
     proj = os.path.join(WORK, "slow")
     os.makedirs(os.path.join(proj, "tests"))
     with open(os.path.join(proj, "tests", "test_slow.py"), "w") as fh:
@@ -177,17 +185,3 @@ def check_progress_per_test():
     ok(len(seen) >= 4, "the progress line moved at least 4 times within the one batch", out[-2000:])
     ok(any(0 < p < 5 and f == 0 for p, f in seen) and any(p < 5 and f == 1 for p, f in seen),
        "it showed passed and failed tests before the batch ended", seen)
-
-
-def main():
-    try:
-        note("work dir %s" % WORK)
-        check_legacy_spellings()
-        check_docker_host_named()
-        check_fallback_is_a_warning()
-        check_history_dirs()
-        check_eval_metrics_null()
-        check_progress_per_test()
-    finally:
-        shutil.rmtree(WORK, ignore_errors=True)
-
