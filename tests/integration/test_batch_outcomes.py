@@ -26,24 +26,34 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import time
 
 import pytest
 import st_helpers as sth
-from st_helpers import is_eq, note, ok
+from st_helpers import is_eq, ok
 
 BIN = sth.selftest_bin()
 pytestmark = pytest.mark.usefixtures("selftest_bin")
 FX_DIR = os.environ.get("FIXTURE_PLUGIN_DIR") or os.path.join(
     os.environ.get("top_builddir") or sth.top_srcdir(), "tests", "fixtures", "plugins")
 
-WORK = tempfile.mkdtemp(prefix="st-outcomes-")
+WORK = None  # set by the work fixture
 IGNORE = shutil.ignore_patterns(".pytest_cache", "__pycache__", "sandbox_data", "*.pyc")
-EMPTY_CONF = os.path.join(WORK, "empty.conf")
-with open(EMPTY_CONF, "w") as fh:
-    fh.write("# empty: defaults, environment and options only\n")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def work():
+    """The module's scratch directory and what lives in it (module globals), removed at the end."""
+    global EMPTY_CONF, WORK
+    WORK = tempfile.mkdtemp(prefix="st-outcomes-")
+    EMPTY_CONF = os.path.join(WORK, "empty.conf")
+    with open(EMPTY_CONF, "w") as fh:
+        fh.write("# empty: defaults, environment and options only\n")
+    yield WORK
+    shutil.rmtree(WORK, ignore_errors=True)
+
+
 CAPTURE_MAX = 64 * 1024
 
 
@@ -63,8 +73,9 @@ def env_for(root, extra=None):
     return sth.base_env(e)
 
 
-def selftest(root, argv, conf=EMPTY_CONF, extra_env=None, timeout=180):
+def selftest(root, argv, conf=None, extra_env=None, timeout=180):
     """selftest-core -c conf ARGV in root; (rc, out, err, lines of JSON on stdout)."""
+    conf = EMPTY_CONF if conf is None else conf
     rc, out, err = sth.run([BIN, "-c", conf] + list(argv), env=env_for(root, extra_env),
                               cwd=root, timeout=timeout)
     lines = []
@@ -99,7 +110,7 @@ ENDS = {
 }
 
 
-def check_ends_process():
+def test_ends_process():
     root = copy_fixture("ends_process", "ends")
     paths = sorted(ENDS)
     rc, out, err, lines = selftest(root, ["run", "--json", "--retries", "2", "--workers", "1"] +
@@ -159,7 +170,7 @@ def check_captured(label, tests):
           "%s: test_quiet's stdout kept whole, no stderr" % label)
 
 
-def check_output():
+def test_output():
     root = copy_fixture("output", "output")
     rc, out, err, lines = selftest(root, ["run", "--json", "--retries", "0", "--workers", "1"])
     res = results_of(lines)
@@ -311,7 +322,7 @@ def stopped_case(command, sig, json_out):
            "%s: the summary says the run was aborted and the check not run" % label, out[-1500:])
 
 
-def check_aborted():
+def test_aborted():
     stopped_case("run", signal.SIGTERM, True)
     stopped_case("run", signal.SIGINT, False)
     stopped_case("run-scheduled", signal.SIGTERM, True)
@@ -320,7 +331,7 @@ def check_aborted():
 # --------------------------------------------------------------------------------------------
 # 4. exit statuses
 
-def check_exit_statuses():
+def test_exit_statuses():
     root = copy_fixture("passing", "exits")
     for runtime, want, words in (("fx-create-fails", 3, "the engine is not there"),
                                  ("fx-start-fails", 3, "start failed"),
@@ -352,18 +363,3 @@ def check_exit_statuses():
         is_eq(rc, 2, "%s: exit status 2" % " ".join(argv))
         ok(re.search(want, err) and len(err.strip().splitlines()) == 2,
            "%s: says %s" % (" ".join(argv), want), err)
-
-
-def main():
-    try:
-        note("work dir %s" % WORK)
-        check_exit_statuses()
-        check_ends_process()
-        check_output()
-        check_aborted()
-    except Exception:  # a bug in this script must show as a failure, not a lost plan
-        import traceback
-        ok(False, "the test script ran to the end", traceback.format_exc())
-    finally:
-        shutil.rmtree(WORK, ignore_errors=True)
-

@@ -20,7 +20,6 @@ import json
 import os
 import re
 import shutil
-import sys
 import tempfile
 
 import pytest
@@ -30,7 +29,18 @@ from st_helpers import is_eq, note, ok
 BIN = sth.selftest_bin()
 pytestmark = pytest.mark.usefixtures("selftest_bin")
 TOP = sth.top_srcdir()
-WORK = tempfile.mkdtemp(prefix="st-docs-")
+WORK = None  # set by the work fixture
+
+
+@pytest.fixture(scope="module", autouse=True)
+def work():
+    """The module's scratch directory and what lives in it (module globals), removed at the end."""
+    global WORK
+    WORK = tempfile.mkdtemp(prefix="st-docs-")
+    yield WORK
+    shutil.rmtree(WORK, ignore_errors=True)
+
+
 EXAMPLE = os.path.join(TOP, "conf", "selftest.conf")
 
 
@@ -143,7 +153,7 @@ def entries(lines):
     return {k: unroff(" ".join(v)) for k, v in out.items()}
 
 
-def check_man5():
+def test_man5():
     man = "docs/selftest.conf.5"
     secs = man_sections(man)
     group_titles = [t for t in PLUGIN_SOURCES if t.startswith("The ")]
@@ -181,7 +191,7 @@ def check_man5():
     is_eq(invented, [], "selftest.conf(5) names no variable the code does not read")
 
 
-def check_man1():
+def test_man1():
     cli = read("src/core/cli.c")
     man = unroff(read("docs/selftest-core.1"))
     longs = set(re.findall(r'OPT\("([a-z][a-z-]*)"', cli))
@@ -208,7 +218,7 @@ def check_man1():
     ok(re.search(r"selftest\.conf\s*\(5\)", man), "selftest-core(1) points to selftest.conf(5)")
 
 
-def check_install():
+def test_install():
     mk = read("conf/local.mk")
     ok(re.search(r"^man5_MANS\s*\+?=.*docs/selftest\.conf\.5", mk, re.M),
        "selftest.conf.5 is installed (man5_MANS)")
@@ -216,7 +226,7 @@ def check_install():
        "selftest.conf.5 is distributed (EXTRA_DIST)")
 
 
-def check_self_contained():
+def test_self_contained():
     docs = ["README.md"] + ["docs/" + f for f in sorted(os.listdir(os.path.join(TOP, "docs")))
                             if f.endswith((".md", ".1", ".5", ".7"))]
     bad = []
@@ -318,7 +328,7 @@ def active_lines(text):
     return out
 
 
-def check_example_text():
+def test_example_text():
     text = read("conf/selftest.conf")
     is_eq(active_lines(text), [], "conf/selftest.conf has no active setting (all commented)")
     shown = set(re.findall(r"^#\s*([a-z_]+)\s*=", text, re.M))
@@ -361,7 +371,7 @@ def stable(value, proj):
     return value
 
 
-def check_example_behaviour():
+def test_example_behaviour():
     empty = os.path.join(WORK, "empty.conf")
     with open(empty, "w") as fh:
         fh.write("# nothing: the built-in defaults\n")
@@ -392,17 +402,3 @@ def check_example_behaviour():
     is_eq(ex["discover"], em["discover"], "discover --json: the same batches and orphans")
     is_eq(ex["run"], em["run"], "run --json: the same results object (timings aside)")
     is_eq(ex["data"], em["data"], "the same files in the data dir afterwards")
-
-
-def main():
-    try:
-        note("work dir %s" % WORK)
-        check_example_text()
-        check_example_behaviour()
-        check_man5()
-        check_man1()
-        check_install()
-        check_self_contained()
-    finally:
-        shutil.rmtree(WORK, ignore_errors=True)
-
