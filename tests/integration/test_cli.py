@@ -17,12 +17,11 @@ import os
 import re
 import shutil
 import stat
-import sys
 import tempfile
 
 import pytest
 import st_helpers as sth
-from st_helpers import is_eq, note, ok, skip
+from st_helpers import is_eq, ok, skip
 
 # settings a caller's environment could carry into a run (the harness unsets most of them)
 SCRUB = sth.SCRUB
@@ -32,27 +31,36 @@ pytestmark = pytest.mark.usefixtures("selftest_bin")
 FX_DIR = os.environ.get("FIXTURE_PLUGIN_DIR") or os.path.join(
     os.environ.get("top_builddir") or sth.top_srcdir(), "tests", "fixtures", "plugins")
 
-WORK = tempfile.mkdtemp(prefix="st-cli-")
-PROJECT = os.path.join(WORK, "project")
-DATA = os.path.join(WORK, "data")
-REPORTS = os.path.join(WORK, "reports")
-OUTSIDE = os.path.join(WORK, "outside")
-RUN_TMP = os.path.join(WORK, "tmp")  # TMPDIR of every run: its work dirs must go away
-shutil.copytree(sth.fixture("passing"), PROJECT,
-                ignore=shutil.ignore_patterns(".pytest_cache", "__pycache__", "sandbox_data"))
-os.makedirs(OUTSIDE)
-os.makedirs(RUN_TMP)
-with open(os.path.join(OUTSIDE, "test_out.py"), "w") as fh:
-    fh.write("def test_out():\n    pass\n")
+WORK = None  # set by the work fixture
 _conf_n = 0
-EMPTY_CONF = os.path.join(WORK, "empty.conf")
-with open(EMPTY_CONF, "w") as fh:
-    fh.write("# empty: defaults, environment and options only\n")
 
 
 make_writable = sth.make_writable
 
-make_writable(PROJECT)
+
+@pytest.fixture(scope="module", autouse=True)
+def work():
+    """The module's scratch directory and what lives in it (module globals), removed at the end."""
+    global DATA, EMPTY_CONF, OUTSIDE, PROJECT, PROJECT_TREE, REPORTS, RUN_TMP, WORK
+    WORK = tempfile.mkdtemp(prefix="st-cli-")
+    PROJECT = os.path.join(WORK, "project")
+    DATA = os.path.join(WORK, "data")
+    REPORTS = os.path.join(WORK, "reports")
+    OUTSIDE = os.path.join(WORK, "outside")
+    RUN_TMP = os.path.join(WORK, "tmp")  # TMPDIR of every run: its work dirs must go away
+    shutil.copytree(sth.fixture("passing"), PROJECT,
+                    ignore=shutil.ignore_patterns(".pytest_cache", "__pycache__", "sandbox_data"))
+    os.makedirs(OUTSIDE)
+    os.makedirs(RUN_TMP)
+    with open(os.path.join(OUTSIDE, "test_out.py"), "w") as fh:
+        fh.write("def test_out():\n    pass\n")
+    EMPTY_CONF = os.path.join(WORK, "empty.conf")
+    with open(EMPTY_CONF, "w") as fh:
+        fh.write("# empty: defaults, environment and options only\n")
+    make_writable(PROJECT)
+    PROJECT_TREE = tree(PROJECT)
+    yield WORK
+    shutil.rmtree(WORK, ignore_errors=True)
 
 
 def env(extra=None):
@@ -97,7 +105,7 @@ def tree(path):
     return sorted(out)
 
 
-PROJECT_TREE = tree(PROJECT)
+PROJECT_TREE = None  # the project as copied (the work fixture)
 
 
 def no_crash(label, rc, out, err):
@@ -151,7 +159,7 @@ def bad(label, argv, want_rc, must, extra_env=None, where=None):
 
 # --------------------------------------------------------------------------------------------
 
-def check_help():
+def test_help():
     for argv, want in ((["--help"], r"^Usage: selftest-core"), (["-h"], r"^Usage: selftest-core"),
                        (["run", "--help"], r"^Usage: selftest-core .*\brun\b"),
                        (["plugins", "--help"], r"^Usage: selftest-core .*\bplugins\b")):
@@ -180,10 +188,17 @@ def check_help():
     m = re.search(r"ABI (\d+)\.(\d+)", out)
     ok(m, "--version: prints the plugin ABI", out)
     nothing_left("help and version")
+
+
+@pytest.fixture(scope="module")
+def core_abi():
+    """The plugin ABI (major, minor) --version prints (test_help checks that it does)."""
+    rc, out, err = cli(["--version"])
+    m = re.search(r"ABI (\d+)\.(\d+)", out)
     return (int(m.group(1)), int(m.group(2))) if m else (1, 0)
 
 
-def check_unknown():
+def test_unknown():
     rc, out, err = cli(["frobnicate"])
     is_eq(rc, 2, "unknown command: exit 2")
     ok("frobnicate" in err, "unknown command: the message names it", err)
@@ -202,7 +217,7 @@ def check_unknown():
     nothing_left("unknown command/options")
 
 
-def check_config_errors():
+def test_config_errors():
     missing = os.path.join(WORK, "no-such-dir", "selftest.conf")
     bad("missing config file", ["-c", missing, "run"], {2}, [missing])
     for lineno in (3, 5):
@@ -232,7 +247,7 @@ def fx_file(name):
     return None
 
 
-def check_loader_fixtures(core_abi):
+def test_loader_fixtures(core_abi):
     core = "%d.%d" % core_abi
     cases = [
         ("fx-major", ["2.0", core]),
@@ -254,7 +269,7 @@ def check_loader_fixtures(core_abi):
             must + [name, re.compile(re.escape(os.path.join(FX_DIR, name)) + r"\.(la|so)")])
 
 
-def check_fx_good(core_abi):
+def test_fx_good(core_abi):
     if not fx_file("fx-good"):
         ok(False, "fx-good is built in %s" % FX_DIR)
         return
@@ -286,7 +301,7 @@ def check_fx_good(core_abi):
     nothing_left("plugins listing")
 
 
-def check_create_fails():
+def test_create_fails():
     """A plugin that refuses its settings (create returns ST_ERR_INVALID) is a configuration
     error for `run` as for --check-config: named, exit 2, no test run."""
     if not fx_file("fx-create-fails"):
@@ -303,7 +318,7 @@ def check_create_fails():
     nothing_left(label, check_data=False)  # earlier checks ran: metrics.db may be there
 
 
-def check_paths_and_env():
+def test_paths_and_env():
     run = ["run", "--retries", "0", "--workers", "1"]
     nope = os.path.join(PROJECT, "tests", "no_such_test.py")
     bad("nonexistent test path", run + [nope], {2}, [nope])
@@ -336,7 +351,7 @@ exit "$FAKE_RC"
 """
 
 
-def check_results_file():
+def test_results_file():
     seen = os.path.join(WORK, "seen-results-path")
     fake = script("fakepy", FAKEPY % {"seen": seen})
     c = conf("python = \"%s\";\n" % fake)
@@ -363,7 +378,7 @@ def check_results_file():
             nothing_left(label, check_data=False, check_reports=False)
 
 
-def check_no_pytest():
+def test_no_pytest():
     nopy = script("nopytest-python", "#!/bin/sh\nexec /usr/bin/python3 -S \"$@\"\n")
     if sth.run([nopy, "-c", "import pytest"])[0] == 0:
         skip("python3 -S without pytest", "pytest is importable even with -S")
@@ -380,7 +395,7 @@ def check_no_pytest():
         extra_env={"SELF_TEST_PYTHON": missing})
 
 
-def check_engine_address():
+def test_engine_address():
     """--docker-host reaches the container runtime (no engine needed: a socket that is not
     there, with container_fallback = "fail")."""
     sock = os.path.join(WORK, "no-engine.sock")
@@ -391,7 +406,7 @@ def check_engine_address():
              "--docker-host", "unix://" + sock, PROJECT], {3}, [sock, "no socket"])
 
 
-def check_config_check():
+def test_config_check():
     """--check-config: the configuration and every plugin's settings, nothing started."""
     good = conf('project_root = "%s";\npython = "%s";\n' % (PROJECT, sth.PYTHON))
     rc, out, err = cli(["-c", good, "--check-config"])
@@ -403,25 +418,7 @@ def check_config_check():
         [broken + ":4", "bogus"])
 
 
-def main():
-    try:
-        note("work dir %s" % WORK)
-        core_abi = check_help()
-        check_unknown()
-        check_config_errors()
-        check_loader_fixtures(core_abi)
-        check_fx_good(core_abi)
-        check_create_fails()
-        check_paths_and_env()
-        check_results_file()
-        check_no_pytest()
-        check_config_check()
-        check_engine_address()
-        is_eq(sorted(f for f in os.listdir(RUN_TMP) if f.startswith("selftest")), [],
-              "no run left its work dir (selftest-*) in $TMPDIR")
-    except Exception:
-        import traceback
-        ok(False, "the test script ran to the end", traceback.format_exc())
-    finally:
-        shutil.rmtree(WORK, ignore_errors=True)
-
+def test_no_work_dir_left():
+    """Last: no run of the tests above left its work dir in $TMPDIR."""
+    is_eq(sorted(f for f in os.listdir(RUN_TMP) if f.startswith("selftest")), [],
+          "no run left its work dir (selftest-*) in $TMPDIR")
