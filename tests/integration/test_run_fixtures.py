@@ -20,14 +20,13 @@ import json
 import os
 import re
 import shutil
-import sys
 import tempfile
 import time
 import uuid
 
 import pytest
 import st_helpers as sth
-from st_helpers import is_eq, note, ok, skip
+from st_helpers import is_eq, note, ok
 
 FIXTURES = ["passing", "failing", "fixture_error", "collect_error", "timeout", "exit3", "segv",
             "empty", "split", "markers", "sample"]
@@ -48,12 +47,24 @@ SCRUB = sth.SCRUB
 BIN = sth.selftest_bin()
 pytestmark = pytest.mark.usefixtures("selftest_bin")
 
-WORK = tempfile.mkdtemp(prefix="st-runfx-")
+WORK = POOL = None  # set by the work fixture
 TAG = "stfx%d%s" % (os.getpid(), uuid.uuid4().hex[:8])  # unique: finds leftover processes
 WORKDIRS_LEFT = []  # work dirs selftest-core left in its TMPDIR
-EMPTY_CONF = os.path.join(WORK, "empty.conf")
-with open(EMPTY_CONF, "w") as fh:
-    fh.write("# empty: defaults, environment and options only\n")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def work():
+    """The module's scratch directory and what lives in it (module globals), removed at the end."""
+    global EMPTY_CONF, POOL, WORK
+    WORK = tempfile.mkdtemp(prefix="st-runfx-")
+    # up to three runs at a time (each fixture is a selftest-core run and a pytest run)
+    POOL = concurrent.futures.ThreadPoolExecutor(max_workers=3)
+    EMPTY_CONF = os.path.join(WORK, "empty.conf")
+    with open(EMPTY_CONF, "w") as fh:
+        fh.write("# empty: defaults, environment and options only\n")
+    yield WORK
+    POOL.shutdown(wait=True)
+    shutil.rmtree(WORK, ignore_errors=True)
 
 
 make_writable = sth.make_writable
@@ -76,11 +87,12 @@ def counts_of(d):
     return {k: d.get(k) for k in COUNT_KEYS} if isinstance(d, dict) else None
 
 
-def selftest(root, args, env=None, conf=EMPTY_CONF, timeout=120, cwd=None):
+def selftest(root, args, env=None, conf=None, timeout=120, cwd=None):
     """Runs selftest-core -c conf run <args> with project root = root.
 
     Returns a dict: rc, out, err, lines (parsed JSON lines), batches (event "batch"),
     results (the final line, event "results") or None, elapsed."""
+    conf = EMPTY_CONF if conf is None else conf
     tmp = tempfile.mkdtemp(prefix="tmp-", dir=WORK)  # the run's TMPDIR: its work dir goes here
     extra = dict(SCRUB, SANDBOX_REPO_PATH=root, TMPDIR=tmp)
     extra.update(env or {})
@@ -154,7 +166,6 @@ def passed_before_crash(output):
     return sorted(set(plain + xdist))
 
 
-POOL = concurrent.futures.ThreadPoolExecutor(max_workers=3)
 
 
 # --------------------------------------------------------------------------------------------
@@ -235,6 +246,23 @@ def check_plain(name, root, st, pt, left):
 # --------------------------------------------------------------------------------------------
 # 2. --workers 2 against pytest -n 2 (xdist turns crashes into failed tests)
 
+def selected(request, test_name):
+    """The fixture names of the parametrized test_name that this session runs (-k selects)."""
+    return [i.callspec.params["name"] for i in request.session.items
+            if i.module is request.module and getattr(i, "originalname", None) == test_name]
+
+
+@pytest.fixture(scope="module")
+def plain_runs(request):
+    """The runs of every selected test_plain, started together (three at a time)."""
+    return {n: POOL.submit(plain_case, n) for n in selected(request, "test_plain")}
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_plain(name, plain_runs):
+    check_plain(name, *plain_runs[name].result())
+
+
 XDIST_FIXTURES = FIXTURES
 
 
@@ -285,6 +313,16 @@ def check_xdist(name, root, st, pt, left):
        "pytest_argv %r, pytest_workers %r" % (argv, batch.get("pytest_workers")))
 
 
+@pytest.fixture(scope="module")
+def xdist_runs(request):
+    return {n: POOL.submit(xdist_case, n) for n in selected(request, "test_xdist")}
+
+
+@pytest.mark.parametrize("name", XDIST_FIXTURES)
+def test_xdist(name, xdist_runs):
+    check_xdist(name, *xdist_runs[name].result())
+
+
 def has_seq(lst, seq):
     return any(lst[i:i + len(seq)] == seq for i in range(len(lst) - len(seq) + 1))
 
@@ -305,7 +343,7 @@ def mixed_project():
     return root
 
 
-def check_cumulative():
+def test_cumulative():
     root = mixed_project()
     subs = ["p", "f", "e"]
     fut = {s: POOL.submit(sth.pytest_summary, [s], (), root) for s in subs}
@@ -359,8 +397,9 @@ def max_overlap(metrics):
     return max(sum(1 for a2, b2 in spans if a2 <= a < b2) for a, _ in spans)
 
 
-def check_split(root, W, paths, slow=False, how=None, flag=True, env=None, conf=EMPTY_CONF):
+def check_split(root, W, paths, slow=False, how=None, flag=True, env=None, conf=None):
     """W: the worker budget that should win; how: label for a precedence case."""
+    conf = EMPTY_CONF if conf is None else conf
     label = "split %s %s%s" % (how or "--workers %d" % W, " ".join(paths),
                                " (1 s tests)" if slow else "")
     fut = POOL.submit(sth.pytest_summary, paths, (), root)
@@ -415,7 +454,30 @@ def slow_split():
 # --------------------------------------------------------------------------------------------
 # 5. pytest args: shell split, precedence flag > env > config file
 
-def check_pytest_args():
+@pytest.fixture(scope="module")
+def split():
+    return copy_fixture("split", "%s-wsplit" % TAG)
+
+
+def test_worker_split(split):
+    check_split(split, 5, ["a", "b", "c"])
+    check_split(split, 4, ["a", "b"])
+    check_split(slow_split(), 2, ["a", "b", "c"], slow=True)
+
+
+def test_worker_budget_precedence(split):
+    """flag > SELF_TEST_WORKERS > config file"""
+    wconf = os.path.join(WORK, "workers1.conf")
+    with open(wconf, "w") as fh:
+        fh.write("workers = 1;\n")
+    check_split(split, 1, ["a", "b"], how="config workers = 1", flag=False, conf=wconf)
+    check_split(split, 4, ["a", "b"], how="config workers = 1, SELF_TEST_WORKERS=4",
+                flag=False, conf=wconf, env={"SELF_TEST_WORKERS": "4"})
+    check_split(split, 1, ["a", "b"], how="SELF_TEST_WORKERS=4, --workers 1", flag=1,
+                conf=wconf, env={"SELF_TEST_WORKERS": "4"})
+
+
+def test_pytest_args():
     root = copy_fixture("markers", "%s-markers-args" % TAG)
     conf = os.path.join(WORK, "args.conf")
     with open(conf, "w") as fh:
@@ -465,7 +527,7 @@ def check_pytest_args():
 # --------------------------------------------------------------------------------------------
 # 6. the report file
 
-def check_report():
+def test_report():
     for name, should in (("failing", True), ("passing", False)):
         root = copy_fixture(name, "%s-report-%s" % (TAG, name))
         rdir = os.path.join(WORK, "reports-%s" % name)
@@ -592,48 +654,16 @@ def check_coverage(root, label, want_differ):
 
 # --------------------------------------------------------------------------------------------
 
-def main():
-    try:
-        note("work dir %s, tag %s" % (WORK, TAG))
-        plain = {n: POOL.submit(plain_case, n) for n in FIXTURES}
-        for n in FIXTURES:
-            check_plain(n, *plain[n].result())
-        xd = {n: POOL.submit(xdist_case, n) for n in XDIST_FIXTURES}
-        for n in XDIST_FIXTURES:
-            check_xdist(n, *xd[n].result())
 
-        check_cumulative()
+def test_coverage_union():
+    if sth.run([sth.PYTHON, "-c", "import pytest_cov"])[0] != 0:
+        pytest.skip("pytest-cov is not installed for %s" % sth.PYTHON)
+    check_coverage(copy_fixture("split", "%s-split-cov" % TAG), "coverage, split a b c",
+                   False)
+    check_coverage(cov_variant(), "coverage, shared lib.py a b c", True)
 
-        split = copy_fixture("split", "%s-wsplit" % TAG)
-        check_split(split, 5, ["a", "b", "c"])
-        check_split(split, 4, ["a", "b"])
-        check_split(slow_split(), 2, ["a", "b", "c"], slow=True)
-        # precedence of the worker budget: flag > SELF_TEST_WORKERS > config file
-        wconf = os.path.join(WORK, "workers1.conf")
-        with open(wconf, "w") as fh:
-            fh.write("workers = 1;\n")
-        check_split(split, 1, ["a", "b"], how="config workers = 1", flag=False, conf=wconf)
-        check_split(split, 4, ["a", "b"], how="config workers = 1, SELF_TEST_WORKERS=4",
-                    flag=False, conf=wconf, env={"SELF_TEST_WORKERS": "4"})
-        check_split(split, 1, ["a", "b"], how="SELF_TEST_WORKERS=4, --workers 1", flag=1,
-                    conf=wconf, env={"SELF_TEST_WORKERS": "4"})
 
-        check_pytest_args()
-        check_report()
-
-        if sth.run([sth.PYTHON, "-c", "import pytest_cov"])[0] != 0:
-            skip("coverage union", "pytest-cov is not installed for %s" % sth.PYTHON)
-        else:
-            check_coverage(copy_fixture("split", "%s-split-cov" % TAG), "coverage, split a b c",
-                           False)
-            check_coverage(cov_variant(), "coverage, shared lib.py a b c", True)
-
-        is_eq(leftover_processes(TAG), [], "no process of any run is left behind")
-        is_eq(WORKDIRS_LEFT, [], "every run removed its work dir (selftest-*) from $TMPDIR")
-    except Exception:  # a bug in this script must show as a failure, not a lost plan
-        import traceback
-        ok(False, "the test script ran to the end", traceback.format_exc())
-    finally:
-        POOL.shutdown(wait=True)
-        shutil.rmtree(WORK, ignore_errors=True)
-
+def test_nothing_left():
+    """Last: no process of any run above is left, no work dir in $TMPDIR."""
+    is_eq(leftover_processes(TAG), [], "no process of any run is left behind")
+    is_eq(WORKDIRS_LEFT, [], "every run removed its work dir (selftest-*) from $TMPDIR")
