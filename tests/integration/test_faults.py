@@ -10,14 +10,21 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import threading
 import time
 
 import pytest
 import st_helpers as t
 
+pytestmark = pytest.mark.usefixtures("selftest_bin")
+
 STATE = ("orphan_modules.json", "orphan_classifications.json", "orphan_check_cache.json",
          "module_map.json", "history.json")
+
+
+@pytest.fixture
+def tmp(workdir):
+    """The test's scratch directory (removed afterwards)."""
+    return workdir
 
 
 def write(path, text):
@@ -26,7 +33,7 @@ def write(path, text):
         f.write(text)
 
 
-def setup(tmp, data):
+def make_project(tmp, data):
     """A copy of the sample project whose data dir, history and reports are on `data`."""
     proj = os.path.join(tmp, "proj")
     shutil.copytree(t.fixture("sample"), proj)
@@ -135,12 +142,13 @@ def fill(path):
 def test_full_disk(tmp):
     """A reader (a dashboard, the exporter) holds metrics.db open, so its -wal and -shm exist:
     the run goes on, each store fails on its own and says so."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a tmpfs")
     data = os.path.join(tmp, "small")
     with Tmpfs(data, "4m") as fs:
         if not fs.mounted:
-            t.skip("a full data dir", "cannot mount a tmpfs here: " + fs.error)
-            return
-        proj, conf = setup(tmp, data)
+            pytest.skip("cannot mount a tmpfs here: " + fs.error)
+        proj, conf = make_project(tmp, data)
         rc, out, err = st(conf, data)
         t.is_eq(rc, 0, "a first run on the small tmpfs passes", )
         if rc != 0:
@@ -202,12 +210,13 @@ def test_full_disk(tmp):
 def test_full_disk_at_open(tmp):
     """No reader: SQLite cannot create metrics.db's -wal/-shm on the full disk.  The run cannot
     record anything and stops before running: exit 3, the cause named, nothing touched."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a tmpfs")
     data = os.path.join(tmp, "small")
     with Tmpfs(data, "4m") as fs:
         if not fs.mounted:
-            t.skip("a full data dir at open", "cannot mount a tmpfs here: " + fs.error)
-            return
-        proj, conf = setup(tmp, data)
+            pytest.skip("cannot mount a tmpfs here: " + fs.error)
+        proj, conf = make_project(tmp, data)
         rc, out, err = st(conf, data)
         t.is_eq(rc, 0, "a first run on the small tmpfs passes", )
         change_project(proj)
@@ -234,20 +243,20 @@ def test_full_disk_at_open(tmp):
 
 
 def test_read_only(tmp):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a tmpfs")
     data = os.path.join(tmp, "ro")
     with Tmpfs(data, "4m") as fs:
         if not fs.mounted:
-            t.skip("a read-only data dir", "cannot mount a tmpfs here: " + fs.error)
-            return
-        proj, conf = setup(tmp, data)
+            pytest.skip("cannot mount a tmpfs here: " + fs.error)
+        proj, conf = make_project(tmp, data)
         rc, out, err = st(conf, data)
         t.is_eq(rc, 0, "a first run passes")
         change_project(proj)
         before = snapshot(data)
         rc2, _, err2 = t.run(["mount", "-o", "remount,ro", data])
         if rc2 != 0:
-            t.skip("a read-only data dir", "cannot remount read-only: " + err2.strip())
-            return
+            pytest.skip("cannot remount read-only: " + err2.strip())
         rc, out, err = st(conf, data)
         t.ok(rc in (1, 3), "a read-only data dir: exit 1 (the tests' status) or 3 (refused), "
              "not 0 and no crash (rc %r)" % rc, err)
@@ -265,7 +274,7 @@ def test_vanishing_data_dir(tmp):
     so, exits with its tests' status, and stores the run in a new metrics.db at the configured
     path, not in the removed file; the next run goes on from there."""
     data = os.path.join(tmp, "data")
-    proj, conf = setup(tmp, data)
+    proj, conf = make_project(tmp, data)
     write(os.path.join(proj, "tests", "test_slow.py"),
           "import time\ndef test_slow():\n    time.sleep(3)\n")
     rc, out, err = st(conf, data)
@@ -315,17 +324,3 @@ def test_vanishing_data_dir(tmp):
     ok, rows, _ = db_rows(data)
     t.ok(ok == [("ok",)] and len(rows) == 2 and rows[-1][1:] == (8, 0), "and stores its run",
          rows)
-
-
-def main():
-    for fn in (test_full_disk, test_full_disk_at_open, test_read_only, test_vanishing_data_dir):
-        if os.geteuid() != 0 and fn is not test_vanishing_data_dir:
-            t.skip(fn.__name__, "needs root to mount a tmpfs")
-            continue
-        with t.tmpdir() as tmp:
-            t.note(fn.__name__)
-            try:
-                fn(tmp)
-            except Exception as e:  # a crash in a test is a failure, not a silent pass
-                t.ok(False, "%s raised %r" % (fn.__name__, e))
-

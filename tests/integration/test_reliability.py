@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -19,6 +18,12 @@ import st_helpers as t
 
 BIN = t.selftest_bin()
 pytestmark = pytest.mark.usefixtures("selftest_bin")
+
+
+@pytest.fixture
+def tmp(workdir):
+    """The test's scratch directory (removed afterwards)."""
+    return workdir
 
 
 def write(path, text, mode="w"):
@@ -216,8 +221,7 @@ def have_module(name):
 
 def test_empty_module_keeps_coverage(tmp):
     if not have_module("pytest_cov"):
-        t.skip("coverage with an empty module", "pytest-cov is not installed for %s" % t.PYTHON)
-        return
+        pytest.skip("pytest-cov is not installed for %s" % t.PYTHON)
     write(os.path.join(tmp, "pkg", "__init__.py"), "")
     write(os.path.join(tmp, "pkg", "m.py"), "def f():\n    return 1\n\n\ndef g():\n"
           "    return 2\n")
@@ -396,25 +400,3 @@ def test_messages_name_their_source(tmp):
     rc, out, err = st(conf, "run")
     t.ok(rc == 2 and "data dir /dev/null" in err and "SELF_TEST_LOCK_FILE" not in err,
          "data_dir = \"/dev/null\" is blamed on the data dir, not SELF_TEST_LOCK_FILE", err)
-
-
-TESTS = [test_lock_never_truncates, test_double_dash, test_option_needs_value,
-         test_deep_json_state, test_invalid_plugin_settings, test_empty_module_keeps_coverage,
-         test_workers_clamped, test_stale_workdirs_removed, test_fifo_config_refused,
-         test_history_relative_to_config, test_check_config_with_command, test_nul_in_history,
-         test_runtime_name_refused, test_numbers_in_environment, test_messages_name_their_source]
-
-
-def main():
-    only = os.environ.get("ST_REL_ONLY")
-    for fn in TESTS:
-        if only and fn.__name__ not in only.split(","):
-            continue
-        with t.tmpdir() as tmp:
-            t.note(fn.__name__)
-            try:
-                fn(tmp)
-            except Exception as e:  # a crash in a test is a failure, not a silent pass
-                import traceback
-                t.ok(False, "%s raised %r" % (fn.__name__, e), traceback.format_exc())
-

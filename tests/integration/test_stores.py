@@ -16,6 +16,14 @@ import time
 import pytest
 import st_helpers as t
 
+pytestmark = pytest.mark.usefixtures("selftest_bin")
+
+
+@pytest.fixture
+def tmp(workdir):
+    """The test's scratch directory (removed afterwards)."""
+    return workdir
+
 
 def write(path, text):
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -195,15 +203,13 @@ def test_newer_schema_refused(tmp):
 
 def test_full_disk_keeps_history(tmp):
     if os.geteuid() != 0:
-        t.skip("history on a full disk", "needs root to mount a tmpfs")
-        return
+        pytest.skip("needs root to mount a tmpfs")
     conf = project(tmp, "def test_a(): assert True\n")
     small = os.path.join(tmp, "small")
     os.makedirs(small)
     rc, _, err = t.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", small])
     if rc != 0:
-        t.skip("history on a full disk", "cannot mount a tmpfs here: " + err.strip())
-        return
+        pytest.skip("cannot mount a tmpfs here: " + err.strip())
     try:
         hist = os.path.join(small, "history.json")
         entries = [{"passed": i, "failed": 0, "coverage": None, "runtime": 1.0,
@@ -258,17 +264,3 @@ def test_sigterm_during_long_batch(tmp):
     db = sqlite3.connect(os.path.join(tmp, "sandbox_data", "metrics.db"))
     row = db.execute("SELECT aborted FROM runs ORDER BY id DESC LIMIT 1").fetchone()
     t.ok(row is not None and row[0] == 1, "the interrupted run is stored, marked aborted", err)
-
-
-def main():
-    for fn in (test_regressions_and_db, test_reader_never_sees_half_a_run,
-               test_history_survives_kill9, test_malformed_history_untouched,
-               test_newer_schema_refused, test_full_disk_keeps_history,
-               test_sigterm_during_long_batch):
-        with t.tmpdir() as tmp:
-            t.note(fn.__name__)
-            try:
-                fn(tmp)
-            except Exception as e:  # a crash in a test is a failure, not a silent pass
-                t.ok(False, "%s raised %r" % (fn.__name__, e))
-
