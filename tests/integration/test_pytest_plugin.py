@@ -23,7 +23,7 @@ import time
 
 import pytest
 import st_helpers as sth
-from st_helpers import is_eq, ok, skip
+from st_helpers import is_eq, ok
 
 OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
 START_KEYS = {"event", "pid", "argv", "workers", "python", "pytest"}
@@ -432,16 +432,29 @@ def run_misc():
               "SELF_TEST_RESULTS_FILE unset: plugin writes nothing")
 
 
-if not os.path.exists(sth.PYTHON):
-    skip("pytest plugin", "no %s" % sth.PYTHON)
-if not os.path.exists(os.path.join(sth.plugin_dir(), "selftest_pytest_plugin.py")):
-    sth.bail_out("no selftest_pytest_plugin.py in %s" % sth.plugin_dir())
+@pytest.fixture(scope="module", autouse=True)
+def plugin_there():
+    if not os.path.exists(sth.PYTHON):
+        pytest.skip("no %s" % sth.PYTHON)
+    if not os.path.exists(os.path.join(sth.plugin_dir(), "selftest_pytest_plugin.py")):
+        pytest.fail("no selftest_pytest_plugin.py in %s" % sth.plugin_dir())
 
-for label, fixture, args, modes in CASES:
-    for mode in ("plain", "xdist"):
-        exp, status = modes[mode]
-        run_case(label, fixture, args, mode, exp, status)
-for mode in ("plain", "xdist"):
+
+@pytest.mark.parametrize("mode", ["plain", "xdist"])
+@pytest.mark.parametrize("label,fixture,args,modes", CASES, ids=[c[0] for c in CASES])
+def test_case(label, fixture, args, modes, mode):
+    exp, status = modes[mode]
+    run_case(label, fixture, args, mode, exp, status)
+
+
+@pytest.mark.parametrize("mode", ["plain", "xdist"])
+def test_timeout(mode):
     run_timeout(mode)
-run_orphans()
-run_misc()
+
+
+def test_orphans():
+    run_orphans()
+
+
+def test_misc():
+    run_misc()
