@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import signal
-import sys
 import tempfile
 import time
 import uuid
@@ -30,9 +29,8 @@ import st_helpers as t
 BIN = t.selftest_bin()
 pytestmark = pytest.mark.usefixtures("selftest_bin")
 
-WORK = tempfile.mkdtemp(prefix="st-contain-")
+WORK = ROOT = None  # the module's scratch directory and the project in it (the work fixture)
 MARK = "hostile%d%s" % (os.getpid(), uuid.uuid4().hex[:10])
-ROOT = os.path.join(WORK, "escape")
 CONTAINMENT = []  # what the runtime found on this machine (its debug line)
 
 
@@ -131,7 +129,7 @@ def check_no_leftovers(name):
 NO_CGROUP = "host = { cgroup = false; };"
 
 
-def test_batches(extra=""):
+def check_batches(extra=""):
     for workers in (1, 2):
         name = "tests, --workers %d%s%s" % (workers, " (xdist)" if workers > 1 else "",
                                             ", cgroup = false" if extra else "")
@@ -152,7 +150,7 @@ def test_batches(extra=""):
             t.note("runtime-host: processes tracked by %s" % CONTAINMENT[0])
 
 
-def test_timeout():
+def check_timeout():
     """A batch stopped by its timeout (xdist workers, and the escaped processes of its tests)."""
     rc, res, err, wall = run(["--workers", "2", "--timeout", "8", "slow"],
                              conf_extra="kill_grace = 1;")
@@ -161,7 +159,7 @@ def test_timeout():
     check_no_leftovers("timeout with leftovers")
 
 
-def test_plugin_alone():
+def check_plugin_alone():
     """The bundled pytest plugin by itself (pytest run directly, as the core runs it): it
     adopts and stops what the tests leave, in the controller and in each xdist worker."""
     for extra in ([], ["-n", "2"]):
@@ -184,7 +182,7 @@ def test_plugin_alone():
         check_no_leftovers(name)
 
 
-def test_orphans():
+def check_orphans():
     mods = ["hostile/orphan_%s.py" % k for k in
             ("setsid", "double_fork", "setpgid", "popen", "fork_daemon")]
     rc, res, err, wall = run(["--workers", "2", "--timeout", "60"] + mods)
@@ -210,7 +208,7 @@ def test_orphans():
     check_no_leftovers("orphan checks, summary")
 
 
-def test_runtime_sweep(extra=""):
+def check_runtime_sweep(extra=""):
     """What starts after the bundled plugin looked (an atexit handler) is the runtime's job."""
     if extra:
         rc, res, err, wall = run(["--workers", "1", "--timeout", "60", "late"], conf_extra=extra)
@@ -267,7 +265,7 @@ def guard_of(core):
     return None
 
 
-def test_kill9(kill_guard=False, extra=""):
+def check_kill9(kill_guard=False, extra=""):
     """kill -9 of the core in the middle of an xdist batch (and of its guard first: then the
     next run stops what is left)."""
     what = "kill -9 of selftest-core and its guard" if kill_guard else \
@@ -373,11 +371,10 @@ def pids_cgroup_offered():
     return False
 
 
-def test_fork_bomb():
+def check_fork_bomb():
     how = CONTAINMENT[0] if CONTAINMENT else ""
     if not pids_cgroup_offered():
-        t.skip("fork bomb", "this machine offers no pids cgroup this user may create")
-        return
+        pytest.skip("this machine offers no pids cgroup this user may create")
     t.ok("process limit by cgroup" in how, "fork bomb: the runtime found the pids cgroup", how)
     try:
         rc, res, err, wall = run(["--workers", "1", "--timeout", "60", "bomb"],
@@ -393,7 +390,7 @@ def test_fork_bomb():
         check_no_leftovers("fork bomb")
 
 
-def test_flood():
+def check_flood():
     extra = "host = { batch_output_mb = 2; batch_file_size_mb = 8; };"
     rc, res, err, wall = run(["--workers", "1", "--timeout", "60", "--pytest-args=-s", "flood"],
                              conf_extra=extra)
@@ -414,7 +411,7 @@ def test_flood():
     check_no_leftovers("output flood")
 
 
-def test_settings():
+def check_settings():
     for extra, want in (("host = { batch_processs = 3; };", r"batch_processs: unknown setting"),
                         ("host = { sandbox_output_mb = -1; };",
                          r"sandbox_output_mb: must be between 0"),
@@ -426,28 +423,72 @@ def test_settings():
              "bad setting %s: the message names it and its file" % extra, err[-800:])
 
 
-def main():
+@pytest.fixture(scope="module", autouse=True)
+def work():
+    """A copy of the escape fixture in a scratch directory; afterwards every process holding
+    MARK is killed and the directory removed."""
+    global ROOT, WORK
+    WORK = tempfile.mkdtemp(prefix="st-contain-")
+    ROOT = os.path.join(WORK, "escape")
     shutil.copytree(t.fixture("escape"), ROOT,
                     ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
     t.make_writable(ROOT)
     t.note("marker %s, work dir %s" % (MARK, WORK))
-    try:
-        test_batches()
-        test_plugin_alone()
-        test_timeout()
-        test_orphans()
-        test_runtime_sweep()
-        test_kill9()
-        test_kill9(kill_guard=True)
-        # where no cgroup can be created (not root): the token and the guard alone
-        test_batches(NO_CGROUP)
-        test_runtime_sweep(NO_CGROUP)
-        test_kill9(extra=NO_CGROUP)
-        test_kill9(kill_guard=True, extra=NO_CGROUP)
-        test_fork_bomb()
-        test_flood()
-        test_settings()
-    finally:
-        kill_marked()
-        shutil.rmtree(WORK, ignore_errors=True)
+    yield WORK
+    kill_marked()
+    shutil.rmtree(WORK, ignore_errors=True)
 
+
+def test_batches():
+    check_batches()
+
+
+def test_plugin_alone():
+    check_plugin_alone()
+
+
+def test_timeout():
+    check_timeout()
+
+
+def test_orphans():
+    check_orphans()
+
+
+def test_runtime_sweep():
+    check_runtime_sweep()
+
+
+@pytest.mark.parametrize("kill_guard", [False, True], ids=["kill9", "kill9_guard"])
+def test_kill9(kill_guard):
+    check_kill9(kill_guard=kill_guard)
+
+
+# where no cgroup can be created (not root): the token and the guard alone
+
+def test_batches_no_cgroup():
+    check_batches(NO_CGROUP)
+
+
+def test_runtime_sweep_no_cgroup():
+    check_runtime_sweep(NO_CGROUP)
+
+
+@pytest.mark.parametrize("kill_guard", [False, True], ids=["kill9", "kill9_guard"])
+def test_kill9_no_cgroup(kill_guard):
+    check_kill9(kill_guard=kill_guard, extra=NO_CGROUP)
+
+
+def test_fork_bomb():
+    if not CONTAINMENT:  # test_batches did not run (-k): what the runtime finds, from one batch
+        rc, res, err, wall = run(["--workers", "1", "--timeout", "15", "tests"])
+        CONTAINMENT.append(containment(err))
+    check_fork_bomb()
+
+
+def test_flood():
+    check_flood()
+
+
+def test_settings():
+    check_settings()
