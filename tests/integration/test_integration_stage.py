@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import sqlite3
-import sys
 import tempfile
 
 import pytest
@@ -34,8 +33,19 @@ SCRUB = sth.SCRUB
 BIN = sth.selftest_bin()
 pytestmark = pytest.mark.usefixtures("selftest_bin")
 SRCDIR = sth.top_srcdir()
-WORK = tempfile.mkdtemp(prefix="st-integ-")
-PLUGINS = os.path.join(WORK, "plugins")  # the example integrator, built here
+WORK = None  # set by the work fixture
+
+
+@pytest.fixture(scope="module", autouse=True)
+def work():
+    """The module's scratch directory and what lives in it (module globals), removed at the end."""
+    global PLUGINS, WORK
+    WORK = tempfile.mkdtemp(prefix="st-integ-")
+    PLUGINS = os.path.join(WORK, "plugins")  # the example integrator, built here
+    yield WORK
+    shutil.rmtree(WORK, ignore_errors=True)
+
+
 EXAMPLE = "integrator-example"
 
 SEED = {"tests/test_ok.py": "def test_ok():\n    assert True\n",
@@ -177,6 +187,47 @@ def stage_present():
     return True, None, r, root
 
 
+@pytest.fixture(scope="module")
+def seed():
+    """The seed's run (skips every test when the integrate stage is not there)."""
+    present, reason, r, root = stage_present()
+    if not present:
+        pytest.skip(reason)
+    return r, root
+
+
+@pytest.fixture(scope="module")
+def example_plugin():
+    why = build_example()
+    if why:
+        pytest.fail("examples/integrator-example builds: %s" % why)
+    return PLUGINS
+
+
+def test_seed(seed):
+    check_seed(*seed)
+
+
+def test_isolated_and_second_cycle(seed):
+    iso = check_isolated()
+    if iso:
+        check_twice(iso)
+    else:
+        check_twice(seed[1])
+
+
+def test_third_party(seed, example_plugin):
+    check_third_party()
+
+
+def test_outside_root(seed, example_plugin):
+    check_outside_root()
+
+
+def test_create_fails(seed, example_plugin):
+    check_create_fails()
+
+
 def check_seed(r, root):
     is_eq(r["rc"], 0, "seed: run pkg_a/common.py pkg_b/common.py --auto-include-isolated exits 0")
     integrated, _ = integration(r)
@@ -268,7 +319,7 @@ def check_create_fails():
        "nothing runs and nothing is integrated (no results, no module_map.json)", diag(r))
 
 
-def check_malformed():
+def test_malformed(seed):
     root = project(SEED)
     bad = b'{"old/mod.py": 1,\n  "other.py": }\n'
     os.makedirs(os.path.join(root, "sandbox_data"))
@@ -288,7 +339,7 @@ def check_malformed():
        "no temp file is left beside it")
 
 
-def check_disabled():
+def test_disabled(seed):
     root = project(SEED)
     r = run(root, ["pkg_a/common.py"], conf(), {"SELF_TEST_DISABLE_AUTO_INTEGRATION": "1"})
     integrated, redundant = integration(r)
@@ -297,30 +348,3 @@ def check_disabled():
     ok(not os.path.exists(data_file(root, "module_map.json")),
        "SELF_TEST_DISABLE_AUTO_INTEGRATION=1: no module_map.json written")
 
-
-def main():
-    present, reason, r, root = stage_present()
-    if not present:
-        skip("integrate stage end to end", reason)
-        return
-    check_seed(r, root)
-    iso = check_isolated()
-    if iso:
-        check_twice(iso)
-    else:
-        check_twice(root)
-    why = build_example()
-    if why:
-        ok(False, "examples/integrator-example builds", why)
-    else:
-        check_third_party()
-        check_outside_root()
-        check_create_fails()
-    check_malformed()
-    check_disabled()
-
-
-try:
-    main()
-finally:
-    shutil.rmtree(WORK, ignore_errors=True)
