@@ -15,7 +15,6 @@ integrate stage: it is skipped, with the reason, while the core does not call in
 import json
 import os
 import shutil
-import sys
 import tempfile
 
 import pytest
@@ -31,8 +30,17 @@ BUILDDIR = os.path.abspath(os.environ.get("top_builddir") or SRCDIR)
 EXAMPLE_SRC = os.path.join(SRCDIR, "examples", "integrator-example")
 PLUGIN = "integrator-example"
 
-WORK = tempfile.mkdtemp(prefix="st-sdk-")
-STAGE = os.path.join(WORK, "stage")
+WORK = None  # set by the work fixture
+
+
+@pytest.fixture(scope="module", autouse=True)
+def work():
+    """The module's scratch directory and what lives in it (module globals), removed at the end."""
+    global STAGE, WORK
+    WORK = tempfile.mkdtemp(prefix="st-sdk-")
+    STAGE = os.path.join(WORK, "stage")
+    yield WORK
+    shutil.rmtree(WORK, ignore_errors=True)
 
 
 def env(extra=None):
@@ -215,9 +223,8 @@ def check_answer_merged(plugindir):
               "rc=%r\n%s" % (rc, err[-2000:])):
         return
     if "%s: offered" % PLUGIN not in err:
-        skip(name, "the core's integrate stage does not call integrators yet (no 'offered' line "
-             "from %s; results.integration = %r)" % (PLUGIN, results.get("integration")))
-        return
+        pytest.skip("the core's integrate stage does not call integrators yet (no 'offered' line "
+    "from %s; results.integration = %r)" % (PLUGIN, results.get("integration")))
     integ = results.get("integration") or {}
     is_eq(sorted(integ.get("integrated", [])), ["pkg_a/common.py"],
           name + ": integrated [pkg_a/common.py]")
@@ -226,24 +233,44 @@ def check_answer_merged(plugindir):
     is_eq(rc, 0, "the run exits 0")
 
 
-def main():
-    for t in ("make", "pkg-config", "cc"):
-        if not tool(t):
-            skip("plugin SDK", "%s not found" % t)
-            return
-    pcdir = check_install()
-    if not pcdir:
-        skip("build the example against the installed header", "nothing installed")
-        return
-    so, plugindir = build_example(pcdir)
-    if not plugindir:
-        skip("load the example through the config", "the example was not built and installed")
-        return
-    check_listed(plugindir)
-    check_answer_merged(plugindir)
+@pytest.fixture(scope="module", autouse=True)
+def sdk_tools():
+    for name in ("make", "pkg-config", "cc"):
+        if not tool(name):
+            pytest.skip("%s not found" % name)
 
 
-try:
-    main()
-finally:
-    shutil.rmtree(WORK, ignore_errors=True)
+# Each step needs the one before; a test selected alone (-k) runs them (and their checks) itself.
+_DONE = {}
+
+
+def installed():
+    if "pcdir" not in _DONE:
+        _DONE["pcdir"] = check_install()
+    if not _DONE["pcdir"]:
+        pytest.skip("nothing installed")
+    return _DONE["pcdir"]
+
+
+def example_plugindir():
+    if "plugindir" not in _DONE:
+        _DONE["plugindir"] = build_example(installed())[1]
+    if not _DONE["plugindir"]:
+        pytest.skip("the example was not built and installed")
+    return _DONE["plugindir"]
+
+
+def test_install():
+    installed()
+
+
+def test_build_example_against_the_installed_header():
+    example_plugindir()
+
+
+def test_listed():
+    check_listed(example_plugindir())
+
+
+def test_answer_merged():
+    check_answer_merged(example_plugindir())
