@@ -26,7 +26,7 @@ import time
 
 import pytest
 import st_helpers as sth
-from st_helpers import is_eq, note, ok, skip
+from st_helpers import is_eq, ok
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LEGACY_TOTAL_GAUGES = sorted([
@@ -41,7 +41,18 @@ PROMTOOL_EXPECTED = sorted('%s non-counter metrics should not have "_total" suff
 BIN = sth.selftest_bin()
 pytestmark = pytest.mark.usefixtures("selftest_bin")
 
-WORK = tempfile.mkdtemp(prefix="st-prom-")
+WORK = None  # set by the work fixture
+
+
+@pytest.fixture(scope="module", autouse=True)
+def work():
+    """The module's scratch directory and what lives in it (module globals), removed at the end."""
+    global WORK
+    WORK = tempfile.mkdtemp(prefix="st-prom-")
+    yield WORK
+    shutil.rmtree(WORK, ignore_errors=True)
+
+
 IGNORE = shutil.ignore_patterns(".pytest_cache", "__pycache__", "sandbox_data", "*.pyc")
 
 
@@ -103,7 +114,14 @@ def plugin_available():
 
 # ---- textfile + promtool -------------------------------------------------------------------
 
-def check_textfile():
+@pytest.fixture(scope="module", autouse=True)
+def plugin_loadable(selftest_bin, work):
+    avail, why = plugin_available()
+    if not avail:
+        pytest.skip("exporter-prometheus not built or not loadable: %s" % why[:200])
+
+
+def test_textfile():
     root = copy_passing("tf")
     outdir = os.path.join(WORK, "textfile")
     os.mkdir(outdir)
@@ -134,8 +152,7 @@ def check_textfile():
     is_eq(len(families), len(set(families)), "one TYPE per family")
     promtool = shutil.which("promtool")
     if not promtool:
-        skip("promtool check metrics", "promtool not installed (Debian package prometheus)")
-        return
+        pytest.skip("promtool not installed (Debian package prometheus)")
     with open(target, "rb") as fh:
         p = subprocess.run([promtool, "check", "metrics"], stdin=fh, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, timeout=60)
@@ -170,11 +187,10 @@ def wait_http(port, path, deadline_s=20):
     return False
 
 
-def check_pushgateway():
+def test_pushgateway():
     exe = shutil.which("prometheus-pushgateway") or shutil.which("pushgateway")
     if not exe:
-        skip("pushgateway receives the PUT", "prometheus-pushgateway not installed")
-        return
+        pytest.skip("prometheus-pushgateway not installed")
     port = free_port()
     log = open(os.path.join(WORK, "pushgateway.log"), "w")
     pg = subprocess.Popen([exe, "--persistence.file=", "--web.listen-address=127.0.0.1:%d" % port],
@@ -205,7 +221,7 @@ def check_pushgateway():
         log.close()
 
 
-def check_push_refused():
+def test_push_refused():
     port = free_port()  # nothing listens there
     root = copy_passing("refused")
     conf = write_conf("refused.conf", {"pushgateway": "http://127.0.0.1:%d" % port,
@@ -218,7 +234,7 @@ def check_push_refused():
 
 # ---- busy port -----------------------------------------------------------------------------
 
-def check_port_in_use():
+def test_port_in_use():
     blocker = socket.socket()
     blocker.bind(("127.0.0.1", 0))
     blocker.listen(1)
@@ -283,7 +299,7 @@ class Served:
             return self.proc.wait()
 
 
-def check_live_server():
+def test_live_server():
     root = sleeping_project("sleepy", 4)
     conf = write_conf("live.conf", {"port": 0})
     srv = Served([BIN, "-v", "-c", conf, "run", "--retries", "0", "--workers", "1"],
@@ -321,20 +337,3 @@ def check_live_server():
     finally:
         rc = srv.stop()
     is_eq(rc, 0, "the sleeping run exits 0")
-
-
-def main():
-    avail, why = plugin_available()
-    if not avail:
-        skip("exporter-prometheus tests", "plugin not built or not loadable: %s" % why[:200])
-    check_textfile()
-    check_pushgateway()
-    check_push_refused()
-    check_port_in_use()
-    check_live_server()
-
-
-try:
-    main()
-finally:
-    shutil.rmtree(WORK, ignore_errors=True)
