@@ -21,7 +21,7 @@ import tempfile
 
 import pytest
 import st_helpers as sth
-from st_helpers import is_eq, ok, skip
+from st_helpers import is_eq, ok
 
 # settings a caller's environment could carry into a run (the harness unsets most of them)
 SCRUB = sth.SCRUB
@@ -381,8 +381,7 @@ def test_results_file():
 def test_no_pytest():
     nopy = script("nopytest-python", "#!/bin/sh\nexec /usr/bin/python3 -S \"$@\"\n")
     if sth.run([nopy, "-c", "import pytest"])[0] == 0:
-        skip("python3 -S without pytest", "pytest is importable even with -S")
-        return
+        pytest.skip("pytest is importable even with -S")
     c = conf("python = \"%s\";\n" % nopy)
     bad("python without pytest", ["-c", c, "run", "--retries", "0", PROJECT], {3},
         [nopy, re.compile(r"cannot import pytest|pytest cannot be imported|no module named "

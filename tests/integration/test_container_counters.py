@@ -22,30 +22,22 @@ import re
 import shutil
 import socket
 import socketserver
-import sys
 import tempfile
 import threading
-import time
 import urllib.parse
 
 import pytest
 import st_helpers as sth
-from st_helpers import is_eq, note, ok
+from st_helpers import is_eq, ok
 
 BIN = sth.selftest_bin()
 pytestmark = pytest.mark.usefixtures("selftest_bin")
 
 ENGINES = ("docker", "podman")
 HOST_VAR = {"docker": "DOCKER_HOST", "podman": "CONTAINER_HOST"}
-WORK = tempfile.mkdtemp(prefix="st-ctrc-")
-os.chmod(WORK, 0o755)
+WORK = ENG = None  # the scratch directory and the engines (the work fixture)
 
 
-ENG, why = sth.engines_up()
-if ENG is None:
-    print("1..0 # SKIP %s" % why)
-    shutil.rmtree(WORK, ignore_errors=True)
-    sys.exit(0)
 
 
 # ---- the engine API ---------------------------------------------------------------------------
@@ -245,19 +237,32 @@ def plugin_built(name):
                for f in (name + ".la", name + ".so", os.path.join(name, name + ".la")))
 
 
-def main():
-    try:
-        note("engines in %s" % ENG["dir"])
-        for engine in ENGINES:
-            if not ENG.get(engine):
-                sth.skip("%s checks" % engine, "no %s engine in %s" % (engine, ENG["dir"]))
-                continue
-            if not plugin_built("runtime-" + engine):
-                sth.skip("%s checks" % engine, "runtime-%s is not built" % engine)
-                continue
-            check_timeouts(engine)
-            check_removal_failures(engine)
-    finally:
-        sth.engines_down(ENG)
-        shutil.rmtree(WORK, ignore_errors=True)
+@pytest.fixture(scope="module", autouse=True)
+def work(selftest_bin, engines):
+    """The private engines (conftest.py: started once per session, or ST_ENGINES_DIR's) and a
+    scratch directory the containers may read."""
+    global ENG, WORK
+    ENG = engines
+    WORK = tempfile.mkdtemp(prefix="st-ctrc-")
+    os.chmod(WORK, 0o755)
+    yield WORK
+    shutil.rmtree(WORK, ignore_errors=True)
 
+
+def engine_ready(engine):
+    if not ENG.get(engine):
+        pytest.skip("no %s engine in %s" % (engine, ENG["dir"]))
+    if not plugin_built("runtime-" + engine):
+        pytest.skip("runtime-%s is not built" % engine)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_timeouts(engine):
+    engine_ready(engine)
+    check_timeouts(engine)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_removal_failures(engine):
+    engine_ready(engine)
+    check_removal_failures(engine)

@@ -29,7 +29,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.parse
@@ -37,7 +36,7 @@ import uuid
 
 import pytest
 import st_helpers as sth
-from st_helpers import is_eq, note, ok, skip
+from st_helpers import is_eq, note, ok
 
 BIN = sth.selftest_bin()
 pytestmark = pytest.mark.usefixtures("selftest_bin")
@@ -45,8 +44,7 @@ pytestmark = pytest.mark.usefixtures("selftest_bin")
 ENGINES = ("docker", "podman")
 HOST_VAR = {"docker": "DOCKER_HOST", "podman": "CONTAINER_HOST"}
 SCRIPT = os.path.join(sth.top_srcdir(), "tools", "engines", "engines.sh")
-WORK = tempfile.mkdtemp(prefix="st-edie-")
-os.chmod(WORK, 0o755)
+WORK = ENG = None  # the scratch directory and the engines (the work fixture)
 
 API_TIMEOUT = 10
 HANG_BATCH_TIMEOUT = 15
@@ -93,15 +91,7 @@ def listed(sock, *labels):
     return body
 
 
-ENG, why = sth.engines_up()
-if ENG is None:
-    print("1..0 # SKIP %s" % why)
-    sys.exit(0)
 
-
-def engines_down():
-    sth.engines_down(ENG)
-    shutil.rmtree(WORK, ignore_errors=True)
 
 
 def write_conf(engine):
@@ -247,13 +237,21 @@ def check_engine_dies(mode, engine="docker"):
         sth.run(["bash", SCRIPT, "down", d], timeout=300)
 
 
-def main():
-    try:
-        if ENG.get("tar"):
-            check_engine_dies("dies")
-            check_engine_dies("hangs")
-        else:
-            skip("docker: engine dies mid-batch", "no image tarball in the engines' env")
-    finally:
-        engines_down()
+@pytest.fixture(scope="module", autouse=True)
+def work(selftest_bin, engines):
+    """The private engines (conftest.py: started once per session, or ST_ENGINES_DIR's) and a
+    scratch directory the containers may read."""
+    global ENG, WORK
+    ENG = engines
+    WORK = tempfile.mkdtemp(prefix="st-edie-")
+    os.chmod(WORK, 0o755)
+    yield WORK
+    shutil.rmtree(WORK, ignore_errors=True)
 
+
+@pytest.mark.parametrize("mode", ["dies", "hangs"])
+def test_engine_dies(mode):
+    """docker: the engine dies (SIGKILL) or hangs (SIGSTOP) mid-batch"""
+    if not ENG.get("tar"):
+        pytest.skip("no image tarball in the engines' env")
+    check_engine_dies(mode)

@@ -23,7 +23,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.parse
@@ -38,8 +37,7 @@ pytestmark = pytest.mark.usefixtures("selftest_bin")
 
 ENGINES = ("docker", "podman")
 HOST_VAR = {"docker": "DOCKER_HOST", "podman": "CONTAINER_HOST"}
-WORK = tempfile.mkdtemp(prefix="st-k9-")
-os.chmod(WORK, 0o755)
+WORK = ENG = None  # the scratch directory and the engines (the work fixture)
 
 SLEEP_TEST = '''import time
 
@@ -83,15 +81,7 @@ def listed(sock, *labels):
     return body
 
 
-ENG, why = sth.engines_up()
-if ENG is None:
-    print("1..0 # SKIP %s" % why)
-    sys.exit(0)
 
-
-def engines_down():
-    sth.engines_down(ENG)
-    shutil.rmtree(WORK, ignore_errors=True)
 
 
 def write_conf(engine):
@@ -221,12 +211,20 @@ def check_kill9(engine):
         is_eq(listed(sock), [], "%s: no selftest container at all is left" % engine)
 
 
-def main():
-    try:
-        for engine in ENGINES:
-            if not ENG.get(engine):
-                continue
-            check_kill9(engine)
-    finally:
-        engines_down()
+@pytest.fixture(scope="module", autouse=True)
+def work(selftest_bin, engines):
+    """The private engines (conftest.py: started once per session, or ST_ENGINES_DIR's) and a
+    scratch directory the containers may read."""
+    global ENG, WORK
+    ENG = engines
+    WORK = tempfile.mkdtemp(prefix="st-k9-")
+    os.chmod(WORK, 0o755)
+    yield WORK
+    shutil.rmtree(WORK, ignore_errors=True)
 
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_kill9(engine):
+    if not ENG.get(engine):
+        pytest.skip("no %s engine in %s" % (engine, ENG["dir"]))
+    check_kill9(engine)

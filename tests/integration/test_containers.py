@@ -25,7 +25,6 @@ import signal
 import socket
 import socketserver
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -34,7 +33,7 @@ import uuid
 
 import pytest
 import st_helpers as sth
-from st_helpers import is_eq, note, ok, skip
+from st_helpers import is_eq, ok
 
 BIN = sth.selftest_bin()
 pytestmark = pytest.mark.usefixtures("selftest_bin")
@@ -51,8 +50,7 @@ COUNT_KEYS = ("passed", "failed", "skipped", "xfailed", "errors")
 IGNORE = shutil.ignore_patterns(".pytest_cache", "__pycache__", "sandbox_data", ".coverage",
                                 "*.pyc")
 SCRIPT = os.path.join(sth.top_srcdir(), "tools", "engines", "engines.sh")
-WORK = tempfile.mkdtemp(prefix="st-ctr-")
-os.chmod(WORK, 0o755)
+WORK = ENG = None  # the scratch directory and the engines (the work fixture)
 
 
 # --------------------------------------------------------------------------------------------
@@ -99,16 +97,8 @@ def managed(sock):
     return body if st == 200 else ["list failed: %r %r" % (st, body)]
 
 
-ENG, why = sth.engines_up()
-if ENG is None:
-    print("1..0 # SKIP %s" % why)
-    sys.exit(0)
-IMAGE = ENG["image"]
+IMAGE = None  # the engines' image (the work fixture)
 
-
-def engines_down():
-    sth.engines_down(ENG)
-    shutil.rmtree(WORK, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -130,11 +120,16 @@ def write_conf(runtime, name=None, body=None):
     return path
 
 
-HOST_CONF = write_conf("host", body='runtime = "host";\n')
-CONF = {e: write_conf(e) for e in ENGINES}
-# bad-input checks want the engine's error, not the host fallback (docs/spec.md §6.2)
-FAIL_CONF = {e: write_conf(e, "%s-fail.conf" % e, 'container_fallback = "fail";\n' +
-                           CONF_BODY % (e, IMAGE)) for e in ENGINES}
+HOST_CONF = CONF = FAIL_CONF = None  # the config files (the work fixture)
+
+
+def write_confs():
+    global HOST_CONF, CONF, FAIL_CONF
+    HOST_CONF = write_conf("host", body='runtime = "host";\n')
+    CONF = {e: write_conf(e) for e in ENGINES}
+    # bad-input checks want the engine's error, not the host fallback (docs/spec.md §6.2)
+    FAIL_CONF = {e: write_conf(e, "%s-fail.conf" % e, 'container_fallback = "fail";\n' +
+                               CONF_BODY % (e, IMAGE)) for e in ENGINES}
 
 
 def engine_env(engine, sock=None):
@@ -586,8 +581,7 @@ def check_permission(engine):
     sock = ENG[engine]
     mode = os.stat(sock).st_mode & 0o777
     if os.geteuid() != 0 or not shutil.which("setpriv"):
-        skip("%s: socket without permission" % engine, "needs root and setpriv")
-        return
+        pytest.skip("needs root and setpriv")
     root = copy_fixture("passing")
     # The unprivileged user must reach the binary, the plugins and the pytest plugin even when
     # the checkout sits in a directory only root may enter (mktemp -d): stage copies in WORK.
@@ -788,8 +782,7 @@ free_port = sth.free_port
 def check_ssh(engine):
     sshd = shutil.which("sshd", path="/usr/sbin:/usr/bin")
     if os.geteuid() != 0 or not sshd or not shutil.which("ssh"):
-        skip("%s: ssh:// engine address" % engine, "needs root, sshd (openssh-server) and ssh")
-        return
+        pytest.skip("needs root, sshd (openssh-server) and ssh")
     d = tempfile.mkdtemp(prefix="st-ssh-", dir="/tmp")
     made_run = not os.path.isdir("/run/sshd")  # sshd's privilege separation dir
     proc = None
@@ -844,27 +837,37 @@ def check_ssh(engine):
 
 # --------------------------------------------------------------------------------------------
 
-def main():
-    try:
-        check_configs()
-        for name in FIXTURES:
-            check_fixture(name, fixture_runs(name))
-        for engine in ENGINES:
-            check_one_per_path(engine)
-            check_env(engine)
-            check_limits(engine)
-            check_timeout_removed(engine)
-            check_killed_from_outside(engine)
-            check_sigint(engine)
-            check_cleanup(engine)
-            check_offline(engine)
-            check_bad_address(engine)
-            check_unknown_image(engine)
-            check_permission(engine)
-            check_fake_engine(engine)
-            check_engine_stops(engine)
-            check_ssh(engine)
-            check_copy(engine)
-    finally:
-        engines_down()
 
+@pytest.fixture(scope="module", autouse=True)
+def work(selftest_bin, engines):
+    """The private engines (conftest.py: started once per session, or ST_ENGINES_DIR's) and a
+    scratch directory the containers may read."""
+    global ENG, IMAGE, WORK
+    ENG = engines
+    IMAGE = ENG["image"]
+    WORK = tempfile.mkdtemp(prefix="st-ctr-")
+    os.chmod(WORK, 0o755)
+    write_confs()
+    yield WORK
+    shutil.rmtree(WORK, ignore_errors=True)
+
+
+def test_configs():
+    check_configs()
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_fixture(name):
+    check_fixture(name, fixture_runs(name))
+
+
+ENGINE_CHECKS = ["one_per_path", "env", "limits", "timeout_removed", "killed_from_outside",
+                 "sigint", "cleanup", "offline", "bad_address", "unknown_image", "permission",
+                 "fake_engine", "engine_stops", "ssh", "copy"]
+
+
+# every check under docker, then every check under podman
+@pytest.mark.parametrize("engine,what", [(e, c) for e in ENGINES for c in ENGINE_CHECKS],
+                         ids=["%s-%s" % (e, c) for e in ENGINES for c in ENGINE_CHECKS])
+def test_engine(engine, what):
+    globals()["check_" + what](engine)
