@@ -77,7 +77,7 @@ def selftest(root, argv, conf=None, extra_env=None, timeout=180):
     """selftest-core -c conf ARGV in root; (rc, out, err, lines of JSON on stdout)."""
     conf = EMPTY_CONF if conf is None else conf
     rc, out, err = sth.run([BIN, "-c", conf] + list(argv), env=env_for(root, extra_env),
-                              cwd=root, timeout=timeout)
+                           cwd=root, timeout=timeout)
     lines = []
     for line in out.splitlines():
         try:

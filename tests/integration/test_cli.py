@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""TAP test of selftest-core's command line and its handling of bad input.
+"""Tests of selftest-core's command line and its handling of bad input.
 
 Help and version; unknown commands and options (exit 2, named); then a list of bad inputs,
 each of which must give a clear one-line error naming what is wrong and where (file:line,

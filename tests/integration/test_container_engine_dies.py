@@ -226,7 +226,7 @@ def check_engine_dies(mode, engine="docker"):
            "%s: after the engine is back the dead run's container is still listed" % tag,
            repr([(x["Id"][:12], x.get("State")) for x in before]))
         rc, out, err = sth.run([BIN, "-v", "-c", conf, "cleanup"],
-                                  env=engine_env(engine, root, sock), cwd=root, timeout=180)
+                               env=engine_env(engine, root, sock), cwd=root, timeout=180)
         is_eq(rc, 0, "%s: cleanup exits 0" % tag)
         ok(re.search(r"cleanup: \d+ listed, %d removed" % len(before), out) and
            ("removed container %.12s" % c["Id"]) in err + out,

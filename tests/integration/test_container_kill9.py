@@ -191,7 +191,7 @@ def check_kill9(engine):
 
     # cleanup removes it and says so
     rc, out, err = sth.run([BIN, "-v", "-c", conf, "cleanup"], env=engine_env(engine, root),
-                              cwd=root, timeout=180)
+                           cwd=root, timeout=180)
     is_eq(rc, 0, "%s: cleanup after kill -9 exits 0" % engine)
     removed = None
     for line in out.splitlines():

@@ -97,7 +97,7 @@ def run(root, args, conf_path, extra_env=None):
     e = dict(SCRUB, SANDBOX_REPO_PATH=root, SELF_TEST_PLUGIN_PATH=path)
     e.update(extra_env or {})
     rc, out, err = sth.run([BIN, "-v", "-c", conf_path, "run", "--json", "--retries", "0"]
-                              + list(args), env=sth.base_env(e), cwd=root, timeout=600)
+                           + list(args), env=sth.base_env(e), cwd=root, timeout=600)
     results = None
     for line in reversed(out.splitlines()):
         try:
@@ -161,9 +161,9 @@ def build_example():
         return "no C compiler"
     so = os.path.join(PLUGINS, EXAMPLE + ".so")
     rc, out, err = sth.run([cc, "-std=c11", "-Wall", "-Wextra", "-Werror", "-fPIC",
-                               "-fvisibility=hidden", "-I", os.path.join(SRCDIR, "include"),
-                               "-shared", "-Wl,-z,defs", "-o", so,
-                               os.path.join(SRCDIR, "examples", EXAMPLE, "integrator_example.c")])
+                            "-fvisibility=hidden", "-I", os.path.join(SRCDIR, "include"),
+                            "-shared", "-Wl,-z,defs", "-o", so,
+                            os.path.join(SRCDIR, "examples", EXAMPLE, "integrator_example.c")])
     return None if rc == 0 and os.path.isfile(so) else "cc failed: %s" % (out + err)
 
 

@@ -40,8 +40,8 @@ make_writable = sth.make_writable
 
 def networkx_dir():
     rc, out, _ = sth.run([sth.PYTHON, "-c",
-                             "import networkx, os; print(os.path.dirname(networkx.__file__))"],
-                            env=sth.base_env(), cwd="/")
+                          "import networkx, os; print(os.path.dirname(networkx.__file__))"],
+                         env=sth.base_env(), cwd="/")
     d = out.strip() if rc == 0 else None
     if d and all(os.path.isdir(os.path.join(d, t.split("/", 1)[1])) for t in TEST_DIRS):
         return d

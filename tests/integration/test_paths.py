@@ -82,7 +82,7 @@ def selftest(root, args, command="run", env=None, conf_file=None, cwd=None, orph
     if command == "run":
         argv += ["--retries", "0", "--workers", "2"]
     rc, out, err = sth.run(argv + list(args), env=sth.base_env(extra), cwd=cwd or root,
-                              timeout=180)
+                           timeout=180)
     obj = None
     for line in reversed(out.splitlines()):
         if line.startswith("{"):

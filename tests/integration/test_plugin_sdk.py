@@ -63,14 +63,14 @@ def find_file(top, name):
 def install_tree():
     """make install DESTDIR=STAGE in the build tree; returns (ok, output)."""
     rc, out, err = sth.run(["make", "-C", BUILDDIR, "install", "DESTDIR=" + STAGE],
-                              env=env(), timeout=900)
+                           env=env(), timeout=900)
     return rc == 0, (out + err)[-3000:]
 
 
 def pkg_config(pcdir, args):
     rc, out, err = sth.run(["pkg-config"] + args,
-                              env=env({"PKG_CONFIG_PATH": pcdir,
-                                       "PKG_CONFIG_SYSROOT_DIR": STAGE}))
+                           env=env({"PKG_CONFIG_PATH": pcdir,
+                                    "PKG_CONFIG_SYSROOT_DIR": STAGE}))
     return rc, out.strip(), err.strip()
 
 
@@ -110,7 +110,7 @@ def check_install():
         skip("selftest-plugin.7 renders with man", "no man page or no man(1)")
     else:
         rc, out, err = sth.run(["man", "-l", "-P", "cat", man],
-                                  env=env({"MANWIDTH": "80", "LC_ALL": "C.UTF-8"}))
+                               env=env({"MANWIDTH": "80", "LC_ALL": "C.UTF-8"}))
         ok(rc == 0 and "selftest_plugin_entry" in out and "warning" not in err.lower(),
            "selftest-plugin.7 renders with man", err[-1000:])
     return pcdir
@@ -168,7 +168,7 @@ plugins = (
 def check_listed(plugindir):
     conf = write_conf("list.conf", EXAMPLE_CONF)
     rc, out, err = sth.run([BIN, "-c", conf, "--plugin-dir", plugindir, "plugins", "--json"],
-                              env=env())
+                           env=env())
     try:
         rows = json.loads(out)
     except ValueError:
@@ -182,7 +182,7 @@ def check_listed(plugindir):
        "it is listed as kind integrator, version 1.0.0, from the installed file", out)
     bad = write_conf("bad.conf", EXAMPLE_CONF.replace("integrate = ", "frobnicate = "))
     rc, out, err = sth.run([BIN, "-c", bad, "--plugin-dir", plugindir, "run", "--json"],
-                              env=env({"SANDBOX_REPO_PATH": make_project("bad")}), timeout=300)
+                           env=env({"SANDBOX_REPO_PATH": make_project("bad")}), timeout=300)
     ok("frobnicate" in err and PLUGIN in err,
        "an unknown setting is refused in create, naming the plugin and the setting", err[-2000:])
 
@@ -206,10 +206,10 @@ def check_answer_merged(plugindir):
     conf = write_conf("run.conf", EXAMPLE_CONF)
     path = ":".join([plugindir, os.environ.get("SELF_TEST_PLUGIN_PATH", "")])
     rc, out, err = sth.run([BIN, "-v", "-c", conf, "run", "--json", "--retries", "0",
-                               "pkg_a/common.py", "pkg_b/common.py"],
-                              env=env({"SANDBOX_REPO_PATH": root,
-                                       "SELF_TEST_PLUGIN_PATH": path}),
-                              cwd=root, timeout=300)
+                            "pkg_a/common.py", "pkg_b/common.py"],
+                           env=env({"SANDBOX_REPO_PATH": root,
+                                    "SELF_TEST_PLUGIN_PATH": path}),
+                           cwd=root, timeout=300)
     results = None
     for line in reversed(out.splitlines()):
         try:

@@ -77,14 +77,14 @@ def copy_passing(name):
 def env_for(root):
     # no proxy may capture loopback traffic of libcurl
     return sth.base_env({"SANDBOX_REPO_PATH": root, "http_proxy": None, "HTTP_PROXY": None,
-                            "https_proxy": None, "HTTPS_PROXY": None, "all_proxy": None,
-                            "ALL_PROXY": None})
+                         "https_proxy": None, "HTTPS_PROXY": None, "all_proxy": None,
+                         "ALL_PROXY": None})
 
 
 def selftest_run(conf, root, extra=(), timeout=120):
     rc, out, err = sth.run([BIN, "-v", "-c", conf, "run", "--json", "--retries", "0",
-                               "--workers", "1"] + list(extra), env=env_for(root),
-                              timeout=timeout)
+                            "--workers", "1"] + list(extra), env=env_for(root),
+                           timeout=timeout)
     results = None
     for line in out.splitlines():
         try:

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""TAP test of python/selftest_pytest_plugin.py against the fixture projects.
+"""Tests of python/selftest_pytest_plugin.py against the fixture projects.
 
 For each fixture, pytest runs with the plugin (PYTHONPATH = the plugin dir,
 SELF_TEST_RESULTS_FILE set), once without xdist and once with -n 2.  Checks:
@@ -219,7 +219,7 @@ def run_case(label, fixture, args, mode, expected, status):
     with sth.tmpdir() as d:
         results = os.path.join(d, "results.jsonl")
         rc, out, err = sth.run([sth.PYTHON, "-m", "pytest"] + extra,
-                                  env=plugin_env(results), cwd=cwd, timeout=300)
+                               env=plugin_env(results), cwd=cwd, timeout=300)
         events, bad = read_events(results)
     summ = sth.parse_summary(out)
     tail = "stdout tail:\n%s\nstderr tail:\n%s" % (out[-1500:], err[-800:])
@@ -383,7 +383,7 @@ def run_misc():
                      "def test_ok():\n    pass\n")
         results = os.path.join(d, "r.jsonl")
         rc, out, err = sth.run(sth.pytest_cmd([], [], plugin=True),
-                                  env=plugin_env(results), cwd=proj)
+                               env=plugin_env(results), cwd=proj)
         events, _ = read_events(results)
         exc = [e["excerpt"] for e in events if e.get("outcome") == "failed"]
         ok(len(exc) == 1 and len(exc[0]) <= 4000 and exc[0].startswith("...\n")
@@ -404,7 +404,7 @@ def run_misc():
                      "    print('not kept')\n")
         results_o = os.path.join(d, "o.jsonl")
         sth.run(sth.pytest_cmd(["test_out.py"], [], plugin=True),
-                   env=plugin_env(results_o), cwd=proj)
+                env=plugin_env(results_o), cwd=proj)
         os.unlink(os.path.join(proj, "test_out.py"))
         tests = {e["nodeid"].split("::")[-1]: e for e in read_events(results_o)[0]
                  if e.get("event") == "test"}

@@ -98,7 +98,7 @@ def selftest(root, args, env=None, conf=None, timeout=120, cwd=None):
     extra.update(env or {})
     t0 = time.monotonic()
     rc, out, err = sth.run([BIN, "-c", conf, "run"] + list(args),
-                              env=sth.base_env(extra), cwd=cwd or root, timeout=timeout)
+                           env=sth.base_env(extra), cwd=cwd or root, timeout=timeout)
     res = {"rc": rc, "out": out, "err": err, "lines": [], "batches": [], "results": None,
            "elapsed": time.monotonic() - t0, "bad": []}
     left = sorted(f for f in os.listdir(tmp) if f.startswith("selftest"))
@@ -178,7 +178,7 @@ def plain_case(name):
     if name == "timeout":
         # pytest itself never finishes: ask it what it printed in the first seconds
         pt = sth.pytest_summary([root], ["-v"], cwd=root, env={"PYTHONUNBUFFERED": "1"},
-                                   timeout=4)
+                                timeout=4)
     elif name in CRASHERS:
         pt = sth.pytest_summary([root], ["-v"], cwd=root, env={"PYTHONUNBUFFERED": "1"})
     else:
@@ -273,7 +273,7 @@ def xdist_case(name):
     st = selftest(root, ["--json", "--retries", "0", "--workers", "2"] + extra + [root])
     if name == "timeout":
         pt = sth.pytest_summary([root], ["-n", "2", "-v"], cwd=root,
-                                   env={"PYTHONUNBUFFERED": "1"}, timeout=8)
+                                env={"PYTHONUNBUFFERED": "1"}, timeout=8)
     else:
         pt = sth.pytest_summary([root], ["-n", "2"], cwd=root)
     time.sleep(0.5)
@@ -587,8 +587,8 @@ def independent_coverage(root, paths, tag):
         out = os.path.join(WORK, "cov-%s-%s.lcov" % (tag, p or "all"))
         env = {"COVERAGE_FILE": os.path.join(WORK, ".coverage-%s-%s" % (tag, p or "all"))}
         summ = sth.pytest_summary(paths if p is None else [p],
-                                     ["--cov=%s" % root, "--cov-report=lcov:%s" % out], cwd=root,
-                                     env=env)
+                                  ["--cov=%s" % root, "--cov-report=lcov:%s" % out], cwd=root,
+                                  env=env)
         if not os.path.exists(out):
             return None, "pytest-cov wrote no LCOV for %s: %s" % (p, summ["stdout"][-800:])
         lines = lcov_lines(out)

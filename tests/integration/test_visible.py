@@ -55,7 +55,7 @@ def env(extra=None):
 
 def cli(argv, extra_env=None, conf=None, timeout=180):
     return sth.run([BIN, "-c", conf or EMPTY_CONF] + list(argv), env=env(extra_env), cwd=PROJECT,
-                      timeout=timeout)
+                   timeout=timeout)
 
 
 def test_legacy_spellings():
