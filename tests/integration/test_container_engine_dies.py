@@ -36,7 +36,7 @@ import uuid
 
 import pytest
 import st_helpers as sth
-from st_helpers import is_eq, note, ok
+from st_helpers import is_eq, note, ok, skip
 
 BIN = sth.selftest_bin()
 pytestmark = pytest.mark.usefixtures("selftest_bin")
@@ -203,9 +203,9 @@ def check_engine_dies(mode, engine="docker"):
                 skip(name, "the engine had ended the removal before the container was listed")
             else:
                 t0 = time.monotonic()
-                rc, out, err = taplib.run([BIN, "-v", "-c", conf, "cleanup"],
-                                          env=engine_env(engine, root, sock), cwd=root,
-                                          timeout=180)
+                rc, out, err = sth.run([BIN, "-v", "-c", conf, "cleanup"],
+                                       env=engine_env(engine, root, sock), cwd=root,
+                                       timeout=180)
                 note("%s: cleanup took %.1f s" % (tag, time.monotonic() - t0))
                 for ln in (err + out).splitlines():
                     if re.search(r"cleanup: |409", ln):
