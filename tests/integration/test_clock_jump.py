@@ -1,6 +1,5 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-"""TAP test: the wall clock jumps under run-scheduled.
+"""The wall clock jumps under run-scheduled.
 
 The machine's clock is not touched: the shim tests/fixtures/clockjump (LD_PRELOAD) offsets
 CLOCK_REALTIME, time() and gettimeofday() of selftest-core (and of what it starts) by the
@@ -20,18 +19,14 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 
-sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import taplib as t  # noqa: E402
+import pytest
+import st_helpers as t
 
 BIN = t.selftest_bin()
-if not BIN or not os.access(BIN, os.X_OK):
-    t.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+pytestmark = pytest.mark.usefixtures("selftest_bin")
 
 INTERVAL = 3.0
 DAY = 86400
@@ -39,12 +34,10 @@ SHIM = os.path.join(os.environ.get("top_builddir") or t.top_srcdir(), "tests", "
                     "clockjump", ".libs", "clockjump.so")
 
 
-def main():
+def test_clock_jump_under_run_scheduled(workdir):
     if not os.path.exists(SHIM):
-        t.skip("clock jump under run-scheduled", "the shim %s is not built (make check builds "
-               "it)" % SHIM)
-        t.done()
-    work = tempfile.mkdtemp(prefix="st-clock-")
+        pytest.skip("the shim %s is not built (make check builds it)" % SHIM)
+    work = workdir
     root = os.path.join(work, "passing")
     shutil.copytree(t.fixture("passing"), root,
                     ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
@@ -133,9 +126,3 @@ def main():
         if proc.poll() is None:
             t.kill_group(proc)
             proc.wait()
-        shutil.rmtree(work, ignore_errors=True)
-    t.done()
-
-
-if __name__ == "__main__":
-    main()

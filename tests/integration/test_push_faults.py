@@ -1,6 +1,5 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-"""TAP test: a slow or broken Pushgateway does not hold or fail the run.
+"""A slow or broken Pushgateway does not hold or fail the run.
 
 exporter-prometheus pushes the exposition after every run (`pushgateway = URL`). Here the
 gateway is a local server in this test that misbehaves in one way per case: it answers after
@@ -19,20 +18,17 @@ import socket
 import sqlite3
 import struct
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 
-sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import taplib as t  # noqa: E402
+import pytest
+import st_helpers as t
 
 BIN = t.selftest_bin()
-if not BIN or not os.access(BIN, os.X_OK):
-    t.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+pytestmark = pytest.mark.usefixtures("selftest_bin")
 
-WORK = tempfile.mkdtemp(prefix="st-pushfault-")
+WORK = None  # the module's scratch directory (the work fixture)
 PUSH_TIMEOUT = 5.0  # the plugin's total timeout for one push
 MARGIN = 6.0
 
@@ -253,16 +249,32 @@ def check_daemon():
          "%r %d %r" % (ok, len(ids), len(hist) if isinstance(hist, list) else hist))
 
 
-def main():
-    try:
-        base = baseline()
-        for mode, what, pattern in CASES:
-            check_case(mode, what, pattern, base)
-        check_daemon()
-    finally:
-        shutil.rmtree(WORK, ignore_errors=True)
-    t.done()
+@pytest.fixture(scope="module", autouse=True)
+def work():
+    global WORK
+    WORK = tempfile.mkdtemp(prefix="st-pushfault-")
+    yield WORK
+    shutil.rmtree(WORK, ignore_errors=True)
 
 
-if __name__ == "__main__":
-    main()
+_BASE = []
+
+
+def base_time():
+    """The baseline run's time (run, and checked, by the first test that needs it)."""
+    if not _BASE:
+        _BASE.append(baseline())
+    return _BASE[0]
+
+
+def test_baseline():
+    base_time()
+
+
+@pytest.mark.parametrize("mode,what,pattern", CASES, ids=[c[0] for c in CASES])
+def test_pushgateway_fault(mode, what, pattern):
+    check_case(mode, what, pattern, base_time())
+
+
+def test_daemon():
+    check_daemon()
