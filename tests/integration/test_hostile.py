@@ -1,6 +1,5 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-"""TAP test: a hostile project on the host runtime.
+"""A hostile project on the host runtime.
 
 The fixture project tests/fixtures/projects/hostile (copied to a temp dir) has one directory per
 misbehaviour, each a batch: a test file that hangs at import, a fork bomb, a test that prints
@@ -29,26 +28,20 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 import uuid
 
-sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import taplib as t  # noqa: E402
+import pytest
+import st_helpers as t
 
 BIN = t.selftest_bin()
-if not BIN or not os.access(BIN, os.X_OK):
-    t.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+pytestmark = pytest.mark.usefixtures("selftest_bin")
 
-WORK = tempfile.mkdtemp(prefix="st-hostile-")
+# the scratch directory, the project copied into it and the paths around it (the work fixture)
+WORK = ROOT = DATA = OUTSIDE = ELSEWHERE = None
 MARK = "hostile%d%s" % (os.getpid(), uuid.uuid4().hex[:10])
-ROOT = os.path.join(WORK, "hostile")
-DATA = os.path.join(ROOT, "sandbox_data")
-OUTSIDE = os.path.join(WORK, "outside.txt")
-ELSEWHERE = os.path.join(WORK, "elsewhere")
 TIMEOUT = 10
 KILL_GRACE = 1
 LIMITS = """kill_grace = %d;
@@ -150,7 +143,7 @@ def batch(res, path):
     return (res.get("suite_metrics") or {}).get(path) or {}
 
 
-def test_of(res, nodeid):
+def outcome_of(res, nodeid):
     for x in res.get("tests") or []:
         if x.get("nodeid") == nodeid:
             return x
@@ -171,7 +164,7 @@ MIXED = ["good", "hang_import", "forkbomb", "endless", "outside", "chdir", "igno
          "children", "memory", "killpytest"]
 
 
-def test_mixed(before):
+def check_mixed(before):
     """Every case that the host runtime contains, in one cycle beside the good batch."""
     os.makedirs(ELSEWHERE, exist_ok=True)
     rc, res, err, wall = run(MIXED)
@@ -211,7 +204,7 @@ def test_mixed(before):
     b = batch(res, "endless")
     t.is_eq((b.get("ok"), b.get("timed_out")), (False, False),
             "endless output: the batch fails, not by a timeout")
-    x = test_of(res, "endless/test_endless.py::test_print_endlessly")
+    x = outcome_of(res, "endless/test_endless.py::test_print_endlessly")
     # pytest captures to a temp file: the file size limit stops the writes (the test fails
     # with EFBIG); reporting the 16 MB captured then passes the output limit, which stops it
     t.ok(re.search(r"output limit: more than 4 MB", b.get("reason") or "") or
@@ -245,7 +238,7 @@ def test_mixed(before):
             "tests leaving children: passed (the children are stopped, not the tests' fault)")
 
     b = batch(res, "memory")
-    x = test_of(res, "memory/test_memory.py::test_exhaust_memory")
+    x = outcome_of(res, "memory/test_memory.py::test_exhaust_memory")
     t.is_eq((b.get("ok"), b.get("failed"), x.get("outcome")), (False, 1, "failed"),
             "memory hog: its test fails")
     t.ok("MemoryError" in (x.get("excerpt") or ""), "memory hog: MemoryError at the limit",
@@ -263,7 +256,7 @@ def test_mixed(before):
     check_no_leftovers("hostile batches")
 
 
-def test_orphans(before):
+def check_orphans(before):
     mods = sorted("hostile/" + f for f in os.listdir(os.path.join(ROOT, "hostile"))
                   if f.startswith("orphan_"))
     rc, res, err, wall = run(mods)
@@ -311,7 +304,7 @@ def restore_precious():
                     os.path.join(ROOT, "precious"))
 
 
-def test_deleter(before):
+def check_deleter(before):
     """The test deletes precious/ and the data dir's files while the cycle runs."""
     restore_precious()
     rc, res, err, wall = run(["deleter", "good"])
@@ -335,7 +328,7 @@ def test_deleter(before):
     return db_runs()[1]
 
 
-def test_term_core(before):
+def check_term_core(before):
     """The test sends SIGTERM to its parent, selftest-core: ignored (the operator's SIGTERM
     is not)."""
     rc, res, err, wall = run(["termcore", "good"])
@@ -367,7 +360,7 @@ def test_term_core(before):
     return rows
 
 
-def test_hup_daemon():
+def check_hup_daemon():
     """Under run-scheduled, a test sends SIGHUP to selftest-core: ignored, no reload (the
     operator's SIGHUP is not: it reloads)."""
     name = "run-scheduled, a test sends SIGHUP to selftest-core"
@@ -413,7 +406,7 @@ def test_hup_daemon():
     check_no_leftovers(name)
 
 
-def test_kill_core(before):
+def check_kill_core(before):
     """The test kills its parent, selftest-core, with SIGKILL: nothing protects the core from
     a process of the same user; what it started dies with it, the state stays valid."""
     name = "a test kills selftest-core with SIGKILL"
@@ -439,16 +432,14 @@ container = {
 """
 
 
-def test_container():
+def check_container():
     """The cases the host cannot contain, in runtime-docker: the project is mounted read-only
     and the container has a file system of its own."""
     if os.environ.get("ST_ENGINES_DIR") is None:
         os.environ.setdefault("ST_ENGINES", "docker")
     eng, why = t.engines_up()
     if eng is None or not eng.get("docker"):
-        t.skip("docker: writing outside the project, deleting the project's files",
-               why or "no docker engine in the private engines")
-        return
+        pytest.skip(why or "no docker engine in the private engines")
     try:
         root = os.path.join(WORK, "in-docker")
         shutil.copytree(t.fixture("hostile"), root,
@@ -481,7 +472,7 @@ def test_container():
         db.close()
         rc, res, err = crun(["deleter", "outside", "good"])
         t.is_eq(rc, 1, "%s: deleting the project's files: the cycle fails (exit 1)" % name)
-        x = test_of(res, "deleter/test_deleter.py::test_delete_project_files")
+        x = outcome_of(res, "deleter/test_deleter.py::test_delete_project_files")
         t.ok(x.get("outcome") == "failed" and "Read-only file system" in (x.get("excerpt") or ""),
              "%s: deleting the project's files: the test fails, the tree is read-only" % name,
              json.dumps(x)[:800])
@@ -504,26 +495,56 @@ def test_container():
         t.engines_down(eng)
 
 
-def main():
+@pytest.fixture(scope="module", autouse=True)
+def work():
+    """The hostile project copied into a scratch directory; afterwards every process holding
+    MARK is killed and the directory removed."""
+    global WORK, ROOT, DATA, OUTSIDE, ELSEWHERE
+    WORK = tempfile.mkdtemp(prefix="st-hostile-")
+    ROOT = os.path.join(WORK, "hostile")
+    DATA = os.path.join(ROOT, "sandbox_data")
+    OUTSIDE = os.path.join(WORK, "outside.txt")
+    ELSEWHERE = os.path.join(WORK, "elsewhere")
     shutil.copytree(t.fixture("hostile"), ROOT,
                     ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
     t.make_writable(ROOT)
     t.note("marker %s, work dir %s" % (MARK, WORK))
-    try:
-        before = seed()
-        test_mixed(before)
-        before = db_runs()[1]
-        test_orphans(before)
-        before = test_deleter(db_runs()[1])
-        before = test_term_core(before)
-        test_hup_daemon()
-        test_kill_core(db_runs()[1])
-        test_container()
-    finally:
-        kill_marked()
-        shutil.rmtree(WORK, ignore_errors=True)
-    t.done()
+    yield WORK
+    kill_marked()
+    shutil.rmtree(WORK, ignore_errors=True)
 
 
-if __name__ == "__main__":
-    main()
+def runs_before():
+    """The runs metrics.db holds before a case; the seed run first when there is none yet (the
+    cases run in order, each on what the one before left; one selected alone still has state)."""
+    if not os.path.exists(os.path.join(DATA, "metrics.db")):
+        return seed()
+    return db_runs()[1]
+
+
+def test_mixed():
+    check_mixed(runs_before())
+
+
+def test_orphans():
+    check_orphans(runs_before())
+
+
+def test_deleter():
+    check_deleter(runs_before())
+
+
+def test_term_core():
+    check_term_core(runs_before())
+
+
+def test_hup_daemon():
+    check_hup_daemon()
+
+
+def test_kill_core():
+    check_kill_core(runs_before())
+
+
+def test_container():
+    check_container()
