@@ -40,6 +40,5 @@ tests_unit_test_stlib_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(YAJL_CFLAGS)
 tests_unit_test_stlib_LDADD = src/lib/libstlib-json.la src/lib/libstlib.la $(CHECK_LIBS) \
 	$(YAJL_LIBS) -lm
 
-# every bundled plugin carries the library without exporting it (nm)
-TESTS += tests/integration/test_plugin_symbols.py
-EXTRA_DIST += tests/integration/test_plugin_symbols.py
+# every bundled plugin carries the library without exporting it (nm):
+# tests/integration/test_plugin_symbols.py, in tests/integration/local.mk
