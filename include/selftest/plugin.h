@@ -13,6 +13,9 @@
  *                 leftover (processes still running when it ended, stopped by the runtime).
  *   1.4  2026-11  st_exec_result.cleanup_failures: what a runtime could not clean up after an
  *                 execution (a container it could not remove), counted by the core.
+ *   1.5  2026-11  st_runtime_ops.environment_id: what decides the interpreter's answers inside
+ *                 the runtime (a container runtime: the image id), for the core's preflight
+ *                 cache.
  *
  * Rules that must stay true (see docs/plugin-guide.md for the long form):
  *  - A plugin exports exactly one symbol, ST_PLUGIN_ENTRY_SYMBOL. The core calls it with its own
@@ -45,7 +48,7 @@ extern "C" {
 #endif
 
 #define ST_ABI_MAJOR 1u
-#define ST_ABI_MINOR 4u
+#define ST_ABI_MINOR 5u
 
 /* The one symbol every plugin exports. */
 #define ST_PLUGIN_ENTRY selftest_plugin_entry
@@ -320,6 +323,14 @@ typedef struct st_runtime_ops {
     int (*cleanup_stale)(void *ctx, double max_age_s, st_cleanup_report *report);
     /* The name put in results.runtime_used ("host", "docker", "podman"). */
     const char *runtime_name;
+    /* ---- ABI 1.5 ---- */
+    /* One line saying what decides the interpreter's answers in this runtime besides the request
+     * (a container runtime: the image id and the interpreter it runs), written into buf after
+     * prepare(). The core runs its interpreter preflight again only when this changes. ST_OK,
+     * or a negative status: the preflight runs every time. Optional: NULL means the host's
+     * interpreter (the core keys it on the file) for the runtime named "host", and "cannot
+     * tell" for any other. */
+    int (*environment_id)(void *ctx, char *buf, size_t len);
 } st_runtime_ops;
 
 /* ---- discovery ----------------------------------------------------------------------------- */

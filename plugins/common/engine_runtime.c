@@ -74,6 +74,7 @@ typedef struct er_runtime {
     int copy; /* transfer = "copy": upload the tree, copy results out (remote engines) */
     int user_differs; /* user is not the invoking uid:gid */
     const char *image_tar;
+    char image_id[160]; /* the image's id as prepare() last saw it, "" when unknown */
     /* owner identity, for the labels and cleanup */
     char hostname[256];
     long pid;
@@ -781,9 +782,18 @@ static int image_present(er_runtime *rt, void **h, char *err, size_t errlen)
     int rc = api_call(rt, h, "GET", path, NULL, 0, &resp, err, errlen);
     if (rc != ST_OK)
         return rc;
-    if (resp.status == 200)
+    if (resp.status == 200) {
         rc = 1;
-    else if (resp.status == 404)
+        /* the id names the content: a rebuilt or retagged image has another one */
+        yajl_val v = parse_body(&resp);
+        const char *id = v ? jstr(v, "Id", NULL) : NULL;
+        if (id && safe_token(id, ":") && strlen(id) < sizeof(rt->image_id))
+            snprintf(rt->image_id, sizeof(rt->image_id), "%s", id);
+        else
+            rt->image_id[0] = '\0';
+        if (v)
+            yajl_tree_free(v);
+    } else if (resp.status == 404)
         rc = 0;
     else {
         char what[700];
@@ -885,6 +895,7 @@ int er_prepare(void *ctx)
     er_runtime *rt = ctx;
     char err[700] = "";
     void *h = NULL;
+    rt->image_id[0] = '\0';
     int rc = ensure_engine(rt, err, sizeof(err));
     if (rc != ST_OK)
         goto out;
@@ -923,6 +934,16 @@ out:
         rt->host->log(rt->self, ST_LOG_ERROR, "%s", err);
     eh_handle_free(&h);
     return rc == ST_OK ? ST_OK : (rc == ST_ERR_INVALID ? ST_ERR_INVALID : ST_ERR_UNAVAILABLE);
+}
+
+int er_environment_id(void *ctx, char *buf, size_t len)
+{
+    er_runtime *rt = ctx;
+    if (!rt->image_id[0])
+        return ST_ERR_UNAVAILABLE; /* prepare() did not learn it */
+    int n = snprintf(buf, len, "image=%s image_name=%s container_python=%s user=%s",
+                     rt->image_id, rt->image, rt->python ? rt->python : "", rt->user);
+    return n > 0 && (size_t)n < len ? ST_OK : ST_ERR_INVALID;
 }
 
 /* ---- execute -------------------------------------------------------------------------------- */

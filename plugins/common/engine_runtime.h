@@ -27,6 +27,9 @@ int er_execute(void *ctx, const st_exec_request *req, const st_exec_sink *sink,
                st_exec_result *res);
 int er_cancel(void *ctx, const char *id);
 int er_cleanup_stale(void *ctx, double max_age_s, st_cleanup_report *report);
+/* "image=<id> ...": the image id prepare() saw, the interpreter and user; ST_ERR_UNAVAILABLE
+ * before a successful prepare(). */
+int er_environment_id(void *ctx, char *buf, size_t len);
 
 /* Helpers exposed for the unit tests. */
 /* Parses a memory size: "512m", "2g", "1048576", "64k", "1.5g". Returns bytes or -1. */

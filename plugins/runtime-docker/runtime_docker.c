@@ -29,6 +29,7 @@ static const st_runtime_ops docker_ops = {
     .cancel = er_cancel,
     .cleanup_stale = er_cleanup_stale,
     .runtime_name = "docker",
+    .environment_id = er_environment_id,
 };
 
 static const st_plugin_descriptor docker_descriptor = {

@@ -29,6 +29,7 @@ static const st_runtime_ops podman_ops = {
     .cancel = er_cancel,
     .cleanup_stale = er_cleanup_stale,
     .runtime_name = "podman",
+    .environment_id = er_environment_id,
 };
 
 static const st_plugin_descriptor podman_descriptor = {

@@ -15,6 +15,7 @@
 #include "lock.h"
 #include "metricsdb.h"
 #include "orphans.h"
+#include "preflightcache.h"
 #include "pygraph.h"
 #include "plugins.h"
 #include "log.h"
@@ -202,7 +203,36 @@ int st_preflight_stage(st_pipeline *p, const char *work, st_preflight *pf)
         st_error("run stage: %s could not prepare its environment", p->ps.runtime->name);
         return ST_ERR_UNAVAILABLE;
     }
-    return st_preflight_run(p->s, p->ps.runtime, work, pf);
+    /* the answer of an earlier run with the same interpreter (or image) and configuration */
+    const st_settings *s = p->s;
+    int config_asked = s->paths.n == 0;
+    char *identity = st_pfcache_identity(s, p->ps.runtime, config_asked, st_preflight_code());
+    char *line = NULL;
+    if (identity && st_pfcache_lookup(s->data_dir, identity, &line) == 1) {
+        pf->config_asked = config_asked;
+        if (st_preflight_answer(s, line, pf) == ST_OK) {
+            pf->cached = 1;
+            st_debug("preflight: the cached answer for %s is used", s->python);
+            free(line);
+            free(identity);
+            return ST_OK;
+        }
+        st_preflight_free(pf); /* not usable after all: asked again */
+        memset(pf, 0, sizeof(*pf));
+    }
+    free(line);
+    int rc = st_preflight_run(s, p->ps.runtime, work, pf);
+    if (rc != ST_OK) {
+        free(identity);
+        return rc;
+    }
+    if (identity && pf->answer) {
+        int host = strncmp(identity, "host ", 5) == 0;
+        st_pfcache_store(s, identity, pf->answer, host ? &pf->sys_path : NULL, pf->inipath,
+                         pf->config_asked && !pf->config_error ? &pf->testpaths : NULL);
+    }
+    free(identity);
+    return ST_OK;
 }
 
 /* Runs the batches and the orphan checks of one cycle and fills run; returns ST_OK or a

@@ -121,8 +121,16 @@ static const char preflight_code[] =
     "        return {'error': '%s: %s' % (type(e).__name__, e)}\n"
     "    lines = [l.strip() for l in out.getvalue().splitlines() if l.strip()]\n"
     "    return {'error': lines[-1] if lines else 'pytest exited with status %s' % rc}\n"
+    "def site_dirs():\n"
+    "    d = [p for p in sys.path if p]\n"
+    "    try:\n"
+    "        import site\n"
+    "        d.append(site.getusersitepackages())\n"
+    "    except Exception:\n"
+    "        pass\n"
+    "    return d\n"
     "r = {'python': sys.version.split()[0], 'pytest': has('pytest'), 'xdist': has('xdist'),\n"
-    "     'cov': has('pytest_cov')}\n"
+    "     'cov': has('pytest_cov'), 'sys_path': site_dirs()}\n"
     "if r['pytest'] and sys.argv[1:2] == ['--config']:\n"
     "    r['config'] = config(sys.argv[2:])\n"
     "sys.stdout.flush()\n"
@@ -156,8 +164,16 @@ char *st_pythonpath_env(const st_settings *s, int with_support, int *oom)
     return v;
 }
 
+const char *st_preflight_code(void)
+{
+    return preflight_code;
+}
+
 void st_preflight_free(st_preflight *pf)
 {
+    free(pf->answer);
+    st_strv_free(&pf->sys_path);
+    pf->answer = NULL;
     free(pf->config_error);
     free(pf->rootdir);
     free(pf->inipath);
@@ -184,6 +200,48 @@ static void read_config_answer(yajl_val cfg, st_preflight *out)
     for (size_t i = 0; paths && YAJL_IS_ARRAY(paths) && i < paths->u.array.len; i++)
         if (YAJL_IS_STRING(paths->u.array.values[i]))
             st_strv_push(&out->default_paths, YAJL_GET_STRING(paths->u.array.values[i]));
+}
+
+int st_preflight_answer(const st_settings *s, const char *line, st_preflight *out)
+{
+    char err[200];
+    int rc = ST_ERR_UNAVAILABLE; /* not an answer, or pytest is not usable */
+    yajl_val v = st_json_parse(line, err, sizeof(err));
+    if (!v || !YAJL_IS_OBJECT(v)) {
+        st_error("the Python interpreter '%s' is not a Python 3 interpreter (unexpected output)",
+                 s->python);
+        goto done;
+    }
+    yajl_val pv = st_jv_get(v, "pytest"), xv = st_jv_get(v, "xdist"), cv = st_jv_get(v, "cov");
+    out->pytest = pv && YAJL_IS_TRUE(pv);
+    out->xdist = xv && YAJL_IS_TRUE(xv);
+    out->cov = cv && YAJL_IS_TRUE(cv);
+    const char *ver = st_jv_str(v, "python");
+    snprintf(out->python_version, sizeof(out->python_version), "%s", ver ? ver : "?");
+    yajl_val sp = st_jv_get(v, "sys_path");
+    for (size_t i = 0; sp && YAJL_IS_ARRAY(sp) && i < sp->u.array.len; i++)
+        if (YAJL_IS_STRING(sp->u.array.values[i]))
+            st_strv_push(&out->sys_path, YAJL_GET_STRING(sp->u.array.values[i]));
+    if (!out->pytest) {
+        st_error("the Python interpreter '%s' (Python %s) cannot import pytest: install it "
+                 "(Debian: apt-get install python3-pytest) or set 'python' / SELF_TEST_PYTHON",
+                 s->python, out->python_version);
+        goto done;
+    }
+    if (out->config_asked) {
+        yajl_val cfg = st_jv_get(v, "config");
+        read_config_answer(cfg, out);
+    }
+    if (out->testpaths.oom || out->default_paths.oom || out->sys_path.oom) {
+        st_error("preflight: out of memory");
+        rc = ST_ERR_NOMEM;
+        goto done;
+    }
+    rc = ST_OK;
+done:
+    if (v)
+        yajl_tree_free(v);
+    return rc;
 }
 
 int st_preflight_run(const st_settings *s, st_instance *runtime, const char *work_dir,
@@ -223,7 +281,6 @@ int st_preflight_run(const st_settings *s, st_instance *runtime, const char *wor
     capture cap = {&tail, &all};
     st_exec_result res;
     int rc = ST_ERR_NOMEM;
-    yajl_val v = NULL;
     if (oom || argv.oom || env.oom) {
         st_error("preflight: out of memory");
         goto done;
@@ -245,43 +302,18 @@ int st_preflight_run(const st_settings *s, st_instance *runtime, const char *wor
         goto done;
     }
     /* the answer is the last line: whatever a plugin printed comes before it */
-    char err[200];
+    const char *line = "";
     if (all.data) {
         while (all.len && (all.data[all.len - 1] == '\n' || all.data[all.len - 1] == '\r'))
             all.data[--all.len] = '\0';
         const char *nl = strrchr(all.data, '\n');
-        v = st_json_parse(nl ? nl + 1 : all.data, err, sizeof(err));
+        line = nl ? nl + 1 : all.data;
     }
-    if (!v) {
-        st_error("the Python interpreter '%s' is not a Python 3 interpreter (unexpected output)",
-                 s->python);
-        goto done;
+    rc = st_preflight_answer(s, line, out);
+    if (rc == ST_OK) {
+        out->answer = st_strdup(line); /* for the preflight cache; NULL on OOM: not cached */
     }
-    yajl_val pv = st_jv_get(v, "pytest"), xv = st_jv_get(v, "xdist"), cv = st_jv_get(v, "cov");
-    out->pytest = pv && YAJL_IS_TRUE(pv);
-    out->xdist = xv && YAJL_IS_TRUE(xv);
-    out->cov = cv && YAJL_IS_TRUE(cv);
-    const char *ver = st_jv_str(v, "python");
-    snprintf(out->python_version, sizeof(out->python_version), "%s", ver ? ver : "?");
-    if (!out->pytest) {
-        st_error("the Python interpreter '%s' (Python %s) cannot import pytest: install it "
-                 "(Debian: apt-get install python3-pytest) or set 'python' / SELF_TEST_PYTHON",
-                 s->python, out->python_version);
-        goto done;
-    }
-    if (out->config_asked) {
-        yajl_val cfg = st_jv_get(v, "config");
-        read_config_answer(cfg, out);
-        if (out->testpaths.oom || out->default_paths.oom) {
-            st_error("preflight: out of memory");
-            rc = ST_ERR_NOMEM;
-            goto done;
-        }
-    }
-    rc = ST_OK;
 done:
-    if (v)
-        yajl_tree_free(v);
     st_strv_free(&argv);
     st_strv_free(&env);
     st_buf_free(&all);

@@ -33,6 +33,9 @@ typedef struct st_preflight {
                             * pytest globs them (relative to the project root), or empty when
                             * testpaths is unset or matched nothing */
     unsigned cleanup_failures; /* the preflight's container could not be removed */
+    st_strv sys_path;          /* the interpreter's sys.path (and user site) directories */
+    char *answer;              /* the answer line as the interpreter printed it (NULL: none) */
+    int cached;                /* the answer came from the preflight cache */
 } st_preflight;
 
 /* Runs the interpreter through the runtime to learn what is installed (and, with no test paths
@@ -42,6 +45,12 @@ typedef struct st_preflight {
 int st_preflight_run(const st_settings *s, st_instance *runtime, const char *work_dir,
                      st_preflight *out);
 void st_preflight_free(st_preflight *pf);
+/* Reads an answer line of the preflight into out (whose config_asked says whether the config
+ * part is wanted). Returns ST_OK, or after logging ST_ERR_UNAVAILABLE (not an answer, pytest
+ * not importable) or ST_ERR_NOMEM. */
+int st_preflight_answer(const st_settings *s, const char *line, st_preflight *out);
+/* The preflight's Python code (a change to it invalidates cached answers). */
+const char *st_preflight_code(void);
 
 /* "PYTHONPATH=..." for a child: [support_dir:] the pythonpath setting, then the inherited
  * PYTHONPATH; NULL when there is nothing to set or on OOM (*oom set). */
