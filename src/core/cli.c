@@ -488,6 +488,8 @@ static int apply_cli(st_settings *s, const cli_opts *o, st_strv *paths)
     }
     if (o->workers && st_set_uint(&s->workers, o->workers, 1, "option --workers") < 0)
         return -1;
+    if (o->workers)
+        s->workers_set = 1;
     if (o->pytest_args && st_set_pytest_args(s, o->pytest_args, "option --pytest-args") < 0)
         return -1;
     if (o->timeout && st_set_seconds(&s->timeout_s, o->timeout, "option --timeout") < 0)

@@ -427,6 +427,57 @@ int st_metricsdb_classify(st_metricsdb *m, st_run *run)
     return rc;
 }
 
+/* ---- history ------------------------------------------------------------------------------- */
+
+int st_metricsdb_batch_history(st_metricsdb *m, const char *const *paths, size_t n,
+                               double *duration_s, long *tests)
+{
+    for (size_t i = 0; i < n; i++) {
+        duration_s[i] = -1;
+        tests[i] = 0;
+    }
+    sqlite3_stmt *runs = NULL, *per = NULL;
+    int rc = -1;
+    if (sqlite3_prepare_v2(m->db, "SELECT id FROM runs WHERE aborted = 0 ORDER BY id DESC LIMIT ?",
+                           -1, &runs, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(m->db,
+                           "SELECT batch, SUM(duration), COUNT(DISTINCT nodeid) FROM test_outcomes"
+                           " WHERE run = ? GROUP BY batch",
+                           -1, &per, NULL) != SQLITE_OK) {
+        st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
+        goto out;
+    }
+    sqlite3_bind_int(runs, 1, ST_HISTORY_RUNS);
+    size_t left = n;
+    int step;
+    while (left && (step = sqlite3_step(runs)) == SQLITE_ROW) {
+        sqlite3_bind_int64(per, 1, sqlite3_column_int64(runs, 0));
+        int s2;
+        while ((s2 = sqlite3_step(per)) == SQLITE_ROW) {
+            const char *batch = (const char *)sqlite3_column_text(per, 0);
+            for (size_t i = 0; batch && i < n; i++) {
+                if (duration_s[i] >= 0 || strcmp(paths[i], batch) != 0)
+                    continue;
+                duration_s[i] = sqlite3_column_double(per, 1);
+                if (duration_s[i] < 0)
+                    duration_s[i] = 0;
+                tests[i] = (long)sqlite3_column_int64(per, 2);
+                left--;
+            }
+        }
+        sqlite3_reset(per);
+        if (s2 != SQLITE_DONE) {
+            st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    sqlite3_finalize(runs);
+    sqlite3_finalize(per);
+    return rc;
+}
+
 /* ---- store --------------------------------------------------------------------------------- */
 
 static int bind_step(st_metricsdb *m, sqlite3_stmt *st)

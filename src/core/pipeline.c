@@ -270,6 +270,30 @@ static int run_stage(st_pipeline *p, st_cycle *c, st_run *run, const st_strv *ba
     free(interpreter);
     if (planned != ST_OK)
         return planned;
+    /* workers not set explicitly: a batch runs under xdist only when its history says it pays */
+    double *hist_s = calloc(batches->n + 1, sizeof(*hist_s));
+    long *hist_n = calloc(batches->n + 1, sizeof(*hist_n));
+    if (!hist_s || !hist_n) {
+        free(hist_s);
+        free(hist_n);
+        return ST_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < batches->n; i++)
+        hist_s[i] = -1;
+    if (!s->workers_set && batches->n &&
+        st_metricsdb_batch_history(p->db, (const char *const *)batches->v, batches->n, hist_s,
+                                   hist_n) < 0)
+        st_warn("run stage: cannot read the batches' history; the default worker split is used");
+    for (size_t i = 0; i < batches->n; i++) {
+        st_batch *b = &run->batches[i];
+        b->workers_rule = s->workers_set ? "explicit" : hist_s[i] >= 0 ? "history" : "default";
+        b->history_s = hist_s[i];
+        b->history_tests = hist_n[i];
+        if (!s->workers_set && hist_s[i] >= 0)
+            b->workers_max = st_workers_from_history(hist_s[i], hist_n[i]);
+    }
+    free(hist_s);
+    free(hist_n);
     for (size_t i = 0; i < batches->n; i++) {
         st_batch *b = &run->batches[i];
         b->id = st_asprintf("%.8s-batch-%zu", run->run_id, i);

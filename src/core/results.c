@@ -696,6 +696,13 @@ static void gen_batch(yajl_gen g, const st_batch *b)
     for (size_t i = 0; i < b->argv_seen.n; i++)
         st_jg_str(g, b->argv_seen.v[i]);
     yajl_gen_array_close(g);
+    if (b->kind == ST_EXEC_TESTS) {
+        st_jg_kstr(g, "workers_rule", b->workers_rule);
+        if (b->history_s >= 0)
+            st_jg_kdouble(g, "history_duration", b->history_s);
+        else
+            st_jg_kstr(g, "history_duration", NULL);
+    }
     if (b->kind == ST_EXEC_ORPHAN_CHECK) {
         st_jg_kstr(g, "unmet", b->unmet);
         st_jg_kbool(g, "cached", b->cached);

@@ -76,6 +76,13 @@ typedef struct st_batch {
     st_strv parents;
     unsigned workers;
     char *output_dir;   /* absolute */
+    /* test batches: how the worker count was chosen (a static string: "explicit", "default"
+     * or "history"), the most workers the history rule allows (0: no cap), and the recorded
+     * single-process duration and test count it used (history_s < 0: no history) */
+    const char *workers_rule;
+    unsigned workers_max;
+    double history_s;
+    long history_tests;
 
     /* filled after the run */
     int done;

@@ -39,6 +39,16 @@ unsigned st_workers_cap(unsigned requested, unsigned cpus)
     return requested > cap ? cap : requested;
 }
 
+unsigned st_workers_from_history(double duration_s, long tests)
+{
+    double by_time = duration_s > 0 ? duration_s / ST_XDIST_SECONDS_PER_WORKER : 0;
+    long by_tests = tests > 0 ? tests / ST_XDIST_TESTS_PER_WORKER : 0;
+    double w = by_time < (double)by_tests ? by_time : (double)by_tests;
+    if (w > 100000)
+        w = 100000;
+    return w < 2 ? 1 : (unsigned)w;
+}
+
 /* ---- executing one request ------------------------------------------------------------------ */
 
 typedef struct capture {
@@ -630,8 +640,12 @@ int st_runner_run(const st_settings *s, st_instance *runtime, const st_preflight
         st_warn("workers: %u is more than %u per CPU (%u CPU%s here); using %u", s->workers,
                 ST_WORKERS_PER_CPU, cpus, cpus == 1 ? "" : "s", W);
     st_split_workers(W, n, split, &concurrency);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         items[i].workers = items[i].kind == ST_EXEC_ORPHAN_CHECK ? 1 : split[i];
+        /* the history rule only ever lowers the share (a short batch runs without xdist) */
+        if (items[i].workers_max && items[i].workers > items[i].workers_max)
+            items[i].workers = items[i].workers_max;
+    }
     if (items[0].kind == ST_EXEC_ORPHAN_CHECK)
         concurrency = n < W ? (unsigned)n : W;
     free(split);

@@ -19,6 +19,16 @@ void st_split_workers(unsigned W, size_t P, unsigned *out, unsigned *concurrency
 #define ST_WORKERS_PER_CPU 4
 unsigned st_workers_cap(unsigned requested, unsigned cpus);
 
+/* The worker count history allows a test batch whose tests took duration_s seconds in all
+ * (the sum of their recorded durations) over `tests` tests: xdist starts a Python process per
+ * worker (about a second each, plus collecting the batch again in every worker), which pays
+ * only when each worker gets at least ST_XDIST_SECONDS_PER_WORKER seconds and
+ * ST_XDIST_TESTS_PER_WORKER tests of work. Returns min(duration_s / that, tests / that), or 1
+ * when that is below 2 (the batch runs in one process, without xdist). */
+#define ST_XDIST_SECONDS_PER_WORKER 2.0
+#define ST_XDIST_TESTS_PER_WORKER 2
+unsigned st_workers_from_history(double duration_s, long tests);
+
 typedef struct st_preflight {
     int pytest, xdist, cov;
     char python_version[32];

@@ -490,6 +490,8 @@ static int apply_file_key(st_settings *s, const file_key *k, config_setting_t *c
             rc = st_set_retries(dst, buf, w);
         } else {
             rc = st_set_uint(dst, buf, k->type == K_UINT ? 1 : 0, w);
+            if (rc == 0 && k->offset == OFF(workers))
+                s->workers_set = 1;
         }
         break;
     case K_SECONDS:
@@ -733,8 +735,11 @@ int st_settings_load_env(st_settings *s)
 #define WHERE() (snprintf(where, sizeof(where), "environment variable %s", which), where)
     if (ENV1("SELF_TEST_ARGS") && st_set_pytest_args(s, v, WHERE()) < 0)
         return -1;
-    if (ENV1("SELF_TEST_WORKERS") && st_set_uint(&s->workers, v, 1, WHERE()) < 0)
-        return -1;
+    if (ENV1("SELF_TEST_WORKERS")) {
+        if (st_set_uint(&s->workers, v, 1, WHERE()) < 0)
+            return -1;
+        s->workers_set = 1;
+    }
     if (ENV1("SELF_TEST_TIMEOUT") && st_set_seconds(&s->timeout_s, v, WHERE()) < 0)
         return -1;
     if (ENV1("SELF_TEST_RETRIES") && st_set_retries(&s->retries, v, WHERE()) < 0)

@@ -30,6 +30,7 @@ typedef struct st_settings {
     st_strv paths;       /* test paths as given (relative to cwd, or from the file: to root) */
     int paths_from_cli;
     unsigned workers;
+    int workers_set;     /* workers given by the config file, SELF_TEST_WORKERS or --workers */
     double timeout_s;
     unsigned retries;
     st_strv pytest_args;
