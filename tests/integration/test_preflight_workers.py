@@ -253,8 +253,11 @@ def check_container_cache(eng, engine):
         return
     root = project("ctr-%s" % engine)
     conf = os.path.join(root, "selftest.conf")
-    write(conf, 'disable_orphans = true;\nruntime = "%s";\n%s = { image = "%s"; host = "unix://%s"; };\n'
-          % (engine, engine, image, sock))
+    write(conf, 'disable_orphans = true;\nruntime = "%s";\ncontainer = { image = "%s"; };\n'
+          % (engine, image))
+    host_var = {"docker": "DOCKER_HOST", "podman": "CONTAINER_HOST"}[engine]
+    env = {"DOCKER_HOST": None, "CONTAINER_HOST": None, "MENACE_OFFLINE_INSTALL": None,
+           "MENACE_SELF_TEST_IMAGE_TAR": None, host_var: "unix://" + sock}
     since = int(time.time()) - 1
     counts = []
     rs = []
@@ -272,8 +275,7 @@ def check_container_cache(eng, engine):
             ok(st2 // 100 == 2, "%s: the image tag now names a rebuilt image" % engine,
                "%s %s / %s %s" % (st, body[:300], st2, body2[:300]))
             counts.append(creates(sock, image, since))  # the commit's own container
-        r = selftest(root, ["--workers", "1"], conf=conf,
-                     env={"DOCKER_HOST": None, "CONTAINER_HOST": None})
+        r = selftest(root, ["--workers", "1"], conf=conf, env=env)
         rs.append(r)
         ok(r["rc"] == 0 and passed(r) == 1, "%s: run %d passes" % (engine, step + 1), diag(r))
         time.sleep(1.1)  # the events' second granularity
