@@ -1,0 +1,120 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""A default `selftest-core run` (second cycle: history, caches) against `python3 -m pytest`
+and `python3 -m pytest -n auto` on the vendored corpus projects (tests/corpus/*.tar.gz).
+
+Each project is unpacked into a temp dir (the tarballs are never modified). One first cycle of
+`selftest-core run` (no options: default workers, orphan discovery, checks and integration)
+fills the data dir; then the three commands run alternately REPEAT times. Reported: medians,
+and the ratio of selftest-core to the faster of the two pytest runs, of this run only (a noisy
+machine moves every side alike), plus the core's own CPU (`core_cpu_seconds`).
+
+Usage: bench/vs_pytest.py [--repeat N] [PROJECT...]   (env SELFTEST_BIN, SELF_TEST_PLUGIN_PATH,
+SELF_TEST_SUPPORT_DIR as in `make bench`)
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+
+PY = "/usr/bin/python3"
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# per project: extra PYTHONPATH (relative to its root) for both sides, as tests/corpus/README.md
+# says plain pytest needs it
+PYTHONPATH = {"cachetools": "src"}
+
+
+def timed(argv, cwd, env):
+    t = time.monotonic()
+    p = subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return time.monotonic() - t, p
+
+
+def unpack(tarball, dest):
+    with tarfile.open(tarball) as tf:
+        tf.extractall(dest, filter="data") if hasattr(tarfile, "data_filter") \
+            else tf.extractall(dest)
+    entries = [e for e in os.listdir(dest) if not e.startswith(".")]
+    return os.path.join(dest, entries[0]) if len(entries) == 1 and \
+        os.path.isdir(os.path.join(dest, entries[0])) else dest
+
+
+def bench_project(name, binary, repeat, work):
+    root = unpack(os.path.join(TOP, "tests", "corpus", name + ".tar.gz"),
+                  os.path.join(work, name))
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    for k in ("SELF_TEST_ARGS", "SELF_TEST_WORKERS", "PYTEST_ADDOPTS", "SANDBOX_DATA_DIR"):
+        env.pop(k, None)
+    conf = os.path.join(work, name + ".conf")
+    with open(conf, "w") as f:
+        f.write('project_root = "%s";\npython = "%s";\n' % (root, PY))
+        if name in PYTHONPATH:
+            f.write('pythonpath = ["%s"];\n' % PYTHONPATH[name])
+    py_env = dict(env)
+    if name in PYTHONPATH:
+        py_env["PYTHONPATH"] = os.path.join(root, PYTHONPATH[name])
+    st = [binary, "-q", "-c", conf, "run", "--json"]
+    cmds = {
+        "selftest-core run": (st, env),
+        "pytest": ([PY, "-m", "pytest", "-q", "-p", "no:cacheprovider"], py_env),
+        "pytest -n auto": ([PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "auto"],
+                           py_env),
+    }
+    first, p = timed(st, root, env)  # the first cycle: no history, nothing cached
+    times = {k: [] for k in cmds}
+    cpu, workers = [], []
+    for _ in range(repeat):
+        for k, (argv, e) in cmds.items():
+            t, p = timed(argv, root, e)
+            times[k].append(t)
+            if k == "selftest-core run":
+                for line in p.stdout.decode("utf-8", "replace").splitlines():
+                    try:
+                        r = json.loads(line)
+                    except ValueError:
+                        continue
+                    if isinstance(r, dict) and r.get("event") == "results":
+                        cpu.append(r.get("core_cpu_seconds") or 0)
+                        workers.append(",".join(str(b.get("workers"))
+                                                for b in r.get("suite_metrics", {}).values()))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    best = min(med["pytest"], med["pytest -n auto"])
+    return {"project": name, "first": first, "median": med,
+            "ratio": med["selftest-core run"] / best,
+            "core_cpu_ms": 1000 * statistics.median(cpu) if cpu else None,
+            "workers": workers[-1] if workers else "?"}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("projects", nargs="*", default=["toolz", "cachetools", "simplejson"])
+    args = ap.parse_args()
+    binary = os.environ.get("SELFTEST_BIN", os.path.join(TOP, "selftest-core"))
+    work = tempfile.mkdtemp(prefix="selftest-bench-vs-")
+    try:
+        print("selftest-core run (second cycle) vs python3 -m pytest [-n auto], %d alternating "
+              "repeats, medians" % args.repeat)
+        print("| project | first cycle | run | pytest | pytest -n auto | run / faster | "
+              "core CPU | batch workers |")
+        print("|---|---|---|---|---|---|---|---|")
+        for name in args.projects:
+            r = bench_project(name, binary, args.repeat, work)
+            m = r["median"]
+            print("| %s | %.2f s | %.2f s | %.2f s | %.2f s | %.2f | %s | %s |" % (
+                name, r["first"], m["selftest-core run"], m["pytest"], m["pytest -n auto"],
+                r["ratio"], "%.0f ms" % r["core_cpu_ms"] if r["core_cpu_ms"] is not None
+                else "?", r["workers"]))
+            sys.stdout.flush()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
