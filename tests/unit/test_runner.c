@@ -110,6 +110,20 @@ START_TEST(workers_are_capped_per_cpu)
 }
 END_TEST
 
+/* The history rule: about 2 s and 2 tests of work per xdist worker, else one process. */
+START_TEST(workers_from_history_rule)
+{
+    ck_assert_uint_eq(st_workers_from_history(0.0, 500), 1);
+    ck_assert_uint_eq(st_workers_from_history(3.9, 500), 1);  /* 1.95 workers' worth: no -n */
+    ck_assert_uint_eq(st_workers_from_history(4.0, 500), 2);
+    ck_assert_uint_eq(st_workers_from_history(17.0, 500), 8);
+    ck_assert_uint_eq(st_workers_from_history(100.0, 3), 1);  /* 3 long tests: one each is 1.5 */
+    ck_assert_uint_eq(st_workers_from_history(100.0, 4), 2);
+    ck_assert_uint_eq(st_workers_from_history(-1.0, 10), 1);
+    ck_assert_uint_eq(st_workers_from_history(1e12, 1000000000L), 100000);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("runner");
@@ -119,6 +133,7 @@ int main(void)
     tcase_add_test(tc, argv_keeps_option_values_together);
     tcase_add_test(tc, retry_delay_is_capped);
     tcase_add_test(tc, workers_are_capped_per_cpu);
+    tcase_add_test(tc, workers_from_history_rule);
     suite_add_tcase(s, tc);
     return unit_run(s);
 }
