@@ -436,33 +436,58 @@ int st_metricsdb_batch_history(st_metricsdb *m, const char *const *paths, size_t
         duration_s[i] = -1;
         tests[i] = 0;
     }
+    /* The rows of one run are read in insertion order and summed here: cheaper than SQLite's
+     * GROUP BY (a temporary b-tree) on large suites. A test's rows (one per reported phase)
+     * are consecutive, so counting changes of nodeid counts tests. */
     sqlite3_stmt *runs = NULL, *per = NULL;
+    double *sum = calloc(n + 1, sizeof(*sum));
+    long *cnt = calloc(n + 1, sizeof(*cnt));
+    char **last_own = calloc(n + 1, sizeof(*last_own));
     int rc = -1;
+    if (!sum || !cnt || !last_own)
+        goto out;
     if (sqlite3_prepare_v2(m->db, "SELECT id FROM runs WHERE aborted = 0 ORDER BY id DESC LIMIT ?",
                            -1, &runs, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(m->db,
-                           "SELECT batch, SUM(duration), COUNT(DISTINCT nodeid) FROM test_outcomes"
-                           " WHERE run = ? GROUP BY batch",
+                           "SELECT batch, duration, nodeid FROM test_outcomes WHERE run = ?"
+                           " ORDER BY rowid",
                            -1, &per, NULL) != SQLITE_OK) {
         st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
         goto out;
     }
     sqlite3_bind_int(runs, 1, ST_HISTORY_RUNS);
     size_t left = n;
-    int step;
-    while (left && (step = sqlite3_step(runs)) == SQLITE_ROW) {
+    while (left && sqlite3_step(runs) == SQLITE_ROW) {
         sqlite3_bind_int64(per, 1, sqlite3_column_int64(runs, 0));
+        for (size_t i = 0; i < n; i++) {
+            sum[i] = 0;
+            cnt[i] = 0;
+            free(last_own[i]);
+            last_own[i] = NULL;
+        }
+        size_t hint = 0;
         int s2;
         while ((s2 = sqlite3_step(per)) == SQLITE_ROW) {
             const char *batch = (const char *)sqlite3_column_text(per, 0);
-            for (size_t i = 0; batch && i < n; i++) {
-                if (duration_s[i] >= 0 || strcmp(paths[i], batch) != 0)
-                    continue;
-                duration_s[i] = sqlite3_column_double(per, 1);
-                if (duration_s[i] < 0)
-                    duration_s[i] = 0;
-                tests[i] = (long)sqlite3_column_int64(per, 2);
-                left--;
+            if (!batch)
+                continue;
+            /* rows come batch by batch: try the last batch matched first */
+            size_t i = hint;
+            if (i >= n || strcmp(paths[i], batch) != 0)
+                for (i = 0; i < n && strcmp(paths[i], batch) != 0; i++)
+                    ;
+            if (i == n || duration_s[i] >= 0)
+                continue; /* not asked, or known from a newer run */
+            hint = i;
+            double d = sqlite3_column_double(per, 1);
+            sum[i] += d > 0 ? d : 0;
+            const char *node = (const char *)sqlite3_column_text(per, 2);
+            if (node && (!last_own[i] || strcmp(last_own[i], node) != 0)) {
+                cnt[i]++;
+                free(last_own[i]);
+                last_own[i] = st_strdup(node);
+                if (!last_own[i])
+                    goto out;
             }
         }
         sqlite3_reset(per);
@@ -470,11 +495,24 @@ int st_metricsdb_batch_history(st_metricsdb *m, const char *const *paths, size_t
             st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
             goto out;
         }
+        for (size_t i = 0; i < n; i++)
+            if (duration_s[i] < 0 && cnt[i] > 0) {
+                duration_s[i] = sum[i];
+                tests[i] = cnt[i];
+                left--;
+            }
     }
     rc = 0;
 out:
     sqlite3_finalize(runs);
     sqlite3_finalize(per);
+    for (size_t i = 0; last_own && i < n; i++)
+        free(last_own[i]);
+    free(last_own);
+    free(cnt);
+    free(sum);
+    if (rc < 0 && !sum)
+        st_error("%s: out of memory", m->path);
     return rc;
 }
 
