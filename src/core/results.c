@@ -12,6 +12,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,8 @@ typedef struct event_fields {
     char *event, *nodeid, *file, *outcome, *phase, *excerpt, *out, *err;
     char *reason, *unmet; /* orphan checks: why the import failed, a missing package */
     double duration;
+    char duration_text[32];
+    const char *number_error; /* a number yajl would have refused (overflow), else NULL */
     long long workers;
     st_strv argv;
 } event_fields;
@@ -108,26 +111,50 @@ static int cb_bool(void *ctx, int v)
     return top_value(ctx);
 }
 
-static int cb_integer(void *ctx, long long v)
+/* Numbers arrive as yajl lexed them: only the two the core keeps (workers, duration) are
+ * converted, and the duration's text is kept to be written back as read. Overflow is refused as
+ * yajl refuses it (an integer beyond 64 bits; a double beyond +-HUGE_VAL). */
+static int cb_number(void *ctx, const char *s, size_t len)
 {
     event_fields *f = ctx;
     if (!top_value(f))
         return 0;
-    if (f->depth == 1 && strcmp(f->key, "workers") == 0)
-        f->workers = v;
-    if (f->depth == 1 && strcmp(f->key, "duration") == 0)
-        f->duration = (double)v;
-    return 1;
-}
-
-static int cb_double(void *ctx, double v)
-{
-    event_fields *f = ctx;
-    if (!top_value(f))
+    char small[64], *buf = small;
+    if (len >= sizeof(small) && !(buf = st_strndup(s, len)))
         return 0;
-    if (f->depth == 1 && strcmp(f->key, "duration") == 0)
-        f->duration = v;
-    return 1;
+    if (buf == small) {
+        memcpy(small, s, len);
+        small[len] = '\0';
+    }
+    int is_double = memchr(s, '.', len) || memchr(s, 'e', len) || memchr(s, 'E', len);
+    int rc = 1;
+    errno = 0;
+    if (is_double) {
+        double v = strtod(buf, NULL);
+        if ((v == HUGE_VAL || v == -HUGE_VAL) && errno == ERANGE) {
+            f->number_error = "numeric (floating point) overflow";
+            rc = 0;
+        } else if (f->depth == 1 && strcmp(f->key, "duration") == 0) {
+            f->duration = v;
+            size_t keep = len < sizeof(f->duration_text) ? len : 0;
+            memcpy(f->duration_text, s, keep);
+            f->duration_text[keep] = '\0';
+        }
+    } else {
+        long long v = strtoll(buf, NULL, 10);
+        if (errno == ERANGE) {
+            f->number_error = "integer overflow";
+            rc = 0;
+        } else if (f->depth == 1 && strcmp(f->key, "workers") == 0) {
+            f->workers = v;
+        } else if (f->depth == 1 && strcmp(f->key, "duration") == 0) {
+            f->duration = (double)v;
+            f->duration_text[0] = '\0';
+        }
+    }
+    if (buf != small)
+        free(buf);
+    return rc;
 }
 
 /* A captured stream of at most ST_CAPTURE_MAX bytes, the end kept, with a note when cut (the
@@ -241,7 +268,7 @@ static int cb_end_array(void *ctx)
 }
 
 static const yajl_callbacks event_callbacks = {
-    cb_null, cb_bool, cb_integer, cb_double, NULL, cb_string,
+    cb_null, cb_bool, NULL, NULL, cb_number, cb_string,
     cb_start_map, cb_map_key, cb_end_map, cb_start_array, cb_end_array,
 };
 
@@ -259,6 +286,11 @@ static int parse_event(const char *line, size_t len, event_fields *f, char *why,
     int rc = 0;
     if (f->top_not_object) {
         snprintf(why, why_size, "not a JSON object: another JSON type");
+        rc = -1;
+    } else if (st != yajl_status_ok && f->number_error) {
+        /* the message yajl gives when it converts numbers itself */
+        snprintf(why, why_size, "not a JSON object: parse error: %s\n, column %zu",
+                 f->number_error, yajl_get_bytes_consumed(h) + 1);
         rc = -1;
     } else if (st != yajl_status_ok) {
         unsigned char *msg = yajl_get_error(h, 0, (const unsigned char *)line, len);
@@ -297,6 +329,7 @@ static int add_test(st_batch *b, event_fields *f, const char *kind, st_outcome o
     f->reason = f->unmet = NULL;
     t->outcome = outcome;
     t->duration_s = f->duration;
+    memcpy(t->duration_text, f->duration_text, sizeof(t->duration_text));
     b->counts.n[outcome]++;
     return t->nodeid && t->file && t->phase ? 0 : -1;
 }
@@ -644,7 +677,12 @@ static void gen_test(yajl_gen g, const st_batch *b, const st_test_result *tr)
     st_jg_kstr(g, "batch", b->path);
     st_jg_kstr(g, "outcome", st_outcome_name(tr->outcome));
     st_jg_kstr(g, "phase", tr->phase);
-    st_jg_kdouble(g, "duration", tr->duration_s);
+    if (tr->duration_text[0]) { /* as read: no formatting, nothing lost */
+        st_jg_key(g, "duration");
+        yajl_gen_number(g, tr->duration_text, strlen(tr->duration_text));
+    } else {
+        st_jg_kdouble(g, "duration", tr->duration_s);
+    }
     if (tr->excerpt)
         st_jg_kstr(g, "excerpt", tr->excerpt);
     if (tr->out)

@@ -38,6 +38,9 @@ typedef struct st_test_result {
     char *phase;
     st_outcome outcome;
     double duration_s;
+    /* the duration as the results file wrote it (a JSON number with a fraction or an
+     * exponent, at most 31 characters), written back verbatim; "" when not */
+    char duration_text[32];
     char *excerpt; /* failed/error only, bounded */
     /* failed/error only: what pytest captured, at most ST_CAPTURE_MAX bytes each (the end
      * kept, a "[selftest: N earlier bytes not kept]" line first when cut); NULL when empty */

@@ -81,6 +81,67 @@ START_TEST(not_json_names_file_and_line)
 }
 END_TEST
 
+/* A test's duration is written back as the results file had it (no %.17g noise), and numbers
+ * that overflow are refused as before, with yajl's own words. */
+START_TEST(duration_kept_as_read_and_overflow_refused)
+{
+    char *dir, *file = write_tmp(
+        "{\"event\":\"start\",\"workers\":3}\n"
+        "{\"event\":\"test\",\"nodeid\":\"t.py::a\",\"file\":\"t.py\",\"outcome\":\"passed\","
+        "\"phase\":\"call\",\"duration\":0.0001672489997872617,\"excerpt\":null}\n"
+        "{\"event\":\"test\",\"nodeid\":\"t.py::b\",\"file\":\"t.py\",\"outcome\":\"passed\","
+        "\"phase\":\"call\",\"duration\":2,\"excerpt\":null}\n"
+        "{\"event\":\"end\",\"exitstatus\":0,\"counts\":{},\"duration\":1.5}\n",
+        &dir);
+    st_batch b = {0};
+    char err[300];
+    ck_assert_int_eq(st_results_read(&b, file, err, sizeof(err)), 0);
+    ck_assert_int_eq(b.workers_seen, 3);
+    ck_assert_uint_eq(b.n_tests, 2);
+    ck_assert(b.tests[0].duration_s == 0.0001672489997872617);
+    ck_assert(b.tests[1].duration_s == 2.0);
+    b.path = (char *)"t.py";
+    st_counts c = {{0}};
+    char *line = st_batch_line_json(&b, &c);
+    ck_assert_ptr_nonnull(line);
+    b.path = NULL;
+    st_batch_free(&b);
+    free(line);
+    st_run run = {0};
+    st_batch one = {0};
+    ck_assert_int_eq(st_results_read(&one, file, err, sizeof(err)), 0);
+    one.path = st_strdup("t.py");
+    run.batches = &one;
+    run.n_batches = 1;
+    run.run_id = (char *)"r";
+    run.runtime_used = "host";
+    char *json = st_run_to_json(&run, 0);
+    ck_assert_ptr_nonnull(json);
+    ck_assert_contains(json, "\"duration\":0.0001672489997872617}");
+    ck_assert_contains(json, "\"duration\":2.0}");
+    free(json);
+    st_batch_free(&one);
+    free(file);
+    st_rm_rf(dir);
+    free(dir);
+
+    const char *bad[] = {"{\"event\":\"start\",\"pid\":99999999999999999999999}\n",
+                         "{\"event\":\"start\",\"x\":1e999}\n"};
+    const char *why[] = {"integer overflow", "numeric (floating point) overflow"};
+    for (int i = 0; i < 2; i++) {
+        file = write_tmp(bad[i], &dir);
+        st_batch e = {0};
+        ck_assert_int_eq(st_results_read(&e, file, err, sizeof(err)), -1);
+        ck_assert_contains(err, "results.jsonl:1: not a JSON object: parse error: ");
+        ck_assert_contains(err, why[i]);
+        st_batch_free(&e);
+        free(file);
+        st_rm_rf(dir);
+        free(dir);
+    }
+}
+END_TEST
+
 START_TEST(truncated_file_is_infrastructure_error_after_normal_exit)
 {
     char *dir, *file = write_tmp("{\"event\":\"start\"}\n{\"event\":\"te", &dir);
@@ -434,6 +495,7 @@ int main(void)
     tcase_add_test(tc, resource_limit_and_leftovers);
     tcase_add_test(tc, coverage_is_the_union_of_lines);
     tcase_add_test(tc, results_object_has_the_compatible_keys);
+    tcase_add_test(tc, duration_kept_as_read_and_overflow_refused);
     suite_add_tcase(s, tc);
     return unit_run(s);
 }
