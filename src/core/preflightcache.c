@@ -22,7 +22,9 @@
 
 /* The config files pytest looks for while finding its rootdir and ini file. */
 static const char *const config_names[] = {"pytest.ini", ".pytest.ini", "pyproject.toml",
-                                           "tox.ini", "setup.cfg", NULL};
+                                           "tox.ini", "setup.cfg",
+                                           /* what pyenv's shims read to pick the interpreter */
+                                           ".python-version", NULL};
 
 /* "ino:size:mtime" of path (following symlinks), or "absent". */
 static char *signature(const char *path)
@@ -104,7 +106,7 @@ char *st_pfcache_identity(const st_settings *s, st_instance *runtime, int config
     st_buf_printf(&b, " %s", pp ? pp : "PYTHONPATH=");
     free(pp);
     const char *env_names[] = {"PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTHONHOME", "PYTHONNOUSERSITE",
-                               "PYTHONUSERBASE", NULL};
+                               "PYTHONUSERBASE", "PYENV_VERSION", "VIRTUAL_ENV", NULL};
     for (size_t i = 0; env_names[i]; i++) {
         const char *v = getenv(env_names[i]);
         if (v)

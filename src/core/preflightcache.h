@@ -13,9 +13,10 @@
  * user's pytest args, PYTEST_ADDOPTS, the project root, whether pytest's configuration was asked
  * and a hash of the preflight's code. files: files whose signature (inode, size, mtime) must be
  * unchanged: the config files pytest looks for in the project root and its ancestors
- * (pytest.ini, .pytest.ini, pyproject.toml, tox.ini, setup.cfg), the ini file pytest chose, and
- * on the host every directory of the interpreter's sys.path (installing or removing a package
- * changes its directory's mtime). exists: the test paths of pytest's `testpaths`, whose
+ * (pytest.ini, .pytest.ini, pyproject.toml, tox.ini, setup.cfg; also .python-version, which
+ * pyenv's shims read), the ini file pytest chose, and on the host every directory of the
+ * interpreter's sys.path (installing or removing a package changes its directory's mtime) and
+ * sys.executable (the interpreter a wrapper script ran). exists: the test paths of pytest's `testpaths`, whose
  * existence decides what pytest would run. An answer whose testpaths use glob patterns is not
  * stored (what they match changes with the tree).
  *

@@ -132,7 +132,7 @@ static const char preflight_code[] =
     "    lines = [l.strip() for l in out.getvalue().splitlines() if l.strip()]\n"
     "    return {'error': lines[-1] if lines else 'pytest exited with status %s' % rc}\n"
     "def site_dirs():\n"
-    "    d = [p for p in sys.path if p]\n"
+    "    d = [p for p in sys.path if p] + [sys.executable]\n"
     "    try:\n"
     "        import site\n"
     "        d.append(site.getusersitepackages())\n"

@@ -43,7 +43,8 @@ typedef struct st_preflight {
                             * pytest globs them (relative to the project root), or empty when
                             * testpaths is unset or matched nothing */
     unsigned cleanup_failures; /* the preflight's container could not be removed */
-    st_strv sys_path;          /* the interpreter's sys.path (and user site) directories */
+    st_strv sys_path;          /* the interpreter's sys.path (and user site) directories and
+                                * sys.executable */
     char *answer;              /* the answer line as the interpreter printed it (NULL: none) */
     int cached;                /* the answer came from the preflight cache */
 } st_preflight;

@@ -7,8 +7,8 @@ Preflight cache (host runtime): the interpreter is a copy of python3 in a temp d
 sitecustomize.py on PYTHONPATH appends every interpreter start's argv to a marker file, so the
 preflight (`python -c CODE --config ...`) is counted by what really started, not by anything
 selftest-core says. The second run starts no preflight; changing the copy's mtime, the project's
-pytest.ini, the pytest args, or creating a directory named in `testpaths` runs it again (and the
-run then sees the change); a malformed preflight_cache.json is reported with its name and
+pytest.ini, the pytest args, creating a directory named in `testpaths`, or changing the
+interpreter a wrapper script runs runs it again (and the run then sees the change); a malformed preflight_cache.json is reported with its name and
 position, never trusted and never rewritten.
 
 Preflight cache (docker and podman, when tools/engines/engines.sh engines are up or can be
@@ -190,6 +190,20 @@ def check_host_cache():
     r = selftest(root, args, env)
     r = selftest(root, args, env)
     is_eq(preflights(mark), 10, "host: removed by the user: written again and used")
+
+    # a wrapper script: the interpreter it runs is watched too (sys.executable)
+    wrapper = os.path.join(py_dir, "pywrap")
+    write(wrapper, '#!/bin/sh\nexec "%s" "$@"\n' % python)
+    os.chmod(wrapper, 0o755)
+    wenv = dict(env, SELF_TEST_PYTHON=wrapper)
+    selftest(root, args, wenv)
+    r = selftest(root, args, wenv)
+    ok(r["rc"] == 0 and preflights(mark) == 11,
+       "host: behind a wrapper script: asked once, then cached", diag(r))
+    st = os.stat(python)
+    os.utime(python, ns=(st.st_atime_ns, st.st_mtime_ns + 10 * 10**9))
+    r = selftest(root, args, wenv)
+    is_eq(preflights(mark), 12, "host: the interpreter behind the wrapper changes: asked again")
 
 
 # ---- the preflight cache with a container runtime ----------------------------------------------
