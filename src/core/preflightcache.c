@@ -142,11 +142,7 @@ static int read_cache(const char *file, yajl_val *out, int *malformed)
         return 0;
     }
     char err[300];
-    yajl_val root = NULL;
-    if (memchr(text, '\0', len))
-        snprintf(err, sizeof(err), "line 1, column 1: contains a NUL byte");
-    else
-        root = st_json_parse(text, err, sizeof(err));
+    yajl_val root = st_json_parse_n(text, len, err, sizeof(err));
     free(text);
     yajl_val entries = root ? st_jv_get(root, "entries") : NULL;
     long long version = 0;
