@@ -1,6 +1,5 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-"""TAP test: the interpreter preflight runs once per interpreter (or image) and configuration,
+"""The interpreter preflight runs once per interpreter (or image) and configuration,
 and the worker count of a batch follows its history when workers are not set explicitly.
 
 Preflight cache (host runtime): the interpreter is a copy of python3 in a temp dir; a
@@ -8,8 +7,9 @@ sitecustomize.py on PYTHONPATH appends every interpreter start's argv to a marke
 preflight (`python -c CODE --config ...`) is counted by what really started, not by anything
 selftest-core says. The second run starts no preflight; changing the copy's mtime, the project's
 pytest.ini, the pytest args, creating a directory named in `testpaths`, or changing the
-interpreter a wrapper script runs runs it again (and the run then sees the change); a malformed preflight_cache.json is reported with its name and
-position, never trusted and never rewritten.
+interpreter a wrapper script runs runs it again (and the run then sees the change); a malformed
+preflight_cache.json is reported with its name and position, never trusted and never
+rewritten.
 
 Preflight cache (docker and podman, when tools/engines/engines.sh engines are up or can be
 started): containers created for the test's own image tag are counted with the engine's events:
@@ -27,30 +27,33 @@ import json
 import os
 import shutil
 import socket
-import sys
-import tempfile
 import time
 import urllib.parse
 
-sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import taplib  # noqa: E402
-from taplib import done, is_eq, note, ok, skip  # noqa: E402
+import pytest
+import st_helpers as taplib
+from st_helpers import is_eq, note, ok, skip
 
-BIN = taplib.selftest_bin()
-if not BIN or not os.access(BIN, os.X_OK):
-    taplib.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
+pytestmark = pytest.mark.usefixtures("selftest_bin")
 
-WORK = tempfile.mkdtemp(prefix="st-pfw-")
-os.chmod(WORK, 0o755)
-MARK_DIR = os.path.join(WORK, "mark")
-os.makedirs(MARK_DIR)
-with open(os.path.join(MARK_DIR, "sitecustomize.py"), "w") as fh:
-    fh.write("import os, sys\n"
-             "m = os.environ.get('PF_MARK')\n"
-             "if m:\n"
-             "    with open(m, 'a') as fh:\n"
-             "        fh.write(repr(sys.argv) + '\\n')\n")
+WORK = MARK_DIR = None  # the test's scratch directory and the sitecustomize dir (fixture pfw)
+
+
+@pytest.fixture
+def pfw(workdir):
+    """A scratch directory with a sitecustomize.py that logs every interpreter start's argv."""
+    global WORK, MARK_DIR
+    WORK = workdir
+    os.chmod(WORK, 0o755)
+    MARK_DIR = os.path.join(WORK, "mark")
+    os.makedirs(MARK_DIR)
+    with open(os.path.join(MARK_DIR, "sitecustomize.py"), "w") as fh:
+        fh.write("import os, sys\n"
+                 "m = os.environ.get('PF_MARK')\n"
+                 "if m:\n"
+                 "    with open(m, 'a') as fh:\n"
+                 "        fh.write(repr(sys.argv) + '\\n')\n")
+    return WORK
 
 
 def write(path, text):
@@ -70,7 +73,7 @@ def project(name, ini="[pytest]\ntestpaths = tests\n", tests=None):
 
 
 def selftest(root, args=(), env=None, conf=None, timeout=300):
-    argv = [BIN, "-c", conf or os.path.join(root, "selftest.conf"), "run", "--json",
+    argv = [taplib.selftest_bin(), "-c", conf or os.path.join(root, "selftest.conf"), "run", "--json",
             "--retries", "0"] + list(args)
     e = taplib.base_env(dict({"SANDBOX_REPO_PATH": root}, **(env or {})))
     rc, out, err = taplib.run(argv, env=e, cwd=root, timeout=timeout)
@@ -104,7 +107,7 @@ def passed(r):
 
 # ---- the preflight cache on the host ----------------------------------------------------------
 
-def check_host_cache():
+def test_host_cache(pfw):
     root = project("hostproj", tests={"tests/test_a.py": "def test_a():\n    pass\n",
                                       "other/test_o.py": "def test_o1():\n    pass\n\n"
                                                          "def test_o2():\n    pass\n"})
@@ -268,7 +271,11 @@ def settled_creates(sock, image, since):
     return last
 
 
-def check_container_cache(eng, engine):
+@pytest.mark.parametrize("engine", ["docker", "podman"])
+def test_container_cache(pfw, engines, engine):
+    eng = engines
+    if not eng.get(engine):
+        pytest.skip("%s is not up" % engine)
     sock = eng[engine]
     base = eng["image"]
     repo, tag = "selftest-pfc-%d" % os.getpid(), "t"
@@ -320,14 +327,13 @@ def batch_of(r):
     return next(iter(sm.values()), {}) if len(sm) == 1 else {}
 
 
-def check_workers():
+def test_workers_from_history(pfw):
     quick = {"tests/test_q.py": "".join("def test_%d():\n    pass\n\n" % i for i in range(6))}
     root = project("short", tests=quick)
     env = {"SELF_TEST_WORKERS": None}
     cpu_env = {}
     if (os.cpu_count() or 1) < 2:
-        skip("workers from history", "needs 2 CPUs for a default split of 2 workers")
-        return
+        pytest.skip("needs 2 CPUs for a default split of 2 workers")
     r1 = selftest(root, [], dict(env, **cpu_env))
     b1 = batch_of(r1)
     ok(r1["rc"] == 0 and b1.get("pytest_workers", 0) >= 2 and "-n" in b1.get("pytest_argv", []),
@@ -374,22 +380,3 @@ def check_workers():
                                            "pytest_workers", "history_duration")})
 
 
-try:
-    check_host_cache()
-    check_workers()
-    eng, why = (None, "ST_PFC_ENGINES=0") if os.environ.get("ST_PFC_ENGINES") == "0" \
-        else taplib.engines_up()
-    if eng is None:
-        skip("container preflight cache", why)
-    else:
-        try:
-            for engine in ("docker", "podman"):
-                if eng.get(engine):
-                    check_container_cache(eng, engine)
-                else:
-                    skip("%s: container preflight cache" % engine, "engine not up")
-        finally:
-            taplib.engines_down(eng)
-finally:
-    shutil.rmtree(WORK, ignore_errors=True)
-done()
