@@ -31,7 +31,7 @@ import time
 import urllib.parse
 
 import pytest
-import st_helpers as taplib
+import st_helpers as sth
 from st_helpers import is_eq, note, ok, skip
 
 pytestmark = pytest.mark.usefixtures("selftest_bin")
@@ -73,10 +73,10 @@ def project(name, ini="[pytest]\ntestpaths = tests\n", tests=None):
 
 
 def selftest(root, args=(), env=None, conf=None, timeout=300):
-    argv = [taplib.selftest_bin(), "-c", conf or os.path.join(root, "selftest.conf"), "run", "--json",
+    argv = [sth.selftest_bin(), "-c", conf or os.path.join(root, "selftest.conf"), "run", "--json",
             "--retries", "0"] + list(args)
-    e = taplib.base_env(dict({"SANDBOX_REPO_PATH": root}, **(env or {})))
-    rc, out, err = taplib.run(argv, env=e, cwd=root, timeout=timeout)
+    e = sth.base_env(dict({"SANDBOX_REPO_PATH": root}, **(env or {})))
+    rc, out, err = sth.run(argv, env=e, cwd=root, timeout=timeout)
     res = None
     for line in out.splitlines():
         try:
