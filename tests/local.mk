@@ -17,12 +17,15 @@ EXTRA_DIST += tests/fixtures/projects \
 	tests/fixtures/plugins/fixture_plugin.c tests/fixtures/plugins/fixture_runtime.c sample
 
 LOG_DRIVER = env AM_TAP_AWK='$(AWK)' $(SHELL) $(top_srcdir)/build-aux/tap-driver.sh
+# The tests load the build tree's plugins and never an installed copy: SELF_TEST_PLUGIN_PATH
+# names the build tree, an empty SELF_TEST_PLUGIN_SYSTEM_PATH drops the installed plugin dir.
 AM_TESTS_ENVIRONMENT = \
 	CK_TAP_LOG_FILE_NAME=-; export CK_TAP_LOG_FILE_NAME; \
 	CK_VERBOSITY=silent; export CK_VERBOSITY; \
 	SELFTEST_BIN='$(abs_top_builddir)/selftest-core'; export SELFTEST_BIN; \
 	SELF_TEST_PLUGIN_PATH='$(abs_top_builddir)/plugins:$(abs_top_builddir)/tests/fixtures/plugins'; \
 	export SELF_TEST_PLUGIN_PATH; \
+	SELF_TEST_PLUGIN_SYSTEM_PATH=; export SELF_TEST_PLUGIN_SYSTEM_PATH; \
 	SELF_TEST_SUPPORT_DIR='$(abs_top_srcdir)/python'; export SELF_TEST_SUPPORT_DIR; \
 	FIXTURE_PLUGIN_DIR='$(abs_top_builddir)/tests/fixtures/plugins'; export FIXTURE_PLUGIN_DIR; \
 	top_srcdir='$(abs_top_srcdir)'; export top_srcdir; \

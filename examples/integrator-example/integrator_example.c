@@ -143,6 +143,11 @@ static const st_plugin_descriptor example_descriptor = {
     .description = "example third-party integrator: answers what its settings say",
     .flags = ST_PLUGIN_MULTI_INSTANCE,
     .ops = &example_ops,
+    /* ABI 1.5: shown by `selftest-core plugins`; say where users find the source and whom to
+     * ask */
+    .license = "MIT",
+    .author = "Example Author <author@example.org>",
+    .origin = "https://example.org/integrator-example",
 };
 
 /* The one exported symbol. Everything else is hidden (-fvisibility=hidden in the Makefile). */

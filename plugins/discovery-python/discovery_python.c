@@ -648,6 +648,9 @@ static const st_plugin_descriptor dp_descriptor = {
     .description = "test batches, orphan and isolated Python modules with classification",
     .flags = ST_PLUGIN_MULTI_INSTANCE,
     .ops = &dp_ops,
+    .license = "MIT",
+    .author = "the selftest-core authors",
+    .origin = "bundled with " PACKAGE_NAME,
 };
 
 ST_PLUGIN_DEFINE(dp_descriptor)

@@ -1128,6 +1128,9 @@ static const st_plugin_descriptor prom_descriptor = {
     .description = "Prometheus /metrics (libmicrohttpd), node_exporter textfile, Pushgateway",
     .flags = ST_PLUGIN_THREAD_SAFE,
     .ops = &prom_ops,
+    .license = "MIT",
+    .author = "the selftest-core authors",
+    .origin = "bundled with " PACKAGE_NAME,
 };
 
 ST_PLUGIN_DEFINE(prom_descriptor)

@@ -487,6 +487,9 @@ static const st_plugin_descriptor mm_descriptor = {
     .description = "module_map.json and workflows.db",
     .flags = ST_PLUGIN_MULTI_INSTANCE,
     .ops = &mm_ops,
+    .license = "MIT",
+    .author = "the selftest-core authors",
+    .origin = "bundled with " PACKAGE_NAME,
 };
 
 ST_PLUGIN_DEFINE(mm_descriptor)

@@ -42,6 +42,9 @@ static const st_plugin_descriptor docker_descriptor = {
     .description = "run each batch in a container through the Docker Engine API",
     .flags = ST_PLUGIN_THREAD_SAFE | ST_PLUGIN_MULTI_INSTANCE,
     .ops = &docker_ops,
+    .license = "MIT",
+    .author = "the selftest-core authors",
+    .origin = "bundled with " PACKAGE_NAME,
 };
 
 ST_PLUGIN_DEFINE(docker_descriptor)

@@ -732,6 +732,9 @@ static const st_plugin_descriptor host_descriptor = {
     .description = "run pytest as child processes on the host",
     .flags = ST_PLUGIN_THREAD_SAFE | ST_PLUGIN_MULTI_INSTANCE,
     .ops = &host_ops,
+    .license = "MIT",
+    .author = "the selftest-core authors",
+    .origin = "bundled with " PACKAGE_NAME,
 };
 
 ST_PLUGIN_DEFINE(host_descriptor)

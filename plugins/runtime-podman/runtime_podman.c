@@ -42,6 +42,9 @@ static const st_plugin_descriptor podman_descriptor = {
     .description = "run each batch in a container through the Podman API service",
     .flags = ST_PLUGIN_THREAD_SAFE | ST_PLUGIN_MULTI_INSTANCE,
     .ops = &podman_ops,
+    .license = "MIT",
+    .author = "the selftest-core authors",
+    .origin = "bundled with " PACKAGE_NAME,
 };
 
 ST_PLUGIN_DEFINE(podman_descriptor)

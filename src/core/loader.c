@@ -20,21 +20,24 @@ struct st_loader {
     size_t n;
 };
 
-int st_loader_new(const st_strv *search_path, st_loader **out)
+int st_loader_new(const st_strv *added, const st_strv *system_dirs, st_loader **out)
 {
     st_loader *ld = calloc(1, sizeof(*ld));
     if (!ld)
         return -1;
-    if (search_path && search_path->n) {
-        for (size_t i = 0; i < search_path->n; i++)
-            st_strv_push(&ld->dirs, search_path->v[i]);
+    for (size_t i = 0; added && i < added->n; i++)
+        st_strv_push(&ld->dirs, added->v[i]);
+    if (system_dirs) {
+        for (size_t i = 0; i < system_dirs->n; i++)
+            st_strv_push(&ld->dirs, system_dirs->v[i]);
     } else {
         st_strv_push(&ld->dirs, ST_PLUGINDIR);
     }
     st_buf b = {0};
     for (size_t i = 0; i < ld->dirs.n; i++)
         st_buf_printf(&b, "%s%s", i ? ":" : "", ld->dirs.v[i]);
-    ld->path_text = st_buf_steal(&b);
+    ld->path_text = ld->dirs.n ? st_buf_steal(&b) : st_strdup("(no plugin directory)");
+    st_buf_free(&b);
     if (ld->dirs.oom || !ld->path_text || lt_dlinit() != 0) {
         st_error("cannot initialise the plugin loader: %s", lt_dlerror() ? lt_dlerror() : "out of memory");
         st_strv_free(&ld->dirs);

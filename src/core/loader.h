@@ -10,10 +10,12 @@
 
 typedef struct st_loader st_loader;
 
-/* search_path: directories tried in order; when empty, the compiled-in plugin dir. The path
- * replaces the compiled-in dir (it is not added to it), so tests never load an installed copy.
- * Returns 0 or -1 (logged). */
-int st_loader_new(const st_strv *search_path, st_loader **out);
+/* The directories tried, in order: added (may be NULL or empty: --plugin-dir, plugin_path,
+ * SELF_TEST_PLUGIN_PATH), then the system directories: system_dirs when not NULL (it may be
+ * empty: no system directory; SELF_TEST_PLUGIN_SYSTEM_PATH, plugin_system_path), else the
+ * compiled-in plugin dir. A plugin in an added directory shadows an installed one of the same
+ * name. Returns 0 or -1 (logged). */
+int st_loader_new(const st_strv *added, const st_strv *system_dirs, st_loader **out);
 /* Loads plugin `name` expecting `kind`; where names the config entry for messages ("FILE:LINE" or
  * "runtime setting"). On success *out is an instance owned by the loader (not yet created).
  * Returns 0, or -1 after logging one clear line that names the file and, for version refusals,

@@ -59,7 +59,8 @@ int st_plugins_load(st_settings *s, st_plugin_set *ps, int runtime_only)
         .python = s->python,
     };
     ps->project.source_roots = st_strv_get(&s->pythonpath_rel);
-    if (st_loader_new(&s->plugin_path, &ps->ld) < 0)
+    if (st_loader_new(&s->plugin_path,
+                      s->plugin_system_path_set ? &s->plugin_system_path : NULL, &ps->ld) < 0)
         return -1;
     if (load_runtime(s, ps, s->runtime, &ps->runtime) < 0 || set_add(ps, ps->runtime) < 0)
         return -1;
@@ -199,10 +200,15 @@ int st_plugins_list(st_settings *s, int json, int check)
     if (g)
         yajl_gen_array_open(g);
     else
-        printf("%-11s %-24s %-9s %-5s %s\n", "KIND", "NAME", "VERSION", "ABI", "FILE");
+        printf("%-11s %-24s %-9s %-5s %s  %s\n", "KIND", "NAME", "VERSION", "ABI", "FILE",
+               "LICENSE");
     for (size_t i = 0; i < ps.n; i++) {
         const st_instance *inst = ps.list[i];
         const st_plugin_descriptor *d = inst->desc;
+        /* ABI 1.5 fields: absent from older descriptors */
+        const char *license = ST_STRUCT_HAS(st_plugin_descriptor, d, license) ? d->license : NULL;
+        const char *author = ST_STRUCT_HAS(st_plugin_descriptor, d, author) ? d->author : NULL;
+        const char *origin = ST_STRUCT_HAS(st_plugin_descriptor, d, origin) ? d->origin : NULL;
         if (g) {
             yajl_gen_map_open(g);
             st_jg_kstr(g, "kind", st_kind_name(d->kind));
@@ -212,12 +218,15 @@ int st_plugins_list(st_settings *s, int json, int check)
             st_jg_kint(g, "abi_minor", d->abi_minor);
             st_jg_kstr(g, "file", inst->file);
             st_jg_kstr(g, "description", d->description);
+            st_jg_kstr(g, "license", license);
+            st_jg_kstr(g, "author", author);
+            st_jg_kstr(g, "origin", origin);
             yajl_gen_map_close(g);
         } else {
             char abi[32];
             snprintf(abi, sizeof(abi), "%u.%u", d->abi_major, d->abi_minor);
-            printf("%-11s %-24s %-9s %-5s %s\n", st_kind_name(d->kind), d->name,
-                   d->version ? d->version : "?", abi, inst->file);
+            printf("%-11s %-24s %-9s %-5s %s  %s\n", st_kind_name(d->kind), d->name,
+                   d->version ? d->version : "?", abi, inst->file, license ? license : "?");
         }
     }
     if (g) {

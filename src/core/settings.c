@@ -242,6 +242,7 @@ static const file_key file_keys[] = {
     {"container_fallback", K_STRING, OFF(container_fallback)},
     {"fail_on_orphans", K_BOOL, OFF(fail_on_orphans)},
     {"plugin_path", K_PATHLIST, OFF(plugin_path)},
+    {"plugin_system_path", K_PATHLIST, OFF(plugin_system_path)},
     {"support_dir", K_PATH, OFF(support_dir)},
     {"kill_grace", K_SECONDS, OFF(kill_grace_s)},
     {"skip_dirs", K_STRLIST, OFF(skip_dirs)},
@@ -460,6 +461,8 @@ static int apply_file_key(st_settings *s, const file_key *k, config_setting_t *c
             break;
         }
         rc = file_strlist(s, cs, dst, k->type == K_PATHLIST);
+        if (rc == 0 && strcmp(k->name, "plugin_system_path") == 0)
+            s->plugin_system_path_set = 1;
         break;
     case K_UINT:
     case K_UINT0:
@@ -727,6 +730,25 @@ static const env_bool env_bools[] = {
     {{"SELF_TEST_COVERAGE", NULL, NULL}, OFF(coverage)},
 };
 
+/* A ':'-separated directory list from the environment (empty entries skipped, relative ones made
+ * absolute) replaces *dst. */
+static int env_dirs(st_strv *dst, const char *value)
+{
+    st_strv dirs = {0};
+    char *copy = st_strdup(value), *save = NULL;
+    for (char *tok = copy ? strtok_r(copy, ":", &save) : NULL; tok; tok = strtok_r(NULL, ":", &save))
+        st_strv_push_owned(&dirs, st_path_absolute(NULL, tok));
+    if (!copy || dirs.oom) {
+        free(copy);
+        st_strv_free(&dirs);
+        return -1;
+    }
+    free(copy);
+    st_strv_free(dst);
+    *dst = dirs;
+    return 0;
+}
+
 int st_settings_load_env(st_settings *s)
 {
     const char *which, *v;
@@ -769,14 +791,13 @@ int st_settings_load_env(st_settings *s)
         return -1;
     if (ENV1("SELF_TEST_SUPPORT_DIR") && st_set_string(&s->support_dir, v) < 0)
         return -1;
-    if (ENV1("SELF_TEST_PLUGIN_PATH")) {
-        st_strv dirs = {0};
-        char *copy = st_strdup(v), *save = NULL;
-        for (char *tok = copy ? strtok_r(copy, ":", &save) : NULL; tok; tok = strtok_r(NULL, ":", &save))
-            st_strv_push_owned(&dirs, st_path_absolute(NULL, tok));
-        free(copy);
-        st_strv_free(&s->plugin_path);
-        s->plugin_path = dirs;
+    if (ENV1("SELF_TEST_PLUGIN_PATH") && env_dirs(&s->plugin_path, v) < 0)
+        return -1;
+    /* set but empty: no system plugin directory (as GST_PLUGIN_SYSTEM_PATH) */
+    if ((v = getenv("SELF_TEST_PLUGIN_SYSTEM_PATH")) != NULL) {
+        if (env_dirs(&s->plugin_system_path, v) < 0)
+            return -1;
+        s->plugin_system_path_set = 1;
     }
     if (ENV1("SELF_TEST_PYTHONPATH") && st_set_pythonpath(s, v, WHERE()) < 0)
         return -1;
@@ -1010,6 +1031,7 @@ void st_settings_free(st_settings *s)
     free(s->runtime);
     free(s->container_fallback);
     st_strv_free(&s->plugin_path);
+    st_strv_free(&s->plugin_system_path);
     free(s->support_dir);
     st_strv_free(&s->skip_dirs);
     st_strv_free(&s->pythonpath);

@@ -39,7 +39,10 @@ typedef struct st_settings {
     char *runtime;            /* "host", "docker", "podman", or another runtime plugin's suffix */
     char *container_fallback; /* "host" or "fail" */
     int fail_on_orphans;
-    st_strv plugin_path;      /* replaces the compiled-in plugin dir when not empty */
+    st_strv plugin_path;      /* searched before the system plugin dir */
+    st_strv plugin_system_path; /* replaces the compiled-in plugin dir when ..._set */
+    int plugin_system_path_set; /* plugin_system_path or SELF_TEST_PLUGIN_SYSTEM_PATH given
+                                   (an empty one: no system dir) */
     char *support_dir;        /* dir of the bundled pytest plugin */
     double kill_grace_s;
     st_strv skip_dirs;

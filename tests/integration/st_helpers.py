@@ -160,6 +160,7 @@ def default_environment():
         "SELFTEST_BIN": os.path.join(build, "selftest-core"),
         "SELF_TEST_PLUGIN_PATH": "%s:%s" % (os.path.join(build, "plugins"),
                                             os.path.join(build, "tests", "fixtures", "plugins")),
+        "SELF_TEST_PLUGIN_SYSTEM_PATH": "",  # never an installed copy of a plugin
         "SELF_TEST_SUPPORT_DIR": os.path.join(src, "python"),
         "FIXTURE_PLUGIN_DIR": os.path.join(build, "tests", "fixtures", "plugins"),
         "PYTHON": PYTHON,

@@ -7,7 +7,10 @@ there; pkg-config finds them with PKG_CONFIG_PATH=<tmp><libdir>/pkgconfig and
 PKG_CONFIG_SYSROOT_DIR=<tmp>; examples/integrator-example is copied out of the tree and built
 with its own plain Makefile against the *installed* header (pkg-config only, -Werror), exports
 only selftest_plugin_entry (nm -D), installs into the staged plugindir, is listed by
-`selftest-core plugins` (kind integrator) from there, and its answer (integrated [x],
+`selftest-core plugins` (kind integrator, with the licence and origin of its descriptor) from
+there, also through SELF_TEST_PLUGIN_SYSTEM_PATH while SELF_TEST_PLUGIN_PATH adds the build
+tree's plugins before it; the installed header, selftest-core.pc and the core agree on the plugin
+ABI version, and ST_STRUCT_HAS works from the installed header; and its answer (integrated [x],
 redundant [y]) shows up in results["integration"] of a run.  The last check needs the core's
 integrate stage: it is skipped, with the reason, while the core does not call integrators.
 """
@@ -100,9 +103,12 @@ def check_install():
        "pkg-config --variable=plugindir names the staged plugin dir", plugindir + err)
     ok(plugindir and os.path.exists(os.path.join(plugindir, "runtime-host.so")),
        "the bundled plugins are installed in plugindir", plugindir)
+    pc_abi = []
     for var in ("abi_major", "abi_minor"):
         rc, val, err = pkg_config(pcdir, ["--variable=" + var, "selftest-core"])
         ok(rc == 0 and val.isdigit(), "selftest-core.pc has %s (%s)" % (var, val), err)
+        pc_abi.append(val)
+    check_abi_one_source(incdir, ".".join(pc_abi))
     man = find_file(STAGE, "selftest-plugin.7")
     ok(man is not None, "the ABI man page selftest-plugin.7 is installed",
        "not under %s" % STAGE)
@@ -114,6 +120,42 @@ def check_install():
         ok(rc == 0 and "selftest_plugin_entry" in out and "warning" not in err.lower(),
            "selftest-plugin.7 renders with man", err[-1000:])
     return pcdir
+
+
+ABI_PROBE = r"""#include <selftest/plugin.h>
+#include <stdio.h>
+int main(void)
+{
+    st_exec_result r = {0};
+    r.struct_size = offsetof(st_exec_result, limit); /* an ABI 1.2 runtime's result */
+    printf("%u.%u %d %d %d\n", ST_ABI_MAJOR, ST_ABI_MINOR,
+           ST_STRUCT_HAS(st_exec_result, &r, container), ST_STRUCT_HAS(st_exec_result, &r, limit),
+           ST_EXEC_RESULT_HAS(&r, leftover));
+    return 0;
+}
+"""
+
+
+def check_abi_one_source(incdir, pc_abi):
+    """The ABI version of the installed header, of selftest-core.pc and of the core agree (one
+    definition in configure.ac); ST_STRUCT_HAS works from the installed header."""
+    src = os.path.join(WORK, "abi_probe.c")
+    exe = os.path.join(WORK, "abi_probe")
+    with open(src, "w") as fh:
+        fh.write(ABI_PROBE)
+    rc, out, err = sth.run(["cc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-I" + incdir,
+                               "-o", exe, src], env=env(), timeout=120)
+    if not ok(rc == 0, "a program using ST_STRUCT_HAS compiles against the installed header",
+              out + err):
+        return
+    rc, out, err = sth.run([exe], env=env())
+    fields = out.split()
+    is_eq(fields[1:], ["1", "0", "0"], "ST_STRUCT_HAS / ST_EXEC_RESULT_HAS follow struct_size "
+          "(container present; limit, leftover beyond an older runtime's result)")
+    rc, ver, err = sth.run([BIN, "--version"], env=env())
+    core_abi = ver.split("plugin ABI ")[-1].strip(" )\n") if "plugin ABI " in ver else ver
+    is_eq([fields[0] if fields else out, pc_abi], [core_abi, core_abi],
+          "the installed header, selftest-core.pc and the core say the same plugin ABI")
 
 
 def build_example(pcdir):
@@ -180,11 +222,40 @@ def check_listed(plugindir):
        and row[0].get("file", "").startswith(plugindir)
        and row[0].get("version") == "1.0.0",
        "it is listed as kind integrator, version 1.0.0, from the installed file", out)
+    is_eq([row[0].get(k) for k in ("license", "author", "origin")] if row else None,
+          ["MIT", "Example Author <author@example.org>", "https://example.org/integrator-example"],
+          "plugins --json shows the licence, author and origin of its descriptor")
     bad = write_conf("bad.conf", EXAMPLE_CONF.replace("integrate = ", "frobnicate = "))
     rc, out, err = sth.run([BIN, "-c", bad, "--plugin-dir", plugindir, "run", "--json"],
                            env=env({"SANDBOX_REPO_PATH": make_project("bad")}), timeout=300)
     ok("frobnicate" in err and PLUGIN in err,
        "an unknown setting is refused in create, naming the plugin and the setting", err[-2000:])
+
+
+def check_plugin_path(plugindir):
+    """SELF_TEST_PLUGIN_PATH is searched before the system plugin directory, which
+    SELF_TEST_PLUGIN_SYSTEM_PATH replaces (here: the staged plugindir, which holds the example
+    and a copy of every bundled plugin)."""
+    conf = write_conf("path.conf", EXAMPLE_CONF)
+    build_plugins = os.path.join(BUILDDIR, "plugins")
+    rc, out, err = sth.run([BIN, "-c", conf, "plugins", "--json"],
+                              env=env({"SELF_TEST_PLUGIN_PATH": build_plugins,
+                                       "SELF_TEST_PLUGIN_SYSTEM_PATH": plugindir}))
+    try:
+        rows = {r.get("name"): r.get("file", "") for r in json.loads(out)}
+    except (ValueError, AttributeError, TypeError):
+        rows = {}
+    ok(rc == 0 and rows.get(PLUGIN, "").startswith(plugindir + os.sep),
+       "a plugin only in SELF_TEST_PLUGIN_SYSTEM_PATH loads while SELF_TEST_PLUGIN_PATH is set "
+       "(the path adds to the system directory)", out + err)
+    ok(rows.get("runtime-host", "").startswith(build_plugins + os.sep),
+       "a plugin in SELF_TEST_PLUGIN_PATH shadows the installed one of the same name",
+       repr(rows))
+    rc, out, err = sth.run([BIN, "-c", conf, "plugins"],
+                              env=env({"SELF_TEST_PLUGIN_PATH": build_plugins,
+                                       "SELF_TEST_PLUGIN_SYSTEM_PATH": ""}))
+    ok(rc == 2 and "unknown plugin '%s'" % PLUGIN in err and plugindir not in err,
+       "SELF_TEST_PLUGIN_SYSTEM_PATH set but empty: no system directory is searched", out + err)
 
 
 def make_project(name):
@@ -270,6 +341,10 @@ def test_build_example_against_the_installed_header():
 
 def test_listed():
     check_listed(example_plugindir())
+
+
+def test_plugin_path():
+    check_plugin_path(example_plugindir())
 
 
 def test_answer_merged():

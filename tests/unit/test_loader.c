@@ -16,7 +16,7 @@ static st_loader *open_loader(void)
     st_strv_push(&path, "/nonexistent-first-dir");
     st_strv_push(&path, dir);
     st_loader *ld = NULL;
-    ck_assert_int_eq(st_loader_new(&path, &ld), 0);
+    ck_assert_int_eq(st_loader_new(&path, NULL, &ld), 0);
     st_strv_free(&path);
     return ld;
 }
