@@ -39,7 +39,7 @@ static const char usage_main[] =
     "                         then ./selftest.conf)\n"
     "  -v, --verbose          more messages (twice for debug)\n"
     "  -q, --quiet            errors only\n"
-    "      --plugin-dir DIR   search plugins here instead of the installed dir (repeatable;\n"
+    "      --plugin-dir DIR   search plugins here before the system plugin dir (repeatable;\n"
     "                         also SELF_TEST_PLUGIN_PATH, colon-separated)\n"
     "      --check-config     load the configuration and every plugin's settings (and a\n"
     "                         COMMAND's options, if one is given), run and start nothing,\n"
