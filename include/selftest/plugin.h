@@ -62,8 +62,14 @@ extern "C" {
  * a field added in a later minor is there exactly when the provider's struct reaches past it:
  *   if (ST_STRUCT_HAS(st_host, host, graph) && host->graph) ...
  * (ABI 1.5; plugins that must compile against older headers can copy the definition.) */
+#if defined(__GNUC__)
+/* the size of the field's type (not of an expression of pointer type, which lint tools flag) */
+#define ST_STRUCT_HAS(type, ptr, field)                                                           \
+    ((ptr)->struct_size >= offsetof(type, field) + sizeof(__typeof__(((const type *)0)->field)))
+#else
 #define ST_STRUCT_HAS(type, ptr, field)                                                           \
     ((ptr)->struct_size >= offsetof(type, field) + sizeof(((const type *)0)->field))
+#endif
 
 /* The one symbol every plugin exports. */
 #define ST_PLUGIN_ENTRY selftest_plugin_entry
@@ -215,7 +221,11 @@ typedef struct st_host {
     /* A list or array of strings; *out is a NULL-terminated vector owned by the core. */
     int (*cfg_string_list)(st_instance *self, const st_config_node *node, const char *name,
                            const char *const **out);
-    /* "file:line" of a setting (or of the group when name is NULL), for messages. */
+    /* "file:line" of a setting (or of the group when name is NULL), for messages; for a
+     * setting given on the command line or in the environment, the option or variable that set
+     * it. The string is owned by the core and lives until destroy() (since ABI 1.5; a core of
+     * ABI 1.4 or older reused it after four calls: copy it when you support those). Callable
+     * from any thread. */
     const char *(*cfg_where)(st_instance *self, const st_config_node *node, const char *name);
     /* Names of every setting in the group, NULL-terminated, for rejecting unknown keys. */
     const char *const *(*cfg_names)(st_instance *self, const st_config_node *node);
@@ -378,6 +388,10 @@ typedef struct st_module_entry {
 typedef struct st_discover_options {
     size_t struct_size;
     const char *const *paths;       /* NULL-terminated, repo-relative test paths (may be empty) */
+    /* Orphan switches of the original service (menace's flags). Since ABI 1.5 they are
+     * discovery-python's own settings (the core routes their old spellings there) and the core
+     * fills these only for a plugin whose descriptor says abi_minor < 5; for any other they are
+     * 0. A discovery plugin reads want_modules instead, and its own settings. */
     int discover_orphans;
     int include_orphans;
     int recursive_orphans;
@@ -386,6 +400,10 @@ typedef struct st_discover_options {
     int refresh_orphans;
     int include_redundant;
     int disable_orphans;
+    /* ---- ABI 1.5 (check struct_size: ST_STRUCT_HAS(st_discover_options, opts, want_modules)) */
+    int want_modules;  /* 1: the core checks modules this cycle: report the orphan, isolated or
+                        * other untested modules you find through add_module; 0: test batches
+                        * only */
 } st_discover_options;
 
 typedef struct st_discovery_sink {

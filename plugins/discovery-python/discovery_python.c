@@ -37,9 +37,17 @@ typedef struct dp_ctx {
     size_t n_allow;
     char **entry_points; /* repo-relative paths of roots the project runs directly */
     size_t n_entry_points;
+    /* the orphan switches (settings since ABI 1.5; the core routes the old top-level settings,
+     * flags and variables of the same names here) */
+    int discover_orphans;      /* report orphans: modules no test reaches */
+    int recursive_orphans;     /* every orphan, not only the roots of the orphan set */
+    int auto_include_isolated; /* report isolated modules: nothing imports them */
+    int recursive_isolated;    /* with the helpers only isolated code reaches */
 } dp_ctx;
 
-static const char *const known_keys[] = {"allow", "entry_points", NULL};
+static const char *const known_keys[] = {"allow", "entry_points", "discover_orphans",
+                                         "recursive_orphans", "auto_include_isolated",
+                                         "recursive_isolated", NULL};
 
 /* ---- small helpers --------------------------------------------------------------------------- */
 
@@ -111,7 +119,23 @@ static int dp_create(const st_host *host, st_instance *self, const st_config_nod
         dp_destroy(dp);
         return ST_ERR_INVALID;
     }
-    int rc = copy_list(dp, cfg, "allow", &dp->allow, &dp->n_allow);
+    dp->discover_orphans = 1;
+    dp->recursive_orphans = 1;
+    dp->auto_include_isolated = 0;
+    dp->recursive_isolated = 1;
+    const struct {
+        const char *name;
+        int *value;
+    } switches[] = {{"discover_orphans", &dp->discover_orphans},
+                    {"recursive_orphans", &dp->recursive_orphans},
+                    {"auto_include_isolated", &dp->auto_include_isolated},
+                    {"recursive_isolated", &dp->recursive_isolated}};
+    int rc = ST_OK;
+    for (size_t i = 0; rc == ST_OK && i < sizeof(switches) / sizeof(switches[0]); i++)
+        if (host->cfg_bool(self, cfg, switches[i].name, switches[i].value) < 0)
+            rc = ST_ERR_INVALID;
+    if (rc == ST_OK)
+        rc = copy_list(dp, cfg, "allow", &dp->allow, &dp->n_allow);
     if (rc == ST_OK)
         rc = copy_list(dp, cfg, "entry_points", &dp->entry_points, &dp->n_entry_points);
     if (rc != ST_OK) {
@@ -574,8 +598,7 @@ static int emit_module(dp_run *r, uint32_t node, const st_discovery_sink *sink)
 
 static int has_graph(const st_host *h)
 {
-    return h->struct_size >= offsetof(st_host, graph_ops) + sizeof(h->graph_ops) && h->graph &&
-           h->graph_ops;
+    return ST_STRUCT_HAS(st_host, h, graph_ops) && h->graph && h->graph_ops;
 }
 
 static int dp_discover(void *ctx, const st_discover_options *opts, const st_discovery_sink *sink)
@@ -587,7 +610,21 @@ static int dp_discover(void *ctx, const st_discover_options *opts, const st_disc
         if (rc != ST_OK)
             return rc;
     }
-    if (opts->disable_orphans || (!opts->discover_orphans && !opts->auto_include_isolated))
+    /* A core of ABI 1.5 or later says whether it wants modules and leaves the switches to this
+     * plugin's settings; an older one passes them in the options. */
+    int orphans = dp->discover_orphans, recursive_orphans = dp->recursive_orphans;
+    int isolated = dp->auto_include_isolated, recursive_isolated = dp->recursive_isolated;
+    int want = 0;
+    if (ST_STRUCT_HAS(st_discover_options, opts, want_modules)) {
+        want = opts->want_modules;
+    } else {
+        want = !opts->disable_orphans;
+        orphans = opts->discover_orphans;
+        recursive_orphans = opts->recursive_orphans;
+        isolated = opts->auto_include_isolated;
+        recursive_isolated = opts->recursive_isolated;
+    }
+    if (!want || (!orphans && !isolated))
         return ST_OK;
     if (!has_graph(h)) {
         h->log(dp->self, ST_LOG_WARNING, "the core (ABI %u.%u) offers no import graph: orphan "
@@ -608,10 +645,10 @@ static int dp_discover(void *ctx, const st_discover_options *opts, const st_disc
         rc = mark_known(&r);
     if (rc == ST_OK)
         rc = mark_reached(&r);
-    if (rc == ST_OK && opts->discover_orphans)
-        find_orphans(&r, opts->recursive_orphans);
-    if (rc == ST_OK && opts->auto_include_isolated)
-        rc = find_isolated(&r, opts->recursive_isolated);
+    if (rc == ST_OK && orphans)
+        find_orphans(&r, recursive_orphans);
+    if (rc == ST_OK && isolated)
+        rc = find_isolated(&r, recursive_isolated);
     size_t n_report = 0, n_iso = 0;
     for (uint32_t i = 0; rc == ST_OK && i < r.count; i++) {
         n_report += r.report[i] != DP_NOT;

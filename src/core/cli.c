@@ -526,15 +526,31 @@ static int apply_cli(st_settings *s, const cli_opts *o, st_strv *paths)
     }
     if (o->coverage >= 0)
         s->coverage = o->coverage;
-    if (o->orphans)
+    if (o->orphans) {
         s->discover_orphans = 1;
-    if (o->isolated)
+        if (st_settings_given(s, offsetof(st_settings, discover_orphans), ST_GIVEN_OPTION,
+                              "option --orphans") < 0)
+            return -1;
+    }
+    if (o->isolated) {
         s->auto_include_isolated = 1;
-    for (size_t i = 0; i < N_BOOL_FLAGS; i++)
-        if (o->bools[i] >= 0)
-            *(int *)((char *)s + bool_flags[i].offset) = o->bools[i];
+        if (st_settings_given(s, offsetof(st_settings, auto_include_isolated), ST_GIVEN_OPTION,
+                              "option --isolated") < 0)
+            return -1;
+    }
+    for (size_t i = 0; i < N_BOOL_FLAGS; i++) {
+        if (o->bools[i] < 0)
+            continue;
+        char where[64];
+        snprintf(where, sizeof(where), "option --%s%s", o->bools[i] ? "" : "no-",
+                 bool_flags[i].name);
+        *(int *)((char *)s + bool_flags[i].offset) = o->bools[i];
+        if (st_settings_given(s, bool_flags[i].offset, ST_GIVEN_OPTION, where) < 0)
+            return -1;
+    }
     if (o->container_runtime) {
-        if (strcmp(o->container_runtime, "docker") && strcmp(o->container_runtime, "podman")) {
+        if (strcmp(o->container_runtime, "docker") != 0 &&
+            strcmp(o->container_runtime, "podman") != 0) {
             st_error("option --container-runtime: '%s' is not docker or podman",
                      o->container_runtime);
             return -1;

@@ -7,6 +7,7 @@
 #include "log.h"
 #include "settings.h"
 
+#include <assert.h>
 #include <ltdl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@ struct st_loader {
 
 int st_loader_new(const st_strv *added, const st_strv *system_dirs, st_loader **out)
 {
+    assert(out != NULL);
     st_loader *ld = calloc(1, sizeof(*ld));
     if (!ld)
         return -1;
@@ -95,6 +97,7 @@ int st_loader_has(const st_loader *ld, const char *name)
 
 static const char *check_ops(st_plugin_kind kind, const void *ops)
 {
+    assert(ops != NULL); /* check_descriptor refused a NULL ops table first */
     const st_lifecycle_ops *life;
     size_t size = *(const size_t *)ops;
     switch (kind) {
@@ -187,6 +190,8 @@ static int check_descriptor(const char *file, const char *name, st_plugin_kind k
 int st_loader_load(st_loader *ld, const char *name, st_plugin_kind kind, const char *where,
                    st_instance **out)
 {
+    /* preconditions: programming errors of the caller, not input errors */
+    assert(ld != NULL && name != NULL && where != NULL && out != NULL);
     char *file = find_plugin(ld, name);
     if (!file) {
         st_error("%s: unknown plugin '%s': no %s.la or %s.so in %s", where, name, name, name,
@@ -220,7 +225,7 @@ int st_loader_load(st_loader *ld, const char *name, st_plugin_kind kind, const c
         free(file);
         return -1;
     }
-    st_instance **grown = realloc(ld->insts, (ld->n + 1) * sizeof(*grown));
+    st_instance **grown = realloc(ld->insts, (ld->n + 1) * sizeof(st_instance *));
     st_instance *inst = calloc(1, sizeof(*inst));
     if (!grown || !inst) {
         free(inst);
@@ -231,6 +236,8 @@ int st_loader_load(st_loader *ld, const char *name, st_plugin_kind kind, const c
         return -1;
     }
     ld->insts = grown;
+    /* what every later op relies on: the descriptor passed all checks, life points into ops */
+    assert(d->ops != NULL && d->kind == kind);
     inst->name = st_strdup(name);
     inst->file = file;
     inst->handle = h;

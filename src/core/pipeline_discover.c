@@ -323,18 +323,8 @@ int st_discover_stage(const st_settings *s, st_plugin_set *ps, const st_strv *pa
         st_strv pv = {0};
         for (size_t k = 0; k < paths->n; k++)
             st_strv_push(&pv, paths->v[k]);
-        st_discover_options o = {
-            .struct_size = sizeof(o),
-            .paths = st_strv_get(&pv),
-            .discover_orphans = s->discover_orphans && !s->disable_orphans,
-            .include_orphans = s->include_orphans && !s->disable_orphans,
-            .recursive_orphans = s->recursive_orphans,
-            .auto_include_isolated = s->auto_include_isolated && !s->disable_orphans,
-            .recursive_isolated = s->recursive_isolated,
-            .refresh_orphans = s->refresh_orphans,
-            .include_redundant = s->include_redundant,
-            .disable_orphans = s->disable_orphans,
-        };
+        /* the orphan switches are discovery-python's settings since ABI 1.5 */
+        st_discover_options o = st_plugins_discover_options(s, inst, st_strv_get(&pv));
         discovery_ctx dc = {s, batches, modules, cache, inst->name, 0, rules, excluded};
         st_discovery_sink sink = {sizeof(sink), &dc, sink_add_batch, sink_add_module,
                                   sink_excluded};

@@ -29,6 +29,11 @@ static void host_log(st_instance *self, st_log_level level, const char *fmt, ...
     va_end(ap);
 }
 
+static const char *const *keep_list(st_instance *self, st_strv *v);
+
+/* cfg_where: the text lives until the instance is destroyed (ABI 1.5; it used to be a ring of
+ * four buffers that a fifth call, or another thread, overwrote). Kept with the instance's
+ * other vectors, one copy per distinct text, so asking again in a loop costs no memory. */
 static const char *host_where(st_instance *self, const st_config_node *node, const char *name)
 {
     const config_setting_t *cs = (const config_setting_t *)node;
@@ -37,21 +42,32 @@ static const char *host_where(st_instance *self, const st_config_node *node, con
         if (m)
             cs = m;
     }
-    pthread_mutex_lock(&self->lists_lock);
-    char *buf = self->where_buf[self->where_next++ % 4];
+    char buf[512];
     const char *option = cs ? config_setting_get_hook(cs) : NULL;
     if (option) {
-        snprintf(buf, sizeof(self->where_buf[0]), "%s", option); /* set from the command line */
+        snprintf(buf, sizeof(buf), "%s", option); /* set from the command line */
     } else if (cs) {
         const char *file = config_setting_source_file(cs);
-        snprintf(buf, sizeof(self->where_buf[0]), "%s:%u%s%s", file ? file : "?",
+        snprintf(buf, sizeof(buf), "%s:%u%s%s", file ? file : "?",
                  config_setting_source_line(cs), name ? ": " : "", name ? name : "");
     } else {
-        snprintf(buf, sizeof(self->where_buf[0]), "%s settings%s%s", self->name, name ? ": " : "",
+        snprintf(buf, sizeof(buf), "%s settings%s%s", self->name, name ? ": " : "",
                  name ? name : "");
     }
+    const char *kept = NULL;
+    pthread_mutex_lock(&self->lists_lock);
+    for (size_t k = 0; k < self->n_lists && !kept; k++)
+        if (self->lists[k].n == 1 && strcmp(self->lists[k].v[0], buf) == 0)
+            kept = self->lists[k].v[0];
     pthread_mutex_unlock(&self->lists_lock);
-    return buf;
+    if (kept)
+        return kept;
+    st_strv v = {0};
+    st_strv_push(&v, buf);
+    const char *const *out = v.oom ? NULL : keep_list(self, &v);
+    if (!out)
+        st_strv_free(&v);
+    return out ? out[0] : "(out of memory)";
 }
 
 static const config_setting_t *member(const st_config_node *node, const char *name)

@@ -46,10 +46,9 @@ struct st_instance {
     st_project_ctx *pctx;           /* project + graph cache; project == &pctx->info */
     pthread_mutex_t serial;         /* held around ops of plugins without THREAD_SAFE */
     pthread_mutex_t lists_lock;
-    st_strv *lists;                 /* vectors handed out by cfg_string_list / cfg_names */
+    st_strv *lists;                 /* vectors handed out by cfg_string_list / cfg_names, and
+                                       the strings cfg_where returned (one-entry vectors) */
     size_t n_lists;
-    char where_buf[4][512];         /* ring of cfg_where results */
-    unsigned where_next;
 };
 
 extern const st_host st_host_services;

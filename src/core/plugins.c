@@ -7,6 +7,7 @@
 #include "json.h"
 #include "log.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +22,7 @@ static st_plugin_kind kind_from_name(const char *kind)
 
 static int set_add(st_plugin_set *ps, st_instance *inst)
 {
-    st_instance **grown = realloc(ps->list, (ps->n + 1) * sizeof(*grown));
+    st_instance **grown = realloc(ps->list, (ps->n + 1) * sizeof(st_instance *));
     if (!grown)
         return -1;
     ps->list = grown;
@@ -45,6 +46,47 @@ static int load_runtime(st_settings *s, st_plugin_set *ps, const char *runtime, 
     free(name);
     free(where);
     return rc;
+}
+
+/* The orphan switches' old spellings (top-level settings, flags, variables) go into the
+ * settings of a discovery-python of ABI 1.5 or later; an older one gets them in the discover
+ * options (st_plugins_discover_options). */
+static int route_discovery(st_settings *s, const st_instance *inst, config_setting_t **group,
+                           size_t entry)
+{
+    if (inst->desc->abi_minor < 5)
+        return 0;
+    char name[64];
+    snprintf(name, sizeof(name), "selftest_discovery_python_%zu", entry);
+    if (st_settings_route_discovery(s, group, name) < 0) {
+        st_error("cannot pass the orphan switches to discovery-python's settings: out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+st_discover_options st_plugins_discover_options(const st_settings *s, const st_instance *inst,
+                                                const char *const *paths)
+{
+    assert(s != NULL && inst != NULL && inst->desc != NULL);
+    assert(inst->desc->kind == ST_KIND_DISCOVERY);
+    st_discover_options o = {
+        .struct_size = sizeof(o),
+        .paths = paths,
+        .want_modules = !s->disable_orphans,
+    };
+    if (inst->desc->abi_minor < 5) {
+        /* built against ABI 1.4 or older: the switches travel in the options, as then */
+        o.discover_orphans = s->discover_orphans && !s->disable_orphans;
+        o.include_orphans = s->include_orphans && !s->disable_orphans;
+        o.recursive_orphans = s->recursive_orphans;
+        o.auto_include_isolated = s->auto_include_isolated && !s->disable_orphans;
+        o.recursive_isolated = s->recursive_isolated;
+        o.refresh_orphans = s->refresh_orphans;
+        o.include_redundant = s->include_redundant;
+        o.disable_orphans = s->disable_orphans;
+    }
+    return o;
 }
 
 int st_plugins_load(st_settings *s, st_plugin_set *ps, int runtime_only)
@@ -84,6 +126,11 @@ int st_plugins_load(st_settings *s, st_plugin_set *ps, int runtime_only)
             return -1;
         inst->project = &ps->project.info;
         inst->pctx = &ps->project;
+        if (strcmp(defaults[i][1], "discovery-python") == 0) {
+            if (route_discovery(s, inst, &s->dp_default_settings, 0) < 0)
+                return -1;
+            inst->config = s->dp_default_settings;
+        }
     }
     for (size_t i = 0; i < s->n_plugins; i++) {
         st_plugin_conf *pc = &s->plugins[i];
@@ -104,6 +151,9 @@ int st_plugins_load(st_settings *s, st_plugin_set *ps, int runtime_only)
                 return -1;
             }
         }
+        if (strcmp(pc->name, "discovery-python") == 0 &&
+            route_discovery(s, inst, &pc->settings, i + 1) < 0)
+            return -1;
         inst->config = pc->settings;
         inst->project = &ps->project.info;
         inst->pctx = &ps->project;

@@ -30,6 +30,11 @@ int st_plugins_start(st_plugin_set *ps);
  * or a negative st_status (logged): ST_ERR_UNAVAILABLE when it cannot be loaded. */
 int st_plugins_switch_runtime(st_settings *s, st_plugin_set *ps, const char *runtime);
 int st_plugins_usable(const st_instance *inst, st_plugin_kind kind);
+/* The options of a discover() call on inst over the test paths: want_modules (ABI 1.5) always;
+ * the orphan switches only for a plugin built against ABI 1.4 or older (since 1.5 they are
+ * discovery-python's settings, routed there when it is loaded). */
+st_discover_options st_plugins_discover_options(const st_settings *s, const st_instance *inst,
+                                                const char *const *paths);
 void st_plugins_free(st_plugin_set *ps);
 /* The `plugins` command: lists kind, name, version, ABI and file; with check, also creates and
  * destroys every plugin so each validates its settings (--check-config). Returns ST_OK, or

@@ -8,6 +8,7 @@
 
 #include "st_enum.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -392,7 +393,8 @@ static int file_plugins(st_settings *s, const config_setting_t *cs)
         }
         for (int k = 0; k < config_setting_length(e); k++) {
             const char *key = config_setting_name(config_setting_get_elem(e, (unsigned)k));
-            if (strcmp(key, "kind") && strcmp(key, "name") && strcmp(key, "settings")) {
+            if (strcmp(key, "kind") != 0 && strcmp(key, "name") != 0 &&
+                strcmp(key, "settings") != 0) {
                 st_error("%s: unknown setting '%s' in a plugins entry (kind, name, settings)", ew,
                          key);
                 free(ew);
@@ -515,7 +517,7 @@ static int apply_file_key(st_settings *s, const file_key *k, config_setting_t *c
             goto out;
         }
         *(int *)dst = config_setting_get_bool(cs);
-        rc = 0;
+        rc = st_settings_given(s, k->offset, ST_GIVEN_FILE, w);
         break;
     case K_GROUP:
         if (config_setting_type(cs) != CONFIG_TYPE_GROUP) {
@@ -816,7 +818,8 @@ int st_settings_load_env(st_settings *s)
         return -1;
     for (size_t i = 0; i < sizeof(env_bools) / sizeof(env_bools[0]); i++) {
         v = env_first(env_bools[i].names, &which);
-        if (v && st_set_bool((int *)((char *)s + env_bools[i].offset), v, WHERE()) < 0)
+        if (v && (st_set_bool((int *)((char *)s + env_bools[i].offset), v, WHERE()) < 0 ||
+                  st_settings_given(s, env_bools[i].offset, ST_GIVEN_ENV, WHERE()) < 0))
             return -1;
     }
 #undef ENV1
@@ -856,6 +859,71 @@ static int make_absolute(char **p, const char *base)
         return -1;
     free(*p);
     *p = abs;
+    return 0;
+}
+
+/* ---- discovery-python's switches ---------------------------------------------------------- */
+
+/* Orphan and isolated discovery are discovery-python's business, so since plugin ABI 1.5 these
+ * are its settings (settings = { recursive_orphans = false; }) and the generic discovery
+ * options no longer carry them. Their old spellings stay: the top-level settings, the flags and
+ * the variables are routed into the settings of every discovery-python instance. A flag or a
+ * variable beats the plugin's own setting (as a flag beats the file everywhere); the plugin's
+ * own setting beats the top-level one. */
+static const struct {
+    const char *key;
+    size_t offset;
+} dp_switches[ST_DP_SWITCHES] = {
+    {"discover_orphans", OFF(discover_orphans)},
+    {"recursive_orphans", OFF(recursive_orphans)},
+    {"auto_include_isolated", OFF(auto_include_isolated)},
+    {"recursive_isolated", OFF(recursive_isolated)},
+};
+
+int st_settings_given(st_settings *s, size_t offset, int given, const char *where)
+{
+    assert(offset < sizeof(*s) && where != NULL);
+    assert(given >= ST_GIVEN_FILE && given <= ST_GIVEN_OPTION);
+    for (size_t i = 0; i < ST_DP_SWITCHES; i++) {
+        if (dp_switches[i].offset != offset || given < s->dp_given[i])
+            continue;
+        char *w = st_strdup(where);
+        if (!w)
+            return -1;
+        free(s->dp_where[i]);
+        s->dp_where[i] = w;
+        s->dp_given[i] = given;
+    }
+    return 0;
+}
+
+int st_settings_route_discovery(st_settings *s, config_setting_t **group, const char *new_name)
+{
+    for (size_t i = 0; i < ST_DP_SWITCHES; i++) {
+        if (s->dp_given[i] == ST_GIVEN_DEFAULT)
+            continue;
+        if (*group && s->dp_given[i] == ST_GIVEN_FILE &&
+            config_setting_get_member(*group, dp_switches[i].key))
+            continue; /* the plugin's own setting beats the top-level one */
+        if (!s->cfg_loaded) {
+            config_init(&s->cfg);
+            s->cfg_loaded = 1;
+        }
+        if (!*group) {
+            config_setting_t *root = config_root_setting(&s->cfg);
+            *group = config_setting_get_member(root, new_name);
+            if (!*group)
+                *group = config_setting_add(root, new_name, CONFIG_TYPE_GROUP);
+            if (!*group)
+                return -1;
+        }
+        config_setting_remove(*group, dp_switches[i].key);
+        config_setting_t *v = config_setting_add(*group, dp_switches[i].key, CONFIG_TYPE_BOOL);
+        if (!v || !config_setting_set_bool(v, *(int *)((char *)s + dp_switches[i].offset)))
+            return -1;
+        /* the plugin's messages about it name the spelling that set it (cfg_where) */
+        config_setting_set_hook(v, s->dp_where[i]);
+    }
     return 0;
 }
 
@@ -1008,6 +1076,7 @@ int st_settings_finish(st_settings *s)
         st_error("cannot configure exporter-prometheus for metrics port %ld", s->metrics_port);
         return -1;
     }
+
     if (s->cfg_loaded) {
         const char *group = strcmp(s->runtime, "host") == 0 ? "host" : "container";
         s->runtime_settings = config_lookup(&s->cfg, group);
@@ -1039,6 +1108,8 @@ void st_settings_free(st_settings *s)
     free(s->pythonpath_where);
     st_strv_free(&s->orphan_exclude);
     free(s->history_file);
+    for (size_t i = 0; i < ST_DP_SWITCHES; i++)
+        free(s->dp_where[i]);
     for (size_t i = 0; i < s->n_plugins; i++) {
         free(s->plugins[i].kind);
         free(s->plugins[i].name);

@@ -17,6 +17,10 @@ typedef struct st_plugin_conf {
     config_setting_t *settings; /* the entry's "settings" group, or NULL */
 } st_plugin_conf;
 
+#define ST_DP_SWITCHES 4
+/* how a setting was given, weakest first */
+enum { ST_GIVEN_DEFAULT = 0, ST_GIVEN_FILE = 1, ST_GIVEN_ENV = 2, ST_GIVEN_OPTION = 3 };
+
 typedef struct st_settings {
     char *config_path;   /* absolute, or NULL when no file was read */
     char *config_dir;
@@ -64,6 +68,15 @@ typedef struct st_settings {
     st_strv orphan_exclude;   /* globs of files that are never orphans (replaces the default) */
     double orphan_timeout_s;  /* per import check */
 
+    /* discovery-python's switches (discover_orphans, recursive_orphans, auto_include_isolated,
+     * recursive_isolated: ST_DP_SWITCHES, in that order) under their old top-level spellings:
+     * how each was given (ST_GIVEN_*) and where, for routing them into discovery-python's
+     * settings (st_settings_finish) */
+    int dp_given[ST_DP_SWITCHES];
+    char *dp_where[ST_DP_SWITCHES];
+    config_setting_t *dp_default_settings; /* settings of the default-loaded discovery-python
+                                              (NULL: nothing routed there) */
+
     st_plugin_conf *plugins;
     size_t n_plugins;
     int plugins_configured;   /* the file has a `plugins` setting (even an empty one) */
@@ -71,6 +84,15 @@ typedef struct st_settings {
 } st_settings;
 
 /* Defaults only; never fails except on OOM (-1). */
+/* Notes that the setting at offset (within st_settings) was given (ST_GIVEN_*) at where (copied)
+ * when it is one of discovery-python's switches; a no-op for others. -1 on OOM. */
+int st_settings_given(st_settings *s, size_t offset, int given, const char *where);
+/* Routes discovery-python's switches given by their old spellings into its settings group
+ * *group (when NULL and something is routed: a new group new_name in the root). A flag or a
+ * variable replaces the plugin's own setting; a top-level setting does not. Only for a
+ * discovery-python of ABI 1.5 or later (an older one takes them in the discover options and
+ * would refuse the settings). 0, or -1 on OOM. */
+int st_settings_route_discovery(st_settings *s, config_setting_t **group, const char *new_name);
 int st_settings_init(st_settings *s);
 /* Reads the config file. path NULL: the default locations (sysconfdir, then ./selftest.conf);
  * a missing default file is fine, a missing named file is an error. Returns 0 or -1 (logged). */

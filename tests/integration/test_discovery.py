@@ -239,3 +239,42 @@ def test_isolated_and_deps(workdir):
     deps = (obj or {}).get("deps", {}).get("tool.py", [])
     t.is_eq(sorted(d.get("path") for d in deps),
             ["lib/__init__.py", "lib/helper.py", "lib/inner.py", "shared.py"], CHECKS[12])
+
+
+def test_switches_in_plugin_settings(workdir):
+    """Since plugin ABI 1.5 the orphan switches are discovery-python's settings; the old
+    top-level settings, flags and variables are routed there: a flag or a variable beats the
+    plugin's own setting, which beats the top-level one."""
+    def conf(root, top, group):
+        with open(os.path.join(root, "selftest.conf"), "w") as f:
+            f.write('project_root = ".";\npython = "%s";\n%s\nplugins = ({ kind = "discovery"; '
+                    'name = "discovery-python"; %s });\n'
+                    % (t.PYTHON, top, "settings = { %s };" % group if group else ""))
+    root = workdir
+    project(root, {"a.py": "import b\nA = 1\n", "b.py": "import c\nB = 2\n",
+                   "c.py": "C = 3\n"})
+    everything = ["a.py", "b.py", "c.py"]
+    conf(root, "", "recursive_orphans = false;")
+    rc, obj, out, err = discover(root, "--orphans")
+    t.is_eq((rc, paths(obj), err if rc else ""), (0, ["a.py"], ""),
+            "discovery-python's own setting recursive_orphans = false")
+    rc, obj, out, err = discover(root, "--orphans", "--recursive-orphans")
+    t.is_eq((rc, paths(obj), err if rc else ""), (0, everything, ""),
+            "the flag --recursive-orphans beats the plugin's setting")
+    rc, obj, out, err = discover(root, "--orphans",
+                                 extra_env={"SANDBOX_RECURSIVE_ORPHANS": "1"})
+    t.is_eq((rc, paths(obj), err if rc else ""), (0, everything, ""),
+            "the variable SANDBOX_RECURSIVE_ORPHANS beats the plugin's setting")
+    conf(root, "recursive_orphans = true;", "recursive_orphans = false;")
+    rc, obj, out, err = discover(root, "--orphans")
+    t.is_eq((rc, paths(obj), err if rc else ""), (0, ["a.py"], ""),
+            "the plugin's own setting beats the top-level recursive_orphans")
+    conf(root, "recursive_orphans = false;", "")
+    rc, obj, out, err = discover(root, "--orphans")
+    t.is_eq((rc, paths(obj), err if rc else ""), (0, ["a.py"], ""),
+            "the top-level recursive_orphans still reaches a configured discovery-python")
+    conf(root, "", 'recursive_orphans = "no";')
+    rc, obj, out, err = discover(root, "--orphans")
+    t.ok(rc == 2 and "recursive_orphans" in err and "selftest.conf:" in err,
+         "a switch of the wrong type in the plugin's settings is refused (exit 2) naming "
+         "the file and the setting", "rc=%r %s" % (rc, err))

@@ -188,12 +188,17 @@ static void fx_close(fixture *f)
 
 enum { O_ORPHANS = 1, O_RECURSIVE = 2, O_ISOLATED = 4, O_REC_ISOLATED = 8, O_DISABLE = 16 };
 
+/* The options as a core of ABI 1.4 passes them: the orphan switches in the options, no
+ * want_modules. Most scenarios drive the plugin that way; the ABI 1.5 way (switches in the
+ * plugin's settings) has its own tests below. */
+#define OLD_CORE_OPTIONS offsetof(st_discover_options, want_modules)
+
 /* Runs discover() with the option bits and test paths; stderr goes to *log when not NULL. */
 static int fx_discover(fixture *f, unsigned bits, const char *const *paths, got *out, char **log)
 {
     static const char *const no_paths[] = {NULL};
     st_discover_options o = {
-        .struct_size = sizeof(o),
+        .struct_size = OLD_CORE_OPTIONS,
         .paths = paths ? paths : no_paths,
         .discover_orphans = !!(bits & O_ORPHANS),
         .recursive_orphans = !!(bits & O_RECURSIVE),
@@ -272,7 +277,7 @@ START_TEST(excluded_files_are_no_orphans_nor_parents)
         fixture f;
         ck_assert_int_eq(fx_open(&f, root, NULL, NULL), ST_OK);
         static const char *const no_paths[] = {NULL};
-        st_discover_options o = {.struct_size = sizeof(o), .paths = no_paths,
+        st_discover_options o = {.struct_size = OLD_CORE_OPTIONS, .paths = no_paths,
                                  .discover_orphans = 1, .recursive_orphans = recursive,
                                  .include_orphans = 1};
         st_discovery_sink sink = {sizeof(sink), &g, sink_batch, sink_module, exclude_a};
@@ -813,7 +818,7 @@ START_TEST(vanished_module_is_reported_not_classified)
     free(gone);
     got g = {0};
     char *log = NULL;
-    st_discover_options o = {.struct_size = sizeof(o), .discover_orphans = 1,
+    st_discover_options o = {.struct_size = OLD_CORE_OPTIONS, .discover_orphans = 1,
                              .recursive_orphans = 1};
     st_discovery_sink sink = {sizeof(sink), &g, sink_batch, sink_module, NULL};
     unit_capture c;
@@ -827,6 +832,64 @@ START_TEST(vanished_module_is_reported_not_classified)
     got_free(&g);
     fx_close(&f);
     st_rm_rf(root);
+    free(root);
+}
+END_TEST
+
+/* ABI 1.5: the orphan switches are the plugin's settings (the core routes their old spellings
+ * there); the options only say whether modules are wanted, and their old fields are ignored. */
+static void discover_abi15(const char *settings, int want_modules, got *out)
+{
+    char *root = st_path_join(DISCOVERY_FIXTURE_DIR, "chain");
+    fixture f;
+    ck_assert_int_eq(fx_open(&f, root, settings, NULL), ST_OK);
+    static const char *const no_paths[] = {NULL};
+    /* the old fields say the opposite of the defaults: they must not matter */
+    st_discover_options o = {.struct_size = sizeof(o), .paths = no_paths,
+                             .discover_orphans = 0, .recursive_orphans = 0,
+                             .disable_orphans = 1, .want_modules = want_modules};
+    st_discovery_sink sink = {sizeof(sink), out, sink_batch, sink_module, NULL};
+    ck_assert_int_eq(dp_discover(f.dp, &o, &sink), ST_OK);
+    fx_close(&f);
+    free(root);
+}
+
+START_TEST(abi15_switches_come_from_the_settings)
+{
+    got g = {0};
+    discover_abi15(NULL, 1, &g); /* defaults: orphans, recursive */
+    ck_paths(&g, "a.py b.py c.py");
+    got_free(&g);
+    memset(&g, 0, sizeof(g));
+    discover_abi15("recursive_orphans = false;", 1, &g);
+    ck_paths(&g, "a.py");
+    got_free(&g);
+    memset(&g, 0, sizeof(g));
+    discover_abi15("discover_orphans = false;", 1, &g);
+    ck_paths(&g, "");
+    got_free(&g);
+}
+END_TEST
+
+START_TEST(abi15_want_modules_off_reports_batches_only)
+{
+    got g = {0};
+    discover_abi15("recursive_orphans = true;", 0, &g);
+    ck_paths(&g, "");
+    got_free(&g);
+}
+END_TEST
+
+START_TEST(abi15_switch_of_the_wrong_type_is_refused)
+{
+    char *root = st_path_join(DISCOVERY_FIXTURE_DIR, "chain");
+    fixture f;
+    char *log = NULL;
+    ck_assert_int_eq(fx_open(&f, root, "recursive_isolated = \"yes\";", &log), ST_ERR_INVALID);
+    ck_assert_contains(log, "test.conf:");
+    ck_assert_contains(log, "recursive_isolated");
+    free(log);
+    fx_close(&f);
     free(root);
 }
 END_TEST
@@ -868,6 +931,9 @@ static Suite *discovery_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, bad_input_is_reported_without_crash);
     tcase_add_test(tc, vanished_module_is_reported_not_classified);
+    tcase_add_test(tc, abi15_switches_come_from_the_settings);
+    tcase_add_test(tc, abi15_want_modules_off_reports_batches_only);
+    tcase_add_test(tc, abi15_switch_of_the_wrong_type_is_refused);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -8,6 +8,10 @@
 #include "loader.h"
 #include "log.h"
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 static st_loader *open_loader(void)
 {
     const char *dir = getenv("FIXTURE_PLUGIN_DIR");
@@ -163,6 +167,49 @@ START_TEST(failing_create_is_reported)
 }
 END_TEST
 
+/* ABI 1.5: what cfg_where returns lives until destroy(), however many calls follow (it was a
+ * ring of four buffers: the fifth call overwrote the first answer). */
+START_TEST(cfg_where_text_lives_until_destroy)
+{
+    st_loader *ld = open_loader();
+    st_instance *inst = NULL;
+    ck_assert_int_eq(st_loader_load(ld, "fx-good", ST_KIND_EXPORTER, "t:1", &inst), 0);
+    const st_host *h = &st_host_services;
+    const char *first = h->cfg_where(inst, NULL, "alpha");
+    ck_assert_str_eq(first, "fx-good settings: alpha");
+    char name[16];
+    for (int i = 0; i < 9; i++) {
+        snprintf(name, sizeof(name), "other%d", i);
+        ck_assert_str_ne(h->cfg_where(inst, NULL, name), first);
+    }
+    ck_assert_str_eq(first, "fx-good settings: alpha");
+    ck_assert_ptr_eq(h->cfg_where(inst, NULL, "alpha"), first); /* one copy per text */
+    st_loader_free(ld);
+}
+END_TEST
+
+/* assert() is on in every build (README: "Assertions"): a precondition violation, a
+ * programming error, stops the process at once instead of running on. */
+START_TEST(precondition_violation_aborts)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        if (!freopen("/dev/null", "w", stderr))
+            _exit(2);
+        st_instance *inst = NULL;
+        st_loader_load(NULL, "fx-good", ST_KIND_EXPORTER, "t:1", &inst); /* ld must not be NULL */
+        _exit(0);
+    }
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
+                  "st_loader_load(NULL, ...) did not abort (status 0x%x): built with NDEBUG?",
+                  status);
+}
+END_TEST
+
 int main(void)
 {
     st_log_set_level(ST_LOG_DEBUG);
@@ -179,6 +226,8 @@ int main(void)
     tcase_add_test(tc, declining_plugin_is_reported);
     tcase_add_test(tc, missing_mandatory_op_is_refused);
     tcase_add_test(tc, failing_create_is_reported);
+    tcase_add_test(tc, precondition_violation_aborts);
+    tcase_add_test(tc, cfg_where_text_lives_until_destroy);
     suite_add_tcase(s, tc);
     return unit_run(s);
 }
