@@ -285,7 +285,8 @@ static int negotiate(er_runtime *rt, char *err, size_t errlen)
     else if (valid_api_version(resp.api_version))
         snprintf(api, sizeof(api), "%s", resp.api_version);
     if (resp.libpod_version[0] && isdigit((unsigned char)resp.libpod_version[0]))
-        snprintf(libpod, sizeof(libpod), "/v%d.0.0/libpod", atoi(resp.libpod_version));
+        snprintf(libpod, sizeof(libpod), "/v%ld.0.0/libpod",
+                 strtol(resp.libpod_version, NULL, 10)); /* a leading digit: the major */
     eh_response_free(&resp);
     if (!api[0]) {
         rc = api_call(rt, &h, "GET", "!/version", NULL, 10, &resp, err, errlen);
@@ -610,8 +611,8 @@ static int read_settings(er_runtime *rt, const st_config_node *cfg)
     }
     eh_address addr;
     char err[300];
-    if (eh_parse_address(url, getenv("DOCKER_TLS_VERIFY") && *getenv("DOCKER_TLS_VERIFY"), &addr,
-                         err, sizeof(err)) < 0) {
+    const char *tls_verify = getenv("DOCKER_TLS_VERIFY");
+    if (eh_parse_address(url, tls_verify && *tls_verify, &addr, err, sizeof(err)) < 0) {
         H->log(S, ST_LOG_ERROR, "%s: %s", rt->host_source, err);
         return -1;
     }

@@ -320,9 +320,9 @@ static void next_token(lexer *lx, token *t)
             int hex = c == '0' && e < n && (s[e] == 'x' || s[e] == 'X');
             while (e < n) {
                 unsigned char d = s[e];
-                if (isalnum(d) || d == '_' || d == '.')
-                    e++;
-                else if ((d == '+' || d == '-') && !hex && (s[e - 1] == 'e' || s[e - 1] == 'E'))
+                /* digits, letters (suffixes, hex), '_', '.', and the sign of an exponent */
+                if (isalnum(d) || d == '_' || d == '.' ||
+                    ((d == '+' || d == '-') && !hex && (s[e - 1] == 'e' || s[e - 1] == 'E')))
                     e++;
                 else
                     break;

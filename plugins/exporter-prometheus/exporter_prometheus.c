@@ -22,6 +22,7 @@
 #include "st_time.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1005,6 +1006,7 @@ static int prom_stop(void *ctx)
     /* libmicrohttpd notified CLOSED for each connection; free anything it did not. */
     while (px->conn_head) {
         prom_conn *c = px->conn_head;
+        assert(c->prev == NULL); /* the list's invariant: conn_unlink then moves the head on */
         conn_unlink(px, c);
         free(c);
     }

@@ -183,8 +183,7 @@ static int assign_ids(mm_plugin *p, mm_model *m, const char **fresh, size_t n)
 {
     const st_graph *g = NULL;
     const st_graph_ops *ops = NULL;
-    if (p->host->struct_size >= offsetof(st_host, graph_ops) + sizeof(p->host->graph_ops) &&
-        p->host->graph && p->host->graph_ops) {
+    if (ST_STRUCT_HAS(st_host, p->host, graph_ops) && p->host->graph && p->host->graph_ops) {
         g = p->host->graph(p->self);
         ops = p->host->graph_ops;
     }
@@ -335,7 +334,9 @@ static void job_free(job *j)
 static int load_map(mm_plugin *p, job *j, const char *root)
 {
     char err[512] = "";
-    int r = mm_read_file(j->map_path, &j->text, &j->text_len, err, sizeof(err));
+    /* j->map_path is freed by job_free() on every path of mm_integrate(); the analyzer loses
+     * it in the call to the other translation unit */
+    int r = mm_read_file(j->map_path, &j->text, &j->text_len, err, sizeof(err)); // NOLINT(clang-analyzer-unix.Malloc)
     if (r < 0) {
         LOG(p, ST_LOG_ERROR, "%s: %s; integration skipped", j->map_path, err);
         return ST_ERR_IO;

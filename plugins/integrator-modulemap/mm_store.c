@@ -9,6 +9,7 @@
 #include "st_json.h"
 #include "st_path.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -426,8 +427,10 @@ char *mm_model_render(const mm_model *m, size_t *len)
         sb_indent(&b, 1);
         sb_json_string(&b, refs[i].key);
         st_buf_puts(&b, ": ");
-        if (refs[i].index != SIZE_MAX)
+        if (refs[i].index != SIZE_MAX) {
+            assert(m->doc != NULL); /* only keys of the file's own object carry an index */
             sb_value(&b, m->doc->u.object.values[refs[i].index], 1);
+        }
         else if (!strcmp(refs[i].key, "groups"))
             sb_kv_object(&b, m->groups, m->n_groups, 1);
         else if (!strcmp(refs[i].key, "modules"))

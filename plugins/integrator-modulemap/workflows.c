@@ -210,13 +210,14 @@ static int has_own_workflow(sqlite3 *db, const char *step, int *found)
     *found = 0;
     if (sqlite3_prepare_v2(db, "SELECT workflow FROM workflows", -1, &st, NULL) != SQLITE_OK)
         return -1;
-    int s;
+    int s = SQLITE_DONE;
     while (!*found && (s = sqlite3_step(st)) == SQLITE_ROW) {
         const char *text = (const char *)sqlite3_column_text(st, 0);
         *found = text && first_step_is(text, step);
     }
     sqlite3_finalize(st);
-    return 0;
+    /* a failed step (busy, corrupt) is not "no such workflow": that would insert a duplicate */
+    return *found || s == SQLITE_DONE ? 0 : -1;
 }
 
 static int insert_single(wf_db *w, const char *step)

@@ -690,7 +690,7 @@ long long ct_exec_pids_refused(const ct_exec *ce)
     if (!ce->pids_max || read_file(dir, "pids.events", buf, sizeof(buf)) < 0)
         return 0;
     const char *p = strstr(buf, "max ");
-    return p ? atoll(p + 4) : 0;
+    return p ? strtoll(p + 4, NULL, 10) : 0;
 }
 
 

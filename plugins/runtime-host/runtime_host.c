@@ -521,7 +521,6 @@ static int host_execute(void *ctx, const st_exec_request *req, const st_exec_sin
     if (got == (ssize_t)sizeof(exec_errno)) {
         waitpid(pid, NULL, 0);
         unregister_running(rt, &reg);
-        pid = -1;
         snprintf(res->error, sizeof(res->error), "cannot execute '%s': %s", req->argv[0],
                  strerror(exec_errno));
         goto infra;
@@ -539,14 +538,14 @@ static int host_execute(void *ctx, const st_exec_request *req, const st_exec_sin
     while (!exited) {
         struct pollfd pfd[4];
         int n = 0;
-        int i_out = -1, i_err = -1, i_cancel = -1, i_pid = -1;
+        int i_out = -1, i_err = -1, i_cancel = -1;
         if (out_p[0] >= 0)
             pfd[i_out = n++] = (struct pollfd){out_p[0], POLLIN, 0};
         if (err_p[0] >= 0)
             pfd[i_err = n++] = (struct pollfd){err_p[0], POLLIN, 0};
         pfd[i_cancel = n++] = (struct pollfd){cancel_p[0], POLLIN, 0};
         if (pidfd >= 0)
-            pfd[i_pid = n++] = (struct pollfd){pidfd, POLLIN, 0};
+            pfd[n++] = (struct pollfd){pidfd, POLLIN, 0}; /* wakes the loop when the child exits */
         double now = st_monotonic();
         double next = kill_at ? kill_at : deadline;
         int wait_ms = next > now ? (int)((next - now) * 1000) + 1 : 0;
@@ -650,7 +649,6 @@ static int host_execute(void *ctx, const st_exec_request *req, const st_exec_sin
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
     unregister_running(rt, &reg);
-    pid = -1;
     if (WIFEXITED(status)) {
         res->exited = 1;
         res->exit_status = WEXITSTATUS(status);

@@ -8,6 +8,7 @@
 #include "log.h"
 #include "util.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -41,6 +42,8 @@ int st_checkcache_put(st_check_cache *c, const char *path, const char *key,
                       const char *interpreter, int passed, const char *reason,
                       const char *excerpt, double checked_at)
 {
+    /* preconditions (the header's contract), not input checks: a caller's bug */
+    assert(c != NULL && path != NULL && key != NULL && interpreter != NULL);
     st_check_entry *e = find(c, path);
     if (!e) {
         if (ST_GROW(c->v, c->cap, c->n + 1) < 0)

@@ -194,13 +194,16 @@ static int has_column(st_metricsdb *m, const char *table, const char *column)
         st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
         return -1;
     }
-    int found = 0, rc;
+    int found = 0, rc = SQLITE_DONE;
     while (!found && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *name = (const char *)sqlite3_column_text(st, 1);
         found = name && strcasecmp(name, column) == 0;
     }
+    /* a failed step is an error, not a missing column */
+    if (!found && rc != SQLITE_DONE)
+        st_error("%s: reading the columns of %s: %s", m->path, table, sqlite3_errmsg(m->db));
     sqlite3_finalize(st);
-    return found;
+    return found || rc == SQLITE_DONE ? found : -1;
 }
 
 /* user_version is only a claim: checks that every table the code needs is there with its
