@@ -51,8 +51,9 @@ void st_jg_double(yajl_gen g, double v)
      * form that reads back exactly, with '.' whatever the locale. */
     char buf[ST_DOUBLE_BUFSIZE + 2];
     st_format_double(v, buf);
+    size_t used = strlen(buf);
     if (!strpbrk(buf, ".eEn"))
-        strcat(buf, ".0");
+        snprintf(buf + used, sizeof(buf) - used, ".0");
     yajl_gen_number(g, buf, strlen(buf));
 }
 

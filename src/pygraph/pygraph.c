@@ -163,7 +163,8 @@ static char *join_rel(const char *dir, const char *name)
         memcpy(s, dir, a);
         s[a++] = '/';
     }
-    memcpy(s + a, name, n + 1);
+    memcpy(s + a, name, n);
+    s[a + n] = '\0';
     return s;
 }
 
@@ -326,7 +327,7 @@ static int index_tree(builder *b)
     while (size < 2 * want + 16)
         size *= 2;
     b->table = calloc(size, sizeof *b->table);
-    b->entries = malloc((want + 1) * sizeof *b->entries);
+    b->entries = calloc(want + 1, sizeof *b->entries);
     if (!b->table || !b->entries)
         return ST_PYGRAPH_ENOMEM;
     b->table_mask = size - 1;

@@ -21,7 +21,7 @@ enum { C_OTHER = 0, C_SPACE, C_NL, C_IDENT, C_DIGIT, C_QUOTE, C_HASH, C_BSLASH, 
 /* The class of every byte, computed by the preprocessor from one expression (char_class_c). */
 #define CLS(c) (cls_table[(unsigned char)(c)])
 static const unsigned char cls_table[256] = {
-#define X4(n) char_class_c(n), char_class_c(n + 1), char_class_c(n + 2), char_class_c(n + 3)
+#define X4(n) char_class_c(n), char_class_c((n) + 1), char_class_c((n) + 2), char_class_c((n) + 3)
 #define char_class_c(c)                                                                        \
     ((c) == ' ' || (c) == '\t' || (c) == '\f' || (c) == '\v' ? C_SPACE                     \
      : (c) == '\n' || (c) == '\r'                            ? C_NL                        \
@@ -37,8 +37,8 @@ static const unsigned char cls_table[256] = {
      : (c) == '}'                      ? C_RBRACE                                          \
      : (c) == ':'                      ? C_COLON                                           \
                                        : C_OTHER)
-#define X16(n) X4(n), X4(n + 4), X4(n + 8), X4(n + 12)
-#define X64(n) X16(n), X16(n + 16), X16(n + 32), X16(n + 48)
+#define X16(n) X4(n), X4((n) + 4), X4((n) + 8), X4((n) + 12)
+#define X64(n) X16(n), X16((n) + 16), X16((n) + 32), X16((n) + 48)
     X64(0), X64(64), X64(128), X64(192)
 #undef X64
 #undef X16
@@ -289,10 +289,11 @@ static bool lex_code(lexer *lx, token *t, bool quiet)
             lx->p++;
             while (lx->p < lx->end) {
                 unsigned char d = *lx->p;
-                if (CLS(d) == C_DIGIT || CLS(d) == C_DOT || (CLS(d) == C_IDENT && d < 0x80)) {
-                    lx->p++;
-                } else if ((d == '+' || d == '-') && ((lx->p[-1] | 0x20) == 'e') &&
-                       !(lx->p - s > 1 && s[0] == '0' && (s[1] | 0x20) == 'x')) {
+                /* digits, '.', ASCII letters (suffixes, hex digits), and the sign of a decimal
+                 * exponent */
+                if (CLS(d) == C_DIGIT || CLS(d) == C_DOT || (CLS(d) == C_IDENT && d < 0x80) ||
+                    ((d == '+' || d == '-') && ((lx->p[-1] | 0x20) == 'e') &&
+                     !(lx->p - s > 1 && s[0] == '0' && (s[1] | 0x20) == 'x'))) {
                     lx->p++;
                 } else {
                     break;
@@ -473,7 +474,7 @@ static void lex_next(lexer *lx, token *t, bool quiet)
 {
     for (;;) {
         if (lx->status != ST_PYSCAN_OK) {
-            t->type = T_EOF;
+            *t = (token){.type = T_EOF}; /* every field: the parser still reads after_dot */
             return;
         }
         frame *f = &lx->frames[lx->nframes - 1];
