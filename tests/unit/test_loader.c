@@ -7,6 +7,8 @@
 
 #include "loader.h"
 #include "log.h"
+#include "plugins.h"
+#include "settings.h"
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -188,6 +190,40 @@ START_TEST(cfg_where_text_lives_until_destroy)
 }
 END_TEST
 
+/* ABI 1.5: the discover options carry want_modules for every plugin and the orphan switches
+ * (menace's flags) only for a plugin built against ABI 1.4 or older. */
+START_TEST(discover_options_follow_the_plugins_abi)
+{
+    st_settings s;
+    ck_assert_int_eq(st_settings_init(&s), 0);
+    s.recursive_orphans = 0;
+    s.auto_include_isolated = 1;
+    st_plugin_descriptor d = {.abi_major = ST_ABI_MAJOR, .abi_minor = 4,
+                              .struct_size = sizeof(d), .kind = ST_KIND_DISCOVERY};
+    st_instance inst = {.name = "d", .desc = &d};
+    static const char *const paths[] = {"tests", NULL};
+    st_discover_options o = st_plugins_discover_options(&s, &inst, paths);
+    ck_assert_int_eq(o.struct_size, sizeof(o));
+    ck_assert_ptr_eq(o.paths, paths);
+    ck_assert_int_eq(o.want_modules, 1);
+    ck_assert_int_eq(o.discover_orphans, 1);
+    ck_assert_int_eq(o.recursive_orphans, 0);
+    ck_assert_int_eq(o.auto_include_isolated, 1);
+    ck_assert_int_eq(o.include_orphans, 1);
+    d.abi_minor = 5;
+    o = st_plugins_discover_options(&s, &inst, paths);
+    ck_assert_int_eq(o.want_modules, 1);
+    ck_assert_int_eq(o.discover_orphans + o.include_orphans + o.recursive_orphans +
+                         o.auto_include_isolated + o.recursive_isolated + o.refresh_orphans +
+                         o.include_redundant + o.disable_orphans,
+                     0);
+    s.disable_orphans = 1;
+    o = st_plugins_discover_options(&s, &inst, paths);
+    ck_assert_int_eq(o.want_modules, 0);
+    st_settings_free(&s);
+}
+END_TEST
+
 /* assert() is on in every build (README: "Assertions"): a precondition violation, a
  * programming error, stops the process at once instead of running on. */
 START_TEST(precondition_violation_aborts)
@@ -228,6 +264,7 @@ int main(void)
     tcase_add_test(tc, failing_create_is_reported);
     tcase_add_test(tc, precondition_violation_aborts);
     tcase_add_test(tc, cfg_where_text_lives_until_destroy);
+    tcase_add_test(tc, discover_options_follow_the_plugins_abi);
     suite_add_tcase(s, tc);
     return unit_run(s);
 }
