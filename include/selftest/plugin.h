@@ -20,7 +20,8 @@
  *                 <selftest/version.h>; st_plugin_descriptor: license, author, origin;
  *                 st_discover_options.want_modules, and its orphan switches (menace's flags)
  *                 are no longer filled for plugins of ABI 1.5 or later: discovery-python reads
- *                 them from its own settings; cfg_where's string lives until destroy().
+ *                 them from its own settings; cfg_where's string lives until destroy();
+ *                 st_status_str() (static inline: nothing to link).
  *
  * Rules that must stay true (see docs/plugin-guide.md for the long form):
  *  - A plugin exports exactly one symbol, ST_PLUGIN_ENTRY_SYMBOL. The core calls it with its own

@@ -430,8 +430,7 @@ char *mm_model_render(const mm_model *m, size_t *len)
         if (refs[i].index != SIZE_MAX) {
             assert(m->doc != NULL); /* only keys of the file's own object carry an index */
             sb_value(&b, m->doc->u.object.values[refs[i].index], 1);
-        }
-        else if (!strcmp(refs[i].key, "groups"))
+        } else if (!strcmp(refs[i].key, "groups"))
             sb_kv_object(&b, m->groups, m->n_groups, 1);
         else if (!strcmp(refs[i].key, "modules"))
             sb_kv_object(&b, m->modules, m->n_modules, 1);
