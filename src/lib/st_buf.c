@@ -4,6 +4,7 @@
 
 #include "st_buf.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -224,6 +225,7 @@ int st_strset(char **dst, const char *s)
 
 int st_grow(void **data, size_t *cap, size_t need, size_t elem)
 {
+    assert(data != NULL && cap != NULL && elem > 0); /* a caller's bug, not an input error */
     if (need <= *cap)
         return 0;
     size_t cap2 = *cap ? *cap : 16;

@@ -7,6 +7,7 @@
 #include "st_buf.h"
 #include "st_path.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -85,6 +86,7 @@ fail:
 
 int st_file_commit(const char *tmp, const char *path, const char **what)
 {
+    assert(tmp != NULL && path != NULL);
     if (rename(tmp, path) < 0) {
         int rc = -errno;
         set_what(what, "rename the temp file");

@@ -17,11 +17,11 @@
 void st_format_double(double v, char out[ST_DOUBLE_BUFSIZE])
 {
     if (isnan(v)) {
-        strcpy(out, "NaN");
+        snprintf(out, ST_DOUBLE_BUFSIZE, "NaN");
         return;
     }
     if (isinf(v)) {
-        strcpy(out, v > 0 ? "+Inf" : "-Inf");
+        snprintf(out, ST_DOUBLE_BUFSIZE, "%s", v > 0 ? "+Inf" : "-Inf");
         return;
     }
     locale_t c_loc = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
