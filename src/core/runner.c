@@ -378,6 +378,11 @@ typedef struct runner {
     char **running_ids; /* per batch: id while it runs, for cancel */
     st_counts *live;    /* per batch: outcomes of the current attempt read so far */
     off_t *live_off;    /* per batch: how far its results file was read */
+    /* orphan_check_mode "fork": the items run in n_units groups, group u being items
+     * [unit_start[u], unit_start[u + 1]); running_ids is then indexed by group */
+    size_t n_units;
+    size_t *unit_start;
+    char **unit_ids;
 } runner;
 
 /* Adds the test lines of a running batch's results file written since the last call to its live
@@ -470,6 +475,22 @@ static int backoff(runner *rn, double delay)
     return stopping;
 }
 
+/* An import check passes only when its one import passed and left nothing running. */
+static void check_rules(st_batch *b)
+{
+    if (b->ok && b->counts.n[ST_OUT_PASSED] != 1) {
+        b->ok = 0;
+        free(b->reason);
+        b->reason = st_strdup("the import check did not report a passing import");
+    }
+    if (b->ok && b->leftover) {
+        b->ok = 0;
+        free(b->reason);
+        b->reason = st_asprintf("the import left %u process%s running (stopped)", b->leftover,
+                                b->leftover == 1 ? "" : "es");
+    }
+}
+
 static void run_one(runner *rn, st_batch *b)
 {
     const st_settings *s = rn->s;
@@ -544,17 +565,8 @@ static void run_one(runner *rn, st_batch *b)
             st_coverage_read(b, coverage, err, sizeof(err)) < 0)
             st_warn("%s: coverage unavailable: %s", b->path, err);
         st_batch_verdict(b, &res, timeout_s);
-        if (b->kind == ST_EXEC_ORPHAN_CHECK && b->ok && b->counts.n[ST_OUT_PASSED] != 1) {
-            b->ok = 0;
-            free(b->reason);
-            b->reason = st_strdup("the import check did not report a passing import");
-        }
-        if (b->kind == ST_EXEC_ORPHAN_CHECK && b->ok && b->leftover) {
-            b->ok = 0;
-            free(b->reason);
-            b->reason = st_asprintf("the import left %u process%s running (stopped)", b->leftover,
-                                    b->leftover == 1 ? "" : "es");
-        }
+        if (b->kind == ST_EXEC_ORPHAN_CHECK)
+            check_rules(b);
         int stopping;
         pthread_mutex_lock(&rn->lock);
         stopping = rn->stopping;
@@ -589,31 +601,283 @@ out:
     free(coverage);
 }
 
+/* ---- orphan checks in one warm interpreter (orphan_check_mode = "fork") ---------------------- */
+
+/* Reads the last max bytes of path into b (the check's own output, as a process would give it). */
+static void read_output_tail(st_batch *b, const char *path, size_t max)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    off_t size = lseek(fd, 0, SEEK_END);
+    off_t from = size > (off_t)max ? size - (off_t)max : 0;
+    char buf[8192];
+    ssize_t r;
+    while ((r = pread(fd, buf, sizeof(buf), from)) > 0) {
+        st_buf_append(&b->output_tail, buf, (size_t)r);
+        from += r;
+    }
+    close(fd);
+}
+
+/* The exec request's timeout for n checks: each has its own orphan_timeout (enforced by the
+ * server) plus the grace of its kill; the warm-up gets a minute; never more than a day. */
+double st_fork_group_timeout(const st_settings *s, size_t n)
+{
+    double t = (double)n * (s->orphan_timeout_s + s->kill_grace_s) + 60;
+    return t < 86400 ? t : 86400;
+}
+
+/* One server execution over items[from..n): fills st[k] / have[k] from its status file.
+ * Returns the execution's result in *res and appends its own output to *tail. */
+static void fork_round(runner *rn, const char *id, st_batch *items, size_t from, size_t n,
+                       const char *out, st_exec_result *res, st_buf *tail, st_exec_result *st,
+                       int *have, double *started)
+{
+    const st_settings *s = rn->s;
+    st_strv argv = {0}, env = {0};
+    int pp_oom = 0;
+    double timeout_s = st_fork_group_timeout(s, n - from);
+    st_strv_push(&argv, s->python);
+    st_strv_push(&argv, "-m");
+    st_strv_push(&argv, "selftest_forkcheck");
+    st_strv_push_owned(&env, st_pythonpath_env(s, 1, &pp_oom));
+    st_strv_push(&env, "PYTHONDONTWRITEBYTECODE=1");
+    yajl_gen g = st_jg_new(0);
+    char *json = NULL;
+    if (g) {
+        yajl_gen_map_open(g);
+        st_jg_kstr(g, "root", s->project_root);
+        st_jg_kstr(g, "outdir", out);
+        yajl_gen_string(g, (const unsigned char *)"timeout", 7);
+        yajl_gen_double(g, s->orphan_timeout_s);
+        yajl_gen_string(g, (const unsigned char *)"grace", 5);
+        yajl_gen_double(g, s->kill_grace_s);
+        yajl_gen_string(g, (const unsigned char *)"checks", 6);
+        yajl_gen_array_open(g);
+        for (size_t k = from; k < n; k++) {
+            yajl_gen_map_open(g);
+            st_jg_kstr(g, "path", items[k].path);
+            st_jg_kstr(g, "module", items[k].module);
+            yajl_gen_map_close(g);
+        }
+        yajl_gen_array_close(g);
+        yajl_gen_map_close(g);
+        json = st_jg_finish(g, 0);
+    }
+    st_strv_pushf(&env, "SELF_TEST_FORKCHECK=%s", json ? json : "");
+    free(json);
+    char *status_path = st_path_join(out, "status.jsonl");
+    memset(res, 0, sizeof(*res));
+    res->struct_size = sizeof(*res);
+    if (argv.oom || env.oom || pp_oom || !json || !status_path) {
+        res->infra_error = 1;
+        snprintf(res->error, sizeof(res->error), "out of memory");
+        goto done;
+    }
+    unlink(status_path);
+    char label[120];
+    snprintf(label, sizeof(label), "orphan checks %zu-%zu of %s", from + 1, n, items[0].path);
+    st_exec_request req = {
+        .struct_size = sizeof(req),
+        .id = id,
+        .label = label,
+        .argv = st_strv_get(&argv),
+        .env = st_strv_get(&env),
+        .workdir = s->project_root,
+        .project_root = s->project_root,
+        .output_dir = out,
+        .support_dir = s->support_dir,
+        .workers = 1,
+        .timeout_s = timeout_s,
+        .kill_grace_s = s->kill_grace_s,
+        .kind = ST_EXEC_ORPHAN_CHECK,
+        .sandboxed = 1,
+    };
+    capture cap = {tail, NULL};
+    double t0 = st_wall_clock();
+    execute(rn->runtime, &req, &cap, res);
+    char *text = NULL;
+    size_t len = 0;
+    if (st_read_file(status_path, 1u << 20, &text, &len) == 0) {
+        double at = t0;
+        for (char *line = text, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+            nl = strchr(line, '\n');
+            if (!nl)
+                break; /* an incomplete last line: the server died writing it */
+            *nl = '\0';
+            char err[200];
+            yajl_val v = st_json_parse(line, err, sizeof(err));
+            long long k = -1, exited = 0, es = 0, sig = 0, to = 0, left = 0;
+            yajl_val wall = v ? st_jv_get(v, "wall") : NULL;
+            if (v && st_jv_int(v, "index", &k) == 0 && k >= 0 && (size_t)k < n - from) {
+                k += (long long)from;
+                st_jv_int(v, "exited", &exited);
+                st_jv_int(v, "exit_status", &es);
+                st_jv_int(v, "signal", &sig);
+                st_jv_int(v, "timed_out", &to);
+                st_jv_int(v, "leftover", &left);
+                st_exec_result *e = &st[k];
+                memset(e, 0, sizeof(*e));
+                e->struct_size = sizeof(*e);
+                e->exited = exited != 0;
+                e->exit_status = (int)es;
+                e->term_signal = (int)sig;
+                e->timed_out = to != 0;
+                e->leftover = left > 0 ? (unsigned)left : 0;
+                e->wall_s = wall && YAJL_IS_NUMBER(wall) ? YAJL_GET_DOUBLE(wall) : 0;
+                memcpy(e->container, res->container, sizeof(e->container));
+                started[k] = at;
+                at += e->wall_s;
+                have[k] = 1;
+            }
+            if (v)
+                yajl_tree_free(v);
+        }
+    }
+    free(text);
+done:
+    free(status_path);
+    st_strv_free(&argv);
+    st_strv_free(&env);
+}
+
+/* Runs the checks of one group in the fork server. A check the server could not report on (it
+ * was stopped: a resource limit, its own timeout) gets the server's result; the checks after it
+ * run in a new server, so no module's check decides another's. */
+static void run_group(runner *rn, size_t unit)
+{
+    const st_settings *s = rn->s;
+    size_t first = rn->unit_start[unit], n = rn->unit_start[unit + 1] - first;
+    st_batch *items = rn->items + first;
+    char *out = st_asprintf("%s/fork", items[0].output_dir);
+    st_exec_result *st = calloc(n + 1, sizeof(*st));
+    int *have = calloc(n + 1, sizeof(*have));
+    double *started = calloc(n + 1, sizeof(*started));
+    st_buf tail = {0};
+    if (!out || !st || !have || !started || st_mkdir_p(out, 0755) < 0) {
+        for (size_t k = 0; k < n; k++) {
+            st_batch_reset_outcome(&items[k]);
+            items[k].infra_error = 1;
+            free(items[k].reason);
+            items[k].reason = st_strdup("cannot prepare the orphan check server's output dir");
+            items[k].done = 1;
+        }
+        goto out;
+    }
+    size_t from = 0;
+    unsigned cleanup = 0;
+    while (from < n) {
+        st_exec_result res;
+        st_buf_reset(&tail);
+        fork_round(rn, rn->running_ids[unit], items, from, n, out, &res, &tail, st, have,
+                   started);
+        cleanup += res.cleanup_failures;
+        size_t next = from;
+        while (next < n && have[next])
+            next++;
+        int stopping;
+        pthread_mutex_lock(&rn->lock);
+        stopping = rn->stopping;
+        pthread_mutex_unlock(&rn->lock);
+        /* the first check without a status line gets the server's result; when the server
+         * never started it (nothing reported at all), nor will it the rest */
+        int broken = next == from || res.infra_error || res.cancelled || stopping;
+        size_t upto = broken ? n : (next < n ? next + 1 : n);
+        for (size_t k = next; k < upto; k++) {
+            st[k] = res;
+            started[k] = st_wall_clock() - res.wall_s;
+            st_buf_append(&items[k].output_tail, tail.data ? tail.data : "", tail.len);
+        }
+        for (size_t k = from; k < upto; k++) {
+            st_batch *b = &items[k];
+            st_buf keep = b->output_tail; /* the server's output, when it is this check's */
+            memset(&b->output_tail, 0, sizeof(b->output_tail));
+            st_batch_reset_outcome(b);
+            st_buf_free(&b->output_tail);
+            b->output_tail = keep;
+            char name[64];
+            snprintf(name, sizeof(name), "output-%zu.txt", k - from);
+            char *opath = st_path_join(out, name);
+            snprintf(name, sizeof(name), "results-%zu.jsonl", k - from);
+            char *rpath = st_path_join(out, name);
+            if (opath && have[k])
+                read_output_tail(b, opath, OUTPUT_TAIL_MAX);
+            /* the results file where a process-mode check leaves it */
+            char *final = st_path_join(b->output_dir, "results.jsonl");
+            char err[600];
+            if (final && rpath && rename(rpath, final) < 0 && errno != ENOENT)
+                st_warn("%s: cannot move %s: %s", b->path, rpath, strerror(errno));
+            if (final && st_results_read(b, final, err, sizeof(err)) < 0)
+                b->read_error = st_strdup(err);
+            free(final);
+            b->started_at = started[k];
+            b->finished_at = started[k] + st[k].wall_s;
+            b->attempts_timed_out += st[k].timed_out != 0;
+            st_batch_verdict(b, &st[k], have[k] ? s->orphan_timeout_s
+                                                : st_fork_group_timeout(s, n - from));
+            check_rules(b);
+            if (b->output_tail.len > OUTPUT_TAIL_MAX)
+                st_buf_keep_tail(&b->output_tail, OUTPUT_TAIL_MAX);
+            b->done = 1;
+            if (opath)
+                unlink(opath);
+            free(opath);
+            free(rpath);
+        }
+        from = upto;
+    }
+    items[0].cleanup_failures += cleanup;
+out:
+    st_buf_free(&tail);
+    free(out);
+    free(st);
+    free(have);
+    free(started);
+}
+
 static void *worker(void *arg)
 {
     runner *rn = arg;
     for (;;) {
         pthread_mutex_lock(&rn->lock);
-        if (rn->stopping || rn->next >= rn->n_items) {
+        if (rn->stopping || rn->next >= rn->n_units) {
             pthread_mutex_unlock(&rn->lock);
             return NULL;
         }
         size_t i = rn->next++;
         rn->running++;
-        rn->running_ids[i] = rn->items[i].id;
+        rn->running_ids[i] = rn->unit_start ? rn->unit_ids[i] : rn->items[i].id;
         pthread_mutex_unlock(&rn->lock);
 
-        run_one(rn, &rn->items[i]);
+        size_t lo = i, hi = i + 1;
+        if (rn->unit_start) {
+            run_group(rn, i);
+            lo = rn->unit_start[i];
+            hi = rn->unit_start[i + 1];
+        } else {
+            run_one(rn, &rn->items[i]);
+        }
 
         pthread_mutex_lock(&rn->lock);
         rn->running_ids[i] = NULL;
         rn->running--;
-        rn->done++;
-        if (rn->hooks && rn->hooks->batch_done)
-            rn->hooks->batch_done(rn->hooks->opaque, rn->run, &rn->items[i]);
+        for (size_t k = lo; k < hi; k++) {
+            rn->done++;
+            if (rn->hooks && rn->hooks->batch_done)
+                rn->hooks->batch_done(rn->hooks->opaque, rn->run, &rn->items[k]);
+        }
         pthread_cond_broadcast(&rn->cond);
         pthread_mutex_unlock(&rn->lock);
     }
+}
+
+static void free_units(runner *rn)
+{
+    for (size_t u = 0; rn->unit_ids && u < rn->n_units; u++)
+        free(rn->unit_ids[u]);
+    free(rn->unit_ids);
+    free(rn->unit_start);
 }
 
 int st_runner_run(const st_settings *s, st_instance *runtime, const st_preflight *pf, st_run *run,
@@ -649,6 +913,30 @@ int st_runner_run(const st_settings *s, st_instance *runtime, const st_preflight
     if (items[0].kind == ST_EXEC_ORPHAN_CHECK)
         concurrency = n < W ? (unsigned)n : W;
     free(split);
+    rn.n_units = n;
+    if (items[0].kind == ST_EXEC_ORPHAN_CHECK && strcmp(s->orphan_check_mode, "fork") == 0) {
+        /* one server per worker, the checks split evenly (in order) between them */
+        size_t G = concurrency ? concurrency : 1;
+        rn.unit_start = calloc(G + 1, sizeof(*rn.unit_start));
+        rn.unit_ids = calloc(G + 1, sizeof(*rn.unit_ids));
+        int oom = !rn.unit_start || !rn.unit_ids;
+        for (size_t u = 0; !oom && u < G; u++) {
+            rn.unit_start[u + 1] = rn.unit_start[u] + n / G + (u < n % G ? 1 : 0);
+            rn.unit_ids[u] = st_asprintf("%s-fork", items[rn.unit_start[u]].id);
+            oom = !rn.unit_ids[u];
+        }
+        if (oom) {
+            for (size_t u = 0; rn.unit_ids && u < G; u++)
+                free(rn.unit_ids[u]);
+            free(rn.unit_ids);
+            free(rn.unit_start);
+            free(rn.running_ids);
+            free(rn.live);
+            free(rn.live_off);
+            return ST_ERR_NOMEM;
+        }
+        rn.n_units = G;
+    }
     if (pf->xdist == 0 && W > 1 && n < W && items[0].kind == ST_EXEC_TESTS)
         st_warn("pytest-xdist is not installed for %s: batches run with one worker each "
                 "(Debian: apt-get install python3-pytest-xdist)",
@@ -669,6 +957,7 @@ int st_runner_run(const st_settings *s, st_instance *runtime, const st_preflight
     if (started == 0) {
         st_error("cannot start worker threads: %s", strerror(errno));
         free(threads);
+        free_units(&rn);
         free(rn.running_ids);
         free(rn.live);
         free(rn.live_off);
@@ -707,6 +996,7 @@ int st_runner_run(const st_settings *s, st_instance *runtime, const st_preflight
     for (unsigned t = 0; t < started; t++)
         pthread_join(threads[t], NULL);
     free(threads);
+    free_units(&rn);
     free(rn.running_ids);
     free(rn.live);
     free(rn.live_off);

@@ -98,6 +98,9 @@ int st_runner_run(const st_settings *s, st_instance *runtime, const st_preflight
  * --rootdir=ROOT [-n W] [--cov...] ARGS... PATH; for an orphan check: python -m pytest -p
  * selftest_pytest_plugin -p no:cacheprovider -q --rootdir=ROOT . (run in an empty sandbox dir;
  * the plugin generates the import item from SELF_TEST_ORPHAN_MODULES). */
+/* orphan_check_mode "fork": the exec timeout of one orphan check server running n checks (each
+ * check keeps its own orphan_timeout inside it). */
+double st_fork_group_timeout(const st_settings *s, size_t n);
 int st_batch_argv(const st_settings *s, const st_preflight *pf, const st_batch *b, st_strv *argv);
 
 #endif

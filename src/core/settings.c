@@ -205,12 +205,13 @@ int st_settings_init(st_settings *s)
     s->recursive_orphans = 1;
     s->recursive_isolated = 1;
     s->orphan_timeout_s = 60;
+    s->orphan_check_mode = st_strdup("fork");
     for (size_t i = 0; default_skip_dirs[i]; i++)
         st_strv_push(&s->skip_dirs, default_skip_dirs[i]);
     for (size_t i = 0; st_default_orphan_exclude[i]; i++)
         st_strv_push(&s->orphan_exclude, st_default_orphan_exclude[i]);
     if (!s->python || !s->runtime || !s->container_fallback || !s->support_dir ||
-        s->skip_dirs.oom || s->orphan_exclude.oom)
+        !s->orphan_check_mode || s->skip_dirs.oom || s->orphan_exclude.oom)
         return -1;
     return 0;
 }
@@ -264,6 +265,7 @@ static const file_key file_keys[] = {
     {"disable_integration", K_BOOL, OFF(disable_integration)},
     {"orphan_exclude", K_STRLIST, OFF(orphan_exclude)},
     {"orphan_timeout", K_SECONDS, OFF(orphan_timeout_s)},
+    {"orphan_check_mode", K_STRING, OFF(orphan_check_mode)},
     {"host", K_GROUP, 0},
     {"container", K_GROUP, 0},
     {"plugins", K_PLUGINS, 0},
@@ -433,6 +435,9 @@ static int apply_file_key(st_settings *s, const file_key *k, config_setting_t *c
         } else if (strcmp(k->name, "container_fallback") == 0 && strcmp(str, "host") != 0 &&
                    strcmp(str, "fail") != 0) {
             st_error("%s: 'container_fallback' must be \"host\" or \"fail\", not '%s'", w, str);
+        } else if (strcmp(k->name, "orphan_check_mode") == 0 && strcmp(str, "fork") != 0 &&
+                   strcmp(str, "process") != 0) {
+            st_error("%s: 'orphan_check_mode' must be \"fork\" or \"process\", not '%s'", w, str);
         } else if (strcmp(k->name, "runtime") == 0 &&
                    (!str[0] || str[0] == '.' || strchr(str, '/'))) {
             /* the runtime names a plugin file (runtime-NAME.so): a plain name, as in plugins */
@@ -816,6 +821,14 @@ int st_settings_load_env(st_settings *s)
         return -1;
     if (ENV1("SELF_TEST_ORPHAN_TIMEOUT") && st_set_seconds(&s->orphan_timeout_s, v, WHERE()) < 0)
         return -1;
+    if (ENV1("SELF_TEST_ORPHAN_CHECK_MODE")) {
+        if (strcmp(v, "fork") != 0 && strcmp(v, "process") != 0) {
+            st_error("%s: must be \"fork\" or \"process\", not '%s'", WHERE(), v);
+            return -1;
+        }
+        if (st_set_string(&s->orphan_check_mode, v) < 0)
+            return -1;
+    }
     for (size_t i = 0; i < sizeof(env_bools) / sizeof(env_bools[0]); i++) {
         v = env_first(env_bools[i].names, &which);
         if (v && (st_set_bool((int *)((char *)s + env_bools[i].offset), v, WHERE()) < 0 ||
@@ -1099,6 +1112,7 @@ void st_settings_free(st_settings *s)
     free(s->python);
     free(s->runtime);
     free(s->container_fallback);
+    free(s->orphan_check_mode);
     st_strv_free(&s->plugin_path);
     st_strv_free(&s->plugin_system_path);
     free(s->support_dir);

@@ -67,6 +67,7 @@ typedef struct st_settings {
     int refresh_orphans, disable_integration;
     st_strv orphan_exclude;   /* globs of files that are never orphans (replaces the default) */
     double orphan_timeout_s;  /* per import check */
+    char *orphan_check_mode;  /* "fork" (one warm interpreter forks per module) or "process" */
 
     /* discovery-python's switches (discover_orphans, recursive_orphans, auto_include_isolated,
      * recursive_isolated: ST_DP_SWITCHES, in that order) under their old top-level spellings:

@@ -1,0 +1,244 @@
+# SPDX-License-Identifier: MIT
+"""selftest-core's orphan check server: many import checks in one warm interpreter.
+
+Invocation used by the core (orphan_check_mode = "fork"; the working directory
+is the runtime's sandbox directory):
+
+    SELF_TEST_FORKCHECK='{"root": "<project root>", "timeout": 60, "grace": 5,
+                          "outdir": "<dir>", "checks": [{"path": "pkg/mod.py",
+                          "module": "pkg.mod"}, ...]}' \\
+    PYTHONPATH=<pkgdatadir> PYTHONDONTWRITEBYTECODE=1 \\
+    python3 -m selftest_forkcheck
+
+The server imports pytest and the bundled plugin and runs one empty pytest
+session to warm them up (in a fresh empty directory: no project code is ever
+imported in the server).  It makes itself a child subreaper, then for each
+check, one at a time, forks a child that:
+
+    - becomes the leader of its own process group,
+    - makes its own fresh empty directory (inside the server's) its cwd,
+    - lowers RLIMIT_CPU to the check's timeout (+1 s soft, +5 s hard); the
+      other limits the runtime set (memory, files, file size) are per process
+      and inherited,
+    - sends its stdout and stderr to <outdir>/output-K.txt,
+    - runs exactly the pytest session the process mode runs for that module
+      (pytest.main with the bundled plugin, results in <outdir>/results-K.jsonl).
+
+The server waits at most "timeout" seconds for the child; then it sends
+SIGTERM to the child's process group, SIGKILL after "grace" seconds.  After the
+child has exited, whatever it left running (its process group and every
+process reparented to the server) is killed and counted.  One JSON line per
+check goes to <outdir>/status.jsonl:
+
+    {"index": K, "path": STR, "exited": 0|1, "exit_status": INT,
+     "signal": INT, "timed_out": 0|1, "leftover": INT, "wall": FLOAT}
+
+The core reads each check's results and status as it reads a process-mode
+check's results and exit status, so verdicts, reasons and the check cache
+are the same in both modes.  The server's own exit status is 0 when every
+check got a status line.
+"""
+
+import json
+import os
+import select
+import shutil
+import signal
+import sys
+import tempfile
+import time
+
+ENV = "SELF_TEST_FORKCHECK"
+
+
+def _pytest_args(root):
+    return ["-p", "selftest_pytest_plugin", "-p", "no:cacheprovider", "-q",
+            "--rootdir=%s" % root, "."]
+
+
+def _warm_up(plugin):
+    """One empty session: imports what pytest.main imports (its plugins, the
+    installed pytest11 plugins) so each child starts warm."""
+    import pytest
+    d = tempfile.mkdtemp(prefix="warm-", dir=os.getcwd())
+    saved_out, saved_err = os.dup(1), os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    here = os.getcwd()
+    try:
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        os.chdir(d)
+        env = {k: os.environ.pop(k) for k in ("SELF_TEST_RESULTS_FILE",
+                                             "SELF_TEST_ORPHAN_MODULES")
+               if k in os.environ}
+        pytest.main(["-p", "selftest_pytest_plugin", "-p", "no:cacheprovider", "-q",
+                     "--rootdir=%s" % d, "."])
+        os.environ.update(env)
+    except BaseException:
+        pass
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved_out, 1)
+        os.dup2(saved_err, 2)
+        for fd in (saved_out, saved_err, null):
+            os.close(fd)
+        os.chdir(here)
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass
+    plugin._recorder = None
+
+
+def _child(plugin, check, root, timeout, results, output, cwd):
+    """In the forked child: never returns."""
+    rc = 70
+    try:
+        os.setpgid(0, 0)
+        # the subreaper attribute is not inherited across fork: the plugin sets it again
+        plugin._subreaper = False
+        plugin._recorder = None
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
+        want_soft, want_hard = int(timeout) + 1, int(timeout) + 5
+        if hard != resource.RLIM_INFINITY:
+            want_hard = min(want_hard, hard)
+        if soft != resource.RLIM_INFINITY:
+            want_soft = min(want_soft, soft)
+        resource.setrlimit(resource.RLIMIT_CPU, (min(want_soft, want_hard), want_hard))
+        os.chdir(cwd)
+        os.environ["SELF_TEST_RESULTS_FILE"] = results
+        os.environ["SELF_TEST_ORPHAN_MODULES"] = json.dumps(
+            [{"path": check["path"], "module": check.get("module")}])
+        os.environ["SELF_TEST_ORPHAN_ROOT"] = root
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        import pytest
+        rc = int(pytest.main(_pytest_args(root)))
+    except SystemExit as exc:
+        rc = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        rc = 70
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:
+        pass
+    os._exit(rc)
+
+
+def _wait(pid, timeout, grace):
+    """Waits for the child; kills its group at the timeout. (status, timed_out)."""
+    deadline = time.monotonic() + timeout
+    kill_at = None
+    timed_out = False
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    while True:
+        got, status = os.waitpid(pid, os.WNOHANG)
+        if got == pid:
+            break
+        now = time.monotonic()
+        if kill_at is None and now >= deadline:
+            timed_out = True
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except OSError:
+                pass
+            kill_at = now + grace
+        elif kill_at is not None and now >= kill_at:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
+            kill_at = now + 3600
+        wake = (kill_at if kill_at is not None else deadline) - now
+        wake = max(0.0, min(wake, 0.5))
+        if pidfd is not None:
+            select.select([pidfd], [], [], wake)
+        else:
+            time.sleep(min(wake, 0.01))
+    if pidfd is not None:
+        os.close(pidfd)
+    return status, timed_out
+
+
+def _clear_group(pgid):
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def main():
+    raw = os.environ.get(ENV)
+    if not raw:
+        sys.stderr.write("selftest_forkcheck: %s is not set\n" % ENV)
+        return 2
+    try:
+        req = json.loads(raw)
+        root = os.path.abspath(req["root"])
+        timeout = float(req["timeout"])
+        grace = float(req.get("grace", 5))
+        outdir = req["outdir"]
+        checks = list(req["checks"])
+    except (ValueError, KeyError, TypeError) as exc:
+        sys.stderr.write("selftest_forkcheck: bad %s: %s\n" % (ENV, exc))
+        return 2
+    del os.environ[ENV]
+    import selftest_pytest_plugin as plugin
+    _warm_up(plugin)
+    plugin._become_subreaper()
+    here = os.getcwd()
+    status_path = os.path.join(outdir, "status.jsonl")
+    with open(status_path, "w", buffering=1, encoding="utf-8") as st:
+        for k, check in enumerate(checks):
+            results = os.path.join(outdir, "results-%d.jsonl" % k)
+            output = os.path.join(outdir, "output-%d.txt" % k)
+            t0 = time.monotonic()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            cwd = tempfile.mkdtemp(prefix="check-%d-" % k, dir=here)
+            pid = os.fork()
+            if pid == 0:
+                _child(plugin, check, root, timeout, results, output, cwd)
+            try:
+                os.setpgid(pid, pid)  # also here: a kill of the group cannot race the child
+            except OSError:
+                pass
+            status, timed_out = _wait(pid, timeout, grace)
+            # what the check left: its group, and whatever was reparented to this server
+            _clear_group(pid)
+            left = plugin._leftovers()
+            if left:
+                plugin._stop_descendants()
+                sys.stderr.write("selftest_forkcheck: %s: stopped %d process%s left running: "
+                                 "%s\n" % (check.get("path"), len(left),
+                                           "" if len(left) == 1 else "es",
+                                           plugin._describe_pids(left)))
+                sys.stderr.flush()
+            shutil.rmtree(cwd, ignore_errors=True)
+            line = {
+                "index": k,
+                "path": check.get("path"),
+                "exited": 1 if os.WIFEXITED(status) else 0,
+                "exit_status": os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1,
+                "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0,
+                "timed_out": 1 if timed_out else 0,
+                "leftover": 0 if timed_out else len(left),
+                "wall": time.monotonic() - t0,
+            }
+            st.write(json.dumps(line, separators=(",", ":")) + "\n")
+            st.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
