@@ -91,14 +91,11 @@ def _warm_up(plugin):
     plugin._recorder = None
 
 
-def _child(plugin, check, root, timeout, results, output, cwd):
+def _child(check, root, timeout, results, output, cwd):
     """In the forked child: never returns."""
     rc = 70
     try:
         os.setpgid(0, 0)
-        # the subreaper attribute is not inherited across fork: the plugin sets it again
-        plugin._subreaper = False
-        plugin._recorder = None
         fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
         os.dup2(fd, 1)
         os.dup2(fd, 2)
@@ -124,6 +121,11 @@ def _child(plugin, check, root, timeout, results, output, cwd):
         rc = exc.code if isinstance(exc.code, int) else 1
     except BaseException:
         rc = 70
+        try:
+            e = sys.exc_info()[1]
+            os.write(2, ("selftest_forkcheck: %s: %r\n" % (type(e).__name__, e)).encode())
+        except BaseException:
+            pass
     try:
         sys.stdout.flush()
         sys.stderr.flush()
@@ -195,6 +197,9 @@ def main():
     del os.environ[ENV]
     import selftest_pytest_plugin as plugin
     _warm_up(plugin)
+    # each child imports the plugin afresh through -p, as a pytest process does (assertion
+    # rewriting, its own state); the server keeps this copy for its own leftover handling
+    sys.modules.pop("selftest_pytest_plugin", None)
     plugin._become_subreaper()
     here = os.getcwd()
     status_path = os.path.join(outdir, "status.jsonl")
@@ -208,7 +213,7 @@ def main():
             cwd = tempfile.mkdtemp(prefix="check-%d-" % k, dir=here)
             pid = os.fork()
             if pid == 0:
-                _child(plugin, check, root, timeout, results, output, cwd)
+                _child(check, root, timeout, results, output, cwd)
             try:
                 os.setpgid(pid, pid)  # also here: a kill of the group cannot race the child
             except OSError:

@@ -9,6 +9,7 @@ INTEGRATION_TESTS = tests/integration/test_harness.py tests/integration/test_pyt
 	tests/integration/test_cli.py tests/integration/test_run_fixtures.py \
 	tests/integration/test_networkx.py tests/integration/test_stores.py \
 	tests/integration/test_orphan_checks.py tests/integration/test_paths.py \
+	tests/integration/test_orphan_forkserver.py \
 	tests/integration/test_corpus_run.py tests/integration/test_batch_outcomes.py \
 	tests/integration/test_daemon.py tests/integration/test_host_containment.py \
 	tests/integration/test_crash_consistency.py tests/integration/test_faults.py \
