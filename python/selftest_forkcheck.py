@@ -20,7 +20,8 @@ check, one at a time, forks a child that:
     - lowers RLIMIT_CPU to the check's timeout (+1 s soft, +5 s hard); the
       other limits the runtime set (memory, files, file size) are per process
       and inherited,
-    - sends its stdout and stderr to <outdir>/output-K.txt,
+    - sends its stdout and stderr to the server, which copies them to its own
+      stdout (the runtime's output limit counts them) and to <outdir>/output-K.txt,
     - runs exactly the pytest session the process mode runs for that module
       (pytest.main with the bundled plugin, results in <outdir>/results-K.jsonl).
 
@@ -91,15 +92,14 @@ def _warm_up(plugin):
     plugin._recorder = None
 
 
-def _child(check, root, timeout, results, output, cwd):
+def _child(check, root, timeout, results, out_w, cwd):
     """In the forked child: never returns."""
     rc = 70
     try:
         os.setpgid(0, 0)
-        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
-        os.close(fd)
+        os.dup2(out_w, 1)
+        os.dup2(out_w, 2)
+        os.close(out_w)
         import resource
         soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
         want_soft, want_hard = int(timeout) + 1, int(timeout) + 5
@@ -134,8 +134,32 @@ def _child(check, root, timeout, results, output, cwd):
     os._exit(rc)
 
 
-def _wait(pid, timeout, grace):
-    """Waits for the child; kills its group at the timeout. (status, timed_out)."""
+def _forward(fd, sink):
+    """Copies what is readable on fd (non-blocking) to this server's stdout (so the runtime's
+    output limit sees it) and to the check's output file. False at end of file."""
+    while True:
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        if not data:
+            return False
+        for out in (1, sink):
+            view = memoryview(data)
+            while view:
+                try:
+                    view = view[os.write(out, view):]
+                except InterruptedError:
+                    continue
+                except OSError:
+                    break
+
+
+def _wait(pid, timeout, grace, out_r, sink):
+    """Waits for the child, forwarding its output; kills its group at the timeout.
+    (status, timed_out)."""
     deadline = time.monotonic() + timeout
     kill_at = None
     timed_out = False
@@ -163,10 +187,12 @@ def _wait(pid, timeout, grace):
             kill_at = now + 3600
         wake = (kill_at if kill_at is not None else deadline) - now
         wake = max(0.0, min(wake, 0.5))
-        if pidfd is not None:
-            select.select([pidfd], [], [], wake)
-        else:
-            time.sleep(min(wake, 0.01))
+        fds = [out_r] + ([pidfd] if pidfd is not None else [])
+        if pidfd is None:
+            wake = min(wake, 0.01)
+        ready = select.select(fds, [], [], wake)[0]
+        if out_r in ready:
+            _forward(out_r, sink)
     if pidfd is not None:
         os.close(pidfd)
     return status, timed_out
@@ -207,18 +233,23 @@ def main():
         for k, check in enumerate(checks):
             results = os.path.join(outdir, "results-%d.jsonl" % k)
             output = os.path.join(outdir, "output-%d.txt" % k)
+            sink = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+            out_r, out_w = os.pipe()
+            os.set_blocking(out_r, False)
             t0 = time.monotonic()
             sys.stdout.flush()
             sys.stderr.flush()
             cwd = tempfile.mkdtemp(prefix="check-%d-" % k, dir=here)
             pid = os.fork()
             if pid == 0:
-                _child(check, root, timeout, results, output, cwd)
+                os.close(out_r)
+                _child(check, root, timeout, results, out_w, cwd)
+            os.close(out_w)
             try:
                 os.setpgid(pid, pid)  # also here: a kill of the group cannot race the child
             except OSError:
                 pass
-            status, timed_out = _wait(pid, timeout, grace)
+            status, timed_out = _wait(pid, timeout, grace, out_r, sink)
             # what the check left: its group, and whatever was reparented to this server
             _clear_group(pid)
             left = plugin._leftovers()
@@ -229,6 +260,12 @@ def main():
                                            "" if len(left) == 1 else "es",
                                            plugin._describe_pids(left)))
                 sys.stderr.flush()
+            # every writer is gone now: the rest of the output
+            end = time.monotonic() + 2
+            while _forward(out_r, sink) and time.monotonic() < end:
+                select.select([out_r], [], [], 0.1)
+            os.close(out_r)
+            os.close(sink)
             shutil.rmtree(cwd, ignore_errors=True)
             line = {
                 "index": k,
