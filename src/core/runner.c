@@ -649,10 +649,8 @@ static void fork_round(runner *rn, const char *id, st_batch *items, size_t from,
         yajl_gen_map_open(g);
         st_jg_kstr(g, "root", s->project_root);
         st_jg_kstr(g, "outdir", out);
-        yajl_gen_string(g, (const unsigned char *)"timeout", 7);
-        yajl_gen_double(g, s->orphan_timeout_s);
-        yajl_gen_string(g, (const unsigned char *)"grace", 5);
-        yajl_gen_double(g, s->kill_grace_s);
+        st_jg_kdouble(g, "timeout", s->orphan_timeout_s);
+        st_jg_kdouble(g, "grace", s->kill_grace_s);
         yajl_gen_string(g, (const unsigned char *)"checks", 6);
         yajl_gen_array_open(g);
         for (size_t k = from; k < n; k++) {
