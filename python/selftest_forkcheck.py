@@ -57,11 +57,22 @@ def _pytest_args(root):
             "--rootdir=%s" % root, "."]
 
 
-def _warm_up(plugin):
+def _work_dir(root):
+    """Where the checks' directories go: the working directory the runtime gave (its sandbox
+    directory, removed after the execution), unless it is not writable or is in the project
+    (a container's working directory is the read-only project): then a new temp dir."""
+    here = os.path.abspath(os.getcwd())
+    inside = here == root or here.startswith(root.rstrip(os.sep) + os.sep)
+    if not inside and os.access(here, os.W_OK | os.X_OK):
+        return here, False
+    return tempfile.mkdtemp(prefix="selftest-forkcheck-"), True
+
+
+def _warm_up(plugin, base):
     """One empty session: imports what pytest.main imports (its plugins, the
     installed pytest11 plugins) so each child starts warm."""
     import pytest
-    d = tempfile.mkdtemp(prefix="warm-", dir=os.getcwd())
+    d = tempfile.mkdtemp(prefix="warm-", dir=base)
     saved_out, saved_err = os.dup(1), os.dup(2)
     null = os.open(os.devnull, os.O_WRONLY)
     here = os.getcwd()
@@ -221,13 +232,13 @@ def main():
         sys.stderr.write("selftest_forkcheck: bad %s: %s\n" % (ENV, exc))
         return 2
     del os.environ[ENV]
+    here, own = _work_dir(root)
     import selftest_pytest_plugin as plugin
-    _warm_up(plugin)
+    _warm_up(plugin, here)
     # each child imports the plugin afresh through -p, as a pytest process does (assertion
     # rewriting, its own state); the server keeps this copy for its own leftover handling
     sys.modules.pop("selftest_pytest_plugin", None)
     plugin._become_subreaper()
-    here = os.getcwd()
     status_path = os.path.join(outdir, "status.jsonl")
     with open(status_path, "w", buffering=1, encoding="utf-8") as st:
         for k, check in enumerate(checks):
@@ -279,6 +290,8 @@ def main():
             }
             st.write(json.dumps(line, separators=(",", ":")) + "\n")
             st.flush()
+    if own:
+        shutil.rmtree(here, ignore_errors=True)
     return 0
 
 

@@ -11,7 +11,9 @@ imports project code, so
   5 a module that leaves a daemon fails with the leftover reason and nothing survives;
   6 a module importing a missing package is still an unmet dependency;
   7 every verdict and reason equals the process mode's (orphan_check_mode = "process");
-  8 a bad orphan_check_mode (file or SELF_TEST_ORPHAN_CHECK_MODE) is an error naming it."""
+  8 a bad orphan_check_mode (file or SELF_TEST_ORPHAN_CHECK_MODE) is an error naming it;
+  9 in runtime-docker (the private engines of tools/engines/engines.sh; skipped when none can
+    start) the fork mode gives the process mode's verdicts too."""
 import json
 import os
 import re
@@ -31,12 +33,13 @@ def write(root, rel, text):
         f.write(text)
 
 
-def run(root, *args, mode=None, env_extra=None):
+def run(root, *args, mode=None, env_extra=None, extra_conf=None):
     conf = os.path.join(root, "selftest.conf")
     with open(conf, "w") as f:
-        f.write('project_root = ".";\npython = "%s";\nretries = 0;\nplugins = ();\nworkers = 1;\n'
-                'orphan_timeout = 4;\nkill_grace = 1;\n%s'
-                % (t.PYTHON, 'orphan_check_mode = "%s";\n' % mode if mode else ""))
+        f.write('project_root = ".";\nretries = 0;\nplugins = ();\nworkers = 1;\n'
+                'orphan_timeout = 4;\nkill_grace = 1;\n%s%s'
+                % ('orphan_check_mode = "%s";\n' % mode if mode else "",
+                   extra_conf if extra_conf is not None else 'python = "%s";\n' % t.PYTHON))
     env = t.base_env(env_extra)
     rc, out, err = t.run([t.selftest_bin(), "-c", conf, "run", "--json"] + list(args),
                          env=env, timeout=300, cwd=root)
@@ -79,18 +82,20 @@ MODULES = {
     "hangs.py": "import time\ntime.sleep(600)\n",
     "exits.py": "import os\nos._exit(3)\n",
     "segv.py": "import ctypes\nctypes.string_at(0)\n",
-    "daemon.py": "import os, time\n"
+    "daemon.py": "import os, sys, time\n"
                  "if os.fork() == 0:\n"
                  "    os.setsid()\n"
                  "    if os.fork() == 0:\n"
-                 "        os.execvp('sleep', ['sleep', '%s'])\n"
+                 "        os.execv(sys.executable, [sys.executable, '-c', "
+                 "'import time; time.sleep(%s)'])\n"
                  "    os._exit(0)\n"
                  "os.wait()\n" % DAEMON_ARG,
     # a daemon left by a module that then ends the interpreter: the server itself finds it
-    "escapes.py": "import os\n"
+    "escapes.py": "import os, sys\n"
                   "if os.fork() == 0:\n"
                   "    os.setsid()\n"
-                  "    os.execvp('sleep', ['sleep', '%s'])\n"
+                  "    os.execv(sys.executable, [sys.executable, '-c', "
+                  "'import time; time.sleep(%s)'])\n"
                   "os._exit(0)\n" % DAEMON_ARG,
     "missing.py": "import selftest_no_such_package_xyz\n",
     # where its import runs: the command line of the process importing it
@@ -186,7 +191,51 @@ def main():
                            env_extra={"SELF_TEST_ORPHAN_CHECK_MODE": "process"})
         t.is_eq((rc, res.get("orphan_passed_modules")), (0, ["first_ok.py"]),
                 "8: SELF_TEST_ORPHAN_CHECK_MODE=process is accepted")
+    test_docker()
     t.done()
+
+
+DOCKER_CONF = """runtime = "docker";
+container = {
+  image = "%s";
+};
+"""
+DOCKER_ORDER = ["first_ok.py", "poison.py", "victim.py", "exits.py", "segv.py", "daemon.py",
+                "escapes.py", "missing.py", "last_ok.py"]
+
+
+def test_docker():
+    if os.environ.get("ST_ENGINES_DIR") is None:
+        os.environ.setdefault("ST_ENGINES", "docker")
+    eng, why = t.engines_up()
+    if eng is None or not eng.get("docker"):
+        t.skip("9: docker: fork mode against process mode",
+               why or "no docker engine in the private engines")
+        return
+    try:
+        with t.tmpdir() as top:
+            root = os.path.join(top, "proj")
+            for rel in DOCKER_ORDER:
+                write(root, rel, MODULES[rel])
+            t.make_writable(root)
+            os.chmod(top, 0o755)  # the container's user reaches the mounted project
+            env = {"DOCKER_HOST": "unix://" + eng["docker"], "CONTAINER_HOST": None}
+            conf = DOCKER_CONF % eng["image"]
+            rc, res, err = run(root, *DOCKER_ORDER, env_extra=env, extra_conf=conf)
+            passed = sorted(res.get("orphan_passed_modules") or [])
+            t.ok(passed == ["first_ok.py", "last_ok.py", "poison.py", "victim.py"],
+                 "9: docker, fork mode: the expected modules pass",
+                 "passed: %r\n%s" % (passed, err[-1500:]))
+            fork = verdicts(res)
+            rc, res2, err2 = run(root, *DOCKER_ORDER, mode="process", env_extra=env,
+                                 extra_conf=conf)
+            proc = verdicts(res2)
+            diff = {k: (fork.get(k), proc.get(k)) for k in set(fork) | set(proc)
+                    if fork.get(k) != proc.get(k)}
+            t.is_eq(diff, {}, "9: docker: every verdict and reason equals the process mode's")
+            t.is_eq(len(fork), len(DOCKER_ORDER), "9: docker: every module got a check")
+    finally:
+        t.engines_down(eng)
 
 
 if __name__ == "__main__":

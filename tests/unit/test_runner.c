@@ -124,6 +124,23 @@ START_TEST(workers_from_history_rule)
 }
 END_TEST
 
+/* orphan_check_mode "fork": a server's execution timeout is the sum of its checks' bounds
+ * (orphan_timeout + kill_grace each) plus a minute for the warm-up, capped at a day. */
+START_TEST(fork_group_timeout_is_the_sum_bound)
+{
+    st_settings s;
+    ck_assert_int_eq(st_settings_init(&s), 0);
+    ck_assert_str_eq(s.orphan_check_mode, "fork");
+    s.orphan_timeout_s = 10;
+    s.kill_grace_s = 2;
+    ck_assert_double_eq_tol(st_fork_group_timeout(&s, 1), 72, 1e-9);
+    ck_assert_double_eq_tol(st_fork_group_timeout(&s, 8), 156, 1e-9);
+    s.orphan_timeout_s = 3600;
+    ck_assert_double_eq_tol(st_fork_group_timeout(&s, 1000), 86400, 1e-9);
+    st_settings_free(&s);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("runner");
@@ -134,6 +151,7 @@ int main(void)
     tcase_add_test(tc, retry_delay_is_capped);
     tcase_add_test(tc, workers_are_capped_per_cpu);
     tcase_add_test(tc, workers_from_history_rule);
+    tcase_add_test(tc, fork_group_timeout_is_the_sum_bound);
     suite_add_tcase(s, tc);
     return unit_run(s);
 }
