@@ -23,7 +23,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import taplib as t  # noqa: E402
 
-DAEMON_ARG = "987.654321"  # the daemon's `sleep` argument: what finds it in /proc
+DAEMON_ARG = "987.654321"  # the daemons sleep this long: what finds them in /proc
 
 
 def write(root, rel, text):
