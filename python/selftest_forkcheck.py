@@ -23,7 +23,8 @@ check, one at a time, forks a child that:
     - sends its stdout and stderr to the server, which copies them to its own
       stdout (the runtime's output limit counts them) and to <outdir>/output-K.txt,
     - runs exactly the pytest session the process mode runs for that module
-      (pytest.main with the bundled plugin, results in <outdir>/results-K.jsonl).
+      (pytest.main with the bundled plugin, results in <outdir>/results-K.jsonl),
+      then ends as an interpreter does (non-daemon threads joined, atexit callbacks run).
 
 The server waits at most "timeout" seconds for the child; then it sends
 SIGTERM to the child's process group, SIGKILL after "grace" seconds.  After the
@@ -137,6 +138,19 @@ def _child(check, root, timeout, results, out_w, cwd):
             os.write(2, ("selftest_forkcheck: %s: %r\n" % (type(e).__name__, e)).encode())
         except BaseException:
             pass
+    # what an interpreter does when it ends normally (os._exit skips it): wait for the
+    # non-daemon threads, then run the atexit callbacks (a module's atexit daemon is found)
+    try:
+        threading = sys.modules.get("threading")
+        if threading is not None:
+            threading._shutdown()
+    except BaseException:
+        pass
+    try:
+        import atexit
+        atexit._run_exitfuncs()
+    except BaseException:
+        pass
     try:
         sys.stdout.flush()
         sys.stderr.flush()
