@@ -11,8 +11,10 @@ imports project code, so
   5 a module that leaves a daemon fails with the leftover reason and nothing survives;
   6 a module importing a missing package is still an unmet dependency;
   7 every verdict and reason equals the process mode's (orphan_check_mode = "process");
-  8 a bad orphan_check_mode (file or SELF_TEST_ORPHAN_CHECK_MODE) is an error naming it;
-  9 in runtime-docker (the private engines of tools/engines/engines.sh; skipped when none can
+  8 a module that trips a limit of the whole server (sandbox_output_mb) fails with that reason
+    and the modules after it are checked in a new server;
+  9 a bad orphan_check_mode (file or SELF_TEST_ORPHAN_CHECK_MODE) is an error naming it;
+  10 in runtime-docker (the private engines of tools/engines/engines.sh; skipped when none can
     start) the fork mode gives the process mode's verdicts too."""
 import json
 import os
@@ -181,16 +183,29 @@ def main():
         t.is_eq(daemons(), [], "7: nothing survives the process mode either")
         os.unlink(where)
 
+        write(root, "endless.py", "import os\nfor _ in range(100000):\n"
+                                  "    os.write(1, b'x' * 8192 + b'\\n')\n")
+        limited = ["first_ok.py", "endless.py", "victim.py", "missing.py"]
+        rc, res, err = run(root, *limited,
+                           extra_conf='python = "%s";\nhost = { sandbox_output_mb = 1; };\n'
+                           % t.PYTHON)
+        c = (res.get("orphan_checks") or {}).get("endless.py") or {}
+        t.ok(c.get("verdict") == "failed" and "output limit" in (c.get("reason") or ""),
+             "8: a module tripping the server's output limit fails with that reason", c)
+        t.is_eq((sorted(res.get("orphan_passed_modules") or []), res.get("orphan_unmet_modules")),
+                (["first_ok.py", "victim.py"], ["missing.py"]),
+                "8: the modules before and after it get their own verdicts")
+
         rc, res, err = run(root, "first_ok.py", mode="threads")
         t.ok(rc != 0 and "orphan_check_mode" in err and "threads" in err,
-             "8: a bad orphan_check_mode names the setting and the value", err[-400:])
+             "9: a bad orphan_check_mode names the setting and the value", err[-400:])
         rc, res, err = run(root, "first_ok.py", env_extra={"SELF_TEST_ORPHAN_CHECK_MODE": "x"})
         t.ok(rc != 0 and "SELF_TEST_ORPHAN_CHECK_MODE" in err,
-             "8: so does a bad SELF_TEST_ORPHAN_CHECK_MODE", err[-400:])
+             "9: so does a bad SELF_TEST_ORPHAN_CHECK_MODE", err[-400:])
         rc, res, err = run(root, "first_ok.py",
                            env_extra={"SELF_TEST_ORPHAN_CHECK_MODE": "process"})
         t.is_eq((rc, res.get("orphan_passed_modules")), (0, ["first_ok.py"]),
-                "8: SELF_TEST_ORPHAN_CHECK_MODE=process is accepted")
+                "9: SELF_TEST_ORPHAN_CHECK_MODE=process is accepted")
     test_docker()
     t.done()
 
@@ -209,7 +224,7 @@ def test_docker():
         os.environ.setdefault("ST_ENGINES", "docker")
     eng, why = t.engines_up()
     if eng is None or not eng.get("docker"):
-        t.skip("9: docker: fork mode against process mode",
+        t.skip("10: docker: fork mode against process mode",
                why or "no docker engine in the private engines")
         return
     try:
@@ -224,7 +239,7 @@ def test_docker():
             rc, res, err = run(root, *DOCKER_ORDER, env_extra=env, extra_conf=conf)
             passed = sorted(res.get("orphan_passed_modules") or [])
             t.ok(passed == ["first_ok.py", "last_ok.py", "poison.py", "victim.py"],
-                 "9: docker, fork mode: the expected modules pass",
+                 "10: docker, fork mode: the expected modules pass",
                  "passed: %r\n%s" % (passed, err[-1500:]))
             fork = verdicts(res)
             rc, res2, err2 = run(root, *DOCKER_ORDER, mode="process", env_extra=env,
@@ -232,8 +247,8 @@ def test_docker():
             proc = verdicts(res2)
             diff = {k: (fork.get(k), proc.get(k)) for k in set(fork) | set(proc)
                     if fork.get(k) != proc.get(k)}
-            t.is_eq(diff, {}, "9: docker: every verdict and reason equals the process mode's")
-            t.is_eq(len(fork), len(DOCKER_ORDER), "9: docker: every module got a check")
+            t.is_eq(diff, {}, "10: docker: every verdict and reason equals the process mode's")
+            t.is_eq(len(fork), len(DOCKER_ORDER), "10: docker: every module got a check")
     finally:
         t.engines_down(eng)
 
