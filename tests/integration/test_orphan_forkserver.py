@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """Orphan checks in one warm interpreter (orphan_check_mode = "fork", the default), through the real
 binary and the host runtime: every module is imported in a child forked from a server that never
@@ -19,11 +18,10 @@ imports project code, so
 import json
 import os
 import re
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import taplib as t  # noqa: E402
+import pytest
+import st_helpers as t
 
 DAEMON_ARG = "987.654321"  # the daemons sleep this long: what finds them in /proc
 
@@ -119,95 +117,94 @@ def verdicts(res):
     return out
 
 
-def main():
-    if t.PYTHON is None or not os.path.exists(t.PYTHON):
-        t.skip("fork server", "no %s" % t.PYTHON)
-        return
-    with t.tmpdir() as root:
-        for rel, text in MODULES.items():
-            write(root, rel, text)
-        where = os.path.join(root, "..", os.path.basename(root) + "-where.txt")
-        where = os.path.abspath(where)
-        env = {"SELFTEST_WHERE_FILE": where}
-        rc, res, err = run(root, *ORDER, env_extra=env)
-        checks = res.get("orphan_checks") or {}
-        t.is_eq(rc, 0, "the run completes (failed checks are reported, not fatal)")
-        t.is_eq(len(checks), len(ORDER), "every module got a check")
-        try:
-            parent = open(where).read()
-        except OSError:
-            parent = ""
-        t.ok("selftest_forkcheck" in parent,
-             "1: the import runs in a process forked from the check server", "cmdline: %r" % parent)
-        t.is_eq(sorted(res.get("orphan_passed_modules", [])),
-                ["first_ok.py", "last_ok.py", "poison.py", "victim.py", "where.py"],
-                "2-4: the modules around the hanging, crashing and state-changing ones pass")
-        c = checks.get("hangs.py", {})
-        t.ok(c.get("verdict") == "failed" and "timeout" in (c.get("reason") or ""),
-             "2: the hanging module fails with the timeout reason", c)
-        for rel in ("exits.py", "segv.py"):
-            c = checks.get(rel, {})
-            t.is_eq(c.get("verdict"), "failed", "3: %s fails its own check" % rel)
-        t.ok("signal 11" in (checks.get("segv.py", {}).get("reason") or ""),
-             "3: the SIGSEGV is named", checks.get("segv.py"))
-        t.ok("victim.py" in res.get("orphan_passed_modules", []),
-             "4: environment, sys.modules, sys.path, builtins and cwd changes do not leak",
-             checks.get("victim.py"))
-        c = checks.get("daemon.py", {})
-        t.ok(c.get("verdict") == "failed" and "left 1 process" in (c.get("reason") or ""),
-             "5: a module leaving a daemon fails with the leftover reason", c)
-        c = checks.get("escapes.py", {})
-        t.is_eq(c.get("verdict"), "failed", "5: so does one leaving a daemon and ending itself")
-        time.sleep(0.3)
-        t.is_eq(daemons(), [], "5: nothing the modules started survives")
-        c = checks.get("missing.py", {})
-        t.is_eq((c.get("verdict"), c.get("unmet")), ("unmet", "selftest_no_such_package_xyz"),
-                "6: a missing package is an unmet dependency")
-        t.ok((c.get("reason") or "").startswith("unmet dependency: selftest_no_such_package_xyz"),
-             "6: with its reason", c)
+pytestmark = pytest.mark.usefixtures("selftest_bin")
 
-        fork = verdicts(res)
-        os.unlink(where)
-        rc2, res2, err2 = run(root, *ORDER, mode="process", env_extra=env)
-        proc = verdicts(res2)
-        diff = {k: (fork.get(k), proc.get(k)) for k in set(fork) | set(proc)
-                if fork.get(k) != proc.get(k)}
-        t.is_eq(diff, {}, "7: every verdict and reason equals the process mode's")
-        try:
-            parent = open(where).read()
-        except OSError:
-            parent = ""
-        t.ok("selftest_forkcheck" not in parent and "pytest" in parent,
-             "7: orphan_check_mode = \"process\" runs a pytest process per check",
-             "cmdline: %r" % parent)
-        t.is_eq(daemons(), [], "7: nothing survives the process mode either")
-        os.unlink(where)
 
-        write(root, "endless.py", "import os\nfor _ in range(100000):\n"
-                                  "    os.write(1, b'x' * 8192 + b'\\n')\n")
-        limited = ["first_ok.py", "endless.py", "victim.py", "missing.py"]
-        rc, res, err = run(root, *limited,
-                           extra_conf='python = "%s";\nhost = { sandbox_output_mb = 1; };\n'
-                           % t.PYTHON)
-        c = (res.get("orphan_checks") or {}).get("endless.py") or {}
-        t.ok(c.get("verdict") == "failed" and "output limit" in (c.get("reason") or ""),
-             "8: a module tripping the server's output limit fails with that reason", c)
-        t.is_eq((sorted(res.get("orphan_passed_modules") or []), res.get("orphan_unmet_modules")),
-                (["first_ok.py", "victim.py"], ["missing.py"]),
-                "8: the modules before and after it get their own verdicts")
+def test_fork_server(workdir):
+    if not os.path.exists(t.PYTHON):
+        pytest.skip("no %s" % t.PYTHON)
+    root = os.path.join(workdir, "proj")
+    for rel, text in MODULES.items():
+        write(root, rel, text)
+    where = os.path.join(workdir, "where.txt")  # outside the project
+    env = {"SELFTEST_WHERE_FILE": where}
+    rc, res, err = run(root, *ORDER, env_extra=env)
+    checks = res.get("orphan_checks") or {}
+    t.is_eq(rc, 0, "the run completes (failed checks are reported, not fatal)")
+    t.is_eq(len(checks), len(ORDER), "every module got a check")
+    try:
+        parent = open(where).read()
+    except OSError:
+        parent = ""
+    t.ok("selftest_forkcheck" in parent,
+         "1: the import runs in a process forked from the check server", "cmdline: %r" % parent)
+    t.is_eq(sorted(res.get("orphan_passed_modules", [])),
+            ["first_ok.py", "last_ok.py", "poison.py", "victim.py", "where.py"],
+            "2-4: the modules around the hanging, crashing and state-changing ones pass")
+    c = checks.get("hangs.py", {})
+    t.ok(c.get("verdict") == "failed" and "timeout" in (c.get("reason") or ""),
+         "2: the hanging module fails with the timeout reason", c)
+    for rel in ("exits.py", "segv.py"):
+        c = checks.get(rel, {})
+        t.is_eq(c.get("verdict"), "failed", "3: %s fails its own check" % rel)
+    t.ok("signal 11" in (checks.get("segv.py", {}).get("reason") or ""),
+         "3: the SIGSEGV is named", checks.get("segv.py"))
+    t.ok("victim.py" in res.get("orphan_passed_modules", []),
+         "4: environment, sys.modules, sys.path, builtins and cwd changes do not leak",
+         checks.get("victim.py"))
+    c = checks.get("daemon.py", {})
+    t.ok(c.get("verdict") == "failed" and "left 1 process" in (c.get("reason") or ""),
+         "5: a module leaving a daemon fails with the leftover reason", c)
+    c = checks.get("escapes.py", {})
+    t.is_eq(c.get("verdict"), "failed", "5: so does one leaving a daemon and ending itself")
+    time.sleep(0.3)
+    t.is_eq(daemons(), [], "5: nothing the modules started survives")
+    c = checks.get("missing.py", {})
+    t.is_eq((c.get("verdict"), c.get("unmet")), ("unmet", "selftest_no_such_package_xyz"),
+            "6: a missing package is an unmet dependency")
+    t.ok((c.get("reason") or "").startswith("unmet dependency: selftest_no_such_package_xyz"),
+         "6: with its reason", c)
 
-        rc, res, err = run(root, "first_ok.py", mode="threads")
-        t.ok(rc != 0 and "orphan_check_mode" in err and "threads" in err,
-             "9: a bad orphan_check_mode names the setting and the value", err[-400:])
-        rc, res, err = run(root, "first_ok.py", env_extra={"SELF_TEST_ORPHAN_CHECK_MODE": "x"})
-        t.ok(rc != 0 and "SELF_TEST_ORPHAN_CHECK_MODE" in err,
-             "9: so does a bad SELF_TEST_ORPHAN_CHECK_MODE", err[-400:])
-        rc, res, err = run(root, "first_ok.py",
-                           env_extra={"SELF_TEST_ORPHAN_CHECK_MODE": "process"})
-        t.is_eq((rc, res.get("orphan_passed_modules")), (0, ["first_ok.py"]),
-                "9: SELF_TEST_ORPHAN_CHECK_MODE=process is accepted")
-    test_docker()
-    t.done()
+    fork = verdicts(res)
+    os.unlink(where)
+    rc2, res2, err2 = run(root, *ORDER, mode="process", env_extra=env)
+    proc = verdicts(res2)
+    diff = {k: (fork.get(k), proc.get(k)) for k in set(fork) | set(proc)
+            if fork.get(k) != proc.get(k)}
+    t.is_eq(diff, {}, "7: every verdict and reason equals the process mode's")
+    try:
+        parent = open(where).read()
+    except OSError:
+        parent = ""
+    t.ok("selftest_forkcheck" not in parent and "pytest" in parent,
+         "7: orphan_check_mode = \"process\" runs a pytest process per check",
+         "cmdline: %r" % parent)
+    t.is_eq(daemons(), [], "7: nothing survives the process mode either")
+    os.unlink(where)
+
+    write(root, "endless.py", "import os\nfor _ in range(100000):\n"
+                              "    os.write(1, b'x' * 8192 + b'\\n')\n")
+    limited = ["first_ok.py", "endless.py", "victim.py", "missing.py"]
+    rc, res, err = run(root, *limited,
+                       extra_conf='python = "%s";\nhost = { sandbox_output_mb = 1; };\n'
+                       % t.PYTHON)
+    c = (res.get("orphan_checks") or {}).get("endless.py") or {}
+    t.ok(c.get("verdict") == "failed" and "output limit" in (c.get("reason") or ""),
+         "8: a module tripping the server's output limit fails with that reason", c)
+    t.is_eq((sorted(res.get("orphan_passed_modules") or []), res.get("orphan_unmet_modules")),
+            (["first_ok.py", "victim.py"], ["missing.py"]),
+            "8: the modules before and after it get their own verdicts")
+
+    rc, res, err = run(root, "first_ok.py", mode="threads")
+    t.ok(rc != 0 and "orphan_check_mode" in err and "threads" in err,
+         "9: a bad orphan_check_mode names the setting and the value", err[-400:])
+    rc, res, err = run(root, "first_ok.py", env_extra={"SELF_TEST_ORPHAN_CHECK_MODE": "x"})
+    t.ok(rc != 0 and "SELF_TEST_ORPHAN_CHECK_MODE" in err,
+         "9: so does a bad SELF_TEST_ORPHAN_CHECK_MODE", err[-400:])
+    rc, res, err = run(root, "first_ok.py",
+                       env_extra={"SELF_TEST_ORPHAN_CHECK_MODE": "process"})
+    t.is_eq((rc, res.get("orphan_passed_modules")), (0, ["first_ok.py"]),
+            "9: SELF_TEST_ORPHAN_CHECK_MODE=process is accepted")
 
 
 DOCKER_CONF = """runtime = "docker";
@@ -219,39 +216,29 @@ DOCKER_ORDER = ["first_ok.py", "poison.py", "victim.py", "exits.py", "segv.py", 
                 "escapes.py", "missing.py", "last_ok.py"]
 
 
-def test_docker():
-    if os.environ.get("ST_ENGINES_DIR") is None:
-        os.environ.setdefault("ST_ENGINES", "docker")
-    eng, why = t.engines_up()
-    if eng is None or not eng.get("docker"):
-        t.skip("10: docker: fork mode against process mode",
-               why or "no docker engine in the private engines")
-        return
-    try:
-        with t.tmpdir() as top:
-            root = os.path.join(top, "proj")
-            for rel in DOCKER_ORDER:
-                write(root, rel, MODULES[rel])
-            t.make_writable(root)
-            os.chmod(top, 0o755)  # the container's user reaches the mounted project
-            env = {"DOCKER_HOST": "unix://" + eng["docker"], "CONTAINER_HOST": None}
-            conf = DOCKER_CONF % eng["image"]
-            rc, res, err = run(root, *DOCKER_ORDER, env_extra=env, extra_conf=conf)
-            passed = sorted(res.get("orphan_passed_modules") or [])
-            t.ok(passed == ["first_ok.py", "last_ok.py", "poison.py", "victim.py"],
-                 "10: docker, fork mode: the expected modules pass",
-                 "passed: %r\n%s" % (passed, err[-1500:]))
-            fork = verdicts(res)
-            rc, res2, err2 = run(root, *DOCKER_ORDER, mode="process", env_extra=env,
-                                 extra_conf=conf)
-            proc = verdicts(res2)
-            diff = {k: (fork.get(k), proc.get(k)) for k in set(fork) | set(proc)
-                    if fork.get(k) != proc.get(k)}
-            t.is_eq(diff, {}, "10: docker: every verdict and reason equals the process mode's")
-            t.is_eq(len(fork), len(DOCKER_ORDER), "10: docker: every module got a check")
-    finally:
-        t.engines_down(eng)
+def test_fork_server_docker(engines):
+    eng = engines
+    if not eng.get("docker"):
+        pytest.skip("no docker engine in the private engines")
+    with t.tmpdir() as top:
+        root = os.path.join(top, "proj")
+        for rel in DOCKER_ORDER:
+            write(root, rel, MODULES[rel])
+        t.make_writable(root)
+        os.chmod(top, 0o755)  # the container's user reaches the mounted project
+        env = {"DOCKER_HOST": "unix://" + eng["docker"], "CONTAINER_HOST": None}
+        conf = DOCKER_CONF % eng["image"]
+        rc, res, err = run(root, *DOCKER_ORDER, env_extra=env, extra_conf=conf)
+        passed = sorted(res.get("orphan_passed_modules") or [])
+        t.ok(passed == ["first_ok.py", "last_ok.py", "poison.py", "victim.py"],
+             "10: docker, fork mode: the expected modules pass",
+             "passed: %r\n%s" % (passed, err[-1500:]))
+        fork = verdicts(res)
+        rc, res2, err2 = run(root, *DOCKER_ORDER, mode="process", env_extra=env,
+                             extra_conf=conf)
+        proc = verdicts(res2)
+        diff = {k: (fork.get(k), proc.get(k)) for k in set(fork) | set(proc)
+                if fork.get(k) != proc.get(k)}
+        t.is_eq(diff, {}, "10: docker: every verdict and reason equals the process mode's")
+        t.is_eq(len(fork), len(DOCKER_ORDER), "10: docker: every module got a check")
 
-
-if __name__ == "__main__":
-    main()
