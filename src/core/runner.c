@@ -674,8 +674,9 @@ static void fork_round(runner *rn, const char *id, st_batch *items, size_t from,
         goto done;
     }
     unlink(status_path);
-    char label[120];
-    snprintf(label, sizeof(label), "orphan checks %zu-%zu of %s", from + 1, n, items[0].path);
+    char label[300];
+    snprintf(label, sizeof(label), "orphan check server (%zu module%s from %s)", n - from,
+             n - from == 1 ? "" : "s", items[from].path);
     st_exec_request req = {
         .struct_size = sizeof(req),
         .id = id,
