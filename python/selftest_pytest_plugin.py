@@ -60,6 +60,11 @@ Events (keys are exactly these; strings are ASCII JSON with \\u escapes):
     running.  Under xdist a crashing worker is reported by xdist as a failed test
     and the run ends normally.
 
+Affected tests first (`run --changed-first`)
+    When SELF_TEST_FIRST_FILES is set to a JSON list of test files relative to
+    the rootdir, the collected items of those files move to the front (a stable
+    reordering, after every other plugin's); the rest keep their order.
+
 Orphan checks (docs/spec.md §8.1)
     When SELF_TEST_ORPHAN_MODULES is set to a JSON list of
     {"path": "pkg/mod.py", "module": "pkg.mod" | null}, the plugin appends one
@@ -131,6 +136,7 @@ import pytest
 RESULTS_ENV = "SELF_TEST_RESULTS_FILE"
 ORPHAN_ENV = "SELF_TEST_ORPHAN_MODULES"
 ORPHAN_ROOT_ENV = "SELF_TEST_ORPHAN_ROOT"
+FIRST_ENV = "SELF_TEST_FIRST_FILES"
 EXCERPT_MAX = 4000
 CAPTURE_MAX = 64 * 1024  # bytes of captured stdout / stderr kept per failing test
 OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
@@ -829,8 +835,28 @@ def _orphan_entries():
     return out
 
 
+def _first_files(config, items):
+    """Moves the items of the files SELF_TEST_FIRST_FILES names to the front (stable)."""
+    try:
+        files = json.loads(os.environ[FIRST_ENV])
+        if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+            raise ValueError("not a JSON list of strings")
+    except ValueError as exc:
+        raise pytest.UsageError("selftest_pytest_plugin: bad %s: %s" % (FIRST_ENV, exc))
+    root = str(config.rootpath)
+    first = {os.path.normpath(os.path.join(root, f)) for f in files}
+
+    def is_first(item):
+        path = getattr(item, "path", None) or getattr(item, "fspath", None)
+        return path is not None and os.path.normpath(str(path)) in first
+
+    items[:] = [i for i in items if is_first(i)] + [i for i in items if not is_first(i)]
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(session, config, items):
+    if os.environ.get(FIRST_ENV):
+        _first_files(config, items)
     if not os.environ.get(ORPHAN_ENV):
         return
     try:

@@ -86,6 +86,17 @@ static const char run_text[] =
     "of the project's pytest configuration, else tests/ if it exists, else the project root).\n"
     "A PATH may be a pytest node id (tests/test_x.py::TestC::test_f[1]): that node alone is\n"
     "its own batch. Batches run concurrently under the worker budget.\n";
+static const char run_opts[] =
+    "  --changed[=REV]          run only the test files a change can affect: files changed\n"
+    "                           (in git, uncommitted and untracked ones included) since the\n"
+    "                           commit of the last passing run (else HEAD; REV: that\n"
+    "                           revision) in their import closure, changed test files, and\n"
+    "                           the tests that failed since the last passing run; a change to\n"
+    "                           a conftest.py, pytest's configuration or a file the import\n"
+    "                           graph cannot place runs everything\n"
+    "  --changed-first[=REV]    run everything, the test files --changed selects first\n"
+    "  --explain                with --changed/--changed-first: print why each test file was\n"
+    "                           selected (the changed file and the import chain)\n";
 static const char sched_text[] =
     "Runs a cycle every --interval seconds (default 86400) until SIGTERM or SIGINT, serving\n"
     "metrics between and during cycles. SIGHUP re-reads the configuration at the next cycle\n"
@@ -154,6 +165,9 @@ enum {
     OPT_CHECK,
     OPT_CHECK_CONFIG,
     OPT_PYTHONPATH,
+    OPT_CHANGED,
+    OPT_CHANGED_FIRST,
+    OPT_EXPLAIN,
     OPT_BOOL_BASE = 512, /* + index into bool_flags, + 64 for --no- */
 };
 
@@ -188,6 +202,8 @@ typedef struct cli_opts {
     int json;
     int path_only;
     int orphans, isolated, deps_mode, check;
+    int changed, changed_first, explain;
+    const char *changed_rev;
     st_strv deps;
     int bools[N_BOOL_FLAGS]; /* -1 unset */
 } cli_opts;
@@ -312,7 +328,7 @@ static void print_usage(command cmd)
 {
     switch (cmd) {
     case CMD_RUN:
-        printf(usage_run, "run", run_text, "");
+        printf(usage_run, "run", run_text, run_opts);
         break;
     case CMD_SCHEDULED:
         printf(usage_run, "run-scheduled", sched_text, sched_opts);
@@ -381,6 +397,11 @@ static int parse_command(command cmd, int argc, char **argv, cli_opts *o, st_str
     }
     if (cmd == CMD_SCHEDULED)
         OPT("interval", required_argument, OPT_INTERVAL);
+    if (cmd == CMD_RUN) {
+        OPT("changed", optional_argument, OPT_CHANGED);
+        OPT("changed-first", optional_argument, OPT_CHANGED_FIRST);
+        OPT("explain", no_argument, OPT_EXPLAIN);
+    }
     if (cmd == CMD_CLEANUP)
         OPT("max-age", required_argument, OPT_MAX_AGE);
     if (cmd == CMD_PLUGINS) {
@@ -449,6 +470,18 @@ static int parse_command(command cmd, int argc, char **argv, cli_opts *o, st_str
         case OPT_ISOLATED: o->isolated = 1; break;
         case OPT_DEPS: o->deps_mode = 1; break;
         case OPT_CHECK: o->check = 1; break;
+        case OPT_CHANGED:
+        case OPT_CHANGED_FIRST:
+            if (optarg && !optarg[0]) {
+                fprintf(stderr, "selftest-core %s: option '%s' needs a revision after '='\n",
+                        argv[0], c == OPT_CHANGED ? "--changed" : "--changed-first");
+                return ST_ERR_INVALID;
+            }
+            *(c == OPT_CHANGED ? &o->changed : &o->changed_first) = 1;
+            if (optarg)
+                o->changed_rev = optarg;
+            break;
+        case OPT_EXPLAIN: o->explain = 1; break;
         case 'v': o->verbosity = o->verbosity < 0 ? 1 : o->verbosity + 1; break;
         case 'h':
             print_usage(cmd);
@@ -847,7 +880,23 @@ int st_cli_main(int argc, char **argv)
         .color = isatty(STDOUT_FILENO) && !getenv("NO_COLOR"),
         .should_stop = should_stop,
         .stopped = ST_VERDICT_BROKEN, /* `run` stopped by a signal: exit 3 */
+        .changed = o.changed,
+        .changed_first = o.changed_first,
+        .changed_rev = o.changed_rev,
+        .explain = o.explain,
     };
+    if (cmd == CMD_RUN && o.changed && o.changed_first) {
+        fputs("selftest-core run: --changed and --changed-first exclude each other (the first "
+              "runs only the affected tests, the second everything, those first)\n", stderr);
+        rc = ST_ERR_INVALID;
+        goto out;
+    }
+    if (cmd == CMD_RUN && o.explain && !o.changed && !o.changed_first) {
+        fputs("selftest-core run: --explain says why --changed or --changed-first chose each "
+              "test file: give one of them\n", stderr);
+        rc = ST_ERR_INVALID;
+        goto out;
+    }
     if (o.check == 2)
         cmd = CMD_PLUGINS; /* --check-config COMMAND: the command line is checked, nothing runs */
     switch (cmd) {

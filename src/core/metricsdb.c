@@ -4,6 +4,7 @@
 
 #include "metricsdb.h"
 
+#include "json.h"
 #include "log.h"
 #include "util.h"
 
@@ -32,6 +33,7 @@ struct st_metricsdb {
     " finished_at REAL, passed INTEGER, failed INTEGER, skipped INTEGER, xfailed INTEGER,"     \
     " errors INTEGER, coverage REAL, runtime REAL, total_runtime REAL, exit_status INTEGER,"   \
     " aborted INTEGER NOT NULL DEFAULT 0, runtime_used TEXT, results TEXT)"
+/* the runs table of version 1; later migrations add columns to it (added[] below) */
 #define T_TEST_OUTCOMES                                                                        \
     "test_outcomes(run INTEGER NOT NULL REFERENCES runs(id), nodeid TEXT NOT NULL,"            \
     " file TEXT, batch TEXT, outcome TEXT NOT NULL, phase TEXT, duration REAL)"
@@ -40,14 +42,33 @@ struct st_metricsdb {
     "orphan_outcomes(run INTEGER NOT NULL REFERENCES runs(id), path TEXT NOT NULL,"            \
     " classification TEXT, outcome TEXT NOT NULL)"
 
-/* Migration i takes the schema from version i to i + 1. Only ever append. Version 0 is a new
- * file or a menace database that may already hold eval_metrics. */
-static const char *const migrations[] = {
-    "CREATE TABLE IF NOT EXISTS " T_EVAL_METRICS ";"
-    "CREATE TABLE " T_RUNS ";"
-    "CREATE TABLE " T_TEST_OUTCOMES ";"
-    "CREATE INDEX " I_TEST_OUTCOMES_RUN ";"
-    "CREATE TABLE " T_ORPHAN_OUTCOMES ";",
+/* Columns added by a later migration: when one is missing from a table whose user_version
+ * claims it, check_schema adds it (nothing to guess: it is nullable and old rows have no value). */
+#define C_RUNS_GIT_COMMIT "git_commit TEXT"
+
+static int add_column(st_metricsdb *m, const char *table, const char *decl);
+
+/* 1 -> 2: the git commit each run tested (change-aware runs diff against the newest passing
+ * run's commit); NULL for older runs and outside git. A version-1 file without a runs table
+ * (repaired by check_schema) gets it there. */
+static int migrate_git_commit(st_metricsdb *m)
+{
+    return add_column(m, "runs", C_RUNS_GIT_COMMIT);
+}
+
+/* Migration i takes the schema from version i to i + 1: SQL, or a function for a step that
+ * must look at the file first. Only ever append. Version 0 is a new file or a menace database
+ * that may already hold eval_metrics. */
+static const struct {
+    const char *sql;
+    int (*fn)(st_metricsdb *m);
+} migrations[] = {
+    {"CREATE TABLE IF NOT EXISTS " T_EVAL_METRICS ";"
+     "CREATE TABLE " T_RUNS ";"
+     "CREATE TABLE " T_TEST_OUTCOMES ";"
+     "CREATE INDEX " I_TEST_OUTCOMES_RUN ";"
+     "CREATE TABLE " T_ORPHAN_OUTCOMES ";", NULL},
+    {NULL, migrate_git_commit},
 };
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 
@@ -129,13 +150,10 @@ static int migrate(st_metricsdb *m)
     for (; v < (int)N_MIGRATIONS; v++) {
         char pragma[64];
         snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d;", v + 1);
-        if (exec_sql(m, "BEGIN IMMEDIATE") < 0)
-            return -1;
-        if (exec_sql(m, migrations[v]) < 0 || exec_sql(m, pragma) < 0) {
-            rollback(m);
-            return -1;
-        }
-        if (exec_sql(m, "COMMIT") < 0)
+        /* inside the transaction of st_metricsdb_open, with check_schema: a file refused
+         * there is left as it was */
+        if ((migrations[v].sql ? exec_sql(m, migrations[v].sql) : migrations[v].fn(m)) < 0 ||
+            exec_sql(m, pragma) < 0)
             return -1;
         st_info("%s: schema migrated to version %d", m->path, v + 1);
     }
@@ -147,19 +165,35 @@ static int migrate(st_metricsdb *m)
 static const struct {
     const char *table;
     const char *create;
-    const char *columns[17];
+    const char *columns[18];
 } needed[] = {
     {"eval_metrics", "CREATE TABLE " T_EVAL_METRICS,
      {"cycle", "metric", "value", "ts", "source_menace_id", NULL}},
     {"runs", "CREATE TABLE " T_RUNS,
      {"id", "run_id", "started_at", "finished_at", "passed", "failed", "skipped", "xfailed",
       "errors", "coverage", "runtime", "total_runtime", "exit_status", "aborted",
-      "runtime_used", "results", NULL}},
+      "runtime_used", "results", "git_commit", NULL}},
     {"test_outcomes", "CREATE TABLE " T_TEST_OUTCOMES ";CREATE INDEX " I_TEST_OUTCOMES_RUN,
      {"run", "nodeid", "file", "batch", "outcome", "phase", "duration", NULL}},
     {"orphan_outcomes", "CREATE TABLE " T_ORPHAN_OUTCOMES,
      {"run", "path", "classification", "outcome", NULL}},
 };
+
+/* Columns a later migration added: missing ones are added again (nullable, no value to guess);
+ * every other missing column is refused. */
+static const struct {
+    const char *table, *column, *decl;
+} addable[] = {
+    {"runs", "git_commit", C_RUNS_GIT_COMMIT},
+};
+
+static const char *addable_column(const char *table, const char *column)
+{
+    for (size_t i = 0; i < sizeof(addable) / sizeof(addable[0]); i++)
+        if (strcmp(addable[i].table, table) == 0 && strcmp(addable[i].column, column) == 0)
+            return addable[i].decl;
+    return NULL;
+}
 
 /* The type of the schema object called name ("table", "view", ...), copied into type; "" when
  * there is none. Returns 0 or -1 (logged). */
@@ -206,15 +240,30 @@ static int has_column(st_metricsdb *m, const char *table, const char *column)
     return found || rc == SQLITE_DONE ? found : -1;
 }
 
+/* Adds the column decl ("name TYPE") to table when the table exists without it. 0 or -1. */
+static int add_column(st_metricsdb *m, const char *table, const char *decl)
+{
+    char type[32], name[64], sql[160];
+    snprintf(name, sizeof(name), "%.*s", (int)strcspn(decl, " "), decl);
+    if (object_type(m, table, type, sizeof(type)) < 0)
+        return -1;
+    if (strcmp(type, "table") != 0)
+        return 0; /* missing: check_schema creates it; not a table: it refuses the file */
+    int has = has_column(m, table, name);
+    if (has < 0)
+        return -1;
+    snprintf(sql, sizeof(sql), "ALTER TABLE %s ADD COLUMN %s", table, decl);
+    return has ? 0 : exec_sql(m, sql);
+}
+
 /* user_version is only a claim: checks that every table the code needs is there with its
- * columns. Missing tables are created (one transaction); a table without a needed column, or a
+ * columns. Missing tables are created, and missing columns of later migrations (addable[])
+ * added (one transaction); a table without another needed column, or a
  * view where a table belongs, cannot be repaired without guessing and is refused, nothing
  * changed. Returns 0 or -1 (logged, naming the file, the table and the column). */
 static int check_schema(st_metricsdb *m)
 {
-    char created[128] = "";
-    if (exec_sql(m, "BEGIN IMMEDIATE") < 0)
-        return -1;
+    char created[128] = "", added[128] = "";
     for (size_t i = 0; i < sizeof(needed) / sizeof(needed[0]); i++) {
         char type[32];
         if (object_type(m, needed[i].table, type, sizeof(type)) < 0)
@@ -238,6 +287,17 @@ static int check_schema(st_metricsdb *m)
             int has = has_column(m, needed[i].table, needed[i].columns[c]);
             if (has < 0)
                 goto fail;
+            const char *decl = has ? NULL : addable_column(needed[i].table, needed[i].columns[c]);
+            if (!has && decl) {
+                char sql[160];
+                snprintf(sql, sizeof(sql), "ALTER TABLE %s ADD COLUMN %s", needed[i].table, decl);
+                if (exec_sql(m, sql) < 0)
+                    goto fail;
+                size_t used = strlen(added);
+                snprintf(added + used, sizeof(added) - used, "%s%s.%s", used ? ", " : "",
+                         needed[i].table, needed[i].columns[c]);
+                continue;
+            }
             if (!has) {
                 st_error("%s: table %s has no column %s (schema version %d needs it); refusing "
                          "to use this metrics DB: move it aside (a new one is then created) or "
@@ -247,15 +307,14 @@ static int check_schema(st_metricsdb *m)
             }
         }
     }
-    if (exec_sql(m, "COMMIT") < 0)
-        goto fail;
     if (created[0])
         st_warn("%s: the schema version says %d but table(s) %s were missing; created them",
                 m->path, ST_METRICSDB_SCHEMA, created);
+    if (added[0])
+        st_warn("%s: the schema version says %d but column(s) %s were missing; added them",
+                m->path, ST_METRICSDB_SCHEMA, added);
     return 0;
 fail:
-    if (!sqlite3_get_autocommit(m->db))
-        sqlite3_exec(m->db, "ROLLBACK", NULL, NULL, NULL);
     return -1;
 }
 
@@ -280,7 +339,18 @@ int st_metricsdb_open(const char *path, st_metricsdb **out)
     sqlite3_busy_timeout(m->db, 10000);
     /* migrate() first: it refuses a newer schema before anything (even the journal mode) is
      * changed in the file. */
-    if (migrate(m) < 0 || check_schema(m) < 0 ||
+    /* the migrations and the schema check are one transaction: a file either is made whole
+     * or is left exactly as it was */
+    int v0, ok = user_version(m, &v0) == 0; /* an unreadable file is named as such */
+    if (ok && v0 > ST_METRICSDB_SCHEMA)
+        ok = migrate(m) == 0; /* refuses it, changing nothing */
+    ok = ok && exec_sql(m, "BEGIN IMMEDIATE") == 0;
+    if (ok && (migrate(m) < 0 || check_schema(m) < 0 || exec_sql(m, "COMMIT") < 0)) {
+        if (!sqlite3_get_autocommit(m->db))
+            sqlite3_exec(m->db, "ROLLBACK", NULL, NULL, NULL);
+        ok = 0;
+    }
+    if (!ok ||
         exec_sql(m, "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-256;") < 0) {
         st_metricsdb_close(m);
         return -1;
@@ -542,8 +612,8 @@ int st_metricsdb_store(st_metricsdb *m, const st_run *run, const char *results_j
     if (sqlite3_prepare_v2(m->db,
                            "INSERT INTO runs(run_id, started_at, finished_at, passed, failed,"
                            " skipped, xfailed, errors, coverage, runtime, total_runtime,"
-                           " exit_status, aborted, runtime_used, results)"
-                           " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                           " exit_status, aborted, runtime_used, results, git_commit)"
+                           " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                            -1, &ins_run, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(m->db,
                            "INSERT INTO test_outcomes(run, nodeid, file, batch, outcome, phase,"
@@ -575,6 +645,7 @@ int st_metricsdb_store(st_metricsdb *m, const st_run *run, const char *results_j
     sqlite3_bind_int(ins_run, i++, run->aborted);
     sqlite3_bind_text(ins_run, i++, run->runtime_used, -1, SQLITE_STATIC);
     sqlite3_bind_text(ins_run, i++, results_json, -1, SQLITE_STATIC);
+    sqlite3_bind_text(ins_run, i++, run->git_commit, -1, SQLITE_STATIC); /* NULL: none */
     if (bind_step(m, ins_run) < 0)
         goto out;
     sqlite3_int64 id = sqlite3_last_insert_rowid(m->db);
@@ -627,4 +698,137 @@ out:
     if (rc < 0)
         rollback(m);
     return rc;
+}
+
+/* ---- change-aware runs --------------------------------------------------------------------- */
+
+/* The id of the newest run that passed (not aborted, exit status 0), 0 when none. */
+static int last_passing_id(st_metricsdb *m, sqlite3_int64 *id, int with_commit)
+{
+    sqlite3_stmt *st;
+    const char *sql = with_commit
+                          ? "SELECT id FROM runs WHERE aborted = 0 AND exit_status = 0 AND "
+                            "git_commit IS NOT NULL ORDER BY id DESC LIMIT 1"
+                          : "SELECT id FROM runs WHERE aborted = 0 AND exit_status = 0 "
+                            "ORDER BY id DESC LIMIT 1";
+    *id = 0;
+    if (sqlite3_prepare_v2(m->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
+        return -1;
+    }
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *id = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
+        return -1;
+    }
+    return 0;
+}
+
+int st_metricsdb_last_passing(st_metricsdb *m, char **commit, char **run_id)
+{
+    *commit = NULL;
+    if (run_id)
+        *run_id = NULL;
+    sqlite3_int64 id;
+    if (last_passing_id(m, &id, 1) < 0)
+        return -1;
+    if (!id)
+        return 0;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(m->db, "SELECT git_commit, run_id FROM runs WHERE id = ?", -1, &st,
+                           NULL) != SQLITE_OK) {
+        st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
+        return -1;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *commit = st_strdup((const char *)sqlite3_column_text(st, 0));
+        if (run_id)
+            *run_id = st_strdup((const char *)sqlite3_column_text(st, 1));
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+/* Does run id hold a failed or errored test of batch path? */
+static int batch_has_failure(st_metricsdb *m, sqlite3_int64 id, const char *path)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(m->db,
+                           "SELECT 1 FROM test_outcomes WHERE run = ? AND batch = ? AND "
+                           "outcome IN ('failed', 'error') LIMIT 1",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+int st_metricsdb_failed_files(st_metricsdb *m, st_strv *files, st_strv *failed_batches)
+{
+    sqlite3_int64 since;
+    if (last_passing_id(m, &since, 0) < 0)
+        return -1;
+    /* no passing run: the newest run alone */
+    const char *runs_sql =
+        since ? "SELECT id, results FROM runs WHERE aborted = 0 AND id > ? ORDER BY id"
+              : "SELECT id, results FROM runs WHERE aborted = 0 AND id >= ? ORDER BY id DESC "
+                "LIMIT 1";
+    sqlite3_stmt *runs, *tests;
+    if (sqlite3_prepare_v2(m->db, runs_sql, -1, &runs, NULL) != SQLITE_OK) {
+        st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
+        return -1;
+    }
+    if (sqlite3_prepare_v2(m->db,
+                           "SELECT DISTINCT file FROM test_outcomes WHERE run = ? AND "
+                           "outcome IN ('failed', 'error') AND file IS NOT NULL",
+                           -1, &tests, NULL) != SQLITE_OK) {
+        st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
+        sqlite3_finalize(runs);
+        return -1;
+    }
+    sqlite3_bind_int64(runs, 1, since);
+    int rc = 0, step;
+    while (rc == 0 && (step = sqlite3_step(runs)) == SQLITE_ROW) {
+        sqlite3_int64 id = sqlite3_column_int64(runs, 0);
+        sqlite3_bind_int64(tests, 1, id);
+        while (sqlite3_step(tests) == SQLITE_ROW) {
+            const char *f = (const char *)sqlite3_column_text(tests, 0);
+            if (f && !st_strv_contains(files, f))
+                st_strv_push(files, f);
+        }
+        sqlite3_reset(tests);
+        /* a batch that failed without a failing test to show for it (a crash, a timeout,
+         * nothing collected): its whole path */
+        const char *text = (const char *)sqlite3_column_text(runs, 1);
+        char err[128];
+        yajl_val v = text ? st_json_parse(text, err, sizeof(err)) : NULL;
+        yajl_val sm = v ? st_jv_get(v, "suite_metrics") : NULL;
+        for (size_t i = 0; sm && YAJL_IS_ARRAY(sm) && i < sm->u.array.len; i++) {
+            yajl_val b = sm->u.array.values[i];
+            yajl_val ok = st_jv_get(b, "ok"), ab = st_jv_get(b, "aborted");
+            const char *path = st_jv_str(b, "path");
+            if (!path || !ok || YAJL_IS_TRUE(ok) || (ab && YAJL_IS_TRUE(ab)))
+                continue;
+            int has = batch_has_failure(m, id, path);
+            if (has < 0)
+                rc = -1;
+            else if (!has && !st_strv_contains(failed_batches, path))
+                st_strv_push(failed_batches, path);
+        }
+        if (v)
+            yajl_tree_free(v);
+    }
+    if (rc == 0 && step != SQLITE_DONE) {
+        st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
+        rc = -1;
+    }
+    sqlite3_finalize(runs);
+    sqlite3_finalize(tests);
+    return rc == 0 && !files->oom && !failed_batches->oom ? 0 : -1;
 }

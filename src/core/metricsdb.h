@@ -8,7 +8,7 @@
 
 #include "results.h"
 
-#define ST_METRICSDB_SCHEMA 1
+#define ST_METRICSDB_SCHEMA 2
 
 typedef struct st_metricsdb st_metricsdb;
 
@@ -29,5 +29,13 @@ int st_metricsdb_batch_history(st_metricsdb *db, const char *const *paths, size_
                                double *duration_s, long *tests);
 /* Stores the run (one transaction). Returns 0 or -1 (logged); nothing is half-written. */
 int st_metricsdb_store(st_metricsdb *db, const st_run *run, const char *results_json);
+
+/* Change-aware runs. The newest passing run (not aborted, exit status 0) with a recorded git
+ * commit: *commit and *run_id (may be NULL) get them, NULL both when there is none. 0 or -1. */
+int st_metricsdb_last_passing(st_metricsdb *db, char **commit, char **run_id);
+/* The test files with a failed or errored test in every run since the newest passing one (no
+ * passing run: in the newest run) go to files; the paths of those runs' batches that failed
+ * without a failing test (a crash, a timeout, nothing collected) to failed_batches. 0 or -1. */
+int st_metricsdb_failed_files(st_metricsdb *db, st_strv *files, st_strv *failed_batches);
 
 #endif

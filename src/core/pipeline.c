@@ -8,6 +8,7 @@
 #include "pipeline_stages.h"
 
 #include "exitstatus.h"
+#include "changed.h"
 #include "checkcache.h"
 #include "plugin_services.h"
 #include "json.h"
@@ -239,7 +240,7 @@ int st_preflight_stage(st_pipeline *p, const char *work, st_preflight *pf)
  * negative st_status (never ST_ERR_INVALID). */
 static int run_stage(st_pipeline *p, st_cycle *c, st_run *run, const st_strv *batches,
                      st_module_list *modules, const char *work, const st_preflight *pf_in,
-                     st_check_cache *cc)
+                     st_check_cache *cc, st_strv *keeps)
 {
     st_settings *s = p->s;
     const st_preflight pf = *pf_in;
@@ -247,13 +248,8 @@ static int run_stage(st_pipeline *p, st_cycle *c, st_run *run, const st_strv *ba
     run->cleanup_failures += pf.cleanup_failures; /* the preflight's container */
     /* The metrics DB is opened once something will run: a usage error or a missing pytest
      * leaves nothing in the data dir. */
-    if (!p->db) {
-        char *db_path = st_path_join(s->data_dir, "metrics.db");
-        int db_rc = db_path ? st_metricsdb_open(db_path, &p->db) : -1;
-        free(db_path);
-        if (db_rc < 0)
-            return ST_ERR_IO;
-    }
+    if (st_pipeline_open_db(p) < 0)
+        return ST_ERR_IO;
     if (s->coverage && !pf.cov)
         st_warn("coverage requested but pytest-cov is not installed for %s: coverage is reported "
                 "as unavailable (Debian: apt-get install python3-pytest-cov)",
@@ -302,6 +298,11 @@ static int run_stage(st_pipeline *p, st_cycle *c, st_run *run, const st_strv *ba
         b->output_dir = st_asprintf("%s/batch-%zu", work, i);
         b->coverage = -1;
         b->exit_status = -1;
+        if (keeps) { /* a change-aware run: the affected test files of the batch */
+            b->select = keeps[i];
+            memset(&keeps[i], 0, sizeof(keeps[i]));
+            b->select_first = c->o->changed_first;
+        }
         if (!b->id || !b->path || !b->output_dir || st_mkdir_p(b->output_dir, 0755) < 0)
             return ST_ERR_IO;
     }
@@ -393,6 +394,8 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
     st_orphan_rules rules = {0};
     st_check_cache checks_store = {0}, *checks = NULL;
     int save_cache = 0;
+    st_strv *keeps = NULL; /* change-aware runs: the test files of each batch */
+    size_t n_keeps = 0;
     st_run run = {0};
     char *work = NULL, *results_json = NULL;
     int status = ST_ERR_NOMEM, lock_fd = -1;
@@ -465,6 +468,19 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
                                cache ? &rules : NULL, NULL);
     if (status != ST_OK)
         goto out;
+    if ((o->changed || o->changed_first) && batches.n) {
+        size_t n_before = batches.n;
+        status = st_changed_stage(p, o, &batches, &keeps);
+        n_keeps = batches.n;
+        if (status != ST_OK)
+            goto out;
+        if (batches.n == 0 && modules.n == 0) {
+            fprintf(o->json ? stderr : stdout, "no test is affected by the changes (%zu "
+                    "batch%s skipped); nothing to run\n", n_before, n_before == 1 ? "" : "es");
+            *verdict = ST_VERDICT_PASSED;
+            goto out;
+        }
+    }
     if (batches.n == 0 && modules.n == 0) {
         st_error("discover stage: nothing to run (no test paths and no modules to check)");
         status = ST_ERR_INVALID;
@@ -476,7 +492,9 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
     run.run_id = new_run_id();
     run.started_at = st_wall_clock();
     run.runtime_used = rt->runtime_name ? rt->runtime_name : s->runtime;
-    status = run.run_id ? run_stage(p, &c, &run, &batches, &modules, work, &pf, checks)
+    if (st_git_head(s->project_root, &run.git_commit) != ST_GIT_OK)
+        run.git_commit = NULL; /* not in git: the run has no commit */
+    status = run.run_id ? run_stage(p, &c, &run, &batches, &modules, work, &pf, checks, keeps)
                         : ST_ERR_NOMEM;
     if (status != ST_OK)
         goto out;
@@ -577,6 +595,9 @@ out:
     st_strv_free(&explicit_modules);
     st_strv_free(&skipped_before);
     st_module_list_free(&modules);
+    for (size_t i = 0; keeps && i < n_keeps; i++)
+        st_strv_free(&keeps[i]);
+    free(keeps);
     return status;
 }
 

@@ -24,6 +24,11 @@ typedef struct st_pipeline_opts {
     int (*should_stop)(void); /* polled; non-zero stops the run (signals) */
     st_verdict stopped;       /* the verdict of a cycle stopped that way (`run`: broken, exit 3;
                                  run-scheduled: passed, its last cycle exits 0) */
+    /* change-aware runs: run only the tests the changes since the last passing run (or
+     * changed_rev, when not empty) affect; with changed_first, run everything, those first */
+    int changed, changed_first;
+    const char *changed_rev;
+    int explain;              /* print why each test file was selected */
 } st_pipeline_opts;
 
 typedef struct st_pipeline st_pipeline;

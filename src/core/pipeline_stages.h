@@ -54,6 +54,19 @@ int st_discover_stage(const st_settings *s, st_plugin_set *ps, const st_strv *pa
                       st_strv *batches, st_module_list *modules, st_orphan_cache *cache,
                       const st_orphan_rules *rules, st_strv *excluded);
 
+/* ---- change-aware runs (pipeline_changed.c) ------------------------------------------------ */
+
+/* Opens the metrics DB once (p->db). 0 or -1 (logged). */
+int st_pipeline_open_db(st_pipeline *p);
+/* `run --changed[=REV]` / `--changed-first`: restricts (or reorders) batches to the test files
+ * the changes affect and prints why (--explain). *keeps gets, per remaining batch, the test
+ * files to run (empty: the whole path), or stays NULL when every test runs as usual (not a git
+ * work tree: a warning). Returns ST_OK or a negative st_status (ST_ERR_INVALID: a revision
+ * that names no commit, or REV outside a git work tree; ST_ERR_UNAVAILABLE: git cannot be
+ * run). */
+int st_changed_stage(st_pipeline *p, const st_pipeline_opts *o, st_strv *batches,
+                     st_strv **keeps);
+
 /* ---- run (pipeline.c) ------------------------------------------------------------------------ */
 
 /* Prepares the runtime and runs the preflight through it. Returns ST_OK or a negative st_status

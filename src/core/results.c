@@ -554,6 +554,7 @@ void st_batch_reset_outcome(st_batch *b)
 void st_batch_free(st_batch *b)
 {
     st_batch_reset_outcome(b);
+    st_strv_free(&b->select);
     free(b->id);
     free(b->path);
     free(b->module);
@@ -924,6 +925,7 @@ char *st_run_to_json(const st_run *r, int pretty)
     yajl_gen_map_close(g);
     st_jg_kstr(g, "runtime_used", r->runtime_used);
     st_jg_kstr(g, "run_id", r->run_id);
+    st_jg_kstr(g, "git_commit", r->git_commit);
     st_jg_kdouble(g, "core_cpu_seconds", r->core_cpu_s);
     st_jg_kbool(g, "aborted", r->aborted);
     st_jg_kint(g, "exit_status", r->exit_status);
@@ -1118,6 +1120,7 @@ st_node_verdict *st_run_node_verdicts(const st_run *r, size_t *n)
 
 void st_run_free(st_run *r)
 {
+    free(r->git_commit);
     for (size_t i = 0; i < r->n_checks; i++)
         st_batch_free(&r->checks[i]);
     free(r->checks);

@@ -70,6 +70,8 @@ typedef struct st_batch {
     char *id;           /* "batch-0" */
     st_exec_kind kind;  /* a test batch, or an orphan check of one module */
     char *path;         /* repo-relative test path ("." for the root), or the module's path */
+    st_strv select;     /* change-aware runs: the test files of path to run (empty: all of it) */
+    int select_first;   /* --changed-first: run select first, then the rest of path */
     /* orphan checks: what discovery said of the module */
     char *module;       /* dotted name, NULL when it can only be run by path */
     st_module_origin origin;
@@ -167,6 +169,7 @@ typedef struct st_run {
     int integration_failed;
     int exit_status;
     int aborted;
+    char *git_commit;          /* the commit HEAD named when the run started, NULL outside git */
     unsigned cleanup_failures; /* containers of this run (the preflight's, and those of every
                                   attempt of its batches and checks) that were not removed */
 } st_run;

@@ -359,7 +359,12 @@ int st_batch_argv(const st_settings *s, const st_preflight *pf, const st_batch *
     }
     for (size_t i = 0; i < s->pytest_args.n; i++)
         st_strv_push(argv, s->pytest_args.v[i]);
-    st_strv_push(argv, b->path);
+    /* a change-aware run: only the affected files of the batch; with select_first the whole
+     * path, the bundled plugin running those files first (SELF_TEST_FIRST_FILES) */
+    for (size_t i = 0; !b->select_first && i < b->select.n; i++)
+        st_strv_push(argv, b->select.v[i]);
+    if (!b->select.n || b->select_first)
+        st_strv_push(argv, b->path);
     return argv->oom ? -1 : 0;
 }
 
@@ -502,6 +507,18 @@ static void run_one(runner *rn, st_batch *b)
     st_strv_push_owned(&env, st_pythonpath_env(s, 1, &pp_oom));
     st_strv_pushf(&env, "SELF_TEST_RESULTS_FILE=%s", results ? results : "");
     st_strv_pushf(&env, "COVERAGE_FILE=%s/.coverage", b->output_dir);
+    if (b->select_first && b->select.n) {
+        yajl_gen g = st_jg_new(0);
+        if (g) {
+            yajl_gen_array_open(g);
+            for (size_t i = 0; i < b->select.n; i++)
+                st_jg_str(g, b->select.v[i]);
+            yajl_gen_array_close(g);
+            char *json = st_jg_finish(g, 0);
+            st_strv_pushf(&env, "SELF_TEST_FIRST_FILES=%s", json ? json : "[]");
+            free(json);
+        }
+    }
     if (b->kind == ST_EXEC_ORPHAN_CHECK) {
         yajl_gen g = st_jg_new(0);
         if (g) {

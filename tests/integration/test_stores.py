@@ -89,7 +89,7 @@ def test_regressions_and_db(tmp):
     names = {e[0] for e in evals}
     t.ok({"coverage", "runtime"} <= names, "menace eval_metrics rows (self_tests, coverage/runtime)",
          names)
-    t.is_eq(db.execute("PRAGMA user_version").fetchone()[0], 1, "schema version recorded")
+    t.is_eq(db.execute("PRAGMA user_version").fetchone()[0], 2, "schema version recorded")
     t.is_eq(db.execute("PRAGMA journal_mode").fetchone()[0], "wal", "the DB is in WAL mode")
     db.close()
 

@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: MIT */
+/* The change-aware part of the discover stage (`run --changed`, `--changed-first`): which
+ * batches and test files a cycle runs, from git, the import graph and metrics.db (changed.h). */
+#include "config.h"
+
+#include "pipeline_stages.h"
+
+#include "changed.h"
+#include "log.h"
+#include "pygraph.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int st_pipeline_open_db(st_pipeline *p)
+{
+    if (p->db)
+        return 0;
+    char *db_path = st_path_join(p->s->data_dir, "metrics.db");
+    int rc = db_path ? st_metricsdb_open(db_path, &p->db) : -1;
+    free(db_path);
+    return rc;
+}
+
+/* Is rel (repo-relative) inside the directory abs (absolute), when abs is inside root? */
+static int inside_dir(const char *root, const char *abs, const char *rel)
+{
+    char *d = abs ? st_path_relative_to(root, abs) : NULL;
+    if (!d)
+        return 0;
+    size_t n = strlen(d);
+    int in = strcmp(d, ".") == 0 ? 0 : strncmp(rel, d, n) == 0 && rel[n] == '/';
+    free(d);
+    return in;
+}
+
+static void say(const st_pipeline_opts *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void say(const st_pipeline_opts *o, const char *fmt, ...)
+{
+    FILE *out = o->json ? stderr : stdout; /* stdout holds only JSON lines then */
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(out, fmt, ap);
+    va_end(ap);
+    fputc('\n', out);
+    fflush(out);
+}
+
+int st_changed_stage(st_pipeline *p, const st_pipeline_opts *o, st_strv *batches,
+                     st_strv **keeps)
+{
+    const st_settings *s = p->s;
+    const char *rev = o->changed_rev && o->changed_rev[0] ? o->changed_rev : NULL;
+    const char *flag = o->changed_first ? "--changed-first" : "--changed";
+    char msg[512] = "", *sha = NULL, *last_commit = NULL, *last_run = NULL, *base = NULL;
+    st_strv files = {0}, kept = {0}, failed = {0}, failed_batches = {0};
+    st_selection sel = {0};
+    int status = ST_ERR_NOMEM;
+    *keeps = NULL;
+    if (st_pipeline_open_db(p) < 0)
+        return ST_ERR_IO;
+    if (rev) {
+        int g = st_git_resolve(s->project_root, rev, &sha, msg, sizeof(msg));
+        if (g == ST_GIT_NOT_REPO) {
+            st_error("%s=%s: the project root %s is not in a git work tree (%s)", flag, rev,
+                     s->project_root, msg);
+            return ST_ERR_INVALID;
+        }
+        if (g == ST_GIT_BAD_REV) {
+            st_error("%s=%s: %s in the git repository of %s", flag, rev, msg, s->project_root);
+            return ST_ERR_INVALID;
+        }
+        if (g != ST_GIT_OK) {
+            st_error("%s=%s: %s", flag, rev, msg);
+            return g == ST_GIT_MISSING ? ST_ERR_UNAVAILABLE : ST_ERR_IO;
+        }
+        base = st_asprintf("%s (%.12s)", rev, sha);
+    } else {
+        if (st_metricsdb_last_passing(p->db, &last_commit, &last_run) < 0) {
+            status = ST_ERR_IO;
+            goto out;
+        }
+        int g = last_commit ? st_git_resolve(s->project_root, last_commit, &sha, msg,
+                                             sizeof(msg))
+                            : ST_GIT_BAD_REV;
+        if (g == ST_GIT_OK) {
+            base = st_asprintf("commit %.12s of the last passing run (%.8s)", sha,
+                               last_run ? last_run : "?");
+        } else if (g == ST_GIT_BAD_REV) {
+            if (last_commit)
+                st_warn("%s: commit %.12s of the last passing run is not in the repository "
+                        "(rewritten history?): selecting the changes since HEAD",
+                        flag, last_commit);
+            g = st_git_head(s->project_root, &sha);
+            if (g == ST_GIT_BAD_REV) {
+                st_warn("%s: the repository of %s has no commit yet: running every test",
+                        flag, s->project_root);
+                status = ST_OK;
+                goto out;
+            }
+            base = st_asprintf("HEAD (%.12s; %s)", sha ? sha : "?",
+                               last_commit ? "the last passing run's commit is gone"
+                                           : "no passing run with a commit recorded");
+        }
+        if (g == ST_GIT_NOT_REPO || g == ST_GIT_MISSING) {
+            st_warn("%s: the project root %s is not in a git work tree (%s): running every "
+                    "test", flag, s->project_root, msg[0] ? msg : "git said no");
+            status = ST_OK;
+            goto out;
+        }
+        if (g != ST_GIT_OK) {
+            st_error("%s: %s", flag, msg);
+            status = ST_ERR_IO;
+            goto out;
+        }
+    }
+    if (!base)
+        goto out;
+    int g = st_git_changed_files(s->project_root, sha, &files, msg, sizeof(msg));
+    if (g != ST_GIT_OK) {
+        st_error("%s: cannot list the changed files of %s: %s", flag, s->project_root, msg);
+        status = g == ST_GIT_MISSING ? ST_ERR_UNAVAILABLE : ST_ERR_IO;
+        goto out;
+    }
+    const char *const *skip = st_strv_get((st_strv *)&s->skip_dirs);
+    for (size_t i = 0; i < files.n; i++) {
+        const char *f = files.v[i];
+        if (st_changed_ignored(f, skip) || inside_dir(s->project_root, s->data_dir, f) ||
+            inside_dir(s->project_root, s->report_dir, f))
+            continue;
+        st_strv_push(&kept, f);
+    }
+    if (st_metricsdb_failed_files(p->db, &failed, &failed_batches) < 0) {
+        status = ST_ERR_IO;
+        goto out;
+    }
+    const st_pygraph *graph = st_project_graph(&p->ps.project);
+    if (!graph) {
+        sel.everything = 1;
+        sel.everything_why = st_strdup("the import graph could not be built");
+    } else if (st_changed_select(graph, st_strv_get(&kept), kept.n, st_strv_get(&failed),
+                                 failed.n, &sel) < 0) {
+        goto out;
+    }
+    size_t n_before = batches->n;
+    if (st_changed_plan(&sel, &failed_batches, batches, keeps, o->changed_first) < 0)
+        goto out;
+    if (sel.everything)
+        say(o, "%s: %zu changed file%s since %s: every test runs", flag, kept.n,
+            kept.n == 1 ? "" : "s", base);
+    else if (o->changed_first)
+        say(o, "%s: %zu changed file%s since %s: %zu test file%s affected; they run first, "
+            "then everything", flag, kept.n, kept.n == 1 ? "" : "s", base, sel.tests.n,
+            sel.tests.n == 1 ? "" : "s");
+    else
+        say(o, "%s: %zu changed file%s since %s: %zu test file%s selected, %zu of %zu "
+            "batch%s run", flag, kept.n, kept.n == 1 ? "" : "s", base, sel.tests.n,
+            sel.tests.n == 1 ? "" : "s", batches->n, n_before, n_before == 1 ? "" : "es");
+    if (o->explain) {
+        if (sel.everything)
+            say(o, "selected everything: %s", sel.everything_why);
+        for (size_t i = 0; i < failed_batches.n; i++)
+            say(o, "selected batch %s: it failed without a failing test in a run since the "
+                "last passing one", failed_batches.v[i]);
+        for (size_t i = 0; !sel.everything && i < sel.tests.n; i++)
+            say(o, "selected %s: %s", sel.tests.v[i], sel.why.v[i]);
+    }
+    status = ST_OK;
+out:
+    if (status != ST_OK && *keeps) {
+        for (size_t i = 0; i < batches->n; i++)
+            st_strv_free(&(*keeps)[i]);
+        free(*keeps);
+        *keeps = NULL;
+    }
+    st_selection_free(&sel);
+    st_strv_free(&files);
+    st_strv_free(&kept);
+    st_strv_free(&failed);
+    st_strv_free(&failed_batches);
+    free(sha);
+    free(last_commit);
+    free(last_run);
+    free(base);
+    return status;
+}
