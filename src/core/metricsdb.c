@@ -809,10 +809,11 @@ int st_metricsdb_failed_files(st_metricsdb *m, st_strv *files, st_strv *failed_b
         char err[128];
         yajl_val v = text ? st_json_parse(text, err, sizeof(err)) : NULL;
         yajl_val sm = v ? st_jv_get(v, "suite_metrics") : NULL;
-        for (size_t i = 0; sm && YAJL_IS_ARRAY(sm) && i < sm->u.array.len; i++) {
-            yajl_val b = sm->u.array.values[i];
+        /* {path: batch object} */
+        for (size_t i = 0; sm && YAJL_IS_OBJECT(sm) && i < sm->u.object.len; i++) {
+            yajl_val b = sm->u.object.values[i];
             yajl_val ok = st_jv_get(b, "ok"), ab = st_jv_get(b, "aborted");
-            const char *path = st_jv_str(b, "path");
+            const char *path = sm->u.object.keys[i];
             if (!path || !ok || YAJL_IS_TRUE(ok) || (ab && YAJL_IS_TRUE(ab)))
                 continue;
             int has = batch_has_failure(m, id, path);

@@ -68,3 +68,10 @@ tests_unit_test_pygraph_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) \
 tests_unit_test_pygraph_LDADD = src/pygraph/libstpygraph.la src/core/libselftest.la $(CHECK_LIBS)
 
 EXTRA_DIST += tests/fixtures/pygraph
+
+# Change-aware runs (run --changed): the selection on a tree with a known import graph, the
+# batch plan, and what metrics.db (schema 2: runs.git_commit) says about the last passing run.
+UNIT_TESTS += tests/unit/test_changed
+tests_unit_test_changed_SOURCES = tests/unit/test_changed.c tests/unit/unit.h
+tests_unit_test_changed_CFLAGS = $(UNIT_CFLAGS) $(SQLITE3_CFLAGS)
+tests_unit_test_changed_LDADD = $(UNIT_LDADD) $(SQLITE3_LIBS)
