@@ -268,13 +268,15 @@ static int check_schema(st_metricsdb *m)
         char type[32];
         if (object_type(m, needed[i].table, type, sizeof(type)) < 0)
             goto fail;
-        if (!type[0]) {
+        int just_created = !type[0];
+        if (just_created) {
             if (exec_sql(m, needed[i].create) < 0)
                 goto fail;
             size_t used = strlen(created);
             snprintf(created + used, sizeof(created) - used, "%s%s", used ? ", " : "",
                      needed[i].table);
-            continue;
+            snprintf(type, sizeof(type), "table");
+            /* on to the columns: later migrations' ones are added to the new table */
         }
         if (strcmp(type, "table") != 0) {
             st_error("%s: '%s' is a %s, not the table this selftest-core needs (schema version "
@@ -294,8 +296,9 @@ static int check_schema(st_metricsdb *m)
                 if (exec_sql(m, sql) < 0)
                     goto fail;
                 size_t used = strlen(added);
-                snprintf(added + used, sizeof(added) - used, "%s%s.%s", used ? ", " : "",
-                         needed[i].table, needed[i].columns[c]);
+                if (!just_created)
+                    snprintf(added + used, sizeof(added) - used, "%s%s.%s", used ? ", " : "",
+                             needed[i].table, needed[i].columns[c]);
                 continue;
             }
             if (!has) {
