@@ -836,3 +836,29 @@ int st_metricsdb_failed_files(st_metricsdb *m, st_strv *files, st_strv *failed_b
     sqlite3_finalize(tests);
     return rc == 0 && !files->oom && !failed_batches->oom ? 0 : -1;
 }
+
+int st_metricsdb_run_dirty(st_metricsdb *m, const char *run_id, st_strv *files)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(m->db, "SELECT results FROM runs WHERE run_id = ?", -1, &st, NULL) !=
+        SQLITE_OK) {
+        st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, run_id, -1, SQLITE_STATIC);
+    int rc = 0;
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0)) {
+        char err[128];
+        yajl_val v = st_json_parse((const char *)sqlite3_column_text(st, 0), err, sizeof(err));
+        yajl_val d = v ? st_jv_get(v, "git_dirty") : NULL;
+        for (size_t i = 0; d && YAJL_IS_ARRAY(d) && i < d->u.array.len; i++)
+            if (YAJL_IS_STRING(d->u.array.values[i]) &&
+                !st_strv_contains(files, YAJL_GET_STRING(d->u.array.values[i])))
+                st_strv_push(files, YAJL_GET_STRING(d->u.array.values[i]));
+        if (v)
+            yajl_tree_free(v);
+        rc = files->oom ? -1 : 0;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}

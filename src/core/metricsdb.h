@@ -33,6 +33,9 @@ int st_metricsdb_store(st_metricsdb *db, const st_run *run, const char *results_
 /* Change-aware runs. The newest passing run (not aborted, exit status 0) with a recorded git
  * commit: *commit and *run_id (may be NULL) get them, NULL both when there is none. 0 or -1. */
 int st_metricsdb_last_passing(st_metricsdb *db, char **commit, char **run_id);
+/* The git_dirty list of the results of run run_id (the files that differed from its commit
+ * when it started) appended to files. 0 (also when there is none) or -1. */
+int st_metricsdb_run_dirty(st_metricsdb *db, const char *run_id, st_strv *files);
 /* The test files with a failed or errored test in every run since the newest passing one (no
  * passing run: in the newest run) go to files; the paths of those runs' batches that failed
  * without a failing test (a crash, a timeout, nothing collected) to failed_batches. 0 or -1. */

@@ -125,6 +125,11 @@ int st_changed_stage(st_pipeline *p, const st_pipeline_opts *o, st_strv *batches
         status = g == ST_GIT_MISSING ? ST_ERR_UNAVAILABLE : ST_ERR_IO;
         goto out;
     }
+    /* what differed from the base commit when the base run started: it may have been reverted
+     * since, and the base run did not test the commit itself */
+    if (!rev && last_run && g == ST_GIT_OK && sha && last_commit && strcmp(sha, last_commit) == 0 &&
+        st_metricsdb_run_dirty(p->db, last_run, &files) < 0)
+        goto out;
     const char *const *skip = st_strv_get((st_strv *)&s->skip_dirs);
     for (size_t i = 0; i < files.n; i++) {
         const char *f = files.v[i];

@@ -926,6 +926,15 @@ char *st_run_to_json(const st_run *r, int pretty)
     st_jg_kstr(g, "runtime_used", r->runtime_used);
     st_jg_kstr(g, "run_id", r->run_id);
     st_jg_kstr(g, "git_commit", r->git_commit);
+    st_jg_key(g, "git_dirty");
+    if (r->git_commit) {
+        yajl_gen_array_open(g);
+        for (size_t i = 0; i < r->git_dirty.n; i++)
+            st_jg_str(g, r->git_dirty.v[i]);
+        yajl_gen_array_close(g);
+    } else {
+        st_jg_null(g);
+    }
     st_jg_kdouble(g, "core_cpu_seconds", r->core_cpu_s);
     st_jg_kbool(g, "aborted", r->aborted);
     st_jg_kint(g, "exit_status", r->exit_status);
@@ -1121,6 +1130,7 @@ st_node_verdict *st_run_node_verdicts(const st_run *r, size_t *n)
 void st_run_free(st_run *r)
 {
     free(r->git_commit);
+    st_strv_free(&r->git_dirty);
     for (size_t i = 0; i < r->n_checks; i++)
         st_batch_free(&r->checks[i]);
     free(r->checks);

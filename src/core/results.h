@@ -170,6 +170,7 @@ typedef struct st_run {
     int exit_status;
     int aborted;
     char *git_commit;          /* the commit HEAD named when the run started, NULL outside git */
+    st_strv git_dirty;         /* the files that differed from it then (uncommitted, untracked) */
     unsigned cleanup_failures; /* containers of this run (the preflight's, and those of every
                                   attempt of its batches and checks) that were not removed */
 } st_run;

@@ -12,7 +12,8 @@ and changed step by step:
     pkg/newmod.py        (absent at first) <- tests/test_optional.py (a guarded import)
     tests/test_plain.py  imports nothing of the project
 
-Checked: every run records the git commit it tested in metrics.db; a leaf module change selects
+Checked: every run records the git commit it tested in metrics.db (and, in its results, the
+files that differed from it: reverted later, they still count as changed); a leaf module change selects
 exactly the tests that import it, transitively, with the import chain in --explain; the changes
 are counted since the commit of the last passing run (not HEAD); a changed test file selects
 itself; an untracked new module selects the test that imports it; the tests that failed since
@@ -224,7 +225,22 @@ ok("selected tests/test_other.py: failed in a run since the last passing one"
    in err.splitlines(), "--explain: selected for its failure", err)
 git(root, "checkout", "-q", "--", "pkg/leaf.py")
 rc, res, out, err = changed(root, data)
-is_eq(files_run(res), [], "once it passed again, nothing is selected")
+is_eq(files_run(res), ["tests/test_leaf.py", "tests/test_mid.py"],
+      "once it passed again, the failure is not selected (pkg/leaf.py, uncommitted in the last "
+      "passing run and reverted since, is)")
+rc, res, out, err = changed(root, data)
+is_eq(files_run(res), [], "then nothing is selected")
+
+# ---- the base run's uncommitted changes count (it did not test the commit itself) --------------
+write(root, "pkg/other.py", "def other():\n    return 3  # uncommitted\n")
+res = baseline(root, data)
+is_eq(res.get("git_dirty"), ["pkg/other.py"],
+      "the results list the files that differed from the commit")
+git(root, "checkout", "-q", "--", "pkg/other.py")
+rc, res, out, err = changed(root, data)
+is_eq(files_run(res), ["tests/test_other.py"],
+      "a file the last passing run had uncommitted, reverted since, counts as changed")
+baseline(root, data)
 
 # ---- everything: conftest.py, pytest.ini, a deleted module, a non-Python file at the root -----
 for rel, text, why in (("tests/conftest.py", "import os\n", "tests/conftest.py changed"),
