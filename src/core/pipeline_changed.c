@@ -49,6 +49,31 @@ static void say(const st_pipeline_opts *o, const char *fmt, ...)
     fflush(out);
 }
 
+/* Does the project's pytest configuration (or a pytest argument) set python_files? Then test
+ * files may have other names than the ones the import graph knows (test_*.py, *_test.py).
+ * Returns the file (or "pytest_args") that does, else NULL. A plain text search: a mention in
+ * a comment also counts, which only makes the run whole. */
+static const char *sets_python_files(const st_settings *s, char *buf, size_t size)
+{
+    static const char *const files[] = {"pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini",
+                                        "setup.cfg"};
+    for (size_t i = 0; i < s->pytest_args.n; i++)
+        if (strstr(s->pytest_args.v[i], "python_files"))
+            return "pytest_args";
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        char *path = st_path_join(s->project_root, files[i]), *text = NULL;
+        int found = path && st_read_file(path, 16u << 20, &text, NULL) == 0 && text &&
+                    strstr(text, "python_files");
+        free(text);
+        free(path);
+        if (found) {
+            snprintf(buf, size, "%s", files[i]);
+            return buf;
+        }
+    }
+    return NULL;
+}
+
 int st_changed_stage(st_pipeline *p, const st_pipeline_opts *o, st_strv *batches,
                      st_strv **keeps)
 {
@@ -143,9 +168,15 @@ int st_changed_stage(st_pipeline *p, const st_pipeline_opts *o, st_strv *batches
         goto out;
     }
     const st_pygraph *graph = st_project_graph(&p->ps.project);
+    char pf_buf[32];
+    const char *pf_file = sets_python_files(s, pf_buf, sizeof(pf_buf));
     if (!graph) {
         sel.everything = 1;
         sel.everything_why = st_strdup("the import graph could not be built");
+    } else if (pf_file) {
+        sel.everything = 1;
+        sel.everything_why = st_asprintf("%s sets python_files: test files may have names the "
+                                         "selection does not know", pf_file);
     } else if (st_changed_select(graph, st_strv_get(&kept), kept.n, st_strv_get(&failed),
                                  failed.n, &sel) < 0) {
         goto out;

@@ -279,6 +279,20 @@ rc, res, out, err = selftest(root, data, ["--changed=no-such-rev"])
 is_eq(rc, 2, "--changed=REV with a bad revision: exit 2")
 ok("no-such-rev" in err and "does not name a commit" in err, "the error names the revision", err)
 
+# python_files in pytest's configuration: test files may have other names
+write(root, "tox.ini", "[pytest]\npython_files = check_*.py\n")
+git(root, "add", "tox.ini")
+git(root, "commit", "-qm", "tox.ini")
+baseline(root, data)
+write(root, "pkg/leaf.py", "def leaf():\n    return 1  # python_files\n")
+rc, res, out, err = changed(root, data)
+ok(any(ln.startswith("selected everything: tox.ini sets python_files") for ln in err.splitlines()),
+   "pytest's python_files set: everything is selected", diag(rc, out, err))
+git(root, "rm", "-q", "tox.ini")
+git(root, "commit", "-qm", "no tox.ini")
+git(root, "checkout", "-q", "--", "pkg/leaf.py")
+baseline(root, data)
+
 # ---- --changed-first ----------------------------------------------------------------------------
 write(root, "pkg/other.py", "def other():\n    return 3  # first\n")
 rc, res, out, err = selftest(root, data, ["--changed-first", "--explain"])
