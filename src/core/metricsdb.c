@@ -405,6 +405,7 @@ void st_metricsdb_close(st_metricsdb *m)
 typedef struct prev_test {
     char *nodeid;
     const char *verdict; /* a static string */
+    sqlite3_int64 run;
 } prev_test;
 
 static int prev_cmp(const void *a, const void *b)
@@ -412,13 +413,26 @@ static int prev_cmp(const void *a, const void *b)
     return strcmp(((const prev_test *)a)->nodeid, ((const prev_test *)b)->nodeid);
 }
 
+/* by node id, then the newest run first */
+static int prev_sort(const void *a, const void *b)
+{
+    const prev_test *x = a, *y = b;
+    int c = strcmp(x->nodeid, y->nodeid);
+    return c ? c : x->run > y->run ? -1 : x->run < y->run;
+}
+
 int st_metricsdb_classify(st_metricsdb *m, st_run *run)
 {
     /* The previous run's outcomes; the verdict per node (the worst over its phases) is folded
      * here after sorting, which costs far less than SQLite's GROUP BY on large suites. */
+    /* A run of `--changed` ran a subset: tests it did not run are compared with their newest
+     * outcome since the newest run that was not such a subset (one run, the previous, when
+     * that is a whole run). */
     static const char sql[] =
-        "SELECT nodeid, outcome FROM test_outcomes WHERE run = (SELECT id FROM runs"
-        " WHERE aborted = 0 AND run_id != ? ORDER BY id DESC LIMIT 1)";
+        "SELECT nodeid, outcome, run FROM test_outcomes WHERE run IN (SELECT id FROM runs"
+        " WHERE aborted = 0 AND run_id != ?1 AND id >= COALESCE((SELECT id FROM runs"
+        " WHERE aborted = 0 AND run_id != ?1 AND NOT COALESCE(CASE WHEN json_valid(results)"
+        " THEN json_extract(results, '$.changed_subset') END, 0) ORDER BY id DESC LIMIT 1), 0))";
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(m->db, sql, -1, &st, NULL) != SQLITE_OK) {
         st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
@@ -442,6 +456,7 @@ int st_metricsdb_classify(st_metricsdb *m, st_run *run)
                                   : "skipped";
         prev[n_prev].nodeid = st_strdup((const char *)sqlite3_column_text(st, 0));
         prev[n_prev].verdict = verdict;
+        prev[n_prev].run = sqlite3_column_int64(st, 2);
         if (!prev[n_prev].nodeid) {
             rc = -1;
             break;
@@ -454,13 +469,15 @@ int st_metricsdb_classify(st_metricsdb *m, st_run *run)
     }
     sqlite3_finalize(st);
     if (n_prev)
-        qsort(prev, n_prev, sizeof(*prev), prev_cmp);
+        qsort(prev, n_prev, sizeof(*prev), prev_sort);
     size_t folded = 0;
     for (size_t i = 0; i < n_prev; i++) {
         if (folded && strcmp(prev[folded - 1].nodeid, prev[i].nodeid) == 0) {
-            if (strcmp(prev[i].verdict, "failed") == 0 ||
+            /* only the node's newest run counts; within it, the worst phase */
+            if (prev[i].run == prev[folded - 1].run &&
+                (strcmp(prev[i].verdict, "failed") == 0 ||
                 (strcmp(prev[i].verdict, "passed") == 0 &&
-                 strcmp(prev[folded - 1].verdict, "skipped") == 0))
+                 strcmp(prev[folded - 1].verdict, "skipped") == 0)))
                 prev[folded - 1].verdict = prev[i].verdict;
             free(prev[i].nodeid);
         } else {
@@ -483,7 +500,7 @@ int st_metricsdb_classify(st_metricsdb *m, st_run *run)
     if (rc == 0 && !now)
         rc = -1;
     for (size_t i = 0; rc == 0 && run->compared && i < n_now; i++) {
-        prev_test key = {(char *)now[i].nodeid, NULL};
+        prev_test key = {(char *)now[i].nodeid, NULL, 0};
         prev_test *p = n_prev ? bsearch(&key, prev, n_prev, sizeof(*prev), prev_cmp) : NULL;
         int fails_now = strcmp(now[i].verdict, "failed") == 0;
         if (!p)

@@ -396,6 +396,7 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
     int save_cache = 0;
     st_strv *keeps = NULL; /* change-aware runs: the test files of each batch */
     size_t n_keeps = 0;
+    int changed_subset = 0;
     st_run run = {0};
     char *work = NULL, *results_json = NULL;
     int status = ST_ERR_NOMEM, lock_fd = -1;
@@ -470,7 +471,7 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
         goto out;
     if ((o->changed || o->changed_first) && batches.n) {
         size_t n_before = batches.n;
-        status = st_changed_stage(p, o, &batches, &keeps);
+        status = st_changed_stage(p, o, &batches, &keeps, &changed_subset);
         n_keeps = batches.n;
         if (status != ST_OK)
             goto out;
@@ -501,6 +502,7 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
         free(run.git_commit); /* a commit without its differences would be a wrong base */
         run.git_commit = NULL;
     }
+    run.changed_subset = changed_subset;
     status = run.run_id ? run_stage(p, &c, &run, &batches, &modules, work, &pf, checks, keeps)
                         : ST_ERR_NOMEM;
     if (status != ST_OK)

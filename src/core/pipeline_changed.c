@@ -75,8 +75,9 @@ static const char *sets_python_files(const st_settings *s, char *buf, size_t siz
 }
 
 int st_changed_stage(st_pipeline *p, const st_pipeline_opts *o, st_strv *batches,
-                     st_strv **keeps)
+                     st_strv **keeps, int *subset)
 {
+    *subset = 0;
     const st_settings *s = p->s;
     const char *rev = o->changed_rev && o->changed_rev[0] ? o->changed_rev : NULL;
     const char *flag = o->changed_first ? "--changed-first" : "--changed";
@@ -184,6 +185,7 @@ int st_changed_stage(st_pipeline *p, const st_pipeline_opts *o, st_strv *batches
     size_t n_before = batches->n;
     if (st_changed_plan(&sel, &failed_batches, batches, keeps, o->changed_first) < 0)
         goto out;
+    *subset = !o->changed_first && !sel.everything;
     if (sel.everything)
         say(o, "%s: %zu changed file%s since %s: every test runs", flag, kept.n,
             kept.n == 1 ? "" : "s", base);

@@ -61,11 +61,12 @@ int st_pipeline_open_db(st_pipeline *p);
 /* `run --changed[=REV]` / `--changed-first`: restricts (or reorders) batches to the test files
  * the changes affect and prints why (--explain). *keeps gets, per remaining batch, the test
  * files to run (empty: the whole path), or stays NULL when every test runs as usual (not a git
- * work tree: a warning). Returns ST_OK or a negative st_status (ST_ERR_INVALID: a revision
+ * work tree: a warning). *subset is set when not every test will run (--changed, and not
+ * everything selected). Returns ST_OK or a negative st_status (ST_ERR_INVALID: a revision
  * that names no commit, or REV outside a git work tree; ST_ERR_UNAVAILABLE: git cannot be
  * run). */
 int st_changed_stage(st_pipeline *p, const st_pipeline_opts *o, st_strv *batches,
-                     st_strv **keeps);
+                     st_strv **keeps, int *subset);
 
 /* ---- run (pipeline.c) ------------------------------------------------------------------------ */
 

@@ -926,6 +926,7 @@ char *st_run_to_json(const st_run *r, int pretty)
     st_jg_kstr(g, "runtime_used", r->runtime_used);
     st_jg_kstr(g, "run_id", r->run_id);
     st_jg_kstr(g, "git_commit", r->git_commit);
+    st_jg_kbool(g, "changed_subset", r->changed_subset);
     st_jg_key(g, "git_dirty");
     if (r->git_commit) {
         yajl_gen_array_open(g);

@@ -171,6 +171,7 @@ typedef struct st_run {
     int aborted;
     char *git_commit;          /* the commit HEAD named when the run started, NULL outside git */
     st_strv git_dirty;         /* the files that differed from it then (uncommitted, untracked) */
+    int changed_subset;        /* `run --changed` ran only the tests the changes affect */
     unsigned cleanup_failures; /* containers of this run (the preflight's, and those of every
                                   attempt of its batches and checks) that were not removed */
 } st_run;

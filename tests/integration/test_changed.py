@@ -179,6 +179,20 @@ ok(list(batches) == ["tests"] and
    batches["tests"]["pytest_argv"][-2:] == ["tests/test_leaf.py", "tests/test_mid.py"],
    "the batch runs only the selected files", batches)
 
+# ---- the next full run compares the tests --changed left out with their last outcome -------
+is_eq(res.get("changed_subset"), True, "the results of a --changed subset say so")
+write(root, "pkg/other.py", "def other():\n    return 4\n")
+rc, res, out, err = selftest(root, data, [])
+ok(res and "tests/test_other.py::test_other" in res.get("regressions", []),
+   "a test the --changed run left out, failing in the next full run, is a regression",
+   res and {k: res.get(k) for k in ("regressions", "new_tests", "still_failing")})
+ok(res and not res.get("new_tests"), "... and the tests --changed left out are not new",
+   res and res.get("new_tests"))
+is_eq(res.get("changed_subset") if res else None, False, "a full run is not a subset")
+git(root, "checkout", "-q", "--", "pkg/other.py")
+write(root, "pkg/leaf.py", "def leaf():\n    return 1  # edited\n")
+baseline(root, data)
+
 # ---- since the last passing run, not HEAD -----------------------------------------------------
 git(root, "commit", "-qam", "leaf edited")
 write(root, "pkg/other.py", "def other():\n    return 3  # edited\n")
