@@ -536,11 +536,7 @@ static int git_prefix(const char *root, char **prefix, char *msg, size_t size)
 int st_git_resolve(const char *root, const char *rev, char **sha, char *msg, size_t size)
 {
     *sha = NULL;
-    char *prefix = NULL;
-    int status = git_prefix(root, &prefix, msg, size);
-    free(prefix);
-    if (status != ST_GIT_OK)
-        return status;
+    int status;
     char *spec = st_asprintf("%s^{commit}", rev);
     if (!spec)
         return ST_GIT_ERROR;
@@ -555,6 +551,9 @@ int st_git_resolve(const char *root, const char *rev, char **sha, char *msg, siz
         if (msg)
             snprintf(msg, size, "cannot run git: %s", strerror(errno));
         status = ST_GIT_MISSING;
+    } else if (rc == 128) { /* git's fatal error: not a repository (or one it refuses) */
+        git_message(&err, msg, size);
+        status = ST_GIT_NOT_REPO;
     } else if (rc != 0 || len < 40) {
         if (msg)
             snprintf(msg, size, "'%s' does not name a commit", rev);
