@@ -104,14 +104,8 @@ typedef struct extra_edges {
 
 static int extra_push(extra_edges *e, uint32_t from, uint32_t to)
 {
-    if (e->n == e->cap) {
-        size_t cap = e->cap ? e->cap * 2 : 64;
-        extra_edge *g = realloc(e->v, cap * sizeof(*g));
-        if (!g)
-            return -1;
-        e->v = g;
-        e->cap = cap;
-    }
+    if (ST_GROW(e->v, e->cap, e->n + 1) < 0)
+        return -1;
     e->v[e->n++] = (extra_edge){from, to};
     return 0;
 }
