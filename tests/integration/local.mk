@@ -16,7 +16,8 @@ INTEGRATION_TESTS = tests/integration/test_harness.py tests/integration/test_pyt
 	tests/integration/test_reliability.py tests/integration/test_hostile.py \
 	tests/integration/test_clock_jump.py tests/integration/test_visible.py \
 	tests/integration/test_docs.py tests/integration/test_pygraph_reference.py \
-	tests/integration/test_plugin_symbols.py tests/integration/test_preflight_workers.py
+	tests/integration/test_plugin_symbols.py tests/integration/test_preflight_workers.py \
+	tests/integration/test_changed.py
 TESTS += $(INTEGRATION_TESTS)
 
 # the integrate stage through the real binary, and the SDK as a third party sees it

@@ -1,6 +1,5 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-"""TAP test: change-aware runs (`run --changed[=REV]`, `--changed-first`, `--explain`).
+"""Change-aware runs (`run --changed[=REV]`, `--changed-first`, `--explain`).
 
 A fixture git project with a known import graph is written into a temporary directory, committed,
 and changed step by step:
@@ -13,8 +12,8 @@ and changed step by step:
     tests/test_plain.py  imports nothing of the project
 
 Checked: every run records the git commit it tested in metrics.db (and, in its results, the
-files that differed from it: reverted later, they still count as changed); a leaf module change selects
-exactly the tests that import it, transitively, with the import chain in --explain; the changes
+files that differed from it: reverted later, they still count as changed); a leaf module change
+selects exactly the tests that import it, transitively, with the import chain in --explain; the changes
 are counted since the commit of the last passing run (not HEAD); a changed test file selects
 itself; an untracked new module selects the test that imports it; the tests that failed since
 the last passing run are included; a conftest.py, pytest.ini, a deleted module and a non-Python
@@ -29,23 +28,14 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 import tempfile
 
-sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import taplib  # noqa: E402
-from taplib import done, is_eq, note, ok  # noqa: E402
+import pytest
+import st_helpers as sth
+from st_helpers import is_eq, ok
 
-BIN = taplib.selftest_bin()
-if not BIN or not os.access(BIN, os.X_OK):
-    taplib.bail_out("SELFTEST_BIN is not set or not executable: %r" % BIN)
-if not shutil.which("git"):
-    taplib.skip("change-aware runs", "git is not installed")
-    done()
-    sys.exit(0)
+pytestmark = pytest.mark.skipif(not shutil.which("git"), reason="git is not installed")
 
-WORK = tempfile.mkdtemp(prefix="st-changed-")
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid",
            "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
@@ -63,7 +53,8 @@ FILES = {
                           "        return f.read().strip()\n"),
     "pkg/sub/data/table.txt": "7\n",
     "tests/conftest.py": "",
-    "tests/test_leaf.py": "from pkg.leaf import leaf\n\n\ndef test_leaf():\n    assert leaf() == 1\n",
+    "tests/test_leaf.py": ("from pkg.leaf import leaf\n\n\ndef test_leaf():\n"
+                           "    assert leaf() == 1\n"),
     "tests/test_mid.py": "from pkg.mid import mid\n\n\ndef test_mid():\n    assert mid() == 2\n",
     "tests/test_other.py": ("from pkg.other import other\n\n\ndef test_other():\n"
                             "    assert other() == 3\n"),
@@ -85,14 +76,27 @@ def write(root, rel, text):
 
 
 def git(root, *args):
-    r = subprocess.run(["git", "-C", root] + list(args), env=taplib.base_env(GIT_ENV),
+    r = subprocess.run(["git", "-C", root] + list(args), env=sth.base_env(GIT_ENV),
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if r.returncode != 0:
-        taplib.bail_out("git %s: %s" % (" ".join(args), r.stderr))
+        sth.bail_out("git %s: %s" % (" ".join(args), r.stderr))
     return r.stdout.strip()
 
 
+WORK = None  # the running test's work directory (the workdir fixture)
+BIN = None
+CONF = None
 _n = 0
+
+
+@pytest.fixture(autouse=True)
+def _work(workdir, selftest_bin):
+    global WORK, BIN, CONF
+    WORK, BIN = workdir, selftest_bin
+    CONF = os.path.join(WORK, "empty.conf")
+    with open(CONF, "w") as fh:
+        fh.write("# defaults, environment and options only\n")
+    yield
 
 
 def project(use_git=True):
@@ -109,18 +113,13 @@ def project(use_git=True):
     return root, os.path.join(WORK, "data-%d" % _n)
 
 
-CONF = os.path.join(WORK, "empty.conf")
-with open(CONF, "w") as fh:
-    fh.write("# defaults, environment and options only\n")
-
-
 def selftest(root, data, args):
     """run --json ARGS; returns (rc, results object or None, stdout, stderr)."""
     tmp = tempfile.mkdtemp(prefix="tmp-", dir=WORK)
-    env = taplib.base_env(dict(taplib.SCRUB, SANDBOX_REPO_PATH=root, SANDBOX_DATA_DIR=data,
-                               SELF_TEST_DISABLE_ORPHANS="1", TMPDIR=tmp, **GIT_ENV))
+    env = sth.base_env(dict(sth.SCRUB, SANDBOX_REPO_PATH=root, SANDBOX_DATA_DIR=data,
+                            SELF_TEST_DISABLE_ORPHANS="1", TMPDIR=tmp, **GIT_ENV))
     argv = [BIN, "-c", CONF, "run", "--json", "--retries", "0", "--workers", "1"] + list(args)
-    rc, out, err = taplib.run(argv, env=env, cwd=root, timeout=180)
+    rc, out, err = sth.run(argv, env=env, cwd=root, timeout=180)
     obj = None
     for line in reversed(out.splitlines()):
         if line.startswith("{"):
@@ -143,7 +142,7 @@ def diag(rc, out, err):
 def baseline(root, data):
     rc, res, out, err = selftest(root, data, [])
     if rc != 0 or files_run(res) != ALL:
-        taplib.bail_out("the fixture project's full run does not pass: " + diag(rc, out, err))
+        sth.bail_out("the fixture project's full run does not pass: " + diag(rc, out, err))
     return res
 
 
@@ -151,190 +150,192 @@ def changed(root, data, *extra):
     return selftest(root, data, ["--changed", "--explain"] + list(extra))
 
 
-# ---- the commit of each run --------------------------------------------------------------------
-root, data = project()
-res = baseline(root, data)
-head = git(root, "rev-parse", "HEAD")
-is_eq(res.get("git_commit"), head, "the results object names the commit the run tested")
-db = sqlite3.connect(os.path.join(data, "metrics.db"))
-is_eq(db.execute("SELECT git_commit FROM runs").fetchall(), [(head,)],
-      "metrics.db records the run's git commit")
-db.close()
+def test_changed_in_a_git_project():
+    # ---- the commit of each run -----------------------------------------------------------------
+    root, data = project()
+    res = baseline(root, data)
+    head = git(root, "rev-parse", "HEAD")
+    is_eq(res.get("git_commit"), head, "the results object names the commit the run tested")
+    db = sqlite3.connect(os.path.join(data, "metrics.db"))
+    is_eq(db.execute("SELECT git_commit FROM runs").fetchall(), [(head,)],
+          "metrics.db records the run's git commit")
+    db.close()
 
-# ---- a leaf module change: exactly the tests that import it, transitively ---------------------
-write(root, "pkg/leaf.py", "def leaf():\n    return 1  # edited\n")
-rc, res, out, err = changed(root, data)
-is_eq(rc, 0, "--changed after editing pkg/leaf.py passes")
-is_eq(files_run(res), ["tests/test_leaf.py", "tests/test_mid.py"],
-      "a leaf module change selects exactly the tests importing it (directly or not)")
-ok("selected tests/test_mid.py: pkg/leaf.py changed: tests/test_mid.py -> pkg/mid.py -> "
-   "pkg/leaf.py" in err.splitlines(),
-   "--explain names the changed file and the import chain", diag(rc, out, err))
-ok("selected tests/test_leaf.py: pkg/leaf.py changed: tests/test_leaf.py -> pkg/leaf.py"
-   in err.splitlines(), "--explain: the direct importer", diag(rc, out, err))
-ok(sum(1 for ln in err.splitlines() if ln.startswith("selected ")) == 2,
-   "--explain prints one line per selected test file", err)
-batches = res["suite_metrics"]
-ok(list(batches) == ["tests"] and
-   batches["tests"]["pytest_argv"][-2:] == ["tests/test_leaf.py", "tests/test_mid.py"],
-   "the batch runs only the selected files", batches)
-
-# ---- the next full run compares the tests --changed left out with their last outcome -------
-is_eq(res.get("changed_subset"), True, "the results of a --changed subset say so")
-write(root, "pkg/other.py", "def other():\n    return 4\n")
-rc, res, out, err = selftest(root, data, [])
-ok(res and "tests/test_other.py::test_other" in res.get("regressions", []),
-   "a test the --changed run left out, failing in the next full run, is a regression",
-   res and {k: res.get(k) for k in ("regressions", "new_tests", "still_failing")})
-ok(res and not res.get("new_tests"), "... and the tests --changed left out are not new",
-   res and res.get("new_tests"))
-is_eq(res.get("changed_subset") if res else None, False, "a full run is not a subset")
-git(root, "checkout", "-q", "--", "pkg/other.py")
-write(root, "pkg/leaf.py", "def leaf():\n    return 1  # edited\n")
-baseline(root, data)
-
-# ---- since the last passing run, not HEAD -----------------------------------------------------
-git(root, "commit", "-qam", "leaf edited")
-write(root, "pkg/other.py", "def other():\n    return 3  # edited\n")
-git(root, "commit", "-qam", "other edited")
-rc, res, out, err = changed(root, data)
-is_eq(files_run(res), ["tests/test_leaf.py", "tests/test_mid.py", "tests/test_other.py"],
-      "committed changes since the last passing run's commit count (HEAD moved twice)")
-# that run passed: the baseline is now HEAD
-rc, res, out, err = changed(root, data)
-is_eq(rc, 0, "nothing changed since the last passing run: exit 0")
-ok(res is None and "nothing to run" in out + err, "nothing changed: nothing runs",
-   diag(rc, out, err))
-
-# ---- a test file change selects itself ---------------------------------------------------------
-write(root, "tests/test_plain.py", "def test_plain():\n    assert 1\n")
-rc, res, out, err = changed(root, data)
-is_eq(files_run(res), ["tests/test_plain.py"], "a changed test file selects itself")
-ok("selected tests/test_plain.py: tests/test_plain.py changed" in err.splitlines(),
-   "--explain: the test file itself changed", err)
-git(root, "commit", "-qam", "plain")
-baseline(root, data)
-
-# ---- an untracked new module imported by a test -------------------------------------------------
-write(root, "pkg/newmod.py", "VALUE = 5\n")
-rc, res, out, err = changed(root, data)
-is_eq(files_run(res), ["tests/test_optional.py"],
-      "an untracked new module selects the test that imports it")
-ok("selected tests/test_optional.py: pkg/newmod.py changed: tests/test_optional.py -> "
-   "pkg/newmod.py" in err.splitlines(), "--explain: the untracked module's chain", err)
-git(root, "add", "pkg/newmod.py")
-git(root, "commit", "-qm", "newmod")
-baseline(root, data)
-
-# ---- the tests that failed since the last passing run ------------------------------------------
-write(root, "pkg/other.py", "def other():\n    return 4\n")
-rc, res, out, err = selftest(root, data, [])
-is_eq(rc, 1, "a full run with test_other failing exits 1")
-git(root, "checkout", "-q", "--", "pkg/other.py")
-write(root, "pkg/leaf.py", "def leaf():\n    return 1  # again\n")
-rc, res, out, err = changed(root, data)
-is_eq(files_run(res), ["tests/test_leaf.py", "tests/test_mid.py", "tests/test_other.py"],
-      "the test that failed in the last run is selected with the affected ones")
-ok("selected tests/test_other.py: failed in a run since the last passing one"
-   in err.splitlines(), "--explain: selected for its failure", err)
-git(root, "checkout", "-q", "--", "pkg/leaf.py")
-rc, res, out, err = changed(root, data)
-is_eq(files_run(res), ["tests/test_leaf.py", "tests/test_mid.py"],
-      "once it passed again, the failure is not selected (pkg/leaf.py, uncommitted in the last "
-      "passing run and reverted since, is)")
-rc, res, out, err = changed(root, data)
-is_eq(files_run(res), [], "then nothing is selected")
-
-# ---- the base run's uncommitted changes count (it did not test the commit itself) --------------
-write(root, "pkg/other.py", "def other():\n    return 3  # uncommitted\n")
-res = baseline(root, data)
-is_eq(res.get("git_dirty"), ["pkg/other.py"],
-      "the results list the files that differed from the commit")
-git(root, "checkout", "-q", "--", "pkg/other.py")
-rc, res, out, err = changed(root, data)
-is_eq(files_run(res), ["tests/test_other.py"],
-      "a file the last passing run had uncommitted, reverted since, counts as changed")
-baseline(root, data)
-
-# ---- everything: conftest.py, pytest.ini, a deleted module, a non-Python file at the root -----
-for rel, text, why in (("tests/conftest.py", "import os\n", "tests/conftest.py changed"),
-                       ("pytest.ini", "[pytest]\ntestpaths = tests\naddopts = -ra\n",
-                        "pytest.ini changed"),
-                       ("README.md", "edited\n", "README.md changed")):
-    write(root, rel, text)
+    # ---- a leaf module change: exactly the tests that import it, transitively -------------------
+    write(root, "pkg/leaf.py", "def leaf():\n    return 1  # edited\n")
     rc, res, out, err = changed(root, data)
-    is_eq(files_run(res), ALL, "a change to %s selects everything" % rel)
-    ok(any(ln.startswith("selected everything: " + why) for ln in err.splitlines()),
-       "--explain says why everything runs (%s)" % rel, err)
-    git(root, "checkout", "-q", "--", rel)
+    is_eq(rc, 0, "--changed after editing pkg/leaf.py passes")
+    is_eq(files_run(res), ["tests/test_leaf.py", "tests/test_mid.py"],
+          "a leaf module change selects exactly the tests importing it (directly or not)")
+    ok("selected tests/test_mid.py: pkg/leaf.py changed: tests/test_mid.py -> pkg/mid.py -> "
+       "pkg/leaf.py" in err.splitlines(),
+       "--explain names the changed file and the import chain", diag(rc, out, err))
+    ok("selected tests/test_leaf.py: pkg/leaf.py changed: tests/test_leaf.py -> pkg/leaf.py"
+       in err.splitlines(), "--explain: the direct importer", diag(rc, out, err))
+    ok(sum(1 for ln in err.splitlines() if ln.startswith("selected ")) == 2,
+       "--explain prints one line per selected test file", err)
+    batches = res["suite_metrics"]
+    ok(list(batches) == ["tests"] and
+       batches["tests"]["pytest_argv"][-2:] == ["tests/test_leaf.py", "tests/test_mid.py"],
+       "the batch runs only the selected files", batches)
+
+    # ---- the next full run compares the tests --changed left out with their last outcome -------
+    is_eq(res.get("changed_subset"), True, "the results of a --changed subset say so")
+    write(root, "pkg/other.py", "def other():\n    return 4\n")
+    rc, res, out, err = selftest(root, data, [])
+    ok(res and "tests/test_other.py::test_other" in res.get("regressions", []),
+       "a test the --changed run left out, failing in the next full run, is a regression",
+       res and {k: res.get(k) for k in ("regressions", "new_tests", "still_failing")})
+    ok(res and not res.get("new_tests"), "... and the tests --changed left out are not new",
+       res and res.get("new_tests"))
+    is_eq(res.get("changed_subset") if res else None, False, "a full run is not a subset")
+    git(root, "checkout", "-q", "--", "pkg/other.py")
+    write(root, "pkg/leaf.py", "def leaf():\n    return 1  # edited\n")
     baseline(root, data)
-os.unlink(os.path.join(root, "pkg/newmod.py"))
-rc, res, out, err = changed(root, data)
-is_eq(files_run(res), ALL, "a deleted module (the graph cannot place it) selects everything")
-ok(any(ln.startswith("selected everything: pkg/newmod.py changed and the import graph cannot "
-                     "place it") for ln in err.splitlines()), "--explain: cannot place", err)
-git(root, "checkout", "-q", "--", "pkg/newmod.py")
-baseline(root, data)
 
-# ---- a data file: the modules of its package ---------------------------------------------------
-write(root, "pkg/sub/data/table.txt", "7\n\n")
-rc, res, out, err = changed(root, data)
-is_eq(files_run(res), ["tests/test_reader.py"],
-      "a data file under pkg/sub selects the tests importing a module of pkg/sub")
-ok(any(ln.startswith("selected tests/test_reader.py: pkg/sub/data/table.txt changed (not a "
-                     "Python module") for ln in err.splitlines()), "--explain: the data rule", err)
-git(root, "checkout", "-q", "--", "pkg/sub/data/table.txt")
+    # ---- since the last passing run, not HEAD ---------------------------------------------------
+    git(root, "commit", "-qam", "leaf edited")
+    write(root, "pkg/other.py", "def other():\n    return 3  # edited\n")
+    git(root, "commit", "-qam", "other edited")
+    rc, res, out, err = changed(root, data)
+    is_eq(files_run(res), ["tests/test_leaf.py", "tests/test_mid.py", "tests/test_other.py"],
+          "committed changes since the last passing run's commit count (HEAD moved twice)")
+    # that run passed: the baseline is now HEAD
+    rc, res, out, err = changed(root, data)
+    is_eq(rc, 0, "nothing changed since the last passing run: exit 0")
+    ok(res is None and "nothing to run" in out + err, "nothing changed: nothing runs",
+       diag(rc, out, err))
 
-# ---- --changed=REV ------------------------------------------------------------------------------
-rc, res, out, err = selftest(root, data, ["--changed=HEAD~2", "--explain"])
-is_eq(files_run(res), ["tests/test_optional.py", "tests/test_plain.py"],
-      "--changed=HEAD~2: the changes of the last two commits (plain, newmod)")
-rc, res, out, err = selftest(root, data, ["--changed=no-such-rev"])
-is_eq(rc, 2, "--changed=REV with a bad revision: exit 2")
-ok("no-such-rev" in err and "does not name a commit" in err, "the error names the revision", err)
+    # ---- a test file change selects itself ------------------------------------------------------
+    write(root, "tests/test_plain.py", "def test_plain():\n    assert 1\n")
+    rc, res, out, err = changed(root, data)
+    is_eq(files_run(res), ["tests/test_plain.py"], "a changed test file selects itself")
+    ok("selected tests/test_plain.py: tests/test_plain.py changed" in err.splitlines(),
+       "--explain: the test file itself changed", err)
+    git(root, "commit", "-qam", "plain")
+    baseline(root, data)
 
-# python_files in pytest's configuration: test files may have other names
-write(root, "tox.ini", "[pytest]\npython_files = check_*.py\n")
-git(root, "add", "tox.ini")
-git(root, "commit", "-qm", "tox.ini")
-baseline(root, data)
-write(root, "pkg/leaf.py", "def leaf():\n    return 1  # python_files\n")
-rc, res, out, err = changed(root, data)
-ok(any(ln.startswith("selected everything: tox.ini sets python_files") for ln in err.splitlines()),
-   "pytest's python_files set: everything is selected", diag(rc, out, err))
-git(root, "rm", "-q", "tox.ini")
-git(root, "commit", "-qm", "no tox.ini")
-git(root, "checkout", "-q", "--", "pkg/leaf.py")
-baseline(root, data)
+    # ---- an untracked new module imported by a test ---------------------------------------------
+    write(root, "pkg/newmod.py", "VALUE = 5\n")
+    rc, res, out, err = changed(root, data)
+    is_eq(files_run(res), ["tests/test_optional.py"],
+          "an untracked new module selects the test that imports it")
+    ok("selected tests/test_optional.py: pkg/newmod.py changed: tests/test_optional.py -> "
+       "pkg/newmod.py" in err.splitlines(), "--explain: the untracked module's chain", err)
+    git(root, "add", "pkg/newmod.py")
+    git(root, "commit", "-qm", "newmod")
+    baseline(root, data)
 
-# ---- --changed-first ----------------------------------------------------------------------------
-write(root, "pkg/other.py", "def other():\n    return 3  # first\n")
-rc, res, out, err = selftest(root, data, ["--changed-first", "--explain"])
-is_eq(rc, 0, "--changed-first passes")
-order = [t["file"] for t in (res or {}).get("tests", [])]
-is_eq(sorted(set(order)), ALL, "--changed-first runs every test file")
-is_eq(order[:1], ["tests/test_other.py"], "--changed-first runs the affected test first")
-is_eq(len(order), len(ALL), "... and each test once")
-git(root, "checkout", "-q", "--", "pkg/other.py")
+    # ---- the tests that failed since the last passing run ---------------------------------------
+    write(root, "pkg/other.py", "def other():\n    return 4\n")
+    rc, res, out, err = selftest(root, data, [])
+    is_eq(rc, 1, "a full run with test_other failing exits 1")
+    git(root, "checkout", "-q", "--", "pkg/other.py")
+    write(root, "pkg/leaf.py", "def leaf():\n    return 1  # again\n")
+    rc, res, out, err = changed(root, data)
+    is_eq(files_run(res), ["tests/test_leaf.py", "tests/test_mid.py", "tests/test_other.py"],
+          "the test that failed in the last run is selected with the affected ones")
+    ok("selected tests/test_other.py: failed in a run since the last passing one"
+       in err.splitlines(), "--explain: selected for its failure", err)
+    git(root, "checkout", "-q", "--", "pkg/leaf.py")
+    rc, res, out, err = changed(root, data)
+    is_eq(files_run(res), ["tests/test_leaf.py", "tests/test_mid.py"],
+          "once it passed again, the failure is not selected (pkg/leaf.py, uncommitted in the last "
+          "passing run and reverted since, is)")
+    rc, res, out, err = changed(root, data)
+    is_eq(files_run(res), [], "then nothing is selected")
 
-# ---- usage ---------------------------------------------------------------------------------------
-rc, res, out, err = selftest(root, data, ["--changed", "--changed-first"])
-is_eq(rc, 2, "--changed with --changed-first: usage error")
-rc, res, out, err = selftest(root, data, ["--explain"])
-is_eq(rc, 2, "--explain alone: usage error")
+    # ---- the base run's uncommitted changes count (it did not test the commit itself) -----------
+    write(root, "pkg/other.py", "def other():\n    return 3  # uncommitted\n")
+    res = baseline(root, data)
+    is_eq(res.get("git_dirty"), ["pkg/other.py"],
+          "the results list the files that differed from the commit")
+    git(root, "checkout", "-q", "--", "pkg/other.py")
+    rc, res, out, err = changed(root, data)
+    is_eq(files_run(res), ["tests/test_other.py"],
+          "a file the last passing run had uncommitted, reverted since, counts as changed")
+    baseline(root, data)
 
-# ---- not a git repository -------------------------------------------------------------------------
-root2, data2 = project(use_git=False)
-rc, res, out, err = selftest(root2, data2, ["--changed"])
-is_eq(rc, 0, "--changed outside git: the full run passes")
-is_eq(files_run(res), ALL, "--changed outside git runs everything")
-ok("not in a git work tree" in err and "running every test" in err,
-   "--changed outside git says so", err)
-is_eq(res.get("git_commit") if res else "?", None, "outside git the run has no commit")
-rc, res, out, err = selftest(root2, data2, ["--changed=HEAD"])
-is_eq(rc, 2, "--changed=REV outside git: exit 2")
-ok("not in a git work tree" in err, "--changed=REV outside git: the error says why", err)
+    # ---- everything: conftest.py, pytest.ini, a deleted module, a non-Python file at the root ---
+    for rel, text, why in (("tests/conftest.py", "import os\n", "tests/conftest.py changed"),
+                           ("pytest.ini", "[pytest]\ntestpaths = tests\naddopts = -ra\n",
+                            "pytest.ini changed"),
+                           ("README.md", "edited\n", "README.md changed")):
+        write(root, rel, text)
+        rc, res, out, err = changed(root, data)
+        is_eq(files_run(res), ALL, "a change to %s selects everything" % rel)
+        ok(any(ln.startswith("selected everything: " + why) for ln in err.splitlines()),
+           "--explain says why everything runs (%s)" % rel, err)
+        git(root, "checkout", "-q", "--", rel)
+        baseline(root, data)
+    os.unlink(os.path.join(root, "pkg/newmod.py"))
+    rc, res, out, err = changed(root, data)
+    is_eq(files_run(res), ALL, "a deleted module (the graph cannot place it) selects everything")
+    ok(any(ln.startswith("selected everything: pkg/newmod.py changed and the import graph cannot "
+                         "place it") for ln in err.splitlines()), "--explain: cannot place", err)
+    git(root, "checkout", "-q", "--", "pkg/newmod.py")
+    baseline(root, data)
 
-shutil.rmtree(WORK, ignore_errors=True)
-note("work dir removed")
-done()
+    # ---- a data file: the modules of its package ------------------------------------------------
+    write(root, "pkg/sub/data/table.txt", "7\n\n")
+    rc, res, out, err = changed(root, data)
+    is_eq(files_run(res), ["tests/test_reader.py"],
+          "a data file under pkg/sub selects the tests importing a module of pkg/sub")
+    ok(any(ln.startswith("selected tests/test_reader.py: pkg/sub/data/table.txt changed (not a "
+                         "Python module") for ln in err.splitlines()),
+       "--explain: the data rule", err)
+    git(root, "checkout", "-q", "--", "pkg/sub/data/table.txt")
+
+    # ---- --changed=REV --------------------------------------------------------------------------
+    rc, res, out, err = selftest(root, data, ["--changed=HEAD~2", "--explain"])
+    is_eq(files_run(res), ["tests/test_optional.py", "tests/test_plain.py"],
+          "--changed=HEAD~2: the changes of the last two commits (plain, newmod)")
+    rc, res, out, err = selftest(root, data, ["--changed=no-such-rev"])
+    is_eq(rc, 2, "--changed=REV with a bad revision: exit 2")
+    ok("no-such-rev" in err and "does not name a commit" in err,
+       "the error names the revision", err)
+
+    # python_files in pytest's configuration: test files may have other names
+    write(root, "tox.ini", "[pytest]\npython_files = check_*.py\n")
+    git(root, "add", "tox.ini")
+    git(root, "commit", "-qm", "tox.ini")
+    baseline(root, data)
+    write(root, "pkg/leaf.py", "def leaf():\n    return 1  # python_files\n")
+    rc, res, out, err = changed(root, data)
+    ok(any(ln.startswith("selected everything: tox.ini sets python_files")
+           for ln in err.splitlines()),
+       "pytest's python_files set: everything is selected", diag(rc, out, err))
+    git(root, "rm", "-q", "tox.ini")
+    git(root, "commit", "-qm", "no tox.ini")
+    git(root, "checkout", "-q", "--", "pkg/leaf.py")
+    baseline(root, data)
+
+    # ---- --changed-first ------------------------------------------------------------------------
+    write(root, "pkg/other.py", "def other():\n    return 3  # first\n")
+    rc, res, out, err = selftest(root, data, ["--changed-first", "--explain"])
+    is_eq(rc, 0, "--changed-first passes")
+    order = [t["file"] for t in (res or {}).get("tests", [])]
+    is_eq(sorted(set(order)), ALL, "--changed-first runs every test file")
+    is_eq(order[:1], ["tests/test_other.py"], "--changed-first runs the affected test first")
+    is_eq(len(order), len(ALL), "... and each test once")
+    git(root, "checkout", "-q", "--", "pkg/other.py")
+
+    # ---- usage ----------------------------------------------------------------------------------
+    rc, res, out, err = selftest(root, data, ["--changed", "--changed-first"])
+    is_eq(rc, 2, "--changed with --changed-first: usage error")
+    rc, res, out, err = selftest(root, data, ["--explain"])
+    is_eq(rc, 2, "--explain alone: usage error")
+
+
+def test_not_a_git_repository():
+    # ---- not a git repository -------------------------------------------------------------------
+    root2, data2 = project(use_git=False)
+    rc, res, out, err = selftest(root2, data2, ["--changed"])
+    is_eq(rc, 0, "--changed outside git: the full run passes")
+    is_eq(files_run(res), ALL, "--changed outside git runs everything")
+    ok("not in a git work tree" in err and "running every test" in err,
+       "--changed outside git says so", err)
+    is_eq(res.get("git_commit") if res else "?", None, "outside git the run has no commit")
+    rc, res, out, err = selftest(root2, data2, ["--changed=HEAD"])
+    is_eq(rc, 2, "--changed=REV outside git: exit 2")
+    ok("not in a git work tree" in err, "--changed=REV outside git: the error says why", err)
