@@ -539,7 +539,11 @@ int st_metricsdb_batch_history(st_metricsdb *m, const char *const *paths, size_t
     int rc = -1;
     if (!sum || !cnt || !last_own)
         goto out;
-    if (sqlite3_prepare_v2(m->db, "SELECT id FROM runs WHERE aborted = 0 ORDER BY id DESC LIMIT ?",
+    /* not a run of `run --changed` that ran a subset: its batches' durations are partial */
+    if (sqlite3_prepare_v2(m->db,
+                           "SELECT id FROM runs WHERE aborted = 0 AND NOT COALESCE(CASE WHEN"
+                           " json_valid(results) THEN json_extract(results, '$.changed_subset')"
+                           " END, 0) ORDER BY id DESC LIMIT ?",
                            -1, &runs, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(m->db,
                            "SELECT batch, duration, nodeid FROM test_outcomes WHERE run = ?"

@@ -21,9 +21,10 @@ void st_metricsdb_close(st_metricsdb *db);
  * was not aborted. Returns 0 (also when there is no earlier run) or -1. */
 int st_metricsdb_classify(st_metricsdb *db, st_run *run);
 /* The recorded single-process cost of each test path in paths[0..n): from the newest runs that
- * were not aborted (at most ST_HISTORY_RUNS of them), the first that ran the path gives the sum
- * of its tests' recorded durations (*duration_s) and how many tests it ran (*tests). A path no
- * such run ran gets duration_s[i] = -1. Returns 0 or -1 (logged). */
+ * were not aborted nor `run --changed` subsets (at most ST_HISTORY_RUNS of them), the first
+ * that ran the path gives the sum of its tests' recorded durations (*duration_s) and how many
+ * tests it ran (*tests). A path no such run ran gets duration_s[i] = -1. Returns 0 or -1
+ * (logged). */
 #define ST_HISTORY_RUNS 10
 int st_metricsdb_batch_history(st_metricsdb *db, const char *const *paths, size_t n,
                                double *duration_s, long *tests);
