@@ -494,9 +494,7 @@ static void git_message(const st_buf *err, char *msg, size_t size)
     if (!msg || !size)
         return;
     const char *s = err->data ? err->data : "";
-    if (strncmp(s, "fatal: ", 7) == 0)
-        s += 7;
-    else if (strncmp(s, "error: ", 7) == 0)
+    if (strncmp(s, "fatal: ", 7) == 0 || strncmp(s, "error: ", 7) == 0)
         s += 7;
     size_t len = strcspn(s, "\n");
     snprintf(msg, size, "%.*s", (int)len, len ? s : "git failed without a message");
