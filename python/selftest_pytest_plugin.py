@@ -25,7 +25,7 @@ Events (keys are exactly these; strings are ASCII JSON with \\u escapes):
         running at once.  A test started and not finished when the process
         dies is the one that killed it (os._exit, a crash in C code).
 
-    {"event":"test","nodeid":STR,"file":STR,"outcome":STR,
+    {"event":"test","nodeid":STR,"file":STR,"line":INT|null,"outcome":STR,
      "phase":"setup"|"call"|"teardown"|"collect","duration":FLOAT,
      "excerpt":STR|null,"stdout":STR|null,"stderr":STR|null}
         One per report that pytest's terminal summary counts, categorised by
@@ -33,6 +33,10 @@ Events (keys are exactly these; strings are ASCII JSON with \\u escapes):
         passed failed error skipped xfailed xpassed.  file = the test file's
         path relative to pytest's rootdir (the path part of the nodeid), POSIX;
         the core passes --rootdir=<project root> so it is repo-relative.
+        line = the 1-based line where the test's definition starts (its first
+        decorator, else its def), as
+        pytest reports it (report.location); null when pytest has none
+        (a collector, a module-level skip, xdist's crashed-worker report).
         excerpt = longrepr text for failed/error, at most 4000 characters,
         keeping the end ("...\\n" + tail when cut); null otherwise.
         stdout / stderr = what pytest captured for a failed/error report
@@ -368,6 +372,18 @@ def _report_file(report):
     return ""
 
 
+def _report_line(report):
+    """The 1-based line of the test's definition, or None."""
+    try:
+        loc = getattr(report, "location", None)
+        if loc and isinstance(loc[1], int) and not isinstance(loc[1], bool) \
+                and loc[1] >= 0:
+            return loc[1] + 1
+    except Exception:
+        pass
+    return None
+
+
 def _workers(config):
     try:
         n = getattr(config.option, "numprocesses", None)
@@ -466,6 +482,7 @@ def pytest_runtest_logreport(report):
             "event": "test",
             "nodeid": _clean(report.nodeid),
             "file": _clean(_report_file(report)),
+            "line": _report_line(report),
             "outcome": category,
             "phase": phase,
             "duration": duration,
@@ -528,6 +545,7 @@ def pytest_collectreport(report):
                 "event": "test",
                 "nodeid": _clean(report.nodeid),
                 "file": _clean(_report_file(report)),
+                "line": None,
                 "outcome": "skipped",
                 "phase": "collect",
                 "duration": 0.0,

@@ -12,6 +12,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -72,6 +73,7 @@ typedef struct event_fields {
     char duration_text[32];
     const char *number_error; /* a number yajl would have refused (overflow), else NULL */
     long long workers;
+    long long line;    /* the test's line (1-based), 0 when not given */
     st_strv argv;
 } event_fields;
 
@@ -147,6 +149,8 @@ static int cb_number(void *ctx, const char *s, size_t len)
             rc = 0;
         } else if (f->depth == 1 && strcmp(f->key, "workers") == 0) {
             f->workers = v;
+        } else if (f->depth == 1 && strcmp(f->key, "line") == 0) {
+            f->line = v > 0 && v <= INT_MAX ? v : 0;
         } else if (f->depth == 1 && strcmp(f->key, "duration") == 0) {
             f->duration = (double)v;
             f->duration_text[0] = '\0';
@@ -329,6 +333,7 @@ static int add_test(st_batch *b, event_fields *f, const char *kind, st_outcome o
     f->reason = f->unmet = NULL;
     t->outcome = outcome;
     t->duration_s = f->duration;
+    t->line = (int)f->line;
     memcpy(t->duration_text, f->duration_text, sizeof(t->duration_text));
     b->counts.n[outcome]++;
     return t->nodeid && t->file && t->phase ? 0 : -1;
@@ -675,6 +680,8 @@ static void gen_test(yajl_gen g, const st_batch *b, const st_test_result *tr)
     yajl_gen_map_open(g);
     st_jg_kstr(g, "nodeid", tr->nodeid);
     st_jg_kstr(g, "file", tr->file);
+    if (tr->line > 0)
+        st_jg_kint(g, "line", tr->line);
     st_jg_kstr(g, "batch", b->path);
     st_jg_kstr(g, "outcome", st_outcome_name(tr->outcome));
     st_jg_kstr(g, "phase", tr->phase);

@@ -36,6 +36,7 @@ typedef struct st_test_result {
     char *nodeid;
     char *file;
     char *phase;
+    int line;      /* the 1-based line of the test's definition, 0 when unknown */
     st_outcome outcome;
     double duration_s;
     /* the duration as the results file wrote it (a JSON number with a fraction or an

@@ -27,8 +27,8 @@ from st_helpers import is_eq, ok
 
 OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
 START_KEYS = {"event", "pid", "argv", "workers", "python", "pytest"}
-TEST_KEYS = {"event", "nodeid", "file", "outcome", "phase", "duration", "excerpt", "stdout",
-             "stderr"}
+TEST_KEYS = {"event", "nodeid", "file", "line", "outcome", "phase", "duration", "excerpt",
+             "stdout", "stderr"}
 MARK_KEYS = {"event", "nodeid"}  # test_start, test_finish
 CERR_KEYS = {"event", "nodeid", "file", "excerpt"}
 END_KEYS = {"event", "exitstatus", "counts", "duration"}
@@ -174,6 +174,11 @@ def check_shapes(label, events, argv, workers):
                 problems.append("phase %r" % ev["phase"])
             if not isinstance(ev["duration"], float) or ev["duration"] < 0:
                 problems.append("duration %r" % ev["duration"])
+            if ev["line"] is not None and (not isinstance(ev["line"], int) or ev["line"] < 1):
+                problems.append("line %r for %r" % (ev["line"], ev["nodeid"]))
+            if ev["phase"] != "collect" and "::" in ev["nodeid"] and \
+                    not isinstance(ev["line"], int) and "crashed" not in (ev["excerpt"] or ""):
+                problems.append("no line for %r" % ev["nodeid"])
             if ev["file"] != ev["nodeid"].split("::")[0] or not ev["file"].endswith(".py"):
                 problems.append("file %r for %r" % (ev["file"], ev["nodeid"]))
             if ev["outcome"] in ("failed", "error"):
