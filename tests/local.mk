@@ -32,7 +32,7 @@ AM_TESTS_ENVIRONMENT = \
 	top_builddir='$(abs_top_builddir)'; export top_builddir; \
 	PYTHON='$(PYTHON)'; export PYTHON; \
 	unset SELF_TEST_ARGS SELF_TEST_WORKERS SELF_TEST_TIMEOUT SELF_TEST_RETRIES SANDBOX_REPO_PATH \
-	  SANDBOX_DATA_DIR SELF_TEST_PYTHON SELF_TEST_PYTHONPATH;
+	  SANDBOX_DATA_DIR SELF_TEST_PYTHON SELF_TEST_PYTHONPATH SELF_TEST_JUNIT_XML;
 
 # valgrind memcheck over the check suites (no fork, so every allocation is seen).
 VALGRIND_FLAGS = --quiet --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect \

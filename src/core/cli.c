@@ -5,6 +5,7 @@
 #include "cli.h"
 
 #include "exitstatus.h"
+#include "htmlreport.h"
 #include "log.h"
 #include "pipeline.h"
 #include "plugins.h"
@@ -32,6 +33,7 @@ static const char usage_main[] =
     "  discover [PATH...]       only discovery: test batches, orphan and isolated modules\n"
     "  cleanup                  remove stale containers of interrupted runs\n"
     "  report                   print the newest failure report\n"
+    "  html [--out DIR]         write an HTML report of the recent cycles from metrics.db\n"
     "  plugins                  list the plugins the configuration loads\n"
     "\n"
     "Global options:\n"
@@ -64,6 +66,8 @@ static const char usage_run[] =
     "                           doubling, at most 30 s between attempts)\n"
     "  --report-dir DIR         where failure reports go (SELF_TEST_REPORT_DIR)\n"
     "  --history FILE           append each cycle to FILE (JSON array; .db: SQLite)\n"
+    "  --junit-xml FILE         write each cycle's results as JUnit XML to FILE, replacing it\n"
+    "                           (SELF_TEST_JUNIT_XML; config 'junit_xml')\n"
     "  --metrics-port PORT      serve Prometheus metrics (SELF_TEST_METRICS_PORT)\n"
     "  --coverage, --no-coverage  measure coverage with pytest-cov (config 'coverage')\n"
     "  --use-container          run batches in containers (runtime docker unless configured)\n"
@@ -140,6 +144,18 @@ static const char usage_report[] =
     "Prints the newest report_*.json of the report directory (--path: only its file name).\n"
     "Exits 1, saying so on stderr, when there is no report (no run has failed).\n";
 
+static const char usage_html[] =
+    "Usage: selftest-core [GLOBAL OPTIONS] html [--out DIR] [--cycles N]\n"
+    "\n"
+    "Writes DIR/index.html (default <data>/html), a self-contained page (inline CSS and SVG,\n"
+    "no scripts, nothing fetched) made from the newest N runs of <data>/metrics.db (default\n"
+    "30): the last cycle's failures with their tracebacks and output, the batches that failed\n"
+    "without a failing test, regressions and fixes, trends of passed and failed tests,\n"
+    "duration and coverage, orphan checks and integrations per cycle, the slowest tests.\n"
+    "Prints the file's name. Exits 1, saying so on stderr, when no cycle has been recorded.\n"
+    "  --out DIR      the directory to write index.html in (created)\n"
+    "  --cycles N     how many of the newest cycles the trends cover (1 to 1000)\n";
+
 enum {
     OPT_PLUGIN_DIR = 256,
     OPT_WORKERS,
@@ -148,6 +164,9 @@ enum {
     OPT_RETRIES,
     OPT_REPORT_DIR,
     OPT_HISTORY,
+    OPT_JUNIT_XML,
+    OPT_OUT,
+    OPT_CYCLES,
     OPT_METRICS_PORT,
     OPT_COVERAGE,
     OPT_NO_COVERAGE,
@@ -194,6 +213,7 @@ typedef struct cli_opts {
     int verbosity;
     st_strv plugin_dirs;
     const char *workers, *pytest_args, *timeout, *retries, *report_dir, *history;
+    const char *junit_xml, *out_dir, *cycles;
     const char *metrics_port, *interval, *container_runtime, *container_image, *docker_host;
     const char *max_age;
     const char *pythonpath;
@@ -322,7 +342,15 @@ static int parse_global(int argc, char **argv, cli_opts *o, int *cmd_index, int 
 }
 
 
-typedef enum { CMD_RUN, CMD_SCHEDULED, CMD_DISCOVER, CMD_CLEANUP, CMD_REPORT, CMD_PLUGINS } command;
+typedef enum {
+    CMD_RUN,
+    CMD_SCHEDULED,
+    CMD_DISCOVER,
+    CMD_CLEANUP,
+    CMD_REPORT,
+    CMD_PLUGINS,
+    CMD_HTML
+} command;
 
 static void print_usage(command cmd)
 {
@@ -344,6 +372,9 @@ static void print_usage(command cmd)
         break;
     case CMD_PLUGINS:
         fputs(usage_plugins, stdout);
+        break;
+    case CMD_HTML:
+        fputs(usage_html, stdout);
         break;
     }
 }
@@ -381,6 +412,7 @@ static int parse_command(command cmd, int argc, char **argv, cli_opts *o, st_str
         OPT("pytest-args", required_argument, OPT_PYTEST_ARGS);
         OPT("timeout", required_argument, OPT_TIMEOUT);
         OPT("history", required_argument, OPT_HISTORY);
+        OPT("junit-xml", required_argument, OPT_JUNIT_XML);
         OPT("metrics-port", required_argument, OPT_METRICS_PORT);
         OPT("coverage", no_argument, OPT_COVERAGE);
         OPT("no-coverage", no_argument, OPT_NO_COVERAGE);
@@ -410,6 +442,10 @@ static int parse_command(command cmd, int argc, char **argv, cli_opts *o, st_str
     }
     if (cmd == CMD_REPORT)
         OPT("path", no_argument, OPT_PATH);
+    if (cmd == CMD_HTML) {
+        OPT("out", required_argument, OPT_OUT);
+        OPT("cycles", required_argument, OPT_CYCLES);
+    }
     OPT(NULL, 0, 0);
 #undef OPT
     int c, at;
@@ -454,6 +490,9 @@ static int parse_command(command cmd, int argc, char **argv, cli_opts *o, st_str
         case OPT_RETRIES: o->retries = optarg; break;
         case OPT_REPORT_DIR: o->report_dir = optarg; break;
         case OPT_HISTORY: o->history = optarg; break;
+        case OPT_JUNIT_XML: o->junit_xml = optarg; break;
+        case OPT_OUT: o->out_dir = optarg; break;
+        case OPT_CYCLES: o->cycles = optarg; break;
         case OPT_METRICS_PORT: o->metrics_port = optarg; break;
         case OPT_COVERAGE: o->coverage = 1; break;
         case OPT_NO_COVERAGE: o->coverage = 0; break;
@@ -556,6 +595,13 @@ static int apply_cli(st_settings *s, const cli_opts *o, st_strv *paths)
             return -1;
         free(s->history_file);
         s->history_file = abs;
+    }
+    if (o->junit_xml) {
+        char *abs = st_path_absolute(NULL, o->junit_xml);
+        if (!abs)
+            return -1;
+        free(s->junit_xml);
+        s->junit_xml = abs;
     }
     if (o->coverage >= 0)
         s->coverage = o->coverage;
@@ -845,7 +891,8 @@ int st_cli_main(int argc, char **argv)
         command cmd;
     } commands[] = {{"run", CMD_RUN},           {"run-scheduled", CMD_SCHEDULED},
                     {"discover", CMD_DISCOVER}, {"cleanup", CMD_CLEANUP},
-                    {"report", CMD_REPORT},     {"plugins", CMD_PLUGINS}};
+                    {"report", CMD_REPORT},     {"plugins", CMD_PLUGINS},
+                    {"html", CMD_HTML}};
     const char *name = cmd_index < 0 ? "plugins" : argv[cmd_index];
     int found = -1;
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
@@ -906,6 +953,21 @@ int st_cli_main(int argc, char **argv)
     case CMD_REPORT:
         rc = cmd_report(&s, o.path_only, &verdict);
         break;
+    case CMD_HTML: {
+        unsigned cycles = ST_HTML_CYCLES;
+        int no_runs = 0;
+        if (o.cycles && (st_set_uint(&cycles, o.cycles, 1, "option --cycles") < 0 ||
+                         cycles > 1000)) {
+            if (cycles > 1000)
+                st_error("option --cycles: '%s' is more than 1000", o.cycles);
+            rc = ST_ERR_INVALID;
+            break;
+        }
+        rc = st_html_report(&s, o.out_dir, cycles, &no_runs);
+        if (rc == ST_OK && no_runs)
+            verdict = ST_VERDICT_FAILED;
+        break;
+    }
     case CMD_CLEANUP: {
         st_counters counters = {0};
         rc = st_pipeline_cleanup(&s, s.max_age_s, &counters, 1, should_stop);

@@ -19,6 +19,8 @@ src_core_libselftest_la_SOURCES = \
 	src/core/lock.c src/core/lock.h \
 	src/core/metricsdb.c src/core/metricsdb.h \
 	src/core/history.c src/core/history.h \
+	src/core/junit.c src/core/junit.h \
+	src/core/htmlreport.c src/core/htmlreport.h \
 	src/core/plugins.c src/core/plugins.h
 # the orphan files of docs/spec.md §7.4 (orphan_modules.json, orphan_classifications.json) and
 # the import checks' cache

@@ -13,6 +13,7 @@
 #include "plugin_services.h"
 #include "json.h"
 #include "history.h"
+#include "junit.h"
 #include "lock.h"
 #include "metricsdb.h"
 #include "orphans.h"
@@ -565,6 +566,8 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
         st_warn("export stage: the run was not stored in the metrics DB");
     if (s->history_file)
         st_history_append(s->history_file, &run);
+    if (s->junit_xml)
+        st_junit_write(&run, s->junit_xml);
     st_export_end(&p->ps, &run, results_json, counters);
     if (o->json) {
         if (results_json)

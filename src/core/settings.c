@@ -250,6 +250,7 @@ static const file_key file_keys[] = {
     {"skip_dirs", K_STRLIST, OFF(skip_dirs)},
     {"pythonpath", K_PYTHONPATH, OFF(pythonpath)},
     {"history", K_PATH, OFF(history_file)}, /* relative to the config file, like plugin_path */
+    {"junit_xml", K_PATH, OFF(junit_xml)}, /* relative to the config file, like history */
     {"metrics_port", K_PORT, OFF(metrics_port)},
     {"interval", K_SECONDS, OFF(interval_s)},
     {"lock_timeout", K_SECONDS, OFF(lock_timeout_s)},
@@ -785,6 +786,13 @@ int st_settings_load_env(st_settings *s)
         return -1;
     if (ENV1("SELF_TEST_REPORT_DIR") && st_set_string(&s->report_dir, v) < 0)
         return -1;
+    if (ENV1("SELF_TEST_JUNIT_XML")) {
+        char *abs = st_path_absolute(NULL, v); /* relative to the working directory */
+        if (!abs)
+            return -1;
+        free(s->junit_xml);
+        s->junit_xml = abs;
+    }
     if (ENV1("SANDBOX_DATA_DIR") && st_set_string(&s->data_dir, v) < 0)
         return -1;
     if (ENV1("SANDBOX_REPO_PATH")) {
@@ -1122,6 +1130,7 @@ void st_settings_free(st_settings *s)
     free(s->pythonpath_where);
     st_strv_free(&s->orphan_exclude);
     free(s->history_file);
+    free(s->junit_xml);
     for (size_t i = 0; i < ST_DP_SWITCHES; i++)
         free(s->dp_where[i]);
     for (size_t i = 0; i < s->n_plugins; i++) {

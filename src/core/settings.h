@@ -56,6 +56,7 @@ typedef struct st_settings {
     st_strv pythonpath_rel;   /* the entries inside the root, repo-relative (after finish) */
     char *pythonpath_where;   /* where the list came from, for messages */
     char *history_file;
+    char *junit_xml;          /* the JUnit XML file each cycle rewrites, NULL: none */
     long metrics_port;        /* -1: off */
     double interval_s;
     double lock_timeout_s;    /* how long a second run waits for the lock */

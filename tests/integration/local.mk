@@ -17,7 +17,8 @@ INTEGRATION_TESTS = tests/integration/test_harness.py tests/integration/test_pyt
 	tests/integration/test_clock_jump.py tests/integration/test_visible.py \
 	tests/integration/test_docs.py tests/integration/test_pygraph_reference.py \
 	tests/integration/test_plugin_symbols.py tests/integration/test_preflight_workers.py \
-	tests/integration/test_changed.py
+	tests/integration/test_changed.py tests/integration/test_junit_xml.py \
+	tests/integration/test_html_report.py
 TESTS += $(INTEGRATION_TESTS)
 
 # the integrate stage through the real binary, and the SDK as a third party sees it
@@ -67,7 +68,8 @@ endif
 EXTRA_DIST += $(INTEGRATION_TESTS) $(INTEGRATOR_INTEGRATION_TESTS) \
 	$(DISCOVERY_INTEGRATION_TESTS) $(PROM_INTEGRATION_TESTS) $(CONTAINER_INTEGRATION_TESTS) \
 	tests/integration/conftest.py tests/integration/st_helpers.py \
-	tests/integration/tap_report.py tests/integration/pytest.ini
+	tests/integration/tap_report.py tests/integration/pytest.ini \
+	tests/junit/jenkins-junit.xsd
 
 TEST_EXTENSIONS = .py
 PY_LOG_DRIVER = $(LOG_DRIVER)
