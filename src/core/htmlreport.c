@@ -51,6 +51,8 @@ static void fmt_duration(char *out, size_t size, double s)
 {
     if (isnan(s))
         snprintf(out, size, "-");
+    else if (s < 0.01)
+        snprintf(out, size, "%.2f ms", s * 1000);
     else if (s < 1)
         snprintf(out, size, "%.0f ms", s * 1000);
     else if (s < 120)
@@ -85,7 +87,7 @@ static double nice_ceil(double x)
 static void svg_chart(st_buf *b, const char *title, const char *unit, const series *s, size_t ns,
                       size_t n, const char *const *labels, double fixed_max)
 {
-    const double W = 680, H = 220, L = 56, R = 12, T = 28, B = 40;
+    const double W = 560, H = 230, L = 56, R = 16, T = 44, B = 34;
     double max = 0;
     int any = 0;
     for (size_t k = 0; k < ns; k++)
@@ -95,7 +97,11 @@ static void svg_chart(st_buf *b, const char *title, const char *unit, const seri
                 if (s[k].v[i] > max)
                     max = s[k].v[i];
             }
-    max = fixed_max > 0 ? fixed_max : nice_ceil(max);
+    /* four grid steps of a nice size; counts (no unit) in whole numbers */
+    double gstep = nice_ceil(max / 4);
+    if (!unit[0])
+        gstep = ceil(gstep);
+    max = fixed_max > 0 ? fixed_max : 4 * gstep;
     st_buf_printf(b, "<figure class=\"chart\"><svg xmlns=\"http://www.w3.org/2000/svg\" "
                   "viewBox=\"0 0 %.0f %.0f\" width=\"%.0f\" height=\"%.0f\" role=\"img\" "
                   "aria-label=\"", W, H, W, H);
@@ -114,11 +120,17 @@ static void svg_chart(st_buf *b, const char *title, const char *unit, const seri
     double step = n > 1 ? pw / (double)(n - 1) : 0;
 #define XPOS(i) (n > 1 ? L + step * (double)(i) : L + pw / 2)
 #define YPOS(v) (T + ph - ph * ((v) > max ? 1.0 : (v) / max))
+    /* at most six date labels ("MM-DD HH:MM"): every stride-th cycle and the last */
+    size_t stride = n <= 6 ? 1 : (n - 1 + 4) / 5;
     for (size_t i = 0; i < n; i++) {
-        if (n > 12 && i != 0 && i != n - 1 && i % ((n + 5) / 6) != 0)
+        if (i != n - 1 && (i % stride != 0 || (i && n - 1 - i < (stride + 1) / 2)))
             continue;
-        st_buf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"xl\">", XPOS(i), H - B + 16);
-        esc_text(b, labels[i]);
+        const char *lab = strlen(labels[i]) > 5 ? labels[i] + 5 : labels[i];
+        /* the first and the last label end inside the chart */
+        st_buf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"xl\"%s>", XPOS(i), H - B + 16,
+                      n < 2 ? "" : i == 0 ? " style=\"text-anchor:start\""
+                      : i == n - 1 ? " style=\"text-anchor:end\"" : "");
+        esc_text(b, lab);
         st_buf_puts(b, "</text>\n");
     }
     if (!any) {
@@ -142,9 +154,10 @@ static void svg_chart(st_buf *b, const char *title, const char *unit, const seri
             esc_text(b, labels[i]);
             st_buf_puts(b, ")</title></circle>\n");
         }
+        /* the legend: one row under the title */
         st_buf_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"10\" height=\"10\" fill=\"%s\"/>"
-                      "<text x=\"%.1f\" y=\"%.1f\" class=\"lg\">", W - R - 130.0 * (double)(ns - k),
-                      8.0, s[k].color, W - R - 130.0 * (double)(ns - k) + 14, 17.0);
+                      "<text x=\"%.1f\" y=\"%.1f\" class=\"lg\">", 8.0 + 110.0 * (double)k, 25.0,
+                      s[k].color, 22.0 + 110.0 * (double)k, 34.0);
         esc_text(b, s[k].name);
         st_buf_puts(b, "</text>\n");
     }
@@ -349,7 +362,7 @@ static void section_changes(st_buf *b, yajl_val *runs, const char *const *labels
         if (!arr_len(reg) && !arr_len(fix))
             continue;
         if (!any)
-            st_buf_puts(b, "<h3>Earlier cycles</h3>\n<table><tr><th>cycle</th><th>regressions"
+            st_buf_puts(b, "<h3>Every cycle with a change, newest first</h3>\n<table><tr><th>cycle</th><th>regressions"
                         "</th><th>fixed</th></tr>\n");
         any = 1;
         st_buf_puts(b, "<tr><td class=\"n\">");
