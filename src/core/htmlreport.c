@@ -87,7 +87,7 @@ static double nice_ceil(double x)
 static void svg_chart(st_buf *b, const char *title, const char *unit, const series *s, size_t ns,
                       size_t n, const char *const *labels, double fixed_max)
 {
-    const double W = 560, H = 230, L = 56, R = 16, T = 44, B = 34;
+    const double W = 560, H = 230, L = 56, R = 40, T = 44, B = 34;
     double max = 0;
     int any = 0;
     for (size_t k = 0; k < ns; k++)
@@ -126,10 +126,8 @@ static void svg_chart(st_buf *b, const char *title, const char *unit, const seri
         if (i != n - 1 && (i % stride != 0 || (i && n - 1 - i < (stride + 1) / 2)))
             continue;
         const char *lab = strlen(labels[i]) > 5 ? labels[i] + 5 : labels[i];
-        /* the first and the last label end inside the chart */
-        st_buf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"xl\"%s>", XPOS(i), H - B + 16,
-                      n < 2 ? "" : i == 0 ? " style=\"text-anchor:start\""
-                      : i == n - 1 ? " style=\"text-anchor:end\"" : "");
+        /* centred: the margins leave room for half a label at each end */
+        st_buf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"xl\">", XPOS(i), H - B + 16);
         esc_text(b, lab);
         st_buf_puts(b, "</text>\n");
     }
