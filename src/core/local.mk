@@ -37,3 +37,6 @@ bin_PROGRAMS += selftest-core
 selftest_core_SOURCES = src/core/main.c src/core/cli.c src/core/cli.h
 selftest_core_CFLAGS = $(AM_CFLAGS) $(LIBCONFIG_CFLAGS) $(YAJL_CFLAGS)
 selftest_core_LDADD = src/core/libselftest.la
+
+# JUnit XML and the HTML report (src/core/junit.c, src/core/htmlreport.c)
+EXTRA_DIST += docs/reports.md docs/html-report.png
