@@ -75,3 +75,8 @@ UNIT_TESTS += tests/unit/test_changed
 tests_unit_test_changed_SOURCES = tests/unit/test_changed.c tests/unit/unit.h
 tests_unit_test_changed_CFLAGS = $(UNIT_CFLAGS) $(SQLITE3_CFLAGS)
 tests_unit_test_changed_LDADD = $(UNIT_LDADD) $(SQLITE3_LIBS)
+# JUnit XML and the HTML report: escaping, names and counts, the crash batch, the page
+UNIT_TESTS += tests/unit/test_reports
+tests_unit_test_reports_SOURCES = tests/unit/test_reports.c tests/unit/unit.h
+tests_unit_test_reports_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_reports_LDADD = $(UNIT_LDADD)
