@@ -72,9 +72,13 @@ typedef struct series {
 /* The smallest "nice" number (1, 2, 2.5, 5 x 10^k) at or above x. */
 static double nice_ceil(double x)
 {
-    if (!(x > 0))
+    if (!(x > 0) || !isfinite(x))
         return 1;
-    double p = pow(10, floor(log10(x)));
+    double p = 1; /* the power of ten at or below x */
+    while (p * 10 <= x)
+        p *= 10;
+    while (p > x)
+        p /= 10;
     static const double steps[] = {1, 2, 2.5, 5, 10};
     for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
         if (steps[i] * p >= x - 1e-9 * p)
@@ -102,9 +106,11 @@ static void svg_chart(st_buf *b, const char *title, const char *unit, const seri
     if (!unit[0])
         gstep = ceil(gstep);
     max = fixed_max > 0 ? fixed_max : 4 * gstep;
-    st_buf_printf(b, "<figure class=\"chart\"><svg xmlns=\"http://www.w3.org/2000/svg\" "
+    st_buf_printf(b,
+                  "<figure class=\"chart\"><svg xmlns=\"http://www.w3.org/2000/svg\" "
                   "viewBox=\"0 0 %.0f %.0f\" width=\"%.0f\" height=\"%.0f\" role=\"img\" "
-                  "aria-label=\"", W, H, W, H);
+                  "aria-label=\"",
+                  W, H, W, H);
     esc(b, title);
     st_buf_puts(b, "\">\n<text x=\"8\" y=\"18\" class=\"ct\">");
     esc_text(b, title);
@@ -113,7 +119,8 @@ static void svg_chart(st_buf *b, const char *title, const char *unit, const seri
     for (int g = 0; g <= 4; g++) {
         double y = T + ph - ph * g / 4.0;
         double val = max * g / 4.0;
-        st_buf_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>"
+        st_buf_printf(b,
+                      "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>"
                       "<text x=\"%.1f\" y=\"%.1f\" class=\"yl\">%g%s</text>\n",
                       L, y, W - R, y, L - 6, y + 4, val, unit);
     }
@@ -145,17 +152,18 @@ static void svg_chart(st_buf *b, const char *title, const char *unit, const seri
         for (size_t i = 0; i < n; i++) {
             if (isnan(s[k].v[i]))
                 continue;
-            st_buf_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"><title>",
-                          XPOS(i), YPOS(s[k].v[i]), s[k].color);
+            st_buf_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"><title>", XPOS(i),
+                          YPOS(s[k].v[i]), s[k].color);
             esc_text(b, s[k].name);
             st_buf_printf(b, " %g%s (", s[k].v[i], unit);
             esc_text(b, labels[i]);
             st_buf_puts(b, ")</title></circle>\n");
         }
         /* the legend: one row under the title */
-        st_buf_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"10\" height=\"10\" fill=\"%s\"/>"
-                      "<text x=\"%.1f\" y=\"%.1f\" class=\"lg\">", 8.0 + 110.0 * (double)k, 25.0,
-                      s[k].color, 22.0 + 110.0 * (double)k, 34.0);
+        st_buf_printf(b,
+                      "<rect x=\"%.1f\" y=\"%.1f\" width=\"10\" height=\"10\" fill=\"%s\"/>"
+                      "<text x=\"%.1f\" y=\"%.1f\" class=\"lg\">",
+                      8.0 + 110.0 * (double)k, 25.0, s[k].color, 22.0 + 110.0 * (double)k, 34.0);
         esc_text(b, s[k].name);
         st_buf_puts(b, "</text>\n");
     }
@@ -254,8 +262,12 @@ static void section_summary(st_buf *b, yajl_val last, const char *when)
     int aborted = ab && YAJL_IS_TRUE(ab);
     st_buf_puts(b, "<section id=\"summary\"><h2>Last cycle ");
     st_buf_printf(b, "<span class=\"status %s\">%s</span></h2>\n",
-                  aborted ? "ab" : exit_status == 0 ? "ok" : "bad",
-                  aborted ? "aborted" : exit_status == 0 ? "passed" : "failed");
+                  aborted            ? "ab"
+                  : exit_status == 0 ? "ok"
+                                     : "bad",
+                  aborted            ? "aborted"
+                  : exit_status == 0 ? "passed"
+                                     : "failed");
     st_buf_puts(b, "<p class=\"muted\">");
     esc_text(b, when);
     st_buf_puts(b, " &middot; run <code>");
@@ -328,7 +340,7 @@ static void section_failures(st_buf *b, yajl_val last)
             continue;
         shown++;
         st_buf_puts(b, "<details class=\"batch\" open><summary><b class=\"warn\">batch failed"
-                    "</b> <code>");
+                       "</b> <code>");
         esc_text(b, sm->u.object.keys[i]);
         st_buf_puts(b, "</code>: ");
         esc_text(b, st_jv_str(m, "reason") ? st_jv_str(m, "reason") : "no reason recorded");
@@ -350,7 +362,7 @@ static void section_changes(st_buf *b, yajl_val *runs, const char *const *labels
 {
     yajl_val last = runs[n - 1];
     st_buf_puts(b, "<section id=\"changes\"><h2>Regressions and fixes</h2>\n"
-                "<h3>Regressions in the last cycle (passed before, fail now)</h3>\n");
+                   "<h3>Regressions in the last cycle (passed before, fail now)</h3>\n");
     name_list(b, st_jv_get(last, "regressions"), "None.");
     st_buf_puts(b, "<h3>Fixed in the last cycle (failed before, pass now)</h3>\n");
     name_list(b, st_jv_get(last, "fixed"), "None.");
@@ -360,8 +372,9 @@ static void section_changes(st_buf *b, yajl_val *runs, const char *const *labels
         if (!arr_len(reg) && !arr_len(fix))
             continue;
         if (!any)
-            st_buf_puts(b, "<h3>Every cycle with a change, newest first</h3>\n<table><tr><th>cycle</th><th>regressions"
-                        "</th><th>fixed</th></tr>\n");
+            st_buf_puts(b, "<h3>Every cycle with a change, newest "
+                           "first</h3>\n<table><tr><th>cycle</th><th>regressions"
+                           "</th><th>fixed</th></tr>\n");
         any = 1;
         st_buf_puts(b, "<tr><td class=\"n\">");
         esc_text(b, labels[k]);
@@ -403,8 +416,10 @@ static void section_trends(st_buf *b, yajl_val *runs, const char *const *labels,
         checks[i] = num(runs[i], "orphan_total");
         integrated[i] = (double)arr_len(st_jv_get(st_jv_get(runs[i], "integration"), "integrated"));
     }
-    st_buf_printf(b, "<section id=\"trends\"><h2>Trends over the last %zu cycle%s</h2>\n"
-                  "<div class=\"charts\">\n", n, n == 1 ? "" : "s");
+    st_buf_printf(b,
+                  "<section id=\"trends\"><h2>Trends over the last %zu cycle%s</h2>\n"
+                  "<div class=\"charts\">\n",
+                  n, n == 1 ? "" : "s");
     series tests[2] = {{"passed", "#1a7f37", passed}, {"failed", "#c62828", failed}};
     svg_chart(b, "Tests passed and failed", "", tests, 2, n, labels, 0);
     series d[1] = {{"duration", "#1f6feb", dur}};
@@ -422,12 +437,11 @@ static void section_trends(st_buf *b, yajl_val *runs, const char *const *labels,
     for (size_t i = 0; i < n; i++)
         failed_checks[i] = num(runs[i], "orphan_failed");
     st_buf_puts(b, "<section id=\"orphans\"><h2>Orphan checks and integrations</h2>\n"
-                "<div class=\"charts\">\n");
+                   "<div class=\"charts\">\n");
     series o[3] = {{"checked", "#1f6feb", checks},
                    {"failed", "#c62828", failed_checks},
                    {"integrated", "#1a7f37", integrated}};
-    svg_chart(b, "Orphan modules checked, failed and integrated per cycle", "", o, 3, n, labels,
-              0);
+    svg_chart(b, "Orphan modules checked, failed and integrated per cycle", "", o, 3, n, labels, 0);
     st_buf_puts(b, "</div>\n");
     free(failed_checks);
     free(v);
@@ -449,8 +463,9 @@ static void section_orphans_last(st_buf *b, yajl_val last)
             st_buf_puts(b, "<tr><td><code>");
             esc_text(b, checks->u.object.keys[i]);
             st_buf_printf(b, "</code></td><td class=\"%s\">",
-                          verdict && strcmp(verdict, "passed") == 0 ? "pass"
-                          : verdict && strcmp(verdict, "failed") == 0 ? "fail" : "warn");
+                          verdict && strcmp(verdict, "passed") == 0   ? "pass"
+                          : verdict && strcmp(verdict, "failed") == 0 ? "fail"
+                                                                      : "warn");
             esc_text(b, verdict ? verdict : "-");
             if (cached && YAJL_IS_TRUE(cached))
                 st_buf_puts(b, " <span class=\"muted\">(cached)</span>");
@@ -500,7 +515,7 @@ static void section_slowest(st_buf *b, yajl_val last)
         st_buf_puts(b, "<p class=\"muted\">No test ran.</p>\n");
     } else {
         st_buf_puts(b, "<table><tr><th>test</th><th>phase</th><th>outcome</th><th>duration</th>"
-                    "</tr>\n");
+                       "</tr>\n");
         for (size_t i = 0; i < k && i < SLOWEST; i++) {
             char t[48];
             fmt_duration(t, sizeof(t), v[i].duration);
@@ -518,11 +533,10 @@ static void section_slowest(st_buf *b, yajl_val last)
     free(v);
 }
 
-char *st_html_render(const char *title, const double *started, const char *const *results,
-                     size_t n)
+char *st_html_render(const char *title, const double *started, const char *const *results, size_t n)
 {
     st_buf b = {0};
-    yajl_val *runs = calloc(n ? n : 1, sizeof(*runs));
+    yajl_val *runs = calloc(n ? n : 1, sizeof(yajl_val));
     char **labels = calloc(n ? n : 1, sizeof(*labels));
     size_t m = 0;
     if (!runs || !labels) {
@@ -535,7 +549,10 @@ char *st_html_render(const char *title, const double *started, const char *const
         yajl_val v = results[i] ? st_json_parse(results[i], err, sizeof(err)) : NULL;
         if (!v || !YAJL_IS_OBJECT(v)) {
             st_warn("html: the results of cycle %zu of %zu are not a JSON object (%s); left out",
-                    i + 1, n, v ? "another JSON type" : results[i] ? err : "none stored");
+                    i + 1, n,
+                    v            ? "another JSON type"
+                    : results[i] ? err
+                                 : "none stored");
             if (v)
                 yajl_tree_free(v);
             continue;
@@ -550,16 +567,20 @@ char *st_html_render(const char *title, const double *started, const char *const
     char now[32];
     st_utc_iso8601(st_wall_clock(), now, sizeof(now));
     st_buf_puts(&b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
-                "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
-                "style-src 'unsafe-inline'; img-src data:\">\n"
-                "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-                "<title>selftest-core report: ");
+                    "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
+                    "style-src 'unsafe-inline'; img-src data:\">\n"
+                    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+                    "<title>selftest-core report: ");
     esc_text(&b, title);
-    st_buf_printf(&b, "</title>\n<style>%s</style>\n</head><body>\n<header><h1>selftest-core "
-                  "report: ", css);
+    st_buf_printf(&b,
+                  "</title>\n<style>%s</style>\n</head><body>\n<header><h1>selftest-core "
+                  "report: ",
+                  css);
     esc_text(&b, title);
-    st_buf_printf(&b, "</h1><p>%zu cycle%s from metrics.db &middot; generated %s</p></header>\n"
-                  "<main>\n", m, m == 1 ? "" : "s", now);
+    st_buf_printf(&b,
+                  "</h1><p>%zu cycle%s from metrics.db &middot; generated %s</p></header>\n"
+                  "<main>\n",
+                  m, m == 1 ? "" : "s", now);
     if (m == 0) {
         st_buf_puts(&b, "<section><p>No cycle has been recorded yet.</p></section>\n");
     } else {
@@ -618,8 +639,8 @@ int st_html_report(const st_settings *s, const char *out_dir, unsigned cycles, i
     }
     if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
         sqlite3_busy_timeout(db, 10000) != SQLITE_OK ||
-        sqlite3_prepare_v2(db, "SELECT started_at, results FROM runs ORDER BY id DESC LIMIT ?",
-                           -1, &st, NULL) != SQLITE_OK) {
+        sqlite3_prepare_v2(db, "SELECT started_at, results FROM runs ORDER BY id DESC LIMIT ?", -1,
+                           &st, NULL) != SQLITE_OK) {
         st_error("html: %s: %s", db_path, db ? sqlite3_errmsg(db) : "cannot open");
         goto out;
     }

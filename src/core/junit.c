@@ -60,14 +60,30 @@ void st_xml_escape(st_buf *out, const char *str, int attr)
             continue;
         }
         switch (cp) {
-        case '&': st_buf_puts(out, "&amp;"); break;
-        case '<': st_buf_puts(out, "&lt;"); break;
-        case '>': st_buf_puts(out, "&gt;"); break;
-        case '"': st_buf_puts(out, "&quot;"); break;
-        case '\'': st_buf_puts(out, "&apos;"); break;
-        case '\t': st_buf_puts(out, attr ? "&#9;" : "\t"); break;
-        case '\n': st_buf_puts(out, attr ? "&#10;" : "\n"); break;
-        case '\r': st_buf_puts(out, "&#13;"); break;
+        case '&':
+            st_buf_puts(out, "&amp;");
+            break;
+        case '<':
+            st_buf_puts(out, "&lt;");
+            break;
+        case '>':
+            st_buf_puts(out, "&gt;");
+            break;
+        case '"':
+            st_buf_puts(out, "&quot;");
+            break;
+        case '\'':
+            st_buf_puts(out, "&apos;");
+            break;
+        case '\t':
+            st_buf_puts(out, attr ? "&#9;" : "\t");
+            break;
+        case '\n':
+            st_buf_puts(out, attr ? "&#10;" : "\n");
+            break;
+        case '\r':
+            st_buf_puts(out, "&#13;");
+            break;
         default:
             if (cp < 0x20 || cp == 0xFFFE || cp == 0xFFFF)
                 st_buf_append(out, replacement, 3);
@@ -359,7 +375,8 @@ char *st_junit_render(const st_run *run, const char *hostname)
         if (batch_failed_silently(bt))
             tests++, errors++;
     }
-    st_buf_puts(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"selftest-core\"");
+    st_buf_puts(&b,
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"selftest-core\"");
     attr_uint(&b, "tests", tests);
     attr_uint(&b, "failures", failures);
     attr_uint(&b, "errors", errors);
@@ -369,8 +386,7 @@ char *st_junit_render(const st_run *run, const char *hostname)
         const st_batch *bt = &run->batches[i];
         int silent = batch_failed_silently(bt);
         char stamp[32];
-        st_utc_iso8601(bt->started_at > 0 ? bt->started_at : run->started_at, stamp,
-                       sizeof(stamp));
+        st_utc_iso8601(bt->started_at > 0 ? bt->started_at : run->started_at, stamp, sizeof(stamp));
         st_buf_puts(&b, "  <testsuite");
         attr(&b, "name", bt->path);
         attr_uint(&b, "tests", bt->n_tests + (silent ? 1 : 0));

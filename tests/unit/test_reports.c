@@ -96,7 +96,8 @@ START_TEST(junit_names_counts_and_crash_batch)
     add_test(c, "tests/c/test_c.py::test_ok", ST_OUT_PASSED, "call", NULL, 3);
     char *x = st_junit_render(&r, "host<1>");
     ck_assert_ptr_nonnull(x);
-    ck_assert_contains(x, "<testsuites name=\"selftest-core\" tests=\"8\" failures=\"1\" errors=\"3\"");
+    ck_assert_contains(
+        x, "<testsuites name=\"selftest-core\" tests=\"8\" failures=\"1\" errors=\"3\"");
     ck_assert_contains(x, "<testsuite name=\"tests/a\" tests=\"6\" failures=\"1\" errors=\"2\" "
                           "skipped=\"2\"");
     ck_assert_contains(x, "hostname=\"host&lt;1&gt;\"");
