@@ -143,12 +143,18 @@ static void svg_chart(st_buf *b, const char *title, const char *unit, const seri
                       L + pw / 2, T + ph / 2);
     }
     for (size_t k = 0; k < ns; k++) {
-        st_buf_printf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"",
-                      s[k].color);
-        for (size_t i = 0; i < n; i++)
-            if (!isnan(s[k].v[i]))
+        /* one polyline per run of cycles with a value: a cycle without one is a gap */
+        for (size_t i = 0; i < n;) {
+            if (isnan(s[k].v[i])) {
+                i++;
+                continue;
+            }
+            st_buf_printf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" "
+                          "points=\"", s[k].color);
+            for (; i < n && !isnan(s[k].v[i]); i++)
                 st_buf_printf(b, "%.1f,%.1f ", XPOS(i), YPOS(s[k].v[i]));
-        st_buf_puts(b, "\"/>\n");
+            st_buf_puts(b, "\"/>\n");
+        }
         for (size_t i = 0; i < n; i++) {
             if (isnan(s[k].v[i]))
                 continue;

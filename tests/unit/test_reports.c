@@ -221,11 +221,38 @@ START_TEST(html_escapes_and_leaves_out_bad_rows)
     ck_assert_contains(page, "2 cycles from metrics.db");
     ck_assert(strstr(page, "<script") == NULL);
     ck_assert(strstr(page, "<img") == NULL);
-    /* the coverage chart: one point (the first cycle has none) */
     ck_assert_contains(page, "coverage 50% (");
     free(page);
     page = st_html_render("empty", NULL, NULL, 0);
     ck_assert_contains(page, "No cycle has been recorded yet.");
+    free(page);
+}
+END_TEST
+
+/* A cycle without coverage is a gap in the coverage line, not a line drawn across it. */
+START_TEST(html_chart_gaps)
+{
+    const char *runs[] = {
+        "{\"passed\":1,\"coverage\":40.0}",
+        "{\"passed\":2,\"coverage\":null}",
+        "{\"passed\":3,\"coverage\":60.0}",
+    };
+    double started[] = {1.7e9, 1.7e9 + 60, 1.7e9 + 120};
+    char *page = st_html_render("gaps", started, runs, 3);
+    ck_assert_ptr_nonnull(page);
+    const char *cov = strstr(page, "aria-label=\"Coverage\"");
+    ck_assert_ptr_nonnull(cov);
+    char *chart = st_strndup(cov, (size_t)(strstr(cov, "</svg>") - cov));
+    ck_assert_uint_eq(count(chart, "<polyline"), 2);
+    ck_assert_uint_eq(count(chart, "<circle"), 2);
+    free(chart);
+    const char *tests = strstr(page, "aria-label=\"Tests passed and failed\"");
+    ck_assert_ptr_nonnull(tests);
+    chart = st_strndup(tests, (size_t)(strstr(tests, "</svg>") - tests));
+    /* passed: one line through three points; failed: no value in any cycle, no line */
+    ck_assert_uint_eq(count(chart, "<polyline"), 1);
+    ck_assert_uint_eq(count(chart, "<circle"), 3);
+    free(chart);
     free(page);
 }
 END_TEST
@@ -239,6 +266,7 @@ int main(void)
     tcase_add_test(tc, junit_write_is_atomic_and_reports_failures);
     tcase_add_test(tc, results_keep_the_line);
     tcase_add_test(tc, html_escapes_and_leaves_out_bad_rows);
+    tcase_add_test(tc, html_chart_gaps);
     suite_add_tcase(s, tc);
     return unit_run(s);
 }
