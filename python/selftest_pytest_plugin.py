@@ -27,7 +27,8 @@ Events (keys are exactly these; strings are ASCII JSON with \\u escapes):
 
     {"event":"test","nodeid":STR,"file":STR,"line":INT|null,"outcome":STR,
      "phase":"setup"|"call"|"teardown"|"collect","duration":FLOAT,
-     "excerpt":STR|null,"stdout":STR|null,"stderr":STR|null}
+     "excerpt":STR|null,"stdout":STR|null,"stderr":STR|null,
+     "skip_reason":STR|null}
         One per report that pytest's terminal summary counts, categorised by
         pytest's own pytest_report_teststatus hook.  outcome is one of
         passed failed error skipped xfailed xpassed.  file = the test file's
@@ -44,6 +45,10 @@ Events (keys are exactly these; strings are ASCII JSON with \\u escapes):
         teardown), at most 64 KiB each, keeping the end; when cut, the text
         starts with the line "[selftest: N earlier bytes not kept]".  null
         for other outcomes or when nothing was captured.
+        skip_reason = why a skipped or xfailed report was (pytest.skip's or the
+        skip mark's reason without pytest's "Skipped: " prefix; xfail's
+        reason), at most 1000 characters; null for other outcomes or when
+        pytest gives none.
         xdist's report for a test whose worker crashed gets phase "call".
         phase "collect" (outcome "skipped") is a collector that was skipped
         (pytest.skip(allow_module_level=True), importorskip at module level):
@@ -372,6 +377,26 @@ def _report_file(report):
     return ""
 
 
+def _skip_reason(report, category):
+    """Why a skipped or xfailed report was, or None."""
+    try:
+        if category == "xfailed":
+            text = getattr(report, "wasxfail", None)
+        elif category == "skipped":
+            lr = getattr(report, "longrepr", None)
+            text = lr[2] if isinstance(lr, tuple) and len(lr) == 3 else None
+            if isinstance(text, str) and text.startswith("Skipped: "):
+                text = text[len("Skipped: "):]
+        else:
+            return None
+        text = _clean(text)
+        if not text:
+            return None
+        return text[:1000]
+    except Exception:
+        return None
+
+
 def _report_line(report):
     """The 1-based line of the test's definition, or None."""
     try:
@@ -489,6 +514,7 @@ def pytest_runtest_logreport(report):
             "excerpt": excerpt,
             "stdout": stdout,
             "stderr": stderr,
+            "skip_reason": _skip_reason(report, category),
         }
         if category in ("failed", "error"):
             reason = _report_prop(report, _REASON_PROP)
@@ -552,6 +578,7 @@ def pytest_collectreport(report):
                 "excerpt": None,
                 "stdout": None,
                 "stderr": None,
+                "skip_reason": _skip_reason(report, "skipped"),
             })
     except Exception:
         pass

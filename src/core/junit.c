@@ -308,10 +308,14 @@ static void render_testcase(st_buf *b, const st_batch *bt, const st_test_result 
         break;
     }
     case ST_OUT_SKIPPED:
-        st_buf_puts(b, "      <skipped type=\"pytest.skip\" message=\"skipped\"/>\n");
+        st_buf_puts(b, "      <skipped type=\"pytest.skip\"");
+        attr(b, "message", tr->skip_reason ? tr->skip_reason : "skipped");
+        st_buf_puts(b, "/>\n");
         break;
     case ST_OUT_XFAILED:
-        st_buf_puts(b, "      <skipped type=\"pytest.xfail\" message=\"expected failure\"/>\n");
+        st_buf_puts(b, "      <skipped type=\"pytest.xfail\"");
+        attr(b, "message", tr->skip_reason ? tr->skip_reason : "expected failure");
+        st_buf_puts(b, "/>\n");
         break;
     default:
         break;

@@ -21,6 +21,7 @@
 
 #define RESULTS_MAX_BYTES (512u << 20)  /* a results file larger than this is refused */
 #define EXCERPT_MAX 4000
+#define SKIP_REASON_MAX 1000
 
 static const st_enum_name outcome_names[] = {
     {ST_OUT_PASSED, "passed"},   {ST_OUT_FAILED, "failed"},   {ST_OUT_ERROR, "error"},
@@ -69,6 +70,7 @@ typedef struct event_fields {
     char key[16];      /* the current top-level key (longer keys are not ours) */
     char *event, *nodeid, *file, *outcome, *phase, *excerpt, *out, *err;
     char *reason, *unmet; /* orphan checks: why the import failed, a missing package */
+    char *skip_reason;    /* why a skipped or xfailed report was */
     double duration;
     char duration_text[32];
     const char *number_error; /* a number yajl would have refused (overflow), else NULL */
@@ -89,6 +91,7 @@ static void fields_free(event_fields *f)
     free(f->err);
     free(f->reason);
     free(f->unmet);
+    free(f->skip_reason);
     st_strv_free(&f->argv);
 }
 
@@ -197,6 +200,7 @@ static int cb_string(void *ctx, const unsigned char *s, size_t len)
                   : strcmp(f->key, "stderr") == 0  ? &f->err
                   : strcmp(f->key, "reason") == 0  ? &f->reason
                   : strcmp(f->key, "unmet") == 0   ? &f->unmet
+                  : strcmp(f->key, "skip_reason") == 0 ? &f->skip_reason
                                                    : NULL;
     if (slot == &f->out || slot == &f->err) {
         free(*slot);
@@ -206,7 +210,11 @@ static int cb_string(void *ctx, const unsigned char *s, size_t len)
     if (slot) {
         free(*slot);
         /* an excerpt keeps its end: the error is there */
-        if (slot == &f->excerpt && len > EXCERPT_MAX) {
+        if (slot == &f->skip_reason && len > SKIP_REASON_MAX) {
+            while (len > SKIP_REASON_MAX || (len && (s[len] & 0xC0) == 0x80))
+                len--; /* the start kept, cut at a character boundary */
+            *slot = st_strndup((const char *)s, len);
+        } else if (slot == &f->excerpt && len > EXCERPT_MAX) {
             *slot = malloc(EXCERPT_MAX + 5);
             if (*slot) {
                 memcpy(*slot, "...\n", 4);
@@ -329,6 +337,8 @@ static int add_test(st_batch *b, event_fields *f, const char *kind, st_outcome o
     t->err = f->err;
     t->reason = f->reason;
     t->unmet = f->unmet;
+    t->skip_reason = f->skip_reason;
+    f->skip_reason = NULL;
     f->nodeid = f->file = f->phase = f->excerpt = f->out = f->err = NULL;
     f->reason = f->unmet = NULL;
     t->outcome = outcome;
@@ -530,6 +540,7 @@ void st_batch_reset_outcome(st_batch *b)
         free(b->tests[i].err);
         free(b->tests[i].reason);
         free(b->tests[i].unmet);
+        free(b->tests[i].skip_reason);
     }
     b->n_tests = 0;
     memset(&b->counts, 0, sizeof(b->counts));
@@ -697,6 +708,8 @@ static void gen_test(yajl_gen g, const st_batch *b, const st_test_result *tr)
         st_jg_kstr(g, "stdout", tr->out);
     if (tr->err)
         st_jg_kstr(g, "stderr", tr->err);
+    if (tr->skip_reason)
+        st_jg_kstr(g, "skip_reason", tr->skip_reason);
     yajl_gen_map_close(g);
 }
 

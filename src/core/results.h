@@ -49,6 +49,7 @@ typedef struct st_test_result {
     char *err;
     char *reason;  /* orphan checks: the exception and its line, or NULL */
     char *unmet;   /* orphan checks: the missing third-party package, or NULL */
+    char *skip_reason; /* skipped/xfailed: why (at most 1000 bytes), or NULL */
 } st_test_result;
 
 /* Bytes of captured stdout (and of stderr) kept per failing test. */

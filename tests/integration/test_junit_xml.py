@@ -9,7 +9,7 @@
    testcases = reports, failures = failed, errors = errors, skipped = skipped + xfailed, plus
    one <error> testcase for the crash batch (named after the test that ended the process).
    Each testcase carries classname, name, file, line (the def line) and time; a failure its
-   message and traceback, its captured stdout/stderr; text from the project is escaped
+   message and traceback, its captured stdout/stderr; a skip or xfail its reason; text from the project is escaped
    (markup survives as text, an ANSI escape becomes U+FFFD).
 2. The schema is strict enough to matter: the same file without a testsuite's timestamp, or
    with a count that is not a number, fails validation.
@@ -232,10 +232,13 @@ def test_junit_host():
     ok(("selftest.phase", "setup") in props(tc), "%s: its phase in its properties" % label,
        props(tc))
     sk = one("tests/mixed", "tests.mixed.test_mixed", "test_skip").find("skipped")
-    ok(sk is not None and sk.get("type") == "pytest.skip", "%s: a skip is <skipped>" % label)
+    ok(sk is not None and sk.get("type") == "pytest.skip" and sk.get("message") == "not today",
+       "%s: a skip is <skipped> with pytest.skip's reason" % label,
+       None if sk is None else sk.attrib)
     xf = one("tests/mixed", "tests.mixed.test_mixed", "test_xfail").find("skipped")
-    ok(xf is not None and xf.get("type") == "pytest.xfail", "%s: an xfail is <skipped "
-       "type=pytest.xfail>" % label)
+    ok(xf is not None and xf.get("type") == "pytest.xfail" and xf.get("message") == "known bug",
+       "%s: an xfail is <skipped type=pytest.xfail> with the mark's reason" % label,
+       None if xf is None else xf.attrib)
     tc = one("tests/mixed", "tests.mixed.test_mixed", "test_xpass")
     is_eq(kind_of(tc), "passed", "%s: an xpass passes (the results count it as passed)" % label)
     for param in ("a<b", "c&d"):

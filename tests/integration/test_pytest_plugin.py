@@ -28,7 +28,7 @@ from st_helpers import is_eq, ok
 OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
 START_KEYS = {"event", "pid", "argv", "workers", "python", "pytest"}
 TEST_KEYS = {"event", "nodeid", "file", "line", "outcome", "phase", "duration", "excerpt",
-             "stdout", "stderr"}
+             "stdout", "stderr", "skip_reason"}
 MARK_KEYS = {"event", "nodeid"}  # test_start, test_finish
 CERR_KEYS = {"event", "nodeid", "file", "excerpt"}
 END_KEYS = {"event", "exitstatus", "counts", "duration"}
@@ -179,6 +179,12 @@ def check_shapes(label, events, argv, workers):
             if ev["phase"] != "collect" and "::" in ev["nodeid"] and \
                     not isinstance(ev["line"], int) and "crashed" not in (ev["excerpt"] or ""):
                 problems.append("no line for %r" % ev["nodeid"])
+            if ev["skip_reason"] is not None and (
+                    ev["outcome"] not in ("skipped", "xfailed") or
+                    not isinstance(ev["skip_reason"], str) or not ev["skip_reason"] or
+                    ev["skip_reason"].startswith("Skipped: ")):
+                problems.append("skip_reason %r of %s %s" % (ev["skip_reason"], ev["outcome"],
+                                                             ev["nodeid"]))
             if ev["file"] != ev["nodeid"].split("::")[0] or not ev["file"].endswith(".py"):
                 problems.append("file %r for %r" % (ev["file"], ev["nodeid"]))
             if ev["outcome"] in ("failed", "error"):

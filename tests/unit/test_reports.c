@@ -173,7 +173,8 @@ START_TEST(results_keep_the_line)
                "{\"event\":\"test\",\"nodeid\":\"t.py::b\",\"file\":\"t.py\",\"line\":null,"
                "\"outcome\":\"passed\",\"phase\":\"call\",\"duration\":0.5}\n"
                "{\"event\":\"test\",\"nodeid\":\"t.py::c\",\"file\":\"t.py\",\"line\":-3,"
-               "\"outcome\":\"passed\",\"phase\":\"call\",\"duration\":0.5}\n");
+               "\"outcome\":\"skipped\",\"phase\":\"call\",\"duration\":0.5,"
+               "\"skip_reason\":\"no <db>\"}\n");
     char *file = st_path_join(dir, "r.jsonl");
     st_batch b = {0};
     char err[256];
@@ -182,6 +183,17 @@ START_TEST(results_keep_the_line)
     ck_assert_int_eq(b.tests[0].line, 42);
     ck_assert_int_eq(b.tests[1].line, 0);
     ck_assert_int_eq(b.tests[2].line, 0);
+    ck_assert_ptr_null(b.tests[0].skip_reason);
+    ck_assert_str_eq(b.tests[2].skip_reason, "no <db>");
+    st_run r = {.run_id = st_strdup("r3"), .runtime_used = "host", .batches = &b, .n_batches = 1};
+    b.path = st_strdup("t");
+    char *x = st_junit_render(&r, "h");
+    ck_assert_contains(x, "<skipped type=\"pytest.skip\" message=\"no &lt;db&gt;\"/>");
+    free(x);
+    x = st_run_to_json(&r, 0);
+    ck_assert_contains(x, "\"skip_reason\":\"no <db>\"");
+    free(x);
+    free(r.run_id);
     st_batch_free(&b);
     free(file);
     st_rm_rf(dir);
