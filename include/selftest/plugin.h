@@ -22,6 +22,10 @@
  *                 are no longer filled for plugins of ABI 1.5 or later: discovery-python reads
  *                 them from its own settings; cfg_where's string lives until destroy();
  *                 st_status_str() (static inline: nothing to link).
+ *   1.6  2026-11  scale-out: st_exec_request.expected_s (the recorded duration of what it runs,
+ *                 for placing it), st_exec_result.engine (the engine it ran on),
+ *                 st_runtime_ops.slots (how many executions the runtime's engines take at once,
+ *                 summed over them: the core's worker budget when it is not set).
  *
  * Rules that must stay true (see docs/plugin-guide.md for the long form):
  *  - A plugin exports exactly one symbol, ST_PLUGIN_ENTRY_SYMBOL. The core calls it with its own
@@ -287,6 +291,8 @@ typedef struct st_exec_request {
     double timeout_s;            /* > 0 */
     double kill_grace_s;         /* SIGTERM -> SIGKILL delay */
     int sandboxed;               /* apply the orphan-check limits (temp cwd, rlimits) */
+    /* ---- ABI 1.6 (read only when struct_size covers it) ---- */
+    double expected_s;           /* the recorded duration of what it runs; < 0: not known */
 } st_exec_request;
 
 /* How it ended. Filled by the runtime; fixed buffers so nothing crosses ownership. */
@@ -309,6 +315,8 @@ typedef struct st_exec_result {
     unsigned cleanup_failures; /* resources of this execution left behind (a container that
                                   could not be removed); the core counts them as container
                                   failures */
+    /* ---- ABI 1.6 (write only when struct_size covers it) ---- */
+    char engine[160];      /* the engine of the last attempt (its address), "" for none */
 } st_exec_result;
 
 /* Does an st_exec_result of this struct_size have the field? (for runtimes that also support
@@ -360,6 +368,11 @@ typedef struct st_runtime_ops {
      * interpreter (the core keys it on the file) for the runtime named "host", and "cannot
      * tell" for any other. */
     int (*environment_id)(void *ctx, char *buf, size_t len);
+    /* ---- ABI 1.6 ---- */
+    /* How many executions (each of req->workers CPUs) the runtime takes at once: the sum of
+     * the `workers` of its engines, 0 when it has no opinion. The core uses it as its worker
+     * budget when `workers` is not set. Optional: NULL means no opinion. */
+    unsigned (*slots)(void *ctx);
 } st_runtime_ops;
 
 /* ---- discovery ----------------------------------------------------------------------------- */

@@ -73,7 +73,12 @@ static const char usage_run[] =
     "  --use-container          run batches in containers (runtime docker unless configured)\n"
     "  --container-runtime R    docker or podman\n"
     "  --container-image IMAGE  the image batches run in\n"
-    "  --docker-host URL        the engine (beats DOCKER_HOST, CONTAINER_HOST)\n"
+    "  --docker-host URL        the engine (beats DOCKER_HOST, CONTAINER_HOST); repeated: run\n"
+    "                           on every engine named (replaces container.hosts)\n"
+    "  --shards N|auto          split every test path into N shards by test file (auto:\n"
+    "                           shard_seconds each by recorded durations; SELF_TEST_SHARDS)\n"
+    "  --shard-seconds S        target duration of an auto shard (SELF_TEST_SHARD_SECONDS;\n"
+    "                           default 60)\n"
     "  --[no-]include-orphans, --[no-]discover-orphans, --refresh-orphans,\n"
     "  --[no-]auto-include-isolated, --[no-]recursive-include (--recursive-orphans),\n"
     "  --[no-]recursive-isolated, --clean-orphans, --include-redundant\n"
@@ -176,6 +181,8 @@ enum {
     OPT_CONTAINER_RUNTIME,
     OPT_CONTAINER_IMAGE,
     OPT_DOCKER_HOST,
+    OPT_SHARDS,
+    OPT_SHARD_SECONDS,
     OPT_MAX_AGE,
     OPT_PATH,
     OPT_ORPHANS,
@@ -214,7 +221,9 @@ typedef struct cli_opts {
     st_strv plugin_dirs;
     const char *workers, *pytest_args, *timeout, *retries, *report_dir, *history;
     const char *junit_xml, *out_dir, *cycles;
-    const char *metrics_port, *interval, *container_runtime, *container_image, *docker_host;
+    const char *metrics_port, *interval, *container_runtime, *container_image;
+    st_strv docker_hosts;
+    const char *shards, *shard_seconds;
     const char *max_age;
     const char *pythonpath;
     int coverage; /* -1 unset */
@@ -419,6 +428,8 @@ static int parse_command(command cmd, int argc, char **argv, cli_opts *o, st_str
         OPT("json", no_argument, OPT_JSON);
         OPT("use-container", no_argument, OPT_USE_CONTAINER);
         OPT("container-image", required_argument, OPT_CONTAINER_IMAGE);
+        OPT("shards", required_argument, OPT_SHARDS);
+        OPT("shard-seconds", required_argument, OPT_SHARD_SECONDS);
     }
     if (runs || cmd == CMD_REPORT)
         OPT("report-dir", required_argument, OPT_REPORT_DIR);
@@ -501,7 +512,9 @@ static int parse_command(command cmd, int argc, char **argv, cli_opts *o, st_str
         case OPT_USE_CONTAINER: o->use_container = 1; break;
         case OPT_CONTAINER_RUNTIME: o->container_runtime = optarg; break;
         case OPT_CONTAINER_IMAGE: o->container_image = optarg; break;
-        case OPT_DOCKER_HOST: o->docker_host = optarg; break;
+        case OPT_DOCKER_HOST: st_strv_push(&o->docker_hosts, optarg); break;
+        case OPT_SHARDS: o->shards = optarg; break;
+        case OPT_SHARD_SECONDS: o->shard_seconds = optarg; break;
         case OPT_MAX_AGE: o->max_age = optarg; break;
         case OPT_PYTHONPATH: o->pythonpath = optarg; break;
         case OPT_PATH: o->path_only = 1; break;
@@ -567,6 +580,13 @@ static int apply_cli(st_settings *s, const cli_opts *o, st_strv *paths)
     if (o->timeout && st_set_seconds(&s->timeout_s, o->timeout, "option --timeout") < 0)
         return -1;
     if (o->retries && st_set_retries(&s->retries, o->retries, "option --retries") < 0)
+        return -1;
+    if (o->shards && st_set_shards(&s->shards, o->shards, "option --shards") < 0)
+        return -1;
+    if (o->shards)
+        s->shards_option = 1;
+    if (o->shard_seconds &&
+        st_set_seconds(&s->shard_seconds, o->shard_seconds, "option --shard-seconds") < 0)
         return -1;
     if (o->interval && st_set_seconds(&s->interval_s, o->interval, "option --interval") < 0)
         return -1;
@@ -642,11 +662,20 @@ static int apply_cli(st_settings *s, const cli_opts *o, st_strv *paths)
         st_settings_set_group_option(s, "container", "image", o->container_image,
                                      "option --container-image") < 0)
         return -1;
-    if (o->docker_host) {
+    if (o->docker_hosts.oom)
+        return -1;
+    if (o->docker_hosts.n) {
         /* The engine plugins take DOCKER_HOST / CONTAINER_HOST over the container group's
-         * host; the flag beats both, and their messages name the flag. */
-        if (st_settings_set_group_option(s, "container", "host", o->docker_host,
-                                         "option --docker-host") < 0)
+         * host; the flag beats both, and their messages name the flag. Repeated, it names
+         * every engine of the run (container.hosts); once, the one engine. */
+        const char *other = o->docker_hosts.n == 1 ? "hosts" : "host";
+        if ((o->docker_hosts.n == 1
+                 ? st_settings_set_group_option(s, "container", "host", o->docker_hosts.v[0],
+                                                "option --docker-host")
+                 : st_settings_set_group_list_option(
+                       s, "container", "hosts", (const char *const *)o->docker_hosts.v,
+                       o->docker_hosts.n, "option --docker-host")) < 0 ||
+            st_settings_remove_group_key(s, "container", other) < 0)
             return -1;
         unsetenv("DOCKER_HOST");
         unsetenv("CONTAINER_HOST");
@@ -1000,6 +1029,7 @@ out:
     if (settings_ready)
         st_settings_free(&s);
     st_strv_free(&o.plugin_dirs);
+    st_strv_free(&o.docker_hosts);
     st_strv_free(&o.deps);
     st_strv_free(&paths);
     return st_exit_status(rc, verdict);

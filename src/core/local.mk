@@ -16,6 +16,7 @@ src_core_libselftest_la_SOURCES = \
 	src/core/pipeline_discover.c src/core/pipeline_progress.c \
 	src/core/pipeline_integrate.c src/core/pipeline_export.c \
 	src/core/runner.c src/core/runner.h \
+	src/core/shards.c src/core/shards.h \
 	src/core/lock.c src/core/lock.h \
 	src/core/metricsdb.c src/core/metricsdb.h \
 	src/core/history.c src/core/history.h \

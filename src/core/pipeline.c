@@ -23,10 +23,12 @@
 #include "log.h"
 #include "results.h"
 #include "runner.h"
+#include "shards.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,6 +239,264 @@ int st_preflight_stage(st_pipeline *p, const char *work, st_preflight *pf)
     return ST_OK;
 }
 
+/* ---- shards ---------------------------------------------------------------------------------- */
+
+/* The shard count configured for a batch path: its paths entry's, else the global one. */
+static int shard_spec(const st_settings *s, const char *path)
+{
+    for (size_t i = 0; !s->shards_option && s->path_shards && i < s->path_shard_names.n; i++) {
+        const char *n = s->path_shard_names.v[i];
+        while (n[0] == '.' && n[1] == '/')
+            n += 2;
+        size_t len = strlen(n);
+        while (len > 1 && n[len - 1] == '/')
+            len--;
+        if (s->path_shards[i] != ST_SHARDS_UNSET &&
+            ((strncmp(n, path, len) == 0 && path[len] == '\0') ||
+             (len == 0 && strcmp(path, ".") == 0)))
+            return s->path_shards[i];
+    }
+    return s->shards;
+}
+
+/* The test files of batch b (repo-relative, sorted): the change-aware selection, else the
+ * import graph's test files (test_*.py, *_test.py) under its path. */
+static int batch_test_files(st_pipeline *p, const st_batch *b, st_strv *out)
+{
+    if (b->select.n) {
+        for (size_t i = 0; i < b->select.n; i++)
+            st_strv_push(out, b->select.v[i]);
+        return out->oom ? -1 : 0;
+    }
+    const st_pygraph *g = st_project_graph(&p->ps.project);
+    if (!g)
+        return 0;
+    size_t plen = strcmp(b->path, ".") == 0 ? 0 : strlen(b->path);
+    for (uint32_t n = 0; n < st_pygraph_count(g); n++) {
+        const char *f = st_pygraph_path(g, n);
+        if (!st_pygraph_is_test(g, n) || st_pygraph_is_conftest(g, n))
+            continue;
+        if (plen && !(strncmp(f, b->path, plen) == 0 && (f[plen] == '/' || f[plen] == '\0')))
+            continue;
+        st_strv_push(out, f);
+    }
+    return out->oom ? -1 : 0;
+}
+
+typedef struct exec_plan {
+    st_batch *items;   /* what the runner runs: unsplit batches and shards */
+    size_t *owner;     /* items[k] belongs to run->batches[owner[k]] */
+    size_t n, cap;
+    int any_shards;
+} exec_plan;
+
+static int plan_push(exec_plan *ep, const st_batch *b, size_t owner)
+{
+    if (ep->n == ep->cap) {
+        size_t nc = ep->cap ? 2 * ep->cap : 16;
+        st_batch *it = realloc(ep->items, nc * sizeof(*it));
+        if (!it)
+            return -1;
+        ep->items = it;
+        size_t *ow = realloc(ep->owner, nc * sizeof(*ow));
+        if (!ow)
+            return -1;
+        ep->owner = ow;
+        ep->cap = nc;
+    }
+    ep->items[ep->n] = *b;
+    ep->owner[ep->n++] = owner;
+    return 0;
+}
+
+/* Splits batch i of run into shards (or takes it whole) onto ep. */
+static int plan_batch(st_pipeline *p, st_run *run, size_t i, unsigned slots, exec_plan *ep)
+{
+    const st_settings *s = p->s;
+    st_batch *b = &run->batches[i];
+    int spec = shard_spec(s, b->path);
+    b->expected_s = b->history_s;
+    if (spec == 1 || b->select_first)
+        return plan_push(ep, b, i);
+    st_strv files = {0}, hf = {0};
+    double *hd = NULL, *w = NULL, *load = NULL;
+    unsigned *slot = NULL;
+    int rc = -1;
+    if (batch_test_files(p, b, &files) < 0)
+        goto out;
+    if (files.n < 2) {
+        rc = plan_push(ep, b, i);
+        goto out;
+    }
+    if (p->db && st_metricsdb_file_durations(p->db, b->path, &hf, &hd) < 0)
+        st_warn("%s: cannot read the recorded durations of its test files; shards are "
+                "balanced by file count", b->path);
+    w = calloc(files.n + 1, sizeof(*w));
+    slot = calloc(files.n + 1, sizeof(*slot));
+    if (!w || !slot)
+        goto out;
+    double known = 0, total = 0;
+    size_t n_known = 0;
+    for (size_t f = 0; f < files.n; f++) {
+        w[f] = -1;
+        for (size_t h = 0; h < hf.n; h++)
+            if (strcmp(hf.v[h], files.v[f]) == 0) {
+                w[f] = hd[h];
+                known += hd[h];
+                n_known++;
+                break;
+            }
+    }
+    /* a file without history (new) weighs what an average recorded one does; none recorded:
+     * every file weighs the same (balanced by count) */
+    double mean = n_known ? known / (double)n_known : 1;
+    for (size_t f = 0; f < files.n; f++) {
+        if (w[f] < 0)
+            w[f] = mean;
+        total += w[f];
+    }
+    unsigned k = spec == ST_SHARDS_AUTO
+                     ? st_shards_auto(n_known ? total : -1, s->shard_seconds, files.n, slots)
+                     : (unsigned)spec;
+    if (k > files.n)
+        k = (unsigned)files.n;
+    if (k <= 1) {
+        rc = plan_push(ep, b, i);
+        goto out;
+    }
+    load = calloc(k, sizeof(*load));
+    if (!load)
+        goto out;
+    st_shards_assign(w, files.n, k, slot, load);
+    for (unsigned sh = 0; sh < k; sh++) {
+        st_batch x = {0};
+        x.kind = ST_EXEC_TESTS;
+        x.id = st_asprintf("%s-s%u", b->id, sh + 1);
+        x.path = st_strdup(b->path);
+        x.output_dir = st_asprintf("%s-shard-%u", b->output_dir, sh + 1);
+        x.coverage = -1;
+        x.exit_status = -1;
+        x.shard_index = sh + 1;
+        x.shard_count = k;
+        x.workers_rule = b->workers_rule;
+        x.history_s = n_known ? load[sh] : -1;
+        x.expected_s = x.history_s;
+        x.history_tests = b->history_tests > 0 && b->history_s > 0
+                              ? (long)ceil((double)b->history_tests * load[sh] / total)
+                              : 0;
+        if (b->workers_max && n_known)
+            x.workers_max = st_workers_from_history(load[sh], x.history_tests);
+        for (size_t f = 0; f < files.n; f++)
+            if (slot[f] == sh)
+                st_strv_push(&x.select, files.v[f]);
+        if (!x.id || !x.path || !x.output_dir || x.select.oom ||
+            st_mkdir_p(x.output_dir, 0755) < 0 || plan_push(ep, &x, i) < 0) {
+            st_batch_free(&x);
+            goto out;
+        }
+    }
+    ep->any_shards = 1;
+    st_info("%s: %u shards of %zu test files (%s)", b->path, k, files.n,
+            n_known ? "balanced by recorded durations" : "balanced by file count");
+    rc = 0;
+out:
+    st_strv_free(&files);
+    st_strv_free(&hf);
+    free(hd);
+    free(w);
+    free(slot);
+    free(load);
+    return rc;
+}
+
+static int by_expected_desc(const void *a, const void *b)
+{
+    const st_batch *x = *(st_batch *const *)a, *y = *(st_batch *const *)b;
+    if (x->expected_s != y->expected_s)
+        return x->expected_s < y->expected_s ? 1 : -1;
+    return (x > y) - (x < y);
+}
+
+/* Longest expected first (the placement the runner and the engines follow): items and owner
+ * reordered together. */
+static int plan_order(exec_plan *ep)
+{
+    st_batch **ptr = malloc((ep->n + 1) * sizeof(*ptr));
+    st_batch *items = malloc((ep->n + 1) * sizeof(*items));
+    size_t *owner = malloc((ep->n + 1) * sizeof(*owner));
+    if (!ptr || !items || !owner) {
+        free(ptr);
+        free(items);
+        free(owner);
+        return -1;
+    }
+    for (size_t k = 0; k < ep->n; k++)
+        ptr[k] = &ep->items[k];
+    qsort(ptr, ep->n, sizeof(*ptr), by_expected_desc);
+    for (size_t k = 0; k < ep->n; k++) {
+        items[k] = *ptr[k];
+        owner[k] = ep->owner[ptr[k] - ep->items];
+    }
+    free(ptr);
+    free(ep->items);
+    free(ep->owner);
+    ep->items = items;
+    ep->owner = owner;
+    return 0;
+}
+
+/* The runtime's slots (the sum of its engines' workers), 0 when it has no opinion. */
+static unsigned runtime_slots(st_instance *rt)
+{
+    const st_runtime_ops *ops = rt->ops;
+    if (!ST_STRUCT_HAS(st_runtime_ops, ops, slots) || !ops->slots)
+        return 0;
+    return ops->slots(rt->ctx);
+}
+
+/* After the runner: the items back into run->batches, shards rolled up into their path. */
+static int plan_collect(st_cycle *c, st_run *run, exec_plan *ep)
+{
+    int rc = 0;
+    for (size_t i = 0; i < run->n_batches; i++) {
+        size_t first = ep->n, k = 0;
+        for (size_t j = 0; j < ep->n; j++)
+            if (ep->owner[j] == i && ep->items[j].shard_count) {
+                if (first == ep->n)
+                    first = j;
+                k++;
+            }
+        if (!k) {
+            for (size_t j = 0; j < ep->n; j++)
+                if (ep->owner[j] == i)
+                    run->batches[i] = ep->items[j];
+            continue;
+        }
+        st_batch *sh = calloc(k + 1, sizeof(*sh));
+        if (!sh)
+            return -1;
+        size_t m = 0;
+        for (size_t j = first; j < ep->n; j++)
+            if (ep->owner[j] == i)
+                sh[m++] = ep->items[j];
+        /* shards in their order, not in the order they ran */
+        for (size_t a = 1; a < m; a++)
+            for (size_t z = a; z > 0 && sh[z - 1].shard_index > sh[z].shard_index; z--) {
+                st_batch tmp = sh[z];
+                sh[z] = sh[z - 1];
+                sh[z - 1] = tmp;
+            }
+        if (st_shards_rollup(&run->batches[i], sh, m) < 0)
+            rc = -1;
+        for (size_t j = 0; j < m; j++)
+            st_batch_free(&sh[j]);
+        free(sh);
+        if (run->batches[i].done)
+            st_progress_rolled_up(c, run, &run->batches[i]);
+    }
+    return rc;
+}
+
 /* Runs the batches and the orphan checks of one cycle and fills run; returns ST_OK or a
  * negative st_status (never ST_ERR_INVALID). */
 static int run_stage(st_pipeline *p, st_cycle *c, st_run *run, const st_strv *batches,
@@ -311,7 +571,31 @@ static int run_stage(st_pipeline *p, st_cycle *c, st_run *run, const st_strv *ba
     double t_run = st_monotonic();
     st_runner_hooks hooks = {c, st_progress_batch_done, st_progress_tick,
                              st_progress_should_stop, c->o->progress};
-    int rc = st_runner_run(s, p->ps.runtime, &pf, run, run->batches, run->n_batches, &hooks);
+    /* shards: paths split by test file; the runner runs the plan's items */
+    exec_plan ep = {0};
+    unsigned slots = runtime_slots(p->ps.runtime);
+    if (!slots)
+        slots = s->workers;
+    for (size_t i = 0; i < run->n_batches; i++)
+        if (plan_batch(p, run, i, slots, &ep) < 0) {
+            for (size_t j = 0; j < ep.n; j++)
+                if (ep.items[j].shard_count)
+                    st_batch_free(&ep.items[j]);
+            free(ep.items);
+            free(ep.owner);
+            return ST_ERR_NOMEM;
+        }
+    int rc = ST_OK;
+    if (ep.any_shards && plan_order(&ep) < 0)
+        rc = ST_ERR_NOMEM;
+    c->units = ep.n;
+    if (rc == ST_OK)
+        rc = st_runner_run(s, p->ps.runtime, &pf, run, ep.items, ep.n, &hooks);
+    c->units = 0;
+    if (plan_collect(c, run, &ep) < 0 && rc == ST_OK)
+        rc = ST_ERR_NOMEM;
+    free(ep.items);
+    free(ep.owner);
     if (rc != ST_OK)
         return rc;
     run->total_runtime_s = st_monotonic() - t_run;

@@ -29,7 +29,7 @@ static void progress_draw(st_cycle *c, const st_run *run, size_t running, const 
     if (live)
         st_counts_add(&shown, live);
     printf("\r\033[K[%zu/%zu batches, %zu running] %u passed, %u failed  %.1fs", c->done,
-           run->n_batches, running, st_counts_passed(&shown), st_counts_failed(&shown),
+           c->units ? c->units : run->n_batches, running, st_counts_passed(&shown), st_counts_failed(&shown),
            st_monotonic() - c->t0);
     fflush(stdout);
     c->progress_shown = 1;
@@ -49,23 +49,20 @@ static void check_outcome(st_batch *b)
     }
 }
 
-void st_progress_batch_done(void *opaque, st_run *run, st_batch *b)
+/* " (shard k/N)" for a shard, else "" */
+static const char *shard_label(const st_batch *b)
 {
-    st_cycle *c = opaque;
+    static __thread char buf[48];
+    if (!b->shard_count)
+        return "";
+    snprintf(buf, sizeof(buf), " (shard %u/%u)", b->shard_index, b->shard_count);
+    return buf;
+}
+
+/* The exporters' record of a finished batch or check. */
+static void record(st_cycle *c, const st_batch *b)
+{
     int check = b->kind == ST_EXEC_ORPHAN_CHECK;
-    if (check)
-        check_outcome(b);
-    c->done++;
-    if (!check)
-        st_counts_add(&c->cumulative, &b->counts);
-    if (c->o->json) {
-        char *line = st_batch_line_json(b, &c->cumulative);
-        if (line) {
-            fputs(line, stdout);
-            fflush(stdout);
-        }
-        free(line);
-    }
     st_record rec = {
         .struct_size = sizeof(rec),
         .kind = check ? ST_RECORD_ORPHAN : ST_RECORD_BATCH,
@@ -89,6 +86,36 @@ void st_progress_batch_done(void *opaque, st_run *run, st_batch *b)
         ops->record(inst->ctx, &rec);
         st_inst_unlock(inst);
     }
+}
+
+void st_progress_rolled_up(st_cycle *c, st_run *run, st_batch *b)
+{
+    record(c, b);
+    st_info("%s: %s (%zu shards: %u passed, %u failed, %.2fs)", b->path,
+            b->ok ? "ok" : b->aborted ? "aborted" : "FAILED", b->n_shards,
+            st_counts_passed(&b->counts), st_counts_failed(&b->counts), b->runtime_s);
+    (void)run;
+}
+
+void st_progress_batch_done(void *opaque, st_run *run, st_batch *b)
+{
+    st_cycle *c = opaque;
+    int check = b->kind == ST_EXEC_ORPHAN_CHECK;
+    if (check)
+        check_outcome(b);
+    c->done++;
+    if (!check)
+        st_counts_add(&c->cumulative, &b->counts);
+    if (c->o->json) {
+        char *line = st_batch_line_json(b, &c->cumulative);
+        if (line) {
+            fputs(line, stdout);
+            fflush(stdout);
+        }
+        free(line);
+    }
+    if (!b->shard_count) /* a shard's path is recorded once, rolled up */
+        record(c, b);
     if (check)
         st_info("%s: import check %s%s%s%s", b->path,
                 b->ok        ? "passed"
@@ -97,7 +124,7 @@ void st_progress_batch_done(void *opaque, st_run *run, st_batch *b)
                              : "FAILED",
                 b->cached ? " (cached)" : "", b->reason ? ": " : "", b->reason ? b->reason : "");
     else
-        st_info("%s: %s (%u passed, %u failed, %.2fs)", b->path,
+        st_info("%s%s: %s (%u passed, %u failed, %.2fs)", b->path, shard_label(b),
                 b->ok ? "ok" : b->aborted ? "aborted" : "FAILED",
                 st_counts_passed(&b->counts), st_counts_failed(&b->counts), b->runtime_s);
     progress_draw(c, run, 0, NULL);

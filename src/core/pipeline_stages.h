@@ -86,12 +86,16 @@ typedef struct st_cycle {
     double t0;
     int progress_shown;
     const st_preflight *pf; /* what the interpreter has (run stage) */
+    size_t units;           /* what the runner runs (batches and shards); 0: the batches */
 } st_cycle;
 
 /* The runner's hooks (opaque: the st_cycle); st_progress_clear is also the log hook that clears
  * the progress line before a log line. */
 void st_progress_clear(void *opaque);
 void st_progress_batch_done(void *opaque, st_run *run, st_batch *b);
+/* A path whose shards all finished, rolled up: its exporter records and log line (each shard
+ * had its JSON line and log line already). */
+void st_progress_rolled_up(st_cycle *c, st_run *run, st_batch *b);
 void st_progress_tick(void *opaque, st_run *run, size_t done, size_t running,
                       const st_counts *live);
 int st_progress_should_stop(void *opaque);

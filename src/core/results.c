@@ -467,6 +467,8 @@ void st_batch_verdict(st_batch *b, const st_exec_result *er, double timeout_s)
     b->ok = 0;
     free(b->container);
     b->container = er->container[0] ? st_strdup(er->container) : NULL;
+    free(b->engine);
+    b->engine = ST_EXEC_RESULT_HAS(er, engine) && er->engine[0] ? st_strdup(er->engine) : NULL;
     if (b->saw_end) {
         /* a finished session: xdist reports a crashed worker's test as failed, and no test
          * is left running */
@@ -549,6 +551,8 @@ void st_batch_reset_outcome(st_batch *b)
     st_strv_free(&b->running);
     free(b->container);
     b->container = NULL;
+    free(b->engine);
+    b->engine = NULL;
     free(b->truncated);
     b->truncated = NULL;
     free(b->read_error);
@@ -582,6 +586,12 @@ void st_batch_free(st_batch *b)
     free(b->output_dir);
     free(b->tests);
     st_strv_free(&b->argv_seen);
+    for (size_t i = 0; i < b->n_shards; i++) {
+        free(b->shards[i].engine);
+        free(b->shards[i].container);
+        free(b->shards[i].reason);
+    }
+    free(b->shards);
     for (size_t i = 0; i < b->n_retries; i++) {
         free(b->retries[i].error);
         free(b->retries[i].container);
@@ -737,6 +747,42 @@ static void gen_batch(yajl_gen g, const st_batch *b)
         st_jg_str(g, b->running.v[i]);
     yajl_gen_array_close(g);
     st_jg_kstr(g, "container", b->container);
+    st_jg_kstr(g, "engine", b->engine);
+    if (b->shard_count) {
+        st_jg_kint(g, "shard", b->shard_index);
+        st_jg_kint(g, "shards", b->shard_count);
+        st_jg_key(g, "shard_files");
+        yajl_gen_array_open(g);
+        for (size_t i = 0; i < b->select.n; i++)
+            st_jg_str(g, b->select.v[i]);
+        yajl_gen_array_close(g);
+    } else if (b->kind == ST_EXEC_TESTS) {
+        /* a path split into shards: each shard's outcome, engine and files */
+        st_jg_kint(g, "shards", b->n_shards ? (long long)b->n_shards : 1);
+        if (b->n_shards) {
+            st_jg_key(g, "shard_results");
+            yajl_gen_array_open(g);
+            for (size_t i = 0; i < b->n_shards; i++) {
+                const st_shard_info *si = &b->shards[i];
+                yajl_gen_map_open(g);
+                st_jg_kint(g, "shard", si->index);
+                st_jg_kint(g, "files", (long long)si->files);
+                st_jg_kbool(g, "ok", si->ok);
+                st_jg_kint(g, "passed", si->passed);
+                st_jg_kint(g, "failed", si->failed);
+                st_jg_kdouble(g, "runtime", si->runtime_s);
+                if (si->expected_s >= 0)
+                    st_jg_kdouble(g, "expected", si->expected_s);
+                else
+                    st_jg_kstr(g, "expected", NULL);
+                st_jg_kstr(g, "engine", si->engine);
+                st_jg_kstr(g, "container", si->container);
+                st_jg_kstr(g, "reason", si->reason);
+                yajl_gen_map_close(g);
+            }
+            yajl_gen_array_close(g);
+        }
+    }
     /* a failed batch keeps the end of its output (a container's: the engine's logs of it) */
     char *tail = !b->ok && !b->aborted && b->output_tail.len
                      ? tail_lines(b->output_tail.data, b->output_tail.len, OUTPUT_TAIL_LINES,
@@ -786,6 +832,11 @@ char *st_batch_line_json(const st_batch *b, const st_counts *cumulative)
     yajl_gen_map_open(g);
     st_jg_kstr(g, "event", b->kind == ST_EXEC_ORPHAN_CHECK ? "orphan" : "batch");
     st_jg_kstr(g, "path", b->path);
+    if (b->shard_count) {
+        char shard[48];
+        snprintf(shard, sizeof(shard), "%u/%u", b->shard_index, b->shard_count);
+        st_jg_kstr(g, "shard", shard);
+    }
     st_jg_key(g, "batch");
     gen_batch(g, b);
     /* the failing tests of this batch, with their excerpts and captured output */

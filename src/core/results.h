@@ -68,6 +68,8 @@ typedef struct st_retry_error {
     char *container;
 } st_retry_error;
 
+struct st_shard_info;
+
 typedef struct st_batch {
     char *id;           /* "batch-0" */
     st_exec_kind kind;  /* a test batch, or an orphan check of one module */
@@ -130,7 +132,25 @@ typedef struct st_batch {
     char *check_key;    /* the check cache's key of the module, NULL when it has none */
     unsigned attempts_timed_out; /* over every attempt, retries included */
     unsigned cleanup_failures;   /* containers the runtime could not remove, every attempt */
+    /* scale-out */
+    char *engine;       /* the engine of the last attempt (a container runtime), else NULL;
+                         * rolled up: the distinct engines of its shards, ", "-separated */
+    unsigned shard_index, shard_count; /* a shard: k of N (1-based); 0 both: not a shard */
+    double expected_s;  /* what its recorded durations make it last; < 0: not known */
+    /* a path rolled up from its shards: what each shard did */
+    struct st_shard_info *shards;
+    size_t n_shards;
 } st_batch;
+
+typedef struct st_shard_info {
+    unsigned index;      /* 1-based */
+    size_t files;
+    double expected_s;   /* < 0: not known */
+    double runtime_s;
+    int ok;
+    unsigned passed, failed;
+    char *engine, *container, *reason;
+} st_shard_info;
 
 /* Reads OUTPUT_DIR/results.jsonl into b. Returns 0, or -1 with a message "FILE:LINE: ..." in
  * err (a line that is not JSON, an unknown event, a truncated file: any line not ending in a

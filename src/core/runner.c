@@ -567,6 +567,7 @@ static void run_one(runner *rn, st_batch *b)
             .kill_grace_s = s->kill_grace_s,
             .kind = b->kind,
             .sandboxed = b->kind == ST_EXEC_ORPHAN_CHECK,
+            .expected_s = b->kind == ST_EXEC_TESTS ? b->expected_s : -1,
         };
         capture cap = {&b->output_tail, NULL};
         st_exec_result res;
@@ -709,6 +710,7 @@ static void fork_round(runner *rn, const char *id, st_batch *items, size_t from,
         .kill_grace_s = s->kill_grace_s,
         .kind = ST_EXEC_ORPHAN_CHECK,
         .sandboxed = 1,
+        .expected_s = -1,
     };
     capture cap = {tail, NULL};
     double t0 = st_wall_clock();
@@ -916,7 +918,14 @@ int st_runner_run(const st_settings *s, st_instance *runtime, const st_preflight
     }
     unsigned concurrency, cpus = st_cpu_count();
     unsigned W = st_workers_cap(s->workers, cpus);
-    if (W < s->workers && items[0].kind == ST_EXEC_TESTS)
+    /* a runtime of several engines: their workers (the CPUs of this machine do not count) */
+    const st_runtime_ops *rops = runtime->ops;
+    unsigned slots = ST_STRUCT_HAS(st_runtime_ops, rops, slots) && rops->slots
+                         ? rops->slots(runtime->ctx)
+                         : 0;
+    if (slots && !s->workers_set)
+        W = slots;
+    else if (W < s->workers && items[0].kind == ST_EXEC_TESTS)
         st_warn("workers: %u is more than %u per CPU (%u CPU%s here); using %u", s->workers,
                 ST_WORKERS_PER_CPU, cpus, cpus == 1 ? "" : "s", W);
     st_split_workers(W, n, split, &concurrency);

@@ -205,6 +205,8 @@ int st_settings_init(st_settings *s)
     s->recursive_orphans = 1;
     s->recursive_isolated = 1;
     s->orphan_timeout_s = 60;
+    s->shards = 1;
+    s->shard_seconds = 60;
     s->orphan_check_mode = st_strdup("fork");
     for (size_t i = 0; default_skip_dirs[i]; i++)
         st_strv_push(&s->skip_dirs, default_skip_dirs[i]);
@@ -219,7 +221,7 @@ int st_settings_init(st_settings *s)
 /* ---- the config file ---------------------------------------------------------------------- */
 
 typedef enum { K_STRING, K_PATH, K_STRLIST, K_PATHLIST, K_UINT, K_UINT0, K_RETRIES, K_SECONDS,
-               K_BOOL, K_PORT, K_GROUP, K_PLUGINS, K_PYTHONPATH } key_type;
+               K_BOOL, K_PORT, K_GROUP, K_PLUGINS, K_PYTHONPATH, K_SHARDS } key_type;
 
 typedef struct file_key {
     const char *name;
@@ -234,6 +236,8 @@ static const file_key file_keys[] = {
     {"report_dir", K_STRING, OFF(report_dir)},
     {"lock_file", K_STRING, OFF(lock_file)},
     {"paths", K_STRLIST, OFF(paths)},
+    {"shards", K_SHARDS, OFF(shards)},
+    {"shard_seconds", K_SECONDS, OFF(shard_seconds)},
     {"workers", K_UINT, OFF(workers)},
     {"timeout", K_SECONDS, OFF(timeout_s)},
     {"retries", K_RETRIES, OFF(retries)},
@@ -420,6 +424,115 @@ out:
     return rc;
 }
 
+int st_set_shards(int *dst, const char *value, const char *where)
+{
+    if (strcmp(value, "auto") == 0) {
+        *dst = ST_SHARDS_AUTO;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    long v = strtol(value, &end, 10);
+    if (!*value || *end || errno || v < 1 || v > ST_SHARDS_MAX) {
+        st_error("%s: shards '%s' must be a whole number from 1 to %d, or \"auto\"", where,
+                 value, ST_SHARDS_MAX);
+        return -1;
+    }
+    *dst = (int)v;
+    return 0;
+}
+
+/* paths: a string, or a list whose entries are strings or groups { path = "..."; shards = N
+ * or "auto"; } (that path's shard count). */
+static int file_paths(st_settings *s, const config_setting_t *cs)
+{
+    if (config_setting_type(cs) == CONFIG_TYPE_STRING || !config_setting_is_aggregate(cs) ||
+        config_setting_type(cs) == CONFIG_TYPE_GROUP)
+        return file_strlist(s, cs, &s->paths, 0);
+    int n = config_setting_length(cs), any_group = 0;
+    for (int i = 0; i < n; i++)
+        any_group |= config_setting_type(config_setting_get_elem(cs, (unsigned)i)) ==
+                     CONFIG_TYPE_GROUP;
+    if (!any_group)
+        return file_strlist(s, cs, &s->paths, 0);
+    st_strv v = {0};
+    int *spec = calloc((size_t)n + 1, sizeof(*spec));
+    int rc = -1;
+    if (!spec)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(cs, (unsigned)i);
+        char *w = where_of(e);
+        spec[i] = ST_SHARDS_UNSET;
+        if (config_setting_type(e) == CONFIG_TYPE_STRING) {
+            st_strv_push(&v, config_setting_get_string(e));
+        } else if (config_setting_type(e) == CONFIG_TYPE_GROUP) {
+            const char *path = NULL;
+            for (int k = 0; k < config_setting_length(e); k++) {
+                const config_setting_t *m = config_setting_get_elem(e, (unsigned)k);
+                const char *name = config_setting_name(m);
+                char *mw = where_of(m);
+                int ok = 0;
+                if (strcmp(name, "path") == 0 && config_setting_type(m) == CONFIG_TYPE_STRING) {
+                    path = config_setting_get_string(m);
+                    ok = 1;
+                } else if (strcmp(name, "path") == 0) {
+                    st_error("%s: 'path' must be a string", mw);
+                } else if (strcmp(name, "shards") == 0) {
+                    char num[32];
+                    if (config_setting_type(m) == CONFIG_TYPE_STRING) {
+                        ok = st_set_shards(&spec[i], config_setting_get_string(m), mw) == 0;
+                    } else if (config_setting_type(m) == CONFIG_TYPE_INT ||
+                               config_setting_type(m) == CONFIG_TYPE_INT64) {
+                        snprintf(num, sizeof(num), "%lld", config_setting_get_int64(m));
+                        ok = st_set_shards(&spec[i], num, mw) == 0;
+                    } else {
+                        st_error("%s: 'shards' must be a whole number or \"auto\"", mw);
+                    }
+                } else {
+                    st_error("%s: unknown setting '%s' in a paths entry (path, shards)", mw,
+                             name);
+                }
+                free(mw);
+                if (!ok) {
+                    free(w);
+                    goto out;
+                }
+            }
+            if (!path) {
+                st_error("%s: a paths entry { ... } needs 'path'", w);
+                free(w);
+                goto out;
+            }
+            st_strv_push(&v, path);
+        } else {
+            st_error("%s: a paths entry must be a string or a group { path = ...; shards = ...; }",
+                     w);
+            free(w);
+            goto out;
+        }
+        free(w);
+    }
+    if (v.oom)
+        goto out;
+    st_strv_free(&s->paths);
+    s->paths = v;
+    memset(&v, 0, sizeof(v));
+    st_strv_free(&s->path_shard_names);
+    for (int i = 0; i < n; i++)
+        st_strv_push(&s->path_shard_names, s->paths.v[i]);
+    if (s->path_shard_names.oom)
+        goto out;
+    free(s->path_shards);
+    s->path_shards = spec;
+    spec = NULL;
+    rc = 0;
+out:
+    st_strv_free(&v);
+    free(spec);
+    return rc;
+}
+
 static int apply_file_key(st_settings *s, const file_key *k, config_setting_t *cs)
 {
     char *w = where_of(cs);
@@ -458,8 +571,23 @@ static int apply_file_key(st_settings *s, const file_key *k, config_setting_t *c
         rc = 0;
         break;
     }
+    case K_SHARDS:
+        if (config_setting_type(cs) == CONFIG_TYPE_STRING) {
+            rc = st_set_shards(dst, config_setting_get_string(cs), w);
+        } else if (config_setting_type(cs) == CONFIG_TYPE_INT ||
+                   config_setting_type(cs) == CONFIG_TYPE_INT64) {
+            snprintf(buf, sizeof(buf), "%lld", config_setting_get_int64(cs));
+            rc = st_set_shards(dst, buf, w);
+        } else {
+            st_error("%s: '%s' must be a whole number or \"auto\"", w, k->name);
+        }
+        break;
     case K_STRLIST:
     case K_PATHLIST:
+        if (strcmp(k->name, "paths") == 0) {
+            rc = file_paths(s, cs);
+            break;
+        }
         if (strcmp(k->name, "orphan_exclude") == 0) {
             st_strv globs = {0};
             rc = file_strlist(s, cs, &globs, 0);
@@ -765,6 +893,13 @@ int st_settings_load_env(st_settings *s)
 #define WHERE() (snprintf(where, sizeof(where), "environment variable %s", which), where)
     if (ENV1("SELF_TEST_ARGS") && st_set_pytest_args(s, v, WHERE()) < 0)
         return -1;
+    if (ENV1("SELF_TEST_SHARDS")) {
+        if (st_set_shards(&s->shards, v, WHERE()) < 0)
+            return -1;
+        s->shards_option = 1;
+    }
+    if (ENV1("SELF_TEST_SHARD_SECONDS") && st_set_seconds(&s->shard_seconds, v, WHERE()) < 0)
+        return -1;
     if (ENV1("SELF_TEST_WORKERS")) {
         if (st_set_uint(&s->workers, v, 1, WHERE()) < 0)
             return -1;
@@ -1017,6 +1152,41 @@ int st_settings_set_group_option(st_settings *s, const char *group, const char *
     return 0;
 }
 
+int st_settings_remove_group_key(st_settings *s, const char *group, const char *key)
+{
+    if (!s->cfg_loaded)
+        return 0;
+    config_setting_t *g = config_setting_get_member(config_root_setting(&s->cfg), group);
+    if (g && config_setting_get_member(g, key))
+        return config_setting_remove(g, key) == CONFIG_TRUE ? 0 : -1;
+    return 0;
+}
+
+int st_settings_set_group_list_option(st_settings *s, const char *group, const char *key,
+                                      const char *const *values, size_t n, const char *where)
+{
+    if (!s->cfg_loaded) {
+        config_init(&s->cfg);
+        s->cfg_loaded = 1;
+    }
+    config_setting_t *root = config_root_setting(&s->cfg);
+    config_setting_t *g = config_setting_get_member(root, group);
+    if (!g)
+        g = config_setting_add(root, group, CONFIG_TYPE_GROUP);
+    if (!g)
+        return -1;
+    config_setting_remove(g, key);
+    config_setting_t *v = config_setting_add(g, key, CONFIG_TYPE_ARRAY);
+    if (!v)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (!config_setting_set_string_elem(v, -1, values[i]))
+            return -1;
+    if (where)
+        config_setting_set_hook(v, (void *)where);
+    return 0;
+}
+
 /* pythonpath: each entry an existing directory, relative entries relative to the root; the
  * entries inside the root also repo-relative (source roots of the import graph). */
 static int finish_pythonpath(st_settings *s)
@@ -1116,6 +1286,8 @@ void st_settings_free(st_settings *s)
     free(s->report_dir);
     free(s->lock_file);
     st_strv_free(&s->paths);
+    st_strv_free(&s->path_shard_names);
+    free(s->path_shards);
     st_strv_free(&s->pytest_args);
     free(s->python);
     free(s->runtime);

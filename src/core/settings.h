@@ -32,6 +32,16 @@ typedef struct st_settings {
     char *report_dir;
     char *lock_file;
     st_strv paths;       /* test paths as given (relative to cwd, or from the file: to root) */
+    /* shards: how many shards a test path is split into by test file (ST_SHARDS_AUTO: enough
+     * for shard_seconds each by the recorded durations); shards is the default of every path,
+     * path_shards[i] (ST_SHARDS_UNSET: the default) the `{ path = ...; shards = ...; }` entry
+     * of path_shard_names[i] in the file (the file's paths; NULL when it has no such entry),
+     * which a path on the command line also gets */
+    int shards;
+    int shards_option;   /* shards came from --shards / SELF_TEST_SHARDS: it beats the entries */
+    int *path_shards;
+    st_strv path_shard_names;
+    double shard_seconds;
     int paths_from_cli;
     unsigned workers;
     int workers_set;     /* workers given by the config file, SELF_TEST_WORKERS or --workers */
@@ -85,6 +95,12 @@ typedef struct st_settings {
     config_setting_t *runtime_settings; /* "host" or "container" group for the runtime */
 } st_settings;
 
+#define ST_SHARDS_AUTO 0
+#define ST_SHARDS_UNSET (-1)
+#define ST_SHARDS_MAX 1000
+/* Parses a shard count: a whole number 1..ST_SHARDS_MAX or "auto". 0 or -1 (logged with where). */
+int st_set_shards(int *dst, const char *value, const char *where);
+
 /* Defaults only; never fails except on OOM (-1). */
 /* Notes that the setting at offset (within st_settings) was given (ST_GIVEN_*) at where (copied)
  * when it is one of discovery-python's switches; a no-op for others. -1 on OOM. */
@@ -113,6 +129,11 @@ int st_settings_set_group_string(st_settings *s, const char *group, const char *
  * --docker-host") is what plugins' messages about it name instead of FILE:LINE. */
 int st_settings_set_group_option(st_settings *s, const char *group, const char *key,
                                  const char *value, const char *where);
+/* Removes GROUP.KEY when it is there. 0 or -1. */
+int st_settings_remove_group_key(st_settings *s, const char *group, const char *key);
+/* The same for a list of strings (a repeated option: --docker-host). */
+int st_settings_set_group_list_option(st_settings *s, const char *group, const char *key,
+                                      const char *const *values, size_t n, const char *where);
 
 /* Setters used by the file, env and CLI layers; where names the source for messages. */
 int st_set_bool(int *dst, const char *value, const char *where);
