@@ -8,12 +8,14 @@
 #
 #   tools/engines/engines.sh up [DIR]     start both engines (DIR default: a new /tmp/st-eng-XXXXXX)
 #                                          and print shell assignments: ST_ENGINES_DIR, DOCKER_SOCK,
-#                                          PODMAN_SOCK, ST_IMAGE, ST_IMAGE_TAR (also in DIR/env)
+#                                          PODMAN_SOCK, ST_IMAGE, ST_IMAGE_TAR (also in DIR/env);
+#                                          DOCKER2_SOCK with ST_ENGINES naming docker2
 #   tools/engines/engines.sh down DIR     stop what `up` started in DIR, unmount, delete DIR
 #   tools/engines/engines.sh status DIR   ping both engines
 #   tools/engines/engines.sh restart DIR  start again an engine of DIR that died
 #
-# Environment: ST_ENGINES=docker,podman (which to start), ST_IMAGE (default selftest-py:test),
+# Environment: ST_ENGINES=docker,podman (which to start; docker2: a second private dockerd, for
+# runs over several engines), ST_IMAGE (default selftest-py:test),
 # ST_IMAGE_TAR_IN (load that image archive instead of building one).
 # Needs root (dockerd, mounts). Installs docker.io podman runc with apt-get when they are missing.
 set -euo pipefail
@@ -61,16 +63,22 @@ ensure_packages() {
 }
 
 # ---- docker -----------------------------------------------------------------------------------
-start_docker() {
-    local st=$1
-    mkdir -p "$st/docker-data" "$st/docker-exec"
+start_docker() { # start_docker DIR [NAME]: NAME docker (default) or docker2, each its own files
+    local st=$1 n=${2:-docker}
+    mkdir -p "$st/$n-data" "$st/$n-exec"
     # own containerd socket dir under exec-root; no iptables, no bridge (none here), overlay2
     setsid dockerd --iptables=false --ip6tables=false --bridge=none --storage-driver=overlay2 \
-        --host "unix://$st/docker.sock" --data-root "$st/docker-data" \
-        --exec-root "$st/docker-exec" --pidfile "$st/docker.pid" --userland-proxy=false \
-        >"$st/dockerd.log" 2>&1 </dev/null &
-    echo $! >"$st/dockerd.launcher.pid"
-    wait_ping "$st/docker.sock" dockerd "$!" "$st/dockerd.log"
+        --host "unix://$st/$n.sock" --data-root "$st/$n-data" \
+        --exec-root "$st/$n-exec" --pidfile "$st/$n.pid" --userland-proxy=false \
+        >"$st/${n}d.log" 2>&1 </dev/null &
+    echo $! >"$st/${n}d.launcher.pid"
+    wait_ping "$st/$n.sock" "${n}d" "$!" "$st/${n}d.log"
+}
+
+load_docker2_image() { # the image of the first engine, as an archive, into the second dockerd
+    local st=$1
+    api "$st/docker2.sock" POST /v1.41/images/load -H 'Content-Type: application/x-tar' \
+        -T "$st/image.tar" >"$st/docker2-load.log" || die "docker2 load failed: $(cat "$st/docker2-load.log")"
 }
 
 # ---- podman -----------------------------------------------------------------------------------
@@ -278,9 +286,14 @@ cmd_up() {
     touch "$st/$MARK"
     ((${#st} < 60)) || die "$st is too long for the unix socket paths under it"
     want docker && start_docker "$st"
+    want docker2 && start_docker "$st" docker2
     want podman && start_podman "$st"
     build_image "$st"
     want docker && smoke_test "$st/docker.sock" docker
+    if want docker2; then
+        load_docker2_image "$st"
+        smoke_test "$st/docker2.sock" docker2
+    fi
     if want podman; then
         load_podman_image "$st"
         smoke_test "$st/podman.sock" podman
@@ -288,6 +301,7 @@ cmd_up() {
     {
         echo "ST_ENGINES_DIR=$st"
         want docker && echo "DOCKER_SOCK=$st/docker.sock"
+        want docker2 && echo "DOCKER2_SOCK=$st/docker2.sock"
         want podman && echo "PODMAN_SOCK=$st/podman.sock"
         echo "ST_IMAGE=$IMAGE"
         echo "ST_IMAGE_TAR=$st/image.tar"
@@ -323,14 +337,17 @@ cmd_restart() {
     local st=${1:?usage: engines.sh restart DIR}
     st=$(cd "$st" && pwd)
     [[ -f $st/$MARK ]] || die "$st was not made by engines.sh up"
-    if [[ -d $st/docker-data ]] && ! alive "$st/docker.pid" && ! alive "$st/dockerd.launcher.pid"; then
-        log "restarting dockerd in $st"
-        # dockerd refuses a pid file whose process (a zombie nobody reaped) exists, and waits for
-        # the containerd of a containerd.pid that is a zombie until it times out
-        rm -f "$st/docker.pid"
-        alive "$st/docker-exec/containerd/containerd.pid" || rm -f "$st/docker-exec/containerd/containerd.pid"
-        start_docker "$st"
-    fi
+    local n
+    for n in docker docker2; do
+        if [[ -d $st/$n-data ]] && ! alive "$st/$n.pid" && ! alive "$st/${n}d.launcher.pid"; then
+            log "restarting ${n}d in $st"
+            # dockerd refuses a pid file whose process (a zombie nobody reaped) exists, and waits
+            # for the containerd of a containerd.pid that is a zombie until it times out
+            rm -f "$st/$n.pid"
+            alive "$st/$n-exec/containerd/containerd.pid" || rm -f "$st/$n-exec/containerd/containerd.pid"
+            start_docker "$st" "$n"
+        fi
+    done
     if [[ -d $st/podman ]] && ! alive "$st/podman.pid"; then
         log "restarting podman system service in $st"
         start_podman "$st"
@@ -343,7 +360,7 @@ cmd_down() {
     [[ -f $st/$MARK ]] || die "$st was not made by engines.sh up: not touching it"
     local s
     cmd_restart "$st" || log "could not restart a dead engine: its containers may be left running"
-    for s in docker podman; do # remove what is left in the private engines
+    for s in docker docker2 podman; do # remove what is left in the private engines
         [[ -S $st/$s.sock ]] || continue
         api "$st/$s.sock" GET '/v1.41/containers/json?all=1' 2>/dev/null |
             python3 -c 'import json,sys; [print(c["Id"]) for c in json.load(sys.stdin)]' 2>/dev/null |
@@ -354,6 +371,8 @@ cmd_down() {
     stop_pid "$st/podman.pid" "podman system service"
     stop_pid "$st/docker.pid" dockerd
     stop_pid "$st/dockerd.launcher.pid" dockerd
+    stop_pid "$st/docker2.pid" docker2d
+    stop_pid "$st/docker2d.launcher.pid" docker2d
     # unmount everything under DIR, deepest first (dockerd leaves its data root bind-mounted)
     local m
     while read -r m; do
@@ -365,7 +384,7 @@ cmd_down() {
 
 cmd_status() {
     local st=${1:?usage: engines.sh status DIR} s
-    for s in docker podman; do
+    for s in docker docker2 podman; do
         if [[ -S $st/$s.sock ]]; then
             printf '%s: %s\n' "$s" "$(curl -s --max-time 3 --unix-socket "$st/$s.sock" http://d/_ping || echo down)"
         fi
@@ -377,5 +396,5 @@ up) shift; cmd_up "$@" ;;
 down) shift; cmd_down "$@" ;;
 status) shift; cmd_status "$@" ;;
 restart) shift; cmd_restart "$@" ;;
-*) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+*) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
