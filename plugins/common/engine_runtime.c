@@ -87,7 +87,8 @@ typedef struct er_runtime {
 
 static const char *const known_keys[] = {
     "image", "python", "memory", "pids_limit", "cpus", "user", "network", "env_passthrough",
-    "max_age", "host", "api_version", "image_tar", "api_timeout", "init", "ssh_options", "transfer", NULL};
+    "max_age", "host", "api_version", "image_tar", "api_timeout", "init", "ssh_options", "transfer",
+    "hosts", "workers", NULL};
 
 /* ---- small helpers -------------------------------------------------------------------------- */
 
@@ -510,7 +511,8 @@ static int inspect_reply_state(const eh_response *resp, long long *code, int *oo
     return never_started;
 }
 
-static int read_settings(er_runtime *rt, const st_config_node *cfg)
+static int read_settings(er_runtime *rt, const st_config_node *cfg, const char *addr_override,
+                         const char *addr_where)
 {
     const st_host *H = rt->host;
     st_instance *S = rt->self;
@@ -594,7 +596,10 @@ static int read_settings(er_runtime *rt, const st_config_node *cfg)
     const char *env_host = getenv(rt->fl->host_env);
     const char *url = rt->fl->default_sock;
     char xdg[200];
-    if (env_host && *env_host) {
+    if (addr_override) {
+        url = addr_override;
+        snprintf(rt->host_source, sizeof(rt->host_source), "%s", addr_where ? addr_where : "hosts");
+    } else if (env_host && *env_host) {
         url = env_host;
         snprintf(rt->host_source, sizeof(rt->host_source), "%s", rt->fl->host_env);
     } else if (host_url) {
@@ -642,6 +647,12 @@ static int read_settings(er_runtime *rt, const st_config_node *cfg)
 int er_create(const er_flavor *fl, const st_host *host, st_instance *self,
               const st_config_node *cfg, void **ctx)
 {
+    return er_create_at(fl, host, self, cfg, NULL, NULL, ctx);
+}
+
+int er_create_at(const er_flavor *fl, const st_host *host, st_instance *self,
+                 const st_config_node *cfg, const char *address, const char *where, void **ctx)
+{
     er_runtime *rt = calloc(1, sizeof(*rt));
     if (!rt)
         return ST_ERR_NOMEM;
@@ -655,7 +666,7 @@ int er_create(const er_flavor *fl, const st_host *host, st_instance *self,
         free(rt);
         return ST_ERR_INTERNAL;
     }
-    if (read_settings(rt, cfg) < 0) {
+    if (read_settings(rt, cfg, address, where) < 0) {
         er_destroy(rt);
         return ST_ERR_INVALID;
     }
@@ -1668,6 +1679,8 @@ out:
     unregister_running(rt, &x.reg);
     eh_handle_free(&x.h);
     res->wall_s = st_monotonic() - x.t0;
+    if (ST_EXEC_RESULT_HAS(res, engine))
+        snprintf(res->engine, sizeof(res->engine), "%s", rt->client.display);
     return res->infra_error ? (rc != ST_OK ? rc : ST_ERR_UNAVAILABLE) : ST_OK;
 }
 
@@ -1692,6 +1705,57 @@ int er_cancel(void *ctx, const char *id)
 }
 
 /* ---- cleanup_stale ---------------------------------------------------------------------------- */
+
+static int cleanup_list(er_runtime *rt, double max_age_s, int own_run, st_cleanup_report *report);
+
+int er_ping(void *ctx, double timeout_s, char *err, size_t errlen)
+{
+    er_runtime *rt = ctx;
+    void *h = NULL;
+    eh_response resp;
+    int rc = ST_OK;
+    if (rt->client.addr.scheme == EH_SSH)
+        rc = ensure_engine(rt, err, errlen);
+    if (rc == ST_OK)
+        rc = api_call(rt, &h, "GET", "!/_ping", NULL, timeout_s, &resp, err, errlen);
+    if (rc == ST_OK) {
+        if (resp.status != 200) {
+            http_error(&resp, "the engine refused GET /_ping", err, errlen);
+            rc = ST_ERR_UNAVAILABLE;
+        }
+        eh_response_free(&resp);
+    }
+    eh_handle_free(&h);
+    return rc;
+}
+
+long er_engine_cpus(void *ctx)
+{
+    er_runtime *rt = ctx;
+    char err[300];
+    void *h = NULL;
+    eh_response resp;
+    long cpus = -1;
+    if (ensure_engine(rt, err, sizeof(err)) != ST_OK)
+        return -1;
+    if (api_call(rt, &h, "GET", "/info", NULL, 0, &resp, err, sizeof(err)) == ST_OK) {
+        yajl_val v = resp.status == 200 ? parse_body(&resp) : NULL;
+        long long n = 0;
+        if (v && jint(v, "NCPU", NULL, &n) == 0 && n > 0)
+            cpus = (long)n;
+        if (v)
+            yajl_tree_free(v);
+        eh_response_free(&resp);
+    }
+    eh_handle_free(&h);
+    return cpus;
+}
+
+const char *er_address(void *ctx)
+{
+    er_runtime *rt = ctx;
+    return rt->client.display;
+}
 
 static const char *label_of(yajl_val c, const char *key)
 {
@@ -1758,7 +1822,18 @@ static int wait_removal(er_runtime *rt, void **h, const char *id, char *err, siz
 
 int er_cleanup_stale(void *ctx, double max_age_s, st_cleanup_report *report)
 {
-    er_runtime *rt = ctx;
+    return cleanup_list(ctx, max_age_s, 0, report);
+}
+
+int er_remove_run(void *ctx, st_cleanup_report *report)
+{
+    return cleanup_list(ctx, 0, 1, report);
+}
+
+/* Lists the managed containers (own_run: only this instance's, by its run label) and removes
+ * the stale ones (own_run: all of them). */
+static int cleanup_list(er_runtime *rt, double max_age_s, int own_run, st_cleanup_report *report)
+{
     char err[500];
     void *h = NULL;
     eh_response resp = {0};
@@ -1774,8 +1849,12 @@ int er_cleanup_stale(void *ctx, double max_age_s, st_cleanup_report *report)
         rt->host->log(rt->self, ST_LOG_ERROR, "cleanup: %s", err);
         return ST_ERR_UNAVAILABLE;
     }
-    char filter[128];
-    eh_urlencode("{\"label\":[\"" LABEL_MANAGED "\"]}", filter, sizeof(filter));
+    char filter[200], raw[120];
+    if (own_run)
+        snprintf(raw, sizeof(raw), "{\"label\":[\"" LABEL_RUN "=%s\"]}", rt->run_id);
+    else
+        snprintf(raw, sizeof(raw), "{\"label\":[\"" LABEL_MANAGED "\"]}");
+    eh_urlencode(raw, filter, sizeof(filter));
     char path[300];
     snprintf(path, sizeof(path), "/containers/json?all=1&filters=%s", filter);
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -1812,7 +1891,8 @@ int er_cleanup_stale(void *ctx, double max_age_s, st_cleanup_report *report)
         if (!id || !safe_token(id, ""))
             continue;
         report->listed++;
-        const char *why = stale_reason(rt, c, max_age_s, began);
+        const char *why = own_run ? "left by this run on an engine that was lost"
+                                  : stale_reason(rt, c, max_age_s, began);
         if (!why)
             continue;
         snprintf(path, sizeof(path), "/containers/%s?force=1&v=1", id);

@@ -31,6 +31,21 @@ int er_cleanup_stale(void *ctx, double max_age_s, st_cleanup_report *report);
  * before a successful prepare(). */
 int er_environment_id(void *ctx, char *buf, size_t len);
 
+/* The same for the engine at address (where: where it came from, for messages) instead of
+ * the one the environment and `host` name; the rest of cfg as for er_create. (engine_multi.c
+ * makes one per entry of `hosts`.) */
+int er_create_at(const er_flavor *fl, const st_host *host, st_instance *self,
+                 const st_config_node *cfg, const char *address, const char *where, void **ctx);
+/* GET /_ping within timeout_s (0: api_timeout): ST_OK, or a negative status with err. */
+int er_ping(void *ctx, double timeout_s, char *err, size_t errlen);
+/* The engine's CPU count (GET /info NCPU), or -1. */
+long er_engine_cpus(void *ctx);
+/* The engine's address as given, for messages and results. */
+const char *er_address(void *ctx);
+/* Removes every container this instance created (its run label) that is still on the engine:
+ * after the engine was lost and came back. ST_OK or a negative status; report counts. */
+int er_remove_run(void *ctx, st_cleanup_report *report);
+
 /* Helpers exposed for the unit tests. */
 /* Parses a memory size: "512m", "2g", "1048576", "64k", "1.5g". Returns bytes or -1. */
 long long er_parse_memory(const char *s);

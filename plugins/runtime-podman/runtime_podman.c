@@ -3,7 +3,7 @@
  * 20 ms interval, the Docker-compatible API otherwise). The work is in plugins/common/engine_runtime.c. */
 #include "config.h"
 
-#include "engine_runtime.h"
+#include "engine_multi.h"
 
 #include <selftest/plugin.h>
 
@@ -17,19 +17,20 @@ static const er_flavor podman_flavor = {
 static int podman_create(const st_host *host, st_instance *self, const st_config_node *cfg,
                          void **ctx)
 {
-    return er_create(&podman_flavor, host, self, cfg, ctx);
+    return em_create(&podman_flavor, host, self, cfg, ctx);
 }
 
 static const st_runtime_ops podman_ops = {
     .struct_size = sizeof(st_runtime_ops),
-    .life = {.create = podman_create, .stop = er_stop, .destroy = er_destroy},
-    .probe = er_probe,
-    .prepare = er_prepare,
-    .execute = er_execute,
-    .cancel = er_cancel,
-    .cleanup_stale = er_cleanup_stale,
+    .life = {.create = podman_create, .stop = em_stop, .destroy = em_destroy},
+    .probe = em_probe,
+    .prepare = em_prepare,
+    .execute = em_execute,
+    .cancel = em_cancel,
+    .cleanup_stale = em_cleanup_stale,
     .runtime_name = "podman",
-    .environment_id = er_environment_id,
+    .environment_id = em_environment_id,
+    .slots = em_slots,
 };
 
 static const st_plugin_descriptor podman_descriptor = {
