@@ -496,7 +496,9 @@ static void check_rules(st_batch *b)
     }
 }
 
-static void run_one(runner *rn, st_batch *b)
+/* The argv, environment and file names of one attempt of b (in b->output_dir). */
+static void attempt_setup(runner *rn, st_batch *b, st_strv *argv_out, st_strv *env_out,
+                          char **results_out, char **coverage_out)
 {
     const st_settings *s = rn->s;
     st_strv argv = {0}, env = {0};
@@ -535,16 +537,52 @@ static void run_one(runner *rn, st_batch *b)
         st_strv_pushf(&env, "SELF_TEST_ORPHAN_ROOT=%s", s->project_root);
         st_strv_push(&env, "PYTHONDONTWRITEBYTECODE=1");
     }
-    if (argv.oom || env.oom || !results || !coverage) {
-        b->infra_error = 1;
-        b->reason = st_strdup("out of memory");
-        goto out;
-    }
+    *argv_out = argv;
+    *env_out = env;
+    *results_out = results;
+    *coverage_out = coverage;
+}
+
+static void run_one(runner *rn, st_batch *b)
+{
+    const st_settings *s = rn->s;
+    st_strv argv = {0}, env = {0};
+    char *results = NULL, *coverage = NULL, *base_dir = NULL;
     /* an import check is deterministic: retries are for infrastructure, not for it */
     int check = b->kind == ST_EXEC_ORPHAN_CHECK;
     unsigned attempts = check ? 1 : s->retries + 1;
     double timeout_s = check ? s->orphan_timeout_s : s->timeout_s;
     for (unsigned attempt = 1; attempt <= attempts; attempt++) {
+        if (attempt > 1) {
+            /* a retry writes into a directory of its own: what the failed attempt left
+             * running (a container on an engine that was lost, whose mounts still reach the
+             * host) cannot add its results to the retry's */
+            if (!base_dir)
+                base_dir = st_strdup(b->output_dir);
+            char *dir = base_dir ? st_asprintf("%s-retry%u", base_dir, attempt - 1) : NULL;
+            if (!dir || st_mkdir_p(dir, 0755) < 0) {
+                free(dir);
+                st_batch_reset_outcome(b);
+                b->infra_error = 1;
+                b->reason = st_strdup("cannot create the retry's output directory");
+                break;
+            }
+            pthread_mutex_lock(&rn->lock); /* live_update reads it under the lock */
+            free(b->output_dir);
+            b->output_dir = dir;
+            pthread_mutex_unlock(&rn->lock);
+        }
+        st_strv_free(&argv);
+        st_strv_free(&env);
+        free(results);
+        free(coverage);
+        attempt_setup(rn, b, &argv, &env, &results, &coverage);
+        if (argv.oom || env.oom || !results || !coverage) {
+            st_batch_reset_outcome(b);
+            b->infra_error = 1;
+            b->reason = st_strdup("out of memory");
+            break;
+        }
         st_batch_reset_outcome(b);
         pthread_mutex_lock(&rn->lock);
         memset(&rn->live[b - rn->items], 0, sizeof(rn->live[0]));
@@ -609,7 +647,6 @@ static void run_one(runner *rn, st_batch *b)
             break;
         }
     }
-out:
     if (b->output_tail.len > OUTPUT_TAIL_MAX)
         st_buf_keep_tail(&b->output_tail, OUTPUT_TAIL_MAX);
     b->done = 1;
@@ -617,6 +654,7 @@ out:
     st_strv_free(&env);
     free(results);
     free(coverage);
+    free(base_dir);
 }
 
 /* ---- orphan checks in one warm interpreter (orphan_check_mode = "fork") ---------------------- */
