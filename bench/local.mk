@@ -2,7 +2,8 @@
 # Benchmarks: ratios against a baseline measured in the same run (the machines are noisy).
 EXTRA_DIST += bench/README.md bench/run_overhead.py bench/daemon_rss.py bench/vs_pytest.py \
 	bench/orphan_checks.py \
-	bench/changed.py
+	bench/changed.py bench/scale_sim.py bench/scale_engines.py bench/data/networkx-durations.json \
+	docs/scale-out.md
 bench: selftest-core $(pkglib_LTLIBRARIES)
 	SELFTEST_BIN='$(abs_top_builddir)/selftest-core' \
 	SELF_TEST_PLUGIN_PATH='$(abs_top_builddir)/plugins' \
