@@ -6,6 +6,7 @@
 #include "engine_demux.h"
 #include "engine_http.h"
 #include "engine_runtime.h"
+#include "engine_multi.h"
 #include "st_json.h"
 
 #include <check.h>
@@ -132,6 +133,25 @@ START_TEST(demux_truncated_and_raw)
 END_TEST
 
 /* ---- addresses ------------------------------------------------------------------------------ */
+
+START_TEST(hosts_entries)
+{
+    char a[64];
+    unsigned w = 99;
+    ck_assert_int_eq(em_parse_entry("unix:///x.sock", a, sizeof(a), &w), 0);
+    ck_assert_str_eq(a, "unix:///x.sock");
+    ck_assert_uint_eq(w, 0);
+    ck_assert_int_eq(em_parse_entry("tcp://h:2376?workers=8", a, sizeof(a), &w), 0);
+    ck_assert_str_eq(a, "tcp://h:2376");
+    ck_assert_uint_eq(w, 8);
+    ck_assert_int_eq(em_parse_entry("tcp://h?workers=0", a, sizeof(a), &w), -1);
+    ck_assert_int_eq(em_parse_entry("tcp://h?workers=", a, sizeof(a), &w), -1);
+    ck_assert_int_eq(em_parse_entry("tcp://h?workers=2x", a, sizeof(a), &w), -1);
+    ck_assert_int_eq(em_parse_entry("?workers=2", a, sizeof(a), &w), -1);
+    ck_assert_int_eq(em_parse_entry("unix:///a/very/long/path/that/does/not/fit/into/sixty-four/"
+                                    "bytes.sock", a, sizeof(a), &w), -1);
+}
+END_TEST
 
 START_TEST(address_good)
 {
@@ -445,6 +465,7 @@ int main(void)
     tcase_add_test(tc, demux_whole_buffer);
     tcase_add_test(tc, demux_byte_by_byte);
     tcase_add_test(tc, demux_truncated_and_raw);
+    tcase_add_test(tc, hosts_entries);
     tcase_add_test(tc, address_good);
     tcase_add_test(tc, address_bad);
     tcase_add_test(tc, error_text);

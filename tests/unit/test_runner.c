@@ -6,6 +6,11 @@
 #include "unit.h"
 
 #include "runner.h"
+#include "shards.h"
+#include "settings.h"
+
+#include <math.h>
+#include <string.h>
 
 static void check_split(unsigned W, size_t P, const unsigned *want, unsigned want_conc)
 {
@@ -141,6 +146,130 @@ START_TEST(fork_group_timeout_is_the_sum_bound)
 }
 END_TEST
 
+/* Shards: longest first onto the least-loaded (LPT). */
+START_TEST(shards_lpt_balance)
+{
+    double w[] = {1, 9, 3, 7, 5, 2};
+    unsigned slot[6];
+    double load[2];
+    st_shards_assign(w, 6, 2, slot, load);
+    /* 9 -> 0, 7 -> 1, 5 -> 1 (12), 3 -> 0 (12), 2 -> 0 (14), 1 -> 1 (13) */
+    ck_assert_uint_eq(slot[1], 0);
+    ck_assert_uint_eq(slot[3], 1);
+    ck_assert_uint_eq(slot[4], 1);
+    ck_assert_uint_eq(slot[2], 0);
+    ck_assert_uint_eq(slot[5], 0);
+    ck_assert_uint_eq(slot[0], 1);
+    ck_assert(fabs(load[0] - 14) < 1e-9 && fabs(load[1] - 13) < 1e-9);
+    /* equal weights (no history): equal counts */
+    double e[7] = {1, 1, 1, 1, 1, 1, 1};
+    unsigned s3[7];
+    double l3[3];
+    st_shards_assign(e, 7, 3, s3, l3);
+    ck_assert(l3[0] == 3 && l3[1] == 2 && l3[2] == 2);
+    /* more shards than files: the rest stay empty, every file placed once */
+    double one[1] = {4};
+    unsigned s1[1];
+    double l5[5];
+    st_shards_assign(one, 1, 5, s1, l5);
+    ck_assert_uint_eq(s1[0], 0);
+}
+END_TEST
+
+START_TEST(shards_auto_count)
+{
+    ck_assert_uint_eq(st_shards_auto(600, 60, 100, 4), 10);
+    ck_assert_uint_eq(st_shards_auto(601, 60, 100, 4), 11);
+    ck_assert_uint_eq(st_shards_auto(600, 60, 3, 4), 3);   /* at most one file each */
+    ck_assert_uint_eq(st_shards_auto(10, 60, 30, 4), 1);
+    ck_assert_uint_eq(st_shards_auto(-1, 60, 30, 4), 4);   /* no history: the slots */
+    ck_assert_uint_eq(st_shards_auto(-1, 60, 2, 8), 2);
+    ck_assert_uint_eq(st_shards_auto(-1, 60, 5, 0), 1);
+}
+END_TEST
+
+static void shard(st_batch *b, unsigned k, unsigned n, unsigned passed, unsigned failed, int ok,
+                  int no_tests, const char *engine)
+{
+    memset(b, 0, sizeof(*b));
+    b->shard_index = k;
+    b->shard_count = n;
+    b->counts.n[ST_OUT_PASSED] = passed;
+    b->counts.n[ST_OUT_FAILED] = failed;
+    b->ok = ok;
+    b->no_tests = no_tests;
+    b->saw_start = b->saw_end = !no_tests;
+    b->done = 1;
+    b->coverage = -1;
+    b->exit_status = no_tests ? 5 : failed ? 1 : 0;
+    b->engine = strdup(engine);
+    b->started_at = 100 + k;
+    b->finished_at = 110 + k;
+    b->runtime_s = 10;
+    if (no_tests)
+        b->reason = strdup("no tests collected (pytest exit status 5)");
+}
+
+START_TEST(shards_roll_up)
+{
+    st_batch sh[3], dst;
+    shard(&sh[0], 1, 3, 4, 0, 1, 0, "unix:///a");
+    shard(&sh[1], 2, 3, 0, 0, 0, 1, "unix:///b"); /* collected nothing: no failure */
+    shard(&sh[2], 3, 3, 2, 1, 0, 0, "unix:///b");
+    memset(&dst, 0, sizeof(dst));
+    ck_assert_int_eq(st_shards_rollup(&dst, sh, 3), 0);
+    ck_assert_uint_eq(dst.counts.n[ST_OUT_PASSED], 6);
+    ck_assert_uint_eq(dst.counts.n[ST_OUT_FAILED], 1);
+    ck_assert(!dst.ok);
+    ck_assert(!dst.no_tests);
+    ck_assert_int_eq(dst.exit_status, 1);
+    ck_assert_str_eq(dst.engine, "unix:///a, unix:///b");
+    ck_assert_uint_eq(dst.n_shards, 3);
+    ck_assert(dst.shards[1].ok);
+    ck_assert(fabs(dst.runtime_s - 12) < 1e-9); /* first start 101 to last end 113 */
+    for (int i = 0; i < 3; i++)
+        st_batch_free(&sh[i]);
+    st_batch_free(&dst);
+    /* every shard passes: the path passes */
+    shard(&sh[0], 1, 2, 3, 0, 1, 0, "e");
+    shard(&sh[1], 2, 2, 2, 0, 1, 0, "e");
+    memset(&dst, 0, sizeof(dst));
+    ck_assert_int_eq(st_shards_rollup(&dst, sh, 2), 0);
+    ck_assert(dst.ok);
+    ck_assert_ptr_null(dst.reason);
+    ck_assert_str_eq(dst.engine, "e");
+    for (int i = 0; i < 2; i++)
+        st_batch_free(&sh[i]);
+    st_batch_free(&dst);
+    /* nothing collected anywhere: no tests, a failure */
+    shard(&sh[0], 1, 2, 0, 0, 0, 1, "e");
+    shard(&sh[1], 2, 2, 0, 0, 0, 1, "e");
+    memset(&dst, 0, sizeof(dst));
+    ck_assert_int_eq(st_shards_rollup(&dst, sh, 2), 0);
+    ck_assert(!dst.ok);
+    ck_assert(dst.no_tests);
+    ck_assert_ptr_nonnull(dst.reason);
+    for (int i = 0; i < 2; i++)
+        st_batch_free(&sh[i]);
+    st_batch_free(&dst);
+}
+END_TEST
+
+START_TEST(shards_setting_values)
+{
+    int v = 7;
+    ck_assert_int_eq(st_set_shards(&v, "auto", "t"), 0);
+    ck_assert_int_eq(v, ST_SHARDS_AUTO);
+    ck_assert_int_eq(st_set_shards(&v, "12", "t"), 0);
+    ck_assert_int_eq(v, 12);
+    ck_assert_int_eq(st_set_shards(&v, "0", "t"), -1);
+    ck_assert_int_eq(st_set_shards(&v, "1001", "t"), -1);
+    ck_assert_int_eq(st_set_shards(&v, "3x", "t"), -1);
+    ck_assert_int_eq(st_set_shards(&v, "", "t"), -1);
+    ck_assert_int_eq(v, 12);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("runner");
@@ -152,6 +281,10 @@ int main(void)
     tcase_add_test(tc, workers_are_capped_per_cpu);
     tcase_add_test(tc, workers_from_history_rule);
     tcase_add_test(tc, fork_group_timeout_is_the_sum_bound);
+    tcase_add_test(tc, shards_lpt_balance);
+    tcase_add_test(tc, shards_auto_count);
+    tcase_add_test(tc, shards_roll_up);
+    tcase_add_test(tc, shards_setting_values);
     suite_add_tcase(s, tc);
     return unit_run(s);
 }
