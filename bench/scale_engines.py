@@ -89,8 +89,13 @@ def run(conf, root, hosts, tag):
         sys.exit("%s: no results (exit %d): %s" % (tag, rc, err[-2000:]))
     counts = tuple(res.get(k) for k in ("passed", "failed", "skipped", "xfailed", "errors"))
     shards = sum(b.get("shards", 1) for b in res["suite_metrics"].values())
-    print("  %-12s %6.1f s  exit %d  counts %r  %d batches" % (tag, wall, rc, counts, shards),
-          flush=True)
+    # what a batch costs besides its tests: the batches' wall times minus the tests' durations
+    busy = sum(s["runtime"] for b in res["suite_metrics"].values()
+               for s in (b.get("shard_results") or [b]))
+    tests = sum(t.get("duration") or 0 for t in res["tests"])
+    overhead = (busy - tests) / shards if shards else 0
+    print("  %-12s %6.1f s  exit %d  counts %r  %d batches, %.1f s of tests, %.2f s overhead "
+          "per batch" % (tag, wall, rc, counts, shards, tests, overhead), flush=True)
     return wall, counts
 
 

@@ -74,6 +74,15 @@ Affected tests first (`run --changed-first`)
     the rootdir, the collected items of those files move to the front (a stable
     reordering, after every other plugin's); the rest keep their order.
 
+Shards of a test file (selftest-core's `shards`)
+    When SELF_TEST_SHARD_FILTER is set to a JSON object {"keep": {FILE: [NODEID, ...]},
+    "drop": {FILE: [NODEID, ...]}} (files relative to the rootdir), the collected items of a
+    file under "keep" other than the node ids listed, and those listed under "drop", are
+    deselected (pytest_deselected): a long test file split over several shards runs each of
+    its tests in exactly one of them, a test that is not listed (new since the durations were
+    recorded) in the shard that has the file under "drop", and a listed test that no longer
+    exists is no error.
+
 Orphan checks (docs/spec.md §8.1)
     When SELF_TEST_ORPHAN_MODULES is set to a JSON list of
     {"path": "pkg/mod.py", "module": "pkg.mod" | null}, the plugin appends one
@@ -146,6 +155,7 @@ RESULTS_ENV = "SELF_TEST_RESULTS_FILE"
 ORPHAN_ENV = "SELF_TEST_ORPHAN_MODULES"
 ORPHAN_ROOT_ENV = "SELF_TEST_ORPHAN_ROOT"
 FIRST_ENV = "SELF_TEST_FIRST_FILES"
+SHARD_ENV = "SELF_TEST_SHARD_FILTER"
 EXCERPT_MAX = 4000
 CAPTURE_MAX = 64 * 1024  # bytes of captured stdout / stderr kept per failing test
 OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
@@ -898,8 +908,32 @@ def _first_files(config, items):
     items[:] = [i for i in items if is_first(i)] + [i for i in items if not is_first(i)]
 
 
+def _shard_filter(config, items):
+    """Deselects what SELF_TEST_SHARD_FILTER gives to other shards of a split file."""
+    try:
+        spec = json.loads(os.environ[SHARD_ENV])
+        if not isinstance(spec, dict):
+            raise ValueError("not a JSON object")
+        keep = {f: set(v) for f, v in (spec.get("keep") or {}).items()}
+        drop = {f: set(v) for f, v in (spec.get("drop") or {}).items()}
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise pytest.UsageError("selftest_pytest_plugin: bad %s: %s" % (SHARD_ENV, exc))
+    kept, gone = [], []
+    for item in items:
+        f = item.nodeid.split("::", 1)[0]
+        if (f in keep and item.nodeid not in keep[f]) or (f in drop and item.nodeid in drop[f]):
+            gone.append(item)
+        else:
+            kept.append(item)
+    if gone:
+        config.hook.pytest_deselected(items=gone)
+        items[:] = kept
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(session, config, items):
+    if os.environ.get(SHARD_ENV):
+        _shard_filter(config, items)
     if os.environ.get(FIRST_ENV):
         _first_files(config, items)
     if not os.environ.get(ORPHAN_ENV):

@@ -613,8 +613,8 @@ out:
     return rc;
 }
 
-int st_metricsdb_file_durations(st_metricsdb *m, const char *path, st_strv *files,
-                                double **duration_s)
+int st_metricsdb_test_durations(st_metricsdb *m, const char *path, st_strv *nodeids,
+                                st_strv *files, double **duration_s)
 {
     sqlite3_stmt *runs = NULL, *per = NULL;
     int rc = -1;
@@ -626,33 +626,35 @@ int st_metricsdb_file_durations(st_metricsdb *m, const char *path, st_strv *file
                            " END, 0) ORDER BY id DESC LIMIT ?",
                            -1, &runs, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(m->db,
-                           "SELECT file, SUM(MAX(duration, 0)) FROM test_outcomes WHERE run = ?"
-                           " AND batch = ? AND file IS NOT NULL GROUP BY file ORDER BY file",
+                           "SELECT nodeid, file, SUM(MAX(duration, 0)) FROM test_outcomes"
+                           " WHERE run = ? AND batch = ? AND file IS NOT NULL GROUP BY nodeid"
+                           " ORDER BY MIN(rowid)",
                            -1, &per, NULL) != SQLITE_OK) {
         st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
         goto out;
     }
     sqlite3_bind_int(runs, 1, ST_HISTORY_RUNS);
-    int s1;
-    while (files->n == 0 && (s1 = sqlite3_step(runs)) == SQLITE_ROW) {
+    while (nodeids->n == 0 && sqlite3_step(runs) == SQLITE_ROW) {
         sqlite3_bind_int64(per, 1, sqlite3_column_int64(runs, 0));
         sqlite3_bind_text(per, 2, path, -1, SQLITE_STATIC);
         int s2;
         while ((s2 = sqlite3_step(per)) == SQLITE_ROW) {
-            const char *file = (const char *)sqlite3_column_text(per, 0);
-            if (!file)
+            const char *node = (const char *)sqlite3_column_text(per, 0);
+            const char *file = (const char *)sqlite3_column_text(per, 1);
+            if (!node || !file)
                 continue;
-            if (files->n + 1 > cap) {
-                size_t nc = cap ? 2 * cap : 64;
+            if (nodeids->n + 1 > cap) {
+                size_t nc = cap ? 2 * cap : 256;
                 double *d = realloc(*duration_s, nc * sizeof(*d));
                 if (!d)
                     goto oom;
                 *duration_s = d;
                 cap = nc;
             }
-            (*duration_s)[files->n] = sqlite3_column_double(per, 1);
+            (*duration_s)[nodeids->n] = sqlite3_column_double(per, 2);
+            st_strv_push(nodeids, node);
             st_strv_push(files, file);
-            if (files->oom)
+            if (nodeids->oom || files->oom)
                 goto oom;
         }
         sqlite3_reset(per);
@@ -669,6 +671,7 @@ out:
     sqlite3_finalize(runs);
     sqlite3_finalize(per);
     if (rc < 0) {
+        st_strv_free(nodeids);
         st_strv_free(files);
         free(*duration_s);
         *duration_s = NULL;

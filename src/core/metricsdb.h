@@ -28,12 +28,12 @@ int st_metricsdb_classify(st_metricsdb *db, st_run *run);
 #define ST_HISTORY_RUNS 10
 int st_metricsdb_batch_history(st_metricsdb *db, const char *const *paths, size_t n,
                                double *duration_s, long *tests);
-/* The recorded duration of each test file of test path `path` (the sum of its tests'
- * durations) in the newest run of those batch_history reads that ran the path: files gets the
- * files (repo-relative), *duration_s (malloc'd, caller frees) their durations. Nothing (files
- * empty) without such a run. 0 or -1 (logged). */
-int st_metricsdb_file_durations(st_metricsdb *db, const char *path, st_strv *files,
-                                double **duration_s);
+/* The recorded duration of each test of test path `path` (all its phases) in the newest run of
+ * those batch_history reads that ran the path, in the order they ran: nodeids and files get
+ * each test's node id and file (repo-relative), *duration_s (malloc'd, caller frees) its
+ * duration. Nothing (nodeids empty) without such a run. 0 or -1 (logged). */
+int st_metricsdb_test_durations(st_metricsdb *db, const char *path, st_strv *nodeids,
+                                st_strv *files, double **duration_s);
 /* Stores the run (one transaction). Returns 0 or -1 (logged); nothing is half-written. */
 int st_metricsdb_store(st_metricsdb *db, const st_run *run, const char *results_json);
 

@@ -309,6 +309,62 @@ static int plan_push(exec_plan *ep, const st_batch *b, size_t owner)
     return 0;
 }
 
+/* A file heavier than this many times a shard's fair share is split by test: one item that
+ * big would set the wall time of the whole path. */
+#define SPLIT_FILE_FACTOR 1.25
+
+/* What the shards are made of: a whole test file, or one recorded test of a split file. */
+typedef struct shard_item {
+    size_t file;  /* index into the path's files */
+    long test;    /* index into the recorded tests, -1: the whole file */
+    double w;
+} shard_item;
+
+/* SELF_TEST_SHARD_FILTER of shard sh: for each split file it holds, the tests it keeps, or in
+ * the file's home shard (where tests not recorded run) the tests the others run. NULL when
+ * it holds no split file. */
+static char *shard_filter_json(const st_strv *files, const st_strv *ids, const shard_item *it,
+                               size_t n_items, const unsigned *slot, const unsigned *home,
+                               const int *split, unsigned sh)
+{
+    int any = 0;
+    for (size_t f = 0; f < files->n && !any; f++) {
+        any = split[f] && home[f] == sh;
+        for (size_t j = 0; split[f] && j < n_items && !any; j++)
+            any = it[j].file == f && slot[j] == sh;
+    }
+    if (!any)
+        return NULL;
+    yajl_gen g = st_jg_new(0);
+    if (!g)
+        return NULL;
+    yajl_gen_map_open(g);
+    for (int pass = 0; pass < 2; pass++) {
+        st_jg_key(g, pass == 0 ? "keep" : "drop");
+        yajl_gen_map_open(g);
+        for (size_t f = 0; f < files->n; f++) {
+            if (!split[f])
+                continue;
+            int mine = home[f] == sh;
+            for (size_t j = 0; j < n_items && !mine; j++)
+                mine = it[j].file == f && slot[j] == sh;
+            /* keep: a non-home shard with tests of f; drop: f's home */
+            if (!mine || (pass == 0) != (home[f] != sh))
+                continue;
+            st_jg_key(g, files->v[f]);
+            yajl_gen_array_open(g);
+            for (size_t j = 0; j < n_items; j++)
+                if (it[j].file == f && it[j].test >= 0 &&
+                    (pass == 0 ? slot[j] == sh : slot[j] != sh))
+                    st_jg_str(g, ids->v[it[j].test]);
+            yajl_gen_array_close(g);
+        }
+        yajl_gen_map_close(g);
+    }
+    yajl_gen_map_close(g);
+    return st_jg_finish(g, 0);
+}
+
 /* Splits batch i of run into shards (or takes it whole) onto ep. */
 static int plan_batch(st_pipeline *p, st_run *run, size_t i, unsigned slots, exec_plan *ep)
 {
@@ -318,9 +374,13 @@ static int plan_batch(st_pipeline *p, st_run *run, size_t i, unsigned slots, exe
     b->expected_s = b->history_s;
     if (spec == 1 || b->select_first)
         return plan_push(ep, b, i);
-    st_strv files = {0}, hf = {0};
-    double *hd = NULL, *w = NULL, *load = NULL;
-    unsigned *slot = NULL;
+    st_strv files = {0}, ids = {0}, tfiles = {0};
+    double *td = NULL, *fw = NULL, *load = NULL;
+    long *tfile = NULL;
+    size_t *ntests = NULL;
+    unsigned *slot = NULL, *home = NULL;
+    int *known = NULL, *split = NULL;
+    shard_item *it = NULL;
     int rc = -1;
     if (batch_test_files(p, b, &files) < 0)
         goto out;
@@ -328,46 +388,99 @@ static int plan_batch(st_pipeline *p, st_run *run, size_t i, unsigned slots, exe
         rc = plan_push(ep, b, i);
         goto out;
     }
-    if (p->db && st_metricsdb_file_durations(p->db, b->path, &hf, &hd) < 0)
-        st_warn("%s: cannot read the recorded durations of its test files; shards are "
-                "balanced by file count", b->path);
-    w = calloc(files.n + 1, sizeof(*w));
-    slot = calloc(files.n + 1, sizeof(*slot));
-    if (!w || !slot)
+    if (p->db && st_metricsdb_test_durations(p->db, b->path, &ids, &tfiles, &td) < 0)
+        st_warn("%s: cannot read the recorded durations of its tests; shards are balanced by "
+                "file count", b->path);
+    fw = calloc(files.n + 1, sizeof(*fw));
+    known = calloc(files.n + 1, sizeof(*known));
+    split = calloc(files.n + 1, sizeof(*split));
+    home = calloc(files.n + 1, sizeof(*home));
+    ntests = calloc(files.n + 1, sizeof(*ntests));
+    tfile = calloc(ids.n + 1, sizeof(*tfile));
+    if (!fw || !known || !split || !home || !ntests || !tfile)
         goto out;
-    double known = 0, total = 0;
-    size_t n_known = 0;
-    for (size_t f = 0; f < files.n; f++) {
-        w[f] = -1;
-        for (size_t h = 0; h < hf.n; h++)
-            if (strcmp(hf.v[h], files.v[f]) == 0) {
-                w[f] = hd[h];
-                known += hd[h];
-                n_known++;
+    for (size_t t = 0; t < ids.n; t++) {
+        tfile[t] = -1;
+        for (size_t f = 0; f < files.n; f++)
+            if (strcmp(tfiles.v[t], files.v[f]) == 0) {
+                tfile[t] = (long)f;
+                fw[f] += td[t];
+                known[f] = 1;
+                ntests[f]++;
                 break;
             }
     }
+    double known_sum = 0, total = 0;
+    size_t n_known = 0;
+    for (size_t f = 0; f < files.n; f++)
+        if (known[f]) {
+            known_sum += fw[f];
+            n_known++;
+        }
     /* a file without history (new) weighs what an average recorded one does; none recorded:
      * every file weighs the same (balanced by count) */
-    double mean = n_known ? known / (double)n_known : 1;
+    double mean = n_known ? known_sum / (double)n_known : 1;
     for (size_t f = 0; f < files.n; f++) {
-        if (w[f] < 0)
-            w[f] = mean;
-        total += w[f];
+        if (!known[f])
+            fw[f] = mean;
+        total += fw[f];
     }
     unsigned k = spec == ST_SHARDS_AUTO
                      ? st_shards_auto(n_known ? total : -1, s->shard_seconds, files.n, slots)
                      : (unsigned)spec;
-    if (k > files.n)
-        k = (unsigned)files.n;
+    /* a file much longer than a shard's share is split by test (when its tests are known) */
+    double share = total / (k ? k : 1);
+    size_t n_items = 0;
+    for (size_t f = 0; f < files.n; f++) {
+        split[f] = k > 1 && known[f] && ntests[f] >= 2 && fw[f] > SPLIT_FILE_FACTOR * share;
+        n_items += split[f] ? ntests[f] : 1;
+    }
+    if (spec == ST_SHARDS_AUTO && n_items > files.n) /* auto: up to one shard per item */
+        k = st_shards_auto(total, s->shard_seconds, n_items, slots);
+    if (k > n_items)
+        k = (unsigned)n_items;
     if (k <= 1) {
         rc = plan_push(ep, b, i);
         goto out;
     }
+    it = calloc(n_items + 1, sizeof(*it));
+    slot = calloc(n_items + 1, sizeof(*slot));
     load = calloc(k, sizeof(*load));
-    if (!load)
+    double *w = calloc(n_items + 1, sizeof(*w));
+    if (!it || !slot || !load || !w) {
+        free(w);
         goto out;
-    st_shards_assign(w, files.n, k, slot, load);
+    }
+    size_t m = 0;
+    for (size_t f = 0; f < files.n; f++) {
+        if (!split[f]) {
+            it[m++] = (shard_item){f, -1, fw[f]};
+            continue;
+        }
+        for (size_t t = 0; t < ids.n; t++)
+            if (tfile[t] == (long)f)
+                it[m++] = (shard_item){f, (long)t, td[t]};
+    }
+    for (size_t j = 0; j < m; j++)
+        w[j] = it[j].w;
+    st_shards_assign(w, m, k, slot, load);
+    free(w);
+    /* a split file's home: the shard with most of it (its unrecorded tests run there) */
+    for (size_t f = 0; f < files.n; f++) {
+        if (!split[f])
+            continue;
+        double best = -1;
+        for (unsigned sh = 0; sh < k; sh++) {
+            double part = 0;
+            for (size_t j = 0; j < m; j++)
+                if (it[j].file == f && slot[j] == sh)
+                    part += it[j].w;
+            if (part > best) {
+                best = part;
+                home[f] = sh;
+            }
+        }
+    }
     for (unsigned sh = 0; sh < k; sh++) {
         st_batch x = {0};
         x.kind = ST_EXEC_TESTS;
@@ -381,14 +494,19 @@ static int plan_batch(st_pipeline *p, st_run *run, size_t i, unsigned slots, exe
         x.workers_rule = b->workers_rule;
         x.history_s = n_known ? load[sh] : -1;
         x.expected_s = x.history_s;
-        x.history_tests = b->history_tests > 0 && b->history_s > 0
+        x.history_tests = b->history_tests > 0 && total > 0
                               ? (long)ceil((double)b->history_tests * load[sh] / total)
                               : 0;
         if (b->workers_max && n_known)
             x.workers_max = st_workers_from_history(load[sh], x.history_tests);
-        for (size_t f = 0; f < files.n; f++)
-            if (slot[f] == sh)
+        for (size_t f = 0; f < files.n; f++) {
+            int here = split[f] && home[f] == sh;
+            for (size_t j = 0; j < m && !here; j++)
+                here = it[j].file == f && slot[j] == sh;
+            if (here)
                 st_strv_push(&x.select, files.v[f]);
+        }
+        x.shard_filter = shard_filter_json(&files, &ids, it, m, slot, home, split, sh);
         if (!x.id || !x.path || !x.output_dir || x.select.oom ||
             st_mkdir_p(x.output_dir, 0755) < 0 || plan_push(ep, &x, i) < 0) {
             st_batch_free(&x);
@@ -396,14 +514,25 @@ static int plan_batch(st_pipeline *p, st_run *run, size_t i, unsigned slots, exe
         }
     }
     ep->any_shards = 1;
-    st_info("%s: %u shards of %zu test files (%s)", b->path, k, files.n,
+    size_t n_split = 0;
+    for (size_t f = 0; f < files.n; f++)
+        n_split += split[f] != 0;
+    st_info("%s: %u shards of %zu test files%s (%s)", b->path, k, files.n,
+            n_split ? ", the longest split by test" : "",
             n_known ? "balanced by recorded durations" : "balanced by file count");
     rc = 0;
 out:
     st_strv_free(&files);
-    st_strv_free(&hf);
-    free(hd);
-    free(w);
+    st_strv_free(&ids);
+    st_strv_free(&tfiles);
+    free(td);
+    free(fw);
+    free(known);
+    free(split);
+    free(home);
+    free(ntests);
+    free(tfile);
+    free(it);
     free(slot);
     free(load);
     return rc;

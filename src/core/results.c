@@ -586,6 +586,7 @@ void st_batch_free(st_batch *b)
     free(b->output_dir);
     free(b->tests);
     st_strv_free(&b->argv_seen);
+    free(b->shard_filter);
     for (size_t i = 0; i < b->n_shards; i++) {
         free(b->shards[i].engine);
         free(b->shards[i].container);

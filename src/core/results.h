@@ -137,6 +137,8 @@ typedef struct st_batch {
                          * rolled up: the distinct engines of its shards, ", "-separated */
     unsigned shard_index, shard_count; /* a shard: k of N (1-based); 0 both: not a shard */
     double expected_s;  /* what its recorded durations make it last; < 0: not known */
+    char *shard_filter; /* a shard holding part of a split file: the pytest plugin's
+                         * SELF_TEST_SHARD_FILTER (JSON), else NULL */
     /* a path rolled up from its shards: what each shard did */
     struct st_shard_info *shards;
     size_t n_shards;

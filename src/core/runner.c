@@ -509,6 +509,8 @@ static void attempt_setup(runner *rn, st_batch *b, st_strv *argv_out, st_strv *e
     st_strv_push_owned(&env, st_pythonpath_env(s, 1, &pp_oom));
     st_strv_pushf(&env, "SELF_TEST_RESULTS_FILE=%s", results ? results : "");
     st_strv_pushf(&env, "COVERAGE_FILE=%s/.coverage", b->output_dir);
+    if (b->shard_filter)
+        st_strv_pushf(&env, "SELF_TEST_SHARD_FILTER=%s", b->shard_filter);
     if (b->select_first && b->select.n) {
         yajl_gen g = st_jg_new(0);
         if (g) {

@@ -155,9 +155,9 @@ def test_shards_host(workdir):
     is_eq(counts(r2), counts(r1), "history: the same counts")
 
     # auto: about shard_seconds each by the recorded total (~5.4 s of sleep in all)
-    rc, bla, ra, err = run_json(conf1, root, "--shards", "auto", "--shard-seconds", "1.5")
+    rc, bla, ra, err = run_json(conf1, root, "--shards", "auto", "--shard-seconds", "0.7")
     n = len(bla)
-    ok(3 <= n <= 5, "auto (--shard-seconds 1.5 over ~5.4 s recorded): 3 to 5 shards",
+    ok(4 <= n <= 6, "auto (--shard-seconds 0.7 over ~2.7 s recorded): 4 to 6 shards",
        "%d shards" % n)
     is_eq(counts(ra), counts(r1), "auto: the same counts")
 
@@ -179,6 +179,62 @@ def test_shards_host(workdir):
                            cwd=root)
     is_eq(rc, 2, "a paths entry with an unknown key: a configuration error")
     ok("unknown setting 'shard'" in err, "... naming the key", err[-500:])
+
+
+BIG = """import time
+
+import pytest
+
+
+@pytest.mark.parametrize("i", range(%d))
+def test_slow(i):
+    time.sleep(0.4)
+
+
+def test_fast():
+    pass
+"""
+
+
+def test_shards_split_file(workdir):
+    """a file longer than a shard's share is split by test; new and removed tests are safe"""
+    root = os.path.join(workdir, "big")
+    os.makedirs(os.path.join(root, "tests"))
+    with open(os.path.join(root, "pytest.ini"), "w") as fh:
+        fh.write("[pytest]\n")
+    big = os.path.join(root, "tests", "test_big.py")
+    with open(big, "w") as fh:
+        fh.write(BIG % 6)
+    for i in range(3):
+        with open(os.path.join(root, "tests", "test_s%d.py" % i), "w") as fh:
+            fh.write("def test_x():\n    pass\n")
+    conf = write_conf(root, 'runtime = "host";\npaths = ( { path = "tests"; shards = 3; } );\n')
+    rc, bl, r, err = run_json(conf, root)
+    is_eq((rc, r and r["passed"]), (0, 10), "first run (no history): 10 tests pass")
+    rc, bl, r, err = run_json(conf, root)
+    holding = [x for x in bl if "tests/test_big.py" in x["batch"]["shard_files"]]
+    ok(len(holding) >= 2, "with history: the long file is split over several shards",
+       repr([(x["shard"], x["batch"]["shard_files"]) for x in bl]))
+    is_eq((rc, r and r["passed"]), (0, 10), "split: the same 10 tests pass")
+    nodes = [t["nodeid"] for t in (r or {}).get("tests", []) if t.get("phase") == "call"]
+    is_eq(sorted(nodes), sorted(set(nodes)), "split: each test ran once")
+    loads = sorted(x["batch"].get("history_duration") or 0 for x in bl)
+    ok(len(loads) == 3 and loads[-1] < 1.6,
+       "split: no shard expects more than about a third of the 2.4 s (one file was all of it)",
+       repr(loads))
+    # a test added since: it runs once, in the file's home shard
+    with open(big, "a") as fh:
+        fh.write("\n\ndef test_new():\n    pass\n")
+    rc, bl, r, err = run_json(conf, root)
+    new = [t for t in (r or {}).get("tests", []) if t["nodeid"].endswith("::test_new") and
+           t.get("phase") == "call"]
+    is_eq((rc, r and r["passed"], len(new)), (0, 11, 1),
+          "a test added to the split file runs once (11 pass)")
+    # recorded tests that are gone are no error
+    with open(big, "w") as fh:
+        fh.write(BIG % 3)
+    rc, bl, r, err = run_json(conf, root)
+    is_eq((rc, r and r["passed"]), (0, 7), "tests removed from the split file: no error, 7 pass")
 
 
 # ---- two engines ---------------------------------------------------------------------------------
