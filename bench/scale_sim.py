@@ -6,8 +6,10 @@ Replays the durations of a real run (bench/data/networkx-durations.json, recorde
 metrics.db; or --db METRICS_DB --path PATH for your own project) under two policies:
 
   shards     the path split into shards by test file, balanced as selftest-core balances them
-             (longest file first onto the least-loaded shard), `shards-per-slot` shards per
-             worker slot; the shards dispatched longest expected first, each onto the engine
+             (longest file first onto the least-loaded shard; a file longer than 1.25 times a
+             shard's share split by test), as many as `shards = "auto"` makes with
+             --shard-seconds (default 60: a whole number per engine slot), or
+             --shards-per-slot K per slot; the shards dispatched longest expected first, each onto the engine
              slot that is free first (the core runs the longest first; the engines' placement
              takes the engine that will be done first). One shard pays `overhead` seconds
              (interpreter start, imports, collection, container create/start/remove).
@@ -22,12 +24,15 @@ compares it with a measured two-engine run.
 
   python3 bench/scale_sim.py [--durations FILE | --db METRICS_DB --path PATH]
                              [--engines 1,2,4,...] [--workers W] [--overhead S]
-                             [--shards-per-slot K] [--json]
-  python3 bench/scale_sim.py --record METRICS_DB --path PATH --out FILE   (write a data file)
+                             [--shard-seconds S | --shards-per-slot K] [--without FILE]
+                             [--json]
+  python3 bench/scale_sim.py --record METRICS_DB --path PATH --out FILE [--note TEXT]
+                             (write a data file)
 """
 
 import argparse
 import heapq
+import math
 import json
 import os
 import sqlite3
@@ -40,16 +45,20 @@ DEFAULT_ENGINES = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 100]
 
 
 def read_db(db_path, path):
-    """{file: seconds} of the newest complete run of path in a metrics.db (the sum of each
-    file's test durations, every phase), and the number of tests."""
+    """The newest complete run of path in a metrics.db: {file: seconds} (the sum of each file's
+    test durations, every phase), {file: [each test's seconds]}, and the number of tests."""
     db = sqlite3.connect("file:%s?mode=ro" % db_path, uri=True)
     try:
         for (run,) in db.execute("SELECT id FROM runs WHERE aborted = 0 ORDER BY id DESC"):
-            rows = db.execute("SELECT file, SUM(MAX(duration, 0)), COUNT(DISTINCT nodeid) "
-                              "FROM test_outcomes WHERE run = ? AND batch = ? AND file IS NOT "
-                              "NULL GROUP BY file", (run, path)).fetchall()
+            rows = db.execute("SELECT file, nodeid, SUM(MAX(duration, 0)) FROM test_outcomes "
+                              "WHERE run = ? AND batch = ? AND file IS NOT NULL GROUP BY nodeid "
+                              "ORDER BY MIN(rowid)", (run, path)).fetchall()
             if rows:
-                return {f: d for f, d, _ in rows}, sum(n for _, _, n in rows)
+                files, tests = {}, {}
+                for f, _, d in rows:
+                    files[f] = files.get(f, 0.0) + d
+                    tests.setdefault(f, []).append(d)
+                return files, tests, len(rows)
     finally:
         db.close()
     sys.exit("%s: no run of %s" % (db_path, path))
@@ -79,11 +88,35 @@ def makespan(jobs, slots):
     return end
 
 
-def by_shards(files, slots, per_slot, overhead):
-    w = list(files.values())
-    k = max(1, min(len(w), slots * per_slot))
+SPLIT_FILE_FACTOR = 1.25  # as src/core/pipeline.c: a file over 1.25 shares is split by test
+
+
+def auto_count(total, shard_s, n, slots):
+    """src/core/shards.c st_shards_auto: shard_s seconds each, a whole number per slot."""
+    want = math.ceil(total / shard_s)
+    if slots > 1 and want >= slots:
+        want = slots * math.floor(want / slots + 0.5)
+    return max(1, min(want, n, 1000))
+
+
+def by_shards(files, tests, slots, per_slot, overhead, shard_s=60.0):
+    """selftest-core's shards: `shards = "auto"` with shard_s (or per_slot shards per slot); a
+    file heavier than 1.25 times a shard's share split into its tests (when they are known);
+    LPT over the pieces."""
+    total = sum(files.values())
+    k = slots * per_slot if per_slot else auto_count(total, shard_s, len(files), slots)
+    share = total / k
+    w = []
+    for f, d in files.items():
+        if k > 1 and d > SPLIT_FILE_FACTOR * share and len(tests.get(f, [])) >= 2:
+            w.extend(tests[f])
+        else:
+            w.append(d)
+    if not per_slot and len(w) > len(files):
+        k = auto_count(total, shard_s, len(w), slots)
+    k = min(k, len(w))
     loads, _ = lpt(w, k)
-    return makespan([x + overhead for x in loads], slots), k
+    return makespan([x + overhead for x in loads], slots), k, max(w)
 
 
 def test_dir(f):
@@ -107,18 +140,29 @@ def main():
     ap.add_argument("--overhead", type=float, default=None,
                     help="seconds each batch pays besides its tests (default: the data "
                          "file's measured overhead, else 1.0)")
-    ap.add_argument("--shards-per-slot", type=int, default=3)
+    ap.add_argument("--shard-seconds", type=float, default=60.0,
+                    help='shards = "auto" with this shard_seconds (default 60)')
+    ap.add_argument("--shards-per-slot", type=int, default=0,
+                    help="instead of auto: this many shards per engine slot")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--without", action="append", metavar="FILE",
+                    help="leave a test file out of the data (e.g. one a project would run apart)")
     ap.add_argument("--record", metavar="METRICS_DB")
     ap.add_argument("--out")
+    ap.add_argument("--note", help="--record: a note stored with the data (how it was recorded)")
     a = ap.parse_args()
     if a.record:
         if not a.path or not a.out:
             sys.exit("--record needs --path and --out")
-        files, tests = read_db(a.record, a.path)
-        data = {"project": a.path, "recorded": time.strftime("%Y-%m-%d"), "tests": tests,
-                "seconds": round(sum(files.values()), 3),
-                "files": {f: round(d, 4) for f, d in sorted(files.items())}}
+        files, tests, n_tests = read_db(a.record, a.path)
+        total = sum(files.values())
+        # the tests of the files that could be split (more than 0.5 % of the total each)
+        big = {f: [round(x, 4) for x in tests[f]] for f in sorted(files)
+               if files[f] > 0.005 * total and len(tests[f]) >= 2}
+        data = {"project": a.path, "recorded": time.strftime("%Y-%m-%d"), "tests": n_tests,
+                "seconds": round(total, 3), "note": a.note or "",
+                "files": {f: round(d, 4) for f, d in sorted(files.items())},
+                "file_tests": big}
         tmp = a.out + ".tmp"
         with open(tmp, "w") as fh:
             json.dump(data, fh, indent=1, sort_keys=False)
@@ -126,50 +170,62 @@ def main():
             fh.flush()
             os.fsync(fh.fileno())
         os.rename(tmp, a.out)
-        print("%s: %d files, %d tests, %.1f s" % (a.out, len(files), tests, data["seconds"]))
+        print("%s: %d files, %d tests, %.1f s" % (a.out, len(files), n_tests, data["seconds"]))
         return
     if a.db:
         if not a.path:
             sys.exit("--db needs --path")
-        files, tests = read_db(a.db, a.path)
+        files, tests, n_tests = read_db(a.db, a.path)
         overhead = a.overhead if a.overhead is not None else 1.0
         name = "%s (%s)" % (a.path, a.db)
     else:
         with open(a.durations) as fh:
             data = json.load(fh)
-        files, tests = data["files"], data.get("tests")
+        files, tests, n_tests = data["files"], data.get("file_tests", {}), data.get("tests")
         overhead = a.overhead if a.overhead is not None else data.get("overhead", 1.0)
         name = "%s, recorded %s" % (data.get("project"), data.get("recorded"))
     engines = [int(x) for x in a.engines.split(",")]
     total = sum(files.values())
     biggest = max(files.values())
-    one_s, _ = by_shards(files, a.workers, a.shards_per_slot, overhead)
+    for f in a.without or []:
+        if f not in files:
+            sys.exit("--without %s: no such file in the data" % f)
+        del files[f]
+        tests.pop(f, None)
+    one_s, _, _ = by_shards(files, tests, a.workers, a.shards_per_slot, overhead,
+                             a.shard_seconds)
     one_p, n_dirs = by_paths(files, a.workers, overhead)
     rows = []
     for n in engines:
         slots = n * a.workers
-        ts, k = by_shards(files, slots, a.shards_per_slot, overhead)
+        ts, k, piece = by_shards(files, tests, slots, a.shards_per_slot, overhead,
+                                   a.shard_seconds)
         tp, _ = by_paths(files, slots, overhead)
+        # no schedule beats the longest piece that cannot be split (one test)
+        bound = min(float(n), one_s / (piece + overhead))
         rows.append({"engines": n, "shards": k, "shards_s": ts, "shards_speedup": one_s / ts,
-                     "shards_efficiency": one_s / ts / n, "paths_s": tp,
+                     "shards_efficiency": one_s / ts / n, "bound": bound,
+                     "bound_efficiency": one_s / ts / bound, "paths_s": tp,
                      "paths_speedup": one_p / tp, "paths_efficiency": one_p / tp / n})
     if a.json:
-        print(json.dumps({"data": name, "files": len(files), "tests": tests, "seconds": total,
+        print(json.dumps({"data": name, "files": len(files), "tests": n_tests, "seconds": total,
                           "largest_file": biggest, "overhead": overhead, "workers": a.workers,
                           "rows": rows}, indent=1))
         return
     print("%s: %d test files, %s tests, %.1f s of tests; the longest file %.1f s; %d test "
           "directories; %.2f s overhead per batch; %d worker%s per engine"
-          % (name, len(files), tests, total, biggest, n_dirs, overhead, a.workers,
+          % (name, len(files), n_tests, total, biggest, n_dirs, overhead, a.workers,
              "" if a.workers == 1 else "s"))
-    print("| engines | shards | wall (shards) | speed-up | efficiency | wall (one path per "
-          "engine) | speed-up | efficiency |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| engines | shards | wall (shards) | speed-up | of ideal (N) | bound | of bound | wall "
+          "(one path per engine) | speed-up | of ideal (N) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print("| %d | %d | %.1f s | %.2fx | %.0f %% | %.1f s | %.2fx | %.0f %% |"
+        print("| %d | %d | %.1f s | %.2fx | %.0f %% | %.2fx | %.0f %% | %.1f s | %.2fx | %.0f %% |"
               % (r["engines"], r["shards"], r["shards_s"], r["shards_speedup"],
-                 100 * r["shards_efficiency"], r["paths_s"], r["paths_speedup"],
-                 100 * r["paths_efficiency"]))
+                 100 * r["shards_efficiency"], r["bound"], 100 * r["bound_efficiency"],
+                 r["paths_s"], r["paths_speedup"], 100 * r["paths_efficiency"]))
+    print("bound: the speed-up no schedule can beat, min(engines, one engine's wall / the longest "
+          "piece that cannot be split plus its overhead)")
 
 
 if __name__ == "__main__":

@@ -61,10 +61,15 @@ void st_shards_assign(const double *w, size_t n, unsigned k, unsigned *slot, dou
 unsigned st_shards_auto(double total_s, double shard_s, size_t n_files, unsigned slots)
 {
     double want;
-    if (total_s < 0)
+    if (total_s < 0) {
         want = slots ? slots : 1;
-    else
+    } else {
         want = ceil(total_s / (shard_s > 0 ? shard_s : 60));
+        /* enough for every slot: a whole number of shards per slot, so that no slot runs one
+         * more than the others at the end (17 shards on 16 slots would end at twice a shard) */
+        if (slots > 1 && want >= slots)
+            want = slots * floor(want / slots + 0.5);
+    }
     if (want > (double)n_files)
         want = (double)n_files;
     if (want > 1000)

@@ -15,8 +15,9 @@
 void st_shards_assign(const double *w, size_t n, unsigned k, unsigned *slot, double *load);
 
 /* The shard count of "auto": enough shards that each lasts about shard_s seconds by the
- * recorded total (at least 1, at most n_files); without history (total_s < 0) the worker
- * budget `slots`, at most n_files. */
+ * recorded total, rounded to a whole number per slot when there are at least `slots` of them
+ * (the worker budget: the engines' workers), at least 1, at most n_files (the pieces); without
+ * history (total_s < 0) `slots`, at most n_files. */
 unsigned st_shards_auto(double total_s, double shard_s, size_t n_files, unsigned slots);
 
 /* Rolls the finished shards[0..k) of one path up into dst (the path's batch, which did not

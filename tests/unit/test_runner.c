@@ -178,8 +178,11 @@ END_TEST
 
 START_TEST(shards_auto_count)
 {
-    ck_assert_uint_eq(st_shards_auto(600, 60, 100, 4), 10);
-    ck_assert_uint_eq(st_shards_auto(601, 60, 100, 4), 11);
+    ck_assert_uint_eq(st_shards_auto(600, 60, 100, 5), 10);  /* 10: 2 per slot */
+    ck_assert_uint_eq(st_shards_auto(600, 60, 100, 4), 12);  /* 10 rounded to 3 per slot */
+    ck_assert_uint_eq(st_shards_auto(1003, 60, 300, 16), 16); /* 17 would end at 2 shards */
+    ck_assert_uint_eq(st_shards_auto(601, 60, 100, 1), 11);
+    ck_assert_uint_eq(st_shards_auto(100, 60, 100, 4), 2);   /* fewer than the slots: as is */
     ck_assert_uint_eq(st_shards_auto(600, 60, 3, 4), 3);   /* at most one file each */
     ck_assert_uint_eq(st_shards_auto(10, 60, 30, 4), 1);
     ck_assert_uint_eq(st_shards_auto(-1, 60, 30, 4), 4);   /* no history: the slots */
