@@ -668,8 +668,10 @@ static int apply_cli(st_settings *s, const cli_opts *o, st_strv *paths)
         /* The engine plugins take DOCKER_HOST / CONTAINER_HOST over the container group's
          * host; the flag beats both, and their messages name the flag. Repeated, it names
          * every engine of the run (container.hosts); once, the one engine. */
-        const char *other = o->docker_hosts.n == 1 ? "hosts" : "host";
-        if ((o->docker_hosts.n == 1
+        /* URL?workers=N names an engine of hosts, even alone */
+        int one = o->docker_hosts.n == 1 && !strstr(o->docker_hosts.v[0], "?workers=");
+        const char *other = one ? "hosts" : "host";
+        if ((one
                  ? st_settings_set_group_option(s, "container", "host", o->docker_hosts.v[0],
                                                 "option --docker-host")
                  : st_settings_set_group_list_option(
