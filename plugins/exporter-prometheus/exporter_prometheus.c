@@ -365,6 +365,12 @@ static void apply_summary(prom_exporter *px, const st_run_summary *s)
         m->have_success = 1;
         m->last_success_ts = s->finished_at;
     }
+    m->last_exit_status = s->exit_status;
+    /* a cycle stopped by a signal says nothing about the suite: the streak stays as it was */
+    if (s->exit_status == 0)
+        m->failed_in_a_row = 0;
+    else if (!s->aborted)
+        m->failed_in_a_row++;
     /* Our own count survives a core that does not count; the core's survives our re-creation
      * (config reload), so the larger one is right. */
     m->runs_total++;

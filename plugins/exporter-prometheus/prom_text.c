@@ -178,6 +178,13 @@ int prom_render(const prom_snapshot *s, st_buf *b)
                     "UNIX time the last successful run finished.", s->last_success_ts);
         gauge_d(b, "self_test_last_run_duration_seconds", "Wall time of the last run in seconds.",
                 s->last_run_duration_s);
+        gauge_d(b, "self_test_last_exit_status",
+                "Exit status of the last run (0 passed, 1 tests failed, 2 configuration, "
+                "3 infrastructure).",
+                s->last_exit_status);
+        sample_u(b, "self_test_consecutive_failed_runs", "gauge",
+                 "Runs in a row, up to the last one, that did not exit 0 (since start).",
+                 s->failed_in_a_row);
     }
     sample_u(b, "self_test_runs_total", "counter", "Runs finished since start.", s->runs_total);
     histogram(b, s);

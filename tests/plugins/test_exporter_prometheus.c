@@ -154,6 +154,14 @@ static const char expected_full[] =
     "# HELP self_test_last_run_duration_seconds Wall time of the last run in seconds.\n"
     "# TYPE self_test_last_run_duration_seconds gauge\n"
     "self_test_last_run_duration_seconds 12.25\n"
+    "# HELP self_test_last_exit_status Exit status of the last run (0 passed, 1 tests failed, 2 "
+    "configuration, 3 infrastructure).\n"
+    "# TYPE self_test_last_exit_status gauge\n"
+    "self_test_last_exit_status 1\n"
+    "# HELP self_test_consecutive_failed_runs Runs in a row, up to the last one, that did not "
+    "exit 0 (since start).\n"
+    "# TYPE self_test_consecutive_failed_runs gauge\n"
+    "self_test_consecutive_failed_runs 3\n"
     "# HELP self_test_runs_total Runs finished since start.\n"
     "# TYPE self_test_runs_total counter\n"
     "self_test_runs_total 2\n"
@@ -194,6 +202,8 @@ static prom_snapshot known_snapshot(void)
         .last_run_ts = 1700000000.5,
         .last_success_ts = 1699990000,
         .last_run_duration_s = 12.25,
+        .last_exit_status = 1,
+        .failed_in_a_row = 3,
         .runs_total = 2,
     };
     prom_observe_duration(&s, 0.5);
@@ -224,6 +234,7 @@ START_TEST(render_before_first_run)
     ck_assert_contains(b.data, "\nself_test_run_duration_seconds_bucket{le=\"+Inf\"} 0\n");
     ck_assert_ptr_null(strstr(b.data, "self_test_last_"));
     ck_assert_ptr_null(strstr(b.data, "self_test_config_info"));
+    ck_assert_ptr_null(strstr(b.data, "self_test_consecutive_failed_runs"));
     ck_assert_ptr_null(strstr(b.data, "\r"));
     ck_assert_int_eq(b.data[b.len - 1], '\n');
     st_buf_free(&b);
@@ -258,8 +269,8 @@ START_TEST(render_one_help_type_per_family)
                           "sample '%s' outside its family %s", line, current);
         }
     }
-    ck_assert_int_eq(helps, 18);
-    ck_assert_int_eq(types, 18);
+    ck_assert_int_eq(helps, 20);
+    ck_assert_int_eq(types, 20);
     free(text);
     st_buf_free(&b);
 }
@@ -427,6 +438,8 @@ START_TEST(end_run_updates_snapshot)
     ck_assert(m->last_run_ts == 1700000200);
     ck_assert(m->last_success_ts == 1700000100); /* only moves on success */
     ck_assert(m->last_run_duration_s == 0.5);
+    ck_assert_int_eq(m->last_exit_status, 1);
+    ck_assert_uint_eq(m->failed_in_a_row, 1);
     ck_assert_uint_eq(m->runs_total, 2); /* the core said 1 each time: our count wins */
     ck_assert_uint_eq(m->bucket_counts[0], 1);
     ck_assert_uint_eq(m->bucket_counts[2], 1);
@@ -434,6 +447,37 @@ START_TEST(end_run_updates_snapshot)
     ck_assert_uint_eq(m->container_timeouts, 2);
     ck_assert_uint_eq(m->orphans_redundant, 6);
     ck_assert_str_eq(m->runtime, "host");
+    fx_free(&f);
+}
+END_TEST
+
+/* self_test_last_exit_status is the last run's; the streak of failed runs grows with every
+ * run that did not exit 0 (whatever the status), keeps its value over a run stopped by a
+ * signal, and goes back to 0 with a passing run */
+START_TEST(end_run_exit_status_and_streak)
+{
+    fixture f;
+    ck_assert_int_eq(fx_create(&f, "", NULL), ST_OK);
+    prom_snapshot *m = &f.px->snap;
+    st_run_summary r = summary(1, 1, 50, 0, 1700000000, 1);
+    ck_assert_int_eq(prom_end_run(f.px, &r), ST_OK);
+    r.exit_status = 3;
+    ck_assert_int_eq(prom_end_run(f.px, &r), ST_OK);
+    ck_assert_int_eq(m->last_exit_status, 3);
+    ck_assert_uint_eq(m->failed_in_a_row, 2);
+    r.exit_status = 3;
+    r.aborted = 1;
+    ck_assert_int_eq(prom_end_run(f.px, &r), ST_OK);
+    ck_assert_uint_eq(m->failed_in_a_row, 2);
+    st_buf b = {0};
+    ck_assert_int_eq(prom_render(m, &b), 0);
+    ck_assert_contains(b.data, "\nself_test_last_exit_status 3\n");
+    ck_assert_contains(b.data, "\nself_test_consecutive_failed_runs 2\n");
+    st_buf_free(&b);
+    r = summary(2, 0, 50, 1, 1700000100, 1);
+    ck_assert_int_eq(prom_end_run(f.px, &r), ST_OK);
+    ck_assert_int_eq(m->last_exit_status, 0);
+    ck_assert_uint_eq(m->failed_in_a_row, 0);
     fx_free(&f);
 }
 END_TEST
@@ -1053,6 +1097,7 @@ int main(void)
     tcase_add_test(t, doubles_nan_inf);
     tcase_add_test(t, histogram_buckets);
     tcase_add_test(t, end_run_updates_snapshot);
+    tcase_add_test(t, end_run_exit_status_and_streak);
     suite_add_tcase(s, t);
     t = tcase_create("locale");
     tcase_set_timeout(t, 120); /* localedef takes a few seconds */
