@@ -3,6 +3,14 @@
 examplesdir = $(docdir)/examples
 dist_examples_DATA = conf/selftest.conf conf/selftest-daemon.conf conf/selftest-docker.conf \
 	conf/selftest-podman.conf
+# Prometheus alerting rules and a Grafana dashboard for exporter-prometheus
+# (docs/exporter-prometheus.md); the rules' promtool unit tests ship with the sources.
+prometheusrulesdir = $(pkgdatadir)/prometheus
+dist_prometheusrules_DATA = conf/prometheus/selftest.rules.yml
+grafanadashboarddir = $(pkgdatadir)/grafana
+dist_grafanadashboard_DATA = conf/grafana/selftest-core.json
+EXTRA_DIST += tests/prometheus/selftest.rules.test.yml
+
 systemdunitdir = $(prefix)/lib/systemd/system
 systemdunit_DATA = conf/systemd/selftest-core.service conf/systemd/selftest-core-run.service
 dist_systemdunit_DATA = conf/systemd/selftest-core-run.timer

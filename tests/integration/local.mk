@@ -37,7 +37,7 @@ endif
 # exporter-prometheus: promtool, a real Pushgateway and Prometheus
 PROM_INTEGRATION_TESTS = tests/integration/test_prometheus_textfile.py \
 	tests/integration/test_prometheus_scrape.py tests/integration/test_metrics_abuse.py \
-	tests/integration/test_push_faults.py
+	tests/integration/test_push_faults.py tests/integration/test_prometheus_rules.py
 if BUILD_PLUGIN_EXPORTER_PROMETHEUS
 TESTS += $(PROM_INTEGRATION_TESTS)
 endif
