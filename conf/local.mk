@@ -11,16 +11,39 @@ grafanadashboarddir = $(pkgdatadir)/grafana
 dist_grafanadashboard_DATA = conf/grafana/selftest-core.json
 EXTRA_DIST += tests/prometheus/selftest.rules.test.yml
 
-systemdunitdir = $(prefix)/lib/systemd/system
-systemdunit_DATA = conf/systemd/selftest-core.service conf/systemd/selftest-core-run.service
-dist_systemdunit_DATA = conf/systemd/selftest-core-run.timer
-EXTRA_DIST += conf/systemd/selftest-core.service.in conf/systemd/selftest-core-run.service.in
-CLEANFILES += $(systemdunit_DATA)
+# systemd units, generated with the configured paths (configure: --with-systemdsystemunitdir,
+# --with-sysusersdir), and the sysusers.d file that creates their user
+SYSTEMD_UNITS = conf/systemd/selftest-core.service conf/systemd/selftest-core-run.service
+noinst_DATA =
+if HAVE_SYSTEMD_UNITDIR
+systemdsystemunit_DATA = $(SYSTEMD_UNITS) conf/systemd/selftest-core-run.timer
+dist_sysusers_DATA = conf/sysusers.d/selftest-core.conf
+else
+noinst_DATA += $(SYSTEMD_UNITS)
+endif
+EXTRA_DIST += conf/systemd/selftest-core.service.in conf/systemd/selftest-core-run.service.in \
+	conf/systemd/selftest-core-run.timer conf/sysusers.d/selftest-core.conf
+CLEANFILES += $(SYSTEMD_UNITS)
 SYSTEMD_SUBST = sed -e 's|@bindir[@]|$(bindir)|g' -e 's|@sysconfdir[@]|$(sysconfdir)|g'
 conf/systemd/selftest-core.service: $(srcdir)/conf/systemd/selftest-core.service.in Makefile
-	$(AM_V_GEN)$(MKDIR_P) conf/systemd && $(SYSTEMD_SUBST) $(srcdir)/conf/systemd/selftest-core.service.in > $@
+	$(AM_V_GEN)$(MKDIR_P) conf/systemd && $(SYSTEMD_SUBST) $(srcdir)/conf/systemd/selftest-core.service.in > $@.tmp && mv $@.tmp $@
 conf/systemd/selftest-core-run.service: $(srcdir)/conf/systemd/selftest-core-run.service.in Makefile
-	$(AM_V_GEN)$(MKDIR_P) conf/systemd && $(SYSTEMD_SUBST) $(srcdir)/conf/systemd/selftest-core-run.service.in > $@
+	$(AM_V_GEN)$(MKDIR_P) conf/systemd && $(SYSTEMD_SUBST) $(srcdir)/conf/systemd/selftest-core-run.service.in > $@.tmp && mv $@.tmp $@
+# bash completion, with the configured plugin directory (configure: --with-bash-completion-dir)
+if HAVE_BASH_COMPLETION_DIR
+bashcompletion_DATA = conf/bash-completion/selftest-core
+else
+noinst_DATA += conf/bash-completion/selftest-core
+endif
+EXTRA_DIST += conf/bash-completion/selftest-core.in
+CLEANFILES += conf/bash-completion/selftest-core
+conf/bash-completion/selftest-core: $(srcdir)/conf/bash-completion/selftest-core.in Makefile
+	$(AM_V_GEN)$(MKDIR_P) conf/bash-completion && sed -e 's|@pkglibdir[@]|$(pkglibdir)|g' $(srcdir)/conf/bash-completion/selftest-core.in > $@.tmp && mv $@.tmp $@
+# distcheck installs below its own prefix, never into the system's unit directories
+AM_DISTCHECK_CONFIGURE_FLAGS = \
+	--with-systemdsystemunitdir='$$dc_install_base/lib/systemd/system' \
+	--with-sysusersdir='$$dc_install_base/lib/sysusers.d' \
+	--with-bash-completion-dir='$$dc_install_base/share/bash-completion/completions'
 
 man1_MANS = docs/selftest-core.1
 man5_MANS = docs/selftest.conf.5

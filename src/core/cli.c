@@ -9,6 +9,7 @@
 #include "log.h"
 #include "pipeline.h"
 #include "plugins.h"
+#include "sdnotify.h"
 #include "settings.h"
 
 #include <dirent.h>
@@ -696,6 +697,13 @@ static int should_stop(void)
     return st_cli_stop_requested();
 }
 
+/* run-scheduled's poll (every wait loop of the main thread calls it): also the watchdog ping */
+static int scheduled_should_stop(void)
+{
+    st_notify_watchdog();
+    return st_cli_stop_requested();
+}
+
 /* ---- report ---------------------------------------------------------------------------------- */
 
 /* `report`: ST_OK (*verdict failed when there is no report to print), or ST_ERR_IO. */
@@ -750,7 +758,7 @@ static int cmd_report(const st_settings *s, int path_only, st_verdict *verdict)
 /* Sleeps until the deadline or a stop/reload signal. */
 static void wait_until(double deadline)
 {
-    while (!st_cli_stop_requested() && !st_cli_reload_requested()) {
+    while (!scheduled_should_stop() && !st_cli_reload_requested()) {
         double left = deadline - st_monotonic();
         if (left <= 0)
             return;
@@ -776,6 +784,7 @@ static const char *config_name(const st_settings *s)
 static int reload_config(st_settings **cur, st_settings **owned, st_pipeline **p,
                          settings_loader reload, void *opaque)
 {
+    st_notify_send("STATUS=reloading the configuration");
     st_settings *fresh = calloc(1, sizeof(*fresh));
     if (!fresh) {
         st_error("run-scheduled: reload refused: out of memory; keeping the running "
@@ -836,13 +845,30 @@ static int cmd_scheduled(st_settings *s, const st_pipeline_opts *po, settings_lo
         return status;
     st_info("run-scheduled: a cycle every %gs; SIGTERM or SIGINT stops, SIGHUP reloads",
             s->interval_s);
-    st_pipeline_cleanup(s, s->max_age_s, &counters, 0, should_stop);
+    if (st_notify_watchdog_usec())
+        st_info("run-scheduled: watchdog pings every %.3gs", st_notify_watchdog_usec() / 2e6);
+    st_pipeline_cleanup(s, s->max_age_s, &counters, 0, scheduled_should_stop);
+    unsigned long long cycle = 0;
     while (!st_cli_stop_requested()) {
         double start = st_monotonic();
         st_verdict verdict = ST_VERDICT_PASSED;
+        /* the service is up once its first cycle starts (metrics already served) */
+        st_notify_printf("%sSTATUS=cycle %llu running", cycle ? "" : "READY=1\n", cycle + 1);
+        cycle++;
         int rc = st_pipeline_cycle(p, po, &counters, &verdict);
+        int exit_status = st_exit_status(rc, verdict);
         st_info("run-scheduled: cycle %llu ended with exit status %d", counters.runs,
-                st_exit_status(rc, verdict));
+                exit_status);
+        static const char *const meaning[] = {"passed", "tests failed", "configuration error",
+                                              "infrastructure error"};
+        time_t next = time(NULL) + (time_t)(start + cur->interval_s - st_monotonic());
+        struct tm tm;
+        char when[32] = "?";
+        if (localtime_r(&next, &tm))
+            strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+        st_notify_printf("STATUS=cycle %llu: %s (exit status %d); next cycle at %s", cycle,
+                         exit_status >= 0 && exit_status <= 3 ? meaning[exit_status] : "ended",
+                         exit_status, when);
         /* Wait for the next cycle's time. A SIGHUP (during the cycle or the wait) reloads
          * here and the wait goes on: the next cycle starts on schedule (the interval of the
          * configuration in force then), never early because of the signal. */
@@ -859,6 +885,7 @@ static int cmd_scheduled(st_settings *s, const st_pipeline_opts *po, settings_lo
             wait_until(start + cur->interval_s);
         }
     }
+    st_notify_send("STOPPING=1\nSTATUS=stopping");
     st_pipeline_cleanup(cur, cur->max_age_s, &counters, 0, should_stop);
 out:
     st_pipeline_close(p);
@@ -946,6 +973,8 @@ int st_cli_main(int argc, char **argv)
             st_log_set_level(o.verbosity == 1 ? ST_LOG_INFO : ST_LOG_DEBUG);
     }
 
+    /* NOTIFY_SOCKET and the watchdog variables are read once and kept from the children */
+    st_notify_init();
     load_ctx lc = {&o, &paths};
     if (load_settings(&s, &lc) < 0) {
         rc = ST_ERR_INVALID;
@@ -1006,6 +1035,7 @@ int st_cli_main(int argc, char **argv)
     }
     case CMD_SCHEDULED:
         po.progress = 0;
+        po.should_stop = scheduled_should_stop;
         po.stopped = ST_VERDICT_PASSED; /* a stopped daemon exits 0: its last cycle says so */
         rc = cmd_scheduled(&s, &po, load_settings, &lc);
         break;

@@ -5,6 +5,7 @@ noinst_LTLIBRARIES += src/core/libselftest.la
 src_core_libselftest_la_SOURCES = \
 	src/core/util.c src/core/util.h \
 	src/core/log.c src/core/log.h \
+	src/core/sdnotify.c src/core/sdnotify.h \
 	src/core/json.c src/core/json.h \
 	src/core/settings.c src/core/settings.h \
 	src/core/loader.c src/core/loader.h \

@@ -7,6 +7,9 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* The only mutable globals outside main and the loader: the process-wide log settings. */
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -14,6 +17,22 @@ static st_log_level log_max = ST_LOG_WARNING;
 static void (*hook_before)(void *);
 static void (*hook_after)(void *);
 static void *hook_opaque;
+static int log_journal; /* stderr is the journal: lines start with a syslog priority */
+
+int st_log_detect_journal(void)
+{
+    /* systemd sets JOURNAL_STREAM=DEV:INODE of the stream it connected stdout/stderr to; the
+     * variable alone proves nothing (it is inherited), stderr's own device and inode must
+     * match it */
+    const char *js = getenv("JOURNAL_STREAM");
+    unsigned long long dev = 0, ino = 0;
+    char tail;
+    struct stat st;
+    log_journal = js && sscanf(js, "%llu:%llu%c", &dev, &ino, &tail) == 2 &&
+                  fstat(STDERR_FILENO, &st) == 0 && (unsigned long long)st.st_dev == dev &&
+                  (unsigned long long)st.st_ino == ino;
+    return log_journal;
+}
 
 void st_log_set_level(st_log_level max_level)
 {
@@ -37,10 +56,13 @@ void st_log_set_hook(void (*before)(void *), void (*after)(void *), void *opaque
 void st_logv(st_log_level level, const char *prefix, const char *fmt, va_list ap)
 {
     static const char *const names[] = {"error", "warning", "info", "debug"};
+    /* syslog priorities: LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG */
+    static const char *const priorities[] = {"<3>", "<4>", "<6>", "<7>"};
     if (level > log_max)
         return;
     st_buf line = {0};
-    st_buf_printf(&line, "selftest-core: %s: ", names[level]);
+    st_buf_printf(&line, "%sselftest-core: %s: ", log_journal ? priorities[level] : "",
+                  names[level]);
     if (prefix)
         st_buf_printf(&line, "%s: ", prefix);
     st_buf_vprintf(&line, fmt, ap);

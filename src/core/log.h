@@ -8,6 +8,10 @@
 #include <stdarg.h>
 
 void st_log_set_level(st_log_level max_level);
+/* When stderr is the journal (JOURNAL_STREAM names stderr's device and inode), every line starts
+ * with its syslog priority: <3> error, <4> warning, <6> info, <7> debug. Called once by main;
+ * returns whether it is. */
+int st_log_detect_journal(void);
 st_log_level st_log_get_level(void);
 /* prefix may be NULL; it names a plugin instance. */
 void st_logv(st_log_level level, const char *prefix, const char *fmt, va_list ap);

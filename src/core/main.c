@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include "cli.h"
+#include "log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -137,5 +138,6 @@ int main(int argc, char **argv)
     sa.sa_sigaction = on_reload_signal;
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    st_log_detect_journal();
     return st_cli_main(argc, argv);
 }
