@@ -275,7 +275,7 @@ static int legacy_spelling(const char *command, const char *arg)
             strlen(legacy_spellings[i].spelling) != len ||
             strncmp(legacy_spellings[i].spelling, arg, len) != 0)
             continue;
-        fprintf(stderr, "selftest-core%s%s: '%.*s' is the original service's %s, not one of "
+        st_log_raw(ST_LOG_ERROR, "selftest-core%s%s: '%.*s' is the original service's %s, not one of "
                 "selftest-core: %s\n",
                 command && command[0] ? " " : "", command && command[0] ? command : "", (int)len,
                 arg, legacy_spellings[i].is_command ? "command" : "option",
@@ -332,7 +332,7 @@ static int parse_global(int argc, char **argv, cli_opts *o, int *cmd_index, int 
         default:
             if (c != ':' && optopt != 'c' && legacy_spelling(NULL, argv[optind - 1]))
                 return ST_ERR_INVALID;
-            fprintf(stderr, "selftest-core: %s '%s'\nTry 'selftest-core --help'.\n",
+            st_log_raw(ST_LOG_ERROR, "selftest-core: %s '%s'\nTry 'selftest-core --help'.\n",
                     c == ':' ? "option needs an argument:" : "unknown option",
                     argv[optind - 1]);
             return ST_ERR_INVALID;
@@ -343,8 +343,7 @@ static int parse_global(int argc, char **argv, cli_opts *o, int *cmd_index, int 
         return ST_OK;
     }
     if (optind >= argc) {
-        fputs("selftest-core: no command given\n\n", stderr);
-        fputs(usage_main, stderr);
+        st_log_raw(ST_LOG_ERROR, "selftest-core: no command given\n\n%s", usage_main);
         return ST_ERR_INVALID;
     }
     *cmd_index = optind;
@@ -473,7 +472,7 @@ static int parse_command(command cmd, int argc, char **argv, cli_opts *o, st_str
         if (c == -1 && at < argc && optind == at + 1 && strcmp(argv[at], "--") == 0) {
             /* "--" ends the options: every word after it is an argument, even "-x" or "--" */
             if (!takes_paths && optind < argc) {
-                fprintf(stderr, "selftest-core %s: unexpected argument '%s'\n", argv[0],
+                st_log_raw(ST_LOG_ERROR, "selftest-core %s: unexpected argument '%s'\n", argv[0],
                         argv[optind]);
                 return ST_ERR_INVALID;
             }
@@ -483,7 +482,7 @@ static int parse_command(command cmd, int argc, char **argv, cli_opts *o, st_str
         }
         if (c == -1) {
             if (!takes_paths) {
-                fprintf(stderr, "selftest-core %s: unexpected argument '%s'\n", argv[0],
+                st_log_raw(ST_LOG_ERROR, "selftest-core %s: unexpected argument '%s'\n", argv[0],
                         argv[optind]);
                 return ST_ERR_INVALID;
             }
@@ -526,7 +525,7 @@ static int parse_command(command cmd, int argc, char **argv, cli_opts *o, st_str
         case OPT_CHANGED:
         case OPT_CHANGED_FIRST:
             if (optarg && !optarg[0]) {
-                fprintf(stderr, "selftest-core %s: option '%s' needs a revision after '='\n",
+                st_log_raw(ST_LOG_ERROR, "selftest-core %s: option '%s' needs a revision after '='\n",
                         argv[0], c == OPT_CHANGED ? "--changed" : "--changed-first");
                 return ST_ERR_INVALID;
             }
@@ -541,7 +540,7 @@ static int parse_command(command cmd, int argc, char **argv, cli_opts *o, st_str
             *done = 1;
             return ST_OK;
         case ':':
-            fprintf(stderr, "selftest-core %s: option needs an argument: '%s'\nTry 'selftest-core "
+            st_log_raw(ST_LOG_ERROR, "selftest-core %s: option needs an argument: '%s'\nTry 'selftest-core "
                     "%s --help'.\n", argv[0], argv[optind - 1], argv[0]);
             return ST_ERR_INVALID;
         default: {
@@ -555,7 +554,7 @@ static int parse_command(command cmd, int argc, char **argv, cli_opts *o, st_str
                          strcmp(what, "--config") == 0 || strncmp(what, "--config=", 9) == 0 ||
                          strcmp(what, "--plugin-dir") == 0 ||
                          strncmp(what, "--plugin-dir=", 13) == 0;
-            fprintf(stderr, "selftest-core %s: unknown option '%s'%s\nTry 'selftest-core %s "
+            st_log_raw(ST_LOG_ERROR, "selftest-core %s: unknown option '%s'%s\nTry 'selftest-core %s "
                     "--help'.\n", argv[0], what,
                     global ? " (a global option: put it before the command)" : "", argv[0]);
             return ST_ERR_INVALID;
@@ -711,7 +710,7 @@ static int cmd_report(const st_settings *s, int path_only, st_verdict *verdict)
 {
     DIR *d = opendir(s->report_dir);
     if (!d && errno == ENOENT) {
-        fprintf(stderr, "selftest-core report: no report: %s does not exist (no run has failed "
+        st_log_raw(ST_LOG_WARNING, "selftest-core report: no report: %s does not exist (no run has failed "
                 "yet)\n", s->report_dir);
         *verdict = ST_VERDICT_FAILED;
         return ST_OK;
@@ -732,7 +731,7 @@ static int cmd_report(const st_settings *s, int path_only, st_verdict *verdict)
     }
     closedir(d);
     if (!newest[0]) {
-        fprintf(stderr, "selftest-core report: no report: no report_*.json in %s (no run has "
+        st_log_raw(ST_LOG_WARNING, "selftest-core report: no report: no report_*.json in %s (no run has "
                 "failed yet)\n", s->report_dir);
         *verdict = ST_VERDICT_FAILED;
         return ST_OK;
@@ -960,7 +959,7 @@ int st_cli_main(int argc, char **argv)
         rc = ST_ERR_INVALID;
         if (legacy_spelling("", name))
             goto out;
-        fprintf(stderr, "selftest-core: unknown command '%s'\nTry 'selftest-core --help'.\n",
+        st_log_raw(ST_LOG_ERROR, "selftest-core: unknown command '%s'\nTry 'selftest-core --help'.\n",
                 name);
         goto out;
     }
@@ -993,14 +992,15 @@ int st_cli_main(int argc, char **argv)
         .explain = o.explain,
     };
     if (cmd == CMD_RUN && o.changed && o.changed_first) {
-        fputs("selftest-core run: --changed and --changed-first exclude each other (the first "
-              "runs only the affected tests, the second everything, those first)\n", stderr);
+        st_log_raw(ST_LOG_ERROR, "selftest-core run: --changed and --changed-first exclude each "
+                   "other (the first runs only the affected tests, the second everything, "
+                   "those first)\n");
         rc = ST_ERR_INVALID;
         goto out;
     }
     if (cmd == CMD_RUN && o.explain && !o.changed && !o.changed_first) {
-        fputs("selftest-core run: --explain says why --changed or --changed-first chose each "
-              "test file: give one of them\n", stderr);
+        st_log_raw(ST_LOG_ERROR, "selftest-core run: --explain says why --changed or "
+                   "--changed-first chose each test file: give one of them\n");
         rc = ST_ERR_INVALID;
         goto out;
     }

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -56,13 +57,10 @@ void st_log_set_hook(void (*before)(void *), void (*after)(void *), void *opaque
 void st_logv(st_log_level level, const char *prefix, const char *fmt, va_list ap)
 {
     static const char *const names[] = {"error", "warning", "info", "debug"};
-    /* syslog priorities: LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG */
-    static const char *const priorities[] = {"<3>", "<4>", "<6>", "<7>"};
     if (level > log_max)
         return;
     st_buf line = {0};
-    st_buf_printf(&line, "%sselftest-core: %s: ", log_journal ? priorities[level] : "",
-                  names[level]);
+    st_buf_printf(&line, "%sselftest-core: %s: ", st_log_priority(level), names[level]);
     if (prefix)
         st_buf_printf(&line, "%s: ", prefix);
     st_buf_vprintf(&line, fmt, ap);
@@ -77,6 +75,42 @@ void st_logv(st_log_level level, const char *prefix, const char *fmt, va_list ap
         hook_after(hook_opaque);
     pthread_mutex_unlock(&log_lock);
     st_buf_free(&line);
+}
+
+const char *st_log_priority(st_log_level level)
+{
+    static const char *const priorities[] = {"<3>", "<4>", "<6>", "<7>"};
+    return log_journal && level >= ST_LOG_ERROR && level <= ST_LOG_DEBUG ? priorities[level] : "";
+}
+
+void st_log_raw(st_log_level level, const char *fmt, ...)
+{
+    st_buf text = {0}, out = {0};
+    va_list ap;
+    va_start(ap, fmt);
+    st_buf_vprintf(&text, fmt, ap);
+    va_end(ap);
+    const char *p = text.data ? text.data : "";
+    /* every line gets the priority: journald reads each line as a record of its own */
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) + 1 : strlen(p);
+        if (n > 1 || *p != '\n')
+            st_buf_puts(&out, st_log_priority(level));
+        st_buf_append(&out, p, n);
+        p += n;
+    }
+    pthread_mutex_lock(&log_lock);
+    if (hook_before)
+        hook_before(hook_opaque);
+    if (out.data)
+        fputs(out.data, stderr);
+    fflush(stderr);
+    if (hook_after)
+        hook_after(hook_opaque);
+    pthread_mutex_unlock(&log_lock);
+    st_buf_free(&text);
+    st_buf_free(&out);
 }
 
 void st_log(st_log_level level, const char *fmt, ...)

@@ -12,6 +12,13 @@ void st_log_set_level(st_log_level max_level);
  * with its syslog priority: <3> error, <4> warning, <6> info, <7> debug. Called once by main;
  * returns whether it is. */
 int st_log_detect_journal(void);
+/* The priority prefix of a line of that level ("<3>" for an error ... "<7>" for debug) when
+ * stderr is the journal, else "". Async-signal-safe. */
+const char *st_log_priority(st_log_level level);
+/* Writes text to stderr as it is (no "selftest-core: LEVEL:" head, whatever the verbosity),
+ * each line with the level's priority prefix under the journal: usage errors and messages of
+ * the CLI. */
+void st_log_raw(st_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 st_log_level st_log_get_level(void);
 /* prefix may be NULL; it names a plugin instance. */
 void st_logv(st_log_level level, const char *prefix, const char *fmt, va_list ap);

@@ -81,6 +81,7 @@ static int from_the_run(int sig, const siginfo_t *si)
         return 0;
     char msg[256];
     size_t len = 0;
+    put_str(msg, sizeof(msg), &len, st_log_priority(ST_LOG_WARNING));
     put_str(msg, sizeof(msg), &len, "selftest-core: warning: ignored ");
     put_str(msg, sizeof(msg), &len, sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" :
             sig == SIGHUP ? "SIGHUP" : "a signal");

@@ -8,8 +8,8 @@
    NOTIFY_SOCKET and WATCHDOG_USEC are not in their environment (the cycle passes only then).
    WATCHDOG_PID naming another process: no WATCHDOG=1. No NOTIFY_SOCKET: nothing is sent.
 2. Journal priorities: JOURNAL_STREAM equal to stderr's device:inode gives every log line its
-   syslog priority prefix (<3> error, <4> warning, <6> info, <7> debug); unset, or naming another
-   file, gives none.
+   syslog priority prefix (<3> error, <4> warning, <6> info, <7> debug), usage errors too;
+   unset, or naming another file, gives none.
 3. The generated units (conf/systemd/*.service from their .in) pass `systemd-analyze verify`
    (installed with `make install DESTDIR=...` so ExecStart exists; skipped without
    systemd-analyze), and the service unit is Type=notify and hardened.
@@ -236,6 +236,16 @@ def test_journal_priorities(workdir):
         levels = {lvl for _, lvl in lines}
         want = {"error", "warning"} if want_rc else {"warning", "info", "debug"}
         ok(want <= levels, "levels seen: %s" % sorted(levels), "wanted %s" % sorted(want))
+    # a usage error, printed before anything runs: every line of it is an error
+    rc, err = run_logged(logs, root, conf, match, ["run", "--no-such-option"])
+    is_eq(rc, 2, "an unknown option exits 2")
+    lines = [l for l in err.splitlines() if l]
+    ok(lines and all(l.startswith("<3>") for l in lines) and
+       any("unknown option '--no-such-option'" in l for l in lines),
+       "a usage error's lines are errors (<3>)", err)
+    rc, err = run_logged(logs, root, conf, lambda st: None, ["run", "--no-such-option"])
+    ok(err.startswith("selftest-core run: unknown option '--no-such-option'"),
+       "without the journal the usage error is unchanged", err)
     # JOURNAL_STREAM unset, naming another inode, or garbage: no prefix
     for what, js in (("unset", lambda st: None),
                      ("another inode", lambda st: "%d:%d" % (st.st_dev, st.st_ino + 1)),
