@@ -41,9 +41,9 @@ conf/bash-completion/selftest-core: $(srcdir)/conf/bash-completion/selftest-core
 	$(AM_V_GEN)$(MKDIR_P) conf/bash-completion && sed -e 's|@pkglibdir[@]|$(pkglibdir)|g' $(srcdir)/conf/bash-completion/selftest-core.in > $@.tmp && mv $@.tmp $@
 # distcheck installs below its own prefix, never into the system's unit directories
 AM_DISTCHECK_CONFIGURE_FLAGS = \
-	--with-systemdsystemunitdir='$$dc_install_base/lib/systemd/system' \
-	--with-sysusersdir='$$dc_install_base/lib/sysusers.d' \
-	--with-bash-completion-dir='$$dc_install_base/share/bash-completion/completions'
+	--with-systemdsystemunitdir=$$dc_install_base/lib/systemd/system \
+	--with-sysusersdir=$$dc_install_base/lib/sysusers.d \
+	--with-bash-completion-dir=$$dc_install_base/share/bash-completion/completions
 
 man1_MANS = docs/selftest-core.1
 man5_MANS = docs/selftest.conf.5
