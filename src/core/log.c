@@ -5,6 +5,7 @@
 #include "log.h"
 #include "util.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,10 +28,19 @@ int st_log_detect_journal(void)
      * match it */
     const char *js = getenv("JOURNAL_STREAM");
     unsigned long long dev = 0, ino = 0;
-    char tail;
+    char *end = NULL;
     struct stat st;
-    log_journal = js && sscanf(js, "%llu:%llu%c", &dev, &ino, &tail) == 2 &&
-                  fstat(STDERR_FILENO, &st) == 0 && (unsigned long long)st.st_dev == dev &&
+    log_journal = 0;
+    if (!js || *js < '0' || *js > '9')
+        return 0;
+    errno = 0;
+    dev = strtoull(js, &end, 10);
+    if (errno || *end != ':' || end[1] < '0' || end[1] > '9')
+        return 0;
+    ino = strtoull(end + 1, &end, 10);
+    if (errno || *end)
+        return 0;
+    log_journal = fstat(STDERR_FILENO, &st) == 0 && (unsigned long long)st.st_dev == dev &&
                   (unsigned long long)st.st_ino == ino;
     return log_journal;
 }
