@@ -865,9 +865,13 @@ static int cmd_scheduled(st_settings *s, const st_pipeline_opts *po, settings_lo
         char when[32] = "?";
         if (localtime_r(&next, &tm))
             strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-        st_notify_printf("STATUS=cycle %llu: %s (exit status %d); next cycle at %s", cycle,
-                         exit_status >= 0 && exit_status <= 3 ? meaning[exit_status] : "ended",
-                         exit_status, when);
+        if (st_cli_stop_requested())
+            st_notify_printf("STATUS=cycle %llu: stopped by a signal", cycle);
+        else
+            st_notify_printf("STATUS=cycle %llu: %s (exit status %d); next cycle at %s", cycle,
+                             exit_status >= 0 && exit_status <= 3 ? meaning[exit_status]
+                                                                  : "ended",
+                             exit_status, when);
         /* Wait for the next cycle's time. A SIGHUP (during the cycle or the wait) reloads
          * here and the wait goes on: the next cycle starts on schedule (the interval of the
          * configuration in force then), never early because of the signal. */

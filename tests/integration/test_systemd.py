@@ -3,8 +3,9 @@
 
 1. Type=notify: a real run-scheduled, NOTIFY_SOCKET naming an AF_UNIX datagram socket of the
    test (a file path; then an abstract "@name"), WATCHDOG_USEC set: the socket receives
-   READY=1 with the first cycle's STATUS=, a STATUS= with each cycle's outcome, WATCHDOG=1 about
-   every WATCHDOG_USEC/2, and STOPPING=1 after SIGTERM. The tests of the project assert that
+   READY=1 with the first cycle's STATUS=, a STATUS= with each cycle's outcome (a cycle cut
+   short by SIGTERM: "stopped by a signal"), WATCHDOG=1 while a batch runs and every
+   WATCHDOG_USEC/2 between cycles, and STOPPING=1 after SIGTERM. The tests of the project assert that
    NOTIFY_SOCKET and WATCHDOG_USEC are not in their environment (the cycle passes only then).
    WATCHDOG_PID naming another process: no WATCHDOG=1. No NOTIFY_SOCKET: nothing is sent.
 2. Journal priorities: JOURNAL_STREAM equal to stderr's device:inode gives every log line its
@@ -32,6 +33,7 @@ pytestmark = pytest.mark.usefixtures("selftest_bin")
 BIN = sth.selftest_bin()
 
 ENV_PROBE = '''import os
+import time
 
 
 def test_no_service_manager_variables():
@@ -39,8 +41,9 @@ def test_no_service_manager_variables():
         assert name not in os.environ, name
 
 
-def test_two():
-    assert 1 + 1 == 2
+def test_slow():
+    # long enough for the watchdog to be pinged while the batch runs
+    time.sleep(float(os.environ.get("ST_TEST_SLEEP", "0")))
 '''
 
 
@@ -89,11 +92,12 @@ class Listener:
         self.sock.close()
 
 
-def run_daemon(conf, root, env_extra, until, timeout=120):
-    """run-scheduled --interval 1 until until(stderr so far) or timeout; then SIGTERM. Returns
-    (exit status, stderr)."""
+def run_daemon(conf, root, env_extra, until, timeout=120, interval=1):
+    """run-scheduled --interval INTERVAL until until(stderr so far) or timeout; then SIGTERM.
+    Returns (exit status, stderr)."""
     env = sth.base_env(dict({"SANDBOX_REPO_PATH": root}, **env_extra))
-    proc = subprocess.Popen([BIN, "-v", "-c", conf, "run-scheduled", "--interval", "1"],
+    proc = subprocess.Popen([BIN, "-v", "-c", conf, "run-scheduled", "--interval",
+                             str(interval)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True, cwd=root)
     err = []
@@ -129,35 +133,48 @@ def test_notify_ready_status_watchdog(workdir):
     lis = Listener(sock_path)
     try:
         rc, err = run_daemon(conf, root, {"NOTIFY_SOCKET": sock_path, "WATCHDOG_USEC": "400000",
-                                          "WATCHDOG_PID": None},
-                             until=lambda _: len(cycle_ends(lis.texts())) >= 2)
+                                          "WATCHDOG_PID": None, "ST_TEST_SLEEP": "1.5"},
+                             until=lambda _: "STATUS=cycle 2 running" in lis.texts(),
+                             interval=12)
         time.sleep(0.5)
     finally:
         lis.close()
     texts = lis.texts()
-    sth.note("received: %r" % texts[:40])
+    sth.note("received: %r" % texts[:60])
     is_eq(rc, 0, "run-scheduled stopped by SIGTERM exits 0")
     state = [t for t in texts if t != "WATCHDOG=1"]
     ok(state and state[0] == "READY=1\nSTATUS=cycle 1 running",
        "the first message is READY=1 with the first cycle's status", state[:3])
     is_eq(sum(t.startswith("READY=1") for t in texts), 1, "READY=1 is sent once")
     ends = cycle_ends(texts)
-    ok(len(ends) >= 2, "a STATUS= at the end of each cycle", ends)
+    # cycle 2 is stopped by the SIGTERM
+    is_eq(ends[1:], ["STATUS=cycle 2: stopped by a signal"], "a STATUS= at the end of each cycle")
     ok(ends and re.fullmatch(r"STATUS=cycle 1: passed \(exit status 0\); next cycle at "
                              r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", ends[0]),
        "cycle 1 passed (its tests saw no NOTIFY_SOCKET or WATCHDOG_USEC)", ends[:1])
     ok("STATUS=cycle 2 running" in texts, "the second cycle's start is reported")
     ok(texts and texts[-1] == "STOPPING=1\nSTATUS=stopping", "STOPPING=1 last", texts[-3:])
     with lis.lock:
-        pings = [at for at, m in lis.messages if m == "WATCHDOG=1"]
-    ok(len(pings) >= 3, "WATCHDOG=1 pings (%d)" % len(pings))
-    gaps = [b - a for a, b in zip(pings, pings[1:])]
-    # pinged every 0.2 s (WATCHDOG_USEC/2) from every wait; a gap beyond the 0.4 s watchdog
-    # would have had systemd kill the service (a loaded machine may delay the poll a little)
-    ok(gaps and max(gaps) < 1.5, "no long gap between pings", "max gap %.2fs" %
-       (max(gaps) if gaps else -1))
-    ok(gaps and min(gaps) >= 0.15, "pings not more often than every WATCHDOG_USEC/2",
-       "min gap %.3fs" % (min(gaps) if gaps else -1))
+        msgs = list(lis.messages)
+    at = {m: t for t, m in reversed(msgs)}  # first time of each message
+    t_ready, t_end1 = at.get("READY=1\nSTATUS=cycle 1 running"), at.get(ends[0] if ends else "")
+    t_start2 = at.get("STATUS=cycle 2 running")
+    pings = [t for t, m in msgs if m == "WATCHDOG=1"]
+    if not ok(None not in (t_ready, t_end1, t_start2), "the cycles' messages arrived"):
+        return
+    # while the batch runs (its test sleeps 1.5 s): pinged from the runner's wait loop
+    during = [t for t in pings if t_ready < t < t_end1]
+    ok(len(during) >= 3, "WATCHDOG=1 while the first cycle runs (%d)" % len(during))
+    # between the cycles (12 s from the start of the first): every WATCHDOG_USEC/2 = 0.2 s, never later
+    # than the 0.4 s watchdog
+    between = [t_end1] + [t for t in pings if t_end1 < t < t_start2]
+    gaps = [b - a for a, b in zip(between, between[1:])]
+    ok(len(gaps) >= 5, "WATCHDOG=1 while waiting for the next cycle (%d)" % len(gaps))
+    ok(gaps and max(gaps) < 0.4, "no gap of the watchdog's length between pings",
+       "max gap %.3fs" % (max(gaps) if gaps else -1))
+    all_gaps = [b - a for a, b in zip(pings, pings[1:])]
+    ok(all_gaps and min(all_gaps) >= 0.19, "pings not more often than every WATCHDOG_USEC/2",
+       "min gap %.3fs" % (min(all_gaps) if all_gaps else -1))
     ok("watchdog pings every 0.2s" in err, "the watchdog interval is logged", err[-2000:])
 
 
