@@ -37,8 +37,8 @@ typedef struct prom_snapshot {
     unsigned long long orphans_unmet;
     /* additions */
     double last_run_ts, last_success_ts, last_run_duration_s;
-    int last_exit_status;                /* the CLI exit status of the last run */
-    unsigned long long failed_in_a_row;  /* runs in a row, up to the last, that did not exit 0 */
+    int last_exit_status;               /* the CLI exit status of the last run */
+    unsigned long long failed_in_a_row; /* runs in a row, up to the last, that did not exit 0 */
     unsigned long long runs_total;
     unsigned long long bucket_counts[PROM_N_BUCKETS]; /* cumulative: observations <= bound */
     double duration_sum_s;

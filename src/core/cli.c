@@ -275,11 +275,12 @@ static int legacy_spelling(const char *command, const char *arg)
             strlen(legacy_spellings[i].spelling) != len ||
             strncmp(legacy_spellings[i].spelling, arg, len) != 0)
             continue;
-        st_log_raw(ST_LOG_ERROR, "selftest-core%s%s: '%.*s' is the original service's %s, not one of "
-                "selftest-core: %s\n",
-                command && command[0] ? " " : "", command && command[0] ? command : "", (int)len,
-                arg, legacy_spellings[i].is_command ? "command" : "option",
-                legacy_spellings[i].instead);
+        st_log_raw(ST_LOG_ERROR,
+                   "selftest-core%s%s: '%.*s' is the original service's %s, not one of "
+                   "selftest-core: %s\n",
+                   command && command[0] ? " " : "", command && command[0] ? command : "", (int)len,
+                   arg, legacy_spellings[i].is_command ? "command" : "option",
+                   legacy_spellings[i].instead);
         return 1;
     }
     return 0;
@@ -333,8 +334,7 @@ static int parse_global(int argc, char **argv, cli_opts *o, int *cmd_index, int 
             if (c != ':' && optopt != 'c' && legacy_spelling(NULL, argv[optind - 1]))
                 return ST_ERR_INVALID;
             st_log_raw(ST_LOG_ERROR, "selftest-core: %s '%s'\nTry 'selftest-core --help'.\n",
-                    c == ':' ? "option needs an argument:" : "unknown option",
-                    argv[optind - 1]);
+                       c == ':' ? "option needs an argument:" : "unknown option", argv[optind - 1]);
             return ST_ERR_INVALID;
         }
     }
@@ -473,7 +473,7 @@ static int parse_command(command cmd, int argc, char **argv, cli_opts *o, st_str
             /* "--" ends the options: every word after it is an argument, even "-x" or "--" */
             if (!takes_paths && optind < argc) {
                 st_log_raw(ST_LOG_ERROR, "selftest-core %s: unexpected argument '%s'\n", argv[0],
-                        argv[optind]);
+                           argv[optind]);
                 return ST_ERR_INVALID;
             }
             while (optind < argc)
@@ -483,7 +483,7 @@ static int parse_command(command cmd, int argc, char **argv, cli_opts *o, st_str
         if (c == -1) {
             if (!takes_paths) {
                 st_log_raw(ST_LOG_ERROR, "selftest-core %s: unexpected argument '%s'\n", argv[0],
-                        argv[optind]);
+                           argv[optind]);
                 return ST_ERR_INVALID;
             }
             st_strv_push(o->deps_mode ? &o->deps : paths, argv[optind++]);
@@ -525,8 +525,9 @@ static int parse_command(command cmd, int argc, char **argv, cli_opts *o, st_str
         case OPT_CHANGED:
         case OPT_CHANGED_FIRST:
             if (optarg && !optarg[0]) {
-                st_log_raw(ST_LOG_ERROR, "selftest-core %s: option '%s' needs a revision after '='\n",
-                        argv[0], c == OPT_CHANGED ? "--changed" : "--changed-first");
+                st_log_raw(ST_LOG_ERROR,
+                           "selftest-core %s: option '%s' needs a revision after '='\n", argv[0],
+                           c == OPT_CHANGED ? "--changed" : "--changed-first");
                 return ST_ERR_INVALID;
             }
             *(c == OPT_CHANGED ? &o->changed : &o->changed_first) = 1;
@@ -540,8 +541,10 @@ static int parse_command(command cmd, int argc, char **argv, cli_opts *o, st_str
             *done = 1;
             return ST_OK;
         case ':':
-            st_log_raw(ST_LOG_ERROR, "selftest-core %s: option needs an argument: '%s'\nTry 'selftest-core "
-                    "%s --help'.\n", argv[0], argv[optind - 1], argv[0]);
+            st_log_raw(ST_LOG_ERROR,
+                       "selftest-core %s: option needs an argument: '%s'\nTry 'selftest-core "
+                       "%s --help'.\n",
+                       argv[0], argv[optind - 1], argv[0]);
             return ST_ERR_INVALID;
         default: {
             /* an unknown short option may sit inside a cluster ("-xv"): name the letter */
@@ -554,9 +557,11 @@ static int parse_command(command cmd, int argc, char **argv, cli_opts *o, st_str
                          strcmp(what, "--config") == 0 || strncmp(what, "--config=", 9) == 0 ||
                          strcmp(what, "--plugin-dir") == 0 ||
                          strncmp(what, "--plugin-dir=", 13) == 0;
-            st_log_raw(ST_LOG_ERROR, "selftest-core %s: unknown option '%s'%s\nTry 'selftest-core %s "
-                    "--help'.\n", argv[0], what,
-                    global ? " (a global option: put it before the command)" : "", argv[0]);
+            st_log_raw(ST_LOG_ERROR,
+                       "selftest-core %s: unknown option '%s'%s\nTry 'selftest-core %s "
+                       "--help'.\n",
+                       argv[0], what, global ? " (a global option: put it before the command)" : "",
+                       argv[0]);
             return ST_ERR_INVALID;
         }
         }
@@ -710,8 +715,10 @@ static int cmd_report(const st_settings *s, int path_only, st_verdict *verdict)
 {
     DIR *d = opendir(s->report_dir);
     if (!d && errno == ENOENT) {
-        st_log_raw(ST_LOG_WARNING, "selftest-core report: no report: %s does not exist (no run has failed "
-                "yet)\n", s->report_dir);
+        st_log_raw(ST_LOG_WARNING,
+                   "selftest-core report: no report: %s does not exist (no run has failed "
+                   "yet)\n",
+                   s->report_dir);
         *verdict = ST_VERDICT_FAILED;
         return ST_OK;
     }
@@ -731,8 +738,10 @@ static int cmd_report(const st_settings *s, int path_only, st_verdict *verdict)
     }
     closedir(d);
     if (!newest[0]) {
-        st_log_raw(ST_LOG_WARNING, "selftest-core report: no report: no report_*.json in %s (no run has "
-                "failed yet)\n", s->report_dir);
+        st_log_raw(ST_LOG_WARNING,
+                   "selftest-core report: no report: no report_*.json in %s (no run has "
+                   "failed yet)\n",
+                   s->report_dir);
         *verdict = ST_VERDICT_FAILED;
         return ST_OK;
     }
@@ -856,8 +865,7 @@ static int cmd_scheduled(st_settings *s, const st_pipeline_opts *po, settings_lo
         cycle++;
         int rc = st_pipeline_cycle(p, po, &counters, &verdict);
         int exit_status = st_exit_status(rc, verdict);
-        st_info("run-scheduled: cycle %llu ended with exit status %d", counters.runs,
-                exit_status);
+        st_info("run-scheduled: cycle %llu ended with exit status %d", counters.runs, exit_status);
         static const char *const meaning[] = {"passed", "tests failed", "configuration error",
                                               "infrastructure error"};
         time_t next = time(NULL) + (time_t)(start + cur->interval_s - st_monotonic());
@@ -869,8 +877,7 @@ static int cmd_scheduled(st_settings *s, const st_pipeline_opts *po, settings_lo
             st_notify_printf("STATUS=cycle %llu: stopped by a signal", cycle);
         else
             st_notify_printf("STATUS=cycle %llu: %s (exit status %d); next cycle at %s", cycle,
-                             exit_status >= 0 && exit_status <= 3 ? meaning[exit_status]
-                                                                  : "ended",
+                             exit_status >= 0 && exit_status <= 3 ? meaning[exit_status] : "ended",
                              exit_status, when);
         /* Wait for the next cycle's time. A SIGHUP (during the cycle or the wait) reloads
          * here and the wait goes on: the next cycle starts on schedule (the interval of the
@@ -963,8 +970,8 @@ int st_cli_main(int argc, char **argv)
         rc = ST_ERR_INVALID;
         if (legacy_spelling("", name))
             goto out;
-        st_log_raw(ST_LOG_ERROR, "selftest-core: unknown command '%s'\nTry 'selftest-core --help'.\n",
-                name);
+        st_log_raw(ST_LOG_ERROR,
+                   "selftest-core: unknown command '%s'\nTry 'selftest-core --help'.\n", name);
         goto out;
     }
     command cmd = commands[found].cmd;
@@ -996,7 +1003,8 @@ int st_cli_main(int argc, char **argv)
         .explain = o.explain,
     };
     if (cmd == CMD_RUN && o.changed && o.changed_first) {
-        st_log_raw(ST_LOG_ERROR, "selftest-core run: --changed and --changed-first exclude each "
+        st_log_raw(ST_LOG_ERROR,
+                   "selftest-core run: --changed and --changed-first exclude each "
                    "other (the first runs only the affected tests, the second everything, "
                    "those first)\n");
         rc = ST_ERR_INVALID;
@@ -1004,7 +1012,7 @@ int st_cli_main(int argc, char **argv)
     }
     if (cmd == CMD_RUN && o.explain && !o.changed && !o.changed_first) {
         st_log_raw(ST_LOG_ERROR, "selftest-core run: --explain says why --changed or "
-                   "--changed-first chose each test file: give one of them\n");
+                                 "--changed-first chose each test file: give one of them\n");
         rc = ST_ERR_INVALID;
         goto out;
     }

@@ -47,7 +47,8 @@ static void init_watchdog(void)
         return;
     if (parse_ull(usec, &v) < 0 || v == 0) {
         st_warn("WATCHDOG_USEC=%s is not a positive whole number of microseconds: no watchdog "
-                "pings", usec);
+                "pings",
+                usec);
         return;
     }
     /* WATCHDOG_PID names the process the watchdog is meant for: not us, no pings */
@@ -67,7 +68,8 @@ void st_notify_init(void)
         if ((path[0] != '/' && path[0] != '@') || len >= sizeof(notify_addr.sun_path)) {
             st_warn("NOTIFY_SOCKET=%s: not an AF_UNIX socket path (absolute, or @ for the "
                     "abstract namespace) shorter than %zu bytes: the service manager will not "
-                    "hear from selftest-core", path, sizeof(notify_addr.sun_path));
+                    "hear from selftest-core",
+                    path, sizeof(notify_addr.sun_path));
         } else {
             memset(&notify_addr, 0, sizeof(notify_addr));
             notify_addr.sun_family = AF_UNIX;
@@ -75,12 +77,13 @@ void st_notify_init(void)
             if (path[0] == '@')
                 notify_addr.sun_path[0] = '\0';
             /* an abstract name is exactly len bytes; a path ends with its NUL */
-            notify_addr_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len +
-                                          (path[0] == '/'));
+            notify_addr_len =
+                (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + (path[0] == '/'));
             notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
             if (notify_fd < 0)
                 st_warn("NOTIFY_SOCKET=%s: socket: %s: the service manager will not hear from "
-                        "selftest-core", path, strerror(errno));
+                        "selftest-core",
+                        path, strerror(errno));
         }
         if (notify_fd >= 0)
             init_watchdog();
