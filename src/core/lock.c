@@ -82,6 +82,11 @@ static int check_type(int fd, const char *path)
 
 int st_lock_acquire(const char *path, double timeout_s)
 {
+    return st_lock_acquire_poll(path, timeout_s, NULL);
+}
+
+int st_lock_acquire_poll(const char *path, double timeout_s, int (*should_stop)(void))
+{
     char *dir = st_path_dirname(path);
     if (dir) {
         int rc = st_mkdir_p(dir, 0755);
@@ -127,6 +132,11 @@ int st_lock_acquire(const char *path, double timeout_s)
         if (!told) {
             st_warn("another run holds %s (pid %ld); waiting up to %gs", path, pid, timeout_s);
             told = 1;
+        }
+        if (should_stop && should_stop()) {
+            st_info("stopped while waiting for the lock %s", path);
+            close(fd);
+            return ST_ERR_CANCELLED;
         }
         struct timespec ts = {0, 100 * 1000000L};
         nanosleep(&ts, NULL);

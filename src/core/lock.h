@@ -12,6 +12,9 @@
  * it for timeout_s; the message says who), ST_ERR_IO (the file cannot be created or locked, or
  * is not a lock file). */
 int st_lock_acquire(const char *path, double timeout_s);
+/* The same; while it waits, should_stop (may be NULL) is polled every 100 ms: non-zero gives up
+ * at once with ST_ERR_CANCELLED (a stop signal; run-scheduled also pings the watchdog from it). */
+int st_lock_acquire_poll(const char *path, double timeout_s, int (*should_stop)(void));
 void st_lock_release(int fd);
 
 #endif

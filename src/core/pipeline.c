@@ -844,7 +844,7 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
         status = rc;
         goto out;
     }
-    lock_fd = st_lock_acquire(s->lock_file, s->lock_timeout_s);
+    lock_fd = st_lock_acquire_poll(s->lock_file, s->lock_timeout_s, o->should_stop);
     if (lock_fd < 0) {
         status = lock_fd;
         goto out;

@@ -3,7 +3,7 @@
  * of NAME=VALUE lines to the AF_UNIX socket named by $NOTIFY_SOCKET (a path, or "@name" for the
  * abstract namespace). run-scheduled sends READY=1 when its first cycle starts, STATUS= at the
  * start and end of every cycle, STOPPING=1, and WATCHDOG=1 every WATCHDOG_USEC/2 while its main
- * thread polls. Not started by a service manager (no $NOTIFY_SOCKET): every call does nothing. */
+ * thread polls (waiting for batches, the project lock or the next cycle). Not started by a service manager (no $NOTIFY_SOCKET): every call does nothing. */
 #ifndef ST_SDNOTIFY_H
 #define ST_SDNOTIFY_H
 

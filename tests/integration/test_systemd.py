@@ -5,7 +5,9 @@
    test (a file path; then an abstract "@name"), WATCHDOG_USEC set: the socket receives
    READY=1 with the first cycle's STATUS=, a STATUS= with each cycle's outcome (a cycle cut
    short by SIGTERM: "stopped by a signal"), WATCHDOG=1 while a batch runs and every
-   WATCHDOG_USEC/2 between cycles, and STOPPING=1 after SIGTERM. The tests of the project assert that
+   WATCHDOG_USEC/2 between cycles, and STOPPING=1 after SIGTERM. While the cycle waits for
+   the project lock (another run holds it) the watchdog is pinged too, and SIGTERM ends the
+   wait at once. The tests of the project assert that
    NOTIFY_SOCKET and WATCHDOG_USEC are not in their environment (the cycle passes only then).
    WATCHDOG_PID naming another process: no WATCHDOG=1. No NOTIFY_SOCKET: nothing is sent.
 2. Journal priorities: JOURNAL_STREAM equal to stderr's device:inode gives every log line its
@@ -195,6 +197,55 @@ def test_notify_abstract_socket_and_foreign_watchdog(workdir):
     ok(texts and texts[0] == "READY=1\nSTATUS=cycle 1 running", "READY=1 on an abstract socket",
        texts[:3])
     ok("WATCHDOG=1" not in texts, "no pings when WATCHDOG_PID names another process")
+
+
+def test_watchdog_while_waiting_for_the_lock(workdir):
+    # another run holds the project lock: the cycle waits for it (lock_timeout) and must keep
+    # the watchdog fed meanwhile, and SIGTERM must end the wait at once
+    import fcntl
+    root = os.path.join(workdir, "proj")
+    conf = make_project(root)
+    lock = os.path.join(workdir, "held.lock")
+    with open(conf, "a") as fh:
+        fh.write('lock_file = "%s";\nlock_timeout = 600;\n' % lock)
+    holder = open(lock, "w")
+    try:
+        fcntl.flock(holder.fileno(), fcntl.LOCK_EX)
+        holder.write(str(os.getpid()))
+        holder.flush()
+        sock_path = os.path.join(workdir, "notify.sock")
+        lis = Listener(sock_path)
+        try:
+            start = [None]
+
+            def until(err):
+                # 3 s into the wait for the lock
+                if "another run holds" in err and start[0] is None:
+                    start[0] = time.monotonic()
+                return start[0] is not None and time.monotonic() - start[0] > 3
+            t0 = time.monotonic()
+            rc, err = run_daemon(conf, root, {"NOTIFY_SOCKET": sock_path,
+                                              "WATCHDOG_USEC": "400000", "WATCHDOG_PID": None},
+                                 until=until, timeout=60)
+            stopped_after = time.monotonic() - (start[0] or t0)
+            time.sleep(0.3)
+        finally:
+            lis.close()
+    finally:
+        holder.close()
+    ok("another run holds %s" % lock in err, "the cycle waited for the lock", err[-2000:])
+    is_eq(rc, 0, "run-scheduled stopped by SIGTERM exits 0")
+    ok(stopped_after < 10, "SIGTERM ends the wait for the lock at once (%.1fs)" % stopped_after)
+    with lis.lock:
+        msgs = list(lis.messages)
+    texts = [m for _, m in msgs]
+    ok(texts and texts[0] == "READY=1\nSTATUS=cycle 1 running", "READY=1 first", texts[:3])
+    ok("STATUS=cycle 1: stopped by a signal" in texts, "the cycle was stopped", texts[-4:])
+    pings = [t for t, m in msgs if m == "WATCHDOG=1"]
+    gaps = [b - a for a, b in zip(pings, pings[1:])]
+    ok(len(pings) >= 10, "WATCHDOG=1 while waiting for the lock (%d)" % len(pings))
+    ok(gaps and max(gaps) < 0.4, "no gap of the watchdog's length between pings",
+       "max gap %.3fs" % (max(gaps) if gaps else -1))
 
 
 def test_no_notify_socket_sends_nothing(workdir):
