@@ -634,8 +634,8 @@ int st_html_report(const st_settings *s, const char *out_dir, unsigned cycles, i
     }
     if (stat(db_path, &sb) != 0) {
         if (errno == ENOENT) {
-            fprintf(stderr, "selftest-core html: %s does not exist: no cycle has run yet\n",
-                    db_path);
+            st_log_raw(ST_LOG_WARNING,
+                       "selftest-core html: %s does not exist: no cycle has run yet\n", db_path);
             *no_runs = 1;
             status = ST_OK;
         } else {
@@ -673,7 +673,7 @@ int st_html_report(const st_settings *s, const char *out_dir, unsigned cycles, i
         goto out;
     }
     if (n == 0) {
-        fprintf(stderr, "selftest-core html: %s holds no run yet\n", db_path);
+        st_log_raw(ST_LOG_WARNING, "selftest-core html: %s holds no run yet\n", db_path);
         *no_runs = 1;
         status = ST_OK;
         goto out;

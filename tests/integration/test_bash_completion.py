@@ -18,7 +18,7 @@ from st_helpers import is_eq, ok
 
 BIN = sth.selftest_bin()
 SCRIPT = os.path.join(sth.top_builddir(), "conf", "bash-completion", "selftest-core")
-COMMANDS = ["cleanup", "discover", "plugins", "report", "run", "run-scheduled"]
+COMMANDS = ["cleanup", "discover", "html", "plugins", "report", "run", "run-scheduled"]
 
 
 @pytest.fixture(autouse=True)
@@ -62,6 +62,8 @@ def test_options():
     is_eq(complete(["selftest-core", "run", "--int"]), [], "run has no --interval")
     is_eq(complete(["selftest-core", "cleanup", "--m"]), ["--max-age"], "cleanup's options")
     is_eq(complete(["selftest-core", "report", "--p"]), ["--path"], "report's options")
+    is_eq(complete(["selftest-core", "html", "--"]), ["--cycles", "--help", "--out"],
+          "html's options")
     is_eq(complete(["selftest-core", "run", "--timeout", ""]), [], "no guess for a number")
 
 
@@ -134,5 +136,9 @@ def test_files(workdir):
           "--plugin-dir completes directories only")
     is_eq(complete(["selftest-core", "run", "--pythonpath", "src:te"], cwd=workdir),
           ["src:tests"], "--pythonpath completes the last of ':'-separated directories")
+    is_eq(complete(["selftest-core", "html", "--out", "t"], cwd=workdir), ["tests"],
+          "html --out completes directories")
+    is_eq(complete(["selftest-core", "run", "--junit-xml", "sel"], cwd=workdir),
+          ["selftest.conf"], "--junit-xml completes a file")
     is_eq(complete(["selftest-core", "plugins", "s"], cwd=workdir), [],
           "plugins takes no paths")
