@@ -65,6 +65,7 @@ def test_options():
     is_eq(complete(["selftest-core", "html", "--"]), ["--cycles", "--help", "--out"],
           "html's options")
     is_eq(complete(["selftest-core", "run", "--timeout", ""]), [], "no guess for a number")
+    is_eq(complete(["selftest-core", "run", "--shards", "a"]), ["auto"], "--shards auto")
 
 
 def help_options(cmd):
