@@ -174,9 +174,13 @@ def test_notify_ready_status_watchdog(workdir):
     ok(len(gaps) >= 5, "WATCHDOG=1 while waiting for the next cycle (%d)" % len(gaps))
     ok(gaps and max(gaps) < 0.4, "no gap of the watchdog's length between pings",
        "max gap %.3fs" % (max(gaps) if gaps else -1))
-    all_gaps = [b - a for a, b in zip(pings, pings[1:])]
-    ok(all_gaps and min(all_gaps) >= 0.19, "pings not more often than every WATCHDOG_USEC/2",
-       "min gap %.3fs" % (min(all_gaps) if all_gaps else -1))
+    # the times are when the test's reader thread got each datagram, which a loaded machine
+    # delays by a few ms now and then (a late one makes the next gap look short): the rate is
+    # what can be measured, N pings need (N - 1) x 0.2 s (50 ms for the two ends' jitter)
+    span = pings[-1] - pings[0] if pings else 0
+    ok(len(pings) >= 2 and (len(pings) - 1) * 0.2 <= span + 0.05,
+       "pings not more often than every WATCHDOG_USEC/2",
+       "%d pings in %.3fs" % (len(pings), span))
     ok("watchdog pings every 0.2s" in err, "the watchdog interval is logged", err[-2000:])
 
 
@@ -244,6 +248,10 @@ def test_watchdog_while_waiting_for_the_lock(workdir):
     pings = [t for t, m in msgs if m == "WATCHDOG=1"]
     gaps = [b - a for a, b in zip(pings, pings[1:])]
     ok(len(pings) >= 10, "WATCHDOG=1 while waiting for the lock (%d)" % len(pings))
+    # the lock is polled every 100 ms; the pings stay at WATCHDOG_USEC/2 (see above)
+    span = pings[-1] - pings[0] if pings else 0
+    ok(len(pings) >= 2 and (len(pings) - 1) * 0.2 <= span + 0.05,
+       "pings not more often than every WATCHDOG_USEC/2", "%d pings in %.3fs" % (len(pings), span))
     ok(gaps and max(gaps) < 0.4, "no gap of the watchdog's length between pings",
        "max gap %.3fs" % (max(gaps) if gaps else -1))
 
