@@ -144,6 +144,9 @@ int prom_render(const prom_snapshot *s, st_buf *b)
     gauge_d(b, "self_test_passed_total", "Passed tests of the last run.", s->passed);
     gauge_d(b, "self_test_failed_total", "Failed tests (failures and errors) of the last run.",
             s->failed);
+    gauge_d(b, "self_test_flaky_total",
+            "Flaky tests of the last run (failed, then passed when run again; not in failed).",
+            s->flaky);
     gauge_d(b, "self_test_average_runtime_seconds", "Mean batch runtime of the last run in seconds.",
             s->average_runtime_s);
     gauge_d(b, "self_test_average_coverage",

@@ -6,6 +6,7 @@
 
 #include "exitstatus.h"
 #include "htmlreport.h"
+#include "flakycmd.h"
 #include "log.h"
 #include "pipeline.h"
 #include "plugins.h"
@@ -35,6 +36,7 @@ static const char usage_main[] =
     "  cleanup                  remove stale containers of interrupted runs\n"
     "  report                   print the newest failure report\n"
     "  html [--out DIR]         write an HTML report of the recent cycles from metrics.db\n"
+    "  flaky                    flaky tests by score; edit the quarantine file\n"
     "  plugins                  list the plugins the configuration loads\n"
     "\n"
     "Global options:\n"
@@ -65,6 +67,9 @@ static const char usage_run[] =
     "  --retries N              retries of infrastructure failures and timeouts\n"
     "                           (SELF_TEST_RETRIES; default 1, at most 20; waits 0.1 s,\n"
     "                           doubling, at most 30 s between attempts)\n"
+    "  --rerun-failures N       run each failed test again alone up to N times; one that\n"
+    "                           then passes is flaky, not failed (SELF_TEST_RERUN_FAILURES;\n"
+    "                           default 1, at most 10; 0: no reruns)\n"
     "  --report-dir DIR         where failure reports go (SELF_TEST_REPORT_DIR)\n"
     "  --history FILE           append each cycle to FILE (JSON array; .db: SQLite)\n"
     "  --junit-xml FILE         write each cycle's results as JUnit XML to FILE, replacing it\n"
@@ -144,6 +149,20 @@ static const char usage_discover[] =
     "                 orphan_exclude) with the rule that excluded each\n"
     "  --json         one JSON object: batches, modules, orphans, isolated, excluded, deps\n";
 
+static const char usage_flaky[] =
+    "Usage: selftest-core [GLOBAL OPTIONS] flaky [--json]\n"
+    "       selftest-core [GLOBAL OPTIONS] flaky --quarantine NODEID --reason TEXT\n"
+    "       selftest-core [GLOBAL OPTIONS] flaky --release NODEID\n"
+    "\n"
+    "Lists the tests whose flakiness score over the last flaky_window runs of metrics.db is\n"
+    "above flaky_threshold (score, flaky runs, flips, last flake, the last failure message),\n"
+    "then the quarantine file. A quarantined test still runs and is reported, but its failures\n"
+    "never change the exit status nor count as regressions.\n"
+    "  --quarantine NODEID  add the test to the quarantine file (quarantine_file, default\n"
+    "                       DATA_DIR/quarantine.json), with --reason TEXT and today's date\n"
+    "  --release NODEID     remove it\n"
+    "  --json               one JSON object: window, threshold, tests, quarantine\n";
+
 static const char usage_report[] =
     "Usage: selftest-core [GLOBAL OPTIONS] report [--report-dir DIR] [--path]\n"
     "\n"
@@ -195,6 +214,10 @@ enum {
     OPT_CHANGED,
     OPT_CHANGED_FIRST,
     OPT_EXPLAIN,
+    OPT_RERUN_FAILURES,
+    OPT_QUARANTINE,
+    OPT_REASON,
+    OPT_RELEASE,
     OPT_BOOL_BASE = 512, /* + index into bool_flags, + 64 for --no- */
 };
 
@@ -234,6 +257,7 @@ typedef struct cli_opts {
     int orphans, isolated, deps_mode, check;
     int changed, changed_first, explain;
     const char *changed_rev;
+    const char *rerun_failures, *quarantine, *reason, *release;
     st_strv deps;
     int bools[N_BOOL_FLAGS]; /* -1 unset */
 } cli_opts;
@@ -358,7 +382,8 @@ typedef enum {
     CMD_CLEANUP,
     CMD_REPORT,
     CMD_PLUGINS,
-    CMD_HTML
+    CMD_HTML,
+    CMD_FLAKY
 } command;
 
 static void print_usage(command cmd)
@@ -384,6 +409,9 @@ static void print_usage(command cmd)
         break;
     case CMD_HTML:
         fputs(usage_html, stdout);
+        break;
+    case CMD_FLAKY:
+        fputs(usage_flaky, stdout);
         break;
     }
 }
@@ -430,6 +458,13 @@ static int parse_command(command cmd, int argc, char **argv, cli_opts *o, st_str
         OPT("container-image", required_argument, OPT_CONTAINER_IMAGE);
         OPT("shards", required_argument, OPT_SHARDS);
         OPT("shard-seconds", required_argument, OPT_SHARD_SECONDS);
+        OPT("rerun-failures", required_argument, OPT_RERUN_FAILURES);
+    }
+    if (cmd == CMD_FLAKY) {
+        OPT("quarantine", required_argument, OPT_QUARANTINE);
+        OPT("reason", required_argument, OPT_REASON);
+        OPT("release", required_argument, OPT_RELEASE);
+        OPT("json", no_argument, OPT_JSON);
     }
     if (runs || cmd == CMD_REPORT)
         OPT("report-dir", required_argument, OPT_REPORT_DIR);
@@ -535,6 +570,10 @@ static int parse_command(command cmd, int argc, char **argv, cli_opts *o, st_str
                 o->changed_rev = optarg;
             break;
         case OPT_EXPLAIN: o->explain = 1; break;
+        case OPT_RERUN_FAILURES: o->rerun_failures = optarg; break;
+        case OPT_QUARANTINE: o->quarantine = optarg; break;
+        case OPT_REASON: o->reason = optarg; break;
+        case OPT_RELEASE: o->release = optarg; break;
         case 'v': o->verbosity = o->verbosity < 0 ? 1 : o->verbosity + 1; break;
         case 'h':
             print_usage(cmd);
@@ -592,6 +631,9 @@ static int apply_cli(st_settings *s, const cli_opts *o, st_strv *paths)
         s->shards_option = 1;
     if (o->shard_seconds &&
         st_set_seconds(&s->shard_seconds, o->shard_seconds, "option --shard-seconds") < 0)
+        return -1;
+    if (o->rerun_failures &&
+        st_set_reruns(&s->rerun_failures, o->rerun_failures, "option --rerun-failures") < 0)
         return -1;
     if (o->interval && st_set_seconds(&s->interval_s, o->interval, "option --interval") < 0)
         return -1;
@@ -960,7 +1002,8 @@ int st_cli_main(int argc, char **argv)
     } commands[] = {{"run", CMD_RUN},           {"run-scheduled", CMD_SCHEDULED},
                     {"discover", CMD_DISCOVER}, {"cleanup", CMD_CLEANUP},
                     {"report", CMD_REPORT},     {"plugins", CMD_PLUGINS},
-                    {"html", CMD_HTML}};
+                    {"html", CMD_HTML},
+                    {"flaky", CMD_FLAKY}};
     const char *name = cmd_index < 0 ? "plugins" : argv[cmd_index];
     int found = -1;
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
@@ -1038,6 +1081,11 @@ int st_cli_main(int argc, char **argv)
         rc = st_html_report(&s, o.out_dir, cycles, &no_runs);
         if (rc == ST_OK && no_runs)
             verdict = ST_VERDICT_FAILED;
+        break;
+    }
+    case CMD_FLAKY: {
+        st_flaky_opts fo = {o.quarantine, o.reason, o.release, o.json};
+        rc = st_flaky_command(&s, &fo);
         break;
     }
     case CMD_CLEANUP: {

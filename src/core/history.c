@@ -64,6 +64,7 @@ static void gen_entry(yajl_gen g, const st_run *run)
     st_jg_kpercent(g, "coverage", run->coverage);
     st_jg_kint(g, "failed", st_counts_failed(&run->totals));
     st_jg_kint(g, "passed", st_counts_passed(&run->totals));
+    st_jg_kint(g, "flaky", run->totals.flaky); /* failed, then passed when run again */
     st_jg_kdouble(g, "runtime", run->mean_batch_runtime_s);
     st_jg_kstr(g, "ts", ts);
     st_jg_kbool(g, "aborted", run->aborted); /* stopped by a signal: the counts are partial */
@@ -128,8 +129,8 @@ static int append_json(const char *path, const st_run *run)
     return 0;
 }
 
-/* 1 when table test_history has an "aborted" column, 0 when not, -1 on error. */
-static int has_aborted_column(sqlite3 *db)
+/* 1 when table test_history has the column, 0 when not, -1 on error. */
+static int has_column(sqlite3 *db, const char *column)
 {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db, "PRAGMA table_info(test_history)", -1, &st, NULL) != SQLITE_OK)
@@ -137,7 +138,7 @@ static int has_aborted_column(sqlite3 *db)
     int found = 0, rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *name = (const char *)sqlite3_column_text(st, 1);
-        found |= name && strcmp(name, "aborted") == 0;
+        found |= name && strcmp(name, column) == 0;
     }
     sqlite3_finalize(st);
     return rc == SQLITE_DONE ? found : -1;
@@ -156,19 +157,25 @@ static int append_db(const char *path, const st_run *run)
     if (sqlite3_exec(db,
                      "CREATE TABLE IF NOT EXISTS test_history(passed INTEGER, failed INTEGER,"
                      " coverage REAL, runtime REAL, ts TEXT,"
-                     " aborted INTEGER NOT NULL DEFAULT 0)",
+                     " aborted INTEGER NOT NULL DEFAULT 0, flaky INTEGER NOT NULL DEFAULT 0)",
                      NULL, NULL, NULL) != SQLITE_OK)
         goto out;
-    /* a table written by the original service (or an older selftest-core) lacks the column */
-    int has = has_aborted_column(db);
+    /* a table written by the original service (or an older selftest-core) lacks the columns */
+    int has = has_column(db, "aborted");
     if (has < 0 || (has == 0 && sqlite3_exec(db,
                                              "ALTER TABLE test_history ADD COLUMN aborted INTEGER"
                                              " NOT NULL DEFAULT 0",
                                              NULL, NULL, NULL) != SQLITE_OK))
         goto out;
+    has = has_column(db, "flaky");
+    if (has < 0 || (has == 0 && sqlite3_exec(db,
+                                             "ALTER TABLE test_history ADD COLUMN flaky INTEGER"
+                                             " NOT NULL DEFAULT 0",
+                                             NULL, NULL, NULL) != SQLITE_OK))
+        goto out;
     if (sqlite3_prepare_v2(db,
-                           "INSERT INTO test_history(passed, failed, coverage, runtime, ts, aborted)"
-                           " VALUES(?,?,?,?,?,?)",
+                           "INSERT INTO test_history(passed, failed, coverage, runtime, ts, aborted,"
+                           " flaky) VALUES(?,?,?,?,?,?,?)",
                            -1, &st, NULL) != SQLITE_OK)
         goto out;
     sqlite3_bind_int(st, 1, (int)st_counts_passed(&run->totals));
@@ -180,6 +187,7 @@ static int append_db(const char *path, const st_run *run)
     sqlite3_bind_double(st, 4, run->mean_batch_runtime_s);
     sqlite3_bind_text(st, 5, ts, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 6, run->aborted);
+    sqlite3_bind_int(st, 7, (int)run->totals.flaky);
     if (sqlite3_step(st) == SQLITE_DONE)
         rc = 0;
 out:

@@ -45,8 +45,24 @@ struct st_metricsdb {
 /* Columns added by a later migration: when one is missing from a table whose user_version
  * claims it, check_schema adds it (nothing to guess: it is nullable and old rows have no value). */
 #define C_RUNS_GIT_COMMIT "git_commit TEXT"
+/* version 3 (flaky tests): the run's flaky count; per test report, how many times it ran
+ * (reruns included) and the last line of its failure */
+#define C_RUNS_FLAKY "flaky INTEGER"
+#define C_TESTS_ATTEMPTS "attempts INTEGER"
+#define C_TESTS_MESSAGE "message TEXT"
 
 static int add_column(st_metricsdb *m, const char *table, const char *decl);
+
+/* 2 -> 3: flaky tests. runs.flaky (tests that failed and passed when run again),
+ * test_outcomes.attempts (how many times the report's test ran) and test_outcomes.message (the
+ * last line of its failure); NULL in older rows. */
+static int migrate_flaky(st_metricsdb *m)
+{
+    if (add_column(m, "runs", C_RUNS_FLAKY) < 0 ||
+        add_column(m, "test_outcomes", C_TESTS_ATTEMPTS) < 0)
+        return -1;
+    return add_column(m, "test_outcomes", C_TESTS_MESSAGE);
+}
 
 /* 1 -> 2: the git commit each run tested (change-aware runs diff against the newest passing
  * run's commit); NULL for older runs and outside git. A version-1 file without a runs table
@@ -55,6 +71,8 @@ static int migrate_git_commit(st_metricsdb *m)
 {
     return add_column(m, "runs", C_RUNS_GIT_COMMIT);
 }
+
+static int migrate_flaky(st_metricsdb *m);
 
 /* Migration i takes the schema from version i to i + 1: SQL, or a function for a step that
  * must look at the file first. Only ever append. Version 0 is a new file or a menace database
@@ -69,6 +87,7 @@ static const struct {
      "CREATE INDEX " I_TEST_OUTCOMES_RUN ";"
      "CREATE TABLE " T_ORPHAN_OUTCOMES ";", NULL},
     {NULL, migrate_git_commit},
+    {NULL, migrate_flaky},
 };
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 
@@ -165,16 +184,17 @@ static int migrate(st_metricsdb *m)
 static const struct {
     const char *table;
     const char *create;
-    const char *columns[18];
+    const char *columns[24];
 } needed[] = {
     {"eval_metrics", "CREATE TABLE " T_EVAL_METRICS,
      {"cycle", "metric", "value", "ts", "source_menace_id", NULL}},
     {"runs", "CREATE TABLE " T_RUNS,
      {"id", "run_id", "started_at", "finished_at", "passed", "failed", "skipped", "xfailed",
       "errors", "coverage", "runtime", "total_runtime", "exit_status", "aborted",
-      "runtime_used", "results", "git_commit", NULL}},
+      "runtime_used", "results", "git_commit", "flaky", NULL}},
     {"test_outcomes", "CREATE TABLE " T_TEST_OUTCOMES ";CREATE INDEX " I_TEST_OUTCOMES_RUN,
-     {"run", "nodeid", "file", "batch", "outcome", "phase", "duration", NULL}},
+     {"run", "nodeid", "file", "batch", "outcome", "phase", "duration", "attempts", "message",
+      NULL}},
     {"orphan_outcomes", "CREATE TABLE " T_ORPHAN_OUTCOMES,
      {"run", "path", "classification", "outcome", NULL}},
 };
@@ -185,6 +205,9 @@ static const struct {
     const char *table, *column, *decl;
 } addable[] = {
     {"runs", "git_commit", C_RUNS_GIT_COMMIT},
+    {"runs", "flaky", C_RUNS_FLAKY},
+    {"test_outcomes", "attempts", C_TESTS_ATTEMPTS},
+    {"test_outcomes", "message", C_TESTS_MESSAGE},
 };
 
 static const char *addable_column(const char *table, const char *column)
@@ -448,10 +471,12 @@ int st_metricsdb_classify(st_metricsdb *m, st_run *run)
             break;
         }
         const char *outcome = (const char *)sqlite3_column_text(st, 1);
+        /* a flaky test passed in the end: it counts as passed there */
         const char *verdict = !outcome ? "skipped"
                               : strcmp(outcome, "failed") == 0 || strcmp(outcome, "error") == 0
                                   ? "failed"
-                              : strcmp(outcome, "passed") == 0 || strcmp(outcome, "xpassed") == 0
+                              : strcmp(outcome, "passed") == 0 || strcmp(outcome, "xpassed") == 0 ||
+                                      strcmp(outcome, "flaky") == 0
                                   ? "passed"
                                   : "skipped";
         prev[n_prev].nodeid = st_strdup((const char *)sqlite3_column_text(st, 0));
@@ -505,7 +530,10 @@ int st_metricsdb_classify(st_metricsdb *m, st_run *run)
         int fails_now = strcmp(now[i].verdict, "failed") == 0;
         if (!p)
             st_strv_push(&run->new_tests, now[i].nodeid);
-        else if (fails_now && strcmp(p->verdict, "passed") == 0)
+        else if (fails_now && strcmp(p->verdict, "passed") == 0 &&
+                 !st_strv_contains(&run->quarantined, now[i].nodeid))
+            /* failed every attempt (a rerun that passed made it flaky); a quarantined test
+             * is never a regression */
             st_strv_push(&run->regressions, now[i].nodeid);
         else if (fails_now && strcmp(p->verdict, "failed") == 0)
             st_strv_push(&run->still_failing, now[i].nodeid);
@@ -681,6 +709,55 @@ out:
 
 /* ---- store --------------------------------------------------------------------------------- */
 
+/* The line of a failure's excerpt that names the exception: the first line of pytest's last
+ * block of "E   " lines (the lines after it explain the assertion), else the last non-blank
+ * line; at most 300 bytes. NULL when there is none (or on OOM). */
+static char *failure_message(const char *excerpt)
+{
+    if (!excerpt)
+        return NULL;
+    const char *best = NULL, *best_end = NULL, *last = NULL, *last_end = NULL;
+    int in_block = 0;
+    for (const char *p = excerpt; *p;) {
+        const char *nl = strchr(p, '\n'), *end = nl ? nl : p + strlen(p);
+        int e_line = end - p >= 2 && p[0] == 'E' && p[1] == ' ';
+        if (e_line && !in_block) {
+            best = p;
+            best_end = end;
+        }
+        in_block = e_line;
+        if (strspn(p, " \t\r") < (size_t)(end - p)) {
+            last = p;
+            last_end = end;
+        }
+        p = nl ? nl + 1 : end;
+    }
+    if (best) {
+        best += 1;
+        best += strspn(best, " ");
+    } else {
+        best = last;
+        best_end = last_end;
+    }
+    while (best && best_end > best && (best_end[-1] == '\r' || best_end[-1] == ' '))
+        best_end--;
+    size_t len = best ? (size_t)(best_end - best) : 0;
+    return len ? st_strndup(best, len > 300 ? 300 : len) : NULL;
+}
+
+/* test_outcomes' attempts and message (version 3) of one report, bound from index i. */
+static int bind_flaky_columns(sqlite3_stmt *st, int i, const st_test_result *tr)
+{
+    if (tr->attempts)
+        sqlite3_bind_int(st, i, (int)tr->attempts);
+    else
+        sqlite3_bind_null(st, i);
+    char *msg = failure_message(tr->excerpt); /* NULL: none, or out of memory (not stored) */
+    sqlite3_bind_text(st, i + 1, msg, -1, SQLITE_TRANSIENT);
+    free(msg);
+    return 0;
+}
+
 static int bind_step(st_metricsdb *m, sqlite3_stmt *st)
 {
     int rc = sqlite3_step(st);
@@ -702,12 +779,12 @@ int st_metricsdb_store(st_metricsdb *m, const st_run *run, const char *results_j
     if (sqlite3_prepare_v2(m->db,
                            "INSERT INTO runs(run_id, started_at, finished_at, passed, failed,"
                            " skipped, xfailed, errors, coverage, runtime, total_runtime,"
-                           " exit_status, aborted, runtime_used, results, git_commit)"
-                           " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                           " exit_status, aborted, runtime_used, results, git_commit, flaky)"
+                           " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                            -1, &ins_run, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(m->db,
                            "INSERT INTO test_outcomes(run, nodeid, file, batch, outcome, phase,"
-                           " duration) VALUES(?,?,?,?,?,?,?)",
+                           " duration, attempts, message) VALUES(?,?,?,?,?,?,?,?,?)",
                            -1, &ins_test, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(m->db,
                            "INSERT INTO eval_metrics(cycle, metric, value, ts, source_menace_id)"
@@ -736,6 +813,7 @@ int st_metricsdb_store(st_metricsdb *m, const st_run *run, const char *results_j
     sqlite3_bind_text(ins_run, i++, run->runtime_used, -1, SQLITE_STATIC);
     sqlite3_bind_text(ins_run, i++, results_json, -1, SQLITE_STATIC);
     sqlite3_bind_text(ins_run, i++, run->git_commit, -1, SQLITE_STATIC); /* NULL: none */
+    sqlite3_bind_int(ins_run, i++, (int)run->totals.flaky);
     if (bind_step(m, ins_run) < 0)
         goto out;
     sqlite3_int64 id = sqlite3_last_insert_rowid(m->db);
@@ -747,9 +825,12 @@ int st_metricsdb_store(st_metricsdb *m, const st_run *run, const char *results_j
             sqlite3_bind_text(ins_test, 2, tr->nodeid, -1, SQLITE_STATIC);
             sqlite3_bind_text(ins_test, 3, tr->file, -1, SQLITE_STATIC);
             sqlite3_bind_text(ins_test, 4, bt->path, -1, SQLITE_STATIC);
-            sqlite3_bind_text(ins_test, 5, st_outcome_name(tr->outcome), -1, SQLITE_STATIC);
+            sqlite3_bind_text(ins_test, 5, tr->flaky ? "flaky" : st_outcome_name(tr->outcome), -1,
+                              SQLITE_STATIC);
             sqlite3_bind_text(ins_test, 6, tr->phase, -1, SQLITE_STATIC);
             sqlite3_bind_double(ins_test, 7, tr->duration_s);
+            if (bind_flaky_columns(ins_test, 8, tr) < 0)
+                goto out;
             if (bind_step(m, ins_test) < 0)
                 goto out;
         }
@@ -946,6 +1027,177 @@ int st_metricsdb_run_dirty(st_metricsdb *m, const char *run_id, st_strv *files)
             yajl_tree_free(v);
         rc = files->oom ? -1 : 0;
     }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* ---- flaky tests ----------------------------------------------------------------------------- */
+
+/* A report's outcome folded into a run's verdict of its node: the worst phase wins. */
+static int flaky_rank(const char *outcome)
+{
+    if (!outcome)
+        return 0;
+    if (strcmp(outcome, "failed") == 0 || strcmp(outcome, "error") == 0)
+        return 3;
+    if (strcmp(outcome, "flaky") == 0)
+        return 2;
+    if (strcmp(outcome, "passed") == 0 || strcmp(outcome, "xpassed") == 0)
+        return 1;
+    return 0; /* skipped, xfailed */
+}
+
+static const char *const rank_verdict[] = {"skipped", "passed", "flaky", "failed"};
+
+void st_flaky_scores_free(st_flaky_score *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++) {
+        free(v[i].nodeid);
+        free(v[i].message);
+    }
+    free(v);
+}
+
+/* Adds run verdict rank (of run finished at `at`, message msg) to the node's score. */
+static void score_add(st_flaky_score *f, int rank, double at, const char *msg, int *last_state)
+{
+    if (rank == 0)
+        return; /* skipped: says nothing */
+    f->runs++;
+    f->last = rank_verdict[rank];
+    if (rank == 2) {
+        f->flaky++;
+        f->last_flake = at;
+    }
+    int state = rank == 3; /* a flaky run passed in the end */
+    if (*last_state >= 0 && state != *last_state)
+        f->flips++;
+    *last_state = state;
+    if (msg && rank >= 2) {
+        char *m = st_strdup(msg);
+        if (m) {
+            free(f->message);
+            f->message = m;
+        }
+    }
+}
+
+int st_metricsdb_flaky_scores(st_metricsdb *m, unsigned window, st_flaky_score **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    static const char sql[] =
+        "SELECT o.nodeid, o.run, o.outcome, o.message, r.finished_at FROM test_outcomes o"
+        " JOIN runs r ON r.id = o.run WHERE o.run IN (SELECT id FROM runs WHERE aborted = 0"
+        " ORDER BY id DESC LIMIT ?1) ORDER BY o.nodeid, o.run, o.rowid";
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(m->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
+        return -1;
+    }
+    sqlite3_bind_int(st, 1, (int)window);
+    st_flaky_score *v = NULL;
+    size_t cnt = 0, cap = 0;
+    sqlite3_int64 cur_run = 0;
+    int cur_rank = 0, last_state = -1, rc = 0, step;
+    double cur_at = 0;
+    char *cur_msg = NULL;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *node = (const char *)sqlite3_column_text(st, 0);
+        sqlite3_int64 run = sqlite3_column_int64(st, 1);
+        const char *outcome = (const char *)sqlite3_column_text(st, 2);
+        const char *msg = (const char *)sqlite3_column_text(st, 3);
+        if (!node)
+            continue;
+        int new_node = !cnt || strcmp(v[cnt - 1].nodeid, node) != 0;
+        if (cnt && (new_node || run != cur_run)) { /* the previous run of a node is complete */
+            score_add(&v[cnt - 1], cur_rank, cur_at, cur_msg, &last_state);
+            free(cur_msg);
+            cur_msg = NULL;
+            cur_rank = 0;
+        }
+        if (new_node) {
+            if (ST_GROW(v, cap, cnt + 1) < 0 || !(v[cnt].nodeid = st_strdup(node))) {
+                rc = -1;
+                break;
+            }
+            v[cnt].score = 0;
+            v[cnt].runs = v[cnt].flaky = v[cnt].flips = 0;
+            v[cnt].last_flake = 0;
+            v[cnt].message = NULL;
+            v[cnt].last = "skipped";
+            cnt++;
+            last_state = -1;
+        }
+        cur_run = run;
+        cur_at = sqlite3_column_double(st, 4);
+        int r = flaky_rank(outcome);
+        if (r > cur_rank)
+            cur_rank = r;
+        if (msg && r >= 2 && !cur_msg)
+            cur_msg = st_strdup(msg);
+    }
+    if (rc == 0 && step != SQLITE_DONE) {
+        st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
+        rc = -1;
+    }
+    if (rc == 0 && cnt)
+        score_add(&v[cnt - 1], cur_rank, cur_at, cur_msg, &last_state);
+    free(cur_msg);
+    sqlite3_finalize(st);
+    if (rc < 0) {
+        st_flaky_scores_free(v, cnt);
+        return -1;
+    }
+    /* the score: flaky runs, plus every change of state after the first (one change alone is
+     * a test that broke, or was fixed), over the runs that ran the test */
+    for (size_t i = 0; i < cnt; i++) {
+        v[i].score = v[i].runs ? (v[i].flaky + (v[i].flips > 1 ? v[i].flips - 1 : 0)) /
+                                     (double)v[i].runs
+                               : 0;
+        if (v[i].score > 1)
+            v[i].score = 1;
+    }
+    *out = v;
+    *n = cnt;
+    return 0;
+}
+
+int st_metricsdb_passing_streak(st_metricsdb *m, const char *nodeid, unsigned max,
+                                unsigned *streak)
+{
+    *streak = 0;
+    static const char sql[] =
+        "SELECT run, outcome FROM test_outcomes WHERE nodeid = ?1 AND run IN (SELECT id FROM"
+        " runs WHERE aborted = 0 ORDER BY id DESC LIMIT ?2) ORDER BY run DESC";
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(m->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, nodeid, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, (int)max);
+    sqlite3_int64 cur = -1;
+    int rank = 0, step, broken = 0;
+    while (!broken && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        sqlite3_int64 run = sqlite3_column_int64(st, 0);
+        if (cur >= 0 && run != cur) {
+            if (rank != 1)
+                broken = 1; /* not a clean pass (a flaky one included) */
+            else
+                (*streak)++;
+            rank = 0;
+        }
+        cur = run;
+        int r = flaky_rank((const char *)sqlite3_column_text(st, 1));
+        if (r > rank)
+            rank = r;
+    }
+    if (!broken && cur >= 0 && rank == 1)
+        (*streak)++;
+    int rc = broken || step == SQLITE_DONE ? 0 : -1;
+    if (rc < 0)
+        st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
     sqlite3_finalize(st);
     return rc;
 }

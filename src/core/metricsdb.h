@@ -8,7 +8,7 @@
 
 #include "results.h"
 
-#define ST_METRICSDB_SCHEMA 2
+#define ST_METRICSDB_SCHEMA 3
 
 typedef struct st_metricsdb st_metricsdb;
 
@@ -47,5 +47,28 @@ int st_metricsdb_run_dirty(st_metricsdb *db, const char *run_id, st_strv *files)
  * passing run: in the newest run) go to files; the paths of those runs' batches that failed
  * without a failing test (a crash, a timeout, nothing collected) to failed_batches. 0 or -1. */
 int st_metricsdb_failed_files(st_metricsdb *db, st_strv *files, st_strv *failed_batches);
+
+/* Flaky tests. The score of each test over the newest `window` runs that were not aborted
+ * (docs/flaky.md): runs = the runs that ran it (skipped ones not counted), flaky = those where
+ * it failed and passed when run again, flips = changes between failing and passing from one
+ * run to the next (a flaky run passed); score = (flaky + max(flips - 1, 0)) / runs, at most 1.
+ * last_flake: when the newest flaky run finished (0: none); message: the last line of its
+ * newest failure; last: its verdict in the newest run ("passed", "flaky", "failed",
+ * "skipped"; static). Sorted by node id. Returns 0 or -1 (logged). */
+typedef struct st_flaky_score {
+    char *nodeid;
+    double score;
+    unsigned runs, flaky, flips;
+    double last_flake;
+    char *message;
+    const char *last;
+} st_flaky_score;
+int st_metricsdb_flaky_scores(st_metricsdb *db, unsigned window, st_flaky_score **out,
+                              size_t *n);
+void st_flaky_scores_free(st_flaky_score *v, size_t n);
+/* How many of the newest runs (at most max, not aborted) that ran nodeid it passed in a row
+ * (a flaky run breaks the row). 0 or -1 (logged). */
+int st_metricsdb_passing_streak(st_metricsdb *db, const char *nodeid, unsigned max,
+                                unsigned *streak);
 
 #endif

@@ -727,6 +727,10 @@ static int run_stage(st_pipeline *p, st_cycle *c, st_run *run, const st_strv *ba
     free(ep.owner);
     if (rc != ST_OK)
         return rc;
+    /* the failed tests again, alone: flaky or failed (their time is the run's) */
+    rc = run->aborted ? ST_OK : st_rerun_stage(p, c, run, work, pf_in);
+    if (rc != ST_OK)
+        return rc;
     run->total_runtime_s = st_monotonic() - t_run;
     if (!run->aborted)
         rc = st_runner_run(s, p->ps.runtime, &pf, run, run->checks, n_run, &hooks);
@@ -931,6 +935,7 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
      * previous run in the metrics DB. */
     if (st_metricsdb_classify(p->db, &run) < 0)
         st_warn("classify stage: cannot compare with the previous run");
+    st_quarantine_ready_stage(p, &run);
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) == 0)
         run.core_cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +

@@ -100,6 +100,20 @@ void st_progress_tick(void *opaque, st_run *run, size_t done, size_t running,
                       const st_counts *live);
 int st_progress_should_stop(void *opaque);
 
+/* ---- flaky tests (pipeline_rerun.c) --------------------------------------------------------- */
+
+/* After the test batches: runs each failed test again alone (by node id, one process, the same
+ * runtime) up to rerun_failures times, the rounds of a cycle within one batch timeout; a test
+ * that passes is flaky (its reports get flaky, the batch counts move to counts.flaky,
+ * run->flaky lists it). Applies the quarantine file (run->quarantined). A batch that failed only
+ * through flaky (unless fail_on_flaky) or quarantined tests becomes ok. Returns ST_OK or a
+ * negative st_status. */
+int st_rerun_stage(st_pipeline *p, st_cycle *c, st_run *run, const char *work,
+                   const st_preflight *pf);
+/* After classify: the quarantined tests that passed in this cycle and in the flaky_window - 1
+ * cycles before it go to run->quarantine_ready. */
+void st_quarantine_ready_stage(st_pipeline *p, st_run *run);
+
 /* ---- integrate (pipeline_integrate.c) -------------------------------------------------------- */
 
 /* Hands the passing, non-redundant modules to every integrator; a failure sets

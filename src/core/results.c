@@ -57,6 +57,7 @@ void st_counts_add(st_counts *dst, const st_counts *src)
 {
     for (int i = 0; i < ST_OUT_COUNT; i++)
         dst->n[i] += src->n[i];
+    dst->flaky += src->flaky;
 }
 
 /* One event line, read with yajl's callback parser (no tree: this runs once per test, and the
@@ -705,8 +706,12 @@ static void gen_test(yajl_gen g, const st_batch *b, const st_test_result *tr)
     if (tr->line > 0)
         st_jg_kint(g, "line", tr->line);
     st_jg_kstr(g, "batch", b->path);
-    st_jg_kstr(g, "outcome", st_outcome_name(tr->outcome));
+    st_jg_kstr(g, "outcome", tr->flaky ? "flaky" : st_outcome_name(tr->outcome));
     st_jg_kstr(g, "phase", tr->phase);
+    if (tr->attempts > 1)
+        st_jg_kint(g, "attempts", tr->attempts);
+    if (tr->quarantined)
+        st_jg_kbool(g, "quarantined", 1);
     if (tr->duration_text[0]) { /* as read: no formatting, nothing lost */
         st_jg_key(g, "duration");
         yajl_gen_number(g, tr->duration_text, strlen(tr->duration_text));
@@ -728,6 +733,7 @@ static void gen_batch(yajl_gen g, const st_batch *b)
 {
     yajl_gen_map_open(g);
     gen_counts(g, &b->counts);
+    st_jg_kint(g, "flaky", b->counts.flaky);
     st_jg_kpercent(g, "coverage", b->coverage);
     st_jg_kdouble(g, "runtime", b->runtime_s);
     st_jg_kbool(g, "ok", b->ok);
@@ -844,10 +850,12 @@ char *st_batch_line_json(const st_batch *b, const st_counts *cumulative)
     st_jg_key(g, "failures");
     yajl_gen_array_open(g);
     for (size_t t = 0; t < b->n_tests; t++)
-        if (b->tests[t].outcome == ST_OUT_FAILED || b->tests[t].outcome == ST_OUT_ERROR)
+        if ((b->tests[t].outcome == ST_OUT_FAILED || b->tests[t].outcome == ST_OUT_ERROR) &&
+            !b->tests[t].flaky)
             gen_test(g, b, &b->tests[t]);
     yajl_gen_array_close(g);
     gen_counts(g, cumulative);
+    st_jg_kint(g, "flaky", cumulative->flaky);
     yajl_gen_map_close(g);
     return st_jg_finish(g, 1);
 }
@@ -862,9 +870,12 @@ char *st_run_to_json(const st_run *r, int pretty)
         st_jg_kstr(g, "event", "results");
     gen_counts(g, &r->totals);
     st_jg_kint(g, "xpassed", r->totals.n[ST_OUT_XPASSED]);
+    st_jg_kint(g, "flaky_count", r->totals.flaky); /* "flaky" is the list of node ids */
     st_jg_kpercent(g, "coverage", r->coverage);
     st_jg_kdouble(g, "runtime", r->mean_batch_runtime_s);
     st_jg_kdouble(g, "total_runtime", r->total_runtime_s);
+    st_jg_kint(g, "reruns", r->reruns);
+    st_jg_kdouble(g, "rerun_runtime", r->rerun_runtime_s);
     st_jg_key(g, "suite_metrics");
     yajl_gen_map_open(g);
     for (size_t i = 0; i < r->n_batches; i++) {
@@ -891,7 +902,10 @@ char *st_run_to_json(const st_run *r, int pretty)
     } lists[] = {{"regressions", &r->regressions},
                  {"fixed", &r->fixed},
                  {"still_failing", &r->still_failing},
-                 {"new_tests", &r->new_tests}};
+                 {"new_tests", &r->new_tests},
+                 {"flaky", &r->flaky},
+                 {"quarantined", &r->quarantined},
+                 {"quarantine_ready", &r->quarantine_ready}};
     for (size_t l = 0; l < sizeof(lists) / sizeof(lists[0]); l++) {
         st_jg_key(g, lists[l].key);
         yajl_gen_array_open(g);
@@ -1053,19 +1067,33 @@ void st_run_print_summary(const st_run *r, FILE *out, int color)
         for (size_t i = 0; i < r->fixed.n && i < 50; i++)
             fprintf(out, "  %s\n", r->fixed.v[i]);
     }
+    if (r->flaky.n) {
+        fprintf(out, "%sFlaky%s (failed, then passed when run again alone)\n", bold, off);
+        for (size_t i = 0; i < r->flaky.n && i < 50; i++)
+            fprintf(out, "  %s\n", r->flaky.v[i]);
+    }
+    if (r->quarantined.n) {
+        fprintf(out, "%sQuarantined%s (failed; in the quarantine file: the exit status ignores them)\n",
+                bold, off);
+        for (size_t i = 0; i < r->quarantined.n && i < 50; i++)
+            fprintf(out, "  %s\n", r->quarantined.v[i]);
+    }
+    for (size_t i = 0; i < r->quarantine_ready.n && i < 50; i++)
+        fprintf(out, "quarantine: %s has passed in every recent cycle: ready to release "
+                "(selftest-core flaky --release)\n", r->quarantine_ready.v[i]);
     unsigned shown = 0;
     for (size_t i = 0; i < r->n_batches; i++) {
         const st_batch *b = &r->batches[i];
         for (size_t t = 0; t < b->n_tests; t++) {
             const st_test_result *tr = &b->tests[t];
-            if (tr->outcome != ST_OUT_FAILED && tr->outcome != ST_OUT_ERROR)
+            if ((tr->outcome != ST_OUT_FAILED && tr->outcome != ST_OUT_ERROR) || tr->flaky)
                 continue;
             if (shown++ == 0)
                 fprintf(out, "%sFailures%s\n", bold, off);
             if (shown > 50)
                 continue;
-            fprintf(out, "  %s%s%s %s%s\n", red, tr->outcome == ST_OUT_ERROR ? "ERROR" : "FAILED",
-                    off, tr->nodeid,
+            fprintf(out, "  %s%s%s %s%s%s\n", red, tr->outcome == ST_OUT_ERROR ? "ERROR" : "FAILED",
+                    off, tr->quarantined ? "(quarantined) " : "", tr->nodeid,
                     strcmp(tr->phase, "call") ? (strcmp(tr->phase, "setup") == 0 ? " (setup)"
                                                  : strcmp(tr->phase, "teardown") == 0 ? " (teardown)"
                                                  : " (collection)")
@@ -1146,12 +1174,17 @@ void st_run_print_summary(const st_run *r, FILE *out, int color)
     if (r->aborted)
         fprintf(out, "%sABORTED%s: the run was stopped by a signal; the counts are partial\n",
                 bold, off);
-    fprintf(out, "%s%s%u passed, %u failed, %u skipped, %u xfailed (%u errors, %u xpassed)%s in "
+    char flaky[96] = "";
+    if (r->totals.flaky || r->reruns)
+        snprintf(flaky, sizeof(flaky), ", %u flaky (%u rerun%s, %.2fs)", r->totals.flaky,
+                 r->reruns, r->reruns == 1 ? "" : "s", r->rerun_runtime_s);
+    fprintf(out, "%s%s%u passed, %u failed%s, %u skipped, %u xfailed (%u errors, %u xpassed)%s in "
                  "%zu batch%s, %.2fs; coverage %s; runtime %s\n",
             bold, r->aborted ? "" : r->exit_status == 0 ? green : red, st_counts_passed(&r->totals),
-            st_counts_failed(&r->totals), r->totals.n[ST_OUT_SKIPPED], r->totals.n[ST_OUT_XFAILED],
-            r->totals.n[ST_OUT_ERROR], r->totals.n[ST_OUT_XPASSED], off, r->n_batches,
-            r->n_batches == 1 ? "" : "es", r->total_runtime_s, cov, r->runtime_used);
+            st_counts_failed(&r->totals), flaky, r->totals.n[ST_OUT_SKIPPED],
+            r->totals.n[ST_OUT_XFAILED], r->totals.n[ST_OUT_ERROR], r->totals.n[ST_OUT_XPASSED],
+            off, r->n_batches, r->n_batches == 1 ? "" : "es", r->total_runtime_s, cov,
+            r->runtime_used);
 }
 
 static int node_cmp(const void *a, const void *b)
@@ -1162,7 +1195,10 @@ static int node_cmp(const void *a, const void *b)
 
 static int verdict_rank(const char *v)
 {
-    return strcmp(v, "failed") == 0 ? 2 : strcmp(v, "passed") == 0 ? 1 : 0;
+    return strcmp(v, "failed") == 0  ? 3
+           : strcmp(v, "flaky") == 0 ? 2
+           : strcmp(v, "passed") == 0 ? 1
+                                      : 0;
 }
 
 st_node_verdict *st_run_node_verdicts(const st_run *r, size_t *n)
@@ -1177,7 +1213,8 @@ st_node_verdict *st_run_node_verdicts(const st_run *r, size_t *n)
     for (size_t i = 0; i < r->n_batches; i++) {
         for (size_t t = 0; t < r->batches[i].n_tests; t++) {
             const st_test_result *tr = &r->batches[i].tests[t];
-            const char *verdict = tr->outcome == ST_OUT_FAILED || tr->outcome == ST_OUT_ERROR
+            const char *verdict = tr->flaky ? "flaky"
+                                  : tr->outcome == ST_OUT_FAILED || tr->outcome == ST_OUT_ERROR
                                       ? "failed"
                                   : tr->outcome == ST_OUT_PASSED || tr->outcome == ST_OUT_XPASSED
                                       ? "passed"
@@ -1214,6 +1251,10 @@ void st_run_free(st_run *r)
     st_strv_free(&r->fixed);
     st_strv_free(&r->still_failing);
     st_strv_free(&r->new_tests);
+    st_strv_free(&r->flaky);
+    st_strv_free(&r->quarantined);
+    st_strv_free(&r->quarantine_ready);
+    st_strv_free(&r->quarantine_listed);
     for (size_t i = 0; i < r->n_batches; i++)
         st_batch_free(&r->batches[i]);
     free(r->batches);

@@ -25,6 +25,7 @@ const char *st_outcome_name(st_outcome o);
 /* Raw counts in pytest's own categories. */
 typedef struct st_counts {
     unsigned n[ST_OUT_COUNT];
+    unsigned flaky; /* tests that failed, then passed when run again: not in n[] */
 } st_counts;
 
 /* The composite counts (docs/spec.md §5.2): passed = passed + xpassed, failed = failed + errors. */
@@ -50,6 +51,12 @@ typedef struct st_test_result {
     char *reason;  /* orphan checks: the exception and its line, or NULL */
     char *unmet;   /* orphan checks: the missing third-party package, or NULL */
     char *skip_reason; /* skipped/xfailed: why (at most 1000 bytes), or NULL */
+    /* failed/error only, after the reruns: how many times the test ran in all (1: it was not
+     * run again), whether one of the reruns passed (the outcome is then "flaky", and the
+     * report no longer counts as failed), and whether the quarantine file lists it */
+    unsigned attempts;
+    int flaky;
+    int quarantined;
 } st_test_result;
 
 /* Bytes of captured stdout (and of stderr) kept per failing test. */
@@ -198,6 +205,13 @@ typedef struct st_run {
     int changed_subset;        /* `run --changed` ran only the tests the changes affect */
     unsigned cleanup_failures; /* containers of this run (the preflight's, and those of every
                                   attempt of its batches and checks) that were not removed */
+    /* flaky tests: the nodes that failed and then passed when run again alone, the failing
+     * nodes the quarantine file lists, the quarantined nodes that passed this cycle (and for
+     * flaky_window cycles: ready to release), reruns started and their wall time */
+    st_strv flaky, quarantined, quarantine_ready;
+    st_strv quarantine_listed; /* every node id of the quarantine file, as read this cycle */
+    unsigned reruns;
+    double rerun_runtime_s;
 } st_run;
 
 /* Totals, union coverage, mean runtime and exit status from the batches. */
@@ -214,8 +228,9 @@ char *st_batch_line_json(const st_batch *b, const st_counts *cumulative);
 /* The human summary. */
 void st_run_print_summary(const st_run *r, FILE *out, int color);
 void st_run_free(st_run *r);
-/* The verdict of one test node over its phases: "failed" if any phase failed or errored, else
- * "passed" (passed or xpassed), else "skipped" (skipped or xfailed). */
+/* The verdict of one test node over its phases: "failed" if any phase failed or errored (and
+ * no rerun passed), else "flaky" (failed, then passed when run again), else "passed" (passed
+ * or xpassed), else "skipped" (skipped or xfailed). */
 typedef struct st_node_verdict {
     const char *nodeid;
     const char *verdict;

@@ -1047,7 +1047,7 @@ int st_runner_run(const st_settings *s, st_instance *runtime, const st_preflight
                 }
         }
         if (hooks && hooks->tick) {
-            st_counts live = {{0}};
+            st_counts live = {{0}, 0};
             for (size_t i = 0; i < n; i++) {
                 if (!hooks->want_live || !rn.running_ids[i] || items[i].kind != ST_EXEC_TESTS)
                     continue;

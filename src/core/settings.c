@@ -69,6 +69,29 @@ int st_set_retries(unsigned *dst, const char *value, const char *where)
     return 0;
 }
 
+int st_set_reruns(unsigned *dst, const char *value, const char *where)
+{
+    long long v;
+    if (st_parse_long(value, &v) < 0 || v < 0 || v > ST_RERUNS_MAX) {
+        st_error("%s: '%s' is not a number of reruns from 0 to %d", where, value,
+                 ST_RERUNS_MAX);
+        return -1;
+    }
+    *dst = (unsigned)v;
+    return 0;
+}
+
+int st_set_ratio(double *dst, const char *value, const char *where)
+{
+    double v;
+    if (st_parse_double(value, &v) < 0 || !(v >= 0) || v > 1) {
+        st_error("%s: '%s' is not a number from 0 to 1", where, value);
+        return -1;
+    }
+    *dst = v;
+    return 0;
+}
+
 int st_set_seconds(double *dst, const char *value, const char *where)
 {
     double v;
@@ -191,6 +214,9 @@ int st_settings_init(st_settings *s)
     s->workers = st_cpu_count();
     s->timeout_s = 300;
     s->retries = 1;
+    s->rerun_failures = 1;
+    s->flaky_window = 20;
+    s->flaky_threshold = 0.1;
     s->python = st_strdup(ST_DEFAULT_PYTHON);
     s->runtime = st_strdup("host");
     s->container_fallback = st_strdup("host");
@@ -221,7 +247,8 @@ int st_settings_init(st_settings *s)
 /* ---- the config file ---------------------------------------------------------------------- */
 
 typedef enum { K_STRING, K_PATH, K_STRLIST, K_PATHLIST, K_UINT, K_UINT0, K_RETRIES, K_SECONDS,
-               K_BOOL, K_PORT, K_GROUP, K_PLUGINS, K_PYTHONPATH, K_SHARDS } key_type;
+               K_BOOL, K_PORT, K_GROUP, K_PLUGINS, K_PYTHONPATH, K_SHARDS, K_RERUNS,
+               K_RATIO } key_type;
 
 typedef struct file_key {
     const char *name;
@@ -247,6 +274,11 @@ static const file_key file_keys[] = {
     {"runtime", K_STRING, OFF(runtime)},
     {"container_fallback", K_STRING, OFF(container_fallback)},
     {"fail_on_orphans", K_BOOL, OFF(fail_on_orphans)},
+    {"rerun_failures", K_RERUNS, OFF(rerun_failures)},
+    {"fail_on_flaky", K_BOOL, OFF(fail_on_flaky)},
+    {"quarantine_file", K_PATH, OFF(quarantine_file)},
+    {"flaky_window", K_UINT, OFF(flaky_window)},
+    {"flaky_threshold", K_RATIO, OFF(flaky_threshold)},
     {"plugin_path", K_PATHLIST, OFF(plugin_path)},
     {"plugin_system_path", K_PATHLIST, OFF(plugin_system_path)},
     {"support_dir", K_PATH, OFF(support_dir)},
@@ -603,6 +635,7 @@ static int apply_file_key(st_settings *s, const file_key *k, config_setting_t *c
     case K_UINT:
     case K_UINT0:
     case K_RETRIES:
+    case K_RERUNS:
     case K_PORT:
         if (config_setting_type(cs) != CONFIG_TYPE_INT && config_setting_type(cs) != CONFIG_TYPE_INT64) {
             st_error("%s: '%s' must be an integer", w, k->name);
@@ -627,6 +660,8 @@ static int apply_file_key(st_settings *s, const file_key *k, config_setting_t *c
             rc = 0;
         } else if (k->type == K_RETRIES) {
             rc = st_set_retries(dst, buf, w);
+        } else if (k->type == K_RERUNS) {
+            rc = st_set_reruns(dst, buf, w);
         } else {
             rc = st_set_uint(dst, buf, k->type == K_UINT ? 1 : 0, w);
             if (rc == 0 && k->offset == OFF(workers))
@@ -644,6 +679,18 @@ static int apply_file_key(st_settings *s, const file_key *k, config_setting_t *c
                              : (double)config_setting_get_int64(cs),
                          buf);
         rc = st_set_seconds(dst, buf, w);
+        break;
+    case K_RATIO:
+        if (config_setting_type(cs) != CONFIG_TYPE_INT && config_setting_type(cs) != CONFIG_TYPE_INT64 &&
+            config_setting_type(cs) != CONFIG_TYPE_FLOAT) {
+            st_error("%s: '%s' must be a number from 0 to 1", w, k->name);
+            goto out;
+        }
+        st_format_double(config_setting_type(cs) == CONFIG_TYPE_FLOAT
+                             ? config_setting_get_float(cs)
+                             : (double)config_setting_get_int64(cs),
+                         buf);
+        rc = st_set_ratio(dst, buf, w);
         break;
     case K_BOOL:
         if (config_setting_type(cs) != CONFIG_TYPE_BOOL) {
@@ -908,6 +955,8 @@ int st_settings_load_env(st_settings *s)
     if (ENV1("SELF_TEST_TIMEOUT") && st_set_seconds(&s->timeout_s, v, WHERE()) < 0)
         return -1;
     if (ENV1("SELF_TEST_RETRIES") && st_set_retries(&s->retries, v, WHERE()) < 0)
+        return -1;
+    if (ENV1("SELF_TEST_RERUN_FAILURES") && st_set_reruns(&s->rerun_failures, v, WHERE()) < 0)
         return -1;
     if (ENV1("SELF_TEST_METRICS_PORT")) {
         long long port;
@@ -1257,6 +1306,10 @@ int st_settings_finish(st_settings *s)
         s->lock_file = st_path_join(s->data_dir, "self_test.lock");
     if (!s->lock_file || make_absolute(&s->lock_file, s->project_root) < 0)
         return -1;
+    if (!s->quarantine_file)
+        s->quarantine_file = st_path_join(s->data_dir, "quarantine.json");
+    if (!s->quarantine_file || make_absolute(&s->quarantine_file, s->project_root) < 0)
+        return -1;
     if (strcmp(s->container_fallback, "host") != 0 && strcmp(s->container_fallback, "fail") != 0) {
         st_error("container_fallback must be \"host\" or \"fail\", not '%s'", s->container_fallback);
         return -1;
@@ -1303,6 +1356,7 @@ void st_settings_free(st_settings *s)
     st_strv_free(&s->orphan_exclude);
     free(s->history_file);
     free(s->junit_xml);
+    free(s->quarantine_file);
     for (size_t i = 0; i < ST_DP_SWITCHES; i++)
         free(s->dp_where[i]);
     for (size_t i = 0; i < s->n_plugins; i++) {

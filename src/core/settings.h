@@ -53,6 +53,15 @@ typedef struct st_settings {
     char *runtime;            /* "host", "docker", "podman", or another runtime plugin's suffix */
     char *container_fallback; /* "host" or "fail" */
     int fail_on_orphans;
+    /* flaky tests: each failed test run again alone up to rerun_failures times; one that then
+     * passes is flaky (fails the cycle only with fail_on_flaky); the quarantine file (absolute
+     * after finish; default <data>/quarantine.json); the flakiness score's window (cycles) and
+     * the threshold `flaky` lists tests above */
+    unsigned rerun_failures;
+    int fail_on_flaky;
+    char *quarantine_file;
+    unsigned flaky_window;
+    double flaky_threshold;
     st_strv plugin_path;      /* searched before the system plugin dir */
     st_strv plugin_system_path; /* replaces the compiled-in plugin dir when ..._set */
     int plugin_system_path_set; /* plugin_system_path or SELF_TEST_PLUGIN_SYSTEM_PATH given
@@ -143,6 +152,11 @@ int st_set_uint(unsigned *dst, const char *value, unsigned min, const char *wher
 #define ST_RETRIES_MAX 20
 int st_set_retries(unsigned *dst, const char *value, const char *where);
 int st_set_seconds(double *dst, const char *value, const char *where);
+/* rerun_failures: 0 to ST_RERUNS_MAX reruns of a failed test. */
+#define ST_RERUNS_MAX 10
+int st_set_reruns(unsigned *dst, const char *value, const char *where);
+/* flaky_threshold: a number from 0 to 1. */
+int st_set_ratio(double *dst, const char *value, const char *where);
 int st_set_pytest_args(st_settings *s, const char *value, const char *where);
 int st_set_string(char **dst, const char *value);
 /* A colon-separated list of import roots (SELF_TEST_PYTHONPATH, --pythonpath). */

@@ -101,7 +101,7 @@ START_TEST(duration_kept_as_read_and_overflow_refused)
     ck_assert(b.tests[0].duration_s == 0.0001672489997872617);
     ck_assert(b.tests[1].duration_s == 2.0);
     b.path = (char *)"t.py";
-    st_counts c = {{0}};
+    st_counts c = {{0}, 0};
     char *line = st_batch_line_json(&b, &c);
     ck_assert_ptr_nonnull(line);
     b.path = NULL;
