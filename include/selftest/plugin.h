@@ -26,8 +26,8 @@
  *                 for placing it), st_exec_result.engine (the engine it ran on),
  *                 st_runtime_ops.slots (how many executions the runtime's engines take at once,
  *                 summed over them: the core's worker budget when it is not set).
- *   1.7  2026-11  st_run_summary.flaky: tests of the run that failed and then passed when run
- *                 again (not in failed).
+ *   1.7  2026-11  st_run_summary.flaky and flaky_total: tests that failed and then passed
+ *                 when run again (not in failed), in the run and since start.
  *
  * Rules that must stay true (see docs/plugin-guide.md for the long form):
  *  - A plugin exports exactly one symbol, ST_PLUGIN_ENTRY_SYMBOL. The core calls it with its own
@@ -523,8 +523,10 @@ typedef struct st_run_summary {
     /* Import checks whose only failure was a missing third-party package, since start. */
     unsigned long long orphans_unmet_total;
     /* ---- ABI 1.7 (check struct_size) ---- */
-    /* Tests of this run that failed and then passed when run again alone (not in failed). */
+    /* Tests of this run that failed and then passed when run again alone (not in failed), and
+     * the same since start. */
     unsigned flaky;
+    unsigned long long flaky_total;
 } st_run_summary;
 
 typedef struct st_exporter_ops {

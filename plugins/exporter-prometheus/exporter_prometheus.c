@@ -355,9 +355,13 @@ static void apply_summary(prom_exporter *px, const st_run_summary *s)
     if (s->struct_size >= offsetof(st_run_summary, orphans_unmet_total) +
                               sizeof(s->orphans_unmet_total))
         m->orphans_unmet = s->orphans_unmet_total;
-    /* ABI 1.6: an older core does not tell flaky tests apart */
-    if (s->struct_size >= offsetof(st_run_summary, flaky) + sizeof(s->flaky))
-        m->flaky = s->flaky;
+    /* ABI 1.6: an older core does not tell flaky tests apart. Our own sum survives a core
+     * that restarted counting; the core's survives our re-creation: the larger is right. */
+    if (s->struct_size >= offsetof(st_run_summary, flaky_total) + sizeof(s->flaky_total)) {
+        m->flaky_total += s->flaky;
+        if (s->flaky_total > m->flaky_total)
+            m->flaky_total = s->flaky_total;
+    }
     double duration = s->total_runtime_s > 0 ? s->total_runtime_s : s->finished_at - s->started_at;
     if (!(duration >= 0))
         duration = 0;

@@ -144,9 +144,6 @@ int prom_render(const prom_snapshot *s, st_buf *b)
     gauge_d(b, "self_test_passed_total", "Passed tests of the last run.", s->passed);
     gauge_d(b, "self_test_failed_total", "Failed tests (failures and errors) of the last run.",
             s->failed);
-    gauge_d(b, "self_test_flaky_total",
-            "Flaky tests of the last run (failed, then passed when run again; not in failed).",
-            s->flaky);
     gauge_d(b, "self_test_average_runtime_seconds", "Mean batch runtime of the last run in seconds.",
             s->average_runtime_s);
     gauge_d(b, "self_test_average_coverage",
@@ -190,6 +187,9 @@ int prom_render(const prom_snapshot *s, st_buf *b)
                  s->failed_in_a_row);
     }
     sample_u(b, "self_test_runs_total", "counter", "Runs finished since start.", s->runs_total);
+    sample_u(b, "self_test_flaky_total", "counter",
+             "Flaky tests (failed, then passed when run again alone; not failed) since start.",
+             s->flaky_total);
     histogram(b, s);
     return b->oom ? -1 : 0;
 }

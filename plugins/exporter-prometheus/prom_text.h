@@ -35,7 +35,7 @@ typedef struct prom_snapshot {
     unsigned long long container_failures, container_timeouts;
     unsigned long long orphans_tested, orphans_reintroduced, orphans_failed, orphans_redundant;
     unsigned long long orphans_unmet;
-    double flaky; /* tests of the last run that failed, then passed when run again */
+    unsigned long long flaky_total; /* tests that failed, then passed when run again */
     /* additions */
     double last_run_ts, last_success_ts, last_run_duration_s;
     int last_exit_status;               /* the CLI exit status of the last run */

@@ -930,6 +930,7 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
     st_run_finalize(&run);
     tally_run(s, &run, c.pf, checks, &skipped_before, counters);
     counters->runs++;
+    counters->flaky += run.totals.flaky;
 
     /* classify: per-batch verdicts are made as batches finish; here, per test against the
      * previous run in the metrics DB. */

@@ -15,6 +15,7 @@ typedef struct st_counters {
     unsigned long long orphans_tested, orphans_reintroduced, orphans_failed, orphans_redundant;
     unsigned long long orphans_unmet; /* checks that failed only for a missing package */
     unsigned long long runs;
+    unsigned long long flaky; /* tests that failed and then passed when run again */
 } st_counters;
 
 typedef struct st_pipeline_opts {

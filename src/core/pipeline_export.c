@@ -57,6 +57,7 @@ void st_export_end(st_plugin_set *ps, const st_run *run, const char *results_jso
         .results_json = results_json,
         .orphans_unmet_total = c->orphans_unmet,
         .flaky = run->totals.flaky,
+        .flaky_total = c->flaky,
     };
     for (size_t i = 0; i < ps->n; i++) {
         st_instance *inst = ps->list[i];

@@ -165,6 +165,10 @@ static const char expected_full[] =
     "# HELP self_test_runs_total Runs finished since start.\n"
     "# TYPE self_test_runs_total counter\n"
     "self_test_runs_total 2\n"
+    "# HELP self_test_flaky_total Flaky tests (failed, then passed when run again alone; not "
+    "failed) since start.\n"
+    "# TYPE self_test_flaky_total counter\n"
+    "self_test_flaky_total 8\n"
     "# HELP self_test_run_duration_seconds Wall time of finished runs in seconds.\n"
     "# TYPE self_test_run_duration_seconds histogram\n"
     "self_test_run_duration_seconds_bucket{le=\"1\"} 1\n"
@@ -205,6 +209,7 @@ static prom_snapshot known_snapshot(void)
         .last_exit_status = 1,
         .failed_in_a_row = 3,
         .runs_total = 2,
+        .flaky_total = 8,
     };
     prom_observe_duration(&s, 0.5);
     prom_observe_duration(&s, 12.25);
@@ -269,8 +274,8 @@ START_TEST(render_one_help_type_per_family)
                           "sample '%s' outside its family %s", line, current);
         }
     }
-    ck_assert_int_eq(helps, 20);
-    ck_assert_int_eq(types, 20);
+    ck_assert_int_eq(helps, 21);
+    ck_assert_int_eq(types, 21);
     free(text);
     st_buf_free(&b);
 }
@@ -431,6 +436,8 @@ START_TEST(end_run_updates_snapshot)
     st_run_summary ok_run = summary(7, 0, 91.25, 1, 1700000100, 20);
     ck_assert_int_eq(prom_end_run(f.px, &ok_run), ST_OK);
     st_run_summary bad_run = summary(6, 2, -1, 0, 1700000200, 0.5);
+    bad_run.flaky = 3; /* ABI 1.6 */
+    bad_run.flaky_total = 1;
     ck_assert_int_eq(prom_end_run(f.px, &bad_run), ST_OK);
     prom_snapshot *m = &f.px->snap;
     ck_assert(m->passed == 6 && m->failed == 2);
@@ -441,6 +448,7 @@ START_TEST(end_run_updates_snapshot)
     ck_assert_int_eq(m->last_exit_status, 1);
     ck_assert_uint_eq(m->failed_in_a_row, 1);
     ck_assert_uint_eq(m->runs_total, 2); /* the core said 1 each time: our count wins */
+    ck_assert_uint_eq(m->flaky_total, 3); /* the same for the flaky tests */
     ck_assert_uint_eq(m->bucket_counts[0], 1);
     ck_assert_uint_eq(m->bucket_counts[2], 1);
     ck_assert_uint_eq(m->bucket_counts[1], 1);
