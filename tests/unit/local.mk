@@ -41,6 +41,10 @@ UNIT_TESTS += tests/unit/test_metricsdb
 tests_unit_test_metricsdb_SOURCES = tests/unit/test_metricsdb.c tests/unit/unit.h
 tests_unit_test_metricsdb_CFLAGS = $(UNIT_CFLAGS) $(SQLITE3_CFLAGS)
 tests_unit_test_metricsdb_LDADD = $(UNIT_LDADD) $(SQLITE3_LIBS)
+UNIT_TESTS += tests/unit/test_quarantine
+tests_unit_test_quarantine_SOURCES = tests/unit/test_quarantine.c tests/unit/unit.h
+tests_unit_test_quarantine_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_quarantine_LDADD = $(UNIT_LDADD)
 
 # The orphan files (orphan_modules.json, orphan_classifications.json) and the check cache.
 ORPHANS_UNIT_TESTS = tests/unit/test_orphans
