@@ -114,11 +114,11 @@ typedef struct st_batch {
     char *limit;        /* the resource limit the runtime stopped it at, else NULL */
     unsigned leftover;  /* processes still running when pytest exited (the runtime stopped them) */
     int saw_start, saw_end;
+    st_counts counts;
     st_strv running;    /* tests started and not finished (test_start without test_finish) */
     char *container;    /* the container of the last attempt, NULL on the host */
     char *truncated;    /* message when the last line had no newline, else NULL */
     char *read_error;   /* message when the results file could not be read, else NULL */
-    st_counts counts;
     st_test_result *tests;
     size_t n_tests, cap_tests;
     st_strv argv_seen;  /* the argv pytest reported receiving (start event) */

@@ -54,13 +54,13 @@ typedef struct st_settings {
     char *container_fallback; /* "host" or "fail" */
     int fail_on_orphans;
     /* flaky tests: each failed test run again alone up to rerun_failures times; one that then
-     * passes is flaky (fails the cycle only with fail_on_flaky); the quarantine file (absolute
-     * after finish; default <data>/quarantine.json); the flakiness score's window (cycles) and
+     * passes is flaky (fails the cycle only with fail_on_flaky); the flakiness score's window
+     * (cycles); the quarantine file (absolute after finish; default <data>/quarantine.json);
      * the threshold `flaky` lists tests above */
     unsigned rerun_failures;
     int fail_on_flaky;
-    char *quarantine_file;
     unsigned flaky_window;
+    char *quarantine_file;
     double flaky_threshold;
     st_strv plugin_path;      /* searched before the system plugin dir */
     st_strv plugin_system_path; /* replaces the compiled-in plugin dir when ..._set */
