@@ -194,6 +194,15 @@ def main():
     broken = sorted(n.split("::")[-1] for n in at_break["regressions"] if "test_broken_" in n)
     print("cycle %d regressions: %s" % (break_at, at_break["regressions"]))
     print("every intermittent test above flaky_threshold by cycle: %s" % flagged_at)
+    # no history can flag a test before its first flaky run: when each test first was flaky
+    first = {}
+    for r in recs:
+        for n in intermittent(r["flaky"]):
+            first.setdefault(n, r["cycle"])
+    print("first flaky cycle of each intermittent test: %s"
+          % ", ".join("%s: %s" % (i, first.get("tests/test_intermittent.py::"
+                                               "test_intermittent[%d]" % i, "never"))
+                      for i in range(INTERMITTENT)))
     rr = sum(r["rerun_runtime"] for r in recs)
     print("reruns: %d in all, %.2fs of %.2fs of cycle wall time (%.1f%%); per rerun %.3fs"
           % (sum(r["reruns"] for r in recs), rr, sum(r["wall"] for r in recs),

@@ -216,7 +216,7 @@ int st_settings_init(st_settings *s)
     s->retries = 1;
     s->rerun_failures = 1;
     s->flaky_window = 20;
-    s->flaky_threshold = 0.1;
+    s->flaky_threshold = 0.05;
     s->python = st_strdup(ST_DEFAULT_PYTHON);
     s->runtime = st_strdup("host");
     s->container_fallback = st_strdup("host");

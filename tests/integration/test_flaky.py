@@ -217,7 +217,7 @@ def test_rerun_flaky_quarantine_regression(workdir):
     t.is_eq(sorted(e["nodeid"] for e in fl.get("quarantine", [])), sorted([ALWAYS, KNOWN]),
             "flaky --json lists the quarantine")
     rc, _, out, err = p.run(command="flaky")
-    t.ok("Flaky tests (score above 0.1 over the last 20 runs)" in out and FLAKY in out and
+    t.ok("Flaky tests (score above 0.05 over the last 20 runs)" in out and FLAKY in out and
          "Quarantined (" in out, "flaky prints the list and the quarantine", out)
 
     # release: the test counts again
