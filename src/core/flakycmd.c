@@ -45,10 +45,8 @@ static int edit(const st_settings *s, const st_flaky_opts *o)
     if (rc == ST_OK && st_quarantine_save(s->quarantine_file, &q) < 0)
         rc = ST_ERR_IO;
     if (rc == ST_OK)
-        printf("%s %s %s\n", o->release ? "released" : "quarantined", nodeid,
-               o->release ? "from" : "in");
-    if (rc == ST_OK)
-        printf("  %s\n", s->quarantine_file);
+        printf("%s %s %s %s\n", o->release ? "released" : "quarantined", nodeid,
+               o->release ? "from" : "in", s->quarantine_file);
     st_quarantine_free(&q);
     return rc;
 }
