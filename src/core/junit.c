@@ -165,6 +165,8 @@ static void props_emit(st_buf *b, const char *indent, props *p)
 /* The properties of one testcase. Every <testcase> may carry a <properties> block: this is the
  * one place that decides what goes into it (the pytest phase of a setup or teardown report; a
  * later per-test fact such as a flaky verdict belongs here too). */
+static char *failure_message(const char *excerpt, const char *fallback);
+
 static void testcase_properties(const st_batch *b, const st_test_result *tr, props *p)
 {
     (void)b;
@@ -172,6 +174,16 @@ static void testcase_properties(const st_batch *b, const st_test_result *tr, pro
         prop_add(p, "selftest.phase", st_strdup(tr->phase));
     if (tr->outcome == ST_OUT_XPASSED)
         prop_add(p, "selftest.outcome", st_strdup("xpassed"));
+    /* failed, then passed when run again alone: a pass that says so (docs/flaky.md) */
+    if (tr->flaky) {
+        prop_add(p, "flaky", st_strdup("true"));
+        prop_add(p, "selftest.attempts", st_asprintf("%u", tr->attempts));
+        prop_add(p, "selftest.first_failure", failure_message(tr->excerpt, "failed"));
+    } else if (tr->attempts > 1) {
+        prop_add(p, "selftest.attempts", st_asprintf("%u", tr->attempts));
+    }
+    if (tr->quarantined)
+        prop_add(p, "selftest.quarantined", st_strdup("true"));
 }
 
 /* ---- names and messages -------------------------------------------------------------------- */
@@ -282,15 +294,17 @@ static void render_testcase(st_buf *b, const st_batch *bt, const st_test_result 
     free(name);
     props p = {.n = 0};
     testcase_properties(bt, tr, &p);
-    int empty = p.n == 0 && tr->outcome != ST_OUT_FAILED && tr->outcome != ST_OUT_ERROR &&
-                tr->outcome != ST_OUT_SKIPPED && tr->outcome != ST_OUT_XFAILED;
+    /* a flaky test passed in the end: no <failure>, its properties say what happened */
+    st_outcome outcome = tr->flaky ? ST_OUT_PASSED : tr->outcome;
+    int empty = p.n == 0 && outcome != ST_OUT_FAILED && outcome != ST_OUT_ERROR &&
+                outcome != ST_OUT_SKIPPED && outcome != ST_OUT_XFAILED;
     if (empty) {
         st_buf_puts(b, "/>\n");
         return;
     }
     st_buf_puts(b, ">\n");
     props_emit(b, "      ", &p);
-    switch (tr->outcome) {
+    switch (outcome) {
     case ST_OUT_FAILED:
     case ST_OUT_ERROR: {
         int failed = tr->outcome == ST_OUT_FAILED;

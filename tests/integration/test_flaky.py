@@ -15,7 +15,9 @@ import json
 import os
 import shutil
 import sqlite3
+import subprocess
 import time
+import xml.etree.ElementTree as ET
 
 import pytest
 import st_helpers as t
@@ -110,12 +112,45 @@ def outcome_of(res, nodeid):
     return [x.get("outcome") for x in res.get("tests", []) if x.get("nodeid") == nodeid]
 
 
+def check_junit(path):
+    """JUnit XML: the flaky test is a pass with the flaky property; a test that failed every
+    attempt is a failure with its attempts; the counts leave the flaky test out."""
+    if not os.path.exists(path):
+        t.ok(False, "the JUnit XML file is written", path)
+        return
+    root = ET.parse(path).getroot()
+    cases = {c.get("name"): c for c in root.iter("testcase")}
+    props = {n: {p.get("name"): p.get("value") for p in c.iter("property")}
+             for n, c in cases.items()}
+    flaky = cases.get("test_fails_first_time")
+    t.ok(flaky is not None and flaky.find("failure") is None and flaky.find("error") is None,
+         "JUnit: the flaky test is a pass (no <failure>)")
+    t.is_eq((props.get("test_fails_first_time") or {}).get("flaky"), "true",
+            "JUnit: ...with the property flaky = true")
+    t.is_eq((props.get("test_fails_first_time") or {}).get("selftest.attempts"), "2",
+            "JUnit: ...and its attempts")
+    always = cases.get("test_always_fails")
+    t.ok(always is not None and always.find("failure") is not None,
+         "JUnit: the test that failed every attempt is a failure")
+    t.is_eq((props.get("test_always_fails") or {}).get("selftest.attempts"), "2",
+            "JUnit: ...with its attempts")
+    t.is_eq(root.get("failures"), "2", "JUnit: failures leave the flaky test out")
+    xsd = os.path.join(t.top_srcdir(), "tests", "junit", "jenkins-junit.xsd")
+    if shutil.which("xmllint") and os.path.exists(xsd):
+        v = subprocess.run(["xmllint", "--noout", "--schema", xsd, path], capture_output=True,
+                           text=True)
+        t.ok(v.returncode == 0, "JUnit: valid against the Jenkins schema", v.stderr[-1000:])
+    else:
+        t.skip("JUnit schema", "xmllint is not installed (Debian package libxml2-utils)")
+
+
 def test_rerun_flaky_quarantine_regression(workdir):
     """Items 1, 3 and 4 on the host, over four cycles."""
     p = Project(workdir)
     # cycle 1: the flaky test fails once and passes on its rerun; the two broken tests fail
     # both attempts: the cycle fails for them, not for the flaky one
-    rc, res, out, err = p.run()
+    junit = os.path.join(workdir, "junit.xml")
+    rc, res, out, err = p.run("--junit-xml", junit)
     t.is_eq(rc, 1, "cycle 1 exits 1 (two tests fail every attempt)")
     t.is_eq(res.get("flaky"), [FLAKY], "cycle 1: the test that passed when run again is flaky")
     t.is_eq(res.get("flaky_count"), 1, "cycle 1: flaky_count")
@@ -129,6 +164,7 @@ def test_rerun_flaky_quarantine_regression(workdir):
     t.is_eq(res.get("reruns"), 3, "three reruns: the flaky test and the two broken ones")
     t.ok(0 < res.get("rerun_runtime", 0) <= res.get("total_runtime", 0),
          "the reruns' wall time is part of the cycle's", res.get("rerun_runtime"))
+    check_junit(junit)
     sm = list(res.get("suite_metrics", {}).values())
     t.is_eq([b.get("flaky") for b in sm], [1], "the batch counts its flaky test apart")
     # the summary (no --json): a Flaky section and the count on the last line
