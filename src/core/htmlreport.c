@@ -330,6 +330,9 @@ static void section_failures(st_buf *b, yajl_val last)
             esc_text(b, phase);
             st_buf_puts(b, ")</span>");
         }
+        yajl_val q = st_jv_get(t, "quarantined");
+        if (q && YAJL_IS_TRUE(q))
+            st_buf_puts(b, " <span class=\"muted\">(quarantined: does not fail the cycle)</span>");
         st_buf_puts(b, "</summary>\n");
         pre_block(b, "Traceback", st_jv_str(t, "excerpt"));
         pre_block(b, "Captured stdout", st_jv_str(t, "stdout"));
@@ -361,6 +364,72 @@ static void section_failures(st_buf *b, yajl_val last)
     }
     if (!shown)
         st_buf_puts(b, "<p class=\"pass\">No test and no batch failed.</p>\n");
+    st_buf_puts(b, "</section>\n");
+}
+
+/* Flaky tests (docs/flaky.md): the last cycle's, and how often each test was flaky over the
+ * cycles shown (the results' "flaky" lists), most often first. */
+static void section_flaky(st_buf *b, yajl_val *runs, const char *const *labels, size_t n)
+{
+    yajl_val last = runs[n - 1];
+    st_buf_puts(b, "<section id=\"flaky\"><h2>Flaky tests</h2>\n"
+                   "<h3>Flaky in the last cycle (failed, then passed when run again)</h3>\n");
+    name_list(b, st_jv_get(last, "flaky"), "None.");
+    st_buf_puts(b, "<h3>Quarantined tests that failed in the last cycle</h3>\n");
+    name_list(b, st_jv_get(last, "quarantined"), "None.");
+    yajl_val ready = st_jv_get(last, "quarantine_ready");
+    if (arr_len(ready)) {
+        st_buf_puts(b, "<h3>Quarantined tests ready to release</h3>\n");
+        name_list(b, ready, "");
+    }
+    st_strv nodes = {0};
+    unsigned *count = NULL;
+    size_t *newest = NULL, cap = 0, cap2 = 0;
+    for (size_t k = 0; k < n; k++) {
+        yajl_val fl = st_jv_get(runs[k], "flaky");
+        for (size_t i = 0; i < arr_len(fl); i++) {
+            const char *id = YAJL_GET_STRING(fl->u.array.values[i]);
+            size_t j = 0;
+            while (id && j < nodes.n && strcmp(nodes.v[j], id) != 0)
+                j++;
+            if (!id)
+                continue;
+            if (j == nodes.n) {
+                if (ST_GROW(count, cap, j + 1) < 0 || ST_GROW(newest, cap2, j + 1) < 0)
+                    goto out;
+                st_strv_push(&nodes, id);
+                if (nodes.n != j + 1)
+                    goto out;
+                count[j] = 0;
+            }
+            count[j]++;
+            newest[j] = k;
+        }
+    }
+    if (nodes.n) {
+        st_buf_printf(b, "<h3>Flaky over the last %zu cycle%s, most often first</h3>\n"
+                         "<table><tr><th>test</th><th>flaky cycles</th><th>last flaky</th>"
+                         "</tr>\n", n, n == 1 ? "" : "s");
+        /* a few dozen tests at most: selection by count */
+        for (size_t shown = 0; shown < nodes.n && shown < 50; shown++) {
+            size_t best = 0;
+            for (size_t j = 1; j < nodes.n; j++)
+                if (count[j] > count[best])
+                    best = j;
+            st_buf_puts(b, "<tr><td><code>");
+            esc_text(b, nodes.v[best]);
+            st_buf_printf(b, "</code></td><td class=\"n\">%u of %zu</td><td>", count[best], n);
+            esc_text(b, labels[newest[best]]);
+            st_buf_puts(b, "</td></tr>\n");
+            count[best] = 0; /* shown */
+        }
+        st_buf_puts(b, "</table>\n<p class=\"muted\">selftest-core flaky scores every test "
+                       "over metrics.db (docs/flaky.md).</p>\n");
+    }
+out:
+    st_strv_free(&nodes);
+    free(count);
+    free(newest);
     st_buf_puts(b, "</section>\n");
 }
 
@@ -595,6 +664,7 @@ char *st_html_render(const char *title, const double *started, const char *const
         section_summary(&b, runs[m - 1], when);
         section_failures(&b, runs[m - 1]);
         section_changes(&b, runs, (const char *const *)labels, m);
+        section_flaky(&b, runs, (const char *const *)labels, m);
         section_trends(&b, runs, (const char *const *)labels, m);
         section_orphans_last(&b, runs[m - 1]);
         section_slowest(&b, runs[m - 1]);

@@ -256,6 +256,19 @@ def test_rerun_flaky_quarantine_regression(workdir):
     t.ok("Flaky tests (score above 0.05 over the last 20 runs)" in out and FLAKY in out and
          "Quarantined (" in out, "flaky prints the list and the quarantine", out)
 
+    # the HTML page shows them
+    html_dir = os.path.join(workdir, "html")
+    rc, _, out, err = p.run("--out", html_dir, command="html")
+    page = open(os.path.join(html_dir, "index.html")).read() if rc == 0 else ""
+    flaky_part = page.split('<section id="flaky">', 1)[-1].split("</section>", 1)[0]
+    t.ok('<section id="flaky">' in page and FLAKY in flaky_part,
+         "the HTML page has a flaky section naming the flaky test", err)
+    n_runs = p.db().execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+    t.ok("%d of %d" % (n_runs, n_runs) in flaky_part,
+         "...flaky in every cycle shown (%d)" % n_runs, flaky_part[-1500:])
+    t.ok("(quarantined: does not fail the cycle)" in page,
+         "the page marks the quarantined failures")
+
     # release: the test counts again
     rc, _, out, err = p.run("--release", KNOWN, command="flaky")
     t.is_eq(rc, 0, "flaky --release exits 0")
