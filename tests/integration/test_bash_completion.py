@@ -18,7 +18,7 @@ from st_helpers import is_eq, ok
 
 BIN = sth.selftest_bin()
 SCRIPT = os.path.join(sth.top_builddir(), "conf", "bash-completion", "selftest-core")
-COMMANDS = ["cleanup", "discover", "html", "plugins", "report", "run", "run-scheduled"]
+COMMANDS = ["cleanup", "discover", "flaky", "html", "plugins", "report", "run", "run-scheduled"]
 
 
 @pytest.fixture(autouse=True)
