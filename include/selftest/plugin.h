@@ -28,6 +28,7 @@
  *                 summed over them: the core's worker budget when it is not set).
  *   1.7  2026-11  st_run_summary.flaky and flaky_total: tests that failed and then passed
  *                 when run again (not in failed), in the run and since start.
+ *   1.8  2026-11  ST_ERR_MALFORMED: a file or a reply is not in the format it must have.
  *
  * Rules that must stay true (see docs/plugin-guide.md for the long form):
  *  - A plugin exports exactly one symbol, ST_PLUGIN_ENTRY_SYMBOL. The core calls it with its own
@@ -92,10 +93,12 @@ typedef enum st_status {
     ST_ERR_TIMEOUT = -4,     /* a deadline passed */
     ST_ERR_CANCELLED = -5,   /* cancel() was called or the run is stopping */
     ST_ERR_IO = -6,          /* read/write/network failure */
-    ST_ERR_INTERNAL = -7     /* a bug; the log says where */
+    ST_ERR_INTERNAL = -7,    /* a bug; the log says where */
+    ST_ERR_MALFORMED = -8    /* a file or reply is not in the format it must have (corrupt,
+                                truncated, not JSON, an unknown schema version); ABI 1.8 */
 } st_status;
 
-/* The name of a status for messages ("ok", "invalid", ..., "internal"; "unknown" for any other
+/* The name of a status for messages ("ok", "invalid", ..., "malformed"; "unknown" for any other
  * value). Defined here, so a plugin needs nothing from the core to call it. */
 static inline const char *st_status_str(int status)
 {
@@ -108,6 +111,7 @@ static inline const char *st_status_str(int status)
     case ST_ERR_CANCELLED: return "cancelled";
     case ST_ERR_IO: return "i/o error";
     case ST_ERR_INTERNAL: return "internal error";
+    case ST_ERR_MALFORMED: return "malformed";
     }
     return "unknown";
 }

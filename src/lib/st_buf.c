@@ -4,6 +4,8 @@
 
 #include "st_buf.h"
 
+#include <selftest/plugin.h>
+
 #include <assert.h>
 #include <errno.h>
 #include <stdint.h>
@@ -16,10 +18,10 @@
 static int buf_reserve(st_buf *b, size_t extra)
 {
     if (b->oom)
-        return -1;
+        return ST_ERR_NOMEM;
     if (extra > SIZE_MAX - b->len - 1) {
         b->oom = 1;
-        return -1;
+        return ST_ERR_NOMEM;
     }
     if (b->len + extra + 1 <= b->cap)
         return 0;
@@ -27,14 +29,14 @@ static int buf_reserve(st_buf *b, size_t extra)
     while (cap < b->len + extra + 1) {
         if (cap > SIZE_MAX / 2) {
             b->oom = 1;
-            return -1;
+            return ST_ERR_NOMEM;
         }
         cap *= 2;
     }
     char *p = realloc(b->data, cap);
     if (!p) {
         b->oom = 1;
-        return -1;
+        return ST_ERR_NOMEM;
     }
     b->data = p;
     b->cap = cap;
@@ -231,14 +233,14 @@ int st_grow(void **data, size_t *cap, size_t need, size_t elem)
     size_t cap2 = *cap ? *cap : 16;
     while (cap2 < need) {
         if (cap2 > SIZE_MAX / 2)
-            return -1;
+            return ST_ERR_NOMEM;
         cap2 *= 2;
     }
     if (elem && cap2 > SIZE_MAX / elem)
-        return -1;
+        return ST_ERR_NOMEM;
     void *d = realloc(*data, cap2 * elem);
     if (!d)
-        return -1;
+        return ST_ERR_NOMEM;
     *data = d;
     *cap = cap2;
     return 0;

@@ -54,8 +54,8 @@ char *st_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int st_strset(char **dst, const char *s);
 
 /* Growable arrays: makes room for need elements of elem bytes in *data, whose capacity is *cap
- * (doubling, from 16). 0, or -1 on overflow or out of memory (then *data and *cap are
- * untouched). ST_GROW(array, cap, need) passes the element size of the array. */
+ * (doubling, from 16). ST_OK, or ST_ERR_NOMEM on overflow or out of memory (then *data and
+ * *cap are untouched). ST_GROW(array, cap, need) passes the element size of the array. */
 int st_grow(void **data, size_t *cap, size_t need, size_t elem);
 #define ST_GROW(array, cap, need) st_grow((void **)&(array), &(cap), (need), sizeof(*(array)))
 

@@ -4,6 +4,8 @@
 
 #include "st_enum.h"
 
+#include <selftest/plugin.h>
+
 #include <string.h>
 
 const char *st_enum_to_name(const st_enum_name *table, size_t n, int value, const char *unknown)
@@ -19,7 +21,7 @@ int st_enum_from_name(const st_enum_name *table, size_t n, const char *name, int
     for (size_t i = 0; name && i < n; i++)
         if (strcmp(table[i].name, name) == 0) {
             *out = table[i].value;
-            return 0;
+            return ST_OK;
         }
-    return -1;
+    return ST_ERR_INVALID;
 }

@@ -18,7 +18,8 @@ typedef struct st_enum_name {
 
 /* The name of value in table[0..n), or unknown when the table has none. */
 const char *st_enum_to_name(const st_enum_name *table, size_t n, int value, const char *unknown);
-/* The value named name (exact match): 0 and *out set, or -1 when the table has no such name. */
+/* The value named name (exact match): ST_OK and *out set, or ST_ERR_INVALID when the table has
+ * no such name. */
 int st_enum_from_name(const st_enum_name *table, size_t n, const char *name, int *out);
 
 #define ST_ENUM_COUNT(table) (sizeof(table) / sizeof((table)[0]))

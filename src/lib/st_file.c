@@ -7,6 +7,8 @@
 #include "st_buf.h"
 #include "st_path.h"
 
+#include <selftest/plugin.h>
+
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -184,4 +186,20 @@ const char *st_read_file_strerror(int rc)
     if (rc == -EFBIG)
         return "too large";
     return strerror(-rc);
+}
+
+int st_status_of_errno(int err)
+{
+    if (err < 0)
+        err = -err;
+    switch (err) {
+    case 0:
+        return ST_OK;
+    case ENOENT:
+    case ENOTDIR:
+        return ST_ERR_UNAVAILABLE;
+    case ENOMEM:
+        return ST_ERR_NOMEM;
+    }
+    return ST_ERR_IO;
 }

@@ -42,4 +42,9 @@ int st_read_file(const char *path, size_t max, char **out, size_t *len);
  * -EINVAL, "too large" for -EFBIG, else strerror(-rc). */
 const char *st_read_file_strerror(int rc);
 
+/* The st_status (plugin.h) of an errno value (either sign, as these functions return it):
+ * ST_ERR_UNAVAILABLE when the file is not there (ENOENT, ENOTDIR), ST_ERR_NOMEM for ENOMEM,
+ * ST_ERR_IO for anything else (0: ST_OK). */
+int st_status_of_errno(int err);
+
 #endif

@@ -4,6 +4,8 @@
 
 #include "st_num.h"
 
+#include <selftest/plugin.h>
+
 #include <errno.h>
 #include <locale.h>
 #include <math.h>
@@ -91,40 +93,40 @@ int st_parse_bool(const char *s)
     static const char *const no[] = {"0", "false", "no", "off"};
     char buf[16];
     if (trimmed(s, buf, sizeof(buf)) < 0)
-        return -1;
+        return ST_ERR_INVALID;
     for (size_t i = 0; i < 4; i++) {
         if (strcasecmp(buf, yes[i]) == 0)
             return 1;
         if (strcasecmp(buf, no[i]) == 0)
             return 0;
     }
-    return -1;
+    return ST_ERR_INVALID;
 }
 
 int st_parse_long(const char *s, long long *out)
 {
     char buf[64];
     if (trimmed(s, buf, sizeof(buf)) < 0 || !is_decimal(buf, 0))
-        return -1;
+        return ST_ERR_INVALID;
     char *end;
     errno = 0;
     long long v = strtoll(buf, &end, 10);
     if (errno || *end || end == buf)
-        return -1;
+        return ST_ERR_INVALID;
     *out = v;
-    return 0;
+    return ST_OK;
 }
 
 int st_parse_double(const char *s, double *out)
 {
     char buf[64];
     if (trimmed(s, buf, sizeof(buf)) < 0 || !is_decimal(buf, 1))
-        return -1;
+        return ST_ERR_INVALID;
     char *end;
     errno = 0;
     double v = strtod(buf, &end);
     if (errno || *end || end == buf || v != v)
-        return -1;
+        return ST_ERR_INVALID;
     *out = v;
-    return 0;
+    return ST_OK;
 }

@@ -12,10 +12,11 @@
  * check isfinite first). */
 void st_format_double(double v, char out[ST_DOUBLE_BUFSIZE]);
 
-/* Boolean words: 1/0, true/false, yes/no, on/off, any case. Returns 0/1, or -1 if not one. */
+/* Boolean words: 1/0, true/false, yes/no, on/off, any case. Returns 0/1, or ST_ERR_INVALID
+ * (plugin.h) if not one. */
 int st_parse_bool(const char *s);
 /* Strict integer and double parsing of a whole string: plain decimal only (no hex, inf or
- * nan), surrounding white space ignored (as by st_parse_bool). 0 on success, -1 otherwise. */
+ * nan), surrounding white space ignored (as by st_parse_bool). ST_OK, or ST_ERR_INVALID. */
 int st_parse_long(const char *s, long long *out);
 int st_parse_double(const char *s, double *out);
 

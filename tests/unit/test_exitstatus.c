@@ -24,12 +24,13 @@ START_TEST(status_names)
     ck_assert_str_eq(st_status_str(ST_ERR_CANCELLED), "cancelled");
     ck_assert_str_eq(st_status_str(ST_ERR_IO), "i/o error");
     ck_assert_str_eq(st_status_str(ST_ERR_INTERNAL), "internal error");
+    ck_assert_str_eq(st_status_str(ST_ERR_MALFORMED), "malformed");
     /* anything else (a plugin's positive or unknown value) has a name too, never NULL */
     ck_assert_str_eq(st_status_str(1), "unknown");
-    ck_assert_str_eq(st_status_str(-8), "unknown");
+    ck_assert_str_eq(st_status_str(-9), "unknown");
     ck_assert_str_eq(st_status_str(-1000), "unknown");
     /* every status has its own name */
-    for (int a = ST_ERR_INTERNAL; a <= ST_OK; a++)
+    for (int a = ST_ERR_MALFORMED; a <= ST_OK; a++)
         for (int b = a + 1; b <= ST_OK; b++)
             ck_assert_str_ne(st_status_str(a), st_status_str(b));
 }
@@ -47,7 +48,7 @@ START_TEST(the_one_mapping)
     /* every other status is an infrastructure error */
     static const int infra[] = {ST_ERR_NOMEM,     ST_ERR_UNAVAILABLE, ST_ERR_TIMEOUT,
                                 ST_ERR_CANCELLED, ST_ERR_IO,          ST_ERR_INTERNAL,
-                                -42};
+                                ST_ERR_MALFORMED, -42};
     for (size_t i = 0; i < sizeof(infra) / sizeof(infra[0]); i++) {
         ck_assert_int_eq(st_exit_status(infra[i], ST_VERDICT_PASSED), 3);
         ck_assert_int_eq(st_exit_status(infra[i], ST_VERDICT_FAILED), 3);

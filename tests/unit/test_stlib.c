@@ -105,7 +105,7 @@ START_TEST(arrays_grow_and_strings_are_replaced)
     size_t before = cap;
     ck_assert_int_eq(ST_GROW(v, cap, 10), 0); /* enough room: nothing changes */
     ck_assert_uint_eq(cap, before);
-    ck_assert_int_eq(ST_GROW(v, cap, SIZE_MAX / 2), -1); /* overflow: refused, array kept */
+    ck_assert_int_eq(ST_GROW(v, cap, SIZE_MAX / 2), ST_ERR_NOMEM); /* overflow: refused, kept */
     ck_assert_uint_eq(cap, before);
     ck_assert_int_eq(v[999], 999);
     free(v);
