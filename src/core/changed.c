@@ -6,6 +6,8 @@
 
 #include "pygraph.h"
 
+#include <selftest/plugin.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -105,7 +107,7 @@ typedef struct extra_edges {
 static int extra_push(extra_edges *e, uint32_t from, uint32_t to)
 {
     if (ST_GROW(e->v, e->cap, e->n + 1) < 0)
-        return -1;
+        return ST_ERR_NOMEM;
     e->v[e->n++] = (extra_edge){from, to};
     return 0;
 }
@@ -123,7 +125,7 @@ static int implicit_edges(const st_pygraph *g, extra_edges *e)
         const char *path = st_pygraph_path(g, t);
         char *dir = dir_of(path);
         if (!dir)
-            return -1;
+            return ST_ERR_NOMEM;
         /* packages: walk up while the directory has an __init__.py */
         char *d = st_strdup(dir);
         while (d && d[0]) {
@@ -135,7 +137,7 @@ static int implicit_edges(const st_pygraph *g, extra_edges *e)
             if (id != t && extra_push(e, id, t) < 0) {
                 free(d);
                 free(dir);
-                return -1;
+                return ST_ERR_NOMEM;
             }
             char *up = dir_of(d);
             free(d);
@@ -150,14 +152,14 @@ static int implicit_edges(const st_pygraph *g, extra_edges *e)
             free(c);
             if (id != ST_PYGRAPH_NONE && id != t && extra_push(e, id, t) < 0) {
                 free(d);
-                return -1;
+                return ST_ERR_NOMEM;
             }
             if (!d[0])
                 break;
             char *up = dir_of(d);
             free(d);
             if (!up)
-                return -1;
+                return ST_ERR_NOMEM;
             d = up;
         }
         free(d);
@@ -205,7 +207,7 @@ int st_changed_select(const st_pygraph *g, const char *const *changed, size_t n_
     extra_edges extra = {0};
     sel_item *items = NULL;
     size_t n_items = 0;
-    int rc = -1;
+    int rc = ST_ERR_NOMEM;
     if (!ri || !queue)
         goto out;
     size_t head = 0, tail = 0;
@@ -358,7 +360,7 @@ int st_changed_plan(const st_selection *sel, const st_strv *whole, st_strv *batc
     if (!k || !hit) {
         free(k);
         free(hit);
-        return -1;
+        return ST_ERR_NOMEM;
     }
     for (size_t i = 0; i < n; i++) {
         const char *b = batches->v[i];
@@ -403,7 +405,7 @@ int st_changed_plan(const st_selection *sel, const st_strv *whole, st_strv *batc
             st_strv_free(&nk[i]);
         free(nk);
         st_strv_free(&nb);
-        return -1;
+        return ST_ERR_NOMEM;
     }
     st_strv_free(batches);
     *batches = nb;
@@ -414,7 +416,8 @@ int st_changed_plan(const st_selection *sel, const st_strv *whole, st_strv *batc
 /* ---- git ------------------------------------------------------------------------------------ */
 
 /* Runs `git -C root ARGS...` (no shell) and collects its stdout and stderr. Returns git's exit
- * status (0..255; 128 + signal when killed), or -1 with errno when it cannot be started. */
+ * status (0..255; 128 + signal when killed), or ST_ERR_IO with errno when it cannot be
+ * started. */
 static int git_run(const char *root, const char *const *args, st_buf *out, st_buf *err)
 {
     const char *argv[24];
@@ -427,13 +430,13 @@ static int git_run(const char *root, const char *const *args, st_buf *out, st_bu
     argv[n] = NULL;
     int po[2] = {-1, -1}, pe[2] = {-1, -1};
     if (pipe2(po, O_CLOEXEC) < 0)
-        return -1;
+        return ST_ERR_IO;
     if (pipe2(pe, O_CLOEXEC) < 0) {
         int e = errno;
         close(po[0]);
         close(po[1]);
         errno = e;
-        return -1;
+        return ST_ERR_IO;
     }
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
@@ -449,7 +452,7 @@ static int git_run(const char *root, const char *const *args, st_buf *out, st_bu
         close(po[0]);
         close(pe[0]);
         errno = src;
-        return -1;
+        return ST_ERR_IO;
     }
     struct pollfd fds[2] = {{po[0], POLLIN, 0}, {pe[0], POLLIN, 0}};
     st_buf *bufs[2] = {out, err};

@@ -39,8 +39,8 @@ void st_selection_free(st_selection *sel);
 int st_changed_ignored(const char *rel, const char *const *skip_dirs);
 
 /* Selects the test files affected by changed[0..n_changed) (repo-relative paths, existing or
- * deleted), plus failed[0..n_failed) (test files, kept when the graph knows them). Returns 0 or
- * -1 (out of memory); sel is zero-initialised by the caller and freed with st_selection_free. */
+ * deleted), plus failed[0..n_failed) (test files, kept when the graph knows them). Returns ST_OK
+ * or ST_ERR_NOMEM; sel is zero-initialised by the caller and freed with st_selection_free. */
 int st_changed_select(const struct st_pygraph *g, const char *const *changed, size_t n_changed,
                       const char *const *failed, size_t n_failed, st_selection *sel);
 
@@ -50,8 +50,8 @@ int st_changed_select(const struct st_pygraph *g, const char *const *changed, si
  * a batch without a selected file is dropped, and a file or node-id batch is kept whole when
  * its file is selected (keeps[i] then stays empty), as is a batch whose path is in whole (may
  * be NULL). batches is rewritten in place; *keeps is a
- * new array of batches->n vectors (freed by the caller, each with st_strv_free). Returns 0 or
- * -1 (out of memory). */
+ * new array of batches->n vectors (freed by the caller, each with st_strv_free). Returns ST_OK
+ * or ST_ERR_NOMEM. */
 int st_changed_plan(const st_selection *sel, const st_strv *whole, st_strv *batches,
                     st_strv **keeps, int affected_first);
 

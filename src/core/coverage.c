@@ -17,12 +17,12 @@ static int add_cov_line(st_batch *b, const char *file, long line, int executed, 
         size_t ncap = *cap ? *cap * 2 : 256;
         st_cov_line *grown = realloc(b->cov, ncap * sizeof(*grown));
         if (!grown)
-            return -1;
+            return ST_ERR_NOMEM;
         b->cov = grown;
         *cap = ncap;
     }
     b->cov[b->n_cov++] = (st_cov_line){file, line, executed};
-    return 0;
+    return ST_OK;
 }
 
 /* pytest-cov's LCOV report: "SF:<file>", then "DA:<line>,<hits>[,<checksum>]" per statement,
@@ -38,7 +38,7 @@ int st_coverage_read(st_batch *b, const char *file, char *err, size_t err_size)
         return 1;
     if (rc < 0) {
         snprintf(err, err_size, "%s: cannot read: %s", file, strerror(-rc));
-        return -1;
+        return st_status_of_errno(rc);
     }
     const char *current = NULL;
     size_t executed = 0, statements = 0, cap = b->n_cov;
@@ -50,7 +50,7 @@ int st_coverage_read(st_batch *b, const char *file, char *err, size_t err_size)
         if (strncmp(line, "SF:", 3) == 0) {
             st_strv_push(&b->cov_files, line + 3);
             if (b->cov_files.oom) {
-                rc = -1;
+                rc = ST_ERR_NOMEM;
                 break;
             }
             current = b->cov_files.v[b->cov_files.n - 1];
@@ -60,15 +60,14 @@ int st_coverage_read(st_batch *b, const char *file, char *err, size_t err_size)
             long hits = *end == ',' ? strtol(end + 1, &end, 10) : -1;
             if (!current || ln < 0 || hits < 0 || (*end && *end != ',')) {
                 snprintf(err, err_size, "%s:%u: malformed LCOV line", file, lineno);
-                rc = -1;
+                rc = ST_ERR_MALFORMED;
                 break;
             }
             if (ln == 0)
                 continue; /* the marker of a module without statements */
-            if (add_cov_line(b, current, ln, hits > 0, &cap) < 0) {
-                rc = -1;
+            rc = add_cov_line(b, current, ln, hits > 0, &cap);
+            if (rc < 0)
                 break;
-            }
             statements++;
             executed += hits > 0;
         } else if (strcmp(line, "end_of_record") == 0) {
@@ -76,6 +75,8 @@ int st_coverage_read(st_batch *b, const char *file, char *err, size_t err_size)
         }
     }
     free(text);
+    if (rc == ST_ERR_NOMEM)
+        snprintf(err, err_size, "%s: out of memory", file);
     if (rc == 0)
         b->coverage = statements ? 100.0 * (double)executed / (double)statements : 100.0;
     return rc;

@@ -6,8 +6,9 @@
 
 #include "results.h"
 
-/* Reads coverage.lcov (pytest-cov's LCOV report) into b->cov / b->coverage. Returns 0, 1 when
- * the file is absent, -1 with err on malformed input. */
+/* Reads coverage.lcov (pytest-cov's LCOV report) into b->cov / b->coverage. Returns ST_OK, 1
+ * when the file is absent, or a negative st_status with err: ST_ERR_MALFORMED (a line that is
+ * not LCOV), ST_ERR_IO (the file cannot be read), ST_ERR_NOMEM. */
 int st_coverage_read(st_batch *b, const char *file, char *err, size_t err_size);
 
 /* Lines covered in any batch / statements in any batch, in percent (100 when there are no

@@ -167,17 +167,21 @@ const char *st_jv_str(yajl_val obj, const char *key)
 int st_jv_int(yajl_val obj, const char *key, long long *out)
 {
     yajl_val v = st_jv_get(obj, key);
-    if (!v || !YAJL_IS_INTEGER(v))
-        return -1;
+    if (!v)
+        return ST_ERR_UNAVAILABLE;
+    if (!YAJL_IS_INTEGER(v))
+        return ST_ERR_MALFORMED;
     *out = YAJL_GET_INTEGER(v);
-    return 0;
+    return ST_OK;
 }
 
 int st_jv_double(yajl_val obj, const char *key, double *out)
 {
     yajl_val v = st_jv_get(obj, key);
-    if (!v || !YAJL_IS_NUMBER(v))
-        return -1;
+    if (!v)
+        return ST_ERR_UNAVAILABLE;
+    if (!YAJL_IS_NUMBER(v))
+        return ST_ERR_MALFORMED;
     *out = YAJL_GET_DOUBLE(v);
-    return 0;
+    return ST_OK;
 }

@@ -4,6 +4,7 @@
 #ifndef ST_JSON_H
 #define ST_JSON_H
 
+#include <selftest/plugin.h> /* st_status */
 #include <stddef.h>
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
@@ -29,7 +30,9 @@ char *st_jg_finish(yajl_gen g, int nl);
 /* Tree helpers: NULL when absent or of another type. */
 yajl_val st_jv_get(yajl_val obj, const char *key);
 const char *st_jv_str(yajl_val obj, const char *key);
-int st_jv_int(yajl_val obj, const char *key, long long *out); /* 0 found, -1 not */
+/* ST_OK (*out set), ST_ERR_UNAVAILABLE (no such key) or ST_ERR_MALFORMED (not a number of the
+ * kind asked for). */
+int st_jv_int(yajl_val obj, const char *key, long long *out);
 int st_jv_double(yajl_val obj, const char *key, double *out);
 
 #endif

@@ -26,7 +26,7 @@ int st_loader_new(const st_strv *added, const st_strv *system_dirs, st_loader **
     assert(out != NULL);
     st_loader *ld = calloc(1, sizeof(*ld));
     if (!ld)
-        return -1;
+        return ST_ERR_NOMEM;
     for (size_t i = 0; added && i < added->n; i++)
         st_strv_push(&ld->dirs, added->v[i]);
     if (system_dirs) {
@@ -40,15 +40,16 @@ int st_loader_new(const st_strv *added, const st_strv *system_dirs, st_loader **
         st_buf_printf(&b, "%s%s", i ? ":" : "", ld->dirs.v[i]);
     ld->path_text = ld->dirs.n ? st_buf_steal(&b) : st_strdup("(no plugin directory)");
     st_buf_free(&b);
-    if (ld->dirs.oom || !ld->path_text || lt_dlinit() != 0) {
+    int oom = ld->dirs.oom || !ld->path_text;
+    if (oom || lt_dlinit() != 0) {
         st_error("cannot initialise the plugin loader: %s", lt_dlerror() ? lt_dlerror() : "out of memory");
         st_strv_free(&ld->dirs);
         free(ld->path_text);
         free(ld);
-        return -1;
+        return oom ? ST_ERR_NOMEM : ST_ERR_INTERNAL;
     }
     *out = ld;
-    return 0;
+    return ST_OK;
 }
 
 const char *st_loader_path(const st_loader *ld)
@@ -146,45 +147,45 @@ static int check_descriptor(const char *file, const char *name, st_plugin_kind k
     if (!d) {
         st_error("%s: plugin '%s' declined to load into this core (ABI %u.%u)", file, name,
                  ST_ABI_MAJOR, ST_ABI_MINOR);
-        return -1;
+        return ST_ERR_INVALID;
     }
     if (d->abi_major != ST_ABI_MAJOR) {
         st_error("%s: plugin '%s' was built for plugin ABI %u.%u, but this core provides ABI %u.%u "
                  "(major versions must match; rebuild the plugin)",
                  file, name, d->abi_major, d->abi_minor, ST_ABI_MAJOR, ST_ABI_MINOR);
-        return -1;
+        return ST_ERR_INVALID;
     }
     if (d->abi_minor > ST_ABI_MINOR) {
         st_error("%s: plugin '%s' needs plugin ABI %u.%u, newer than this core's ABI %u.%u "
                  "(upgrade selftest-core)",
                  file, name, d->abi_major, d->abi_minor, ST_ABI_MAJOR, ST_ABI_MINOR);
-        return -1;
+        return ST_ERR_INVALID;
     }
     if (d->struct_size < END_OF(st_plugin_descriptor, ops)) {
         st_error("%s: plugin '%s' descriptor is %zu bytes, smaller than the %zu bytes of ABI %u.0",
                  file, name, d->struct_size, END_OF(st_plugin_descriptor, ops), ST_ABI_MAJOR);
-        return -1;
+        return ST_ERR_INVALID;
     }
     if (!d->name || strcmp(d->name, name) != 0) {
         st_error("%s: the file declares plugin name '%s', but the config asks for '%s'", file,
                  d->name ? d->name : "(null)", name);
-        return -1;
+        return ST_ERR_INVALID;
     }
     if (d->kind != kind) {
         st_error("%s: plugin '%s' is of kind '%s', but the config loads it as kind '%s'", file,
                  name, st_kind_name(d->kind), st_kind_name(kind));
-        return -1;
+        return ST_ERR_INVALID;
     }
     if (!d->ops) {
         st_error("%s: plugin '%s' has no ops table", file, name);
-        return -1;
+        return ST_ERR_INVALID;
     }
     const char *why = check_ops(kind, d->ops);
     if (why) {
         st_error("%s: plugin '%s' rejected: %s", file, name, why);
-        return -1;
+        return ST_ERR_INVALID;
     }
-    return 0;
+    return ST_OK;
 }
 
 int st_loader_load(st_loader *ld, const char *name, st_plugin_kind kind, const char *where,
@@ -196,7 +197,7 @@ int st_loader_load(st_loader *ld, const char *name, st_plugin_kind kind, const c
     if (!file) {
         st_error("%s: unknown plugin '%s': no %s.la or %s.so in %s", where, name, name, name,
                  ld->path_text);
-        return -1;
+        return ST_ERR_INVALID;
     }
     lt_dladvise advise;
     lt_dladvise_init(&advise);
@@ -207,7 +208,7 @@ int st_loader_load(st_loader *ld, const char *name, st_plugin_kind kind, const c
         const char *e = lt_dlerror();
         st_error("%s: cannot open plugin '%s': %s", file, name, e ? e : "unknown error");
         free(file);
-        return -1;
+        return ST_ERR_INVALID;
     }
     void *sym = lt_dlsym(h, ST_PLUGIN_ENTRY_SYMBOL);
     if (!sym) {
@@ -215,15 +216,16 @@ int st_loader_load(st_loader *ld, const char *name, st_plugin_kind kind, const c
                  ST_PLUGIN_ENTRY_SYMBOL);
         lt_dlclose(h);
         free(file);
-        return -1;
+        return ST_ERR_INVALID;
     }
     st_plugin_entry_fn entry;
     memcpy(&entry, &sym, sizeof(entry)); /* object pointer to function pointer, as dlsym(3) */
     const st_plugin_descriptor *d = entry(ST_ABI_MAJOR, ST_ABI_MINOR);
-    if (check_descriptor(file, name, kind, d) < 0) {
+    int status = check_descriptor(file, name, kind, d);
+    if (status != ST_OK) {
         lt_dlclose(h);
         free(file);
-        return -1;
+        return status;
     }
     st_instance **grown = realloc(ld->insts, (ld->n + 1) * sizeof(st_instance *));
     st_instance *inst = calloc(1, sizeof(*inst));
@@ -231,9 +233,10 @@ int st_loader_load(st_loader *ld, const char *name, st_plugin_kind kind, const c
         free(inst);
         if (grown)
             ld->insts = grown;
+        st_error("%s: cannot load plugin '%s': out of memory", file, name);
         lt_dlclose(h);
         free(file);
-        return -1;
+        return ST_ERR_NOMEM;
     }
     ld->insts = grown;
     /* what every later op relies on: the descriptor passed all checks, life points into ops */
@@ -248,7 +251,7 @@ int st_loader_load(st_loader *ld, const char *name, st_plugin_kind kind, const c
     pthread_mutex_init(&inst->lists_lock, NULL);
     ld->insts[ld->n++] = inst;
     *out = inst;
-    return 0;
+    return ST_OK;
 }
 
 void st_loader_free(st_loader *ld)

@@ -14,12 +14,13 @@ typedef struct st_loader st_loader;
  * SELF_TEST_PLUGIN_PATH), then the system directories: system_dirs when not NULL (it may be
  * empty: no system directory; SELF_TEST_PLUGIN_SYSTEM_PATH, plugin_system_path), else the
  * compiled-in plugin dir. A plugin in an added directory shadows an installed one of the same
- * name. Returns 0 or -1 (logged). */
+ * name. Returns ST_OK, or ST_ERR_NOMEM or ST_ERR_INTERNAL (libltdl cannot start; logged). */
 int st_loader_new(const st_strv *added, const st_strv *system_dirs, st_loader **out);
 /* Loads plugin `name` expecting `kind`; where names the config entry for messages ("FILE:LINE" or
  * "runtime setting"). On success *out is an instance owned by the loader (not yet created).
- * Returns 0, or -1 after logging one clear line that names the file and, for version refusals,
- * both versions. */
+ * Returns ST_OK, or ST_ERR_INVALID (a configuration error: no such plugin, a file that is not
+ * a plugin, a descriptor this core refuses) after logging one clear line that names the file
+ * and, for version refusals, both versions; ST_ERR_NOMEM. */
 int st_loader_load(st_loader *ld, const char *name, st_plugin_kind kind, const char *where,
                    st_instance **out);
 /* Whether a plugin of that name is on the search path (nothing is opened). */

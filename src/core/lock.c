@@ -57,27 +57,28 @@ static long holder_pid(int fd)
     return lock_content(fd, &pid) == 1 ? pid : 0;
 }
 
-/* Checks that fd is a lock file we may write: a regular file with one link. */
+/* Checks that fd is a lock file we may write: a regular file with one link. ST_OK or ST_ERR_IO
+ * (logged). */
 static int check_type(int fd, const char *path)
 {
     struct stat st;
     if (fstat(fd, &st) < 0) {
         st_error("lock file %s: %s", path, strerror(errno));
-        return -1;
+        return ST_ERR_IO;
     }
     if (!S_ISREG(st.st_mode)) {
         st_error("lock file %s: not a regular file; refusing to use it as the run lock "
                  "(set lock_file or SELF_TEST_LOCK_FILE to a file of its own)",
                  path);
-        return -1;
+        return ST_ERR_IO;
     }
     if (st.st_nlink > 1) {
         st_error("lock file %s: has %lu hard links; refusing to use it as the run lock "
                  "(remove it, or set lock_file or SELF_TEST_LOCK_FILE to a file of its own)",
                  path, (unsigned long)st.st_nlink);
-        return -1;
+        return ST_ERR_IO;
     }
-    return 0;
+    return ST_OK;
 }
 
 int st_lock_acquire(const char *path, double timeout_s)
@@ -110,9 +111,10 @@ int st_lock_acquire_poll(const char *path, double timeout_s, int (*should_stop)(
             st_error("lock file %s: %s", path, strerror(errno));
         return ST_ERR_IO;
     }
-    if (check_type(fd, path) < 0) {
+    int status = check_type(fd, path);
+    if (status != ST_OK) {
         close(fd);
-        return ST_ERR_IO;
+        return status;
     }
     double deadline = st_monotonic() + timeout_s;
     int told = 0;

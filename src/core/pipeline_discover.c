@@ -425,13 +425,13 @@ static void gen_deps(yajl_gen g, const st_pygraph *pg, const st_strv *deps)
 }
 
 /* discover --json: one object {"batches", "modules", "orphans", "isolated", "excluded"[,
- * "deps"]} on stdout. Returns 0 or -1 (out of memory). */
+ * "deps"]} on stdout. Returns ST_OK or ST_ERR_NOMEM. */
 static int print_json(st_pipeline *p, const st_strv *batches, const st_module_list *modules,
                       const st_strv *excluded, const st_strv *deps)
 {
     yajl_gen g = st_jg_new(0);
     if (!g)
-        return -1;
+        return ST_ERR_NOMEM;
     yajl_gen_map_open(g);
     st_jg_key(g, "batches");
     yajl_gen_array_open(g);
@@ -599,7 +599,8 @@ int st_pipeline_discover(st_pipeline *p, int json, const st_strv *deps)
     if (modules.n > 1) /* qsort(NULL, 0, ...) is undefined */
         qsort(modules.v, modules.n, sizeof(*modules.v), module_cmp);
     if (json) {
-        if (print_json(p, &batches, &modules, &excluded, deps) < 0)
+        status = print_json(p, &batches, &modules, &excluded, deps);
+        if (status != ST_OK)
             goto out;
     } else {
         print_text(p, &batches, &modules, &excluded, deps);

@@ -23,11 +23,13 @@ static st_plugin_kind kind_from_name(const char *kind)
 static int set_add(st_plugin_set *ps, st_instance *inst)
 {
     st_instance **grown = realloc(ps->list, (ps->n + 1) * sizeof(st_instance *));
-    if (!grown)
-        return -1;
+    if (!grown) {
+        st_error("cannot add plugin %s: out of memory", inst->file ? inst->file : "(unnamed)");
+        return ST_ERR_NOMEM;
+    }
     ps->list = grown;
     ps->list[ps->n++] = inst;
-    return 0;
+    return ST_OK;
 }
 
 static int load_runtime(st_settings *s, st_plugin_set *ps, const char *runtime, st_instance **out)
@@ -35,13 +37,13 @@ static int load_runtime(st_settings *s, st_plugin_set *ps, const char *runtime, 
     char *name = st_asprintf("runtime-%s", runtime);
     char *where = st_asprintf("runtime \"%s\"%s%s", runtime, s->config_path ? " in " : "",
                               s->config_path ? s->config_path : "");
-    int rc = -1;
-    if (name && where && st_loader_load(ps->ld, name, ST_KIND_RUNTIME, where, out) == 0) {
+    int rc = name && where ? st_loader_load(ps->ld, name, ST_KIND_RUNTIME, where, out)
+                           : ST_ERR_NOMEM;
+    if (rc == ST_OK) {
         const char *group = strcmp(runtime, "host") == 0 ? "host" : "container";
         (*out)->config = s->cfg_loaded ? config_lookup(&s->cfg, group) : NULL;
         (*out)->project = &ps->project.info;
         (*out)->pctx = &ps->project;
-        rc = 0;
     }
     free(name);
     free(where);
@@ -60,9 +62,9 @@ static int route_discovery(st_settings *s, const st_instance *inst, config_setti
     snprintf(name, sizeof(name), "selftest_discovery_python_%zu", entry);
     if (st_settings_route_discovery(s, group, name) < 0) {
         st_error("cannot pass the orphan switches to discovery-python's settings: out of memory");
-        return -1;
+        return ST_ERR_NOMEM;
     }
-    return 0;
+    return ST_OK;
 }
 
 st_discover_options st_plugins_discover_options(const st_settings *s, const st_instance *inst,
@@ -101,13 +103,14 @@ int st_plugins_load(st_settings *s, st_plugin_set *ps, int runtime_only)
         .python = s->python,
     };
     ps->project.source_roots = st_strv_get(&s->pythonpath_rel);
-    if (st_loader_new(&s->plugin_path,
-                      s->plugin_system_path_set ? &s->plugin_system_path : NULL, &ps->ld) < 0)
-        return -1;
-    if (load_runtime(s, ps, s->runtime, &ps->runtime) < 0 || set_add(ps, ps->runtime) < 0)
-        return -1;
-    if (runtime_only)
-        return 0;
+    int status = st_loader_new(&s->plugin_path,
+                               s->plugin_system_path_set ? &s->plugin_system_path : NULL, &ps->ld);
+    if (status == ST_OK)
+        status = load_runtime(s, ps, s->runtime, &ps->runtime);
+    if (status == ST_OK)
+        status = set_add(ps, ps->runtime);
+    if (status != ST_OK || runtime_only)
+        return status;
     /* Without a `plugins` setting the bundled discovery and integrator work as the original
      * service did (orphan discovery and integration on by default); a packager may ship them
      * separately, so a missing one is only noted. An explicit `plugins = ();` loads none. */
@@ -120,15 +123,18 @@ int st_plugins_load(st_settings *s, st_plugin_set *ps, int runtime_only)
                     defaults[i][1], st_loader_path(ps->ld));
             continue;
         }
-        if (st_loader_load(ps->ld, defaults[i][1], kind_from_name(defaults[i][0]),
-                           "default plugins", &inst) < 0 ||
-            set_add(ps, inst) < 0)
-            return -1;
+        status = st_loader_load(ps->ld, defaults[i][1], kind_from_name(defaults[i][0]),
+                                "default plugins", &inst);
+        if (status == ST_OK)
+            status = set_add(ps, inst);
+        if (status != ST_OK)
+            return status;
         inst->project = &ps->project.info;
         inst->pctx = &ps->project;
         if (strcmp(defaults[i][1], "discovery-python") == 0) {
-            if (route_discovery(s, inst, &s->dp_default_settings, 0) < 0)
-                return -1;
+            status = route_discovery(s, inst, &s->dp_default_settings, 0);
+            if (status != ST_OK)
+                return status;
             inst->config = s->dp_default_settings;
         }
     }
@@ -139,28 +145,32 @@ int st_plugins_load(st_settings *s, st_plugin_set *ps, int runtime_only)
             st_error("%s: runtimes are chosen with the top-level setting runtime = \"...\"; "
                      "do not list them in plugins",
                      pc->where);
-            return -1;
+            return ST_ERR_INVALID;
         }
-        if (st_loader_load(ps->ld, pc->name, kind_from_name(pc->kind), pc->where, &inst) < 0)
-            return -1;
+        status = st_loader_load(ps->ld, pc->name, kind_from_name(pc->kind), pc->where, &inst);
+        if (status != ST_OK)
+            return status;
         for (size_t k = 0; k < ps->n; k++) {
             if (ps->list[k]->desc == inst->desc &&
                 !(inst->desc->flags & ST_PLUGIN_MULTI_INSTANCE)) {
                 st_error("%s: plugin '%s' is listed twice but does not support several instances",
                          pc->where, pc->name);
-                return -1;
+                return ST_ERR_INVALID;
             }
         }
-        if (strcmp(pc->name, "discovery-python") == 0 &&
-            route_discovery(s, inst, &pc->settings, i + 1) < 0)
-            return -1;
+        if (strcmp(pc->name, "discovery-python") == 0) {
+            status = route_discovery(s, inst, &pc->settings, i + 1);
+            if (status != ST_OK)
+                return status;
+        }
         inst->config = pc->settings;
         inst->project = &ps->project.info;
         inst->pctx = &ps->project;
-        if (set_add(ps, inst) < 0)
-            return -1;
+        status = set_add(ps, inst);
+        if (status != ST_OK)
+            return status;
     }
-    return 0;
+    return ST_OK;
 }
 
 int st_plugins_start(st_plugin_set *ps)
@@ -224,9 +234,10 @@ void st_plugins_free(st_plugin_set *ps)
 int st_plugins_list(st_settings *s, int json, int check)
 {
     st_plugin_set ps = {0};
-    int rc = ST_ERR_INVALID;
-    if (st_plugins_load(s, &ps, 0) != ST_OK)
+    int rc = st_plugins_load(s, &ps, 0);
+    if (rc != ST_OK)
         goto out;
+    rc = ST_ERR_INVALID; /* a plugin's create() refusing its settings */
     if (check) {
         /* --check-config: every plugin parses its settings (create), then is destroyed; nothing
          * is started, no socket or process is opened. */

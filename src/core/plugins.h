@@ -18,8 +18,8 @@ typedef struct st_plugin_set {
 } st_plugin_set;
 
 /* Loads runtime-<runtime> and, unless runtime_only, every configured plugin (checks only).
- * ST_OK (0), or ST_ERR_INVALID (-1, logged): a plugin that cannot be loaded is a configuration
- * error. */
+ * ST_OK (0), or a negative st_status (logged): ST_ERR_INVALID for a plugin that cannot be
+ * loaded (a configuration error), ST_ERR_NOMEM, ST_ERR_INTERNAL (libltdl cannot start). */
 int st_plugins_load(st_settings *s, st_plugin_set *ps, int runtime_only);
 /* Creates every plugin, then starts them. ST_OK, or a negative st_status: ST_ERR_INVALID when
  * a plugin's create() refused its settings (a configuration error: nothing starts), else the

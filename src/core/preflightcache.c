@@ -198,13 +198,13 @@ int st_pfcache_lookup(const char *data_dir, const char *identity, char **answer)
     *answer = NULL;
     char *file = st_path_join(data_dir, ST_PREFLIGHT_CACHE_FILE);
     if (!file)
-        return -1;
+        return ST_ERR_NOMEM;
     yajl_val root = NULL;
     int malformed;
     int rc = read_cache(file, &root, &malformed);
     free(file);
     if (rc < 0)
-        return -1;
+        return ST_ERR_NOMEM;
     if (!root)
         return 0;
     yajl_val entries = st_jv_get(root, "entries"), e = NULL;
@@ -214,7 +214,7 @@ int st_pfcache_lookup(const char *data_dir, const char *identity, char **answer)
     rc = 0;
     if (e && entry_fresh(e)) {
         *answer = st_strdup(st_jv_str(e, "answer"));
-        rc = *answer ? 1 : -1;
+        rc = *answer ? 1 : ST_ERR_NOMEM;
     }
     yajl_tree_free(root);
     return rc;
@@ -248,7 +248,7 @@ static int gen_new_entry(yajl_gen g, const st_settings *s, const char *answer,
     for (size_t i = 0; host_paths && i < host_paths->n; i++)
         if (host_paths->v[i][0] == '/')
             st_strv_push(&files, host_paths->v[i]);
-    int rc = files.oom ? -1 : 0;
+    int rc = files.oom ? ST_ERR_NOMEM : ST_OK;
     yajl_gen_map_open(g);
     st_jg_kstr(g, "answer", answer);
     st_jg_key(g, "exists");
@@ -256,7 +256,7 @@ static int gen_new_entry(yajl_gen g, const st_settings *s, const char *answer,
     for (size_t i = 0; rc == 0 && testpaths && i < testpaths->n; i++) {
         char *abs = st_path_join(s->project_root, testpaths->v[i]);
         if (!abs) {
-            rc = -1;
+            rc = ST_ERR_NOMEM;
             break;
         }
         struct stat st;
@@ -269,7 +269,7 @@ static int gen_new_entry(yajl_gen g, const st_settings *s, const char *answer,
     for (size_t i = 0; rc == 0 && i < files.n; i++) {
         char *sig = signature(files.v[i]);
         if (!sig) {
-            rc = -1;
+            rc = ST_ERR_NOMEM;
             break;
         }
         st_jg_kstr(g, files.v[i], sig);
@@ -323,21 +323,21 @@ int st_pfcache_store(const st_settings *s, const char *identity, const char *ans
             return 0; /* what a pattern matches changes with the tree: asked every time */
     char *file = st_path_join(s->data_dir, ST_PREFLIGHT_CACHE_FILE);
     if (!file)
-        return -1;
+        return ST_ERR_NOMEM;
     yajl_val root = NULL;
     int malformed = 0;
     if (read_cache(file, &root, &malformed) < 0 || malformed) {
         if (malformed)
             st_warn("%s: not updated: it could not be read cleanly (see the error above)", file);
         free(file);
-        return -1;
+        return malformed ? ST_ERR_MALFORMED : ST_ERR_NOMEM;
     }
     yajl_val entries = root ? st_jv_get(root, "entries") : NULL;
     size_t n_old = entries ? entries->u.object.len : 0;
     /* keep the newest ST_PREFLIGHT_CACHE_MAX - 1 other entries */
     unsigned char *keep = calloc(n_old + 1, 1);
     size_t kept = 0;
-    int rc = keep ? 0 : -1;
+    int rc = keep ? ST_OK : ST_ERR_NOMEM;
     for (size_t i = 0; rc == 0 && i < n_old; i++)
         keep[i] = strcmp(entries->u.object.keys[i], identity) != 0 &&
                   YAJL_IS_OBJECT(entries->u.object.values[i]);
@@ -354,7 +354,7 @@ int st_pfcache_store(const st_settings *s, const char *identity, const char *ans
     }
     yajl_gen g = rc == 0 ? st_jg_new(1) : NULL;
     if (!g)
-        rc = -1;
+        rc = ST_ERR_NOMEM;
     if (rc == 0) {
         yajl_gen_map_open(g);
         st_jg_key(g, "entries");
@@ -373,7 +373,7 @@ int st_pfcache_store(const st_settings *s, const char *identity, const char *ans
     }
     char *text = g ? st_jg_finish(g, 1) : NULL;
     if (rc == 0 && !text)
-        rc = -1;
+        rc = ST_ERR_NOMEM;
     if (rc == 0) {
         char *dir = st_path_dirname(file);
         int wrc = dir ? st_mkdir_p(dir, 0755) : -ENOMEM;
@@ -382,7 +382,7 @@ int st_pfcache_store(const st_settings *s, const char *identity, const char *ans
             wrc = st_write_file_atomic(file, text, strlen(text), 0644);
         if (wrc < 0) {
             st_warn("%s: cannot write it: %s", file, strerror(-wrc));
-            rc = -1;
+            rc = st_status_of_errno(wrc);
         }
     } else {
         st_warn("%s: out of memory", file);

@@ -41,13 +41,14 @@ char *st_pfcache_identity(const st_settings *s, st_instance *runtime, int config
                           const char *code);
 
 /* The stored answer line for identity when every watched file is unchanged: 1 (*answer set,
- * caller frees), 0 (miss), -1 (OOM). A malformed file is logged and is a miss. */
+ * caller frees), 0 (miss), ST_ERR_NOMEM. A malformed file is logged and is a miss. */
 int st_pfcache_lookup(const char *data_dir, const char *identity, char **answer);
 
 /* Stores answer under identity. host_paths: the interpreter's sys.path directories to watch
  * (NULL for a container runtime); inipath: pytest's ini file or NULL; testpaths: pytest's
- * testpaths (relative to the project root) or NULL. Returns 0, or -1 (logged: a malformed file
- * is left alone). */
+ * testpaths (relative to the project root) or NULL. Returns ST_OK, or a negative st_status
+ * (logged): ST_ERR_MALFORMED (the file could not be read cleanly: it is left alone), ST_ERR_IO
+ * (it cannot be written), ST_ERR_NOMEM. */
 int st_pfcache_store(const st_settings *s, const char *identity, const char *answer,
                      const st_strv *host_paths, const char *inipath, const st_strv *testpaths);
 

@@ -80,10 +80,10 @@ int st_shell_split(const char *s, st_strv *out, const char **err)
     if (in_word)
         st_strv_push_owned(out, st_buf_steal(&word));
     st_buf_free(&word);
-    return out->oom ? -1 : 0;
+    return out->oom ? ST_ERR_NOMEM : ST_OK;
 fail:
     st_buf_free(&word);
-    return -1;
+    return ST_ERR_INVALID;
 }
 
 unsigned st_cpu_count(void)

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include <selftest/plugin.h> /* st_status */
+
 #include "st_buf.h"
 #include "st_file.h"
 #include "st_num.h"
@@ -16,7 +18,8 @@
 #include "st_time.h"
 
 /* Shell-style splitting (POSIX quoting rules for '', "" and backslash; no expansion). Returns
- * 0, or -1 with *err pointing to a static message (unterminated quote). */
+ * ST_OK, ST_ERR_INVALID with *err pointing to a static message (an unterminated quote), or
+ * ST_ERR_NOMEM. */
 int st_shell_split(const char *s, st_strv *out, const char **err);
 
 unsigned st_cpu_count(void);

@@ -6,6 +6,9 @@
 
 #include "st_buf.h"
 #include "st_enum.h"
+#include "st_file.h"
+
+#include <selftest/plugin.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -609,14 +612,16 @@ static void setup_file_ctx(builder *b, uint32_t i, file_ctx *fc)
 
 /* ---- the worker pool ------------------------------------------------------------------------ */
 
+/* Reads rel below root_fd into *buf (grown as needed). ST_OK, or ST_ERR_UNAVAILABLE (not
+ * there), ST_ERR_NOMEM or ST_ERR_IO, with err set. */
 static int read_file(int root_fd, const char *rel, size_t max, char **buf, size_t *cap,
              size_t *len, char *err, size_t errlen)
 {
-    int status = -1;
+    int status = ST_ERR_IO;
     int fd = openat(root_fd, rel, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
         snprintf(err, errlen, "%s", strerror(errno));
-        return -1;
+        return st_status_of_errno(errno);
     }
     struct stat st;
     if (fstat(fd, &st) != 0) {
@@ -634,12 +639,14 @@ static int read_file(int root_fd, const char *rel, size_t max, char **buf, size_
     size_t want = (size_t)st.st_size + 1;
     if (st_grow((void **)buf, cap, want, 1)) {
         snprintf(err, errlen, "out of memory");
+        status = ST_ERR_NOMEM;
         goto out;
     }
     size_t got = 0;
     for (;;) {
         if (got + 1 > *cap && st_grow((void **)buf, cap, got + 4096, 1)) {
             snprintf(err, errlen, "out of memory");
+            status = ST_ERR_NOMEM;
             goto out;
         }
         size_t room = *cap - got;
@@ -661,7 +668,7 @@ static int read_file(int root_fd, const char *rel, size_t max, char **buf, size_
         }
     }
     *len = got;
-    status = 0;
+    status = ST_OK;
 out:
     close(fd);
     return status;

@@ -7,6 +7,8 @@
 #include "st_buf.h"
 #include "st_enum.h"
 
+#include <selftest/plugin.h>
+
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -811,7 +813,7 @@ static int append_text(st_buf *b, const unsigned char *s, size_t n, st_pyenc enc
         while (j < n && s[j] < 0x80)
             j++;
         if (j > i && sb_put(b, s + i, j - i))
-            return -1;
+            return ST_ERR_NOMEM;
         if (j >= n)
             break;
         uint32_t cp;
@@ -834,7 +836,7 @@ static int append_text(st_buf *b, const unsigned char *s, size_t n, st_pyenc enc
         unsigned char o[8];
         size_t on = nfkc ? nfkc_subset(cp, o) : put_utf8(cp, o);
         if (sb_put(b, o, on))
-            return -1;
+            return ST_ERR_NOMEM;
         i = j + used;
     }
     return 0;
@@ -1136,20 +1138,20 @@ static int names_add(parser *ps, const token *t)
         size_t cap = ps->cap_names ? 2 * ps->cap_names : 16;
         size_t *o = realloc(ps->name_offs, cap * sizeof *o);
         if (!o)
-            return -1;
+            return ST_ERR_NOMEM;
         ps->name_offs = o;
         ps->cap_names = cap;
     }
     size_t off = ps->names.len;
     int r = append_text(&ps->names, t->start, t->len, ps->enc, true);
     if (r < 0)
-        return -1;
+        return ST_ERR_NOMEM;
     if (r > 0 || ps->names.len - off > 255) {
         ps->names.len = off; /* unrepresentable name: drop it */
         return 0;
     }
     if (sb_put(&ps->names, "", 1))
-        return -1;
+        return ST_ERR_NOMEM;
     ps->name_offs[ps->n_names++] = off;
     return 0;
 }
