@@ -610,63 +610,64 @@ static int parse_command(command cmd, int argc, char **argv, cli_opts *o, st_str
 
 static int apply_cli(st_settings *s, const cli_opts *o, st_strv *paths)
 {
+    int rc;
     if (o->plugin_dirs.n) {
         st_strv_free(&s->plugin_path);
         for (size_t i = 0; i < o->plugin_dirs.n; i++)
             st_strv_push(&s->plugin_path, o->plugin_dirs.v[i]);
     }
-    if (o->workers && st_set_uint(&s->workers, o->workers, 1, "option --workers") < 0)
-        return -1;
+    if (o->workers && (rc = st_set_uint(&s->workers, o->workers, 1, "option --workers")) < 0)
+        return rc;
     if (o->workers)
         s->workers_set = 1;
-    if (o->pytest_args && st_set_pytest_args(s, o->pytest_args, "option --pytest-args") < 0)
-        return -1;
-    if (o->timeout && st_set_seconds(&s->timeout_s, o->timeout, "option --timeout") < 0)
-        return -1;
-    if (o->retries && st_set_retries(&s->retries, o->retries, "option --retries") < 0)
-        return -1;
-    if (o->shards && st_set_shards(&s->shards, o->shards, "option --shards") < 0)
-        return -1;
+    if (o->pytest_args && (rc = st_set_pytest_args(s, o->pytest_args, "option --pytest-args")) < 0)
+        return rc;
+    if (o->timeout && (rc = st_set_seconds(&s->timeout_s, o->timeout, "option --timeout")) < 0)
+        return rc;
+    if (o->retries && (rc = st_set_retries(&s->retries, o->retries, "option --retries")) < 0)
+        return rc;
+    if (o->shards && (rc = st_set_shards(&s->shards, o->shards, "option --shards")) < 0)
+        return rc;
     if (o->shards)
         s->shards_option = 1;
     if (o->shard_seconds &&
-        st_set_seconds(&s->shard_seconds, o->shard_seconds, "option --shard-seconds") < 0)
-        return -1;
+        (rc = st_set_seconds(&s->shard_seconds, o->shard_seconds, "option --shard-seconds")) < 0)
+        return rc;
     if (o->rerun_failures &&
-        st_set_reruns(&s->rerun_failures, o->rerun_failures, "option --rerun-failures") < 0)
-        return -1;
-    if (o->interval && st_set_seconds(&s->interval_s, o->interval, "option --interval") < 0)
-        return -1;
-    if (o->max_age && st_set_seconds(&s->max_age_s, o->max_age, "option --max-age") < 0)
-        return -1;
-    if (o->pythonpath && st_set_pythonpath(s, o->pythonpath, "option --pythonpath") < 0)
-        return -1;
+        (rc = st_set_reruns(&s->rerun_failures, o->rerun_failures, "option --rerun-failures")) < 0)
+        return rc;
+    if (o->interval && (rc = st_set_seconds(&s->interval_s, o->interval, "option --interval")) < 0)
+        return rc;
+    if (o->max_age && (rc = st_set_seconds(&s->max_age_s, o->max_age, "option --max-age")) < 0)
+        return rc;
+    if (o->pythonpath && (rc = st_set_pythonpath(s, o->pythonpath, "option --pythonpath")) < 0)
+        return rc;
     if (o->metrics_port) {
         long long port;
         if (st_parse_long(o->metrics_port, &port) < 0 || port < 0 || port > 65535) {
             st_error("option --metrics-port: '%s' is not a port number (0-65535)", o->metrics_port);
-            return -1;
+            return ST_ERR_INVALID;
         }
         s->metrics_port = (long)port;
     }
     if (o->report_dir) {
         char *abs = st_path_absolute(NULL, o->report_dir);
         if (!abs)
-            return -1;
+            return ST_ERR_NOMEM;
         free(s->report_dir);
         s->report_dir = abs;
     }
     if (o->history) {
         char *abs = st_path_absolute(NULL, o->history);
         if (!abs)
-            return -1;
+            return ST_ERR_NOMEM;
         free(s->history_file);
         s->history_file = abs;
     }
     if (o->junit_xml) {
         char *abs = st_path_absolute(NULL, o->junit_xml);
         if (!abs)
-            return -1;
+            return ST_ERR_NOMEM;
         free(s->junit_xml);
         s->junit_xml = abs;
     }
@@ -674,15 +675,15 @@ static int apply_cli(st_settings *s, const cli_opts *o, st_strv *paths)
         s->coverage = o->coverage;
     if (o->orphans) {
         s->discover_orphans = 1;
-        if (st_settings_given(s, offsetof(st_settings, discover_orphans), ST_GIVEN_OPTION,
-                              "option --orphans") < 0)
-            return -1;
+        if ((rc = st_settings_given(s, offsetof(st_settings, discover_orphans), ST_GIVEN_OPTION,
+                              "option --orphans")) < 0)
+            return rc;
     }
     if (o->isolated) {
         s->auto_include_isolated = 1;
-        if (st_settings_given(s, offsetof(st_settings, auto_include_isolated), ST_GIVEN_OPTION,
-                              "option --isolated") < 0)
-            return -1;
+        if ((rc = st_settings_given(s, offsetof(st_settings, auto_include_isolated), ST_GIVEN_OPTION,
+                              "option --isolated")) < 0)
+            return rc;
     }
     for (size_t i = 0; i < N_BOOL_FLAGS; i++) {
         if (o->bools[i] < 0)
@@ -691,26 +692,26 @@ static int apply_cli(st_settings *s, const cli_opts *o, st_strv *paths)
         snprintf(where, sizeof(where), "option --%s%s", o->bools[i] ? "" : "no-",
                  bool_flags[i].name);
         *(int *)((char *)s + bool_flags[i].offset) = o->bools[i];
-        if (st_settings_given(s, bool_flags[i].offset, ST_GIVEN_OPTION, where) < 0)
-            return -1;
+        if ((rc = st_settings_given(s, bool_flags[i].offset, ST_GIVEN_OPTION, where)) < 0)
+            return rc;
     }
     if (o->container_runtime) {
         if (strcmp(o->container_runtime, "docker") != 0 &&
             strcmp(o->container_runtime, "podman") != 0) {
             st_error("option --container-runtime: '%s' is not docker or podman",
                      o->container_runtime);
-            return -1;
+            return ST_ERR_INVALID;
         }
         st_set_string(&s->runtime, o->container_runtime);
     } else if (o->use_container && strcmp(s->runtime, "host") == 0) {
         st_set_string(&s->runtime, "docker");
     }
     if (o->container_image &&
-        st_settings_set_group_option(s, "container", "image", o->container_image,
-                                     "option --container-image") < 0)
-        return -1;
+        (rc = st_settings_set_group_option(s, "container", "image", o->container_image,
+                                           "option --container-image")) < 0)
+        return rc;
     if (o->docker_hosts.oom)
-        return -1;
+        return ST_ERR_NOMEM;
     if (o->docker_hosts.n) {
         /* The engine plugins take DOCKER_HOST / CONTAINER_HOST over the container group's
          * host; the flag beats both, and their messages name the flag. Repeated, it names
@@ -718,14 +719,13 @@ static int apply_cli(st_settings *s, const cli_opts *o, st_strv *paths)
         /* URL?workers=N names an engine of hosts, even alone */
         int one = o->docker_hosts.n == 1 && !strstr(o->docker_hosts.v[0], "?workers=");
         const char *other = one ? "hosts" : "host";
-        if ((one
-                 ? st_settings_set_group_option(s, "container", "host", o->docker_hosts.v[0],
-                                                "option --docker-host")
-                 : st_settings_set_group_list_option(
-                       s, "container", "hosts", (const char *const *)o->docker_hosts.v,
-                       o->docker_hosts.n, "option --docker-host")) < 0 ||
-            st_settings_remove_group_key(s, "container", other) < 0)
-            return -1;
+        if ((rc = one ? st_settings_set_group_option(s, "container", "host",
+                                                     o->docker_hosts.v[0], "option --docker-host")
+                      : st_settings_set_group_list_option(
+                            s, "container", "hosts", (const char *const *)o->docker_hosts.v,
+                            o->docker_hosts.n, "option --docker-host")) < 0 ||
+            (rc = st_settings_remove_group_key(s, "container", other)) < 0)
+            return rc;
         unsetenv("DOCKER_HOST");
         unsetenv("CONTAINER_HOST");
     }
@@ -735,7 +735,7 @@ static int apply_cli(st_settings *s, const cli_opts *o, st_strv *paths)
         memset(paths, 0, sizeof(*paths));
         s->paths_from_cli = 1;
     }
-    return 0;
+    return ST_OK;
 }
 
 static int should_stop(void)
@@ -956,20 +956,28 @@ typedef struct load_ctx {
     const st_strv *paths;
 } load_ctx;
 
-/* Builds settings from scratch: defaults, file, environment, options. */
+/* Builds settings from scratch: defaults, file, environment, options. ST_OK, or the status of
+ * the first step that failed (ST_ERR_INVALID: a bad setting, variable or option, logged;
+ * ST_ERR_NOMEM); then s is freed. */
 static int load_settings(st_settings *s, void *opaque)
 {
     load_ctx *lc = opaque;
     st_strv paths = {0};
     for (size_t i = 0; i < lc->paths->n; i++)
         st_strv_push(&paths, lc->paths->v[i]);
-    int rc = -1;
-    if (st_settings_init(s) == 0 && st_settings_load_file(s, lc->o->config) == 0 &&
-        st_settings_load_env(s) == 0 && apply_cli(s, lc->o, &paths) == 0 &&
-        st_settings_finish(s) == 0)
-        rc = 0;
+    int rc = st_settings_init(s); /* first: s is freed below on any failure */
+    if (rc == ST_OK && paths.oom)
+        rc = ST_ERR_NOMEM;
+    if (rc == ST_OK)
+        rc = st_settings_load_file(s, lc->o->config);
+    if (rc == ST_OK)
+        rc = st_settings_load_env(s);
+    if (rc == ST_OK)
+        rc = apply_cli(s, lc->o, &paths);
+    if (rc == ST_OK)
+        rc = st_settings_finish(s);
     st_strv_free(&paths);
-    if (rc < 0)
+    if (rc != ST_OK)
         st_settings_free(s);
     return rc;
 }
@@ -1029,10 +1037,9 @@ int st_cli_main(int argc, char **argv)
     /* NOTIFY_SOCKET and the watchdog variables are read once and kept from the children */
     st_notify_init();
     load_ctx lc = {&o, &paths};
-    if (load_settings(&s, &lc) < 0) {
-        rc = ST_ERR_INVALID;
+    rc = load_settings(&s, &lc);
+    if (rc != ST_OK)
         goto out;
-    }
     settings_ready = 1;
     st_pipeline_opts po = {
         .json = o.json,

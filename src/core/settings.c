@@ -29,10 +29,10 @@ int st_set_string(char **dst, const char *value)
 {
     char *v = st_strdup(value);
     if (value && !v)
-        return -1;
+        return ST_ERR_NOMEM;
     free(*dst);
     *dst = v;
-    return 0;
+    return ST_OK;
 }
 
 int st_set_bool(int *dst, const char *value, const char *where)
@@ -40,7 +40,7 @@ int st_set_bool(int *dst, const char *value, const char *where)
     int b = st_parse_bool(value);
     if (b < 0) {
         st_error("%s: '%s' is not a boolean (use 1/0, true/false, yes/no, on/off)", where, value);
-        return -1;
+        return ST_ERR_INVALID;
     }
     *dst = b;
     return 0;
@@ -51,7 +51,7 @@ int st_set_uint(unsigned *dst, const char *value, unsigned min, const char *wher
     long long v;
     if (st_parse_long(value, &v) < 0 || v < (long long)min || v > 100000) {
         st_error("%s: '%s' is not a whole number from %u to 100000", where, value, min);
-        return -1;
+        return ST_ERR_INVALID;
     }
     *dst = (unsigned)v;
     return 0;
@@ -63,7 +63,7 @@ int st_set_retries(unsigned *dst, const char *value, const char *where)
     if (st_parse_long(value, &v) < 0 || v < 0 || v > ST_RETRIES_MAX) {
         st_error("%s: '%s' is not a number of retries from 0 to %d", where, value,
                  ST_RETRIES_MAX);
-        return -1;
+        return ST_ERR_INVALID;
     }
     *dst = (unsigned)v;
     return 0;
@@ -75,7 +75,7 @@ int st_set_reruns(unsigned *dst, const char *value, const char *where)
     if (st_parse_long(value, &v) < 0 || v < 0 || v > ST_RERUNS_MAX) {
         st_error("%s: '%s' is not a number of reruns from 0 to %d", where, value,
                  ST_RERUNS_MAX);
-        return -1;
+        return ST_ERR_INVALID;
     }
     *dst = (unsigned)v;
     return 0;
@@ -86,7 +86,7 @@ int st_set_ratio(double *dst, const char *value, const char *where)
     double v;
     if (st_parse_double(value, &v) < 0 || !(v >= 0) || v > 1) {
         st_error("%s: '%s' is not a number from 0 to 1", where, value);
-        return -1;
+        return ST_ERR_INVALID;
     }
     *dst = v;
     return 0;
@@ -97,7 +97,7 @@ int st_set_seconds(double *dst, const char *value, const char *where)
     double v;
     if (st_parse_double(value, &v) < 0 || !(v > 0) || v > 31536000) {
         st_error("%s: '%s' is not a positive number of seconds", where, value);
-        return -1;
+        return ST_ERR_INVALID;
     }
     *dst = v;
     return 0;
@@ -107,10 +107,11 @@ int st_set_pytest_args(st_settings *s, const char *value, const char *where)
 {
     st_strv words = {0};
     const char *err;
-    if (st_shell_split(value, &words, &err) < 0) {
+    int rc = st_shell_split(value, &words, &err);
+    if (rc < 0) {
         st_error("%s: cannot split '%s': %s", where, value, err ? err : "out of memory");
         st_strv_free(&words);
-        return -1;
+        return rc;
     }
     st_strv_free(&s->pytest_args);
     s->pytest_args = words;
@@ -128,7 +129,7 @@ int st_set_pythonpath(st_settings *s, const char *value, const char *where)
             st_error("%s: '%s' has an empty entry (separate directories with one ':')", where,
                      value);
             st_strv_free(&v);
-            return -1;
+            return ST_ERR_INVALID;
         }
         st_strv_push_owned(&v, st_strndup(p, len));
         if (!colon)
@@ -139,7 +140,7 @@ int st_set_pythonpath(st_settings *s, const char *value, const char *where)
     if (v.oom || !w) {
         st_strv_free(&v);
         free(w);
-        return -1;
+        return ST_ERR_NOMEM;
     }
     st_strv_free(&s->pythonpath);
     s->pythonpath = v;
@@ -150,8 +151,8 @@ int st_set_pythonpath(st_settings *s, const char *value, const char *where)
 
 /* An orphan_exclude glob: repo-relative, not empty, no ".." component; "./" and a trailing
  * "/" (a directory: everything under it) are normalised; a leading "/" anchors it at the
- * root. Returns a malloc'd glob or NULL. */
-static char *exclude_glob(const char *g, const char *where)
+ * root. Returns ST_OK and *out a malloc'd glob, ST_ERR_INVALID (logged) or ST_ERR_NOMEM. */
+static int exclude_glob(const char *g, const char *where, char **out)
 {
     while (g[0] == '.' && g[1] == '/')
         g += 2;
@@ -168,26 +169,28 @@ static char *exclude_glob(const char *g, const char *where)
         st_error("%s: orphan_exclude pattern '%s' must be a repository-relative glob (not empty, "
                  "no '..'; a leading '/' anchors it at the project root)",
                  where, g);
-        return NULL;
+        return ST_ERR_INVALID;
     }
     size_t n = strlen(g);
-    return g[n - 1] == '/' ? st_asprintf("%s*", g) : st_strdup(g);
+    *out = g[n - 1] == '/' ? st_asprintf("%s*", g) : st_strdup(g);
+    return *out ? ST_OK : ST_ERR_NOMEM;
 }
 
 static int set_exclude_list(st_settings *s, const st_strv *globs, const char *where)
 {
     st_strv v = {0};
     for (size_t i = 0; i < globs->n; i++) {
-        char *g = exclude_glob(globs->v[i], where);
-        if (!g) {
+        char *g = NULL;
+        int rc = exclude_glob(globs->v[i], where, &g);
+        if (rc < 0) {
             st_strv_free(&v);
-            return -1;
+            return rc;
         }
         st_strv_push_owned(&v, g);
     }
     if (v.oom) {
         st_strv_free(&v);
-        return -1;
+        return ST_ERR_NOMEM;
     }
     st_strv_free(&s->orphan_exclude);
     s->orphan_exclude = v;
@@ -199,11 +202,11 @@ int st_set_orphan_exclude(st_settings *s, const char *value, const char *where)
     st_strv parts = {0};
     char *copy = st_strdup(value), *save = NULL;
     if (!copy)
-        return -1;
+        return ST_ERR_NOMEM;
     for (char *tok = strtok_r(copy, ":", &save); tok; tok = strtok_r(NULL, ":", &save))
         st_strv_push(&parts, tok);
     free(copy);
-    int rc = parts.oom ? -1 : set_exclude_list(s, &parts, where);
+    int rc = parts.oom ? ST_ERR_NOMEM : set_exclude_list(s, &parts, where);
     st_strv_free(&parts);
     return rc;
 }
@@ -240,8 +243,8 @@ int st_settings_init(st_settings *s)
         st_strv_push(&s->orphan_exclude, st_default_orphan_exclude[i]);
     if (!s->python || !s->runtime || !s->container_fallback || !s->support_dir ||
         !s->orphan_check_mode || s->skip_dirs.oom || s->orphan_exclude.oom)
-        return -1;
-    return 0;
+        return ST_ERR_NOMEM;
+    return ST_OK;
 }
 
 /* ---- the config file ---------------------------------------------------------------------- */
@@ -325,7 +328,7 @@ int st_kind_from_name(const char *name, st_plugin_kind *out)
 {
     int v;
     if (ST_ENUM_VALUE(kind_names, name, &v) < 0)
-        return -1;
+        return ST_ERR_INVALID;
     *out = (st_plugin_kind)v;
     return 0;
 }
@@ -343,7 +346,7 @@ static int file_string(const config_setting_t *cs, const char *what, const char 
         char *w = where_of(cs);
         st_error("%s: '%s' must be a string", w, what);
         free(w);
-        return -1;
+        return ST_ERR_INVALID;
     }
     *out = config_setting_get_string(cs);
     return 0;
@@ -353,7 +356,7 @@ static int file_strlist(st_settings *s, const config_setting_t *cs, st_strv *dst
 {
     char *w = where_of(cs);
     st_strv v = {0};
-    int rc = -1;
+    int rc = ST_ERR_INVALID;
     if (config_setting_type(cs) == CONFIG_TYPE_STRING) {
         st_strv_push(&v, config_setting_get_string(cs));
     } else if (config_setting_is_aggregate(cs) && config_setting_type(cs) != CONFIG_TYPE_GROUP) {
@@ -378,8 +381,10 @@ static int file_strlist(st_settings *s, const config_setting_t *cs, st_strv *dst
                 v.oom = 1;
         }
     }
-    if (v.oom)
+    if (v.oom) {
+        rc = ST_ERR_NOMEM;
         goto out;
+    }
     st_strv_free(dst);
     *dst = v;
     memset(&v, 0, sizeof(v));
@@ -393,7 +398,7 @@ out:
 static int file_plugins(st_settings *s, const config_setting_t *cs)
 {
     char *w = where_of(cs);
-    int rc = -1;
+    int rc = ST_ERR_INVALID;
     if (config_setting_type(cs) != CONFIG_TYPE_LIST && config_setting_type(cs) != CONFIG_TYPE_ARRAY) {
         st_error("%s: 'plugins' must be a list: plugins = ( { kind = \"...\"; name = \"...\"; } );", w);
         goto out;
@@ -401,8 +406,10 @@ static int file_plugins(st_settings *s, const config_setting_t *cs)
     int n = config_setting_length(cs);
     s->plugins_configured = 1;
     s->plugins = calloc((size_t)n + 1, sizeof(*s->plugins));
-    if (!s->plugins)
+    if (!s->plugins) {
+        rc = ST_ERR_NOMEM;
         goto out;
+    }
     for (int i = 0; i < n; i++) {
         config_setting_t *e = config_setting_get_elem(cs, (unsigned)i);
         char *ew = where_of(e);
@@ -460,7 +467,7 @@ int st_set_shards(int *dst, const char *value, const char *where)
 {
     if (strcmp(value, "auto") == 0) {
         *dst = ST_SHARDS_AUTO;
-        return 0;
+        return ST_OK;
     }
     char *end;
     errno = 0;
@@ -468,10 +475,10 @@ int st_set_shards(int *dst, const char *value, const char *where)
     if (!*value || *end || errno || v < 1 || v > ST_SHARDS_MAX) {
         st_error("%s: shards '%s' must be a whole number from 1 to %d, or \"auto\"", where,
                  value, ST_SHARDS_MAX);
-        return -1;
+        return ST_ERR_INVALID;
     }
     *dst = (int)v;
-    return 0;
+    return ST_OK;
 }
 
 /* paths: a string, or a list whose entries are strings or groups { path = "..."; shards = N
@@ -489,9 +496,9 @@ static int file_paths(st_settings *s, const config_setting_t *cs)
         return file_strlist(s, cs, &s->paths, 0);
     st_strv v = {0};
     int *spec = calloc((size_t)n + 1, sizeof(*spec));
-    int rc = -1;
+    int rc = ST_ERR_INVALID;
     if (!spec)
-        return -1;
+        return ST_ERR_NOMEM;
     for (int i = 0; i < n; i++) {
         const config_setting_t *e = config_setting_get_elem(cs, (unsigned)i);
         char *w = where_of(e);
@@ -545,20 +552,24 @@ static int file_paths(st_settings *s, const config_setting_t *cs)
         }
         free(w);
     }
-    if (v.oom)
+    if (v.oom) {
+        rc = ST_ERR_NOMEM;
         goto out;
+    }
     st_strv_free(&s->paths);
     s->paths = v;
     memset(&v, 0, sizeof(v));
     st_strv_free(&s->path_shard_names);
     for (int i = 0; i < n; i++)
         st_strv_push(&s->path_shard_names, s->paths.v[i]);
-    if (s->path_shard_names.oom)
+    if (s->path_shard_names.oom) {
+        rc = ST_ERR_NOMEM;
         goto out;
+    }
     free(s->path_shards);
     s->path_shards = spec;
     spec = NULL;
-    rc = 0;
+    rc = ST_OK;
 out:
     st_strv_free(&v);
     free(spec);
@@ -570,7 +581,7 @@ static int apply_file_key(st_settings *s, const file_key *k, config_setting_t *c
     char *w = where_of(cs);
     const char *str = NULL;
     char buf[64];
-    int rc = -1;
+    int rc = ST_ERR_INVALID;
     void *dst = (char *)s + k->offset;
     switch (k->type) {
     case K_STRING:
@@ -596,8 +607,10 @@ static int apply_file_key(st_settings *s, const file_key *k, config_setting_t *c
         if (file_string(cs, k->name, &str) < 0)
             goto out;
         char *abs = st_path_absolute(s->config_dir, str);
-        if (!abs)
+        if (!abs) {
+            rc = ST_ERR_NOMEM;
             goto out;
+        }
         free(*(char **)dst);
         *(char **)dst = abs;
         rc = 0;
@@ -768,7 +781,7 @@ static int check_includes(const char *file, int depth)
             at += *c == '\n';
         st_error("%s:%d: a NUL byte: not a config file", file, at);
         free(text);
-        return -1;
+        return ST_ERR_INVALID;
     }
     int rc = 0, line = 1;
     for (char *p = text; p && *p && rc == 0; line++) {
@@ -785,7 +798,7 @@ static int check_includes(const char *file, int depth)
                     st_error("%s:%d: @include '%s': %s, not a config file", file, line, a + 1,
                              S_ISDIR(st.st_mode) ? "a directory"
                                                  : "not a regular file (a FIFO, socket or device)");
-                    rc = -1;
+                    rc = ST_ERR_INVALID;
                 } else if (stat(a + 1, &st) == 0) {
                     rc = check_includes(a + 1, depth + 1);
                 }
@@ -801,7 +814,7 @@ int st_settings_load_file(st_settings *s, const char *path)
 {
     char *candidates[3] = {0};
     int named = path != NULL;
-    int rc = -1;
+    int rc = ST_ERR_INVALID;
     if (named) {
         candidates[0] = st_strdup(path);
     } else {
@@ -825,8 +838,10 @@ int st_settings_load_file(st_settings *s, const char *path)
     }
     s->config_path = st_path_absolute(NULL, chosen);
     s->config_dir = s->config_path ? st_path_dirname(s->config_path) : NULL;
-    if (!s->config_dir)
+    if (!s->config_dir) {
+        rc = ST_ERR_NOMEM;
         goto out;
+    }
     config_init(&s->cfg);
     s->cfg_loaded = 1;
     struct stat st;
@@ -839,8 +854,10 @@ int st_settings_load_file(st_settings *s, const char *path)
         st_error("%s: not a regular file (a FIFO, socket or device), not a config file", chosen);
         goto out;
     }
-    if (check_includes(chosen, 0) < 0)
+    rc = check_includes(chosen, 0);
+    if (rc < 0)
         goto out;
+    rc = ST_ERR_INVALID;
     if (!config_read_file(&s->cfg, chosen)) {
         const char *efile = config_error_file(&s->cfg) ? config_error_file(&s->cfg) : chosen;
         char *inc = NULL;
@@ -867,12 +884,14 @@ int st_settings_load_file(st_settings *s, const char *path)
             char *w = where_of(cs);
             st_error("%s: unknown setting '%s' (see selftest.conf(5) or conf/*.conf)", w, name);
             free(w);
+            rc = ST_ERR_INVALID;
             goto out;
         }
-        if (apply_file_key(s, k, cs) < 0)
+        rc = apply_file_key(s, k, cs);
+        if (rc < 0)
             goto out;
     }
-    rc = 0;
+    rc = ST_OK;
 out:
     for (size_t i = 0; i < 3; i++)
         free(candidates[i]);
@@ -924,7 +943,7 @@ static int env_dirs(st_strv *dst, const char *value)
     if (!copy || dirs.oom) {
         free(copy);
         st_strv_free(&dirs);
-        return -1;
+        return ST_ERR_NOMEM;
     }
     free(copy);
     st_strv_free(dst);
@@ -936,70 +955,73 @@ int st_settings_load_env(st_settings *s)
 {
     const char *which, *v;
     char where[96];
+    int rc;
 #define ENV1(name) ((which = (name)), (v = getenv(name)) && *v)
 #define WHERE() (snprintf(where, sizeof(where), "environment variable %s", which), where)
-    if (ENV1("SELF_TEST_ARGS") && st_set_pytest_args(s, v, WHERE()) < 0)
-        return -1;
+    if (ENV1("SELF_TEST_ARGS") && (rc = st_set_pytest_args(s, v, WHERE())) < 0)
+        return rc;
     if (ENV1("SELF_TEST_SHARDS")) {
-        if (st_set_shards(&s->shards, v, WHERE()) < 0)
-            return -1;
+        if ((rc = st_set_shards(&s->shards, v, WHERE())) < 0)
+            return rc;
         s->shards_option = 1;
     }
-    if (ENV1("SELF_TEST_SHARD_SECONDS") && st_set_seconds(&s->shard_seconds, v, WHERE()) < 0)
-        return -1;
+    if (ENV1("SELF_TEST_SHARD_SECONDS") &&
+        (rc = st_set_seconds(&s->shard_seconds, v, WHERE())) < 0)
+        return rc;
     if (ENV1("SELF_TEST_WORKERS")) {
-        if (st_set_uint(&s->workers, v, 1, WHERE()) < 0)
-            return -1;
+        if ((rc = st_set_uint(&s->workers, v, 1, WHERE())) < 0)
+            return rc;
         s->workers_set = 1;
     }
-    if (ENV1("SELF_TEST_TIMEOUT") && st_set_seconds(&s->timeout_s, v, WHERE()) < 0)
-        return -1;
-    if (ENV1("SELF_TEST_RETRIES") && st_set_retries(&s->retries, v, WHERE()) < 0)
-        return -1;
-    if (ENV1("SELF_TEST_RERUN_FAILURES") && st_set_reruns(&s->rerun_failures, v, WHERE()) < 0)
-        return -1;
+    if (ENV1("SELF_TEST_TIMEOUT") && (rc = st_set_seconds(&s->timeout_s, v, WHERE())) < 0)
+        return rc;
+    if (ENV1("SELF_TEST_RETRIES") && (rc = st_set_retries(&s->retries, v, WHERE())) < 0)
+        return rc;
+    if (ENV1("SELF_TEST_RERUN_FAILURES") &&
+        (rc = st_set_reruns(&s->rerun_failures, v, WHERE())) < 0)
+        return rc;
     if (ENV1("SELF_TEST_METRICS_PORT")) {
         long long port;
         if (st_parse_long(v, &port) < 0 || port < 0 || port > 65535) {
             st_error("%s: '%s' is not a port number (0-65535)", WHERE(), v);
-            return -1;
+            return ST_ERR_INVALID;
         }
         s->metrics_port = (long)port;
     }
-    if (ENV1("SELF_TEST_LOCK_FILE") && st_set_string(&s->lock_file, v) < 0)
-        return -1;
-    if (ENV1("SELF_TEST_REPORT_DIR") && st_set_string(&s->report_dir, v) < 0)
-        return -1;
+    if (ENV1("SELF_TEST_LOCK_FILE") && (rc = st_set_string(&s->lock_file, v)) < 0)
+        return rc;
+    if (ENV1("SELF_TEST_REPORT_DIR") && (rc = st_set_string(&s->report_dir, v)) < 0)
+        return rc;
     if (ENV1("SELF_TEST_JUNIT_XML")) {
         char *abs = st_path_absolute(NULL, v); /* relative to the working directory */
         if (!abs)
-            return -1;
+            return ST_ERR_NOMEM;
         free(s->junit_xml);
         s->junit_xml = abs;
     }
-    if (ENV1("SANDBOX_DATA_DIR") && st_set_string(&s->data_dir, v) < 0)
-        return -1;
+    if (ENV1("SANDBOX_DATA_DIR") && (rc = st_set_string(&s->data_dir, v)) < 0)
+        return rc;
     if (ENV1("SANDBOX_REPO_PATH")) {
         char *abs = st_path_absolute(NULL, v);
         if (!abs)
-            return -1;
+            return ST_ERR_NOMEM;
         free(s->project_root);
         s->project_root = abs;
     }
-    if (ENV1("SELF_TEST_PYTHON") && st_set_string(&s->python, v) < 0)
-        return -1;
-    if (ENV1("SELF_TEST_SUPPORT_DIR") && st_set_string(&s->support_dir, v) < 0)
-        return -1;
-    if (ENV1("SELF_TEST_PLUGIN_PATH") && env_dirs(&s->plugin_path, v) < 0)
-        return -1;
+    if (ENV1("SELF_TEST_PYTHON") && (rc = st_set_string(&s->python, v)) < 0)
+        return rc;
+    if (ENV1("SELF_TEST_SUPPORT_DIR") && (rc = st_set_string(&s->support_dir, v)) < 0)
+        return rc;
+    if (ENV1("SELF_TEST_PLUGIN_PATH") && (rc = env_dirs(&s->plugin_path, v)) < 0)
+        return rc;
     /* set but empty: no system plugin directory (as GST_PLUGIN_SYSTEM_PATH) */
     if ((v = getenv("SELF_TEST_PLUGIN_SYSTEM_PATH")) != NULL) {
-        if (env_dirs(&s->plugin_system_path, v) < 0)
-            return -1;
+        if ((rc = env_dirs(&s->plugin_system_path, v)) < 0)
+            return rc;
         s->plugin_system_path_set = 1;
     }
-    if (ENV1("SELF_TEST_PYTHONPATH") && st_set_pythonpath(s, v, WHERE()) < 0)
-        return -1;
+    if (ENV1("SELF_TEST_PYTHONPATH") && (rc = st_set_pythonpath(s, v, WHERE())) < 0)
+        return rc;
     if (ENV1("SANDBOX_SKIP_DIRS")) {
         st_strv dirs = {0};
         char *copy = st_strdup(v), *save = NULL;
@@ -1009,27 +1031,27 @@ int st_settings_load_env(st_settings *s)
         st_strv_free(&s->skip_dirs);
         s->skip_dirs = dirs;
     }
-    if (ENV1("SELF_TEST_ORPHAN_EXCLUDE") && st_set_orphan_exclude(s, v, WHERE()) < 0)
-        return -1;
-    if (ENV1("SELF_TEST_ORPHAN_TIMEOUT") && st_set_seconds(&s->orphan_timeout_s, v, WHERE()) < 0)
-        return -1;
+    if (ENV1("SELF_TEST_ORPHAN_EXCLUDE") && (rc = st_set_orphan_exclude(s, v, WHERE())) < 0)
+        return rc;
+    if (ENV1("SELF_TEST_ORPHAN_TIMEOUT") && (rc = st_set_seconds(&s->orphan_timeout_s, v, WHERE())) < 0)
+        return rc;
     if (ENV1("SELF_TEST_ORPHAN_CHECK_MODE")) {
         if (strcmp(v, "fork") != 0 && strcmp(v, "process") != 0) {
             st_error("%s: must be \"fork\" or \"process\", not '%s'", WHERE(), v);
-            return -1;
+            return ST_ERR_INVALID;
         }
-        if (st_set_string(&s->orphan_check_mode, v) < 0)
-            return -1;
+        if ((rc = st_set_string(&s->orphan_check_mode, v)) < 0)
+            return rc;
     }
     for (size_t i = 0; i < sizeof(env_bools) / sizeof(env_bools[0]); i++) {
         v = env_first(env_bools[i].names, &which);
-        if (v && (st_set_bool((int *)((char *)s + env_bools[i].offset), v, WHERE()) < 0 ||
-                  st_settings_given(s, env_bools[i].offset, ST_GIVEN_ENV, WHERE()) < 0))
-            return -1;
+        if (v && ((rc = st_set_bool((int *)((char *)s + env_bools[i].offset), v, WHERE())) < 0 ||
+                  (rc = st_settings_given(s, env_bools[i].offset, ST_GIVEN_ENV, WHERE())) < 0))
+            return rc;
     }
 #undef ENV1
 #undef WHERE
-    return 0;
+    return ST_OK;
 }
 
 /* ---- derived settings ----------------------------------------------------------------------- */
@@ -1061,7 +1083,7 @@ static int make_absolute(char **p, const char *base)
 {
     char *abs = st_path_absolute(base, *p);
     if (!abs)
-        return -1;
+        return ST_ERR_NOMEM;
     free(*p);
     *p = abs;
     return 0;
@@ -1094,7 +1116,7 @@ int st_settings_given(st_settings *s, size_t offset, int given, const char *wher
             continue;
         char *w = st_strdup(where);
         if (!w)
-            return -1;
+            return ST_ERR_NOMEM;
         free(s->dp_where[i]);
         s->dp_where[i] = w;
         s->dp_given[i] = given;
@@ -1120,12 +1142,12 @@ int st_settings_route_discovery(st_settings *s, config_setting_t **group, const 
             if (!*group)
                 *group = config_setting_add(root, new_name, CONFIG_TYPE_GROUP);
             if (!*group)
-                return -1;
+                return ST_ERR_NOMEM;
         }
         config_setting_remove(*group, dp_switches[i].key);
         config_setting_t *v = config_setting_add(*group, dp_switches[i].key, CONFIG_TYPE_BOOL);
         if (!v || !config_setting_set_bool(v, *(int *)((char *)s + dp_switches[i].offset)))
-            return -1;
+            return ST_ERR_NOMEM;
         /* the plugin's messages about it name the spelling that set it (cfg_where) */
         config_setting_set_hook(v, s->dp_where[i]);
     }
@@ -1148,7 +1170,7 @@ static int add_metrics_exporter(st_settings *s)
     if (!pc) {
         st_plugin_conf *grown = realloc(s->plugins, (s->n_plugins + 1) * sizeof(*grown));
         if (!grown)
-            return -1;
+            return ST_ERR_NOMEM;
         s->plugins = grown;
         pc = &s->plugins[s->n_plugins++];
         memset(pc, 0, sizeof(*pc));
@@ -1156,7 +1178,7 @@ static int add_metrics_exporter(st_settings *s)
         pc->name = st_strdup("exporter-prometheus");
         pc->where = st_strdup("--metrics-port/SELF_TEST_METRICS_PORT");
         if (!pc->kind || !pc->name || !pc->where)
-            return -1;
+            return ST_ERR_NOMEM;
     }
     if (!pc->settings) {
         config_setting_t *root = config_root_setting(&s->cfg);
@@ -1166,10 +1188,10 @@ static int add_metrics_exporter(st_settings *s)
         pc->settings = g;
     }
     if (!pc->settings)
-        return -1;
+        return ST_ERR_NOMEM;
     config_setting_remove(pc->settings, "port");
     config_setting_t *port = config_setting_add(pc->settings, "port", CONFIG_TYPE_INT);
-    return port && config_setting_set_int(port, (int)s->metrics_port) ? 0 : -1;
+    return port && config_setting_set_int(port, (int)s->metrics_port) ? ST_OK : ST_ERR_NOMEM;
 }
 
 int st_settings_set_group_string(st_settings *s, const char *group, const char *key,
@@ -1190,11 +1212,11 @@ int st_settings_set_group_option(st_settings *s, const char *group, const char *
     if (!g)
         g = config_setting_add(root, group, CONFIG_TYPE_GROUP);
     if (!g)
-        return -1;
+        return ST_ERR_NOMEM;
     config_setting_remove(g, key);
     config_setting_t *v = config_setting_add(g, key, CONFIG_TYPE_STRING);
     if (!v || !config_setting_set_string(v, value))
-        return -1;
+        return ST_ERR_NOMEM;
     /* plugins' messages about this value name the option (cfg_where reads the hook) */
     if (where)
         config_setting_set_hook(v, (void *)where);
@@ -1207,7 +1229,7 @@ int st_settings_remove_group_key(st_settings *s, const char *group, const char *
         return 0;
     config_setting_t *g = config_setting_get_member(config_root_setting(&s->cfg), group);
     if (g && config_setting_get_member(g, key))
-        return config_setting_remove(g, key) == CONFIG_TRUE ? 0 : -1;
+        return config_setting_remove(g, key) == CONFIG_TRUE ? ST_OK : ST_ERR_INTERNAL;
     return 0;
 }
 
@@ -1223,14 +1245,14 @@ int st_settings_set_group_list_option(st_settings *s, const char *group, const c
     if (!g)
         g = config_setting_add(root, group, CONFIG_TYPE_GROUP);
     if (!g)
-        return -1;
+        return ST_ERR_NOMEM;
     config_setting_remove(g, key);
     config_setting_t *v = config_setting_add(g, key, CONFIG_TYPE_ARRAY);
     if (!v)
-        return -1;
+        return ST_ERR_NOMEM;
     for (size_t i = 0; i < n; i++)
         if (!config_setting_set_string_elem(v, -1, values[i]))
-            return -1;
+            return ST_ERR_NOMEM;
     if (where)
         config_setting_set_hook(v, (void *)where);
     return 0;
@@ -1244,7 +1266,7 @@ static int finish_pythonpath(st_settings *s)
     st_strv_free(&s->pythonpath_rel);
     if (s->pythonpath.n && !realpath(s->project_root, real_root)) {
         st_error("project root %s: %s", s->project_root, strerror(errno));
-        return -1;
+        return ST_ERR_INVALID;
     }
     for (size_t i = 0; i < s->pythonpath.n; i++) {
         const char *given = s->pythonpath.v[i];
@@ -1253,18 +1275,18 @@ static int finish_pythonpath(st_settings *s)
             st_error("%s: pythonpath entry '%s' %s", where, given,
                      given[0] ? "contains ':' (PYTHONPATH separates entries with it)"
                               : "is empty");
-            return -1;
+            return ST_ERR_INVALID;
         }
         char *abs = st_path_absolute(s->project_root, given);
         char real[PATH_MAX];
         struct stat st;
         if (!abs)
-            return -1;
+            return ST_ERR_NOMEM;
         if (stat(abs, &st) < 0 || !S_ISDIR(st.st_mode)) {
             st_error("%s: pythonpath entry '%s' (%s) is not a directory%s", where, given, abs,
                      given[0] == '/' ? "" : " (relative entries are relative to the project root)");
             free(abs);
-            return -1;
+            return ST_ERR_INVALID;
         }
         free(s->pythonpath.v[i]);
         s->pythonpath.v[i] = abs;
@@ -1273,59 +1295,70 @@ static int finish_pythonpath(st_settings *s)
             st_strv_push(&s->pythonpath_rel, rel);
         free(rel);
     }
-    return s->pythonpath_rel.oom ? -1 : 0;
+    return s->pythonpath_rel.oom ? ST_ERR_NOMEM : ST_OK;
 }
 
 int st_settings_finish(st_settings *s)
 {
+    int rc;
     if (!s->project_root)
         s->project_root = default_root();
-    if (!s->project_root || make_absolute(&s->project_root, NULL) < 0)
-        return -1;
+    if (!s->project_root)
+        return ST_ERR_NOMEM;
+    if ((rc = make_absolute(&s->project_root, NULL)) < 0)
+        return rc;
     struct stat st;
     if (stat(s->project_root, &st) < 0 || !S_ISDIR(st.st_mode)) {
         st_error("project root %s is not a directory", s->project_root);
-        return -1;
+        return ST_ERR_INVALID;
     }
     if (!s->data_dir)
         s->data_dir = st_path_join(s->project_root, "sandbox_data");
-    if (!s->data_dir || make_absolute(&s->data_dir, s->project_root) < 0)
-        return -1;
+    if (!s->data_dir)
+        return ST_ERR_NOMEM;
+    if ((rc = make_absolute(&s->data_dir, s->project_root)) < 0)
+        return rc;
     if (stat(s->data_dir, &st) == 0 && !S_ISDIR(st.st_mode)) {
         st_error("data dir %s is not a directory (set data_dir or SANDBOX_DATA_DIR)", s->data_dir);
-        return -1;
+        return ST_ERR_INVALID;
     }
     if (!s->report_dir)
         s->report_dir = st_path_join(s->data_dir, "self_test_reports");
-    if (!s->report_dir || make_absolute(&s->report_dir, s->project_root) < 0)
-        return -1;
+    if (!s->report_dir)
+        return ST_ERR_NOMEM;
+    if ((rc = make_absolute(&s->report_dir, s->project_root)) < 0)
+        return rc;
     /* folded ("a/../b" -> "b"): container runtimes mount and copy these paths as given */
-    if (make_absolute(&s->support_dir, NULL) < 0)
-        return -1;
+    if ((rc = make_absolute(&s->support_dir, NULL)) < 0)
+        return rc;
     if (!s->lock_file)
         s->lock_file = st_path_join(s->data_dir, "self_test.lock");
-    if (!s->lock_file || make_absolute(&s->lock_file, s->project_root) < 0)
-        return -1;
+    if (!s->lock_file)
+        return ST_ERR_NOMEM;
+    if ((rc = make_absolute(&s->lock_file, s->project_root)) < 0)
+        return rc;
     if (!s->quarantine_file)
         s->quarantine_file = st_path_join(s->data_dir, "quarantine.json");
-    if (!s->quarantine_file || make_absolute(&s->quarantine_file, s->project_root) < 0)
-        return -1;
+    if (!s->quarantine_file)
+        return ST_ERR_NOMEM;
+    if ((rc = make_absolute(&s->quarantine_file, s->project_root)) < 0)
+        return rc;
     if (strcmp(s->container_fallback, "host") != 0 && strcmp(s->container_fallback, "fail") != 0) {
         st_error("container_fallback must be \"host\" or \"fail\", not '%s'", s->container_fallback);
-        return -1;
+        return ST_ERR_INVALID;
     }
-    if (finish_pythonpath(s) < 0)
-        return -1;
-    if (s->metrics_port >= 0 && add_metrics_exporter(s) < 0) {
+    if ((rc = finish_pythonpath(s)) < 0)
+        return rc;
+    if (s->metrics_port >= 0 && (rc = add_metrics_exporter(s)) < 0) {
         st_error("cannot configure exporter-prometheus for metrics port %ld", s->metrics_port);
-        return -1;
+        return rc;
     }
 
     if (s->cfg_loaded) {
         const char *group = strcmp(s->runtime, "host") == 0 ? "host" : "container";
         s->runtime_settings = config_lookup(&s->cfg, group);
     }
-    return 0;
+    return ST_OK;
 }
 
 void st_settings_free(st_settings *s)

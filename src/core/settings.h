@@ -104,41 +104,46 @@ typedef struct st_settings {
     config_setting_t *runtime_settings; /* "host" or "container" group for the runtime */
 } st_settings;
 
+/* Every function here returns ST_OK or a negative st_status: ST_ERR_INVALID for a bad setting,
+ * variable, option or config file (logged, naming the file and line, the variable or the
+ * option), ST_ERR_NOMEM when memory runs out. */
+
 #define ST_SHARDS_AUTO 0
 #define ST_SHARDS_UNSET (-1)
 #define ST_SHARDS_MAX 1000
-/* Parses a shard count: a whole number 1..ST_SHARDS_MAX or "auto". 0 or -1 (logged with where). */
+/* Parses a shard count: a whole number 1..ST_SHARDS_MAX or "auto" (a bad one: ST_ERR_INVALID,
+ * logged with where). */
 int st_set_shards(int *dst, const char *value, const char *where);
 
-/* Defaults only; never fails except on OOM (-1). */
 /* Notes that the setting at offset (within st_settings) was given (ST_GIVEN_*) at where (copied)
- * when it is one of discovery-python's switches; a no-op for others. -1 on OOM. */
+ * when it is one of discovery-python's switches; a no-op for others. ST_ERR_NOMEM on OOM. */
 int st_settings_given(st_settings *s, size_t offset, int given, const char *where);
 /* Routes discovery-python's switches given by their old spellings into its settings group
  * *group (when NULL and something is routed: a new group new_name in the root). A flag or a
  * variable replaces the plugin's own setting; a top-level setting does not. Only for a
  * discovery-python of ABI 1.5 or later (an older one takes them in the discover options and
- * would refuse the settings). 0, or -1 on OOM. */
+ * would refuse the settings). ST_OK, or ST_ERR_NOMEM. */
 int st_settings_route_discovery(st_settings *s, config_setting_t **group, const char *new_name);
+/* Defaults only; never fails except on OOM (ST_ERR_NOMEM). */
 int st_settings_init(st_settings *s);
 /* Reads the config file. path NULL: the default locations (sysconfdir, then ./selftest.conf);
- * a missing default file is fine, a missing named file is an error. Returns 0 or -1 (logged). */
+ * a missing default file is fine, a missing named file is an error (ST_ERR_INVALID, logged). */
 int st_settings_load_file(st_settings *s, const char *path);
-/* Applies SELF_TEST_* / SANDBOX_* variables. Returns 0 or -1 (logged, naming the variable). */
+/* Applies SELF_TEST_* / SANDBOX_* variables (a bad one: ST_ERR_INVALID, naming the variable). */
 int st_settings_load_env(st_settings *s);
 /* Fills in what depends on other settings (root, data dir, report dir, lock file); call after
- * the command line was applied. Returns 0 or -1. */
+ * the command line was applied. */
 int st_settings_finish(st_settings *s);
 void st_settings_free(st_settings *s);
 /* Sets GROUP.KEY = value in the configuration (creating the group), for options that override
- * a plugin's setting (--container-image). Returns 0 or -1. */
+ * a plugin's setting (--container-image). ST_OK or ST_ERR_NOMEM. */
 int st_settings_set_group_string(st_settings *s, const char *group, const char *key,
                                  const char *value);
 /* The same for a value from the command line: where (a static string, e.g. "option
  * --docker-host") is what plugins' messages about it name instead of FILE:LINE. */
 int st_settings_set_group_option(st_settings *s, const char *group, const char *key,
                                  const char *value, const char *where);
-/* Removes GROUP.KEY when it is there. 0 or -1. */
+/* Removes GROUP.KEY when it is there. ST_OK, or ST_ERR_INTERNAL when libconfig cannot. */
 int st_settings_remove_group_key(st_settings *s, const char *group, const char *key);
 /* The same for a list of strings (a repeated option: --docker-host). */
 int st_settings_set_group_list_option(st_settings *s, const char *group, const char *key,
@@ -163,14 +168,14 @@ int st_set_string(char **dst, const char *value);
 int st_set_pythonpath(st_settings *s, const char *value, const char *where);
 /* Replaces the orphan_exclude globs with value split at ':' (empty pieces ignored; ":" alone
  * gives an empty list). Each glob is checked: not empty, not absolute, no ".." component.
- * Returns 0 or -1 (logged with where). */
+ * A bad glob: ST_ERR_INVALID (logged with where). */
 int st_set_orphan_exclude(st_settings *s, const char *value, const char *where);
 /* The default orphan_exclude globs (NULL-terminated). */
 extern const char *const st_default_orphan_exclude[];
 
 /* The plugin kinds by the names the configuration uses ("runtime", "discovery", "integrator",
- * "exporter"): the name of a kind ("unknown" for none), and the kind of a name (0 and *out
- * set, or -1 when there is none). */
+ * "exporter"): the name of a kind ("unknown" for none), and the kind of a name (ST_OK and *out
+ * set, or ST_ERR_INVALID when there is none). */
 const char *st_kind_name(st_plugin_kind kind);
 int st_kind_from_name(const char *name, st_plugin_kind *out);
 

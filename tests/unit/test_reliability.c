@@ -196,7 +196,7 @@ START_TEST(lcov_line_zero_is_no_statement)
     st_batch_free(&b);
     unit_write(d, "c.lcov", "SF:m.py\nDA:-1,1\n");
     st_batch b2 = {0};
-    ck_assert_int_eq(st_coverage_read(&b2, file, err, sizeof(err)), -1);
+    ck_assert_int_eq(st_coverage_read(&b2, file, err, sizeof(err)), ST_ERR_MALFORMED);
     ck_assert_contains(err, "c.lcov:2: malformed");
     st_batch_free(&b2);
     free(file);

@@ -434,7 +434,7 @@ START_TEST(coverage_is_the_union_of_lines)
     unit_write(dir, "c.lcov", "SF:m.py\nDA:x,1\n");
     char *c = st_path_join(dir, "c.lcov");
     st_batch b = {0};
-    ck_assert_int_eq(st_coverage_read(&b, c, err, sizeof(err)), -1);
+    ck_assert_int_eq(st_coverage_read(&b, c, err, sizeof(err)), ST_ERR_MALFORMED);
     ck_assert_contains(err, "c.lcov:2: malformed");
     st_batch_free(&b);
     free(a);
