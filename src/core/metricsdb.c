@@ -58,9 +58,10 @@ static int add_column(st_metricsdb *m, const char *table, const char *decl);
  * last line of its failure); NULL in older rows. */
 static int migrate_flaky(st_metricsdb *m)
 {
-    if (add_column(m, "runs", C_RUNS_FLAKY) < 0 ||
-        add_column(m, "test_outcomes", C_TESTS_ATTEMPTS) < 0)
-        return -1;
+    int rc;
+    if ((rc = add_column(m, "runs", C_RUNS_FLAKY)) < 0 ||
+        (rc = add_column(m, "test_outcomes", C_TESTS_ATTEMPTS)) < 0)
+        return rc;
     return add_column(m, "test_outcomes", C_TESTS_MESSAGE);
 }
 
@@ -113,6 +114,28 @@ static int is_io_error(sqlite3 *db)
            code == SQLITE_READONLY;
 }
 
+/* The st_status of the last SQLite failure on db (NULL: out of memory): ST_ERR_NOMEM,
+ * ST_ERR_TIMEOUT (another process held the DB past the busy timeout), ST_ERR_MALFORMED (not an
+ * SQLite database, or a damaged one), ST_ERR_INTERNAL (a constraint the core's own rows broke,
+ * e.g. a run stored twice), else ST_ERR_IO. */
+static int db_status(sqlite3 *db)
+{
+    switch (sqlite3_errcode(db) & 0xff) {
+    case SQLITE_NOMEM:
+        return ST_ERR_NOMEM;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return ST_ERR_TIMEOUT;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+        return ST_ERR_MALFORMED;
+    case SQLITE_CONSTRAINT:
+        return ST_ERR_INTERNAL;
+    default:
+        return ST_ERR_IO;
+    }
+}
+
 static int exec_sql(st_metricsdb *m, const char *sql)
 {
     char *err = NULL, cause[160];
@@ -120,9 +143,9 @@ static int exec_sql(st_metricsdb *m, const char *sql)
         st_error("%s: %s%s", m->path, err ? err : sqlite3_errmsg(m->db),
                  os_cause(m->db, cause, sizeof(cause)));
         sqlite3_free(err);
-        return -1;
+        return db_status(m->db);
     }
-    return 0;
+    return ST_OK;
 }
 
 /* Rolls back the open transaction, if any: SQLite has already rolled it back after some errors
@@ -138,7 +161,7 @@ static int user_version(st_metricsdb *m, int *out)
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(m->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK) {
         st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
-        return -1;
+        return db_status(m->db);
     }
     int rc = sqlite3_step(st);
     *out = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
@@ -150,33 +173,33 @@ static int user_version(st_metricsdb *m, int *out)
                      sqlite3_errmsg(m->db), os_cause(m->db, cause, sizeof(cause)));
         else
             st_error("%s: not a readable SQLite database: %s", m->path, sqlite3_errmsg(m->db));
-        return -1;
+        return db_status(m->db);
     }
-    return 0;
+    return ST_OK;
 }
 
 static int migrate(st_metricsdb *m)
 {
-    int v;
-    if (user_version(m, &v) < 0)
-        return -1;
+    int v, rc = user_version(m, &v);
+    if (rc < 0)
+        return rc;
     if (v > ST_METRICSDB_SCHEMA) {
         st_error("%s: schema version %d is newer than this selftest-core's (%d); refusing to "
                  "touch it (upgrade selftest-core or point SANDBOX_DATA_DIR elsewhere)",
                  m->path, v, ST_METRICSDB_SCHEMA);
-        return -1;
+        return ST_ERR_MALFORMED;
     }
     for (; v < (int)N_MIGRATIONS; v++) {
         char pragma[64];
         snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d;", v + 1);
         /* inside the transaction of st_metricsdb_open, with check_schema: a file refused
          * there is left as it was */
-        if ((migrations[v].sql ? exec_sql(m, migrations[v].sql) : migrations[v].fn(m)) < 0 ||
-            exec_sql(m, pragma) < 0)
-            return -1;
+        if ((rc = migrations[v].sql ? exec_sql(m, migrations[v].sql) : migrations[v].fn(m)) < 0 ||
+            (rc = exec_sql(m, pragma)) < 0)
+            return rc;
         st_info("%s: schema migrated to version %d", m->path, v + 1);
     }
-    return 0;
+    return ST_OK;
 }
 
 /* What the code reads and writes, whatever user_version says: each table with its columns and
@@ -219,7 +242,7 @@ static const char *addable_column(const char *table, const char *column)
 }
 
 /* The type of the schema object called name ("table", "view", ...), copied into type; "" when
- * there is none. Returns 0 or -1 (logged). */
+ * there is none. Returns ST_OK or a negative st_status (logged). */
 static int object_type(st_metricsdb *m, const char *name, char *type, size_t size)
 {
     sqlite3_stmt *st;
@@ -227,7 +250,7 @@ static int object_type(st_metricsdb *m, const char *name, char *type, size_t siz
     if (sqlite3_prepare_v2(m->db, "SELECT type FROM sqlite_master WHERE name = ?1 COLLATE NOCASE",
                            -1, &st, NULL) != SQLITE_OK) {
         st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
-        return -1;
+        return db_status(m->db);
     }
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
@@ -236,12 +259,12 @@ static int object_type(st_metricsdb *m, const char *name, char *type, size_t siz
     sqlite3_finalize(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
-        return -1;
+        return db_status(m->db);
     }
-    return 0;
+    return ST_OK;
 }
 
-/* Does table have the column? -1 on error (logged). */
+/* Does table have the column? 1 or 0, or a negative st_status (logged). */
 static int has_column(st_metricsdb *m, const char *table, const char *column)
 {
     char sql[96];
@@ -249,7 +272,7 @@ static int has_column(st_metricsdb *m, const char *table, const char *column)
     snprintf(sql, sizeof(sql), "PRAGMA table_info(\"%s\")", table); /* a fixed name */
     if (sqlite3_prepare_v2(m->db, sql, -1, &st, NULL) != SQLITE_OK) {
         st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
-        return -1;
+        return db_status(m->db);
     }
     int found = 0, rc = SQLITE_DONE;
     while (!found && (rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -257,43 +280,48 @@ static int has_column(st_metricsdb *m, const char *table, const char *column)
         found = name && strcasecmp(name, column) == 0;
     }
     /* a failed step is an error, not a missing column */
-    if (!found && rc != SQLITE_DONE)
+    int status = found || rc == SQLITE_DONE ? found : db_status(m->db);
+    if (status < 0)
         st_error("%s: reading the columns of %s: %s", m->path, table, sqlite3_errmsg(m->db));
     sqlite3_finalize(st);
-    return found || rc == SQLITE_DONE ? found : -1;
+    return status;
 }
 
-/* Adds the column decl ("name TYPE") to table when the table exists without it. 0 or -1. */
+/* Adds the column decl ("name TYPE") to table when the table exists without it. ST_OK or a
+ * negative st_status (logged). */
 static int add_column(st_metricsdb *m, const char *table, const char *decl)
 {
     char type[32], name[64], sql[160];
     snprintf(name, sizeof(name), "%.*s", (int)strcspn(decl, " "), decl);
-    if (object_type(m, table, type, sizeof(type)) < 0)
-        return -1;
+    int rc = object_type(m, table, type, sizeof(type));
+    if (rc < 0)
+        return rc;
     if (strcmp(type, "table") != 0)
-        return 0; /* missing: check_schema creates it; not a table: it refuses the file */
+        return ST_OK; /* missing: check_schema creates it; not a table: it refuses the file */
     int has = has_column(m, table, name);
     if (has < 0)
-        return -1;
+        return has;
     snprintf(sql, sizeof(sql), "ALTER TABLE %s ADD COLUMN %s", table, decl);
-    return has ? 0 : exec_sql(m, sql);
+    return has ? ST_OK : exec_sql(m, sql);
 }
 
 /* user_version is only a claim: checks that every table the code needs is there with its
  * columns. Missing tables are created, and missing columns of later migrations (addable[])
  * added (one transaction); a table without another needed column, or a
  * view where a table belongs, cannot be repaired without guessing and is refused, nothing
- * changed. Returns 0 or -1 (logged, naming the file, the table and the column). */
+ * changed. Returns ST_OK, or ST_ERR_MALFORMED (logged, naming the file, the table and the
+ * column) or the status of the SQLite failure. */
 static int check_schema(st_metricsdb *m)
 {
     char created[128] = "", added[128] = "";
+    int rc = ST_ERR_MALFORMED; /* the refusals below */
     for (size_t i = 0; i < sizeof(needed) / sizeof(needed[0]); i++) {
         char type[32];
-        if (object_type(m, needed[i].table, type, sizeof(type)) < 0)
+        if ((rc = object_type(m, needed[i].table, type, sizeof(type))) < 0)
             goto fail;
         int just_created = !type[0];
         if (just_created) {
-            if (exec_sql(m, needed[i].create) < 0)
+            if ((rc = exec_sql(m, needed[i].create)) < 0)
                 goto fail;
             size_t used = strlen(created);
             snprintf(created + used, sizeof(created) - used, "%s%s", used ? ", " : "",
@@ -306,17 +334,20 @@ static int check_schema(st_metricsdb *m)
                      "%d); refusing to use this metrics DB: move it aside (a new one is then "
                      "created) or repair it", m->path, needed[i].table, type,
                      ST_METRICSDB_SCHEMA);
+            rc = ST_ERR_MALFORMED;
             goto fail;
         }
         for (size_t c = 0; needed[i].columns[c]; c++) {
             int has = has_column(m, needed[i].table, needed[i].columns[c]);
-            if (has < 0)
+            if (has < 0) {
+                rc = has;
                 goto fail;
+            }
             const char *decl = has ? NULL : addable_column(needed[i].table, needed[i].columns[c]);
             if (!has && decl) {
                 char sql[160];
                 snprintf(sql, sizeof(sql), "ALTER TABLE %s ADD COLUMN %s", needed[i].table, decl);
-                if (exec_sql(m, sql) < 0)
+                if ((rc = exec_sql(m, sql)) < 0)
                     goto fail;
                 size_t used = strlen(added);
                 if (!just_created)
@@ -329,6 +360,7 @@ static int check_schema(st_metricsdb *m)
                          "to use this metrics DB: move it aside (a new one is then created) or "
                          "repair it", m->path, needed[i].table, needed[i].columns[c],
                          ST_METRICSDB_SCHEMA);
+                rc = ST_ERR_MALFORMED;
                 goto fail;
             }
         }
@@ -339,16 +371,16 @@ static int check_schema(st_metricsdb *m)
     if (added[0])
         st_warn("%s: the schema version says %d but column(s) %s were missing; added them",
                 m->path, ST_METRICSDB_SCHEMA, added);
-    return 0;
+    return ST_OK;
 fail:
-    return -1;
+    return rc;
 }
 
 int st_metricsdb_open(const char *path, st_metricsdb **out)
 {
     st_metricsdb *m = calloc(1, sizeof(*m));
     if (!m)
-        return -1;
+        return ST_ERR_NOMEM;
     m->path = st_strdup(path);
     char *dir = st_path_dirname(path);
     if (dir)
@@ -359,27 +391,30 @@ int st_metricsdb_open(const char *path, st_metricsdb **out)
         st_error("%s: cannot open the metrics DB: %s%s", path,
                  m->db ? sqlite3_errmsg(m->db) : "out of memory",
                  m->db ? os_cause(m->db, cause, sizeof(cause)) : "");
+        int status = db_status(m->db);
         st_metricsdb_close(m);
-        return -1;
+        return status;
     }
     sqlite3_busy_timeout(m->db, 10000);
     /* migrate() first: it refuses a newer schema before anything (even the journal mode) is
      * changed in the file. */
     /* the migrations and the schema check are one transaction: a file either is made whole
      * or is left exactly as it was */
-    int v0, ok = user_version(m, &v0) == 0; /* an unreadable file is named as such */
-    if (ok && v0 > ST_METRICSDB_SCHEMA)
-        ok = migrate(m) == 0; /* refuses it, changing nothing */
-    ok = ok && exec_sql(m, "BEGIN IMMEDIATE") == 0;
-    if (ok && (migrate(m) < 0 || check_schema(m) < 0 || exec_sql(m, "COMMIT") < 0)) {
+    int v0, rc = user_version(m, &v0); /* an unreadable file is named as such */
+    if (rc == ST_OK && v0 > ST_METRICSDB_SCHEMA)
+        rc = migrate(m); /* refuses it, changing nothing */
+    if (rc == ST_OK)
+        rc = exec_sql(m, "BEGIN IMMEDIATE");
+    if (rc == ST_OK && ((rc = migrate(m)) < 0 || (rc = check_schema(m)) < 0 ||
+                        (rc = exec_sql(m, "COMMIT")) < 0)) {
         if (!sqlite3_get_autocommit(m->db))
             sqlite3_exec(m->db, "ROLLBACK", NULL, NULL, NULL);
-        ok = 0;
     }
-    if (!ok ||
-        exec_sql(m, "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-256;") < 0) {
+    if (rc == ST_OK)
+        rc = exec_sql(m, "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-256;");
+    if (rc != ST_OK) {
         st_metricsdb_close(m);
-        return -1;
+        return rc;
     }
     struct stat sb;
     if (stat(path, &sb) == 0) {
@@ -387,7 +422,7 @@ int st_metricsdb_open(const char *path, st_metricsdb **out)
         m->ino = sb.st_ino;
     }
     *out = m;
-    return 0;
+    return ST_OK;
 }
 
 /* A run is stored in the file at m->path, not in one that was removed (the data dir deleted
@@ -399,19 +434,20 @@ static int ensure_same_file(st_metricsdb *m)
     struct stat sb;
     int gone = stat(m->path, &sb) < 0;
     if (!gone && sb.st_dev == m->dev && sb.st_ino == m->ino)
-        return 0;
+        return ST_OK;
     st_warn("%s: %s since it was opened; the run is stored in a new %s", m->path,
             gone ? "removed" : "replaced", gone ? "file" : "file (the one there now)");
     st_metricsdb *n = NULL;
-    if (st_metricsdb_open(m->path, &n) < 0)
-        return -1;
+    int rc = st_metricsdb_open(m->path, &n);
+    if (rc < 0)
+        return rc;
     sqlite3_close(m->db);
     m->db = n->db;
     m->dev = n->dev;
     m->ino = n->ino;
     free(n->path);
     free(n);
-    return 0;
+    return ST_OK;
 }
 
 void st_metricsdb_close(st_metricsdb *m)
@@ -459,7 +495,7 @@ int st_metricsdb_classify(st_metricsdb *m, st_run *run)
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(m->db, sql, -1, &st, NULL) != SQLITE_OK) {
         st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
-        return -1;
+        return db_status(m->db);
     }
     sqlite3_bind_text(st, 1, run->run_id, -1, SQLITE_STATIC);
     prev_test *prev = NULL;
@@ -467,7 +503,7 @@ int st_metricsdb_classify(st_metricsdb *m, st_run *run)
     int rc = 0, step;
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
         if (ST_GROW(prev, cap, n_prev + 1) < 0) {
-            rc = -1;
+            rc = ST_ERR_NOMEM;
             break;
         }
         const char *outcome = (const char *)sqlite3_column_text(st, 1);
@@ -483,14 +519,14 @@ int st_metricsdb_classify(st_metricsdb *m, st_run *run)
         prev[n_prev].verdict = verdict;
         prev[n_prev].run = sqlite3_column_int64(st, 2);
         if (!prev[n_prev].nodeid) {
-            rc = -1;
+            rc = ST_ERR_NOMEM;
             break;
         }
         n_prev++;
     }
     if (step != SQLITE_DONE && rc == 0) {
         st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
-        rc = -1;
+        rc = db_status(m->db);
     }
     sqlite3_finalize(st);
     if (n_prev)
@@ -523,7 +559,7 @@ int st_metricsdb_classify(st_metricsdb *m, st_run *run)
     size_t n_now = 0;
     st_node_verdict *now = rc == 0 ? st_run_node_verdicts(run, &n_now) : NULL;
     if (rc == 0 && !now)
-        rc = -1;
+        rc = ST_ERR_NOMEM;
     for (size_t i = 0; rc == 0 && run->compared && i < n_now; i++) {
         prev_test key = {(char *)now[i].nodeid, NULL, 0};
         prev_test *p = n_prev ? bsearch(&key, prev, n_prev, sizeof(*prev), prev_cmp) : NULL;
@@ -564,7 +600,7 @@ int st_metricsdb_batch_history(st_metricsdb *m, const char *const *paths, size_t
     double *sum = calloc(n + 1, sizeof(*sum));
     long *cnt = calloc(n + 1, sizeof(*cnt));
     char **last_own = calloc(n + 1, sizeof(*last_own));
-    int rc = -1;
+    int rc = ST_ERR_NOMEM;
     if (!sum || !cnt || !last_own)
         goto out;
     /* not a run of `run --changed` that ran a subset: its batches' durations are partial */
@@ -578,6 +614,7 @@ int st_metricsdb_batch_history(st_metricsdb *m, const char *const *paths, size_t
                            " ORDER BY rowid",
                            -1, &per, NULL) != SQLITE_OK) {
         st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
+        rc = db_status(m->db);
         goto out;
     }
     sqlite3_bind_int(runs, 1, ST_HISTORY_RUNS);
@@ -618,6 +655,7 @@ int st_metricsdb_batch_history(st_metricsdb *m, const char *const *paths, size_t
         sqlite3_reset(per);
         if (s2 != SQLITE_DONE) {
             st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
+            rc = db_status(m->db);
             goto out;
         }
         for (size_t i = 0; i < n; i++)
@@ -627,7 +665,7 @@ int st_metricsdb_batch_history(st_metricsdb *m, const char *const *paths, size_t
                 left--;
             }
     }
-    rc = 0;
+    rc = ST_OK;
 out:
     sqlite3_finalize(runs);
     sqlite3_finalize(per);
@@ -636,7 +674,7 @@ out:
     free(last_own);
     free(cnt);
     free(sum);
-    if (rc < 0 && !sum)
+    if (rc == ST_ERR_NOMEM)
         st_error("%s: out of memory", m->path);
     return rc;
 }
@@ -645,7 +683,7 @@ int st_metricsdb_test_durations(st_metricsdb *m, const char *path, st_strv *node
                                 st_strv *files, double **duration_s)
 {
     sqlite3_stmt *runs = NULL, *per = NULL;
-    int rc = -1;
+    int rc = ST_ERR_NOMEM;
     *duration_s = NULL;
     size_t cap = 0;
     if (sqlite3_prepare_v2(m->db,
@@ -659,6 +697,7 @@ int st_metricsdb_test_durations(st_metricsdb *m, const char *path, st_strv *node
                            " ORDER BY MIN(rowid)",
                            -1, &per, NULL) != SQLITE_OK) {
         st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
+        rc = db_status(m->db);
         goto out;
     }
     sqlite3_bind_int(runs, 1, ST_HISTORY_RUNS);
@@ -688,10 +727,11 @@ int st_metricsdb_test_durations(st_metricsdb *m, const char *path, st_strv *node
         sqlite3_reset(per);
         if (s2 != SQLITE_DONE) {
             st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
+            rc = db_status(m->db);
             goto out;
         }
     }
-    rc = 0;
+    rc = ST_OK;
     goto out;
 oom:
     st_error("%s: out of memory", m->path);
@@ -761,21 +801,20 @@ static int bind_flaky_columns(sqlite3_stmt *st, int i, const st_test_result *tr)
 static int bind_step(st_metricsdb *m, sqlite3_stmt *st)
 {
     int rc = sqlite3_step(st);
+    int status = rc == SQLITE_DONE ? ST_OK : db_status(m->db);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
-    if (rc != SQLITE_DONE) {
+    if (rc != SQLITE_DONE)
         st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
-        return -1;
-    }
-    return 0;
+    return status;
 }
 
 int st_metricsdb_store(st_metricsdb *m, const st_run *run, const char *results_json)
 {
     sqlite3_stmt *ins_run = NULL, *ins_test = NULL, *ins_eval = NULL;
-    int rc = -1;
-    if (ensure_same_file(m) < 0 || exec_sql(m, "BEGIN IMMEDIATE") < 0)
-        return -1;
+    int rc = ensure_same_file(m);
+    if (rc < 0 || (rc = exec_sql(m, "BEGIN IMMEDIATE")) < 0)
+        return rc;
     if (sqlite3_prepare_v2(m->db,
                            "INSERT INTO runs(run_id, started_at, finished_at, passed, failed,"
                            " skipped, xfailed, errors, coverage, runtime, total_runtime,"
@@ -791,6 +830,7 @@ int st_metricsdb_store(st_metricsdb *m, const st_run *run, const char *results_j
                            " VALUES('self_tests', ?, ?, ?, '')",
                            -1, &ins_eval, NULL) != SQLITE_OK) {
         st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
+        rc = db_status(m->db);
         goto out;
     }
     int i = 1;
@@ -814,7 +854,7 @@ int st_metricsdb_store(st_metricsdb *m, const st_run *run, const char *results_j
     sqlite3_bind_text(ins_run, i++, results_json, -1, SQLITE_STATIC);
     sqlite3_bind_text(ins_run, i++, run->git_commit, -1, SQLITE_STATIC); /* NULL: none */
     sqlite3_bind_int(ins_run, i++, (int)run->totals.flaky);
-    if (bind_step(m, ins_run) < 0)
+    if ((rc = bind_step(m, ins_run)) < 0)
         goto out;
     sqlite3_int64 id = sqlite3_last_insert_rowid(m->db);
     for (size_t b = 0; b < run->n_batches; b++) {
@@ -829,9 +869,9 @@ int st_metricsdb_store(st_metricsdb *m, const st_run *run, const char *results_j
                               SQLITE_STATIC);
             sqlite3_bind_text(ins_test, 6, tr->phase, -1, SQLITE_STATIC);
             sqlite3_bind_double(ins_test, 7, tr->duration_s);
-            if (bind_flaky_columns(ins_test, 8, tr) < 0)
+            if ((rc = bind_flaky_columns(ins_test, 8, tr)) < 0)
                 goto out;
-            if (bind_step(m, ins_test) < 0)
+            if ((rc = bind_step(m, ins_test)) < 0)
                 goto out;
         }
     }
@@ -857,11 +897,10 @@ int st_metricsdb_store(st_metricsdb *m, const st_run *run, const char *results_j
         else
             sqlite3_bind_double(ins_eval, 2, evals[e].value);
         sqlite3_bind_text(ins_eval, 3, ts, -1, SQLITE_TRANSIENT);
-        if (bind_step(m, ins_eval) < 0)
+        if ((rc = bind_step(m, ins_eval)) < 0)
             goto out;
     }
-    if (exec_sql(m, "COMMIT") == 0)
-        rc = 0;
+    rc = exec_sql(m, "COMMIT");
 out:
     sqlite3_finalize(ins_run);
     sqlite3_finalize(ins_test);
@@ -885,7 +924,7 @@ static int last_passing_id(st_metricsdb *m, sqlite3_int64 *id, int with_commit)
     *id = 0;
     if (sqlite3_prepare_v2(m->db, sql, -1, &st, NULL) != SQLITE_OK) {
         st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
-        return -1;
+        return db_status(m->db);
     }
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
@@ -893,9 +932,9 @@ static int last_passing_id(st_metricsdb *m, sqlite3_int64 *id, int with_commit)
     sqlite3_finalize(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
-        return -1;
+        return db_status(m->db);
     }
-    return 0;
+    return ST_OK;
 }
 
 int st_metricsdb_last_passing(st_metricsdb *m, char **commit, char **run_id)
@@ -904,15 +943,14 @@ int st_metricsdb_last_passing(st_metricsdb *m, char **commit, char **run_id)
     if (run_id)
         *run_id = NULL;
     sqlite3_int64 id;
-    if (last_passing_id(m, &id, 1) < 0)
-        return -1;
-    if (!id)
-        return 0;
+    int rc = last_passing_id(m, &id, 1);
+    if (rc < 0 || !id)
+        return rc;
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(m->db, "SELECT git_commit, run_id FROM runs WHERE id = ?", -1, &st,
                            NULL) != SQLITE_OK) {
         st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
-        return -1;
+        return db_status(m->db);
     }
     sqlite3_bind_int64(st, 1, id);
     if (sqlite3_step(st) == SQLITE_ROW) {
@@ -921,10 +959,10 @@ int st_metricsdb_last_passing(st_metricsdb *m, char **commit, char **run_id)
             *run_id = st_strdup((const char *)sqlite3_column_text(st, 1));
     }
     sqlite3_finalize(st);
-    return 0;
+    return ST_OK;
 }
 
-/* Does run id hold a failed or errored test of batch path? */
+/* Does run id hold a failed or errored test of batch path? 1 or 0, or a negative st_status. */
 static int batch_has_failure(st_metricsdb *m, sqlite3_int64 id, const char *path)
 {
     sqlite3_stmt *st;
@@ -932,19 +970,21 @@ static int batch_has_failure(st_metricsdb *m, sqlite3_int64 id, const char *path
                            "SELECT 1 FROM test_outcomes WHERE run = ? AND batch = ? AND "
                            "outcome IN ('failed', 'error') LIMIT 1",
                            -1, &st, NULL) != SQLITE_OK)
-        return -1;
+        return db_status(m->db);
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
+    int status = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : db_status(m->db);
     sqlite3_finalize(st);
-    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+    return status;
 }
 
 int st_metricsdb_failed_files(st_metricsdb *m, st_strv *files, st_strv *failed_batches)
 {
     sqlite3_int64 since;
-    if (last_passing_id(m, &since, 0) < 0)
-        return -1;
+    int rc = last_passing_id(m, &since, 0), step;
+    if (rc < 0)
+        return rc;
     /* no passing run: the newest run alone */
     const char *runs_sql =
         since ? "SELECT id, results FROM runs WHERE aborted = 0 AND id > ? ORDER BY id"
@@ -953,18 +993,18 @@ int st_metricsdb_failed_files(st_metricsdb *m, st_strv *files, st_strv *failed_b
     sqlite3_stmt *runs, *tests;
     if (sqlite3_prepare_v2(m->db, runs_sql, -1, &runs, NULL) != SQLITE_OK) {
         st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
-        return -1;
+        return db_status(m->db);
     }
     if (sqlite3_prepare_v2(m->db,
                            "SELECT DISTINCT file FROM test_outcomes WHERE run = ? AND "
                            "outcome IN ('failed', 'error') AND file IS NOT NULL",
                            -1, &tests, NULL) != SQLITE_OK) {
         st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
+        rc = db_status(m->db);
         sqlite3_finalize(runs);
-        return -1;
+        return rc;
     }
     sqlite3_bind_int64(runs, 1, since);
-    int rc = 0, step;
     while (rc == 0 && (step = sqlite3_step(runs)) == SQLITE_ROW) {
         sqlite3_int64 id = sqlite3_column_int64(runs, 0);
         sqlite3_bind_int64(tests, 1, id);
@@ -989,7 +1029,7 @@ int st_metricsdb_failed_files(st_metricsdb *m, st_strv *files, st_strv *failed_b
                 continue;
             int has = batch_has_failure(m, id, path);
             if (has < 0)
-                rc = -1;
+                rc = has;
             else if (!has && !st_strv_contains(failed_batches, path))
                 st_strv_push(failed_batches, path);
         }
@@ -998,11 +1038,11 @@ int st_metricsdb_failed_files(st_metricsdb *m, st_strv *files, st_strv *failed_b
     }
     if (rc == 0 && step != SQLITE_DONE) {
         st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
-        rc = -1;
+        rc = db_status(m->db);
     }
     sqlite3_finalize(runs);
     sqlite3_finalize(tests);
-    return rc == 0 && !files->oom && !failed_batches->oom ? 0 : -1;
+    return rc < 0 ? rc : files->oom || failed_batches->oom ? ST_ERR_NOMEM : ST_OK;
 }
 
 int st_metricsdb_run_dirty(st_metricsdb *m, const char *run_id, st_strv *files)
@@ -1011,7 +1051,7 @@ int st_metricsdb_run_dirty(st_metricsdb *m, const char *run_id, st_strv *files)
     if (sqlite3_prepare_v2(m->db, "SELECT results FROM runs WHERE run_id = ?", -1, &st, NULL) !=
         SQLITE_OK) {
         st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
-        return -1;
+        return db_status(m->db);
     }
     sqlite3_bind_text(st, 1, run_id, -1, SQLITE_STATIC);
     int rc = 0;
@@ -1025,7 +1065,7 @@ int st_metricsdb_run_dirty(st_metricsdb *m, const char *run_id, st_strv *files)
                 st_strv_push(files, YAJL_GET_STRING(d->u.array.values[i]));
         if (v)
             yajl_tree_free(v);
-        rc = files->oom ? -1 : 0;
+        rc = files->oom ? ST_ERR_NOMEM : ST_OK;
     }
     sqlite3_finalize(st);
     return rc;

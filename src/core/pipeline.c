@@ -638,8 +638,9 @@ static int run_stage(st_pipeline *p, st_cycle *c, st_run *run, const st_strv *ba
     run->cleanup_failures += pf.cleanup_failures; /* the preflight's container */
     /* The metrics DB is opened once something will run: a usage error or a missing pytest
      * leaves nothing in the data dir. */
-    if (st_pipeline_open_db(p) < 0)
-        return ST_ERR_IO;
+    int rc = st_pipeline_open_db(p);
+    if (rc != ST_OK)
+        return rc; /* never ST_ERR_INVALID: the DB is data */
     if (s->coverage && !pf.cov)
         st_warn("coverage requested but pytest-cov is not installed for %s: coverage is reported "
                 "as unavailable (Debian: apt-get install python3-pytest-cov)",
@@ -714,7 +715,7 @@ static int run_stage(st_pipeline *p, st_cycle *c, st_run *run, const st_strv *ba
             free(ep.owner);
             return ST_ERR_NOMEM;
         }
-    int rc = ST_OK;
+    rc = ST_OK;
     if (ep.any_shards && plan_order(&ep) < 0)
         rc = ST_ERR_NOMEM;
     c->units = ep.n;

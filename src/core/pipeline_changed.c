@@ -19,7 +19,7 @@ int st_pipeline_open_db(st_pipeline *p)
     if (p->db)
         return 0;
     char *db_path = st_path_join(p->s->data_dir, "metrics.db");
-    int rc = db_path ? st_metricsdb_open(db_path, &p->db) : -1;
+    int rc = db_path ? st_metricsdb_open(db_path, &p->db) : ST_ERR_NOMEM;
     free(db_path);
     return rc;
 }
@@ -86,8 +86,9 @@ int st_changed_stage(st_pipeline *p, const st_pipeline_opts *o, st_strv *batches
     st_selection sel = {0};
     int status = ST_ERR_NOMEM;
     *keeps = NULL;
-    if (st_pipeline_open_db(p) < 0)
-        return ST_ERR_IO;
+    int rc = st_pipeline_open_db(p);
+    if (rc != ST_OK)
+        return rc; /* never ST_ERR_INVALID: the DB is data */
     if (rev) {
         int g = st_git_resolve(s->project_root, rev, &sha, msg, sizeof(msg));
         if (g == ST_GIT_NOT_REPO) {
@@ -105,8 +106,9 @@ int st_changed_stage(st_pipeline *p, const st_pipeline_opts *o, st_strv *batches
         }
         base = st_asprintf("%s (%.12s)", rev, sha);
     } else {
-        if (st_metricsdb_last_passing(p->db, &last_commit, &last_run) < 0) {
-            status = ST_ERR_IO;
+        rc = st_metricsdb_last_passing(p->db, &last_commit, &last_run);
+        if (rc != ST_OK) {
+            status = rc;
             goto out;
         }
         int g = last_commit ? st_git_resolve(s->project_root, last_commit, &sha, msg,
@@ -164,8 +166,9 @@ int st_changed_stage(st_pipeline *p, const st_pipeline_opts *o, st_strv *batches
             continue;
         st_strv_push(&kept, f);
     }
-    if (st_metricsdb_failed_files(p->db, &failed, &failed_batches) < 0) {
-        status = ST_ERR_IO;
+    rc = st_metricsdb_failed_files(p->db, &failed, &failed_batches);
+    if (rc != ST_OK) {
+        status = rc;
         goto out;
     }
     const st_pygraph *graph = st_project_graph(&p->ps.project);

@@ -56,7 +56,8 @@ int st_discover_stage(const st_settings *s, st_plugin_set *ps, const st_strv *pa
 
 /* ---- change-aware runs (pipeline_changed.c) ------------------------------------------------ */
 
-/* Opens the metrics DB once (p->db). 0 or -1 (logged). */
+/* Opens the metrics DB once (p->db). ST_OK or a negative st_status (logged; never
+ * ST_ERR_INVALID). */
 int st_pipeline_open_db(st_pipeline *p);
 /* `run --changed[=REV]` / `--changed-first`: restricts (or reorders) batches to the test files
  * the changes affect and prints why (--explain). *keeps gets, per remaining batch, the test

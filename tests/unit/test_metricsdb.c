@@ -33,8 +33,9 @@ START_TEST(failed_store_rolls_back_and_db_stays_usable)
     run.run_id = (char *)"run-one";
     run.runtime_used = "host";
     ck_assert_int_eq(st_metricsdb_store(m, &run, "{}"), 0);
-    /* the same run_id again: the UNIQUE constraint fails inside the transaction */
-    ck_assert_int_eq(st_metricsdb_store(m, &run, "{}"), -1);
+    /* the same run_id again: the UNIQUE constraint fails inside the transaction (the core's
+     * own mistake, not the disk's) */
+    ck_assert_int_eq(st_metricsdb_store(m, &run, "{}"), ST_ERR_INTERNAL);
     /* no transaction left open: the next store works */
     run.run_id = (char *)"run-two";
     ck_assert_int_eq(st_metricsdb_store(m, &run, "{}"), 0);
