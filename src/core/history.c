@@ -6,6 +6,7 @@
 
 #include "json.h"
 #include "log.h"
+#include "metricsdb.h" /* st_sqlite_status */
 
 #include <errno.h>
 #include <sqlite3.h>
@@ -15,11 +16,11 @@
 #define HISTORY_MAX_BYTES (256u << 20)
 #define JSON_MAX_DEPTH 64
 
-/* Re-emits a parsed value unchanged (bounded depth). */
+/* Re-emits a parsed value unchanged (bounded depth: deeper is ST_ERR_MALFORMED). */
 static int gen_value(yajl_gen g, yajl_val v, int depth)
 {
     if (depth > JSON_MAX_DEPTH)
-        return -1;
+        return ST_ERR_MALFORMED;
     switch (v->type) {
     case yajl_t_string:
         st_jg_str(g, v->u.string);
@@ -31,16 +32,19 @@ static int gen_value(yajl_gen g, yajl_val v, int depth)
         yajl_gen_map_open(g);
         for (size_t i = 0; i < v->u.object.len; i++) {
             st_jg_key(g, v->u.object.keys[i]);
-            if (gen_value(g, v->u.object.values[i], depth + 1) < 0)
-                return -1;
+            int rc = gen_value(g, v->u.object.values[i], depth + 1);
+            if (rc < 0)
+                return rc;
         }
         yajl_gen_map_close(g);
         break;
     case yajl_t_array:
         yajl_gen_array_open(g);
-        for (size_t i = 0; i < v->u.array.len; i++)
-            if (gen_value(g, v->u.array.values[i], depth + 1) < 0)
-                return -1;
+        for (size_t i = 0; i < v->u.array.len; i++) {
+            int rc = gen_value(g, v->u.array.values[i], depth + 1);
+            if (rc < 0)
+                return rc;
+        }
         yajl_gen_array_close(g);
         break;
     case yajl_t_true:
@@ -53,7 +57,7 @@ static int gen_value(yajl_gen g, yajl_val v, int depth)
         yajl_gen_null(g);
         break;
     }
-    return 0;
+    return ST_OK;
 }
 
 static void gen_entry(yajl_gen g, const st_run *run)
@@ -79,7 +83,7 @@ static int append_json(const char *path, const st_run *run)
     int rc = st_read_file(path, HISTORY_MAX_BYTES, &text, &len);
     if (rc < 0 && rc != -ENOENT) {
         st_error("history %s: cannot read: %s; not written this cycle", path, strerror(-rc));
-        return -1;
+        return st_status_of_errno(rc);
     }
     /* blank: no history yet (a NUL byte is not blank: st_json_parse_n refuses it, so the
      * rewrite never drops what follows it) */
@@ -91,22 +95,23 @@ static int append_json(const char *path, const st_run *run)
                      path, old ? "not a JSON array" : err);
             yajl_tree_free(old);
             free(text);
-            return -1;
+            return ST_ERR_MALFORMED;
         }
     }
     free(text);
     yajl_gen g = st_jg_new(1);
     if (!g) {
         yajl_tree_free(old);
-        return -1;
+        return ST_ERR_NOMEM;
     }
     yajl_gen_array_open(g);
     for (size_t i = 0; old && i < old->u.array.len; i++) {
-        if (gen_value(g, old->u.array.values[i], 0) < 0) {
+        rc = gen_value(g, old->u.array.values[i], 0);
+        if (rc < 0) {
             st_error("history %s: nested too deeply; left as it is", path);
             yajl_gen_free(g);
             yajl_tree_free(old);
-            return -1;
+            return rc;
         }
     }
     yajl_tree_free(old);
@@ -114,41 +119,42 @@ static int append_json(const char *path, const st_run *run)
     yajl_gen_array_close(g);
     char *out = st_jg_finish(g, 1);
     if (!out)
-        return -1;
+        return ST_ERR_NOMEM;
     rc = st_write_file_atomic(path, out, strlen(out), 0644);
     free(out);
     if (rc == -ENOENT) {
         st_error("history %s: cannot write: its directory is gone (removed during the run?)",
                  path);
-        return -1;
+        return ST_ERR_UNAVAILABLE;
     }
     if (rc < 0) {
         st_error("history %s: cannot write: %s; the previous file is intact", path, strerror(-rc));
-        return -1;
+        return st_status_of_errno(rc);
     }
-    return 0;
+    return ST_OK;
 }
 
-/* 1 when table test_history has the column, 0 when not, -1 on error. */
+/* 1 when table test_history has the column, 0 when not, a negative st_status on error. */
 static int has_column(sqlite3 *db, const char *column)
 {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db, "PRAGMA table_info(test_history)", -1, &st, NULL) != SQLITE_OK)
-        return -1;
+        return st_sqlite_status(sqlite3_errcode(db));
     int found = 0, rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *name = (const char *)sqlite3_column_text(st, 1);
         found |= name && strcmp(name, column) == 0;
     }
+    int status = rc == SQLITE_DONE ? found : st_sqlite_status(sqlite3_errcode(db));
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? found : -1;
+    return status;
 }
 
 static int append_db(const char *path, const st_run *run)
 {
     sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
-    int rc = -1;
+    int rc = ST_ERR_IO; /* set from SQLite's error below */
     char ts[32];
     st_utc_iso8601(run->finished_at, ts, sizeof(ts));
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK)
@@ -189,10 +195,12 @@ static int append_db(const char *path, const st_run *run)
     sqlite3_bind_int(st, 6, run->aborted);
     sqlite3_bind_int(st, 7, (int)run->totals.flaky);
     if (sqlite3_step(st) == SQLITE_DONE)
-        rc = 0;
+        rc = ST_OK;
 out:
-    if (rc < 0)
+    if (rc < 0) {
         st_error("history %s: %s", path, db ? sqlite3_errmsg(db) : "cannot open");
+        rc = st_sqlite_status(sqlite3_errcode(db)); /* NULL db: out of memory */
+    }
     sqlite3_finalize(st);
     sqlite3_close(db);
     return rc;
@@ -207,7 +215,7 @@ int st_history_append(const char *path, const st_run *run)
         st_error("history %s: cannot create its directory %s: %s", path, dir ? dir : "",
                  strerror(-mk));
         free(dir);
-        return -1;
+        return st_status_of_errno(mk);
     }
     free(dir);
     size_t n = strlen(path);

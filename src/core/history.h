@@ -8,7 +8,10 @@
 
 #include "results.h"
 
-/* Returns 0, or -1 after logging (the file is untouched then). */
+/* Returns ST_OK, or a negative st_status after logging (the file is untouched then):
+ * ST_ERR_MALFORMED (the file is not a JSON array, or nests too deeply), ST_ERR_IO or
+ * ST_ERR_UNAVAILABLE (it or its directory cannot be read or written), the SQLite file's status
+ * (st_sqlite_status), ST_ERR_NOMEM. */
 int st_history_append(const char *path, const st_run *run);
 
 #endif

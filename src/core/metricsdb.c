@@ -114,13 +114,9 @@ static int is_io_error(sqlite3 *db)
            code == SQLITE_READONLY;
 }
 
-/* The st_status of the last SQLite failure on db (NULL: out of memory): ST_ERR_NOMEM,
- * ST_ERR_TIMEOUT (another process held the DB past the busy timeout), ST_ERR_MALFORMED (not an
- * SQLite database, or a damaged one), ST_ERR_INTERNAL (a constraint the core's own rows broke,
- * e.g. a run stored twice), else ST_ERR_IO. */
-static int db_status(sqlite3 *db)
+int st_sqlite_status(int code)
 {
-    switch (sqlite3_errcode(db) & 0xff) {
+    switch (code & 0xff) {
     case SQLITE_NOMEM:
         return ST_ERR_NOMEM;
     case SQLITE_BUSY:
@@ -134,6 +130,12 @@ static int db_status(sqlite3 *db)
     default:
         return ST_ERR_IO;
     }
+}
+
+/* The st_status of the last SQLite failure on db (NULL: out of memory). */
+static int db_status(sqlite3 *db)
+{
+    return st_sqlite_status(sqlite3_errcode(db));
 }
 
 static int exec_sql(st_metricsdb *m, const char *sql)
