@@ -37,10 +37,11 @@ const char *st_outcome_name(st_outcome o)
 static int outcome_from_name(const char *s, st_outcome *o)
 {
     int v;
-    if (ST_ENUM_VALUE(outcome_names, s, &v) < 0)
-        return -1;
+    int rc = ST_ENUM_VALUE(outcome_names, s, &v);
+    if (rc < 0)
+        return rc;
     *o = (st_outcome)v;
-    return 0;
+    return ST_OK;
 }
 
 unsigned st_counts_passed(const st_counts *c)
@@ -285,13 +286,14 @@ static const yajl_callbacks event_callbacks = {
     cb_start_map, cb_map_key, cb_end_map, cb_start_array, cb_end_array,
 };
 
-/* Parses one line into f; on error writes the reason into why and returns -1. */
+/* Parses one line into f; on error writes the reason into why and returns ST_ERR_MALFORMED (or
+ * ST_ERR_NOMEM). */
 static int parse_event(const char *line, size_t len, event_fields *f, char *why, size_t why_size)
 {
     yajl_handle h = yajl_alloc(&event_callbacks, NULL, f);
     if (!h) {
         snprintf(why, why_size, "out of memory");
-        return -1;
+        return ST_ERR_NOMEM;
     }
     yajl_status st = yajl_parse(h, (const unsigned char *)line, len);
     if (st == yajl_status_ok)
@@ -299,19 +301,19 @@ static int parse_event(const char *line, size_t len, event_fields *f, char *why,
     int rc = 0;
     if (f->top_not_object) {
         snprintf(why, why_size, "not a JSON object: another JSON type");
-        rc = -1;
+        rc = ST_ERR_MALFORMED;
     } else if (st != yajl_status_ok && f->number_error) {
         /* the message yajl gives when it converts numbers itself */
         snprintf(why, why_size, "not a JSON object: parse error: %s\n, column %zu",
                  f->number_error, yajl_get_bytes_consumed(h) + 1);
-        rc = -1;
+        rc = ST_ERR_MALFORMED;
     } else if (st != yajl_status_ok) {
         unsigned char *msg = yajl_get_error(h, 0, (const unsigned char *)line, len);
         snprintf(why, why_size, "not a JSON object: %s, column %zu",
                  msg ? (const char *)msg : "invalid JSON", yajl_get_bytes_consumed(h) + 1);
         if (msg)
             yajl_free_error(h, msg);
-        rc = -1;
+        rc = ST_ERR_MALFORMED;
     }
     yajl_free(h);
     return rc;
@@ -323,7 +325,7 @@ static int add_test(st_batch *b, event_fields *f, const char *kind, st_outcome o
         size_t cap = b->cap_tests ? b->cap_tests * 2 : 64;
         st_test_result *t = realloc(b->tests, cap * sizeof(*t));
         if (!t)
-            return -1;
+            return ST_ERR_NOMEM;
         b->tests = t;
         b->cap_tests = cap;
     }
@@ -347,14 +349,14 @@ static int add_test(st_batch *b, event_fields *f, const char *kind, st_outcome o
     t->line = (int)f->line;
     memcpy(t->duration_text, f->duration_text, sizeof(t->duration_text));
     b->counts.n[outcome]++;
-    return t->nodeid && t->file && t->phase ? 0 : -1;
+    return t->nodeid && t->file && t->phase ? ST_OK : ST_ERR_NOMEM;
 }
 
 static int handle_event(st_batch *b, event_fields *f, char *why, size_t why_size)
 {
     if (!f->event) {
         snprintf(why, why_size, "no \"event\" key");
-        return -1;
+        return ST_ERR_MALFORMED;
     }
     if (strcmp(f->event, "start") == 0) {
         b->saw_start = 1;
@@ -362,14 +364,14 @@ static int handle_event(st_batch *b, event_fields *f, char *why, size_t why_size
         b->argv_seen = f->argv;
         memset(&f->argv, 0, sizeof(f->argv));
         b->workers_seen = (long)f->workers;
-        return 0;
+        return ST_OK;
     }
     if (strcmp(f->event, "test") == 0) {
         st_outcome outcome;
         if (!f->outcome || outcome_from_name(f->outcome, &outcome) < 0) {
             snprintf(why, why_size, "test event with unknown outcome '%s'",
                      f->outcome ? f->outcome : "(none)");
-            return -1;
+            return ST_ERR_MALFORMED;
         }
         return add_test(b, f, "call", outcome);
     }
@@ -377,7 +379,7 @@ static int handle_event(st_batch *b, event_fields *f, char *why, size_t why_size
         return add_test(b, f, "collect", ST_OUT_ERROR);
     if (strcmp(f->event, "test_start") == 0) {
         st_strv_push(&b->running, f->nodeid ? f->nodeid : "?");
-        return b->running.oom ? -1 : 0;
+        return b->running.oom ? ST_ERR_NOMEM : ST_OK;
     }
     if (strcmp(f->event, "test_finish") == 0) {
         /* the newest first: without xdist the list holds one test */
@@ -389,14 +391,14 @@ static int handle_event(st_batch *b, event_fields *f, char *why, size_t why_size
                 b->running.n--;
                 break;
             }
-        return 0;
+        return ST_OK;
     }
     if (strcmp(f->event, "end") == 0) {
         b->saw_end = 1;
-        return 0;
+        return ST_OK;
     }
     snprintf(why, why_size, "unknown event '%s'", f->event);
-    return -1;
+    return ST_ERR_MALFORMED;
 }
 
 int st_results_read(st_batch *b, const char *file, char *err, size_t err_size)
@@ -408,7 +410,7 @@ int st_results_read(st_batch *b, const char *file, char *err, size_t err_size)
         return 0;
     if (rc < 0) {
         snprintf(err, err_size, "%s: cannot read: %s", file, strerror(-rc));
-        return -1;
+        return st_status_of_errno(rc);
     }
     unsigned lineno = 0;
     char *p = text;
@@ -424,12 +426,12 @@ int st_results_read(st_batch *b, const char *file, char *err, size_t err_size)
         }
         if (nl > p) {
             event_fields f = {0};
-            char why[200];
-            if (parse_event(p, (size_t)(nl - p), &f, why, sizeof(why)) < 0 ||
-                handle_event(b, &f, why, sizeof(why)) < 0) {
+            char why[200] = "out of memory";
+            rc = parse_event(p, (size_t)(nl - p), &f, why, sizeof(why));
+            if (rc == ST_OK)
+                rc = handle_event(b, &f, why, sizeof(why));
+            if (rc < 0)
                 snprintf(err, err_size, "%s:%u: %s", file, lineno, why);
-                rc = -1;
-            }
             fields_free(&f);
             if (rc < 0)
                 break;

@@ -161,10 +161,11 @@ typedef struct st_shard_info {
     char *engine, *container, *reason;
 } st_shard_info;
 
-/* Reads OUTPUT_DIR/results.jsonl into b. Returns 0, or -1 with a message "FILE:LINE: ..." in
- * err (a line that is not JSON, an unknown event, a truncated file: any line not ending in a
- * newline that the process had time to finish). A missing file is not an error here (0 with
- * saw_start == 0); the verdict decides what it means. */
+/* Reads OUTPUT_DIR/results.jsonl into b. Returns ST_OK, or a negative st_status with a message
+ * in err: ST_ERR_MALFORMED ("FILE:LINE: ...": a line that is not JSON, an unknown event),
+ * ST_ERR_IO (the file cannot be read), ST_ERR_NOMEM. A truncated file (a line not ending in a
+ * newline that the process had time to finish) is b->truncated, not an error here; neither is
+ * a missing file (ST_OK with saw_start == 0): the verdict decides what they mean. */
 int st_results_read(st_batch *b, const char *file, char *err, size_t err_size);
 /* Decides b->ok / reason / infra_error from the execution result and what was read. */
 void st_batch_verdict(st_batch *b, const st_exec_result *er, double timeout_s);

@@ -72,7 +72,7 @@ START_TEST(not_json_names_file_and_line)
     char *dir, *file = write_tmp("{\"event\":\"start\"}\nthis is not json\n", &dir);
     st_batch b = {0};
     char err[300];
-    ck_assert_int_eq(st_results_read(&b, file, err, sizeof(err)), -1);
+    ck_assert_int_eq(st_results_read(&b, file, err, sizeof(err)), ST_ERR_MALFORMED);
     ck_assert_contains(err, "results.jsonl:2: not a JSON object");
     st_batch_free(&b);
     free(file);
@@ -131,7 +131,7 @@ START_TEST(duration_kept_as_read_and_overflow_refused)
     for (int i = 0; i < 2; i++) {
         file = write_tmp(bad[i], &dir);
         st_batch e = {0};
-        ck_assert_int_eq(st_results_read(&e, file, err, sizeof(err)), -1);
+        ck_assert_int_eq(st_results_read(&e, file, err, sizeof(err)), ST_ERR_MALFORMED);
         ck_assert_contains(err, "results.jsonl:1: not a JSON object: parse error: ");
         ck_assert_contains(err, why[i]);
         st_batch_free(&e);
