@@ -32,11 +32,12 @@ UNIT_TESTS += tests/unit/test_reliability
 tests_unit_test_reliability_SOURCES = tests/unit/test_reliability.c tests/unit/unit.h
 tests_unit_test_reliability_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_reliability_LDADD = $(UNIT_LDADD)
-# the one status convention: st_status_str, the status/verdict -> exit status mapping
+# the one status convention: st_status_str, the status/verdict -> exit status mapping, and the
+# statuses the readers and stores report
 UNIT_TESTS += tests/unit/test_exitstatus
 tests_unit_test_exitstatus_SOURCES = tests/unit/test_exitstatus.c tests/unit/unit.h
-tests_unit_test_exitstatus_CFLAGS = $(UNIT_CFLAGS)
-tests_unit_test_exitstatus_LDADD = $(UNIT_LDADD)
+tests_unit_test_exitstatus_CFLAGS = $(UNIT_CFLAGS) $(SQLITE3_CFLAGS)
+tests_unit_test_exitstatus_LDADD = $(UNIT_LDADD) $(SQLITE3_LIBS)
 UNIT_TESTS += tests/unit/test_metricsdb
 tests_unit_test_metricsdb_SOURCES = tests/unit/test_metricsdb.c tests/unit/unit.h
 tests_unit_test_metricsdb_CFLAGS = $(UNIT_CFLAGS) $(SQLITE3_CFLAGS)
