@@ -47,16 +47,16 @@ int st_checkcache_put(st_check_cache *c, const char *path, const char *key,
     st_check_entry *e = find(c, path);
     if (!e) {
         if (ST_GROW(c->v, c->cap, c->n + 1) < 0)
-            return -ENOMEM;
+            return ST_ERR_NOMEM;
         e = &c->v[c->n];
         memset(e, 0, sizeof(*e));
         if (st_strset(&e->path, path) < 0)
-            return -ENOMEM;
+            return ST_ERR_NOMEM;
         c->n++;
     }
     if (st_strset(&e->key, key) < 0 || st_strset(&e->interpreter, interpreter) < 0 ||
         st_strset(&e->reason, reason) < 0 || st_strset(&e->excerpt, excerpt) < 0)
-        return -ENOMEM;
+        return ST_ERR_NOMEM;
     e->passed = passed != 0;
     e->checked_at = checked_at;
     c->dirty = 1;
@@ -77,38 +77,26 @@ int st_checkcache_load(st_check_cache *c, const char *data_dir)
     memset(c, 0, sizeof(*c));
     c->file = st_path_join(data_dir, ST_CHECK_CACHE_FILE);
     if (!c->file)
-        return -ENOMEM;
-    char *text = NULL;
-    size_t len = 0;
-    int rc = st_read_file(c->file, CHECK_CACHE_MAX_FILE, &text, &len);
-    if (rc == -ENOENT)
-        return 0;
-    if (rc < 0) {
-        st_error("%s: cannot read it (%s); every module is checked, and the file is left as it "
-                 "is",
-                 c->file, rc == -EFBIG ? "larger than 64 MiB" : strerror(-rc));
-        c->readonly = 1;
-        return 0;
-    }
+        return ST_ERR_NOMEM;
     char err[300];
-    yajl_val root = st_json_parse_n(text, len, err, sizeof(err));
-    free(text);
-    yajl_val mods = root ? st_jv_get(root, "modules") : NULL;
-    long long version = 0;
-    if (root && (!YAJL_IS_OBJECT(root) || st_jv_int(root, "version", &version) < 0 ||
-                 version != 1 || !mods || !YAJL_IS_OBJECT(mods))) {
-        snprintf(err, sizeof(err),
-                 "line 1, column 1: expected {\"version\": 1, \"modules\": {...}}");
-        yajl_tree_free(root);
-        root = NULL;
-    }
-    if (!root) {
-        st_error("%s: %s; every module is checked, and the file is left as it is (fix or "
-                 "remove it)",
-                 c->file, err);
+    yajl_val root = NULL;
+    int rc = st_json_read_versioned(c->file, CHECK_CACHE_MAX_FILE, 1, "modules", &root, err,
+                                    sizeof(err));
+    if (rc == ST_OK && !root)
+        return 0; /* no file yet */
+    if (rc != ST_OK) {
+        if (rc == ST_ERR_MALFORMED)
+            st_error("%s: %s; every module is checked, and the file is left as it is (fix or "
+                     "remove it)",
+                     c->file, err);
+        else
+            st_error("%s: cannot read it (%s); every module is checked, and the file is left as "
+                     "it is",
+                     c->file, err);
         c->readonly = 1;
         return 0;
     }
+    yajl_val mods = st_jv_get(root, "modules");
     rc = 0;
     for (size_t i = 0; rc == 0 && i < mods->u.object.len; i++) {
         yajl_val e = mods->u.object.values[i];
@@ -164,7 +152,7 @@ int st_checkcache_save(st_check_cache *c)
         qsort(c->v, c->n, sizeof(*c->v), entry_cmp);
     yajl_gen g = st_jg_new(1);
     if (!g)
-        return -ENOMEM;
+        return ST_ERR_NOMEM;
     yajl_gen_map_open(g);
     st_jg_key(g, "modules");
     yajl_gen_map_open(g);
@@ -185,7 +173,7 @@ int st_checkcache_save(st_check_cache *c)
     yajl_gen_map_close(g);
     char *text = st_jg_finish(g, 1);
     if (!text)
-        return -ENOMEM;
+        return ST_ERR_NOMEM;
     char *dir = st_path_dirname(c->file);
     int rc = dir ? st_mkdir_p(dir, 0755) : -ENOMEM;
     free(dir);
@@ -196,7 +184,7 @@ int st_checkcache_save(st_check_cache *c)
     else
         c->dirty = 0;
     free(text);
-    return rc;
+    return st_status_of_errno(rc);
 }
 
 void st_checkcache_free(st_check_cache *c)
@@ -239,7 +227,7 @@ int st_check_hasher_init(st_check_hasher *h, const struct st_pygraph *g, const c
     h->node = calloc(2 * h->n + 1, sizeof(*h->node));
     h->state = calloc(h->n + 1, 1);
     h->mark = calloc(h->n + 1, 1);
-    return h->node && h->state && h->mark ? 0 : -ENOMEM;
+    return h->node && h->state && h->mark ? ST_OK : ST_ERR_NOMEM;
 }
 
 void st_check_hasher_free(st_check_hasher *h)

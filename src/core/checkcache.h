@@ -45,19 +45,20 @@ typedef struct st_check_cache {
     int dirty;
 } st_check_cache;
 
-/* Reads the file (absent: empty). Returns 0 or -ENOMEM; content problems are logged and make
- * the cache read-only. Free with st_checkcache_free whatever the result. */
+/* Reads the file (absent: empty). Returns ST_OK or ST_ERR_NOMEM; content problems are logged
+ * and make the cache read-only. Free with st_checkcache_free whatever the result. */
 int st_checkcache_load(st_check_cache *c, const char *data_dir);
 /* The stored verdict of path when its key and interpreter match, else NULL. */
 const st_check_entry *st_checkcache_get(const st_check_cache *c, const char *path,
                                         const char *key, const char *interpreter);
-/* Stores (replaces) a verdict. Returns 0 or -ENOMEM. */
+/* Stores (replaces) a verdict. Returns ST_OK or ST_ERR_NOMEM. */
 int st_checkcache_put(st_check_cache *c, const char *path, const char *key,
                       const char *interpreter, int passed, const char *reason,
                       const char *excerpt, double checked_at);
 /* Forgets the entries whose file is gone from the project root. */
 void st_checkcache_prune(st_check_cache *c, const char *root);
-/* Writes the file when something changed (not when read-only). Returns 0 or -errno (logged). */
+/* Writes the file when something changed (not when read-only). Returns ST_OK or a negative
+ * st_status (logged). */
 int st_checkcache_save(st_check_cache *c);
 void st_checkcache_free(st_check_cache *c);
 
@@ -75,7 +76,8 @@ typedef struct st_check_hasher {
     uint8_t *mark;
 } st_check_hasher;
 
-/* g may be NULL (every key is then NULL). Returns 0 or -ENOMEM; free whatever the result. */
+/* g may be NULL (every key is then NULL). Returns ST_OK or ST_ERR_NOMEM; free whatever the
+ * result. */
 int st_check_hasher_init(st_check_hasher *h, const struct st_pygraph *g, const char *root);
 char *st_check_hasher_key(st_check_hasher *h, const char *path);
 void st_check_hasher_free(st_check_hasher *h);

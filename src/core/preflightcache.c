@@ -122,46 +122,21 @@ char *st_pfcache_identity(const st_settings *s, st_instance *runtime, int config
 }
 
 /* Reads the cache file: the root object (NULL: absent or malformed, *malformed set and logged
- * for the latter). Returns 0 or -ENOMEM. */
+ * for the latter). Returns ST_OK or ST_ERR_NOMEM. */
 static int read_cache(const char *file, yajl_val *out, int *malformed)
 {
-    *out = NULL;
-    *malformed = 0;
-    char *text = NULL;
-    size_t len = 0;
-    int rc = st_read_file(file, PF_CACHE_MAX_FILE, &text, &len);
-    if (rc == -ENOENT)
-        return 0;
-    if (rc == -ENOMEM)
-        return rc;
-    if (rc < 0) {
+    char err[300];
+    int rc = st_json_read_versioned(file, PF_CACHE_MAX_FILE, 1, "entries", out, err, sizeof(err));
+    if (rc == ST_ERR_IO)
         st_error("%s: cannot read it (%s); the interpreter preflight runs, and the file is left "
                  "as it is",
-                 file, rc == -EFBIG ? "larger than 4 MiB" : strerror(-rc));
-        *malformed = 1;
-        return 0;
-    }
-    char err[300];
-    yajl_val root = st_json_parse_n(text, len, err, sizeof(err));
-    free(text);
-    yajl_val entries = root ? st_jv_get(root, "entries") : NULL;
-    long long version = 0;
-    if (root && (!YAJL_IS_OBJECT(root) || st_jv_int(root, "version", &version) < 0 ||
-                 version != 1 || !entries || !YAJL_IS_OBJECT(entries))) {
-        snprintf(err, sizeof(err),
-                 "line 1, column 1: expected {\"version\": 1, \"entries\": {...}}");
-        yajl_tree_free(root);
-        root = NULL;
-    }
-    if (!root) {
+                 file, err);
+    else if (rc == ST_ERR_MALFORMED)
         st_error("%s: %s; the interpreter preflight runs, and the file is left as it is (fix or "
                  "remove it)",
                  file, err);
-        *malformed = 1;
-        return 0;
-    }
-    *out = root;
-    return 0;
+    *malformed = rc != ST_OK && rc != ST_ERR_NOMEM;
+    return rc == ST_ERR_NOMEM ? rc : ST_OK;
 }
 
 /* 1 when the entry is well formed and every file it watches is as recorded. */

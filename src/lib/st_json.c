@@ -4,7 +4,13 @@
 
 #include "st_json.h"
 
+#include "st_file.h"
+
+#include <selftest/plugin.h>
+
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <yajl/yajl_parse.h>
 
@@ -106,4 +112,47 @@ yajl_val st_json_tree_parse(const char *text, char *err, size_t err_size)
         return NULL;
     }
     return yajl_tree_parse(text, err, err_size);
+}
+
+/* The member key of object v, or NULL (v not an object, or no such key). */
+static yajl_val member_of(yajl_val v, const char *key)
+{
+    for (size_t i = 0; v && YAJL_IS_OBJECT(v) && i < v->u.object.len; i++)
+        if (strcmp(v->u.object.keys[i], key) == 0)
+            return v->u.object.values[i];
+    return NULL;
+}
+
+int st_json_read_versioned(const char *path, size_t max, long long version, const char *member,
+                           yajl_val *root, char *err, size_t err_size)
+{
+    *root = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    int rc = st_read_file(path, max, &text, &len);
+    if (rc == -ENOENT)
+        return ST_OK;
+    if (rc < 0) {
+        if (rc == -EFBIG && max >= (1u << 20) && max % (1u << 20) == 0)
+            snprintf(err, err_size, "larger than %zu MiB", max >> 20);
+        else if (rc == -EFBIG)
+            snprintf(err, err_size, "larger than %zu bytes", max);
+        else
+            snprintf(err, err_size, "%s", strerror(-rc));
+        return rc == -ENOMEM ? ST_ERR_NOMEM : ST_ERR_IO;
+    }
+    yajl_val v = st_json_parse_n(text, len, err, err_size);
+    free(text);
+    if (!v)
+        return ST_ERR_MALFORMED;
+    yajl_val ver = member_of(v, "version"), m = member_of(v, member);
+    if (!ver || !YAJL_IS_INTEGER(ver) || YAJL_GET_INTEGER(ver) != version || !m ||
+        !YAJL_IS_OBJECT(m)) {
+        snprintf(err, err_size, "line 1, column 1: expected {\"version\": %lld, \"%s\": {...}}",
+                 version, member);
+        yajl_tree_free(v);
+        return ST_ERR_MALFORMED;
+    }
+    *root = v;
+    return ST_OK;
 }

@@ -34,4 +34,14 @@ yajl_val st_json_parse_n(const char *text, size_t len, char *err, size_t err_siz
  * error NULL, with yajl's message or "nested deeper than 64 levels" in err when err is given. */
 yajl_val st_json_tree_parse(const char *text, char *err, size_t err_size);
 
+/* Reads a versioned JSON file of the core's own, {"version": version, "<member>": {...}}, of
+ * at most max bytes. Returns ST_OK (plugin.h) with *root the parsed file (the caller frees it
+ * with yajl_tree_free), or with *root NULL when the file does not exist. Else *root is NULL and
+ * err says why, for a message "FILE: cannot read it (ERR)" or "FILE: ERR": ST_ERR_IO (err:
+ * "larger than N MiB" or "N bytes", or strerror), ST_ERR_MALFORMED (err: "line L, column C:
+ * ...", or "line 1, column 1: expected {"version": V, "<member>": {...}}" for the wrong
+ * shape), ST_ERR_NOMEM. */
+int st_json_read_versioned(const char *path, size_t max, long long version, const char *member,
+                           yajl_val *root, char *err, size_t err_size);
+
 #endif

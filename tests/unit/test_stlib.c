@@ -15,6 +15,8 @@
 #include "st_settings.h"
 #include "st_time.h"
 
+#include <selftest/plugin.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
@@ -442,6 +444,60 @@ static const char *const *fake_cfg_names(st_instance *self, const st_config_node
     return node ? fake_names : NULL;
 }
 
+/* The core's versioned JSON files (the check cache, the preflight cache): one reader. */
+START_TEST(versioned_json_files)
+{
+    char *dir = unit_tmpdir();
+    char *file = st_path_join(dir, "cache.json");
+    char err[300] = "";
+    yajl_val root = (yajl_val)1;
+    /* absent: ST_OK and no tree */
+    ck_assert_int_eq(st_json_read_versioned(file, 1 << 20, 1, "entries", &root, err, sizeof(err)),
+                     ST_OK);
+    ck_assert_ptr_null(root);
+    unit_write(dir, "cache.json", "{\"version\": 1, \"entries\": {\"a\": 1}}");
+    ck_assert_int_eq(st_json_read_versioned(file, 1 << 20, 1, "entries", &root, err, sizeof(err)),
+                     ST_OK);
+    ck_assert_ptr_nonnull(root);
+    yajl_tree_free(root);
+    /* the wrong version, member or shape: malformed, with what was expected */
+    static const char *const wrong[] = {"{\"version\": 2, \"entries\": {}}",
+                                        "{\"version\": \"1\", \"entries\": {}}",
+                                        "{\"version\": 1, \"entries\": []}",
+                                        "{\"version\": 1, \"modules\": {}}", "[1]"};
+    for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++) {
+        unit_write(dir, "cache.json", wrong[i]);
+        ck_assert_int_eq(
+            st_json_read_versioned(file, 1 << 20, 1, "entries", &root, err, sizeof(err)),
+            ST_ERR_MALFORMED);
+        ck_assert_ptr_null(root);
+        ck_assert_str_eq(err, "line 1, column 1: expected {\"version\": 1, \"entries\": {...}}");
+    }
+    /* not JSON: located */
+    unit_write(dir, "cache.json", "{\n  \"version\": ,\n}");
+    ck_assert_int_eq(st_json_read_versioned(file, 1 << 20, 1, "entries", &root, err, sizeof(err)),
+                     ST_ERR_MALFORMED);
+    ck_assert_msg(strncmp(err, "line 2, column ", 15) == 0, "%s", err);
+    /* too large, or not a file: cannot be read */
+    unit_write(dir, "cache.json", "{\"version\": 1, \"entries\": {}}");
+    ck_assert_int_eq(st_json_read_versioned(file, 8, 1, "entries", &root, err, sizeof(err)),
+                     ST_ERR_IO);
+    ck_assert_str_eq(err, "larger than 8 bytes");
+    ck_assert_int_eq(st_json_read_versioned(file, 1u << 20, 1, "entries", &root, err, 8),
+                     ST_OK); /* err may be small: it is only written on failure */
+    yajl_tree_free(root);
+    ck_assert_int_eq(st_json_read_versioned(file, 4u << 20, 1, "entries", &root, err, 8),
+                     ST_OK);
+    yajl_tree_free(root);
+    ck_assert_int_eq(st_json_read_versioned(dir, 1 << 20, 1, "entries", &root, err, sizeof(err)),
+                     ST_ERR_IO);
+    ck_assert_ptr_null(root);
+    free(file);
+    st_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(unknown_settings_are_refused)
 {
     st_host h = {.log = fake_log, .cfg_where = fake_where, .cfg_names = fake_cfg_names};
@@ -478,6 +534,7 @@ int main(void)
     tcase_add_test(tc, strict_parsing);
     tcase_add_test(tc, enum_tables_both_ways);
     tcase_add_test(tc, json_errors_have_line_and_column);
+    tcase_add_test(tc, versioned_json_files);
     tcase_add_test(tc, unknown_settings_are_refused);
     suite_add_tcase(s, tc);
     return unit_run(s);
