@@ -681,8 +681,8 @@ static int apply_cli(st_settings *s, const cli_opts *o, st_strv *paths)
     }
     if (o->isolated) {
         s->auto_include_isolated = 1;
-        if ((rc = st_settings_given(s, offsetof(st_settings, auto_include_isolated), ST_GIVEN_OPTION,
-                              "option --isolated")) < 0)
+        if ((rc = st_settings_given(s, offsetof(st_settings, auto_include_isolated),
+                                    ST_GIVEN_OPTION, "option --isolated")) < 0)
             return rc;
     }
     for (size_t i = 0; i < N_BOOL_FLAGS; i++) {

@@ -413,7 +413,8 @@ int st_metricsdb_open(const char *path, st_metricsdb **out)
             sqlite3_exec(m->db, "ROLLBACK", NULL, NULL, NULL);
     }
     if (rc == ST_OK)
-        rc = exec_sql(m, "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-256;");
+        rc = exec_sql(m,
+                      "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-256;");
     if (rc != ST_OK) {
         st_metricsdb_close(m);
         return rc;

@@ -98,7 +98,7 @@ static int set_parents(st_orphan *o, const char *const *list, size_t n)
             st_strv_push(&o->parents, list[i]);
     if (o->parents.n > 1)
         qsort(o->parents.v, o->parents.n, sizeof(char *), cmp_str);
-    return o->parents.oom ? -ENOMEM : 0;
+    return o->parents.oom ? ST_ERR_NOMEM : ST_OK;
 }
 
 
@@ -152,7 +152,7 @@ static int load_value(st_orphan_cache *c, file_kind kind, const char *key, yajl_
 {
     st_orphan *o = get_entry(c, key);
     if (!o)
-        return -ENOMEM;
+        return ST_ERR_NOMEM;
     if (kind == F_MODULES)
         o->in_modules = 1;
     else
@@ -166,7 +166,7 @@ static int load_value(st_orphan_cache *c, file_kind kind, const char *key, yajl_
         size_t n;
         const char **list = array_strings(parents, &n);
         if (!list)
-            return -ENOMEM;
+            return ST_ERR_NOMEM;
         int rc = set_parents(o, list, n);
         free(list);
         if (rc)
@@ -178,10 +178,10 @@ static int load_value(st_orphan_cache *c, file_kind kind, const char *key, yajl_
     if (kind == F_CLASSES) {
         const char *cls = st_jv_str(val, "classification");
         if (cls && st_strset(&o->classification, cls))
-            return -ENOMEM;
+            return ST_ERR_NOMEM;
         const char *reason = st_jv_str(val, "reason");
         if (reason && st_strset(&o->reason, reason))
-            return -ENOMEM;
+            return ST_ERR_NOMEM;
     }
     return 0;
 }
@@ -248,7 +248,7 @@ int st_orphans_load(st_orphan_cache *c, const char *root, const char *data_dir)
     c->modules_file = st_path_join(data_dir, ST_ORPHAN_MODULES_FILE);
     c->classes_file = st_path_join(data_dir, ST_ORPHAN_CLASSES_FILE);
     if (!c->root || !c->modules_file || !c->classes_file)
-        return -ENOMEM;
+        return ST_ERR_NOMEM;
     int rc = load_file(c, F_MODULES);
     if (rc == 0)
         rc = load_file(c, F_CLASSES);
@@ -270,16 +270,16 @@ int st_orphans_merge(st_orphan_cache *c, const st_orphan_update *u)
     if (!u->path || !st_path_is_safe_relative(c->root, u->path)) {
         st_error("orphan cache: refused module '%s': not a path inside the project root",
                  u->path ? u->path : "(null)");
-        return -EINVAL;
+        return ST_ERR_INVALID;
     }
     if (!u->classification || !known_class(u->classification)) {
         st_error("orphan cache: %s: unknown classification '%s'", u->path,
                  u->classification ? u->classification : "(null)");
-        return -EINVAL;
+        return ST_ERR_INVALID;
     }
     st_orphan *o = get_entry(c, u->path);
     if (!o)
-        return -ENOMEM;
+        return ST_ERR_NOMEM;
     size_t n = 0;
     while (u->parents && u->parents[n])
         n++;
@@ -326,15 +326,15 @@ static int mark_as(st_orphan_cache *c, const char *path, const char *cls, const 
         st_error("orphan cache: refused check result for '%s': not a path inside the project "
                  "root",
                  path ? path : "(null)");
-        return -EINVAL;
+        return ST_ERR_INVALID;
     }
     st_orphan *o = get_entry(c, path);
     if (!o)
-        return -ENOMEM;
+        return ST_ERR_NOMEM;
     o->in_classes = 1;
     c->dirty = 1;
     if (st_strset(&o->classification, cls))
-        return -ENOMEM;
+        return ST_ERR_NOMEM;
     /* every entry keeps a reason: a check without one leaves discovery's */
     return reason ? st_strset(&o->reason, reason) : 0;
 }
@@ -439,13 +439,13 @@ static int save_file(st_orphan_cache *c, file_kind kind)
     char *text = render(c, kind);
     if (!text) {
         st_error("%s: out of memory", file);
-        return -ENOMEM;
+        return ST_ERR_NOMEM;
     }
     int rc = st_write_file_atomic(file, text, strlen(text), 0644);
     if (rc < 0)
         st_error("%s: cannot write it: %s", file, strerror(-rc));
     free(text);
-    return rc;
+    return st_status_of_errno(rc);
 }
 
 int st_orphans_save(st_orphan_cache *c)
@@ -456,7 +456,7 @@ int st_orphans_save(st_orphan_cache *c)
         st_error("%s: cannot create it: %s", dir ? dir : "data dir", strerror(-rc));
     free(dir);
     if (rc < 0)
-        return rc;
+        return st_status_of_errno(rc);
     int r1 = save_file(c, F_MODULES);
     int r2 = save_file(c, F_CLASSES);
     if (r1 == 0 && r2 == 0)
@@ -530,13 +530,13 @@ int st_orphan_rules_init(st_orphan_rules *r, const char *root, const char *data_
     r->exclude_default = exclude_is_default;
     char *file = st_path_join(data_dir, "module_map.json");
     if (!file)
-        return -ENOMEM;
+        return ST_ERR_NOMEM;
     stmm_map map;
     char err[300];
     int rc = stmm_load(file, &map, err, sizeof(err));
     if (rc == STMM_ENOMEM) {
         free(file);
-        return -ENOMEM;
+        return ST_ERR_NOMEM;
     }
     if (rc == STMM_EMALFORMED || rc == STMM_EIO)
         st_warn("%s: %s; no module counts as integrated this run", file, err);
@@ -548,7 +548,7 @@ int st_orphan_rules_init(st_orphan_rules *r, const char *root, const char *data_
     }
     stmm_free(&map);
     free(file);
-    return r->test_paths.oom || r->plain_dirs.oom || r->exclude.oom || r->known.oom ? -ENOMEM
+    return r->test_paths.oom || r->plain_dirs.oom || r->exclude.oom || r->known.oom ? ST_ERR_NOMEM
                                                                                     : 0;
 }
 

@@ -34,7 +34,7 @@
  *   st_orphans_remove_integrated(&c, integrated)  with --clean-orphans, after integration
  *   st_orphans_save(&c); st_orphans_free(&c);
  * Thread-safety: a cache is used by one thread at a time (the pipeline's). Functions log their
- * errors (log.h) and return 0 or a negative errno. */
+ * errors (log.h) and return ST_OK or a negative st_status. */
 #ifndef ST_ORPHANS_H
 #define ST_ORPHANS_H
 
@@ -81,7 +81,7 @@ typedef struct st_orphan_update {
 } st_orphan_update;
 
 /* Reads both files (absent files are empty). Never fails because of the files' contents: those
- * problems are logged and handled as described above. Returns 0, or -ENOMEM. c is zeroed
+ * problems are logged and handled as described above. Returns ST_OK, or ST_ERR_NOMEM. c is zeroed
  * first and must be released with st_orphans_free, whatever the result. */
 int st_orphans_load(st_orphan_cache *c, const char *root, const char *data_dir);
 
@@ -90,8 +90,8 @@ int st_orphans_load(st_orphan_cache *c, const char *root, const char *data_dir);
 void st_orphans_clear(st_orphan_cache *c);
 
 /* Adds or updates one discovered module in both files: parents, classification, reason and
- * redundant (classification == "redundant") are replaced. Rejects an unsafe path (-EINVAL,
- * logged) or an unknown classification (-EINVAL). */
+ * redundant (classification == "redundant") are replaced. Rejects an unsafe path
+ * (ST_ERR_INVALID, logged) or an unknown classification (ST_ERR_INVALID). */
 int st_orphans_merge(st_orphan_cache *c, const st_orphan_update *u);
 
 /* The same from a discovery plugin's entry (the sink's add_module): origins ORPHAN and
@@ -119,8 +119,9 @@ void st_orphans_to_test(const st_orphan_cache *c, int include_redundant, st_strv
 /* Looks an entry up; NULL when absent. */
 const st_orphan *st_orphans_find(const st_orphan_cache *c, const char *path);
 
-/* Writes both files (a file whose do-not-save flag is set is skipped, with a warning). Returns 0
- * or the first -errno (logged). Creates the data dir when needed. */
+/* Writes both files (a file whose do-not-save flag is set is skipped, with a warning). Returns
+ * ST_OK or the first failure's status (ST_ERR_IO, ST_ERR_UNAVAILABLE, ST_ERR_NOMEM; logged).
+ * Creates the data dir when needed. */
 int st_orphans_save(st_orphan_cache *c);
 
 void st_orphans_free(st_orphan_cache *c);
@@ -142,7 +143,7 @@ typedef struct st_orphan_rules {
 
 /* Builds the rules (r zeroed first; free with st_orphan_rules_free whatever the result).
  * module_map.json is read from data_dir (absent: nothing known; unreadable: a warning, nothing
- * known). Returns 0 or -ENOMEM. */
+ * known). Returns ST_OK or ST_ERR_NOMEM. */
 int st_orphan_rules_init(st_orphan_rules *r, const char *root, const char *data_dir,
                          const st_strv *test_paths, const st_strv *exclude,
                          int exclude_is_default);

@@ -1033,7 +1033,8 @@ int st_settings_load_env(st_settings *s)
     }
     if (ENV1("SELF_TEST_ORPHAN_EXCLUDE") && (rc = st_set_orphan_exclude(s, v, WHERE())) < 0)
         return rc;
-    if (ENV1("SELF_TEST_ORPHAN_TIMEOUT") && (rc = st_set_seconds(&s->orphan_timeout_s, v, WHERE())) < 0)
+    if (ENV1("SELF_TEST_ORPHAN_TIMEOUT") &&
+        (rc = st_set_seconds(&s->orphan_timeout_s, v, WHERE())) < 0)
         return rc;
     if (ENV1("SELF_TEST_ORPHAN_CHECK_MODE")) {
         if (strcmp(v, "fork") != 0 && strcmp(v, "process") != 0) {

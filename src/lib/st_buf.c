@@ -219,10 +219,10 @@ int st_strset(char **dst, const char *s)
 {
     char *copy = s ? strdup(s) : NULL;
     if (s && !copy)
-        return -ENOMEM;
+        return ST_ERR_NOMEM;
     free(*dst);
     *dst = copy;
-    return 0;
+    return ST_OK;
 }
 
 int st_grow(void **data, size_t *cap, size_t need, size_t elem)

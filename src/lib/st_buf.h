@@ -49,8 +49,8 @@ char *st_strdup(const char *s); /* NULL-safe; NULL on OOM */
 char *st_strndup(const char *s, size_t n);
 char *st_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Replaces *dst by a copy of s (NULL: by NULL), freeing the old string. 0, or -ENOMEM (then *dst
- * is untouched). */
+/* Replaces *dst by a copy of s (NULL: by NULL), freeing the old string. ST_OK, or ST_ERR_NOMEM
+ * (then *dst is untouched). */
 int st_strset(char **dst, const char *s);
 
 /* Growable arrays: makes room for need elements of elem bytes in *data, whose capacity is *cap

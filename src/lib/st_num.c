@@ -49,16 +49,16 @@ void st_format_double(double v, char out[ST_DOUBLE_BUFSIZE])
 static int trimmed(const char *s, char *buf, size_t size)
 {
     if (!s)
-        return -1;
+        return ST_ERR_INVALID;
     s += strspn(s, " \t\r\n");
     size_t n = strlen(s);
     while (n && strchr(" \t\r\n", s[n - 1]))
         n--;
     if (!n || n >= size)
-        return -1;
+        return ST_ERR_INVALID;
     memcpy(buf, s, n);
     buf[n] = '\0';
-    return 0;
+    return ST_OK;
 }
 
 /* Is buf a plain decimal number: [+-]digits, and with fraction also .digits and an exponent?

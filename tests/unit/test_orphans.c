@@ -186,8 +186,8 @@ START_TEST(escaping_paths_are_rejected_and_the_file_kept)
     const st_orphan_update bad = {.path = "../y.py", .classification = "candidate"};
     unit_capture cap;
     unit_capture_begin(&cap);
-    ck_assert_int_eq(st_orphans_merge(&c, &bad), -EINVAL);
-    ck_assert_int_eq(st_orphans_mark(&c, "/etc/passwd", 0, "x"), -EINVAL);
+    ck_assert_int_eq(st_orphans_merge(&c, &bad), ST_ERR_INVALID);
+    ck_assert_int_eq(st_orphans_mark(&c, "/etc/passwd", 0, "x"), ST_ERR_INVALID);
     ck_assert_int_eq(st_orphans_save(&c), 0);
     log = unit_capture_end(&cap);
     ck_assert_contains(log, "refused module '../y.py'");
@@ -293,7 +293,7 @@ START_TEST(save_is_atomic_and_creates_the_data_dir)
     st_orphan_update bad = {.path = "a.py", .classification = "maybe"};
     unit_capture cap;
     unit_capture_begin(&cap);
-    ck_assert_int_eq(st_orphans_merge(&c, &bad), -EINVAL);
+    ck_assert_int_eq(st_orphans_merge(&c, &bad), ST_ERR_INVALID);
     free(unit_capture_end(&cap));
     st_orphans_free(&c);
     project_free(&p);
