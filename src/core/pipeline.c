@@ -859,19 +859,12 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
 
     /* discover (the orphan cache is read and written under the run lock) */
     if (!s->disable_orphans) {
-        status = ST_ERR_IO; /* the orphan files and the check cache: logged */
-        if (st_orphans_load(&cache_store, s->project_root, s->data_dir) < 0) {
-            st_orphans_free(&cache_store);
-            goto out;
-        }
-        cache = &cache_store;
-        if (s->refresh_orphans)
-            st_orphans_clear(cache);
-        if (st_orphan_rules_init(&rules, s->project_root, s->data_dir, &paths, &s->orphan_exclude,
-                                 st_exclude_is_default(s)) < 0)
+        status = st_orphan_state_load(s, &paths, &cache_store, &cache, &rules);
+        if (status != ST_OK)
             goto out;
         checks = &checks_store;
-        if (st_checkcache_load(checks, s->data_dir) < 0)
+        status = st_checkcache_load(checks, s->data_dir);
+        if (status != ST_OK)
             goto out;
         st_checkcache_prune(checks, s->project_root);
     }

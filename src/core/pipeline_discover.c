@@ -259,6 +259,21 @@ static int sink_excluded(void *opaque, const char *path, char *why, size_t why_s
 }
 
 /* Is the orphan_exclude list the built-in default? (only for messages) */
+int st_orphan_state_load(const st_settings *s, const st_strv *paths, st_orphan_cache *store,
+                         st_orphan_cache **cache, st_orphan_rules *rules)
+{
+    int rc = st_orphans_load(store, s->project_root, s->data_dir);
+    if (rc != ST_OK) {
+        st_orphans_free(store);
+        return rc;
+    }
+    *cache = store;
+    if (s->refresh_orphans)
+        st_orphans_clear(store);
+    return st_orphan_rules_init(rules, s->project_root, s->data_dir, paths, &s->orphan_exclude,
+                                st_exclude_is_default(s));
+}
+
 int st_exclude_is_default(const st_settings *s)
 {
     size_t n = 0;
@@ -574,16 +589,8 @@ int st_pipeline_discover(st_pipeline *p, int json, const st_strv *deps)
         goto out;
     }
     if (!s->disable_orphans) {
-        status = ST_ERR_IO; /* the orphan files: logged */
-        if (st_orphans_load(&cache_store, s->project_root, s->data_dir) < 0) {
-            st_orphans_free(&cache_store);
-            goto out;
-        }
-        cache = &cache_store;
-        if (s->refresh_orphans)
-            st_orphans_clear(cache);
-        if (st_orphan_rules_init(&rules, s->project_root, s->data_dir, &paths, &s->orphan_exclude,
-                                 st_exclude_is_default(s)) < 0)
+        status = st_orphan_state_load(s, &paths, &cache_store, &cache, &rules);
+        if (status != ST_OK)
             goto out;
         status = ST_ERR_NOMEM;
     }

@@ -46,6 +46,12 @@ int st_resolve_paths(const st_settings *s, const st_preflight *pf, st_strv *out,
                      st_strv *modules);
 /* Is the orphan_exclude list the built-in default? (only for messages) */
 int st_exclude_is_default(const st_settings *s);
+/* The orphan state of a run or a `discover`, read under the run lock: the orphan files into
+ * *store (emptied with refresh_orphans; *cache then points to it) and the rules of what is
+ * never an orphan, for the test paths. ST_OK, or a negative st_status (logged; never
+ * ST_ERR_INVALID). Whatever the result, the caller frees *cache (when set) and *rules. */
+int st_orphan_state_load(const st_settings *s, const st_strv *paths, st_orphan_cache *store,
+                         st_orphan_cache **cache, st_orphan_rules *rules);
 /* Asks every discovery plugin for batches and modules (without one, the paths are the batches);
  * with --include-orphans adds the orphan cache's candidates. excluded (may be NULL) gets
  * "path\trule" of each file the rules excluded. Returns ST_OK or a negative st_status (logged;
