@@ -19,12 +19,18 @@ directory when it holds a built selftest-core (a VPATH build), else the source t
 """
 
 import contextlib
+import http.client
+import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.parse
+import uuid
 
 PYTHON = "/usr/bin/python3"
 
@@ -264,6 +270,24 @@ def kill_group(proc, sig=None):
 
 
 @contextlib.contextmanager
+def marked_pids(mark):
+    """Pids (not ours) whose command line or environment holds the string mark: what a run
+    started with a marker variable left behind."""
+    found, me, needle = [], os.getpid(), mark.encode()
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == me:
+            continue
+        for what in ("cmdline", "environ"):
+            try:
+                with open("/proc/%s/%s" % (name, what), "rb") as fh:
+                    if needle in fh.read():
+                        found.append(int(name))
+                        break
+            except OSError:
+                pass
+    return sorted(set(found))
+
+
 def tmpdir(prefix="selftest-it-"):
     """A temporary directory, removed afterwards."""
     d = tempfile.mkdtemp(prefix=prefix)
@@ -407,3 +431,102 @@ def engines_down(eng):
     if eng and eng.get("own"):
         run(["bash", os.path.join(top_srcdir(), "tools", "engines", "engines.sh"), "down",
              eng["dir"]], timeout=300)
+
+
+# --------------------------------------------------------------------------
+# the engines' HTTP API (over their unix sockets) and containers under test
+
+# the variable that gives each engine plugin its engine address
+ENGINE_HOST_VAR = {"docker": "DOCKER_HOST", "podman": "CONTAINER_HOST"}
+
+# a test file whose test sleeps long enough for a batch to be caught while it runs
+SLEEP_TEST = '''import time
+
+def test_sleeps():
+    time.sleep(120)
+'''
+
+
+class UnixHTTP(http.client.HTTPConnection):
+    """HTTP to the unix socket at path (an engine's API)."""
+
+    def __init__(self, path, timeout=60):
+        super().__init__("d", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self.unix_path)
+        self.sock = s
+
+
+def engine_api(sock, method, path, body=None, timeout=60, raw=False):
+    """One request to the engine API at the unix socket sock (body: sent as JSON). Returns
+    (status, reply): the reply's JSON (None when empty, the bytes when not JSON), or with raw
+    the bytes."""
+    c = UnixHTTP(sock, timeout)
+    try:
+        hdrs = {"Content-Type": "application/json"} if body is not None else {}
+        c.request(method, path, body=json.dumps(body) if body is not None else None,
+                  headers=hdrs)
+        r = c.getresponse()
+        data = r.read()
+    finally:
+        c.close()
+    if raw:
+        return r.status, data
+    try:
+        return r.status, json.loads(data) if data.strip() else None
+    except ValueError:
+        return r.status, data
+
+
+def engine_containers(sock, *labels):
+    """selftest-core's containers (all states) on the engine at sock that carry every label of
+    labels ("k" or "k=v"); ["list failed: ..."] when the engine does not list them."""
+    q = urllib.parse.quote(json.dumps({"label": ["menace_self_test"] + list(labels)}))
+    st, body = engine_api(sock, "GET", "/v1.41/containers/json?all=1&filters=" + q)
+    if st != 200 or not isinstance(body, list):
+        return ["list failed: %r %r" % (st, body)]
+    return body
+
+
+def engine_wait_running(sock, owner_pid, timeout=90):
+    """The running container of the first batch of the selftest-core process owner_pid (not
+    the interpreter preflight's), or None after timeout seconds."""
+    until = time.time() + timeout
+    while time.time() < until:
+        for c in engine_containers(sock, "selftest.owner.pid=%d" % owner_pid):
+            if isinstance(c, dict) and c.get("State") == "running" and \
+                    re.search(r"batch-0$", (c.get("Labels") or {}).get("selftest.batch", "")):
+                return c
+        time.sleep(0.1)
+    return None
+
+
+def engine_env(engine, root, sock, extra=None):
+    """The environment of a selftest-core run of the project root on the engine at sock, with
+    no other engine address and no offline image set."""
+    env = {"SANDBOX_REPO_PATH": root, "DOCKER_HOST": None, "CONTAINER_HOST": None,
+           "MENACE_OFFLINE_INSTALL": None, "MENACE_SELF_TEST_IMAGE_TAR": None,
+           ENGINE_HOST_VAR[engine]: "unix://" + sock}
+    env.update(extra or {})
+    return base_env(env)
+
+
+def one_test_project(parent, name, test_text, test_file="test_it.py"):
+    """A new project parent/name (name None: "proj-" and a random suffix): a pytest.ini and
+    tests/test_file holding test_text. Returns its root."""
+    root = os.path.join(parent, name or "proj-%s" % uuid.uuid4().hex[:6])
+    os.makedirs(os.path.join(root, "tests"))
+    with open(os.path.join(root, "pytest.ini"), "w") as fh:
+        fh.write("[pytest]\n")
+    with open(os.path.join(root, "tests", test_file), "w") as fh:
+        fh.write(test_text)
+    return root
+
+
+def sleep_project(parent):
+    """A new project under parent whose one test sleeps (SLEEP_TEST); returns its root."""
+    return one_test_project(parent, None, SLEEP_TEST, test_file="test_sleep.py")

@@ -16,7 +16,6 @@ mounted into them), so an engine shared with test_containers.py is left alone; t
 do not run the two at the same time (without it, each starts its own engines).
 """
 
-import json
 import os
 import re
 import shutil
@@ -24,7 +23,6 @@ import socket
 import socketserver
 import tempfile
 import threading
-import urllib.parse
 
 import pytest
 import st_helpers as sth
@@ -34,51 +32,16 @@ BIN = sth.selftest_bin()
 pytestmark = pytest.mark.usefixtures("selftest_bin")
 
 ENGINES = ("docker", "podman")
-HOST_VAR = {"docker": "DOCKER_HOST", "podman": "CONTAINER_HOST"}
+HOST_VAR = sth.ENGINE_HOST_VAR
 WORK = ENG = None  # the scratch directory and the engines (the work fixture)
-
-
 
 
 # ---- the engine API ---------------------------------------------------------------------------
 
-def api(sock, method, path):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(60)
-    s.connect(sock)
-    s.sendall(("%s %s HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n" % (method, path))
-              .encode())
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
-    head, _, body = data.partition(b"\r\n\r\n")
-    status = int(head.split()[1]) if head else 0
-    if b"transfer-encoding: chunked" in head.lower():
-        out, rest = b"", body
-        while rest:
-            size, _, rest = rest.partition(b"\r\n")
-            n = int(size or b"0", 16)
-            if n == 0:
-                break
-            out, rest = out + rest[:n], rest[n + 2:]
-        body = out
-    try:
-        return status, json.loads(body) if body.strip() else None
-    except ValueError:
-        return status, body
-
-
 def managed(sock, root):
     """The managed containers that have the project root mounted (this test's runs only)."""
-    q = urllib.parse.quote(json.dumps({"label": ["menace_self_test"]}))
-    st, body = api(sock, "GET", "/v1.41/containers/json?all=1&filters=" + q)
-    if st != 200 or not isinstance(body, list):
-        return ["list failed: %r %r" % (st, body)]
-    return [c for c in body if any(m.get("Source") == root for m in c.get("Mounts") or [])]
+    return [c for c in sth.engine_containers(sock) if not isinstance(c, dict) or  # list failed
+            any(m.get("Source") == root for m in c.get("Mounts") or [])]
 
 
 # ---- a proxy that refuses container removals ---------------------------------------------------
@@ -143,16 +106,6 @@ class ProxyHandler(socketserver.BaseRequestHandler):
 
 # ---- runs -------------------------------------------------------------------------------------
 
-def write_project(name, test_text):
-    root = os.path.join(WORK, name)
-    os.makedirs(os.path.join(root, "tests"))
-    with open(os.path.join(root, "pytest.ini"), "w") as fh:
-        fh.write("[pytest]\n")
-    with open(os.path.join(root, "tests", "test_it.py"), "w") as fh:
-        fh.write(test_text)
-    return root
-
-
 def write_conf(engine, prom):
     path = os.path.join(WORK, "%s-%s.conf" % (engine, os.path.basename(prom)))
     with open(path, "w") as fh:
@@ -185,8 +138,8 @@ def gauges(path):
 
 
 def check_timeouts(engine):
-    root = write_project("hang-%s" % engine, "import time\n\n\ndef test_hang():\n"
-                         "    time.sleep(120)\n")
+    root = sth.one_test_project(WORK, "hang-%s" % engine, "import time\n\n\ndef test_hang():\n"
+                                "    time.sleep(120)\n")
     prom = os.path.join(WORK, "timeouts-%s.prom" % engine)
     conf = write_conf(engine, prom)
     rc, out, err = selftest(engine, conf, root, ["--timeout", "2", "--retries", "1",
@@ -203,7 +156,7 @@ def check_timeouts(engine):
 
 
 def check_removal_failures(engine):
-    root = write_project("pass-%s" % engine, "def test_ok():\n    pass\n")
+    root = sth.one_test_project(WORK, "pass-%s" % engine, "def test_ok():\n    pass\n")
     prom = os.path.join(WORK, "failures-%s.prom" % engine)
     conf = write_conf(engine, prom)
     path = os.path.join(WORK, "proxy-%s.sock" % engine)
@@ -227,7 +180,7 @@ def check_removal_failures(engine):
           "%s: self_test_container_failures_total counts each container left behind" % label)
     for c in left:
         if isinstance(c, dict):
-            api(ENG[engine], "DELETE", "/v1.41/containers/%s?force=1&v=1" % c.get("Id"))
+            sth.engine_api(ENG[engine], "DELETE", "/v1.41/containers/%s?force=1&v=1" % c.get("Id"))
     is_eq(managed(ENG[engine], root), [], "%s: what was left is removed through the API" % label)
 
 

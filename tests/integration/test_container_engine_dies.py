@@ -21,18 +21,13 @@ still removing it (409 "removal ... already in progress": cleanup waits for it),
 selftest container is left.
 """
 
-import http.client
-import json
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
-import urllib.parse
-import uuid
 
 import pytest
 import st_helpers as sth
@@ -42,56 +37,12 @@ BIN = sth.selftest_bin()
 pytestmark = pytest.mark.usefixtures("selftest_bin")
 
 ENGINES = ("docker", "podman")
-HOST_VAR = {"docker": "DOCKER_HOST", "podman": "CONTAINER_HOST"}
 SCRIPT = os.path.join(sth.top_srcdir(), "tools", "engines", "engines.sh")
 WORK = ENG = None  # the scratch directory and the engines (the work fixture)
 
 API_TIMEOUT = 10
 HANG_BATCH_TIMEOUT = 15
 HANG_MARGIN = 75
-SLEEP_TEST = '''import time
-
-def test_sleeps():
-    time.sleep(120)
-'''
-
-
-class UnixHTTP(http.client.HTTPConnection):
-    def __init__(self, path, timeout=60):
-        super().__init__("d", timeout=timeout)
-        self.unix_path = path
-
-    def connect(self):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(self.timeout)
-        s.connect(self.unix_path)
-        self.sock = s
-
-
-def api(sock, method, path, timeout=60):
-    c = UnixHTTP(sock, timeout)
-    try:
-        c.request(method, path)
-        r = c.getresponse()
-        data = r.read()
-    finally:
-        c.close()
-    try:
-        return r.status, json.loads(data) if data.strip() else None
-    except ValueError:
-        return r.status, data
-
-
-def listed(sock, *labels):
-    """The containers (all states) carrying every label of labels ("k" or "k=v")."""
-    q = urllib.parse.quote(json.dumps({"label": ["menace_self_test"] + list(labels)}))
-    st, body = api(sock, "GET", "/v1.41/containers/json?all=1&filters=" + q)
-    if st != 200 or not isinstance(body, list):
-        return ["list failed: %r %r" % (st, body)]
-    return body
-
-
-
 
 
 def write_conf(engine):
@@ -100,36 +51,6 @@ def write_conf(engine):
         fh.write('runtime = "%s";\ncontainer = {\n  image = "%s";\n  api_timeout = %d;\n};\n'
                  % (engine, ENG["image"], API_TIMEOUT))
     return path
-
-
-def write_project():
-    root = os.path.join(WORK, "proj-%s" % uuid.uuid4().hex[:6])
-    os.makedirs(os.path.join(root, "tests"))
-    with open(os.path.join(root, "pytest.ini"), "w") as fh:
-        fh.write("[pytest]\n")
-    with open(os.path.join(root, "tests", "test_sleep.py"), "w") as fh:
-        fh.write(SLEEP_TEST)
-    return root
-
-
-def engine_env(engine, root, sock, extra=None):
-    env = {"SANDBOX_REPO_PATH": root, "DOCKER_HOST": None, "CONTAINER_HOST": None,
-           "MENACE_OFFLINE_INSTALL": None, "MENACE_SELF_TEST_IMAGE_TAR": None,
-           HOST_VAR[engine]: "unix://" + sock}
-    env.update(extra or {})
-    return sth.base_env(env)
-
-
-def wait_running(sock, owner_pid, timeout=90):
-    """The running container of owner_pid's first batch (not the interpreter preflight's)."""
-    until = time.time() + timeout
-    while time.time() < until:
-        for c in listed(sock, "selftest.owner.pid=%d" % owner_pid):
-            if isinstance(c, dict) and c.get("State") == "running" and \
-                    re.search(r"batch-0$", (c.get("Labels") or {}).get("selftest.batch", "")):
-                return c
-        time.sleep(0.1)
-    return None
 
 
 def check_engine_dies(mode, engine="docker"):
@@ -143,17 +64,17 @@ def check_engine_dies(mode, engine="docker"):
             return
         sock = os.path.join(d, "%s.sock" % engine)
         conf = write_conf(engine)
-        root = write_project()
+        root = sth.sleep_project(WORK)
         out_path = os.path.join(WORK, "core-%s-%s.out" % (engine, mode))
         batch_timeout = 300 if mode == "dies" else HANG_BATCH_TIMEOUT
         t0 = time.monotonic()
         with open(out_path, "wb") as fh:
             core = subprocess.Popen([BIN, "-v", "-c", conf, "run", "--json", "--retries", "0",
                                      "--timeout", str(batch_timeout)],
-                                    env=engine_env(engine, root, sock),
+                                    env=sth.engine_env(engine, root, sock),
                                     cwd=root, stdin=subprocess.DEVNULL, stdout=fh,
                                     stderr=subprocess.STDOUT, start_new_session=True)
-        c = wait_running(sock, core.pid)
+        c = sth.engine_wait_running(sock, core.pid)
         if not ok(c is not None, "%s: the sleeping batch's container (batch-0) runs" % tag,
                   open(out_path, errors="replace").read()[-1500:]):
             sth.kill_group(core)
@@ -195,7 +116,7 @@ def check_engine_dies(mode, engine="docker"):
             # dockerd, resumed, serves the DELETE the run sent while it was stopped: the
             # container is "Removal In Progress" for a while and a DELETE answers 409; cleanup
             # right after the resume waits for that removal (at most api_timeout)
-            before = [x for x in listed(sock) if isinstance(x, dict)]
+            before = [x for x in sth.engine_containers(sock) if isinstance(x, dict)]
             note("%s: just after the resume: %r" % (tag, [(x["Id"][:12], x.get("State"),
                                                          x.get("Status")) for x in before]))
             name = "%s: cleanup just after the engine resumes" % tag
@@ -204,7 +125,7 @@ def check_engine_dies(mode, engine="docker"):
             else:
                 t0 = time.monotonic()
                 rc, out, err = sth.run([BIN, "-v", "-c", conf, "cleanup"],
-                                       env=engine_env(engine, root, sock), cwd=root,
+                                       env=sth.engine_env(engine, root, sock), cwd=root,
                                        timeout=180)
                 note("%s: cleanup took %.1f s" % (tag, time.monotonic() - t0))
                 for ln in (err + out).splitlines():
@@ -215,24 +136,24 @@ def check_engine_dies(mode, engine="docker"):
                    ("removed container %.12s" % c["Id"]) in err + out,
                    "%s: reports the batch's container removed" % name,
                    "stdout: %r\nstderr: %s" % (out, err[-1500:]))
-            is_eq(listed(sock), [], "%s: no selftest container is left" % tag)
+            is_eq(sth.engine_containers(sock), [], "%s: no selftest container is left" % tag)
             return
         # the engine comes back: the dead run's container is there, and cleanup removes it
         rc, out, err = sth.run(["bash", SCRIPT, "restart", d], timeout=120)
         if not ok(rc == 0, "%s: the engine restarts" % tag, err[-1000:]):
             return
-        before = [x for x in listed(sock) if isinstance(x, dict)]
+        before = [x for x in sth.engine_containers(sock) if isinstance(x, dict)]
         ok(any(x["Id"] == c["Id"] for x in before),
            "%s: after the engine is back the dead run's container is still listed" % tag,
            repr([(x["Id"][:12], x.get("State")) for x in before]))
         rc, out, err = sth.run([BIN, "-v", "-c", conf, "cleanup"],
-                               env=engine_env(engine, root, sock), cwd=root, timeout=180)
+                               env=sth.engine_env(engine, root, sock), cwd=root, timeout=180)
         is_eq(rc, 0, "%s: cleanup exits 0" % tag)
         ok(re.search(r"cleanup: \d+ listed, %d removed" % len(before), out) and
            ("removed container %.12s" % c["Id"]) in err + out,
            "%s: cleanup reports the leftover container removed" % tag,
            "stdout: %r\nstderr: %s" % (out, err[-1500:]))
-        is_eq(listed(sock), [], "%s: no selftest container is left" % tag)
+        is_eq(sth.engine_containers(sock), [], "%s: no selftest container is left" % tag)
     finally:
         sth.run(["bash", SCRIPT, "down", d], timeout=300)
 

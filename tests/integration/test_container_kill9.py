@@ -15,17 +15,13 @@ then exits 0, reports the container as removed, and no container with the killed
 labels is left on the engine.
 """
 
-import http.client
-import json
 import os
-import re
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import time
-import urllib.parse
 import uuid
 
 import pytest
@@ -36,52 +32,7 @@ BIN = sth.selftest_bin()
 pytestmark = pytest.mark.usefixtures("selftest_bin")
 
 ENGINES = ("docker", "podman")
-HOST_VAR = {"docker": "DOCKER_HOST", "podman": "CONTAINER_HOST"}
 WORK = ENG = None  # the scratch directory and the engines (the work fixture)
-
-SLEEP_TEST = '''import time
-
-def test_sleeps():
-    time.sleep(120)
-'''
-
-
-class UnixHTTP(http.client.HTTPConnection):
-    def __init__(self, path, timeout=60):
-        super().__init__("d", timeout=timeout)
-        self.unix_path = path
-
-    def connect(self):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(self.timeout)
-        s.connect(self.unix_path)
-        self.sock = s
-
-
-def api(sock, method, path, timeout=60):
-    c = UnixHTTP(sock, timeout)
-    try:
-        c.request(method, path)
-        r = c.getresponse()
-        data = r.read()
-    finally:
-        c.close()
-    try:
-        return r.status, json.loads(data) if data.strip() else None
-    except ValueError:
-        return r.status, data
-
-
-def listed(sock, *labels):
-    """The containers (all states) carrying every label of labels ("k" or "k=v")."""
-    q = urllib.parse.quote(json.dumps({"label": ["menace_self_test"] + list(labels)}))
-    st, body = api(sock, "GET", "/v1.41/containers/json?all=1&filters=" + q)
-    if st != 200 or not isinstance(body, list):
-        return ["list failed: %r %r" % (st, body)]
-    return body
-
-
-
 
 
 def write_conf(engine):
@@ -89,36 +40,6 @@ def write_conf(engine):
     with open(path, "w") as fh:
         fh.write('runtime = "%s";\ncontainer = {\n  image = "%s";\n};\n' % (engine, ENG["image"]))
     return path
-
-
-def write_project():
-    root = os.path.join(WORK, "proj-%s" % uuid.uuid4().hex[:6])
-    os.makedirs(os.path.join(root, "tests"))
-    with open(os.path.join(root, "pytest.ini"), "w") as fh:
-        fh.write("[pytest]\n")
-    with open(os.path.join(root, "tests", "test_sleep.py"), "w") as fh:
-        fh.write(SLEEP_TEST)
-    return root
-
-
-def engine_env(engine, root, extra=None):
-    env = {"SANDBOX_REPO_PATH": root, "DOCKER_HOST": None, "CONTAINER_HOST": None,
-           "MENACE_OFFLINE_INSTALL": None, "MENACE_SELF_TEST_IMAGE_TAR": None,
-           HOST_VAR[engine]: "unix://" + ENG[engine]}
-    env.update(extra or {})
-    return sth.base_env(env)
-
-
-def wait_running(sock, owner_pid, timeout=90):
-    """The running container of owner_pid's first batch (not the interpreter preflight's)."""
-    until = time.time() + timeout
-    while time.time() < until:
-        for c in listed(sock, "selftest.owner.pid=%d" % owner_pid):
-            if isinstance(c, dict) and c.get("State") == "running" and \
-                    re.search(r"batch-0$", (c.get("Labels") or {}).get("selftest.batch", "")):
-                return c
-        time.sleep(0.1)
-    return None
 
 
 def host_leftovers(pid, marker):
@@ -148,17 +69,17 @@ def host_leftovers(pid, marker):
 def check_kill9(engine):
     sock = ENG[engine]
     conf = write_conf(engine)
-    root = write_project()
+    root = sth.sleep_project(WORK)
     marker = "ST_KILL9_MARK=" + uuid.uuid4().hex
     out_path = os.path.join(WORK, "core-%s.out" % engine)
     with open(out_path, "wb") as out:
         core = subprocess.Popen([BIN, "-v", "-c", conf, "run", "--json", "--retries", "0",
                                  "--timeout", "300"],
-                                env=engine_env(engine, root, {marker.split("=")[0]:
-                                                              marker.split("=")[1]}),
+                                env=sth.engine_env(engine, root, sock, {marker.split("=")[0]:
+                                                                        marker.split("=")[1]}),
                                 cwd=root, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
-    c = wait_running(sock, core.pid)
+    c = sth.engine_wait_running(sock, core.pid)
     if not ok(c is not None, "%s: the sleeping batch's container runs, owned by the core (pid %d)"
               % (engine, core.pid), open(out_path, errors="replace").read()[-1500:]):
         sth.kill_group(core)
@@ -170,7 +91,8 @@ def check_kill9(engine):
     is_eq(core.returncode, -signal.SIGKILL, "%s: the core died of SIGKILL" % engine)
 
     # nothing could remove the container: it is there, labelled with the dead owner
-    after = [x for x in listed(sock, "selftest.owner.pid=%d" % core.pid) if isinstance(x, dict)]
+    after = [x for x in sth.engine_containers(sock, "selftest.owner.pid=%d" % core.pid)
+             if isinstance(x, dict)]
     state = {x["Id"]: x.get("State") for x in after}
     note("%s: after kill -9 the batch's container %.12s is %s" %
          (engine, cid, state.get(cid, "gone")))
@@ -190,8 +112,8 @@ def check_kill9(engine):
     is_eq(left, [], "%s: no host process of the killed run remains" % engine)
 
     # cleanup removes it and says so
-    rc, out, err = sth.run([BIN, "-v", "-c", conf, "cleanup"], env=engine_env(engine, root),
-                           cwd=root, timeout=180)
+    rc, out, err = sth.run([BIN, "-v", "-c", conf, "cleanup"],
+                           env=sth.engine_env(engine, root, sock), cwd=root, timeout=180)
     is_eq(rc, 0, "%s: cleanup after kill -9 exits 0" % engine)
     removed = None
     for line in out.splitlines():
@@ -205,10 +127,10 @@ def check_kill9(engine):
        "stdout: %r\nstderr: %s" % (out, err[-1500:]))
     ok(("removed container %.12s" % cid) in err + out,
        "%s: cleanup names the removed container (-v)" % engine, err[-1500:])
-    is_eq(listed(sock, "selftest.owner.pid=%d" % core.pid), [],
+    is_eq(sth.engine_containers(sock, "selftest.owner.pid=%d" % core.pid), [],
           "%s: no container with the killed core's owner labels is left" % engine)
     if ENG.get("own"):
-        is_eq(listed(sock), [], "%s: no selftest container at all is left" % engine)
+        is_eq(sth.engine_containers(sock), [], "%s: no selftest container at all is left" % engine)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -16,7 +16,6 @@ bad input (malformed address, unknown image, socket without permission, an engin
 error bodies or broken JSON) gives a clear message, exit 3, no crash, no leaked container.
 """
 
-import http.client
 import json
 import os
 import re
@@ -39,7 +38,7 @@ BIN = sth.selftest_bin()
 pytestmark = pytest.mark.usefixtures("selftest_bin")
 
 ENGINES = ("docker", "podman")
-HOST_VAR = {"docker": "DOCKER_HOST", "podman": "CONTAINER_HOST"}
+HOST_VAR = sth.ENGINE_HOST_VAR
 FIXTURES = ["passing", "failing", "fixture_error", "collect_error", "timeout", "exit3", "segv",
             "empty", "split"]
 REASONS = {"timeout": r"timeout", "exit3": r"exit(ed with)? status 3\b", "segv": r"signal 11\b"}
@@ -57,34 +56,7 @@ WORK = ENG = None  # the scratch directory and the engines (the work fixture)
 # engines
 
 
-class UnixHTTP(http.client.HTTPConnection):
-    def __init__(self, path, timeout=60):
-        super().__init__("d", timeout=timeout)
-        self.unix_path = path
-
-    def connect(self):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(self.timeout)
-        s.connect(self.unix_path)
-        self.sock = s
-
-
-def api(sock, method, path, body=None, timeout=60, raw=False):
-    c = UnixHTTP(sock, timeout)
-    try:
-        hdrs = {"Content-Type": "application/json"} if body is not None else {}
-        c.request(method, path, body=json.dumps(body) if body is not None else None,
-                  headers=hdrs)
-        r = c.getresponse()
-        data = r.read()
-    finally:
-        c.close()
-    if raw:
-        return r.status, data
-    try:
-        return r.status, json.loads(data) if data.strip() else None
-    except ValueError:
-        return r.status, data
+api = sth.engine_api  # (status, reply) of one engine API request
 
 
 def label_filter(*labels):

@@ -34,23 +34,6 @@ MARK = "hostile%d%s" % (os.getpid(), uuid.uuid4().hex[:10])
 CONTAINMENT = []  # what the runtime found on this machine (its debug line)
 
 
-def marked():
-    """Pids (not ours) whose command line or environment holds MARK."""
-    found, me, needle = [], os.getpid(), MARK.encode()
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == me:
-            continue
-        for what in ("cmdline", "environ"):
-            try:
-                with open("/proc/%s/%s" % (name, what), "rb") as fh:
-                    if needle in fh.read():
-                        found.append(int(name))
-                        break
-            except OSError:
-                pass
-    return sorted(set(found))
-
-
 def describe(pids):
     out = []
     for p in pids:
@@ -65,7 +48,7 @@ def describe(pids):
 def kill_marked():
     """The cleanup whatever happened (also when selftest-core got it wrong)."""
     for _ in range(50):
-        pids = marked()
+        pids = t.marked_pids(MARK)
         if not pids:
             return
         for p in pids:
@@ -80,7 +63,7 @@ def settled(timeout=5.0):
     """Marked processes still there after timeout seconds (a dying process takes a moment)."""
     deadline = time.monotonic() + timeout
     while True:
-        left = marked()
+        left = t.marked_pids(MARK)
         if not left or time.monotonic() >= deadline:
             return left
         time.sleep(0.1)
@@ -280,9 +263,9 @@ def check_kill9(kill_guard=False, extra=""):
     try:
         # the five leftovers plus pytest and two workers carry the marker in their environment
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(marked()) < 8:
+        while time.monotonic() < deadline and len(t.marked_pids(MARK)) < 8:
             time.sleep(0.2)
-        before = marked()
+        before = t.marked_pids(MARK)
         t.ok(len(before) >= 8, "%s: the batch is running (%d marked processes)"
              % (what, len(before)))
         if kill_guard:
@@ -300,7 +283,7 @@ def check_kill9(kill_guard=False, extra=""):
             for _ in range(15):
                 others_seen = others_seen or bool(other_cores(proc.pid))
                 time.sleep(0.02)
-            survivors = len(marked())
+            survivors = len(t.marked_pids(MARK))
             others_seen = others_seen or bool(other_cores(proc.pid))
             name = "%s: without the guard the batch's processes survive" % what
             if survivors < 5 and others_seen:
@@ -309,7 +292,7 @@ def check_kill9(kill_guard=False, extra=""):
                 t.ok(survivors >= 5, name, "%d marked processes left" % survivors)
             # any host runtime that starts now stops them (under make -j that may be another
             # test's selftest-core; then this run has nothing left to say)
-            present = len(marked())
+            present = len(t.marked_pids(MARK))
             if extra:  # `selftest-core cleanup` does it too, and counts them
                 rc, out, err = t.run([BIN, "-c", write_conf(extra), "cleanup"], env=env(),
                                      timeout=60, cwd=ROOT)

@@ -52,26 +52,9 @@ host = { batch_memory_mb = 512; batch_processes = 64; batch_output_mb = 4;
 """ % (KILL_GRACE, TIMEOUT)
 
 
-def marked():
-    """Pids (not ours) whose environment or command line holds MARK."""
-    found, me, needle = [], os.getpid(), MARK.encode()
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == me:
-            continue
-        for what in ("cmdline", "environ"):
-            try:
-                with open("/proc/%s/%s" % (name, what), "rb") as fh:
-                    if needle in fh.read():
-                        found.append(int(name))
-                        break
-            except OSError:
-                pass
-    return sorted(set(found))
-
-
 def kill_marked():
     for _ in range(50):
-        pids = marked()
+        pids = t.marked_pids(MARK)
         if not pids:
             return
         for p in pids:
@@ -84,10 +67,10 @@ def kill_marked():
 
 def check_no_leftovers(name, timeout=5.0):
     deadline = time.monotonic() + timeout
-    left = marked()
+    left = t.marked_pids(MARK)
     while left and time.monotonic() < deadline:
         time.sleep(0.1)
-        left = marked()
+        left = t.marked_pids(MARK)
     t.is_eq(left, [], "%s: no process of the project is left" % name)
     if left:
         kill_marked()
@@ -346,7 +329,7 @@ def check_term_core(before):
                             start_new_session=True)
     try:
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and len(marked()) < 2:
+        while time.monotonic() < deadline and len(t.marked_pids(MARK)) < 2:
             time.sleep(0.1)
         time.sleep(0.5)
         proc.send_signal(signal.SIGTERM)

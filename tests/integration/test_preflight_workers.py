@@ -26,7 +26,6 @@ recorded durations are long (sleeps) keeps xdist.
 import json
 import os
 import shutil
-import socket
 import time
 import urllib.parse
 
@@ -212,32 +211,9 @@ def test_host_cache(pfw):
 # ---- the preflight cache with a container runtime ----------------------------------------------
 
 def api(sock, method, path, body=None):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(120)
-    s.connect(sock)
-    data = json.dumps(body).encode() if body is not None else b""
-    s.sendall(("%s %s HTTP/1.1\r\nHost: d\r\nConnection: close\r\nContent-Type: "
-               "application/json\r\nContent-Length: %d\r\n\r\n" % (method, path, len(data)))
-              .encode() + data)
-    raw = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        raw += chunk
-    s.close()
-    head, _, body_ = raw.partition(b"\r\n\r\n")
-    status = int(head.split()[1]) if head else 0
-    if b"transfer-encoding: chunked" in head.lower():
-        out, rest = b"", body_
-        while rest:
-            size, _, rest = rest.partition(b"\r\n")
-            n = int(size or b"0", 16)
-            if n == 0:
-                break
-            out, rest = out + rest[:n], rest[n + 2:]
-        body_ = out
-    return status, body_.decode("utf-8", "replace")
+    """(status, the reply as text) of one engine API request."""
+    st, data = sth.engine_api(sock, method, path, body, timeout=120, raw=True)
+    return st, data.decode("utf-8", "replace")
 
 
 def creates(sock, image, since):
