@@ -161,6 +161,7 @@ static void rollback(st_metricsdb *m)
 static int user_version(st_metricsdb *m, int *out)
 {
     sqlite3_stmt *st;
+    *out = 0;
     if (sqlite3_prepare_v2(m->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK) {
         st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
         return db_status(m->db);

@@ -592,7 +592,6 @@ int st_pipeline_discover(st_pipeline *p, int json, const st_strv *deps)
         status = st_orphan_state_load(s, &paths, &cache_store, &cache, &rules);
         if (status != ST_OK)
             goto out;
-        status = ST_ERR_NOMEM;
     }
     int saved_include = s->include_orphans;
     s->include_orphans = 0; /* list what this scan finds, not the cache */
