@@ -258,7 +258,6 @@ static int sink_excluded(void *opaque, const char *path, char *why, size_t why_s
     return 1;
 }
 
-/* Is the orphan_exclude list the built-in default? (only for messages) */
 int st_orphan_state_load(const st_settings *s, const st_strv *paths, st_orphan_cache *store,
                          st_orphan_cache **cache, st_orphan_rules *rules)
 {
@@ -274,6 +273,7 @@ int st_orphan_state_load(const st_settings *s, const st_strv *paths, st_orphan_c
                                 st_exclude_is_default(s));
 }
 
+/* Is the orphan_exclude list the built-in default? (only for messages) */
 int st_exclude_is_default(const st_settings *s)
 {
     size_t n = 0;
