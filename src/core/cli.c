@@ -676,7 +676,7 @@ static int apply_cli(st_settings *s, const cli_opts *o, st_strv *paths)
     if (o->orphans) {
         s->discover_orphans = 1;
         if ((rc = st_settings_given(s, offsetof(st_settings, discover_orphans), ST_GIVEN_OPTION,
-                              "option --orphans")) < 0)
+                                    "option --orphans")) < 0)
             return rc;
     }
     if (o->isolated) {
