@@ -269,7 +269,6 @@ def kill_group(proc, sig=None):
         pass
 
 
-@contextlib.contextmanager
 def marked_pids(mark):
     """Pids (not ours) whose command line or environment holds the string mark: what a run
     started with a marker variable left behind."""
@@ -288,6 +287,7 @@ def marked_pids(mark):
     return sorted(set(found))
 
 
+@contextlib.contextmanager
 def tmpdir(prefix="selftest-it-"):
     """A temporary directory, removed afterwards."""
     d = tempfile.mkdtemp(prefix=prefix)
