@@ -6,7 +6,6 @@
 
 #include "json.h"
 #include "log.h"
-#include "metricsdb.h" /* st_sqlite_status */
 
 #include <errno.h>
 #include <sqlite3.h>

@@ -114,24 +114,6 @@ static int is_io_error(sqlite3 *db)
            code == SQLITE_READONLY;
 }
 
-int st_sqlite_status(int code)
-{
-    switch (code & 0xff) {
-    case SQLITE_NOMEM:
-        return ST_ERR_NOMEM;
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-        return ST_ERR_TIMEOUT;
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-        return ST_ERR_MALFORMED;
-    case SQLITE_CONSTRAINT:
-        return ST_ERR_INTERNAL;
-    default:
-        return ST_ERR_IO;
-    }
-}
-
 /* The st_status of the last SQLite failure on db (NULL: out of memory). */
 static int db_status(sqlite3 *db)
 {

@@ -18,12 +18,6 @@ typedef struct st_metricsdb st_metricsdb;
  * ST_ERR_IO (the file system), ST_ERR_INTERNAL (a run stored twice), ST_ERR_NOMEM. Never
  * ST_ERR_INVALID: the metrics DB is data, not configuration. */
 
-/* The st_status of an SQLite result code (sqlite3_errcode): ST_ERR_NOMEM, ST_ERR_TIMEOUT
- * (SQLITE_BUSY, SQLITE_LOCKED: another process held the file past the busy timeout),
- * ST_ERR_MALFORMED (SQLITE_CORRUPT, SQLITE_NOTADB), ST_ERR_INTERNAL (SQLITE_CONSTRAINT: a
- * constraint the core's own rows broke), else ST_ERR_IO. For the history file's DB too. */
-int st_sqlite_status(int code);
-
 /* Opens (creating and migrating) the DB. A DB of a newer schema is refused. */
 int st_metricsdb_open(const char *path, st_metricsdb **out);
 void st_metricsdb_close(st_metricsdb *db);

@@ -4,6 +4,8 @@
 
 #include "util.h"
 
+#include <sqlite3.h>
+
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -155,4 +157,22 @@ size_t st_remove_stale_workdirs(const char *dir)
     }
     closedir(d);
     return removed;
+}
+
+int st_sqlite_status(int code)
+{
+    switch (code & 0xff) {
+    case SQLITE_NOMEM:
+        return ST_ERR_NOMEM;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return ST_ERR_TIMEOUT;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+        return ST_ERR_MALFORMED;
+    case SQLITE_CONSTRAINT:
+        return ST_ERR_INTERNAL;
+    default:
+        return ST_ERR_IO;
+    }
 }

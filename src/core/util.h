@@ -23,6 +23,13 @@
 int st_shell_split(const char *s, st_strv *out, const char **err);
 
 unsigned st_cpu_count(void);
+
+/* The st_status of an SQLite result code (sqlite3_errcode) of the metrics DB or the history
+ * file's DB: ST_ERR_NOMEM, ST_ERR_TIMEOUT (SQLITE_BUSY, SQLITE_LOCKED: another process held
+ * the file past the busy timeout), ST_ERR_MALFORMED (SQLITE_CORRUPT, SQLITE_NOTADB),
+ * ST_ERR_INTERNAL (SQLITE_CONSTRAINT: a constraint the core's own rows broke), else ST_ERR_IO.
+ * Needs only SQLite's header, not the library. */
+int st_sqlite_status(int code);
 int st_is_identifier(const char *s);
 
 /* Work directories: a run's temporary directories are named "selftest-PID-XXXXXX" (also
