@@ -8,6 +8,7 @@
 #include "log.h"
 #include "util.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <sqlite3.h>
@@ -117,7 +118,9 @@ static int is_io_error(sqlite3 *db)
 /* The st_status of the last SQLite failure on db (NULL: out of memory). */
 static int db_status(sqlite3 *db)
 {
-    return st_sqlite_status(sqlite3_errcode(db));
+    int status = st_sqlite_status(sqlite3_errcode(db));
+    assert(status < 0); /* a failure is never ST_OK */
+    return status;
 }
 
 static int exec_sql(st_metricsdb *m, const char *sql)
@@ -425,7 +428,7 @@ static int ensure_same_file(st_metricsdb *m)
             gone ? "removed" : "replaced", gone ? "file" : "file (the one there now)");
     st_metricsdb *n = NULL;
     int rc = st_metricsdb_open(m->path, &n);
-    if (rc < 0)
+    if (rc != ST_OK)
         return rc;
     sqlite3_close(m->db);
     m->db = n->db;
