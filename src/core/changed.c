@@ -339,7 +339,7 @@ int st_changed_select(const st_pygraph *g, const char *const *changed, size_t n_
         st_strv_push(&sel->tests, items[i].test);
         st_strv_push(&sel->why, items[i].why);
     }
-    rc = sel->tests.oom || sel->why.oom ? -1 : 0;
+    rc = sel->tests.oom || sel->why.oom ? ST_ERR_NOMEM : ST_OK;
 out:
     for (size_t i = 0; items && i < n_items; i++)
         free(items[i].why);

@@ -463,5 +463,5 @@ int st_junit_write(const st_run *run, const char *file)
         st_info("JUnit XML written to %s", file);
     free(text);
     free(dir);
-    return rc;
+    return st_status_of_errno(rc);
 }

@@ -12,8 +12,9 @@
  * machine in each testsuite. */
 char *st_junit_render(const st_run *run, const char *hostname);
 
-/* Renders run and replaces file with it atomically (its directory created). Returns 0, or
- * -errno with a warning naming the file and the cause; the old file is then left as it was. */
+/* Renders run and replaces file with it atomically (its directory created). Returns ST_OK, or
+ * a negative st_status (st_status_of_errno) with a warning naming the file and the cause; the
+ * old file is then left as it was. */
 int st_junit_write(const st_run *run, const char *file);
 
 /* Text made safe for XML 1.0 (appended to out): &, <, >, " and ' as entities; in attributes

@@ -347,7 +347,7 @@ int st_batch_argv(const st_settings *s, const st_preflight *pf, const st_batch *
         st_strv_push(argv, "no:cacheprovider");
         st_strv_push(argv, "-q");
         st_strv_push(argv, ".");
-        return argv->oom ? -1 : 0;
+        return argv->oom ? ST_ERR_NOMEM : ST_OK;
     }
     if (b->workers > 1 && pf->xdist) {
         st_strv_push(argv, "-n");
@@ -365,7 +365,7 @@ int st_batch_argv(const st_settings *s, const st_preflight *pf, const st_batch *
         st_strv_push(argv, b->select.v[i]);
     if (!b->select.n || b->select_first)
         st_strv_push(argv, b->path);
-    return argv->oom ? -1 : 0;
+    return argv->oom ? ST_ERR_NOMEM : ST_OK;
 }
 
 typedef struct runner {

@@ -101,6 +101,7 @@ int st_runner_run(const st_settings *s, st_instance *runtime, const st_preflight
 /* orphan_check_mode "fork": the exec timeout of one orphan check server running n checks (each
  * check keeps its own orphan_timeout inside it). */
 double st_fork_group_timeout(const st_settings *s, size_t n);
+/* The pytest command line of batch b appended to argv: ST_OK or ST_ERR_NOMEM. */
 int st_batch_argv(const st_settings *s, const st_preflight *pf, const st_batch *b, st_strv *argv);
 
 #endif

@@ -750,7 +750,7 @@ int st_pyscan_detect_encoding(const char *buf, size_t len, st_pyenc *enc, size_t
 static int sb_put(st_buf *b, const void *s, size_t n)
 {
     st_buf_append(b, s, n);
-    return b->oom ? -1 : 0;
+    return b->oom ? ST_ERR_NOMEM : ST_OK;
 }
 
 static size_t put_utf8(uint32_t cp, unsigned char *o)
