@@ -266,7 +266,7 @@ static int batch_test_files(st_pipeline *p, const st_batch *b, st_strv *out)
     if (b->select.n) {
         for (size_t i = 0; i < b->select.n; i++)
             st_strv_push(out, b->select.v[i]);
-        return out->oom ? -1 : 0;
+        return out->oom ? ST_ERR_NOMEM : ST_OK;
     }
     const st_pygraph *g = st_project_graph(&p->ps.project);
     if (!g)
@@ -280,7 +280,7 @@ static int batch_test_files(st_pipeline *p, const st_batch *b, st_strv *out)
             continue;
         st_strv_push(out, f);
     }
-    return out->oom ? -1 : 0;
+    return out->oom ? ST_ERR_NOMEM : ST_OK;
 }
 
 typedef struct exec_plan {
@@ -296,11 +296,11 @@ static int plan_push(exec_plan *ep, const st_batch *b, size_t owner)
         size_t nc = ep->cap ? 2 * ep->cap : 16;
         st_batch *it = realloc(ep->items, nc * sizeof(*it));
         if (!it)
-            return -1;
+            return ST_ERR_NOMEM;
         ep->items = it;
         size_t *ow = realloc(ep->owner, nc * sizeof(*ow));
         if (!ow)
-            return -1;
+            return ST_ERR_NOMEM;
         ep->owner = ow;
         ep->cap = nc;
     }
@@ -381,7 +381,7 @@ static int plan_batch(st_pipeline *p, st_run *run, size_t i, unsigned slots, exe
     unsigned *slot = NULL, *home = NULL;
     int *known = NULL, *split = NULL;
     shard_item *it = NULL;
-    int rc = -1;
+    int rc = ST_ERR_NOMEM;
     if (batch_test_files(p, b, &files) < 0)
         goto out;
     if (files.n < 2) {
@@ -557,7 +557,7 @@ static int plan_order(exec_plan *ep)
         free(ptr);
         free(items);
         free(owner);
-        return -1;
+        return ST_ERR_NOMEM;
     }
     for (size_t k = 0; k < ep->n; k++)
         ptr[k] = &ep->items[k];
@@ -603,7 +603,7 @@ static int plan_collect(st_cycle *c, st_run *run, exec_plan *ep)
         }
         st_batch *sh = calloc(k + 1, sizeof(*sh));
         if (!sh)
-            return -1;
+            return ST_ERR_NOMEM;
         size_t m = 0;
         for (size_t j = first; j < ep->n; j++)
             if (ep->owner[j] == i)
@@ -616,7 +616,7 @@ static int plan_collect(st_cycle *c, st_run *run, exec_plan *ep)
                 sh[z - 1] = tmp;
             }
         if (st_shards_rollup(&run->batches[i], sh, m) < 0)
-            rc = -1;
+            rc = ST_ERR_NOMEM;
         for (size_t j = 0; j < m; j++)
             st_batch_free(&sh[j]);
         free(sh);

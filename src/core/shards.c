@@ -109,7 +109,7 @@ int st_shards_rollup(st_batch *dst, st_batch *shards, size_t k)
     dst->retries = realloc(dst->retries, (dst->n_retries + n_retries + 1) * sizeof(*dst->retries));
     dst->shards = calloc(k + 1, sizeof(*dst->shards));
     if (!dst->tests || !dst->cov || !dst->retries || !dst->shards)
-        return -1;
+        return ST_ERR_NOMEM;
     dst->cap_tests = n_tests + 1;
     dst->n_shards = k;
     dst->exit_status = 0;
@@ -217,5 +217,5 @@ int st_shards_rollup(st_batch *dst, st_batch *shards, size_t k)
     oom = engines.oom || dst->running.oom || dst->cov_files.oom || dst->argv_seen.oom;
     st_strv_free(&engines);
     st_buf_free(&reason);
-    return oom ? -1 : 0;
+    return oom ? ST_ERR_NOMEM : ST_OK;
 }

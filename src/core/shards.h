@@ -23,7 +23,7 @@ unsigned st_shards_auto(double total_s, double shard_s, size_t n_files, unsigned
 /* Rolls the finished shards[0..k) of one path up into dst (the path's batch, which did not
  * run): counts, tests, coverage (the union over the shards), retries, output, and a verdict
  * (ok when every shard is; a shard that collected no tests is not a failure when another
- * did). Moves what it can out of the shards; free them afterwards. 0, or -1 out of memory. */
+ * did). Moves what it can out of the shards; free them afterwards. ST_OK, or ST_ERR_NOMEM. */
 int st_shards_rollup(st_batch *dst, st_batch *shards, size_t k);
 
 #endif
