@@ -633,8 +633,8 @@ static int apply_cli(st_settings *s, const cli_opts *o, st_strv *paths)
     if (o->shard_seconds &&
         (rc = st_set_seconds(&s->shard_seconds, o->shard_seconds, "option --shard-seconds")) < 0)
         return rc;
-    if (o->rerun_failures &&
-        (rc = st_set_reruns(&s->rerun_failures, o->rerun_failures, "option --rerun-failures")) < 0)
+    if (o->rerun_failures && (rc = st_set_reruns(&s->rerun_failures, o->rerun_failures,
+                                                 "option --rerun-failures")) < 0)
         return rc;
     if (o->interval && (rc = st_set_seconds(&s->interval_s, o->interval, "option --interval")) < 0)
         return rc;
