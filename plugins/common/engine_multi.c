@@ -187,7 +187,7 @@ void em_destroy(void *ctx)
     em_runtime *m = ctx;
     if (!m)
         return;
-    for (size_t i = 0; i < m->n; i++)
+    for (size_t i = 0; m->e && i < m->n; i++)
         er_destroy(m->e[i].rt);
     free(m->e);
     pthread_mutex_destroy(&m->lock);

@@ -538,9 +538,14 @@ out:
     return rc;
 }
 
+/* One item of the plan by reference (a struct, so that sizeof names what is sorted). */
+typedef struct {
+    st_batch *b;
+} batch_ref;
+
 static int by_expected_desc(const void *a, const void *b)
 {
-    const st_batch *x = *(st_batch *const *)a, *y = *(st_batch *const *)b;
+    const st_batch *x = ((const batch_ref *)a)->b, *y = ((const batch_ref *)b)->b;
     if (x->expected_s != y->expected_s)
         return x->expected_s < y->expected_s ? 1 : -1;
     return (x > y) - (x < y);
@@ -550,23 +555,23 @@ static int by_expected_desc(const void *a, const void *b)
  * reordered together. */
 static int plan_order(exec_plan *ep)
 {
-    st_batch **ptr = malloc((ep->n + 1) * sizeof(*ptr));
+    batch_ref *ref = malloc((ep->n + 1) * sizeof(*ref));
     st_batch *items = malloc((ep->n + 1) * sizeof(*items));
     size_t *owner = malloc((ep->n + 1) * sizeof(*owner));
-    if (!ptr || !items || !owner) {
-        free(ptr);
+    if (!ref || !items || !owner) {
+        free(ref);
         free(items);
         free(owner);
         return ST_ERR_NOMEM;
     }
     for (size_t k = 0; k < ep->n; k++)
-        ptr[k] = &ep->items[k];
-    qsort(ptr, ep->n, sizeof(*ptr), by_expected_desc);
+        ref[k].b = &ep->items[k];
+    qsort(ref, ep->n, sizeof(*ref), by_expected_desc);
     for (size_t k = 0; k < ep->n; k++) {
-        items[k] = *ptr[k];
-        owner[k] = ep->owner[ptr[k] - ep->items];
+        items[k] = *ref[k].b;
+        owner[k] = ep->owner[ref[k].b - ep->items];
     }
-    free(ptr);
+    free(ref);
     free(ep->items);
     free(ep->owner);
     ep->items = items;
