@@ -51,9 +51,11 @@ for name in "$@"; do
     seeds=
     [ -d "$corpus/$name" ] && seeds=$corpus/$name
     # -timeout: one input taking longer is a hang; -rss_limit_mb: bounded memory;
-    # -close_fd_mask=1: the targets' own stdout is noise (reports still reach stderr)
+    # -close_fd_mask=3: the targets' own stdout and stderr are noise (a refused file is logged
+    # on every execution, gigabytes in a long run); libFuzzer's and the sanitizers' reports go
+    # to a duplicate of stderr that it keeps
     "$bin" -max_total_time="$seconds" -max_len="$max_len" -timeout=10 -rss_limit_mb=2048 \
-        -close_fd_mask=1 -print_final_stats=1 -seed="$seed" -artifact_prefix="$crashes/$name/" \
+        -close_fd_mask=3 -print_final_stats=1 -seed="$seed" -artifact_prefix="$crashes/$name/" \
         "$scratch/$name" $seeds >"$log" 2>&1
     rc=$?
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
