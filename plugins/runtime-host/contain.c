@@ -730,8 +730,15 @@ size_t ct_exec_members(const ct_instance *ci, const ct_exec *ce, pid_t except, p
     return n;
 }
 
-void ct_exec_kill(const ct_instance *ci, const ct_exec *ce)
+void ct_exec_mark_clear(ct_exec *ce)
 {
+    ce->clear = 1;
+}
+
+void ct_exec_kill(const ct_instance *ci, ct_exec *ce)
+{
+    if (ce->clear)
+        return;
     char *buf = malloc(ENVIRON_MAX);
     if (!buf)
         return;
@@ -742,8 +749,10 @@ void ct_exec_kill(const ct_instance *ci, const ct_exec *ce)
             kill_procs_file(ce->v1, buf, ENVIRON_MAX);
         token_scan(ce->token, 1, buf, ENVIRON_MAX, -1, 1, NULL, 0);
         pid_t any[1];
-        if (ct_exec_members(ci, ce, -1, any, 1) == 0)
+        if (ct_exec_members(ci, ce, -1, any, 1) == 0) {
+            ce->clear = 1;
             break;
+        }
         nap_ms(20);
     }
     free(buf);

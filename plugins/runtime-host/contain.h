@@ -47,6 +47,7 @@ typedef struct ct_exec {
     char v2[CT_PATH + 32];       /* this execution's cgroup v2 directory, or "" */
     char v1[CT_PATH + 32];       /* this execution's v1 pids cgroup, or "" */
     long long pids_max;       /* the pids.max in force, 0 = none */
+    int clear;                /* seen empty after the leader exited: nothing left to kill */
 } ct_exec;
 
 /* Finds what the machine offers, stops what instances of dead selftest-core processes left
@@ -71,8 +72,13 @@ long long ct_exec_pids_refused(const ct_exec *ce);
  * returns how many there are. */
 size_t ct_exec_members(const ct_instance *ci, const ct_exec *ce, pid_t except, pid_t *out,
                        size_t cap);
-/* Kills every process of the execution and waits (bounded) until none is left. */
-void ct_exec_kill(const ct_instance *ci, const ct_exec *ce);
+/* Marks the execution as seen empty (ct_exec_members found no process but the leader, which
+ * has exited): a later ct_exec_kill has nothing to look for, since a zombie cannot fork and
+ * no other process carries the token or sits in the cgroups. */
+void ct_exec_mark_clear(ct_exec *ce);
+/* Kills every process of the execution and waits (bounded) until none is left; returns at once
+ * once the execution was seen empty (ct_exec_mark_clear, or an earlier ct_exec_kill). */
+void ct_exec_kill(const ct_instance *ci, ct_exec *ce);
 /* Removes the execution's cgroups (after ct_exec_kill and after the leader is reaped). */
 void ct_exec_close(ct_exec *ce);
 

@@ -614,8 +614,12 @@ static int host_execute(void *ctx, const st_exec_request *req, const st_exec_sin
         size_t n_left = 0;
         for (int t = 0; t < 10; t++) {
             n_left = ct_exec_members(&rt->ct, &ce, pid, left, 64);
-            if (n_left == 0)
+            if (n_left == 0) {
+                /* the leader has exited (a zombie until reaped below) and nothing else of the
+                 * execution runs: the kills below need not scan /proc again */
+                ct_exec_mark_clear(&ce);
                 break;
+            }
             struct timespec ts = {0, 50 * 1000000L};
             nanosleep(&ts, NULL);
         }

@@ -8,11 +8,15 @@
 #include "pygraph.h"
 #include "util.h"
 
+/* the import graph's scan cache, in the data dir */
+#define ST_SCAN_CACHE_FILE "pyscan_cache.bin"
+
 #include <selftest/version.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static void host_log(st_instance *self, st_log_level level, const char *fmt, ...)
 {
@@ -241,8 +245,13 @@ const struct st_pygraph *st_project_graph(st_project_ctx *p)
     pthread_mutex_lock(&p->lock);
     if (!p->graph_tried) {
         p->graph_tried = 1;
+        /* the scan cache lives in the data dir, once there is one (the first run makes it) */
+        char *cache = NULL;
+        struct stat dst;
+        if (p->info.data_dir && stat(p->info.data_dir, &dst) == 0 && S_ISDIR(dst.st_mode))
+            cache = st_path_join(p->info.data_dir, ST_SCAN_CACHE_FILE);
         st_pygraph_options o = {.skip_dirs = p->info.skip_dirs, .on_error = graph_error,
-                                .source_roots = p->source_roots};
+                                .source_roots = p->source_roots, .scan_cache = cache};
         double t0 = st_monotonic();
         int rc = st_pygraph_build(p->info.root, &o, &p->graph);
         if (rc != ST_PYGRAPH_OK)
@@ -250,6 +259,7 @@ const struct st_pygraph *st_project_graph(st_project_ctx *p)
         else
             st_info("import graph: %zu files, %zu edges in %.3fs", st_pygraph_count(p->graph),
                     st_pygraph_n_edges(p->graph), st_monotonic() - t0);
+        free(cache);
     }
     const struct st_pygraph *g = p->graph;
     pthread_mutex_unlock(&p->lock);

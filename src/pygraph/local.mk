@@ -5,5 +5,6 @@
 noinst_LTLIBRARIES += src/pygraph/libstpygraph.la
 src_pygraph_libstpygraph_la_SOURCES = \
 	src/pygraph/pyscan.c src/pygraph/pyscan.h \
-	src/pygraph/pygraph.c src/pygraph/pygraph.h
+	src/pygraph/pygraph.c src/pygraph/pygraph.h \
+	src/pygraph/scancache.c src/pygraph/scancache.h
 src_pygraph_libstpygraph_la_LIBADD = $(PTHREAD_LIBS)

@@ -3,6 +3,7 @@
  * the imports to files under the root (see pygraph.h for the rules). */
 #include "pygraph.h"
 #include "pyscan.h"
+#include "scancache.h"
 
 #include "st_buf.h"
 #include "st_enum.h"
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_THREADS 64
@@ -63,6 +65,8 @@ typedef struct result {
     size_t n_edges;
     char *error;
     uint64_t bytes;
+    const sc_entry *hit; /* the scan cache's records were replayed */
+    sc_entry fresh;      /* scanned now, to be cached (rel is NULL when not) */
 } result;
 
 struct st_pygraph {
@@ -94,6 +98,8 @@ typedef struct builder {
     atomic_size_t next_file;
     size_t n_errors;
     int status;
+    sc_cache cache;     /* the scan cache as loaded (opts->scan_cache) */
+    uint64_t recent_ns; /* files modified at or after this time are not cached */
 } builder;
 
 static void report(builder *b, const char *path, const char *msg)
@@ -615,7 +621,7 @@ static void setup_file_ctx(builder *b, uint32_t i, file_ctx *fc)
 /* Reads rel below root_fd into *buf (grown as needed). ST_OK, or ST_ERR_UNAVAILABLE (not
  * there), ST_ERR_NOMEM or ST_ERR_IO, with err set. */
 static int read_file(int root_fd, const char *rel, size_t max, char **buf, size_t *cap,
-             size_t *len, char *err, size_t errlen)
+             size_t *len, struct stat *stp, char *err, size_t errlen)
 {
     int status = ST_ERR_IO;
     int fd = openat(root_fd, rel, O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -636,6 +642,7 @@ static int read_file(int root_fd, const char *rel, size_t max, char **buf, size_
         snprintf(err, errlen, "file larger than %zu bytes", max);
         goto out;
     }
+    *stp = st;
     size_t want = (size_t)st.st_size + 1;
     if (st_grow((void **)buf, cap, want, 1)) {
         snprintf(err, errlen, "out of memory");
@@ -680,6 +687,28 @@ static int cmp_u32(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* on_import, recording each record for the scan cache too */
+typedef struct recording {
+    file_ctx *fc;
+    sc_entry *entry; /* NULL: not recorded */
+    bool nomem;
+} recording;
+
+static int on_import_recorded(const st_pyimport *imp, void *userdata)
+{
+    recording *rc = userdata;
+    if (rc->entry && sc_entry_add(rc->entry, imp) < 0) {
+        rc->nomem = true;
+        return 1;
+    }
+    return on_import(imp, rc->fc);
+}
+
+static uint64_t mtime_ns(const struct stat *st)
+{
+    return (uint64_t)st->st_mtim.tv_sec * 1000000000u + (uint64_t)st->st_mtim.tv_nsec;
+}
+
 static void *worker(void *arg)
 {
     builder *b = arg;
@@ -697,17 +726,41 @@ static void *worker(void *arg)
         result *r = &b->results[i];
         char err[256] = "";
         size_t len = 0;
-        if (read_file(b->root_fd, b->files[i].rel, max, &buf, &cap, &len, err, sizeof err)) {
-            r->error = strdup(err);
-            continue;
+        struct stat fst;
+        int st = ST_PYSCAN_OK;
+        if (b->opts->scan_cache && fstatat(b->root_fd, b->files[i].rel, &fst, 0) == 0 &&
+            S_ISREG(fst.st_mode) && (uint64_t)fst.st_size <= max &&
+            (r->hit = sc_find(&b->cache, b->files[i].rel, &fst))) {
+            /* unchanged since it was scanned: its records, without reading it */
+            r->bytes = r->hit->size;
+            setup_file_ctx(b, (uint32_t)i, fc);
+            fc->self = (uint32_t)i;
+            fc->edges = NULL;
+            fc->n_edges = fc->cap_edges = 0;
+            fc->nomem = false;
+            sc_replay(r->hit, on_import, fc);
+        } else {
+            if (read_file(b->root_fd, b->files[i].rel, max, &buf, &cap, &len, &fst, err,
+                          sizeof err)) {
+                r->error = strdup(err);
+                continue;
+            }
+            r->bytes = len;
+            setup_file_ctx(b, (uint32_t)i, fc);
+            fc->self = (uint32_t)i;
+            fc->edges = NULL;
+            fc->n_edges = fc->cap_edges = 0;
+            fc->nomem = false;
+            recording rec = {fc, NULL, false};
+            if (b->opts->scan_cache && mtime_ns(&fst) < b->recent_ns &&
+                sc_entry_init(&r->fresh, b->files[i].rel, &fst) == 0)
+                rec.entry = &r->fresh;
+            st = st_pyscan_buffer(buf, len, on_import_recorded, &rec, err, sizeof err);
+            if (rec.nomem)
+                fc->nomem = true;
+            if (st != ST_PYSCAN_OK || fc->nomem)
+                sc_entry_free(&r->fresh); /* a failed scan is not cached */
         }
-        r->bytes = len;
-        setup_file_ctx(b, (uint32_t)i, fc);
-        fc->self = (uint32_t)i;
-        fc->edges = NULL;
-        fc->n_edges = fc->cap_edges = 0;
-        fc->nomem = false;
-        int st = st_pyscan_buffer(buf, len, on_import, fc, err, sizeof err);
         if (fc->nomem) {
             free(fc->edges);
             r->error = strdup("out of memory");
@@ -830,7 +883,9 @@ static void builder_free(builder *b)
         for (size_t i = 0; i < b->n_files; i++) {
             free(b->results[i].edges);
             free(b->results[i].error);
+            sc_entry_free(&b->results[i].fresh);
         }
+    sc_free(&b->cache);
     free(b->results);
     free(b->dirs);
     free(b->files);
@@ -838,6 +893,32 @@ static void builder_free(builder *b)
     free(b->table);
     if (b->root_fd >= 0)
         close(b->root_fd);
+}
+
+/* Rewrites the scan cache when its entries changed: one per file scanned now or replayed. */
+static void save_cache(builder *b)
+{
+    const sc_entry **keep = malloc((b->n_files ? b->n_files : 1) * sizeof *keep);
+    if (!keep)
+        return;
+    size_t n = 0, fresh = 0;
+    for (size_t i = 0; i < b->n_files; i++) {
+        if (b->results[i].hit)
+            keep[n++] = b->results[i].hit;
+        else if (b->results[i].fresh.rel) {
+            keep[n++] = &b->results[i].fresh;
+            fresh++;
+        }
+    }
+    /* the files are in strcmp order, as the cache must be */
+    if ((fresh || n != b->cache.n) && sc_save(b->opts->scan_cache, keep, n) < 0) {
+        char msg[PATH_MAX + 128];
+        snprintf(msg, sizeof msg, "cannot write the scan cache %s: %s", b->opts->scan_cache,
+                 strerror(errno));
+        if (b->opts->on_error) /* not a file of the tree: not counted among its errors */
+            b->opts->on_error("", msg, b->opts->userdata);
+    }
+    free(keep);
 }
 
 int st_pygraph_build(const char *root, const st_pygraph_options *opts, st_pygraph **out)
@@ -879,9 +960,17 @@ int st_pygraph_build(const char *root, const st_pygraph_options *opts, st_pygrap
         status = ST_PYGRAPH_ENOMEM;
         goto out;
     }
+    if (b.opts->scan_cache) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        b.recent_ns = now.tv_sec > 2 ? (uint64_t)(now.tv_sec - 2) * 1000000000u : 0;
+        sc_load(&b.cache, b.opts->scan_cache);
+    }
     status = scan_all(&b);
     if (status)
         goto out;
+    if (b.opts->scan_cache)
+        save_cache(&b);
     for (size_t i = 0; i < b.n_files; i++)
         if (b.results[i].error)
             report(&b, b.files[i].rel, b.results[i].error);

@@ -71,6 +71,9 @@ typedef struct st_pygraph_options {
     const char *const *source_roots; /* NULL-terminated repo-relative directories on sys.path
                        * after the root (the pythonpath setting), in order; missing ones are
                        * ignored; at most 15 are used. NULL: none */
+    const char *scan_cache; /* a file keeping each scanned file's import records between
+                       * builds, keyed on its size, times and inode: an unchanged file is not
+                       * read again (see scancache.h). NULL: none */
 } st_pygraph_options;
 
 typedef struct st_pygraph st_pygraph;
