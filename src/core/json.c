@@ -138,7 +138,10 @@ char *st_jg_finish(yajl_gen g, int nl)
         out = malloc(len + 2);
         if (out) {
             memcpy(out, buf, len);
-            len = fold_empty(out, len);
+            /* only the beautifier prints a raw newline (a string's is escaped): compact output
+             * has nothing to fold, and large results objects skip the byte-by-byte pass */
+            if (memchr(out, '\n', len))
+                len = fold_empty(out, len);
             if (add_nl)
                 out[len++] = '\n';
             out[len] = '\0';

@@ -479,8 +479,8 @@ int st_metricsdb_classify(st_metricsdb *m, st_run *run)
     static const char sql[] =
         "SELECT nodeid, outcome, run FROM test_outcomes WHERE run IN (SELECT id FROM runs"
         " WHERE aborted = 0 AND run_id != ?1 AND id >= COALESCE((SELECT id FROM runs"
-        " WHERE aborted = 0 AND run_id != ?1 AND NOT COALESCE(CASE WHEN json_valid(results)"
-        " THEN json_extract(results, '$.changed_subset') END, 0) ORDER BY id DESC LIMIT 1), 0))";
+        " WHERE aborted = 0 AND run_id != ?1 AND NOT " ST_RESULTS_SUBSET_SQL
+        " ORDER BY id DESC LIMIT 1), 0))";
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(m->db, sql, -1, &st, NULL) != SQLITE_OK) {
         st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
@@ -594,9 +594,8 @@ int st_metricsdb_batch_history(st_metricsdb *m, const char *const *paths, size_t
         goto out;
     /* not a run of `run --changed` that ran a subset: its batches' durations are partial */
     if (sqlite3_prepare_v2(m->db,
-                           "SELECT id FROM runs WHERE aborted = 0 AND NOT COALESCE(CASE WHEN"
-                           " json_valid(results) THEN json_extract(results, '$.changed_subset')"
-                           " END, 0) ORDER BY id DESC LIMIT ?",
+                           "SELECT id FROM runs WHERE aborted = 0 AND NOT "
+                           ST_RESULTS_SUBSET_SQL " ORDER BY id DESC LIMIT ?",
                            -1, &runs, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(m->db,
                            "SELECT batch, duration, nodeid FROM test_outcomes WHERE run = ?"

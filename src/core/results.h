@@ -224,6 +224,14 @@ unsigned st_run_orphans_checked(const st_run *r);
 unsigned st_run_orphans_failed(const st_run *r);
 /* The results object (docs/spec.md §5.4). Caller frees. */
 char *st_run_to_json(const st_run *r, int pretty);
+/* SQL: is the results column of a runs row (a compact results object) that of a run of
+ * `--changed` that ran a subset? The compact form starts with this prefix, so the answer is
+ * read from the first bytes; other texts (older rows) are parsed. */
+#define ST_RESULTS_SUBSET_PREFIX "{\"event\":\"results\",\"changed_subset\":"
+#define ST_RESULTS_SUBSET_SQL                                                                   \
+    "(CASE WHEN substr(results, 1, 36) = '" ST_RESULTS_SUBSET_PREFIX "'"                       \
+    " THEN substr(results, 37, 4) = 'true' ELSE COALESCE(CASE WHEN json_valid(results)"       \
+    " THEN json_extract(results, '$.changed_subset') END, 0) END)"
 /* One --json line for a finished batch, with the cumulative counts so far. */
 char *st_batch_line_json(const st_batch *b, const st_counts *cumulative);
 /* The human summary. */
