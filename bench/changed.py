@@ -4,7 +4,7 @@
 
 A project (a tarball of tests/corpus, or Debian's python3-networkx test directories) is copied
 into a temp dir and committed to a fresh git repository; one full run records the baseline in
-metrics.db. Then, from a fixed seed, MUTATIONS functions of the project's own (non-test) modules
+metrics.db and the test files' dependencies (record_test_deps). Then, from a fixed seed, MUTATIONS functions of the project's own (non-test) modules
 are picked, and for each, in a fresh copy of that tree:
 
   1. the function gets `raise RuntimeError(...)` as its first statement (after the docstring);
@@ -156,7 +156,10 @@ def main():
             env.pop("SELF_TEST_ARGS", None)
             return env
 
-        dt, base, p = selftest(template, conf, paths, [], args.workers, env_for(template))
+        # the baseline records the test files' dependencies (record_test_deps); the timed full
+        # runs below do not (recording traces every call on Python < 3.12)
+        base_env = dict(env_for(template), SELF_TEST_RECORD_TEST_DEPS="1")
+        dt, base, p = selftest(template, conf, paths, [], args.workers, base_env)
         if base is None:
             sys.exit("the baseline run failed: %s" % p.stderr.decode()[-2000:])
         total = len(nodes(base))

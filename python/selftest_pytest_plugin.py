@@ -135,6 +135,32 @@ Processes left behind
     The runtime stops whatever escapes this (a process that changed its
     parent's subreaper, or outlives pytest) by itself.
 
+Test dependencies (`record_test_deps`)
+    When SELF_TEST_DEPS_DIR names a directory, every process that runs tests
+    (the controller without xdist, each xdist worker) records which functions
+    of the project each test file executed, and at the end of the session
+    writes deps-<pid>.json there:
+        {"version":1,"root":STR,"tracer":"monitoring"|"settrace",
+         "functions":{FILE:[[FIRST,BODY_START,BODY_END],...]},
+         "tests":{TESTFILE:{FILE:[INDEX,...]}},"outside":{FILE:[INDEX,...]},
+         "incomplete":[TESTFILE,...]}
+    FILE = a .py file under the rootdir (POSIX, rootdir-relative); functions
+    = every function of it the interpreter compiled (from each executed
+    module's code objects, nested ones included): its first line (the first
+    decorator's), and the first and last line of its body's code (0 and 0
+    for a body on the def line). tests = per test file (the path part of the
+    nodeids), the indexes of the functions that ran while its tests ran
+    (setup, call, teardown); outside = what ran outside any test: collection
+    (imports) and the setup of session- and package-scoped fixtures.
+    items = per test file, [tests run in this process, tests collected]
+    (under xdist each worker runs a share: the sums tell whether all ran).
+    incomplete = test files during which the recorder was displaced (a test
+    set its own trace function) or some of whose tests were deselected (-k,
+    -m, a shard's share). Python 3.12+ records with sys.monitoring (each
+    function's first call per test file only); older ones with sys.settrace
+    (every call: slower), and not at all when another trace function
+    (coverage, a debugger) is already installed: no file is written then.
+
 Otherwise the plugin never lets its own errors reach pytest: every hook body
 is guarded (an unwritable results file gives one line on stderr, no events).
 """
@@ -156,6 +182,7 @@ ORPHAN_ENV = "SELF_TEST_ORPHAN_MODULES"
 ORPHAN_ROOT_ENV = "SELF_TEST_ORPHAN_ROOT"
 FIRST_ENV = "SELF_TEST_FIRST_FILES"
 SHARD_ENV = "SELF_TEST_SHARD_FILTER"
+DEPS_ENV = "SELF_TEST_DEPS_DIR"
 EXCERPT_MAX = 4000
 CAPTURE_MAX = 64 * 1024  # bytes of captured stdout / stderr kept per failing test
 OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
@@ -445,6 +472,7 @@ def pytest_configure(config):
         path = os.environ.get(RESULTS_ENV)
         if path:
             _become_subreaper()
+            _deps_begin(config)
         if not path or hasattr(config, "workerinput"):
             return
         _recorder = _Recorder(config, path)
@@ -617,6 +645,7 @@ def _stop_leftovers(session):
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session, exitstatus):
+    _deps_end()
     _stop_leftovers(session)
     rec = _recorder
     if rec is None:
@@ -635,6 +664,307 @@ def pytest_sessionfinish(session, exitstatus):
         rec.close()
     except Exception:
         pass
+
+
+# --------------------------------------------------------------------------
+# test dependencies: which project functions each test file executed
+
+_CO_OPTIMIZED = 0x1  # a function's code (not a module or a class body)
+
+
+class _Deps:
+    """Records the code objects executed, in one set per test file ("" outside tests)."""
+
+    def __init__(self, out_dir):
+        self.root = None  # the rootdir, known at pytest_configure
+        self.out_dir = out_dir
+        self.sets = {"": set()}
+        self.key = ""
+        self.incomplete = set()
+        self.tool = None
+        self.tracer = None
+        self.ran = {}  # test file -> items run here
+        self.collected = {}  # test file -> items collected (after deselection)
+
+    def start(self):
+        global _deps_add
+        _deps_add = self.sets[""].add
+        mon = getattr(sys, "monitoring", None)
+        if mon is not None:
+            for tool in (5, 4, 3, 2):
+                try:
+                    mon.use_tool_id(tool, "selftest-deps")
+                except ValueError:
+                    continue
+                self.tool = tool
+                mon.register_callback(tool, mon.events.PY_START, _deps_py_start)
+                mon.register_callback(tool, mon.events.PY_RESUME, _deps_py_start)
+                mon.set_events(tool, mon.events.PY_START | mon.events.PY_RESUME)
+                self.tracer = "monitoring"
+                return True
+            return False
+        if sys.gettrace() is not None:
+            return False  # coverage or a debugger: not displaced
+        import threading
+        threading.settrace(_deps_trace)
+        sys.settrace(_deps_trace)
+        self.tracer = "settrace"
+        return True
+
+    def switch(self, key):
+        global _deps_add
+        if self.tracer == "settrace" and sys.gettrace() is not _deps_trace:
+            self.incomplete.add(self.key)  # a test replaced the trace function
+            sys.settrace(_deps_trace)
+        self.key = key
+        _deps_add = self.sets.setdefault(key, set()).add
+        if self.tracer == "monitoring":
+            sys.monitoring.restart_events()  # each function's first call again
+
+    def stop(self):
+        global _deps_add
+        _deps_add = _deps_noop
+        if self.tracer == "settrace":
+            if sys.gettrace() is not _deps_trace:
+                self.incomplete.add(self.key)
+            sys.settrace(None)
+            import threading
+            threading.settrace(None)
+        elif self.tracer == "monitoring":
+            mon = sys.monitoring
+            mon.set_events(self.tool, 0)
+            mon.register_callback(self.tool, mon.events.PY_START, None)
+            mon.register_callback(self.tool, mon.events.PY_RESUME, None)
+            mon.free_tool_id(self.tool)
+
+    def _rel(self, filename, cache):
+        rel = cache.get(filename, False)
+        if rel is not False:
+            return rel
+        rel = None
+        if filename.endswith(".py") and self.root:
+            try:
+                real = os.path.realpath(filename)
+                if real.startswith(self.root + os.sep):
+                    rel = _posix(real[len(self.root) + 1:])
+            except Exception:
+                rel = None
+        cache[filename] = rel
+        return rel
+
+    @staticmethod
+    def _span(code):
+        lines = sorted({ln for _, _, ln in code.co_lines() if ln is not None})
+        body = [ln for ln in lines if ln > code.co_firstlineno]
+        if not body:
+            return [code.co_firstlineno, 0, 0]
+        return [code.co_firstlineno, body[0], body[-1]]
+
+    def write(self):
+        cache = {}
+        functions = {}  # rel -> list of spans
+        index = {}  # code -> (rel, i)
+
+        def add(code, rel):
+            if code in index:
+                return
+            table = functions.setdefault(rel, [])
+            index[code] = (rel, len(table))
+            table.append(self._span(code))
+
+        def walk(code, rel, seen):
+            for const in code.co_consts:
+                if hasattr(const, "co_code") and id(const) not in seen:
+                    seen.add(id(const))
+                    if const.co_flags & _CO_OPTIMIZED:
+                        add(const, rel)
+                    walk(const, rel, seen)
+
+        executed = set()
+        for codes in self.sets.values():
+            executed |= codes
+        files = {}
+        for code in executed:
+            rel = self._rel(code.co_filename, cache)
+            if rel is not None:
+                files.setdefault(rel, code.co_filename)
+        by_span = {}  # (rel, span) -> index
+        for rel in sorted(files):
+            # every function of the file, from its source compiled as the import did
+            try:
+                with open(files[rel], "rb") as fh:
+                    module = compile(fh.read(), files[rel], "exec", dont_inherit=True)
+            except Exception:
+                continue
+            walk(module, rel, set())
+        for code, (rel, i) in index.items():
+            by_span.setdefault((rel, tuple(functions[rel][i])), i)
+        tests, outside = {}, {}
+        for key, codes in self.sets.items():
+            per = {}
+            for code in codes:
+                if not code.co_flags & _CO_OPTIMIZED:
+                    continue
+                rel = self._rel(code.co_filename, cache)
+                if rel is None:
+                    continue
+                i = by_span.get((rel, tuple(self._span(code))))
+                if i is None:  # not in the file as compiled now (exec'd code, an edit)
+                    add(code, rel)
+                    i = index[code][1]
+                per.setdefault(rel, []).append(i)
+            for rel in per:
+                per[rel] = sorted(set(per[rel]))
+            if key:
+                tests[key] = per
+            else:
+                outside = per
+        items = {k: [self.ran.get(k, 0), n] for k, n in self.collected.items()}
+        out = {"version": 1, "root": self.root, "tracer": self.tracer,
+               "functions": functions, "tests": tests, "outside": outside,
+               "items": items, "incomplete": sorted(k for k in self.incomplete if k)}
+        path = os.path.join(self.out_dir, "deps-%d.json" % os.getpid())
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(out, fh, ensure_ascii=True, separators=(",", ":"))
+        os.replace(tmp, path)
+
+
+def _deps_noop(code):
+    pass
+
+
+_deps_add = _deps_noop
+_deps = None
+
+
+def _deps_trace(frame, event, arg):
+    _deps_add(frame.f_code)
+
+
+def _deps_py_start(code, offset):
+    _deps_add(code)
+    return sys.monitoring.DISABLE
+
+
+def _deps_import():
+    """Starts recording when the plugin is imported (-p loads it before any conftest, so the
+    imports of the project are seen); pytest_configure decides whether it goes on."""
+    global _deps
+    try:
+        out_dir = os.environ.get(DEPS_ENV)
+        if not out_dir or os.environ.get(ORPHAN_ENV) or not os.environ.get(RESULTS_ENV):
+            return
+        deps = _Deps(out_dir)
+        if deps.start():
+            _deps = deps
+        else:
+            sys.stderr.write("selftest_pytest_plugin: test dependencies not recorded: another "
+                             "trace function is installed (coverage, a debugger)\n")
+    except Exception:
+        _deps = None
+
+
+def _deps_begin(config):
+    global _deps
+    deps = _deps
+    if deps is None:
+        return
+    try:
+        deps.root = os.path.realpath(str(config.rootpath))
+        stop = not hasattr(config, "workerinput") and _workers(config) > 0
+        if not stop and deps.tracer == "settrace" and sys.gettrace() is not _deps_trace:
+            stop = True  # coverage started since: it displaced the recorder
+            sys.stderr.write("selftest_pytest_plugin: test dependencies not recorded: another "
+                             "trace function was installed (coverage, a debugger)\n")
+        if stop:  # (an xdist controller runs no test)
+            _deps = None
+            deps.stop()
+    except Exception:
+        _deps = None
+
+
+_deps_import()
+
+
+def _deps_key(item):
+    return _posix(item.nodeid.split("::")[0])
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    deps = _deps
+    if deps is not None:
+        try:
+            key = _deps_key(item)
+            deps.ran[key] = deps.ran.get(key, 0) + 1
+            deps.switch(key)
+        except Exception:
+            pass
+    yield
+    if deps is not None:
+        try:
+            deps.switch("")
+        except Exception:
+            pass
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_fixture_setup(fixturedef, request):
+    deps = _deps
+    key = None
+    if deps is not None and getattr(fixturedef, "scope", "") in ("session", "package"):
+        key = deps.key
+        try:
+            deps.switch("")  # shared by test files: what it runs counts for every one
+        except Exception:
+            key = None
+    yield
+    if key is not None:
+        try:
+            deps.switch(key)
+        except Exception:
+            pass
+
+
+def pytest_collection_finish(session):
+    deps = _deps
+    if deps is None:
+        return
+    try:
+        for item in session.items:
+            key = _deps_key(item)
+            deps.collected[key] = deps.collected.get(key, 0) + 1
+    except Exception:
+        pass
+
+
+def pytest_deselected(items):
+    deps = _deps
+    if deps is None:
+        return
+    try:
+        for item in items:  # a file whose tests did not all run is not known whole
+            deps.incomplete.add(_deps_key(item))
+    except Exception:
+        pass
+
+
+def _deps_end():
+    global _deps
+    deps = _deps
+    _deps = None
+    if deps is None:
+        return
+    try:
+        deps.stop()
+        deps.write()
+    except Exception as exc:
+        try:
+            sys.stderr.write("selftest_pytest_plugin: cannot write the test dependencies: %s\n"
+                             % exc)
+        except Exception:
+            pass
 
 
 # --------------------------------------------------------------------------

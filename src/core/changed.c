@@ -620,3 +620,44 @@ int st_git_changed_files(const char *root, const char *sha, st_strv *out, char *
     free(prefix);
     return status;
 }
+
+int st_git_hunks(const char *root, const char *sha, const char *rel, st_hunk **hunks, size_t *n)
+{
+    *hunks = NULL;
+    *n = 0;
+    const char *const args[] = {"diff", "-U0", "--no-color", "--no-ext-diff", "--no-textconv",
+                                "--no-renames", sha, "--", rel, NULL};
+    st_buf o = {0}, e = {0};
+    int rc = git_run(root, args, &o, &e), status = ST_GIT_OK;
+    size_t cap = 0;
+    if (rc < 0)
+        status = ST_GIT_MISSING;
+    else if (rc != 0 || o.oom)
+        status = ST_GIT_ERROR;
+    for (const char *p = o.data; status == ST_GIT_OK && p && p < o.data + o.len;) {
+        const char *nl = memchr(p, '\n', (size_t)(o.data + o.len - p));
+        const char *end = nl ? nl : o.data + o.len;
+        if (end - p > 4 && memcmp(p, "@@ -", 4) == 0) {
+            char *q;
+            long start = strtol(p + 4, &q, 10), count = 1;
+            if (*q == ',')
+                count = strtol(q + 1, &q, 10);
+            if (*q != ' ' || start < 0 || count < 0 || ST_GROW(*hunks, cap, *n + 1) < 0) {
+                status = ST_GIT_ERROR;
+                break;
+            }
+            (*hunks)[(*n)++] = (st_hunk){start, count};
+        } else if (end - p > 11 && memcmp(p, "Binary files", 12) == 0) {
+            status = ST_GIT_ERROR; /* no lines to place */
+        }
+        p = end + 1;
+    }
+    st_buf_free(&o);
+    st_buf_free(&e);
+    if (status != ST_GIT_OK) {
+        free(*hunks);
+        *hunks = NULL;
+        *n = 0;
+    }
+    return status;
+}

@@ -75,4 +75,15 @@ int st_git_resolve(const char *root, const char *rev, char **sha, char *err, siz
 int st_git_changed_files(const char *root, const char *sha, st_strv *out, char *err,
                          size_t err_size);
 
+/* A hunk of `git diff -U0`: on the side of the base commit, `count` lines from line `start`
+ * were replaced, or (count 0) lines were inserted after line `start`. */
+typedef struct st_hunk {
+    long start, count;
+} st_hunk;
+
+/* The hunks of rel (root-relative) between commit sha and the work tree. Returns ST_GIT_OK with
+ * *hunks (malloc'd; *n may be 0: no textual change) or another status. */
+int st_git_hunks(const char *root, const char *sha, const char *rel, st_hunk **hunks,
+                 size_t *n);
+
 #endif

@@ -32,7 +32,8 @@ src_core_libselftest_la_SOURCES += src/core/orphans.c src/core/orphans.h \
 	src/core/preflightcache.c src/core/preflightcache.h \
 	src/core/changed.c src/core/changed.h src/core/pipeline_changed.c \
 	src/core/quarantine.c src/core/quarantine.h src/core/pipeline_rerun.c \
-	src/core/flakycmd.c src/core/flakycmd.h
+	src/core/flakycmd.c src/core/flakycmd.h \
+	src/core/testdeps.c src/core/testdeps.h
 src_core_libselftest_la_CFLAGS = $(AM_CFLAGS) $(LIBCONFIG_CFLAGS) $(YAJL_CFLAGS) $(SQLITE3_CFLAGS) $(LTDLINCL)
 src_core_libselftest_la_LIBADD = src/pygraph/libstpygraph.la src/lib/libstlib.la src/lib/libstlib-json.la \
 	$(LIBLTDL) $(LIBCONFIG_LIBS) $(YAJL_LIBS) $(SQLITE3_LIBS) $(PTHREAD_LIBS) -lm

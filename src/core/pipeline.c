@@ -24,6 +24,7 @@
 #include "results.h"
 #include "runner.h"
 #include "shards.h"
+#include "testdeps.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -953,6 +954,11 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
         else
             st_orphans_mark(cache, ck->path, ck->ok, ck->reason);
     }
+
+    /* the test files' dependencies, from a whole run (a --changed subset's are partial) */
+    if (s->record_test_deps && !run.aborted && !run.changed_subset &&
+        st_testdeps_save(s->data_dir, &run) < 0)
+        st_warn("the test dependencies of this run are not kept");
 
     /* integrate */
     if (!run.aborted)

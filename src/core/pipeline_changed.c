@@ -8,6 +8,7 @@
 #include "changed.h"
 #include "log.h"
 #include "pygraph.h"
+#include "testdeps.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -72,6 +73,117 @@ static const char *sets_python_files(const st_settings *s, char *buf, size_t siz
         }
     }
     return NULL;
+}
+
+typedef struct pick {
+    const char *test, *why;
+} pick;
+
+static int pick_cmp(const void *a, const void *b)
+{
+    return strcmp(((const pick *)a)->test, ((const pick *)b)->test);
+}
+
+/* Adds tests[i] (with why[i]) to sel, keeping it sorted; a test already there keeps its
+ * reason. */
+static int merge_selection(st_selection *sel, const st_strv *tests, const st_strv *why)
+{
+    size_t n = sel->tests.n + tests->n, k = 0;
+    pick *all = calloc(n + 1, sizeof(*all));
+    if (!all)
+        return -1;
+    for (size_t i = 0; i < sel->tests.n; i++)
+        all[k++] = (pick){sel->tests.v[i], sel->why.v[i]};
+    for (size_t i = 0; i < tests->n; i++)
+        if (!st_strv_contains(&sel->tests, tests->v[i]))
+            all[k++] = (pick){tests->v[i], why->v[i]};
+    qsort(all, k, sizeof(*all), pick_cmp);
+    st_strv t = {0}, w = {0};
+    for (size_t i = 0; i < k; i++) {
+        st_strv_push(&t, all[i].test);
+        st_strv_push(&w, all[i].why);
+    }
+    free(all);
+    if (t.oom || w.oom) {
+        st_strv_free(&t);
+        st_strv_free(&w);
+        return -1;
+    }
+    st_strv_free(&sel->tests);
+    st_strv_free(&sel->why);
+    sel->tests = t;
+    sel->why = w;
+    return 0;
+}
+
+/* The selection, with the recorded test dependencies placing the changed modules they can
+ * (see testdeps.h); the import graph places the rest, and for the placed ones selects the test
+ * files of their closure that the map does not know whole. */
+static int select_with_deps(st_pipeline *p, const st_pygraph *graph, const char *sha,
+                            const st_strv *kept, const st_strv *failed, st_selection *sel,
+                            int explain)
+{
+    const st_settings *s = p->s;
+    st_testdeps *deps = NULL;
+    char why[600] = "";
+    if (sha && st_testdeps_load(s->data_dir, sha, &deps, why, sizeof(why)) < 0)
+        return -1;
+    if (!deps) {
+        if (explain && why[0])
+            st_info("--changed: test dependencies not used: %s", why);
+        return st_changed_select(graph, st_strv_get((st_strv *)kept), kept->n,
+                                 st_strv_get((st_strv *)failed), failed->n, sel);
+    }
+    st_strv by_graph = {0}, by_map = {0}, map_tests = {0}, map_why = {0};
+    st_selection rest = {0};
+    int rc = -1;
+    for (size_t i = 0; i < kept->n; i++) {
+        const char *f = kept->v[i];
+        size_t len = strlen(f);
+        const char *base = strrchr(f, '/') ? strrchr(f, '/') + 1 : f;
+        uint32_t id = st_pygraph_find(graph, f);
+        int r = 0;
+        if (len > 3 && strcmp(f + len - 3, ".py") == 0 && strcmp(base, "conftest.py") != 0 &&
+            id != ST_PYGRAPH_NONE && !st_pygraph_is_test(graph, id))
+            r = st_testdeps_place(deps, s->project_root, sha, f, &map_tests, &map_why);
+        if (r < 0)
+            goto out;
+        st_strv_push(r ? &by_map : &by_graph, f);
+    }
+    if (st_changed_select(graph, st_strv_get(&by_graph), by_graph.n,
+                          st_strv_get((st_strv *)failed), failed->n, sel) < 0)
+        goto out;
+    if (by_map.n && !sel->everything) {
+        /* the closure's test files the map does not know whole run as the graph says */
+        if (st_changed_select(graph, st_strv_get(&by_map), by_map.n, NULL, 0, &rest) < 0)
+            goto out;
+        if (rest.everything) {
+            sel->everything = 1;
+            sel->everything_why = rest.everything_why;
+            rest.everything_why = NULL;
+        }
+        for (size_t i = 0; i < rest.tests.n; i++)
+            if (!st_testdeps_covers(deps, rest.tests.v[i]) &&
+                !st_strv_contains(&map_tests, rest.tests.v[i])) {
+                st_strv_push(&map_tests, rest.tests.v[i]);
+                st_strv_pushf(&map_why, "%s (its tests did not all run where the test "
+                              "dependencies were recorded)", rest.why.v[i]);
+            }
+        if (map_tests.oom || map_why.oom || merge_selection(sel, &map_tests, &map_why) < 0)
+            goto out;
+    }
+    if (by_map.n)
+        st_info("--changed: %zu changed module%s placed by the recorded test dependencies, %zu "
+                "by the import graph", by_map.n, by_map.n == 1 ? "" : "s", by_graph.n);
+    rc = by_graph.oom || by_map.oom ? -1 : 0;
+out:
+    st_selection_free(&rest);
+    st_strv_free(&by_graph);
+    st_strv_free(&by_map);
+    st_strv_free(&map_tests);
+    st_strv_free(&map_why);
+    st_testdeps_free(deps);
+    return rc;
 }
 
 int st_changed_stage(st_pipeline *p, const st_pipeline_opts *o, st_strv *batches,
@@ -181,8 +293,7 @@ int st_changed_stage(st_pipeline *p, const st_pipeline_opts *o, st_strv *batches
         sel.everything = 1;
         sel.everything_why = st_asprintf("%s sets python_files: test files may have names the "
                                          "selection does not know", pf_file);
-    } else if (st_changed_select(graph, st_strv_get(&kept), kept.n, st_strv_get(&failed),
-                                 failed.n, &sel) < 0) {
+    } else if (select_with_deps(p, graph, sha, &kept, &failed, &sel, o->explain) < 0) {
         goto out;
     }
     size_t n_before = batches->n;

@@ -7,6 +7,10 @@
 #include "coverage.h"
 #include "json.h"
 #include "log.h"
+#include "testdeps.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -496,6 +500,26 @@ static void check_rules(st_batch *b)
     }
 }
 
+/* dir, created, and empty (the plugin's earlier files removed). */
+static void fresh_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
+                continue;
+            char *p = st_path_join(dir, e->d_name);
+            if (p)
+                unlink(p);
+            free(p);
+        }
+        closedir(d);
+    } else if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+        st_warn("%s: cannot create it: %s (no test dependencies recorded)", dir, strerror(errno));
+    }
+}
+
 /* The argv, environment and file names of one attempt of b (in b->output_dir). */
 static void attempt_setup(runner *rn, st_batch *b, st_strv *argv_out, st_strv *env_out,
                           char **results_out, char **coverage_out)
@@ -522,6 +546,16 @@ static void attempt_setup(runner *rn, st_batch *b, st_strv *argv_out, st_strv *e
             st_strv_pushf(&env, "SELF_TEST_FIRST_FILES=%s", json ? json : "[]");
             free(json);
         }
+    }
+    /* a whole batch (not a --changed selection) records its test files' dependencies, in
+     * the attempt's output dir (an earlier attempt's records are not this one's) */
+    if (s->record_test_deps && b->kind == ST_EXEC_TESTS && !(b->select.n && !b->select_first)) {
+        char *deps_dir = st_path_join(b->output_dir, ST_TESTDEPS_DIR);
+        if (deps_dir) {
+            fresh_dir(deps_dir);
+            st_strv_pushf(&env, "SELF_TEST_DEPS_DIR=%s", deps_dir);
+        }
+        free(deps_dir);
     }
     if (b->kind == ST_EXEC_ORPHAN_CHECK) {
         yajl_gen g = st_jg_new(0);

@@ -274,6 +274,7 @@ static const file_key file_keys[] = {
     {"pytest_args", K_STRING, 0},
     {"python", K_STRING, OFF(python)},
     {"coverage", K_BOOL, OFF(coverage)},
+    {"record_test_deps", K_BOOL, OFF(record_test_deps)},
     {"runtime", K_STRING, OFF(runtime)},
     {"container_fallback", K_STRING, OFF(container_fallback)},
     {"fail_on_orphans", K_BOOL, OFF(fail_on_orphans)},
@@ -930,6 +931,7 @@ static const env_bool env_bools[] = {
     {{"SELF_TEST_INCLUDE_REDUNDANT", "SANDBOX_TEST_REDUNDANT", NULL}, OFF(include_redundant)},
     {{"SELF_TEST_DISABLE_AUTO_INTEGRATION", NULL, NULL}, OFF(disable_integration)},
     {{"SELF_TEST_COVERAGE", NULL, NULL}, OFF(coverage)},
+    {{"SELF_TEST_RECORD_TEST_DEPS", NULL, NULL}, OFF(record_test_deps)},
 };
 
 /* A ':'-separated directory list from the environment (empty entries skipped, relative ones made

@@ -50,6 +50,7 @@ typedef struct st_settings {
     st_strv pytest_args;
     char *python;
     int coverage;
+    int record_test_deps; /* whole runs record which functions each test file ran */
     char *runtime;            /* "host", "docker", "podman", or another runtime plugin's suffix */
     char *container_fallback; /* "host" or "fail" */
     int fail_on_orphans;
