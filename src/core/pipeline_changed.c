@@ -119,9 +119,9 @@ static int merge_selection(st_selection *sel, const st_strv *tests, const st_str
 /* The selection, with the recorded test dependencies placing the changed modules they can
  * (see testdeps.h); the import graph places the rest, and for the placed ones selects the test
  * files of their closure that the map does not know whole. */
-static int select_with_deps(st_pipeline *p, const st_pygraph *graph, const char *sha,
-                            const st_strv *kept, const st_strv *failed, st_selection *sel,
-                            int explain)
+static int select_with_deps(st_pipeline *p, const st_pipeline_opts *o, const st_pygraph *graph,
+                            const char *sha, const st_strv *kept, const st_strv *failed,
+                            st_selection *sel)
 {
     const st_settings *s = p->s;
     st_testdeps *deps = NULL;
@@ -129,8 +129,8 @@ static int select_with_deps(st_pipeline *p, const st_pygraph *graph, const char 
     if (sha && st_testdeps_load(s->data_dir, sha, &deps, why, sizeof(why)) < 0)
         return -1;
     if (!deps) {
-        if (explain && why[0])
-            st_info("--changed: test dependencies not used: %s", why);
+        if (o->explain && why[0])
+            say(o, "test dependencies not used: %s", why);
         return st_changed_select(graph, st_strv_get((st_strv *)kept), kept->n,
                                  st_strv_get((st_strv *)failed), failed->n, sel);
     }
@@ -172,9 +172,9 @@ static int select_with_deps(st_pipeline *p, const st_pygraph *graph, const char 
         if (map_tests.oom || map_why.oom || merge_selection(sel, &map_tests, &map_why) < 0)
             goto out;
     }
-    if (by_map.n)
-        st_info("--changed: %zu changed module%s placed by the recorded test dependencies, %zu "
-                "by the import graph", by_map.n, by_map.n == 1 ? "" : "s", by_graph.n);
+    if (o->explain)
+        say(o, "%zu changed module%s placed by the recorded test dependencies, %zu by the "
+            "import graph", by_map.n, by_map.n == 1 ? "" : "s", by_graph.n);
     rc = by_graph.oom || by_map.oom ? -1 : 0;
 out:
     st_selection_free(&rest);
@@ -293,7 +293,7 @@ int st_changed_stage(st_pipeline *p, const st_pipeline_opts *o, st_strv *batches
         sel.everything = 1;
         sel.everything_why = st_asprintf("%s sets python_files: test files may have names the "
                                          "selection does not know", pf_file);
-    } else if (select_with_deps(p, graph, sha, &kept, &failed, &sel, o->explain) < 0) {
+    } else if (select_with_deps(p, o, graph, sha, &kept, &failed, &sel) < 0) {
         goto out;
     }
     size_t n_before = batches->n;

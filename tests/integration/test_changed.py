@@ -339,3 +339,127 @@ def test_not_a_git_repository():
     rc, res, out, err = selftest(root2, data2, ["--changed=HEAD"])
     is_eq(rc, 2, "--changed=REV outside git: exit 2")
     ok("not in a git work tree" in err, "--changed=REV outside git: the error says why", err)
+
+
+# ---- recorded test dependencies (record_test_deps) ------------------------------------------
+# The shape of most libraries: the package's __init__ imports every module, so every test file's
+# import closure holds every module and the graph alone selects everything for any change.
+DEPS_FILES = {
+    "pytest.ini": "[pytest]\ntestpaths = tests\n",
+    "pkg2/__init__.py": ("from pkg2.a import fa, shared, unused\nfrom pkg2.b import fb, TABLE\n"
+                         "from pkg2.c import VALUE\n"),
+    "pkg2/a.py": ("def fa():\n    return 1\n\n\ndef shared():\n    \"\"\"Shared.\"\"\"\n"
+                  "    return 10\n\n\ndef unused():\n    return 0\n"),
+    "pkg2/b.py": ("from pkg2.a import shared\n\n\ndef fb():\n    return shared() + 2\n\n\n"
+                  "TABLE = {'k': 5}\n"),
+    "pkg2/c.py": "def made():\n    return 4\n\n\nVALUE = made()\n",
+    "tests/test_fa.py": "from pkg2 import fa\n\n\ndef test_fa():\n    assert fa() == 1\n",
+    "tests/test_fb.py": "from pkg2 import fb\n\n\ndef test_fb():\n    assert fb() == 12\n",
+    "tests/test_shared.py": ("from pkg2.a import shared\n\n\ndef test_shared():\n"
+                             "    assert shared() == 10\n"),
+    "tests/test_table.py": ("from pkg2 import TABLE\n\n\ndef test_table():\n"
+                            "    assert TABLE['k'] == 5\n"),
+    "tests/test_value.py": ("from pkg2 import VALUE\n\n\ndef test_value():\n"
+                            "    assert VALUE == 4\n"),
+}
+DEPS_ALL = sorted(p for p in DEPS_FILES if p.startswith("tests/test_"))
+
+
+def deps_project():
+    global _n
+    _n += 1
+    root = os.path.join(WORK, "deps-%d" % _n)
+    for rel, text in DEPS_FILES.items():
+        write(root, rel, text)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "initial")
+    return root, os.path.join(WORK, "deps-data-%d" % _n)
+
+
+def edit(root, rel, old, new):
+    path = os.path.join(root, rel)
+    with open(path) as fh:
+        text = fh.read()
+    if old not in text:
+        sth.bail_out("%s does not hold %r" % (rel, old))
+    with open(path, "w") as fh:
+        fh.write(text.replace(old, new, 1))
+
+
+def test_changed_with_test_dependencies():
+    root, data = deps_project()
+    base_data = data + "-base"
+    os.environ["SELF_TEST_RECORD_TEST_DEPS"] = "1"  # the recorded run only
+    try:
+        rc, res, out, err = selftest(root, base_data, [])
+    finally:
+        del os.environ["SELF_TEST_RECORD_TEST_DEPS"]
+    if rc != 0 or files_run(res) != DEPS_ALL:
+        sth.bail_out("the fixture project's full run does not pass: " + diag(rc, out, err))
+    path = os.path.join(base_data, "test_deps.json")
+    ok(os.path.isfile(path), "a whole run with record_test_deps writes test_deps.json", err)
+    with open(path) as fh:
+        recorded = json.load(fh)
+    is_eq(recorded.get("git_commit"), git(root, "rev-parse", "HEAD"), "the map names its commit")
+    tests = {}
+    for rec in recorded.get("records", []):
+        tests.update(rec.get("tests", {}))
+    is_eq(sorted(tests), DEPS_ALL, "the map has every test file")
+
+    def case(name, rel, old, new, expect, failing):
+        """Applies one edit on a fresh copy of the baseline's data; --changed must run exactly
+        the test files `expect`, and the full run's failures must be among them (0 missed)."""
+        edit(root, rel, old, new)
+        shutil.rmtree(data, ignore_errors=True)
+        shutil.copytree(base_data, data)
+        rc, res, out, err = changed(root, data)
+        got = files_run(res)
+        if res is None and "nothing to run" in out:
+            got = []
+        is_eq(got, expect, "%s: --changed runs %s" % (name, expect or "nothing"))
+        if expect and got == expect:
+            fails = sorted({t["file"] for t in res.get("tests", [])
+                            if t["outcome"] in ("failed", "error")})
+            is_eq(fails, failing, "%s: the affected tests fail" % name)
+        full_data = data + "-full"
+        shutil.rmtree(full_data, ignore_errors=True)
+        shutil.copytree(base_data, full_data)
+        rc, full, out2, err2 = selftest(root, full_data, [])
+        full_fails = {t["file"] for t in (full or {}).get("tests", [])
+                      if t["outcome"] in ("failed", "error")}
+        is_eq(sorted(full_fails - set(got)), [], "%s: no failing test file is missed" % name)
+        git(root, "checkout", "-q", "--", ".")
+        return err
+
+    # a function body: only the test files that ran it (the graph would select all five)
+    err = case("fa's body", "pkg2/a.py", "def fa():\n", "def fa():\n    raise RuntimeError('x')\n",
+               ["tests/test_fa.py"], ["tests/test_fa.py"])
+    ok("placed by the recorded test dependencies" in err, "--explain says the map placed it", err)
+    # called through another module's function: both callers' test files
+    case("shared's body", "pkg2/a.py", "    return 10\n", "    return 11\n",
+         ["tests/test_fb.py", "tests/test_shared.py"],
+         ["tests/test_fb.py", "tests/test_shared.py"])
+    # a function no test ran: nothing to run
+    case("an unused function", "pkg2/a.py", "    return 0\n", "    return 9\n", [], [])
+    # module-level code: the import graph (every test file imports pkg2)
+    case("module-level code", "pkg2/b.py", "TABLE = {'k': 5}", "TABLE = {'k': 6}", DEPS_ALL,
+         ["tests/test_table.py"])
+    # a function run at import time (outside every test): the import graph
+    case("a function run at import", "pkg2/c.py", "    return 4\n", "    return 3\n", DEPS_ALL,
+         ["tests/test_value.py"])
+    # a docstring is not the body's code: the import graph
+    case("a docstring", "pkg2/a.py", '"""Shared."""', '"""Shared, changed."""', DEPS_ALL, [])
+
+    # a map recorded at another commit is stale: the import graph
+    edit(root, "pkg2/b.py", "TABLE = {'k': 5}", "TABLE = {'k': 5}  # c")
+    git(root, "commit", "-q", "-am", "comment")
+    shutil.rmtree(data, ignore_errors=True)
+    shutil.copytree(base_data, data)
+    rc, res, out, err = selftest(root, data, [])  # a passing run at the new commit, no map
+    edit(root, "pkg2/a.py", "def fa():\n", "def fa():\n    raise RuntimeError('x')\n")
+    rc, res, out, err = changed(root, data)
+    is_eq(files_run(res), DEPS_ALL, "a map of another commit is not used: the graph selects all")
+    ok("recorded at" in err and "not at the base commit" in err,
+       "--explain says why the map is not used", err)
+    git(root, "checkout", "-q", "--", ".")
