@@ -77,6 +77,7 @@ struct st_pygraph {
     uint32_t *rdep_off, *rdeps;
     uint64_t bytes;
     size_t n_errors;
+    size_t n_cached; /* files whose records came from the scan cache */
 };
 
 typedef struct builder {
@@ -981,6 +982,8 @@ int st_pygraph_build(const char *root, const st_pygraph_options *opts, st_pygrap
     }
     status = assemble(&b, g);
     g->n_errors = b.n_errors;
+    for (size_t i = 0; i < b.n_files; i++)
+        g->n_cached += b.results[i].hit != NULL;
 out:
     builder_free(&b);
     if (status != ST_PYGRAPH_OK) {
@@ -1136,6 +1139,11 @@ size_t st_pygraph_n_edges(const st_pygraph *g)
 size_t st_pygraph_n_errors(const st_pygraph *g)
 {
     return g->n_errors;
+}
+
+size_t st_pygraph_n_cached(const st_pygraph *g)
+{
+    return g->n_cached;
 }
 
 static const st_enum_name pygraph_errors[] = {

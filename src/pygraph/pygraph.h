@@ -123,6 +123,7 @@ size_t st_pygraph_roots(const st_pygraph *g, uint32_t *out);
 uint64_t st_pygraph_bytes(const st_pygraph *g);  /* bytes of source read */
 size_t st_pygraph_n_edges(const st_pygraph *g);
 size_t st_pygraph_n_errors(const st_pygraph *g); /* files and dirs reported */
+size_t st_pygraph_n_cached(const st_pygraph *g); /* files not read: the scan cache knew them */
 
 const char *st_pygraph_strerror(int status);
 

@@ -6,7 +6,10 @@
 #include "unit.h"
 
 #include <pthread.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "pygraph.h"
 
@@ -405,6 +408,120 @@ START_TEST(configured_source_roots)
 }
 END_TEST
 
+/* Sets path's modification time seconds_ago into the past (files written within two seconds of
+ * a build are not cached: their times cannot yet tell a later edit apart). */
+static void age(const char *root, const char *rel, long seconds_ago)
+{
+    char *path = st_path_join(root, rel);
+    struct timespec ts[2];
+    clock_gettime(CLOCK_REALTIME, &ts[0]);
+    ts[0].tv_sec -= seconds_ago;
+    ts[1] = ts[0];
+    ck_assert_int_eq(utimensat(AT_FDCWD, path, ts, 0), 0);
+    free(path);
+}
+
+static st_pygraph *build_cached(const char *root, const char *cache, st_buf *errors)
+{
+    st_pygraph_options opts = {.on_error = collect_error, .userdata = errors,
+                               .scan_cache = cache};
+    st_pygraph *g = NULL;
+    ck_assert_int_eq(st_pygraph_build(root, &opts, &g), ST_PYGRAPH_OK);
+    return g;
+}
+
+START_TEST(scan_cache)
+{
+    char *root = unit_tmpdir(), *dir = unit_tmpdir();
+    char *cache = st_path_join(dir, "pyscan_cache.bin");
+    write_text(root, "a.py", "import b\nfrom pkg import x, y as z\n");
+    write_text(root, "b.py", "from . import c\nimportlib.import_module('.x', 'pkg')\n");
+    write_text(root, "c.py", "");
+    write_text(root, "pkg/__init__.py", "from .x import *\n");
+    write_text(root, "pkg/x.py", "");
+    write_text(root, "pkg/y.py", "import c\n");
+    static const char *const files[] = {"a.py", "b.py", "c.py", "pkg/__init__.py", "pkg/x.py",
+                                        "pkg/y.py"};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+        age(root, files[i], 100);
+    st_buf errors = {0};
+    st_pygraph *g = build(root, 0, &errors);
+    char *plain = dump(g);
+    uint64_t bytes = st_pygraph_bytes(g);
+    st_pygraph_free(g);
+
+    /* first build: everything scanned and recorded */
+    g = build_cached(root, cache, &errors);
+    char *got = dump(g);
+    ck_assert_str_eq(got, plain);
+    ck_assert_uint_eq(st_pygraph_n_cached(g), 0);
+    st_pygraph_free(g);
+    free(got);
+    struct stat st;
+    ck_assert_int_eq(stat(cache, &st), 0);
+    /* second: nothing read, the same graph */
+    g = build_cached(root, cache, &errors);
+    got = dump(g);
+    ck_assert_str_eq(got, plain);
+    ck_assert_uint_eq(st_pygraph_n_cached(g), 6);
+    ck_assert_uint_eq(st_pygraph_bytes(g), bytes); /* the cached sizes */
+    st_pygraph_free(g);
+    free(got);
+    /* an edited file (same size, older time even) is scanned again: its change and inode
+     * times differ */
+    write_text(root, "c.py", "");
+    write_text(root, "a.py", "import c\nfrom pkg import x, y as w\n");
+    age(root, "a.py", 200);
+    age(root, "c.py", 200);
+    g = build_cached(root, cache, &errors);
+    got = dump(g);
+    ck_assert_uint_eq(st_pygraph_n_cached(g), 4);
+    ck_assert_msg(strstr(got, "a.py -> c.py\n") && !strstr(got, "a.py -> b.py\n"), "%s", got);
+    st_pygraph_free(g);
+    free(got);
+    /* a file modified just now is scanned but not recorded */
+    write_text(root, "pkg/x.py", "import b\n");
+    g = build_cached(root, cache, &errors);
+    ck_assert_uint_eq(st_pygraph_n_cached(g), 5);
+    st_pygraph_free(g);
+    g = build_cached(root, cache, &errors);
+    ck_assert_uint_eq(st_pygraph_n_cached(g), 5);
+    got = dump(g);
+    ck_assert_msg(strstr(got, "pkg/x.py -> b.py\n") != NULL, "%s", got);
+    st_pygraph_free(g);
+    free(got);
+    /* a removed file leaves the cache; a damaged cache is ignored whole */
+    age(root, "pkg/x.py", 100);
+    char *gone = st_path_join(root, "pkg/y.py");
+    ck_assert_int_eq(unlink(gone), 0);
+    free(gone);
+    g = build_cached(root, cache, &errors);
+    st_pygraph_free(g);
+    ck_assert_int_eq(stat(cache, &st), 0);
+    ck_assert_int_eq(truncate(cache, st.st_size / 2), 0);
+    g = build_cached(root, cache, &errors);
+    ck_assert_uint_eq(st_pygraph_n_cached(g), 0);
+    char *fresh = dump(g);
+    st_pygraph_free(g);
+    g = build(root, 0, &errors);
+    got = dump(g);
+    ck_assert_str_eq(fresh, got);
+    st_pygraph_free(g);
+    g = build_cached(root, cache, &errors);
+    ck_assert_uint_eq(st_pygraph_n_cached(g), 5);
+    st_pygraph_free(g);
+    ck_assert_ptr_null(errors.data);
+    free(got);
+    free(fresh);
+    free(plain);
+    free(cache);
+    st_rm_rf(root);
+    st_rm_rf(dir);
+    free(root);
+    free(dir);
+}
+END_TEST
+
 START_TEST(bad_roots)
 {
     st_pygraph *g = (st_pygraph *)1;
@@ -436,6 +553,7 @@ int main(void)
     tcase_add_test(tc, src_layout_and_test_rootdir);
     tcase_add_test(tc, configured_source_roots);
     tcase_add_test(tc, bad_roots);
+    tcase_add_test(tc, scan_cache);
     suite_add_tcase(s, tc);
     return unit_run(s);
 }
