@@ -3,6 +3,8 @@
  * machine, and a byte-order marker after the magic rejects a foreign one. */
 #include "scancache.h"
 
+#include "st_file.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -379,40 +381,11 @@ int sc_save(const char *path, const sc_entry *const *entries, size_t n)
         errno = ENOMEM;
         return -1;
     }
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 32);
-    if (!tmp) {
-        free(w.p);
-        errno = ENOMEM;
+    int rc = st_write_file_atomic(path, (const char *)w.p, w.n, 0644);
+    free(w.p);
+    if (rc < 0) {
+        errno = -rc;
         return -1;
     }
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-    int rc = -1, fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd >= 0) {
-        size_t off = 0;
-        while (off < w.n) {
-            ssize_t k = write(fd, w.p + off, w.n - off);
-            if (k < 0 && errno == EINTR)
-                continue;
-            if (k <= 0)
-                break;
-            off += (size_t)k;
-        }
-        rc = off == w.n && fsync(fd) == 0 ? 0 : -1;
-        int e = errno;
-        if (close(fd) < 0 && rc == 0)
-            rc = -1;
-        else
-            errno = e;
-        if (rc == 0 && rename(tmp, path) < 0)
-            rc = -1;
-        if (rc < 0) {
-            e = errno;
-            unlink(tmp);
-            errno = e;
-        }
-    }
-    free(tmp);
-    free(w.p);
-    return rc;
+    return 0;
 }

@@ -5,8 +5,8 @@
  * records do not depend on the tree; what they resolve to does).
  *
  * The file is a cache: anything unexpected in it (another version, a truncated or corrupt
- * record) discards it whole, and the build scans every file. It is written to a temporary file,
- * synced and renamed over the old one, and only when some entry changed. A file modified less
+ * record) discards it whole, and the build scans every file. It is replaced atomically
+ * (st_write_file_atomic: a temp file, fsync, rename), and only when some entry changed. A file modified less
  * than two seconds before the build started is not recorded (its times may not yet tell a
  * later edit apart), nor is one whose scan failed (its error is reported on every build). */
 #ifndef ST_PYGRAPH_SCANCACHE_H

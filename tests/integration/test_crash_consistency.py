@@ -23,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("selftest_bin")
 
 SEED = 20261127
 STATE_JSON = ("orphan_modules.json", "orphan_classifications.json", "orphan_check_cache.json",
-              "module_map.json")
+              "module_map.json", "preflight_cache.json")
 # every run of the sample: 7 tests pass, calc/legacy_report.py is an orphan that passes its check
 # and is integrated (listed in module_map.json) by the first cycle that completes.
 SAMPLE_PASSED = 7
