@@ -1033,7 +1033,13 @@ static char *create_body(er_runtime *rt, const st_exec_request *req, const char 
     gen_str(g, "Entrypoint");
     yajl_gen_array_open(g);
     yajl_gen_array_close(g);
-    gen_kv(g, "WorkingDir", req->workdir ? req->workdir : req->project_root);
+    /* an import check runs in an empty writable directory, as on the host (its sandbox dir):
+     * in the project root its "." would collect the project's own tests, and the module could
+     * not write beside itself; the output dir is mounted (or copied) writable and holds only
+     * the results */
+    gen_kv(g, "WorkingDir", req->sandboxed && req->output_dir && req->output_dir[0]
+                                ? req->output_dir
+                                : req->workdir ? req->workdir : req->project_root);
     gen_kv(g, "User", rt->user);
     gen_str(g, "Tty");
     yajl_gen_bool(g, 0);

@@ -224,6 +224,9 @@ def test_fork_server_docker(engines):
         root = os.path.join(top, "proj")
         for rel in DOCKER_ORDER:
             write(root, rel, MODULES[rel])
+        # a test file in the project root: a check whose working directory were the root
+        # would collect it beside its import (and fail: not exactly one passing import)
+        write(root, "test_here.py", "def test_here():\n    pass\n")
         t.make_writable(root)
         os.chmod(top, 0o755)  # the container's user reaches the mounted project
         env = {"DOCKER_HOST": "unix://" + eng["docker"], "CONTAINER_HOST": None}
