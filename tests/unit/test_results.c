@@ -480,6 +480,45 @@ START_TEST(results_object_has_the_compatible_keys)
 }
 END_TEST
 
+/* test_start / test_finish lines of the plugin's exact form are read without the JSON parser;
+ * any other spelling (escapes, spaces, other keys, a broken line) goes through it with the same
+ * meaning, or its error. */
+START_TEST(running_lines_fast_and_parsed_alike)
+{
+    static const char lines[] =
+        "{\"event\":\"start\"}\n"
+        "{\"event\":\"test_start\",\"nodeid\":\"t.py::a\"}\n"
+        "{\"event\":\"test_start\",\"nodeid\":\"t.py::caf\\u00e9\"}\n"
+        "{\"event\": \"test_start\", \"nodeid\": \"t.py::b\"}\n"
+        "{\"event\":\"test_start\",\"nodeid\":\"t.py::q\\\"\"}\n"
+        "{\"event\":\"test_finish\",\"nodeid\":\"t.py::a\"}\n"
+        "{\"event\":\"test_start\",\"nodeid\":\"t.py::c\",\"x\":1}\n"
+        "{\"event\":\"test_finish\",\"nodeid\":\"t.py::b\"}\n"
+        "{\"event\":\"test_finish\",\"nodeid\":\"t.py::zz\"}\n";
+    char *dir, *file = write_tmp(lines, &dir);
+    st_batch b = {0};
+    char err[300];
+    ck_assert_int_eq(st_results_read(&b, file, err, sizeof(err)), 0);
+    ck_assert_uint_eq(b.running.n, 3);
+    ck_assert_str_eq(b.running.v[0], "t.py::caf\xc3\xa9");
+    ck_assert_str_eq(b.running.v[1], "t.py::q\"");
+    ck_assert_str_eq(b.running.v[2], "t.py::c");
+    st_batch_free(&b);
+    st_rm_rf(dir);
+    free(dir);
+    free(file);
+    /* a line that starts like one but is not JSON is an error, named */
+    file = write_tmp("{\"event\":\"test_start\",\"nodeid\":\"t.py::a\"}}\n", &dir);
+    st_batch b2 = {0};
+    ck_assert_int_eq(st_results_read(&b2, file, err, sizeof(err)), -1);
+    ck_assert_contains(err, "results.jsonl:1:");
+    st_batch_free(&b2);
+    st_rm_rf(dir);
+    free(dir);
+    free(file);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("results");
@@ -496,6 +535,7 @@ int main(void)
     tcase_add_test(tc, coverage_is_the_union_of_lines);
     tcase_add_test(tc, results_object_has_the_compatible_keys);
     tcase_add_test(tc, duration_kept_as_read_and_overflow_refused);
+    tcase_add_test(tc, running_lines_fast_and_parsed_alike);
     suite_add_tcase(s, tc);
     return unit_run(s);
 }
