@@ -16,10 +16,11 @@
  * import graph as before.
  *
  * What this cannot see: a function body's change that reaches a test without that function
- * running in it (a test reading the function's source, its line numbers or its code object;
- * lines shifted for a warning or traceback a test checks), generator objects created before
- * the recording started, and code run by a process the tests start (a subprocess is not
- * traced). */
+ * running in it: state shared between test files (a cache filled, or a global set, by a
+ * function that ran during another test file's tests: the test reading it did not run it), a
+ * test reading the function's source, line numbers or code object (lines shifted for a warning
+ * or traceback a test checks); generator objects created before the recording started; and
+ * code run by a process the tests start (a subprocess is not traced). */
 #ifndef ST_TESTDEPS_H
 #define ST_TESTDEPS_H
 
