@@ -429,8 +429,15 @@ static void guard_main(const ct_instance *ci, int rfd, int max_fd)
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    /* Hold nothing of the core's (its lock, its sockets, the batches' pipes). */
-    for (int fd = 0; fd <= max_fd; fd++)
+    /* Hold nothing of the core's (its lock, its sockets, the batches' pipes): close_range
+     * (Linux 5.9) in two system calls, else one close() per possible descriptor (65536 system
+     * calls, on a CPU the tests share) */
+    int closed = 0;
+#ifdef SYS_close_range
+    closed = (rfd == 0 || syscall(SYS_close_range, 0u, (unsigned)rfd - 1, 0u) == 0) &&
+             syscall(SYS_close_range, (unsigned)rfd + 1, ~0u, 0u) == 0;
+#endif
+    for (int fd = 0; !closed && fd <= max_fd; fd++)
         if (fd != rfd)
             close(fd);
     int devnull = open("/dev/null", O_RDWR);
