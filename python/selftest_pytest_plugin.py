@@ -975,6 +975,15 @@ class OrphanCheckFailed(Exception):
     pass
 
 
+class OrphanImportStopped(Exception):
+    """Raised in the import by SIGTERM (the runtime's first step at the check's timeout): the
+    failure then names where the import was."""
+
+
+def _stop_import(signum, frame):
+    raise OrphanImportStopped("the import was stopped (SIGTERM: the check's timeout)")
+
+
 class OrphanItem(pytest.Item):
     """Imports one orphan module; passes when its top-level code completes."""
 
@@ -997,6 +1006,10 @@ class OrphanItem(pytest.Item):
         path = self._abspath()
         saved_argv = sys.argv
         sys.argv = [path]
+        try:
+            saved_term = signal.signal(signal.SIGTERM, _stop_import)
+        except (ValueError, OSError):  # not the main thread
+            saved_term = None
         try:
             if self.module_name:
                 importlib.import_module(self.module_name)
@@ -1023,6 +1036,11 @@ class OrphanItem(pytest.Item):
             raise
         finally:
             sys.argv = saved_argv
+            if saved_term is not None:
+                try:
+                    signal.signal(signal.SIGTERM, saved_term)
+                except (ValueError, OSError):
+                    pass
         self._check_leftovers()
 
     def _check_leftovers(self):

@@ -505,6 +505,26 @@ static char *while_running(const st_batch *b)
                        b->running.n - 1, b->running.n == 2 ? "" : "s");
 }
 
+/* An import check stopped at its timeout: the bundled plugin turned the SIGTERM into a failure
+ * whose reason ends with the innermost project line, "(pkg/mod.py:12)". ", in the import at
+ * pkg/mod.py:12", or "". Points into a static buffer (one verdict at a time per thread). */
+static const char *stopped_at(const st_batch *b)
+{
+    static __thread char buf[300];
+    buf[0] = '\0';
+    for (size_t i = 0; b->kind == ST_EXEC_ORPHAN_CHECK && i < b->n_tests; i++) {
+        const char *r = b->tests[i].reason;
+        size_t n = r ? strlen(r) : 0;
+        const char *open = n && r[n - 1] == ')' ? strrchr(r, '(') : NULL;
+        if (open && strncmp(r, "OrphanImportStopped:", 20) == 0 && open > r && open[-1] == ' ') {
+            snprintf(buf, sizeof(buf), ", in the import at %.*s", (int)(r + n - 1 - open - 1),
+                     open + 1);
+            break;
+        }
+    }
+    return buf;
+}
+
 void st_batch_verdict(st_batch *b, const st_exec_result *er, double timeout_s)
 {
     b->exit_status = er->exited ? er->exit_status : -1;
@@ -536,7 +556,8 @@ void st_batch_verdict(st_batch *b, const st_exec_result *er, double timeout_s)
     } else if (b->limit) {
         set_reason(b, st_asprintf("stopped at a resource limit: %s%s", b->limit, during));
     } else if (er->timed_out) {
-        set_reason(b, st_asprintf("timeout: stopped after %g s%s", timeout_s, during));
+        set_reason(b, st_asprintf("timeout: stopped after %g s%s%s", timeout_s, during,
+                                  stopped_at(b)));
     } else if (er->cancelled) {
         b->aborted = 1;
         set_reason(b, st_strdup("aborted: the run was stopped before this finished"));

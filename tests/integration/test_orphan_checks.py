@@ -83,6 +83,8 @@ def test_orphan_checks(workdir):
     t.is_eq(res.get("orphan_failed_modules"), ["hangs.py"], "a hanging import fails")
     reason = res.get("orphan_checks", {}).get("hangs.py", {}).get("reason") or ""
     t.ok("timeout" in reason, "its reason is the timeout", reason)
+    t.ok("in the import at hangs.py:2" in reason, "its reason names where the import hung",
+         reason)
 
     rc, res, lines, err = run(root, "raises.py", conf_extra="fail_on_orphans = true;\n")
     t.is_eq(rc, 1, "fail_on_orphans = true makes a failed check fail the run")
