@@ -899,7 +899,7 @@ static void builder_free(builder *b)
 /* Rewrites the scan cache when its entries changed: one per file scanned now or replayed. */
 static void save_cache(builder *b)
 {
-    const sc_entry **keep = malloc((b->n_files ? b->n_files : 1) * sizeof *keep);
+    const sc_entry **keep = malloc((b->n_files ? b->n_files : 1) * sizeof(const sc_entry *));
     if (!keep)
         return;
     size_t n = 0, fresh = 0;

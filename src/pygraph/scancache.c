@@ -270,29 +270,6 @@ int sc_entry_add(sc_entry *e, const st_pyimport *imp)
     return ok ? 0 : -1;
 }
 
-static int str_eq(const char *a, const char *b)
-{
-    return a == b || (a && b && strcmp(a, b) == 0);
-}
-
-int sc_entry_same(const sc_entry *a, const sc_entry *b)
-{
-    if (strcmp(a->rel, b->rel) || a->size != b->size || a->mtime_ns != b->mtime_ns ||
-        a->ctime_ns != b->ctime_ns || a->ino != b->ino || a->n_recs != b->n_recs)
-        return 0;
-    for (uint32_t i = 0; i < a->n_recs; i++) {
-        const sc_record *x = &a->recs[i], *y = &b->recs[i];
-        if (x->kind != y->kind || x->star != y->star || x->has_package != y->has_package ||
-            x->level != y->level || x->line != y->line || x->n_names != y->n_names ||
-            !str_eq(x->module, y->module) || !str_eq(x->package, y->package))
-            return 0;
-        for (uint32_t k = 0; k < x->n_names; k++)
-            if (!str_eq(x->names[k], y->names[k]))
-                return 0;
-    }
-    return 1;
-}
-
 /* ---- writing --------------------------------------------------------------------------------- */
 
 typedef struct wr {

@@ -51,6 +51,4 @@ void sc_entry_free(sc_entry *e);
 void sc_free(sc_cache *c);
 /* Writes entries[0..n) (sorted by rel) to path atomically. -1 with errno on failure. */
 int sc_save(const char *path, const sc_entry *const *entries, size_t n);
-/* Do two entries hold the same key and records? */
-int sc_entry_same(const sc_entry *a, const sc_entry *b);
 #endif
