@@ -510,7 +510,7 @@ START_TEST(running_lines_fast_and_parsed_alike)
     /* a line that starts like one but is not JSON is an error, named */
     file = write_tmp("{\"event\":\"test_start\",\"nodeid\":\"t.py::a\"}}\n", &dir);
     st_batch b2 = {0};
-    ck_assert_int_eq(st_results_read(&b2, file, err, sizeof(err)), -1);
+    ck_assert_int_eq(st_results_read(&b2, file, err, sizeof(err)), ST_ERR_MALFORMED);
     ck_assert_contains(err, "results.jsonl:1:");
     st_batch_free(&b2);
     st_rm_rf(dir);
