@@ -465,7 +465,7 @@ int st_results_read(st_batch *b, const char *file, char *err, size_t err_size)
         int quick = nl > p ? running_line(b, p, (size_t)(nl - p)) : 0;
         if (quick < 0) {
             snprintf(err, err_size, "%s:%u: out of memory", file, lineno);
-            rc = -1;
+            rc = ST_ERR_NOMEM;
             break;
         }
         if (nl > p && !quick) {
