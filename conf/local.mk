@@ -48,3 +48,30 @@ AM_DISTCHECK_CONFIGURE_FLAGS = \
 man1_MANS = docs/selftest-core.1
 man5_MANS = docs/selftest.conf.5
 EXTRA_DIST += docs/selftest-core.1 docs/selftest.conf.5
+
+# The default configuration, $(sysconfdir)/selftest/selftest.conf (conf/selftest.conf: every
+# setting commented out at its default). Installed only when there is none, so an edited copy is
+# never overwritten (the new default is always in $(docdir)/examples); uninstall removes it only
+# while it is unchanged, and an edited copy stays.
+stconfdir = $(sysconfdir)/selftest
+install-data-hook: install-default-config
+uninstall-hook: uninstall-default-config
+install-default-config:
+	@f='$(DESTDIR)$(stconfdir)/selftest.conf'; \
+	if test -e "$$f" || test -h "$$f"; then \
+	  echo "$$f exists: kept as it is (the default is $(docdir)/examples/selftest.conf)"; \
+	else \
+	  echo " $(MKDIR_P) '$(DESTDIR)$(stconfdir)'"; \
+	  $(MKDIR_P) '$(DESTDIR)$(stconfdir)' || exit 1; \
+	  echo " $(INSTALL_DATA) $(srcdir)/conf/selftest.conf '$$f'"; \
+	  $(INSTALL_DATA) $(srcdir)/conf/selftest.conf "$$f" || exit 1; \
+	fi
+uninstall-default-config:
+	@f='$(DESTDIR)$(stconfdir)/selftest.conf'; \
+	if test -f "$$f" && test ! -h "$$f" && cmp -s $(srcdir)/conf/selftest.conf "$$f"; then \
+	  echo " rm -f '$$f'"; rm -f "$$f"; \
+	  rmdir '$(DESTDIR)$(stconfdir)' 2>/dev/null || :; \
+	elif test -e "$$f" || test -h "$$f"; then \
+	  echo "$$f differs from the default: kept"; \
+	fi
+.PHONY: install-default-config uninstall-default-config

@@ -20,7 +20,7 @@ INTEGRATION_TESTS = tests/integration/test_harness.py tests/integration/test_pyt
 	tests/integration/test_changed.py tests/integration/test_junit_xml.py \
 	tests/integration/test_html_report.py tests/integration/test_scale_out.py \
 	tests/integration/test_systemd.py tests/integration/test_bash_completion.py \
-	tests/integration/test_flaky.py
+	tests/integration/test_flaky.py tests/integration/test_configure.py
 TESTS += $(INTEGRATION_TESTS)
 
 # the integrate stage through the real binary, and the SDK as a third party sees it

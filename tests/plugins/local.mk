@@ -47,9 +47,13 @@ EXTRA_DIST += tests/plugins/test_integrator_modulemap.c
 
 # Integration tests (the integrate stage, the SDK as a third party sees it):
 # tests/integration/local.mk.
-EXTRA_DIST += examples/integrator-example/integrator_example.c examples/integrator-example/Makefile \
-	examples/integrator-example/README.md \
-	docs/plugin-guide.md docs/selftest-plugin.7
+EXTRA_DIST += docs/selftest-plugin.7
 
-# The ABI man page is installed for plugin authors.
+# Installed for plugin authors: the ABI man page, the plugin guide and the example plugin's source
+# ($(docdir)/plugin-guide.md, $(docdir)/examples/integrator-example/).
 man7_MANS = docs/selftest-plugin.7
+plugindocdir = $(docdir)
+dist_plugindoc_DATA = docs/plugin-guide.md
+integratorexampledir = $(docdir)/examples/integrator-example
+dist_integratorexample_DATA = examples/integrator-example/integrator_example.c \
+	examples/integrator-example/Makefile examples/integrator-example/README.md
