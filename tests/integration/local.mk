@@ -67,7 +67,14 @@ endif
 endif
 endif
 
-EXTRA_DIST += $(INTEGRATION_TESTS) $(INTEGRATOR_INTEGRATION_TESTS) \
+# The Debian packages (debian/): built with dpkg-buildpackage from a copy of the git tree, lintian,
+# dpkg -i, a cycle of the sample with the installed program, dpkg --purge. It installs packages on
+# this machine, so it is not in TESTS: tools/test-all runs it as a step of its own, as
+#   make check TESTS=tests/integration/test_debian.py SELFTEST_DEB_TEST=1
+# (as root; skipped with the reason otherwise).
+DEBIAN_INTEGRATION_TESTS = tests/integration/test_debian.py
+
+EXTRA_DIST += $(INTEGRATION_TESTS) $(INTEGRATOR_INTEGRATION_TESTS) $(DEBIAN_INTEGRATION_TESTS) \
 	$(DISCOVERY_INTEGRATION_TESTS) $(PROM_INTEGRATION_TESTS) $(CONTAINER_INTEGRATION_TESTS) \
 	tests/integration/conftest.py tests/integration/st_helpers.py \
 	tests/integration/tap_report.py tests/integration/pytest.ini \
