@@ -13,7 +13,8 @@ and lintian installed; otherwise it is skipped with the reason.
 - each package holds its plugins and nothing else's (core: runtime-host, discovery-python,
   integrator-modulemap; containers: runtime-docker, runtime-podman; prometheus:
   exporter-prometheus), no libtool .la file, and the core the program, the bundled pytest plugin,
-  the man pages and /etc/selftest/selftest.conf as a conffile; -dev the header, the .pc, the
+  the man pages, the systemd units, the sysusers.d file, the bash completion and
+  /etc/selftest/selftest.conf as a conffile; prometheus the alerting rules and the dashboard; -dev the header, the .pc, the
   plugin man page, the guide and the example plugin; the plugin packages depend on the core of
   the same version and on their libraries (shlibs);
 - `dpkg -i` of the four, then one cycle of the sample project with /usr/bin/selftest-core: the
@@ -220,8 +221,16 @@ def test_build_lint_install_run_purge(capsys):
     for path in ("/usr/bin/selftest-core", "/etc/selftest/selftest.conf",
                  "/usr/share/selftest-core/python/selftest_pytest_plugin.py",
                  "/usr/share/man/man1/selftest-core.1.gz", "/usr/share/man/man5/selftest.conf.5.gz",
-                 "/usr/share/doc/selftest-core/examples/selftest.conf"):
+                 "/usr/share/doc/selftest-core/examples/selftest.conf",
+                 "/usr/share/bash-completion/completions/selftest-core",
+                 "/usr/lib/sysusers.d/selftest-core.conf"):
         ok(path in core, "selftest-core holds %s" % path)
+    ok(any(f.endswith("/systemd/system/selftest-core.service") for f in core),
+       "selftest-core holds the systemd unit")
+    prom = set(files["selftest-core-prometheus"])
+    for path in ("/usr/share/selftest-core/prometheus/selftest.rules.yml",
+                 "/usr/share/selftest-core/grafana/selftest-core.json"):
+        ok(path in prom, "selftest-core-prometheus holds %s" % path)
     is_eq(deb_conffiles(debs["selftest-core"]), ["/etc/selftest/selftest.conf"],
           "/etc/selftest/selftest.conf is selftest-core's conffile")
     dev = set(files["selftest-core-dev"])
