@@ -261,6 +261,9 @@ def test_build_lint_install_run_purge(capsys):
         return
     for p in PACKAGES:
         ok(installed(p), "%s is installed" % p)
+    rc, out, err = sth.run(["getent", "passwd", "selftest"], env=env())
+    ok(rc == 0 and out.startswith("selftest:"),
+       "the units' user selftest exists (sysusers.d, at installation)", out + err)
     run_sample(files)
 
     rc, out = purge_all()
