@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 # common: code runtime-docker and runtime-podman share (HTTP to an engine over libcurl, the log
-# stream decoder, the container runtime ops). A libtool convenience library linked into both
-# plugins; never into the core.
+# stream decoder, the container runtime ops); runtime-swarm uses the HTTP client, the decoder and
+# the helpers. A libtool convenience library linked into those plugins; never into the core.
 ENGINE_COMMON_SRC = \
 	plugins/common/engine_http.c plugins/common/engine_http.h \
 	plugins/common/engine_demux.c plugins/common/engine_demux.h \
@@ -16,6 +16,10 @@ noinst_LTLIBRARIES += plugins/common/libstengine.la
 else
 if BUILD_PLUGIN_RUNTIME_PODMAN
 noinst_LTLIBRARIES += plugins/common/libstengine.la
+else
+if BUILD_PLUGIN_RUNTIME_SWARM
+noinst_LTLIBRARIES += plugins/common/libstengine.la
+endif
 endif
 endif
 plugins_common_libstengine_la_SOURCES = $(ENGINE_COMMON_SRC)

@@ -77,7 +77,7 @@ static const char usage_run[] =
     "  --metrics-port PORT      serve Prometheus metrics (SELF_TEST_METRICS_PORT)\n"
     "  --coverage, --no-coverage  measure coverage with pytest-cov (config 'coverage')\n"
     "  --use-container          run batches in containers (runtime docker unless configured)\n"
-    "  --container-runtime R    docker or podman\n"
+    "  --container-runtime R    docker, podman or swarm\n"
     "  --container-image IMAGE  the image batches run in\n"
     "  --docker-host URL        the engine (beats DOCKER_HOST, CONTAINER_HOST); repeated: run\n"
     "                           on every engine named (replaces container.hosts)\n"
@@ -697,8 +697,9 @@ static int apply_cli(st_settings *s, const cli_opts *o, st_strv *paths)
     }
     if (o->container_runtime) {
         if (strcmp(o->container_runtime, "docker") != 0 &&
-            strcmp(o->container_runtime, "podman") != 0) {
-            st_error("option --container-runtime: '%s' is not docker or podman",
+            strcmp(o->container_runtime, "podman") != 0 &&
+            strcmp(o->container_runtime, "swarm") != 0) {
+            st_error("option --container-runtime: '%s' is not docker, podman or swarm",
                      o->container_runtime);
             return ST_ERR_INVALID;
         }

@@ -8,20 +8,22 @@
 #
 #   tools/engines/engines.sh up [DIR]     start both engines (DIR default: a new /tmp/st-eng-XXXXXX)
 #                                          and print shell assignments: ST_ENGINES_DIR, DOCKER_SOCK,
-#                                          PODMAN_SOCK, ST_IMAGE, ST_IMAGE_TAR (also in DIR/env);
-#                                          DOCKER2_SOCK with ST_ENGINES naming docker2
+#                                          PODMAN_SOCK, SWARM_SOCK, ST_IMAGE, ST_IMAGE_TAR (also in
+#                                          DIR/env); DOCKER2_SOCK with ST_ENGINES naming docker2
 #   tools/engines/engines.sh down DIR     stop what `up` started in DIR, unmount, delete DIR
 #   tools/engines/engines.sh status DIR   ping both engines
 #   tools/engines/engines.sh restart DIR  start again an engine of DIR that died
 #
 # Environment: ST_ENGINES=docker,podman (which to start; docker2: a second private dockerd, for
-# runs over several engines), ST_IMAGE (default selftest-py:test),
-# ST_IMAGE_TAR_IN (load that image archive instead of building one).
+# runs over several engines; "swarm" puts the dockerd in swarm mode as a single-node manager, on
+# free ports of 127.0.0.1, and implies docker; `down` leaves it), ST_IMAGE (default
+# selftest-py:test), ST_IMAGE_TAR_IN (load that image archive instead of building one).
 # Needs root (dockerd, mounts). Installs docker.io podman runc with apt-get when they are missing.
 set -euo pipefail
 
 IMAGE=${ST_IMAGE:-selftest-py:test}
 ENGINES=${ST_ENGINES:-docker,podman}
+[[ ",$ENGINES," == *",swarm,"* && ",$ENGINES," != *",docker,"* ]] && ENGINES="$ENGINES,docker"
 MARK=.selftest-engines
 
 log() { printf 'engines: %s\n' "$*" >&2; }
@@ -79,6 +81,54 @@ load_docker2_image() { # the image of the first engine, as an archive, into the 
     local st=$1
     api "$st/docker2.sock" POST /v1.41/images/load -H 'Content-Type: application/x-tar' \
         -T "$st/image.tar" >"$st/docker2-load.log" || die "docker2 load failed: $(cat "$st/docker2-load.log")"
+}
+
+# ---- swarm ------------------------------------------------------------------------------------
+# Swarm mode on the private dockerd: a single-node manager advertising 127.0.0.1. The control port
+# (default 2377) and the VXLAN data port (default 4789) are free ports picked here, so several
+# private engines of this script on one host do not collide.
+free_port() { # free_port tcp|udp: a port of 20000-49151 (swarm wants data ports below 49152)
+    python3 -c 'import random, socket, sys
+t = socket.SOCK_STREAM if sys.argv[1] == "tcp" else socket.SOCK_DGRAM
+for _ in range(200):
+    p = random.randint(20000, 49151)
+    s = socket.socket(socket.AF_INET, t)
+    try:
+        s.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(p)
+    break
+else:
+    sys.exit("no free port")' "$1"
+}
+
+start_swarm() {
+    local st=$1 state port dport
+    state=$(api "$st/docker.sock" GET /v1.41/info |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["Swarm"]["LocalNodeState"])')
+    [[ $state == active ]] && return 0 # a restart of this DIR: the swarm state is in the data root
+    port=$(free_port tcp)
+    dport=$(free_port udp)
+    api "$st/docker.sock" POST /v1.41/swarm/init -H 'Content-Type: application/json' \
+        -d "{\"ListenAddr\":\"127.0.0.1:$port\",\"AdvertiseAddr\":\"127.0.0.1:$port\",\"DataPathPort\":$dport}" \
+        >"$st/swarm-init.log" || die "swarm init failed: $(cat "$st/swarm-init.log")"
+    touch "$st/.swarm"
+    log "swarm: manager on 127.0.0.1:$port (node $(tr -d '"' <"$st/swarm-init.log"))"
+}
+
+stop_swarm() { # remove the services, then leave the swarm (the state goes with the data root)
+    local st=$1
+    [[ -f $st/.swarm && -S $st/docker.sock ]] || return 0
+    API_TIMEOUT=20 api "$st/docker.sock" GET /v1.41/services 2>/dev/null |
+        python3 -c 'import json,sys; [print(s["ID"]) for s in json.load(sys.stdin)]' 2>/dev/null |
+        while read -r id; do
+            API_TIMEOUT=20 api "$st/docker.sock" DELETE "/v1.41/services/$id" >/dev/null 2>&1 || true
+        done
+    API_TIMEOUT=30 api "$st/docker.sock" POST '/v1.41/swarm/leave?force=1' >/dev/null 2>&1 ||
+        log "swarm leave failed (the data root goes anyway)"
 }
 
 # ---- podman -----------------------------------------------------------------------------------
@@ -294,6 +344,7 @@ cmd_up() {
         load_docker2_image "$st"
         smoke_test "$st/docker2.sock" docker2
     fi
+    want swarm && start_swarm "$st"
     if want podman; then
         load_podman_image "$st"
         smoke_test "$st/podman.sock" podman
@@ -303,6 +354,7 @@ cmd_up() {
         want docker && echo "DOCKER_SOCK=$st/docker.sock"
         want docker2 && echo "DOCKER2_SOCK=$st/docker2.sock"
         want podman && echo "PODMAN_SOCK=$st/podman.sock"
+        want swarm && echo "SWARM_SOCK=$st/docker.sock"
         echo "ST_IMAGE=$IMAGE"
         echo "ST_IMAGE_TAR=$st/image.tar"
     } | tee "$st/env"
@@ -360,6 +412,7 @@ cmd_down() {
     [[ -f $st/$MARK ]] || die "$st was not made by engines.sh up: not touching it"
     local s
     cmd_restart "$st" || log "could not restart a dead engine: its containers may be left running"
+    stop_swarm "$st"
     for s in docker docker2 podman; do # remove what is left in the private engines
         [[ -S $st/$s.sock ]] || continue
         api "$st/$s.sock" GET '/v1.41/containers/json?all=1' 2>/dev/null |
@@ -396,5 +449,5 @@ up) shift; cmd_up "$@" ;;
 down) shift; cmd_down "$@" ;;
 status) shift; cmd_status "$@" ;;
 restart) shift; cmd_restart "$@" ;;
-*) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+*) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
