@@ -658,7 +658,8 @@ static int build_project_image(sw_runtime *rt, void **h, const char *root, const
     eh_urlencode(rt->image_repository, repo_enc, sizeof(repo_enc));
     snprintf(path, sizeof(path), "/commit?container=%s&repo=%s&tag=%s&pause=0", cid, repo_enc,
              tag);
-    rc = api_call(rt, h, "POST", path, NULL, 600, 0, &resp, err, errlen);
+    /* a JSON body (the container config to change: none); Docker wants the content type */
+    rc = api_call(rt, h, "POST", path, "{}", 600, 0, &resp, err, errlen);
     if (rc == ST_OK && resp.status / 100 != 2) {
         http_error(&resp, "cannot commit the project image", err, errlen);
         rc = ST_ERR_UNAVAILABLE;
@@ -1163,6 +1164,27 @@ static int read_logs(exec_state *x, const char *frame, char *err, size_t errlen)
     return rc;
 }
 
+/* DELETE path (a container, ?force=1): 0 when it is gone (also when the engine was already
+ * removing it: then its removal is awaited, at most api_timeout), else -1 with err. */
+static int delete_container(sw_runtime *rt, void **h, const char *path, char *err, size_t errlen)
+{
+    double give_up = st_monotonic() + rt->api_timeout_s;
+    for (int attempt = 0;; attempt++) {
+        eh_response resp;
+        int rc = api_call(rt, h, "DELETE", path, NULL, 15, 0, &resp, err, errlen);
+        long st = resp.status;
+        int busy = rc == ST_OK && st == 409 && resp.body && strstr(resp.body, "in progress");
+        if (rc == ST_OK && st / 100 != 2 && st != 404)
+            http_error(&resp, "remove failed", err, errlen);
+        eh_response_free(&resp);
+        if (rc == ST_OK && (st / 100 == 2 || st == 404))
+            return 0;
+        if (rc == ST_ERR_UNAVAILABLE || (!busy && attempt >= 1) || st_monotonic() >= give_up)
+            return -1;
+        st_sleep(busy ? 0.5 : 0.2);
+    }
+}
+
 /* DELETE /services/{id}; then the task's container when it ran on the manager's node (Docker
  * leaves the tasks of a removed replicated-job service and their containers: moby issue 42789).
  * Returns 0, or -1 when something is left (logged). */
@@ -1171,6 +1193,9 @@ static int remove_service(exec_state *x)
     sw_runtime *rt = x->rt;
     char path[300], err[400] = "";
     int left = 0;
+    task_info ti;
+    /* the task's container as it is now (a cancel may have come before the poll that saw it) */
+    task_state(x, &ti, err, sizeof(err));
     snprintf(path, sizeof(path), "/services/%s", x->service);
     int removed = 0;
     for (int attempt = 0; attempt < 2 && !removed; attempt++) {
@@ -1193,17 +1218,12 @@ static int remove_service(exec_state *x)
     }
     if (x->task_container[0] && rt->node_id[0] && strcmp(x->task_node, rt->node_id) == 0) {
         snprintf(path, sizeof(path), "/containers/%s?force=1&v=1", x->task_container);
-        eh_response resp;
-        int rc = api_call(rt, &x->h, "DELETE", path, NULL, 15, 0, &resp, err, sizeof(err));
-        if (rc != ST_OK || (resp.status / 100 != 2 && resp.status != 404)) {
-            if (rc == ST_OK)
-                http_error(&resp, "remove failed", err, sizeof(err));
+        if (delete_container(rt, &x->h, path, err, sizeof(err)) < 0) {
             rt->host->log(rt->self, ST_LOG_WARNING, "%s: could not remove the task's container "
                           "%.12s (%s); `selftest-core cleanup` removes it later", x->req->label,
                           x->task_container, err);
             left = 1;
         }
-        eh_response_free(&resp);
     }
     return left ? -1 : 0;
 }
@@ -1553,7 +1573,7 @@ static int sw_cleanup_stale(void *ctx, double max_age_s, st_cleanup_report *repo
             continue;
         char path[200];
         snprintf(path, sizeof(path), "/containers/%s?force=1&v=1", id);
-        if (delete_path(rt, &h, path, err, sizeof(err)) == 0) {
+        if (delete_container(rt, &h, path, err, sizeof(err)) == 0) {
             report->removed++;
             rt->host->log(rt->self, ST_LOG_INFO, "cleanup: removed task container %.12s (%s)",
                           id, why);

@@ -1,0 +1,500 @@
+# SPDX-License-Identifier: MIT
+"""runtime-swarm against a real swarm: the private dockerd of tools/engines/engines.sh in swarm
+mode (ST_ENGINES=swarm: a single-node manager on 127.0.0.1), torn down at the end. Set
+ST_ENGINES_DIR to an `engines.sh up` whose env has SWARM_SOCK to reuse it (left running).
+Without root, or when the engine cannot start, everything is skipped.
+
+Checked: the fixture projects give the same counts, exit status and reasons as on the host,
+with transfer = "bind" and transfer = "image", the results coming back only through the
+service's logs (the batch's output dir is not mounted); failure, timeout and SIGTERM mid-run
+leave nothing on the engine (no service, no task container, no project image); placement
+constraints and resource limits reach the task; `cleanup` removes a dead owner's services and the
+task containers Docker leaves behind a removed job, and keeps a live owner's; the corpus projects
+(toolz and simplejson) give the host's counts.
+"""
+
+import glob
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tarfile
+import tempfile
+import time
+import urllib.parse
+import uuid
+
+import pytest
+import st_helpers as sth
+from st_helpers import is_eq, ok
+
+import test_containers as tc  # its api(): the Engine API over a unix socket
+
+BIN = sth.selftest_bin()
+pytestmark = pytest.mark.usefixtures("selftest_bin")
+
+SCRIPT = os.path.join(sth.top_srcdir(), "tools", "engines", "engines.sh")
+FIXTURES = ["passing", "failing", "fixture_error", "collect_error", "timeout", "exit3", "segv",
+            "empty", "split"]
+REASONS = {"timeout": r"timeout", "exit3": r"exit(ed with)? status 3\b", "segv": r"signal 11\b"}
+LOG_MARKS = {"failing": r"2 failed, 3 passed", "exit3": r"test_exit3\.py \.",
+             "segv": r"Fatal Python error: Segmentation fault", "empty": r"no tests ran"}
+COUNT_KEYS = ("passed", "failed", "skipped", "xfailed", "errors")
+IGNORE = shutil.ignore_patterns(".pytest_cache", "__pycache__", "sandbox_data", ".coverage",
+                                "*.pyc")
+SOCK = IMAGE = WORK = None
+
+
+def api(method, path, body=None, timeout=60, raw=False):
+    return tc.api(SOCK, method, "/v1.41" + path, body=body, timeout=timeout, raw=raw)
+
+
+def label_filter(*labels):
+    return urllib.parse.quote(json.dumps({"label": list(labels)}))
+
+
+def leftovers():
+    """What a run may have left on the engine: services, task containers, project images."""
+    st, services = api("GET", "/services")
+    st2, containers = api("GET", "/containers/json?all=1&filters=" +
+                          label_filter("com.docker.swarm.service.id"))
+    st3, images = api("GET", "/images/json")
+    return {
+        "services": [s.get("Spec", {}).get("Name") for s in services] if st == 200
+        else ["list failed %r" % st],
+        "task containers": [c.get("Names") for c in containers] if st2 == 200
+        else ["list failed %r" % st2],
+        "project images": [t for i in (images if st3 == 200 else []) for t in
+                           (i.get("RepoTags") or []) if t.startswith("selftest-project")] +
+        [i["Id"][:19] for i in (images if st3 == 200 else [])
+         if (i.get("Labels") or {}).get("menace_self_test") == "1"],
+    }
+
+
+NOTHING = {"services": [], "task containers": [], "project images": []}
+
+
+def wait_nothing_left(timeout=20):
+    """The engine's state once it is clean (or the timeout passed): a removed service's task
+    container goes asynchronously."""
+    until = time.time() + timeout
+    while True:
+        left = leftovers()
+        if left == NOTHING or time.time() > until:
+            return left
+        time.sleep(0.25)
+
+
+CONF_BODY = """# written by test_swarm.py
+runtime = "%s";
+container = {
+  image = "%s";
+%s};
+"""
+
+
+def write_conf(name, runtime="swarm", extra=""):
+    path = os.path.join(WORK, name)
+    with open(path, "w") as fh:
+        fh.write(CONF_BODY % (runtime, IMAGE, extra))
+    return path
+
+
+def copy_fixture(name):
+    dst = os.path.join(WORK, "%s-%s" % (name or "proj", uuid.uuid4().hex[:6]))
+    if name is None:
+        os.makedirs(dst)
+    else:
+        shutil.copytree(sth.fixture(name), dst, ignore=IGNORE)
+    return dst
+
+
+def write_project(files):
+    root = copy_fixture(None)
+    with open(os.path.join(root, "pytest.ini"), "w") as fh:
+        fh.write("[pytest]\n")
+    for rel, text in files.items():
+        p = os.path.join(root, rel)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        with open(p, "w") as fh:
+            fh.write(text)
+    return root
+
+
+def selftest(conf, root, args, env=None, timeout=240, command="run"):
+    extra = {"SANDBOX_REPO_PATH": root, "DOCKER_HOST": "unix://" + SOCK,
+             "CONTAINER_HOST": None, "MENACE_OFFLINE_INSTALL": None}
+    extra.update(env or {})
+    argv = [BIN, "-v", "-c", conf, command] + list(args)
+    t0 = time.monotonic()
+    rc, out, err = sth.run(argv, env=sth.base_env(extra), cwd=root, timeout=timeout)
+    res = {"rc": rc, "out": out, "err": err, "results": None,
+           "elapsed": time.monotonic() - t0}
+    for line in out.splitlines():
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict) and obj.get("event") == "results":
+            res["results"] = obj
+    return res
+
+
+def counts_of(r):
+    return {k: r.get(k) for k in COUNT_KEYS} if r else None
+
+
+def diag(r):
+    return "rc=%r\nstderr: %s\nstdout tail: %s" % (r["rc"], r["err"][-2000:], r["out"][-800:])
+
+
+def batch_of(r, path):
+    sm = (r or {}).get("suite_metrics") or {}
+    if path not in sm and len(sm) == 1:
+        return list(sm.values())[0]
+    return sm.get(path) or {}
+
+
+# --------------------------------------------------------------------------------------------
+# fixtures: host vs swarm (bind and image)
+
+def check_fixture(name, transfer):
+    args = ["--json", "--retries", "0", "--workers", "1"]
+    if name == "timeout":
+        args += ["--timeout", "3"]
+    hroot = copy_fixture(name)
+    host = selftest(HOST_CONF, hroot, args + [hroot])
+    if not ok(host["results"] is not None, "%s: host run gives results" % name, diag(host)):
+        return
+    hb = batch_of(host["results"], ".")
+    root = copy_fixture(name)
+    conf = write_conf("swarm-%s.conf" % transfer, extra='  transfer = "%s";\n' % transfer)
+    r = selftest(conf, root, args + [root])
+    label = "%s under swarm (transfer %s)" % (name, transfer)
+    if not ok(r["results"] is not None, "%s: results object" % label, diag(r)):
+        return
+    res = r["results"]
+    is_eq(counts_of(res), counts_of(host["results"]), "%s: same counts as on the host" % label)
+    is_eq(r["rc"], host["rc"], "%s: same exit status as on the host (%r)" % (label, host["rc"]))
+    is_eq(res.get("runtime_used"), "swarm", "%s: runtime_used" % label)
+    b = batch_of(res, ".")
+    is_eq(b.get("ok"), hb.get("ok"), "%s: batch ok as on the host" % label)
+    if name in REASONS:
+        ok(re.search(REASONS[name], b.get("reason") or ""),
+           "%s: the reason names the cause like the host's (%r)" % (label, hb.get("reason")),
+           "reason: %r" % b.get("reason"))
+    if name == "timeout":
+        ok(r["elapsed"] < 40, "%s: the run ends soon after the 3 s timeout" % label,
+           "took %.1f s" % r["elapsed"])
+        is_eq(b.get("running_tests"), hb.get("running_tests"),
+              "%s: the test that was running at the timeout is named (its frames came back "
+              "from the logs of a task that was still running)" % label)
+    ok(re.fullmatch(r"selftest_[0-9a-f]{24}", b.get("container") or ""),
+       "%s: the batch records its service's name" % label, repr(b.get("container")))
+    if b.get("ok") is False:
+        tail = b.get("output_tail") or ""
+        ok(tail and (name not in LOG_MARKS or re.search(LOG_MARKS[name], tail)),
+           "%s: the failed batch keeps the end of the service's logs (%s)"
+           % (label, LOG_MARKS.get(name, "not empty")), repr(tail[-600:]))
+        ok("\x1eselftest-" not in tail, "%s: the result frames are cut out of the output" % label,
+           repr(tail[-600:]))
+    is_eq(wait_nothing_left(), NOTHING, "%s: nothing left on the engine" % label)
+
+
+# --------------------------------------------------------------------------------------------
+# the results travel only through the logs
+
+OUTDIR_TEST = '''import os
+
+def test_output_dir_not_mounted():
+    out = os.path.dirname(os.environ["SELF_TEST_RESULTS_FILE"])
+    assert not os.path.isdir(out), out
+
+def test_frame_token_set():
+    assert os.environ.get("SELF_TEST_RESULTS_FRAME", "").isalnum()
+'''
+
+
+def check_no_shared_output():
+    root = write_project({"tests/test_outdir.py": OUTDIR_TEST})
+    r = selftest(write_conf("swarm-bind.conf", extra='  transfer = "bind";\n'), root,
+                 ["--json", "--retries", "0"])
+    ok(r["rc"] == 0 and r["results"] and r["results"]["passed"] == 2,
+       "swarm: the batch's output dir does not exist in the task, the results come back anyway",
+       diag(r) + json.dumps((r["results"] or {}).get("tests"))[:1500])
+
+
+# --------------------------------------------------------------------------------------------
+# limits and placement reach the task
+
+LIMITS_TEST = '''import glob, os
+
+def read(*names):
+    for n in names:
+        for p in glob.glob(n):
+            with open(p) as fh:
+                return fh.read().strip()
+    return None
+
+def test_limits():
+    mem = read("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+    assert mem == str(96 * 1024 * 1024), mem
+    pids = read("/sys/fs/cgroup/pids.max", "/sys/fs/cgroup/pids/pids.max")
+    assert pids == "64", pids
+    quota = read("/sys/fs/cgroup/cpu.max", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
+                 "/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us")
+    assert quota is not None and quota.split()[0] in ("50000",), quota
+'''
+
+
+def check_limits_and_placement():
+    conf = write_conf("swarm-limits.conf", extra='  memory = "96m";\n  pids_limit = 64;\n'
+                      '  cpus = 0.5;\n  constraints = ["node.role==manager"];\n')
+    root = write_project({"tests/test_limits.py": LIMITS_TEST})
+    r = selftest(conf, root, ["--json", "--retries", "0"])
+    ok(r["rc"] == 0 and r["results"] and r["results"]["passed"] == 1,
+       "swarm: memory, pids and cpu limits reach the task; a constraint the node meets runs it",
+       diag(r) + json.dumps((r["results"] or {}).get("tests"))[:1500])
+    conf = write_conf("swarm-nowhere.conf",
+                      extra='  constraints = ["node.labels.selftest_nowhere==yes"];\n')
+    root = copy_fixture("passing")
+    r = selftest(conf, root, ["--json", "--retries", "0"])
+    is_eq(r["rc"], 3, "swarm: a constraint no node meets: exit 3 (infrastructure)")
+    ok(re.search(r"no swarm node can run service selftest_[0-9a-f]{24}: .*no suitable node",
+                 r["err"]), "swarm: the error says no node can run the service, and why",
+       diag(r))
+    is_eq(wait_nothing_left(), NOTHING, "swarm: unplaceable service: nothing left")
+
+
+# --------------------------------------------------------------------------------------------
+# SIGTERM mid-run
+
+SLEEP_TEST = '''import time
+
+def test_sleeps():
+    time.sleep(120)
+'''
+
+
+def running_service(timeout=60):
+    until = time.time() + timeout
+    while time.time() < until:
+        st, tasks = api("GET", "/tasks")
+        for t in tasks if st == 200 else []:
+            if (t.get("Status") or {}).get("State") == "running":
+                return t.get("ServiceID")
+        time.sleep(0.2)
+    return None
+
+
+def check_sigterm():
+    root = write_project({"tests/test_sleep.py": SLEEP_TEST})
+    conf = write_conf("swarm-bind.conf", extra='  transfer = "bind";\n')
+    extra = {"SANDBOX_REPO_PATH": root, "DOCKER_HOST": "unix://" + SOCK}
+    t0 = time.monotonic()
+    p = subprocess.Popen([BIN, "-c", conf, "run", "--json", "--retries", "0", "--timeout",
+                          "300"], env=sth.base_env(extra), cwd=root, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, start_new_session=True)
+    svc = running_service()
+    p.send_signal(signal.SIGTERM)
+    try:
+        out, err = p.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        sth.kill_group(p)
+        out, err = p.communicate()
+    elapsed = time.monotonic() - t0
+    ok(svc is not None, "swarm: the sleeping batch's task is seen running")
+    ok(p.returncode is not None and elapsed < 60,
+       "swarm: SIGTERM during a batch: the run stops soon (rc %r, %.1f s)"
+       % (p.returncode, elapsed), err.decode()[-1500:])
+    is_eq(wait_nothing_left(), NOTHING, "swarm: SIGTERM: the service and its task's container "
+          "are removed")
+
+
+# --------------------------------------------------------------------------------------------
+# cleanup
+
+def proc_start(pid):
+    with open("/proc/%d/stat" % pid) as fh:
+        return fh.read().rsplit(")", 1)[1].split()[19]
+
+
+def make_service(labels, cmd=("python3", "-c", "import time; time.sleep(300)")):
+    st, body = api("POST", "/services/create", {
+        "Name": "selftest_%s" % uuid.uuid4().hex[:24], "Labels": labels,
+        "TaskTemplate": {"ContainerSpec": {"Image": IMAGE, "Command": list(cmd),
+                                           "Labels": labels},
+                         "RestartPolicy": {"Condition": "none"}},
+        "Mode": {"ReplicatedJob": {"MaxConcurrent": 1, "TotalCompletions": 1}}})
+    return body.get("ID") if st == 201 and isinstance(body, dict) else None
+
+
+def task_containers():
+    """{service id: [container ids]} of the swarm's task containers on the engine."""
+    st, cs = api("GET", "/containers/json?all=1&filters=" +
+                 label_filter("com.docker.swarm.service.id"))
+    out = {}
+    for c in cs if st == 200 else []:
+        out.setdefault((c.get("Labels") or {}).get("com.docker.swarm.service.id"),
+                       []).append(c["Id"])
+    return out
+
+
+def check_cleanup():
+    host = socket.gethostname()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    base = {"menace_self_test": "1", "selftest.owner.host": host, "selftest.run": "t",
+            "selftest.deadline": str(int(time.time()) + 3600)}
+    ids = {
+        "dead": make_service(dict(base, **{"selftest.owner.pid": str(dead.pid),
+                                           "selftest.owner.start": "12345"})),
+        "live": make_service(dict(base, **{"selftest.owner.pid": str(os.getpid()),
+                                           "selftest.owner.start": proc_start(os.getpid())})),
+        "foreign_expired": make_service(dict(base, **{
+            "selftest.owner.host": "elsewhere", "selftest.owner.pid": "1",
+            "selftest.owner.start": "1", "selftest.deadline": str(int(time.time()) - 10)})),
+    }
+    # a job service of a live owner that ran and was removed by hand: Docker leaves its task's
+    # container (moby issue 42789); cleanup removes it, its service being gone
+    orphan = make_service(dict(base, **{"selftest.owner.pid": str(os.getpid()),
+                                        "selftest.owner.start": proc_start(os.getpid())}),
+                          cmd=("python3", "-c", "pass"))
+    until = time.time() + 60
+    while orphan and time.time() < until:
+        st, tasks = api("GET", "/tasks?filters=" + urllib.parse.quote(
+            json.dumps({"service": [orphan]})))
+        if st == 200 and tasks and tasks[0]["Status"]["State"] == "complete":
+            break
+        time.sleep(0.2)
+    api("DELETE", "/services/%s" % orphan)
+    # every service's task has its container (running, or exited for the orphan's)
+    until = time.time() + 60
+    while time.time() < until:
+        by_service = task_containers()
+        if all(by_service.get(v) for v in list(ids.values()) + [orphan]):
+            break
+        time.sleep(0.2)
+    ok(all(ids.values()) and orphan, "swarm: cleanup fixtures created", repr(ids))
+    ok(by_service.get(orphan), "swarm: the removed job left its task's container (what Docker "
+       "does, and what cleanup covers)", repr(by_service))
+    # Docker leaves the task containers of a removed job service: cleanup removes the dead
+    # owners' services, then their containers and the orphan's
+    gone = [c for k in ("dead", "foreign_expired") for c in by_service.get(ids[k], [])] + \
+        by_service.get(orphan, [])
+    root = copy_fixture("passing")
+    r = selftest(write_conf("swarm-bind.conf", extra='  transfer = "bind";\n'), root, [],
+                 command="cleanup")
+    st, services = api("GET", "/services")
+    left = {s["ID"] for s in services} if st == 200 else set()
+    is_eq(r["rc"], 0, "swarm: cleanup exits 0")
+    ok(re.search(r"\b%d removed" % (2 + len(gone)), r["out"]),
+       "swarm: cleanup reports what it removed (2 services, %d task containers)" % len(gone),
+       diag(r))
+    is_eq(sorted(k for k, v in ids.items() if v in left), ["live"],
+          "swarm: cleanup removes dead owners' services (pid gone, foreign past deadline) and "
+          "keeps a live run's")
+    after = task_containers()
+    is_eq([c for c in gone if any(c in v for v in after.values())], [],
+          "swarm: cleanup removes the task containers of removed and stale services")
+    ok(after.get(ids["live"]), "swarm: cleanup keeps the live run's task container",
+       repr(after))
+    for sid in left:
+        api("DELETE", "/services/%s" % sid)
+    for cs in after.values():
+        for c in cs:
+            api("DELETE", "/containers/%s?force=1" % c)
+    is_eq(wait_nothing_left(), NOTHING, "swarm: cleanup: nothing left")
+
+
+# --------------------------------------------------------------------------------------------
+# real projects (tests/corpus): the host's counts
+
+def check_corpus(name):
+    tar = os.path.join(sth.top_srcdir(), "tests", "corpus", "%s.tar.gz" % name)
+    d = os.path.join(WORK, "%s-%s" % (name, uuid.uuid4().hex[:6]))
+    os.makedirs(d)
+    with tarfile.open(tar) as tf:
+        tf.extractall(d)
+    tops = [os.path.join(d, n) for n in os.listdir(d)]
+    root = tops[0] if len(tops) == 1 and os.path.isdir(tops[0]) else d
+    args = ["--json", "--retries", "0", "--workers", "2", "--timeout", "600"]
+    host = selftest(HOST_CONF, root, args, timeout=900)
+    shutil.rmtree(os.path.join(root, "sandbox_data"), ignore_errors=True)
+    r = selftest(write_conf("swarm-bind.conf", extra='  transfer = "bind";\n'), root, args,
+                 timeout=900)
+    ok(host["results"] is not None and r["results"] is not None, "%s: both runs give results"
+       % name, diag(host) + "\n" + diag(r))
+    if host["results"] and r["results"]:
+        ok(sum(counts_of(host["results"]).values()) > 100, "%s: the host ran the suite" % name,
+           repr(counts_of(host["results"])))
+        is_eq(counts_of(r["results"]), counts_of(host["results"]),
+              "%s under swarm: the host's counts" % name)
+        is_eq(r["rc"], host["rc"], "%s under swarm: the host's exit status" % name)
+    is_eq(wait_nothing_left(), NOTHING, "%s under swarm: nothing left" % name)
+
+
+# --------------------------------------------------------------------------------------------
+
+HOST_CONF = None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def work(selftest_bin):
+    global SOCK, IMAGE, WORK, HOST_CONF
+    d = os.environ.get("ST_ENGINES_DIR")
+    env = {}
+    if d:
+        try:
+            with open(os.path.join(d, "env")) as fh:
+                env = dict(line.strip().partition("=")[::2] for line in fh if "=" in line)
+        except OSError:
+            env = {}
+    own = None
+    if not env.get("SWARM_SOCK"):
+        if os.geteuid() != 0:
+            pytest.skip("needs root to start a private swarm (or ST_ENGINES_DIR with SWARM_SOCK)")
+        own = tempfile.mkdtemp(prefix="st-sw-", dir="/tmp")
+        rc, out, err = sth.run(["bash", SCRIPT, "up", own],
+                               env=sth.base_env({"ST_ENGINES": "swarm"}), timeout=900)
+        if rc != 0:
+            sth.run(["bash", SCRIPT, "down", own], timeout=300)
+            pytest.skip("tools/engines/engines.sh up (ST_ENGINES=swarm) failed: %s" % err[-500:])
+        with open(os.path.join(own, "env")) as fh:
+            env = dict(line.strip().partition("=")[::2] for line in fh if "=" in line)
+    SOCK, IMAGE = env["SWARM_SOCK"], env["ST_IMAGE"]
+    WORK = tempfile.mkdtemp(prefix="st-swarm-")
+    os.chmod(WORK, 0o755)
+    HOST_CONF = os.path.join(WORK, "host.conf")
+    with open(HOST_CONF, "w") as fh:
+        fh.write('runtime = "host";\n')
+    yield WORK
+    shutil.rmtree(WORK, ignore_errors=True)
+    if own:
+        sth.run(["bash", SCRIPT, "down", own], timeout=300)
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_fixture_bind(name):
+    check_fixture(name, "bind")
+
+
+@pytest.mark.parametrize("name", ["passing", "failing", "timeout", "split"])
+def test_fixture_image(name):
+    check_fixture(name, "image")
+
+
+CHECKS = ["no_shared_output", "limits_and_placement", "sigterm", "cleanup"]
+
+
+@pytest.mark.parametrize("what", CHECKS)
+def test_swarm(what):
+    globals()["check_" + what]()
+
+
+@pytest.mark.parametrize("name", ["toolz", "simplejson"])
+def test_corpus(name):
+    check_corpus(name)
