@@ -35,6 +35,14 @@ check goes to <outdir>/status.jsonl:
     {"index": K, "path": STR, "exited": 0|1, "exit_status": INT,
      "signal": INT, "timed_out": 0|1, "leftover": INT, "wall": FLOAT}
 
+When SELF_TEST_RESULTS_FRAME is set (a runtime without a shared filesystem:
+runtime-swarm), the server also sends each of these files back on its
+standard output after each check, one frame per line: the byte 0x1e,
+"selftest-", the token, ":", the file name, a space, the line, "\n"
+(results-K.jsonl, output-K.txt, then the status line for status.jsonl); the
+runtime writes them into its own <outdir>.  The checks themselves write their
+files in the task as usual (the variable is removed before the plugin loads).
+
 The core reads each check's results and status as it reads a process-mode
 check's results and exit status, so verdicts, reasons and the check cache
 are the same in both modes.  The server's own exit status is 0 when every
@@ -51,6 +59,45 @@ import tempfile
 import time
 
 ENV = "SELF_TEST_FORKCHECK"
+FRAME_ENV = "SELF_TEST_RESULTS_FRAME"
+
+
+def _frame_prefix():
+    """The frame prefix of SELF_TEST_RESULTS_FRAME (removed from the environment, so neither the
+    plugin of this server nor the checks frame their own lines), or None."""
+    token = os.environ.pop(FRAME_ENV, "")
+    if not token or not token.isascii() or not token.isalnum():
+        return None
+    return b"\x1eselftest-" + token.encode("ascii") + b":"
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view):]
+        except InterruptedError:
+            continue
+
+
+def _frame_lines(prefix, name, data):
+    """The lines of data as frames of file name on stdout, in one write."""
+    if not data:
+        return
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    head = prefix + name.encode("ascii") + b" "
+    _write_all(1, b"".join(head + line + b"\n" for line in lines))
+
+
+def _frame_file(prefix, name, path):
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return
+    _frame_lines(prefix, name, data)
 
 
 def _pytest_args(root):
@@ -246,6 +293,9 @@ def main():
         sys.stderr.write("selftest_forkcheck: bad %s: %s\n" % (ENV, exc))
         return 2
     del os.environ[ENV]
+    frame = _frame_prefix()
+    if frame is not None:
+        os.makedirs(outdir, exist_ok=True)  # the task's own: the runtime gets the frames
     here, own = _work_dir(root)
     import selftest_pytest_plugin as plugin
     _warm_up(plugin, here)
@@ -304,6 +354,12 @@ def main():
             }
             st.write(json.dumps(line, separators=(",", ":")) + "\n")
             st.flush()
+            if frame is not None:
+                sys.stdout.flush()
+                _frame_file(frame, "results-%d.jsonl" % k, results)
+                _frame_file(frame, "output-%d.txt" % k, output)
+                _frame_lines(frame, "status.jsonl",
+                             json.dumps(line, separators=(",", ":")).encode("ascii"))
     if own:
         shutil.rmtree(here, ignore_errors=True)
     return 0

@@ -784,7 +784,7 @@ static void gen_mount(yajl_gen g, const char *path)
 }
 
 static char *service_body(sw_runtime *rt, const st_exec_request *req, const char *name,
-                          const char *frame, const char *deadline)
+                          const char *frame, const char *deadline, const char *sandbox)
 {
     yajl_gen g = yajl_gen_alloc(NULL);
     if (!g)
@@ -814,7 +814,9 @@ static char *service_body(sw_runtime *rt, const st_exec_request *req, const char
     gen_str(g, "Args");
     yajl_gen_array_open(g);
     yajl_gen_array_close(g);
-    gen_kv(g, "Dir", req->workdir ? req->workdir : req->project_root);
+    /* an import check runs in an empty directory of its own, as on the host (pytest collects
+     * "." there); the engine creates it */
+    gen_kv(g, "Dir", req->sandboxed ? sandbox : req->workdir ? req->workdir : req->project_root);
     gen_kv(g, "User", rt->user);
     gen_str(g, "TTY");
     yajl_gen_bool(g, 0);
@@ -1003,6 +1005,14 @@ static int terminal_state(const char *s)
 
 /* The service's stdout, demultiplexed, with the result frames cut out into results.jsonl and
  * everything else passed to the sink. */
+typedef struct fr_file {
+    char name[72];
+    int fd;
+    int failed;
+} fr_file;
+
+#define FR_FILES 64
+
 typedef struct frame_reader {
     const st_exec_sink *sink;
     char marker[48];
@@ -1012,9 +1022,12 @@ typedef struct frame_reader {
     size_t flen, fcap;
     char out[4096];
     size_t olen;
-    int fd;              /* results.jsonl, -1 until the first frame */
-    const char *path;
+    const char *dir;     /* the output dir the files go to */
+    fr_file files[FR_FILES];
+    size_t nfiles;
     int write_failed;
+    char failed_name[72];
+    int failed_errno;
     unsigned long frames, dropped;
 } frame_reader;
 
@@ -1034,34 +1047,88 @@ static void fr_text(frame_reader *fr, const char *s, size_t n)
     }
 }
 
-static void fr_write(frame_reader *fr, const char *s, size_t n)
+/* A file name a frame may name: letters, digits, "._-", not starting with a dot. */
+static int frame_name_ok(const char *s, size_t n)
 {
-    if (fr->fd < 0 && !fr->write_failed) {
-        fr->fd = open(fr->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fr->fd < 0)
-            fr->write_failed = 1;
-    }
-    while (fr->fd >= 0 && n > 0 && !fr->write_failed) {
-        ssize_t w = write(fr->fd, s, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            fr->write_failed = 1;
-            break;
+    if (n == 0 || n >= sizeof(((fr_file *)0)->name) || s[0] == '.')
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && !strchr("._-", s[i]))
+            return 0;
+    return 1;
+}
+
+/* Appends one line to the output dir's file name (created empty on first use). */
+static void fr_write(frame_reader *fr, const char *name, size_t nlen, const char *s, size_t n)
+{
+    fr_file *f = NULL;
+    for (size_t i = 0; i < fr->nfiles && !f; i++)
+        if (strlen(fr->files[i].name) == nlen && memcmp(fr->files[i].name, name, nlen) == 0)
+            f = &fr->files[i];
+    if (!f) {
+        if (fr->nfiles == FR_FILES) {
+            fr->dropped++;
+            return;
         }
-        s += w;
-        n -= (size_t)w;
+        f = &fr->files[fr->nfiles++];
+        memcpy(f->name, name, nlen);
+        f->name[nlen] = '\0';
+        char path[4200];
+        snprintf(path, sizeof(path), "%s/%s", fr->dir, f->name);
+        f->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        f->failed = f->fd < 0;
+        if (f->failed && !fr->write_failed) {
+            fr->write_failed = 1;
+            fr->failed_errno = errno;
+            snprintf(fr->failed_name, sizeof(fr->failed_name), "%s", f->name);
+        }
+    }
+    struct {
+        const char *p;
+        size_t n;
+    } parts[2] = {{s, n}, {"\n", 1}};
+    for (int k = 0; k < 2 && !f->failed; k++) {
+        const char *p = parts[k].p;
+        size_t left = parts[k].n;
+        while (left > 0) {
+            ssize_t w = write(f->fd, p, left);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0) {
+                f->failed = 1;
+                if (!fr->write_failed) {
+                    fr->write_failed = 1;
+                    fr->failed_errno = w < 0 ? errno : EIO;
+                    snprintf(fr->failed_name, sizeof(fr->failed_name), "%s", f->name);
+                }
+                break;
+            }
+            p += w;
+            left -= (size_t)w;
+        }
     }
 }
 
+/* A whole frame: " LINE" (a line of results.jsonl) or ":NAME LINE" (a line of NAME). */
 static void fr_end_frame(frame_reader *fr)
 {
-    if (fr->overflow) {
+    const char *f = fr->frame;
+    size_t n = fr->flen;
+    if (fr->overflow || n == 0) {
         fr->dropped++;
-    } else {
-        fr_write(fr, fr->frame, fr->flen);
-        fr_write(fr, "\n", 1);
+    } else if (f[0] == ' ') {
+        fr_write(fr, "results.jsonl", 13, f + 1, n - 1);
         fr->frames++;
+    } else if (f[0] == ':') {
+        const char *sp = memchr(f, ' ', n);
+        if (sp && frame_name_ok(f + 1, (size_t)(sp - f - 1))) {
+            fr_write(fr, f + 1, (size_t)(sp - f - 1), sp + 1, n - (size_t)(sp - f) - 1);
+            fr->frames++;
+        } else {
+            fr->dropped++;
+        }
+    } else {
+        fr->dropped++;
     }
     fr->flen = 0;
     fr->overflow = 0;
@@ -1128,16 +1195,20 @@ static void on_log_data(void *opaque, const char *data, size_t len)
 static int read_logs(exec_state *x, const char *frame, char *err, size_t errlen)
 {
     sw_runtime *rt = x->rt;
-    char results[4200];
-    snprintf(results, sizeof(results), "%s/results.jsonl", x->req->output_dir);
-    frame_reader fr = {.sink = x->sink, .fd = -1, .path = results};
-    snprintf(fr.marker, sizeof(fr.marker), "\x1eselftest-%s ", frame);
-    fr.mlen = strlen(fr.marker);
+    frame_reader *frp = calloc(1, sizeof(*frp));
+    if (!frp) {
+        snprintf(err, errlen, "out of memory");
+        return ST_ERR_NOMEM;
+    }
+    frp->sink = x->sink;
+    frp->dir = x->req->output_dir;
+    snprintf(frp->marker, sizeof(frp->marker), "\x1eselftest-%s", frame);
+    frp->mlen = strlen(frp->marker);
     char path[300];
     snprintf(path, sizeof(path), "%s/services/%s/logs?stdout=1&stderr=1", rt->api_prefix,
              x->service);
     ed_demux d;
-    ed_init(&d, on_log_frame, &fr);
+    ed_init(&d, on_log_frame, frp);
     eh_request rq = {.method = "GET", .path = path, .timeout_s = 120, .on_data = on_log_data,
                      .opaque = &d};
     eh_response resp;
@@ -1147,20 +1218,26 @@ static int read_logs(exec_state *x, const char *frame, char *err, size_t errlen)
         rc = ST_ERR_IO;
     }
     eh_response_free(&resp);
-    if (fr.matched)
-        fr_text(&fr, fr.marker, fr.matched);
-    fr_flush(&fr);
-    if (fr.in_frame)
-        fr.dropped++; /* cut off mid-frame (a killed task): not a whole line */
-    free(fr.frame);
-    if (fr.fd >= 0 && close(fr.fd) < 0)
-        fr.write_failed = 1;
-    if (rc == ST_OK && fr.write_failed) {
-        snprintf(err, errlen, "cannot write %s: %s", results, strerror(errno));
+    if (frp->matched)
+        fr_text(frp, frp->marker, frp->matched);
+    fr_flush(frp);
+    if (frp->in_frame)
+        frp->dropped++; /* cut off mid-frame (a killed task): not a whole line */
+    free(frp->frame);
+    for (size_t i = 0; i < frp->nfiles; i++)
+        if (frp->files[i].fd >= 0 && close(frp->files[i].fd) < 0 && !frp->write_failed) {
+            frp->write_failed = 1;
+            frp->failed_errno = errno;
+            snprintf(frp->failed_name, sizeof(frp->failed_name), "%s", frp->files[i].name);
+        }
+    if (rc == ST_OK && frp->write_failed) {
+        snprintf(err, errlen, "cannot write %s/%s: %s", x->req->output_dir, frp->failed_name,
+                 strerror(frp->failed_errno));
         rc = ST_ERR_IO;
     }
-    rt->host->log(rt->self, ST_LOG_DEBUG, "%s: %lu result lines from the service's logs%s",
-                  x->req->label, fr.frames, fr.dropped ? " (an incomplete one dropped)" : "");
+    rt->host->log(rt->self, ST_LOG_DEBUG, "%s: %lu result lines from the service's logs (%lu "
+                  "dropped: cut off or malformed)", x->req->label, frp->frames, frp->dropped);
+    free(frp);
     return rc;
 }
 
@@ -1267,10 +1344,12 @@ static void unregister_running(sw_runtime *rt, sw_running *r)
 static int do_create(exec_state *x, const char *name, const char *frame)
 {
     sw_runtime *rt = x->rt;
-    char deadline[32], err[500];
+    char deadline[32], err[500], hex[33], sandbox[64];
     snprintf(deadline, sizeof(deadline), "%lld",
              (long long)time(NULL) + (long long)(x->req->timeout_s + 120));
-    char *body = service_body(rt, x->req, name, frame, deadline);
+    st_random_hex(hex, 16);
+    snprintf(sandbox, sizeof(sandbox), "/tmp/selftest-sandbox-%s", hex);
+    char *body = service_body(rt, x->req, name, frame, deadline, sandbox);
     if (!body)
         return infra(x, ST_ERR_NOMEM, "out of memory building the service request");
     eh_response resp;

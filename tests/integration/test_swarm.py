@@ -228,6 +228,43 @@ def check_no_shared_output():
 
 
 # --------------------------------------------------------------------------------------------
+# orphan checks (both modes) give the host's verdicts
+
+ORPHANS = {
+    "tests/test_a.py": "def test_a():\n    assert True\n",
+    "pkg/__init__.py": "",
+    "pkg/lonely.py": "X = 1\n",
+    "pkg/broken.py": "raise RuntimeError('boom')\n",
+    "pkg/needs.py": "import numpy_is_not_here_selftest\n",
+}
+ORPHAN_KEYS = ("orphan_total", "orphan_failed", "orphan_unmet", "orphan_passed_modules",
+               "orphan_failed_modules", "orphan_unmet_modules")
+
+
+def check_orphans(mode):
+    args = ["--json", "--retries", "0", "--include-orphans"]
+    got = {}
+    for runtime in ("host", "swarm"):
+        root = write_project(ORPHANS)
+        conf = os.path.join(WORK, "orphans-%s-%s.conf" % (runtime, mode))
+        with open(conf, "w") as fh:
+            fh.write((CONF_BODY % (runtime, IMAGE, "") if runtime == "swarm" else
+                      'runtime = "host";\n') + 'orphan_check_mode = "%s";\n' % mode)
+        got[runtime] = selftest(conf, root, args)
+    h, r = got["host"]["results"], got["swarm"]["results"]
+    if not ok(h and r, "orphans (%s mode): both runs give results" % mode,
+              diag(got["host"]) + "\n" + diag(got["swarm"])):
+        return
+    ok(h.get("orphan_passed_modules") == ["pkg/lonely.py"] and
+       h.get("orphan_failed_modules") == ["pkg/broken.py"],
+       "orphans (%s mode): on the host one import check passes, one fails" % mode,
+       repr({k: h.get(k) for k in ORPHAN_KEYS}))
+    is_eq({k: r.get(k) for k in ORPHAN_KEYS}, {k: h.get(k) for k in ORPHAN_KEYS},
+          "orphans (%s mode) under swarm: the host's verdicts (passed, failed, unmet)" % mode)
+    is_eq(wait_nothing_left(), NOTHING, "orphans (%s mode) under swarm: nothing left" % mode)
+
+
+# --------------------------------------------------------------------------------------------
 # limits and placement reach the task
 
 LIMITS_TEST = '''import glob, os
@@ -493,6 +530,11 @@ CHECKS = ["no_shared_output", "limits_and_placement", "sigterm", "cleanup"]
 @pytest.mark.parametrize("what", CHECKS)
 def test_swarm(what):
     globals()["check_" + what]()
+
+
+@pytest.mark.parametrize("mode", ["fork", "process"])
+def test_orphans(mode):
+    check_orphans(mode)
 
 
 @pytest.mark.parametrize("name", ["toolz", "simplejson"])
