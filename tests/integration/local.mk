@@ -74,8 +74,15 @@ endif
 # (as root; skipped with the reason otherwise).
 DEBIAN_INTEGRATION_TESTS = tests/integration/test_debian.py
 
+# runtime-swarm against the private dockerd in swarm mode (root, or ST_ENGINES_DIR with SWARM_SOCK)
+SWARM_INTEGRATION_TESTS = tests/integration/test_swarm.py
+if BUILD_PLUGIN_RUNTIME_SWARM
+TESTS += $(SWARM_INTEGRATION_TESTS)
+endif
+
 EXTRA_DIST += $(INTEGRATION_TESTS) $(INTEGRATOR_INTEGRATION_TESTS) $(DEBIAN_INTEGRATION_TESTS) \
 	$(DISCOVERY_INTEGRATION_TESTS) $(PROM_INTEGRATION_TESTS) $(CONTAINER_INTEGRATION_TESTS) \
+	$(SWARM_INTEGRATION_TESTS) \
 	tests/integration/conftest.py tests/integration/st_helpers.py \
 	tests/integration/tap_report.py tests/integration/pytest.ini \
 	tests/junit/jenkins-junit.xsd

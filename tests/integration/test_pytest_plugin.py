@@ -11,7 +11,8 @@ events before it and no end event, and its test_start without a test_finish
 names the test that ended the process; every test's test_start and
 test_finish.  Also: the timeout fixture killed mid-run, orphan checks, the
 excerpt bound, a failing test's captured stdout/stderr (bounded to 64 KiB, the
-end kept, with a note), an unwritable results file.
+end kept, with a note), an unwritable results file, the events framed on stdout
+(SELF_TEST_RESULTS_FRAME) equal to the file's.
 """
 
 import json
@@ -443,6 +444,60 @@ def run_misc():
               "SELF_TEST_RESULTS_FILE unset: plugin writes nothing")
 
 
+def frames_of(out, token):
+    """The JSON lines framed on out (text) with token, and out without them."""
+    marker = "\x1eselftest-%s " % token
+    lines, rest, pos = [], [], 0
+    while True:
+        i = out.find(marker, pos)
+        if i < 0:
+            rest.append(out[pos:])
+            break
+        rest.append(out[pos:i])
+        j = out.find("\n", i)
+        j = len(out) if j < 0 else j
+        lines.append(out[i + len(marker):j])
+        pos = j + 1
+    return lines, "".join(rest)
+
+
+def run_frames(fixture, mode):
+    """SELF_TEST_RESULTS_FRAME: the events go to stdout as frames, the same as the file's."""
+    label = "frames %s (%s)" % (fixture, mode)
+    extra = ["-n", "2"] if mode == "xdist" else []
+    proj = sth.fixture(fixture)
+    with sth.tmpdir() as d:
+        results = os.path.join(d, "r.jsonl")
+        rc, out, err = sth.run(sth.pytest_cmd([], extra, plugin=True), env=plugin_env(results),
+                               cwd=proj)
+        file_events, _ = read_events(results)
+        os.unlink(results)
+        token = "T0k3n"
+        rc2, out2, err2 = sth.run(sth.pytest_cmd([], extra, plugin=True),
+                                  env=plugin_env(results, {"SELF_TEST_RESULTS_FRAME": token}),
+                                  cwd=proj)
+        lines, rest = frames_of(out2, token)
+        events = []
+        for line in lines:
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                events.append({"bad": line})
+        key = lambda e: (e.get("event"), e.get("nodeid"), e.get("outcome"))  # noqa: E731
+        is_eq(rc2, rc, "%s: the same exit status as with the file" % label)
+        ok(not os.path.exists(results), "%s: no results file is written" % label)
+        is_eq(sorted(map(key, events), key=repr), sorted(map(key, file_events), key=repr),
+              "%s: the frames carry the file's events" % label)
+        ok(events and events[-1].get("event") == "end" and
+           events[-1].get("counts") == file_events[-1].get("counts"),
+           "%s: the end event last, with the file's counts" % label, repr(events[-1:]))
+        ok("\x1eselftest-" not in rest and sth.parse_summary(rest)["line"] is not None and
+           summary_as_outcomes(sth.parse_summary(rest)) ==
+           summary_as_outcomes(sth.parse_summary(out)),
+           "%s: the rest of stdout is pytest's own output (the same summary)" % label,
+           rest[-600:])
+
+
 @pytest.fixture(scope="module", autouse=True)
 def plugin_there():
     if not os.path.exists(sth.PYTHON):
@@ -469,3 +524,9 @@ def test_orphans():
 
 def test_misc():
     run_misc()
+
+
+@pytest.mark.parametrize("mode", ["plain", "xdist"])
+@pytest.mark.parametrize("fixture", ["failing", "output", "fixture_error"])
+def test_frames(fixture, mode):
+    run_frames(fixture, mode)
