@@ -7,3 +7,4 @@ plugins_runtime_swarm_runtime_swarm_la_SOURCES = plugins/runtime-swarm/runtime_s
 plugins_runtime_swarm_runtime_swarm_la_CFLAGS = $(ENGINE_COMMON_CFLAGS)
 plugins_runtime_swarm_runtime_swarm_la_LDFLAGS = $(PLUGIN_LDFLAGS)
 plugins_runtime_swarm_runtime_swarm_la_LIBADD = $(ENGINE_COMMON_LIBS)
+EXTRA_DIST += docs/scale-out.md

@@ -84,6 +84,7 @@ PLUGIN_SOURCES = {
     # man page subsection title -> source holding its known_keys
     "The host group": "plugins/runtime-host/runtime_host.c",
     "The container group": "plugins/common/engine_runtime.c",
+    "The container group under runtime-swarm": "plugins/runtime-swarm/runtime_swarm.c",
     "discovery-python": "plugins/discovery-python/discovery_python.c",
     "integrator-modulemap": "plugins/integrator-modulemap/integrator_modulemap.c",
     "exporter-prometheus": "plugins/exporter-prometheus/exporter_prometheus.c",
