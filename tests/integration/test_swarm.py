@@ -205,6 +205,25 @@ def check_fixture(name, transfer):
 
 
 # --------------------------------------------------------------------------------------------
+# several paths: one service each, run side by side
+
+def check_parallel():
+    args = ["--json", "--retries", "0", "--workers", "3", "a", "b", "c"]
+    host = selftest(HOST_CONF, copy_fixture("split"), args)
+    r = selftest(write_conf("swarm-bind.conf", extra='  transfer = "bind";\n'),
+                 copy_fixture("split"), args)
+    if not ok(host["results"] and r["results"], "split a b c: both runs give results",
+              diag(host) + "\n" + diag(r)):
+        return
+    is_eq(counts_of(r["results"]), counts_of(host["results"]),
+          "split a b c under swarm: the host's counts")
+    names = sorted(b.get("container") or "" for b in r["results"]["suite_metrics"].values())
+    ok(len(set(names)) == 3 and all(re.fullmatch(r"selftest_[0-9a-f]{24}", n) for n in names),
+       "split a b c under swarm: one service per test path", repr(names))
+    is_eq(wait_nothing_left(), NOTHING, "split a b c under swarm: nothing left")
+
+
+# --------------------------------------------------------------------------------------------
 # the results travel only through the logs
 
 OUTDIR_TEST = '''import os
@@ -524,7 +543,7 @@ def test_fixture_image(name):
     check_fixture(name, "image")
 
 
-CHECKS = ["no_shared_output", "limits_and_placement", "sigterm", "cleanup"]
+CHECKS = ["parallel", "no_shared_output", "limits_and_placement", "sigterm", "cleanup"]
 
 
 @pytest.mark.parametrize("what", CHECKS)
