@@ -326,6 +326,27 @@ def check_limits_and_placement():
 
 
 # --------------------------------------------------------------------------------------------
+# bad input: an image no node has, a manager that is not there
+
+def check_bad_input():
+    conf = os.path.join(WORK, "swarm-noimage.conf")
+    with open(conf, "w") as fh:
+        fh.write('runtime = "swarm";\ncontainer_fallback = "fail";\n'
+                 'container = {\n  image = "selftest-no-such-image:zz";\n};\n')
+    root = copy_fixture("passing")
+    r = selftest(conf, root, ["--json", "--retries", "0"])
+    is_eq(r["rc"], 3, "swarm: an image no node has: exit 3")
+    ok(re.search(r'service selftest_[0-9a-f]{24} ended "rejected": .*selftest-no-such-image',
+                 r["err"]), "swarm: the error names the rejected task and the image", diag(r))
+    is_eq(wait_nothing_left(), NOTHING, "swarm: rejected task: nothing left")
+    gone = os.path.join(WORK, "no-manager.sock")
+    r = selftest(conf, root, ["--json", "--retries", "0"], env={"DOCKER_HOST": "unix://" + gone})
+    is_eq(r["rc"], 3, "swarm: no manager at the address: exit 3")
+    ok("no socket at that path" in r["err"] and "DOCKER_HOST" in r["err"],
+       "swarm: the error names the address and where it came from", diag(r))
+
+
+# --------------------------------------------------------------------------------------------
 # SIGTERM mid-run
 
 SLEEP_TEST = '''import time
@@ -543,7 +564,8 @@ def test_fixture_image(name):
     check_fixture(name, "image")
 
 
-CHECKS = ["parallel", "no_shared_output", "limits_and_placement", "sigterm", "cleanup"]
+CHECKS = ["parallel", "no_shared_output", "limits_and_placement", "bad_input", "sigterm",
+          "cleanup"]
 
 
 @pytest.mark.parametrize("what", CHECKS)
