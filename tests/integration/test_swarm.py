@@ -326,6 +326,41 @@ def check_limits_and_placement():
 
 
 # --------------------------------------------------------------------------------------------
+# network: tasks join a named swarm network (an internal overlay), an unknown one is refused
+
+NET_TEST = '''import os
+
+def test_interfaces():
+    names = sorted(os.listdir("/sys/class/net"))
+    assert len([n for n in names if n != "lo"]) >= 1, names
+'''
+
+
+def check_network():
+    name = "selftest-net-%s" % uuid.uuid4().hex[:8]
+    st, body = api("POST", "/networks/create", {"Name": name, "Driver": "overlay",
+                                                "Internal": True})
+    if not ok(st == 201, "swarm: an internal overlay network created", repr(body)):
+        return
+    try:
+        root = write_project({"tests/test_net.py": NET_TEST})
+        r = selftest(write_conf("swarm-net.conf", extra='  network = "%s";\n' % name), root,
+                     ["--json", "--retries", "0"])
+        ok(r["rc"] == 0 and r["results"] and r["results"]["passed"] == 1,
+           "swarm: network = an internal overlay: the task joins it", diag(r))
+        r = selftest(write_conf("swarm-nonet.conf", extra='  network = "no-such-net-x";\n'),
+                     root, ["--json", "--retries", "0"])
+        ok(r["rc"] == 3 and "no-such-net-x" in r["err"],
+           "swarm: an unknown network: exit 3, the manager's refusal names it", diag(r))
+        is_eq(wait_nothing_left(), NOTHING, "swarm: network checks: nothing left")
+    finally:
+        until = time.time() + 30
+        while api("DELETE", "/networks/%s" % name)[0] not in (204, 404) and \
+                time.time() < until:
+            time.sleep(0.5)  # the removed task may still hold it a moment
+
+
+# --------------------------------------------------------------------------------------------
 # bad input: an image no node has, a manager that is not there
 
 def check_bad_input():
@@ -564,8 +599,8 @@ def test_fixture_image(name):
     check_fixture(name, "image")
 
 
-CHECKS = ["parallel", "no_shared_output", "limits_and_placement", "bad_input", "sigterm",
-          "cleanup"]
+CHECKS = ["parallel", "no_shared_output", "limits_and_placement", "network", "bad_input",
+          "sigterm", "cleanup"]
 
 
 @pytest.mark.parametrize("what", CHECKS)
