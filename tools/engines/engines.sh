@@ -442,6 +442,10 @@ cmd_status() {
             printf '%s: %s\n' "$s" "$(curl -s --max-time 3 --unix-socket "$st/$s.sock" http://d/_ping || echo down)"
         fi
     done
+    if [[ -f $st/.swarm && -S $st/docker.sock ]]; then
+        printf 'swarm: %s\n' "$(curl -s --max-time 3 --unix-socket "$st/docker.sock" http://d/v1.41/info |
+            python3 -c 'import json,sys; print(json.load(sys.stdin)["Swarm"]["LocalNodeState"])' 2>/dev/null || echo down)"
+    fi
 }
 
 case ${1:-} in
