@@ -1662,10 +1662,44 @@ static int sw_cleanup_stale(void *ctx, double max_age_s, st_cleanup_report *repo
                           id, err);
         }
     }
+    /* 3. project images (transfer = "image") of dead runs: they carry the owner labels of the
+     * container they were committed from */
+    yajl_val images = list_json(rt, &h, "images/json", err, sizeof(err));
+    if (!images) {
+        report->failed++;
+        rt->host->log(rt->self, ST_LOG_ERROR, "cleanup: listing images: %s", err);
+    }
+    for (size_t i = 0; images && i < YAJL_GET_ARRAY(images)->len; i++) {
+        yajl_val im = YAJL_GET_ARRAY(images)->values[i];
+        const char *id = jstr(im, "Id", NULL, NULL);
+        const char *lp[] = {"Labels", NULL};
+        yajl_val labels = yajl_tree_get(im, lp, yajl_t_object);
+        if (!id || !safe_token(id, ":") || !labels)
+            continue;
+        report->listed++;
+        long long created = 0;
+        jint(im, "Created", NULL, NULL, &created);
+        const char *why = stale_reason(rt, labels, created, max_age_s, began);
+        if (!why)
+            continue;
+        char path[300];
+        snprintf(path, sizeof(path), "/images/%s?force=1", id);
+        if (delete_path(rt, &h, path, err, sizeof(err)) == 0) {
+            report->removed++;
+            rt->host->log(rt->self, ST_LOG_INFO, "cleanup: removed project image %.19s (%s)",
+                          id, why);
+        } else {
+            report->failed++;
+            rt->host->log(rt->self, ST_LOG_ERROR, "cleanup: cannot remove image %.19s: %s", id,
+                          err);
+        }
+    }
     if (services)
         yajl_tree_free(services);
     if (containers)
         yajl_tree_free(containers);
+    if (images)
+        yajl_tree_free(images);
     eh_handle_free(&h);
     return report->failed ? ST_ERR_IO : ST_OK;
 }

@@ -497,15 +497,28 @@ def check_cleanup():
     # owners' services, then their containers and the orphan's
     gone = [c for k in ("dead", "foreign_expired") for c in by_service.get(ids[k], [])] + \
         by_service.get(orphan, [])
+    # a dead run's project image (transfer = "image"), committed from a container that carried
+    # its owner labels
+    dead_labels = dict(base, **{"selftest.owner.pid": str(dead.pid),
+                                "selftest.owner.start": "12345"})
+    st, c = api("POST", "/containers/create", {"Image": IMAGE, "Cmd": ["true"],
+                                                "Labels": dead_labels})
+    st2, img = api("POST", "/commit?container=%s&repo=selftest-project&tag=deadrun" % c["Id"],
+                   {}) if st == 201 else (st, c)
+    api("DELETE", "/containers/%s?force=1" % c.get("Id"))
+    ok(st2 == 201, "swarm: a dead run's project image committed", repr(img))
     root = copy_fixture("passing")
     r = selftest(write_conf("swarm-bind.conf", extra='  transfer = "bind";\n'), root, [],
                  command="cleanup")
+    st, images = api("GET", "/images/json")
+    is_eq([t for i in images for t in i.get("RepoTags") or [] if t.startswith("selftest-project")],
+          [], "swarm: cleanup removes a dead run's project image")
     st, services = api("GET", "/services")
     left = {s["ID"] for s in services} if st == 200 else set()
     is_eq(r["rc"], 0, "swarm: cleanup exits 0")
-    ok(re.search(r"\b%d removed" % (2 + len(gone)), r["out"]),
-       "swarm: cleanup reports what it removed (2 services, %d task containers)" % len(gone),
-       diag(r))
+    ok(re.search(r"\b%d removed" % (3 + len(gone)), r["out"]),
+       "swarm: cleanup reports what it removed (2 services, %d task containers, 1 image)"
+       % len(gone), diag(r))
     is_eq(sorted(k for k, v in ids.items() if v in left), ["live"],
           "swarm: cleanup removes dead owners' services (pid gone, foreign past deadline) and "
           "keeps a live run's")
