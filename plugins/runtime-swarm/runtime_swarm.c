@@ -71,6 +71,8 @@ typedef struct sw_runtime {
     long long memory_bytes, pids_limit;
     double cpus, max_age_s, api_timeout_s;
     int max_age_set, init, transfer_image;
+    int mode_setting; /* service_mode: 0 "auto", 1 "replicated-job", 2 "replicated" */
+    int replicated;   /* the mode in use: one replica, restart none (see the docs) */
     const char *const *passthrough;
     const char *const *constraints;
     /* prepare */
@@ -89,7 +91,7 @@ typedef struct sw_runtime {
 static const char *const known_keys[] = {
     "image", "python", "memory", "pids_limit", "cpus", "user", "network", "env_passthrough",
     "max_age", "host", "api_version", "api_timeout", "init", "transfer", "constraints",
-    "image_repository", NULL};
+    "image_repository", "service_mode", NULL};
 
 /* ---- small helpers -------------------------------------------------------------------------- */
 
@@ -231,7 +233,7 @@ static int read_settings(sw_runtime *rt, const st_config_node *cfg)
 {
     const st_host *H = rt->host;
     st_instance *S = rt->self;
-    const char *mem = NULL, *user = NULL, *host_url = NULL, *transfer = NULL;
+    const char *mem = NULL, *user = NULL, *host_url = NULL, *transfer = NULL, *mode = NULL;
     long long ll;
     double d;
     rt->image = "python:3.11-slim";
@@ -248,6 +250,7 @@ static int read_settings(sw_runtime *rt, const st_config_node *cfg)
         H->cfg_string(S, cfg, "host", &host_url) < 0 ||
         H->cfg_string(S, cfg, "api_version", &rt->api_version) < 0 ||
         H->cfg_string(S, cfg, "transfer", &transfer) < 0 ||
+        H->cfg_string(S, cfg, "service_mode", &mode) < 0 ||
         H->cfg_string(S, cfg, "image_repository", &rt->image_repository) < 0 ||
         H->cfg_string_list(S, cfg, "env_passthrough", &rt->passthrough) < 0 ||
         H->cfg_string_list(S, cfg, "constraints", &rt->constraints) < 0 ||
@@ -290,6 +293,13 @@ static int read_settings(sw_runtime *rt, const st_config_node *cfg)
     if (transfer && strcmp(transfer, "bind") != 0 && strcmp(transfer, "image") != 0)
         return bad(rt, cfg, "transfer", "must be \"bind\" or \"image\" for runtime swarm");
     rt->transfer_image = transfer && strcmp(transfer, "image") == 0;
+    if (mode && strcmp(mode, "auto") != 0 && strcmp(mode, "replicated-job") != 0 &&
+        strcmp(mode, "replicated") != 0)
+        return bad(rt, cfg, "service_mode",
+                   "must be \"auto\", \"replicated-job\" or \"replicated\"");
+    rt->mode_setting = !mode || strcmp(mode, "auto") == 0 ? 0
+                       : strcmp(mode, "replicated-job") == 0 ? 1 : 2;
+    rt->replicated = rt->mode_setting == 2;
     int rc = H->cfg_int(S, cfg, "pids_limit", &ll);
     if (rc < 0)
         return -1;
@@ -445,11 +455,25 @@ static int ensure_engine(sw_runtime *rt, char *err, size_t errlen)
         rc = ST_ERR_UNAVAILABLE;
         goto out;
     }
+    /* service_mode "auto": a replicated job where Docker removes a removed job's tasks and
+     * containers (23.0 and later), else one replica never restarted (the same run) */
+    const char *version = jstr(v, "ServerVersion", NULL, NULL);
+    long major = version && isdigit((unsigned char)version[0]) ? strtol(version, NULL, 10) : 0;
     pthread_mutex_lock(&rt->lock);
     snprintf(rt->api_prefix, sizeof(rt->api_prefix), "/v%s", api);
     snprintf(rt->node_id, sizeof(rt->node_id), "%s", node && safe_token(node, "") ? node : "");
+    if (rt->mode_setting == 0)
+        rt->replicated = major < 23;
     rt->negotiated = 1;
     pthread_mutex_unlock(&rt->lock);
+    rt->host->log(rt->self, rt->mode_setting == 0 && rt->replicated ? ST_LOG_INFO : ST_LOG_DEBUG,
+                  "swarm manager %s runs Docker %s: batches run as %s services%s",
+                  rt->client.display, version ? version : "(version unknown)",
+                  rt->replicated ? "replicated" : "replicated-job",
+                  rt->mode_setting == 0 && rt->replicated
+                      ? " with one replica, never restarted (before 23.0 Docker keeps the tasks "
+                        "and containers of a removed job)"
+                      : "");
     rt->host->log(rt->self, ST_LOG_DEBUG, "swarm manager %s: API %s, node %s", rt->client.display,
                   api, rt->node_id);
 out:
@@ -878,13 +902,23 @@ static char *service_body(sw_runtime *rt, const st_exec_request *req, const char
     yajl_gen_map_close(g); /* TaskTemplate */
     gen_str(g, "Mode");
     yajl_gen_map_open(g);
-    gen_str(g, "ReplicatedJob");
-    yajl_gen_map_open(g);
-    gen_str(g, "MaxConcurrent");
-    yajl_gen_integer(g, 1);
-    gen_str(g, "TotalCompletions");
-    yajl_gen_integer(g, 1);
-    yajl_gen_map_close(g);
+    if (rt->replicated) {
+        /* one replica that is never restarted: the same run, and Docker removes its task and
+         * container with the service on every node (it keeps a removed job's) */
+        gen_str(g, "Replicated");
+        yajl_gen_map_open(g);
+        gen_str(g, "Replicas");
+        yajl_gen_integer(g, 1);
+        yajl_gen_map_close(g);
+    } else {
+        gen_str(g, "ReplicatedJob");
+        yajl_gen_map_open(g);
+        gen_str(g, "MaxConcurrent");
+        yajl_gen_integer(g, 1);
+        gen_str(g, "TotalCompletions");
+        yajl_gen_integer(g, 1);
+        yajl_gen_map_close(g);
+    }
     yajl_gen_map_close(g);
     yajl_gen_map_close(g);
     return gen_finish(g);

@@ -1,10 +1,13 @@
 # SPDX-License-Identifier: MIT
 """runtime-swarm against a real swarm: the private dockerd of tools/engines/engines.sh in swarm
-mode (ST_ENGINES=swarm: a single-node manager on 127.0.0.1), torn down at the end. Set
-ST_ENGINES_DIR to an `engines.sh up` whose env has SWARM_SOCK to reuse it (left running).
+mode as the manager and a second dockerd in a network namespace joined as a worker
+(ST_ENGINES=swarm2; a single-node swarm, ST_ENGINES=swarm, when that cannot start), torn down at
+the end. Set ST_ENGINES_DIR to an `engines.sh up` whose env has SWARM_SOCK to reuse it (left
+running).
 Without root, or when the engine cannot start, everything is skipped.
 
-Checked: the fixture projects give the same counts, exit status and reasons as on the host,
+Checked: the fixture projects give the same counts, exit status and reasons as on the host
+(also on the worker node, placed there by a constraint, and spread over both nodes),
 with transfer = "bind" and transfer = "image", the results coming back only through the
 service's logs (the batch's output dir is not mounted); failure, timeout and SIGTERM mid-run
 leave nothing on the engine (no service, no task container, no project image); placement
@@ -45,7 +48,7 @@ LOG_MARKS = {"failing": r"2 failed, 3 passed", "exit3": r"test_exit3\.py \.",
 COUNT_KEYS = ("passed", "failed", "skipped", "xfailed", "errors")
 IGNORE = shutil.ignore_patterns(".pytest_cache", "__pycache__", "sandbox_data", ".coverage",
                                 "*.pyc")
-SOCK = IMAGE = WORK = None
+SOCK = IMAGE = WORK = WORKER = None  # WORKER: a worker node's engine (ST_ENGINES=swarm2)
 
 
 def api(method, path, body=None, timeout=60, raw=False):
@@ -62,6 +65,12 @@ def leftovers():
     st2, containers = api("GET", "/containers/json?all=1&filters=" +
                           label_filter("com.docker.swarm.service.id"))
     st3, images = api("GET", "/images/json")
+    if WORKER:
+        st4, wcs = tc.api(WORKER, "GET", "/v1.41/containers/json?all=1")
+        if st4 == 200:
+            containers = (containers if st2 == 200 else []) + wcs
+        else:
+            containers, st2 = ["worker list failed %r" % st4], 200
     return {
         "services": [s.get("Spec", {}).get("Name") for s in services] if st == 200
         else ["list failed %r" % st],
@@ -161,7 +170,7 @@ def batch_of(r, path):
 # --------------------------------------------------------------------------------------------
 # fixtures: host vs swarm (bind and image)
 
-def check_fixture(name, transfer):
+def check_fixture(name, transfer, mode=None):
     args = ["--json", "--retries", "0", "--workers", "1"]
     if name == "timeout":
         args += ["--timeout", "3"]
@@ -171,9 +180,17 @@ def check_fixture(name, transfer):
         return
     hb = batch_of(host["results"], ".")
     root = copy_fixture(name)
-    conf = write_conf("swarm-%s.conf" % transfer, extra='  transfer = "%s";\n' % transfer)
+    extra = '  transfer = "%s";\n' % transfer
+    if transfer == "image":
+        # the project image is committed on the manager; without a registry only its node has it
+        extra += '  constraints = ["node.role==manager"];\n'
+    if mode:
+        # a replicated job: Docker before 23.0 leaves a removed job's task container, which the
+        # runtime removes itself on the manager's node (the node it is constrained to here)
+        extra += '  service_mode = "%s";\n  constraints = ["node.role==manager"];\n' % mode
+    conf = write_conf("swarm-%s-%s.conf" % (transfer, mode or "auto"), extra=extra)
     r = selftest(conf, root, args + [root])
-    label = "%s under swarm (transfer %s)" % (name, transfer)
+    label = "%s under swarm (transfer %s, service_mode %s)" % (name, transfer, mode or "auto")
     if not ok(r["results"] is not None, "%s: results object" % label, diag(r)):
         return
     res = r["results"]
@@ -221,6 +238,56 @@ def check_parallel():
     ok(len(set(names)) == 3 and all(re.fullmatch(r"selftest_[0-9a-f]{24}", n) for n in names),
        "split a b c under swarm: one service per test path", repr(names))
     is_eq(wait_nothing_left(), NOTHING, "split a b c under swarm: nothing left")
+
+
+# --------------------------------------------------------------------------------------------
+# two nodes (ST_ENGINES=swarm2): placement on the worker, spread, nothing left on either
+
+def creates(sock, since):
+    """Names of the containers created on the engine at sock since (UNIX s)."""
+    q = "since=%d&until=%d&filters=%s" % (since, int(time.time()) + 1, urllib.parse.quote(
+        json.dumps({"type": ["container"], "event": ["create"]})))
+    st, data = tc.api(sock, "GET", "/v1.41/events?" + q, raw=True, timeout=30)
+    names = []
+    for line in data.decode("utf-8", "replace").splitlines():
+        try:
+            names.append(json.loads(line)["Actor"]["Attributes"]["name"])
+        except (ValueError, KeyError, TypeError):
+            pass
+    return [n for n in names if n.startswith("selftest_")]
+
+
+def check_two_nodes():
+    if not WORKER:
+        sth.skip("swarm: two nodes", "the swarm has one node (ST_ENGINES=swarm2 did not start)")
+        return
+    args = ["--json", "--retries", "0", "--workers", "1"]
+    host = selftest(HOST_CONF, copy_fixture("failing"), args)
+    time.sleep(1.1)  # the events API counts whole seconds
+    t0 = int(time.time())
+    conf = write_conf("swarm-worker.conf", extra='  service_mode = "replicated";\n'
+                      '  constraints = ["node.role==worker"];\n')
+    r = selftest(conf, copy_fixture("failing"), args)
+    ok(r["results"] and counts_of(r["results"]) == counts_of(host["results"]) and
+       r["rc"] == host["rc"], "two nodes: constrained to the worker, the host's counts and exit "
+       "status (the logs came through the manager)", diag(r))
+    on_worker, on_manager = creates(WORKER, t0), creates(SOCK, t0)
+    ok(on_worker and not on_manager, "two nodes: node.role==worker placed every task on the "
+       "worker", "worker %r, manager %r" % (on_worker, on_manager))
+    is_eq(wait_nothing_left(), NOTHING, "two nodes, replicated: nothing left on either engine")
+    # three services side by side, no constraint: the scheduler uses both nodes
+    args = ["--json", "--retries", "0", "--workers", "3", "a", "b", "c"]
+    host = selftest(HOST_CONF, copy_fixture("split"), args)
+    time.sleep(1.1)
+    t0 = int(time.time())
+    r = selftest(write_conf("swarm-spread.conf", extra='  service_mode = "replicated";\n'),
+                 copy_fixture("split"), args)
+    ok(r["results"] and counts_of(r["results"]) == counts_of(host["results"]),
+       "two nodes: split a b c gives the host's counts", diag(r))
+    on_worker, on_manager = creates(WORKER, t0), creates(SOCK, t0)
+    ok(on_worker and on_manager, "two nodes: the tasks ran on both nodes",
+       "worker %r, manager %r" % (on_worker, on_manager))
+    is_eq(wait_nothing_left(), NOTHING, "two nodes, spread: nothing left on either engine")
 
 
 # --------------------------------------------------------------------------------------------
@@ -439,7 +506,9 @@ def make_service(labels, cmd=("python3", "-c", "import time; time.sleep(300)")):
         "Name": "selftest_%s" % uuid.uuid4().hex[:24], "Labels": labels,
         "TaskTemplate": {"ContainerSpec": {"Image": IMAGE, "Command": list(cmd),
                                            "Labels": labels},
-                         "RestartPolicy": {"Condition": "none"}},
+                         "RestartPolicy": {"Condition": "none"},
+                         # cleanup covers the manager's node (docs/scale-out.md)
+                         "Placement": {"Constraints": ["node.role==manager"]}},
         "Mode": {"ReplicatedJob": {"MaxConcurrent": 1, "TotalCompletions": 1}}})
     return body.get("ID") if st == 201 and isinstance(body, dict) else None
 
@@ -569,7 +638,7 @@ HOST_CONF = None
 
 @pytest.fixture(scope="module", autouse=True)
 def work(selftest_bin):
-    global SOCK, IMAGE, WORK, HOST_CONF
+    global SOCK, IMAGE, WORK, HOST_CONF, WORKER
     d = os.environ.get("ST_ENGINES_DIR")
     env = {}
     if d:
@@ -583,14 +652,20 @@ def work(selftest_bin):
         if os.geteuid() != 0:
             pytest.skip("needs root to start a private swarm (or ST_ENGINES_DIR with SWARM_SOCK)")
         own = tempfile.mkdtemp(prefix="st-sw-", dir="/tmp")
-        rc, out, err = sth.run(["bash", SCRIPT, "up", own],
-                               env=sth.base_env({"ST_ENGINES": "swarm"}), timeout=900)
-        if rc != 0:
+        # two nodes (a worker dockerd in a network namespace), else one
+        for engines in ("swarm2", "swarm"):
+            rc, out, err = sth.run(["bash", SCRIPT, "up", own],
+                                   env=sth.base_env({"ST_ENGINES": engines}), timeout=900)
+            if rc == 0:
+                break
             sth.run(["bash", SCRIPT, "down", own], timeout=300)
+            os.makedirs(own, exist_ok=True)
+        if rc != 0:
+            shutil.rmtree(own, ignore_errors=True)
             pytest.skip("tools/engines/engines.sh up (ST_ENGINES=swarm) failed: %s" % err[-500:])
         with open(os.path.join(own, "env")) as fh:
             env = dict(line.strip().partition("=")[::2] for line in fh if "=" in line)
-    SOCK, IMAGE = env["SWARM_SOCK"], env["ST_IMAGE"]
+    SOCK, IMAGE, WORKER = env["SWARM_SOCK"], env["ST_IMAGE"], env.get("SWARM_WORKER_SOCK")
     WORK = tempfile.mkdtemp(prefix="st-swarm-")
     os.chmod(WORK, 0o755)
     HOST_CONF = os.path.join(WORK, "host.conf")
@@ -612,7 +687,12 @@ def test_fixture_image(name):
     check_fixture(name, "image")
 
 
-CHECKS = ["parallel", "no_shared_output", "limits_and_placement", "network", "bad_input",
+@pytest.mark.parametrize("name", ["passing", "failing", "timeout", "segv"])
+def test_fixture_job(name):
+    check_fixture(name, "bind", "replicated-job")
+
+
+CHECKS = ["parallel", "two_nodes", "no_shared_output", "limits_and_placement", "network", "bad_input",
           "sigterm", "cleanup"]
 
 

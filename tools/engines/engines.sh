@@ -16,13 +16,16 @@
 #
 # Environment: ST_ENGINES=docker,podman (which to start; docker2: a second private dockerd, for
 # runs over several engines; "swarm" puts the dockerd in swarm mode as a single-node manager, on
-# free ports of 127.0.0.1, and implies docker; `down` leaves it), ST_IMAGE (default
-# selftest-py:test), ST_IMAGE_TAR_IN (load that image archive instead of building one).
+# free ports of 127.0.0.1, and implies docker; `down` leaves it; "swarm2" adds a second dockerd in
+# its own network namespace joined as a worker node, the manager then advertising its end of a
+# veth pair; prints SWARM_WORKER_SOCK), ST_IMAGE (default selftest-py:test), ST_IMAGE_TAR_IN
+# (load that image archive instead of building one).
 # Needs root (dockerd, mounts). Installs docker.io podman runc with apt-get when they are missing.
 set -euo pipefail
 
 IMAGE=${ST_IMAGE:-selftest-py:test}
 ENGINES=${ST_ENGINES:-docker,podman}
+[[ ",$ENGINES," == *",swarm2,"* && ",$ENGINES," != *",swarm,"* ]] && ENGINES="$ENGINES,swarm"
 [[ ",$ENGINES," == *",swarm,"* && ",$ENGINES," != *",docker,"* ]] && ENGINES="$ENGINES,docker"
 MARK=.selftest-engines
 
@@ -106,17 +109,86 @@ else:
 }
 
 start_swarm() {
-    local st=$1 state port dport
+    local st=$1 state port dport addr=127.0.0.1
     state=$(api "$st/docker.sock" GET /v1.41/info |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["Swarm"]["LocalNodeState"])')
     [[ $state == active ]] && return 0 # a restart of this DIR: the swarm state is in the data root
+    [[ -f $st/worker.net ]] && addr=$(sed -n 1p "$st/worker.net")
     port=$(free_port tcp)
     dport=$(free_port udp)
     api "$st/docker.sock" POST /v1.41/swarm/init -H 'Content-Type: application/json' \
-        -d "{\"ListenAddr\":\"127.0.0.1:$port\",\"AdvertiseAddr\":\"127.0.0.1:$port\",\"DataPathPort\":$dport}" \
+        -d "{\"ListenAddr\":\"$addr:$port\",\"AdvertiseAddr\":\"$addr:$port\",\"DataPathPort\":$dport}" \
         >"$st/swarm-init.log" || die "swarm init failed: $(cat "$st/swarm-init.log")"
     touch "$st/.swarm"
-    log "swarm: manager on 127.0.0.1:$port (node $(tr -d '"' <"$st/swarm-init.log"))"
+    echo "$addr:$port" >"$st/swarm.addr"
+    log "swarm: manager on $addr:$port (node $(tr -d '"' <"$st/swarm-init.log"))"
+}
+
+# The worker's network: a namespace and a veth pair on a free 10.x.y.0/30; DIR/worker.net holds
+# the manager's address, the worker's, the namespace and the host end's name.
+setup_worker_net() {
+    local st=$1 ns h n a b used
+    ns=st-$(basename "$st" | tr -cd 'A-Za-z0-9-' | tail -c 20)
+    h=stw$(printf '%s' "$st" | md5sum | cut -c1-8)
+    n=${h}n
+    h=${h}h
+    used=$(ip -4 route show; ip -4 addr show)
+    for _ in $(seq 1 50); do
+        a=$((RANDOM % 50 + 200))
+        b=$((RANDOM % 250 + 1))
+        [[ $used == *"10.$a.$b."* ]] || break
+    done
+    ip netns add "$ns"
+    ip link add "$h" type veth peer name "$n"
+    ip link set "$n" netns "$ns"
+    ip addr add "10.$a.$b.1/30" dev "$h"
+    ip link set "$h" up
+    ip netns exec "$ns" ip addr add "10.$a.$b.2/30" dev "$n"
+    ip netns exec "$ns" ip link set "$n" up
+    ip netns exec "$ns" ip link set lo up
+    printf '%s\n%s\n%s\n%s\n' "10.$a.$b.1" "10.$a.$b.2" "$ns" "$h" >"$st/worker.net"
+}
+
+start_worker() { # a second dockerd in the namespace, the image loaded, joined as a worker
+    local st=$1 ns ip2 token port
+    ns=$(sed -n 3p "$st/worker.net")
+    ip2=$(sed -n 2p "$st/worker.net")
+    mkdir -p "$st/worker-data" "$st/worker-exec"
+    # nsenter --net: only the network namespace changes (the same files at the same paths)
+    setsid nsenter --net="/run/netns/$ns" dockerd --iptables=false --ip6tables=false \
+        --bridge=none --storage-driver=overlay2 --host "unix://$st/worker.sock" \
+        --data-root "$st/worker-data" --exec-root "$st/worker-exec" \
+        --pidfile "$st/worker.pid" --userland-proxy=false >"$st/workerd.log" 2>&1 </dev/null &
+    echo $! >"$st/workerd.launcher.pid"
+    wait_ping "$st/worker.sock" "dockerd (worker)" "$!" "$st/workerd.log"
+    api "$st/worker.sock" POST /v1.41/images/load -H 'Content-Type: application/x-tar' \
+        -T "$st/image.tar" >"$st/worker-load.log" || die "loading the image into the worker failed"
+    token=$(api "$st/docker.sock" GET /v1.41/swarm |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["JoinTokens"]["Worker"])')
+    port=$(free_port tcp)
+    api "$st/worker.sock" POST /v1.41/swarm/join -H 'Content-Type: application/json' \
+        -d "{\"ListenAddr\":\"$ip2:$port\",\"AdvertiseAddr\":\"$ip2:$port\",\"RemoteAddrs\":[\"$(cat "$st/swarm.addr")\"],\"JoinToken\":\"$token\"}" \
+        >"$st/swarm-join.log" || die "the worker could not join: $(cat "$st/swarm-join.log")"
+    log "swarm: worker in network namespace $ns ($ip2) joined"
+}
+
+stop_worker() {
+    local st=$1 ns h
+    [[ -f $st/worker.net ]] || return 0
+    if [[ -S $st/worker.sock ]]; then
+        API_TIMEOUT=30 api "$st/worker.sock" POST '/v1.41/swarm/leave?force=1' >/dev/null 2>&1 || true
+        API_TIMEOUT=20 api "$st/worker.sock" GET '/v1.41/containers/json?all=1' 2>/dev/null |
+            python3 -c 'import json,sys; [print(c["Id"]) for c in json.load(sys.stdin)]' 2>/dev/null |
+            while read -r id; do
+                API_TIMEOUT=20 api "$st/worker.sock" DELETE "/v1.41/containers/$id?force=1&v=1" >/dev/null 2>&1 || true
+            done
+    fi
+    stop_pid "$st/worker.pid" "dockerd (worker)"
+    stop_pid "$st/workerd.launcher.pid" "dockerd (worker)"
+    ns=$(sed -n 3p "$st/worker.net")
+    h=$(sed -n 4p "$st/worker.net")
+    ip link del "$h" 2>/dev/null || true
+    ip netns del "$ns" 2>/dev/null || true
 }
 
 stop_swarm() { # remove the services, then leave the swarm (the state goes with the data root)
@@ -344,7 +416,9 @@ cmd_up() {
         load_docker2_image "$st"
         smoke_test "$st/docker2.sock" docker2
     fi
+    want swarm2 && setup_worker_net "$st"
     want swarm && start_swarm "$st"
+    want swarm2 && start_worker "$st"
     if want podman; then
         load_podman_image "$st"
         smoke_test "$st/podman.sock" podman
@@ -355,6 +429,7 @@ cmd_up() {
         want docker2 && echo "DOCKER2_SOCK=$st/docker2.sock"
         want podman && echo "PODMAN_SOCK=$st/podman.sock"
         want swarm && echo "SWARM_SOCK=$st/docker.sock"
+        want swarm2 && echo "SWARM_WORKER_SOCK=$st/worker.sock"
         echo "ST_IMAGE=$IMAGE"
         echo "ST_IMAGE_TAR=$st/image.tar"
     } | tee "$st/env"
@@ -413,6 +488,7 @@ cmd_down() {
     local s
     cmd_restart "$st" || log "could not restart a dead engine: its containers may be left running"
     stop_swarm "$st"
+    stop_worker "$st"
     for s in docker docker2 podman; do # remove what is left in the private engines
         [[ -S $st/$s.sock ]] || continue
         api "$st/$s.sock" GET '/v1.41/containers/json?all=1' 2>/dev/null |
@@ -453,5 +529,5 @@ up) shift; cmd_up "$@" ;;
 down) shift; cmd_down "$@" ;;
 status) shift; cmd_status "$@" ;;
 restart) shift; cmd_restart "$@" ;;
-*) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+*) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
