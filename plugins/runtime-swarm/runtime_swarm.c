@@ -122,6 +122,17 @@ static int jint(yajl_val obj, const char *k1, const char *k2, const char *k3, lo
     return 0;
 }
 
+/* Length and elements of a JSON array (0 / NULL for anything else). */
+static size_t arr_len(yajl_val v)
+{
+    return v && YAJL_IS_ARRAY(v) ? v->u.array.len : 0;
+}
+
+static yajl_val arr_at(yajl_val v, size_t i)
+{
+    return i < arr_len(v) ? v->u.array.values[i] : NULL;
+}
+
 static yajl_val parse_body(const eh_response *resp)
 {
     if (!resp->body || resp->truncated)
@@ -854,7 +865,8 @@ static char *service_body(sw_runtime *rt, const st_exec_request *req, const char
     yajl_gen_array_open(g);
     if (!rt->transfer_image) {
         gen_mount(g, req->project_root);
-        if (req->support_dir && *req->support_dir && strcmp(req->support_dir, req->project_root))
+        if (req->support_dir && *req->support_dir &&
+            strcmp(req->support_dir, req->project_root) != 0)
             gen_mount(g, req->support_dir);
     }
     yajl_gen_array_close(g);
@@ -1009,8 +1021,8 @@ static int task_state(exec_state *x, task_info *ti, char *err, size_t errlen)
         return ST_ERR_IO;
     }
     /* one completion, no restarts: one task (the last listed, should there be more) */
-    if (YAJL_GET_ARRAY(v)->len) {
-        yajl_val t = YAJL_GET_ARRAY(v)->values[YAJL_GET_ARRAY(v)->len - 1];
+    if (arr_len(v)) {
+        yajl_val t = arr_at(v, arr_len(v) - 1);
         const char *st = jstr(t, "Status", "State", NULL);
         const char *e = jstr(t, "Status", "Err", NULL);
         const char *cid = jstr(t, "Status", "ContainerStatus", "ContainerID");
@@ -1143,24 +1155,29 @@ static void fr_write(frame_reader *fr, const char *name, size_t nlen, const char
     }
 }
 
-/* A whole frame: " LINE" (a line of results.jsonl) or ":NAME LINE" (a line of NAME). */
+/* A whole frame: " LINE" (a line of results.jsonl) or ":NAME LINE" (a line of NAME); anything
+ * else (cut off, too long, a bad name) is dropped. */
 static void fr_end_frame(frame_reader *fr)
 {
     const char *f = fr->frame;
     size_t n = fr->flen;
-    if (fr->overflow || n == 0) {
-        fr->dropped++;
-    } else if (f[0] == ' ') {
-        fr_write(fr, "results.jsonl", 13, f + 1, n - 1);
-        fr->frames++;
-    } else if (f[0] == ':') {
+    const char *name = NULL, *data = NULL;
+    size_t nlen = 0;
+    if (!fr->overflow && n > 0 && f[0] == ' ') {
+        name = "results.jsonl";
+        nlen = 13;
+        data = f + 1;
+    } else if (!fr->overflow && n > 0 && f[0] == ':') {
         const char *sp = memchr(f, ' ', n);
         if (sp && frame_name_ok(f + 1, (size_t)(sp - f - 1))) {
-            fr_write(fr, f + 1, (size_t)(sp - f - 1), sp + 1, n - (size_t)(sp - f) - 1);
-            fr->frames++;
-        } else {
-            fr->dropped++;
+            name = f + 1;
+            nlen = (size_t)(sp - f - 1);
+            data = sp + 1;
         }
+    }
+    if (name) {
+        fr_write(fr, name, nlen, data, n - (size_t)(data - f));
+        fr->frames++;
     } else {
         fr->dropped++;
     }
@@ -1630,8 +1647,8 @@ static int sw_cleanup_stale(void *ctx, double max_age_s, st_cleanup_report *repo
         report->failed++;
         rt->host->log(rt->self, ST_LOG_ERROR, "cleanup: listing services: %s", err);
     }
-    for (size_t i = 0; services && i < YAJL_GET_ARRAY(services)->len; i++) {
-        yajl_val s = YAJL_GET_ARRAY(services)->values[i];
+    for (size_t i = 0; i < arr_len(services); i++) {
+        yajl_val s = arr_at(services, i);
         const char *id = jstr(s, "ID", NULL, NULL);
         const char *lp[] = {"Spec", "Labels", NULL};
         yajl_val labels = yajl_tree_get(s, lp, yajl_t_object);
@@ -1660,8 +1677,8 @@ static int sw_cleanup_stale(void *ctx, double max_age_s, st_cleanup_report *repo
         report->failed++;
         rt->host->log(rt->self, ST_LOG_ERROR, "cleanup: listing containers: %s", err);
     }
-    for (size_t i = 0; containers && i < YAJL_GET_ARRAY(containers)->len; i++) {
-        yajl_val c = YAJL_GET_ARRAY(containers)->values[i];
+    for (size_t i = 0; i < arr_len(containers); i++) {
+        yajl_val c = arr_at(containers, i);
         const char *id = jstr(c, "Id", NULL, NULL);
         const char *lp[] = {"Labels", NULL};
         yajl_val labels = yajl_tree_get(c, lp, yajl_t_object);
@@ -1703,8 +1720,8 @@ static int sw_cleanup_stale(void *ctx, double max_age_s, st_cleanup_report *repo
         report->failed++;
         rt->host->log(rt->self, ST_LOG_ERROR, "cleanup: listing images: %s", err);
     }
-    for (size_t i = 0; images && i < YAJL_GET_ARRAY(images)->len; i++) {
-        yajl_val im = YAJL_GET_ARRAY(images)->values[i];
+    for (size_t i = 0; i < arr_len(images); i++) {
+        yajl_val im = arr_at(images, i);
         const char *id = jstr(im, "Id", NULL, NULL);
         const char *lp[] = {"Labels", NULL};
         yajl_val labels = yajl_tree_get(im, lp, yajl_t_object);
