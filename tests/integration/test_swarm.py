@@ -16,7 +16,6 @@ task containers Docker leaves behind a removed job, and keeps a live owner's; th
 (toolz and simplejson) give the host's counts.
 """
 
-import glob
 import json
 import os
 import re
