@@ -171,7 +171,11 @@ Results on stdout (runtimes without a shared filesystem)
     writes the file itself.  A frame may begin in the middle of a line of
     pytest's output (after its progress dots); the reader looks for the marker
     anywhere.  An engine that splits long log lines joins them again
-    (Docker's 16 KiB partial messages do).
+    (Docker's 16 KiB partial messages do).  The directory of
+    SELF_TEST_RESULTS_FILE is created (it does not exist on the node) and
+    its coverage.lcov, when pytest-cov wrote one, is sent back before the
+    end event, one frame per line: 0x1e, "selftest-", the token,
+    ":coverage.lcov ", the line, "\n".
 
 Otherwise the plugin never lets its own errors reach pytest: every hook body
 is guarded (an unwritable results file gives one line on stderr, no events).
@@ -191,6 +195,7 @@ import pytest
 
 RESULTS_ENV = "SELF_TEST_RESULTS_FILE"
 FRAME_ENV = "SELF_TEST_RESULTS_FRAME"
+FRAME_FILES = ("coverage.lcov",)  # sent back in frame mode, from the results file's directory
 ORPHAN_ENV = "SELF_TEST_ORPHAN_MODULES"
 ORPHAN_ROOT_ENV = "SELF_TEST_ORPHAN_ROOT"
 FIRST_ENV = "SELF_TEST_FIRST_FILES"
@@ -412,6 +417,29 @@ class _Recorder:
             except Exception:
                 pass
 
+    def send_files(self):
+        """Frame mode: the text files of the output dir the runtime wants back (pytest-cov's
+        lcov report, written when the test loop ended), as frames naming each file."""
+        if _FRAME_PREFIX is None or _frame_fd is None or self.broken:
+            return
+        outdir = os.path.dirname(self.path) if self.path != "<stdout>" else ""
+        for name in FRAME_FILES:
+            try:
+                with open(os.path.join(outdir, name), "rb") as fh:
+                    data = fh.read()
+            except OSError:
+                continue
+            head = _FRAME_PREFIX[:-1] + b":" + name.encode("ascii") + b" "
+            lines = data.split(b"\n")
+            if lines and lines[-1] == b"":
+                lines.pop()
+            out = b"".join(head + line + b"\n" for line in lines)
+            try:
+                while out:
+                    out = out[os.write(_frame_fd, out):]
+            except OSError:
+                return
+
     def close(self):
         try:
             if self.fh is not None:
@@ -511,6 +539,13 @@ def pytest_configure(config):
         path = os.environ.get(RESULTS_ENV)
         if _FRAME_PREFIX is not None:
             path = path or "<stdout>"
+            if path != "<stdout>" and not hasattr(config, "workerinput"):
+                # the runtime's output dir does not exist on the node: made here, for what
+                # other plugins write there (pytest-cov's report, sent back at the end)
+                try:
+                    os.makedirs(os.path.dirname(path), exist_ok=True)
+                except OSError:
+                    pass
         if path:
             _become_subreaper()
             _deps_begin(config)
@@ -696,6 +731,7 @@ def pytest_sessionfinish(session, exitstatus):
             status = int(getattr(session, "exitstatus", exitstatus))
         except Exception:
             status = int(exitstatus)
+        rec.send_files()
         rec.write({
             "event": "end",
             "exitstatus": status,

@@ -13,7 +13,8 @@ service's logs (the batch's output dir is not mounted); failure, timeout and SIG
 leave nothing on the engine (no service, no task container, no project image); placement
 constraints and resource limits reach the task; `cleanup` removes a dead owner's services and the
 task containers Docker leaves behind a removed job, and keeps a live owner's; the corpus projects
-(toolz and simplejson) give the host's counts.
+(toolz and simplejson) give the host's counts and
+coverage.
 """
 
 import json
@@ -294,9 +295,11 @@ def check_two_nodes():
 
 OUTDIR_TEST = '''import os
 
-def test_output_dir_not_mounted():
+def test_results_not_written_here():
+    # the host's output dir is not mounted: the plugin sends its lines on stdout instead
+    assert not os.path.exists(os.environ["SELF_TEST_RESULTS_FILE"])
     out = os.path.dirname(os.environ["SELF_TEST_RESULTS_FILE"])
-    assert not os.path.isdir(out), out
+    assert "results.jsonl" not in os.listdir(out)
 
 def test_frame_token_set():
     assert os.environ.get("SELF_TEST_RESULTS_FRAME", "").isalnum()
@@ -308,7 +311,7 @@ def check_no_shared_output():
     r = selftest(write_conf("swarm-bind.conf", extra='  transfer = "bind";\n'), root,
                  ["--json", "--retries", "0"])
     ok(r["rc"] == 0 and r["results"] and r["results"]["passed"] == 2,
-       "swarm: the batch's output dir does not exist in the task, the results come back anyway",
+       "swarm: no results file is written in the task, the results come back anyway",
        diag(r) + json.dumps((r["results"] or {}).get("tests"))[:1500])
 
 
@@ -614,7 +617,7 @@ def check_corpus(name):
         tf.extractall(d)
     tops = [os.path.join(d, n) for n in os.listdir(d)]
     root = tops[0] if len(tops) == 1 and os.path.isdir(tops[0]) else d
-    args = ["--json", "--retries", "0", "--workers", "2", "--timeout", "600"]
+    args = ["--json", "--retries", "0", "--workers", "2", "--timeout", "600", "--coverage"]
     host = selftest(HOST_CONF, root, args, timeout=900)
     shutil.rmtree(os.path.join(root, "sandbox_data"), ignore_errors=True)
     r = selftest(write_conf("swarm-bind.conf", extra='  transfer = "bind";\n'), root, args,
@@ -627,6 +630,11 @@ def check_corpus(name):
         is_eq(counts_of(r["results"]), counts_of(host["results"]),
               "%s under swarm: the host's counts" % name)
         is_eq(r["rc"], host["rc"], "%s under swarm: the host's exit status" % name)
+        ok(host["results"].get("coverage") is not None and
+           r["results"].get("coverage") == host["results"].get("coverage"),
+           "%s under swarm: the host's coverage (the lcov report came back through the logs)"
+           % name, "host %r, swarm %r" % (host["results"].get("coverage"),
+                                          r["results"].get("coverage")))
     is_eq(wait_nothing_left(), NOTHING, "%s under swarm: nothing left" % name)
 
 
