@@ -857,6 +857,10 @@ static char *service_body(sw_runtime *rt, const st_exec_request *req, const char
     yajl_gen_bool(g, 0);
     gen_str(g, "Init");
     yajl_gen_bool(g, rt->init);
+    if (req->kill_grace_s > 0) { /* SIGTERM -> SIGKILL when the service is removed */
+        gen_str(g, "StopGracePeriod");
+        yajl_gen_integer(g, (long long)(req->kill_grace_s * 1e9));
+    }
     gen_str(g, "Env");
     gen_env(rt, g, req, frame);
     gen_str(g, "Labels");
