@@ -128,6 +128,7 @@ start_swarm() {
 # the manager's address, the worker's, the namespace and the host end's name.
 setup_worker_net() {
     local st=$1 ns h n a b used
+    command -v ip >/dev/null || die "swarm2 needs ip (iproute2) for the worker's network namespace"
     ns=st-$(basename "$st" | tr -cd 'A-Za-z0-9-' | tail -c 20)
     h=stw$(printf '%s' "$st" | md5sum | cut -c1-8)
     n=${h}n
