@@ -665,6 +665,7 @@ def work(selftest_bin):
                                    env=sth.base_env({"ST_ENGINES": engines}), timeout=900)
             if rc == 0:
                 break
+            print("engines.sh up with ST_ENGINES=%s failed:\n%s" % (engines, err[-3000:]))
             sth.run(["bash", SCRIPT, "down", own], timeout=300)
             os.makedirs(own, exist_ok=True)
         if rc != 0:
