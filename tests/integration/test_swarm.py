@@ -49,6 +49,7 @@ COUNT_KEYS = ("passed", "failed", "skipped", "xfailed", "errors")
 IGNORE = shutil.ignore_patterns(".pytest_cache", "__pycache__", "sandbox_data", ".coverage",
                                 "*.pyc")
 SOCK = IMAGE = WORK = WORKER = None  # WORKER: a worker node's engine (ST_ENGINES=swarm2)
+WHY_ONE_NODE = ["ST_ENGINES_DIR's swarm has one node"]
 
 
 def api(method, path, body=None, timeout=60, raw=False):
@@ -259,7 +260,7 @@ def creates(sock, since):
 
 def check_two_nodes():
     if not WORKER:
-        sth.skip("swarm: two nodes", "the swarm has one node (ST_ENGINES=swarm2 did not start)")
+        sth.skip("swarm: two nodes", "the swarm has one node: %s" % WHY_ONE_NODE[0])
         return
     args = ["--json", "--retries", "0", "--workers", "1"]
     host = selftest(HOST_CONF, copy_fixture("failing"), args)
@@ -665,7 +666,8 @@ def work(selftest_bin):
                                    env=sth.base_env({"ST_ENGINES": engines}), timeout=900)
             if rc == 0:
                 break
-            print("engines.sh up with ST_ENGINES=%s failed:\n%s" % (engines, err[-3000:]))
+            WHY_ONE_NODE[0] = "engines.sh up with ST_ENGINES=%s failed: %s" % (
+                engines, " | ".join(err.strip().splitlines()[-4:]))
             sth.run(["bash", SCRIPT, "down", own], timeout=300)
             os.makedirs(own, exist_ok=True)
         if rc != 0:
