@@ -1478,11 +1478,13 @@ static int sw_execute(void *ctx, const st_exec_request *req, const st_exec_sink 
     if (rc != ST_OK)
         goto out;
     snprintf(res->container, sizeof(res->container), "%s", name);
-    /* wait for the task to end: poll its state, 50 ms growing to 500 ms */
+    /* wait for the task to end: poll its state, 50 ms growing to 500 ms. The batch timeout
+     * counts from the task's start, as a container runtime's from its container's: placing it
+     * and pulling the image may take api_timeout more */
     task_info ti;
     memset(&ti, 0, sizeof(ti));
-    double deadline = x.t0 + req->timeout_s, pause = 0.05;
-    int lost = 0;
+    double deadline = x.t0 + req->timeout_s + rt->api_timeout_s, pause = 0.05;
+    int lost = 0, running = 0;
     for (;;) {
         if (is_cancelled(rt, &x.reg)) {
             res->cancelled = 1;
@@ -1502,6 +1504,10 @@ static int sw_execute(void *ctx, const st_exec_request *req, const st_exec_sink 
             lost = 0;
             if (terminal_state(ti.state))
                 break;
+            if (!running && strcmp(ti.state, "running") == 0) {
+                running = 1;
+                deadline = st_monotonic() + req->timeout_s;
+            }
             if (strcmp(ti.state, "pending") == 0 && strstr(ti.err, "no suitable node")) {
                 rc = infra(&x, ST_ERR_UNAVAILABLE, "no swarm node can run service %s: %s "
                            "(constraints, resources, or the image's platform)", name, ti.err);
