@@ -150,6 +150,8 @@ def selftest(conf, root, args, env=None, timeout=240, command="run"):
             continue
         if isinstance(obj, dict) and obj.get("event") == "results":
             res["results"] = obj
+        if isinstance(obj, dict) and obj.get("event") == "batch":
+            res.setdefault("batches", []).append(obj)
     return res
 
 
@@ -239,6 +241,29 @@ def check_parallel():
     ok(len(set(names)) == 3 and all(re.fullmatch(r"selftest_[0-9a-f]{24}", n) for n in names),
        "split a b c under swarm: one service per test path", repr(names))
     is_eq(wait_nothing_left(), NOTHING, "split a b c under swarm: nothing left")
+
+
+# --------------------------------------------------------------------------------------------
+# shards: each shard of a path is a service of its own
+
+def check_shards():
+    args = ["--json", "--retries", "0", "--workers", "3"]
+    host = selftest(HOST_CONF, copy_fixture("split"), args)
+    conf = write_conf("swarm-shards.conf", extra="")
+    with open(conf, "a") as fh:
+        fh.write("shards = 3;\n")
+    r = selftest(conf, copy_fixture("split"), args)
+    if not ok(host["results"] and r["results"], "shards: both runs give results",
+              diag(host) + "\n" + diag(r)):
+        return
+    is_eq(counts_of(r["results"]), counts_of(host["results"]),
+          "shards = 3 under swarm: the host's counts")
+    names = sorted((b.get("batch") or {}).get("container") or "" for b in r.get("batches", []))
+    shards = sorted(str(b.get("shard")) for b in r.get("batches", []))
+    ok(len(set(names)) == 3 and all(re.fullmatch(r"selftest_[0-9a-f]{24}", n) for n in names)
+       and shards == ["1/3", "2/3", "3/3"], "shards = 3 under swarm: one service per shard",
+       repr(list(zip(shards, names))))
+    is_eq(wait_nothing_left(), NOTHING, "shards under swarm: nothing left")
 
 
 # --------------------------------------------------------------------------------------------
@@ -702,7 +727,7 @@ def test_fixture_job(name):
     check_fixture(name, "bind", "replicated-job")
 
 
-CHECKS = ["parallel", "two_nodes", "no_shared_output", "limits_and_placement", "network", "bad_input",
+CHECKS = ["parallel", "shards", "two_nodes", "no_shared_output", "limits_and_placement", "network", "bad_input",
           "sigterm", "cleanup"]
 
 
