@@ -11,7 +11,7 @@ and lintian installed; otherwise it is skipped with the reason.
   selftest-core-dev;
 - `lintian` over the .changes reports no error (its warnings are listed in the log);
 - each package holds its plugins and nothing else's (core: runtime-host, discovery-python,
-  integrator-modulemap; containers: runtime-docker, runtime-podman; prometheus:
+  integrator-modulemap; containers: runtime-docker, runtime-podman, runtime-swarm; prometheus:
   exporter-prometheus), no libtool .la file, and the core the program, the bundled pytest plugin,
   the man pages, the systemd units, the sysusers.d file, the bash completion and
   /etc/selftest/selftest.conf as a conffile; prometheus the alerting rules and the dashboard; -dev the header, the .pc, the
@@ -39,7 +39,7 @@ SRCDIR = sth.top_srcdir()
 PACKAGES = ("selftest-core", "selftest-core-containers", "selftest-core-prometheus",
             "selftest-core-dev")
 PLUGINS = {"selftest-core": {"runtime-host", "discovery-python", "integrator-modulemap"},
-           "selftest-core-containers": {"runtime-docker", "runtime-podman"},
+           "selftest-core-containers": {"runtime-docker", "runtime-podman", "runtime-swarm"},
            "selftest-core-prometheus": {"exporter-prometheus"},
            "selftest-core-dev": set()}
 TOOLS = ("dpkg-buildpackage", "dh", "fakeroot", "lintian", "dpkg", "dpkg-deb", "git")
