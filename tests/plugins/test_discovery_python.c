@@ -120,6 +120,7 @@ static char *parents_of(const got *g, const char *path)
 typedef struct fixture {
     char *root, *data, *conf_dir;
     int have_cfg;
+    int data_tmp; /* data is a temp copy of a checked-in fixture's sandbox_data */
     config_t cfg;
     st_project_ctx pctx;
     st_instance inst;
@@ -133,6 +134,20 @@ static int fx_open(fixture *f, const char *root, const char *body, char **log)
     memset(f, 0, sizeof(*f));
     f->root = st_strdup(root);
     f->data = st_path_join(root, "sandbox_data");
+    size_t fl = strlen(DISCOVERY_FIXTURE_DIR);
+    if (strncmp(root, DISCOVERY_FIXTURE_DIR, fl) == 0 && (root[fl] == '/' || !root[fl])) {
+        /* a fixture of the source tree (read-only under distcheck): the plugin writes its
+         * caches into the data dir, so it gets a temp copy of the fixture's module map */
+        char *map = st_path_join(f->data, "module_map.json"), *text = NULL;
+        free(f->data);
+        f->data = unit_tmpdir();
+        f->data_tmp = 1;
+        if (st_read_file(map, 1 << 20, &text, NULL) == 0) {
+            unit_write(f->data, "module_map.json", text);
+            free(text);
+        }
+        free(map);
+    }
     st_project_ctx_init(&f->pctx);
     f->pctx.info.struct_size = sizeof(f->pctx.info);
     f->pctx.info.root = f->root;
@@ -183,6 +198,8 @@ static void fx_close(fixture *f)
     }
     st_project_ctx_destroy(&f->pctx);
     free(f->root);
+    if (f->data_tmp)
+        st_rm_rf(f->data);
     free(f->data);
 }
 
