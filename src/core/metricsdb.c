@@ -1121,7 +1121,7 @@ int st_metricsdb_flaky_scores(st_metricsdb *m, unsigned window, st_flaky_score *
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(m->db, sql, -1, &st, NULL) != SQLITE_OK) {
         st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
-        return -1;
+        return db_status(m->db);
     }
     sqlite3_bind_int(st, 1, (int)window);
     st_flaky_score *v = NULL;
@@ -1146,7 +1146,7 @@ int st_metricsdb_flaky_scores(st_metricsdb *m, unsigned window, st_flaky_score *
         }
         if (new_node) {
             if (ST_GROW(v, cap, cnt + 1) < 0 || !(v[cnt].nodeid = st_strdup(node))) {
-                rc = -1;
+                rc = ST_ERR_NOMEM;
                 break;
             }
             v[cnt].score = 0;
@@ -1167,7 +1167,7 @@ int st_metricsdb_flaky_scores(st_metricsdb *m, unsigned window, st_flaky_score *
     }
     if (rc == 0 && step != SQLITE_DONE) {
         st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
-        rc = -1;
+        rc = st_sqlite_status(step);
     }
     if (rc == 0 && cnt)
         score_add(&v[cnt - 1], cur_rank, cur_at, cur_msg, &last_state);
@@ -1175,7 +1175,7 @@ int st_metricsdb_flaky_scores(st_metricsdb *m, unsigned window, st_flaky_score *
     sqlite3_finalize(st);
     if (rc < 0) {
         st_flaky_scores_free(v, cnt);
-        return -1;
+        return rc;
     }
     /* the score: flaky runs, plus every change of state after the first (one change alone is
      * a test that broke, or was fixed), over the runs that ran the test */
@@ -1188,7 +1188,7 @@ int st_metricsdb_flaky_scores(st_metricsdb *m, unsigned window, st_flaky_score *
     }
     *out = v;
     *n = cnt;
-    return 0;
+    return ST_OK;
 }
 
 int st_metricsdb_passing_streak(st_metricsdb *m, const char *nodeid, unsigned max,
@@ -1201,7 +1201,7 @@ int st_metricsdb_passing_streak(st_metricsdb *m, const char *nodeid, unsigned ma
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(m->db, sql, -1, &st, NULL) != SQLITE_OK) {
         st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
-        return -1;
+        return db_status(m->db);
     }
     sqlite3_bind_text(st, 1, nodeid, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, (int)max);
@@ -1223,7 +1223,7 @@ int st_metricsdb_passing_streak(st_metricsdb *m, const char *nodeid, unsigned ma
     }
     if (!broken && cur >= 0 && rank == 1)
         (*streak)++;
-    int rc = broken || step == SQLITE_DONE ? 0 : -1;
+    int rc = broken || step == SQLITE_DONE ? ST_OK : st_sqlite_status(step);
     if (rc < 0)
         st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
     sqlite3_finalize(st);

@@ -91,7 +91,7 @@ static int merge_selection(st_selection *sel, const st_strv *tests, const st_str
     size_t n = sel->tests.n + tests->n, k = 0;
     pick *all = calloc(n + 1, sizeof(*all));
     if (!all)
-        return -1;
+        return ST_ERR_NOMEM;
     for (size_t i = 0; i < sel->tests.n; i++)
         all[k++] = (pick){sel->tests.v[i], sel->why.v[i]};
     for (size_t i = 0; i < tests->n; i++)
@@ -107,13 +107,13 @@ static int merge_selection(st_selection *sel, const st_strv *tests, const st_str
     if (t.oom || w.oom) {
         st_strv_free(&t);
         st_strv_free(&w);
-        return -1;
+        return ST_ERR_NOMEM;
     }
     st_strv_free(&sel->tests);
     st_strv_free(&sel->why);
     sel->tests = t;
     sel->why = w;
-    return 0;
+    return ST_OK;
 }
 
 /* The selection, with the recorded test dependencies placing the changed modules they can
@@ -126,8 +126,9 @@ static int select_with_deps(st_pipeline *p, const st_pipeline_opts *o, const st_
     const st_settings *s = p->s;
     st_testdeps *deps = NULL;
     char why[600] = "";
-    if (sha && st_testdeps_load(s->data_dir, sha, &deps, why, sizeof(why)) < 0)
-        return -1;
+    int rc = ST_OK;
+    if (sha && (rc = st_testdeps_load(s->data_dir, sha, &deps, why, sizeof(why))) < 0)
+        return rc;
     if (!deps) {
         if (o->explain && why[0])
             say(o, "test dependencies not used: %s", why);
@@ -136,7 +137,7 @@ static int select_with_deps(st_pipeline *p, const st_pipeline_opts *o, const st_
     }
     st_strv by_graph = {0}, by_map = {0}, map_tests = {0}, map_why = {0};
     st_selection rest = {0};
-    int rc = -1;
+    rc = ST_ERR_NOMEM;
     for (size_t i = 0; i < kept->n; i++) {
         const char *f = kept->v[i];
         size_t len = strlen(f);
@@ -146,8 +147,10 @@ static int select_with_deps(st_pipeline *p, const st_pipeline_opts *o, const st_
         if (len > 3 && strcmp(f + len - 3, ".py") == 0 && strcmp(base, "conftest.py") != 0 &&
             id != ST_PYGRAPH_NONE && !st_pygraph_is_test(graph, id))
             r = st_testdeps_place(deps, s->project_root, sha, f, &map_tests, &map_why);
-        if (r < 0)
+        if (r < 0) {
+            rc = r;
             goto out;
+        }
         st_strv_push(r ? &by_map : &by_graph, f);
     }
     if (st_changed_select(graph, st_strv_get(&by_graph), by_graph.n,
@@ -175,7 +178,7 @@ static int select_with_deps(st_pipeline *p, const st_pipeline_opts *o, const st_
     if (o->explain)
         say(o, "%zu changed module%s placed by the recorded test dependencies, %zu by the "
             "import graph", by_map.n, by_map.n == 1 ? "" : "s", by_graph.n);
-    rc = by_graph.oom || by_map.oom ? -1 : 0;
+    rc = by_graph.oom || by_map.oom ? ST_ERR_NOMEM : ST_OK;
 out:
     st_selection_free(&rest);
     st_strv_free(&by_graph);

@@ -32,17 +32,17 @@ void st_quarantine_free(st_quarantine *q)
 static int push(st_quarantine *q, const char *nodeid, const char *reason, const char *since)
 {
     if (ST_GROW(q->v, q->cap, q->n + 1) < 0)
-        return -1;
+        return ST_ERR_NOMEM;
     st_quarantine_entry *e = &q->v[q->n];
     e->nodeid = st_strdup(nodeid);
     e->reason = st_strdup(reason ? reason : "");
     e->since = st_strdup(since ? since : "");
     if (!e->nodeid || !e->reason || !e->since) {
         entry_free(e);
-        return -1;
+        return ST_ERR_NOMEM;
     }
     q->n++;
-    return 0;
+    return ST_OK;
 }
 
 int st_quarantine_load(const char *path, st_quarantine *q)
@@ -52,19 +52,20 @@ int st_quarantine_load(const char *path, st_quarantine *q)
     size_t len = 0;
     int rc = st_read_file(path, QUARANTINE_MAX_BYTES, &text, &len);
     if (rc == -ENOENT)
-        return 0;
+        return ST_OK;
     if (rc < 0) {
         st_error("quarantine file %s: cannot read it: %s", path, st_read_file_strerror(rc));
-        return -1;
+        return st_status_of_errno(-rc);
     }
     if (strspn(text, " \t\r\n") == len) {
         free(text);
-        return 0;
+        return ST_OK;
     }
     char err[256];
     yajl_val v = st_json_parse_n(text, len, err, sizeof(err));
     free(text);
     const char *bad = NULL;
+    int status = ST_ERR_MALFORMED;
     char why[320];
     yajl_val tests = v ? st_jv_get(v, "tests") : NULL;
     if (!v)
@@ -83,6 +84,7 @@ int st_quarantine_load(const char *path, st_quarantine *q)
             bad = why;
         } else if (push(q, nodeid, st_jv_str(e, "reason"), st_jv_str(e, "since")) < 0) {
             bad = "out of memory";
+            status = ST_ERR_NOMEM;
         }
     }
     if (v)
@@ -91,16 +93,16 @@ int st_quarantine_load(const char *path, st_quarantine *q)
         st_error("quarantine file %s: %s; the file is left as it is (fix or remove it)", path,
                  bad);
         st_quarantine_free(q);
-        return -1;
+        return status;
     }
-    return 0;
+    return ST_OK;
 }
 
 int st_quarantine_save(const char *path, const st_quarantine *q)
 {
     yajl_gen g = st_jg_new(1);
     if (!g)
-        return -1;
+        return ST_ERR_NOMEM;
     yajl_gen_map_open(g);
     st_jg_key(g, "tests");
     yajl_gen_array_open(g);
@@ -116,7 +118,7 @@ int st_quarantine_save(const char *path, const st_quarantine *q)
     char *out = st_jg_finish(g, 1);
     if (!out) {
         st_error("quarantine file %s: out of memory", path);
-        return -1;
+        return ST_ERR_NOMEM;
     }
     char *dir = st_path_dirname(path);
     if (dir)
@@ -127,9 +129,9 @@ int st_quarantine_save(const char *path, const st_quarantine *q)
     if (rc < 0) {
         st_error("quarantine file %s: cannot write it: %s; the previous file is intact", path,
                  strerror(-rc));
-        return -1;
+        return st_status_of_errno(-rc);
     }
-    return 0;
+    return ST_OK;
 }
 
 const st_quarantine_entry *st_quarantine_find(const st_quarantine *q, const char *nodeid)
@@ -151,13 +153,13 @@ int st_quarantine_add(st_quarantine *q, const char *nodeid, const char *reason, 
         if (!r || !s) {
             free(r);
             free(s);
-            return -1;
+            return ST_ERR_NOMEM;
         }
         free(q->v[i].reason);
         free(q->v[i].since);
         q->v[i].reason = r;
         q->v[i].since = s;
-        return 0;
+        return ST_OK;
     }
     return push(q, nodeid, reason, since);
 }

@@ -24,14 +24,15 @@ typedef struct st_quarantine {
     size_t n, cap;
 } st_quarantine;
 
-/* Reads path into q (a missing or empty file: no entries). Returns 0, or -1 (logged, naming
- * the file: unreadable, not JSON, not the format above). */
+/* Reads path into q (a missing or empty file: no entries). Returns ST_OK, or (logged, naming
+ * the file) ST_ERR_MALFORMED (not JSON, not the format above), ST_ERR_IO (unreadable) or
+ * ST_ERR_NOMEM. */
 int st_quarantine_load(const char *path, st_quarantine *q);
-/* Writes q to path atomically. Returns 0 or -1 (logged). */
+/* Writes q to path atomically. Returns ST_OK or a negative st_status (logged). */
 int st_quarantine_save(const char *path, const st_quarantine *q);
 /* The entry of nodeid, or NULL. */
 const st_quarantine_entry *st_quarantine_find(const st_quarantine *q, const char *nodeid);
-/* Adds nodeid (or replaces its reason and date). 0 or -1 (out of memory). */
+/* Adds nodeid (or replaces its reason and date). ST_OK or ST_ERR_NOMEM. */
 int st_quarantine_add(st_quarantine *q, const char *nodeid, const char *reason, double now);
 /* Removes nodeid: 1 when it was there, 0 when not. */
 int st_quarantine_remove(st_quarantine *q, const char *nodeid);

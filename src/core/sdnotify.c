@@ -25,18 +25,18 @@ static socklen_t notify_addr_len;
 static unsigned long long watchdog_usec;
 static double last_ping;
 
-/* Parses a whole decimal number; 0 on success. */
+/* Parses a whole decimal number: ST_OK, or ST_ERR_INVALID for anything else. */
 static int parse_ull(const char *s, unsigned long long *out)
 {
     if (!s || !*s)
-        return -1;
+        return ST_ERR_INVALID;
     char *end = NULL;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
     if (errno || *end || *s == '-')
-        return -1;
+        return ST_ERR_INVALID;
     *out = v;
-    return 0;
+    return ST_OK;
 }
 
 static void init_watchdog(void)

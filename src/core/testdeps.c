@@ -46,9 +46,9 @@ static int add_records(st_buf *out, const char *dir, size_t *n)
 {
     DIR *d = opendir(dir);
     if (!d)
-        return 0; /* the batch recorded nothing */
+        return ST_OK; /* the batch recorded nothing */
     struct dirent *e;
-    int rc = 0;
+    int rc = ST_OK;
     while (rc == 0 && (e = readdir(d)) != NULL) {
         size_t len = strlen(e->d_name);
         if (strncmp(e->d_name, "deps-", 5) != 0 || len < 6 ||
@@ -62,12 +62,12 @@ static int add_records(st_buf *out, const char *dir, size_t *n)
                 st_buf_puts(out, ",");
             st_buf_append(out, text, tlen);
             (*n)++;
-            rc = out->oom ? -1 : 0;
+            rc = out->oom ? ST_ERR_NOMEM : ST_OK;
         } else if (r != -ENOMEM) {
             st_warn("test dependencies: %s: %s: not used", path,
                     r == 0 ? "not a JSON object" : st_read_file_strerror(r));
         } else {
-            rc = -1;
+            rc = ST_ERR_NOMEM;
         }
         free(text);
         free(path);
@@ -80,7 +80,7 @@ int st_testdeps_save(const char *data_dir, const st_run *run)
 {
     yajl_gen g = st_jg_new(0);
     if (!g)
-        return -1;
+        return ST_ERR_NOMEM;
     yajl_gen_map_open(g);
     st_jg_kint(g, "version", 1);
     st_jg_kstr(g, "run_id", run->run_id);
@@ -93,25 +93,25 @@ int st_testdeps_save(const char *data_dir, const st_run *run)
     yajl_gen_map_close(g);
     char *head = st_jg_finish(g, 0);
     if (!head)
-        return -1;
+        return ST_ERR_NOMEM;
     st_buf out = {0};
     /* the header without its closing brace, then the records */
     st_buf_append(&out, head, strlen(head) - 1);
     st_buf_puts(&out, ",\"records\":[");
     free(head);
     size_t n = 0;
-    int rc = 0;
+    int rc = ST_OK;
     for (size_t b = 0; rc == 0 && b < run->n_batches; b++) {
         const st_batch *bt = &run->batches[b];
         if (bt->kind != ST_EXEC_TESTS || !bt->output_dir)
             continue;
         char *dir = st_path_join(bt->output_dir, ST_TESTDEPS_DIR);
-        rc = dir ? add_records(&out, dir, &n) : -1;
+        rc = dir ? add_records(&out, dir, &n) : ST_ERR_NOMEM;
         free(dir);
     }
     st_buf_puts(&out, "]}\n");
     if (rc == 0 && out.oom)
-        rc = -1;
+        rc = ST_ERR_NOMEM;
     if (rc < 0)
         st_error("test dependencies: out of memory");
     if (rc == 0 && n) {
@@ -120,7 +120,7 @@ int st_testdeps_save(const char *data_dir, const st_run *run)
         if (w < 0) {
             st_error("test dependencies: cannot write %s: %s", path ? path : ST_TESTDEPS_FILE,
                      strerror(-w));
-            rc = -1;
+            rc = st_status_of_errno(-w);
         } else {
             st_info("test dependencies of %zu test process%s written to %s", n,
                     n == 1 ? "" : "es", path);
@@ -146,13 +146,13 @@ int st_testdeps_load(const char *data_dir, const char *sha, st_testdeps **out, c
     *out = NULL;
     char *path = st_path_join(data_dir, ST_TESTDEPS_FILE), *text = NULL;
     if (!path)
-        return -1;
+        return ST_ERR_NOMEM;
     int r = st_read_file(path, DEPS_MAX_BYTES, &text, NULL);
     if (r < 0) {
         st_set_err(why, why_size, "%s: %s", path,
                    r == -ENOENT ? "none recorded (record_test_deps)" : st_read_file_strerror(r));
         free(path);
-        return r == -ENOMEM ? -1 : 0;
+        return r == -ENOMEM ? ST_ERR_NOMEM : ST_OK;
     }
     char err[256] = "";
     yajl_val root = yajl_tree_parse(text, err, sizeof(err));
@@ -180,7 +180,7 @@ int st_testdeps_load(const char *data_dir, const char *sha, st_testdeps **out, c
     st_testdeps *d = calloc(1, sizeof(*d));
     if (!d) {
         yajl_tree_free(root);
-        return -1;
+        return ST_ERR_NOMEM;
     }
     d->root = root;
     d->records = records;
@@ -192,7 +192,7 @@ int st_testdeps_load(const char *data_dir, const char *sha, st_testdeps **out, c
     }
     if (d->dirty.oom) {
         st_testdeps_free(d);
-        return -1;
+        return ST_ERR_NOMEM;
     }
     *out = d;
     return 0;
@@ -202,9 +202,9 @@ static int int_at(yajl_val arr, size_t i, long long *v)
 {
     if (!arr || !YAJL_IS_ARRAY(arr) || i >= arr->u.array.len ||
         !YAJL_IS_INTEGER(arr->u.array.values[i]))
-        return -1;
+        return ST_ERR_INVALID;
     *v = YAJL_GET_INTEGER(arr->u.array.values[i]);
-    return 0;
+    return ST_OK;
 }
 
 static int holds(yajl_val arr, long long x)
@@ -289,10 +289,10 @@ out:
             st_strv_push(why, w_new.v[i]);
         }
         if (tests->oom || why->oom)
-            rc = -1;
+            rc = ST_ERR_NOMEM;
     }
     if (t_new.oom || w_new.oom)
-        rc = -1;
+        rc = ST_ERR_NOMEM;
     st_strv_free(&t_new);
     st_strv_free(&w_new);
     return rc;

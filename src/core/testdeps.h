@@ -34,19 +34,19 @@ typedef struct st_testdeps st_testdeps;
 
 /* After a whole run (not a --changed subset, not aborted): the batches' records merged into
  * <data_dir>/test_deps.json (written atomically), stamped with the run's id, commit and
- * git_dirty. A batch without records adds nothing; none at all leaves the old file. Returns 0,
- * or -1 (logged). */
+ * git_dirty. A batch without records adds nothing; none at all leaves the old file. Returns
+ * ST_OK, or a negative st_status (logged). */
 int st_testdeps_save(const char *data_dir, const st_run *run);
 
 /* Loads the map when it was recorded at commit sha. *out is NULL when there is none, or it is
- * stale or unreadable (why, when not NULL, says which). Returns 0 or -1 (out of memory). */
+ * stale or unreadable (why, when not NULL, says which). Returns ST_OK or ST_ERR_NOMEM. */
 int st_testdeps_load(const char *data_dir, const char *sha, st_testdeps **out, char *why,
                      size_t why_size);
 void st_testdeps_free(st_testdeps *d);
 
 /* Places the change of rel (root-relative .py file) since sha: 1 when the map can, with the
  * test files that ran a changed function appended to tests (and one line each to why); 0 when
- * it cannot (the caller uses the import graph); -1 out of memory. */
+ * it cannot (the caller uses the import graph); ST_ERR_NOMEM. */
 int st_testdeps_place(const st_testdeps *d, const char *root, const char *sha, const char *rel,
                       st_strv *tests, st_strv *why);
 

@@ -5,6 +5,8 @@
 
 #include "st_file.h"
 
+#include <selftest/plugin.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -111,10 +113,10 @@ static int take_entry(rd *r, sc_entry *e)
     uint32_t n = take_u32(r);
     /* a record takes at least 19 bytes: a count beyond what is left is corrupt */
     if (r->bad || n > (size_t)(r->end - r->p) / 19)
-        return -1;
+        return ST_ERR_MALFORMED;
     e->recs = calloc(n ? n : 1, sizeof *e->recs);
     if (!e->recs)
-        return -1;
+        return ST_ERR_NOMEM;
     for (uint32_t i = 0; i < n && !r->bad; i++) {
         sc_record *x = &e->recs[e->n_recs++];
         x->kind = take_u8(r);
@@ -128,14 +130,14 @@ static int take_entry(rd *r, sc_entry *e)
         uint32_t k = take_u32(r);
         if (r->bad || k > (size_t)(r->end - r->p) / 4 ||
             x->kind > ST_PYIMPORT_IMPORTLIB || x->star > 1 || x->has_package > 1)
-            return -1;
+            return ST_ERR_MALFORMED;
         x->names = calloc(k ? k : 1, sizeof *x->names);
         if (!x->names)
-            return -1;
+            return ST_ERR_NOMEM;
         for (; x->n_names < k && !r->bad; x->n_names++)
             x->names[x->n_names] = take_str(r);
     }
-    return r->bad ? -1 : 0;
+    return r->bad ? ST_ERR_MALFORMED : ST_OK;
 }
 
 void sc_load(sc_cache *c, const char *path)
@@ -241,7 +243,7 @@ int sc_entry_init(sc_entry *e, const char *rel, const struct stat *st)
     e->mtime_ns = ns_of(&st->st_mtim);
     e->ctime_ns = ns_of(&st->st_ctim);
     e->ino = (uint64_t)st->st_ino;
-    return e->rel ? 0 : -1;
+    return e->rel ? ST_OK : ST_ERR_NOMEM;
 }
 
 int sc_entry_add(sc_entry *e, const st_pyimport *imp)
@@ -249,7 +251,7 @@ int sc_entry_add(sc_entry *e, const st_pyimport *imp)
     if ((e->n_recs & (e->n_recs - 1)) == 0) { /* 0, 1, 2, 4, ...: grow to the next power */
         sc_record *g = realloc(e->recs, (e->n_recs ? 2 * (size_t)e->n_recs : 1) * sizeof *g);
         if (!g)
-            return -1;
+            return ST_ERR_NOMEM;
         e->recs = g;
     }
     sc_record *x = &e->recs[e->n_recs];
@@ -267,7 +269,7 @@ int sc_entry_add(sc_entry *e, const st_pyimport *imp)
     for (size_t i = 0; ok && i < imp->n_names; i++, x->n_names++)
         ok = (x->names[i] = strdup(imp->names[i])) != NULL;
     e->n_recs++; /* freed with the entry either way */
-    return ok ? 0 : -1;
+    return ok ? ST_OK : ST_ERR_NOMEM;
 }
 
 /* ---- writing --------------------------------------------------------------------------------- */
@@ -356,13 +358,13 @@ int sc_save(const char *path, const sc_entry *const *entries, size_t n)
     if (w.oom) {
         free(w.p);
         errno = ENOMEM;
-        return -1;
+        return ST_ERR_NOMEM;
     }
     int rc = st_write_file_atomic(path, (const char *)w.p, w.n, 0644);
     free(w.p);
     if (rc < 0) {
         errno = -rc;
-        return -1;
+        return st_status_of_errno(rc);
     }
-    return 0;
+    return ST_OK;
 }

@@ -43,12 +43,13 @@ const sc_entry *sc_find(const sc_cache *c, const char *rel, const struct stat *s
 /* Replays an entry's records into cb, as st_pyscan_buffer would; what cb returned when it
  * stopped, else 0. */
 int sc_replay(const sc_entry *e, st_pyscan_cb cb, void *userdata);
-/* Fills e's key from rel and st (rel is copied). -1 out of memory. */
+/* Fills e's key from rel and st (rel is copied). ST_OK or ST_ERR_NOMEM. */
 int sc_entry_init(sc_entry *e, const char *rel, const struct stat *st);
-/* Appends a copy of imp to e. -1 out of memory. */
+/* Appends a copy of imp to e. ST_OK or ST_ERR_NOMEM. */
 int sc_entry_add(sc_entry *e, const st_pyimport *imp);
 void sc_entry_free(sc_entry *e);
 void sc_free(sc_cache *c);
-/* Writes entries[0..n) (sorted by rel) to path atomically. -1 with errno on failure. */
+/* Writes entries[0..n) (sorted by rel) to path atomically. ST_OK, or a negative st_status
+ * with errno set on failure. */
 int sc_save(const char *path, const sc_entry *const *entries, size_t n);
 #endif

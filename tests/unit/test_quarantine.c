@@ -55,7 +55,7 @@ START_TEST(malformed_refused)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         write_text(path, bad[i]);
         st_quarantine q;
-        ck_assert_msg(st_quarantine_load(path, &q) == -1, "accepted: %s", bad[i]);
+        ck_assert_msg(st_quarantine_load(path, &q) == ST_ERR_MALFORMED, "accepted: %s", bad[i]);
         ck_assert_uint_eq(q.n, 0);
         char *text = NULL;
         ck_assert_int_eq(st_read_file(path, 1024, &text, NULL), 0);
