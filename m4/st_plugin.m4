@@ -91,9 +91,11 @@ AC_DEFUN([ST_DIR_SUMMARY], [
     pkglibdir='${libdir}/'$PACKAGE
     pkgdatadir='${datadir}/'$PACKAGE
     stconfig='${sysconfdir}/selftest/selftest.conf'
-    for st_d in bindir sysconfdir stconfig pkglibdir pkgdatadir includedir pkgconfigdir mandir docdir
+    for st_d in bindir sysconfdir stconfig pkglibdir pkgdatadir includedir pkgconfigdir mandir docdir \
+                systemdsystemunitdir sysusersdir bashcompletiondir
     do
       eval "st_v=\\$$st_d"
+      test -n "$st_v" || st_v="(not installed)"
       while :; do
         case $st_v in
           *'${'*) eval "st_v=\"$st_v\"" ;;
@@ -104,6 +106,9 @@ AC_DEFUN([ST_DIR_SUMMARY], [
         stconfig) st_d="config file" ;;
         pkglibdir) st_d="plugins (pkglibdir)" ;;
         pkgdatadir) st_d="data (pkgdatadir)" ;;
+        systemdsystemunitdir) st_d="systemd units" ;;
+        sysusersdir) st_d="sysusers.d" ;;
+        bashcompletiondir) st_d="bash completion" ;;
       esac
       printf '\n    %-24s %s' "$st_d" "$st_v"
     done`

@@ -31,8 +31,8 @@ BUILDDIR = sth.top_builddir()
 SCRUB = dict.fromkeys(("DESTDIR", "MAKEFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "MFLAGS",
                        "PKG_CONFIG_LIBDIR", "PKG_CONFIG_PATH", "PKG_CONFIG_SYSROOT_DIR",
                        "CONFIG_SITE", "CFLAGS", "CPPFLAGS", "LDFLAGS"))
-PLUGINS = ("runtime-host", "runtime-docker", "runtime-podman", "discovery-python",
-           "exporter-prometheus", "integrator-modulemap")
+PLUGINS = ("runtime-host", "runtime-docker", "runtime-podman", "runtime-swarm",
+           "discovery-python", "exporter-prometheus", "integrator-modulemap")
 # the pkg-config modules of the summary's library list, and whether configure requires them
 LIBS = (("libconfig", "libconfig", True), ("yajl", "yajl", True), ("sqlite3", "sqlite3", True),
         ("libcurl", "libcurl", False), ("libmicrohttpd", "libmicrohttpd", False),
@@ -158,7 +158,9 @@ def test_no_automake_werror():
 
 
 def test_summary_libraries_and_directories():
-    rc, out, build = configure("default", [])
+    rc, out, build = configure("default", ["--with-systemdsystemunitdir=/opt/st-test/units",
+                                           "--with-sysusersdir=/opt/st-test/sysusers",
+                                           "--with-bash-completion-dir=no"])
     if not ok(rc == 0, "configure succeeds", out[-3000:]):
         return
     note(out[out.find("selftest-core "):] if "selftest-core " in out else out[-2000:])
@@ -176,7 +178,9 @@ def test_summary_libraries_and_directories():
             "includedir": "/opt/st-test/include",
             "pkgconfigdir": "/opt/st-test/lib/pkgconfig",
             "mandir": "/opt/st-test/share/man",
-            "docdir": "/opt/st-test/share/doc/selftest-core"}
+            "docdir": "/opt/st-test/share/doc/selftest-core",
+            "systemd units": "/opt/st-test/units", r"sysusers\.d": "/opt/st-test/sysusers",
+            "bash completion": "(not installed)"}
     for label, want in dirs.items():
         m = re.search(r"^ +%s +(\S.*)$" % label, out, re.M)
         is_eq(m.group(1).strip() if m else None, want,
@@ -186,6 +190,7 @@ def test_summary_libraries_and_directories():
             "integrator-modulemap": ("yes", "auto"),
             "runtime-docker": ("yes", "auto") if libcurl else ("no", "libcurl not found"),
             "runtime-podman": ("yes", "auto") if libcurl else ("no", "libcurl not found"),
+            "runtime-swarm": ("yes", "auto") if libcurl else ("no", "libcurl not found"),
             "exporter-prometheus": ("yes", "auto") if libcurl and mhd else
             ("no", "libmicrohttpd and libcurl not found")}
     expect_plugins(out, build, auto, "no switch")
@@ -247,7 +252,7 @@ def test_enable_all_plugins_missing_library_is_an_error():
     ok(rc != 0, "--enable-all-plugins without libcurl fails", out[-2000:])
     m = re.search(r"error: plugins requested but not buildable:(.*)", out)
     is_eq(sorted(m.group(1).split()) if m else None,
-          ["exporter-prometheus", "runtime-docker", "runtime-podman"],
+          ["exporter-prometheus", "runtime-docker", "runtime-podman", "runtime-swarm"],
           "the error names the plugins whose libraries are missing")
     is_eq(plugin_lines(out).get("runtime-docker"),
           ("no", "requested by --enable-all-plugins but libcurl not found"),
