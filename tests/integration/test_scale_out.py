@@ -342,11 +342,20 @@ def test_two_engines(workdir, two):
     # longest start first, one on each engine
     hosts1 = '  hosts = ["unix://%s?workers=1", "unix://%s?workers=1"];\n' % (two["a"], two["b"])
     conf1 = engine_conf(root, two, hosts1, 'paths = ( { path = "tests"; shards = 4; } );')
-    rc, bl, r3, err = run_json(conf1, root, env=engine_env())
-    if ok(r3 is not None and len(bl) == 4, "placement: 4 shards ran", err[-1500:]):
+    # The two longest go to different engines when they start together; on a loaded machine
+    # the second one's worker thread can start late enough for the first to have finished (it
+    # then takes the engine that is free first). That was seen once in a full make check: one
+    # more cycle is run then, and the placement must hold in it.
+    for attempt in (1, 2):
+        rc, bl, r3, err = run_json(conf1, root, env=engine_env())
+        if r3 is None or len(bl) != 4:
+            break
         by_exp = sorted(bl, key=lambda x: -(x["batch"].get("history_duration") or 0))
-        note("placement: %r" % [(x["shard"], x["batch"].get("history_duration"),
-                                 x["batch"]["engine"]) for x in by_exp])
+        note("placement (cycle %d): %r" % (attempt, [(x["shard"], x["batch"].get(
+            "history_duration"), x["batch"]["engine"]) for x in by_exp]))
+        if by_exp[0]["batch"]["engine"] != by_exp[1]["batch"]["engine"]:
+            break
+    if ok(r3 is not None and len(bl) == 4, "placement: 4 shards ran", err[-1500:]):
         ok(by_exp[0]["batch"]["engine"] != by_exp[1]["batch"]["engine"],
            "placement: the two longest shards ran on different engines")
         loads = {}
