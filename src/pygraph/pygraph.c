@@ -727,7 +727,7 @@ static void *worker(void *arg)
         result *r = &b->results[i];
         char err[256] = "";
         size_t len = 0;
-        struct stat fst;
+        struct stat fst = {0};
         int st = ST_PYSCAN_OK;
         if (b->opts->scan_cache && fstatat(b->root_fd, b->files[i].rel, &fst, 0) == 0 &&
             S_ISREG(fst.st_mode) && (uint64_t)fst.st_size <= max &&
