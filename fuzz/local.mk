@@ -25,7 +25,8 @@ FUZZ_CORE_CFLAGS = $(LIBCONFIG_CFLAGS) $(YAJL_CFLAGS)
 FUZZ_CORE_LIBS = $(YAJL_LIBS) $(PTHREAD_LIBS) -lm
 FUZZ_HDRS = $(top_srcdir)/fuzz/fuzz_common.h
 # the import graph (src/pygraph), for the readers that build one
-PYGRAPH_SRC = $(top_srcdir)/src/pygraph/pygraph.c $(top_srcdir)/src/pygraph/pyscan.c
+PYGRAPH_SRC = $(top_srcdir)/src/pygraph/pygraph.c $(top_srcdir)/src/pygraph/pyscan.c \
+	$(top_srcdir)/src/pygraph/scancache.c
 
 FUZZ_BINS = $(FUZZ_TARGETS:%=fuzz/fuzz-%)
 

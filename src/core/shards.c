@@ -141,11 +141,13 @@ int st_shards_rollup(st_batch *dst, st_batch *shards, size_t k)
         if (s->engine && !st_strv_contains(&engines, s->engine))
             st_strv_push(&engines, s->engine);
         st_counts_add(&dst->counts, &s->counts);
-        memcpy(dst->tests + dst->n_tests, s->tests, s->n_tests * sizeof(*s->tests));
+        if (s->n_tests) /* memcpy's source may not be NULL, even for 0 bytes */
+            memcpy(dst->tests + dst->n_tests, s->tests, s->n_tests * sizeof(*s->tests));
         dst->n_tests += s->n_tests;
         s->n_tests = 0; /* moved */
         /* coverage lines point at their file names: the names move with them */
-        memcpy(dst->cov + dst->n_cov, s->cov, s->n_cov * sizeof(*s->cov));
+        if (s->n_cov)
+            memcpy(dst->cov + dst->n_cov, s->cov, s->n_cov * sizeof(*s->cov));
         dst->n_cov += s->n_cov;
         for (size_t f = 0; f < s->cov_files.n; f++) {
             st_strv_push_owned(&dst->cov_files, s->cov_files.v[f]);
