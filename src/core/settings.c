@@ -57,28 +57,27 @@ int st_set_uint(unsigned *dst, const char *value, unsigned min, const char *wher
     return 0;
 }
 
-int st_set_retries(unsigned *dst, const char *value, const char *where)
+/* A whole number from 0 to max into *dst; what names it in the message ("retries"). */
+static int set_count(unsigned *dst, const char *value, const char *where, long long max,
+                     const char *what)
 {
     long long v;
-    if (st_parse_long(value, &v) < 0 || v < 0 || v > ST_RETRIES_MAX) {
-        st_error("%s: '%s' is not a number of retries from 0 to %d", where, value,
-                 ST_RETRIES_MAX);
+    if (st_parse_long(value, &v) < 0 || v < 0 || v > max) {
+        st_error("%s: '%s' is not a number of %s from 0 to %lld", where, value, what, max);
         return ST_ERR_INVALID;
     }
     *dst = (unsigned)v;
     return 0;
 }
 
+int st_set_retries(unsigned *dst, const char *value, const char *where)
+{
+    return set_count(dst, value, where, ST_RETRIES_MAX, "retries");
+}
+
 int st_set_reruns(unsigned *dst, const char *value, const char *where)
 {
-    long long v;
-    if (st_parse_long(value, &v) < 0 || v < 0 || v > ST_RERUNS_MAX) {
-        st_error("%s: '%s' is not a number of reruns from 0 to %d", where, value,
-                 ST_RERUNS_MAX);
-        return ST_ERR_INVALID;
-    }
-    *dst = (unsigned)v;
-    return 0;
+    return set_count(dst, value, where, ST_RERUNS_MAX, "reruns");
 }
 
 int st_set_ratio(double *dst, const char *value, const char *where)
