@@ -196,6 +196,25 @@ static char **build_env(const char *const *extra)
     return env;
 }
 
+/* The core tells a signal from a process it started (a test that sends SIGTERM to its parent)
+ * from the operator's by finding the sender among its descendants in /proc when the handler
+ * runs. The thread the kernel chose for the signal may not run before the execution ends (a
+ * loaded machine, an uninterruptible wait): reaping the leader first would remove the sender
+ * from /proc and make the test's signal look like the operator's. Unblocking a pending signal
+ * delivers it before pthread_sigmask returns (POSIX), so blocking and unblocking the stop and
+ * reload signals here runs any pending handler in this thread, while the leader is still a
+ * zombie child of this process. */
+static void take_pending_signals(void)
+{
+    sigset_t stop, old;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGHUP);
+    if (pthread_sigmask(SIG_BLOCK, &stop, &old) == 0)
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
 /* ---- the child ------------------------------------------------------------------------------ */
 
 typedef struct child_setup {
@@ -649,6 +668,7 @@ static int host_execute(void *ctx, const st_exec_request *req, const st_exec_sin
         if (i_err >= 0 && pfd[i_err].revents)
             pump(&err_p[0], ST_STREAM_STDERR, &meter);
     }
+    take_pending_signals();
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }

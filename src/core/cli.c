@@ -11,6 +11,7 @@
 #include "pipeline.h"
 #include "plugins.h"
 #include "sdnotify.h"
+#include "signals.h"
 #include "settings.h"
 
 #include <dirent.h>
@@ -741,14 +742,14 @@ static int apply_cli(st_settings *s, const cli_opts *o, st_strv *paths)
 
 static int should_stop(void)
 {
-    return st_cli_stop_requested();
+    return st_signals_stop_requested();
 }
 
 /* run-scheduled's poll (every wait loop of the main thread calls it): also the watchdog ping */
 static int scheduled_should_stop(void)
 {
     st_notify_watchdog();
-    return st_cli_stop_requested();
+    return st_signals_stop_requested();
 }
 
 /* ---- report ---------------------------------------------------------------------------------- */
@@ -809,7 +810,7 @@ static int cmd_report(const st_settings *s, int path_only, st_verdict *verdict)
 /* Sleeps until the deadline or a stop/reload signal. */
 static void wait_until(double deadline)
 {
-    while (!scheduled_should_stop() && !st_cli_reload_requested()) {
+    while (!scheduled_should_stop() && !st_signals_reload_requested()) {
         double left = deadline - st_monotonic();
         if (left <= 0)
             return;
@@ -900,7 +901,7 @@ static int cmd_scheduled(st_settings *s, const st_pipeline_opts *po, settings_lo
         st_info("run-scheduled: watchdog pings every %.3gs", st_notify_watchdog_usec() / 2e6);
     st_pipeline_cleanup(s, s->max_age_s, &counters, 0, scheduled_should_stop);
     unsigned long long cycle = 0;
-    while (!st_cli_stop_requested()) {
+    while (!st_signals_stop_requested()) {
         double start = st_monotonic();
         st_verdict verdict = ST_VERDICT_PASSED;
         /* the service is up once its first cycle starts (metrics already served) */
@@ -916,7 +917,7 @@ static int cmd_scheduled(st_settings *s, const st_pipeline_opts *po, settings_lo
         char when[32] = "?";
         if (localtime_r(&next, &tm))
             strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-        if (st_cli_stop_requested())
+        if (st_signals_stop_requested())
             st_notify_printf("STATUS=cycle %llu: stopped by a signal", cycle);
         else
             st_notify_printf("STATUS=cycle %llu: %s (exit status %d); next cycle at %s", cycle,
@@ -925,9 +926,9 @@ static int cmd_scheduled(st_settings *s, const st_pipeline_opts *po, settings_lo
         /* Wait for the next cycle's time. A SIGHUP (during the cycle or the wait) reloads
          * here and the wait goes on: the next cycle starts on schedule (the interval of the
          * configuration in force then), never early because of the signal. */
-        while (!st_cli_stop_requested()) {
-            if (st_cli_reload_requested()) {
-                st_cli_clear_reload();
+        while (!st_signals_stop_requested()) {
+            if (st_signals_reload_requested()) {
+                st_signals_clear_reload();
                 status = reload_config(&cur, &owned, &p, reload, opaque);
                 if (status != ST_OK)
                     goto out;

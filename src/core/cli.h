@@ -7,9 +7,4 @@
  * status of docs/spec.md §1. */
 int st_cli_main(int argc, char **argv);
 
-/* Set by the signal handlers in main.c; polled by the pipeline and the scheduler. */
-int st_cli_stop_requested(void);
-int st_cli_reload_requested(void);
-void st_cli_clear_reload(void);
-
 #endif

@@ -6,6 +6,7 @@ src_core_libselftest_la_SOURCES = \
 	src/core/util.c src/core/util.h \
 	src/core/log.c src/core/log.h \
 	src/core/sdnotify.c src/core/sdnotify.h \
+	src/core/signals.c src/core/signals.h \
 	src/core/json.c src/core/json.h \
 	src/core/settings.c src/core/settings.h \
 	src/core/loader.c src/core/loader.h \
