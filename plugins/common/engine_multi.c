@@ -22,7 +22,7 @@ typedef struct em_engine {
     unsigned workers;    /* executions at once (each of its request's workers) */
     unsigned busy;       /* workers in use */
     double load_s;       /* expected seconds of what runs there, summed */
-    double started_load; /* when load_s was last brought up to date */
+    unsigned long last_pick; /* m->picks when it was last chosen (0: never) */
     int down;            /* lost: takes no work until it answers and is cleaned */
     int ever_lost;       /* lost at some point: stop() removes what is left there */
     double last_check;
@@ -36,6 +36,8 @@ typedef struct em_runtime {
     int multi;           /* hosts given: several engines (even one) */
     em_engine *e;
     size_t n;
+    em_place_view *view; /* n, for em_place (under the lock) */
+    unsigned long picks; /* placements so far */
     pthread_mutex_t lock;
     pthread_cond_t cond;
 } em_runtime;
@@ -101,7 +103,8 @@ int em_create(const er_flavor *fl, const st_host *host, st_instance *self,
     }
     m->multi = n > 0;
     m->e = calloc(n ? n : 1, sizeof(*m->e));
-    if (!m->e) {
+    m->view = calloc(n ? n : 1, sizeof(*m->view));
+    if (!m->e || !m->view) {
         em_destroy(m);
         return ST_ERR_NOMEM;
     }
@@ -190,6 +193,7 @@ void em_destroy(void *ctx)
     for (size_t i = 0; m->e && i < m->n; i++)
         er_destroy(m->e[i].rt);
     free(m->e);
+    free(m->view);
     pthread_mutex_destroy(&m->lock);
     pthread_cond_destroy(&m->cond);
     free(m);
@@ -305,16 +309,13 @@ static void recheck_lost(em_runtime *m)
     }
 }
 
-/* The engine that, with this request, would be done first: its expected load (what runs
- * there, in seconds, over its workers) plus the request's share. -1 when none has room;
- * *all_down when every engine is lost. Called with the lock held. */
-static long pick(em_runtime *m, unsigned w, double expected, int *all_down)
+long em_place(const em_place_view *v, size_t n, unsigned w, double expected, int *all_down)
 {
     long best = -1;
     double best_t = 0;
     *all_down = 1;
-    for (size_t i = 0; i < m->n; i++) {
-        em_engine *e = &m->e[i];
+    for (size_t i = 0; i < n; i++) {
+        const em_place_view *e = &v[i];
         if (e->down)
             continue;
         *all_down = 0;
@@ -324,12 +325,23 @@ static long pick(em_runtime *m, unsigned w, double expected, int *all_down)
             continue;
         double t = (e->load_s + (expected > 0 ? expected : 0)) / cap +
                    (double)e->busy / cap * 1e-6; /* unknown durations: the least busy */
-        if (best < 0 || t < best_t) {
+        double eps = 1e-9 * (t > best_t ? t : best_t);
+        if (best < 0 || t < best_t - eps ||
+            (t <= best_t + eps && e->last_pick < v[best].last_pick)) {
             best = (long)i;
             best_t = t;
         }
     }
     return best;
+}
+
+/* em_place over the engines. Called with the lock held. */
+static long pick(em_runtime *m, unsigned w, double expected, int *all_down)
+{
+    for (size_t i = 0; i < m->n; i++)
+        m->view[i] = (em_place_view){m->e[i].down, m->e[i].workers, m->e[i].busy, m->e[i].load_s,
+                                     m->e[i].last_pick};
+    return em_place(m->view, m->n, w, expected, all_down);
 }
 
 int em_execute(void *ctx, const st_exec_request *req, const st_exec_sink *sink,
@@ -369,6 +381,7 @@ int em_execute(void *ctx, const st_exec_request *req, const st_exec_sink *sink,
     unsigned need = w < cap ? w : cap;
     e->busy += need;
     e->load_s += expected > 0 ? expected : 0;
+    e->last_pick = ++m->picks;
     pthread_mutex_unlock(&m->lock);
 
     int rc = er_execute(e->rt, req, sink, res);

@@ -28,4 +28,21 @@ unsigned em_slots(void *ctx);
  * not given). 0, or -1 (a bad workers suffix, an address too long). */
 int em_parse_entry(const char *entry, char *addr, size_t addr_len, unsigned *workers);
 
+/* One engine as placement sees it. */
+typedef struct em_place_view {
+    int down;               /* lost: takes nothing */
+    unsigned workers;       /* executions at once (0: 1) */
+    unsigned busy;          /* workers in use */
+    double load_s;          /* expected seconds of what runs there now, summed */
+    unsigned long last_pick; /* when it was last chosen (a sequence number; 0: never) */
+} em_place_view;
+
+/* Placement: the engine that, with a request of w workers expected to take `expected` seconds
+ * (<= 0: not known), would be done first: its expected load plus the request's, over its
+ * workers; then the least busy; then the one chosen least recently, so that engines that are
+ * otherwise equal take turns whatever the order and timing of the requests (the longest two
+ * shards of a cycle go to two engines even when the second is placed after the first has
+ * ended). -1 when no engine has room; *all_down when every engine is lost. */
+long em_place(const em_place_view *v, size_t n, unsigned w, double expected, int *all_down);
+
 #endif

@@ -153,6 +153,87 @@ START_TEST(hosts_entries)
 }
 END_TEST
 
+/* ---- placement ------------------------------------------------------------------------------ */
+
+static unsigned long place_seq;
+
+/* Places a request as em_execute does: the chosen engine's busy workers, load and turn. */
+static long place(em_place_view *v, size_t n, unsigned w, double expected)
+{
+    int all_down = 0;
+    long i = em_place(v, n, w, expected, &all_down);
+    if (i >= 0) {
+        unsigned cap = v[i].workers ? v[i].workers : 1;
+        v[i].busy += w < cap ? w : cap;
+        v[i].load_s += expected > 0 ? expected : 0;
+        v[i].last_pick = ++place_seq;
+    }
+    return i;
+}
+
+static void finish(em_place_view *v, long i, unsigned w, double expected)
+{
+    unsigned cap = v[i].workers ? v[i].workers : 1;
+    v[i].busy -= w < cap ? w : cap;
+    v[i].load_s -= expected > 0 ? expected : 0;
+}
+
+/* Requests that each arrive after the one before has ended (one worker thread, or a second
+ * thread that starts late): equal engines take turns, so the two longest shards still run on
+ * two engines and the loads differ by at most one shard. Choosing the first free engine put
+ * all four on engine 0. */
+START_TEST(placement_takes_turns_whatever_the_timing)
+{
+    em_place_view v[2] = {{0, 1, 0, 0, 0}, {0, 1, 0, 0, 0}};
+    const double shard[4] = {8, 6, 4, 2};
+    double load[2] = {0, 0};
+    long where[4];
+    for (int k = 0; k < 4; k++) {
+        where[k] = place(v, 2, 1, shard[k]);
+        ck_assert_int_ge(where[k], 0);
+        load[where[k]] += shard[k];
+        finish(v, where[k], 1, shard[k]);
+    }
+    ck_assert_int_ne(where[0], where[1]);
+    ck_assert_msg(load[0] - load[1] <= 8 && load[1] - load[0] <= 8, "loads %g and %g", load[0],
+                  load[1]);
+    /* unknown durations: the same */
+    em_place_view u[3] = {{0, 1, 0, 0, 0}, {0, 1, 0, 0, 0}, {0, 1, 0, 0, 0}};
+    int used[3] = {0, 0, 0};
+    for (int k = 0; k < 3; k++) {
+        long i = place(u, 3, 1, -1);
+        ck_assert_int_ge(i, 0);
+        used[i]++;
+        finish(u, i, 1, -1);
+    }
+    ck_assert(used[0] == 1 && used[1] == 1 && used[2] == 1);
+}
+END_TEST
+
+/* The expected finish time comes first; an engine without room, or lost, is never chosen. */
+START_TEST(placement_by_expected_finish)
+{
+    /* engine 0: 2 workers, one running 10 s; engine 1: 1 worker, idle */
+    em_place_view v[2] = {{0, 2, 1, 10, 5}, {0, 1, 0, 0, 6}};
+    int all_down = 1;
+    ck_assert_int_eq(em_place(v, 2, 1, 4, &all_down), 1); /* (10+4)/2 = 7 > 4/1 */
+    ck_assert_int_eq(all_down, 0);
+    v[1].load_s = 12;
+    ck_assert_int_eq(em_place(v, 2, 1, 4, &all_down), 0); /* 7 < 16 */
+    v[0].busy = 2;                                        /* no room on 0 */
+    ck_assert_int_eq(em_place(v, 2, 1, 4, &all_down), 1);
+    v[1].busy = 1;
+    ck_assert_int_eq(em_place(v, 2, 1, 4, &all_down), -1);
+    ck_assert_int_eq(all_down, 0);
+    v[0].down = v[1].down = 1;
+    ck_assert_int_eq(em_place(v, 2, 1, 4, &all_down), -1);
+    ck_assert_int_eq(all_down, 1);
+    /* a request wider than an engine runs alone there */
+    em_place_view w[1] = {{0, 2, 0, 0, 0}};
+    ck_assert_int_eq(em_place(w, 1, 8, 1, &all_down), 0);
+}
+END_TEST
+
 START_TEST(address_good)
 {
     eh_address a;
@@ -471,6 +552,8 @@ int main(void)
     tcase_add_test(tc, error_text);
     tcase_add_test(tc, error_text_deep_body);
     tcase_add_test(tc, helpers);
+    tcase_add_test(tc, placement_takes_turns_whatever_the_timing);
+    tcase_add_test(tc, placement_by_expected_finish);
     tcase_add_test(tc, unreachable_engines);
     tcase_add_test(tc, answers_are_read_and_bounded);
     suite_add_tcase(s, tc);
