@@ -294,6 +294,25 @@ static const char *errno_hint(int e, const eh_client *c)
     }
 }
 
+/* Which TLS files were used, for a failed handshake: "certificates from DIR: ca.pem, no
+ * cert.pem, no key.pem". */
+static void tls_files(const eh_client *c, char *buf, size_t len)
+{
+    static const char *const name[3] = {"ca.pem", "cert.pem", "key.pem"};
+    size_t n = 0;
+    int w = snprintf(buf, len, "certificates from %s (DOCKER_CERT_PATH, else ~/.docker):",
+                     c->cert_dir[0] ? c->cert_dir : "nowhere");
+    n = w > 0 && (size_t)w < len ? (size_t)w : 0;
+    for (int i = 0; i < 3 && n < len; i++) {
+        char path[1100];
+        snprintf(path, sizeof(path), "%s/%s", c->cert_dir, name[i]);
+        int have = c->cert_dir[0] && access(path, R_OK) == 0;
+        w = snprintf(buf + n, len - n, "%s %s%s%s", i ? "," : "", have ? "" : "no ", name[i],
+                     !have && i == 0 ? " (the system's CAs)" : "");
+        n = w > 0 && (size_t)w < len - n ? n + (size_t)w : len;
+    }
+}
+
 int eh_perform(const eh_client *c, void **handle, const eh_request *rq, eh_response *resp,
                char *err, size_t errlen)
 {
@@ -419,6 +438,19 @@ int eh_perform(const eh_client *c, void **handle, const eh_request *rq, eh_respo
     case CURLE_READ_ERROR:
         snprintf(err, errlen, "%s %s: cannot read the upload: %s", rq->method, rq->path, what);
         return ST_ERR_IO;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_RECV_ERROR: /* the engine refusing the client certificate ends the handshake */
+        if (c->addr.scheme == EH_TCP && c->addr.tls) {
+            char files[1200];
+            tls_files(c, files, sizeof(files));
+            snprintf(err, errlen, "%s %s: TLS connection to the engine at %s failed: %s (%s)",
+                     rq->method, rq->path, c->display, curl_easy_strerror(cc), files);
+            return ST_ERR_IO;
+        }
+        /* fall through */
     default:
         snprintf(err, errlen, "%s %s: connection to the engine at %s failed: %s", rq->method,
                  rq->path, c->display, curl_easy_strerror(cc));

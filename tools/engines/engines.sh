@@ -9,7 +9,10 @@
 #   tools/engines/engines.sh up [DIR]     start both engines (DIR default: a new /tmp/st-eng-XXXXXX)
 #                                          and print shell assignments: ST_ENGINES_DIR, DOCKER_SOCK,
 #                                          PODMAN_SOCK, SWARM_SOCK, ST_IMAGE, ST_IMAGE_TAR (also in
-#                                          DIR/env); DOCKER2_SOCK with ST_ENGINES naming docker2
+#                                          DIR/env); DOCKER2_SOCK with ST_ENGINES naming docker2,
+#                                          which also listens on DOCKER2_TLS_HOST (tcp://127.0.0.1:PORT,
+#                                          TLS verifying clients: DOCKER_TLS_VERIFY=1 and
+#                                          DOCKER_CERT_PATH=DOCKER2_CERT_PATH)
 #   tools/engines/engines.sh down DIR     stop what `up` started in DIR, unmount, delete DIR
 #   tools/engines/engines.sh status DIR   ping both engines
 #   tools/engines/engines.sh restart DIR  start again an engine of DIR that died
@@ -20,7 +23,8 @@
 # its own network namespace joined as a worker node, the manager then advertising its end of a
 # veth pair; prints SWARM_WORKER_SOCK), ST_IMAGE (default selftest-py:test), ST_IMAGE_TAR_IN
 # (load that image archive instead of building one).
-# Needs root (dockerd, mounts). Installs docker.io podman runc with apt-get when they are missing.
+# Needs root (dockerd, mounts). Installs docker.io podman runc curl openssl with apt-get when
+# they are missing.
 set -euo pipefail
 
 IMAGE=${ST_IMAGE:-selftest-py:test}
@@ -60,6 +64,7 @@ ensure_packages() {
     command -v podman >/dev/null || missing+=(podman)
     command -v runc >/dev/null || missing+=(runc)
     command -v curl >/dev/null || missing+=(curl)
+    command -v openssl >/dev/null || missing+=(openssl)
     if ((${#missing[@]})); then
         [[ $(id -u) == 0 ]] || die "missing ${missing[*]} and not root: apt-get install ${missing[*]}"
         log "installing ${missing[*]}"
@@ -68,12 +73,43 @@ ensure_packages() {
 }
 
 # ---- docker -----------------------------------------------------------------------------------
+# A throwaway CA, a server certificate for 127.0.0.1 and a client certificate (DIR/tls, the
+# client's files as DOCKER_CERT_PATH wants them in DIR/tls/client), valid for two days; and a
+# free port, in DIR/docker2.tlsport. Kept across restarts.
+setup_tls() {
+    local st=$1 t=$1/tls
+    [[ -f $t/client/key.pem && -f $st/docker2.tlsport ]] && return 0
+    rm -rf "$t"
+    mkdir -p "$t/client"
+    (
+        cd "$t"
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout ca-key.pem -out ca.pem -days 2 \
+            -subj /CN=selftest-test-ca
+        openssl req -newkey rsa:2048 -nodes -keyout server-key.pem -out server.csr -subj /CN=127.0.0.1
+        printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >server.ext
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial \
+            -out server-cert.pem -days 2 -extfile server.ext
+        openssl req -newkey rsa:2048 -nodes -keyout client/key.pem -out client.csr -subj /CN=client
+        printf 'extendedKeyUsage=clientAuth\n' >client.ext
+        openssl x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial \
+            -out client/cert.pem -days 2 -extfile client.ext
+        cp ca.pem client/ca.pem
+    ) >"$st/tls.log" 2>&1 || die "certificates for docker2's TLS port failed: $(tail -5 "$st/tls.log")"
+    free_port tcp >"$st/docker2.tlsport"
+}
+
 start_docker() { # start_docker DIR [NAME]: NAME docker (default) or docker2, each its own files
-    local st=$1 n=${2:-docker}
+    local st=$1 n=${2:-docker} tls=()
     mkdir -p "$st/$n-data" "$st/$n-exec"
+    if [[ $n == docker2 ]]; then # docker2 also answers on tcp://127.0.0.1 with TLS, verifying clients
+        setup_tls "$st"
+        tls=(--host "tcp://127.0.0.1:$(cat "$st/docker2.tlsport")" --tlsverify
+            --tlscacert "$st/tls/ca.pem" --tlscert "$st/tls/server-cert.pem"
+            --tlskey "$st/tls/server-key.pem")
+    fi
     # own containerd socket dir under exec-root; no iptables, no bridge (none here), overlay2
     setsid dockerd --iptables=false --ip6tables=false --bridge=none --storage-driver=overlay2 \
-        --host "unix://$st/$n.sock" --data-root "$st/$n-data" \
+        --host "unix://$st/$n.sock" "${tls[@]}" --data-root "$st/$n-data" \
         --exec-root "$st/$n-exec" --pidfile "$st/$n.pid" --userland-proxy=false \
         >"$st/${n}d.log" 2>&1 </dev/null &
     echo $! >"$st/${n}d.launcher.pid"
@@ -428,6 +464,8 @@ cmd_up() {
         echo "ST_ENGINES_DIR=$st"
         want docker && echo "DOCKER_SOCK=$st/docker.sock"
         want docker2 && echo "DOCKER2_SOCK=$st/docker2.sock"
+        want docker2 && echo "DOCKER2_TLS_HOST=tcp://127.0.0.1:$(cat "$st/docker2.tlsport")"
+        want docker2 && echo "DOCKER2_CERT_PATH=$st/tls/client"
         want podman && echo "PODMAN_SOCK=$st/podman.sock"
         want swarm && echo "SWARM_SOCK=$st/docker.sock"
         want swarm2 && echo "SWARM_WORKER_SOCK=$st/worker.sock"
@@ -530,5 +568,5 @@ up) shift; cmd_up "$@" ;;
 down) shift; cmd_down "$@" ;;
 status) shift; cmd_status "$@" ;;
 restart) shift; cmd_restart "$@" ;;
-*) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+*) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
