@@ -383,6 +383,18 @@ static int plan_batch(st_pipeline *p, st_run *run, size_t i, unsigned slots, exe
     int *known = NULL, *split = NULL;
     shard_item *it = NULL;
     int rc = ST_ERR_NOMEM;
+    if (!b->select.n) {
+        /* test files named otherwise are not in the import graph: shards would leave them out */
+        char buf[64];
+        const char *pf_file = st_pipeline_sets_python_files(s, buf, sizeof(buf));
+        if (pf_file) {
+            st_warn("%s: not split into shards: %s sets python_files, so its test files may "
+                    "have other names than test_*.py and *_test.py; it runs as one batch",
+                    b->path, pf_file);
+            rc = plan_push(ep, b, i);
+            goto out;
+        }
+    }
     if (batch_test_files(p, b, &files) < 0)
         goto out;
     if (files.n < 2) {

@@ -50,11 +50,7 @@ static void say(const st_pipeline_opts *o, const char *fmt, ...)
     fflush(out);
 }
 
-/* Does the project's pytest configuration (or a pytest argument) set python_files? Then test
- * files may have other names than the ones the import graph knows (test_*.py, *_test.py).
- * Returns the file (or "pytest_args") that does, else NULL. A plain text search: a mention in
- * a comment also counts, which only makes the run whole. */
-static const char *sets_python_files(const st_settings *s, char *buf, size_t size)
+const char *st_pipeline_sets_python_files(const st_settings *s, char *buf, size_t size)
 {
     static const char *const files[] = {"pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini",
                                         "setup.cfg"};
@@ -288,7 +284,7 @@ int st_changed_stage(st_pipeline *p, const st_pipeline_opts *o, st_strv *batches
     }
     const st_pygraph *graph = st_project_graph(&p->ps.project);
     char pf_buf[32];
-    const char *pf_file = sets_python_files(s, pf_buf, sizeof(pf_buf));
+    const char *pf_file = st_pipeline_sets_python_files(s, pf_buf, sizeof(pf_buf));
     if (!graph) {
         sel.everything = 1;
         sel.everything_why = st_strdup("the import graph could not be built");

@@ -74,6 +74,12 @@ int st_pipeline_open_db(st_pipeline *p);
  * run). */
 int st_changed_stage(st_pipeline *p, const st_pipeline_opts *o, st_strv *batches,
                      st_strv **keeps, int *subset);
+/* Does the project's pytest configuration (pytest.ini, .pytest.ini, pyproject.toml, tox.ini,
+ * setup.cfg) or a pytest argument set python_files? Then test files may have other names than
+ * the ones the import graph knows (test_*.py, *_test.py). Returns the file (in buf) or
+ * "pytest_args" that does, else NULL. A plain text search: a mention in a comment also counts,
+ * which only makes the callers cautious (a whole run, an unsplit path). */
+const char *st_pipeline_sets_python_files(const st_settings *s, char *buf, size_t size);
 
 /* ---- run (pipeline.c) ------------------------------------------------------------------------ */
 

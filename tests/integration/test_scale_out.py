@@ -197,6 +197,31 @@ def test_fast():
 """
 
 
+def test_shards_python_files(workdir):
+    """a project whose pytest.ini sets python_files: its paths are not split (the import graph
+    knows test_*.py and *_test.py only, so shards would leave check_*.py out)"""
+    root = write_project(os.path.join(workdir, "pf"))
+    with open(os.path.join(root, "pytest.ini"), "w") as fh:
+        fh.write("[pytest]\npython_files = check_*.py test_*.py\n")
+    with open(os.path.join(root, "tests", "check_extra.py"), "w") as fh:
+        fh.write("def test_extra_one():\n    pass\n\n\ndef test_extra_two():\n    pass\n")
+    conf1 = write_conf(root, 'runtime = "host";\npaths = ["tests"];\n')
+    _, _, r1, err = run_json(conf1, root)
+    if not ok(r1 is not None, "python_files, unsplit: results", err[-1500:]):
+        return
+    ok(any("check_extra.py" in t["nodeid"] for t in r1["tests"]),
+       "python_files, unsplit: pytest collects check_extra.py")
+    conf = write_conf(root, 'runtime = "host";\npaths = ( { path = "tests"; shards = 3; } );\n')
+    rc, bl, r, err = run_json(conf, root)
+    if not ok(r is not None, "python_files, shards = 3: results", err[-1500:]):
+        return
+    ok("tests: not split into shards: pytest.ini sets python_files" in err,
+       "python_files, shards = 3: a warning says why the path is not split", err[-1500:])
+    is_eq(len(bl), 1, "python_files, shards = 3: one batch")
+    is_eq(sorted(t["nodeid"] for t in r["tests"]), sorted(t["nodeid"] for t in r1["tests"]),
+          "python_files, shards = 3: every test of the unsplit run ran, check_extra.py's too")
+
+
 def test_shards_split_file(workdir):
     """a file longer than a shard's share is split by test; new and removed tests are safe"""
     root = os.path.join(workdir, "big")
