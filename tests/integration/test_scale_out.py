@@ -222,6 +222,28 @@ def test_shards_python_files(workdir):
           "python_files, shards = 3: every test of the unsplit run ran, check_extra.py's too")
 
 
+def test_batch_variables_not_inherited(workdir):
+    """selftest-core started from a batch of another one (its tests run it): the variables that
+    describe that batch to the pytest plugin (a shard filter, a results frame, orphan modules)
+    do not reach this run's batches"""
+    root = write_project(os.path.join(workdir, "nested"))
+    conf = write_conf(root, 'runtime = "host";\npaths = ["tests"];\n')
+    _, _, r1, err = run_json(conf, root)
+    if not ok(r1 is not None, "clean environment: results", err[-1500:]):
+        return
+    leaked = {"SELF_TEST_SHARD_FILTER": json.dumps({"keep": {"tests/test_a.py": []}}),
+              "SELF_TEST_RESULTS_FRAME": "abc123",
+              "SELF_TEST_FIRST_FILES": json.dumps(["tests/test_f.py"]),
+              "SELF_TEST_ORPHAN_MODULES": json.dumps([{"path": "x.py", "module": "x"}])}
+    rc, bl, r2, err = run_json(conf, root, env=leaked)
+    if not ok(r2 is not None, "an outer batch's variables in the environment: results",
+              err[-1500:]):
+        return
+    is_eq(counts(r2), counts(r1), "an outer batch's variables in the environment: the same counts")
+    is_eq(sorted(t["nodeid"] for t in r2["tests"]), sorted(t["nodeid"] for t in r1["tests"]),
+          "an outer batch's variables in the environment: the same tests")
+
+
 def test_shards_split_file(workdir):
     """a file longer than a shard's share is split by test; new and removed tests are safe"""
     root = os.path.join(workdir, "big")
