@@ -217,11 +217,15 @@ static int cb_string(void *ctx, const unsigned char *s, size_t len)
                 len--; /* the start kept, cut at a character boundary */
             *slot = st_strndup((const char *)s, len);
         } else if (slot == &f->excerpt && len > EXCERPT_MAX) {
-            *slot = malloc(EXCERPT_MAX + 5);
+            /* the end kept, from a character boundary */
+            size_t from = len - EXCERPT_MAX;
+            while (from < len && (s[from] & 0xC0) == 0x80)
+                from++;
+            *slot = malloc(len - from + 5);
             if (*slot) {
                 memcpy(*slot, "...\n", 4);
-                memcpy(*slot + 4, s + (len - EXCERPT_MAX), EXCERPT_MAX);
-                (*slot)[EXCERPT_MAX + 4] = '\0';
+                memcpy(*slot + 4, s + from, len - from);
+                (*slot)[len - from + 4] = '\0';
             }
         } else {
             *slot = st_strndup((const char *)s, len);

@@ -67,6 +67,36 @@ START_TEST(reads_counts_in_pytest_categories)
 }
 END_TEST
 
+/* A long excerpt keeps its last 4000 bytes from a character boundary: a cut inside a UTF-8
+ * sequence made the results object invalid UTF-8. */
+START_TEST(long_excerpt_cut_at_a_character)
+{
+    st_buf line = {0};
+    st_buf_puts(&line, "{\"event\":\"start\"}\n{\"event\":\"test\",\"nodeid\":\"t.py::a\","
+                "\"file\":\"t.py\",\"outcome\":\"failed\",\"phase\":\"call\",\"duration\":0.1,"
+                "\"excerpt\":\"");
+    for (int i = 0; i < 2500; i++)
+        st_buf_puts(&line, "\xc3\xa9"); /* 5000 bytes of e-acute: the cut falls inside one */
+    st_buf_puts(&line, "x\"}\n{\"event\":\"end\",\"exitstatus\":1}\n");
+    char *dir, *file = write_tmp(line.data, &dir);
+    st_batch b = {0};
+    char err[300];
+    ck_assert_int_eq(st_results_read(&b, file, err, sizeof(err)), 0);
+    ck_assert_uint_eq(b.n_tests, 1);
+    const char *e = b.tests[0].excerpt;
+    ck_assert_ptr_nonnull(e);
+    ck_assert_int_eq(strncmp(e, "...\n", 4), 0);
+    ck_assert_msg(((unsigned char)e[4] & 0xC0) != 0x80, "the kept part starts inside a character");
+    ck_assert_uint_eq(strlen(e + 4), 3999); /* 4000 bytes from the end, less the half character */
+    ck_assert_int_eq(e[strlen(e) - 1], 'x');
+    st_batch_free(&b);
+    st_buf_free(&line);
+    free(file);
+    st_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(not_json_names_file_and_line)
 {
     char *dir, *file = write_tmp("{\"event\":\"start\"}\nthis is not json\n", &dir);
@@ -525,6 +555,7 @@ int main(void)
     TCase *tc = tcase_create("results");
     tcase_add_test(tc, reads_counts_in_pytest_categories);
     tcase_add_test(tc, not_json_names_file_and_line);
+    tcase_add_test(tc, long_excerpt_cut_at_a_character);
     tcase_add_test(tc, truncated_file_is_infrastructure_error_after_normal_exit);
     tcase_add_test(tc, verdicts);
     tcase_add_test(tc, ended_early_names_the_running_test);
