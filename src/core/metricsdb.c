@@ -1229,3 +1229,29 @@ int st_metricsdb_passing_streak(st_metricsdb *m, const char *nodeid, unsigned ma
     sqlite3_finalize(st);
     return rc;
 }
+
+int st_metricsdb_still_failing(st_metricsdb *m, unsigned runs, st_strv *out)
+{
+    static const char sql[] =
+        "SELECT nodeid FROM test_outcomes WHERE run IN (SELECT id FROM runs WHERE aborted = 0"
+        " ORDER BY id DESC LIMIT ?1) GROUP BY nodeid HAVING COUNT(DISTINCT CASE WHEN outcome"
+        " IN ('failed', 'error') THEN run END) = ?1 AND SUM(outcome = 'flaky') = 0"
+        " ORDER BY nodeid";
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(m->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
+        return db_status(m->db);
+    }
+    sqlite3_bind_int(st, 1, (int)runs);
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *nodeid = (const char *)sqlite3_column_text(st, 0);
+        if (nodeid)
+            st_strv_push(out, nodeid);
+    }
+    int rc = step == SQLITE_DONE ? (out->oom ? ST_ERR_NOMEM : ST_OK) : st_sqlite_status(step);
+    if (step != SQLITE_DONE)
+        st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
+    sqlite3_finalize(st);
+    return rc;
+}

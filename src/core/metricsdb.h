@@ -74,5 +74,9 @@ void st_flaky_scores_free(st_flaky_score *v, size_t n);
  * (a flaky run breaks the row). 0 or -1 (logged). */
 int st_metricsdb_passing_streak(st_metricsdb *db, const char *nodeid, unsigned max,
                                 unsigned *streak);
+/* The tests that failed (failed or error, not flaky) in each of the newest `runs` runs that
+ * were not aborted (none when fewer runs are stored), appended to out. 0 or a negative
+ * st_status (logged). */
+int st_metricsdb_still_failing(st_metricsdb *db, unsigned runs, st_strv *out);
 
 #endif

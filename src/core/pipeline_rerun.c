@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /* Flaky tests: after the test batches, each failed test is run again by node id, alone (its own
  * pytest process, one worker, on the same runtime), up to rerun_failures times; a test that
- * then passes is flaky. The reruns of a cycle together get at most one batch timeout, and their
- * wall time is part of the cycle's. The quarantine file is applied here too: a failure of a
+ * then passes is flaky. A test that failed (not flaky) in each of the last ST_RERUN_SKIP_AFTER
+ * cycles is still failing and not run again. The reruns of a cycle together get at most one
+ * batch timeout, and their wall time is part of the cycle's. The quarantine file is applied here too: a failure of a
  * listed test is reported but excused. */
 #include "config.h"
 
 #include "pipeline_stages.h"
 
 #include "log.h"
+#include "metricsdb.h"
 #include "quarantine.h"
 
 #include <stdio.h>
@@ -17,6 +19,9 @@
 
 /* A batch whose only failures are its failing tests (pytest exited 1 after a whole session):
  * not a timeout, a crash, a resource limit or a test that ended the process. */
+/* cycles a test must have failed in, in a row, for its failure not to be rerun */
+#define ST_RERUN_SKIP_AFTER 2
+
 static int tests_speak(const st_batch *b)
 {
     return b->kind == ST_EXEC_TESTS && b->done && !b->aborted && !b->infra_error &&
@@ -116,16 +121,34 @@ int st_rerun_stage(st_pipeline *p, st_cycle *c, st_run *run, const char *work,
         st_warn("the quarantine file is not applied this cycle (see above)");
     for (size_t i = 0; i < q.n; i++)
         st_strv_push(&run->quarantine_listed, q.v[i].nodeid);
-    st_strv pending = {0}, flaky = {0};
+    st_strv pending = {0}, flaky = {0}, known = {0}, skipped = {0};
     unsigned *attempts = NULL;
+    /* a test that failed every attempt in each of the last cycles too is still failing: a
+     * rerun would only repeat its failure (and cost a pytest start each cycle) */
+    if (s->rerun_failures && st_pipeline_open_db(p) == ST_OK && p->db &&
+        st_metricsdb_still_failing(p->db, ST_RERUN_SKIP_AFTER, &known) < 0)
+        st_strv_free(&known); /* logged; every failed test is rerun */
     for (size_t i = 0; s->rerun_failures && i < run->n_batches; i++) {
         const st_batch *b = &run->batches[i];
         if (!tests_speak(b))
             continue;
-        for (size_t t = 0; t < b->n_tests; t++)
-            if (rerunnable(&b->tests[t]) && !st_strv_contains(&pending, b->tests[t].nodeid))
-                st_strv_push(&pending, b->tests[t].nodeid);
+        for (size_t t = 0; t < b->n_tests; t++) {
+            const char *nodeid = b->tests[t].nodeid;
+            if (!rerunnable(&b->tests[t]) || st_strv_contains(&pending, nodeid) ||
+                st_strv_contains(&skipped, nodeid))
+                continue;
+            st_strv_push(st_strv_contains(&known, nodeid) ? &skipped : &pending, nodeid);
+        }
     }
+    if (skipped.n) {
+        st_info("reruns: %zu failed test%s not run again: failed in each of the last %u cycles "
+                "too (still failing): %s%s", skipped.n, skipped.n == 1 ? "" : "s",
+                ST_RERUN_SKIP_AFTER, skipped.v[0], skipped.n > 1 ? ", ..." : "");
+        for (size_t i = 1; i < skipped.n; i++)
+            st_debug("reruns: not run again (still failing): %s", skipped.v[i]);
+    }
+    st_strv_free(&known);
+    st_strv_free(&skipped);
     int rc = pending.oom ? ST_ERR_NOMEM : ST_OK;
     st_strv all = {0}; /* every node that was rerun, for the attempt counts */
     for (size_t i = 0; i < pending.n; i++)

@@ -66,12 +66,13 @@ class Project:
         self.data = os.path.join(self.root, "sandbox_data")
         self.quarantine = os.path.join(self.data, "quarantine.json")
 
-    def run(self, *args, env=None, command="run", timeout=240, state=True):
+    def run(self, *args, env=None, command="run", timeout=240, state=True, verbose=False):
         e = {"SELF_TEST_FIXTURE_STATE": self.state if state else None,
              "SELF_TEST_FIXTURE_BROKEN": None, "SELF_TEST_FIXTURE_SLOW": None,
              "SELF_TEST_RERUN_FAILURES": None}
         e.update(env or {})
-        argv = [t.selftest_bin(), "-c", self.conf, command] + list(args)
+        argv = [t.selftest_bin()] + (["-v"] if verbose else []) + ["-c", self.conf, command] + \
+            list(args)
         if command in ("run", "run-scheduled") and "--json" not in args:
             argv.append("--json")
         rc, out, err = t.run(argv, env=t.base_env(e), timeout=timeout, cwd=self.work)
@@ -318,6 +319,33 @@ def test_rerun_settings(workdir):
         t.ok(msg in err, "%s: the error names it" % line, err)
         with open(p.conf, "w") as fh:
             fh.write(body)
+
+
+def test_still_failing_not_rerun(workdir):
+    """A test that failed every attempt in each of the last two cycles is still failing: it is
+    not run again a third time (the flaky one still is), and says so."""
+    p = Project(workdir)
+
+    def attempts_of(res, node):
+        # the results object leaves out "attempts" for a test that ran once
+        return [x.get("attempts", 1) for x in res.get("tests", []) if x.get("nodeid") == node]
+
+    for cycle in (1, 2):
+        rc, res, out, err = p.run()
+        t.is_eq(attempts_of(res, ALWAYS), [2], "cycle %d: the always-failing test is run "
+                "again (it has not failed in two earlier cycles yet)" % cycle)
+        t.ok("not run again" not in err, "cycle %d: no test is left out of the reruns" % cycle,
+             err[-800:])
+    rc, res, out, err = p.run(verbose=True)
+    t.is_eq(rc, 1, "cycle 3: the failing tests still fail the cycle")
+    for node in (ALWAYS, KNOWN):
+        t.is_eq(attempts_of(res, node), [1], "cycle 3: %s ran once, not again" % node)
+        t.is_eq(outcome_of(res, node), ["failed"], "cycle 3: %s is failed" % node)
+    t.ok("reruns: 2 failed tests not run again: failed in each of the last 2 cycles too "
+         "(still failing): " + ALWAYS in err, "cycle 3: the log says which and why", err[-1500:])
+    t.is_eq(res.get("flaky"), [FLAKY], "cycle 3: the flaky test is still run again: flaky")
+    t.ok(ALWAYS in (res.get("still_failing") or []), "cycle 3: verdict still failing",
+         res.get("still_failing"))
 
 
 def test_rerun_time_bound(workdir):
