@@ -2,9 +2,10 @@
 /* libFuzzer target for the container engines' JSON replies as plugins/common reads them: the
  * answers to /version, container create, wait and inspect, the container list of cleanup, the
  * JSON-lines progress of image load/pull and the error text of a refused request. It includes
- * engine_runtime.c, whose readers are static. The first byte chooses the reply; the rest is
- * the body. Any bytes must be read without a crash, a leak or a sanitizer report, and what is
- * taken from them must be what the callers rely on (a safe container id, a code >= 0). */
+ * engine_runtime.c, whose readers are static (the JSON helpers they use are engine_util.c's).
+ * The first byte chooses the reply; the rest is the body. Any bytes must be read without a
+ * crash, a leak or a sanitizer report, and what is taken from them must be what the callers
+ * rely on (a safe container id, a code >= 0). */
 #include "../plugins/common/engine_runtime.c"
 
 #include "fuzz_common.h"
@@ -34,9 +35,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     resp.body = fuzz_strdup(data, size); /* engine_http's bodies are NUL-terminated */
     switch (kind) {
     case 0: { /* GET /version */
-        yajl_val v = parse_body(&resp);
-        const char *av = v ? jstr(v, "ApiVersion", NULL) : NULL;
-        if (valid_api_version(av)) {
+        yajl_val v = er_parse_body(&resp);
+        const char *av = v ? er_jstr(v, "ApiVersion", NULL, NULL) : NULL;
+        if (er_valid_api_version(av)) {
             char prefix[64];
             snprintf(prefix, sizeof prefix, "/v%s", av);
         }
@@ -52,7 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     case 2: { /* POST /containers/create */
         char id[80];
-        if (create_reply_id(&resp, id, sizeof id) == 0 && !safe_token(id, ""))
+        if (create_reply_id(&resp, id, sizeof id) == 0 && !er_safe_token(id, ""))
             abort();
         break;
     }
@@ -67,13 +68,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 4: { /* GET /containers/json (cleanup) */
         er_runtime rt;
         memset(&rt, 0, sizeof rt);
-        snprintf(rt.hostname, sizeof rt.hostname, "fuzzhost");
+        snprintf(rt.owner.hostname, sizeof rt.owner.hostname, "fuzzhost");
         yajl_val list = st_json_tree_parse(resp.body, NULL, 0); /* as er_cleanup_stale */
         if (list && YAJL_IS_ARRAY(list)) {
             for (size_t i = 0; i < YAJL_GET_ARRAY(list)->len; i++) {
                 yajl_val c = YAJL_GET_ARRAY(list)->values[i];
-                const char *id = jstr(c, "Id", NULL);
-                if (!id || !safe_token(id, ""))
+                const char *id = er_jstr(c, "Id", NULL, NULL);
+                if (!id || !er_safe_token(id, ""))
                     continue;
                 char path[300];
                 snprintf(path, sizeof path, "/containers/%s?force=1&v=1", id);

@@ -83,8 +83,8 @@ fuzz/fuzz-engine_json: $(top_srcdir)/fuzz/fuzz_engine_json.c $(ENGINE_COMMON_SRC
 	@$(MKDIR_P) fuzz
 	$(FUZZ_COMPILE) $(LIBCURL_CFLAGS) $(YAJL_CFLAGS) \
 	  $(top_srcdir)/fuzz/fuzz_engine_json.c $(top_srcdir)/plugins/common/engine_http.c \
-	  $(top_srcdir)/plugins/common/engine_demux.c $(STLIB_SRC) $(STLIB_JSON_SRC) \
-	  $(LIBCURL_LIBS) $(YAJL_LIBS) $(PTHREAD_LIBS) -lm -o $@
+	  $(top_srcdir)/plugins/common/engine_demux.c $(top_srcdir)/plugins/common/engine_util.c \
+	  $(STLIB_SRC) $(STLIB_JSON_SRC) $(LIBCURL_LIBS) $(YAJL_LIBS) $(PTHREAD_LIBS) -lm -o $@
 
 # includes exporter_prometheus.c (its request handler is static) and drives libmicrohttpd
 fuzz/fuzz-metrics: $(top_srcdir)/fuzz/fuzz_metrics.c $(PROM_SOURCES) $(STLIB_SRC) $(FUZZ_HDRS)
@@ -153,7 +153,7 @@ fuzz_replay_modulemap_LDADD = $(STLIB_JSON_LIBS) $(STLIB_LIBS) $(YAJL_LIBS)
 fuzz_replay_demux_SOURCES = fuzz/replay.c fuzz/fuzz_demux.c plugins/common/engine_demux.c
 fuzz_replay_demux_CFLAGS = $(FUZZ_REPLAY_CFLAGS) -DFUZZ_NAME='"demux"'
 fuzz_replay_engine_json_SOURCES = fuzz/replay.c fuzz/fuzz_engine_json.c \
-	plugins/common/engine_http.c plugins/common/engine_demux.c
+	plugins/common/engine_http.c plugins/common/engine_demux.c plugins/common/engine_util.c
 fuzz_replay_engine_json_CFLAGS = $(FUZZ_REPLAY_CFLAGS) $(ENGINE_COMMON_CFLAGS) \
 	-DFUZZ_NAME='"engine_json"'
 fuzz_replay_engine_json_LDADD = $(STLIB_JSON_LIBS) $(STLIB_LIBS) $(LIBCURL_LIBS) $(YAJL_LIBS) $(PTHREAD_LIBS)

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include "engine_runtime.h"
+#include "engine_util.h"
 
 #include "engine_demux.h"
 #include "engine_http.h"
@@ -33,39 +34,19 @@
 #include <time.h>
 #include <unistd.h>
 
-extern char **environ;
-
-#define LABEL_MANAGED "menace_self_test"
-#define LABEL_HOST "selftest.owner.host"
-#define LABEL_PID "selftest.owner.pid"
-#define LABEL_START "selftest.owner.start"
-#define LABEL_RUN "selftest.run"
-#define LABEL_DEADLINE "selftest.deadline"
-#define LABEL_BATCH "selftest.batch"
-
-typedef struct er_running {
-    const char *id;      /* the request id, borrowed for the execute call */
-    char container[80];  /* engine id once created */
-    int cancelled;
-    struct er_running *next;
-} er_running;
-
 typedef struct er_runtime {
     const er_flavor *fl;
-    const st_host *host;
-    st_instance *self;
-    eh_client client;
+    er_conn conn;          /* host, instance, client, API prefix and api_timeout */
     char host_source[300]; /* where the address came from, for messages */
     pthread_mutex_t lock;
     er_running *list;
     int negotiated;
-    char api_prefix[40];    /* "/v1.41" */
     char libpod_prefix[48]; /* "/v4.0.0/libpod", "" when the engine has no libpod API */
     /* settings */
     const char *image, *python, *network, *api_version;
     char user[64];
     long long memory_bytes, pids_limit;
-    double cpus, max_age_s, api_timeout_s;
+    double cpus, max_age_s;
     int max_age_set; /* container.max_age given: it wins over the core's max_age */
     const char *const *passthrough;
     const char *const *ssh_options; /* "Key=Value", each passed as -o to ssh */
@@ -75,11 +56,7 @@ typedef struct er_runtime {
     int user_differs; /* user is not the invoking uid:gid */
     const char *image_tar;
     char image_id[160]; /* the image's id as prepare() last saw it, "" when unknown */
-    /* owner identity, for the labels and cleanup */
-    char hostname[256];
-    long pid;
-    long long start_ticks;
-    char run_id[17];
+    er_owner owner;     /* owner identity, for the labels and cleanup */
     /* ssh:// forward */
     pid_t ssh_pid;
     char ssh_dir[256];
@@ -174,69 +151,11 @@ static int truthy(const char *v)
 
 /* ---- requests ------------------------------------------------------------------------------- */
 
-/* One API call; path is relative to the API prefix unless it starts with "!" (then verbatim). */
-static int api_call_ex(er_runtime *rt, void **h, const char *method, const char *path,
-                       const char *json_body, double timeout_s, size_t max_body,
-                       eh_response *resp, char *err, size_t errlen)
-{
-    char full[3072];
-    if (path[0] == '!')
-        snprintf(full, sizeof(full), "%s", path + 1);
-    else
-        snprintf(full, sizeof(full), "%s%s", rt->api_prefix, path);
-    eh_request rq = {
-        .method = method,
-        .path = full,
-        .body = json_body,
-        .body_len = json_body ? strlen(json_body) : 0,
-        .content_type = json_body ? "application/json" : NULL,
-        .timeout_s = timeout_s > 0 ? timeout_s : rt->api_timeout_s,
-        .max_body = max_body,
-    };
-    double t0 = st_monotonic();
-    int rc = eh_perform(&rt->client, h, &rq, resp, err, errlen);
-    rt->host->log(rt->self, ST_LOG_DEBUG, "%s %.120s -> %ld (%.0f ms)", method, full, resp->status,
-                  (st_monotonic() - t0) * 1000);
-    return rc;
-}
-
 static int api_call(er_runtime *rt, void **h, const char *method, const char *path,
                     const char *json_body, double timeout_s, eh_response *resp, char *err,
                     size_t errlen)
 {
-    return api_call_ex(rt, h, method, path, json_body, timeout_s, 0, resp, err, errlen);
-}
-
-/* "what: engine message (HTTP n)" for a non-2xx answer. */
-static void http_error(const eh_response *resp, const char *what, char *err, size_t errlen)
-{
-    char msg[400];
-    eh_error_text(resp, msg, sizeof(msg));
-    snprintf(err, errlen, "%s: %s (HTTP %ld)", what, msg, resp->status);
-}
-
-static yajl_val parse_body(const eh_response *resp)
-{
-    if (!resp->body || resp->truncated)
-        return NULL;
-    return st_json_tree_parse(resp->body, NULL, 0);
-}
-
-static const char *jstr(yajl_val obj, const char *k1, const char *k2)
-{
-    const char *path[] = {k1, k2, NULL};
-    yajl_val v = yajl_tree_get(obj, path, yajl_t_string);
-    return v ? YAJL_GET_STRING(v) : NULL;
-}
-
-static int jint(yajl_val obj, const char *k1, const char *k2, long long *out)
-{
-    const char *path[] = {k1, k2, NULL};
-    yajl_val v = yajl_tree_get(obj, path, yajl_t_number);
-    if (!v || !YAJL_IS_INTEGER(v))
-        return -1;
-    *out = YAJL_GET_INTEGER(v);
-    return 0;
+    return er_api_call(&rt->conn, h, method, path, json_body, timeout_s, 0, resp, err, errlen);
 }
 
 static int jbool(yajl_val obj, const char *k1, const char *k2)
@@ -247,20 +166,6 @@ static int jbool(yajl_val obj, const char *k1, const char *k2)
 }
 
 /* ---- API version negotiation ------------------------------------------------------------------ */
-
-static int valid_api_version(const char *v)
-{
-    int dots = 0;
-    if (!v || !isdigit((unsigned char)*v))
-        return 0;
-    for (; *v; v++) {
-        if (*v == '.')
-            dots++;
-        else if (!isdigit((unsigned char)*v))
-            return 0;
-    }
-    return dots >= 1 && dots <= 2;
-}
 
 /* GET /_ping (then /version when the header is missing). Sets the prefixes. */
 static int negotiate(er_runtime *rt, char *err, size_t errlen)
@@ -273,17 +178,12 @@ static int negotiate(er_runtime *rt, char *err, size_t errlen)
     void *h = NULL;
     eh_response resp;
     char api[40] = "", libpod[48] = "";
-    int rc = api_call(rt, &h, "GET", "!/_ping", NULL, 10, &resp, err, errlen);
+    int rc = er_get_ping(&rt->conn, &h, 10, &resp, err, errlen);
     if (rc != ST_OK)
         goto out;
-    if (resp.status != 200) {
-        http_error(&resp, "the engine refused GET /_ping", err, errlen);
-        rc = ST_ERR_UNAVAILABLE;
-        goto out;
-    }
     if (rt->api_version)
         snprintf(api, sizeof(api), "%s", rt->api_version);
-    else if (valid_api_version(resp.api_version))
+    else if (er_valid_api_version(resp.api_version))
         snprintf(api, sizeof(api), "%s", resp.api_version);
     if (resp.libpod_version[0] && isdigit((unsigned char)resp.libpod_version[0]))
         snprintf(libpod, sizeof(libpod), "/v%ld.0.0/libpod",
@@ -293,12 +193,13 @@ static int negotiate(er_runtime *rt, char *err, size_t errlen)
         rc = api_call(rt, &h, "GET", "!/version", NULL, 10, &resp, err, errlen);
         if (rc != ST_OK)
             goto out;
-        yajl_val v = resp.status == 200 ? parse_body(&resp) : NULL;
-        const char *av = v ? jstr(v, "ApiVersion", NULL) : NULL;
-        if (!valid_api_version(av)) {
-            snprintf(err, errlen, "the engine at %s did not say which API version it speaks "
+        yajl_val v = resp.status == 200 ? er_parse_body(&resp) : NULL;
+        const char *av = v ? er_jstr(v, "ApiVersion", NULL, NULL) : NULL;
+        if (!er_valid_api_version(av)) {
+            snprintf(err, errlen,
+                     "the engine at %s did not say which API version it speaks "
                      "(GET /version answered HTTP %ld%s); set api_version in the container group",
-                     rt->client.display, resp.status, v ? "" : " without valid JSON");
+                     rt->conn.client.display, resp.status, v ? "" : " without valid JSON");
             if (v)
                 yajl_tree_free(v);
             rc = ST_ERR_UNAVAILABLE;
@@ -308,12 +209,13 @@ static int negotiate(er_runtime *rt, char *err, size_t errlen)
         yajl_tree_free(v);
     }
     pthread_mutex_lock(&rt->lock);
-    snprintf(rt->api_prefix, sizeof(rt->api_prefix), "/v%s", api);
+    snprintf(rt->conn.api_prefix, sizeof(rt->conn.api_prefix), "/v%s", api);
     snprintf(rt->libpod_prefix, sizeof(rt->libpod_prefix), "%s", rt->fl->libpod ? libpod : "");
     rt->negotiated = 1;
     pthread_mutex_unlock(&rt->lock);
-    rt->host->log(rt->self, ST_LOG_DEBUG, "engine %s: API %s%s%s", rt->client.display, api,
-                  libpod[0] ? ", libpod " : "", libpod[0] ? libpod : "");
+    rt->conn.host->log(rt->conn.self, ST_LOG_DEBUG, "engine %s: API %s%s%s",
+                       rt->conn.client.display, api, libpod[0] ? ", libpod " : "",
+                       libpod[0] ? libpod : "");
 out:
     eh_response_free(&resp);
     eh_handle_free(&h);
@@ -324,7 +226,7 @@ out:
 
 static int ssh_forward_start(er_runtime *rt, char *err, size_t errlen)
 {
-    const eh_address *a = &rt->client.addr;
+    const eh_address *a = &rt->conn.client.addr;
     const char *tmp = getenv("TMPDIR");
     snprintf(rt->ssh_dir, sizeof(rt->ssh_dir), "%s/selftest-ssh-%ld-XXXXXX",
              tmp && *tmp ? tmp : "/tmp", (long)getpid());
@@ -333,12 +235,13 @@ static int ssh_forward_start(er_runtime *rt, char *err, size_t errlen)
         rt->ssh_dir[0] = '\0';
         return ST_ERR_IO;
     }
-    snprintf(rt->client.unix_path, sizeof(rt->client.unix_path), "%s/engine.sock", rt->ssh_dir);
+    snprintf(rt->conn.client.unix_path, sizeof(rt->conn.client.unix_path), "%s/engine.sock",
+             rt->ssh_dir);
     const char *remote = a->path[0] ? a->path
                          : strcmp(rt->fl->name, "podman") == 0 ? "/run/podman/podman.sock"
                                                                : "/var/run/docker.sock";
     char fwd[512], port[16];
-    snprintf(fwd, sizeof(fwd), "%s:%s", rt->client.unix_path, remote);
+    snprintf(fwd, sizeof(fwd), "%s:%s", rt->conn.client.unix_path, remote);
     snprintf(port, sizeof(port), "%d", a->port);
     size_t n_extra = 0;
     while (rt->ssh_options && rt->ssh_options[n_extra])
@@ -406,7 +309,7 @@ static int ssh_forward_start(er_runtime *rt, char *err, size_t errlen)
                      a->host, WIFEXITED(status) ? WEXITSTATUS(status) : -1, remote);
             return ST_ERR_UNAVAILABLE;
         }
-        if (access(rt->client.unix_path, F_OK) == 0) {
+        if (access(rt->conn.client.unix_path, F_OK) == 0) {
             void *h = NULL;
             eh_response resp;
             char e2[256];
@@ -431,7 +334,7 @@ static void ssh_forward_stop(er_runtime *rt)
         rt->ssh_pid = 0;
     }
     if (rt->ssh_dir[0]) {
-        unlink(rt->client.unix_path); /* ssh leaves it */
+        unlink(rt->conn.client.unix_path); /* ssh leaves it */
         rmdir(rt->ssh_dir);
         rt->ssh_dir[0] = '\0';
     }
@@ -439,33 +342,16 @@ static void ssh_forward_stop(er_runtime *rt)
 
 /* ---- lifecycle ------------------------------------------------------------------------------ */
 
-static int bad(er_runtime *rt, const st_config_node *cfg, const char *key, const char *why)
-{
-    rt->host->log(rt->self, ST_LOG_ERROR, "%s: %s: %s", rt->host->cfg_where(rt->self, cfg, key), key,
-                  why);
-    return -1;
-}
-
-static int safe_token(const char *s, const char *extra)
-{
-    if (!s || !*s)
-        return 0;
-    for (; *s; s++)
-        if (!isalnum((unsigned char)*s) && !strchr(extra, *s))
-            return 0;
-    return 1;
-}
-
 /* The exit code in the engine's answer to wait: a bare integer (libpod) or {"StatusCode": n}.
  * Returns 0, or -1 when the answer is not JSON or holds no code. */
 static int wait_reply_code(const eh_response *resp, long long *code)
 {
-    yajl_val v = parse_body(resp);
+    yajl_val v = er_parse_body(resp);
     *code = -1;
     if (v && YAJL_IS_INTEGER(v))
         *code = YAJL_GET_INTEGER(v);
     else if (v)
-        jint(v, "StatusCode", NULL, code);
+        er_jint(v, "StatusCode", NULL, NULL, code);
     if (v)
         yajl_tree_free(v);
     return v && *code >= 0 ? 0 : -1;
@@ -475,9 +361,9 @@ static int wait_reply_code(const eh_response *resp, long long *code)
  * that fits. Returns 0, or -1. */
 static int create_reply_id(const eh_response *resp, char *id, size_t idlen)
 {
-    yajl_val v = parse_body(resp);
-    const char *s = v ? jstr(v, "Id", NULL) : NULL;
-    int ok = s && safe_token(s, "") && strlen(s) < idlen;
+    yajl_val v = er_parse_body(resp);
+    const char *s = v ? er_jstr(v, "Id", NULL, NULL) : NULL;
+    int ok = s && er_safe_token(s, "") && strlen(s) < idlen;
     if (ok)
         snprintf(id, idlen, "%s", s);
     if (v)
@@ -493,17 +379,17 @@ static int inspect_reply_state(const eh_response *resp, long long *code, int *oo
 {
     int never_started = 0;
     serr[0] = '\0';
-    yajl_val v = parse_body(resp);
+    yajl_val v = er_parse_body(resp);
     if (!v)
         return 0;
-    const char *status = jstr(v, "State", "Status");
-    const char *e = jstr(v, "State", "Error");
+    const char *status = er_jstr(v, "State", "Status", NULL);
+    const char *e = er_jstr(v, "State", "Error", NULL);
     long long ec;
     *oom = jbool(v, "State", "OOMKilled");
     if (status && strcmp(status, "created") == 0) {
         snprintf(serr, serrlen, "%s", e ? e : "");
         never_started = 1;
-    } else if (jint(v, "State", "ExitCode", &ec) == 0 && status &&
+    } else if (er_jint(v, "State", "ExitCode", NULL, &ec) == 0 && status &&
                (strcmp(status, "exited") == 0 || strcmp(status, "stopped") == 0)) {
         *code = ec;
     }
@@ -514,24 +400,18 @@ static int inspect_reply_state(const eh_response *resp, long long *code, int *oo
 static int read_settings(er_runtime *rt, const st_config_node *cfg, const char *addr_override,
                          const char *addr_where)
 {
-    const st_host *H = rt->host;
-    st_instance *S = rt->self;
+    const st_host *H = rt->conn.host;
+    st_instance *S = rt->conn.self;
     const char *mem = NULL, *user = NULL, *host_url = NULL;
-    long long ll;
-    double d;
     rt->image = "python:3.11-slim";
     rt->python = "python3";
     rt->network = "none";
-    rt->api_timeout_s = 30;
+    rt->conn.api_timeout_s = 30;
     rt->max_age_s = 0;
-    if (st_check_settings(rt->host, rt->self, cfg, known_keys, "container") != ST_OK)
+    if (st_check_settings(rt->conn.host, rt->conn.self, cfg, known_keys, "container") != ST_OK)
         return -1;
-    if (H->cfg_string(S, cfg, "image", &rt->image) < 0 ||
-        H->cfg_string(S, cfg, "python", &rt->python) < 0 ||
-        H->cfg_string(S, cfg, "network", &rt->network) < 0 ||
-        H->cfg_string(S, cfg, "memory", &mem) < 0 || H->cfg_string(S, cfg, "user", &user) < 0 ||
-        H->cfg_string(S, cfg, "host", &host_url) < 0 ||
-        H->cfg_string(S, cfg, "api_version", &rt->api_version) < 0 ||
+    if (er_read_strings(&rt->conn, cfg, &rt->image, &rt->python, &rt->network, &mem, &user,
+                        &host_url, &rt->api_version) < 0 ||
         H->cfg_string(S, cfg, "image_tar", &rt->image_tar) < 0 ||
         H->cfg_string_list(S, cfg, "env_passthrough", &rt->passthrough) < 0 ||
         H->cfg_string_list(S, cfg, "ssh_options", &rt->ssh_options) < 0)
@@ -539,95 +419,47 @@ static int read_settings(er_runtime *rt, const st_config_node *cfg, const char *
     for (size_t i = 0; rt->ssh_options && rt->ssh_options[i]; i++) {
         const char *o = rt->ssh_options[i];
         if (!isalpha((unsigned char)o[0]) || !strchr(o, '=') || strchr(o, '\n'))
-            return bad(rt, cfg, "ssh_options", "each must be an ssh option \"Key=Value\"");
+            return er_cfg_bad(&rt->conn, cfg, "ssh_options",
+                              "each must be an ssh option \"Key=Value\"");
     }
-    if (!safe_token(rt->image, "._-/:@"))
-        return bad(rt, cfg, "image", "must be an image reference like python:3.11-slim");
+    if (!er_safe_token(rt->image, "._-/:@"))
+        return er_cfg_bad(&rt->conn, cfg, "image",
+                          "must be an image reference like python:3.11-slim");
     if (!rt->python[0])
-        return bad(rt, cfg, "python", "must not be empty");
-    if (!safe_token(rt->network, "._-:"))
-        return bad(rt, cfg, "network", "must be a network mode such as \"none\"");
-    if (rt->api_version && !valid_api_version(rt->api_version))
-        return bad(rt, cfg, "api_version", "must look like \"1.41\"");
-    if (mem && (rt->memory_bytes = er_parse_memory(mem)) < 0)
-        return bad(rt, cfg, "memory", "must be a size such as \"512m\" or \"2g\"");
-    if (mem && rt->memory_bytes > 0 && rt->memory_bytes < 6 * 1024 * 1024)
-        return bad(rt, cfg, "memory", "must be at least 6m (the engines refuse less)");
-    if (user && !safe_token(user, "._-:"))
-        return bad(rt, cfg, "user", "must be \"uid:gid\" or a user name");
-    char self_user[64];
-    snprintf(self_user, sizeof(self_user), "%u:%u", (unsigned)getuid(), (unsigned)getgid());
-    snprintf(rt->user, sizeof(rt->user), "%s", user ? user : self_user);
-    rt->user_differs = strcmp(rt->user, self_user) != 0;
-    for (size_t i = 0; rt->passthrough && rt->passthrough[i]; i++)
-        if (!safe_token(rt->passthrough[i], "_"))
-            return bad(rt, cfg, "env_passthrough", "must list variable names");
+        return er_cfg_bad(&rt->conn, cfg, "python", "must not be empty");
+    if (!er_safe_token(rt->network, "._-:"))
+        return er_cfg_bad(&rt->conn, cfg, "network", "must be a network mode such as \"none\"");
+    int differs = er_check_settings(&rt->conn, cfg, rt->api_version, mem, &rt->memory_bytes, user,
+                                    rt->user, sizeof(rt->user), rt->passthrough);
+    if (differs < 0)
+        return -1;
+    rt->user_differs = differs;
     rt->init = 1;
     if (H->cfg_bool(S, cfg, "init", &rt->init) < 0)
         return -1;
-    int rc = H->cfg_int(S, cfg, "pids_limit", &ll);
-    if (rc < 0)
+    if (er_read_limits(&rt->conn, cfg, &rt->pids_limit, &rt->cpus, &rt->max_age_s,
+                       &rt->max_age_set) < 0)
         return -1;
-    if (rc == ST_CFG_FOUND) {
-        if (ll < 0)
-            return bad(rt, cfg, "pids_limit", "must not be negative (0: no limit)");
-        rt->pids_limit = ll;
-    }
-    struct {
-        const char *key;
-        double *out;
-        double min;
-    } dbl[] = {{"cpus", &rt->cpus, 0}, {"max_age", &rt->max_age_s, 0},
-               {"api_timeout", &rt->api_timeout_s, 1}};
-    for (size_t i = 0; i < 3; i++) {
-        rc = H->cfg_double(S, cfg, dbl[i].key, &d);
-        if (rc < 0)
-            return -1;
-        if (rc == ST_CFG_FOUND) {
-            if (d < dbl[i].min || d != d)
-                return bad(rt, cfg, dbl[i].key, dbl[i].min > 0 ? "must be at least 1"
-                                                                : "must not be negative");
-            *dbl[i].out = d;
-            if (dbl[i].out == &rt->max_age_s)
-                rt->max_age_set = 1;
-        }
-    }
-    /* engine address: environment > config file > the engine's default socket */
-    const char *env_host = getenv(rt->fl->host_env);
+    /* engine address: environment > config file > the engine's default socket (rootless podman:
+     * the one in XDG_RUNTIME_DIR) */
     const char *url = rt->fl->default_sock;
+    const char *run = getenv("XDG_RUNTIME_DIR");
     char xdg[200];
-    if (addr_override) {
-        url = addr_override;
-        snprintf(rt->host_source, sizeof(rt->host_source), "%s", addr_where ? addr_where : "hosts");
-    } else if (env_host && *env_host) {
-        url = env_host;
-        snprintf(rt->host_source, sizeof(rt->host_source), "%s", rt->fl->host_env);
-    } else if (host_url) {
-        url = host_url;
-        snprintf(rt->host_source, sizeof(rt->host_source), "%s",
-                 H->cfg_where(S, cfg, "host"));
-    } else {
-        const char *run = getenv("XDG_RUNTIME_DIR");
-        if (strcmp(rt->fl->name, "podman") == 0 && getuid() != 0 && run && *run) {
-            snprintf(xdg, sizeof(xdg), "unix://%s/podman/podman.sock", run);
-            url = xdg;
-        }
-        snprintf(rt->host_source, sizeof(rt->host_source), "the default");
+    if (strcmp(rt->fl->name, "podman") == 0 && getuid() != 0 && run && *run) {
+        snprintf(xdg, sizeof(xdg), "unix://%s/podman/podman.sock", run);
+        url = xdg;
     }
     eh_address addr;
-    char err[300];
-    const char *tls_verify = getenv("DOCKER_TLS_VERIFY");
-    if (eh_parse_address(url, tls_verify && *tls_verify, &addr, err, sizeof(err)) < 0) {
-        H->log(S, ST_LOG_ERROR, "%s: %s", rt->host_source, err);
+    if (er_read_address(&rt->conn, cfg, rt->fl->host_env, host_url, url, addr_override, addr_where,
+                        rt->host_source, sizeof(rt->host_source), &addr) < 0)
         return -1;
-    }
-    eh_client_init(&rt->client, &addr, getenv("DOCKER_CERT_PATH"));
+    eh_client_init(&rt->conn.client, &addr, getenv("DOCKER_CERT_PATH"));
     /* how the tree reaches the container: binds for a local engine, copies for a remote one */
     const char *transfer = NULL;
     if (H->cfg_string(S, cfg, "transfer", &transfer) < 0)
         return -1;
     if (transfer && strcmp(transfer, "bind") != 0 && strcmp(transfer, "copy") != 0)
-        return bad(rt, cfg, "transfer", "must be \"bind\" or \"copy\"");
+        return er_cfg_bad(&rt->conn, cfg, "transfer", "must be \"bind\" or \"copy\"");
     rt->copy = transfer ? strcmp(transfer, "copy") == 0 : addr.scheme != EH_UNIX;
     /* offline image load: MENACE_OFFLINE_INSTALL=1 and MENACE_SELF_TEST_IMAGE_TAR (env > file) */
     const char *off = getenv("MENACE_OFFLINE_INSTALL");
@@ -657,8 +489,8 @@ int er_create_at(const er_flavor *fl, const st_host *host, st_instance *self,
     if (!rt)
         return ST_ERR_NOMEM;
     rt->fl = fl;
-    rt->host = host;
-    rt->self = self;
+    rt->conn.host = host;
+    rt->conn.self = self;
     pthread_mutex_init(&rt->lock, NULL);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         host->log(self, ST_LOG_ERROR, "cannot initialise libcurl");
@@ -670,13 +502,9 @@ int er_create_at(const er_flavor *fl, const st_host *host, st_instance *self,
         er_destroy(rt);
         return ST_ERR_INVALID;
     }
-    snprintf(rt->api_prefix, sizeof(rt->api_prefix), "/v%s",
+    snprintf(rt->conn.api_prefix, sizeof(rt->conn.api_prefix), "/v%s",
              rt->api_version ? rt->api_version : "1.41");
-    if (gethostname(rt->hostname, sizeof(rt->hostname) - 1) < 0)
-        snprintf(rt->hostname, sizeof(rt->hostname), "unknown");
-    rt->pid = (long)getpid();
-    rt->start_ticks = er_process_start(rt->pid);
-    st_random_hex(rt->run_id, 16);
+    er_owner_init(&rt->owner);
     *ctx = rt;
     return ST_OK;
 }
@@ -701,12 +529,13 @@ void er_destroy(void *ctx)
 /* Connects (starting the ssh forward on first use) and negotiates the API version. */
 static int ensure_engine(er_runtime *rt, char *err, size_t errlen)
 {
-    if (rt->client.addr.scheme == EH_SSH) {
+    if (rt->conn.client.addr.scheme == EH_SSH) {
         pthread_mutex_lock(&rt->lock);
         int rc = ST_OK;
         if (rt->ssh_pid > 0 && waitpid(rt->ssh_pid, NULL, WNOHANG) == rt->ssh_pid) {
-            rt->host->log(rt->self, ST_LOG_WARNING, "the ssh forward to %s ended; starting it "
-                          "again", rt->client.addr.host);
+            rt->conn.host->log(rt->conn.self, ST_LOG_WARNING,
+                               "the ssh forward to %s ended; starting it again",
+                               rt->conn.client.addr.host);
             rt->ssh_pid = 0;
             ssh_forward_stop(rt);
         }
@@ -725,7 +554,8 @@ int er_probe(void *ctx)
     char err[512];
     int rc = ensure_engine(rt, err, sizeof(err));
     if (rc != ST_OK) {
-        rt->host->log(rt->self, ST_LOG_ERROR, "%s (address from %s)", err, rt->host_source);
+        rt->conn.host->log(rt->conn.self, ST_LOG_ERROR, "%s (address from %s)", err,
+                           rt->host_source);
         return ST_ERR_UNAVAILABLE;
     }
     return ST_OK;
@@ -748,14 +578,14 @@ static void progress_line(progress *p)
     yajl_val v = st_json_tree_parse(p->line, NULL, 0);
     if (!v)
         return;
-    const char *e = jstr(v, "error", NULL);
+    const char *e = er_jstr(v, "error", NULL, NULL);
     if (!e)
-        e = jstr(v, "errorDetail", "message");
+        e = er_jstr(v, "errorDetail", "message", NULL);
     if (e && !p->error[0])
         snprintf(p->error, sizeof(p->error), "%s", e);
-    const char *s = jstr(v, "stream", NULL);
+    const char *s = er_jstr(v, "stream", NULL, NULL);
     if (!s)
-        s = jstr(v, "status", NULL);
+        s = er_jstr(v, "status", NULL, NULL);
     if (s && strncmp(s, "Loaded image", 12) == 0) {
         size_t l = strlen(p->loaded);
         snprintf(p->loaded + l, sizeof(p->loaded) - l, "%s%.*s", l ? ", " : "",
@@ -797,9 +627,9 @@ static int image_present(er_runtime *rt, void **h, char *err, size_t errlen)
     if (resp.status == 200) {
         rc = 1;
         /* the id names the content: a rebuilt or retagged image has another one */
-        yajl_val v = parse_body(&resp);
-        const char *id = v ? jstr(v, "Id", NULL) : NULL;
-        if (id && safe_token(id, ":") && strlen(id) < sizeof(rt->image_id))
+        yajl_val v = er_parse_body(&resp);
+        const char *id = v ? er_jstr(v, "Id", NULL, NULL) : NULL;
+        if (id && er_safe_token(id, ":") && strlen(id) < sizeof(rt->image_id))
             snprintf(rt->image_id, sizeof(rt->image_id), "%s", id);
         else
             rt->image_id[0] = '\0';
@@ -810,7 +640,7 @@ static int image_present(er_runtime *rt, void **h, char *err, size_t errlen)
     else {
         char what[700];
         snprintf(what, sizeof(what), "cannot inspect image %s", rt->image);
-        http_error(&resp, what, err, errlen);
+        er_http_error(&resp, what, err, errlen);
         rc = ST_ERR_UNAVAILABLE;
     }
     eh_response_free(&resp);
@@ -831,19 +661,19 @@ static int load_image(er_runtime *rt, void **h, char *err, size_t errlen)
         return ST_ERR_NOMEM;
     }
     char path[80];
-    snprintf(path, sizeof(path), "%s/images/load?quiet=1", rt->api_prefix);
+    snprintf(path, sizeof(path), "%s/images/load?quiet=1", rt->conn.api_prefix);
     eh_request rq = {.method = "POST", .path = path, .content_type = "application/x-tar",
                      .upload_fd = fd, .timeout_s = 900, .on_data = on_progress_data, .opaque = p};
     eh_response resp;
-    rt->host->log(rt->self, ST_LOG_INFO, "loading image %s from %s (offline mode)", rt->image,
-                  rt->image_tar);
-    int rc = eh_perform(&rt->client, h, &rq, &resp, err, errlen);
+    rt->conn.host->log(rt->conn.self, ST_LOG_INFO, "loading image %s from %s (offline mode)",
+                       rt->image, rt->image_tar);
+    int rc = eh_perform(&rt->conn.client, h, &rq, &resp, err, errlen);
     close(fd);
     if (rc == ST_OK) {
         if (resp.status / 100 != 2) {
             char what[600];
             snprintf(what, sizeof(what), "the engine refused the image tarball %s", rt->image_tar);
-            http_error(&resp, what, err, errlen);
+            er_http_error(&resp, what, err, errlen);
             rc = ST_ERR_INVALID;
         } else {
             if (p->len && !p->overflow)
@@ -856,7 +686,7 @@ static int load_image(er_runtime *rt, void **h, char *err, size_t errlen)
         }
     }
     if (rc == ST_OK && p->loaded[0])
-        rt->host->log(rt->self, ST_LOG_INFO, "%s", p->loaded);
+        rt->conn.host->log(rt->conn.self, ST_LOG_INFO, "%s", p->loaded);
     eh_response_free(&resp);
     free(p);
     return rc;
@@ -874,20 +704,20 @@ static int pull_image(er_runtime *rt, void **h, char *err, size_t errlen)
     }
     if (eh_urlencode(repo, erepo, sizeof(erepo)) < 0 || eh_urlencode(tag, etag, sizeof(etag)) < 0)
         return ST_ERR_INVALID;
-    snprintf(path, sizeof(path), "%s/images/create?fromImage=%s%s%s", rt->api_prefix, erepo,
+    snprintf(path, sizeof(path), "%s/images/create?fromImage=%s%s%s", rt->conn.api_prefix, erepo,
              tag[0] ? "&tag=" : "", etag);
     progress *p = calloc(1, sizeof(*p));
     if (!p)
         return ST_ERR_NOMEM;
-    rt->host->log(rt->self, ST_LOG_INFO, "pulling image %s", rt->image);
+    rt->conn.host->log(rt->conn.self, ST_LOG_INFO, "pulling image %s", rt->image);
     eh_request rq = {.method = "POST", .path = path, .timeout_s = 900,
                      .on_data = on_progress_data, .opaque = p};
     eh_response resp;
-    int rc = eh_perform(&rt->client, h, &rq, &resp, err, errlen);
+    int rc = eh_perform(&rt->conn.client, h, &rq, &resp, err, errlen);
     if (rc == ST_OK && resp.status / 100 != 2) {
         char what[600];
         snprintf(what, sizeof(what), "cannot pull image %s", rt->image);
-        http_error(&resp, what, err, errlen);
+        er_http_error(&resp, what, err, errlen);
         rc = ST_ERR_UNAVAILABLE;
     } else if (rc == ST_OK) {
         if (p->len && !p->overflow)
@@ -943,7 +773,7 @@ int er_prepare(void *ctx)
     }
 out:
     if (rc != ST_OK)
-        rt->host->log(rt->self, ST_LOG_ERROR, "%s", err);
+        rt->conn.host->log(rt->conn.self, ST_LOG_ERROR, "%s", err);
     eh_handle_free(&h);
     return rc == ST_OK ? ST_OK : (rc == ST_ERR_INVALID ? ST_ERR_INVALID : ST_ERR_UNAVAILABLE);
 }
@@ -960,110 +790,43 @@ int er_environment_id(void *ctx, char *buf, size_t len)
 
 /* ---- execute -------------------------------------------------------------------------------- */
 
-static void gen_str(yajl_gen g, const char *s)
-{
-    yajl_gen_string(g, (const unsigned char *)s, strlen(s));
-}
-
-static void gen_kv(yajl_gen g, const char *k, const char *v)
-{
-    gen_str(g, k);
-    gen_str(g, v);
-}
-
-static void gen_mount(yajl_gen g, const char *path, int read_only)
-{
-    yajl_gen_map_open(g);
-    gen_kv(g, "Type", "bind");
-    gen_kv(g, "Source", path);
-    gen_kv(g, "Target", path);
-    gen_str(g, "ReadOnly");
-    yajl_gen_bool(g, read_only);
-    yajl_gen_map_close(g);
-}
-
-/* The container's environment: allowed host variables, then the request's (which win), then
- * PYTHONDONTWRITEBYTECODE. */
-static void gen_env(er_runtime *rt, yajl_gen g, const st_exec_request *req)
-{
-    yajl_gen_array_open(g);
-    int have_dwb = 0;
-    for (char **e = environ; *e; e++) {
-        if (!er_env_allowed(*e, rt->passthrough))
-            continue;
-        size_t nl = (size_t)(strchr(*e, '=') - *e);
-        int overridden = 0;
-        for (size_t j = 0; req->env && req->env[j] && !overridden; j++)
-            overridden = strncmp(req->env[j], *e, nl) == 0 && req->env[j][nl] == '=';
-        if (overridden)
-            continue;
-        have_dwb |= strncmp(*e, "PYTHONDONTWRITEBYTECODE=", 24) == 0;
-        gen_str(g, *e);
-    }
-    for (size_t j = 0; req->env && req->env[j]; j++) {
-        have_dwb |= strncmp(req->env[j], "PYTHONDONTWRITEBYTECODE=", 24) == 0;
-        gen_str(g, req->env[j]);
-    }
-    if (!have_dwb)
-        gen_str(g, "PYTHONDONTWRITEBYTECODE=1");
-    yajl_gen_array_close(g);
-}
-
 static char *create_body(er_runtime *rt, const st_exec_request *req, const char *deadline)
 {
     yajl_gen g = yajl_gen_alloc(NULL);
     if (!g)
         return NULL;
-    char num[64];
     yajl_gen_map_open(g);
-    gen_kv(g, "Image", rt->image);
-    gen_str(g, "Cmd");
-    yajl_gen_array_open(g);
-    gen_str(g, rt->python);
-    int is_pytest = req->argv[0] && req->argv[1] && req->argv[2] &&
-                    strcmp(req->argv[1], "-m") == 0 && strcmp(req->argv[2], "pytest") == 0;
-    for (size_t i = 1; req->argv[0] && req->argv[i]; i++) {
-        gen_str(g, req->argv[i]);
-        if (i == 2 && is_pytest) { /* nothing may write into the read-only tree */
-            gen_str(g, "-p");
-            gen_str(g, "no:cacheprovider");
-        }
-    }
-    yajl_gen_array_close(g);
-    gen_str(g, "Entrypoint");
+    er_gen_kv(g, "Image", rt->image);
+    er_gen_str(g, "Cmd");
+    er_gen_command(g, rt->python, req->argv); /* nothing may write into the read-only tree */
+    er_gen_str(g, "Entrypoint");
     yajl_gen_array_open(g);
     yajl_gen_array_close(g);
     /* an import check runs in an empty writable directory, as on the host (its sandbox dir):
      * in the project root its "." would collect the project's own tests, and the module could
      * not write beside itself; the output dir is mounted (or copied) writable and holds only
      * the results */
-    gen_kv(g, "WorkingDir", req->sandboxed && req->output_dir && req->output_dir[0]
-                                ? req->output_dir
-                                : req->workdir ? req->workdir : req->project_root);
-    gen_kv(g, "User", rt->user);
-    gen_str(g, "Tty");
+    er_gen_kv(g, "WorkingDir",
+              req->sandboxed && req->output_dir && req->output_dir[0] ? req->output_dir
+              : req->workdir                                          ? req->workdir
+                                                                      : req->project_root);
+    er_gen_kv(g, "User", rt->user);
+    er_gen_str(g, "Tty");
     yajl_gen_bool(g, 0);
-    gen_str(g, "AttachStdin");
+    er_gen_str(g, "AttachStdin");
     yajl_gen_bool(g, 0);
-    gen_str(g, "OpenStdin");
+    er_gen_str(g, "OpenStdin");
     yajl_gen_bool(g, 0);
-    gen_str(g, "Env");
-    gen_env(rt, g, req);
-    gen_str(g, "Labels");
+    er_gen_str(g, "Env");
+    /* allowed host variables, then the request's (which win), then PYTHONDONTWRITEBYTECODE */
+    yajl_gen_array_open(g);
+    er_gen_env_items(g, req, rt->passthrough, NULL);
+    yajl_gen_array_close(g);
+    er_gen_str(g, "Labels");
+    er_gen_owner_labels(g, &rt->owner, deadline, req->id ? req->id : "");
+    er_gen_str(g, "HostConfig");
     yajl_gen_map_open(g);
-    gen_kv(g, LABEL_MANAGED, "1");
-    gen_kv(g, LABEL_HOST, rt->hostname);
-    snprintf(num, sizeof(num), "%ld", rt->pid);
-    gen_kv(g, LABEL_PID, num);
-    snprintf(num, sizeof(num), "%lld", rt->start_ticks);
-    gen_kv(g, LABEL_START, num);
-    gen_kv(g, LABEL_RUN, rt->run_id);
-    gen_kv(g, LABEL_DEADLINE, deadline);
-    gen_kv(g, LABEL_BATCH, req->id ? req->id : "");
-    yajl_gen_map_close(g);
-    gen_str(g, "HostConfig");
-    yajl_gen_map_open(g);
-    gen_str(g, "Mounts");
+    er_gen_str(g, "Mounts");
     yajl_gen_array_open(g);
     const char *paths[3] = {req->project_root, req->support_dir, req->output_dir};
     const int ro[3] = {1, 1, 0};
@@ -1072,89 +835,33 @@ static char *create_body(er_runtime *rt, const st_exec_request *req, const char 
         for (int j = 0; j < i && !dup; j++)
             dup = paths[j] && strcmp(paths[i], paths[j]) == 0;
         if (!dup)
-            gen_mount(g, paths[i], ro[i]);
+            er_gen_mount(g, paths[i], ro[i]);
     }
     yajl_gen_array_close(g);
-    gen_kv(g, "NetworkMode", rt->network);
+    er_gen_kv(g, "NetworkMode", rt->network);
     if (rt->memory_bytes > 0) {
-        gen_str(g, "Memory");
+        er_gen_str(g, "Memory");
         yajl_gen_integer(g, rt->memory_bytes);
-        gen_str(g, "MemorySwap");
+        er_gen_str(g, "MemorySwap");
         yajl_gen_integer(g, rt->memory_bytes);
     }
     if (rt->pids_limit > 0) {
-        gen_str(g, "PidsLimit");
+        er_gen_str(g, "PidsLimit");
         yajl_gen_integer(g, rt->pids_limit);
     }
     if (rt->cpus > 0) {
-        gen_str(g, "NanoCpus");
+        er_gen_str(g, "NanoCpus");
         yajl_gen_integer(g, (long long)(rt->cpus * 1e9));
     }
-    gen_str(g, "AutoRemove");
+    er_gen_str(g, "AutoRemove");
     yajl_gen_bool(g, 0);
     /* pytest must not be PID 1: PID 1 ignores signals it has no handler for (a test killing
      * itself with SIGSEGV would pass), and nothing would reap xdist's zombies */
-    gen_str(g, "Init");
+    er_gen_str(g, "Init");
     yajl_gen_bool(g, rt->init);
     yajl_gen_map_close(g);
     yajl_gen_map_close(g);
-    const unsigned char *buf;
-    size_t len;
-    char *out = NULL;
-    if (yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok) {
-        out = malloc(len + 1);
-        if (out) {
-            memcpy(out, buf, len);
-            out[len] = '\0';
-        }
-    }
-    yajl_gen_free(g);
-    return out;
-}
-
-static void sink_note(const st_exec_sink *sink, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void sink_note(const st_exec_sink *sink, const char *fmt, ...)
-{
-    char buf[600];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if ((size_t)n > sizeof(buf) - 2)
-        n = (int)sizeof(buf) - 2;
-    buf[n++] = '\n';
-    if (sink && sink->output)
-        sink->output(sink->opaque, ST_STREAM_STDERR, buf, (size_t)n);
-}
-
-static void register_running(er_runtime *rt, er_running *r)
-{
-    pthread_mutex_lock(&rt->lock);
-    r->next = rt->list;
-    rt->list = r;
-    pthread_mutex_unlock(&rt->lock);
-}
-
-static void unregister_running(er_runtime *rt, er_running *r)
-{
-    pthread_mutex_lock(&rt->lock);
-    for (er_running **p = &rt->list; *p; p = &(*p)->next)
-        if (*p == r) {
-            *p = r->next;
-            break;
-        }
-    pthread_mutex_unlock(&rt->lock);
-}
-
-static int is_cancelled(er_runtime *rt, er_running *r)
-{
-    pthread_mutex_lock(&rt->lock);
-    int c = r->cancelled;
-    pthread_mutex_unlock(&rt->lock);
-    return c;
+    return er_gen_finish(g);
 }
 
 /* Returns ST_OK when the engine answered (any status), else the transport error, err filled. */
@@ -1191,7 +898,7 @@ static int wait_container(er_runtime *rt, void **h, const char *cid, double time
     int rc = api_call(rt, h, "POST", path, NULL, timeout_s, &resp, err, errlen);
     if (rc == ST_OK) {
         if (resp.status != 200) {
-            http_error(&resp, "waiting for the container failed", err, errlen);
+            er_http_error(&resp, "waiting for the container failed", err, errlen);
             rc = resp.status == 404 ? ST_ERR_CANCELLED : ST_ERR_IO;
         } else {
             if (wait_reply_code(&resp, code) < 0) {
@@ -1216,29 +923,15 @@ static void on_log_frame(void *opaque, int stream, const char *data, size_t len)
                          len);
 }
 
-static void on_log_data(void *opaque, const char *data, size_t len)
-{
-    ed_feed(opaque, data, len);
-}
-
 static int read_logs(er_runtime *rt, void **h, const char *cid, const st_exec_sink *sink,
                      char *err, size_t errlen)
 {
     char path[300];
-    snprintf(path, sizeof(path), "%s/containers/%s/logs?stdout=1&stderr=1", rt->api_prefix, cid);
+    snprintf(path, sizeof(path), "%s/containers/%s/logs?stdout=1&stderr=1", rt->conn.api_prefix,
+             cid);
     log_ctx lc = {sink};
-    ed_demux d;
-    ed_init(&d, on_log_frame, &lc);
-    eh_request rq = {.method = "GET", .path = path, .timeout_s = 60, .on_data = on_log_data,
-                     .opaque = &d};
-    eh_response resp;
-    int rc = eh_perform(&rt->client, h, &rq, &resp, err, errlen);
-    if (rc == ST_OK && resp.status != 200) {
-        http_error(&resp, "cannot read the container's output", err, errlen);
-        rc = ST_ERR_IO;
-    }
-    eh_response_free(&resp);
-    return rc;
+    return er_stream_logs(&rt->conn, h, path, 60, on_log_frame, &lc,
+                          "cannot read the container's output", err, errlen);
 }
 
 /* DELETE ?force=1&v=1, tried twice. */
@@ -1252,7 +945,7 @@ static int remove_container(er_runtime *rt, void **h, const char *cid, const cha
         int rc = api_call(rt, h, "DELETE", path, NULL, 15, &resp, err, sizeof(err));
         long st = resp.status;
         if (rc == ST_OK && st / 100 != 2 && st != 404)
-            http_error(&resp, "remove failed", err, sizeof(err));
+            er_http_error(&resp, "remove failed", err, sizeof(err));
         eh_response_free(&resp);
         if (rc == ST_OK && (st / 100 == 2 || st == 404))
             return 0;
@@ -1260,18 +953,11 @@ static int remove_container(er_runtime *rt, void **h, const char *cid, const cha
             break; /* the engine is gone: nothing to retry */
         st_sleep(0.2);
     }
-    rt->host->log(rt->self, ST_LOG_WARNING,
-                  "%s: could not remove container %.12s (%s); `selftest-core cleanup` removes it "
-                  "later", label, cid, err);
+    rt->conn.host->log(
+        rt->conn.self, ST_LOG_WARNING,
+        "%s: could not remove container %.12s (%s); `selftest-core cleanup` removes it later",
+        label, cid, err);
     return -1;
-}
-
-/* Counts a container left behind in the result, when the core's result struct has the field. */
-static void note_cleanup_failure(st_exec_result *res)
-{
-    if (res->struct_size >= offsetof(st_exec_result, cleanup_failures) +
-                                sizeof(res->cleanup_failures))
-        res->cleanup_failures++;
 }
 
 typedef struct exec_state {
@@ -1284,64 +970,10 @@ typedef struct exec_state {
     double t0;
 } exec_state;
 
-static int infra(exec_state *x, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int infra(exec_state *x, int rc, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(x->res->error, sizeof(x->res->error), fmt, ap);
-    va_end(ap);
-    x->res->infra_error = 1;
-    x->rt->host->log(x->rt->self, ST_LOG_ERROR, "%s: %s", x->req->label, x->res->error);
-    return rc == ST_OK ? ST_ERR_UNAVAILABLE : rc;
-}
+/* The batch's infrastructure error (er_infra), logged with its label. */
+#define infra(x, rc, ...) er_infra(&(x)->rt->conn, (x)->req->label, (x)->res, rc, __VA_ARGS__)
 
 /* ---- transfer = "copy": the tree goes in and the results come out as tar streams ---------- */
-
-/* Spawns tar (argv, never a shell) with one end of a pipe as its stdin (to_child) or stdout. */
-static pid_t spawn_tar(const char *const *argv, int to_child, int *fd_out)
-{
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) < 0)
-        return -1;
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(p[0]);
-        close(p[1]);
-        return -1;
-    }
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_RDWR);
-        if (to_child) {
-            dup2(p[0], 0);
-            if (devnull >= 0)
-                dup2(devnull, 1);
-        } else {
-            dup2(p[1], 1);
-            if (devnull >= 0)
-                dup2(devnull, 0);
-        }
-        execvp(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    if (to_child) {
-        close(p[0]);
-        *fd_out = p[1];
-    } else {
-        close(p[1]);
-        *fd_out = p[0];
-    }
-    return pid;
-}
-
-static int tar_status(pid_t pid)
-{
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR)
-            return -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
 
 /* PUT /containers/{id}/archive?path=/ with the project root (without the skip dirs), the
  * support dir and the empty output dir, at their host paths. */
@@ -1349,54 +981,24 @@ static int upload_tree(exec_state *x)
 {
     er_runtime *rt = x->rt;
     const st_exec_request *req = x->req;
-    const st_project_info *pi = rt->host->project ? rt->host->project(rt->self) : NULL;
-    const char *argv[64];
-    char excl[24][300];
-    size_t n = 0, ne = 0;
-    argv[n++] = "tar";
-    argv[n++] = "-c";
-    argv[n++] = "-f";
-    argv[n++] = "-";
-    argv[n++] = "-C";
-    argv[n++] = "/";
-    for (size_t i = 0; pi && pi->skip_dirs && pi->skip_dirs[i] && ne < 24; i++) {
-        snprintf(excl[ne], sizeof(excl[ne]), "--exclude=%s", pi->skip_dirs[i]);
-        argv[n++] = excl[ne++];
-    }
-    argv[n++] = "--exclude=__pycache__";
-    /* "./tmp/x", so that no name can pass for an option ("--" would end the options and turn
-     * --no-recursion into a file name) */
-    char root_rel[4100], support_rel[4100], out_rel[4100];
-    snprintf(root_rel, sizeof(root_rel), ".%s", req->project_root);
-    snprintf(support_rel, sizeof(support_rel), ".%s", req->support_dir ? req->support_dir : "");
-    snprintf(out_rel, sizeof(out_rel), ".%s", req->output_dir);
-    argv[n++] = root_rel;
+    const st_project_info *pi =
+        rt->conn.host->project ? rt->conn.host->project(rt->conn.self) : NULL;
+    /* "./tmp/x" (er_tar_args), so that no name can pass for an option ("--" would end the
+     * options and turn --no-recursion into a file name) */
+    er_tar_args a;
+    er_tar_args_init(&a, pi);
+    er_tar_args_path(&a, req->project_root);
     if (req->support_dir && strcmp(req->support_dir, req->project_root) != 0)
-        argv[n++] = support_rel;
-    argv[n++] = "--no-recursion";
-    argv[n++] = out_rel;
-    argv[n] = NULL;
+        er_tar_args_path(&a, req->support_dir);
+    a.argv[a.n++] = "--no-recursion";
+    er_tar_args_path(&a, req->output_dir);
     int fd = -1;
-    pid_t pid = spawn_tar(argv, 0, &fd);
+    pid_t pid = er_spawn_tar(a.argv, 0, &fd);
     if (pid < 0)
         return infra(x, ST_ERR_IO, "cannot run tar to upload the project: %s", strerror(errno));
-    char path[200], err[400];
-    snprintf(path, sizeof(path), "%s/containers/%s/archive?path=/", rt->api_prefix,
-             x->reg.container);
-    eh_request rq = {.method = "PUT", .path = path, .content_type = "application/x-tar",
-                     .upload_fd = fd, .timeout_s = 600};
-    eh_response resp;
-    int rc = eh_perform(&rt->client, &x->h, &rq, &resp, err, sizeof(err));
-    close(fd);
-    int ts = tar_status(pid);
-    if (rc == ST_OK && resp.status / 100 != 2) {
-        http_error(&resp, "the engine refused the project upload", err, sizeof(err));
-        rc = ST_ERR_IO;
-    } else if (rc == ST_OK && ts != 0) {
-        snprintf(err, sizeof(err), "tar of %s failed (status %d)", req->project_root, ts);
-        rc = ST_ERR_IO;
-    }
-    eh_response_free(&resp);
+    char err[400];
+    int rc = er_put_archive(&rt->conn, &x->h, x->reg.container, fd, pid, req->project_root, err,
+                            sizeof(err));
     if (rc != ST_OK)
         return infra(x, rc, "cannot upload the project into container %s: %s", x->res->container,
                      err);
@@ -1437,20 +1039,20 @@ static int copy_results_out(exec_state *x)
     *slash = '\0';
     if (eh_urlencode(out, enc, sizeof(enc)) < 0)
         return infra(x, ST_ERR_INVALID, "output dir path too long");
-    snprintf(path, sizeof(path), "%s/containers/%s/archive?path=%s", rt->api_prefix,
+    snprintf(path, sizeof(path), "%s/containers/%s/archive?path=%s", rt->conn.api_prefix,
              x->reg.container, enc);
     const char *argv[] = {"tar", "-x", "-f", "-", "--no-same-owner", "-C", parent, NULL};
     int fd = -1;
-    pid_t pid = spawn_tar(argv, 1, &fd);
+    pid_t pid = er_spawn_tar(argv, 1, &fd);
     if (pid < 0)
         return infra(x, ST_ERR_IO, "cannot run tar to copy the results out: %s", strerror(errno));
     sink_fd sf = {fd, 0};
     eh_request rq = {.method = "GET", .path = path, .timeout_s = 600, .on_data = on_archive_data,
                      .opaque = &sf};
     eh_response resp;
-    int rc = eh_perform(&rt->client, &x->h, &rq, &resp, err, sizeof(err));
+    int rc = eh_perform(&rt->conn.client, &x->h, &rq, &resp, err, sizeof(err));
     close(fd);
-    int ts = tar_status(pid);
+    int ts = er_tar_status(pid);
     if (rc == ST_OK && resp.status != 200) {
         snprintf(err, sizeof(err), "HTTP %ld", resp.status);
         rc = ST_ERR_IO;
@@ -1489,7 +1091,7 @@ static int do_create(exec_state *x)
     if (resp.status != 201 && resp.status != 200) {
         char what[200];
         snprintf(what, sizeof(what), "cannot create a container from image %s", rt->image);
-        http_error(&resp, what, err, sizeof(err));
+        er_http_error(&resp, what, err, sizeof(err));
         eh_response_free(&resp);
         return infra(x, ST_ERR_UNAVAILABLE, "%s", err);
     }
@@ -1498,7 +1100,7 @@ static int do_create(exec_state *x)
         eh_response_free(&resp);
         /* the container may exist under its name: remove it by name */
         if (remove_container(rt, &x->h, cname, x->req->label) < 0)
-            note_cleanup_failure(x->res);
+            er_note_cleanup_failure(x->res);
         return infra(x, ST_ERR_IO, "the engine's answer to container create has no valid Id "
                      "(not JSON?)");
     }
@@ -1517,7 +1119,7 @@ static int do_start(exec_state *x)
     snprintf(path, sizeof(path), "/containers/%s/start", x->reg.container);
     int rc = api_call(x->rt, &x->h, "POST", path, NULL, 0, &resp, err, sizeof(err));
     if (rc == ST_OK && resp.status != 204 && resp.status != 304) {
-        http_error(&resp, "cannot start the container", err, sizeof(err));
+        er_http_error(&resp, "cannot start the container", err, sizeof(err));
         rc = ST_ERR_UNAVAILABLE;
     } else if (rc != ST_OK) {
         char tmp[400];
@@ -1559,13 +1161,13 @@ static int inspect_state(exec_state *x, long long *code, int *oom)
  * is left to `cleanup`) rather than go on for 30 rounds of request timeouts. */
 static int kill_until_exit(exec_state *x, long long *code, char *err, size_t errlen)
 {
-    double give_up = st_monotonic() + x->rt->api_timeout_s;
+    double give_up = st_monotonic() + x->rt->conn.api_timeout_s;
     for (int attempt = 0; attempt < 30; attempt++) {
         char kerr[300];
         int krc = kill_container_err(x->rt, &x->h, x->reg.container, kerr, sizeof(kerr));
         if (krc != ST_OK && st_monotonic() >= give_up) {
             snprintf(err, errlen, "the engine answered no kill request for %gs (api_timeout): %s",
-                     x->rt->api_timeout_s, kerr);
+                     x->rt->conn.api_timeout_s, kerr);
             return ST_ERR_TIMEOUT;
         }
         int rc = wait_container(x->rt, &x->h, x->reg.container, 1.0, code, err, errlen);
@@ -1574,17 +1176,6 @@ static int kill_until_exit(exec_state *x, long long *code, char *err, size_t err
     }
     snprintf(err, errlen, "the container did not stop after 30 SIGKILLs");
     return ST_ERR_TIMEOUT;
-}
-
-static void set_exit(st_exec_result *res, long long code)
-{
-    if (code > 128 && code < 128 + 65) {
-        res->exited = 0;
-        res->term_signal = (int)(code - 128);
-    } else {
-        res->exited = 1;
-        res->exit_status = (int)code;
-    }
 }
 
 int er_execute(void *ctx, const st_exec_request *req, const st_exec_sink *sink,
@@ -1597,7 +1188,7 @@ int er_execute(void *ctx, const st_exec_request *req, const st_exec_sink *sink,
     long long code = -1;
     int oom = 0;
     x.reg.id = req->id;
-    register_running(rt, &x.reg);
+    er_running_add(&rt->lock, &rt->list, &x.reg);
     if (!req->argv || !req->argv[0]) {
         rc = infra(&x, ST_ERR_INVALID, "empty argv");
         goto out;
@@ -1617,7 +1208,7 @@ int er_execute(void *ctx, const st_exec_request *req, const st_exec_sink *sink,
     rc = do_create(&x);
     if (rc != ST_OK)
         goto out;
-    if (is_cancelled(rt, &x.reg)) {
+    if (er_running_cancelled(&rt->lock, &x.reg)) {
         res->cancelled = 1;
         goto remove;
     }
@@ -1626,22 +1217,24 @@ int er_execute(void *ctx, const st_exec_request *req, const st_exec_sink *sink,
     rc = do_start(&x);
     if (rc != ST_OK)
         goto remove;
-    if (is_cancelled(rt, &x.reg)) /* cancel() came while it started: its kill may have missed */
+    /* cancel() came while it started: its kill may have missed */
+    if (er_running_cancelled(&rt->lock, &x.reg))
         kill_container(rt, &x.h, x.reg.container);
     rc = wait_container(rt, &x.h, x.reg.container, req->timeout_s, &code, err, sizeof(err));
     if (rc == ST_ERR_TIMEOUT) {
         res->timed_out = 1;
-        rt->host->log(rt->self, ST_LOG_WARNING, "%s: timeout after %gs, killing container %s",
-                      req->label, req->timeout_s, res->container);
-        sink_note(sink, "[selftest-core] timeout after %gs: container %s killed", req->timeout_s,
-                  res->container);
+        rt->conn.host->log(rt->conn.self, ST_LOG_WARNING,
+                           "%s: timeout after %gs, killing container %s", req->label,
+                           req->timeout_s, res->container);
+        er_sink_note(sink, "[selftest-core] timeout after %gs: container %s killed", req->timeout_s,
+                     res->container);
         rc = kill_until_exit(&x, &code, err, sizeof(err));
     }
     if (rc == ST_ERR_CANCELLED) {
         /* 404: the container disappeared (removed from outside) */
         rc = ST_OK;
-        sink_note(sink, "[selftest-core] container %s was removed from outside while it ran",
-                  res->container);
+        er_sink_note(sink, "[selftest-core] container %s was removed from outside while it ran",
+                     res->container);
         res->exited = 0;
         res->term_signal = SIGKILL;
         goto remove;
@@ -1664,29 +1257,33 @@ int er_execute(void *ctx, const st_exec_request *req, const st_exec_sink *sink,
     }
     if (rt->copy && (rc = copy_results_out(&x)) != ST_OK)
         goto remove;
-    set_exit(res, code);
-    if (is_cancelled(rt, &x.reg))
+    er_set_exit(res, code);
+    if (er_running_cancelled(&rt->lock, &x.reg))
         res->cancelled = 1;
     if (oom) {
-        sink_note(sink, "[selftest-core] container %s was killed: out of memory (memory limit %lld "
-                  "bytes)", res->container, rt->memory_bytes);
-        rt->host->log(rt->self, ST_LOG_WARNING, "%s: container %s was OOM-killed", req->label,
-                      res->container);
+        er_sink_note(sink,
+                     "[selftest-core] container %s was killed: out of memory (memory limit %lld "
+                     "bytes)",
+                     res->container, rt->memory_bytes);
+        rt->conn.host->log(rt->conn.self, ST_LOG_WARNING, "%s: container %s was OOM-killed",
+                           req->label, res->container);
     } else if (!res->timed_out && !res->cancelled && res->term_signal == SIGKILL) {
-        sink_note(sink, "[selftest-core] container %s was killed (SIGKILL) from outside "
-                  "selftest-core", res->container);
-        rt->host->log(rt->self, ST_LOG_WARNING, "%s: container %s was killed from outside",
-                      req->label, res->container);
+        er_sink_note(sink,
+                     "[selftest-core] container %s was killed (SIGKILL) from outside "
+                     "selftest-core",
+                     res->container);
+        rt->conn.host->log(rt->conn.self, ST_LOG_WARNING,
+                           "%s: container %s was killed from outside", req->label, res->container);
     }
 remove:
     if (x.reg.container[0] && remove_container(rt, &x.h, x.reg.container, req->label) < 0)
-        note_cleanup_failure(res);
+        er_note_cleanup_failure(res);
 out:
-    unregister_running(rt, &x.reg);
+    er_running_remove(&rt->lock, &rt->list, &x.reg);
     eh_handle_free(&x.h);
     res->wall_s = st_monotonic() - x.t0;
     if (ST_EXEC_RESULT_HAS(res, engine))
-        snprintf(res->engine, sizeof(res->engine), "%s", rt->client.display);
+        snprintf(res->engine, sizeof(res->engine), "%s", rt->conn.client.display);
     return res->infra_error ? (rc != ST_OK ? rc : ST_ERR_UNAVAILABLE) : ST_OK;
 }
 
@@ -1720,15 +1317,10 @@ int er_ping(void *ctx, double timeout_s, char *err, size_t errlen)
     void *h = NULL;
     eh_response resp;
     int rc = ST_OK;
-    if (rt->client.addr.scheme == EH_SSH)
+    if (rt->conn.client.addr.scheme == EH_SSH)
         rc = ensure_engine(rt, err, errlen);
-    if (rc == ST_OK)
-        rc = api_call(rt, &h, "GET", "!/_ping", NULL, timeout_s, &resp, err, errlen);
     if (rc == ST_OK) {
-        if (resp.status != 200) {
-            http_error(&resp, "the engine refused GET /_ping", err, errlen);
-            rc = ST_ERR_UNAVAILABLE;
-        }
+        rc = er_get_ping(&rt->conn, &h, timeout_s, &resp, err, errlen);
         eh_response_free(&resp);
     }
     eh_handle_free(&h);
@@ -1745,9 +1337,9 @@ long er_engine_cpus(void *ctx)
     if (ensure_engine(rt, err, sizeof(err)) != ST_OK)
         return -1;
     if (api_call(rt, &h, "GET", "/info", NULL, 0, &resp, err, sizeof(err)) == ST_OK) {
-        yajl_val v = resp.status == 200 ? parse_body(&resp) : NULL;
+        yajl_val v = resp.status == 200 ? er_parse_body(&resp) : NULL;
         long long n = 0;
-        if (v && jint(v, "NCPU", NULL, &n) == 0 && n > 0)
+        if (v && er_jint(v, "NCPU", NULL, NULL, &n) == 0 && n > 0)
             cpus = (long)n;
         if (v)
             yajl_tree_free(v);
@@ -1760,37 +1352,17 @@ long er_engine_cpus(void *ctx)
 const char *er_address(void *ctx)
 {
     er_runtime *rt = ctx;
-    return rt->client.display;
-}
-
-static const char *label_of(yajl_val c, const char *key)
-{
-    return jstr(c, "Labels", key);
+    return rt->conn.client.display;
 }
 
 /* Why a listed container may go, or NULL when it must stay. */
 static const char *stale_reason(er_runtime *rt, yajl_val c, double max_age_s, time_t began)
 {
+    const char *labels_path[] = {"Labels", NULL};
     long long created = 0;
-    jint(c, "Created", NULL, &created);
-    if (created > (long long)began)
-        return NULL; /* created after this cleanup began */
-    const char *host = label_of(c, LABEL_HOST), *pid_s = label_of(c, LABEL_PID);
-    const char *start_s = label_of(c, LABEL_START), *deadline_s = label_of(c, LABEL_DEADLINE);
-    if (host && pid_s && start_s && strcmp(host, rt->hostname) == 0) {
-        long pid = strtol(pid_s, NULL, 10);
-        long long start = strtoll(start_s, NULL, 10);
-        long long now_start = pid > 0 ? er_process_start(pid) : -1;
-        if (now_start >= 0 && now_start == start)
-            return NULL; /* a live run's: never touched */
-        return "its owner process is gone";
-    }
-    time_t now = time(NULL);
-    if (deadline_s && strtoll(deadline_s, NULL, 10) < (long long)now)
-        return "its deadline has passed";
-    if (max_age_s > 0 && created > 0 && (double)(now - created) > max_age_s)
-        return "it is older than max_age";
-    return NULL;
+    er_jint(c, "Created", NULL, NULL, &created);
+    return er_stale_reason(&rt->owner, yajl_tree_get(c, labels_path, yajl_t_object), created,
+                           max_age_s, began);
 }
 
 /* A DELETE answered 409 because the engine is already removing the container (Docker, when it
@@ -1807,7 +1379,7 @@ static int wait_removal(er_runtime *rt, void **h, const char *id, char *err, siz
 {
     char path[200];
     snprintf(path, sizeof(path), "/containers/%s/json", id);
-    double give_up = st_monotonic() + rt->api_timeout_s;
+    double give_up = st_monotonic() + rt->conn.api_timeout_s;
     for (;;) {
         eh_response r;
         int rc = api_call(rt, h, "GET", path, NULL, 0, &r, err, errlen);
@@ -1821,8 +1393,10 @@ static int wait_removal(er_runtime *rt, void **h, const char *id, char *err, siz
             break;
         st_sleep(0.5);
     }
-    snprintf(err, errlen, "its removal, already in progress in the engine, did not end within "
-             "%gs (api_timeout)", rt->api_timeout_s);
+    snprintf(err, errlen,
+             "its removal, already in progress in the engine, did not end within "
+             "%gs (api_timeout)",
+             rt->conn.api_timeout_s);
     return 0;
 }
 
@@ -1852,23 +1426,23 @@ static int cleanup_list(er_runtime *rt, double max_age_s, int own_run, st_cleanu
     rc = ensure_engine(rt, err, sizeof(err));
     if (rc != ST_OK) {
         report->failed++;
-        rt->host->log(rt->self, ST_LOG_ERROR, "cleanup: %s", err);
+        rt->conn.host->log(rt->conn.self, ST_LOG_ERROR, "cleanup: %s", err);
         return ST_ERR_UNAVAILABLE;
     }
     char filter[200], raw[120];
     if (own_run)
-        snprintf(raw, sizeof(raw), "{\"label\":[\"" LABEL_RUN "=%s\"]}", rt->run_id);
+        snprintf(raw, sizeof(raw), "{\"label\":[\"" ER_LABEL_RUN "=%s\"]}", rt->owner.run_id);
     else
-        snprintf(raw, sizeof(raw), "{\"label\":[\"" LABEL_MANAGED "\"]}");
+        snprintf(raw, sizeof(raw), "{\"label\":[\"" ER_LABEL_MANAGED "\"]}");
     eh_urlencode(raw, filter, sizeof(filter));
     char path[300];
     snprintf(path, sizeof(path), "/containers/json?all=1&filters=%s", filter);
     for (int attempt = 0; attempt < 2; attempt++) {
         eh_response_free(&resp);
-        rc = api_call_ex(rt, &h, "GET", path, NULL, 0, (size_t)64 << 20, &resp, err,
+        rc = er_api_call(&rt->conn, &h, "GET", path, NULL, 0, (size_t)64 << 20, &resp, err,
                          sizeof(err));
         if (rc == ST_OK && resp.status != 200) {
-            http_error(&resp, "listing containers failed", err, sizeof(err));
+            er_http_error(&resp, "listing containers failed", err, sizeof(err));
             rc = ST_ERR_IO;
         }
         if (rc == ST_OK) {
@@ -1888,13 +1462,13 @@ static int cleanup_list(er_runtime *rt, double max_age_s, int own_run, st_cleanu
     }
     if (rc != ST_OK) {
         report->failed++;
-        rt->host->log(rt->self, ST_LOG_ERROR, "cleanup: %s", err);
+        rt->conn.host->log(rt->conn.self, ST_LOG_ERROR, "cleanup: %s", err);
         goto out;
     }
     for (size_t i = 0; i < YAJL_GET_ARRAY(list)->len; i++) {
         yajl_val c = YAJL_GET_ARRAY(list)->values[i];
-        const char *id = jstr(c, "Id", NULL);
-        if (!id || !safe_token(id, ""))
+        const char *id = er_jstr(c, "Id", NULL, NULL);
+        if (!id || !er_safe_token(id, ""))
             continue;
         report->listed++;
         const char *why = own_run ? "left by this run on an engine that was lost"
@@ -1910,7 +1484,7 @@ static int cleanup_list(er_runtime *rt, double max_age_s, int own_run, st_cleanu
                 removed = 1;
             } else if (rc2 == ST_OK) {
                 int busy = removal_in_progress(&r2);
-                http_error(&r2, "remove failed", err, sizeof(err));
+                er_http_error(&r2, "remove failed", err, sizeof(err));
                 if (busy && !waited) {
                     waited = 1;
                     removed = wait_removal(rt, &h, id, err, sizeof(err));
@@ -1924,13 +1498,13 @@ static int cleanup_list(er_runtime *rt, double max_age_s, int own_run, st_cleanu
         }
         if (removed) {
             report->removed++;
-            rt->host->log(rt->self, ST_LOG_INFO, "cleanup: removed container %.12s (%s%s)", id,
-                          why, waited ? "; its removal was already in progress in the engine"
-                                      : "");
+            rt->conn.host->log(rt->conn.self, ST_LOG_INFO,
+                               "cleanup: removed container %.12s (%s%s)", id, why,
+                               waited ? "; its removal was already in progress in the engine" : "");
         } else {
             report->failed++;
-            rt->host->log(rt->self, ST_LOG_ERROR, "cleanup: cannot remove container %.12s: %s",
-                          id, err);
+            rt->conn.host->log(rt->conn.self, ST_LOG_ERROR,
+                               "cleanup: cannot remove container %.12s: %s", id, err);
         }
     }
     rc = report->failed ? ST_ERR_IO : ST_OK;

@@ -6,6 +6,7 @@ ENGINE_COMMON_SRC = \
 	plugins/common/engine_http.c plugins/common/engine_http.h \
 	plugins/common/engine_demux.c plugins/common/engine_demux.h \
 	plugins/common/engine_runtime.c plugins/common/engine_runtime.h \
+	plugins/common/engine_util.c plugins/common/engine_util.h \
 	plugins/common/engine_multi.c plugins/common/engine_multi.h
 # -Wno-format-truncation: messages are cut to fixed buffers (st_exec_result.error) on purpose.
 ENGINE_COMMON_CFLAGS = $(AM_CFLAGS) $(LIBCURL_CFLAGS) $(YAJL_CFLAGS) -I$(top_srcdir)/plugins/common \
