@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
-# runtime-swarm: one Docker Swarm replicated-job service per batch (plugins/common for HTTP).
+# runtime-swarm: one Docker Swarm replicated-job service per batch (plugins/common: the HTTP
+# client, the log decoder and engine_util's helpers, in libstengine.la).
 if BUILD_PLUGIN_RUNTIME_SWARM
 pkglib_LTLIBRARIES += plugins/runtime-swarm/runtime-swarm.la
 endif

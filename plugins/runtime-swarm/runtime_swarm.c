@@ -10,6 +10,7 @@
 #include "engine_demux.h"
 #include "engine_http.h"
 #include "engine_runtime.h"
+#include "engine_util.h"
 #include "st_json.h"
 #include "st_settings.h"
 #include "st_time.h"
@@ -36,40 +37,22 @@
 #include <time.h>
 #include <unistd.h>
 
-extern char **environ;
-
-#define LABEL_MANAGED "menace_self_test"
-#define LABEL_HOST "selftest.owner.host"
-#define LABEL_PID "selftest.owner.pid"
-#define LABEL_START "selftest.owner.start"
-#define LABEL_RUN "selftest.run"
-#define LABEL_DEADLINE "selftest.deadline"
-#define LABEL_BATCH "selftest.batch"
 #define LABEL_SWARM_SERVICE "com.docker.swarm.service.id"
 
 #define FRAME_MAX ((size_t)16 << 20) /* a longer frame is dropped (the plugin's are < 200 KiB) */
 
-typedef struct sw_running {
-    const char *id;     /* request id, borrowed */
-    int cancelled;
-    struct sw_running *next;
-} sw_running;
-
 typedef struct sw_runtime {
-    const st_host *host;
-    st_instance *self;
-    eh_client client;
+    er_conn conn; /* host, instance, client, API prefix and api_timeout */
     char host_source[300];
     pthread_mutex_t lock;
-    sw_running *list;
+    er_running *list;
     int negotiated;
-    char api_prefix[40];
     char node_id[80]; /* the manager's node id: task containers there can be removed directly */
     /* settings */
     const char *image, *python, *network, *api_version, *image_repository;
     char user[64];
     long long memory_bytes, pids_limit;
-    double cpus, max_age_s, api_timeout_s;
+    double cpus, max_age_s;
     int max_age_set, init, transfer_image;
     int mode_setting; /* service_mode: 0 "auto", 1 "replicated-job", 2 "replicated" */
     int replicated;   /* the mode in use: one replica, restart none (see the docs) */
@@ -81,11 +64,7 @@ typedef struct sw_runtime {
     char project_image_id[160];
     pthread_mutex_t build_lock;
     int build_needed;          /* prepare() ran: the first execute of the cycle builds it */
-    /* owner identity */
-    char hostname[256];
-    long pid;
-    long long start_ticks;
-    char run_id[17];
+    er_owner owner;            /* owner identity, for the labels and cleanup */
 } sw_runtime;
 
 static const char *const known_keys[] = {
@@ -94,33 +73,6 @@ static const char *const known_keys[] = {
     "image_repository", "service_mode", NULL};
 
 /* ---- small helpers -------------------------------------------------------------------------- */
-
-static int safe_token(const char *s, const char *extra)
-{
-    if (!s || !*s)
-        return 0;
-    for (; *s; s++)
-        if (!isalnum((unsigned char)*s) && !strchr(extra, *s))
-            return 0;
-    return 1;
-}
-
-static const char *jstr(yajl_val obj, const char *k1, const char *k2, const char *k3)
-{
-    const char *path[] = {k1, k2, k3, NULL};
-    yajl_val v = yajl_tree_get(obj, path, yajl_t_string);
-    return v ? YAJL_GET_STRING(v) : NULL;
-}
-
-static int jint(yajl_val obj, const char *k1, const char *k2, const char *k3, long long *out)
-{
-    const char *path[] = {k1, k2, k3, NULL};
-    yajl_val v = yajl_tree_get(obj, path, yajl_t_number);
-    if (!v || !YAJL_IS_INTEGER(v))
-        return -1;
-    *out = YAJL_GET_INTEGER(v);
-    return 0;
-}
 
 /* Length and elements of a JSON array (0 / NULL for anything else). */
 static size_t arr_len(yajl_val v)
@@ -133,133 +85,22 @@ static yajl_val arr_at(yajl_val v, size_t i)
     return i < arr_len(v) ? v->u.array.values[i] : NULL;
 }
 
-static yajl_val parse_body(const eh_response *resp)
-{
-    if (!resp->body || resp->truncated)
-        return NULL;
-    return st_json_tree_parse(resp->body, NULL, 0);
-}
-
-static int api_call(sw_runtime *rt, void **h, const char *method, const char *path,
-                    const char *json_body, double timeout_s, size_t max_body, eh_response *resp,
-                    char *err, size_t errlen)
-{
-    char full[3072];
-    if (path[0] == '!')
-        snprintf(full, sizeof(full), "%s", path + 1);
-    else
-        snprintf(full, sizeof(full), "%s%s", rt->api_prefix, path);
-    eh_request rq = {
-        .method = method,
-        .path = full,
-        .body = json_body,
-        .body_len = json_body ? strlen(json_body) : 0,
-        .content_type = json_body ? "application/json" : NULL,
-        .timeout_s = timeout_s > 0 ? timeout_s : rt->api_timeout_s,
-        .max_body = max_body,
-    };
-    double t0 = st_monotonic();
-    int rc = eh_perform(&rt->client, h, &rq, resp, err, errlen);
-    rt->host->log(rt->self, ST_LOG_DEBUG, "%s %.120s -> %ld (%.0f ms)", method, full, resp->status,
-                  (st_monotonic() - t0) * 1000);
-    return rc;
-}
-
-static void http_error(const eh_response *resp, const char *what, char *err, size_t errlen)
-{
-    char msg[400];
-    eh_error_text(resp, msg, sizeof(msg));
-    snprintf(err, errlen, "%s: %s (HTTP %ld)", what, msg, resp->status);
-}
-
-static void gen_str(yajl_gen g, const char *s)
-{
-    yajl_gen_string(g, (const unsigned char *)s, strlen(s));
-}
-
-static void gen_kv(yajl_gen g, const char *k, const char *v)
-{
-    gen_str(g, k);
-    gen_str(g, v);
-}
-
-static char *gen_finish(yajl_gen g)
-{
-    const unsigned char *buf;
-    size_t len;
-    char *out = NULL;
-    if (yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok) {
-        out = malloc(len + 1);
-        if (out) {
-            memcpy(out, buf, len);
-            out[len] = '\0';
-        }
-    }
-    yajl_gen_free(g);
-    return out;
-}
-
-static void gen_owner_labels(sw_runtime *rt, yajl_gen g, const char *deadline, const char *batch)
-{
-    char num[64];
-    yajl_gen_map_open(g);
-    gen_kv(g, LABEL_MANAGED, "1");
-    gen_kv(g, LABEL_HOST, rt->hostname);
-    snprintf(num, sizeof(num), "%ld", rt->pid);
-    gen_kv(g, LABEL_PID, num);
-    snprintf(num, sizeof(num), "%lld", rt->start_ticks);
-    gen_kv(g, LABEL_START, num);
-    gen_kv(g, LABEL_RUN, rt->run_id);
-    if (deadline)
-        gen_kv(g, LABEL_DEADLINE, deadline);
-    if (batch)
-        gen_kv(g, LABEL_BATCH, batch);
-    yajl_gen_map_close(g);
-}
-
 /* ---- settings ------------------------------------------------------------------------------- */
-
-static int bad(sw_runtime *rt, const st_config_node *cfg, const char *key, const char *why)
-{
-    rt->host->log(rt->self, ST_LOG_ERROR, "%s: %s: %s", rt->host->cfg_where(rt->self, cfg, key),
-                  key, why);
-    return -1;
-}
-
-static int valid_api_version(const char *v)
-{
-    int dots = 0;
-    if (!v || !isdigit((unsigned char)*v))
-        return 0;
-    for (; *v; v++) {
-        if (*v == '.')
-            dots++;
-        else if (!isdigit((unsigned char)*v))
-            return 0;
-    }
-    return dots >= 1 && dots <= 2;
-}
 
 static int read_settings(sw_runtime *rt, const st_config_node *cfg)
 {
-    const st_host *H = rt->host;
-    st_instance *S = rt->self;
+    const st_host *H = rt->conn.host;
+    st_instance *S = rt->conn.self;
     const char *mem = NULL, *user = NULL, *host_url = NULL, *transfer = NULL, *mode = NULL;
-    long long ll;
-    double d;
     rt->image = "python:3.11-slim";
     rt->python = "python3";
     rt->image_repository = "selftest-project";
-    rt->api_timeout_s = 30;
+    rt->conn.api_timeout_s = 30;
     rt->init = 1;
     if (st_check_settings(H, S, cfg, known_keys, "container") != ST_OK)
         return -1;
-    if (H->cfg_string(S, cfg, "image", &rt->image) < 0 ||
-        H->cfg_string(S, cfg, "python", &rt->python) < 0 ||
-        H->cfg_string(S, cfg, "network", &rt->network) < 0 ||
-        H->cfg_string(S, cfg, "memory", &mem) < 0 || H->cfg_string(S, cfg, "user", &user) < 0 ||
-        H->cfg_string(S, cfg, "host", &host_url) < 0 ||
-        H->cfg_string(S, cfg, "api_version", &rt->api_version) < 0 ||
+    if (er_read_strings(&rt->conn, cfg, &rt->image, &rt->python, &rt->network, &mem, &user,
+                        &host_url, &rt->api_version) < 0 ||
         H->cfg_string(S, cfg, "transfer", &transfer) < 0 ||
         H->cfg_string(S, cfg, "service_mode", &mode) < 0 ||
         H->cfg_string(S, cfg, "image_repository", &rt->image_repository) < 0 ||
@@ -267,102 +108,59 @@ static int read_settings(sw_runtime *rt, const st_config_node *cfg)
         H->cfg_string_list(S, cfg, "constraints", &rt->constraints) < 0 ||
         H->cfg_bool(S, cfg, "init", &rt->init) < 0)
         return -1;
-    if (!safe_token(rt->image, "._-/:@"))
-        return bad(rt, cfg, "image", "must be an image reference like python:3.11-slim");
-    if (!safe_token(rt->image_repository, "._-/:") ||
+    if (!er_safe_token(rt->image, "._-/:@"))
+        return er_cfg_bad(&rt->conn, cfg, "image",
+                          "must be an image reference like python:3.11-slim");
+    if (!er_safe_token(rt->image_repository, "._-/:") ||
         strchr(strrchr(rt->image_repository, '/') ? strrchr(rt->image_repository, '/')
-                                                  : rt->image_repository, ':'))
-        return bad(rt, cfg, "image_repository",
-                   "must be a repository without a tag, like registry.example:5000/selftest");
+                                                  : rt->image_repository,
+               ':'))
+        return er_cfg_bad(
+            &rt->conn, cfg, "image_repository",
+            "must be a repository without a tag, like registry.example:5000/selftest");
     if (!rt->python[0])
-        return bad(rt, cfg, "python", "must not be empty");
-    if (rt->network && strcmp(rt->network, "none") != 0 && !safe_token(rt->network, "._-"))
-        return bad(rt, cfg, "network", "must name a swarm network (or \"none\": no network)");
+        return er_cfg_bad(&rt->conn, cfg, "python", "must not be empty");
+    if (rt->network && strcmp(rt->network, "none") != 0 && !er_safe_token(rt->network, "._-"))
+        return er_cfg_bad(&rt->conn, cfg, "network",
+                          "must name a swarm network (or \"none\": no network)");
     if (rt->network && strcmp(rt->network, "none") == 0)
         rt->network = NULL;
-    if (rt->api_version && !valid_api_version(rt->api_version))
-        return bad(rt, cfg, "api_version", "must look like \"1.41\"");
-    if (mem && (rt->memory_bytes = er_parse_memory(mem)) < 0)
-        return bad(rt, cfg, "memory", "must be a size such as \"512m\" or \"2g\"");
-    if (mem && rt->memory_bytes > 0 && rt->memory_bytes < 6 * 1024 * 1024)
-        return bad(rt, cfg, "memory", "must be at least 6m (the engines refuse less)");
-    if (user && !safe_token(user, "._-:"))
-        return bad(rt, cfg, "user", "must be \"uid:gid\" or a user name");
-    snprintf(rt->user, sizeof(rt->user), "%s", user ? user : "");
-    if (!user)
-        snprintf(rt->user, sizeof(rt->user), "%u:%u", (unsigned)getuid(), (unsigned)getgid());
-    for (size_t i = 0; rt->passthrough && rt->passthrough[i]; i++)
-        if (!safe_token(rt->passthrough[i], "_"))
-            return bad(rt, cfg, "env_passthrough", "must list variable names");
+    if (er_check_settings(&rt->conn, cfg, rt->api_version, mem, &rt->memory_bytes, user, rt->user,
+                          sizeof(rt->user), rt->passthrough) < 0)
+        return -1;
     for (size_t i = 0; rt->constraints && rt->constraints[i]; i++) {
         const char *c = rt->constraints[i];
         if (!*c || strchr(c, '\n') || (!strstr(c, "==") && !strstr(c, "!=")))
-            return bad(rt, cfg, "constraints",
-                       "each must be a placement constraint such as \"node.role==worker\" or "
-                       "\"node.labels.selftest==yes\"");
+            return er_cfg_bad(
+                &rt->conn, cfg, "constraints",
+                "each must be a placement constraint such as \"node.role==worker\" or "
+                "\"node.labels.selftest==yes\"");
     }
     if (transfer && strcmp(transfer, "bind") != 0 && strcmp(transfer, "image") != 0)
-        return bad(rt, cfg, "transfer", "must be \"bind\" or \"image\" for runtime swarm");
+        return er_cfg_bad(&rt->conn, cfg, "transfer",
+                          "must be \"bind\" or \"image\" for runtime swarm");
     rt->transfer_image = transfer && strcmp(transfer, "image") == 0;
     if (mode && strcmp(mode, "auto") != 0 && strcmp(mode, "replicated-job") != 0 &&
         strcmp(mode, "replicated") != 0)
-        return bad(rt, cfg, "service_mode",
-                   "must be \"auto\", \"replicated-job\" or \"replicated\"");
+        return er_cfg_bad(&rt->conn, cfg, "service_mode",
+                          "must be \"auto\", \"replicated-job\" or \"replicated\"");
     rt->mode_setting = !mode || strcmp(mode, "auto") == 0 ? 0
                        : strcmp(mode, "replicated-job") == 0 ? 1 : 2;
     rt->replicated = rt->mode_setting == 2;
-    int rc = H->cfg_int(S, cfg, "pids_limit", &ll);
-    if (rc < 0)
+    if (er_read_limits(&rt->conn, cfg, &rt->pids_limit, &rt->cpus, &rt->max_age_s,
+                       &rt->max_age_set) < 0)
         return -1;
-    if (rc == ST_CFG_FOUND) {
-        if (ll < 0)
-            return bad(rt, cfg, "pids_limit", "must not be negative (0: no limit)");
-        rt->pids_limit = ll;
-    }
-    struct {
-        const char *key;
-        double *out;
-        double min;
-    } dbl[] = {{"cpus", &rt->cpus, 0}, {"max_age", &rt->max_age_s, 0},
-               {"api_timeout", &rt->api_timeout_s, 1}};
-    for (size_t i = 0; i < 3; i++) {
-        rc = H->cfg_double(S, cfg, dbl[i].key, &d);
-        if (rc < 0)
-            return -1;
-        if (rc == ST_CFG_FOUND) {
-            if (d < dbl[i].min || d != d)
-                return bad(rt, cfg, dbl[i].key, dbl[i].min > 0 ? "must be at least 1"
-                                                                : "must not be negative");
-            *dbl[i].out = d;
-            if (dbl[i].out == &rt->max_age_s)
-                rt->max_age_set = 1;
-        }
-    }
     /* the manager's address: DOCKER_HOST > the config file > the default socket */
-    const char *env_host = getenv("DOCKER_HOST");
-    const char *url = "unix:///var/run/docker.sock";
-    if (env_host && *env_host) {
-        url = env_host;
-        snprintf(rt->host_source, sizeof(rt->host_source), "DOCKER_HOST");
-    } else if (host_url) {
-        url = host_url;
-        snprintf(rt->host_source, sizeof(rt->host_source), "%s", H->cfg_where(S, cfg, "host"));
-    } else {
-        snprintf(rt->host_source, sizeof(rt->host_source), "the default");
-    }
     eh_address addr;
-    char err[300];
-    const char *tls_verify = getenv("DOCKER_TLS_VERIFY");
-    if (eh_parse_address(url, tls_verify && *tls_verify, &addr, err, sizeof(err)) < 0) {
-        H->log(S, ST_LOG_ERROR, "%s: %s", rt->host_source, err);
+    if (er_read_address(&rt->conn, cfg, "DOCKER_HOST", host_url, "unix:///var/run/docker.sock",
+                        NULL, NULL, rt->host_source, sizeof(rt->host_source), &addr) < 0)
         return -1;
-    }
     if (addr.scheme == EH_SSH) {
         H->log(S, ST_LOG_ERROR, "%s: runtime swarm talks to a manager over unix:// or tcp:// "
                "(forward the manager's socket for ssh)", rt->host_source);
         return -1;
     }
-    eh_client_init(&rt->client, &addr, getenv("DOCKER_CERT_PATH"));
+    eh_client_init(&rt->conn.client, &addr, getenv("DOCKER_CERT_PATH"));
     return 0;
 }
 
@@ -385,8 +183,8 @@ static int sw_create(const st_host *host, st_instance *self, const st_config_nod
     sw_runtime *rt = calloc(1, sizeof(*rt));
     if (!rt)
         return ST_ERR_NOMEM;
-    rt->host = host;
-    rt->self = self;
+    rt->conn.host = host;
+    rt->conn.self = self;
     pthread_mutex_init(&rt->lock, NULL);
     pthread_mutex_init(&rt->build_lock, NULL);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
@@ -400,13 +198,9 @@ static int sw_create(const st_host *host, st_instance *self, const st_config_nod
         sw_destroy(rt);
         return ST_ERR_INVALID;
     }
-    snprintf(rt->api_prefix, sizeof(rt->api_prefix), "/v%s",
+    snprintf(rt->conn.api_prefix, sizeof(rt->conn.api_prefix), "/v%s",
              rt->api_version ? rt->api_version : "1.41");
-    if (gethostname(rt->hostname, sizeof(rt->hostname) - 1) < 0)
-        snprintf(rt->hostname, sizeof(rt->hostname), "unknown");
-    rt->pid = (long)getpid();
-    rt->start_ticks = er_process_start(rt->pid);
-    st_random_hex(rt->run_id, 16);
+    er_owner_init(&rt->owner);
     *ctx = rt;
     return ST_OK;
 }
@@ -423,70 +217,69 @@ static int ensure_engine(sw_runtime *rt, char *err, size_t errlen)
     eh_response resp = {0};
     yajl_val v = NULL;
     char api[40] = "";
-    int rc = api_call(rt, &h, "GET", "!/_ping", NULL, 10, 0, &resp, err, errlen);
+    int rc = er_get_ping(&rt->conn, &h, 10, &resp, err, errlen);
     if (rc != ST_OK)
         goto out;
-    if (resp.status != 200) {
-        http_error(&resp, "the engine refused GET /_ping", err, errlen);
-        rc = ST_ERR_UNAVAILABLE;
-        goto out;
-    }
     snprintf(api, sizeof(api), "%s",
-             rt->api_version ? rt->api_version
-                             : valid_api_version(resp.api_version) ? resp.api_version : "1.41");
+             rt->api_version                          ? rt->api_version
+             : er_valid_api_version(resp.api_version) ? resp.api_version
+                                                      : "1.41");
     eh_response_free(&resp);
     char path[64];
     snprintf(path, sizeof(path), "!/v%s/info", api);
-    rc = api_call(rt, &h, "GET", path, NULL, 0, (size_t)8 << 20, &resp, err, errlen);
+    rc = er_api_call(&rt->conn, &h, "GET", path, NULL, 0, (size_t)8 << 20, &resp, err, errlen);
     if (rc != ST_OK)
         goto out;
-    v = resp.status == 200 ? parse_body(&resp) : NULL;
+    v = resp.status == 200 ? er_parse_body(&resp) : NULL;
     if (!v) {
         if (resp.status != 200)
-            http_error(&resp, "GET /info failed", err, errlen);
+            er_http_error(&resp, "GET /info failed", err, errlen);
         else
             snprintf(err, errlen, "the engine's answer to GET /info is not JSON");
         rc = ST_ERR_UNAVAILABLE;
         goto out;
     }
-    const char *state = jstr(v, "Swarm", "LocalNodeState", NULL);
-    const char *node = jstr(v, "Swarm", "NodeID", NULL);
+    const char *state = er_jstr(v, "Swarm", "LocalNodeState", NULL);
+    const char *node = er_jstr(v, "Swarm", "NodeID", NULL);
     const char *ca_path[] = {"Swarm", "ControlAvailable", NULL};
     yajl_val ca = yajl_tree_get(v, ca_path, yajl_t_any);
     if (!state || strcmp(state, "active") != 0) {
-        snprintf(err, errlen, "the engine at %s is not in a swarm (swarm state \"%s\"): run "
+        snprintf(err, errlen,
+                 "the engine at %s is not in a swarm (swarm state \"%s\"): run "
                  "`docker swarm init` there, or point host / DOCKER_HOST at a manager",
-                 rt->client.display, state ? state : "unknown");
+                 rt->conn.client.display, state ? state : "unknown");
         rc = ST_ERR_UNAVAILABLE;
         goto out;
     }
     if (!ca || !YAJL_IS_TRUE(ca)) {
-        snprintf(err, errlen, "the engine at %s is a swarm worker, not a manager: services can "
-                 "only be created on a manager", rt->client.display);
+        snprintf(err, errlen,
+                 "the engine at %s is a swarm worker, not a manager: services can "
+                 "only be created on a manager",
+                 rt->conn.client.display);
         rc = ST_ERR_UNAVAILABLE;
         goto out;
     }
     /* service_mode "auto": a replicated job where Docker removes a removed job's tasks and
      * containers (23.0 and later), else one replica never restarted (the same run) */
-    const char *version = jstr(v, "ServerVersion", NULL, NULL);
+    const char *version = er_jstr(v, "ServerVersion", NULL, NULL);
     long major = version && isdigit((unsigned char)version[0]) ? strtol(version, NULL, 10) : 0;
     pthread_mutex_lock(&rt->lock);
-    snprintf(rt->api_prefix, sizeof(rt->api_prefix), "/v%s", api);
-    snprintf(rt->node_id, sizeof(rt->node_id), "%s", node && safe_token(node, "") ? node : "");
+    snprintf(rt->conn.api_prefix, sizeof(rt->conn.api_prefix), "/v%s", api);
+    snprintf(rt->node_id, sizeof(rt->node_id), "%s", node && er_safe_token(node, "") ? node : "");
     if (rt->mode_setting == 0)
         rt->replicated = major < 23;
     rt->negotiated = 1;
     pthread_mutex_unlock(&rt->lock);
-    rt->host->log(rt->self, rt->mode_setting == 0 && rt->replicated ? ST_LOG_INFO : ST_LOG_DEBUG,
-                  "swarm manager %s runs Docker %s: batches run as %s services%s",
-                  rt->client.display, version ? version : "(version unknown)",
-                  rt->replicated ? "replicated" : "replicated-job",
-                  rt->mode_setting == 0 && rt->replicated
-                      ? " with one replica, never restarted (before 23.0 Docker keeps the tasks "
-                        "and containers of a removed job)"
-                      : "");
-    rt->host->log(rt->self, ST_LOG_DEBUG, "swarm manager %s: API %s, node %s", rt->client.display,
-                  api, rt->node_id);
+    rt->conn.host->log(
+        rt->conn.self, rt->mode_setting == 0 && rt->replicated ? ST_LOG_INFO : ST_LOG_DEBUG,
+        "swarm manager %s runs Docker %s: batches run as %s services%s", rt->conn.client.display,
+        version ? version : "(version unknown)", rt->replicated ? "replicated" : "replicated-job",
+        rt->mode_setting == 0 && rt->replicated
+            ? " with one replica, never restarted (before 23.0 Docker keeps the tasks "
+              "and containers of a removed job)"
+            : "");
+    rt->conn.host->log(rt->conn.self, ST_LOG_DEBUG, "swarm manager %s: API %s, node %s",
+                       rt->conn.client.display, api, rt->node_id);
 out:
     if (v)
         yajl_tree_free(v);
@@ -501,7 +294,8 @@ static int sw_probe(void *ctx)
     char err[600];
     int rc = ensure_engine(rt, err, sizeof(err));
     if (rc != ST_OK) {
-        rt->host->log(rt->self, ST_LOG_ERROR, "%s (address from %s)", err, rt->host_source);
+        rt->conn.host->log(rt->conn.self, ST_LOG_ERROR, "%s (address from %s)", err,
+                           rt->host_source);
         return ST_ERR_UNAVAILABLE;
     }
     return ST_OK;
@@ -521,13 +315,13 @@ static int image_inspect(sw_runtime *rt, void **h, const char *ref, char *id, si
     }
     snprintf(path, sizeof(path), "/images/%s/json", enc);
     eh_response resp;
-    int rc = api_call(rt, h, "GET", path, NULL, 0, 0, &resp, err, errlen);
+    int rc = er_api_call(&rt->conn, h, "GET", path, NULL, 0, 0, &resp, err, errlen);
     if (rc != ST_OK)
         return rc;
     if (resp.status == 200) {
-        yajl_val v = parse_body(&resp);
-        const char *s = v ? jstr(v, "Id", NULL, NULL) : NULL;
-        if (s && safe_token(s, ":") && strlen(s) < idlen)
+        yajl_val v = er_parse_body(&resp);
+        const char *s = v ? er_jstr(v, "Id", NULL, NULL) : NULL;
+        if (s && er_safe_token(s, ":") && strlen(s) < idlen)
             snprintf(id, idlen, "%s", s);
         if (v)
             yajl_tree_free(v);
@@ -535,7 +329,7 @@ static int image_inspect(sw_runtime *rt, void **h, const char *ref, char *id, si
     } else if (resp.status == 404) {
         rc = 0;
     } else {
-        http_error(&resp, "cannot inspect the image", err, errlen);
+        er_http_error(&resp, "cannot inspect the image", err, errlen);
         rc = ST_ERR_UNAVAILABLE;
     }
     eh_response_free(&resp);
@@ -549,45 +343,12 @@ static void remove_image(sw_runtime *rt, void **h, const char *ref)
         return;
     snprintf(path, sizeof(path), "/images/%s?force=1", enc);
     eh_response resp;
-    if (api_call(rt, h, "DELETE", path, NULL, 0, 0, &resp, err, sizeof(err)) == ST_OK &&
+    if (er_api_call(&rt->conn, h, "DELETE", path, NULL, 0, 0, &resp, err, sizeof(err)) == ST_OK &&
         resp.status / 100 != 2 && resp.status != 404) {
-        http_error(&resp, "remove failed", err, sizeof(err));
-        rt->host->log(rt->self, ST_LOG_WARNING, "cannot remove image %s: %s", ref, err);
+        er_http_error(&resp, "remove failed", err, sizeof(err));
+        rt->conn.host->log(rt->conn.self, ST_LOG_WARNING, "cannot remove image %s: %s", ref, err);
     }
     eh_response_free(&resp);
-}
-
-static pid_t spawn_tar(const char *const *argv, int *fd_out)
-{
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) < 0)
-        return -1;
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(p[0]);
-        close(p[1]);
-        return -1;
-    }
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_RDWR);
-        dup2(p[1], 1);
-        if (devnull >= 0)
-            dup2(devnull, 0);
-        execvp(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    close(p[1]);
-    *fd_out = p[0];
-    return pid;
-}
-
-static int tar_status(pid_t pid)
-{
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR)
-            return -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 /* transfer = "image": a container of the test image (never started) gets the project root and
@@ -596,7 +357,8 @@ static int tar_status(pid_t pid)
 static int build_project_image(sw_runtime *rt, void **h, const char *root, const char *support,
                                char *err, size_t errlen)
 {
-    const st_project_info *pi = rt->host->project ? rt->host->project(rt->self) : NULL;
+    const st_project_info *pi =
+        rt->conn.host->project ? rt->conn.host->project(rt->conn.self) : NULL;
     if (!root || root[0] != '/') {
         snprintf(err, errlen, "transfer = \"image\": the project root is unknown");
         return ST_ERR_INVALID;
@@ -605,33 +367,34 @@ static int build_project_image(sw_runtime *rt, void **h, const char *root, const
     if (!g)
         return ST_ERR_NOMEM;
     yajl_gen_map_open(g);
-    gen_kv(g, "Image", rt->image);
-    gen_str(g, "Cmd");
+    er_gen_kv(g, "Image", rt->image);
+    er_gen_str(g, "Cmd");
     yajl_gen_array_open(g);
-    gen_str(g, rt->python);
+    er_gen_str(g, rt->python);
     yajl_gen_array_close(g);
-    gen_str(g, "Labels");
-    gen_owner_labels(rt, g, NULL, "project-image");
-    gen_str(g, "HostConfig");
+    er_gen_str(g, "Labels");
+    er_gen_owner_labels(g, &rt->owner, NULL, "project-image");
+    er_gen_str(g, "HostConfig");
     yajl_gen_map_open(g);
-    gen_kv(g, "NetworkMode", "none");
+    er_gen_kv(g, "NetworkMode", "none");
     yajl_gen_map_close(g);
     yajl_gen_map_close(g);
-    char *body = gen_finish(g);
+    char *body = er_gen_finish(g);
     if (!body)
         return ST_ERR_NOMEM;
     eh_response resp = {0};
     char cid[80] = "", path[1600];
-    int rc = api_call(rt, h, "POST", "/containers/create", body, 0, 0, &resp, err, errlen);
+    int rc =
+        er_api_call(&rt->conn, h, "POST", "/containers/create", body, 0, 0, &resp, err, errlen);
     free(body);
     if (rc == ST_OK && resp.status / 100 != 2) {
-        http_error(&resp, "cannot create a container to build the project image", err, errlen);
+        er_http_error(&resp, "cannot create a container to build the project image", err, errlen);
         rc = ST_ERR_UNAVAILABLE;
     }
     if (rc == ST_OK) {
-        yajl_val v = parse_body(&resp);
-        const char *id = v ? jstr(v, "Id", NULL, NULL) : NULL;
-        if (id && safe_token(id, "") && strlen(id) < sizeof(cid))
+        yajl_val v = er_parse_body(&resp);
+        const char *id = v ? er_jstr(v, "Id", NULL, NULL) : NULL;
+        if (id && er_safe_token(id, "") && strlen(id) < sizeof(cid))
             snprintf(cid, sizeof(cid), "%s", id);
         if (v)
             yajl_tree_free(v);
@@ -644,76 +407,47 @@ static int build_project_image(sw_runtime *rt, void **h, const char *root, const
     if (rc != ST_OK)
         return rc;
     /* the tree: "./abs/path" names, so no name can pass for an option */
-    char root_rel[4100], support_rel[4100], excl[24][300];
-    const char *argv[64];
-    size_t n = 0, ne = 0;
-    argv[n++] = "tar";
-    argv[n++] = "-c";
-    argv[n++] = "-f";
-    argv[n++] = "-";
-    argv[n++] = "-C";
-    argv[n++] = "/";
-    for (size_t i = 0; pi && pi->skip_dirs && pi->skip_dirs[i] && ne < 24; i++) {
-        snprintf(excl[ne], sizeof(excl[ne]), "--exclude=%s", pi->skip_dirs[i]);
-        argv[n++] = excl[ne++];
-    }
-    argv[n++] = "--exclude=__pycache__";
-    snprintf(root_rel, sizeof(root_rel), ".%s", root);
-    argv[n++] = root_rel;
-    if (support && support[0] == '/' && strcmp(support, root) != 0) {
-        snprintf(support_rel, sizeof(support_rel), ".%s", support);
-        argv[n++] = support_rel;
-    }
-    argv[n] = NULL;
+    er_tar_args a;
+    er_tar_args_init(&a, pi);
+    er_tar_args_path(&a, root);
+    if (support && support[0] == '/' && strcmp(support, root) != 0)
+        er_tar_args_path(&a, support);
     int fd = -1;
-    pid_t pid = spawn_tar(argv, &fd);
+    pid_t pid = er_spawn_tar(a.argv, 0, &fd);
     if (pid < 0) {
         snprintf(err, errlen, "cannot run tar: %s", strerror(errno));
         rc = ST_ERR_IO;
         goto remove;
     }
-    snprintf(path, sizeof(path), "%s/containers/%s/archive?path=/", rt->api_prefix, cid);
-    eh_request rq = {.method = "PUT", .path = path, .content_type = "application/x-tar",
-                     .upload_fd = fd, .timeout_s = 600};
-    rc = eh_perform(&rt->client, h, &rq, &resp, err, errlen);
-    close(fd);
-    int ts = tar_status(pid);
-    if (rc == ST_OK && resp.status / 100 != 2) {
-        http_error(&resp, "the engine refused the project upload", err, errlen);
-        rc = ST_ERR_IO;
-    } else if (rc == ST_OK && ts != 0) {
-        snprintf(err, errlen, "tar of %s failed (status %d)", root, ts);
-        rc = ST_ERR_IO;
-    }
-    eh_response_free(&resp);
+    rc = er_put_archive(&rt->conn, h, cid, fd, pid, root, err, errlen);
     if (rc != ST_OK)
         goto remove;
     char repo_enc[900], tag[40];
-    snprintf(tag, sizeof(tag), "%s", rt->run_id);
+    snprintf(tag, sizeof(tag), "%s", rt->owner.run_id);
     eh_urlencode(rt->image_repository, repo_enc, sizeof(repo_enc));
     snprintf(path, sizeof(path), "/commit?container=%s&repo=%s&tag=%s&pause=0", cid, repo_enc,
              tag);
     /* a JSON body (the container config to change: none); Docker wants the content type */
-    rc = api_call(rt, h, "POST", path, "{}", 600, 0, &resp, err, errlen);
+    rc = er_api_call(&rt->conn, h, "POST", path, "{}", 600, 0, &resp, err, errlen);
     if (rc == ST_OK && resp.status / 100 != 2) {
-        http_error(&resp, "cannot commit the project image", err, errlen);
+        er_http_error(&resp, "cannot commit the project image", err, errlen);
         rc = ST_ERR_UNAVAILABLE;
     }
     if (rc == ST_OK) {
         char old_id[160];
         snprintf(old_id, sizeof(old_id), "%s", rt->project_image_id);
-        yajl_val v = parse_body(&resp);
-        const char *id = v ? jstr(v, "Id", NULL, NULL) : NULL;
+        yajl_val v = er_parse_body(&resp);
+        const char *id = v ? er_jstr(v, "Id", NULL, NULL) : NULL;
         snprintf(rt->project_image_id, sizeof(rt->project_image_id), "%s",
-                 id && safe_token(id, ":") ? id : "");
+                 id && er_safe_token(id, ":") ? id : "");
         if (v)
             yajl_tree_free(v);
         snprintf(rt->project_image, sizeof(rt->project_image), "%s:%s", rt->image_repository,
                  tag);
         if (old_id[0] && strcmp(old_id, rt->project_image_id) != 0)
             remove_image(rt, h, old_id); /* the previous cycle's, untagged by this commit */
-        rt->host->log(rt->self, ST_LOG_INFO, "project image %s (%.19s) built on %s",
-                      rt->project_image, rt->project_image_id, rt->image);
+        rt->conn.host->log(rt->conn.self, ST_LOG_INFO, "project image %s (%.19s) built on %s",
+                           rt->project_image, rt->project_image_id, rt->image);
     }
     eh_response_free(&resp);
 remove:
@@ -721,7 +455,7 @@ remove:
     {
         char e2[300];
         eh_response r2;
-        api_call(rt, h, "DELETE", path, NULL, 0, 0, &r2, e2, sizeof(e2));
+        er_api_call(&rt->conn, h, "DELETE", path, NULL, 0, 0, &r2, e2, sizeof(e2));
         eh_response_free(&r2);
     }
     return rc;
@@ -737,8 +471,10 @@ static int sw_prepare(void *ctx)
         rc = image_inspect(rt, &h, rt->image, rt->image_id, sizeof(rt->image_id), err,
                            sizeof(err));
         if (rc == 0 && rt->transfer_image) {
-            snprintf(err, sizeof(err), "transfer = \"image\": image %s is not on the manager %s "
-                     "(pull or load it there first)", rt->image, rt->client.display);
+            snprintf(err, sizeof(err),
+                     "transfer = \"image\": image %s is not on the manager %s "
+                     "(pull or load it there first)",
+                     rt->image, rt->conn.client.display);
             rc = ST_ERR_UNAVAILABLE;
         } else if (rc >= 0) {
             rc = ST_OK; /* transfer = "bind": every node pulls it itself when missing */
@@ -750,7 +486,7 @@ static int sw_prepare(void *ctx)
         pthread_mutex_unlock(&rt->build_lock);
     }
     if (rc != ST_OK)
-        rt->host->log(rt->self, ST_LOG_ERROR, "%s", err);
+        rt->conn.host->log(rt->conn.self, ST_LOG_ERROR, "%s", err);
     eh_handle_free(&h);
     return rc == ST_OK ? ST_OK : (rc == ST_ERR_INVALID ? ST_ERR_INVALID : ST_ERR_UNAVAILABLE);
 }
@@ -779,43 +515,16 @@ static int sw_environment_id(void *ctx, char *buf, size_t len)
 
 /* ---- execute -------------------------------------------------------------------------------- */
 
+/* The task's environment (er_gen_env_items), then the result frame's marker: the host's
+ * SELF_TEST_RESULTS_FRAME never passes. */
 static void gen_env(sw_runtime *rt, yajl_gen g, const st_exec_request *req, const char *frame)
 {
     yajl_gen_array_open(g);
-    int have_dwb = 0;
-    for (char **e = environ; *e; e++) {
-        if (!er_env_allowed(*e, rt->passthrough))
-            continue;
-        size_t nl = (size_t)(strchr(*e, '=') - *e);
-        int overridden = strncmp(*e, "SELF_TEST_RESULTS_FRAME=", 24) == 0;
-        for (size_t j = 0; req->env && req->env[j] && !overridden; j++)
-            overridden = strncmp(req->env[j], *e, nl) == 0 && req->env[j][nl] == '=';
-        if (overridden)
-            continue;
-        have_dwb |= strncmp(*e, "PYTHONDONTWRITEBYTECODE=", 24) == 0;
-        gen_str(g, *e);
-    }
-    for (size_t j = 0; req->env && req->env[j]; j++) {
-        have_dwb |= strncmp(req->env[j], "PYTHONDONTWRITEBYTECODE=", 24) == 0;
-        gen_str(g, req->env[j]);
-    }
-    if (!have_dwb)
-        gen_str(g, "PYTHONDONTWRITEBYTECODE=1");
+    er_gen_env_items(g, req, rt->passthrough, "SELF_TEST_RESULTS_FRAME=");
     char fr[64];
     snprintf(fr, sizeof(fr), "SELF_TEST_RESULTS_FRAME=%s", frame);
-    gen_str(g, fr);
+    er_gen_str(g, fr);
     yajl_gen_array_close(g);
-}
-
-static void gen_mount(yajl_gen g, const char *path)
-{
-    yajl_gen_map_open(g);
-    gen_kv(g, "Type", "bind");
-    gen_kv(g, "Source", path);
-    gen_kv(g, "Target", path);
-    gen_str(g, "ReadOnly");
-    yajl_gen_bool(g, 1);
-    yajl_gen_map_close(g);
 }
 
 static char *service_body(sw_runtime *rt, const st_exec_request *req, const char *name,
@@ -825,137 +534,108 @@ static char *service_body(sw_runtime *rt, const st_exec_request *req, const char
     if (!g)
         return NULL;
     yajl_gen_map_open(g);
-    gen_kv(g, "Name", name);
-    gen_str(g, "Labels");
-    gen_owner_labels(rt, g, deadline, req->id ? req->id : "");
-    gen_str(g, "TaskTemplate");
+    er_gen_kv(g, "Name", name);
+    er_gen_str(g, "Labels");
+    er_gen_owner_labels(g, &rt->owner, deadline, req->id ? req->id : "");
+    er_gen_str(g, "TaskTemplate");
     yajl_gen_map_open(g);
-    gen_str(g, "ContainerSpec");
+    er_gen_str(g, "ContainerSpec");
     yajl_gen_map_open(g);
-    gen_kv(g, "Image", rt->transfer_image ? rt->project_image : rt->image);
-    gen_str(g, "Command");
-    yajl_gen_array_open(g);
-    gen_str(g, rt->python);
-    int is_pytest = req->argv[0] && req->argv[1] && req->argv[2] &&
-                    strcmp(req->argv[1], "-m") == 0 && strcmp(req->argv[2], "pytest") == 0;
-    for (size_t i = 1; req->argv[0] && req->argv[i]; i++) {
-        gen_str(g, req->argv[i]);
-        if (i == 2 && is_pytest) { /* nothing may write into the tree */
-            gen_str(g, "-p");
-            gen_str(g, "no:cacheprovider");
-        }
-    }
-    yajl_gen_array_close(g);
-    gen_str(g, "Args");
+    er_gen_kv(g, "Image", rt->transfer_image ? rt->project_image : rt->image);
+    er_gen_str(g, "Command");
+    er_gen_command(g, rt->python, req->argv); /* nothing may write into the tree */
+    er_gen_str(g, "Args");
     yajl_gen_array_open(g);
     yajl_gen_array_close(g);
     /* an import check runs in an empty directory of its own, as on the host (pytest collects
      * "." there); the engine creates it */
-    gen_kv(g, "Dir", req->sandboxed ? sandbox : req->workdir ? req->workdir : req->project_root);
-    gen_kv(g, "User", rt->user);
-    gen_str(g, "TTY");
+    er_gen_kv(g, "Dir", req->sandboxed ? sandbox : req->workdir ? req->workdir : req->project_root);
+    er_gen_kv(g, "User", rt->user);
+    er_gen_str(g, "TTY");
     yajl_gen_bool(g, 0);
-    gen_str(g, "Init");
+    er_gen_str(g, "Init");
     yajl_gen_bool(g, rt->init);
     if (req->kill_grace_s > 0) { /* SIGTERM -> SIGKILL when the service is removed */
-        gen_str(g, "StopGracePeriod");
+        er_gen_str(g, "StopGracePeriod");
         yajl_gen_integer(g, (long long)(req->kill_grace_s * 1e9));
     }
-    gen_str(g, "Env");
+    er_gen_str(g, "Env");
     gen_env(rt, g, req, frame);
-    gen_str(g, "Labels");
-    gen_owner_labels(rt, g, deadline, req->id ? req->id : "");
-    gen_str(g, "Mounts");
+    er_gen_str(g, "Labels");
+    er_gen_owner_labels(g, &rt->owner, deadline, req->id ? req->id : "");
+    er_gen_str(g, "Mounts");
     yajl_gen_array_open(g);
     if (!rt->transfer_image) {
-        gen_mount(g, req->project_root);
+        er_gen_mount(g, req->project_root, 1);
         if (req->support_dir && *req->support_dir &&
             strcmp(req->support_dir, req->project_root) != 0)
-            gen_mount(g, req->support_dir);
+            er_gen_mount(g, req->support_dir, 1);
     }
     yajl_gen_array_close(g);
     yajl_gen_map_close(g); /* ContainerSpec */
-    gen_str(g, "Resources");
+    er_gen_str(g, "Resources");
     yajl_gen_map_open(g);
-    gen_str(g, "Limits");
+    er_gen_str(g, "Limits");
     yajl_gen_map_open(g);
     if (rt->cpus > 0) {
-        gen_str(g, "NanoCPUs");
+        er_gen_str(g, "NanoCPUs");
         yajl_gen_integer(g, (long long)(rt->cpus * 1e9));
     }
     if (rt->memory_bytes > 0) {
-        gen_str(g, "MemoryBytes");
+        er_gen_str(g, "MemoryBytes");
         yajl_gen_integer(g, rt->memory_bytes);
     }
     if (rt->pids_limit > 0) {
-        gen_str(g, "Pids");
+        er_gen_str(g, "Pids");
         yajl_gen_integer(g, rt->pids_limit);
     }
     yajl_gen_map_close(g);
     yajl_gen_map_close(g); /* Resources */
-    gen_str(g, "RestartPolicy");
+    er_gen_str(g, "RestartPolicy");
     yajl_gen_map_open(g);
-    gen_kv(g, "Condition", "none");
-    gen_str(g, "MaxAttempts");
+    er_gen_kv(g, "Condition", "none");
+    er_gen_str(g, "MaxAttempts");
     yajl_gen_integer(g, 0);
     yajl_gen_map_close(g);
-    gen_str(g, "Placement");
+    er_gen_str(g, "Placement");
     yajl_gen_map_open(g);
-    gen_str(g, "Constraints");
+    er_gen_str(g, "Constraints");
     yajl_gen_array_open(g);
     for (size_t i = 0; rt->constraints && rt->constraints[i]; i++)
-        gen_str(g, rt->constraints[i]);
+        er_gen_str(g, rt->constraints[i]);
     yajl_gen_array_close(g);
     yajl_gen_map_close(g);
     if (rt->network) {
-        gen_str(g, "Networks");
+        er_gen_str(g, "Networks");
         yajl_gen_array_open(g);
         yajl_gen_map_open(g);
-        gen_kv(g, "Target", rt->network);
+        er_gen_kv(g, "Target", rt->network);
         yajl_gen_map_close(g);
         yajl_gen_array_close(g);
     }
     yajl_gen_map_close(g); /* TaskTemplate */
-    gen_str(g, "Mode");
+    er_gen_str(g, "Mode");
     yajl_gen_map_open(g);
     if (rt->replicated) {
         /* one replica that is never restarted: the same run, and Docker removes its task and
          * container with the service on every node (it keeps a removed job's) */
-        gen_str(g, "Replicated");
+        er_gen_str(g, "Replicated");
         yajl_gen_map_open(g);
-        gen_str(g, "Replicas");
+        er_gen_str(g, "Replicas");
         yajl_gen_integer(g, 1);
         yajl_gen_map_close(g);
     } else {
-        gen_str(g, "ReplicatedJob");
+        er_gen_str(g, "ReplicatedJob");
         yajl_gen_map_open(g);
-        gen_str(g, "MaxConcurrent");
+        er_gen_str(g, "MaxConcurrent");
         yajl_gen_integer(g, 1);
-        gen_str(g, "TotalCompletions");
+        er_gen_str(g, "TotalCompletions");
         yajl_gen_integer(g, 1);
         yajl_gen_map_close(g);
     }
     yajl_gen_map_close(g);
     yajl_gen_map_close(g);
-    return gen_finish(g);
-}
-
-static void sink_note(const st_exec_sink *sink, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void sink_note(const st_exec_sink *sink, const char *fmt, ...)
-{
-    char buf[700];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if ((size_t)n > sizeof(buf) - 2)
-        n = (int)sizeof(buf) - 2;
-    buf[n++] = '\n';
-    if (sink && sink->output)
-        sink->output(sink->opaque, ST_STREAM_STDERR, buf, (size_t)n);
+    return er_gen_finish(g);
 }
 
 typedef struct exec_state {
@@ -964,32 +644,15 @@ typedef struct exec_state {
     const st_exec_sink *sink;
     st_exec_result *res;
     void *h;
-    sw_running reg;
+    er_running reg;
     char service[80]; /* id once created */
     char task_container[80];
     char task_node[80];
     double t0;
 } exec_state;
 
-static int infra(exec_state *x, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int infra(exec_state *x, int rc, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(x->res->error, sizeof(x->res->error), fmt, ap);
-    va_end(ap);
-    x->res->infra_error = 1;
-    x->rt->host->log(x->rt->self, ST_LOG_ERROR, "%s: %s", x->req->label, x->res->error);
-    return rc == ST_OK ? ST_ERR_UNAVAILABLE : rc;
-}
-
-static int is_cancelled(sw_runtime *rt, sw_running *r)
-{
-    pthread_mutex_lock(&rt->lock);
-    int c = r->cancelled;
-    pthread_mutex_unlock(&rt->lock);
-    return c;
-}
+/* The batch's infrastructure error (er_infra), logged with its label. */
+#define infra(x, rc, ...) er_infra(&(x)->rt->conn, (x)->req->label, (x)->res, rc, __VA_ARGS__)
 
 /* The task of the service: its state, error, exit code, container and node. Returns ST_OK
  * (state "" while the orchestrator has made no task yet) or a transport / HTTP error. */
@@ -1008,15 +671,16 @@ static int task_state(exec_state *x, task_info *ti, char *err, size_t errlen)
     snprintf(path, sizeof(path), "/tasks?filters=%s", enc);
     eh_response resp;
     memset(ti, 0, sizeof(*ti));
-    int rc = api_call(x->rt, &x->h, "GET", path, NULL, 0, (size_t)4 << 20, &resp, err, errlen);
+    int rc =
+        er_api_call(&x->rt->conn, &x->h, "GET", path, NULL, 0, (size_t)4 << 20, &resp, err, errlen);
     if (rc != ST_OK)
         return rc;
     if (resp.status != 200) {
-        http_error(&resp, "listing the service's tasks failed", err, errlen);
+        er_http_error(&resp, "listing the service's tasks failed", err, errlen);
         eh_response_free(&resp);
         return ST_ERR_IO;
     }
-    yajl_val v = parse_body(&resp);
+    yajl_val v = er_parse_body(&resp);
     eh_response_free(&resp);
     if (!v || !YAJL_IS_ARRAY(v)) {
         snprintf(err, errlen, "the task list is not a JSON array");
@@ -1027,16 +691,16 @@ static int task_state(exec_state *x, task_info *ti, char *err, size_t errlen)
     /* one completion, no restarts: one task (the last listed, should there be more) */
     if (arr_len(v)) {
         yajl_val t = arr_at(v, arr_len(v) - 1);
-        const char *st = jstr(t, "Status", "State", NULL);
-        const char *e = jstr(t, "Status", "Err", NULL);
-        const char *cid = jstr(t, "Status", "ContainerStatus", "ContainerID");
-        const char *node = jstr(t, "NodeID", NULL, NULL);
+        const char *st = er_jstr(t, "Status", "State", NULL);
+        const char *e = er_jstr(t, "Status", "Err", NULL);
+        const char *cid = er_jstr(t, "Status", "ContainerStatus", "ContainerID");
+        const char *node = er_jstr(t, "NodeID", NULL, NULL);
         snprintf(ti->state, sizeof(ti->state), "%s", st ? st : "");
         snprintf(ti->err, sizeof(ti->err), "%s", e ? e : "");
-        ti->has_exit = jint(t, "Status", "ContainerStatus", "ExitCode", &ti->exit_code) == 0;
-        if (cid && safe_token(cid, "") && strlen(cid) < sizeof(x->task_container))
+        ti->has_exit = er_jint(t, "Status", "ContainerStatus", "ExitCode", &ti->exit_code) == 0;
+        if (cid && er_safe_token(cid, "") && strlen(cid) < sizeof(x->task_container))
             snprintf(x->task_container, sizeof(x->task_container), "%s", cid);
-        if (node && safe_token(node, "") && strlen(node) < sizeof(x->task_node))
+        if (node && er_safe_token(node, "") && strlen(node) < sizeof(x->task_node))
             snprintf(x->task_node, sizeof(x->task_node), "%s", node);
     }
     yajl_tree_free(v);
@@ -1242,11 +906,6 @@ static void on_log_frame(void *opaque, int stream, const char *data, size_t len)
     fr_flush(fr);
 }
 
-static void on_log_data(void *opaque, const char *data, size_t len)
-{
-    ed_feed(opaque, data, len);
-}
-
 static int read_logs(exec_state *x, const char *frame, char *err, size_t errlen)
 {
     sw_runtime *rt = x->rt;
@@ -1260,19 +919,10 @@ static int read_logs(exec_state *x, const char *frame, char *err, size_t errlen)
     snprintf(frp->marker, sizeof(frp->marker), "\x1eselftest-%s", frame);
     frp->mlen = strlen(frp->marker);
     char path[300];
-    snprintf(path, sizeof(path), "%s/services/%s/logs?stdout=1&stderr=1", rt->api_prefix,
+    snprintf(path, sizeof(path), "%s/services/%s/logs?stdout=1&stderr=1", rt->conn.api_prefix,
              x->service);
-    ed_demux d;
-    ed_init(&d, on_log_frame, frp);
-    eh_request rq = {.method = "GET", .path = path, .timeout_s = 120, .on_data = on_log_data,
-                     .opaque = &d};
-    eh_response resp;
-    int rc = eh_perform(&rt->client, &x->h, &rq, &resp, err, errlen);
-    if (rc == ST_OK && resp.status != 200) {
-        http_error(&resp, "cannot read the service's logs", err, errlen);
-        rc = ST_ERR_IO;
-    }
-    eh_response_free(&resp);
+    int rc = er_stream_logs(&rt->conn, &x->h, path, 120, on_log_frame, frp,
+                            "cannot read the service's logs", err, errlen);
     if (frp->matched)
         fr_text(frp, frp->marker, frp->matched);
     fr_flush(frp);
@@ -1290,8 +940,10 @@ static int read_logs(exec_state *x, const char *frame, char *err, size_t errlen)
                  strerror(frp->failed_errno));
         rc = ST_ERR_IO;
     }
-    rt->host->log(rt->self, ST_LOG_DEBUG, "%s: %lu result lines from the service's logs (%lu "
-                  "dropped: cut off or malformed)", x->req->label, frp->frames, frp->dropped);
+    rt->conn.host->log(rt->conn.self, ST_LOG_DEBUG,
+                       "%s: %lu result lines from the service's logs (%lu "
+                       "dropped: cut off or malformed)",
+                       x->req->label, frp->frames, frp->dropped);
     free(frp);
     return rc;
 }
@@ -1300,14 +952,14 @@ static int read_logs(exec_state *x, const char *frame, char *err, size_t errlen)
  * removing it: then its removal is awaited, at most api_timeout), else -1 with err. */
 static int delete_container(sw_runtime *rt, void **h, const char *path, char *err, size_t errlen)
 {
-    double give_up = st_monotonic() + rt->api_timeout_s;
+    double give_up = st_monotonic() + rt->conn.api_timeout_s;
     for (int attempt = 0;; attempt++) {
         eh_response resp;
-        int rc = api_call(rt, h, "DELETE", path, NULL, 15, 0, &resp, err, errlen);
+        int rc = er_api_call(&rt->conn, h, "DELETE", path, NULL, 15, 0, &resp, err, errlen);
         long st = resp.status;
         int busy = rc == ST_OK && st == 409 && resp.body && strstr(resp.body, "in progress");
         if (rc == ST_OK && st / 100 != 2 && st != 404)
-            http_error(&resp, "remove failed", err, errlen);
+            er_http_error(&resp, "remove failed", err, errlen);
         eh_response_free(&resp);
         if (rc == ST_OK && (st / 100 == 2 || st == 404))
             return 0;
@@ -1332,11 +984,12 @@ static int remove_service(exec_state *x)
     int removed = 0;
     for (int attempt = 0; attempt < 2 && !removed; attempt++) {
         eh_response resp;
-        int rc = api_call(rt, &x->h, "DELETE", path, NULL, 15, 0, &resp, err, sizeof(err));
+        int rc =
+            er_api_call(&rt->conn, &x->h, "DELETE", path, NULL, 15, 0, &resp, err, sizeof(err));
         if (rc == ST_OK && (resp.status / 100 == 2 || resp.status == 404))
             removed = 1;
         else if (rc == ST_OK)
-            http_error(&resp, "remove failed", err, sizeof(err));
+            er_http_error(&resp, "remove failed", err, sizeof(err));
         eh_response_free(&resp);
         if (!removed && rc == ST_ERR_UNAVAILABLE)
             break;
@@ -1344,56 +997,23 @@ static int remove_service(exec_state *x)
             st_sleep(0.2);
     }
     if (!removed) {
-        rt->host->log(rt->self, ST_LOG_WARNING, "%s: could not remove service %.12s (%s); "
-                      "`selftest-core cleanup` removes it later", x->req->label, x->service, err);
+        rt->conn.host->log(rt->conn.self, ST_LOG_WARNING,
+                           "%s: could not remove service %.12s (%s); "
+                           "`selftest-core cleanup` removes it later",
+                           x->req->label, x->service, err);
         left = 1;
     }
     if (x->task_container[0] && rt->node_id[0] && strcmp(x->task_node, rt->node_id) == 0) {
         snprintf(path, sizeof(path), "/containers/%s?force=1&v=1", x->task_container);
         if (delete_container(rt, &x->h, path, err, sizeof(err)) < 0) {
-            rt->host->log(rt->self, ST_LOG_WARNING, "%s: could not remove the task's container "
-                          "%.12s (%s); `selftest-core cleanup` removes it later", x->req->label,
-                          x->task_container, err);
+            rt->conn.host->log(rt->conn.self, ST_LOG_WARNING,
+                               "%s: could not remove the task's container "
+                               "%.12s (%s); `selftest-core cleanup` removes it later",
+                               x->req->label, x->task_container, err);
             left = 1;
         }
     }
     return left ? -1 : 0;
-}
-
-static void note_cleanup_failure(st_exec_result *res)
-{
-    if (ST_EXEC_RESULT_HAS(res, cleanup_failures))
-        res->cleanup_failures++;
-}
-
-static void set_exit(st_exec_result *res, long long code)
-{
-    if (code > 128 && code < 128 + 65) {
-        res->exited = 0;
-        res->term_signal = (int)(code - 128);
-    } else {
-        res->exited = 1;
-        res->exit_status = (int)code;
-    }
-}
-
-static void register_running(sw_runtime *rt, sw_running *r)
-{
-    pthread_mutex_lock(&rt->lock);
-    r->next = rt->list;
-    rt->list = r;
-    pthread_mutex_unlock(&rt->lock);
-}
-
-static void unregister_running(sw_runtime *rt, sw_running *r)
-{
-    pthread_mutex_lock(&rt->lock);
-    for (sw_running **p = &rt->list; *p; p = &(*p)->next)
-        if (*p == r) {
-            *p = r->next;
-            break;
-        }
-    pthread_mutex_unlock(&rt->lock);
 }
 
 static int do_create(exec_state *x, const char *name, const char *frame)
@@ -1408,7 +1028,8 @@ static int do_create(exec_state *x, const char *name, const char *frame)
     if (!body)
         return infra(x, ST_ERR_NOMEM, "out of memory building the service request");
     eh_response resp;
-    int rc = api_call(rt, &x->h, "POST", "/services/create", body, 0, 0, &resp, err, sizeof(err));
+    int rc = er_api_call(&rt->conn, &x->h, "POST", "/services/create", body, 0, 0, &resp, err,
+                         sizeof(err));
     free(body);
     if (rc != ST_OK) {
         eh_response_free(&resp);
@@ -1417,14 +1038,14 @@ static int do_create(exec_state *x, const char *name, const char *frame)
     if (resp.status / 100 != 2) {
         char what[600];
         snprintf(what, sizeof(what), "the swarm manager %s refused the service for image %s",
-                 rt->client.display, rt->transfer_image ? rt->project_image : rt->image);
-        http_error(&resp, what, err, sizeof(err));
+                 rt->conn.client.display, rt->transfer_image ? rt->project_image : rt->image);
+        er_http_error(&resp, what, err, sizeof(err));
         eh_response_free(&resp);
         return infra(x, ST_ERR_UNAVAILABLE, "%s", err);
     }
-    yajl_val v = parse_body(&resp);
-    const char *id = v ? jstr(v, "ID", NULL, NULL) : NULL;
-    if (id && safe_token(id, "") && strlen(id) < sizeof(x->service))
+    yajl_val v = er_parse_body(&resp);
+    const char *id = v ? er_jstr(v, "ID", NULL, NULL) : NULL;
+    if (id && er_safe_token(id, "") && strlen(id) < sizeof(x->service))
         snprintf(x->service, sizeof(x->service), "%s", id);
     if (v)
         yajl_tree_free(v);
@@ -1433,7 +1054,7 @@ static int do_create(exec_state *x, const char *name, const char *frame)
         /* it may exist under its name: remove it by name */
         snprintf(x->service, sizeof(x->service), "%s", name);
         if (remove_service(x) < 0)
-            note_cleanup_failure(x->res);
+            er_note_cleanup_failure(x->res);
         x->service[0] = '\0';
         return infra(x, ST_ERR_IO, "the manager's answer to service create has no valid ID");
     }
@@ -1448,7 +1069,7 @@ static int sw_execute(void *ctx, const st_exec_request *req, const st_exec_sink 
     char err[600], name[48], hex[33], frame[33];
     int rc = ST_OK;
     x.reg.id = req->id;
-    register_running(rt, &x.reg);
+    er_running_add(&rt->lock, &rt->list, &x.reg);
     if (!req->argv || !req->argv[0]) {
         rc = infra(&x, ST_ERR_INVALID, "empty argv");
         goto out;
@@ -1483,10 +1104,10 @@ static int sw_execute(void *ctx, const st_exec_request *req, const st_exec_sink 
      * and pulling the image may take api_timeout more */
     task_info ti;
     memset(&ti, 0, sizeof(ti));
-    double deadline = x.t0 + req->timeout_s + rt->api_timeout_s, pause = 0.05;
+    double deadline = x.t0 + req->timeout_s + rt->conn.api_timeout_s, pause = 0.05;
     int lost = 0, running = 0;
     for (;;) {
-        if (is_cancelled(rt, &x.reg)) {
+        if (er_running_cancelled(&rt->lock, &x.reg)) {
             res->cancelled = 1;
             break;
         }
@@ -1520,8 +1141,9 @@ static int sw_execute(void *ctx, const st_exec_request *req, const st_exec_sink 
             pause *= 1.5;
     }
     if (res->timed_out) {
-        rt->host->log(rt->self, ST_LOG_WARNING, "%s: timeout after %gs, removing service %s",
-                      req->label, req->timeout_s, name);
+        rt->conn.host->log(rt->conn.self, ST_LOG_WARNING,
+                           "%s: timeout after %gs, removing service %s", req->label, req->timeout_s,
+                           name);
     }
     /* the logs before the removal: a timed-out or cancelled task's results so far */
     if (read_logs(&x, frame, err, sizeof(err)) != ST_OK) {
@@ -1529,26 +1151,26 @@ static int sw_execute(void *ctx, const st_exec_request *req, const st_exec_sink 
         goto remove;
     }
     if (res->timed_out) {
-        sink_note(sink, "[selftest-core] timeout after %gs: service %s removed", req->timeout_s,
-                  name);
+        er_sink_note(sink, "[selftest-core] timeout after %gs: service %s removed", req->timeout_s,
+                     name);
         res->exited = 0;
         res->term_signal = SIGKILL;
     } else if (res->cancelled) {
         res->exited = 0;
         res->term_signal = SIGKILL;
     } else if (strcmp(ti.state, "complete") == 0) {
-        set_exit(res, 0);
+        er_set_exit(res, 0);
     } else if (strcmp(ti.state, "failed") == 0 && ti.has_exit && ti.exit_code != 0) {
-        set_exit(res, ti.exit_code);
+        er_set_exit(res, ti.exit_code);
     } else {
         rc = infra(&x, ST_ERR_UNAVAILABLE, "the task of service %s ended \"%s\"%s%s", name,
                    ti.state, ti.err[0] ? ": " : "", ti.err);
     }
 remove:
     if (x.service[0] && remove_service(&x) < 0)
-        note_cleanup_failure(res);
+        er_note_cleanup_failure(res);
 out:
-    unregister_running(rt, &x.reg);
+    er_running_remove(&rt->lock, &rt->list, &x.reg);
     eh_handle_free(&x.h);
     res->wall_s = st_monotonic() - x.t0;
     return res->infra_error ? (rc != ST_OK ? rc : ST_ERR_UNAVAILABLE) : ST_OK;
@@ -1558,7 +1180,7 @@ static int sw_cancel(void *ctx, const char *id)
 {
     sw_runtime *rt = ctx;
     pthread_mutex_lock(&rt->lock);
-    for (sw_running *r = rt->list; r; r = r->next)
+    for (er_running *r = rt->list; r; r = r->next)
         if (id && r->id && strcmp(r->id, id) == 0)
             r->cancelled = 1;
     pthread_mutex_unlock(&rt->lock);
@@ -1577,44 +1199,19 @@ static long long parse_rfc3339(const char *s)
     return (long long)timegm(&tm);
 }
 
-static const char *stale_reason(sw_runtime *rt, yajl_val labels, long long created,
-                                double max_age_s, time_t began)
-{
-    if (created > (long long)began)
-        return NULL;
-    const char *host = jstr(labels, LABEL_HOST, NULL, NULL);
-    const char *pid_s = jstr(labels, LABEL_PID, NULL, NULL);
-    const char *start_s = jstr(labels, LABEL_START, NULL, NULL);
-    const char *deadline_s = jstr(labels, LABEL_DEADLINE, NULL, NULL);
-    if (host && pid_s && start_s && strcmp(host, rt->hostname) == 0) {
-        long pid = strtol(pid_s, NULL, 10);
-        long long start = strtoll(start_s, NULL, 10);
-        long long now_start = pid > 0 ? er_process_start(pid) : -1;
-        if (now_start >= 0 && now_start == start)
-            return NULL; /* a live run's */
-        return "its owner process is gone";
-    }
-    time_t now = time(NULL);
-    if (deadline_s && strtoll(deadline_s, NULL, 10) < (long long)now)
-        return "its deadline has passed";
-    if (max_age_s > 0 && created > 0 && (double)(now - created) > max_age_s)
-        return "it is older than max_age";
-    return NULL;
-}
-
 static yajl_val list_json(sw_runtime *rt, void **h, const char *what, char *err, size_t errlen)
 {
     char filter[128], path[300];
-    eh_urlencode("{\"label\":[\"" LABEL_MANAGED "\"]}", filter, sizeof(filter));
+    eh_urlencode("{\"label\":[\"" ER_LABEL_MANAGED "\"]}", filter, sizeof(filter));
     snprintf(path, sizeof(path), "/%s?%sfilters=%s", what,
              strcmp(what, "containers/json") == 0 ? "all=1&" : "", filter);
     eh_response resp;
-    int rc = api_call(rt, h, "GET", path, NULL, 0, (size_t)64 << 20, &resp, err, errlen);
+    int rc = er_api_call(&rt->conn, h, "GET", path, NULL, 0, (size_t)64 << 20, &resp, err, errlen);
     yajl_val v = NULL;
     if (rc == ST_OK && resp.status != 200)
-        http_error(&resp, "listing failed", err, errlen);
+        er_http_error(&resp, "listing failed", err, errlen);
     else if (rc == ST_OK) {
-        v = parse_body(&resp);
+        v = er_parse_body(&resp);
         if (v && !YAJL_IS_ARRAY(v)) {
             yajl_tree_free(v);
             v = NULL;
@@ -1629,10 +1226,10 @@ static yajl_val list_json(sw_runtime *rt, void **h, const char *what, char *err,
 static int delete_path(sw_runtime *rt, void **h, const char *path, char *err, size_t errlen)
 {
     eh_response resp;
-    int rc = api_call(rt, h, "DELETE", path, NULL, 0, 0, &resp, err, errlen);
+    int rc = er_api_call(&rt->conn, h, "DELETE", path, NULL, 0, 0, &resp, err, errlen);
     int ok = rc == ST_OK && (resp.status / 100 == 2 || resp.status == 404);
     if (rc == ST_OK && !ok)
-        http_error(&resp, "remove failed", err, errlen);
+        er_http_error(&resp, "remove failed", err, errlen);
     eh_response_free(&resp);
     return ok ? 0 : -1;
 }
@@ -1648,36 +1245,38 @@ static int sw_cleanup_stale(void *ctx, double max_age_s, st_cleanup_report *repo
     report->listed = report->removed = report->failed = 0;
     if (ensure_engine(rt, err, sizeof(err)) != ST_OK) {
         report->failed++;
-        rt->host->log(rt->self, ST_LOG_ERROR, "cleanup: %s", err);
+        rt->conn.host->log(rt->conn.self, ST_LOG_ERROR, "cleanup: %s", err);
         return ST_ERR_UNAVAILABLE;
     }
     /* 1. services */
     yajl_val services = list_json(rt, &h, "services", err, sizeof(err));
     if (!services) {
         report->failed++;
-        rt->host->log(rt->self, ST_LOG_ERROR, "cleanup: listing services: %s", err);
+        rt->conn.host->log(rt->conn.self, ST_LOG_ERROR, "cleanup: listing services: %s", err);
     }
     for (size_t i = 0; i < arr_len(services); i++) {
         yajl_val s = arr_at(services, i);
-        const char *id = jstr(s, "ID", NULL, NULL);
+        const char *id = er_jstr(s, "ID", NULL, NULL);
         const char *lp[] = {"Spec", "Labels", NULL};
         yajl_val labels = yajl_tree_get(s, lp, yajl_t_object);
-        if (!id || !safe_token(id, "") || !labels)
+        if (!id || !er_safe_token(id, "") || !labels)
             continue;
         report->listed++;
-        const char *why = stale_reason(rt, labels, parse_rfc3339(jstr(s, "CreatedAt", NULL, NULL)),
-                                       max_age_s, began);
+        const char *why =
+            er_stale_reason(&rt->owner, labels, parse_rfc3339(er_jstr(s, "CreatedAt", NULL, NULL)),
+                            max_age_s, began);
         if (!why)
             continue;
         char path[200];
         snprintf(path, sizeof(path), "/services/%s", id);
         if (delete_path(rt, &h, path, err, sizeof(err)) == 0) {
             report->removed++;
-            rt->host->log(rt->self, ST_LOG_INFO, "cleanup: removed service %.12s (%s)", id, why);
+            rt->conn.host->log(rt->conn.self, ST_LOG_INFO, "cleanup: removed service %.12s (%s)",
+                               id, why);
         } else {
             report->failed++;
-            rt->host->log(rt->self, ST_LOG_ERROR, "cleanup: cannot remove service %.12s: %s", id,
-                          err);
+            rt->conn.host->log(rt->conn.self, ST_LOG_ERROR,
+                               "cleanup: cannot remove service %.12s: %s", id, err);
         }
     }
     /* 2. task containers on this node whose service is gone (Docker leaves those of a removed
@@ -1685,26 +1284,27 @@ static int sw_cleanup_stale(void *ctx, double max_age_s, st_cleanup_report *repo
     yajl_val containers = list_json(rt, &h, "containers/json", err, sizeof(err));
     if (!containers) {
         report->failed++;
-        rt->host->log(rt->self, ST_LOG_ERROR, "cleanup: listing containers: %s", err);
+        rt->conn.host->log(rt->conn.self, ST_LOG_ERROR, "cleanup: listing containers: %s", err);
     }
     for (size_t i = 0; i < arr_len(containers); i++) {
         yajl_val c = arr_at(containers, i);
-        const char *id = jstr(c, "Id", NULL, NULL);
+        const char *id = er_jstr(c, "Id", NULL, NULL);
         const char *lp[] = {"Labels", NULL};
         yajl_val labels = yajl_tree_get(c, lp, yajl_t_object);
-        const char *svc = labels ? jstr(labels, LABEL_SWARM_SERVICE, NULL, NULL) : NULL;
-        if (!id || !safe_token(id, "") || !labels || !svc)
+        const char *svc = labels ? er_jstr(labels, LABEL_SWARM_SERVICE, NULL, NULL) : NULL;
+        if (!id || !er_safe_token(id, "") || !labels || !svc)
             continue; /* runtime-docker's containers are not this plugin's business */
         report->listed++;
         long long created = 0;
-        jint(c, "Created", NULL, NULL, &created);
-        const char *why = stale_reason(rt, labels, created, max_age_s, began);
-        if (!why && safe_token(svc, "")) {
+        er_jint(c, "Created", NULL, NULL, &created);
+        const char *why = er_stale_reason(&rt->owner, labels, created, max_age_s, began);
+        if (!why && er_safe_token(svc, "")) {
             char path[200];
             eh_response resp;
             snprintf(path, sizeof(path), "/services/%s", svc);
             if (created <= (long long)began &&
-                api_call(rt, &h, "GET", path, NULL, 0, 0, &resp, err, sizeof(err)) == ST_OK &&
+                er_api_call(&rt->conn, &h, "GET", path, NULL, 0, 0, &resp, err, sizeof(err)) ==
+                    ST_OK &&
                 resp.status == 404)
                 why = "its service is gone";
             eh_response_free(&resp);
@@ -1715,12 +1315,12 @@ static int sw_cleanup_stale(void *ctx, double max_age_s, st_cleanup_report *repo
         snprintf(path, sizeof(path), "/containers/%s?force=1&v=1", id);
         if (delete_container(rt, &h, path, err, sizeof(err)) == 0) {
             report->removed++;
-            rt->host->log(rt->self, ST_LOG_INFO, "cleanup: removed task container %.12s (%s)",
-                          id, why);
+            rt->conn.host->log(rt->conn.self, ST_LOG_INFO,
+                               "cleanup: removed task container %.12s (%s)", id, why);
         } else {
             report->failed++;
-            rt->host->log(rt->self, ST_LOG_ERROR, "cleanup: cannot remove container %.12s: %s",
-                          id, err);
+            rt->conn.host->log(rt->conn.self, ST_LOG_ERROR,
+                               "cleanup: cannot remove container %.12s: %s", id, err);
         }
     }
     /* 3. project images (transfer = "image") of dead runs: they carry the owner labels of the
@@ -1728,31 +1328,31 @@ static int sw_cleanup_stale(void *ctx, double max_age_s, st_cleanup_report *repo
     yajl_val images = list_json(rt, &h, "images/json", err, sizeof(err));
     if (!images) {
         report->failed++;
-        rt->host->log(rt->self, ST_LOG_ERROR, "cleanup: listing images: %s", err);
+        rt->conn.host->log(rt->conn.self, ST_LOG_ERROR, "cleanup: listing images: %s", err);
     }
     for (size_t i = 0; i < arr_len(images); i++) {
         yajl_val im = arr_at(images, i);
-        const char *id = jstr(im, "Id", NULL, NULL);
+        const char *id = er_jstr(im, "Id", NULL, NULL);
         const char *lp[] = {"Labels", NULL};
         yajl_val labels = yajl_tree_get(im, lp, yajl_t_object);
-        if (!id || !safe_token(id, ":") || !labels)
+        if (!id || !er_safe_token(id, ":") || !labels)
             continue;
         report->listed++;
         long long created = 0;
-        jint(im, "Created", NULL, NULL, &created);
-        const char *why = stale_reason(rt, labels, created, max_age_s, began);
+        er_jint(im, "Created", NULL, NULL, &created);
+        const char *why = er_stale_reason(&rt->owner, labels, created, max_age_s, began);
         if (!why)
             continue;
         char path[300];
         snprintf(path, sizeof(path), "/images/%s?force=1", id);
         if (delete_path(rt, &h, path, err, sizeof(err)) == 0) {
             report->removed++;
-            rt->host->log(rt->self, ST_LOG_INFO, "cleanup: removed project image %.19s (%s)",
-                          id, why);
+            rt->conn.host->log(rt->conn.self, ST_LOG_INFO,
+                               "cleanup: removed project image %.19s (%s)", id, why);
         } else {
             report->failed++;
-            rt->host->log(rt->self, ST_LOG_ERROR, "cleanup: cannot remove image %.19s: %s", id,
-                          err);
+            rt->conn.host->log(rt->conn.self, ST_LOG_ERROR,
+                               "cleanup: cannot remove image %.19s: %s", id, err);
         }
     }
     if (services)
