@@ -36,6 +36,10 @@ ENGINE_UNIT_TESTS += tests/plugins/test_engine_common
 else
 if BUILD_PLUGIN_RUNTIME_PODMAN
 ENGINE_UNIT_TESTS += tests/plugins/test_engine_common
+else
+if BUILD_PLUGIN_RUNTIME_SWARM
+ENGINE_UNIT_TESTS += tests/plugins/test_engine_common
+endif
 endif
 endif
 endif
