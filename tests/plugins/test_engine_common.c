@@ -7,6 +7,7 @@
 #include "engine_http.h"
 #include "engine_runtime.h"
 #include "engine_multi.h"
+#include "engine_util.h"
 #include "st_json.h"
 
 #include <check.h>
@@ -390,6 +391,129 @@ START_TEST(helpers)
 }
 END_TEST
 
+/* engine_util: what runtime-docker, runtime-podman and runtime-swarm build and judge alike. */
+static char *gen_text(void (*fill)(yajl_gen g, const void *arg), const void *arg)
+{
+    yajl_gen g = yajl_gen_alloc(NULL);
+    ck_assert_ptr_nonnull(g);
+    fill(g, arg);
+    return er_gen_finish(g);
+}
+
+static void fill_command(yajl_gen g, const void *arg)
+{
+    er_gen_command(g, "python3", arg);
+}
+
+static void fill_env(yajl_gen g, const void *arg)
+{
+    yajl_gen_array_open(g);
+    er_gen_env_items(g, arg, NULL, "SELF_TEST_RESULTS_FRAME=");
+    yajl_gen_array_close(g);
+}
+
+static void fill_labels(yajl_gen g, const void *arg)
+{
+    er_gen_owner_labels(g, arg, "123", NULL);
+}
+
+START_TEST(shared_helpers)
+{
+    ck_assert(er_safe_token("abc123", ""));
+    ck_assert(er_safe_token("sha256:ab", ":"));
+    ck_assert(!er_safe_token("sha256:ab", ""));
+    ck_assert(!er_safe_token("", "_"));
+    ck_assert(!er_safe_token(NULL, "_"));
+    ck_assert(er_valid_api_version("1.41"));
+    ck_assert(er_valid_api_version("4.0.0"));
+    ck_assert(!er_valid_api_version("1"));
+    ck_assert(!er_valid_api_version("1.2.3.4"));
+    ck_assert(!er_valid_api_version("v1.41"));
+    ck_assert(!er_valid_api_version(NULL));
+
+    /* pytest gets -p no:cacheprovider after "-m pytest"; another module does not */
+    const char *pytest[] = {"python", "-m", "pytest", "-q", NULL};
+    char *t = gen_text(fill_command, pytest);
+    ck_assert_str_eq(t, "[\"python3\",\"-m\",\"pytest\",\"-p\",\"no:cacheprovider\",\"-q\"]");
+    free(t);
+    const char *other[] = {"python", "-m", "other", NULL};
+    t = gen_text(fill_command, other);
+    ck_assert_str_eq(t, "[\"python3\",\"-m\",\"other\"]");
+    free(t);
+
+    /* the host's variable named by drop never passes; the request's win; the bytecode default */
+    const char *dwb = getenv("PYTHONDONTWRITEBYTECODE");
+    char *saved_dwb = dwb ? strdup(dwb) : NULL;
+    unsetenv("PYTHONDONTWRITEBYTECODE");
+    setenv("SELF_TEST_RESULTS_FRAME", "host", 1);
+    setenv("SELF_TEST_ENGINE_UTIL", "host", 1);
+    const char *env[] = {"SELF_TEST_ENGINE_UTIL=req", NULL};
+    st_exec_request req = {.env = env};
+    t = gen_text(fill_env, &req);
+    ck_assert_ptr_null(strstr(t, "SELF_TEST_RESULTS_FRAME"));
+    ck_assert_ptr_null(strstr(t, "SELF_TEST_ENGINE_UTIL=host"));
+    ck_assert_ptr_nonnull(strstr(t, "\"SELF_TEST_ENGINE_UTIL=req\""));
+    ck_assert_ptr_nonnull(strstr(t, "\"PYTHONDONTWRITEBYTECODE=1\"]"));
+    free(t);
+    unsetenv("SELF_TEST_RESULTS_FRAME");
+    unsetenv("SELF_TEST_ENGINE_UTIL");
+    if (saved_dwb)
+        setenv("PYTHONDONTWRITEBYTECODE", saved_dwb, 1);
+    free(saved_dwb);
+
+    er_owner me;
+    er_owner_init(&me);
+    ck_assert_int_eq(me.pid, (long)getpid());
+    ck_assert_uint_eq(strlen(me.run_id), 16);
+    t = gen_text(fill_labels, &me);
+    char want[600];
+    snprintf(want, sizeof(want),
+             "{\"menace_self_test\":\"1\",\"selftest.owner.host\":\"%s\",\"selftest.owner.pid\":"
+             "\"%ld\",\"selftest.owner.start\":\"%lld\",\"selftest.run\":\"%s\","
+             "\"selftest.deadline\":\"123\"}",
+             me.hostname, me.pid, me.start_ticks, me.run_id);
+    ck_assert_str_eq(t, want);
+
+    /* the stale rule on those labels: this live process's stay, a dead owner's go */
+    time_t now = time(NULL);
+    yajl_val labels = st_json_tree_parse(t, NULL, 0);
+    ck_assert_ptr_nonnull(labels);
+    ck_assert_ptr_null(er_stale_reason(&me, labels, (long long)now - 10, 0, now));
+    er_owner later = me;
+    later.start_ticks = me.start_ticks + 1; /* the same pid, another start: a reused pid */
+    free(t);
+    t = gen_text(fill_labels, &later);
+    yajl_tree_free(labels);
+    labels = st_json_tree_parse(t, NULL, 0);
+    ck_assert_str_eq(er_stale_reason(&me, labels, (long long)now - 10, 0, now),
+                     "its owner process is gone");
+    /* created after the cleanup began: never touched */
+    ck_assert_ptr_null(er_stale_reason(&me, labels, (long long)now + 5, 0, now));
+    /* another host's: its deadline (123, long past), then max_age */
+    er_owner elsewhere = me;
+    snprintf(elsewhere.hostname, sizeof(elsewhere.hostname), "elsewhere.invalid");
+    ck_assert_str_eq(er_stale_reason(&elsewhere, labels, (long long)now - 10, 0, now),
+                     "its deadline has passed");
+    ck_assert_str_eq(er_stale_reason(&elsewhere, NULL, (long long)now - 100, 50, now),
+                     "it is older than max_age");
+    ck_assert_ptr_null(er_stale_reason(&elsewhere, NULL, (long long)now - 10, 50, now));
+    yajl_tree_free(labels);
+    free(t);
+
+    er_tar_args a;
+    const char *skip[] = {".git", NULL};
+    st_project_info pi = {.skip_dirs = skip};
+    er_tar_args_init(&a, &pi);
+    er_tar_args_path(&a, "/p/root");
+    ck_assert_uint_eq(a.n, 9);
+    const char *want_argv[] = {
+        "tar", "-c", "-f", "-", "-C", "/", "--exclude=.git", "--exclude=__pycache__", "./p/root"};
+    for (size_t i = 0; i < 9; i++)
+        ck_assert_str_eq(a.argv[i], want_argv[i]);
+    ck_assert_ptr_null(a.argv[9]);
+}
+END_TEST
+
 /* ---- requests against local unix sockets ---------------------------------------------------- */
 
 static char sock_dir[64];
@@ -552,6 +676,7 @@ int main(void)
     tcase_add_test(tc, error_text);
     tcase_add_test(tc, error_text_deep_body);
     tcase_add_test(tc, helpers);
+    tcase_add_test(tc, shared_helpers);
     tcase_add_test(tc, placement_takes_turns_whatever_the_timing);
     tcase_add_test(tc, placement_by_expected_finish);
     tcase_add_test(tc, unreachable_engines);
