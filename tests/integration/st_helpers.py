@@ -530,3 +530,153 @@ def one_test_project(parent, name, test_text, test_file="test_it.py"):
 def sleep_project(parent):
     """A new project under parent whose one test sleeps (SLEEP_TEST); returns its root."""
     return one_test_project(parent, None, SLEEP_TEST, test_file="test_sleep.py")
+
+
+# --------------------------------------------------------------------------
+# runs of the container runtimes against the host's (test_containers.py, test_swarm.py)
+
+# the fixture projects each runtime must run as the host does
+RUNTIME_FIXTURES = ["passing", "failing", "fixture_error", "collect_error", "timeout", "exit3",
+                    "segv", "empty", "split"]
+# what a failed batch's reason must name
+RUNTIME_REASONS = {"timeout": r"timeout", "exit3": r"exit(ed with)? status 3\b",
+                   "segv": r"signal 11\b"}
+# what the end of a failed batch's output (the engine's logs) must show
+RUNTIME_LOG_MARKS = {"failing": r"2 failed, 3 passed", "exit3": r"test_exit3\.py \.",
+                     "segv": r"Fatal Python error: Segmentation fault", "empty": r"no tests ran"}
+COUNT_KEYS = ("passed", "failed", "skipped", "xfailed", "errors")
+# what a fixture's copy leaves out
+FIXTURE_IGNORE = shutil.ignore_patterns(".pytest_cache", "__pycache__", "sandbox_data",
+                                        ".coverage", "*.pyc")
+
+# the start of a test file that reads cgroup limits: read() gives the first file of names
+# (globs) that exists, stripped, or None
+LIMITS_READ = '''import glob, os
+
+def read(*names):
+    for n in names:
+        for p in glob.glob(n):
+            with open(p) as fh:
+                return fh.read().strip()
+    return None
+'''
+
+
+def label_filter(*labels):
+    """The engine API's filters= value for objects carrying every label ("k" or "k=v")."""
+    return urllib.parse.quote(json.dumps({"label": list(labels)}))
+
+
+def copy_fixture(work, name, dest=None):
+    """A copy of the fixture project name in work (name None: a new empty directory), as
+    work/dest or work/<name>-<random>. Returns its root."""
+    dst = os.path.join(work, dest or "%s-%s" % (name or "proj", uuid.uuid4().hex[:6]))
+    if name is None:
+        os.makedirs(dst)
+    else:
+        shutil.copytree(fixture(name), dst, ignore=FIXTURE_IGNORE)
+    return dst
+
+
+def write_project(work, files):
+    """A new project in work: a pytest.ini and files ({relative path: text}). Returns its
+    root."""
+    root = copy_fixture(work, None)
+    with open(os.path.join(root, "pytest.ini"), "w") as fh:
+        fh.write("[pytest]\n")
+    for rel, text in files.items():
+        p = os.path.join(root, rel)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        with open(p, "w") as fh:
+            fh.write(text)
+    return root
+
+
+def run_events(argv, env, cwd, timeout):
+    """Runs selftest-core (argv, env as for run()) and reads its --json events: {"rc", "out",
+    "err", "elapsed", "results": the "results" event or None, "batches": the "batch"
+    events}."""
+    t0 = time.monotonic()
+    rc, out, err = run(argv, env=env, cwd=cwd, timeout=timeout)
+    res = {"rc": rc, "out": out, "err": err, "results": None, "batches": [],
+           "elapsed": time.monotonic() - t0}
+    for line in out.splitlines():
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict) and obj.get("event") == "batch":
+            res["batches"].append(obj)
+        if isinstance(obj, dict) and obj.get("event") == "results":
+            res["results"] = obj
+    return res
+
+
+def counts_of(results):
+    """The test counts of a results object (None for none)."""
+    return {k: results.get(k) for k in COUNT_KEYS} if results else None
+
+
+def batch_of(results, path):
+    """The suite metrics of path in a results object (the only one when path is not there),
+    or {}."""
+    sm = (results or {}).get("suite_metrics") or {}
+    if path not in sm and len(sm) == 1:
+        return list(sm.values())[0]
+    return sm.get(path) or {}
+
+
+def check_like_host(label, name, r, host, runtime):
+    """Checks that run r (of run_events) of fixture name under runtime gives the host run's
+    counts, exit status, batch outcome and reason, and says runtime_used. Returns the batch of
+    "." of r and of host."""
+    res = r["results"]
+    is_eq(counts_of(res), counts_of(host["results"]), "%s: same counts as on the host" % label)
+    is_eq(r["rc"], host["rc"], "%s: same exit status as on the host (%r)" % (label, host["rc"]))
+    is_eq(res.get("runtime_used"), runtime, "%s: runtime_used" % label)
+    b, hb = batch_of(res, "."), batch_of(host["results"], ".")
+    is_eq(b.get("ok"), hb.get("ok"), "%s: batch ok as on the host" % label)
+    if name in RUNTIME_REASONS:
+        ok(re.search(RUNTIME_REASONS[name], b.get("reason") or ""),
+           "%s: the reason names the cause like the host's (%r)" % (label, hb.get("reason")),
+           "reason: %r" % b.get("reason"))
+    return b, hb
+
+
+def proc_start(pid):
+    """Field 22 of /proc/<pid>/stat (the start time the owner labels record), as a string."""
+    with open("/proc/%d/stat" % pid) as fh:
+        return fh.read().rsplit(")", 1)[1].split()[19]
+
+
+def owner_labels():
+    """Labels of objects a cleanup must judge, as the runtimes write them: "dead" (this host,
+    a process that has ended), "reused" (this process's pid with another start time), "live"
+    (this process) and "foreign_expired" (another host's, past its deadline)."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    base = {"menace_self_test": "1", "selftest.owner.host": socket.gethostname(),
+            "selftest.run": "t", "selftest.deadline": str(int(time.time()) + 3600)}
+    me = str(os.getpid())
+    return {
+        "dead": dict(base, **{"selftest.owner.pid": str(dead.pid),
+                              "selftest.owner.start": "12345"}),
+        "reused": dict(base, **{"selftest.owner.pid": me, "selftest.owner.start": "1"}),
+        "live": dict(base, **{"selftest.owner.pid": me,
+                              "selftest.owner.start": proc_start(os.getpid())}),
+        "foreign_expired": dict(base, **{
+            "selftest.owner.host": "elsewhere", "selftest.owner.pid": "1",
+            "selftest.owner.start": "1", "selftest.deadline": str(int(time.time()) - 10)}),
+    }
+
+
+def check_log_tail(label, name, batch, logs):
+    """Checks that a failed batch kept the end of logs (what the engine's logs are, for the
+    message) and that it shows what RUNTIME_LOG_MARKS says for fixture name. Returns the
+    tail."""
+    tail = batch.get("output_tail") or ""
+    marks = RUNTIME_LOG_MARKS
+    ok(tail and (name not in marks or re.search(marks[name], tail)),
+       "%s: the failed batch keeps the end of %s (%s)"
+       % (label, logs, marks.get(name, "not empty")), repr(tail[-600:]))
+    return tail

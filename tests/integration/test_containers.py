@@ -21,7 +21,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import socketserver
 import subprocess
 import tempfile
@@ -32,22 +31,14 @@ import uuid
 
 import pytest
 import st_helpers as sth
-from st_helpers import is_eq, ok
+from st_helpers import batch_of, counts_of, is_eq, label_filter, ok
 
 BIN = sth.selftest_bin()
 pytestmark = pytest.mark.usefixtures("selftest_bin")
 
 ENGINES = ("docker", "podman")
 HOST_VAR = sth.ENGINE_HOST_VAR
-FIXTURES = ["passing", "failing", "fixture_error", "collect_error", "timeout", "exit3", "segv",
-            "empty", "split"]
-REASONS = {"timeout": r"timeout", "exit3": r"exit(ed with)? status 3\b", "segv": r"signal 11\b"}
-# what the end of a failed batch's output (the engine's logs of its container) must show
-LOG_MARKS = {"failing": r"2 failed, 3 passed", "exit3": r"test_exit3\.py \.",
-             "segv": r"Fatal Python error: Segmentation fault", "empty": r"no tests ran"}
-COUNT_KEYS = ("passed", "failed", "skipped", "xfailed", "errors")
-IGNORE = shutil.ignore_patterns(".pytest_cache", "__pycache__", "sandbox_data", ".coverage",
-                                "*.pyc")
+FIXTURES = sth.RUNTIME_FIXTURES
 SCRIPT = os.path.join(sth.top_srcdir(), "tools", "engines", "engines.sh")
 WORK = ENG = None  # the scratch directory and the engines (the work fixture)
 
@@ -57,10 +48,6 @@ WORK = ENG = None  # the scratch directory and the engines (the work fixture)
 
 
 api = sth.engine_api  # (status, reply) of one engine API request
-
-
-def label_filter(*labels):
-    return urllib.parse.quote(json.dumps({"label": list(labels)}))
 
 
 def managed(sock):
@@ -113,24 +100,11 @@ def engine_env(engine, sock=None):
 
 
 def copy_fixture(name, dest=None):
-    dst = os.path.join(WORK, dest or "%s-%s" % (name, uuid.uuid4().hex[:6]))
-    if name is None:
-        os.makedirs(dst)
-    else:
-        shutil.copytree(sth.fixture(name), dst, ignore=IGNORE)
-    return dst
+    return sth.copy_fixture(WORK, name, dest)
 
 
 def write_project(files):
-    root = copy_fixture(None)
-    with open(os.path.join(root, "pytest.ini"), "w") as fh:
-        fh.write("[pytest]\n")
-    for rel, text in files.items():
-        p = os.path.join(root, rel)
-        os.makedirs(os.path.dirname(p), exist_ok=True)
-        with open(p, "w") as fh:
-            fh.write(text)
-    return root
+    return sth.write_project(WORK, files)
 
 
 def selftest(engine, root, args, env=None, conf=None, timeout=180, command="run", user=None,
@@ -142,35 +116,11 @@ def selftest(engine, root, args, env=None, conf=None, timeout=180, command="run"
         list(args)
     if user:
         argv = ["setpriv", "--reuid=%d" % user, "--regid=%d" % user, "--clear-groups"] + argv
-    t0 = time.monotonic()
-    rc, out, err = sth.run(argv, env=sth.base_env(extra), cwd=root, timeout=timeout)
-    res = {"rc": rc, "out": out, "err": err, "results": None, "batches": [],
-           "elapsed": time.monotonic() - t0}
-    for line in out.splitlines():
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(obj, dict) and obj.get("event") == "batch":
-            res["batches"].append(obj)
-        if isinstance(obj, dict) and obj.get("event") == "results":
-            res["results"] = obj
-    return res
-
-
-def counts_of(r):
-    return {k: r.get(k) for k in COUNT_KEYS} if r else None
+    return sth.run_events(argv, sth.base_env(extra), root, timeout)
 
 
 def diag(r):
     return "rc=%r\nstderr: %s\nstdout tail: %s" % (r["rc"], r["err"][-1500:], r["out"][-800:])
-
-
-def batch_of(r, path):
-    sm = (r or {}).get("suite_metrics") or {}
-    if path not in sm and len(sm) == 1:
-        return list(sm.values())[0]
-    return sm.get(path) or {}
 
 
 def batch_name(label):
@@ -229,32 +179,19 @@ def check_fixture(name, got):
     host = got["host"]
     if not ok(host["results"] is not None, "%s: host run gives results" % name, diag(host)):
         return
-    hb = batch_of(host["results"], ".")
     for engine in ENGINES:
         r = got[engine]
         label = "%s under %s" % (name, engine)
         if not ok(r["results"] is not None, "%s: results object" % label, diag(r)):
             continue
-        res = r["results"]
-        is_eq(counts_of(res), counts_of(host["results"]), "%s: same counts as on the host" % label)
-        is_eq(r["rc"], host["rc"], "%s: same exit status as on the host (%r)" % (label, host["rc"]))
-        is_eq(res.get("runtime_used"), engine, "%s: runtime_used" % label)
-        b = batch_of(res, ".")
-        is_eq(b.get("ok"), hb.get("ok"), "%s: batch ok as on the host" % label)
-        if name in REASONS:
-            ok(re.search(REASONS[name], b.get("reason") or ""),
-               "%s: the reason names the cause like the host's (%r)" % (label, hb.get("reason")),
-               "reason: %r" % b.get("reason"))
+        b, hb = sth.check_like_host(label, name, r, host, engine)
         if name == "timeout":
             ok(r["elapsed"] < 30, "%s: the run ends soon after the 3 s timeout" % label,
                "took %.1f s" % r["elapsed"])
         ok(re.fullmatch(r"selftest_[0-9a-f]{32}", b.get("container") or ""),
            "%s: the batch records its container's name" % label, repr(b.get("container")))
         if b.get("ok") is False:
-            tail = b.get("output_tail") or ""
-            ok(tail and (name not in LOG_MARKS or re.search(LOG_MARKS[name], tail)),
-               "%s: the failed batch keeps the end of the engine's logs of its container (%s)"
-               % (label, LOG_MARKS.get(name, "not empty")), repr(tail[-600:]))
+            sth.check_log_tail(label, name, b, "the engine's logs of its container")
         else:
             is_eq(b.get("output_tail"), None, "%s: a passing batch keeps no output" % label)
         is_eq(managed(ENG[engine]), [], "%s: no container left" % label)
@@ -321,15 +258,7 @@ def check_env(engine):
        "%s: nothing written into the project tree (no bytecode, no cache)" % engine)
 
 
-LIMITS_TEST = '''import glob, os
-
-def read(*names):
-    for n in names:
-        for p in glob.glob(n):
-            with open(p) as fh:
-                return fh.read().strip()
-    return None
-
+LIMITS_TEST = sth.LIMITS_READ + '''
 def test_user_and_limits():
     assert (os.getuid(), os.getgid()) == (65534, 65534)
     mem = read("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
@@ -428,11 +357,6 @@ def check_sigint(engine):
 # --------------------------------------------------------------------------------------------
 # 6. cleanup: a dead owner's container goes, a live owner's stays
 
-def proc_start(pid):
-    with open("/proc/%d/stat" % pid) as fh:
-        return fh.read().rsplit(")", 1)[1].split()[19]
-
-
 def make_labelled(sock, labels):
     st, body = api(sock, "POST", "/v1.41/containers/create?name=selftest_%s" % uuid.uuid4().hex,
                    {"Image": IMAGE, "Cmd": ["python3", "-c", "pass"], "Labels": labels,
@@ -442,26 +366,11 @@ def make_labelled(sock, labels):
 
 def check_cleanup(engine):
     sock = ENG[engine]
-    host = socket.gethostname()
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    base = {"menace_self_test": "1", "selftest.owner.host": host, "selftest.run": "t",
-            "selftest.deadline": str(int(time.time()) + 3600)}
-    ids = {
-        "dead": make_labelled(sock, dict(base, **{"selftest.owner.pid": str(dead.pid),
-                                                  "selftest.owner.start": "12345"})),
-        "reused": make_labelled(sock, dict(base, **{"selftest.owner.pid": str(os.getpid()),
-                                                    "selftest.owner.start": "1"})),
-        "live": make_labelled(sock, dict(base, **{"selftest.owner.pid": str(os.getpid()),
-                                                  "selftest.owner.start":
-                                                      proc_start(os.getpid())})),
-        "foreign_expired": make_labelled(sock, dict(base, **{
-            "selftest.owner.host": "elsewhere", "selftest.owner.pid": "1",
-            "selftest.owner.start": "1", "selftest.deadline": str(int(time.time()) - 10)})),
-        "foreign_live": make_labelled(sock, dict(base, **{
-            "selftest.owner.host": "elsewhere", "selftest.owner.pid": "1",
-            "selftest.owner.start": "1"})),
-    }
+    labels = sth.owner_labels()
+    labels["foreign_live"] = dict(labels["live"], **{
+        "selftest.owner.host": "elsewhere", "selftest.owner.pid": "1",
+        "selftest.owner.start": "1"})
+    ids = {k: make_labelled(sock, v) for k, v in labels.items()}
     ok(all(ids.values()), "%s: cleanup fixtures created" % engine, repr(ids))
     root = copy_fixture("passing")
     r = selftest(engine, root, [], command="cleanup")

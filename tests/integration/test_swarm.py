@@ -22,7 +22,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tarfile
 import tempfile
@@ -32,7 +31,7 @@ import uuid
 
 import pytest
 import st_helpers as sth
-from st_helpers import is_eq, ok
+from st_helpers import SLEEP_TEST, counts_of, is_eq, label_filter, ok
 
 import test_containers as tc  # its api(): the Engine API over a unix socket
 
@@ -40,24 +39,13 @@ BIN = sth.selftest_bin()
 pytestmark = pytest.mark.usefixtures("selftest_bin")
 
 SCRIPT = os.path.join(sth.top_srcdir(), "tools", "engines", "engines.sh")
-FIXTURES = ["passing", "failing", "fixture_error", "collect_error", "timeout", "exit3", "segv",
-            "empty", "split"]
-REASONS = {"timeout": r"timeout", "exit3": r"exit(ed with)? status 3\b", "segv": r"signal 11\b"}
-LOG_MARKS = {"failing": r"2 failed, 3 passed", "exit3": r"test_exit3\.py \.",
-             "segv": r"Fatal Python error: Segmentation fault", "empty": r"no tests ran"}
-COUNT_KEYS = ("passed", "failed", "skipped", "xfailed", "errors")
-IGNORE = shutil.ignore_patterns(".pytest_cache", "__pycache__", "sandbox_data", ".coverage",
-                                "*.pyc")
+FIXTURES = sth.RUNTIME_FIXTURES
 SOCK = IMAGE = WORK = WORKER = None  # WORKER: a worker node's engine (ST_ENGINES=swarm2)
 WHY_ONE_NODE = ["ST_ENGINES_DIR's swarm has one node"]
 
 
 def api(method, path, body=None, timeout=60, raw=False):
     return tc.api(SOCK, method, "/v1.41" + path, body=body, timeout=timeout, raw=raw)
-
-
-def label_filter(*labels):
-    return urllib.parse.quote(json.dumps({"label": list(labels)}))
 
 
 def leftovers():
@@ -114,24 +102,11 @@ def write_conf(name, runtime="swarm", extra=""):
 
 
 def copy_fixture(name):
-    dst = os.path.join(WORK, "%s-%s" % (name or "proj", uuid.uuid4().hex[:6]))
-    if name is None:
-        os.makedirs(dst)
-    else:
-        shutil.copytree(sth.fixture(name), dst, ignore=IGNORE)
-    return dst
+    return sth.copy_fixture(WORK, name)
 
 
 def write_project(files):
-    root = copy_fixture(None)
-    with open(os.path.join(root, "pytest.ini"), "w") as fh:
-        fh.write("[pytest]\n")
-    for rel, text in files.items():
-        p = os.path.join(root, rel)
-        os.makedirs(os.path.dirname(p), exist_ok=True)
-        with open(p, "w") as fh:
-            fh.write(text)
-    return root
+    return sth.write_project(WORK, files)
 
 
 def selftest(conf, root, args, env=None, timeout=240, command="run"):
@@ -139,35 +114,11 @@ def selftest(conf, root, args, env=None, timeout=240, command="run"):
              "CONTAINER_HOST": None, "MENACE_OFFLINE_INSTALL": None}
     extra.update(env or {})
     argv = [BIN, "-v", "-c", conf, command] + list(args)
-    t0 = time.monotonic()
-    rc, out, err = sth.run(argv, env=sth.base_env(extra), cwd=root, timeout=timeout)
-    res = {"rc": rc, "out": out, "err": err, "results": None,
-           "elapsed": time.monotonic() - t0}
-    for line in out.splitlines():
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(obj, dict) and obj.get("event") == "results":
-            res["results"] = obj
-        if isinstance(obj, dict) and obj.get("event") == "batch":
-            res.setdefault("batches", []).append(obj)
-    return res
-
-
-def counts_of(r):
-    return {k: r.get(k) for k in COUNT_KEYS} if r else None
+    return sth.run_events(argv, sth.base_env(extra), root, timeout)
 
 
 def diag(r):
     return "rc=%r\nstderr: %s\nstdout tail: %s" % (r["rc"], r["err"][-2000:], r["out"][-800:])
-
-
-def batch_of(r, path):
-    sm = (r or {}).get("suite_metrics") or {}
-    if path not in sm and len(sm) == 1:
-        return list(sm.values())[0]
-    return sm.get(path) or {}
 
 
 # --------------------------------------------------------------------------------------------
@@ -181,7 +132,6 @@ def check_fixture(name, transfer, mode=None):
     host = selftest(HOST_CONF, hroot, args + [hroot])
     if not ok(host["results"] is not None, "%s: host run gives results" % name, diag(host)):
         return
-    hb = batch_of(host["results"], ".")
     root = copy_fixture(name)
     extra = '  transfer = "%s";\n' % transfer
     if transfer == "image":
@@ -196,16 +146,7 @@ def check_fixture(name, transfer, mode=None):
     label = "%s under swarm (transfer %s, service_mode %s)" % (name, transfer, mode or "auto")
     if not ok(r["results"] is not None, "%s: results object" % label, diag(r)):
         return
-    res = r["results"]
-    is_eq(counts_of(res), counts_of(host["results"]), "%s: same counts as on the host" % label)
-    is_eq(r["rc"], host["rc"], "%s: same exit status as on the host (%r)" % (label, host["rc"]))
-    is_eq(res.get("runtime_used"), "swarm", "%s: runtime_used" % label)
-    b = batch_of(res, ".")
-    is_eq(b.get("ok"), hb.get("ok"), "%s: batch ok as on the host" % label)
-    if name in REASONS:
-        ok(re.search(REASONS[name], b.get("reason") or ""),
-           "%s: the reason names the cause like the host's (%r)" % (label, hb.get("reason")),
-           "reason: %r" % b.get("reason"))
+    b, hb = sth.check_like_host(label, name, r, host, "swarm")
     if name == "timeout":
         ok(r["elapsed"] < 40, "%s: the run ends soon after the 3 s timeout" % label,
            "took %.1f s" % r["elapsed"])
@@ -215,10 +156,7 @@ def check_fixture(name, transfer, mode=None):
     ok(re.fullmatch(r"selftest_[0-9a-f]{24}", b.get("container") or ""),
        "%s: the batch records its service's name" % label, repr(b.get("container")))
     if b.get("ok") is False:
-        tail = b.get("output_tail") or ""
-        ok(tail and (name not in LOG_MARKS or re.search(LOG_MARKS[name], tail)),
-           "%s: the failed batch keeps the end of the service's logs (%s)"
-           % (label, LOG_MARKS.get(name, "not empty")), repr(tail[-600:]))
+        tail = sth.check_log_tail(label, name, b, "the service's logs")
         ok("\x1eselftest-" not in tail, "%s: the result frames are cut out of the output" % label,
            repr(tail[-600:]))
     is_eq(wait_nothing_left(), NOTHING, "%s: nothing left on the engine" % label)
@@ -381,15 +319,7 @@ def check_orphans(mode):
 # --------------------------------------------------------------------------------------------
 # limits and placement reach the task
 
-LIMITS_TEST = '''import glob, os
-
-def read(*names):
-    for n in names:
-        for p in glob.glob(n):
-            with open(p) as fh:
-                return fh.read().strip()
-    return None
-
+LIMITS_TEST = sth.LIMITS_READ + '''
 def test_limits():
     mem = read("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
     assert mem == str(96 * 1024 * 1024), mem
@@ -479,13 +409,6 @@ def check_bad_input():
 # --------------------------------------------------------------------------------------------
 # SIGTERM mid-run
 
-SLEEP_TEST = '''import time
-
-def test_sleeps():
-    time.sleep(120)
-'''
-
-
 def running_service(timeout=60):
     until = time.time() + timeout
     while time.time() < until:
@@ -524,11 +447,6 @@ def check_sigterm():
 # --------------------------------------------------------------------------------------------
 # cleanup
 
-def proc_start(pid):
-    with open("/proc/%d/stat" % pid) as fh:
-        return fh.read().rsplit(")", 1)[1].split()[19]
-
-
 def make_service(labels, cmd=("python3", "-c", "import time; time.sleep(300)")):
     st, body = api("POST", "/services/create", {
         "Name": "selftest_%s" % uuid.uuid4().hex[:24], "Labels": labels,
@@ -553,25 +471,11 @@ def task_containers():
 
 
 def check_cleanup():
-    host = socket.gethostname()
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    base = {"menace_self_test": "1", "selftest.owner.host": host, "selftest.run": "t",
-            "selftest.deadline": str(int(time.time()) + 3600)}
-    ids = {
-        "dead": make_service(dict(base, **{"selftest.owner.pid": str(dead.pid),
-                                           "selftest.owner.start": "12345"})),
-        "live": make_service(dict(base, **{"selftest.owner.pid": str(os.getpid()),
-                                           "selftest.owner.start": proc_start(os.getpid())})),
-        "foreign_expired": make_service(dict(base, **{
-            "selftest.owner.host": "elsewhere", "selftest.owner.pid": "1",
-            "selftest.owner.start": "1", "selftest.deadline": str(int(time.time()) - 10)})),
-    }
+    labels = sth.owner_labels()
+    ids = {k: make_service(labels[k]) for k in ("dead", "live", "foreign_expired")}
     # a job service of a live owner that ran and was removed by hand: Docker leaves its task's
     # container (moby issue 42789); cleanup removes it, its service being gone
-    orphan = make_service(dict(base, **{"selftest.owner.pid": str(os.getpid()),
-                                        "selftest.owner.start": proc_start(os.getpid())}),
-                          cmd=("python3", "-c", "pass"))
+    orphan = make_service(labels["live"], cmd=("python3", "-c", "pass"))
     until = time.time() + 60
     while orphan and time.time() < until:
         st, tasks = api("GET", "/tasks?filters=" + urllib.parse.quote(
@@ -596,10 +500,8 @@ def check_cleanup():
         by_service.get(orphan, [])
     # a dead run's project image (transfer = "image"), committed from a container that carried
     # its owner labels
-    dead_labels = dict(base, **{"selftest.owner.pid": str(dead.pid),
-                                "selftest.owner.start": "12345"})
     st, c = api("POST", "/containers/create", {"Image": IMAGE, "Cmd": ["true"],
-                                                "Labels": dead_labels})
+                                                "Labels": labels["dead"]})
     st2, img = api("POST", "/commit?container=%s&repo=selftest-project&tag=deadrun" % c["Id"],
                    {}) if st == 201 else (st, c)
     api("DELETE", "/containers/%s?force=1" % c.get("Id"))
