@@ -553,12 +553,7 @@ int er_probe(void *ctx)
     er_runtime *rt = ctx;
     char err[512];
     int rc = ensure_engine(rt, err, sizeof(err));
-    if (rc != ST_OK) {
-        rt->conn.host->log(rt->conn.self, ST_LOG_ERROR, "%s (address from %s)", err,
-                           rt->host_source);
-        return ST_ERR_UNAVAILABLE;
-    }
-    return ST_OK;
+    return er_probe_result(&rt->conn, rc, err, rt->host_source);
 }
 
 /* ---- prepare: the image ----------------------------------------------------------------------- */

@@ -85,6 +85,14 @@ int er_stream_logs(er_conn *c, void **h, const char *path, double timeout_s,
     return rc;
 }
 
+int er_probe_result(const er_conn *c, int rc, const char *err, const char *source)
+{
+    if (rc == ST_OK)
+        return ST_OK;
+    c->host->log(c->self, ST_LOG_ERROR, "%s (address from %s)", err, source);
+    return ST_ERR_UNAVAILABLE;
+}
+
 void er_http_error(const eh_response *resp, const char *what, char *err, size_t errlen)
 {
     char msg[400];

@@ -52,6 +52,9 @@ int er_get_ping(er_conn *c, void **h, double timeout_s, eh_response *resp, char 
 int er_stream_logs(er_conn *c, void **h, const char *path, double timeout_s,
                    void (*on_frame)(void *opaque, int stream, const char *data, size_t len),
                    void *opaque, const char *what, char *err, size_t errlen);
+/* probe()'s answer to rc, the status of connecting to the engine: ST_OK, or ST_ERR_UNAVAILABLE
+ * after logging "<err> (address from <source>)". */
+int er_probe_result(const er_conn *c, int rc, const char *err, const char *source);
 /* "what: engine message (HTTP n)" for a non-2xx answer. */
 void er_http_error(const eh_response *resp, const char *what, char *err, size_t errlen);
 

@@ -293,12 +293,7 @@ static int sw_probe(void *ctx)
     sw_runtime *rt = ctx;
     char err[600];
     int rc = ensure_engine(rt, err, sizeof(err));
-    if (rc != ST_OK) {
-        rt->conn.host->log(rt->conn.self, ST_LOG_ERROR, "%s (address from %s)", err,
-                           rt->host_source);
-        return ST_ERR_UNAVAILABLE;
-    }
-    return ST_OK;
+    return er_probe_result(&rt->conn, rc, err, rt->host_source);
 }
 
 /* ---- prepare: the test image, and the project image of transfer = "image" ------------------ */
