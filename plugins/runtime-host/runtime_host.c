@@ -368,6 +368,17 @@ static void set_limit(st_exec_result *res, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Has the execution's process limit refused a fork? Then the limit is the result's. */
+static int pids_limit_hit(const ct_exec *ce, st_exec_result *res, int sandboxed)
+{
+    long long refused = ct_exec_pids_refused(ce);
+    if (refused <= 0)
+        return 0;
+    set_limit(res, "process limit: %lld processes reached, %lld fork%s refused (%s_processes)",
+              ce->pids_max, refused, refused == 1 ? "" : "s", sandboxed ? "sandbox" : "batch");
+    return 1;
+}
+
 /* "pid 12: python3 -c ..." for the first few pids, for the log. */
 static void describe_pids(const pid_t *pids, size_t n, char *out, size_t cap)
 {
@@ -552,19 +563,20 @@ static int host_execute(void *ctx, const st_exec_request *req, const st_exec_sin
     double kill_at = 0; /* when SIGKILL follows the SIGTERM */
     double grace = req->kill_grace_s > 0 ? req->kill_grace_s : 5;
     int exited = 0, limited = 0;
+    double next_pids_check = 0; /* when the process limit's counter is read next */
     siginfo_t info;
     memset(&info, 0, sizeof(info));
     while (!exited) {
         struct pollfd pfd[4];
         int n = 0;
-        int i_out = -1, i_err = -1, i_cancel = -1;
+        int i_out = -1, i_err = -1, i_cancel = -1, i_pid = -1;
         if (out_p[0] >= 0)
             pfd[i_out = n++] = (struct pollfd){out_p[0], POLLIN, 0};
         if (err_p[0] >= 0)
             pfd[i_err = n++] = (struct pollfd){err_p[0], POLLIN, 0};
         pfd[i_cancel = n++] = (struct pollfd){cancel_p[0], POLLIN, 0};
         if (pidfd >= 0)
-            pfd[n++] = (struct pollfd){pidfd, POLLIN, 0}; /* wakes the loop when the child exits */
+            pfd[i_pid = n++] = (struct pollfd){pidfd, POLLIN, 0}; /* wakes the loop when the child exits */
         double now = st_monotonic();
         double next = kill_at ? kill_at : deadline;
         int wait_ms = next > now ? (int)((next - now) * 1000) + 1 : 0;
@@ -593,12 +605,11 @@ static int host_execute(void *ctx, const st_exec_request *req, const st_exec_sin
             set_limit(res, "output limit: more than %lld MB on stdout and stderr (%s_output_mb)",
                       lim->output_mb, req->sandboxed ? "sandbox" : "batch");
         }
-        long long refused = ce.pids_max ? ct_exec_pids_refused(&ce) : 0;
-        if (!limited && refused > 0) {
-            limited = 1;
-            set_limit(res, "process limit: %lld processes reached, %lld fork%s refused "
-                      "(%s_processes)", ce.pids_max, refused, refused == 1 ? "" : "s",
-                      req->sandboxed ? "sandbox" : "batch");
+        /* the process limit's counter, at most every 100 ms (the loop wakes for every write
+         * of the execution's output: pytest's progress, a dot a test), and once more below */
+        if (!limited && ce.pids_max && st_monotonic() >= next_pids_check) {
+            limited = pids_limit_hit(&ce, res, req->sandboxed);
+            next_pids_check = st_monotonic() + 0.1;
         }
         if (limited == 1) {
             limited = 2;
@@ -608,9 +619,12 @@ static int host_execute(void *ctx, const st_exec_request *req, const st_exec_sin
             ct_exec_kill(&rt->ct, &ce);
         }
         /* Has the leader exited? Look without reaping, so its pid (and so the group id) cannot
-         * be reused before the rest of the group is killed. */
+         * be reused before the rest of the group is killed. With a pidfd, only when it says so
+         * or the wait timed out (not at every write of the output). */
         memset(&info, 0, sizeof(info));
-        if (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == pid)
+        int look = i_pid < 0 || pr <= 0 || pfd[i_pid].revents;
+        if (look && waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+            info.si_pid == pid)
             exited = 1;
         now = st_monotonic();
         if (!exited && !kill_at && now >= deadline) {
@@ -624,6 +638,13 @@ static int host_execute(void *ctx, const st_exec_request *req, const st_exec_sin
             ct_exec_kill(&rt->ct, &ce);
             kill_at = now + 3600; /* SIGKILL cannot be ignored; just wait */
         }
+    }
+    /* a fork refused since the counter was last read still names the failure */
+    if (!limited && ce.pids_max && pids_limit_hit(&ce, res, req->sandboxed)) {
+        limited = 2;
+        rt->host->log(rt->self, ST_LOG_WARNING, "%s: %s; stopping it", req->label,
+                      ST_EXEC_RESULT_HAS(res, limit) ? res->limit : "resource limit");
+        ct_exec_kill(&rt->ct, &ce);
     }
     /* Leave nothing behind: whatever the execution started, wherever it went. Processes still
      * running a moment after the main one exited are counted as left behind. */
