@@ -599,6 +599,14 @@ static int host_execute(void *ctx, const st_exec_request *req, const st_exec_sin
                 kill_at = st_monotonic() + grace;
             }
         }
+        /* Has the leader exited? Look without reaping, so its pid (and so the group id) cannot
+         * be reused before the rest of the group is killed. With a pidfd, only when it says so
+         * or the wait timed out (not at every write of the output). */
+        memset(&info, 0, sizeof(info));
+        int look = i_pid < 0 || pr <= 0 || pfd[i_pid].revents;
+        if (look && waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+            info.si_pid == pid)
+            exited = 1;
         /* A resource limit stops the whole execution at once. */
         if (!limited && meter.cap && meter.total > meter.cap) {
             limited = 1;
@@ -606,8 +614,9 @@ static int host_execute(void *ctx, const st_exec_request *req, const st_exec_sin
                       lim->output_mb, req->sandboxed ? "sandbox" : "batch");
         }
         /* the process limit's counter, at most every 100 ms (the loop wakes for every write
-         * of the execution's output: pytest's progress, a dot a test), and once more below */
-        if (!limited && ce.pids_max && st_monotonic() >= next_pids_check) {
+         * of the execution's output: pytest's progress, a dot a test), and when it has ended
+         * (a fork refused since the last read still names the failure) */
+        if (!limited && ce.pids_max && (exited || st_monotonic() >= next_pids_check)) {
             limited = pids_limit_hit(&ce, res, req->sandboxed);
             next_pids_check = st_monotonic() + 0.1;
         }
@@ -618,14 +627,6 @@ static int host_execute(void *ctx, const st_exec_request *req, const st_exec_sin
             kill(-pid, SIGKILL);
             ct_exec_kill(&rt->ct, &ce);
         }
-        /* Has the leader exited? Look without reaping, so its pid (and so the group id) cannot
-         * be reused before the rest of the group is killed. With a pidfd, only when it says so
-         * or the wait timed out (not at every write of the output). */
-        memset(&info, 0, sizeof(info));
-        int look = i_pid < 0 || pr <= 0 || pfd[i_pid].revents;
-        if (look && waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-            info.si_pid == pid)
-            exited = 1;
         now = st_monotonic();
         if (!exited && !kill_at && now >= deadline) {
             res->timed_out = 1;
@@ -638,13 +639,6 @@ static int host_execute(void *ctx, const st_exec_request *req, const st_exec_sin
             ct_exec_kill(&rt->ct, &ce);
             kill_at = now + 3600; /* SIGKILL cannot be ignored; just wait */
         }
-    }
-    /* a fork refused since the counter was last read still names the failure */
-    if (!limited && ce.pids_max && pids_limit_hit(&ce, res, req->sandboxed)) {
-        limited = 2;
-        rt->host->log(rt->self, ST_LOG_WARNING, "%s: %s; stopping it", req->label,
-                      ST_EXEC_RESULT_HAS(res, limit) ? res->limit : "resource limit");
-        ct_exec_kill(&rt->ct, &ce);
     }
     /* Leave nothing behind: whatever the execution started, wherever it went. Processes still
      * running a moment after the main one exited are counted as left behind. */
