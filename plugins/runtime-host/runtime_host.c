@@ -332,6 +332,9 @@ typedef struct output_meter {
 /* Reads what is available from *fd into the sink; closes it at EOF. Past the output cap the
  * bytes are read and dropped (so the writer does not block), and the caller stops the
  * execution. */
+/* seconds between two reads of an execution's output (see the wait loop) */
+#define OUTPUT_READ_INTERVAL 0.1
+
 static void pump(int *fd, st_stream stream, output_meter *m)
 {
     char buf[65536];
@@ -557,6 +560,11 @@ static int host_execute(void *ctx, const st_exec_request *req, const st_exec_sin
     }
     fcntl(out_p[0], F_SETFL, O_NONBLOCK);
     fcntl(err_p[0], F_SETFL, O_NONBLOCK);
+#ifdef F_SETPIPE_SZ
+    /* room for the output between two reads; the default (64 KiB) where the system refuses */
+    fcntl(out_p[0], F_SETPIPE_SZ, 1 << 20);
+    fcntl(err_p[0], F_SETPIPE_SZ, 1 << 20);
+#endif
     pidfd = pidfd_open_compat(pid);
 
     double deadline = start + req->timeout_s;
@@ -564,32 +572,50 @@ static int host_execute(void *ctx, const st_exec_request *req, const st_exec_sin
     double grace = req->kill_grace_s > 0 ? req->kill_grace_s : 5;
     int exited = 0, limited = 0;
     double next_pids_check = 0; /* when the process limit's counter is read next */
+    double next_read = 0;       /* when the output pipes are read next */
     siginfo_t info;
     memset(&info, 0, sizeof(info));
     while (!exited) {
         struct pollfd pfd[4];
         int n = 0;
         int i_out = -1, i_err = -1, i_cancel = -1, i_pid = -1;
-        if (out_p[0] >= 0)
+        double now = st_monotonic();
+        /* The output is read at most every OUTPUT_READ_INTERVAL (ten times a second): pytest
+         * writes its progress a test at a time, and waking for each write cost the core more
+         * CPU than everything else it does in a run. The pipes hold 1 MiB meanwhile; the
+         * exit, a cancel and the deadline still wake the loop at once. */
+        int reading = now >= next_read;
+        if (out_p[0] >= 0 && reading)
             pfd[i_out = n++] = (struct pollfd){out_p[0], POLLIN, 0};
-        if (err_p[0] >= 0)
+        if (err_p[0] >= 0 && reading)
             pfd[i_err = n++] = (struct pollfd){err_p[0], POLLIN, 0};
         pfd[i_cancel = n++] = (struct pollfd){cancel_p[0], POLLIN, 0};
         if (pidfd >= 0)
             pfd[i_pid = n++] = (struct pollfd){pidfd, POLLIN, 0}; /* wakes the loop when the child exits */
-        double now = st_monotonic();
         double next = kill_at ? kill_at : deadline;
         int wait_ms = next > now ? (int)((next - now) * 1000) + 1 : 0;
         if ((pidfd < 0 || ce.pids_max) && wait_ms > 100)
             wait_ms = 100; /* no pidfd: poll the child; a process limit: watch it */
+        if (!reading && (out_p[0] >= 0 || err_p[0] >= 0)) {
+            int until_read = (int)((next_read - now) * 1000) + 1;
+            if (wait_ms > until_read)
+                wait_ms = until_read;
+        }
         int pr = poll(pfd, (nfds_t)n, wait_ms);
         if (pr < 0 && errno != EINTR)
             break;
         if (pr > 0) {
-            if (i_out >= 0 && pfd[i_out].revents)
+            int read_any = 0;
+            if (i_out >= 0 && pfd[i_out].revents) {
                 pump(&out_p[0], ST_STREAM_STDOUT, &meter);
-            if (i_err >= 0 && pfd[i_err].revents)
+                read_any = 1;
+            }
+            if (i_err >= 0 && pfd[i_err].revents) {
                 pump(&err_p[0], ST_STREAM_STDERR, &meter);
+                read_any = 1;
+            }
+            if (read_any)
+                next_read = st_monotonic() + OUTPUT_READ_INTERVAL;
             if (pfd[i_cancel].revents && !kill_at) {
                 char drain[16];
                 while (read(cancel_p[0], drain, sizeof(drain)) > 0) {
