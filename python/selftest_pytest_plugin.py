@@ -5,8 +5,7 @@ Loading
     PYTHONPATH=<pkgdatadir>[:...] python3 -m pytest -p selftest_pytest_plugin ...
 
 The plugin does nothing unless SELF_TEST_RESULTS_FILE names a file.  It appends
-one JSON object per line to that file (line-buffered, flushed after every line),
-and only in the controller process: under pytest-xdist the workers load the
+one JSON object per line to that file, and only in the controller process: under pytest-xdist the workers load the
 plugin too (their config has ``workerinput``) but never write; every report
 reaches the controller's hooks, so each event is written exactly once.
 
@@ -24,6 +23,12 @@ Events (keys are exactly these; strings are ASCII JSON with \\u escapes):
         controller receives both for every test, so several tests may be
         running at once.  A test started and not finished when the process
         dies is the one that killed it (os._exit, a crash in C code).
+
+    When and how: a test_start, a failure or an error reaches the file at
+    once.  Without xdist, a passed (skipped, xfailed...) test's report and its
+    test_finish are written with the next test_start, in one write (the last
+    test's when it finishes), so the file always says which tests finished
+    and which one is running; under xdist every line is written at once.
 
     {"event":"test","nodeid":STR,"file":STR,"line":INT|null,"outcome":STR,
      "phase":"setup"|"call"|"teardown"|"collect","duration":FLOAT,
@@ -391,23 +396,53 @@ class _Recorder:
         self.broken = False
         self.t0 = time.monotonic()
         self.counts = dict.fromkeys(OUTCOMES, 0)
+        # Lines held back until the next write that must reach the file at once (see hold):
+        # one system call per test instead of three.
+        self.held = []
+        self.may_hold = False  # set at session start: only without xdist
+        self.last_done = False  # the test running is the session's last
+
+    def hold(self, obj):
+        """A line that may wait for the next test's start: a passed test's report and its
+        test_finish. Without xdist, the next test_start is written with them in one write, so
+        what the file says when the process dies is as before: the tests that finished, and
+        the one that was running. The last test's are written when it finishes."""
+        if not self.may_hold:
+            self.write(obj)
+            return
+        try:
+            self.held.append(json.dumps(obj, ensure_ascii=True, allow_nan=False,
+                                        separators=(",", ":")))
+        except Exception:
+            self.write(obj)
+
+    def flush_held(self):
+        if self.held:
+            self.write(None)
 
     def write(self, obj):
         if self.broken:
+            self.held = []
             return
         try:
-            line = json.dumps(obj, ensure_ascii=True, allow_nan=False,
-                              separators=(",", ":"))
+            lines = self.held
+            self.held = []
+            if obj is not None:
+                lines.append(json.dumps(obj, ensure_ascii=True, allow_nan=False,
+                                        separators=(",", ":")))
+            if not lines:
+                return
             if _FRAME_PREFIX is not None:
                 if _frame_fd is None:
                     raise OSError("the standard output is closed")
-                data = _FRAME_PREFIX + line.encode("ascii") + b"\n"
+                data = b"".join(_FRAME_PREFIX + line.encode("ascii") + b"\n"
+                                for line in lines)
                 while data:
                     data = data[os.write(_frame_fd, data):]
                 return
             if self.fh is None:
                 self.fh = open(self.path, "a", buffering=1, encoding="utf-8")
-            self.fh.write(line + "\n")
+            self.fh.write("\n".join(lines) + "\n")
             self.fh.flush()
         except Exception as exc:  # never crash pytest
             self.broken = True
@@ -441,6 +476,7 @@ class _Recorder:
                 return
 
     def close(self):
+        self.flush_held()
         try:
             if self.fh is not None:
                 self.fh.close()
@@ -572,6 +608,9 @@ def pytest_sessionstart(session):
         return
     try:
         rec.t0 = time.monotonic()
+        # under xdist the tests of several workers finish in any order, and a finished one
+        # must not wait for a start that may not come
+        rec.may_hold = _workers(rec.config) == 0
         try:
             argv = [str(a) for a in rec.config.invocation_params.args]
         except Exception:
@@ -637,7 +676,9 @@ def pytest_runtest_logreport(report):
             unmet = _report_prop(report, _UNMET_PROP)
             if unmet:
                 event["unmet"] = unmet
-        rec.write(event)
+            rec.write(event)
+        else:
+            rec.hold(event)
     except Exception:
         pass
 
@@ -657,7 +698,9 @@ def pytest_runtest_logfinish(nodeid, location):
     if rec is None:
         return
     try:
-        rec.write({"event": "test_finish", "nodeid": _clean(nodeid)})
+        rec.hold({"event": "test_finish", "nodeid": _clean(nodeid)})
+        if rec.last_done:
+            rec.flush_held()
     except Exception:
         pass
 
@@ -731,6 +774,7 @@ def pytest_sessionfinish(session, exitstatus):
             status = int(getattr(session, "exitstatus", exitstatus))
         except Exception:
             status = int(exitstatus)
+        rec.flush_held()
         rec.send_files()
         rec.write({
             "event": "end",
@@ -970,6 +1014,9 @@ def _deps_key(item):
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_runtest_protocol(item, nextitem):
+    rec = _recorder
+    if rec is not None:
+        rec.last_done = nextitem is None
     deps = _deps
     if deps is not None:
         try:

@@ -433,6 +433,48 @@ def run_misc():
                (tests.get("test_pass_prints") or {}).get("stderr")), (None, None),
               "a passing test's output is not kept")
 
+        # Without xdist a passed test's lines wait for the next test_start (one write a
+        # test). What the file says when the process ends is unchanged: the last test's lines
+        # are written when it finishes, before any session-end hook (here one that ends the
+        # process), and a test that ends the process in its teardown is the one running,
+        # after every earlier test's lines.
+        sub = os.path.join(d, "held")
+        os.mkdir(sub)
+        with open(os.path.join(sub, "conftest.py"), "w") as fh:
+            fh.write("import os\n\n\n"
+                     "def pytest_sessionfinish(session):\n"
+                     "    if os.environ.get('END_IN_SESSIONFINISH'):\n"
+                     "        os._exit(7)\n")
+        with open(os.path.join(sub, "test_held.py"), "w") as fh:
+            fh.write("import os\nimport pytest\n\n\n"
+                     "@pytest.fixture\n"
+                     "def dies_in_teardown():\n"
+                     "    yield\n"
+                     "    if os.environ.get('END_IN_TEARDOWN'):\n"
+                     "        os._exit(9)\n\n\n"
+                     "def test_a():\n    pass\n\n\n"
+                     "def test_b():\n    pass\n\n\n"
+                     "def test_c(dies_in_teardown):\n    pass\n")
+        held = {}
+        for case, var in (("sessionfinish", "END_IN_SESSIONFINISH"),
+                          ("teardown", "END_IN_TEARDOWN")):
+            res_h = os.path.join(d, "held-%s.jsonl" % case)
+            rc_h, _, err_h = sth.run(sth.pytest_cmd([], [], plugin=True),
+                                     env=plugin_env(res_h, {var: "1"}), cwd=sub)
+            evs = read_events(res_h)[0]
+            held[case] = (rc_h, evs)
+        rc_h, evs = held["sessionfinish"]
+        passed = sorted(e["nodeid"].split("::")[-1] for e in evs
+                        if e.get("event") == "test" and e.get("outcome") == "passed")
+        is_eq((rc_h, passed, unfinished(evs)), (7, ["test_a", "test_b", "test_c"], []),
+              "ended in a session-end hook: every test's report and test_finish are written")
+        rc_h, evs = held["teardown"]
+        passed = sorted(e["nodeid"].split("::")[-1] for e in evs
+                        if e.get("event") == "test" and e.get("outcome") == "passed")
+        is_eq((rc_h, passed, [n.split("::")[-1] for n in unfinished(evs)]),
+              (9, ["test_a", "test_b"], ["test_c"]),
+              "ended in a test's teardown: the earlier tests' lines, that test running")
+
         rc2, out2, err2 = sth.run(
             sth.pytest_cmd([], [], plugin=True),
             env=plugin_env(os.path.join(d, "no", "such", "dir", "r.jsonl")), cwd=proj)
