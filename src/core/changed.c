@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -562,8 +563,40 @@ int st_git_resolve(const char *root, const char *rev, char **sha, char *msg, siz
     return status;
 }
 
+/* Can root be in a git work tree? No when neither it nor a directory above it holds a .git
+ * (and GIT_DIR does not name one elsewhere): every run records the commit it ran on, and a
+ * project outside git need not pay a git process for it. */
+static int maybe_in_git(const char *root)
+{
+    const char *gd = getenv("GIT_DIR");
+    if (gd && *gd)
+        return 1;
+    char *dir = realpath(root, NULL);
+    if (!dir)
+        return 1; /* let git say what is wrong */
+    int found = 0;
+    for (;;) {
+        char *dotgit = st_asprintf("%s/.git", strcmp(dir, "/") == 0 ? "" : dir);
+        struct stat st;
+        found = !dotgit || lstat(dotgit, &st) == 0;
+        free(dotgit);
+        char *slash = strrchr(dir, '/');
+        if (found || !slash || strcmp(dir, "/") == 0)
+            break;
+        if (slash == dir)
+            slash[1] = '\0';
+        else
+            *slash = '\0';
+    }
+    free(dir);
+    return found;
+}
+
 int st_git_head(const char *root, char **sha)
 {
+    *sha = NULL;
+    if (!maybe_in_git(root))
+        return ST_GIT_NOT_REPO;
     return st_git_resolve(root, "HEAD", sha, NULL, 0);
 }
 

@@ -113,11 +113,12 @@ def project(use_git=True):
     return root, os.path.join(WORK, "data-%d" % _n)
 
 
-def selftest(root, data, args):
+def selftest(root, data, args, extra_env=None):
     """run --json ARGS; returns (rc, results object or None, stdout, stderr)."""
     tmp = tempfile.mkdtemp(prefix="tmp-", dir=WORK)
     env = sth.base_env(dict(sth.SCRUB, SANDBOX_REPO_PATH=root, SANDBOX_DATA_DIR=data,
-                            SELF_TEST_DISABLE_ORPHANS="1", TMPDIR=tmp, **GIT_ENV))
+                            SELF_TEST_DISABLE_ORPHANS="1", TMPDIR=tmp, **GIT_ENV,
+                            **(extra_env or {})))
     argv = [BIN, "-c", CONF, "run", "--json", "--retries", "0", "--workers", "1"] + list(args)
     rc, out, err = sth.run(argv, env=env, cwd=root, timeout=180)
     obj = None
@@ -339,6 +340,48 @@ def test_not_a_git_repository():
     rc, res, out, err = selftest(root2, data2, ["--changed=HEAD"])
     is_eq(rc, 2, "--changed=REV outside git: exit 2")
     ok("not in a git work tree" in err, "--changed=REV outside git: the error says why", err)
+
+
+def _has_git_above(path):
+    path = os.path.realpath(path)
+    while True:
+        if os.path.lexists(os.path.join(path, ".git")):
+            return True
+        parent = os.path.dirname(path)
+        if parent == path:
+            return False
+        path = parent
+
+
+def test_no_git_process_outside_git():
+    """Every run records the commit it tested; a project with no .git in it or above it (and
+    no GIT_DIR) is not asked about one: no git process (a `git` first in PATH logs its
+    calls). In a work tree the same run asks git."""
+    real = shutil.which("git")
+    if not real:
+        pytest.skip("git is not installed")
+    if _has_git_above(WORK):
+        pytest.skip("the work dir %s is inside a git work tree" % WORK)
+    shim = os.path.join(WORK, "gitshim")
+    os.makedirs(shim, exist_ok=True)
+    log = os.path.join(shim, "calls.log")
+    with open(os.path.join(shim, "git"), "w") as fh:
+        fh.write('#!/bin/sh\necho "$@" >> "%s"\nexec "%s" "$@"\n' % (log, real))
+    os.chmod(os.path.join(shim, "git"), 0o755)
+    path = {"PATH": shim + os.pathsep + os.environ.get("PATH", "")}
+    root, data = project(use_git=False)
+    rc, res, out, err = selftest(root, data, [], extra_env=path)
+    is_eq(rc, 0, "outside git: the run passes")
+    ok(not os.path.exists(log), "outside git: no git process",
+       open(log).read() if os.path.exists(log) else "")
+    is_eq(res.get("git_commit") if res else "?", None, "outside git the run has no commit")
+    root, data = project(use_git=True)
+    rc, res, out, err = selftest(root, data, [], extra_env=path)
+    is_eq(rc, 0, "in a work tree: the run passes")
+    ok(os.path.exists(log) and "rev-parse" in open(log).read(),
+       "in a work tree: git is asked for the commit")
+    is_eq(res.get("git_commit") if res else "?", git(root, "rev-parse", "HEAD"),
+          "in a work tree the run names its commit")
 
 
 # ---- recorded test dependencies (record_test_deps) ------------------------------------------
