@@ -950,9 +950,14 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
         st_warn("classify stage: cannot compare with the previous run");
     st_quarantine_ready_stage(p, &run);
     struct rusage ru;
+    memset(&ru, 0, sizeof(ru));
     if (getrusage(RUSAGE_SELF, &ru) == 0)
         run.core_cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
                          (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    st_debug("core CPU so far: user %.1f ms, system %.1f ms; %ld page faults, %ld waits",
+             (double)ru.ru_utime.tv_sec * 1e3 + (double)ru.ru_utime.tv_usec / 1e3,
+             (double)ru.ru_stime.tv_sec * 1e3 + (double)ru.ru_stime.tv_usec / 1e3, ru.ru_minflt,
+             ru.ru_nvcsw);
     st_progress_clear(&c);
     st_log_set_hook(NULL, NULL, NULL);
 
