@@ -278,6 +278,9 @@ def _clear_group(pgid):
 
 
 def main():
+    # first of all: the bundled plugin, whose import waits at the runtime's start gate (until
+    # this process is in its process limit's cgroup; see the plugin's _start_gate)
+    import selftest_pytest_plugin  # noqa: F401
     raw = os.environ.get(ENV)
     if not raw:
         sys.stderr.write("selftest_forkcheck: %s is not set\n" % ENV)

@@ -198,6 +198,33 @@ import traceback
 
 import pytest
 
+START_GATE_ENV = "SELF_TEST_START_GATE"
+
+
+def _start_gate():
+    """selftest-core's host runtime starts this process at once and moves it into its cgroup
+    v1 process limit meanwhile; "fd:N" names the pipe that says when that is done (one byte,
+    or end of file when the runtime gave up). Read before pytest loads anything of the
+    project. The variable goes, so no process started later waits."""
+    value = os.environ.pop(START_GATE_ENV, None)
+    if not value or not value.startswith("fd:"):
+        return
+    try:
+        fd = int(value[3:])
+    except ValueError:
+        return
+    try:
+        os.read(fd, 1)
+    except OSError:
+        pass
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
+_start_gate()
+
 RESULTS_ENV = "SELF_TEST_RESULTS_FILE"
 FRAME_ENV = "SELF_TEST_RESULTS_FRAME"
 FRAME_FILES = ("coverage.lcov",)  # sent back in frame mode, from the results file's directory
@@ -401,6 +428,7 @@ class _Recorder:
         self.held = []
         self.may_hold = False  # set at session start: only without xdist
         self.last_done = False  # the test running is the session's last
+        self.builtin_status = None  # see _only_builtin_teststatus
 
     def hold(self, obj):
         """A line that may wait for the next test's start: a passed test's report and its
@@ -627,11 +655,28 @@ def pytest_sessionstart(session):
         pass
 
 
+def _only_builtin_teststatus(config):
+    """Are pytest's own the only pytest_report_teststatus hooks (no plugin or conftest.py that
+    could count a passed setup or teardown)? Asked once, when the first test has run: every
+    conftest.py is loaded by then."""
+    try:
+        impls = config.hook.pytest_report_teststatus.get_hookimpls()
+        return all(getattr(i.plugin, "__name__", "").startswith("_pytest.") for i in impls)
+    except Exception:
+        return False
+
+
 def pytest_runtest_logreport(report):
     rec = _recorder
     if rec is None:
         return
     try:
+        if rec.builtin_status is None:
+            rec.builtin_status = _only_builtin_teststatus(rec.config)
+        if rec.builtin_status and report.passed and \
+                getattr(report, "when", None) in ("setup", "teardown") and \
+                not hasattr(report, "wasxfail"):
+            return  # what pytest's own hooks answer: "", not counted (two reports a test)
         res = rec.config.hook.pytest_report_teststatus(report=report,
                                                        config=rec.config)
         category = res[0] if res else ""

@@ -676,11 +676,11 @@ void ct_exec_open(ct_instance *ci, ct_exec *ce, unsigned long seq, long long max
     }
 }
 
-int ct_exec_join(const ct_exec *ce, pid_t pid, char *err, size_t err_len)
+int ct_exec_join(const ct_exec *ce, pid_t pid, int in_v2, char *err, size_t err_len)
 {
     char num[24];
     s_ulong(num, (unsigned long)pid);
-    const char *dirs[2] = {ce->v2, ce->v1};
+    const char *dirs[2] = {in_v2 ? "" : ce->v2, ce->v1};
     for (int i = 0; i < 2; i++)
         if (dirs[i][0] && write_file(dirs[i], "cgroup.procs", num) < 0) {
             snprintf(err, err_len, "cannot move pid %ld into the cgroup %s: %s", (long)pid,

@@ -64,8 +64,9 @@ void ct_stop(ct_instance *ci);
  * there). Returns 0; on a cgroup error the execution runs without that cgroup (warn says why). */
 void ct_exec_open(ct_instance *ci, ct_exec *ce, unsigned long seq, long long max_pids,
                   char *warn, size_t warn_len);
-/* Moves pid into the execution's cgroups; -1 with err on failure. */
-int ct_exec_join(const ct_exec *ce, pid_t pid, char *err, size_t err_len);
+/* Moves pid into the execution's cgroups (not the v2 one when in_v2: it was started there);
+ * -1 with err on failure. */
+int ct_exec_join(const ct_exec *ce, pid_t pid, int in_v2, char *err, size_t err_len);
 /* How often the execution's process limit refused a fork so far (pids.events "max"). */
 long long ct_exec_pids_refused(const ct_exec *ce);
 /* Pids of the execution still running (zombies excluded), except `except`; up to cap in out,

@@ -533,6 +533,8 @@ static void attempt_setup(runner *rn, st_batch *b, st_strv *argv_out, st_strv *e
     st_strv_push_owned(&env, st_pythonpath_env(s, 1, &pp_oom));
     st_strv_pushf(&env, "SELF_TEST_RESULTS_FILE=%s", results ? results : "");
     st_strv_pushf(&env, "COVERAGE_FILE=%s/.coverage", b->output_dir);
+    /* the bundled plugin waits at the runtime's start gate when there is one (runtime-host) */
+    st_strv_push(&env, "SELF_TEST_START_GATE=yes");
     if (b->shard_filter)
         st_strv_pushf(&env, "SELF_TEST_SHARD_FILTER=%s", b->shard_filter);
     if (b->select_first && b->select.n) {
@@ -735,6 +737,7 @@ static void fork_round(runner *rn, const char *id, st_batch *items, size_t from,
     st_strv_push(&argv, "selftest_forkcheck");
     st_strv_push_owned(&env, st_pythonpath_env(s, 1, &pp_oom));
     st_strv_push(&env, "PYTHONDONTWRITEBYTECODE=1");
+    st_strv_push(&env, "SELF_TEST_START_GATE=yes"); /* the server waits at the gate first */
     yajl_gen g = st_jg_new(0);
     char *json = NULL;
     if (g) {

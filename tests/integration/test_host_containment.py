@@ -165,6 +165,48 @@ def check_plugin_alone():
         check_no_leftovers(name)
 
 
+GATE_CONFTEST = """import json
+import os
+
+# at import, before any test: where this process is and what it was given
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "seen.json"), "w") as fh:
+    with open("/proc/self/cgroup") as cg:
+        json.dump({"cgroup": cg.read().splitlines(),
+                   "gate": os.environ.get("SELF_TEST_START_GATE")}, fh)
+"""
+
+
+def check_start_gate():
+    """A batch starts in its cgroup v2 directory (clone3) and, where the process limit is a
+    cgroup v1 pids group, the bundled plugin waits at the start gate until the runtime has
+    moved it there: the project's first code (a conftest.py at import) already runs in both
+    cgroups, and the gate's variable is gone."""
+    gate = os.path.join(ROOT, "gate")
+    os.makedirs(gate, exist_ok=True)
+    with open(os.path.join(gate, "conftest.py"), "w") as fh:
+        fh.write(GATE_CONFTEST)
+    with open(os.path.join(gate, "test_gate.py"), "w") as fh:
+        fh.write("def test_gate():\n    pass\n")
+    rc, res, err, wall = run(["--workers", "1", "gate"])
+    how = containment(err)
+    t.is_eq(rc, 0, "start gate: the batch passes")
+    if "cgroup" not in how:
+        pytest.skip("no cgroup here: %s" % how)
+    with open(os.path.join(gate, "seen.json")) as fh:
+        seen = json.load(fh)
+    t.is_eq(seen.get("gate"), None, "start gate: the variable is gone before the project's code")
+    lines = {l.split(":", 2)[1]: l.split(":", 2)[2] for l in seen.get("cgroup", []) if
+             l.count(":") >= 2}
+    if "cgroup v2" in how:
+        t.ok(re.search(r"/selftest-[^/]+/x\d+$", lines.get("", "")),
+             "start gate: the conftest runs in the execution's cgroup v2 directory",
+             repr(lines.get("")))
+    if "process limit by cgroup v1" in how:
+        t.ok(re.search(r"/selftest-[^/]+/x\d+$", lines.get("pids", "")),
+             "start gate: the conftest runs in the execution's v1 pids cgroup",
+             repr(lines.get("pids")))
+
+
 def check_orphans():
     mods = ["hostile/orphan_%s.py" % k for k in
             ("setsid", "double_fork", "setpgid", "popen", "fork_daemon")]
@@ -436,6 +478,10 @@ def test_timeout():
 
 def test_orphans():
     check_orphans()
+
+
+def test_start_gate():
+    check_start_gate()
 
 
 def test_runtime_sweep():

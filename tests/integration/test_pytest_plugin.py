@@ -475,6 +475,61 @@ def run_misc():
               (9, ["test_a", "test_b"], ["test_c"]),
               "ended in a test's teardown: the earlier tests' lines, that test running")
 
+        # A passed setup or teardown is not counted (pytest's own answer, taken without
+        # asking pytest's hook while only pytest implements it); a conftest.py that counts one
+        # is asked.
+        sub = os.path.join(d, "status")
+        os.mkdir(sub)
+        with open(os.path.join(sub, "conftest.py"), "w") as fh:
+            fh.write("def pytest_report_teststatus(report, config):\n"
+                     "    if report.when == 'teardown' and report.passed and \\\n"
+                     "            report.nodeid.endswith('test_counted'):\n"
+                     "        return 'skipped', 's', 'SKIPPED-TEARDOWN'\n")
+        with open(os.path.join(sub, "test_status.py"), "w") as fh:
+            fh.write("def test_counted():\n    pass\n\n\ndef test_plain():\n    pass\n")
+        res_s = os.path.join(d, "status.jsonl")
+        sth.run(sth.pytest_cmd([], [], plugin=True), env=plugin_env(res_s), cwd=sub)
+        got = sorted((e["nodeid"].split("::")[-1], e["phase"], e["outcome"])
+                     for e in read_events(res_s)[0] if e.get("event") == "test")
+        is_eq(got, [("test_counted", "call", "passed"), ("test_counted", "teardown", "skipped"),
+                    ("test_plain", "call", "passed")],
+              "a conftest.py's test status of a passed teardown is recorded")
+
+        # the start gate: with SELF_TEST_START_GATE=fd:N the plugin reads one byte from N
+        # before pytest loads anything of the project (a conftest.py), and removes the variable
+        sub = os.path.join(d, "gate")
+        os.mkdir(sub)
+        with open(os.path.join(sub, "conftest.py"), "w") as fh:
+            fh.write("import os\n"
+                     "open(os.path.join(os.path.dirname(__file__), 'loaded'), 'w').write(\n"
+                     "    repr(os.environ.get('SELF_TEST_START_GATE')))\n")
+        with open(os.path.join(sub, "test_gate.py"), "w") as fh:
+            fh.write("def test_gate():\n    pass\n")
+        rfd, wfd = os.pipe()
+        env_g = plugin_env(os.path.join(d, "gate.jsonl"),
+                           {"SELF_TEST_START_GATE": "fd:%d" % rfd})
+        proc = subprocess.Popen(sth.pytest_cmd([], [], plugin=True), env=env_g, cwd=sub,
+                                pass_fds=(rfd,), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        os.close(rfd)
+        try:
+            time.sleep(2)
+            waited = proc.poll() is None and not os.path.exists(os.path.join(sub, "loaded"))
+            try:
+                os.write(wfd, b"g")
+            except BrokenPipeError:
+                pass  # pytest did not wait: it has ended (waited is False)
+            rc_g = proc.wait(timeout=60)
+        finally:
+            os.close(wfd)
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        ok(waited, "start gate: nothing of the project is loaded before the byte arrives")
+        is_eq(rc_g, 0, "start gate: then the session runs")
+        with open(os.path.join(sub, "loaded")) as fh:
+            is_eq(fh.read(), "None", "start gate: the variable is gone for the project's code")
+
         rc2, out2, err2 = sth.run(
             sth.pytest_cmd([], [], plugin=True),
             env=plugin_env(os.path.join(d, "no", "such", "dir", "r.jsonl")), cwd=proj)
