@@ -5,7 +5,9 @@ and `python3 -m pytest -n auto` on the vendored corpus projects (tests/corpus/*.
 
 Each project is unpacked into a temp dir (the tarballs are never modified). One first cycle of
 `selftest-core run` (no options: default workers, orphan discovery, checks and integration)
-fills the data dir; then the three commands run alternately REPEAT times. Reported: medians,
+fills the data dir; then the three commands run alternately REPEAT times. The bundled plugin
+is byte-compiled in a copy of the support dir, as an installation leaves it; pytest runs as
+the user would type it (its cache plugin on, as in the batch). Reported: medians,
 and the ratio of selftest-core to the faster of the two pytest runs, of this run only (a noisy
 machine moves every side alike), plus the core's own CPU (`core_cpu_seconds`).
 
@@ -62,9 +64,10 @@ def bench_project(name, binary, repeat, work):
     st = [binary, "-q", "-c", conf, "run", "--json"]
     cmds = {
         "selftest-core run": (st, env),
-        "pytest": ([PY, "-m", "pytest", "-q", "-p", "no:cacheprovider"], py_env),
-        "pytest -n auto": ([PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "auto"],
-                           py_env),
+        # the commands a user compares with, as they are: pytest's cache plugin on, as it is
+        # in the batch (both sides write .pytest_cache)
+        "pytest": ([PY, "-m", "pytest", "-q"], py_env),
+        "pytest -n auto": ([PY, "-m", "pytest", "-q", "-n", "auto"], py_env),
     }
     first, p = timed(st, root, env)  # the first cycle: no history, nothing cached
     times = {k: [] for k in cmds}
@@ -98,6 +101,13 @@ def main():
     args = ap.parse_args()
     binary = os.environ.get("SELFTEST_BIN", os.path.join(TOP, "selftest-core"))
     work = tempfile.mkdtemp(prefix="selftest-bench-vs-")
+    # the bundled plugin byte-compiled, as `make install` and the Debian package leave it
+    # (PYTHONDONTWRITEBYTECODE, set on both sides, would otherwise compile it in every batch)
+    support = os.environ.get("SELF_TEST_SUPPORT_DIR") or os.path.join(TOP, "python")
+    compiled = os.path.join(work, "support")
+    shutil.copytree(support, compiled, ignore=shutil.ignore_patterns("__pycache__", "*.mk"))
+    subprocess.run([PY, "-m", "compileall", "-q", compiled], check=True)
+    os.environ["SELF_TEST_SUPPORT_DIR"] = compiled
     try:
         print("selftest-core run (second cycle) vs python3 -m pytest [-n auto], %d alternating "
               "repeats, medians" % args.repeat)
