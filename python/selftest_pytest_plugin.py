@@ -413,6 +413,20 @@ def _posix(path):
     return path
 
 
+# one encoder for every line (json.dumps with options makes a new one per call)
+_ENCODER = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+
+
+def _json_str(s):
+    """A JSON string (ASCII, \\u escapes) of _clean(s)."""
+    return json.encoder.encode_basestring_ascii(_clean(s))
+
+
+def _json_line(obj):
+    """obj as one line of ASCII JSON; a str is a line made already."""
+    return obj if isinstance(obj, str) else _ENCODER.encode(obj)
+
+
 class _Recorder:
     """Per-session writer; exists only in the controller when the env is set."""
 
@@ -427,7 +441,7 @@ class _Recorder:
         # one system call per test instead of three.
         self.held = []
         self.may_hold = False  # set at session start: only without xdist
-        self.last_done = False  # the test running is the session's last
+        self.last_nodeid = None  # the session's last test (its lines are not held back)
         self.builtin_status = None  # see _only_builtin_teststatus
 
     def hold(self, obj):
@@ -439,8 +453,7 @@ class _Recorder:
             self.write(obj)
             return
         try:
-            self.held.append(json.dumps(obj, ensure_ascii=True, allow_nan=False,
-                                        separators=(",", ":")))
+            self.held.append(_json_line(obj))
         except Exception:
             self.write(obj)
 
@@ -456,8 +469,7 @@ class _Recorder:
             lines = self.held
             self.held = []
             if obj is not None:
-                lines.append(json.dumps(obj, ensure_ascii=True, allow_nan=False,
-                                        separators=(",", ":")))
+                lines.append(_json_line(obj))
             if not lines:
                 return
             if _FRAME_PREFIX is not None:
@@ -673,13 +685,15 @@ def pytest_runtest_logreport(report):
     try:
         if rec.builtin_status is None:
             rec.builtin_status = _only_builtin_teststatus(rec.config)
-        if rec.builtin_status and report.passed and \
-                getattr(report, "when", None) in ("setup", "teardown") and \
-                not hasattr(report, "wasxfail"):
-            return  # what pytest's own hooks answer: "", not counted (two reports a test)
-        res = rec.config.hook.pytest_report_teststatus(report=report,
-                                                       config=rec.config)
-        category = res[0] if res else ""
+        if rec.builtin_status and report.passed and not hasattr(report, "wasxfail"):
+            # what pytest's own hooks answer, without asking them (three reports a test)
+            if getattr(report, "when", None) in ("setup", "teardown"):
+                return  # "": not counted
+            category = "passed"
+        else:
+            res = rec.config.hook.pytest_report_teststatus(report=report,
+                                                           config=rec.config)
+            category = res[0] if res else ""
         if category not in OUTCOMES:
             return  # "" = passed setup/teardown, not counted by pytest
         excerpt = stdout = stderr = None
@@ -701,6 +715,15 @@ def pytest_runtest_logreport(report):
         if phase not in ("setup", "call", "teardown"):
             phase = "call"  # xdist's crashed-worker report has when="???"
         rec.counts[category] += 1
+        if category == "passed" and duration == duration and abs(duration) != float("inf"):
+            # most reports: the same line as below, made without a JSON encoder
+            line = _report_line(report)
+            rec.hold('{"event":"test","nodeid":%s,"file":%s,"line":%s,"outcome":"passed",'
+                     '"phase":"%s","duration":%r,"excerpt":null,"stdout":null,"stderr":null,'
+                     '"skip_reason":null}'
+                     % (_json_str(report.nodeid), _json_str(_report_file(report)),
+                        "null" if line is None else int(line), phase, duration))
+            return
         event = {
             "event": "test",
             "nodeid": _clean(report.nodeid),
@@ -733,7 +756,7 @@ def pytest_runtest_logstart(nodeid, location):
     if rec is None:
         return
     try:
-        rec.write({"event": "test_start", "nodeid": _clean(nodeid)})
+        rec.write('{"event":"test_start","nodeid":%s}' % _json_str(nodeid))
     except Exception:
         pass
 
@@ -743,8 +766,8 @@ def pytest_runtest_logfinish(nodeid, location):
     if rec is None:
         return
     try:
-        rec.hold({"event": "test_finish", "nodeid": _clean(nodeid)})
-        if rec.last_done:
+        rec.hold('{"event":"test_finish","nodeid":%s}' % _json_str(nodeid))
+        if nodeid == rec.last_nodeid:
             rec.flush_held()
     except Exception:
         pass
@@ -1046,6 +1069,8 @@ def _deps_begin(config):
         if stop:  # (an xdist controller runs no test)
             _deps = None
             deps.stop()
+        else:
+            config.pluginmanager.register(_DepsHooks(), "selftest-deps")
     except Exception:
         _deps = None
 
@@ -1057,46 +1082,52 @@ def _deps_key(item):
     return _posix(item.nodeid.split("::")[0])
 
 
-@pytest.hookimpl(hookwrapper=True, tryfirst=True)
-def pytest_runtest_protocol(item, nextitem):
-    rec = _recorder
-    if rec is not None:
-        rec.last_done = nextitem is None
-    deps = _deps
-    if deps is not None:
-        try:
-            key = _deps_key(item)
-            deps.ran[key] = deps.ran.get(key, 0) + 1
-            deps.switch(key)
-        except Exception:
-            pass
-    yield
-    if deps is not None:
-        try:
-            deps.switch("")
-        except Exception:
-            pass
+class _DepsHooks:
+    """The hooks that follow which test file runs, registered only while test dependencies
+    are recorded (two hook wrappers around every test and fixture cost a short suite time)."""
 
+    @pytest.hookimpl(hookwrapper=True, tryfirst=True)
+    def pytest_runtest_protocol(self, item, nextitem):
+        deps = _deps
+        if deps is not None:
+            try:
+                key = _deps_key(item)
+                deps.ran[key] = deps.ran.get(key, 0) + 1
+                deps.switch(key)
+            except Exception:
+                pass
+        yield
+        if deps is not None:
+            try:
+                deps.switch("")
+            except Exception:
+                pass
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_fixture_setup(fixturedef, request):
-    deps = _deps
-    key = None
-    if deps is not None and getattr(fixturedef, "scope", "") in ("session", "package"):
-        key = deps.key
-        try:
-            deps.switch("")  # shared by test files: what it runs counts for every one
-        except Exception:
-            key = None
-    yield
-    if key is not None:
-        try:
-            deps.switch(key)
-        except Exception:
-            pass
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_fixture_setup(self, fixturedef, request):
+        deps = _deps
+        key = None
+        if deps is not None and getattr(fixturedef, "scope", "") in ("session", "package"):
+            key = deps.key
+            try:
+                deps.switch("")  # shared by test files: what it runs counts for every one
+            except Exception:
+                key = None
+        yield
+        if key is not None:
+            try:
+                deps.switch(key)
+            except Exception:
+                pass
 
 
 def pytest_collection_finish(session):
+    rec = _recorder
+    if rec is not None:
+        try:
+            rec.last_nodeid = session.items[-1].nodeid if session.items else None
+        except Exception:
+            rec.last_nodeid = None
     deps = _deps
     if deps is None:
         return
