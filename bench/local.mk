@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 # Benchmarks: ratios against a baseline measured in the same run (the machines are noisy).
 EXTRA_DIST += bench/README.md bench/run_overhead.py bench/daemon_rss.py bench/vs_pytest.py \
+	bench/plugin_overhead.py \
 	bench/orphan_checks.py \
 	bench/changed.py bench/scale_sim.py bench/scale_engines.py bench/data/networkx-durations.json \
 	docs/scale-out.md bench/flaky.py docs/flaky.md
