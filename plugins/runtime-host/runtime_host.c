@@ -385,12 +385,12 @@ typedef struct output_meter {
     unsigned long long total, cap; /* cap 0 = none */
 } output_meter;
 
-/* Reads what is available from *fd into the sink; closes it at EOF. Past the output cap the
- * bytes are read and dropped (so the writer does not block), and the caller stops the
- * execution. */
 /* seconds between two reads of an execution's output (see the wait loop) */
 #define OUTPUT_READ_INTERVAL 0.1
 
+/* Reads what is available from *fd into the sink; closes it at EOF. Past the output cap the
+ * bytes are read and dropped (so the writer does not block), and the caller stops the
+ * execution. */
 static void pump(int *fd, st_stream stream, output_meter *m)
 {
     char buf[65536];
