@@ -418,8 +418,9 @@ _ENCODER = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",",
 
 
 def _json_str(s):
-    """A JSON string (ASCII, \\u escapes) of _clean(s)."""
-    return json.encoder.encode_basestring_ascii(_clean(s))
+    """A JSON string (ASCII, \\u escapes) of _clean(s), or null."""
+    s = _clean(s)
+    return "null" if s is None else json.encoder.encode_basestring_ascii(s)
 
 
 def _json_line(obj):
