@@ -29,6 +29,12 @@ typedef struct em_engine {
     int prepared;
 } em_engine;
 
+typedef struct em_waiter {
+    double expected;
+    unsigned long arrival;
+    struct em_waiter *next;
+} em_waiter;
+
 typedef struct em_runtime {
     const er_flavor *fl;
     const st_host *host;
@@ -38,6 +44,8 @@ typedef struct em_runtime {
     size_t n;
     em_place_view *view; /* n, for em_place (under the lock) */
     unsigned long picks; /* placements so far */
+    unsigned long arrivals; /* requests that asked for an engine so far */
+    struct em_waiter *waiting; /* requests not placed yet (under the lock) */
     pthread_mutex_t lock;
     pthread_cond_t cond;
 } em_runtime;
@@ -335,6 +343,25 @@ long em_place(const em_place_view *v, size_t n, unsigned w, double expected, int
     return best;
 }
 
+int em_before(double ea, unsigned long sa, double eb, unsigned long sb)
+{
+    int ka = ea >= 0, kb = eb >= 0;
+    if (ka != kb)
+        return ka; /* a known duration before an unknown one */
+    if (ka && ea != eb)
+        return ea > eb;
+    return sa < sb;
+}
+
+/* Is me the first in line among the waiting requests? Called with the lock held. */
+static int first_in_line(const em_runtime *m, const em_waiter *me)
+{
+    for (const em_waiter *o = m->waiting; o; o = o->next)
+        if (o != me && em_before(o->expected, o->arrival, me->expected, me->arrival))
+            return 0;
+    return 1;
+}
+
 /* em_place over the engines. Called with the lock held. */
 static long pick(em_runtime *m, unsigned w, double expected, int *all_down)
 {
@@ -352,14 +379,22 @@ int em_execute(void *ctx, const st_exec_request *req, const st_exec_sink *sink,
         return er_execute(m->e[0].rt, req, sink, res);
     double expected = ST_STRUCT_HAS(st_exec_request, req, expected_s) ? req->expected_s : -1;
     unsigned w = req->workers ? req->workers : 1;
-    long i;
-    int all_down;
+    long i = -1;
+    int all_down = 0;
+    em_waiter me = {expected, 0, NULL};
+    pthread_mutex_lock(&m->lock);
+    me.arrival = ++m->arrivals;
+    me.next = m->waiting;
+    m->waiting = &me;
+    pthread_mutex_unlock(&m->lock);
     for (;;) {
         recheck_lost(m);
         pthread_mutex_lock(&m->lock);
-        i = pick(m, w, expected, &all_down);
-        if (i >= 0 || all_down)
-            break;
+        if (first_in_line(m, &me)) {
+            i = pick(m, w, expected, &all_down);
+            if (i >= 0 || all_down)
+                break;
+        }
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         ts.tv_nsec += 500 * 1000 * 1000;
@@ -370,6 +405,13 @@ int em_execute(void *ctx, const st_exec_request *req, const st_exec_sink *sink,
         pthread_cond_timedwait(&m->cond, &m->lock, &ts);
         pthread_mutex_unlock(&m->lock);
     }
+    /* out of the line (the lock is held): the next one may be placed */
+    for (em_waiter **p = &m->waiting; *p; p = &(*p)->next)
+        if (*p == &me) {
+            *p = me.next;
+            break;
+        }
+    pthread_cond_broadcast(&m->cond);
     if (i < 0) {
         pthread_mutex_unlock(&m->lock);
         res->infra_error = 1;

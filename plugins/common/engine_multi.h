@@ -45,4 +45,11 @@ typedef struct em_place_view {
  * ended). -1 when no engine has room; *all_down when every engine is lost. */
 long em_place(const em_place_view *v, size_t n, unsigned w, double expected, int *all_down);
 
+/* The order in which waiting requests are placed: the longest expected first (an unknown
+ * duration, < 0, last), then the one that asked first (the lower arrival number). Whether
+ * request a (expected ea, arrival sa) goes before b. The core starts a thread per batch it may
+ * run, and they reach execute in any order: without this, two short shards could take both
+ * engines while the longest waits (the longest-first order of the core lost to thread timing). */
+int em_before(double ea, unsigned long sa, double eb, unsigned long sb);
+
 #endif

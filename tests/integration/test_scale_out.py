@@ -435,11 +435,16 @@ def test_two_engines(workdir, two):
     rc, bl, r3, err = run_json(conf1, root, env=engine_env())
     if r3 is not None and len(bl) == 4:
         by_exp = sorted(bl, key=lambda x: -(x["batch"].get("history_duration") or 0))
-        note("placement: %r" % [(x["shard"], x["batch"].get("history_duration"),
-                                 x["batch"]["engine"]) for x in by_exp])
+        t0 = min(x["batch"].get("started_at") or 0 for x in bl)
+        note("placement (shard, recorded duration, engine, started, finished, seconds after "
+             "the first start): %r" % [(x["shard"], x["batch"].get("history_duration"),
+                                        x["batch"]["engine"],
+                                        round((x["batch"].get("started_at") or 0) - t0, 3),
+                                        round((x["batch"].get("finished_at") or 0) - t0, 3))
+                                       for x in by_exp])
     if ok(r3 is not None and len(bl) == 4, "placement: 4 shards ran", err[-1500:]):
         ok(by_exp[0]["batch"]["engine"] != by_exp[1]["batch"]["engine"],
-           "placement: the two longest shards ran on different engines")
+           "placement: the two longest shards ran on different engines", err[-3000:])
         loads = {}
         for x in bl:
             loads[x["batch"]["engine"]] = loads.get(x["batch"]["engine"], 0) + \

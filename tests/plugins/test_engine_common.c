@@ -183,6 +183,31 @@ static void finish(em_place_view *v, long i, unsigned w, double expected)
  * thread that starts late): equal engines take turns, so the two longest shards still run on
  * two engines and the loads differ by at most one shard. Choosing the first free engine put
  * all four on engine 0. */
+/* The order of waiting requests: longest expected first, unknown durations last, then by
+ * arrival. Four shards arriving in the worst order (shortest first) are placed longest first. */
+START_TEST(waiting_requests_longest_first)
+{
+    ck_assert(em_before(8, 4, 2, 1));   /* longer, though it arrived later */
+    ck_assert(!em_before(2, 1, 8, 4));
+    ck_assert(em_before(5, 1, 5, 2));   /* equal: the first to arrive */
+    ck_assert(!em_before(5, 2, 5, 1));
+    ck_assert(em_before(0.5, 9, -1, 1)); /* a known duration before an unknown one */
+    ck_assert(!em_before(-1, 1, 0.5, 9));
+    ck_assert(em_before(-1, 1, -1, 2)); /* unknown: by arrival */
+    const double exp[4] = {2, 4, 6, 8}; /* arrival order 1..4 */
+    int placed[4] = {0, 0, 0, 0};
+    for (int round = 0; round < 4; round++) {
+        int first = -1;
+        for (int k = 0; k < 4; k++)
+            if (!placed[k] && (first < 0 || em_before(exp[k], (unsigned long)k + 1, exp[first],
+                                                       (unsigned long)first + 1)))
+                first = k;
+        ck_assert_int_eq(first, 3 - round);
+        placed[first] = 1;
+    }
+}
+END_TEST
+
 START_TEST(placement_takes_turns_whatever_the_timing)
 {
     em_place_view v[2] = {{0, 1, 0, 0, 0}, {0, 1, 0, 0, 0}};
@@ -677,6 +702,7 @@ int main(void)
     tcase_add_test(tc, error_text_deep_body);
     tcase_add_test(tc, helpers);
     tcase_add_test(tc, shared_helpers);
+    tcase_add_test(tc, waiting_requests_longest_first);
     tcase_add_test(tc, placement_takes_turns_whatever_the_timing);
     tcase_add_test(tc, placement_by_expected_finish);
     tcase_add_test(tc, unreachable_engines);
