@@ -131,6 +131,12 @@ def summary_as_outcomes(summ):
     return {o: summ[SUMMARY_OF[o]] for o in OUTCOMES}
 
 
+def passed_names(events):
+    """The sorted test names (no file, no class) of the passed reports."""
+    return sorted(e["nodeid"].split("::")[-1] for e in events
+                  if e.get("event") == "test" and e.get("outcome") == "passed")
+
+
 def unfinished(events):
     """Node ids with a test_start and no test_finish after it."""
     running = []
@@ -438,23 +444,20 @@ def run_misc():
         # are written when it finishes, before any session-end hook (here one that ends the
         # process), and a test that ends the process in its teardown is the one running,
         # after every earlier test's lines.
-        sub = os.path.join(d, "held")
-        os.mkdir(sub)
-        with open(os.path.join(sub, "conftest.py"), "w") as fh:
-            fh.write("import os\n\n\n"
-                     "def pytest_sessionfinish(session):\n"
-                     "    if os.environ.get('END_IN_SESSIONFINISH'):\n"
-                     "        os._exit(7)\n")
-        with open(os.path.join(sub, "test_held.py"), "w") as fh:
-            fh.write("import os\nimport pytest\n\n\n"
-                     "@pytest.fixture\n"
-                     "def dies_in_teardown():\n"
-                     "    yield\n"
-                     "    if os.environ.get('END_IN_TEARDOWN'):\n"
-                     "        os._exit(9)\n\n\n"
-                     "def test_a():\n    pass\n\n\n"
-                     "def test_b():\n    pass\n\n\n"
-                     "def test_c(dies_in_teardown):\n    pass\n")
+        sub = sth.write_project(d, {
+            "conftest.py": ("import os\n\n\n"
+                            "def pytest_sessionfinish(session):\n"
+                            "    if os.environ.get('END_IN_SESSIONFINISH'):\n"
+                            "        os._exit(7)\n"),
+            "test_held.py": ("import os\nimport pytest\n\n\n"
+                             "@pytest.fixture\n"
+                             "def dies_in_teardown():\n"
+                             "    yield\n"
+                             "    if os.environ.get('END_IN_TEARDOWN'):\n"
+                             "        os._exit(9)\n\n\n"
+                             "def test_a():\n    pass\n\n\n"
+                             "def test_b():\n    pass\n\n\n"
+                             "def test_c(dies_in_teardown):\n    pass\n")})
         held = {}
         for case, var in (("sessionfinish", "END_IN_SESSIONFINISH"),
                           ("teardown", "END_IN_TEARDOWN")):
@@ -464,29 +467,22 @@ def run_misc():
             evs = read_events(res_h)[0]
             held[case] = (rc_h, evs)
         rc_h, evs = held["sessionfinish"]
-        passed = sorted(e["nodeid"].split("::")[-1] for e in evs
-                        if e.get("event") == "test" and e.get("outcome") == "passed")
-        is_eq((rc_h, passed, unfinished(evs)), (7, ["test_a", "test_b", "test_c"], []),
+        is_eq((rc_h, passed_names(evs), unfinished(evs)), (7, ["test_a", "test_b", "test_c"], []),
               "ended in a session-end hook: every test's report and test_finish are written")
         rc_h, evs = held["teardown"]
-        passed = sorted(e["nodeid"].split("::")[-1] for e in evs
-                        if e.get("event") == "test" and e.get("outcome") == "passed")
-        is_eq((rc_h, passed, [n.split("::")[-1] for n in unfinished(evs)]),
+        is_eq((rc_h, passed_names(evs), [n.split("::")[-1] for n in unfinished(evs)]),
               (9, ["test_a", "test_b"], ["test_c"]),
               "ended in a test's teardown: the earlier tests' lines, that test running")
 
         # A passed setup or teardown is not counted (pytest's own answer, taken without
         # asking pytest's hook while only pytest implements it); a conftest.py that counts one
         # is asked.
-        sub = os.path.join(d, "status")
-        os.mkdir(sub)
-        with open(os.path.join(sub, "conftest.py"), "w") as fh:
-            fh.write("def pytest_report_teststatus(report, config):\n"
-                     "    if report.when == 'teardown' and report.passed and \\\n"
-                     "            report.nodeid.endswith('test_counted'):\n"
-                     "        return 'skipped', 's', 'SKIPPED-TEARDOWN'\n")
-        with open(os.path.join(sub, "test_status.py"), "w") as fh:
-            fh.write("def test_counted():\n    pass\n\n\ndef test_plain():\n    pass\n")
+        sub = sth.write_project(d, {
+            "conftest.py": ("def pytest_report_teststatus(report, config):\n"
+                            "    if report.when == 'teardown' and report.passed and \\\n"
+                            "            report.nodeid.endswith('test_counted'):\n"
+                            "        return 'skipped', 's', 'SKIPPED-TEARDOWN'\n"),
+            "test_status.py": "def test_counted():\n    pass\n\n\ndef test_plain():\n    pass\n"})
         res_s = os.path.join(d, "status.jsonl")
         sth.run(sth.pytest_cmd([], [], plugin=True), env=plugin_env(res_s), cwd=sub)
         got = sorted((e["nodeid"].split("::")[-1], e["phase"], e["outcome"])
@@ -497,14 +493,11 @@ def run_misc():
 
         # the start gate: with SELF_TEST_START_GATE=fd:N the plugin reads one byte from N
         # before pytest loads anything of the project (a conftest.py), and removes the variable
-        sub = os.path.join(d, "gate")
-        os.mkdir(sub)
-        with open(os.path.join(sub, "conftest.py"), "w") as fh:
-            fh.write("import os\n"
-                     "open(os.path.join(os.path.dirname(__file__), 'loaded'), 'w').write(\n"
-                     "    repr(os.environ.get('SELF_TEST_START_GATE')))\n")
-        with open(os.path.join(sub, "test_gate.py"), "w") as fh:
-            fh.write("def test_gate():\n    pass\n")
+        sub = sth.write_project(d, {
+            "conftest.py": ("import os\n"
+                            "open(os.path.join(os.path.dirname(__file__), 'loaded'), 'w').write(\n"
+                            "    repr(os.environ.get('SELF_TEST_START_GATE')))\n"),
+            "test_gate.py": "def test_gate():\n    pass\n"})
         rfd, wfd = os.pipe()
         env_g = plugin_env(os.path.join(d, "gate.jsonl"),
                            {"SELF_TEST_START_GATE": "fd:%d" % rfd})
