@@ -17,8 +17,7 @@ import shutil
 import subprocess
 import tempfile
 
-PY = "/usr/bin/python3"
-TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from vs_pytest import PY, compiled_support
 
 
 def cpu_of(argv, cwd, env):
@@ -43,10 +42,7 @@ def main():
         with open(os.path.join(suite, "test_many.py"), "w") as fh:
             fh.write("import pytest\n\n\n@pytest.mark.parametrize('i', range(%d))\n"
                      "def test_x(i):\n    assert i >= 0\n" % args.tests)
-        support = os.environ.get("SELF_TEST_SUPPORT_DIR") or os.path.join(TOP, "python")
-        compiled = os.path.join(work, "support")
-        shutil.copytree(support, compiled, ignore=shutil.ignore_patterns("__pycache__", "*.mk"))
-        subprocess.run([PY, "-m", "compileall", "-q", compiled], check=True)
+        compiled = compiled_support(work)
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
         for k in ("PYTHONUNBUFFERED", "PYTEST_ADDOPTS", "SELF_TEST_RESULTS_FILE"):
             env.pop(k, None)

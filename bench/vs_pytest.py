@@ -47,6 +47,18 @@ def unpack(tarball, dest):
         os.path.isdir(os.path.join(dest, entries[0])) else dest
 
 
+def compiled_support(work):
+    """A copy of the support dir (SELF_TEST_SUPPORT_DIR, else python/) in work with the
+    bundled plugin byte-compiled, as `make install` and the Debian package leave it
+    (PYTHONDONTWRITEBYTECODE, set on both sides, would otherwise compile it in every batch).
+    Returns its path."""
+    support = os.environ.get("SELF_TEST_SUPPORT_DIR") or os.path.join(TOP, "python")
+    compiled = os.path.join(work, "support")
+    shutil.copytree(support, compiled, ignore=shutil.ignore_patterns("__pycache__", "*.mk"))
+    subprocess.run([PY, "-m", "compileall", "-q", compiled], check=True)
+    return compiled
+
+
 def bench_project(name, binary, repeat, work):
     root = unpack(os.path.join(TOP, "tests", "corpus", name + ".tar.gz"),
                   os.path.join(work, name))
@@ -101,13 +113,7 @@ def main():
     args = ap.parse_args()
     binary = os.environ.get("SELFTEST_BIN", os.path.join(TOP, "selftest-core"))
     work = tempfile.mkdtemp(prefix="selftest-bench-vs-")
-    # the bundled plugin byte-compiled, as `make install` and the Debian package leave it
-    # (PYTHONDONTWRITEBYTECODE, set on both sides, would otherwise compile it in every batch)
-    support = os.environ.get("SELF_TEST_SUPPORT_DIR") or os.path.join(TOP, "python")
-    compiled = os.path.join(work, "support")
-    shutil.copytree(support, compiled, ignore=shutil.ignore_patterns("__pycache__", "*.mk"))
-    subprocess.run([PY, "-m", "compileall", "-q", compiled], check=True)
-    os.environ["SELF_TEST_SUPPORT_DIR"] = compiled
+    os.environ["SELF_TEST_SUPPORT_DIR"] = compiled_support(work)
     try:
         print("selftest-core run (second cycle) vs python3 -m pytest [-n auto], %d alternating "
               "repeats, medians" % args.repeat)
