@@ -5,6 +5,7 @@
 #include "changed.h"
 
 #include "pygraph.h"
+#include "st_path.h"
 
 #include <selftest/plugin.h>
 
@@ -575,18 +576,14 @@ static int maybe_in_git(const char *root)
     if (!dir)
         return 1; /* let git say what is wrong */
     int found = 0;
-    for (;;) {
-        char *dotgit = st_asprintf("%s/.git", strcmp(dir, "/") == 0 ? "" : dir);
+    while (dir && !found) {
+        char *dotgit = st_path_join(dir, ".git");
         struct stat st;
         found = !dotgit || lstat(dotgit, &st) == 0;
         free(dotgit);
-        char *slash = strrchr(dir, '/');
-        if (found || !slash || strcmp(dir, "/") == 0)
-            break;
-        if (slash == dir)
-            slash[1] = '\0';
-        else
-            *slash = '\0';
+        char *up = strcmp(dir, "/") == 0 ? NULL : st_path_dirname(dir);
+        free(dir);
+        dir = up;
     }
     free(dir);
     return found;
