@@ -5,9 +5,10 @@ Loading
     PYTHONPATH=<pkgdatadir>[:...] python3 -m pytest -p selftest_pytest_plugin ...
 
 The plugin does nothing unless SELF_TEST_RESULTS_FILE names a file.  It appends
-one JSON object per line to that file, and only in the controller process: under pytest-xdist the workers load the
-plugin too (their config has ``workerinput``) but never write; every report
-reaches the controller's hooks, so each event is written exactly once.
+one JSON object per line to that file, and only in the controller process:
+under pytest-xdist the workers load the plugin too (their config has
+``workerinput``) but never write; every report reaches the controller's hooks,
+so each event is written exactly once.
 
 Events (keys are exactly these; strings are ASCII JSON with \\u escapes):
 
@@ -188,6 +189,7 @@ is guarded (an unwritable results file gives one line on stderr, no events).
 
 import importlib
 import json
+import math
 import os
 import platform
 import runpy
@@ -716,7 +718,7 @@ def pytest_runtest_logreport(report):
         if phase not in ("setup", "call", "teardown"):
             phase = "call"  # xdist's crashed-worker report has when="???"
         rec.counts[category] += 1
-        if category == "passed" and duration == duration and abs(duration) != float("inf"):
+        if category == "passed" and math.isfinite(duration):
             # most reports: the same line as below, made without a JSON encoder
             line = _report_line(report)
             rec.hold('{"event":"test","nodeid":%s,"file":%s,"line":%s,"outcome":"passed",'
