@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: MIT
 # The bundled pytest plugin, installed where the core finds it ($(pkgdatadir)/python).
 pythonsupportdir = $(pkgdatadir)/python
-dist_pythonsupport_DATA = python/selftest_pytest_plugin.py python/selftest_forkcheck.py
+dist_pythonsupport_DATA = python/selftest_pytest_plugin.py python/selftest_pytest_plugin_impl.py \
+	python/selftest_forkcheck.py
 
 # Byte-compiled at installation: the directory is usually not writable by whoever runs the
 # tests, so Python would otherwise compile the plugin again in every batch (about 8 ms of a

@@ -302,9 +302,10 @@ def main():
     here, own = _work_dir(root)
     import selftest_pytest_plugin as plugin
     _warm_up(plugin, here)
-    # each child imports the plugin afresh through -p, as a pytest process does (assertion
-    # rewriting, its own state); the server keeps this copy for its own leftover handling
+    # each child imports the plugin afresh through -p, as a pytest process does (its own
+    # state); the server keeps this copy for its own leftover handling
     sys.modules.pop("selftest_pytest_plugin", None)
+    sys.modules.pop("selftest_pytest_plugin_impl", None)
     plugin._become_subreaper()
     status_path = os.path.join(outdir, "status.jsonl")
     with open(status_path, "w", buffering=1, encoding="utf-8") as st:

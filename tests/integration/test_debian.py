@@ -220,6 +220,7 @@ def test_build_lint_install_run_purge(capsys):
     core = set(files["selftest-core"])
     for path in ("/usr/bin/selftest-core", "/etc/selftest/selftest.conf",
                  "/usr/share/selftest-core/python/selftest_pytest_plugin.py",
+                 "/usr/share/selftest-core/python/selftest_pytest_plugin_impl.py",
                  "/usr/share/man/man1/selftest-core.1.gz", "/usr/share/man/man5/selftest.conf.5.gz",
                  "/usr/share/doc/selftest-core/examples/selftest.conf",
                  "/usr/share/bash-completion/completions/selftest-core",

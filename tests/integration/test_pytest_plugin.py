@@ -523,6 +523,30 @@ def run_misc():
         with open(os.path.join(sub, "loaded")) as fh:
             is_eq(fh.read(), "None", "start gate: the variable is gone for the project's code")
 
+        # -p selftest_pytest_plugin loads the plugin without pytest's assertion rewriting,
+        # which would parse and compile its source again in every process: a small module
+        # takes the name and puts the implementation, imported from its byte-compiled file
+        # by Python's own loader, in its place
+        sub_l = sth.write_project(d, {
+            "conftest.py": (
+                "import os\nimport sys\n\n\n"
+                "def pytest_configure(config):\n"
+                "    impl = sys.modules.get('selftest_pytest_plugin_impl')\n"
+                "    got = config.pluginmanager.get_plugin('selftest_pytest_plugin')\n"
+                "    with open(os.path.join(str(config.rootpath), 'loader'), 'w') as fh:\n"
+                "        fh.write('%s %s' % (impl is not None and got is impl,\n"
+                "                            type(getattr(impl, '__loader__', None)).__name__))\n"),
+            "test_l.py": "def test_l():\n    pass\n"})
+        rc_l, out_l, err_l = sth.run(sth.pytest_cmd([], [], plugin=True),
+                                     env=plugin_env(os.path.join(d, "l.jsonl")), cwd=sub_l)
+        ok(rc_l == 0, "loader project: pytest passes", out_l[-800:] + err_l[-800:])
+        with open(os.path.join(sub_l, "loader")) as fh:
+            is_eq(fh.read(), "True SourceFileLoader",
+                  "the plugin is registered as selftest_pytest_plugin, loaded without "
+                  "assertion rewriting")
+        is_eq(passed_names(read_events(os.path.join(d, "l.jsonl"))[0]), ["test_l"],
+              "loader project: the plugin records the test")
+
         rc2, out2, err2 = sth.run(
             sth.pytest_cmd([], [], plugin=True),
             env=plugin_env(os.path.join(d, "no", "such", "dir", "r.jsonl")), cwd=proj)
