@@ -142,6 +142,9 @@ Processes left behind
     descendants still running are killed and reaped, with one line on stderr
     naming them: a daemon holding a worker's pipes cannot hang xdist.  An
     orphan check whose import leaves a process running fails, naming it.
+    SELF_TEST_SUBREAPER=yes says the process was made a subreaper before
+    exec (selftest-core's host runtime does that); the plugin removes the
+    variable from the environment at import.
     The runtime stops whatever escapes this (a process that changed its
     parent's subreaper, or outlives pytest) by itself.
 
@@ -272,7 +275,9 @@ if _FRAME_PREFIX is not None:
 # --------------------------------------------------------------------------
 # processes the tests leave behind
 
-_subreaper = False
+# selftest-core's host runtime makes the process it starts for this plugin a child subreaper
+# before exec and says so (yes); the variable goes, so no process started later believes it
+_subreaper = os.environ.pop("SELF_TEST_SUBREAPER", None) == "yes"
 
 
 def _become_subreaper():
@@ -309,8 +314,24 @@ def _proc_table():
     return table
 
 
+def _children():
+    """Pids of this process's children, zombies included, from /proc/self/task/*/children
+    (one small read a thread instead of reading all of /proc); None where the kernel has no
+    such file (CONFIG_PROC_CHILDREN)."""
+    pids = []
+    try:
+        for tid in os.listdir("/proc/self/task"):
+            with open("/proc/self/task/%s/children" % tid, "rb") as fh:
+                pids.extend(int(p) for p in fh.read().split())
+    except (OSError, ValueError):
+        return None
+    return pids
+
+
 def _descendants(zombies=False):
     """Pids of this process's live descendants (and zombies when asked)."""
+    if _children() == []:  # no child, so no descendant: the usual end of a session
+        return []
     table = _proc_table()
     me, found, todo = os.getpid(), [], [os.getpid()]
     children = {}
@@ -337,6 +358,8 @@ def _cmdline(pid):
 
 def _reap():
     """Collects this process's zombie children (its own and the adopted ones)."""
+    if _children() == []:
+        return
     table = _proc_table()
     for pid, (ppid, state) in table.items():
         if ppid == os.getpid() and state in ("Z", "X"):

@@ -226,6 +226,7 @@ typedef struct child_setup {
     const char *cwd;
     int out_wr, err_wr, err_pipe_wr, go_rd;
     int gate_after_exec; /* the program waits for go itself (START_GATE_FD), not the child */
+    int subreaper;       /* made a child subreaper before exec (the bundled plugin) */
     struct rlimit as, nofile, nproc, cpu, fsize;
 } child_setup;
 
@@ -241,6 +242,14 @@ typedef struct child_setup {
 static const char gate_env_fd[] = START_GATE_VAR "=fd:3";
 static const char gate_env_none[] = START_GATE_VAR "=";
 
+/* The same programs keep whatever their tests start as their descendants
+ * (PR_SET_CHILD_SUBREAPER, kept across exec): set here, in the child, and said by SUBREAPER_VAR,
+ * the plugin need not load ctypes to set it itself (a millisecond of every batch). Any other
+ * program is left as it is: one that never waits for its children would collect zombies. */
+#define SUBREAPER_VAR "SELF_TEST_SUBREAPER"
+static const char subreaper_env_yes[] = SUBREAPER_VAR "=yes";
+static const char subreaper_env_none[] = SUBREAPER_VAR "=";
+
 /* Runs in the forked child: only async-signal-safe calls until exec. */
 static void child_exec(const child_setup *cs) __attribute__((noreturn));
 static void child_exec(const child_setup *cs)
@@ -248,6 +257,8 @@ static void child_exec(const child_setup *cs)
     int e;
     setpgid(0, 0);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (cs->subreaper && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+        goto fail; /* not on Linux before 3.4, which cannot run this runtime anyway */
     sigset_t all;
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
@@ -528,7 +539,7 @@ static int host_execute(void *ctx, const st_exec_request *req, const st_exec_sin
     size_t n_env = 0;
     while (req->env && req->env[n_env])
         n_env++;
-    env_in = calloc(n_env + 3, sizeof(*env_in));
+    env_in = calloc(n_env + 4, sizeof(*env_in));
     if (pipe2(out_p, O_CLOEXEC) < 0 || pipe2(err_p, O_CLOEXEC) < 0 ||
         pipe2(exec_p, O_CLOEXEC) < 0 || pipe2(cancel_p, O_CLOEXEC | O_NONBLOCK) < 0 ||
         pipe2(go_p, O_CLOEXEC) < 0) {
@@ -543,10 +554,13 @@ static int host_execute(void *ctx, const st_exec_request *req, const st_exec_sin
     if (env_in) {
         size_t k = 0;
         for (size_t i = 0; i < n_env; i++)
-            if (strncmp(req->env[i], START_GATE_VAR "=", sizeof(START_GATE_VAR)) != 0)
+            if (strncmp(req->env[i], START_GATE_VAR "=", sizeof(START_GATE_VAR)) != 0 &&
+                strncmp(req->env[i], SUBREAPER_VAR "=", sizeof(SUBREAPER_VAR)) != 0)
                 env_in[k++] = req->env[i];
         env_in[k++] = ce.token;
-        env_in[k++] = gate_after_exec ? gate_env_fd : gate_env_none; /* never an inherited one */
+        /* never inherited ones */
+        env_in[k++] = gate_after_exec ? gate_env_fd : gate_env_none;
+        env_in[k++] = gate_asked ? subreaper_env_yes : subreaper_env_none;
         envp = build_env(env_in);
     }
     if (!envp) {
@@ -555,7 +569,7 @@ static int host_execute(void *ctx, const st_exec_request *req, const st_exec_sin
     }
     child_setup cs = {.req = req, .envp = envp, .cwd = req->workdir, .out_wr = out_p[1],
                       .err_wr = err_p[1], .err_pipe_wr = exec_p[1], .go_rd = go_p[0],
-                      .gate_after_exec = gate_after_exec};
+                      .gate_after_exec = gate_after_exec, .subreaper = gate_asked};
     if (req->sandboxed) {
         const char *tmp = getenv("TMPDIR");
         char tmpl[4096];

@@ -18,7 +18,8 @@ static void forget_batch_variables(void)
     static const char *const names[] = {
         "SELF_TEST_RESULTS_FILE", "SELF_TEST_RESULTS_FRAME", "SELF_TEST_SHARD_FILTER",
         "SELF_TEST_FIRST_FILES",  "SELF_TEST_DEPS_DIR",      "SELF_TEST_ORPHAN_MODULES",
-        "SELF_TEST_ORPHAN_ROOT",  "SELF_TEST_FORKCHECK", "SELF_TEST_START_GATE"};
+        "SELF_TEST_ORPHAN_ROOT",  "SELF_TEST_FORKCHECK", "SELF_TEST_START_GATE",
+        "SELF_TEST_SUBREAPER"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         unsetenv(names[i]);
 }

@@ -175,6 +175,25 @@ with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "seen.json"),
                    "gate": os.environ.get("SELF_TEST_START_GATE")}, fh)
 """
 
+# in a test, after pytest_configure: whether the plugin needed ctypes (the runtime made pytest
+# a child subreaper before exec and said so), and whether pytest is one
+GATE_TEST = """import sys
+
+LOADED = "ctypes" in sys.modules  # when pytest imports this file, before the import below
+
+import ctypes  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+
+
+def test_gate():
+    state = ctypes.c_int(-1)
+    ctypes.CDLL(None, use_errno=True).prctl(37, ctypes.byref(state), 0, 0, 0)  # PR_GET_..
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "seen2.json"), "w") as fh:
+        json.dump({"subreaper": state.value, "ctypes_loaded": LOADED,
+                   "var": os.environ.get("SELF_TEST_SUBREAPER")}, fh)
+"""
+
 
 def check_start_gate():
     """A batch starts in its cgroup v2 directory (clone3) and, where the process limit is a
@@ -186,10 +205,15 @@ def check_start_gate():
     with open(os.path.join(gate, "conftest.py"), "w") as fh:
         fh.write(GATE_CONFTEST)
     with open(os.path.join(gate, "test_gate.py"), "w") as fh:
-        fh.write("def test_gate():\n    pass\n")
+        fh.write(GATE_TEST)
     rc, res, err, wall = run(["--workers", "1", "gate"])
     how = containment(err)
     t.is_eq(rc, 0, "start gate: the batch passes")
+    with open(os.path.join(gate, "seen2.json")) as fh:
+        seen2 = json.load(fh)
+    t.is_eq(seen2, {"subreaper": 1, "ctypes_loaded": False, "var": None},
+            "subreaper: pytest is one from its start, the plugin loaded no ctypes for it, and "
+            "the variable that said so is gone")
     if "cgroup" not in how:
         pytest.skip("no cgroup here: %s" % how)
     with open(os.path.join(gate, "seen.json")) as fh:
