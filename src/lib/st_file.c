@@ -128,6 +128,16 @@ int st_write_file_atomic(const char *path, const char *data, size_t len, unsigne
     return st_write_file_atomic_what(path, data, len, (int)mode, NULL);
 }
 
+int st_write_file_atomic_changed(const char *path, const char *data, size_t len, unsigned mode)
+{
+    char *old = NULL;
+    size_t old_len = 0;
+    int same = st_read_file(path, len, &old, &old_len) == 0 && old_len == len &&
+               memcmp(old, data, len) == 0;
+    free(old);
+    return same ? 0 : st_write_file_atomic(path, data, len, mode);
+}
+
 int st_read_file(const char *path, size_t max, char **out, size_t *len)
 {
     /* O_NONBLOCK: a FIFO must not hang the open; it is refused below */

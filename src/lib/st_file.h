@@ -32,6 +32,9 @@ int st_write_file_atomic_what(const char *path, const void *data, size_t len, in
                               const char **what);
 /* The same with the step left out: 0 or -errno. */
 int st_write_file_atomic(const char *path, const char *data, size_t len, unsigned mode);
+/* st_write_file_atomic, unless path is already a regular file holding exactly these bytes
+ * (then nothing is written: no fsync, the mtime stays). 0 or -errno. */
+int st_write_file_atomic_changed(const char *path, const char *data, size_t len, unsigned mode);
 
 /* Reads a whole regular file (bounded by max bytes; -EFBIG past it). *out is NUL-terminated and
  * owned by the caller; *len (when len is not NULL) its length. Returns 0 or -errno: -EISDIR for

@@ -288,6 +288,23 @@ START_TEST(save_is_atomic_and_creates_the_data_dir)
     char *path = st_path_join(p.data, ST_ORPHAN_MODULES_FILE);
     ck_assert_int_eq(stat(path, &st), 0);
     ck_assert_uint_eq(st.st_mode & 0777, 0644);
+    /* saved again unchanged: not rewritten (the same inode; a write renames a new file in) */
+    ck_assert_int_eq(st_orphans_save(&c), 0);
+    struct stat again;
+    ck_assert_int_eq(stat(path, &again), 0);
+    ck_assert_uint_eq(again.st_ino, st.st_ino);
+    /* changed: rewritten */
+    u.classification = "candidate";
+    u.reason = NULL;
+    ck_assert_int_eq(st_orphans_merge(&c, &u), 0);
+    ck_assert_int_eq(st_orphans_save(&c), 0);
+    char *cpath = st_path_join(p.data, ST_ORPHAN_CLASSES_FILE);
+    ck_assert_int_eq(stat(cpath, &again), 0);
+    text = get(&p, ST_ORPHAN_CLASSES_FILE);
+    ck_assert_contains(text, "\"classification\": \"candidate\"");
+    free(text);
+    free(cpath);
+    ck_assert_uint_eq(count_entries(p.data), 2);
     free(path);
     /* unknown classifications are refused */
     st_orphan_update bad = {.path = "a.py", .classification = "maybe"};
