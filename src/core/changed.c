@@ -617,19 +617,18 @@ static void add_paths(const char *text, size_t len, size_t skip, const char *pre
     }
 }
 
-int st_git_changed_files(const char *root, const char *sha, st_strv *out, char *msg,
-                         size_t size)
+/* The files under root that differ from commit sha (NULL: HEAD, whose differences `git status`
+ * alone lists) into out, root-relative; prefix: root's path in its work tree. */
+static int changed_since(const char *root, const char *prefix, const char *sha, st_strv *out,
+                         char *msg, size_t size)
 {
-    char *prefix = NULL;
-    int status = git_prefix(root, &prefix, msg, size);
-    if (status != ST_GIT_OK)
-        return status;
+    int status = ST_GIT_OK;
     const char *const diff[] = {"diff", "--name-only", "--no-renames", "--no-ext-diff",
                                 "--no-relative", "-z", sha, "--", ".", NULL};
     const char *const stat[] = {"--no-optional-locks", "status", "--porcelain", "-z",
                                 "--untracked-files=all", "--no-renames", "--", ".", NULL};
     const char *const *cmds[2] = {diff, stat};
-    for (int c = 0; c < 2 && status == ST_GIT_OK; c++) {
+    for (int c = sha ? 0 : 1; c < 2 && status == ST_GIT_OK; c++) {
         st_buf o = {0}, e = {0};
         int rc = git_run(root, cmds[c], &o, &e);
         if (rc < 0) {
@@ -647,7 +646,49 @@ int st_git_changed_files(const char *root, const char *sha, st_strv *out, char *
         st_buf_free(&o);
         st_buf_free(&e);
     }
+    return status;
+}
+
+int st_git_changed_files(const char *root, const char *sha, st_strv *out, char *msg,
+                         size_t size)
+{
+    char *prefix = NULL;
+    int status = git_prefix(root, &prefix, msg, size);
+    if (status == ST_GIT_OK)
+        status = changed_since(root, prefix, sha, out, msg, size);
     free(prefix);
+    return status;
+}
+
+int st_git_state(const char *root, char **sha, st_strv *changed)
+{
+    *sha = NULL;
+    if (!maybe_in_git(root))
+        return ST_GIT_NOT_REPO;
+    /* one process for the prefix and the commit: "PREFIX\nSHA\n" */
+    static const char *const args[] = {"rev-parse", "--show-prefix", "--verify", "--quiet",
+                                       "HEAD^{commit}", NULL};
+    st_buf out = {0}, err = {0};
+    int rc = git_run(root, args, &out, &err);
+    int status = rc < 0 ? ST_GIT_MISSING : rc == 128 ? ST_GIT_NOT_REPO : ST_GIT_BAD_REV;
+    const char *text = out.data ? out.data : "";
+    const char *nl = strchr(text, '\n');
+    size_t sha_len = nl ? strcspn(nl + 1, "\n") : 0;
+    char *prefix = NULL;
+    if (rc == 0 && nl && sha_len >= 40) {
+        prefix = st_strndup(text, (size_t)(nl - text));
+        *sha = st_strndup(nl + 1, sha_len);
+        status = prefix && *sha ? ST_GIT_OK : ST_GIT_ERROR;
+    }
+    st_buf_free(&out);
+    st_buf_free(&err);
+    if (status == ST_GIT_OK) /* the differences from HEAD: what `git status` lists */
+        status = changed_since(root, prefix, NULL, changed, NULL, 0);
+    free(prefix);
+    if (status != ST_GIT_OK) {
+        free(*sha);
+        *sha = NULL;
+    }
     return status;
 }
 

@@ -74,6 +74,11 @@ int st_git_resolve(const char *root, const char *rev, char **sha, char *err, siz
  * ones). Returns ST_GIT_OK or another status (err filled). */
 int st_git_changed_files(const char *root, const char *sha, st_strv *out, char *err,
                          size_t err_size);
+/* What a run records of its work tree: HEAD's commit in *sha (malloc'd) and the files that
+ * differ from it in changed (as st_git_changed_files), with two git processes instead of
+ * st_git_head's one and st_git_changed_files' three. ST_GIT_OK, or another status with *sha
+ * NULL (not in git, no commit yet, git missing or failing). */
+int st_git_state(const char *root, char **sha, st_strv *changed);
 
 /* A hunk of `git diff -U0`: on the side of the base commit, `count` lines from line `start`
  * were replaced, or (count 0) lines were inserted after line `start`. */

@@ -925,13 +925,9 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
     run.runtime_used = rt->runtime_name ? rt->runtime_name : s->runtime;
     /* the commit tested, and what differed from it: a later --changed run counts those files
      * as changed too (they may have been reverted since) */
-    if (st_git_head(s->project_root, &run.git_commit) != ST_GIT_OK)
-        run.git_commit = NULL; /* not in git: the run has no commit */
-    else if (st_git_changed_files(s->project_root, run.git_commit, &run.git_dirty, NULL, 0) !=
-             ST_GIT_OK) {
-        free(run.git_commit); /* a commit without its differences would be a wrong base */
-        run.git_commit = NULL;
-    }
+    if (st_git_state(s->project_root, &run.git_commit, &run.git_dirty) != ST_GIT_OK)
+        st_strv_free(&run.git_dirty); /* no commit: a commit without its differences would be a
+                                       * wrong base, and differences without one mean nothing */
     run.changed_subset = changed_subset;
     status = run.run_id ? run_stage(p, &c, &run, &batches, &modules, work, &pf, checks, keeps)
                         : ST_ERR_NOMEM;

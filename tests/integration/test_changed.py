@@ -378,10 +378,50 @@ def test_no_git_process_outside_git():
     root, data = project(use_git=True)
     rc, res, out, err = selftest(root, data, [], extra_env=path)
     is_eq(rc, 0, "in a work tree: the run passes")
-    ok(os.path.exists(log) and "rev-parse" in open(log).read(),
-       "in a work tree: git is asked for the commit")
+    calls = open(log).read().splitlines() if os.path.exists(log) else []
+    ok(any("rev-parse" in c for c in calls), "in a work tree: git is asked for the commit")
+    ok(len(calls) <= 2, "in a work tree: two git processes at most (the commit and the "
+       "root's prefix in one, the differences in the other)", "\n".join(calls))
     is_eq(res.get("git_commit") if res else "?", git(root, "rev-parse", "HEAD"),
           "in a work tree the run names its commit")
+
+
+def test_git_state_of_a_project_in_a_subdirectory():
+    """A project whose root is a subdirectory of its repository records HEAD and the files
+    that differ from it below the root, relative to the root: modified, staged, deleted and
+    untracked; not those elsewhere in the repository. A repository without a commit records
+    none."""
+    if not shutil.which("git"):
+        pytest.skip("git is not installed")
+    global _n
+    _n += 1
+    repo = os.path.join(WORK, "repo-%d" % _n)
+    root = os.path.join(repo, "sub", "proj")
+    for rel, text in FILES.items():
+        write(root, rel, text)
+    write(repo, "elsewhere.py", "E = 1\n")
+    git(repo, "init", "-q", "-b", "main")
+    data = os.path.join(WORK, "data-%d" % _n)
+    rc, res, out, err = selftest(root, data, [])
+    is_eq((rc, (res or {}).get("git_commit")), (0, None),
+          "a repository without a commit: the run passes and records none")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "initial")
+    write(root, "pkg/other.py", "def other():\n    return 3  # modified\n")
+    write(root, "pkg/staged.py", "S = 1\n")
+    git(repo, "add", "sub/proj/pkg/staged.py")
+    os.unlink(os.path.join(root, "tests", "test_plain.py"))
+    write(root, "notes.txt", "untracked\n")
+    write(repo, "elsewhere.py", "E = 2\n")
+    write(repo, "untracked_elsewhere.py", "U = 1\n")
+    rc, res, out, err = selftest(root, data, [])
+    ok(rc == 0, "the run passes", diag(rc, out, err))
+    is_eq((res or {}).get("git_commit"), git(repo, "rev-parse", "HEAD"),
+          "the run names HEAD's commit")
+    is_eq(sorted((res or {}).get("git_dirty") or []),
+          ["notes.txt", "pkg/other.py", "pkg/staged.py", "tests/test_plain.py"],
+          "the differences below the root, relative to it: modified, staged, untracked and "
+          "deleted files, nothing from elsewhere in the repository")
 
 
 # ---- recorded test dependencies (record_test_deps) ------------------------------------------
