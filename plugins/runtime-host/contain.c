@@ -415,6 +415,26 @@ static void sweep(const ct_instance *ci, char *buf, size_t cap)
     }
 }
 
+static unsigned sweep_stale(const char *v2_parent, const char *v1_parent, unsigned long pidns,
+                            char *buf);
+
+/* The instance's cgroups only: what ct_stop leaves the guard when every execution ended with
+ * nothing left (their subgroups are gone already) */
+static void remove_bases(const ct_instance *ci)
+{
+    for (int i = 0; i < 50; i++) {
+        int left = 0;
+        if (ci->v2_base[0] && rmdir(ci->v2_base) < 0 && errno != ENOENT)
+            left = 1;
+        if (ci->v1_pids_base[0] && rmdir(ci->v1_pids_base) < 0 && errno != ENOENT)
+            left = 1;
+        if (!left)
+            return;
+        nap_ms(20);
+    }
+}
+
+/* rfd: the core's pipe; rfd + 1: where the stale sweep's count goes */
 static void guard_main(const ct_instance *ci, int rfd, int max_fd) __attribute__((noreturn));
 static void guard_main(const ct_instance *ci, int rfd, int max_fd)
 {
@@ -435,10 +455,10 @@ static void guard_main(const ct_instance *ci, int rfd, int max_fd)
     int closed = 0;
 #ifdef SYS_close_range
     closed = (rfd == 0 || syscall(SYS_close_range, 0u, (unsigned)rfd - 1, 0u) == 0) &&
-             syscall(SYS_close_range, (unsigned)rfd + 1, ~0u, 0u) == 0;
+             syscall(SYS_close_range, (unsigned)rfd + 2, ~0u, 0u) == 0;
 #endif
     for (int fd = 0; !closed && fd <= max_fd; fd++)
-        if (fd != rfd)
+        if (fd != rfd && fd != rfd + 1)
             close(fd);
     int devnull = open("/dev/null", O_RDWR);
     if (devnull >= 0 && devnull != 0) {
@@ -448,20 +468,33 @@ static void guard_main(const ct_instance *ci, int rfd, int max_fd)
     if (chdir("/") < 0) {
         /* not needed for the sweep */
     }
+    /* what dead instances left, while the core goes on; the count for its log */
+    unsigned killed = sweep_stale(ci->v2_parent, ci->v1_parent, ci->pidns, ci->scratch);
+    if (write(rfd + 1, &killed, sizeof(killed)) < 0) {
+        /* the core is gone: nobody to tell */
+    }
+    close(rfd + 1);
     char c;
+    int clean = 0;
     for (;;) {
         ssize_t n = read(rfd, &c, 1);
-        if (n == 0 || (n < 0 && errno != EINTR))
+        if (n == 1)
+            clean = c == 'q';
+        else if (n == 0 || errno != EINTR)
             break;
     }
-    sweep(ci, ci->scratch, ci->scratch_len);
+    if (clean)
+        remove_bases(ci);
+    else
+        sweep(ci, ci->scratch, ci->scratch_len);
     _exit(0);
 }
 
 static int is_zombie(pid_t pid)
 {
-    char path[64], buf[512];
-    snprintf(path, sizeof(path), "/proc/%ld", (long)pid);
+    char path[64], num[24], buf[512];
+    s_ulong(num, (unsigned long)pid);
+    s_cat(path, sizeof(path), "/proc/", num, NULL);
     if (read_file(path, "stat", buf, sizeof(buf)) <= 0)
         return 1; /* gone */
     const char *p = strrchr(buf, ')');
@@ -529,11 +562,11 @@ static void stale_cgroup(const char *name, void *arg)
     }
 }
 
-static unsigned sweep_stale(const char *v2_parent, const char *v1_parent, unsigned long pidns)
+/* buf: ENVIRON_MAX + CT_PATH bytes. Only system calls: the guard runs it. */
+static unsigned sweep_stale(const char *v2_parent, const char *v1_parent, unsigned long pidns,
+                            char *buf)
 {
-    stale st = {malloc(ENVIRON_MAX + CT_PATH), ENVIRON_MAX, pidns, 0};
-    if (!st.buf)
-        return 0;
+    stale st = {buf, ENVIRON_MAX, pidns, 0};
     for (int round = 0; round < 5; round++) {
         unsigned before = st.killed;
         for_each_entry("/proc", 1, stale_proc, &st);
@@ -543,17 +576,18 @@ static unsigned sweep_stale(const char *v2_parent, const char *v1_parent, unsign
     }
     const char *parents[2] = {v2_parent, v1_parent};
     for (int i = 0; i < 2; i++)
-        if (parents[i] && parents[i][0]) {
-            snprintf(st.buf + st.cap, CT_PATH, "%s", parents[i]);
+        if (parents[i] && parents[i][0] &&
+            s_cat(st.buf + st.cap, CT_PATH, parents[i], NULL, NULL) == 0)
             for_each_entry(parents[i], 0, stale_cgroup, &st);
-        }
-    free(st.buf);
     return st.killed;
 }
 
 unsigned ct_sweep_stale(const ct_instance *ci)
 {
-    return sweep_stale(ci->v2_parent, ci->v1_parent, ci->pidns);
+    char *buf = malloc(ENVIRON_MAX + CT_PATH);
+    unsigned n = buf ? sweep_stale(ci->v2_parent, ci->v1_parent, ci->pidns, buf) : 0;
+    free(buf);
+    return n;
 }
 
 /* ---- the instance ---------------------------------------------------------------------------- */
@@ -568,6 +602,9 @@ void ct_start(ct_instance *ci, int use_cgroup)
     snprintf(ci->prefix, sizeof(ci->prefix), "st%ld.%lu-%s-", (long)getpid(), ci->pidns, nonce);
     ci->guard = -1;
     ci->guard_fd = -1;
+    ci->stale_fd = -1;
+    ci->stale_killed = 0;
+    ci->open_execs = ci->unclean = 0;
     ci->v2_base[0] = ci->v1_pids_base[0] = '\0';
     char leaf[96];
     snprintf(leaf, sizeof(leaf), "selftest-%ld.%lu-%s", (long)getpid(), ci->pidns, nonce);
@@ -594,7 +631,6 @@ void ct_start(ct_instance *ci, int use_cgroup)
         *slash = '\0';
     if ((slash = strrchr(ci->v1_parent, '/')) != NULL)
         *slash = '\0';
-    ci->stale_killed = ct_sweep_stale(ci);
     snprintf(ci->why, sizeof(ci->why), "processes tracked by %s%s%s; process limit by %s",
              ci->v2_base[0] ? "cgroup v2 " : "", ci->v2_base[0] ? ci->v2_base : "",
              ci->v2_base[0] ? " and environment token" : "environment token",
@@ -603,28 +639,70 @@ void ct_start(ct_instance *ci, int use_cgroup)
                                    : "RLIMIT_NPROC (per user; not enforced for root)");
 
     ci->scratch_len = ENVIRON_MAX;
-    ci->scratch = malloc(ci->scratch_len);
-    int p[2];
-    if (!ci->scratch || pipe2(p, O_CLOEXEC) < 0)
+    ci->scratch = malloc(ci->scratch_len + CT_PATH); /* + CT_PATH: sweep_stale's */
+    int p[2], r[2] = {-1, -1};
+    if (!ci->scratch || pipe2(p, O_CLOEXEC) < 0) {
+        ci->stale_killed = ct_sweep_stale(ci);
         return;
+    }
+    if (pipe2(r, O_CLOEXEC) < 0) {
+        close(p[0]);
+        close(p[1]);
+        ci->stale_killed = ct_sweep_stale(ci);
+        return;
+    }
     long max_fd = sysconf(_SC_OPEN_MAX);
     if (max_fd < 0 || max_fd > 65536)
         max_fd = 65536;
     pid_t pid = fork();
-    if (pid == 0)
+    if (pid == 0) {
+        /* the report's write end next to the pipe's read end, where guard_main keeps it */
+        if (r[1] != p[0] + 1 && dup2(r[1], p[0] + 1) < 0)
+            _exit(1);
         guard_main(ci, p[0], (int)max_fd);
+    }
     close(p[0]);
+    close(r[1]);
     if (pid < 0) {
         close(p[1]);
+        close(r[0]);
+        ci->stale_killed = ct_sweep_stale(ci);
         return;
     }
     ci->guard = pid;
     ci->guard_fd = p[1];
+    ci->stale_fd = r[0];
+}
+
+unsigned ct_stale_killed(ct_instance *ci)
+{
+    if (ci->stale_fd >= 0) {
+        unsigned n = 0;
+        ssize_t r;
+        do
+            r = read(ci->stale_fd, &n, sizeof(n));
+        while (r < 0 && errno == EINTR);
+        if (r == (ssize_t)sizeof(n))
+            ci->stale_killed += n;
+        close(ci->stale_fd);
+        ci->stale_fd = -1;
+    }
+    unsigned n = ci->stale_killed;
+    ci->stale_killed = 0;
+    return n;
 }
 
 void ct_stop(ct_instance *ci)
 {
+    if (ci->stale_fd >= 0) {
+        close(ci->stale_fd);
+        ci->stale_fd = -1;
+    }
     if (ci->guard_fd >= 0) {
+        /* every execution closed seen empty: only the cgroups are left to remove */
+        if (ci->open_execs == 0 && ci->unclean == 0 && write(ci->guard_fd, "q", 1) < 0) {
+            /* then the guard sweeps as after a crash */
+        }
         close(ci->guard_fd);
         ci->guard_fd = -1;
     }
@@ -647,6 +725,8 @@ void ct_exec_open(ct_instance *ci, ct_exec *ce, unsigned long seq, long long max
     char num[24], limit[24];
     s_ulong(num, seq);
     memset(ce, 0, sizeof(*ce));
+    ce->ci = ci;
+    __atomic_add_fetch(&ci->open_execs, 1, __ATOMIC_SEQ_CST);
     snprintf(ce->token, sizeof(ce->token), CT_TOKEN_VAR "=%s%s", ci->prefix, num);
     warn[0] = '\0';
     if (max_pids > 0)
@@ -767,12 +847,23 @@ void ct_exec_kill(const ct_instance *ci, ct_exec *ce)
 
 void ct_exec_close(ct_exec *ce)
 {
+    int left = !ce->clear;
     char *dirs[2] = {ce->v2, ce->v1};
     for (int i = 0; i < 2; i++) {
         if (!dirs[i][0])
             continue;
-        for (int t = 0; t < 100 && rmdir(dirs[i]) < 0 && errno == EBUSY; t++)
+        int t = 0;
+        while (t < 100 && rmdir(dirs[i]) < 0 && errno == EBUSY) {
             nap_ms(10);
+            t++;
+        }
+        left |= t == 100;
         dirs[i][0] = '\0';
+    }
+    if (ce->ci) {
+        if (left)
+            __atomic_add_fetch(&ce->ci->unclean, 1, __ATOMIC_SEQ_CST);
+        __atomic_sub_fetch(&ce->ci->open_execs, 1, __ATOMIC_SEQ_CST);
+        ce->ci = NULL;
     }
 }

@@ -14,7 +14,9 @@
  *    to go away (EOF on a pipe only the core holds) and then kills whatever is left in the
  *    instance's cgroups and whatever carries the instance's token, and removes the cgroups.
  *    So kill -9 of the core leaves nothing running. It uses only system calls (async-signal-safe
- *    after fork in a threaded process).
+ *    after fork in a threaded process). When the core stops normally after every execution
+ *    ended with nothing left, it says so first ('q'), and the guard only removes the cgroups.
+ *    The guard also stops, at its start and while the core goes on, what dead instances left.
  */
 #ifndef RUNTIME_HOST_CONTAIN_H
 #define RUNTIME_HOST_CONTAIN_H
@@ -36,9 +38,11 @@ typedef struct ct_instance {
     int v2_kill;              /* cgroup.kill exists (Linux 5.14) */
     pid_t guard;              /* the guard process, or -1 */
     int guard_fd;             /* write end of the guard's pipe, or -1 */
+    int stale_fd;             /* read end of the guard's report of its stale sweep, or -1 */
+    int open_execs, unclean;  /* executions open, and closed with something maybe left */
     char *scratch;            /* the guard's read buffer (allocated before fork) */
     size_t scratch_len;
-    unsigned stale_killed;    /* processes of dead instances stopped at start */
+    unsigned stale_killed;    /* processes of dead instances stopped at start (ct_stale_killed) */
     char why[CT_PATH + 160];            /* what was found, for the log */
 } ct_instance;
 
@@ -48,16 +52,22 @@ typedef struct ct_exec {
     char v1[CT_PATH + 32];       /* this execution's v1 pids cgroup, or "" */
     long long pids_max;       /* the pids.max in force, 0 = none */
     int clear;                /* seen empty after the leader exited: nothing left to kill */
+    ct_instance *ci;
 } ct_exec;
 
-/* Finds what the machine offers, stops what instances of dead selftest-core processes left
- * (processes whose token names a core that is gone, when their guard died with it, and their
- * cgroups), creates the instance's cgroups and starts the guard. Never fails: without cgroups
- * the token alone is used. use_cgroup = 0 skips cgroups. */
+/* Finds what the machine offers, creates the instance's cgroups and starts the guard, which
+ * first stops what instances of dead selftest-core processes left (processes whose token names
+ * a core that is gone, when their guard died with it, and their cgroups) while the core goes
+ * on; without a guard that is done here. Never fails: without cgroups the token alone is used.
+ * use_cgroup = 0 skips cgroups. */
 void ct_start(ct_instance *ci, int use_cgroup);
+/* How many processes ct_start's stale sweep stopped (waits for the guard's report, once; 0
+ * after the first call). */
+unsigned ct_stale_killed(ct_instance *ci);
 /* Stops what dead instances left (as ct_start does); how many processes it killed. */
 unsigned ct_sweep_stale(const ct_instance *ci);
-/* Stops the guard (it sweeps once more), removes the instance's cgroups. Idempotent. */
+/* Stops the guard and removes the instance's cgroups; the guard sweeps once more unless every
+ * execution was closed seen empty. Idempotent. */
 void ct_stop(ct_instance *ci);
 
 /* Prepares an execution: token and cgroups (pids.max when max_pids > 0 and a pids controller is

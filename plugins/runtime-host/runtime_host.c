@@ -140,20 +140,19 @@ static int host_start(void *ctx)
     rt->started = 1;
     rt->host->log(rt->self, ST_LOG_DEBUG, "%s; guard process %ld", rt->ct.why,
                   (long)rt->ct.guard);
-    if (rt->ct.stale_killed)
-        rt->host->log(rt->self, ST_LOG_WARNING, "stopped %u process%s left running by a "
-                      "selftest-core that died", rt->ct.stale_killed,
-                      rt->ct.stale_killed == 1 ? "" : "es");
     if (rt->ct.guard < 0)
         rt->host->log(rt->self, ST_LOG_WARNING, "cannot start the guard process: processes of "
                       "the batches may outlive a killed selftest-core");
     return ST_OK;
 }
 
+static void log_stale(host_rt *rt);
+
 static int host_stop(void *ctx)
 {
     host_rt *rt = ctx;
     if (rt->started) {
+        log_stale(rt);
         ct_stop(&rt->ct);
         rt->started = 0;
     }
@@ -355,6 +354,17 @@ static void register_running(host_rt *rt, running *r)
     pthread_mutex_unlock(&rt->lock);
 }
 
+/* What the guard's first sweep stopped (it runs while the first batches start), said once:
+ * after the first execution (a daemon runs for long), else when the runtime stops. Called with
+ * rt->lock held, or from the only thread. */
+static void log_stale(host_rt *rt)
+{
+    unsigned n = ct_stale_killed(&rt->ct);
+    if (n)
+        rt->host->log(rt->self, ST_LOG_WARNING, "stopped %u process%s left running by a "
+                      "selftest-core that died", n, n == 1 ? "" : "es");
+}
+
 static void unregister_running(host_rt *rt, running *r)
 {
     pthread_mutex_lock(&rt->lock);
@@ -363,6 +373,7 @@ static void unregister_running(host_rt *rt, running *r)
             *p = r->next;
             break;
         }
+    log_stale(rt);
     pthread_mutex_unlock(&rt->lock);
 }
 
@@ -847,8 +858,8 @@ static int host_cleanup_stale(void *ctx, double max_age_s, st_cleanup_report *re
     pthread_mutex_lock(&rt->lock);
     if (!rt->started)
         host_start(rt);
-    unsigned n = rt->ct.stale_killed + ct_sweep_stale(&rt->ct);
-    rt->ct.stale_killed = 0;
+    unsigned n = ct_stale_killed(&rt->ct); /* the guard's sweep at start, then one more */
+    n += ct_sweep_stale(&rt->ct);
     pthread_mutex_unlock(&rt->lock);
     report->listed = report->removed = n;
     report->failed = 0;

@@ -229,6 +229,14 @@ def check_start_gate():
         t.ok(re.search(r"/selftest-[^/]+/x\d+$", lines.get("pids", "")),
              "start gate: the conftest runs in the execution's v1 pids cgroup",
              repr(lines.get("pids")))
+    # a normal stop (every execution ended with nothing left): the guard only removes the
+    # instance's cgroups, in every hierarchy
+    leaf = re.search(r"/(selftest-[^/\s]+) and environment token", how)
+    t.ok(leaf, "the instance's cgroup is named in the log", how)
+    if leaf:
+        left = [os.path.join(d, leaf.group(1)) for d, subdirs, _ in os.walk("/sys/fs/cgroup")
+                if leaf.group(1) in subdirs]
+        t.is_eq(left, [], "after the run, none of the instance's cgroups is left")
 
 
 def check_orphans():
