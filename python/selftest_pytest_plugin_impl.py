@@ -407,6 +407,8 @@ def _clean(s):
         return None
     if not isinstance(s, str):
         s = str(s)
+    if s.isascii():  # most: no need to encode
+        return s
     try:
         s.encode("utf-8")
         return s
@@ -463,7 +465,7 @@ class _Recorder:
     def __init__(self, config, path):
         self.config = config
         self.path = path
-        self.fh = None
+        self.fd = None
         self.broken = False
         self.t0 = time.monotonic()
         self.counts = dict.fromkeys(OUTCOMES, 0)
@@ -472,6 +474,8 @@ class _Recorder:
         self.held = []
         self.may_hold = False  # set at session start: only without xdist
         self.last_nodeid = None  # the session's last test (its lines are not held back)
+        self.current = (None, "null")  # the running test's nodeid and its JSON string
+        self.file_json = {}  # JSON strings of test files
         self.builtin_status = None  # see _only_builtin_teststatus
 
     def hold(self, obj):
@@ -510,10 +514,12 @@ class _Recorder:
                 while data:
                     data = data[os.write(_frame_fd, data):]
                 return
-            if self.fh is None:
-                self.fh = open(self.path, "a", buffering=1, encoding="utf-8")
-            self.fh.write("\n".join(lines) + "\n")
-            self.fh.flush()
+            if self.fd is None:
+                self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT |
+                                  os.O_CLOEXEC, 0o644)
+            data = ("\n".join(lines) + "\n").encode("utf-8")
+            while data:
+                data = data[os.write(self.fd, data):]
         except Exception as exc:  # never crash pytest
             self.broken = True
             try:
@@ -548,11 +554,11 @@ class _Recorder:
     def close(self):
         self.flush_held()
         try:
-            if self.fh is not None:
-                self.fh.close()
+            if self.fd is not None:
+                os.close(self.fd)
         except Exception:
             pass
-        self.fh = None
+        self.fd = None
 
 
 _recorder = None
@@ -748,11 +754,17 @@ def pytest_runtest_logreport(report):
         if category == "passed" and math.isfinite(duration):
             # most reports: the same line as below, made without a JSON encoder
             line = _report_line(report)
+            nodeid = report.nodeid
+            nodeid_json = rec.current[1] if rec.current[0] == nodeid else _json_str(nodeid)
+            path = _report_file(report)
+            path_json = rec.file_json.get(path)
+            if path_json is None:
+                path_json = rec.file_json[path] = _json_str(path)
             rec.hold('{"event":"test","nodeid":%s,"file":%s,"line":%s,"outcome":"passed",'
                      '"phase":"%s","duration":%r,"excerpt":null,"stdout":null,"stderr":null,'
                      '"skip_reason":null}'
-                     % (_json_str(report.nodeid), _json_str(_report_file(report)),
-                        "null" if line is None else int(line), phase, duration))
+                     % (nodeid_json, path_json, "null" if line is None else int(line), phase,
+                        duration))
             return
         event = {
             "event": "test",
@@ -786,7 +798,8 @@ def pytest_runtest_logstart(nodeid, location):
     if rec is None:
         return
     try:
-        rec.write('{"event":"test_start","nodeid":%s}' % _json_str(nodeid))
+        rec.current = (nodeid, _json_str(nodeid))
+        rec.write('{"event":"test_start","nodeid":%s}' % rec.current[1])
     except Exception:
         pass
 
@@ -796,7 +809,8 @@ def pytest_runtest_logfinish(nodeid, location):
     if rec is None:
         return
     try:
-        rec.hold('{"event":"test_finish","nodeid":%s}' % _json_str(nodeid))
+        rec.hold('{"event":"test_finish","nodeid":%s}' % (
+            rec.current[1] if rec.current[0] == nodeid else _json_str(nodeid)))
         if nodeid == rec.last_nodeid:
             rec.flush_held()
     except Exception:
