@@ -30,6 +30,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -821,6 +822,22 @@ static void tally_run(const st_settings *s, st_run *run, const st_preflight *pf,
     counters->container_failures += run->cleanup_failures;
 }
 
+/* Work directories of runs that are gone, removed beside the cycle (reading a large /tmp is
+ * not worth delaying the first batch for). */
+typedef struct stale_workdirs {
+    const char *dir;
+    size_t removed;
+    pthread_t thread;
+    int started;
+} stale_workdirs;
+
+static void *remove_stale_workdirs(void *arg)
+{
+    stale_workdirs *w = arg;
+    w->removed = st_remove_stale_workdirs(w->dir);
+    return NULL;
+}
+
 int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *counters,
                       st_verdict *verdict)
 {
@@ -839,6 +856,7 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
     int status = ST_ERR_NOMEM, lock_fd = -1;
     st_cycle c = {.s = s, .o = o, .ps = &p->ps, .t0 = st_monotonic()};
     st_preflight pf = {0};
+    stale_workdirs stale = {0};
 
     /* paths set: a bad one is a usage error before anything starts */
     int rc = s->paths.n ? st_resolve_paths(s, NULL, &paths, &explicit_modules) : ST_OK;
@@ -848,10 +866,10 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
     }
     /* named with our pid, so that the next run can remove it if we crash */
     const char *tmp = st_tmpdir();
-    size_t stale = st_remove_stale_workdirs(tmp);
-    if (stale)
-        st_info("removed %zu work director%s of runs that are gone from %s", stale,
-                stale == 1 ? "y" : "ies", tmp);
+    stale.dir = tmp;
+    stale.started = pthread_create(&stale.thread, NULL, remove_stale_workdirs, &stale) == 0;
+    if (!stale.started)
+        stale.removed = st_remove_stale_workdirs(tmp);
     work = st_asprintf("%s/selftest-%ld-XXXXXX", tmp, (long)getpid());
     if (!work || !mkdtemp(work)) {
         st_error("cannot create a work directory under %s: %s", tmp, strerror(errno));
@@ -1021,6 +1039,11 @@ int st_pipeline_cycle(st_pipeline *p, const st_pipeline_opts *o, st_counters *co
     status = ST_OK;
 out:
     st_log_set_hook(NULL, NULL, NULL);
+    if (stale.started)
+        pthread_join(stale.thread, NULL);
+    if (stale.removed)
+        st_info("removed %zu work director%s of runs that are gone from %s", stale.removed,
+                stale.removed == 1 ? "y" : "ies", stale.dir);
     if (cache) {
         if (save_cache)
             st_orphans_save(cache);
