@@ -121,25 +121,26 @@ int st_rerun_stage(st_pipeline *p, st_cycle *c, st_run *run, const char *work,
         st_warn("the quarantine file is not applied this cycle (see above)");
     for (size_t i = 0; i < q.n; i++)
         st_strv_push(&run->quarantine_listed, q.v[i].nodeid);
-    st_strv pending = {0}, flaky = {0}, known = {0}, skipped = {0};
+    st_strv failed = {0}, pending = {0}, flaky = {0}, known = {0}, skipped = {0};
     unsigned *attempts = NULL;
-    /* a test that failed every attempt in each of the last cycles too is still failing: a
-     * rerun would only repeat its failure (and cost a pytest start each cycle) */
-    if (s->rerun_failures && st_pipeline_open_db(p) == ST_OK && p->db &&
-        st_metricsdb_still_failing(p->db, ST_RERUN_SKIP_AFTER, &known) < 0)
-        st_strv_free(&known); /* logged; every failed test is rerun */
     for (size_t i = 0; s->rerun_failures && i < run->n_batches; i++) {
         const st_batch *b = &run->batches[i];
         if (!tests_speak(b))
             continue;
-        for (size_t t = 0; t < b->n_tests; t++) {
-            const char *nodeid = b->tests[t].nodeid;
-            if (!rerunnable(&b->tests[t]) || st_strv_contains(&pending, nodeid) ||
-                st_strv_contains(&skipped, nodeid))
-                continue;
-            st_strv_push(st_strv_contains(&known, nodeid) ? &skipped : &pending, nodeid);
-        }
+        for (size_t t = 0; t < b->n_tests; t++)
+            if (rerunnable(&b->tests[t]) && !st_strv_contains(&failed, b->tests[t].nodeid))
+                st_strv_push(&failed, b->tests[t].nodeid);
     }
+    /* a test that failed every attempt in each of the last cycles too is still failing: a
+     * rerun would only repeat its failure (and cost a pytest start each cycle); metrics.db is
+     * asked only when something failed */
+    if (failed.n && st_pipeline_open_db(p) == ST_OK && p->db &&
+        st_metricsdb_still_failing(p->db, ST_RERUN_SKIP_AFTER, &known) < 0)
+        st_strv_free(&known); /* logged; every failed test is rerun */
+    for (size_t i = 0; i < failed.n; i++)
+        st_strv_push(st_strv_contains(&known, failed.v[i]) ? &skipped : &pending, failed.v[i]);
+    int failed_oom = failed.oom;
+    st_strv_free(&failed);
     if (skipped.n) {
         st_info("reruns: %zu failed test%s not run again: failed in each of the last %u cycles "
                 "too (still failing): %s%s", skipped.n, skipped.n == 1 ? "" : "s",
@@ -149,7 +150,7 @@ int st_rerun_stage(st_pipeline *p, st_cycle *c, st_run *run, const char *work,
     }
     st_strv_free(&known);
     st_strv_free(&skipped);
-    int rc = pending.oom ? ST_ERR_NOMEM : ST_OK;
+    int rc = pending.oom || failed_oom ? ST_ERR_NOMEM : ST_OK;
     st_strv all = {0}; /* every node that was rerun, for the attempt counts */
     for (size_t i = 0; i < pending.n; i++)
         st_strv_push(&all, pending.v[i]);
