@@ -9,10 +9,16 @@ fills the data dir; then the three commands run alternately REPEAT times. The bu
 is byte-compiled in a copy of the support dir, as an installation leaves it; pytest runs as
 the user would type it (its cache plugin on, as in the batch). Reported: medians,
 and the ratio of selftest-core to the faster of the two pytest runs, of this run only (a noisy
-machine moves every side alike), plus the core's own CPU (`core_cpu_seconds`).
+machine moves every side alike), plus the core's own CPU (`core_cpu_seconds`). "paired": the
+median over the rounds of each round's ratio of selftest-core to the faster command's time in
+the same round (a round's three commands run back to back, so a slow spell of a shared machine
+moves both sides of one ratio).
 
-Usage: bench/vs_pytest.py [--repeat N] [PROJECT...]   (env SELFTEST_BIN, SELF_TEST_PLUGIN_PATH,
-SELF_TEST_SUPPORT_DIR as in `make bench`)
+--git makes each unpacked project a git work tree (one commit), as a user's checkout is: every
+run then records its commit and what differs from it (two git processes).
+
+Usage: bench/vs_pytest.py [--repeat N] [--git] [PROJECT...]   (env SELFTEST_BIN,
+SELF_TEST_PLUGIN_PATH, SELF_TEST_SUPPORT_DIR as in `make bench`)
 """
 import argparse
 import json
@@ -59,9 +65,21 @@ def compiled_support(work):
     return compiled
 
 
-def bench_project(name, binary, repeat, work):
+def git_init(root):
+    """The unpacked tree as a git work tree with one commit (its own identity, no hooks)."""
+    genv = dict(os.environ, GIT_AUTHOR_NAME="bench", GIT_AUTHOR_EMAIL="bench@localhost",
+                GIT_COMMITTER_NAME="bench", GIT_COMMITTER_EMAIL="bench@localhost",
+                GIT_CONFIG_NOSYSTEM="1", HOME=root)
+    for argv in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "snapshot"]):
+        subprocess.run(["git", "-C", root] + argv, env=genv, check=True,
+                       stdout=subprocess.DEVNULL)
+
+
+def bench_project(name, binary, repeat, work, use_git=False):
     root = unpack(os.path.join(TOP, "tests", "corpus", name + ".tar.gz"),
                   os.path.join(work, name))
+    if use_git:
+        git_init(root)
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     for k in ("SELF_TEST_ARGS", "SELF_TEST_WORKERS", "PYTEST_ADDOPTS", "SANDBOX_DATA_DIR"):
         env.pop(k, None)
@@ -100,8 +118,10 @@ def bench_project(name, binary, repeat, work):
                                                 for b in r.get("suite_metrics", {}).values()))
     med = {k: statistics.median(v) for k, v in times.items()}
     best = min(med["pytest"], med["pytest -n auto"])
+    faster = "pytest" if med["pytest"] <= med["pytest -n auto"] else "pytest -n auto"
+    paired = statistics.median(a / b for a, b in zip(times["selftest-core run"], times[faster]))
     return {"project": name, "first": first, "median": med,
-            "ratio": med["selftest-core run"] / best,
+            "ratio": med["selftest-core run"] / best, "paired": paired,
             "core_cpu_ms": 1000 * statistics.median(cpu) if cpu else None,
             "workers": workers[-1] if workers else "?"}
 
@@ -109,6 +129,8 @@ def bench_project(name, binary, repeat, work):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--git", action="store_true",
+                    help="make each project a git work tree with one commit")
     ap.add_argument("projects", nargs="*", default=["toolz", "cachetools", "simplejson"])
     args = ap.parse_args()
     binary = os.environ.get("SELFTEST_BIN", os.path.join(TOP, "selftest-core"))
@@ -116,17 +138,17 @@ def main():
     os.environ["SELF_TEST_SUPPORT_DIR"] = compiled_support(work)
     try:
         print("selftest-core run (second cycle) vs python3 -m pytest [-n auto], %d alternating "
-              "repeats, medians" % args.repeat)
+              "repeats, medians%s" % (args.repeat, "; git work trees" if args.git else ""))
         print("| project | first cycle | run | pytest | pytest -n auto | run / faster | "
-              "core CPU | batch workers |")
-        print("|---|---|---|---|---|---|---|---|")
+              "paired | core CPU | batch workers |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for name in args.projects:
-            r = bench_project(name, binary, args.repeat, work)
+            r = bench_project(name, binary, args.repeat, work, args.git)
             m = r["median"]
-            print("| %s | %.2f s | %.2f s | %.2f s | %.2f s | %.2f | %s | %s |" % (
+            print("| %s | %.2f s | %.2f s | %.2f s | %.2f s | %.2f | %.2f | %s | %s |" % (
                 name, r["first"], m["selftest-core run"], m["pytest"], m["pytest -n auto"],
-                r["ratio"], "%.0f ms" % r["core_cpu_ms"] if r["core_cpu_ms"] is not None
-                else "?", r["workers"]))
+                r["ratio"], r["paired"], "%.0f ms" % r["core_cpu_ms"]
+                if r["core_cpu_ms"] is not None else "?", r["workers"]))
             sys.stdout.flush()
     finally:
         shutil.rmtree(work, ignore_errors=True)
