@@ -132,8 +132,8 @@ int st_write_file_atomic_changed(const char *path, const char *data, size_t len,
 {
     char *old = NULL;
     size_t old_len = 0;
-    int same = st_read_file(path, len, &old, &old_len) == 0 && old_len == len &&
-               memcmp(old, data, len) == 0;
+    int same = st_read_file(path, len, &old, &old_len) == 0 && old && old_len == len &&
+               (len == 0 || memcmp(old, data, len) == 0);
     free(old);
     return same ? 0 : st_write_file_atomic(path, data, len, mode);
 }
