@@ -640,17 +640,9 @@ void ct_start(ct_instance *ci, int use_cgroup)
 
     ci->scratch_len = ENVIRON_MAX;
     ci->scratch = malloc(ci->scratch_len + CT_PATH); /* + CT_PATH: sweep_stale's */
-    int p[2], r[2] = {-1, -1};
-    if (!ci->scratch || pipe2(p, O_CLOEXEC) < 0) {
-        ci->stale_killed = ct_sweep_stale(ci);
-        return;
-    }
-    if (pipe2(r, O_CLOEXEC) < 0) {
-        close(p[0]);
-        close(p[1]);
-        ci->stale_killed = ct_sweep_stale(ci);
-        return;
-    }
+    int p[2] = {-1, -1}, r[2] = {-1, -1};
+    if (!ci->scratch || pipe2(p, O_CLOEXEC) < 0 || pipe2(r, O_CLOEXEC) < 0)
+        goto no_guard;
     long max_fd = sysconf(_SC_OPEN_MAX);
     if (max_fd < 0 || max_fd > 65536)
         max_fd = 65536;
@@ -664,14 +656,21 @@ void ct_start(ct_instance *ci, int use_cgroup)
     close(p[0]);
     close(r[1]);
     if (pid < 0) {
-        close(p[1]);
-        close(r[0]);
-        ci->stale_killed = ct_sweep_stale(ci);
-        return;
+        p[0] = r[1] = -1;
+        goto no_guard;
     }
     ci->guard = pid;
     ci->guard_fd = p[1];
     ci->stale_fd = r[0];
+    return;
+no_guard: /* what dead instances left is swept here, before the batches */
+    for (int i = 0; i < 2; i++) {
+        if (p[i] >= 0)
+            close(p[i]);
+        if (r[i] >= 0)
+            close(r[i]);
+    }
+    ci->stale_killed = ct_sweep_stale(ci);
 }
 
 unsigned ct_stale_killed(ct_instance *ci)
