@@ -475,8 +475,19 @@ class _Recorder:
         self.may_hold = False  # set at session start: only without xdist
         self.last_nodeid = None  # the session's last test (its lines are not held back)
         self.current = (None, "null")  # the running test's nodeid and its JSON string
-        self.file_json = {}  # JSON strings of test files
+        self.file_jsons = {}  # see file_json
         self.builtin_status = None  # see _only_builtin_teststatus
+
+    def nodeid_json(self, nodeid):
+        """The JSON string of a nodeid: the running test's is made once, at its start."""
+        return self.current[1] if self.current[0] == nodeid else _json_str(nodeid)
+
+    def file_json(self, path):
+        """The JSON string of a test file, made once a session."""
+        text = self.file_jsons.get(path)
+        if text is None:
+            text = self.file_jsons[path] = _json_str(path)
+        return text
 
     def hold(self, obj):
         """A line that may wait for the next test's start: a passed test's report and its
@@ -754,17 +765,11 @@ def pytest_runtest_logreport(report):
         if category == "passed" and math.isfinite(duration):
             # most reports: the same line as below, made without a JSON encoder
             line = _report_line(report)
-            nodeid = report.nodeid
-            nodeid_json = rec.current[1] if rec.current[0] == nodeid else _json_str(nodeid)
-            path = _report_file(report)
-            path_json = rec.file_json.get(path)
-            if path_json is None:
-                path_json = rec.file_json[path] = _json_str(path)
             rec.hold('{"event":"test","nodeid":%s,"file":%s,"line":%s,"outcome":"passed",'
                      '"phase":"%s","duration":%r,"excerpt":null,"stdout":null,"stderr":null,'
                      '"skip_reason":null}'
-                     % (nodeid_json, path_json, "null" if line is None else int(line), phase,
-                        duration))
+                     % (rec.nodeid_json(report.nodeid), rec.file_json(_report_file(report)),
+                        "null" if line is None else int(line), phase, duration))
             return
         event = {
             "event": "test",
@@ -809,8 +814,7 @@ def pytest_runtest_logfinish(nodeid, location):
     if rec is None:
         return
     try:
-        rec.hold('{"event":"test_finish","nodeid":%s}' % (
-            rec.current[1] if rec.current[0] == nodeid else _json_str(nodeid)))
+        rec.hold('{"event":"test_finish","nodeid":%s}' % rec.nodeid_json(nodeid))
         if nodeid == rec.last_nodeid:
             rec.flush_held()
     except Exception:
