@@ -17,6 +17,9 @@ moves both sides of one ratio).
 --git makes each unpacked project a git work tree (one commit), as a user's checkout is: every
 run then records its commit and what differs from it (two git processes).
 
+PROJECT "networkx": Debian's python3-networkx (copied), its four test directories of
+bench/run_overhead.py given to all three commands (the whole suite takes minutes a run).
+
 Usage: bench/vs_pytest.py [--repeat N] [--git] [PROJECT...]   (env SELFTEST_BIN,
 SELF_TEST_PLUGIN_PATH, SELF_TEST_SUPPORT_DIR as in `make bench`)
 """
@@ -36,6 +39,11 @@ TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # per project: extra PYTHONPATH (relative to its root) for both sides, as tests/corpus/README.md
 # says plain pytest needs it
 PYTHONPATH = {"cachetools": "src"}
+# "networkx": Debian's python3-networkx copied into the work dir, run on the four test
+# directories of bench/run_overhead.py (its whole suite takes minutes a run here)
+NX = "/usr/lib/python3/dist-packages/networkx"
+NX_DIRS = ["networkx/algorithms/flow/tests", "networkx/generators/tests",
+           "networkx/classes/tests", "networkx/utils/tests"]
 
 
 def timed(argv, cwd, env):
@@ -76,8 +84,17 @@ def git_init(root):
 
 
 def bench_project(name, binary, repeat, work, use_git=False):
-    root = unpack(os.path.join(TOP, "tests", "corpus", name + ".tar.gz"),
-                  os.path.join(work, name))
+    paths = []
+    if name == "networkx":
+        if not os.path.isdir(NX):
+            sys.exit("python3-networkx is not installed (apt-get install python3-networkx)")
+        root = os.path.join(work, "networkx-tree")
+        shutil.copytree(NX, os.path.join(root, "networkx"),
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        paths = NX_DIRS
+    else:
+        root = unpack(os.path.join(TOP, "tests", "corpus", name + ".tar.gz"),
+                      os.path.join(work, name))
     if use_git:
         git_init(root)
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
@@ -91,13 +108,13 @@ def bench_project(name, binary, repeat, work, use_git=False):
     py_env = dict(env)
     if name in PYTHONPATH:
         py_env["PYTHONPATH"] = os.path.join(root, PYTHONPATH[name])
-    st = [binary, "-q", "-c", conf, "run", "--json"]
+    st = [binary, "-q", "-c", conf, "run", "--json"] + paths
     cmds = {
         "selftest-core run": (st, env),
         # the commands a user compares with, as they are: pytest's cache plugin on, as it is
         # in the batch (both sides write .pytest_cache)
-        "pytest": ([PY, "-m", "pytest", "-q"], py_env),
-        "pytest -n auto": ([PY, "-m", "pytest", "-q", "-n", "auto"], py_env),
+        "pytest": ([PY, "-m", "pytest", "-q"] + paths, py_env),
+        "pytest -n auto": ([PY, "-m", "pytest", "-q", "-n", "auto"] + paths, py_env),
     }
     first, p = timed(st, root, env)  # the first cycle: no history, nothing cached
     times = {k: [] for k in cmds}
@@ -131,7 +148,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--git", action="store_true",
                     help="make each project a git work tree with one commit")
-    ap.add_argument("projects", nargs="*", default=["toolz", "cachetools", "simplejson"])
+    ap.add_argument("projects", nargs="*", default=["toolz", "cachetools", "simplejson"],
+                    help="corpus projects (tests/corpus/NAME.tar.gz) or networkx")
     args = ap.parse_args()
     binary = os.environ.get("SELFTEST_BIN", os.path.join(TOP, "selftest-core"))
     work = tempfile.mkdtemp(prefix="selftest-bench-vs-")
