@@ -407,8 +407,10 @@ typedef struct output_meter {
     unsigned long long total, cap; /* cap 0 = none */
 } output_meter;
 
-/* seconds between two reads of an execution's output (see the wait loop) */
-#define OUTPUT_READ_INTERVAL 0.1
+/* seconds between two reads of an execution's output, and between two reads of its process
+ * limit's counter (see the wait loop): four wakeups a second at most while it runs */
+#define OUTPUT_READ_INTERVAL 0.25
+#define PIDS_CHECK_INTERVAL 0.25
 
 /* Reads what is available from *fd into the sink; closes it at EOF. Past the output cap the
  * bytes are read and dropped (so the writer does not block), and the caller stops the
@@ -671,7 +673,7 @@ static int host_execute(void *ctx, const st_exec_request *req, const st_exec_sin
         int n = 0;
         int i_out = -1, i_err = -1, i_cancel = -1, i_pid = -1;
         double now = st_monotonic();
-        /* The output is read at most every OUTPUT_READ_INTERVAL (ten times a second): pytest
+        /* The output is read at most every OUTPUT_READ_INTERVAL (four times a second): pytest
          * writes its progress a test at a time, and waking for each write cost the core more
          * CPU than everything else it does in a run. The pipes hold 1 MiB meanwhile; the
          * exit, a cancel and the deadline still wake the loop at once. */
@@ -685,8 +687,10 @@ static int host_execute(void *ctx, const st_exec_request *req, const st_exec_sin
             pfd[i_pid = n++] = (struct pollfd){pidfd, POLLIN, 0}; /* wakes the loop when the child exits */
         double next = kill_at ? kill_at : deadline;
         int wait_ms = next > now ? (int)((next - now) * 1000) + 1 : 0;
-        if ((pidfd < 0 || ce.pids_max) && wait_ms > 100)
-            wait_ms = 100; /* no pidfd: poll the child; a process limit: watch it */
+        if (pidfd < 0 && wait_ms > 100)
+            wait_ms = 100; /* no pidfd: poll the child */
+        if (ce.pids_max && wait_ms > (int)(PIDS_CHECK_INTERVAL * 1000))
+            wait_ms = (int)(PIDS_CHECK_INTERVAL * 1000); /* a process limit: watch it */
         if (!reading && (out_p[0] >= 0 || err_p[0] >= 0)) {
             int until_read = (int)((next_read - now) * 1000) + 1;
             if (wait_ms > until_read)
@@ -730,12 +734,12 @@ static int host_execute(void *ctx, const st_exec_request *req, const st_exec_sin
             set_limit(res, "output limit: more than %lld MB on stdout and stderr (%s_output_mb)",
                       lim->output_mb, req->sandboxed ? "sandbox" : "batch");
         }
-        /* the process limit's counter, at most every 100 ms (the loop wakes for every write
-         * of the execution's output: pytest's progress, a dot a test), and when it has ended
+        /* the process limit's counter, about every PIDS_CHECK_INTERVAL (at a wakeup that
+         * comes anyway: a read of the output, or the wait's cap above), and when it has ended
          * (a fork refused since the last read still names the failure) */
         if (!limited && ce.pids_max && (exited || st_monotonic() >= next_pids_check)) {
             limited = pids_limit_hit(&ce, res, req->sandboxed);
-            next_pids_check = st_monotonic() + 0.1;
+            next_pids_check = st_monotonic() + 0.8 * PIDS_CHECK_INTERVAL;
         }
         if (limited == 1) {
             limited = 2;
