@@ -23,6 +23,7 @@ struct st_metricsdb {
     char *path;
     dev_t dev; /* the file opened, to notice it removed or replaced under a long run */
     ino_t ino;
+    unsigned keep_runs; /* 0: every run */
 };
 
 /* The tables of schema version 1. */
@@ -797,6 +798,84 @@ static int bind_step(st_metricsdb *m, sqlite3_stmt *st)
     return status;
 }
 
+void st_metricsdb_keep_runs(st_metricsdb *m, unsigned n)
+{
+    m->keep_runs = n;
+}
+
+static int last_passing_id(st_metricsdb *m, sqlite3_int64 *id, int with_commit);
+
+/* One id (0 when the query returns no row) from sql, whose ?1 is bound to arg when arg >= 0. */
+static int select_id(st_metricsdb *m, const char *sql, sqlite3_int64 arg, sqlite3_int64 *id)
+{
+    sqlite3_stmt *st;
+    *id = 0;
+    if (sqlite3_prepare_v2(m->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
+        return db_status(m->db);
+    }
+    if (arg >= 0)
+        sqlite3_bind_int64(st, 1, arg);
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW)
+        *id = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (step != SQLITE_ROW && step != SQLITE_DONE) {
+        st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
+        return db_status(m->db);
+    }
+    return ST_OK;
+}
+
+/* Retention, inside the store's transaction: the runs older than the newest keep_runs that
+ * were not aborted are deleted with their test and orphan rows, except the newest passing run
+ * (with and without a commit: `run --changed` starts from it) and the newest whole run (not a
+ * `--changed` subset: the classify stage and the worker history read it). eval_metrics rows
+ * stay: six small rows a cycle, menace's trend. */
+static int prune(st_metricsdb *m)
+{
+    if (!m->keep_runs)
+        return ST_OK;
+    sqlite3_int64 oldest, keep[3];
+    int rc = select_id(m,
+                       "SELECT id FROM runs WHERE aborted = 0 ORDER BY id DESC LIMIT 1 OFFSET ?1",
+                       (sqlite3_int64)m->keep_runs - 1, &oldest);
+    if (rc < 0 || !oldest)
+        return rc; /* fewer runs than that */
+    if ((rc = last_passing_id(m, &keep[0], 0)) < 0 || (rc = last_passing_id(m, &keep[1], 1)) < 0 ||
+        (rc = select_id(m,
+                        "SELECT id FROM runs WHERE aborted = 0 AND NOT " ST_RESULTS_SUBSET_SQL
+                        " ORDER BY id DESC LIMIT 1",
+                        -1, &keep[2])) < 0)
+        return rc;
+    /* children first; test_outcomes and runs by a range of their index (runs: its key) */
+    static const char *const sql[] = {
+        "DELETE FROM test_outcomes WHERE run < ?1 AND run NOT IN (?2, ?3, ?4)",
+        "DELETE FROM orphan_outcomes WHERE run < ?1 AND run NOT IN (?2, ?3, ?4)",
+        "DELETE FROM runs WHERE id < ?1 AND id NOT IN (?2, ?3, ?4)",
+    };
+    for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(m->db, sql[i], -1, &st, NULL) != SQLITE_OK) {
+            st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
+            return db_status(m->db);
+        }
+        sqlite3_bind_int64(st, 1, oldest);
+        for (int k = 0; k < 3; k++)
+            sqlite3_bind_int64(st, 2 + k, keep[k]);
+        int step = sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (step != SQLITE_DONE) {
+            st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
+            return db_status(m->db);
+        }
+        if (i == 2 && sqlite3_changes(m->db))
+            st_debug("%s: %d run(s) older than the newest %u deleted (keep_runs)", m->path,
+                     sqlite3_changes(m->db), m->keep_runs);
+    }
+    return ST_OK;
+}
+
 int st_metricsdb_store(st_metricsdb *m, const st_run *run, const char *results_json)
 {
     sqlite3_stmt *ins_run = NULL, *ins_test = NULL, *ins_eval = NULL;
@@ -888,6 +967,8 @@ int st_metricsdb_store(st_metricsdb *m, const st_run *run, const char *results_j
         if ((rc = bind_step(m, ins_eval)) < 0)
             goto out;
     }
+    if ((rc = prune(m)) < 0)
+        goto out;
     rc = exec_sql(m, "COMMIT");
 out:
     sqlite3_finalize(ins_run);
@@ -903,26 +984,12 @@ out:
 /* The id of the newest run that passed (not aborted, exit status 0), 0 when none. */
 static int last_passing_id(st_metricsdb *m, sqlite3_int64 *id, int with_commit)
 {
-    sqlite3_stmt *st;
-    const char *sql = with_commit
-                          ? "SELECT id FROM runs WHERE aborted = 0 AND exit_status = 0 AND "
-                            "git_commit IS NOT NULL ORDER BY id DESC LIMIT 1"
-                          : "SELECT id FROM runs WHERE aborted = 0 AND exit_status = 0 "
-                            "ORDER BY id DESC LIMIT 1";
-    *id = 0;
-    if (sqlite3_prepare_v2(m->db, sql, -1, &st, NULL) != SQLITE_OK) {
-        st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
-        return db_status(m->db);
-    }
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        *id = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
-        return db_status(m->db);
-    }
-    return ST_OK;
+    return select_id(m,
+                     with_commit ? "SELECT id FROM runs WHERE aborted = 0 AND exit_status = 0 AND "
+                                   "git_commit IS NOT NULL ORDER BY id DESC LIMIT 1"
+                                 : "SELECT id FROM runs WHERE aborted = 0 AND exit_status = 0 "
+                                   "ORDER BY id DESC LIMIT 1",
+                     -1, id);
 }
 
 int st_metricsdb_last_passing(st_metricsdb *m, char **commit, char **run_id)

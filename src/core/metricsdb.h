@@ -38,6 +38,11 @@ int st_metricsdb_batch_history(st_metricsdb *db, const char *const *paths, size_
  * duration. Nothing (nodeids empty) without such a run. */
 int st_metricsdb_test_durations(st_metricsdb *db, const char *path, st_strv *nodeids,
                                 st_strv *files, double **duration_s);
+/* Retention: from now on, each store deletes (in its transaction) the runs older than the
+ * newest n that were not aborted, with their test and orphan rows, except the newest passing
+ * run (with and without a git commit) and the newest run that was not a `run --changed`
+ * subset; eval_metrics rows are kept. 0 (the default of a handle) keeps every run. */
+void st_metricsdb_keep_runs(st_metricsdb *db, unsigned n);
 /* Stores the run (one transaction); on failure nothing is half-written. */
 int st_metricsdb_store(st_metricsdb *db, const st_run *run, const char *results_json);
 

@@ -15,6 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* keep_runs' floor is the look-back of a batch's recorded duration */
+_Static_assert(ST_KEEP_RUNS_MIN == ST_HISTORY_RUNS, "keep_runs below the worker history");
+
 int st_pipeline_open_db(st_pipeline *p)
 {
     if (p->db)
@@ -22,6 +25,8 @@ int st_pipeline_open_db(st_pipeline *p)
     char *db_path = st_path_join(p->s->data_dir, "metrics.db");
     int rc = db_path ? st_metricsdb_open(db_path, &p->db) : ST_ERR_NOMEM;
     free(db_path);
+    if (rc == 0)
+        st_metricsdb_keep_runs(p->db, p->s->keep_runs);
     return rc;
 }
 

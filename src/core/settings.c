@@ -218,6 +218,7 @@ int st_settings_init(st_settings *s)
     s->retries = 1;
     s->rerun_failures = 1;
     s->flaky_window = 20;
+    s->keep_runs = ST_KEEP_RUNS_DEFAULT;
     s->flaky_threshold = 0.05;
     s->python = st_strdup(ST_DEFAULT_PYTHON);
     s->runtime = st_strdup("host");
@@ -281,6 +282,7 @@ static const file_key file_keys[] = {
     {"fail_on_flaky", K_BOOL, OFF(fail_on_flaky)},
     {"quarantine_file", K_PATH, OFF(quarantine_file)},
     {"flaky_window", K_UINT, OFF(flaky_window)},
+    {"keep_runs", K_UINT0, OFF(keep_runs)},
     {"flaky_threshold", K_RATIO, OFF(flaky_threshold)},
     {"plugin_path", K_PATHLIST, OFF(plugin_path)},
     {"plugin_system_path", K_PATHLIST, OFF(plugin_system_path)},
@@ -976,6 +978,8 @@ int st_settings_load_env(st_settings *s)
     }
     if (ENV1("SELF_TEST_TIMEOUT") && (rc = st_set_seconds(&s->timeout_s, v, WHERE())) < 0)
         return rc;
+    if (ENV1("SELF_TEST_KEEP_RUNS") && (rc = st_set_uint(&s->keep_runs, v, 0, WHERE())) < 0)
+        return rc;
     if (ENV1("SELF_TEST_RETRIES") && (rc = st_set_retries(&s->retries, v, WHERE())) < 0)
         return rc;
     if (ENV1("SELF_TEST_RERUN_FAILURES") &&
@@ -1347,6 +1351,15 @@ int st_settings_finish(st_settings *s)
         return rc;
     if (strcmp(s->container_fallback, "host") != 0 && strcmp(s->container_fallback, "fail") != 0) {
         st_error("container_fallback must be \"host\" or \"fail\", not '%s'", s->container_fallback);
+        return ST_ERR_INVALID;
+    }
+    /* the readers of metrics.db look back over flaky_window runs (the flakiness score, the
+     * quarantine's passing streak) and ST_HISTORY_RUNS (a batch's recorded duration) */
+    if (s->keep_runs && (s->keep_runs < ST_KEEP_RUNS_MIN || s->keep_runs < s->flaky_window)) {
+        st_error("keep_runs is %u: it must be 0 (keep every run) or at least %u and at least "
+                 "flaky_window (%u)%s%s",
+                 s->keep_runs, ST_KEEP_RUNS_MIN, s->flaky_window, s->config_path ? "; in " : "",
+                 s->config_path ? s->config_path : "");
         return ST_ERR_INVALID;
     }
     if ((rc = finish_pythonpath(s)) < 0)

@@ -61,6 +61,9 @@ typedef struct st_settings {
     unsigned rerun_failures;
     int fail_on_flaky;
     unsigned flaky_window;
+    /* metrics.db keeps the newest keep_runs runs that were not aborted (and the runs after
+     * them), plus the newest passing and the newest whole run; 0 keeps every run */
+    unsigned keep_runs;
     char *quarantine_file;
     double flaky_threshold;
     st_strv plugin_path;      /* searched before the system plugin dir */
@@ -153,6 +156,11 @@ int st_settings_set_group_list_option(st_settings *s, const char *group, const c
 /* Setters used by the file, env and CLI layers; where names the source for messages. */
 int st_set_bool(int *dst, const char *value, const char *where);
 int st_set_uint(unsigned *dst, const char *value, unsigned min, const char *where);
+/* keep_runs: 0 (every run), or ST_KEEP_RUNS_MIN (metrics.db's ST_HISTORY_RUNS, the runs a batch's
+ * recorded duration is looked for in) to 100000, and not below flaky_window. */
+#define ST_KEEP_RUNS_DEFAULT 100
+#define ST_KEEP_RUNS_MIN 10
+
 /* retries: 0 to ST_RETRIES_MAX; more is refused (with a delay capped at ST_RETRY_DELAY_MAX_S,
  * ST_RETRIES_MAX retries already wait about six minutes). */
 #define ST_RETRIES_MAX 20

@@ -262,3 +262,36 @@ def test_metricsdb_schema(tmp):
     t.ok(dbp in err and "runs" in err and "run_id" in err,
          "the error names the file, the table and the missing column", err)
     t.is_eq(db_hash(dbp), before, "the refused metrics.db is left byte for byte")
+
+
+def test_keep_runs_bounds_metricsdb(tmp):
+    """keep_runs = 10: after 12 cycles metrics.db holds the newest 10 runs and their test rows;
+    menace's eval_metrics rows of all 12 stay."""
+    conf = project(tmp, "def test_a(): assert True\ndef test_b(): assert True\n",
+                   "keep_runs = 10;\nflaky_window = 10;\n")
+    ids = []
+    for i in range(12):
+        rc, out, err = t.run([t.selftest_bin(), "-c", conf, "run", "--json"], env=t.base_env())
+        if rc != 0:
+            t.ok(False, "cycle %d passes" % (i + 1), err)
+            return
+        ids.append(json.loads(out.strip().splitlines()[-1])["run_id"])
+    db = sqlite3.connect(os.path.join(tmp, "sandbox_data", "metrics.db"))
+    try:
+        kept = [r[0] for r in db.execute("SELECT run_id FROM runs ORDER BY id")]
+        tests = db.execute("SELECT COUNT(*) FROM test_outcomes").fetchone()[0]
+        orphaned = db.execute("SELECT COUNT(*) FROM test_outcomes WHERE run NOT IN"
+                              " (SELECT id FROM runs)").fetchone()[0]
+        evals = db.execute("SELECT COUNT(*) FROM eval_metrics WHERE metric = 'passed'"
+                           ).fetchone()[0]
+    finally:
+        db.close()
+    t.is_eq(kept, ids[2:], "the newest 10 runs are kept, the 2 oldest deleted")
+    t.is_eq((tests, orphaned), (20, 0), "their test rows alone are left (2 a run)")
+    t.is_eq(evals, 12, "eval_metrics keeps a row of every cycle")
+    # below flaky_window: refused before anything runs, naming both settings and the file
+    conf = project(tmp, "def test_a(): assert True\n", "keep_runs = 15;\nflaky_window = 20;\n")
+    rc, out, err = t.run([t.selftest_bin(), "-c", conf, "run"], env=t.base_env())
+    t.is_eq(rc, 2, "keep_runs below flaky_window: a usage error")
+    t.ok("keep_runs is 15" in err and "flaky_window (20)" in err and conf in err,
+         "the error names both settings and the file", err)

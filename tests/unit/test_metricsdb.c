@@ -8,19 +8,25 @@
 
 #include <sqlite3.h>
 
-static int count_runs(const char *path)
+/* One integer from a query on the file at path (-1 on error). */
+static long long query_int(const char *path, const char *sql)
 {
     sqlite3 *db;
     sqlite3_stmt *st;
-    int n = -1;
+    long long v = -1;
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM runs", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
         if (sqlite3_step(st) == SQLITE_ROW)
-            n = sqlite3_column_int(st, 0);
+            v = sqlite3_column_int64(st, 0);
         sqlite3_finalize(st);
     }
     sqlite3_close(db);
-    return n;
+    return v;
+}
+
+static int count_runs(const char *path)
+{
+    return (int)query_int(path, "SELECT COUNT(*) FROM runs");
 }
 
 START_TEST(failed_store_rolls_back_and_db_stays_usable)
@@ -188,6 +194,83 @@ START_TEST(flaky_scores_by_the_formula)
 }
 END_TEST
 
+/* keep_runs: the runs older than the newest N that were not aborted go with their rows, except
+ * the newest passing run and the newest whole run, which the readers start from; eval_metrics
+ * stays whole. */
+START_TEST(keep_runs_deletes_old_runs_but_what_readers_start_from)
+{
+    char *dir = unit_tmpdir();
+    char *path = st_path_join(dir, "metrics.db");
+    st_metricsdb *m = NULL;
+    ck_assert_int_eq(st_metricsdb_open(path, &m), 0);
+    st_metricsdb_keep_runs(m, 3);
+    st_test_result tr[1] = {{.nodeid = (char *)"t.py::a", .file = (char *)"t.py",
+                             .phase = (char *)"call", .duration_s = 1}};
+    st_batch b = {.path = (char *)"t", .tests = tr, .n_tests = 1};
+    /* r1 passed (commit c1); r2, r3 failed whole runs; r4 aborted; r5-r7 failed `--changed`
+     * subsets. Each run's test took r seconds. */
+    static const char subset[] = ST_RESULTS_SUBSET_PREFIX "true}";
+    for (int r = 1; r <= 7; r++) {
+        char id[8];
+        snprintf(id, sizeof(id), "r%d", r);
+        tr[0].duration_s = r;
+        tr[0].outcome = r == 1 ? ST_OUT_PASSED : ST_OUT_FAILED;
+        st_run run = {.run_id = id, .runtime_used = "host", .batches = &b, .n_batches = 1,
+                      .exit_status = r == 1 ? 0 : 1, .aborted = r == 4,
+                      .git_commit = r == 1 ? (char *)"c1" : (char *)"c2"};
+        ck_assert_int_eq(st_metricsdb_store(m, &run, r >= 5 ? subset : "{}"), 0);
+        /* before the fourth run that was not aborted, nothing is deleted */
+        if (r <= 4)
+            ck_assert_int_eq(count_runs(path), r);
+    }
+    /* newest 3 not aborted: r5-r7; r1 (the newest passing) and r3 (the newest whole) stay;
+     * r2 and r4 go, with their test rows */
+    ck_assert_int_eq(query_int(path, "SELECT group_concat(run_id, ' ') = 'r1 r3 r5 r6 r7' FROM"
+                                     " (SELECT run_id FROM runs ORDER BY id)"),
+                     1);
+    ck_assert_int_eq(query_int(path, "SELECT COUNT(*) FROM test_outcomes"), 5);
+    ck_assert_int_eq(query_int(path, "SELECT COUNT(*) FROM test_outcomes WHERE run NOT IN"
+                                     " (SELECT id FROM runs)"),
+                     0);
+    /* eval_metrics: six rows for each of the six runs that were not aborted */
+    ck_assert_int_eq(query_int(path, "SELECT COUNT(*) FROM eval_metrics"), 36);
+    /* the readers: `run --changed` from r1's commit, the worker history from r3 */
+    char *commit = NULL, *run_id = NULL;
+    ck_assert_int_eq(st_metricsdb_last_passing(m, &commit, &run_id), 0);
+    ck_assert_str_eq(commit, "c1");
+    ck_assert_str_eq(run_id, "r1");
+    free(commit);
+    free(run_id);
+    const char *paths[] = {"t"};
+    double d[1];
+    long n[1];
+    ck_assert_int_eq(st_metricsdb_batch_history(m, paths, 1, d, n), 0);
+    ck_assert_double_eq_tol(d[0], 3.0, 1e-9);
+    /* a whole passing run r8 replaces both: r1 and r3 go, and r5 falls out of the newest 3 */
+    tr[0].outcome = ST_OUT_PASSED;
+    st_run run = {.run_id = (char *)"r8", .runtime_used = "host", .batches = &b, .n_batches = 1,
+                  .git_commit = (char *)"c3"};
+    ck_assert_int_eq(st_metricsdb_store(m, &run, "{}"), 0);
+    ck_assert_int_eq(query_int(path, "SELECT group_concat(run_id, ' ') = 'r6 r7 r8' FROM"
+                                     " (SELECT run_id FROM runs ORDER BY id)"),
+                     1);
+    ck_assert_int_eq(query_int(path, "SELECT COUNT(*) FROM test_outcomes"), 3);
+    /* 0 keeps every run again */
+    st_metricsdb_keep_runs(m, 0);
+    for (int r = 9; r <= 12; r++) {
+        char id[8];
+        snprintf(id, sizeof(id), "r%d", r);
+        run.run_id = id;
+        ck_assert_int_eq(st_metricsdb_store(m, &run, "{}"), 0);
+    }
+    ck_assert_int_eq(count_runs(path), 7);
+    st_metricsdb_close(m);
+    free(path);
+    st_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
 /* A schema-2 file (before flaky tests) is migrated to 3, its rows kept. */
 START_TEST(schema_2_migrates_to_3)
 {
@@ -255,6 +338,7 @@ int main(void)
     tcase_add_test(tc, batch_history_from_the_newest_run_of_the_path);
     tcase_add_test(tc, flaky_scores_by_the_formula);
     tcase_add_test(tc, schema_2_migrates_to_3);
+    tcase_add_test(tc, keep_runs_deletes_old_runs_but_what_readers_start_from);
     suite_add_tcase(s, tc);
     return unit_run(s);
 }

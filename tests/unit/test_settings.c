@@ -358,6 +358,67 @@ START_TEST(defaults)
 }
 END_TEST
 
+/* keep_runs: 100 by default; the file, then SELF_TEST_KEEP_RUNS; 0 keeps every run; below 10
+ * or below flaky_window is refused at finish, naming both and the file. */
+START_TEST(keep_runs_file_env_and_floor)
+{
+    clean_env();
+    st_settings s;
+    char *err, *dir;
+    ck_assert_int_eq(st_settings_init(&s), 0);
+    ck_assert_uint_eq(s.keep_runs, 100);
+    st_settings_free(&s);
+    ck_assert_int_eq(load_text("keep_runs = 40;\nflaky_window = 30;\n", &s, &err, &dir), 0);
+    free(err);
+    ck_assert_uint_eq(s.keep_runs, 40);
+    setenv("SANDBOX_REPO_PATH", dir, 1);
+    ck_assert_int_eq(st_settings_load_env(&s), 0);
+    ck_assert_int_eq(st_settings_finish(&s), 0);
+    st_settings_free(&s);
+    unsetenv("SANDBOX_REPO_PATH");
+    st_rm_rf(dir);
+    free(dir);
+    const char *bad[] = {"keep_runs = 25;\nflaky_window = 30;\n", "keep_runs = 9;\n"};
+    for (size_t i = 0; i < 2; i++) {
+        char *d2;
+        ck_assert_int_eq(load_text(bad[i], &s, &err, &d2), 0);
+        free(err);
+        unit_capture c;
+        unit_capture_begin(&c);
+        ck_assert_int_eq(st_settings_finish(&s), ST_ERR_INVALID);
+        char *log = unit_capture_end(&c);
+        ck_assert_contains(log, i == 0 ? "keep_runs is 25" : "keep_runs is 9");
+        ck_assert_contains(log, i == 0 ? "flaky_window (30)" : "at least 10");
+        ck_assert_contains(log, "selftest.conf");
+        free(log);
+        st_settings_free(&s);
+        st_rm_rf(d2);
+        free(d2);
+    }
+    /* the variable wins; 0 keeps every run whatever the window */
+    ck_assert_int_eq(load_text("keep_runs = 25;\nflaky_window = 30;\n", &s, &err, &dir), 0);
+    free(err);
+    setenv("SELF_TEST_KEEP_RUNS", "0", 1);
+    ck_assert_int_eq(st_settings_load_env(&s), 0);
+    ck_assert_uint_eq(s.keep_runs, 0);
+    ck_assert_int_eq(st_settings_finish(&s), 0);
+    st_settings_free(&s);
+    setenv("SELF_TEST_KEEP_RUNS", "-3", 1);
+    ck_assert_int_eq(st_settings_init(&s), 0);
+    unit_capture c;
+    unit_capture_begin(&c);
+    ck_assert_int_eq(st_settings_load_env(&s), -1);
+    char *log = unit_capture_end(&c);
+    ck_assert_contains(log, "environment variable SELF_TEST_KEEP_RUNS: '-3'");
+    free(log);
+    st_settings_free(&s);
+    unsetenv("SELF_TEST_KEEP_RUNS");
+    clean_env();
+    st_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(orphan_exclude_and_timeout)
 {
     clean_env();
@@ -428,6 +489,7 @@ int main(void)
     tcase_add_test(tc, pythonpath_file_env_and_errors);
     tcase_add_test(tc, defaults);
     tcase_add_test(tc, orphan_exclude_and_timeout);
+    tcase_add_test(tc, keep_runs_file_env_and_floor);
     suite_add_tcase(s, tc);
     return unit_run(s);
 }
