@@ -878,7 +878,7 @@ static int prune(st_metricsdb *m)
 
 int st_metricsdb_store(st_metricsdb *m, const st_run *run, const char *results_json)
 {
-    sqlite3_stmt *ins_run = NULL, *ins_test = NULL, *ins_eval = NULL;
+    sqlite3_stmt *ins_run = NULL, *ins_test = NULL, *ins_eval = NULL, *ins_orphan = NULL;
     int rc = ensure_same_file(m);
     if (rc < 0 || (rc = exec_sql(m, "BEGIN IMMEDIATE")) < 0)
         return rc;
@@ -895,7 +895,11 @@ int st_metricsdb_store(st_metricsdb *m, const st_run *run, const char *results_j
         sqlite3_prepare_v2(m->db,
                            "INSERT INTO eval_metrics(cycle, metric, value, ts, source_menace_id)"
                            " VALUES('self_tests', ?, ?, ?, '')",
-                           -1, &ins_eval, NULL) != SQLITE_OK) {
+                           -1, &ins_eval, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(m->db,
+                           "INSERT INTO orphan_outcomes(run, path, classification, outcome)"
+                           " VALUES(?,?,?,?)",
+                           -1, &ins_orphan, NULL) != SQLITE_OK) {
         st_error("%s: %s", m->path, sqlite3_errmsg(m->db));
         rc = db_status(m->db);
         goto out;
@@ -942,6 +946,17 @@ int st_metricsdb_store(st_metricsdb *m, const st_run *run, const char *results_j
                 goto out;
         }
     }
+    /* one row per orphan check: its verdict (passed, failed, unmet, aborted) */
+    for (size_t c = 0; c < run->n_checks; c++) {
+        const st_batch *ck = &run->checks[c];
+        sqlite3_bind_int64(ins_orphan, 1, id);
+        sqlite3_bind_text(ins_orphan, 2, ck->path, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins_orphan, 3, st_classification_name(ck->classification), -1,
+                          SQLITE_STATIC);
+        sqlite3_bind_text(ins_orphan, 4, st_check_verdict(ck), -1, SQLITE_STATIC);
+        if ((rc = bind_step(m, ins_orphan)) < 0)
+            goto out;
+    }
     /* menace's rows: (self_tests, coverage) and (self_tests, runtime), plus counts */
     char ts[32];
     st_utc_iso8601(run->finished_at, ts, sizeof(ts));
@@ -974,6 +989,7 @@ out:
     sqlite3_finalize(ins_run);
     sqlite3_finalize(ins_test);
     sqlite3_finalize(ins_eval);
+    sqlite3_finalize(ins_orphan);
     if (rc < 0)
         rollback(m);
     return rc;

@@ -400,11 +400,6 @@ static int module_cmp(const void *a, const void *b)
     return strcmp(((const st_batch *)a)->path, ((const st_batch *)b)->path);
 }
 
-static const char *class_name(st_classification c)
-{
-    return c == ST_CLASS_LEGACY ? "legacy" : c == ST_CLASS_REDUNDANT ? "redundant" : "candidate";
-}
-
 /* --deps PATH...: every local module PATH reaches, with its importers inside that reach. */
 static void gen_deps(yajl_gen g, const st_pygraph *pg, const st_strv *deps)
 {
@@ -465,7 +460,7 @@ static int print_json(st_pipeline *p, const st_strv *batches, const st_module_li
         for (size_t k = 0; k < m->parents.n; k++)
             st_jg_str(g, m->parents.v[k]);
         yajl_gen_array_close(g);
-        st_jg_kstr(g, "classification", class_name(m->classification));
+        st_jg_kstr(g, "classification", st_classification_name(m->classification));
         st_jg_kstr(g, "reason", m->class_reason);
         st_jg_kstr(g, "duplicate_of", m->duplicate_of);
         yajl_gen_map_close(g);
@@ -511,7 +506,7 @@ static void print_text(st_pipeline *p, const st_strv *batches, const st_module_l
     for (size_t i = 0; i < modules->n; i++) {
         const st_batch *m = &modules->v[i];
         printf("%-9s %-10s %s", m->origin == ST_ORIGIN_ISOLATED ? "isolated" : "orphan",
-               class_name(m->classification), m->path);
+               st_classification_name(m->classification), m->path);
         for (size_t k = 0; k < m->parents.n; k++)
             printf("%s%s", k ? ", " : "  (imported by ", m->parents.v[k]);
         printf("%s\n", m->parents.n ? ")" : "");

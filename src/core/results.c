@@ -34,6 +34,16 @@ const char *st_outcome_name(st_outcome o)
     return ST_ENUM_NAME(outcome_names, o, "unknown");
 }
 
+const char *st_check_verdict(const st_batch *c)
+{
+    return c->aborted || !c->done ? "aborted" : c->ok ? "passed" : c->unmet ? "unmet" : "failed";
+}
+
+const char *st_classification_name(st_classification c)
+{
+    return c == ST_CLASS_LEGACY ? "legacy" : c == ST_CLASS_REDUNDANT ? "redundant" : "candidate";
+}
+
 static int outcome_from_name(const char *s, st_outcome *o)
 {
     int v;
@@ -1047,10 +1057,7 @@ char *st_run_to_json(const st_run *r, int pretty)
         yajl_gen_map_open(g);
         st_jg_kbool(g, "ok", c->ok);
         st_jg_kbool(g, "aborted", c->aborted || !c->done); /* stopped: no verdict */
-        st_jg_kstr(g, "verdict", c->aborted || !c->done ? "aborted"
-                                 : c->ok                 ? "passed"
-                                 : c->unmet              ? "unmet"
-                                                         : "failed");
+        st_jg_kstr(g, "verdict", st_check_verdict(c));
         st_jg_kstr(g, "reason", c->reason);
         st_jg_kstr(g, "unmet", c->unmet);
         st_jg_kbool(g, "cached", c->cached);
@@ -1059,9 +1066,7 @@ char *st_run_to_json(const st_run *r, int pretty)
         st_jg_kstr(g, "origin", c->origin == ST_ORIGIN_ISOLATED   ? "isolated"
                                  : c->origin == ST_ORIGIN_EXPLICIT ? "explicit"
                                                                    : "orphan");
-        st_jg_kstr(g, "classification", c->classification == ST_CLASS_LEGACY      ? "legacy"
-                                         : c->classification == ST_CLASS_REDUNDANT ? "redundant"
-                                                                                   : "candidate");
+        st_jg_kstr(g, "classification", st_classification_name(c->classification));
         st_jg_kdouble(g, "runtime", c->runtime_s);
         st_jg_key(g, "parents");
         yajl_gen_array_open(g);

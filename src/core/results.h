@@ -221,6 +221,11 @@ void st_run_finalize(st_run *r);
  * (checks cut short or never started by a stop are neither; an unmet dependency is not a
  * failure). */
 unsigned st_run_orphans_checked(const st_run *r);
+/* An orphan check's verdict: "passed", "failed", "unmet" (a missing third-party package) or
+ * "aborted" (stopped before a verdict); static. */
+const char *st_check_verdict(const st_batch *c);
+/* "candidate", "legacy" or "redundant"; static. */
+const char *st_classification_name(st_classification c);
 unsigned st_run_orphans_failed(const st_run *r);
 /* The results object (docs/spec.md §5.4). Caller frees. */
 char *st_run_to_json(const st_run *r, int pretty);

@@ -6,6 +6,7 @@ fails); same-named modules in two
 packages stay apart; a failed check is reported, not fatal, unless fail_on_orphans."""
 import json
 import os
+import sqlite3
 import time
 
 import pytest
@@ -67,6 +68,16 @@ def test_orphan_checks(workdir):
          "a module writing files at import writes into the sandbox dir, not the project")
     t.ok(len([l for l in lines if '"event":"orphan"' in l]) == 6,
          "--json streams one line per orphan check")
+    db = sqlite3.connect(os.path.join(root, "sandbox_data", "metrics.db"))
+    try:
+        rows = sorted(db.execute("SELECT path, classification, outcome FROM orphan_outcomes"))
+    finally:
+        db.close()
+    t.is_eq(rows, [("forks.py", "candidate", "failed"), ("my-script.py", "candidate", "passed"),
+                   ("pkg_a/common.py", "candidate", "passed"),
+                   ("pkg_b/common.py", "candidate", "passed"),
+                   ("raises.py", "candidate", "failed"), ("writes.py", "candidate", "passed")],
+            "metrics.db's orphan_outcomes holds each check's verdict")
     time.sleep(0.3)
     left = []
     for pid in os.listdir("/proc"):

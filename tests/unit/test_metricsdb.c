@@ -210,6 +210,7 @@ START_TEST(keep_runs_deletes_old_runs_but_what_readers_start_from)
     /* r1 passed (commit c1); r2, r3 failed whole runs; r4 aborted; r5-r7 failed `--changed`
      * subsets. Each run's test took r seconds. */
     static const char subset[] = ST_RESULTS_SUBSET_PREFIX "true}";
+    st_batch check = {.path = (char *)"pkg/orphan.py", .done = 1, .ok = 1};
     for (int r = 1; r <= 7; r++) {
         char id[8];
         snprintf(id, sizeof(id), "r%d", r);
@@ -217,7 +218,8 @@ START_TEST(keep_runs_deletes_old_runs_but_what_readers_start_from)
         tr[0].outcome = r == 1 ? ST_OUT_PASSED : ST_OUT_FAILED;
         st_run run = {.run_id = id, .runtime_used = "host", .batches = &b, .n_batches = 1,
                       .exit_status = r == 1 ? 0 : 1, .aborted = r == 4,
-                      .git_commit = r == 1 ? (char *)"c1" : (char *)"c2"};
+                      .git_commit = r == 1 ? (char *)"c1" : (char *)"c2",
+                      .checks = &check, .n_checks = 1};
         ck_assert_int_eq(st_metricsdb_store(m, &run, r >= 5 ? subset : "{}"), 0);
         /* before the fourth run that was not aborted, nothing is deleted */
         if (r <= 4)
@@ -230,6 +232,10 @@ START_TEST(keep_runs_deletes_old_runs_but_what_readers_start_from)
                      1);
     ck_assert_int_eq(query_int(path, "SELECT COUNT(*) FROM test_outcomes"), 5);
     ck_assert_int_eq(query_int(path, "SELECT COUNT(*) FROM test_outcomes WHERE run NOT IN"
+                                     " (SELECT id FROM runs)"),
+                     0);
+    ck_assert_int_eq(query_int(path, "SELECT COUNT(*) FROM orphan_outcomes"), 5);
+    ck_assert_int_eq(query_int(path, "SELECT COUNT(*) FROM orphan_outcomes WHERE run NOT IN"
                                      " (SELECT id FROM runs)"),
                      0);
     /* eval_metrics: six rows for each of the six runs that were not aborted */
@@ -265,6 +271,35 @@ START_TEST(keep_runs_deletes_old_runs_but_what_readers_start_from)
     }
     ck_assert_int_eq(count_runs(path), 7);
     st_metricsdb_close(m);
+    free(path);
+    st_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+/* Each orphan check of a run is a row of orphan_outcomes: its path, classification and verdict. */
+START_TEST(orphan_checks_are_stored)
+{
+    char *dir = unit_tmpdir();
+    char *path = st_path_join(dir, "metrics.db");
+    st_metricsdb *m = NULL;
+    ck_assert_int_eq(st_metricsdb_open(path, &m), 0);
+    st_batch checks[4] = {
+        {.path = (char *)"a.py", .done = 1, .ok = 1},
+        {.path = (char *)"b.py", .done = 1, .classification = ST_CLASS_LEGACY},
+        {.path = (char *)"c.py", .done = 1, .unmet = (char *)"numpy"},
+        {.path = (char *)"d.py", .classification = ST_CLASS_REDUNDANT},
+    };
+    st_run run = {.run_id = (char *)"r1", .runtime_used = "host", .checks = checks,
+                  .n_checks = 4};
+    ck_assert_int_eq(st_metricsdb_store(m, &run, "{}"), 0);
+    st_metricsdb_close(m);
+    ck_assert_int_eq(query_int(path, "SELECT group_concat(path || ':' || classification || ':'"
+                                     " || outcome, ' ') = 'a.py:candidate:passed"
+                                     " b.py:legacy:failed c.py:candidate:unmet"
+                                     " d.py:redundant:aborted' FROM (SELECT * FROM"
+                                     " orphan_outcomes ORDER BY rowid)"),
+                     1);
     free(path);
     st_rm_rf(dir);
     free(dir);
@@ -338,6 +373,7 @@ int main(void)
     tcase_add_test(tc, batch_history_from_the_newest_run_of_the_path);
     tcase_add_test(tc, flaky_scores_by_the_formula);
     tcase_add_test(tc, schema_2_migrates_to_3);
+    tcase_add_test(tc, orphan_checks_are_stored);
     tcase_add_test(tc, keep_runs_deletes_old_runs_but_what_readers_start_from);
     suite_add_tcase(s, tc);
     return unit_run(s);
