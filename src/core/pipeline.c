@@ -198,6 +198,16 @@ static char *check_interpreter(const st_settings *s, const st_run *run, const st
     return id;
 }
 
+/* pytest's pythonpath ini option as the import roots when no pythonpath setting is given */
+static int adopt_pythonpath(st_pipeline *p, const st_preflight *pf)
+{
+    int rc = ST_OK;
+    if (pf->config_asked && !pf->config_error)
+        rc = st_settings_adopt_pytest_pythonpath(p->s, &pf->pythonpath, pf->inipath);
+    p->ps.project.source_roots = st_strv_get(&p->s->pythonpath_rel);
+    return rc;
+}
+
 /* Prepares the runtime and runs the preflight through it (which, without configured or given
  * test paths, also reads pytest's testpaths). Returns ST_OK or a negative st_status (never
  * ST_ERR_INVALID: the runtime's settings were accepted); free pf either way. */
@@ -209,8 +219,12 @@ int st_preflight_stage(st_pipeline *p, const char *work, st_preflight *pf)
         st_error("run stage: %s could not prepare its environment", p->ps.runtime->name);
         return ST_ERR_UNAVAILABLE;
     }
-    /* the answer of an earlier run with the same interpreter (or image) and configuration */
-    const st_settings *s = p->s;
+    /* the answer of an earlier run with the same interpreter (or image) and configuration,
+     * asked without the import roots an earlier cycle adopted from pytest's pythonpath */
+    st_settings *s = p->s;
+    if (st_settings_adopt_pytest_pythonpath(s, NULL, NULL) < 0)
+        return ST_ERR_NOMEM;
+    p->ps.project.source_roots = st_strv_get(&s->pythonpath_rel);
     int config_asked = s->paths.n == 0;
     char *identity = st_pfcache_identity(s, p->ps.runtime, config_asked, st_preflight_code());
     char *line = NULL;
@@ -221,7 +235,7 @@ int st_preflight_stage(st_pipeline *p, const char *work, st_preflight *pf)
             st_debug("preflight: the cached answer for %s is used", s->python);
             free(line);
             free(identity);
-            return ST_OK;
+            return adopt_pythonpath(p, pf);
         }
         st_preflight_free(pf); /* not usable after all: asked again */
         memset(pf, 0, sizeof(*pf));
@@ -238,7 +252,7 @@ int st_preflight_stage(st_pipeline *p, const char *work, st_preflight *pf)
                          pf->config_asked && !pf->config_error ? &pf->testpaths : NULL);
     }
     free(identity);
-    return ST_OK;
+    return adopt_pythonpath(p, pf);
 }
 
 /* ---- shards ---------------------------------------------------------------------------------- */

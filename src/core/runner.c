@@ -106,7 +106,7 @@ static const char preflight_code[] =
     "    except Exception:\n"
     "        return False\n"
     "def config(args):\n"
-    "    import contextlib, glob, io, pathlib, pytest\n"
+    "    import contextlib, glob, io, os, pathlib, pytest\n"
     "    class Done(Exception):\n"
     "        pass\n"
     "    class Ask:\n"
@@ -123,8 +123,14 @@ static const char preflight_code[] =
     "                else:\n"
     "                    for p in tp:\n"
     "                        found.extend(sorted(glob.iglob(p, recursive=True)))\n"
+    "            try:\n"
+    "                pp = [os.path.relpath(str(p), str(c.invocation_params.dir))\n"
+    "                      for p in c.getini('pythonpath')]\n"
+    "            except ValueError:\n"
+    "                pp = []\n"
     "            raise Done({'rootdir': str(root), 'inipath': str(ini) if ini else None,\n"
-    "                        'testpaths': tp, 'paths': [str(p) for p in found]})\n"
+    "                        'testpaths': tp, 'paths': [str(p) for p in found],\n"
+    "                        'pythonpath': pp})\n"
     "    out = io.StringIO()\n"
     "    try:\n"
     "        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):\n"
@@ -192,6 +198,7 @@ void st_preflight_free(st_preflight *pf)
     free(pf->rootdir);
     free(pf->inipath);
     st_strv_free(&pf->testpaths);
+    st_strv_free(&pf->pythonpath);
     st_strv_free(&pf->default_paths);
     pf->config_error = pf->rootdir = pf->inipath = NULL;
 }
@@ -207,7 +214,11 @@ static void read_config_answer(yajl_val cfg, st_preflight *out)
     const char *rd = st_jv_str(cfg, "rootdir"), *ini = st_jv_str(cfg, "inipath");
     out->rootdir = st_strdup(rd);
     out->inipath = st_strdup(ini);
-    yajl_val tp = st_jv_get(cfg, "testpaths"), paths = st_jv_get(cfg, "paths");
+    yajl_val tp = st_jv_get(cfg, "testpaths"), paths = st_jv_get(cfg, "paths"),
+             pp = st_jv_get(cfg, "pythonpath");
+    for (size_t i = 0; pp && YAJL_IS_ARRAY(pp) && i < pp->u.array.len; i++)
+        if (YAJL_IS_STRING(pp->u.array.values[i]))
+            st_strv_push(&out->pythonpath, YAJL_GET_STRING(pp->u.array.values[i]));
     for (size_t i = 0; tp && YAJL_IS_ARRAY(tp) && i < tp->u.array.len; i++)
         if (YAJL_IS_STRING(tp->u.array.values[i]))
             st_strv_push(&out->testpaths, YAJL_GET_STRING(tp->u.array.values[i]));
@@ -246,7 +257,8 @@ int st_preflight_answer(const st_settings *s, const char *line, st_preflight *ou
         yajl_val cfg = st_jv_get(v, "config");
         read_config_answer(cfg, out);
     }
-    if (out->testpaths.oom || out->default_paths.oom || out->sys_path.oom) {
+    if (out->testpaths.oom || out->default_paths.oom || out->sys_path.oom ||
+        out->pythonpath.oom) {
         st_error("preflight: out of memory");
         rc = ST_ERR_NOMEM;
         goto done;

@@ -39,6 +39,7 @@ typedef struct st_preflight {
     char *rootdir;         /* pytest's rootdir and ini file (NULL: none) */
     char *inipath;
     st_strv testpaths;     /* the `testpaths` ini value as pytest reads it */
+    st_strv pythonpath;    /* the `pythonpath` ini value (pytest 7+), relative to the root */
     st_strv default_paths; /* what pytest would run without arguments: testpaths globbed as
                             * pytest globs them (relative to the project root), or empty when
                             * testpaths is unset or matched nothing */

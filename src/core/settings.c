@@ -1304,6 +1304,47 @@ static int finish_pythonpath(st_settings *s)
     return s->pythonpath_rel.oom ? ST_ERR_NOMEM : ST_OK;
 }
 
+int st_settings_adopt_pytest_pythonpath(st_settings *s, const st_strv *dirs, const char *inipath)
+{
+    if (s->pythonpath.n && !s->pythonpath_pytest)
+        return ST_OK; /* the setting, the variable or --pythonpath */
+    st_strv_free(&s->pythonpath);
+    st_strv_free(&s->pythonpath_rel);
+    free(s->pythonpath_where);
+    s->pythonpath_where = NULL;
+    s->pythonpath_pytest = 0;
+    st_strv kept = {0};
+    const char *ini = inipath ? inipath : "pytest's configuration";
+    for (size_t i = 0; dirs && i < dirs->n; i++) {
+        const char *d = dirs->v[i];
+        char *abs = d[0] && !strchr(d, ':') ? st_path_absolute(s->project_root, d) : NULL;
+        struct stat st;
+        if (abs && stat(abs, &st) == 0 && S_ISDIR(st.st_mode))
+            st_strv_push(&kept, d);
+        else
+            st_warn("pythonpath entry '%s' in %s is not a directory%s; not an import root", d,
+                    ini, d[0] ? " (or contains ':')" : "");
+        free(abs);
+    }
+    if (kept.oom) {
+        st_strv_free(&kept);
+        return ST_ERR_NOMEM;
+    }
+    if (!kept.n)
+        return ST_OK;
+    s->pythonpath = kept;
+    s->pythonpath_where = st_asprintf("pythonpath in %s", ini);
+    if (!s->pythonpath_where)
+        return ST_ERR_NOMEM;
+    int rc = finish_pythonpath(s);
+    if (rc < 0)
+        return rc;
+    s->pythonpath_pytest = 1;
+    st_info("import roots from pythonpath in %s: %zu director%s", ini, kept.n,
+            kept.n == 1 ? "y" : "ies");
+    return ST_OK;
+}
+
 int st_settings_finish(st_settings *s)
 {
     int rc;

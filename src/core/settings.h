@@ -78,6 +78,7 @@ typedef struct st_settings {
     st_strv pythonpath;
     st_strv pythonpath_rel;   /* the entries inside the root, repo-relative (after finish) */
     char *pythonpath_where;   /* where the list came from, for messages */
+    int pythonpath_pytest;    /* the list is pytest's `pythonpath` ini option (no setting given) */
     char *history_file;
     char *junit_xml;          /* the JUnit XML file each cycle rewrites, NULL: none */
     long metrics_port;        /* -1: off */
@@ -173,6 +174,12 @@ int st_set_reruns(unsigned *dst, const char *value, const char *where);
 int st_set_ratio(double *dst, const char *value, const char *where);
 int st_set_pytest_args(st_settings *s, const char *value, const char *where);
 int st_set_string(char **dst, const char *value);
+/* Without a pythonpath setting, pytest's own `pythonpath` ini option (dirs: as the preflight
+ * read it, relative to the project root; inipath: the file, for messages) becomes the import
+ * roots: entries that are not directories are skipped with a warning. dirs NULL or empty drops
+ * roots adopted earlier (each cycle asks again). A pythonpath setting always wins. ST_OK or
+ * ST_ERR_NOMEM. */
+int st_settings_adopt_pytest_pythonpath(st_settings *s, const st_strv *dirs, const char *inipath);
 /* A colon-separated list of import roots (SELF_TEST_PYTHONPATH, --pythonpath). */
 int st_set_pythonpath(st_settings *s, const char *value, const char *where);
 /* Replaces the orphan_exclude globs with value split at ':' (empty pieces ignored; ":" alone

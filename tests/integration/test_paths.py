@@ -16,7 +16,8 @@
    environment > file), the tests pass; the orphan lib/pkgmod/extra.py is import-checked as
    `pkgmod.extra` and passes; the import graph treats lib/ as a source root (the tested
    lib/pkgmod/core.py is no orphan). Bad values are usage errors naming FILE:LINE, the
-   variable or the option.
+   variable or the option. Without the setting, pytest's own `pythonpath` ini option (read
+   with the testpaths) does the same; an entry that is no directory is named in a warning.
 3. Node ids (tests/fixtures/projects/nodeids): `run FILE::test`, `FILE::Class::test`,
    `FILE::Class`, `FILE::test_param[3-c d]` each run as their own batch exactly the named
    nodes; node ids relative to the cwd; from the config's paths; bad ones are usage errors.
@@ -258,6 +259,39 @@ def test_pythonpath():
     rc, res, out, err = selftest(root, [], command="discover",
                                  env={"SELF_TEST_PYTHONPATH": "no_such_dir"})
     is_eq(rc, 2, "discover checks pythonpath too")
+
+
+def test_pytest_pythonpath_ini():
+    # pytest's own `pythonpath` ini option (pytest 7+): without a pythonpath setting it is the
+    # import roots of the graph and the orphan checks, as it is pytest's for the batches
+    root = copy("pythonpath")
+    with open(os.path.join(root, "pytest.ini"), "a") as fh:
+        fh.write("pythonpath = lib gone\n")
+    rc, dis, out, err = selftest(root, [], command="discover", orphans=True)
+    orph = (dis or {}).get("orphans", [])
+    ok("lib/pkgmod/extra.py" in orph and "lib/pkgmod/core.py" not in orph,
+       "pytest.ini pythonpath = lib: lib/ is a source root of the import graph",
+       "orphans: %r\n%s" % (orph, diag(rc, out, err)))
+    ok("'gone'" in err and "pytest.ini" in err and "not a directory" in err,
+       "a pythonpath entry of pytest.ini that is no directory is named in a warning", err[-800:])
+    rc, res, out, err = selftest(root, [], orphans=True)
+    is_eq((rc, counts(res)), (0, {"passed": 2, "failed": 0, "skipped": 0}),
+          "pytest.ini pythonpath: exit 0, the tests pass")
+    checks = (res or {}).get("orphan_checks") or {}
+    extra = checks.get("lib/pkgmod/extra.py") or {}
+    is_eq((extra.get("module"), extra.get("ok")), ("pkgmod.extra", True),
+          "pytest.ini pythonpath: the orphan extra.py is checked as pkgmod.extra and passes")
+    ok("lib/pkgmod/core.py" not in checks, "pytest.ini pythonpath: the tested core.py is no orphan",
+       "checks: %r" % sorted(checks))
+    # a second run takes the preflight's cached answer: the same roots
+    rc, dis, out, err = selftest(root, [], command="discover", orphans=True)
+    ok("lib/pkgmod/core.py" not in (dis or {}).get("orphans", []),
+       "with the cached preflight answer lib/ is still a source root", diag(rc, out, err))
+    # a pythonpath setting wins over pytest's
+    rc, dis, out, err = selftest(root, [], command="discover", orphans=True,
+                                 env={"SELF_TEST_PYTHONPATH": "tests"})
+    ok("lib/pkgmod/core.py" in (dis or {}).get("orphans", []),
+       "SELF_TEST_PYTHONPATH=tests replaces pytest.ini's pythonpath", diag(rc, out, err))
 
 
 # ---- 3. node ids -----------------------------------------------------------------------------

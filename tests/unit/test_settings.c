@@ -419,6 +419,58 @@ START_TEST(keep_runs_file_env_and_floor)
 }
 END_TEST
 
+/* pytest's pythonpath ini option: adopted without a setting (directories only), dropped again
+ * for the next cycle's preflight, never over a setting. */
+START_TEST(pytest_pythonpath_adopted_and_dropped)
+{
+    clean_env();
+    char *dir = unit_tmpdir();
+    char *lib = st_path_join(dir, "lib"), *pkg = st_path_join(dir, "lib/pkg");
+    ck_assert_int_eq(mkdir(lib, 0755), 0);
+    ck_assert_int_eq(mkdir(pkg, 0755), 0);
+    free(lib);
+    free(pkg);
+    st_settings s;
+    ck_assert_int_eq(st_settings_init(&s), 0);
+    setenv("SANDBOX_REPO_PATH", dir, 1);
+    ck_assert_int_eq(st_settings_load_env(&s), 0);
+    ck_assert_int_eq(st_settings_finish(&s), 0);
+    st_strv dirs = {0};
+    st_strv_push(&dirs, "lib");
+    st_strv_push(&dirs, "gone");
+    unit_capture c;
+    unit_capture_begin(&c);
+    ck_assert_int_eq(st_settings_adopt_pytest_pythonpath(&s, &dirs, "/p/pytest.ini"), 0);
+    char *log = unit_capture_end(&c);
+    ck_assert_contains(log, "pythonpath entry 'gone' in /p/pytest.ini is not a directory");
+    free(log);
+    ck_assert_uint_eq(s.pythonpath_rel.n, 1);
+    ck_assert_str_eq(s.pythonpath_rel.v[0], "lib");
+    ck_assert_uint_eq(s.pythonpath.n, 1);
+    ck_assert_int_eq(s.pythonpath_pytest, 1);
+    ck_assert_int_eq(st_settings_adopt_pytest_pythonpath(&s, NULL, NULL), 0);
+    ck_assert_uint_eq(s.pythonpath.n, 0);
+    ck_assert_uint_eq(s.pythonpath_rel.n, 0);
+    ck_assert_int_eq(s.pythonpath_pytest, 0);
+    st_settings_free(&s);
+    /* a setting wins */
+    ck_assert_int_eq(st_settings_init(&s), 0);
+    setenv("SELF_TEST_PYTHONPATH", "lib/pkg", 1);
+    ck_assert_int_eq(st_settings_load_env(&s), 0);
+    ck_assert_int_eq(st_settings_finish(&s), 0);
+    ck_assert_int_eq(st_settings_adopt_pytest_pythonpath(&s, &dirs, "/p/pytest.ini"), 0);
+    ck_assert_int_eq(st_settings_adopt_pytest_pythonpath(&s, NULL, NULL), 0);
+    ck_assert_uint_eq(s.pythonpath_rel.n, 1);
+    ck_assert_str_eq(s.pythonpath_rel.v[0], "lib/pkg");
+    ck_assert_int_eq(s.pythonpath_pytest, 0);
+    st_settings_free(&s);
+    st_strv_free(&dirs);
+    clean_env();
+    st_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(orphan_exclude_and_timeout)
 {
     clean_env();
@@ -490,6 +542,7 @@ int main(void)
     tcase_add_test(tc, defaults);
     tcase_add_test(tc, orphan_exclude_and_timeout);
     tcase_add_test(tc, keep_runs_file_env_and_floor);
+    tcase_add_test(tc, pytest_pythonpath_adopted_and_dropped);
     suite_add_tcase(s, tc);
     return unit_run(s);
 }
