@@ -218,7 +218,7 @@ int st_settings_init(st_settings *s)
     s->retries = 1;
     s->rerun_failures = 1;
     s->flaky_window = 20;
-    s->keep_runs = ST_KEEP_RUNS_DEFAULT;
+    s->keep_runs = ST_KEEP_RUNS_UNSET;
     s->flaky_threshold = 0.05;
     s->python = st_strdup(ST_DEFAULT_PYTHON);
     s->runtime = st_strdup("host");
@@ -1396,6 +1396,9 @@ int st_settings_finish(st_settings *s)
     }
     /* the readers of metrics.db look back over flaky_window runs (the flakiness score, the
      * quarantine's passing streak) and ST_HISTORY_RUNS (a batch's recorded duration) */
+    if (s->keep_runs == ST_KEEP_RUNS_UNSET)
+        s->keep_runs = s->flaky_window > ST_KEEP_RUNS_DEFAULT ? s->flaky_window
+                                                             : ST_KEEP_RUNS_DEFAULT;
     if (s->keep_runs && (s->keep_runs < ST_KEEP_RUNS_MIN || s->keep_runs < s->flaky_window)) {
         st_error("keep_runs is %u: it must be 0 (keep every run) or at least %u and at least "
                  "flaky_window (%u)%s%s",

@@ -158,8 +158,10 @@ int st_settings_set_group_list_option(st_settings *s, const char *group, const c
 int st_set_bool(int *dst, const char *value, const char *where);
 int st_set_uint(unsigned *dst, const char *value, unsigned min, const char *where);
 /* keep_runs: 0 (every run), or ST_KEEP_RUNS_MIN (metrics.db's ST_HISTORY_RUNS, the runs a batch's
- * recorded duration is looked for in) to 100000, and not below flaky_window. */
+ * recorded duration is looked for in) to 100000, and not below flaky_window. Not given, it is
+ * ST_KEEP_RUNS_DEFAULT, or flaky_window when that is larger (ST_KEEP_RUNS_UNSET until finish). */
 #define ST_KEEP_RUNS_DEFAULT 100
+#define ST_KEEP_RUNS_UNSET UINT_MAX
 #define ST_KEEP_RUNS_MIN 10
 
 /* retries: 0 to ST_RETRIES_MAX; more is refused (with a delay capped at ST_RETRY_DELAY_MAX_S,

@@ -365,9 +365,20 @@ START_TEST(keep_runs_file_env_and_floor)
     clean_env();
     st_settings s;
     char *err, *dir;
-    ck_assert_int_eq(st_settings_init(&s), 0);
-    ck_assert_uint_eq(s.keep_runs, 100);
-    st_settings_free(&s);
+    /* not given: 100, or a larger flaky_window */
+    const struct {
+        const char *text;
+        unsigned keep;
+    } unset[] = {{"flaky_window = 30;\n", 100}, {"flaky_window = 250;\n", 250}};
+    for (size_t i = 0; i < 2; i++) {
+        ck_assert_int_eq(load_text(unset[i].text, &s, &err, &dir), 0);
+        free(err);
+        ck_assert_int_eq(st_settings_finish(&s), 0);
+        ck_assert_uint_eq(s.keep_runs, unset[i].keep);
+        st_settings_free(&s);
+        st_rm_rf(dir);
+        free(dir);
+    }
     ck_assert_int_eq(load_text("keep_runs = 40;\nflaky_window = 30;\n", &s, &err, &dir), 0);
     free(err);
     ck_assert_uint_eq(s.keep_runs, 40);
