@@ -711,6 +711,8 @@ static int run_stage(st_pipeline *p, st_cycle *c, st_run *run, const st_strv *ba
         b->history_tests = hist_n[i];
         if (!s->workers_set && hist_s[i] >= 0)
             b->workers_max = st_workers_from_history(hist_s[i], hist_n[i]);
+        else if (!s->workers_set && strstr(batches->v[i], "::"))
+            b->workers_max = 1; /* a node id: one test or class, not worth xdist's start-up */
     }
     free(hist_s);
     free(hist_n);

@@ -343,6 +343,15 @@ def test_workers_from_history(pfw):
            "history: %s stays exact (-n 2)" % label,
            "batch %r\n%s" % ({k: b.get(k) for k in ("workers", "workers_rule", "pytest_argv",
                                                      "pytest_workers")}, diag(r)))
+    # a pytest node id without history: one process (xdist would start workers for one test)
+    fresh = project("nodeid", tests=quick)
+    r = selftest(fresh, ["tests/test_q.py::test_1"], env)
+    b = batch_of(r)
+    ok(r["rc"] == 0 and passed(r) == 1 and b.get("workers_rule") == "default" and
+       b.get("pytest_workers") == 0 and "-n" not in b.get("pytest_argv", ["-n"]),
+       "history: a node-id batch without history runs in one process",
+       "batch %r\n%s" % ({k: b.get(k) for k in ("workers", "workers_rule", "pytest_argv",
+                                                   "pytest_workers")}, diag(r)))
     # a batch whose tests take long keeps xdist
     slow = {"tests/test_s.py": "import time\n" + "".join(
         "def test_%d():\n    time.sleep(0.9)\n\n" % i for i in range(6))}
